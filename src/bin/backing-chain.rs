@@ -1,0 +1,282 @@
+//! backing-chain CLI: a thin adapter over the core. Reads files, calls the
+//! core's probes and builders, prints text or JSON.
+//!
+//! Exit codes: 0 fine; 1 a chain or validation has an error diagnostic;
+//! 2 usage or unreadable input.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::process::ExitCode;
+
+use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::diag::{Diagnostic, Severity};
+use backing_chain::image;
+use backing_chain::source;
+use backing_chain::xml::{self, Layout, Options};
+
+const USAGE: &str = "usage:
+  backing-chain probe [--json] FILE...
+  backing-chain chain [--json] TOP...
+  backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
+                    [--base-dir DIR] [--no-index] IMAGE...
+
+exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("backing-chain: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<ExitCode, String> {
+    let Some((cmd, rest)) = args.split_first() else { return Err(USAGE.into()) };
+    match cmd.as_str() {
+        "probe" => cmd_probe(rest),
+        "chain" => cmd_chain(rest),
+        "xml" => cmd_xml(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
+    }
+}
+
+/// Probe one file through the sans-I/O loop with positioned reads.
+fn probe_file(path: &str) -> Result<Image, String> {
+    let mut f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+    let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
+        f.seek(SeekFrom::Start(off))?;
+        let mut buf = Vec::with_capacity(n as usize);
+        (&mut f).take(n).read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    let probe = image::probe_with(Some(len), read);
+    Ok(match probe {
+        Ok((info, bytes_read)) => Image { filename: path.to_string(), probe: Probed::Info(Box::new(info)), bytes_read },
+        Err(image::ProbeOrIo::Probe(e)) => {
+            Image { filename: path.to_string(), probe: Probed::Error { error: e.to_string() }, bytes_read: 0 }
+        }
+        Err(image::ProbeOrIo::Io(e)) => return Err(format!("{path}: {e}")),
+    })
+}
+
+fn split_flags<'a>(args: &'a [String], with_value: &[&str]) -> Result<(Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>), String> {
+    let mut flags = Vec::new();
+    let mut pos = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            pos.extend(it.by_ref().map(String::as_str));
+            break;
+        }
+        if a.starts_with("--") {
+            if with_value.contains(&a.as_str()) {
+                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+                flags.push((a.as_str(), Some(v.as_str())));
+            } else {
+                flags.push((a.as_str(), None));
+            }
+        } else {
+            pos.push(a.as_str());
+        }
+    }
+    Ok((flags, pos))
+}
+
+fn check_flags(flags: &[(&str, Option<&str>)], allowed: &[&str]) -> Result<(), String> {
+    for (f, _) in flags {
+        if !allowed.contains(f) {
+            return Err(format!("unknown option {f}\n{USAGE}"));
+        }
+    }
+    Ok(())
+}
+
+fn image_json(img: &Image) -> serde_json::Value {
+    serde_json::to_value(img).unwrap_or(serde_json::Value::Null)
+}
+
+fn cmd_probe(args: &[String]) -> Result<ExitCode, String> {
+    let (flags, files) = split_flags(args, &[])?;
+    check_flags(&flags, &["--json"])?;
+    if files.is_empty() {
+        return Err(format!("probe needs at least one FILE\n{USAGE}"));
+    }
+    let json = flags.iter().any(|(f, _)| *f == "--json");
+    let mut out = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for f in files {
+        let img = probe_file(f)?;
+        if matches!(img.probe, Probed::Error { .. }) {
+            code = ExitCode::from(1);
+        }
+        out.push(img);
+    }
+    if json {
+        let v: Vec<_> = out.iter().map(image_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+    } else {
+        for img in &out {
+            print_image(img);
+        }
+    }
+    Ok(code)
+}
+
+fn print_image(img: &Image) {
+    println!("{}:", img.filename);
+    match &img.probe {
+        Probed::Error { error } => println!("  error: {error}"),
+        Probed::Info(i) => {
+            println!("  format: {}", i.format);
+            if let Some(s) = i.virtual_size {
+                println!("  virtual size: {s}");
+            }
+            if let Some(b) = &i.backing_filename {
+                println!("  backing file: {b}");
+                println!("  backing format: {}", i.backing_filename_format.as_deref().unwrap_or("(not recorded)"));
+            }
+            print_diags(&i.diagnostics, "  ");
+        }
+    }
+    println!("  bytes read: {}", img.bytes_read);
+}
+
+fn print_diags(d: &[Diagnostic], pad: &str) {
+    for d in d {
+        let sev = match d.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        println!("{pad}{sev} [{}]: {}", d.code, d.message);
+        if let Some(fix) = &d.fix {
+            println!("{pad}  fix: {fix}");
+        }
+    }
+}
+
+/// Follow backing files on disk from each top, like `qemu-img info
+/// --backing-chain` (never opening network sources), then build the forest.
+fn collect_on_disk(tops: &[&str]) -> Result<(Vec<Image>, Vec<usize>), String> {
+    let mut images: Vec<Image> = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    let mut top_idx = Vec::new();
+    for &t in tops {
+        let mut path = t.to_string();
+        let mut first = true;
+        loop {
+            if let Some(&i) = seen.get(&path) {
+                if first {
+                    top_idx.push(i);
+                }
+                break;
+            }
+            if !first && std::fs::metadata(&path).is_err() {
+                break; // missing: the builder reports it
+            }
+            let img = probe_file(&path)?;
+            let next = img
+                .info()
+                .and_then(|i| i.backing_filename.clone())
+                .and_then(|name| source::parse_backing_name(&name).ok())
+                .filter(|p| p.source.is_local())
+                .and_then(|p| p.source.path)
+                .map(|p| source::resolve_relative(&path, &p));
+            seen.insert(path.clone(), images.len());
+            if first {
+                top_idx.push(images.len());
+            }
+            images.push(img);
+            first = false;
+            match next {
+                Some(n) if images.len() <= backing_chain::limits::MAX_CHAIN_DEPTH => path = n,
+                _ => break,
+            }
+        }
+    }
+    Ok((images, top_idx))
+}
+
+fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
+    let (flags, tops) = split_flags(args, &[])?;
+    check_flags(&flags, &["--json"])?;
+    if tops.is_empty() {
+        return Err(format!("chain needs at least one TOP\n{USAGE}"));
+    }
+    let json = flags.iter().any(|(f, _)| *f == "--json");
+    let (images, top_idx) = collect_on_disk(&tops)?;
+    let forest = chain::build(images);
+    let mut code = ExitCode::SUCCESS;
+    let mut out = Vec::new();
+    for &t in &top_idx {
+        let ch = forest.chain_from(t);
+        if ch.diagnostics.iter().any(|d| d.severity == Severity::Error) || ch.status != Status::Ok && ch.status != Status::Remote {
+            code = ExitCode::from(1);
+        }
+        if json {
+            out.push(serde_json::json!({
+                "filename": forest.images[t].filename,
+                "status": ch.status,
+                "images": ch.layers.iter().map(|&l| image_json(&forest.images[l])).collect::<Vec<_>>(),
+                "diagnostics": ch.diagnostics,
+            }));
+        } else {
+            println!("{} ({})", forest.images[t].filename, serde_json::to_value(ch.status).unwrap_or_default().as_str().unwrap_or(""));
+            for (depth, &l) in ch.layers.iter().enumerate() {
+                let img = &forest.images[l];
+                let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
+                println!("{}{} [{fmt}]", "  ".repeat(depth + 1), img.filename);
+            }
+            print_diags(&ch.diagnostics, "  ");
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    }
+    Ok(code)
+}
+
+fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
+    let (flags, files) = split_flags(args, &["--domain", "--layout", "--mode", "--base-dir"])?;
+    check_flags(&flags, &["--domain", "--layout", "--mode", "--base-dir", "--no-index"])?;
+    let mut opts = Options::default();
+    let mut domain = None;
+    for (f, v) in &flags {
+        match (*f, *v) {
+            ("--layout", Some("nested")) => opts.layout = Layout::Nested,
+            ("--layout", Some("flat")) => opts.layout = Layout::Flat,
+            ("--layout", Some(o)) => return Err(format!("--layout is nested or flat, not '{o}'")),
+            ("--mode", Some("populate")) => {}
+            ("--mode", Some(o)) => return Err(format!("--mode {o} is not implemented yet (populate is)")),
+            ("--base-dir", Some(d)) => opts.base_dir = Some(d.to_string()),
+            ("--no-index", _) => opts.no_index = true,
+            ("--domain", Some("-")) => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| format!("stdin: {e}"))?;
+                domain = Some(s);
+            }
+            ("--domain", Some(p)) => domain = Some(std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?),
+            _ => {}
+        }
+    }
+    let (images, _) = collect_on_disk(&files)?;
+    let forest = chain::build(images);
+    let out = match &domain {
+        Some(d) => xml::populate(d, &forest, &opts).map_err(|e| e.to_string())?,
+        None => xml::disks(&forest, &opts),
+    };
+    print!("{}", out.xml);
+    for d in &out.diagnostics {
+        eprintln!("{:?} [{}]: {}", d.severity, d.code, d.message);
+    }
+    let bad = forest.chains.iter().flat_map(|c| &c.diagnostics).chain(&out.diagnostics).any(|d| d.severity == Severity::Error);
+    Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

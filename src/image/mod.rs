@@ -1,0 +1,418 @@
+//! Image header probes: bytes in, facts out — never I/O.
+//!
+//! # The sans-I/O contract
+//!
+//! A probe never reads a file. It is handed a [`Reads`]: the byte ranges the
+//! caller has read so far (a sparse map `offset → bytes`) and, when known, the
+//! file length. It answers with a [`Step`]:
+//!
+//! * [`Step::Done`] — the facts ([`ImageInfo`]), or
+//! * [`Step::Need`] — "read these ranges `[offset, offset + len)` and call me
+//!   again with them added".
+//!
+//! Every caller runs the same loop (the browser with `Blob.slice`, the CLI
+//! with positioned reads, a console with its own reader); [`probe_with`] is
+//! that loop for callers that have a synchronous reader:
+//!
+//! ```
+//! use backing_chain::image::{Reads, Step, probe};
+//! let file = vec![0u8; 8192]; // a "raw" image
+//! let mut reads = Reads::new(Some(file.len() as u64));
+//! let info = loop {
+//!     match probe(&reads).unwrap() {
+//!         Step::Done(info) => break info,
+//!         Step::Need(ranges) => for r in ranges {
+//!             let end = (r.end()).min(file.len() as u64) as usize;
+//!             reads.insert(r.offset, file[r.offset as usize..end].to_vec());
+//!         },
+//!     }
+//! };
+//! assert_eq!(info.format, backing_chain::image::Format::Raw);
+//! ```
+//!
+//! A reader may return fewer bytes than asked at end of file: [`Reads::insert`]
+//! takes the range asked for and the bytes got, and a short answer fixes the
+//! file length, so a truncated header is reported, never asked for again. Each request is
+//! at most [`crate::limits::MAX_READ`] bytes and a probe asks at most
+//! [`crate::limits::MAX_ROUNDS`] times; the bytes the caller read are its to
+//! count (`bytes-read`).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::diag::Diagnostic;
+use crate::limits;
+
+pub mod qcow2;
+
+/// A byte range `[offset, offset + len)` of the image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Range {
+    pub fn new(offset: u64, len: u64) -> Self {
+        Range { offset, len }
+    }
+    /// One past the last byte (saturating).
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+/// What a probe answers.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "step", content = "value")]
+pub enum Step {
+    /// Read these ranges, add them to the [`Reads`], call again.
+    Need(Vec<Range>),
+    /// The facts.
+    Done(Box<ImageInfo>),
+}
+
+/// Why a probe stopped without facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProbeError {
+    /// Format being read when it failed (`None` before detection).
+    pub format: Option<Format>,
+    /// Byte offset in the file the problem is about.
+    pub offset: u64,
+    pub message: String,
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.format {
+            Some(fmt) => write!(f, "{} header: {} (at byte {})", fmt.name(), self.message, self.offset),
+            None => write!(f, "{} (at byte {})", self.message, self.offset),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
+/// Inside a format reader: either more bytes are needed or the header is bad.
+/// `?` on [`Reads::bytes`] turns "not read yet" into [`Stop::Need`].
+#[derive(Debug, Clone)]
+pub enum Stop {
+    Need(Vec<Range>),
+    Bad(ProbeError),
+}
+
+impl Stop {
+    pub fn bad(format: Format, offset: u64, message: impl Into<String>) -> Stop {
+        Stop::Bad(ProbeError { format: Some(format), offset, message: message.into() })
+    }
+}
+
+/// The bytes read so far.
+#[derive(Debug, Clone, Default)]
+pub struct Reads {
+    len: Option<u64>,
+    chunks: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Reads {
+    pub fn new(file_len: Option<u64>) -> Self {
+        Reads { len: file_len, chunks: BTreeMap::new() }
+    }
+
+    /// The file length, when the caller knows it.
+    pub fn file_len(&self) -> Option<u64> {
+        self.len
+    }
+
+    /// Add the bytes read for the requested range `asked`. Fewer bytes than
+    /// asked for means the file ends there; the length is then known.
+    pub fn insert(&mut self, asked: Range, bytes: Vec<u8>) {
+        if (bytes.len() as u64) < asked.len {
+            let end = asked.offset + bytes.len() as u64;
+            self.len = Some(self.len.map_or(end, |l| l.min(end)));
+        }
+        match self.chunks.get(&asked.offset) {
+            Some(old) if old.len() >= bytes.len() => {}
+            _ => {
+                self.chunks.insert(asked.offset, bytes);
+            }
+        }
+    }
+
+    /// Total bytes held (what the caller has read).
+    pub fn bytes_held(&self) -> u64 {
+        self.chunks.values().map(|c| c.len() as u64).sum()
+    }
+
+    /// The bytes `[offset, offset + len)` if one chunk covers them.
+    fn covered(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let (start, chunk) = self.chunks.range(..=offset).next_back()?;
+        let rel = offset - start;
+        let end = rel.checked_add(len)?;
+        if end <= chunk.len() as u64 {
+            Some(&chunk[rel as usize..end as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The bytes `[offset, offset + len)`, or `Stop::Need` for them, or a
+    /// "truncated" error when the file is known to end before.
+    pub fn bytes(&self, format: Format, offset: u64, len: u64) -> Result<&[u8], Stop> {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        if let Some(b) = self.covered(offset, len) {
+            return Ok(b);
+        }
+        let end = offset.checked_add(len);
+        if let Some(l) = self.len {
+            if end.is_none_or(|e| e > l) {
+                return Err(Stop::bad(
+                    format,
+                    offset,
+                    format!("truncated: {len} bytes needed at offset {offset}, the file has {l} bytes"),
+                ));
+            }
+        }
+        if len > limits::MAX_READ {
+            return Err(Stop::bad(
+                format,
+                offset,
+                format!("needs {len} bytes in one piece, more than the limit of {}", limits::MAX_READ),
+            ));
+        }
+        Err(Stop::Need(vec![Range::new(offset, len)]))
+    }
+
+    /// Up to `len` bytes at `offset`: fewer when the file ends first.
+    pub fn bytes_upto(&self, format: Format, offset: u64, len: u64) -> Result<&[u8], Stop> {
+        let len = match self.len {
+            Some(l) => len.min(l.saturating_sub(offset)),
+            None => len,
+        };
+        self.bytes(format, offset, len)
+    }
+}
+
+/// The image formats known to the probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Raw,
+    Qcow2,
+    Qcow,
+    Cow,
+    Qed,
+    Vmdk,
+    Vpc,
+    Vhdx,
+    Vdi,
+    Parallels,
+    Luks,
+    Iso,
+    Dmg,
+    Bochs,
+    Cloop,
+}
+
+impl Format {
+    pub const ALL: [Format; 15] = [
+        Format::Raw,
+        Format::Qcow2,
+        Format::Qcow,
+        Format::Cow,
+        Format::Qed,
+        Format::Vmdk,
+        Format::Vpc,
+        Format::Vhdx,
+        Format::Vdi,
+        Format::Parallels,
+        Format::Luks,
+        Format::Iso,
+        Format::Dmg,
+        Format::Bochs,
+        Format::Cloop,
+    ];
+
+    /// The name qemu and libvirt use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Qcow2 => "qcow2",
+            Format::Qcow => "qcow",
+            Format::Cow => "cow",
+            Format::Qed => "qed",
+            Format::Vmdk => "vmdk",
+            Format::Vpc => "vpc",
+            Format::Vhdx => "vhdx",
+            Format::Vdi => "vdi",
+            Format::Parallels => "parallels",
+            Format::Luks => "luks",
+            Format::Iso => "iso",
+            Format::Dmg => "dmg",
+            Format::Bochs => "bochs",
+            Format::Cloop => "cloop",
+        }
+    }
+
+    /// Parse a format name as qemu writes it in image metadata.
+    pub fn from_name(s: &str) -> Option<Format> {
+        Format::ALL.iter().copied().find(|f| f.name() == s)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The facts a header gives. JSON keys follow `qemu-img info --output=json`
+/// where they overlap.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ImageInfo {
+    pub format: Format,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub virtual_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
+    /// The backing name exactly as recorded (lossy UTF-8; see diagnostics).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_filename: Option<String>,
+    /// The backing format, only when the image records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_filename_format: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirty_flag: Option<bool>,
+    /// Identity for matching layers by id rather than name (VMDK CID, VHD/VHDX/VDI ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format_specific: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ImageInfo {
+    pub fn new(format: Format) -> Self {
+        ImageInfo {
+            format,
+            virtual_size: None,
+            cluster_size: None,
+            backing_filename: None,
+            backing_filename_format: None,
+            encrypted: false,
+            dirty_flag: None,
+            identity: None,
+            format_specific: None,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// Ids that tie a layer to its parent independently of names.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Identity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+}
+
+/// Bytes asked for first: enough for every fixed header at offset 0.
+pub const FIRST_READ: Range = Range { offset: 0, len: 4096 };
+
+/// Run one probe step: detect the format from what was read, then let the
+/// format's reader take over.
+pub fn probe(reads: &Reads) -> Result<Step, ProbeError> {
+    let head = match reads.bytes_upto(Format::Raw, 0, FIRST_READ.len) {
+        Ok(h) => h,
+        Err(Stop::Need(_)) => return Ok(Step::Need(vec![FIRST_READ])),
+        Err(Stop::Bad(e)) => return Err(e),
+    };
+    let result = if qcow2::matches(head) {
+        qcow2::probe(reads)
+    } else {
+        Ok(raw(reads))
+    };
+    match result {
+        Ok(info) => Ok(Step::Done(Box::new(info))),
+        Err(Stop::Need(ranges)) => Ok(Step::Need(ranges)),
+        Err(Stop::Bad(e)) => Err(e),
+    }
+}
+
+fn raw(reads: &Reads) -> ImageInfo {
+    let mut info = ImageInfo::new(Format::Raw);
+    info.virtual_size = reads.file_len();
+    info.diagnostics.push(Diagnostic::info(
+        "no-header",
+        "no header found: treated as raw (the format is not guessed)",
+    ));
+    info
+}
+
+/// Drive [`probe`] with a synchronous reader `read(offset, len) -> bytes`
+/// (short at end of file). Returns the facts and the number of bytes read.
+pub fn probe_with<E>(
+    file_len: Option<u64>,
+    mut read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
+) -> Result<(ImageInfo, u64), ProbeOrIo<E>> {
+    let mut reads = Reads::new(file_len);
+    let mut bytes_read = 0u64;
+    for _ in 0..limits::MAX_ROUNDS {
+        match probe(&reads).map_err(ProbeOrIo::Probe)? {
+            Step::Done(info) => return Ok((*info, bytes_read)),
+            Step::Need(ranges) => {
+                for r in ranges {
+                    let len = match file_len {
+                        Some(l) => r.len.min(l.saturating_sub(r.offset)),
+                        None => r.len,
+                    };
+                    let bytes = read(r.offset, len).map_err(ProbeOrIo::Io)?;
+                    bytes_read += bytes.len() as u64;
+                    reads.insert(r, bytes);
+                }
+            }
+        }
+    }
+    Err(ProbeOrIo::Probe(ProbeError {
+        format: None,
+        offset: 0,
+        message: format!("header needs more than {} reads", limits::MAX_ROUNDS),
+    }))
+}
+
+/// Error of [`probe_with`]: the header, or the caller's reader.
+#[derive(Debug)]
+pub enum ProbeOrIo<E> {
+    Probe(ProbeError),
+    Io(E),
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeOrIo::Probe(e) => e.fmt(f),
+            ProbeOrIo::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Big-endian / little-endian field readers over a slice known to be long enough.
+pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
+}
+#[allow(dead_code)]
+pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes(b[at..at + 2].try_into().unwrap_or([0; 2]))
+}

@@ -1,0 +1,350 @@
+//! qcow2 (versions 2 and 3), after qemu's `docs/interop/qcow2.rst`.
+//!
+//! Reads the fixed header, walks the header extensions (each length padded to
+//! 8, bounded by the backing name or the end of cluster 0), then the backing
+//! name. Only the bytes of cluster 0 that these need are asked for.
+
+use serde_json::{json, Map, Value};
+
+use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use crate::diag::Diagnostic;
+use crate::limits;
+
+const MAGIC: &[u8; 4] = b"QFI\xfb";
+const F: Format = Format::Qcow2;
+
+const EXT_END: u32 = 0;
+const EXT_BACKING_FORMAT: u32 = 0xE279_2ACA;
+const EXT_FEATURE_NAMES: u32 = 0x6803_f857;
+const EXT_DATA_FILE: u32 = 0x4441_5441;
+const EXT_FDE: u32 = 0x0537_be77;
+const EXT_BITMAPS: u32 = 0x2385_2875;
+
+/// Incompatible feature bits.
+const INCOMPAT_DIRTY: u64 = 1 << 0;
+const INCOMPAT_CORRUPT: u64 = 1 << 1;
+const INCOMPAT_DATA_FILE: u64 = 1 << 2;
+const INCOMPAT_COMPRESSION: u64 = 1 << 3;
+const INCOMPAT_EXTL2: u64 = 1 << 4;
+const INCOMPAT_KNOWN: u64 = 0x1f;
+const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
+const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
+const AUTOCLEAR_DATA_FILE_RAW: u64 = 1 << 1;
+
+pub fn matches(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+/// The fixed part of a qcow2 header.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub version: u32,
+    pub backing_file_offset: u64,
+    pub backing_file_size: u32,
+    pub cluster_bits: u32,
+    pub size: u64,
+    pub crypt_method: u32,
+    pub l1_size: u32,
+    pub l1_table_offset: u64,
+    pub refcount_table_offset: u64,
+    pub refcount_table_clusters: u32,
+    pub nb_snapshots: u32,
+    pub snapshots_offset: u64,
+    pub incompatible_features: u64,
+    pub compatible_features: u64,
+    pub autoclear_features: u64,
+    pub refcount_order: u32,
+    pub header_length: u32,
+    pub compression_type: u8,
+}
+
+impl Header {
+    pub fn cluster_size(&self) -> u64 {
+        1u64 << self.cluster_bits
+    }
+}
+
+fn parse_header(reads: &Reads) -> Result<Header, Stop> {
+    let b = reads.bytes(F, 0, 72)?;
+    let version = be_u32(b, 4);
+    if version != 2 && version != 3 {
+        return Err(Stop::bad(F, 4, format!("unsupported version {version} (qcow2 has 2 and 3)")));
+    }
+    let cluster_bits = be_u32(b, 20);
+    if !(9..=21).contains(&cluster_bits) {
+        return Err(Stop::bad(F, 20, format!("cluster_bits {cluster_bits} outside 9..=21")));
+    }
+    let mut h = Header {
+        version,
+        backing_file_offset: be_u64(b, 8),
+        backing_file_size: be_u32(b, 16),
+        cluster_bits,
+        size: be_u64(b, 24),
+        crypt_method: be_u32(b, 32),
+        l1_size: be_u32(b, 36),
+        l1_table_offset: be_u64(b, 40),
+        refcount_table_offset: be_u64(b, 48),
+        refcount_table_clusters: be_u32(b, 56),
+        nb_snapshots: be_u32(b, 60),
+        snapshots_offset: be_u64(b, 64),
+        incompatible_features: 0,
+        compatible_features: 0,
+        autoclear_features: 0,
+        refcount_order: 4,
+        header_length: 72,
+        compression_type: 0,
+    };
+    if version == 3 {
+        let b = reads.bytes(F, 0, 104)?;
+        h.incompatible_features = be_u64(b, 72);
+        h.compatible_features = be_u64(b, 80);
+        h.autoclear_features = be_u64(b, 88);
+        h.refcount_order = be_u32(b, 96);
+        h.header_length = be_u32(b, 100);
+        if h.header_length < 104 {
+            return Err(Stop::bad(F, 100, format!("header_length {} below 104", h.header_length)));
+        }
+        if u64::from(h.header_length) > h.cluster_size() {
+            return Err(Stop::bad(
+                F,
+                100,
+                format!("header_length {} beyond cluster 0 ({} bytes)", h.header_length, h.cluster_size()),
+            ));
+        }
+        if h.refcount_order > 6 {
+            return Err(Stop::bad(F, 96, format!("refcount_order {} above 6", h.refcount_order)));
+        }
+        if h.header_length > 104 {
+            h.compression_type = reads.bytes(F, 104, 1)?[0];
+        }
+    }
+    Ok(h)
+}
+
+struct Extensions {
+    backing_format: Option<String>,
+    feature_names: Vec<(u8, u8, String)>,
+    data_file: Option<String>,
+    fde: bool,
+    bitmaps: Option<u32>,
+    unknown: Vec<u32>,
+}
+
+/// Walk header extensions from `header_length` (or 72 for v2) up to `end`.
+fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Extensions, Stop> {
+    let cs = h.cluster_size();
+    let end = if h.backing_file_offset > u64::from(h.header_length) && h.backing_file_offset < cs {
+        h.backing_file_offset
+    } else {
+        cs
+    };
+    let mut ext = Extensions {
+        backing_format: None,
+        feature_names: Vec::new(),
+        data_file: None,
+        fde: false,
+        bitmaps: None,
+        unknown: Vec::new(),
+    };
+    let mut off = u64::from(h.header_length);
+    // Ask for the whole area at once when it reaches beyond what was read,
+    // rather than one round per extension.
+    while off + 8 <= end {
+        let eh = match reads.bytes(F, off, 8) {
+            Ok(b) => b,
+            Err(Stop::Need(_)) => {
+                let want = end.min(limits::MAX_READ);
+                return Err(Stop::Need(vec![super::Range::new(0, want)]));
+            }
+            Err(e) => return Err(e),
+        };
+        let kind = be_u32(eh, 0);
+        let len = u64::from(be_u32(eh, 4));
+        if kind == EXT_END {
+            return Ok(ext);
+        }
+        let data_off = off + 8;
+        let padded = len.div_ceil(8) * 8;
+        if data_off + padded > end {
+            return Err(Stop::bad(
+                F,
+                off,
+                format!("header extension 0x{kind:08x} of {len} bytes runs past the end of the extension area at {end}"),
+            ));
+        }
+        let data = reads.bytes(F, data_off, len)?;
+        match kind {
+            EXT_BACKING_FORMAT => ext.backing_format = Some(lossy_name(data, info, "backing format")),
+            EXT_FEATURE_NAMES => {
+                for e in data.chunks_exact(48) {
+                    let name_end = e[2..].iter().position(|&c| c == 0).map_or(46, |p| p);
+                    let name = String::from_utf8_lossy(&e[2..2 + name_end]).into_owned();
+                    ext.feature_names.push((e[0], e[1], name));
+                }
+            }
+            EXT_DATA_FILE => ext.data_file = Some(lossy_name(data, info, "external data file name")),
+            EXT_FDE => ext.fde = true,
+            EXT_BITMAPS => {
+                if data.len() >= 4 {
+                    ext.bitmaps = Some(be_u32(data, 0));
+                }
+            }
+            other => ext.unknown.push(other),
+        }
+        off = data_off + padded;
+    }
+    Ok(ext)
+}
+
+fn lossy_name(data: &[u8], info: &mut ImageInfo, what: &str) -> String {
+    match std::str::from_utf8(data) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            info.diagnostics.push(Diagnostic::warning(
+                "name-not-utf8",
+                format!("the {what} is not valid UTF-8; shown with replacement characters"),
+            ));
+            String::from_utf8_lossy(data).into_owned()
+        }
+    }
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let h = parse_header(reads)?;
+    let mut info = ImageInfo::new(F);
+    let ext = walk_extensions(reads, &h, &mut info)?;
+
+    if h.backing_file_offset != 0 {
+        let len = u64::from(h.backing_file_size);
+        if len > limits::MAX_BACKING_NAME {
+            return Err(Stop::bad(
+                F,
+                16,
+                format!("backing name of {len} bytes: qemu allows at most {}", limits::MAX_BACKING_NAME),
+            ));
+        }
+        let end = h.backing_file_offset.checked_add(len);
+        if end.is_none_or(|e| e > h.cluster_size()) {
+            return Err(Stop::bad(
+                F,
+                8,
+                format!(
+                    "backing name at {}+{len} lies outside cluster 0 ({} bytes)",
+                    h.backing_file_offset,
+                    h.cluster_size()
+                ),
+            ));
+        }
+        let name = reads.bytes(F, h.backing_file_offset, len)?;
+        info.backing_filename = Some(lossy_name(name, &mut info, "backing name"));
+        info.backing_filename_format = ext.backing_format.clone();
+    }
+
+    info.virtual_size = Some(h.size);
+    info.cluster_size = Some(h.cluster_size());
+    info.encrypted = h.crypt_method != 0;
+    info.dirty_flag = Some(h.incompatible_features & INCOMPAT_DIRTY != 0);
+
+    let unknown_incompat = h.incompatible_features & !INCOMPAT_KNOWN;
+    if unknown_incompat != 0 {
+        let names = bit_names(unknown_incompat, 0, &ext.feature_names);
+        info.diagnostics.push(Diagnostic::error(
+            "qcow2-unknown-incompatible",
+            format!("unknown incompatible feature bits set ({names}): qemu refuses to open this image"),
+        ));
+    }
+    if h.incompatible_features & INCOMPAT_CORRUPT != 0 {
+        info.diagnostics.push(
+            Diagnostic::error("qcow2-corrupt", "the image is marked corrupt: qemu opens it read-only only")
+                .with_fix("qemu-img check -r all IMAGE"),
+        );
+    }
+    if h.incompatible_features & INCOMPAT_DIRTY != 0 {
+        info.diagnostics.push(
+            Diagnostic::warning("qcow2-dirty", "the dirty bit is set: refcounts may be stale (lazy refcounts)")
+                .with_fix("qemu-img check -r all IMAGE"),
+        );
+    }
+    if h.crypt_method != 0 {
+        let how = match h.crypt_method {
+            1 => "aes",
+            2 => "luks",
+            _ => "unknown",
+        };
+        info.diagnostics.push(Diagnostic::info(
+            "encrypted",
+            format!("encrypted ({how}): opening it needs a secret (<encryption> in the disk XML)"),
+        ));
+    }
+    if ext.data_file.is_some() || h.incompatible_features & INCOMPAT_DATA_FILE != 0 {
+        info.diagnostics.push(Diagnostic::info(
+            "external-data-file",
+            format!(
+                "guest data lives in an external data file{}",
+                ext.data_file.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default()
+            ),
+        ));
+    }
+
+    info.format_specific = Some(format_specific(&h, &ext));
+    Ok(info)
+}
+
+fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {
+    (0..64)
+        .filter(|b| bits & (1u64 << b) != 0)
+        .map(|b| {
+            table
+                .iter()
+                .find(|(k, bit, _)| *k == kind && u32::from(*bit) == b)
+                .map_or_else(|| format!("bit {b}"), |(_, _, n)| format!("bit {b} '{n}'"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `format-specific` as `qemu-img info --output=json` prints it.
+fn format_specific(h: &Header, ext: &Extensions) -> Value {
+    let mut data = Map::new();
+    data.insert("compat".into(), json!(if h.version == 2 { "0.10" } else { "1.1" }));
+    data.insert(
+        "compression-type".into(),
+        json!(if h.compression_type == 1 { "zstd" } else { "zlib" }),
+    );
+    if h.version == 3 {
+        data.insert("lazy-refcounts".into(), json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0));
+    }
+    if let Some(df) = &ext.data_file {
+        data.insert("data-file".into(), json!(df));
+        data.insert("data-file-raw".into(), json!(h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0));
+    }
+    data.insert("refcount-bits".into(), json!(1u32 << h.refcount_order));
+    if h.version == 3 {
+        data.insert("corrupt".into(), json!(h.incompatible_features & INCOMPAT_CORRUPT != 0));
+        data.insert("extended-l2".into(), json!(h.incompatible_features & INCOMPAT_EXTL2 != 0));
+    }
+    // Not printed by qemu-img, kept for the page and diagnostics.
+    let mut extra = Map::new();
+    extra.insert("version".into(), json!(h.version));
+    extra.insert("crypt-method".into(), json!(h.crypt_method));
+    extra.insert("header-length".into(), json!(h.header_length));
+    extra.insert("l1-size".into(), json!(h.l1_size));
+    extra.insert("l1-table-offset".into(), json!(h.l1_table_offset));
+    extra.insert("refcount-table-offset".into(), json!(h.refcount_table_offset));
+    extra.insert("refcount-table-clusters".into(), json!(h.refcount_table_clusters));
+    extra.insert("nb-snapshots".into(), json!(h.nb_snapshots));
+    extra.insert("snapshots-offset".into(), json!(h.snapshots_offset));
+    extra.insert("incompatible-features".into(), json!(h.incompatible_features));
+    extra.insert("compatible-features".into(), json!(h.compatible_features));
+    extra.insert("autoclear-features".into(), json!(h.autoclear_features));
+    extra.insert("compressed".into(), json!(h.incompatible_features & INCOMPAT_COMPRESSION != 0));
+    extra.insert("full-disk-encryption-header".into(), json!(ext.fde));
+    extra.insert("autoclear-bitmaps".into(), json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0));
+    if let Some(n) = ext.bitmaps {
+        extra.insert("nb-bitmaps".into(), json!(n));
+    }
+    if !ext.unknown.is_empty() {
+        extra.insert("unknown-extensions".into(), json!(ext.unknown));
+    }
+    json!({ "type": "qcow2", "data": data, "header": extra })
+}

@@ -1,0 +1,24 @@
+//! Every bound the core enforces, in one place. Each limit names the error it
+//! gives when reached.
+
+/// Largest single read a probe asks for (bytes). A header that would need more
+/// in one piece is reported as "needs N bytes in one piece".
+pub const MAX_READ: u64 = 1 << 20;
+
+/// Most read rounds one probe may ask for. More: "header needs more than N reads".
+pub const MAX_ROUNDS: usize = 16;
+
+/// Longest backing name qemu writes (qcow2 caps it at 1023 bytes).
+pub const MAX_BACKING_NAME: u64 = 1023;
+
+/// Deepest chain libvirt's qemu driver accepts; deeper is an error diagnostic.
+pub const LIBVIRT_MAX_DEPTH: usize = 200;
+
+/// Deepest chain the core follows at all (then "too-long").
+pub const MAX_CHAIN_DEPTH: usize = 100_000;
+
+/// Deepest XML element nesting accepted when reading XML.
+pub const MAX_XML_DEPTH: usize = 256;
+
+/// Largest XML document accepted (bytes).
+pub const MAX_XML_BYTES: usize = 64 << 20;

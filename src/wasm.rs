@@ -1,0 +1,154 @@
+//! The wasm facade: JS values in, core calls, JS values out. No logic here.
+//!
+//! Results cross as JSON text parsed by `JSON.parse` (64-bit sizes from
+//! hostile headers stay numbers instead of failing); options come in through
+//! `serde-wasm-bindgen`. Every error is a JS `Error` with a message.
+
+use std::sync::Once;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use crate::chain::{self, Image, Probed};
+use crate::image::{self, Range, Reads, Step};
+use crate::xml;
+
+fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
+    let s = serde_json::to_string(v).map_err(|e| JsError::new(&e.to_string()))?;
+    js_sys::JSON::parse(&s).map_err(|_| JsError::new("internal: JSON.parse failed"))
+}
+
+static HOOK: Once = Once::new();
+
+/// Report Rust panics to the page: the message goes to `console.error` and
+/// to `globalThis.backingChainPanic` (a string) before the wasm traps.
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = format!("backing-chain internal error: {info}");
+            let _ = js_sys::Reflect::set(&js_sys::global(), &"backingChainPanic".into(), &msg.clone().into());
+            web_log(&msg);
+        }));
+    });
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn web_log(s: &str);
+}
+
+fn reads_from(file_len: f64, chunks: &Array) -> Result<Reads, JsError> {
+    let len = if file_len >= 0.0 { Some(file_len as u64) } else { None };
+    let mut reads = Reads::new(len);
+    for c in chunks.iter() {
+        let c: Array = c.dyn_into().map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
+        let offset = c.get(0).as_f64().ok_or_else(|| JsError::new("chunk offset must be a number"))? as u64;
+        let bytes: Uint8Array = c.get(1).dyn_into().map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
+        let asked = c.get(2).as_f64().map_or(bytes.length() as u64, |a| a as u64);
+        reads.insert(Range::new(offset, asked), bytes.to_vec());
+    }
+    Ok(reads)
+}
+
+/// One probe step. `chunks` is an array of `[offset, Uint8Array, askedLen]`;
+/// `fileLen` the file size (or a negative number when unknown). Returns
+/// `{ need: [{offset, len}] }` or `{ info: {...} }`; a bad header throws.
+#[wasm_bindgen(js_name = probeStep)]
+pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
+    install_panic_hook();
+    let reads = reads_from(file_len, &chunks)?;
+    match image::probe(&reads) {
+        Ok(Step::Need(r)) => to_js(&serde_json::json!({ "need": r })),
+        Ok(Step::Done(info)) => to_js(&serde_json::json!({ "info": info })),
+        Err(e) => Err(JsError::new(&e.to_string())),
+    }
+}
+
+/// A set of probed images and the chains they form.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct Session {
+    images: Vec<Image>,
+    forest: Option<chain::Forest>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Session {
+        install_panic_hook();
+        Session::default()
+    }
+
+    /// One probe step for `filename` (arguments as for `probeStep`). Returns
+    /// `{ need: [...] }`, or, once the header is read, adds the image to the
+    /// session and returns `{ info }` — or `{ error }` for a bad header (the
+    /// image is added with its error: a chain that reaches it says so).
+    pub fn probe(&mut self, filename: String, file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
+        let reads = reads_from(file_len, &chunks)?;
+        let bytes_read = reads.bytes_held();
+        let (probe, answer) = match image::probe(&reads) {
+            Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
+            Ok(Step::Done(info)) => {
+                let answer = to_js(&serde_json::json!({ "info": info }))?;
+                (Probed::Info(info), answer)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let answer = to_js(&serde_json::json!({ "error": msg }))?;
+                (Probed::Error { error: msg }, answer)
+            }
+        };
+        self.images.push(Image { filename, probe, bytes_read });
+        self.forest = None;
+        Ok(answer)
+    }
+
+    /// Add an image that could not be read at all (the reader failed).
+    #[wasm_bindgen(js_name = addUnreadable)]
+    pub fn add_unreadable(&mut self, filename: String, error: String) {
+        self.images.push(Image { filename, probe: Probed::Error { error }, bytes_read: 0 });
+        self.forest = None;
+    }
+
+    /// Number of images in the session.
+    #[wasm_bindgen(getter)]
+    pub fn length(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.images.clear();
+        self.forest = None;
+    }
+
+    fn forest(&mut self) -> &chain::Forest {
+        if self.forest.is_none() {
+            self.forest = Some(chain::build(self.images.clone()));
+        }
+        self.forest.as_ref().expect("forest just built")
+    }
+
+    /// The forest: images, links, chains (top → base), overlays, diagnostics.
+    #[wasm_bindgen(js_name = forest)]
+    pub fn forest_js(&mut self) -> Result<JsValue, JsError> {
+        to_js(self.forest())
+    }
+
+    /// XML for the chains: the domain (or `<disk>`) XML populated when given,
+    /// bare `<disk>` elements otherwise. `options`: `{ layout, "base-dir", "no-index" }`.
+    pub fn xml(&mut self, domain_xml: Option<String>, options: JsValue) -> Result<JsValue, JsError> {
+        let opts: xml::Options = if options.is_undefined() || options.is_null() {
+            xml::Options::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("bad options: {e}")))?
+        };
+        let forest = self.forest();
+        let out = match domain_xml.as_deref().filter(|d| !d.trim().is_empty()) {
+            Some(d) => xml::populate(d, forest, &opts).map_err(|e| JsError::new(&e.to_string()))?,
+            None => xml::disks(forest, &opts),
+        };
+        to_js(&out)
+    }
+}
