@@ -137,7 +137,10 @@ impl<'a> Index<'a> {
 
 /// Longest common suffix of two paths, counted in whole components.
 fn common_suffix_components(a: &str, b: &str) -> usize {
-    a.rsplit('/').zip(b.rsplit('/')).take_while(|(x, y)| x == y).count()
+    a.rsplit('/')
+        .zip(b.rsplit('/'))
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Build the forest.
@@ -180,18 +183,30 @@ pub fn build(images: Vec<Image>) -> Forest {
         }
     }
 
-    Forest { images, links, chains, overlays, diagnostics }
+    Forest {
+        images,
+        links,
+        chains,
+        overlays,
+        diagnostics,
+    }
 }
 
 fn link_of(img: &Image, index: &Index, images: &[Image], diags: &mut Vec<Diagnostic>) -> Link {
-    let Some(info) = img.info() else { return Link::Unprobed };
-    let Some(name) = info.backing_filename.as_deref() else { return Link::None };
+    let Some(info) = img.info() else {
+        return Link::Unprobed;
+    };
+    let Some(name) = info.backing_filename.as_deref() else {
+        return Link::None;
+    };
     let parsed = match source::parse_backing_name(name) {
         Ok(p) => p,
         Err(e) => return Link::Unparsed { error: e.message },
     };
     if !parsed.source.is_local() {
-        return Link::Remote { source: parsed.source };
+        return Link::Remote {
+            source: parsed.source,
+        };
     }
     let raw = parsed.source.path.clone().unwrap_or_default();
     let resolved = source::resolve_relative(&img.filename, &raw);
@@ -220,11 +235,17 @@ fn link_of(img: &Image, index: &Index, images: &[Image], diags: &mut Vec<Diagnos
                         img.filename,
                         name,
                         best.len(),
-                        best.iter().map(|&b| images[b].filename.as_str()).collect::<Vec<_>>().join(", ")
+                        best.iter()
+                            .map(|&b| images[b].filename.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
-            Link::Image { index: best[0], resolved }
+            Link::Image {
+                index: best[0],
+                resolved,
+            }
         }
     }
 }
@@ -246,7 +267,10 @@ fn walk(top: usize, images: &[Image], links: &[Link]) -> Chain {
         if layers.len() > limits::MAX_CHAIN_DEPTH {
             diagnostics.push(Diagnostic::error(
                 "too-long",
-                format!("the chain is deeper than {} layers; stopped there", limits::MAX_CHAIN_DEPTH),
+                format!(
+                    "the chain is deeper than {} layers; stopped there",
+                    limits::MAX_CHAIN_DEPTH
+                ),
             ));
             break Status::TooLong;
         }
@@ -267,7 +291,10 @@ fn walk(top: usize, images: &[Image], links: &[Link]) -> Chain {
             Link::Unparsed { error } => {
                 diagnostics.push(Diagnostic::error(
                     "bad-backing-name",
-                    format!("the backing name of '{}' cannot be used: {error}", img.filename),
+                    format!(
+                        "the backing name of '{}' cannot be used: {error}",
+                        img.filename
+                    ),
                 ));
                 break Status::BadName;
             }
@@ -278,27 +305,43 @@ fn walk(top: usize, images: &[Image], links: &[Link]) -> Chain {
                         "'{}' is backed by a {} source ({}): not opened, the chain ends there",
                         img.filename,
                         source.protocol.as_deref().unwrap_or(source.kind.name()),
-                        source.name.as_deref().or(source.path.as_deref()).unwrap_or("")
+                        source
+                            .name
+                            .as_deref()
+                            .or(source.path.as_deref())
+                            .unwrap_or("")
                     ),
                 ));
                 break Status::Remote;
             }
             Link::Missing { resolved } => {
-                let name = img.info().and_then(|i| i.backing_filename.as_deref()).unwrap_or("");
+                let name = img
+                    .info()
+                    .and_then(|i| i.backing_filename.as_deref())
+                    .unwrap_or("");
                 diagnostics.push(Diagnostic::error(
                     "missing-backing",
-                    format!("the backing file '{name}' of '{}' (resolved to '{resolved}') is missing", img.filename),
+                    format!(
+                        "the backing file '{name}' of '{}' (resolved to '{resolved}') is missing",
+                        img.filename
+                    ),
                 ));
                 break Status::Missing;
             }
             Link::Image { index, .. } => {
                 let next = *index;
                 if let Some(&at) = on_chain.get(&next) {
-                    let names: Vec<&str> =
-                        layers[at..].iter().map(|&l| images[l].filename.as_str()).collect();
+                    let names: Vec<&str> = layers[at..]
+                        .iter()
+                        .map(|&l| images[l].filename.as_str())
+                        .collect();
                     diagnostics.push(Diagnostic::error(
                         "backing-loop",
-                        format!("backing loop: {} → {}", names.join(" → "), images[next].filename),
+                        format!(
+                            "backing loop: {} → {}",
+                            names.join(" → "),
+                            images[next].filename
+                        ),
                     ));
                     break Status::Loop;
                 }
@@ -319,7 +362,12 @@ fn walk(top: usize, images: &[Image], links: &[Link]) -> Chain {
             ),
         ));
     }
-    Chain { top, layers, status, diagnostics }
+    Chain {
+        top,
+        layers,
+        status,
+        diagnostics,
+    }
 }
 
 /// Problems between an image and the backing image it names.
@@ -364,7 +412,11 @@ fn layer_diagnostics(img: &Image, backing: &Image, out: &mut Vec<Diagnostic>) {
         Some(recorded) => match Format::from_name(recorded) {
             Some(f) if f == detected => {}
             Some(f) => {
-                let sev = if f == Format::Raw { Severity::Warning } else { Severity::Error };
+                let sev = if f == Format::Raw {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
                 out.push(
                     Diagnostic::new(
                         sev,
@@ -390,7 +442,10 @@ fn layer_diagnostics(img: &Image, backing: &Image, out: &mut Vec<Diagnostic>) {
             }
             None => out.push(Diagnostic::error(
                 "backing-format-unknown",
-                format!("'{}' records backing format '{recorded}', which is not an image format", img.filename),
+                format!(
+                    "'{}' records backing format '{recorded}', which is not an image format",
+                    img.filename
+                ),
             )),
         },
     }
@@ -400,6 +455,10 @@ fn layer_diagnostics(img: &Image, backing: &Image, out: &mut Vec<Diagnostic>) {
 /// image's own path and its detected format.
 pub fn layer_source(images: &[Image], idx: usize) -> (StorageSource, Option<Format>) {
     let img = &images[idx];
-    let src = StorageSource { kind: SourceType::File, path: Some(img.filename.clone()), ..Default::default() };
+    let src = StorageSource {
+        kind: SourceType::File,
+        path: Some(img.filename.clone()),
+        ..Default::default()
+    };
     (src, img.info().map(|i| i.format))
 }

@@ -23,7 +23,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(severity: Severity, code: &str, message: impl Into<String>) -> Self {
-        Diagnostic { code: code.to_string(), severity, message: message.into(), fix: None }
+        Diagnostic {
+            code: code.to_string(),
+            severity,
+            message: message.into(),
+            fix: None,
+        }
     }
     pub fn info(code: &str, message: impl Into<String>) -> Self {
         Self::new(Severity::Info, code, message)
@@ -42,7 +47,10 @@ impl Diagnostic {
 
 /// Quote a word for a POSIX shell command line (for `fix` commands).
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

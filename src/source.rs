@@ -84,17 +84,27 @@ pub struct StorageSource {
 
 impl StorageSource {
     pub fn file(path: impl Into<String>) -> Self {
-        StorageSource { kind: SourceType::File, path: Some(path.into()), ..Default::default() }
+        StorageSource {
+            kind: SourceType::File,
+            path: Some(path.into()),
+            ..Default::default()
+        }
     }
 
     /// Is this a source on the local file system (file, block, dir)?
     pub fn is_local(&self) -> bool {
-        matches!(self.kind, SourceType::File | SourceType::Block | SourceType::Dir)
+        matches!(
+            self.kind,
+            SourceType::File | SourceType::Block | SourceType::Dir
+        )
     }
 
     /// The value of an extra, if present.
     pub fn extra(&self, key: &str) -> Option<&str> {
-        self.extras.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.extras
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -133,19 +143,30 @@ pub fn is_file_name(name: &str) -> bool {
 /// Parse a backing name as written in an image header.
 pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
     if name.contains('\0') {
-        return Err(NameError { message: "the backing name contains a NUL byte".into() });
+        return Err(NameError {
+            message: "the backing name contains a NUL byte".into(),
+        });
     }
     if is_file_name(name) {
-        return Ok(Parsed { source: StorageSource::file(name), diagnostics: Vec::new() });
+        return Ok(Parsed {
+            source: StorageSource::file(name),
+            diagnostics: Vec::new(),
+        });
     }
     if let Some(dir) = name.strip_prefix("fat:") {
         return Ok(Parsed {
-            source: StorageSource { kind: SourceType::Dir, path: Some(dir.to_string()), ..Default::default() },
+            source: StorageSource {
+                kind: SourceType::Dir,
+                path: Some(dir.to_string()),
+                ..Default::default()
+            },
             diagnostics: Vec::new(),
         });
     }
     let proto = name.split(':').next().unwrap_or_default();
-    Err(NameError { message: format!("no parser for backing names of the form '{proto}:…' yet") })
+    Err(NameError {
+        message: format!("no parser for backing names of the form '{proto}:…' yet"),
+    })
 }
 
 /// Is `path` absolute (POSIX)?
@@ -186,7 +207,10 @@ mod tests {
 
     #[test]
     fn relative_join_keeps_dotdot() {
-        assert_eq!(resolve_relative("/v/sub/top.qcow2", "../base.qcow2"), "/v/sub/../base.qcow2");
+        assert_eq!(
+            resolve_relative("/v/sub/top.qcow2", "../base.qcow2"),
+            "/v/sub/../base.qcow2"
+        );
         assert_eq!(resolve_relative("top.qcow2", "base.qcow2"), "base.qcow2");
         assert_eq!(resolve_relative("/v/top", "/abs/base"), "/abs/base");
     }

@@ -26,7 +26,11 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let msg = format!("backing-chain internal error: {info}");
-            let _ = js_sys::Reflect::set(&js_sys::global(), &"backingChainPanic".into(), &msg.clone().into());
+            let _ = js_sys::Reflect::set(
+                &js_sys::global(),
+                &"backingChainPanic".into(),
+                &msg.clone().into(),
+            );
             web_log(&msg);
         }));
     });
@@ -39,13 +43,28 @@ extern "C" {
 }
 
 fn reads_from(file_len: f64, chunks: &Array) -> Result<Reads, JsError> {
-    let len = if file_len >= 0.0 { Some(file_len as u64) } else { None };
+    let len = if file_len >= 0.0 {
+        Some(file_len as u64)
+    } else {
+        None
+    };
     let mut reads = Reads::new(len);
     for c in chunks.iter() {
-        let c: Array = c.dyn_into().map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
-        let offset = c.get(0).as_f64().ok_or_else(|| JsError::new("chunk offset must be a number"))? as u64;
-        let bytes: Uint8Array = c.get(1).dyn_into().map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
-        let asked = c.get(2).as_f64().map_or(bytes.length() as u64, |a| a as u64);
+        let c: Array = c
+            .dyn_into()
+            .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
+        let offset =
+            c.get(0)
+                .as_f64()
+                .ok_or_else(|| JsError::new("chunk offset must be a number"))? as u64;
+        let bytes: Uint8Array = c
+            .get(1)
+            .dyn_into()
+            .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
+        let asked = c
+            .get(2)
+            .as_f64()
+            .map_or(bytes.length() as u64, |a| a as u64);
         reads.insert(Range::new(offset, asked), bytes.to_vec());
     }
     Ok(reads)
@@ -85,7 +104,12 @@ impl Session {
     /// `{ need: [...] }`, or, once the header is read, adds the image to the
     /// session and returns `{ info }` — or `{ error }` for a bad header (the
     /// image is added with its error: a chain that reaches it says so).
-    pub fn probe(&mut self, filename: String, file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
+    pub fn probe(
+        &mut self,
+        filename: String,
+        file_len: f64,
+        chunks: Array,
+    ) -> Result<JsValue, JsError> {
         let reads = reads_from(file_len, &chunks)?;
         let bytes_read = reads.bytes_held();
         let (probe, answer) = match image::probe(&reads) {
@@ -100,7 +124,11 @@ impl Session {
                 (Probed::Error { error: msg }, answer)
             }
         };
-        self.images.push(Image { filename, probe, bytes_read });
+        self.images.push(Image {
+            filename,
+            probe,
+            bytes_read,
+        });
         self.forest = None;
         Ok(answer)
     }
@@ -108,7 +136,11 @@ impl Session {
     /// Add an image that could not be read at all (the reader failed).
     #[wasm_bindgen(js_name = addUnreadable)]
     pub fn add_unreadable(&mut self, filename: String, error: String) {
-        self.images.push(Image { filename, probe: Probed::Error { error }, bytes_read: 0 });
+        self.images.push(Image {
+            filename,
+            probe: Probed::Error { error },
+            bytes_read: 0,
+        });
         self.forest = None;
     }
 
@@ -138,11 +170,16 @@ impl Session {
 
     /// XML for the chains: the domain (or `<disk>`) XML populated when given,
     /// bare `<disk>` elements otherwise. `options`: `{ layout, "base-dir", "no-index" }`.
-    pub fn xml(&mut self, domain_xml: Option<String>, options: JsValue) -> Result<JsValue, JsError> {
+    pub fn xml(
+        &mut self,
+        domain_xml: Option<String>,
+        options: JsValue,
+    ) -> Result<JsValue, JsError> {
         let opts: xml::Options = if options.is_undefined() || options.is_null() {
             xml::Options::default()
         } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("bad options: {e}")))?
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
         };
         let forest = self.forest();
         let out = match domain_xml.as_deref().filter(|d| !d.trim().is_empty()) {

@@ -34,7 +34,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> Result<ExitCode, String> {
-    let Some((cmd, rest)) = args.split_first() else { return Err(USAGE.into()) };
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(USAGE.into());
+    };
     match cmd.as_str() {
         "probe" => cmd_probe(rest),
         "chain" => cmd_chain(rest),
@@ -59,15 +61,26 @@ fn probe_file(path: &str) -> Result<Image, String> {
     };
     let probe = image::probe_with(Some(len), read);
     Ok(match probe {
-        Ok((info, bytes_read)) => Image { filename: path.to_string(), probe: Probed::Info(Box::new(info)), bytes_read },
-        Err(image::ProbeOrIo::Probe(e)) => {
-            Image { filename: path.to_string(), probe: Probed::Error { error: e.to_string() }, bytes_read: 0 }
-        }
+        Ok((info, bytes_read)) => Image {
+            filename: path.to_string(),
+            probe: Probed::Info(Box::new(info)),
+            bytes_read,
+        },
+        Err(image::ProbeOrIo::Probe(e)) => Image {
+            filename: path.to_string(),
+            probe: Probed::Error {
+                error: e.to_string(),
+            },
+            bytes_read: 0,
+        },
         Err(image::ProbeOrIo::Io(e)) => return Err(format!("{path}: {e}")),
     })
 }
 
-fn split_flags<'a>(args: &'a [String], with_value: &[&str]) -> Result<(Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>), String> {
+fn split_flags<'a>(
+    args: &'a [String],
+    with_value: &[&str],
+) -> Result<(Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>), String> {
     let mut flags = Vec::new();
     let mut pos = Vec::new();
     let mut it = args.iter();
@@ -121,7 +134,10 @@ fn cmd_probe(args: &[String]) -> Result<ExitCode, String> {
     }
     if json {
         let v: Vec<_> = out.iter().map(image_json).collect();
-        println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
     } else {
         for img in &out {
             print_image(img);
@@ -141,7 +157,12 @@ fn print_image(img: &Image) {
             }
             if let Some(b) = &i.backing_filename {
                 println!("  backing file: {b}");
-                println!("  backing format: {}", i.backing_filename_format.as_deref().unwrap_or("(not recorded)"));
+                println!(
+                    "  backing format: {}",
+                    i.backing_filename_format
+                        .as_deref()
+                        .unwrap_or("(not recorded)")
+                );
             }
             print_diags(&i.diagnostics, "  ");
         }
@@ -218,7 +239,9 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     let mut out = Vec::new();
     for &t in &top_idx {
         let ch = forest.chain_from(t);
-        if ch.diagnostics.iter().any(|d| d.severity == Severity::Error) || ch.status != Status::Ok && ch.status != Status::Remote {
+        if ch.diagnostics.iter().any(|d| d.severity == Severity::Error)
+            || ch.status != Status::Ok && ch.status != Status::Remote
+        {
             code = ExitCode::from(1);
         }
         if json {
@@ -229,7 +252,14 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
                 "diagnostics": ch.diagnostics,
             }));
         } else {
-            println!("{} ({})", forest.images[t].filename, serde_json::to_value(ch.status).unwrap_or_default().as_str().unwrap_or(""));
+            println!(
+                "{} ({})",
+                forest.images[t].filename,
+                serde_json::to_value(ch.status)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("")
+            );
             for (depth, &l) in ch.layers.iter().enumerate() {
                 let img = &forest.images[l];
                 let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
@@ -239,14 +269,20 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
     }
     Ok(code)
 }
 
 fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
     let (flags, files) = split_flags(args, &["--domain", "--layout", "--mode", "--base-dir"])?;
-    check_flags(&flags, &["--domain", "--layout", "--mode", "--base-dir", "--no-index"])?;
+    check_flags(
+        &flags,
+        &["--domain", "--layout", "--mode", "--base-dir", "--no-index"],
+    )?;
     let mut opts = Options::default();
     let mut domain = None;
     for (f, v) in &flags {
@@ -255,15 +291,21 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
             ("--layout", Some("flat")) => opts.layout = Layout::Flat,
             ("--layout", Some(o)) => return Err(format!("--layout is nested or flat, not '{o}'")),
             ("--mode", Some("populate")) => {}
-            ("--mode", Some(o)) => return Err(format!("--mode {o} is not implemented yet (populate is)")),
+            ("--mode", Some(o)) => {
+                return Err(format!("--mode {o} is not implemented yet (populate is)"))
+            }
             ("--base-dir", Some(d)) => opts.base_dir = Some(d.to_string()),
             ("--no-index", _) => opts.no_index = true,
             ("--domain", Some("-")) => {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).map_err(|e| format!("stdin: {e}"))?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| format!("stdin: {e}"))?;
                 domain = Some(s);
             }
-            ("--domain", Some(p)) => domain = Some(std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?),
+            ("--domain", Some(p)) => {
+                domain = Some(std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?)
+            }
             _ => {}
         }
     }
@@ -277,6 +319,15 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
     for d in &out.diagnostics {
         eprintln!("{:?} [{}]: {}", d.severity, d.code, d.message);
     }
-    let bad = forest.chains.iter().flat_map(|c| &c.diagnostics).chain(&out.diagnostics).any(|d| d.severity == Severity::Error);
-    Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let bad = forest
+        .chains
+        .iter()
+        .flat_map(|c| &c.diagnostics)
+        .chain(&out.diagnostics)
+        .any(|d| d.severity == Severity::Error);
+    Ok(if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

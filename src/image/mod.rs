@@ -86,7 +86,13 @@ pub struct ProbeError {
 impl std::fmt::Display for ProbeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.format {
-            Some(fmt) => write!(f, "{} header: {} (at byte {})", fmt.name(), self.message, self.offset),
+            Some(fmt) => write!(
+                f,
+                "{} header: {} (at byte {})",
+                fmt.name(),
+                self.message,
+                self.offset
+            ),
             None => write!(f, "{} (at byte {})", self.message, self.offset),
         }
     }
@@ -104,7 +110,11 @@ pub enum Stop {
 
 impl Stop {
     pub fn bad(format: Format, offset: u64, message: impl Into<String>) -> Stop {
-        Stop::Bad(ProbeError { format: Some(format), offset, message: message.into() })
+        Stop::Bad(ProbeError {
+            format: Some(format),
+            offset,
+            message: message.into(),
+        })
     }
 }
 
@@ -117,7 +127,10 @@ pub struct Reads {
 
 impl Reads {
     pub fn new(file_len: Option<u64>) -> Self {
-        Reads { len: file_len, chunks: BTreeMap::new() }
+        Reads {
+            len: file_len,
+            chunks: BTreeMap::new(),
+        }
     }
 
     /// The file length, when the caller knows it.
@@ -172,7 +185,9 @@ impl Reads {
                 return Err(Stop::bad(
                     format,
                     offset,
-                    format!("truncated: {len} bytes needed at offset {offset}, the file has {l} bytes"),
+                    format!(
+                        "truncated: {len} bytes needed at offset {offset}, the file has {l} bytes"
+                    ),
                 ));
             }
         }
@@ -180,7 +195,10 @@ impl Reads {
             return Err(Stop::bad(
                 format,
                 offset,
-                format!("needs {len} bytes in one piece, more than the limit of {}", limits::MAX_READ),
+                format!(
+                    "needs {len} bytes in one piece, more than the limit of {}",
+                    limits::MAX_READ
+                ),
             ));
         }
         Err(Stop::Need(vec![Range::new(offset, len)]))
@@ -326,7 +344,10 @@ pub struct Identity {
 }
 
 /// Bytes asked for first: enough for every fixed header at offset 0.
-pub const FIRST_READ: Range = Range { offset: 0, len: 4096 };
+pub const FIRST_READ: Range = Range {
+    offset: 0,
+    len: 4096,
+};
 
 /// Run one probe step: detect the format from what was read, then let the
 /// format's reader take over.

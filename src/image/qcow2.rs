@@ -68,11 +68,19 @@ fn parse_header(reads: &Reads) -> Result<Header, Stop> {
     let b = reads.bytes(F, 0, 72)?;
     let version = be_u32(b, 4);
     if version != 2 && version != 3 {
-        return Err(Stop::bad(F, 4, format!("unsupported version {version} (qcow2 has 2 and 3)")));
+        return Err(Stop::bad(
+            F,
+            4,
+            format!("unsupported version {version} (qcow2 has 2 and 3)"),
+        ));
     }
     let cluster_bits = be_u32(b, 20);
     if !(9..=21).contains(&cluster_bits) {
-        return Err(Stop::bad(F, 20, format!("cluster_bits {cluster_bits} outside 9..=21")));
+        return Err(Stop::bad(
+            F,
+            20,
+            format!("cluster_bits {cluster_bits} outside 9..=21"),
+        ));
     }
     let mut h = Header {
         version,
@@ -102,17 +110,29 @@ fn parse_header(reads: &Reads) -> Result<Header, Stop> {
         h.refcount_order = be_u32(b, 96);
         h.header_length = be_u32(b, 100);
         if h.header_length < 104 {
-            return Err(Stop::bad(F, 100, format!("header_length {} below 104", h.header_length)));
+            return Err(Stop::bad(
+                F,
+                100,
+                format!("header_length {} below 104", h.header_length),
+            ));
         }
         if u64::from(h.header_length) > h.cluster_size() {
             return Err(Stop::bad(
                 F,
                 100,
-                format!("header_length {} beyond cluster 0 ({} bytes)", h.header_length, h.cluster_size()),
+                format!(
+                    "header_length {} beyond cluster 0 ({} bytes)",
+                    h.header_length,
+                    h.cluster_size()
+                ),
             ));
         }
         if h.refcount_order > 6 {
-            return Err(Stop::bad(F, 96, format!("refcount_order {} above 6", h.refcount_order)));
+            return Err(Stop::bad(
+                F,
+                96,
+                format!("refcount_order {} above 6", h.refcount_order),
+            ));
         }
         if h.header_length > 104 {
             h.compression_type = reads.bytes(F, 104, 1)?[0];
@@ -174,7 +194,9 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
         }
         let data = reads.bytes(F, data_off, len)?;
         match kind {
-            EXT_BACKING_FORMAT => ext.backing_format = Some(lossy_name(data, info, "backing format")),
+            EXT_BACKING_FORMAT => {
+                ext.backing_format = Some(lossy_name(data, info, "backing format"))
+            }
             EXT_FEATURE_NAMES => {
                 for e in data.chunks_exact(48) {
                     let name_end = e[2..].iter().position(|&c| c == 0).map_or(46, |p| p);
@@ -182,7 +204,9 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
                     ext.feature_names.push((e[0], e[1], name));
                 }
             }
-            EXT_DATA_FILE => ext.data_file = Some(lossy_name(data, info, "external data file name")),
+            EXT_DATA_FILE => {
+                ext.data_file = Some(lossy_name(data, info, "external data file name"))
+            }
             EXT_FDE => ext.fde = true,
             EXT_BITMAPS => {
                 if data.len() >= 4 {
@@ -220,7 +244,10 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             return Err(Stop::bad(
                 F,
                 16,
-                format!("backing name of {len} bytes: qemu allows at most {}", limits::MAX_BACKING_NAME),
+                format!(
+                    "backing name of {len} bytes: qemu allows at most {}",
+                    limits::MAX_BACKING_NAME
+                ),
             ));
         }
         let end = h.backing_file_offset.checked_add(len);
@@ -250,19 +277,27 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         let names = bit_names(unknown_incompat, 0, &ext.feature_names);
         info.diagnostics.push(Diagnostic::error(
             "qcow2-unknown-incompatible",
-            format!("unknown incompatible feature bits set ({names}): qemu refuses to open this image"),
+            format!(
+                "unknown incompatible feature bits set ({names}): qemu refuses to open this image"
+            ),
         ));
     }
     if h.incompatible_features & INCOMPAT_CORRUPT != 0 {
         info.diagnostics.push(
-            Diagnostic::error("qcow2-corrupt", "the image is marked corrupt: qemu opens it read-only only")
-                .with_fix("qemu-img check -r all IMAGE"),
+            Diagnostic::error(
+                "qcow2-corrupt",
+                "the image is marked corrupt: qemu opens it read-only only",
+            )
+            .with_fix("qemu-img check -r all IMAGE"),
         );
     }
     if h.incompatible_features & INCOMPAT_DIRTY != 0 {
         info.diagnostics.push(
-            Diagnostic::warning("qcow2-dirty", "the dirty bit is set: refcounts may be stale (lazy refcounts)")
-                .with_fix("qemu-img check -r all IMAGE"),
+            Diagnostic::warning(
+                "qcow2-dirty",
+                "the dirty bit is set: refcounts may be stale (lazy refcounts)",
+            )
+            .with_fix("qemu-img check -r all IMAGE"),
         );
     }
     if h.crypt_method != 0 {
@@ -281,7 +316,10 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "external-data-file",
             format!(
                 "guest data lives in an external data file{}",
-                ext.data_file.as_deref().map(|n| format!(" '{n}'")).unwrap_or_default()
+                ext.data_file
+                    .as_deref()
+                    .map(|n| format!(" '{n}'"))
+                    .unwrap_or_default()
             ),
         ));
     }
@@ -306,22 +344,41 @@ fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {
 /// `format-specific` as `qemu-img info --output=json` prints it.
 fn format_specific(h: &Header, ext: &Extensions) -> Value {
     let mut data = Map::new();
-    data.insert("compat".into(), json!(if h.version == 2 { "0.10" } else { "1.1" }));
+    data.insert(
+        "compat".into(),
+        json!(if h.version == 2 { "0.10" } else { "1.1" }),
+    );
     data.insert(
         "compression-type".into(),
-        json!(if h.compression_type == 1 { "zstd" } else { "zlib" }),
+        json!(if h.compression_type == 1 {
+            "zstd"
+        } else {
+            "zlib"
+        }),
     );
     if h.version == 3 {
-        data.insert("lazy-refcounts".into(), json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0));
+        data.insert(
+            "lazy-refcounts".into(),
+            json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
+        );
     }
     if let Some(df) = &ext.data_file {
         data.insert("data-file".into(), json!(df));
-        data.insert("data-file-raw".into(), json!(h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0));
+        data.insert(
+            "data-file-raw".into(),
+            json!(h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0),
+        );
     }
     data.insert("refcount-bits".into(), json!(1u32 << h.refcount_order));
     if h.version == 3 {
-        data.insert("corrupt".into(), json!(h.incompatible_features & INCOMPAT_CORRUPT != 0));
-        data.insert("extended-l2".into(), json!(h.incompatible_features & INCOMPAT_EXTL2 != 0));
+        data.insert(
+            "corrupt".into(),
+            json!(h.incompatible_features & INCOMPAT_CORRUPT != 0),
+        );
+        data.insert(
+            "extended-l2".into(),
+            json!(h.incompatible_features & INCOMPAT_EXTL2 != 0),
+        );
     }
     // Not printed by qemu-img, kept for the page and diagnostics.
     let mut extra = Map::new();
@@ -330,16 +387,31 @@ fn format_specific(h: &Header, ext: &Extensions) -> Value {
     extra.insert("header-length".into(), json!(h.header_length));
     extra.insert("l1-size".into(), json!(h.l1_size));
     extra.insert("l1-table-offset".into(), json!(h.l1_table_offset));
-    extra.insert("refcount-table-offset".into(), json!(h.refcount_table_offset));
-    extra.insert("refcount-table-clusters".into(), json!(h.refcount_table_clusters));
+    extra.insert(
+        "refcount-table-offset".into(),
+        json!(h.refcount_table_offset),
+    );
+    extra.insert(
+        "refcount-table-clusters".into(),
+        json!(h.refcount_table_clusters),
+    );
     extra.insert("nb-snapshots".into(), json!(h.nb_snapshots));
     extra.insert("snapshots-offset".into(), json!(h.snapshots_offset));
-    extra.insert("incompatible-features".into(), json!(h.incompatible_features));
+    extra.insert(
+        "incompatible-features".into(),
+        json!(h.incompatible_features),
+    );
     extra.insert("compatible-features".into(), json!(h.compatible_features));
     extra.insert("autoclear-features".into(), json!(h.autoclear_features));
-    extra.insert("compressed".into(), json!(h.incompatible_features & INCOMPAT_COMPRESSION != 0));
+    extra.insert(
+        "compressed".into(),
+        json!(h.incompatible_features & INCOMPAT_COMPRESSION != 0),
+    );
     extra.insert("full-disk-encryption-header".into(), json!(ext.fde));
-    extra.insert("autoclear-bitmaps".into(), json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0));
+    extra.insert(
+        "autoclear-bitmaps".into(),
+        json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0),
+    );
     if let Some(n) = ext.bitmaps {
         extra.insert("nb-bitmaps".into(), json!(n));
     }

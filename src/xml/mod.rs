@@ -98,14 +98,22 @@ pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) 
         if let Some(p) = src.path.take() {
             src.path = Some(absolutize(&p, base_dir));
         }
-        layers.push(Layer { source: src, format: fmt.map(|f| f.name().to_string()) });
+        layers.push(Layer {
+            source: src,
+            format: fmt.map(|f| f.name().to_string()),
+        });
     }
     // A remote end is a layer too (never opened: format unknown, chain open).
     let last = *ch.layers.last().unwrap_or(&ch.top);
     let mut terminated = ch.status == chain::Status::Ok;
     if let chain::Link::Remote { source } = &forest.links[last] {
-        let fmt = forest.images[last].info().and_then(|i| i.backing_filename_format.clone());
-        layers.push(Layer { source: source.clone(), format: fmt });
+        let fmt = forest.images[last]
+            .info()
+            .and_then(|i| i.backing_filename_format.clone());
+        layers.push(Layer {
+            source: source.clone(),
+            format: fmt,
+        });
         terminated = false;
     }
     BackingChain { layers, terminated }
@@ -124,7 +132,10 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         flag_relative(&top_path, &bc, &mut diagnostics);
         xml.push_str("<disk type='file' device='disk'>\n");
         xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
-        xml.push_str(&format!("  <source file='{}'/>\n", write::escape_attr(&top_path)));
+        xml.push_str(&format!(
+            "  <source file='{}'/>\n",
+            write::escape_attr(&top_path)
+        ));
         write::chain(&mut xml, &bc, "  ", &dev, opts);
         xml.push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
         xml.push_str("</disk>\n");
@@ -133,8 +144,12 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
 }
 
 fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
-    let paths = std::iter::once(top)
-        .chain(bc.layers.iter().filter(|l| l.source.is_local()).filter_map(|l| l.source.path.as_deref()));
+    let paths = std::iter::once(top).chain(
+        bc.layers
+            .iter()
+            .filter(|l| l.source.is_local())
+            .filter_map(|l| l.source.path.as_deref()),
+    );
     for p in paths {
         if !source::is_absolute(p) {
             out.push(Diagnostic::warning(
@@ -168,7 +183,9 @@ pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     let mut diagnostics = Vec::new();
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for d in &disks {
-        let Some(src_path) = d.source_path.as_deref() else { continue };
+        let Some(src_path) = d.source_path.as_deref() else {
+            continue;
+        };
         let Some(ci) = match_top(forest, src_path) else {
             diagnostics.push(Diagnostic::info(
                 "disk-not-matched",
@@ -193,7 +210,11 @@ pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         let dev = d.target_dev.clone().unwrap_or_else(|| "disk".into());
         write::chain(&mut text, &bc, &d.child_indent, &dev, opts);
         // Insert after the `<source>` element, on its own line.
-        edits.push((d.insert_at, d.insert_at, format!("\n{}", text.trim_end_matches('\n'))));
+        edits.push((
+            d.insert_at,
+            d.insert_at,
+            format!("\n{}", text.trim_end_matches('\n')),
+        ));
     }
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
@@ -208,7 +229,10 @@ pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
 
 /// The chain whose top matches a disk source: same path, else same basename.
 fn match_top(forest: &Forest, src: &str) -> Option<usize> {
-    let by_path = forest.chains.iter().position(|c| forest.images[c.top].filename == src);
+    let by_path = forest
+        .chains
+        .iter()
+        .position(|c| forest.images[c.top].filename == src);
     by_path.or_else(|| {
         let base = src.rsplit('/').next().unwrap_or(src);
         forest

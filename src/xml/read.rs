@@ -29,14 +29,20 @@ fn attr(e: &BytesStart, name: &[u8]) -> Result<Option<String>, String> {
     for a in e.attributes() {
         let a = a.map_err(|err| err.to_string())?;
         if a.key.as_ref() == name {
-            return a.unescape_value().map(|v| Some(v.into_owned())).map_err(|err| err.to_string());
+            return a
+                .unescape_value()
+                .map(|v| Some(v.into_owned()))
+                .map_err(|err| err.to_string());
         }
     }
     Ok(None)
 }
 
 fn err(reader: &Reader<&[u8]>, message: impl Into<String>) -> XmlError {
-    XmlError { position: reader.buffer_position() as usize, message: message.into() }
+    XmlError {
+        position: reader.buffer_position() as usize,
+        message: message.into(),
+    }
 }
 
 /// Every `<disk>` of the document (a `<domain>` or a bare `<disk>`).
@@ -44,7 +50,11 @@ pub fn disks(doc: &str) -> Result<Vec<DiskRef>, XmlError> {
     if doc.len() > limits::MAX_XML_BYTES {
         return Err(XmlError {
             position: 0,
-            message: format!("document of {} bytes is over the limit of {}", doc.len(), limits::MAX_XML_BYTES),
+            message: format!(
+                "document of {} bytes is over the limit of {}",
+                doc.len(),
+                limits::MAX_XML_BYTES
+            ),
         });
     }
     let mut reader = Reader::from_str(doc);
@@ -66,7 +76,10 @@ pub fn disks(doc: &str) -> Result<Vec<DiskRef>, XmlError> {
             Event::DocType(t) => {
                 let t = String::from_utf8_lossy(t.as_ref()).into_owned();
                 if t.contains("<!ENTITY") {
-                    return Err(err(&reader, "a DOCTYPE that defines entities is refused (no expansion, no fetch)"));
+                    return Err(err(
+                        &reader,
+                        "a DOCTYPE that defines entities is refused (no expansion, no fetch)",
+                    ));
                 }
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -89,7 +102,10 @@ pub fn disks(doc: &str) -> Result<Vec<DiskRef>, XmlError> {
                     }
                 }
                 if depth + 1 > limits::MAX_XML_DEPTH {
-                    return Err(err(&reader, format!("elements nested deeper than {}", limits::MAX_XML_DEPTH)));
+                    return Err(err(
+                        &reader,
+                        format!("elements nested deeper than {}", limits::MAX_XML_DEPTH),
+                    ));
                 }
                 let a = |n: &[u8]| attr(e, n).map_err(|m| err(&reader, m));
                 if name == b"disk" && cur.is_none() {
@@ -164,7 +180,10 @@ pub fn disks(doc: &str) -> Result<Vec<DiskRef>, XmlError> {
         }
     }
     if !root_seen {
-        return Err(XmlError { position: 0, message: "no root element: the document is empty".into() });
+        return Err(XmlError {
+            position: 0,
+            message: "no root element: the document is empty".into(),
+        });
     }
     Ok(out)
 }

@@ -122,6 +122,9 @@ fn flat(out: &mut String, bc: &BackingChain, indent: &str, dev: &str, opts: &Opt
         parent = name;
     }
     if bc.terminated {
-        out.push_str(&format!("{indent}<backingStore>\n{inner}<alias parent='{}'/>\n{indent}</backingStore>\n", escape_attr(&parent)));
+        out.push_str(&format!(
+            "{indent}<backingStore>\n{inner}<alias parent='{}'/>\n{indent}</backingStore>\n",
+            escape_attr(&parent)
+        ));
     }
 }
