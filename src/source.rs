@@ -75,9 +75,24 @@ pub struct StorageSource {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<Host>,
-    /// Everything else `<source>` may carry: `query`, `snapshot`, `config`,
-    /// `tls`, `user`, `group`, `pool`, `volume`, `mode`, `offset`, `size`,
-    /// `namespace`, `pci`, `readahead`, `timeout`, … (name, value), in order.
+    /// Everything else `<source>` may carry, as (key, value) in order. Keys
+    /// and the XML each stands for (the XML writer and reader use this table):
+    ///
+    /// | key | XML |
+    /// |---|---|
+    /// | `query` | `<source query='…'>` (http/https) |
+    /// | `tls` | `<source tls='yes'>` |
+    /// | `snapshot` | `<snapshot name='…'/>` (rbd) |
+    /// | `config` | `<config file='…'/>` (rbd) |
+    /// | `user`, `group` | `<identity user='…' group='…'/>` (nfs) |
+    /// | `offset`, `size` | `<slices><slice type='storage' offset size/></slices>` |
+    /// | `pool`, `volume`, `mode` | `<source pool volume mode>` (type volume) |
+    /// | `pci`, `namespace`, `managed` | nvme: `<source type='pci' managed namespace><address domain bus slot function/></source>` (`pci` = `DDDD:BB:SS.F`) |
+    /// | `readahead` | `<readahead size='…'/>` |
+    /// | `timeout` | `<timeout seconds='…'/>` |
+    /// | `sslverify` | `<ssl verify='yes|no'/>` |
+    /// | `cookie:NAME` | `<cookies><cookie name='NAME'>value</cookie></cookies>` |
+    /// | `knownhosts` | `<knownHosts path='…'/>` (ssh) |
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extras: Vec<(String, String)>,
 }
