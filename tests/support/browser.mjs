@@ -2,7 +2,6 @@
 // and helpers for the browser tests: real file drops through CDP, qemu-img images.
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm, mkdir } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,27 +46,7 @@ export async function dropFiles(page, selector, paths) {
   await cdp.detach();
 }
 
-/** Run qemu-img; returns stdout. */
-export function qemuImg(...args) {
-  return execFileSync('qemu-img', args, { encoding: 'utf8' });
-}
-
-export function haveQemuImg() {
-  try {
-    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** base ← mid ← top (qcow2, backing formats recorded) in `dir`. */
-export function makeChain(dir, { base = 'base.qcow2', mid = 'mid.qcow2', top = 'top.qcow2', size = '1G' } = {}) {
-  qemuImg('create', '-q', '-f', 'qcow2', join(dir, base), size);
-  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, join(dir, mid));
-  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', mid, join(dir, top));
-  return { base: join(dir, base), mid: join(dir, mid), top: join(dir, top) };
-}
+export { qemuImg, haveQemuImg, makeChain } from './images.mjs';
 
 /** Text of the element's shadow parts. */
 export async function shadowText(page, css, host = 'backing-chain-editor') {
