@@ -127,7 +127,9 @@ export class BackingChainEditor extends HTMLElement {
     this._selected = null; // image filename
     this._collapsed = new Set();
     this._lastXml = null;
-    this._queue = Promise.resolve();
+    this._jobs = [];
+    this._waiters = [];
+    this._running = null;
     this._pending = 0;
     this._done = 0;
     let ok;
@@ -276,42 +278,61 @@ export class BackingChainEditor extends HTMLElement {
     await this._probe(images.map((e) => ({ name: e.path, size: e.file.size, reader: blobReader(e.file) })));
   }
 
+  /** Queue images for probing; concurrent calls are coalesced into one run
+   *  (one forest and one render per run, not per image). Resolves once they
+   *  are in the forest. */
   _probe(jobs) {
-    if (!jobs.length) return this._queue;
+    if (!jobs.length) return Promise.resolve();
+    const done = new Promise((ok, ko) => this._waiters.push({ ok, ko }));
+    this._jobs.push(...jobs);
     this._pending += jobs.length;
     this._showProgress();
-    const run = async () => {
+    this._running ??= this._run();
+    return done;
+  }
+
+  async _run() {
+    try {
       await this.ready;
+    } catch (e) {
+      for (const w of this._waiters.splice(0)) w.ko(e);
+      this._jobs = [];
+      this._running = null;
+      return;
+    }
+    await Promise.resolve(); // let calls made in the same tick join this run
+    while (this._jobs.length) {
+      const waiters = this._waiters.splice(0);
       // The same name again replaces the image (last one wins).
       const byName = new Map();
-      for (const j of jobs) byName.set(j.name, j);
-      jobs = [...byName.values()];
+      for (const j of this._jobs.splice(0)) byName.set(j.name, j);
+      const jobs = [...byName.values()];
       for (const j of jobs) {
         this._session.remove(j.name);
         this._meta.delete(j.name);
       }
       const base = this._done;
-      const results = await probeMany(this._session, jobs, (done) => {
-        this._done = base + done;
-        this._showProgress();
-      });
-      for (const r of results) this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs.find((j) => j.name === r.name)?.size ?? -1 });
-      this._update();
-    };
-    this._queue = this._queue.then(run, run).finally(() => {
-      this._pending -= jobs.length;
-      if (this._pending <= 0) {
-        this._pending = 0;
-        this._done = 0;
+      try {
+        const results = await probeMany(this._session, jobs, (n) => {
+          this._done = base + n;
+          this._showProgress();
+        });
+        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs[i].size }));
+        this._update();
+        for (const w of waiters) w.ok();
+      } catch (e) {
+        for (const w of waiters) w.ko(e);
       }
-      this._showProgress();
-    });
-    return this._queue;
+    }
+    this._pending = 0;
+    this._done = 0;
+    this._showProgress();
+    this._running = null;
   }
 
   _showProgress() {
     const { progress, progressBar, progressText } = this._els;
-    const total = this._pending + 0;
+    const total = this._pending;
     if (!total) {
       progress.hidden = true;
       return;
@@ -823,7 +844,7 @@ export class BackingChainEditor extends HTMLElement {
       } else this._errorIndex = null;
       parse.className = 'parse error';
       parse.setAttribute('role', 'alert');
-      parse.textContent = `${where}${e.message}`;
+      parse.textContent = `${where}${where ? e.message.replace(/^XML error at byte \d+: /, '') : e.message}`;
       domain.setAttribute('aria-invalid', 'true');
       gotoError.hidden = this._errorIndex === null;
     } else {
