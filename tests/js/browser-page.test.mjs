@@ -401,3 +401,42 @@ test('dropping a domain XML file fills the editor', { skip }, async (t) => {
   assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
   assert.equal(xpath(await xmlText(page), "string(//disk/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
 });
+
+test('a 100 GiB image costs a few KiB: only Blob.slice ranges are read, never the whole file', { skip }, async (t) => {
+  const d = subdir('huge');
+  const raw = join(d, 'disk.raw');
+  execFileSync('truncate', ['-s', '100G', raw]);
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', 'disk.raw', join(d, 'big.qcow2'), '100G');
+  const { page } = await openPage(t);
+  await page.evaluate(() => {
+    window.__sliced = [];
+    window.__whole = [];
+    const slice = Blob.prototype.slice;
+    Blob.prototype.slice = function (a, b, ...rest) {
+      window.__sliced.push([this.size, a, b]);
+      return slice.call(this, a, b, ...rest);
+    };
+    for (const m of ['arrayBuffer', 'text', 'stream', 'bytes']) {
+      const orig = Blob.prototype[m];
+      if (!orig) continue;
+      Blob.prototype[m] = function (...args) {
+        if (this.size > 1024 * 1024) window.__whole.push([m, this.size]);
+        return orig.apply(this, args);
+      };
+    }
+  });
+  await dropFiles(page, 'backing-chain-editor', [join(d, 'big.qcow2'), raw]);
+  await waitTree(page, 2);
+  const { sliced, whole } = await page.evaluate(() => ({ sliced: window.__sliced, whole: window.__whole }));
+  assert.deepEqual(whole, []);
+  assert.ok(sliced.length >= 2);
+  const total = sliced.reduce((a, [, s, e]) => a + (e - s), 0);
+  assert.ok(total <= 128 * 1024, `sliced ${total} bytes`);
+  assert.ok(sliced.some(([size]) => size === 100 * 1024 ** 3), 'the 100 GiB file was sliced');
+  const rows = await page.locator('backing-chain-editor li[data-image] > .row').allInnerTexts();
+  assert.match(rows.find((r) => r.includes('big.qcow2')), /100 GiB/);
+  assert.match(rows.find((r) => r.includes('disk.raw')), /raw/);
+  const xml = await xmlText(page);
+  assert.equal(xpath(xml, 'string(/disk/backingStore/format/@type)'), 'raw');
+  assert.equal(xpath(xml, 'string(/disk/backingStore/source/@file)'), 'disk.raw');
+});
