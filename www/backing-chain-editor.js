@@ -231,6 +231,14 @@ export class BackingChainEditor extends HTMLElement {
     return this._session.xml(this._goodDomain || null, this._options(layout)).xml;
   }
 
+  /** Forget one image (by the name it was added with). */
+  removeImage(name) {
+    if (!this._session?.remove(String(name))) return false;
+    this._meta.delete(String(name));
+    this._update();
+    return true;
+  }
+
   /** Forget every image (the domain XML stays). */
   clear() {
     this._session?.clear();
@@ -802,7 +810,12 @@ export class BackingChainEditor extends HTMLElement {
         ),
       );
     }
-    box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows));
+    const remove = h(
+      'button',
+      { type: 'button', class: 'edit-only', onclick: () => this.removeImage(img.filename) },
+      'Remove from the set',
+    );
+    box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), h('div', { class: 'field' }, remove));
   }
 
   // ---- XML pane --------------------------------------------------------
