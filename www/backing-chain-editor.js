@@ -126,7 +126,7 @@ export class BackingChainEditor extends HTMLElement {
     this._output = null;
     this._selected = null; // image filename
     this._collapsed = new Set();
-    this._lastXml = null;
+    this._lastXml = '';
     this._jobs = [];
     this._waiters = [];
     this._running = null;
@@ -578,10 +578,6 @@ export class BackingChainEditor extends HTMLElement {
       });
       // How the chain ends.
       parentGroup.append(this._endItem(chain, chain.layers.length + 1, `${ci}/end`));
-      for (const li of tree.querySelectorAll('li[role=treeitem]')) {
-        const g = li.querySelector(':scope > ul[role=group]');
-        if (g && !g.children.length) g.remove();
-      }
     });
     for (const li of tree.querySelectorAll('li[role=treeitem]')) {
       const hasKids = !!li.querySelector(':scope > ul[role=group]');

@@ -1,6 +1,6 @@
 // DOM building for the editor. Everything that comes from files or XML is
 // set as text (textContent / text nodes / setAttribute of plain attributes);
-// no innerHTML anywhere.
+// no HTML string is ever parsed.
 
 /** h('div', {class: 'x', onclick: f}, child, 'text', …) */
 export function h(tag, props, ...children) {

@@ -2,7 +2,7 @@
 // events or given to the file picker; the tree, the XML, errors, security.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, copyFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, copyFileSync, writeFileSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -307,6 +307,12 @@ test('nested / flat toggle', { skip }, async (t) => {
   assert.equal(await note.isVisible(), true);
   assert.equal(await page.locator('backing-chain-editor').evaluate((e) => e.layout), 'flat');
   await page.screenshot({ path: join(ARTIFACTS, 'page-flat.png'), fullPage: true });
+  // Download gives the text shown.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('backing-chain-editor button >> text=Download').click()]);
+  assert.equal(download.suggestedFilename(), 'disks.xml');
+  const saved = join(d, 'saved.xml');
+  await download.saveAs(saved);
+  assert.equal(readFileSync(saved, 'utf8'), flat);
   await page.locator('backing-chain-editor label >> text=Nested (libvirt)').click();
   await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('<alias'));
   assert.equal(xpath(await xmlText(page), 'count(/disk/backingStore/backingStore)'), '1');
