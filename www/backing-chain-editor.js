@@ -129,6 +129,8 @@ export class BackingChainEditor extends HTMLElement {
     this._lastXml = '';
     this._jobs = [];
     this._waiters = [];
+    this._undo = [];
+    this._redo = [];
     this._running = null;
     this._pending = 0;
     this._done = 0;
@@ -189,6 +191,7 @@ export class BackingChainEditor extends HTMLElement {
   set layout(v) {
     v = v === 'flat' ? 'flat' : 'nested';
     if (v === this._layout) return;
+    this._record();
     this._layout = v;
     for (const r of this._els.layoutRadios) r.checked = r.value === v;
     this._update();
@@ -206,6 +209,7 @@ export class BackingChainEditor extends HTMLElement {
     v = v == null ? '' : String(v);
     if (this._els.baseDir.value !== v) this._els.baseDir.value = v;
     if (v === this._baseDir) return;
+    this._record();
     this._baseDir = v;
     this._update();
   }
@@ -225,6 +229,22 @@ export class BackingChainEditor extends HTMLElement {
     return this._probe([{ name: String(name), size, reader }]);
   }
 
+  /** Undo the last change (images added or removed, domain XML, base directory, layout). */
+  undo() {
+    const snap = this._undo.pop();
+    if (!snap) return Promise.resolve(false);
+    this._redo.push(this._snapshot());
+    return this._restore(snap).then(() => true);
+  }
+
+  /** Redo what undo() undid. */
+  redo() {
+    const snap = this._redo.pop();
+    if (!snap) return Promise.resolve(false);
+    this._undo.push(this._snapshot());
+    return this._restore(snap).then(() => true);
+  }
+
   /** The XML for the current state (`layout` defaults to the element's). */
   getXml({ layout } = {}) {
     if (!this._session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
@@ -233,7 +253,9 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Forget one image (by the name it was added with). */
   removeImage(name) {
-    if (!this._session?.remove(String(name))) return false;
+    if (!this._session || !this._meta.has(String(name))) return false;
+    this._record();
+    this._session.remove(String(name));
     this._meta.delete(String(name));
     this._update();
     return true;
@@ -241,6 +263,7 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Forget every image (the domain XML stays). */
   clear() {
+    if (this._meta.size) this._record();
     this._session?.clear();
     this._meta.clear();
     this._selected = null;
@@ -249,6 +272,50 @@ export class BackingChainEditor extends HTMLElement {
   }
 
   // ---- internals -------------------------------------------------------
+
+  _snapshot() {
+    return { domain: this._domainText, baseDir: this._baseDir, layout: this._layout, images: new Map(this._meta) };
+  }
+
+  /** Remember the state before a change (not while undoing/redoing). */
+  _record() {
+    if (this._restoring || !this._session) return;
+    this._undo.push(this._snapshot());
+    if (this._undo.length > 200) this._undo.shift();
+    this._redo = [];
+    this._updateHistoryButtons();
+  }
+
+  async _restore(snap) {
+    this._restoring = true;
+    try {
+      this._domainText = snap.domain;
+      this._els.domain.value = snap.domain;
+      this._baseDir = snap.baseDir;
+      this._els.baseDir.value = snap.baseDir;
+      this._layout = snap.layout;
+      for (const r of this._els.layoutRadios) r.checked = r.value === snap.layout;
+      // Images: drop what the snapshot does not have, re-probe what it had.
+      const same = (n, m) => snap.images.get(n)?.job === m.job;
+      for (const [n, m] of [...this._meta]) {
+        if (!same(n, m)) {
+          this._session?.remove(n);
+          this._meta.delete(n);
+        }
+      }
+      const again = [...snap.images.values()].filter((m) => !this._meta.has(m.job.name)).map((m) => m.job);
+      if (again.length) await this._probe(again, { record: false });
+      else this._update();
+    } finally {
+      this._restoring = false;
+      this._updateHistoryButtons();
+    }
+  }
+
+  _updateHistoryButtons() {
+    this._els.undo.disabled = !this._undo.length;
+    this._els.redo.disabled = !this._redo.length;
+  }
 
   _options(layout = this._layout) {
     const o = { layout: layout === 'flat' ? 'flat' : 'nested' };
@@ -263,6 +330,8 @@ export class BackingChainEditor extends HTMLElement {
   }
 
   _setDomain(text) {
+    if (text === this._domainText) return;
+    this._record();
     this._domainText = text;
     this._update();
   }
@@ -289,10 +358,10 @@ export class BackingChainEditor extends HTMLElement {
   /** Queue images for probing; concurrent calls are coalesced into one run
    *  (one forest and one render per run, not per image). Resolves once they
    *  are in the forest. */
-  _probe(jobs) {
+  _probe(jobs, { record = true } = {}) {
     if (!jobs.length) return Promise.resolve();
     const done = new Promise((ok, ko) => this._waiters.push({ ok, ko }));
-    this._jobs.push(...jobs);
+    this._jobs.push(...jobs.map((job) => ({ job, record })));
     this._pending += jobs.length;
     this._showProgress();
     this._running ??= this._run();
@@ -312,8 +381,10 @@ export class BackingChainEditor extends HTMLElement {
     while (this._jobs.length) {
       const waiters = this._waiters.splice(0);
       // The same name again replaces the image (last one wins).
+      const batch = this._jobs.splice(0);
+      if (batch.some((b) => b.record)) this._record();
       const byName = new Map();
-      for (const j of this._jobs.splice(0)) byName.set(j.name, j);
+      for (const { job } of batch) byName.set(job.name, job);
       const jobs = [...byName.values()];
       for (const j of jobs) {
         this._session.remove(j.name);
@@ -325,7 +396,7 @@ export class BackingChainEditor extends HTMLElement {
           this._done = base + n;
           this._showProgress();
         });
-        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs[i].size }));
+        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs[i].size, job: jobs[i] }));
         this._update();
         for (const w of waiters) w.ok();
       } catch (e) {
@@ -434,12 +505,25 @@ export class BackingChainEditor extends HTMLElement {
         h('button', { type: 'button', class: 'primary', part: 'button', onclick: () => els.fileInput.click() }, 'Choose files…'),
         h('button', { type: 'button', part: 'button', onclick: () => els.dirInput.click() }, 'Choose a folder…'),
         h('button', { type: 'button', part: 'button', onclick: () => this.clear() }, 'Clear images'),
+        (els.undo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo')),
+        (els.redo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo')),
       ),
       els.progress,
       els.notice,
       els.fileInput,
       els.dirInput,
     );
+    // Undo / redo from the keyboard (text fields keep their own undo).
+    this.addEventListener('keydown', (ev) => {
+      if (this.readonly || !(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
+      const t = ev.composedPath()[0];
+      if (t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === 'text')) return;
+      const k = ev.key.toLowerCase();
+      if (k === 'z' && !ev.shiftKey) this.undo();
+      else if ((k === 'z' && ev.shiftKey) || k === 'y') this.redo();
+      else return;
+      ev.preventDefault();
+    });
     // Drag & drop on the whole element.
     this.addEventListener('dragover', (ev) => {
       if (this.readonly || !ev.dataTransfer) return;

@@ -471,3 +471,45 @@ test('a backing loop is shown as such; removing an image from the set updates tr
   assert.ok((await page.locator('backing-chain-editor li.end').allInnerTexts()).some((e) => /missing: mid\.qcow2/.test(e)));
   assert.doesNotMatch(await xmlText(page), /mid\.qcow2'\/>\s*<backingStore/);
 });
+
+test('undo / redo: removing an image, the layout, the domain XML (buttons and keyboard)', { skip }, async (t) => {
+  const d = subdir('undo');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  const el = page.locator('backing-chain-editor');
+  const names = async () => (await treeOf(page)).map((x) => `${x.level}:${x.name}`).join(' ');
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const full = await names();
+  assert.equal(full, '1:top.qcow2 2:mid.qcow2 3:base.qcow2');
+  const fullXml = await xmlText(page);
+  await el.evaluate((e) => e.removeImage('mid.qcow2'));
+  assert.equal(await names(), '1:top.qcow2 1:base.qcow2');
+  await page.locator('backing-chain-editor button >> text=Undo').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 3);
+  assert.equal(await names(), full);
+  assert.equal(await xmlText(page), fullXml);
+  await page.locator('backing-chain-editor button >> text=Redo').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 2);
+  assert.equal(await names(), '1:top.qcow2 1:base.qcow2');
+  // Keyboard: Ctrl+Z with the focus in the tree.
+  await page.locator('backing-chain-editor li[role=treeitem]').first().focus();
+  await page.keyboard.press('Control+z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 3);
+  assert.equal(await names(), full);
+  // Layout and domain XML are undoable too.
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  assert.equal(await el.evaluate((e) => e.layout), 'flat');
+  await el.evaluate((e) => (e.domainXml = "<disk type='file' device='disk'><source file='/srv/top.qcow2'/><target dev='vdc'/></disk>"));
+  assert.match(await xmlText(page), /\/srv\/mid\.qcow2/);
+  await el.evaluate((e) => e.undo());
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), '');
+  assert.equal(await el.evaluate((e) => e.layout), 'flat');
+  await page.locator('backing-chain-editor li[role=treeitem]').first().focus();
+  await page.keyboard.press('Control+z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').layout === 'nested');
+  assert.equal(await page.locator('backing-chain-editor input[value=nested]').isChecked(), true);
+  assert.equal(await xmlText(page), fullXml);
+  await page.keyboard.press('Control+Shift+Z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').layout === 'flat');
+});
