@@ -538,6 +538,14 @@ export class BackingChainEditor extends HTMLElement {
       els.drop.classList.remove('over');
       if (this.readonly || !ev.dataTransfer) return;
       ev.preventDefault();
+      // Dropped text (a domain XML dragged from another window) becomes the domain XML.
+      const hasFiles = [...(ev.dataTransfer.types ?? [])].includes('Files');
+      const text = hasFiles ? '' : ev.dataTransfer.getData('text/plain');
+      if (!hasFiles) {
+        if (text.trim().startsWith('<')) this.domainXml = text;
+        else if (text.trim()) this._notice('Dropped text is not XML: drop disk images or a domain XML.');
+        return;
+      }
       // collectDrop grabs every item synchronously, before any await.
       const pending = collectDrop(ev.dataTransfer);
       pending.then((entries) => this._addEntries(entries), (e) => this._notice(`The drop could not be read: ${e.message}`));

@@ -57,7 +57,8 @@ button {
   padding: .3rem .7rem; cursor: pointer; min-height: 2rem;
 }
 button.primary { background: var(--_accent); color: var(--_accent-fg); border-color: var(--_accent); }
-button:hover { border-color: var(--_accent); }
+button:hover:not(:disabled) { border-color: var(--_accent); }
+button:disabled { opacity: .5; cursor: default; }
 :focus-visible { outline: 2px solid var(--_focus); outline-offset: 2px; }
 .offscreen { position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles, ARTIFACTS } from '../support/browser.mjs';
+import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
 import { haveQemuImg, makeChain, qemuImg, qemuInfo, forgetBackingFormat } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
@@ -512,4 +512,20 @@ test('undo / redo: removing an image, the layout, the domain XML (buttons and ke
   assert.equal(await xmlText(page), fullXml);
   await page.keyboard.press('Control+Shift+Z');
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').layout === 'flat');
+});
+
+test('dropping domain XML text (dragged from another window) sets the domain XML', { skip }, async (t) => {
+  const d = subdir('textdrop');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await dropText(page, 'backing-chain-editor', DOMAIN);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
+  assert.equal(xpath(await xmlText(page), 'string(//disk/backingStore/backingStore/source/@file)'), '/var/lib/libvirt/images/base.qcow2');
+  // Plain prose is refused with a message, the state stays.
+  await dropText(page, 'backing-chain-editor', 'hello there');
+  assert.match(await page.locator('backing-chain-editor .drop .hint[aria-live]').innerText(), /not XML/);
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
 });

@@ -48,6 +48,19 @@ export async function dropFiles(page, selector, paths) {
 
 export { qemuImg, haveQemuImg, makeChain } from './images.mjs';
 
+/** Drop a piece of text (as dragged from another window) with CDP drag events. */
+export async function dropText(page, selector, text, mimeType = 'text/plain') {
+  const box = await page.locator(selector).boundingBox();
+  const x = box.x + box.width / 2;
+  const y = box.y + Math.min(box.height / 2, 60);
+  const cdp = await page.context().newCDPSession(page);
+  const data = { items: [{ mimeType, data: text }], dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) {
+    await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+  await cdp.detach();
+}
+
 /** Text of the element's shadow parts. */
 export async function shadowText(page, css, host = 'backing-chain-editor') {
   return page.locator(host).locator(css).allInnerTexts();
