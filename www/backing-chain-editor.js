@@ -438,6 +438,16 @@ export class BackingChainEditor extends HTMLElement {
   /** Recompute forest + XML from the core and re-render everything. */
   _update() {
     if (!this._session) return;
+    try {
+      this._render();
+    } catch (e) {
+      // A panic in the core (a bug): say so, keep what is on screen.
+      const panic = globalThis.backingChainPanic;
+      this._showLoadError(new WasmLoadError('internal', 'Internal error in the backing-chain core; what is shown is the last good state. Reload the page to start again.', String(panic ?? e?.message ?? e)));
+    }
+  }
+
+  _render() {
     this._forest = this._session.forest();
     let out = null;
     let xmlError = null;
