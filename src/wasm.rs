@@ -150,6 +150,18 @@ impl Session {
         self.images.len()
     }
 
+    /// Remove every image named `filename` (a file dropped again replaces
+    /// the old one). Returns whether one was removed.
+    pub fn remove(&mut self, filename: &str) -> bool {
+        let before = self.images.len();
+        self.images.retain(|i| i.filename != filename);
+        let removed = self.images.len() != before;
+        if removed {
+            self.forest = None;
+        }
+        removed
+    }
+
     pub fn clear(&mut self) {
         self.images.clear();
         self.forest = None;
@@ -170,22 +182,31 @@ impl Session {
 
     /// XML for the chains: the domain (or `<disk>`) XML populated when given,
     /// bare `<disk>` elements otherwise. `options`: `{ layout, "base-dir", "no-index" }`.
+    /// Returns `{ xml, diagnostics }`. A malformed document throws an `Error`
+    /// whose `position` property is the byte offset (UTF-8) of the problem.
     pub fn xml(
         &mut self,
         domain_xml: Option<String>,
         options: JsValue,
-    ) -> Result<JsValue, JsError> {
+    ) -> Result<JsValue, JsValue> {
         let opts: xml::Options = if options.is_undefined() || options.is_null() {
             xml::Options::default()
         } else {
             serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
+                .map_err(|e| JsValue::from(JsError::new(&format!("bad options: {e}"))))?
         };
         let forest = self.forest();
         let out = match domain_xml.as_deref().filter(|d| !d.trim().is_empty()) {
-            Some(d) => xml::populate(d, forest, &opts).map_err(|e| JsError::new(&e.to_string()))?,
+            Some(d) => xml::populate(d, forest, &opts).map_err(|e| xml_error(&e))?,
             None => xml::disks(forest, &opts),
         };
-        to_js(&out)
+        Ok(to_js(&out)?)
     }
+}
+
+/// A JS `Error` for a malformed XML document, with its byte `position`.
+fn xml_error(e: &xml::XmlError) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    let _ = js_sys::Reflect::set(&err, &"position".into(), &(e.position as f64).into());
+    err.into()
 }

@@ -1,0 +1,531 @@
+// The page in Chromium: real qemu-img images dropped with trusted CDP drag
+// events or given to the file picker; the tree, the XML, errors, security.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync, copyFileSync, writeFileSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../support/server.mjs';
+import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
+import { haveQemuImg, makeChain, qemuImg, qemuInfo, forgetBackingFormat } from '../support/images.mjs';
+
+const skip = haveQemuImg() ? false : 'qemu-img is not installed';
+const ASSETS = new Set([
+  '/', '/page.css', '/app.js', '/backing-chain-editor.js', '/reader.js', '/render.js', '/editor-style.js',
+  '/pkg/backing_chain.js', '/pkg/backing_chain_bg.wasm',
+]);
+
+let server;
+let origin;
+let browser;
+let dir;
+let requests = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bce-page-'));
+  server = await startServer();
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await launch();
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  browser.context.on('request', (r) => requests.push(r.url()));
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh page on the app, with dialogs and page errors recorded. */
+async function openPage(t, path = '/') {
+  const page = await browser.context.newPage();
+  const events = { dialogs: [], errors: [] };
+  page.on('dialog', (d) => {
+    events.dialogs.push(d.message());
+    d.dismiss().catch(() => {});
+  });
+  page.on('pageerror', (e) => events.errors.push(e.message));
+  t.after(() => page.close());
+  await page.goto(origin + path);
+  await page.locator('backing-chain-editor').evaluate((e) => e.ready);
+  return { page, events };
+}
+
+function subdir(name) {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
+
+/** The tree as [{level, name, format}] (image items only). */
+function treeOf(page) {
+  return page.locator('backing-chain-editor').evaluate((el) =>
+    [...el.shadowRoot.querySelectorAll('li[role=treeitem][data-image]')].map((li) => ({
+      level: Number(li.getAttribute('aria-level')),
+      name: li.querySelector(':scope > .row > .name').textContent,
+      format: li.querySelector(':scope > .row > .badge')?.textContent,
+    })),
+  );
+}
+
+function xmlText(page) {
+  return page.locator('backing-chain-editor pre.xml').innerText();
+}
+
+function xpath(xml, expr) {
+  return execFileSync('xmllint', ['--xpath', expr, '-'], { input: xml, encoding: 'utf8' }).trim();
+}
+
+async function waitTree(page, n) {
+  await page.waitForFunction(
+    (n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= n,
+    n,
+  );
+}
+
+test('dropping a base/mid/top qcow2 set shows the chain top → base and the nested XML', { skip }, async (t) => {
+  const d = subdir('drop');
+  const f = makeChain(d, { size: '2G' });
+  requests = [];
+  const { page, events } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.base, f.top, f.mid]);
+  await waitTree(page, 3);
+  assert.deepEqual(await treeOf(page), [
+    { level: 1, name: 'top.qcow2', format: 'qcow2' },
+    { level: 2, name: 'mid.qcow2', format: 'qcow2' },
+    { level: 3, name: 'base.qcow2', format: 'qcow2' },
+  ]);
+  const end = await page.locator('backing-chain-editor li.end').innerText();
+  assert.match(end, /end of chain/);
+  // Virtual size as qemu-img sees it, and the bytes read per image.
+  assert.equal(qemuInfo(f.top)['virtual-size'], 2 * 1024 ** 3);
+  const rows = await page.locator('backing-chain-editor li[data-image] > .row').allInnerTexts();
+  for (const r of rows) {
+    assert.match(r, /2 GiB/);
+    assert.match(r, /read 4 KiB/);
+  }
+  const xml = await xmlText(page);
+  assert.equal(xpath(xml, 'string(/disk/source/@file)'), 'top.qcow2');
+  assert.equal(xpath(xml, 'string(/disk/driver/@type)'), 'qcow2');
+  assert.equal(xpath(xml, 'string(/disk/backingStore/source/@file)'), 'mid.qcow2');
+  assert.equal(xpath(xml, 'string(/disk/backingStore/format/@type)'), 'qcow2');
+  assert.equal(xpath(xml, 'string(/disk/backingStore/backingStore/source/@file)'), 'base.qcow2');
+  assert.equal(xpath(xml, 'count(/disk/backingStore/backingStore/backingStore)'), '1');
+  assert.equal(xpath(xml, 'count(/disk/backingStore/backingStore/backingStore/node())'), '0');
+  // Set the base directory: absolute paths, the relative-path warnings go.
+  const diagsBefore = await page.locator('backing-chain-editor .diags li').allInnerTexts();
+  assert.ok(diagsBefore.some((x) => /relative-path/.test(x)));
+  await page.locator('backing-chain-editor input[type=text]').fill('/var/lib/libvirt/images');
+  await page.locator('backing-chain-editor input[type=text]').press('Enter');
+  await page.locator('backing-chain-editor input[type=text]').blur();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/var/lib/libvirt/images/base.qcow2'));
+  const xml2 = await xmlText(page);
+  assert.equal(xpath(xml2, 'string(/disk/backingStore/backingStore/source/@file)'), '/var/lib/libvirt/images/base.qcow2');
+  assert.equal(await page.locator('backing-chain-editor .diags li').count(), 0);
+  // Details of the selected node.
+  await page.locator('backing-chain-editor li[data-image] > .row >> text=mid.qcow2').click();
+  const details = await page.locator('backing-chain-editor .details').innerText();
+  assert.match(details, /Backing name \(as written\)\s+base\.qcow2/);
+  assert.match(details, /Backing format \(recorded\)\s+qcow2/);
+  assert.match(details, /Backing format \(detected\)\s+qcow2/);
+  assert.match(details, /Bytes read\s+4,096 bytes in 1 read/);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-chain.png'), fullPage: true });
+  assert.deepEqual(events.errors, []);
+  // Nothing but the page's own assets was requested.
+  for (const u of requests) {
+    if (u.startsWith('data:') || u.startsWith('blob:')) continue;
+    const url = new URL(u);
+    assert.equal(url.origin, origin, u);
+    assert.ok(ASSETS.has(url.pathname), `unexpected request ${u}`);
+  }
+  assert.ok(requests.some((u) => u.endsWith('/pkg/backing_chain_bg.wasm')));
+});
+
+test('the file picker (setInputFiles) gives the same tree; dropping more adds to the set', { skip }, async (t) => {
+  const d = subdir('picker');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await page.locator('backing-chain-editor input[type=file]:not([webkitdirectory])').setInputFiles([f.top, f.mid]);
+  await waitTree(page, 2);
+  assert.deepEqual((await treeOf(page)).map((x) => x.name), ['top.qcow2', 'mid.qcow2']);
+  assert.match(await page.locator('backing-chain-editor li.end').innerText(), /missing: base\.qcow2/);
+  await page.locator('backing-chain-editor input[type=file]:not([webkitdirectory])').setInputFiles([f.base]);
+  await waitTree(page, 3);
+  assert.deepEqual(await treeOf(page), [
+    { level: 1, name: 'top.qcow2', format: 'qcow2' },
+    { level: 2, name: 'mid.qcow2', format: 'qcow2' },
+    { level: 3, name: 'base.qcow2', format: 'qcow2' },
+  ]);
+  assert.match(await xmlText(page), /<backingStore\/>/);
+});
+
+test('a missing base shows its diagnostic, and no terminator is written', { skip }, async (t) => {
+  const d = subdir('missing');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid]);
+  await waitTree(page, 2);
+  const end = page.locator('backing-chain-editor li.end');
+  assert.match(await end.innerText(), /missing: base\.qcow2/);
+  assert.ok(await end.evaluate((e) => e.classList.contains('bad')));
+  const diag = page.locator('backing-chain-editor .diags li[data-code=missing-backing]');
+  assert.equal(await diag.count(), 1);
+  assert.match(await diag.innerText(), /error/);
+  assert.match(await diag.innerText(), /base\.qcow2/);
+  // The diagnostic is shown on the node that names the missing file.
+  const onMid = page.locator('backing-chain-editor li[data-image]:has(> .row .name:text-is("mid.qcow2")) > .diag[data-code=missing-backing]');
+  assert.equal(await onMid.count(), 1);
+  const xml = await xmlText(page);
+  assert.doesNotMatch(xml, /<backingStore\/>/);
+  assert.equal(xpath(xml, 'string(/disk/backingStore/source/@file)'), 'mid.qcow2');
+  // Clicking the diagnostic selects its node.
+  await diag.locator('button').click();
+  assert.match(await page.locator('backing-chain-editor .details h3').innerText(), /mid\.qcow2/);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-missing-base.png'), fullPage: true });
+});
+
+test('an unrecorded backing format shows the fix command, and Copy puts it on the clipboard', { skip }, async (t) => {
+  const d = subdir('unrecorded');
+  const f = makeChain(d);
+  forgetBackingFormat(f.top);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const node = page.locator('backing-chain-editor li[data-image]:has(> .row .name:text-is("top.qcow2")) > .diag[data-code=backing-format-not-recorded]');
+  assert.equal(await node.count(), 1);
+  const fix = await node.locator('code').innerText();
+  assert.match(fix, /^qemu-img rebase -u .*-F qcow2 .*top\.qcow2$/);
+  await node.locator('button').click();
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), fix);
+  // The command does what it says on the real file.
+  const argv = fix.split(' ').slice(1);
+  argv[argv.length - 1] = f.top;
+  qemuImg(...argv);
+  assert.equal(qemuInfo(f.top)['backing-filename-format'], 'qcow2');
+  await page.screenshot({ path: join(ARTIFACTS, 'page-unrecorded-format.png'), fullPage: true });
+});
+
+test('hostile names render as text and nothing runs', { skip }, async (t) => {
+  const d = subdir('xss');
+  const evil = join(d, '<img src=x onerror=alert(1)>.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', evil, '1M');
+  // A backing name containing <script>: a relative path through a directory.
+  mkdirSync(join(d, '<script>alert(2)<'));
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, '<script>alert(2)<', 'script>.qcow2'), '1M');
+  const top = join(d, 'top.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', '<script>alert(2)</script>.qcow2', top);
+  const { page, events } = await openPage(t);
+  await page.evaluate(() => {
+    window.__ran = false;
+    window.alert = () => {
+      window.__ran = true;
+    };
+  });
+  await dropFiles(page, 'backing-chain-editor', [evil, top]);
+  await waitTree(page, 2);
+  const names = (await treeOf(page)).map((x) => x.name).sort();
+  assert.deepEqual(names, ['<img src=x onerror=alert(1)>.qcow2', 'top.qcow2']);
+  await page.locator('backing-chain-editor li[data-image] > .row >> text=top.qcow2').click();
+  assert.match(await page.locator('backing-chain-editor .details').innerText(), /<script>alert\(2\)<\/script>\.qcow2/);
+  const counts = await page.locator('backing-chain-editor').evaluate((el) => ({
+    img: el.shadowRoot.querySelectorAll('img').length + document.querySelectorAll('img').length,
+    script: el.shadowRoot.querySelectorAll('script').length,
+  }));
+  assert.deepEqual(counts, { img: 0, script: 0 });
+  assert.match(await xmlText(page), /<source file='&lt;img src=x onerror=alert\(1\)&gt;\.qcow2'\/>/);
+  await page.waitForTimeout(300);
+  assert.equal(await page.evaluate(() => window.__ran), false);
+  assert.deepEqual(events.dialogs, []);
+  assert.deepEqual(events.errors, []);
+});
+
+const DOMAIN = `<domain type='kvm'>
+  <name>web1</name>
+  <!-- a comment that must survive -->
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/top.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+`;
+
+test('a pasted domain XML gets its disk populated; malformed XML shows the error and keeps the last good state', { skip }, async (t) => {
+  const d = subdir('domain');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const ta = page.locator('backing-chain-editor textarea');
+  await ta.fill(DOMAIN);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  const xml = await xmlText(page);
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vda']/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  assert.ok(xml.includes('<!-- a comment that must survive -->'));
+  assert.match(await page.locator('backing-chain-editor .parse').innerText(), /well-formed/);
+  // Break it: line 5 loses the '>' of <disk …>.
+  const broken = DOMAIN.replace("<disk type='file' device='disk'>", "<disk type='file' device='disk'").replace('</domain>', '<oops');
+  await ta.fill(broken);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.parse.error'));
+  const msg = await page.locator('backing-chain-editor .parse').innerText();
+  assert.match(msg, /^line \d+, column \d+: /);
+  assert.equal(await ta.getAttribute('aria-invalid'), 'true');
+  // The last good result stays on screen, with a note.
+  assert.equal(await xmlText(page), xml);
+  assert.ok(await page.locator('backing-chain-editor .note >> text=last valid').isVisible());
+  await page.screenshot({ path: join(ARTIFACTS, 'page-xml-error.png'), fullPage: true });
+  // "Go to the error" puts the caret in the textarea at the reported place.
+  await page.locator('backing-chain-editor button >> text=Go to the error').click();
+  const caret = await ta.evaluate((e) => ({ focused: e.getRootNode().activeElement === e, at: e.selectionStart }));
+  assert.equal(caret.focused, true);
+  const line = Number(/^line (\d+)/.exec(msg)[1]);
+  assert.equal(broken.slice(0, caret.at).split('\n').length, line);
+  // Fix it again: the error goes.
+  await ta.fill(DOMAIN);
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('.parse.error'));
+  assert.equal(await xmlText(page), xml);
+});
+
+test('nested / flat toggle', { skip }, async (t) => {
+  const d = subdir('toggle');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const note = page.locator('backing-chain-editor .note >> text=proposal');
+  assert.equal(await note.isVisible(), false);
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('<alias'));
+  const flat = await xmlText(page);
+  assert.equal(xpath(flat, 'count(/disk/backingStore)'), '3');
+  assert.equal(xpath(flat, 'count(/disk/backingStore/backingStore)'), '0');
+  assert.equal(xpath(flat, 'string(/disk/backingStore[2]/alias/@parent)'), xpath(flat, 'string(/disk/backingStore[1]/alias/@name)'));
+  assert.equal(await note.isVisible(), true);
+  assert.equal(await page.locator('backing-chain-editor').evaluate((e) => e.layout), 'flat');
+  await page.screenshot({ path: join(ARTIFACTS, 'page-flat.png'), fullPage: true });
+  // Download gives the text shown.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.locator('backing-chain-editor button >> text=Download').click()]);
+  assert.equal(download.suggestedFilename(), 'disks.xml');
+  const saved = join(d, 'saved.xml');
+  await download.saveAs(saved);
+  assert.equal(readFileSync(saved, 'utf8'), flat);
+  await page.locator('backing-chain-editor label >> text=Nested (libvirt)').click();
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('<alias'));
+  assert.equal(xpath(await xmlText(page), 'count(/disk/backingStore/backingStore)'), '1');
+});
+
+test('the tree works from the keyboard (arrows, Home/End, Enter)', { skip }, async (t) => {
+  const d = subdir('keys');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const focused = () => page.locator('backing-chain-editor').evaluate((el) => el.shadowRoot.activeElement?.querySelector(':scope > .row')?.textContent ?? null);
+  await page.locator('backing-chain-editor li[role=treeitem]').first().focus();
+  assert.match(await focused(), /top\.qcow2/);
+  await page.keyboard.press('ArrowDown');
+  assert.match(await focused(), /mid\.qcow2/);
+  await page.keyboard.press('End');
+  assert.match(await focused(), /end of chain/);
+  await page.keyboard.press('Home');
+  assert.match(await focused(), /top\.qcow2/);
+  await page.keyboard.press('ArrowLeft'); // collapse top
+  assert.equal(await page.locator('backing-chain-editor li[role=treeitem]').first().getAttribute('aria-expanded'), 'false');
+  await page.keyboard.press('End');
+  assert.match(await focused(), /top\.qcow2/, 'a collapsed subtree is skipped');
+  await page.keyboard.press('ArrowRight'); // expand
+  await page.keyboard.press('ArrowRight'); // to the first child
+  assert.match(await focused(), /mid\.qcow2/);
+  await page.keyboard.press('Enter');
+  assert.match(await page.locator('backing-chain-editor .details h3').innerText(), /mid\.qcow2/);
+  assert.equal(await page.locator('backing-chain-editor li[aria-selected=true] > .row .name').innerText(), 'mid.qcow2');
+  // Only one item is in the tab order.
+  assert.equal(await page.locator('backing-chain-editor li[role=treeitem][tabindex="0"]').count(), 1);
+});
+
+test('a folder drop reads every file inside; a shared base lists its overlays', { skip }, async (t) => {
+  const d = subdir('folder/vm');
+  const f = makeChain(d);
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(d, 'other.qcow2'));
+  mkdirSync(join(d, 'sub'));
+  copyFileSync(f.base, join(d, 'sub', 'lonely.qcow2'));
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [d]);
+  await waitTree(page, 5);
+  const tree = await treeOf(page);
+  const names = tree.map((x) => `${x.level}:${x.name}`);
+  assert.ok(names.includes('1:vm/top.qcow2'), names.join(' '));
+  assert.ok(names.includes('2:vm/mid.qcow2'));
+  assert.ok(names.includes('3:vm/base.qcow2'));
+  assert.ok(names.includes('1:vm/other.qcow2'));
+  assert.ok(names.includes('2:vm/base.qcow2'));
+  assert.ok(names.includes('1:vm/sub/lonely.qcow2'));
+  const shared = page.locator('backing-chain-editor li[data-image]:has(> .row .name:text-is("vm/base.qcow2")) > .row .badge >> text=shared by 2 overlays');
+  assert.equal(await shared.count(), 2);
+  await page.locator('backing-chain-editor li[data-image] > .row >> text=vm/base.qcow2').first().click();
+  const details = await page.locator('backing-chain-editor .details').innerText();
+  assert.match(details, /Overlays \(2\)\s+vm\/mid\.qcow2, vm\/other\.qcow2|Overlays \(2\)\s+vm\/other\.qcow2, vm\/mid\.qcow2/);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-folder-shared-base.png'), fullPage: true });
+});
+
+test('narrow (360 px) and dark', { skip }, async (t) => {
+  const d = subdir('narrow');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 360, `page is ${overflow}px wide`);
+  const bg = await page.locator('backing-chain-editor section.forest').evaluate((e) => getComputedStyle(e).backgroundColor);
+  const [r, g, b] = bg.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 200, `dark surface, got ${bg}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-360-dark.png'), fullPage: true });
+});
+
+test('the empty state says what to do', async (t) => {
+  const { page } = await openPage(t);
+  assert.match(await page.locator('backing-chain-editor .empty').first().innerText(), /Drop qcow2/);
+  assert.equal(await page.locator('#boot').count(), 0, 'the boot message is gone once scripts run');
+  await page.screenshot({ path: join(ARTIFACTS, 'page-empty.png') });
+});
+
+test('dropping a domain XML file fills the editor', { skip }, async (t) => {
+  const d = subdir('xmlfile');
+  const f = makeChain(d);
+  const x = join(d, 'web1.xml');
+  writeFileSync(x, DOMAIN);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [x, f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
+  assert.equal(xpath(await xmlText(page), "string(//disk/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
+});
+
+test('a 100 GiB image costs a few KiB: only Blob.slice ranges are read, never the whole file', { skip }, async (t) => {
+  const d = subdir('huge');
+  const raw = join(d, 'disk.raw');
+  execFileSync('truncate', ['-s', '100G', raw]);
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', 'disk.raw', join(d, 'big.qcow2'), '100G');
+  const { page } = await openPage(t);
+  await page.evaluate(() => {
+    window.__sliced = [];
+    window.__whole = [];
+    const slice = Blob.prototype.slice;
+    Blob.prototype.slice = function (a, b, ...rest) {
+      window.__sliced.push([this.size, a, b]);
+      return slice.call(this, a, b, ...rest);
+    };
+    for (const m of ['arrayBuffer', 'text', 'stream', 'bytes']) {
+      const orig = Blob.prototype[m];
+      if (!orig) continue;
+      Blob.prototype[m] = function (...args) {
+        if (this.size > 1024 * 1024) window.__whole.push([m, this.size]);
+        return orig.apply(this, args);
+      };
+    }
+  });
+  await dropFiles(page, 'backing-chain-editor', [join(d, 'big.qcow2'), raw]);
+  await waitTree(page, 2);
+  const { sliced, whole } = await page.evaluate(() => ({ sliced: window.__sliced, whole: window.__whole }));
+  assert.deepEqual(whole, []);
+  assert.ok(sliced.length >= 2);
+  const total = sliced.reduce((a, [, s, e]) => a + (e - s), 0);
+  assert.ok(total <= 128 * 1024, `sliced ${total} bytes`);
+  assert.ok(sliced.some(([size]) => size === 100 * 1024 ** 3), 'the 100 GiB file was sliced');
+  const rows = await page.locator('backing-chain-editor li[data-image] > .row').allInnerTexts();
+  assert.match(rows.find((r) => r.includes('big.qcow2')), /100 GiB/);
+  assert.match(rows.find((r) => r.includes('disk.raw')), /raw/);
+  const xml = await xmlText(page);
+  assert.equal(xpath(xml, 'string(/disk/backingStore/format/@type)'), 'raw');
+  assert.equal(xpath(xml, 'string(/disk/backingStore/source/@file)'), 'disk.raw');
+});
+
+test('a backing loop is shown as such; removing an image from the set updates tree and XML', { skip }, async (t) => {
+  const d = subdir('loop');
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, 'b.qcow2'), '1M');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'b.qcow2', join(d, 'a.qcow2'));
+  qemuImg('rebase', '-u', '-F', 'qcow2', '-b', 'a.qcow2', join(d, 'b.qcow2'));
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [join(d, 'a.qcow2'), join(d, 'b.qcow2'), f.top, f.mid, f.base]);
+  await waitTree(page, 5);
+  const ends = await page.locator('backing-chain-editor li.end').allInnerTexts();
+  assert.ok(ends.some((e) => /^loop: back to [ab]\.qcow2$/.test(e.trim())), ends.join(' | '));
+  const loop = page.locator('backing-chain-editor .diags li[data-code=backing-loop]');
+  assert.ok((await loop.count()) >= 1);
+  assert.match(await loop.first().innerText(), /error/);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-loop.png'), fullPage: true });
+  // Remove mid from the set: top's chain is now missing its backing.
+  await page.locator('backing-chain-editor li[data-image] > .row >> text=mid.qcow2').click();
+  await page.locator('backing-chain-editor button >> text=Remove from the set').click();
+  await page.waitForFunction(() => ![...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.name')].some((n) => n.textContent === 'mid.qcow2'));
+  const tops = (await treeOf(page)).filter((x) => x.level === 1).map((x) => x.name).sort();
+  assert.ok(tops.includes('top.qcow2') && tops.includes('base.qcow2'), tops.join(' '));
+  assert.ok((await page.locator('backing-chain-editor li.end').allInnerTexts()).some((e) => /missing: mid\.qcow2/.test(e)));
+  assert.doesNotMatch(await xmlText(page), /mid\.qcow2'\/>\s*<backingStore/);
+});
+
+test('undo / redo: removing an image, the layout, the domain XML (buttons and keyboard)', { skip }, async (t) => {
+  const d = subdir('undo');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  const el = page.locator('backing-chain-editor');
+  const names = async () => (await treeOf(page)).map((x) => `${x.level}:${x.name}`).join(' ');
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  const full = await names();
+  assert.equal(full, '1:top.qcow2 2:mid.qcow2 3:base.qcow2');
+  const fullXml = await xmlText(page);
+  await el.evaluate((e) => e.removeImage('mid.qcow2'));
+  assert.equal(await names(), '1:top.qcow2 1:base.qcow2');
+  await page.locator('backing-chain-editor button >> text=Undo').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 3);
+  assert.equal(await names(), full);
+  assert.equal(await xmlText(page), fullXml);
+  await page.locator('backing-chain-editor button >> text=Redo').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 2);
+  assert.equal(await names(), '1:top.qcow2 1:base.qcow2');
+  // Keyboard: Ctrl+Z with the focus in the tree.
+  await page.locator('backing-chain-editor li[role=treeitem]').first().focus();
+  await page.keyboard.press('Control+z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[data-image]').length === 3);
+  assert.equal(await names(), full);
+  // Layout and domain XML are undoable too.
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  assert.equal(await el.evaluate((e) => e.layout), 'flat');
+  await el.evaluate((e) => (e.domainXml = "<disk type='file' device='disk'><source file='/srv/top.qcow2'/><target dev='vdc'/></disk>"));
+  assert.match(await xmlText(page), /\/srv\/mid\.qcow2/);
+  await el.evaluate((e) => e.undo());
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), '');
+  assert.equal(await el.evaluate((e) => e.layout), 'flat');
+  await page.locator('backing-chain-editor li[role=treeitem]').first().focus();
+  await page.keyboard.press('Control+z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').layout === 'nested');
+  assert.equal(await page.locator('backing-chain-editor input[value=nested]').isChecked(), true);
+  assert.equal(await xmlText(page), fullXml);
+  await page.keyboard.press('Control+Shift+Z');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').layout === 'flat');
+});
+
+test('dropping domain XML text (dragged from another window) sets the domain XML', { skip }, async (t) => {
+  const d = subdir('textdrop');
+  const f = makeChain(d);
+  const { page } = await openPage(t);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await dropText(page, 'backing-chain-editor', DOMAIN);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
+  assert.equal(xpath(await xmlText(page), 'string(//disk/backingStore/backingStore/source/@file)'), '/var/lib/libvirt/images/base.qcow2');
+  // Plain prose is refused with a message, the state stays.
+  await dropText(page, 'backing-chain-editor', 'hello there');
+  assert.match(await page.locator('backing-chain-editor .drop .hint[aria-live]').innerText(), /not XML/);
+  assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
+});

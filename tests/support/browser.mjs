@@ -1,0 +1,67 @@
+// Launch Debian's Chromium through playwright-core (never a downloaded browser),
+// and helpers for the browser tests: real file drops through CDP, qemu-img images.
+import { chromium } from 'playwright-core';
+import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ARTIFACTS = resolve(fileURLToPath(new URL('../artifacts', import.meta.url)));
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** A persistent context (fresh --user-data-dir) on /usr/bin/chromium. */
+export async function launch({ viewport = { width: 1280, height: 900 }, colorScheme = 'light' } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'bce-chromium-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport,
+    colorScheme,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  await mkdir(ARTIFACTS, { recursive: true });
+  return {
+    context,
+    async close() {
+      await context.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Drop real files (absolute paths) on the element at its centre with trusted CDP drag events. */
+export async function dropFiles(page, selector, paths) {
+  const box = await page.locator(selector).boundingBox();
+  if (!box) throw new Error(`no box for ${selector}`);
+  const x = box.x + box.width / 2;
+  const y = box.y + Math.min(box.height / 2, 60);
+  const cdp = await page.context().newCDPSession(page);
+  const data = { items: [], files: paths, dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) {
+    await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+  await cdp.detach();
+}
+
+export { qemuImg, haveQemuImg, makeChain } from './images.mjs';
+
+/** Drop a piece of text (as dragged from another window) with CDP drag events. */
+export async function dropText(page, selector, text, mimeType = 'text/plain') {
+  const box = await page.locator(selector).boundingBox();
+  const x = box.x + box.width / 2;
+  const y = box.y + Math.min(box.height / 2, 60);
+  const cdp = await page.context().newCDPSession(page);
+  const data = { items: [{ mimeType, data: text }], dragOperationsMask: 1 };
+  for (const type of ['dragEnter', 'dragOver', 'drop']) {
+    await cdp.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+  await cdp.detach();
+}
+
+/** Text of the element's shadow parts. */
+export async function shadowText(page, css, host = 'backing-chain-editor') {
+  return page.locator(host).locator(css).allInnerTexts();
+}

@@ -1,0 +1,1022 @@
+// <backing-chain-editor>: drop disk images and a libvirt domain XML, see the
+// backing chains, take the XML with <backingStore> away.
+//
+//   import { register } from './backing-chain-editor.js';
+//   register({ wasmUrl: '/path/to/backing_chain_bg.wasm' }); // optional
+//   <backing-chain-editor domain-xml="…" layout="nested|flat" readonly>
+//
+// The element owns no parsing: it reads the byte ranges the wasm core asks
+// for, calls the core, and renders what comes back as text nodes.
+
+import init, { Session } from './pkg/backing_chain.js';
+import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
+import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERITY_ICON } from './render.js';
+import { CSS } from './editor-style.js';
+
+const TAG = 'backing-chain-editor';
+let wasmUrl = null;
+let loading = null;
+
+/** Why the wasm could not load, in words a user can act on. */
+export class WasmLoadError extends Error {
+  constructor(kind, message, detail) {
+    super(message);
+    this.name = 'WasmLoadError';
+    this.kind = kind;
+    this.detail = detail;
+  }
+}
+
+function defaultWasmUrl() {
+  try {
+    return new URL('./pkg/backing_chain_bg.wasm', import.meta.url).href;
+  } catch {
+    return 'pkg/backing_chain_bg.wasm';
+  }
+}
+
+/** Load the wasm once for all elements. */
+export function loadWasm() {
+  if (!loading) loading = doLoad(wasmUrl ?? defaultWasmUrl());
+  return loading;
+}
+
+async function doLoad(url) {
+  if (globalThis.location?.protocol === 'file:') {
+    throw new WasmLoadError(
+      'file',
+      'The WebAssembly module cannot be loaded from a file:// page.',
+      'Serve the directory over HTTP instead, e.g. `npm start` (then open http://127.0.0.1:8080/) or `python3 -m http.server -d www`.',
+    );
+  }
+  let resp;
+  try {
+    resp = await fetch(url);
+  } catch (e) {
+    throw new WasmLoadError('network', `The WebAssembly module could not be fetched from ${url}.`, String(e?.message ?? e));
+  }
+  if (!resp.ok) {
+    throw new WasmLoadError('http', `The WebAssembly module could not be fetched: HTTP ${resp.status} for ${url}.`, 'Build it first with `bash .ci/build` (it goes to www/pkg/).');
+  }
+  const type = (resp.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/wasm') {
+    throw new WasmLoadError(
+      'mime',
+      `The server sends the WebAssembly module as “${type || 'no type'}”, not application/wasm.`,
+      'Configure the server to send .wasm files with the MIME type application/wasm (python3 -m http.server and `npm start` do).',
+    );
+  }
+  const bytes = await resp.arrayBuffer();
+  try {
+    await init({ module_or_path: bytes });
+  } catch (e) {
+    const msg = String(e?.message ?? e);
+    if (/unsafe-eval|content security policy|csp/i.test(msg)) {
+      throw new WasmLoadError(
+        'csp',
+        'The page’s Content-Security-Policy does not allow WebAssembly.',
+        "Add 'wasm-unsafe-eval' to script-src, e.g. script-src 'self' 'wasm-unsafe-eval'. (" + msg + ')',
+      );
+    }
+    throw new WasmLoadError('compile', 'The WebAssembly module could not be started.', msg);
+  }
+}
+
+/**
+ * Define the element (once). `wasmUrl` locates backing_chain_bg.wasm for hosts
+ * that bundle this module into a classic script, where import.meta.url
+ * cannot. Call before the first element is connected.
+ */
+export function register({ wasmUrl: url, name = TAG } = {}) {
+  if (url) {
+    if (loading && String(url) !== wasmUrl) console.warn('backing-chain-editor: register({ wasmUrl }) came after the wasm started loading; it is ignored');
+    wasmUrl = String(url);
+  }
+  if (!customElements.get(name)) customElements.define(name, name === TAG ? BackingChainEditor : class extends BackingChainEditor {});
+  return customElements.get(name);
+}
+
+let sheet = null;
+function styleSheet() {
+  if (!sheet) {
+    sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+  }
+  return sheet;
+}
+
+let uid = 0;
+
+export class BackingChainEditor extends HTMLElement {
+  static get observedAttributes() {
+    return ['domain-xml', 'layout', 'readonly', 'base-dir'];
+  }
+
+  constructor() {
+    super();
+    this._id = `bce${++uid}`;
+    this._session = null;
+    this._meta = new Map(); // name → { size, bytesRead, reads }
+    this._domainText = '';
+    this._goodDomain = '';
+    this._xmlError = null;
+    this._layout = 'nested';
+    this._baseDir = '';
+    this._forest = null;
+    this._output = null;
+    this._selected = null; // image filename
+    this._collapsed = new Set();
+    this._lastXml = '';
+    this._jobs = [];
+    this._waiters = [];
+    this._undo = [];
+    this._redo = [];
+    this._running = null;
+    this._pending = 0;
+    this._done = 0;
+    let ok;
+    let ko;
+    this.ready = new Promise((a, b) => {
+      ok = a;
+      ko = b;
+    });
+    this.ready.catch(() => {});
+    this._ready = { ok, ko };
+    const root = this.attachShadow({ mode: 'open' });
+    root.adoptedStyleSheets = [styleSheet()];
+    this._build(root);
+  }
+
+  connectedCallback() {
+    if (this._started) return;
+    this._started = true;
+    // A microtask later, so that a register({ wasmUrl }) right after the
+    // import still applies.
+    Promise.resolve().then(loadWasm).then(
+      () => {
+        this._session = new Session();
+        this._els.status.replaceChildren();
+        this._els.status.className = 'status';
+        this._ready.ok(this);
+        this._update();
+      },
+      (e) => {
+        const err = e instanceof WasmLoadError ? e : new WasmLoadError('unknown', 'The WebAssembly module could not be loaded.', String(e?.message ?? e));
+        this._showLoadError(err);
+        this._ready.ko(err);
+      },
+    );
+  }
+
+  attributeChangedCallback(name, _old, value) {
+    if (name === 'domain-xml') this.domainXml = value ?? '';
+    else if (name === 'layout') this.layout = value ?? 'nested';
+    else if (name === 'base-dir') this.baseDir = value ?? '';
+    else if (name === 'readonly') this._applyReadonly();
+  }
+
+  // ---- public API ------------------------------------------------------
+
+  get domainXml() {
+    return this._domainText;
+  }
+  set domainXml(v) {
+    v = v == null ? '' : String(v);
+    if (this._els.domain.value !== v) this._els.domain.value = v;
+    this._setDomain(v);
+  }
+  get layout() {
+    return this._layout;
+  }
+  set layout(v) {
+    v = v === 'flat' ? 'flat' : 'nested';
+    if (v === this._layout) return;
+    this._record();
+    this._layout = v;
+    for (const r of this._els.layoutRadios) r.checked = r.value === v;
+    this._update();
+  }
+  get readonly() {
+    return this.hasAttribute('readonly');
+  }
+  set readonly(v) {
+    this.toggleAttribute('readonly', !!v);
+  }
+  get baseDir() {
+    return this._baseDir;
+  }
+  set baseDir(v) {
+    v = v == null ? '' : String(v);
+    if (this._els.baseDir.value !== v) this._els.baseDir.value = v;
+    if (v === this._baseDir) return;
+    this._record();
+    this._baseDir = v;
+    this._update();
+  }
+  /** The forest JSON from the core (images, links, chains, overlays). */
+  get forest() {
+    return this._forest;
+  }
+
+  /** Add files (a FileList or array of File): images are probed, an XML file becomes the domain XML. */
+  addFiles(fileList) {
+    return this._addEntries(filesFromList(fileList));
+  }
+
+  /** Add an image read through `reader(offset, length) → Promise<Uint8Array>`. */
+  addImage(name, reader, { size = -1 } = {}) {
+    if (typeof reader !== 'function') throw new TypeError('addImage(name, reader): reader must be a function');
+    return this._probe([{ name: String(name), size, reader }]);
+  }
+
+  /** Undo the last change (images added or removed, domain XML, base directory, layout). */
+  undo() {
+    const snap = this._undo.pop();
+    if (!snap) return Promise.resolve(false);
+    this._redo.push(this._snapshot());
+    return this._restore(snap).then(() => true);
+  }
+
+  /** Redo what undo() undid. */
+  redo() {
+    const snap = this._redo.pop();
+    if (!snap) return Promise.resolve(false);
+    this._undo.push(this._snapshot());
+    return this._restore(snap).then(() => true);
+  }
+
+  /** The XML for the current state (`layout` defaults to the element's). */
+  getXml({ layout } = {}) {
+    if (!this._session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    return this._session.xml(this._goodDomain || null, this._options(layout)).xml;
+  }
+
+  /** Forget one image (by the name it was added with). */
+  removeImage(name) {
+    if (!this._session || !this._meta.has(String(name))) return false;
+    this._record();
+    this._session.remove(String(name));
+    this._meta.delete(String(name));
+    this._update();
+    return true;
+  }
+
+  /** Forget every image (the domain XML stays). */
+  clear() {
+    if (this._meta.size) this._record();
+    this._session?.clear();
+    this._meta.clear();
+    this._selected = null;
+    this._collapsed.clear();
+    this._update();
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  _snapshot() {
+    return { domain: this._domainText, baseDir: this._baseDir, layout: this._layout, images: new Map(this._meta) };
+  }
+
+  /** Remember the state before a change (not while undoing/redoing). */
+  _record() {
+    if (this._restoring || !this._session) return;
+    this._undo.push(this._snapshot());
+    if (this._undo.length > 200) this._undo.shift();
+    this._redo = [];
+    this._updateHistoryButtons();
+  }
+
+  async _restore(snap) {
+    this._restoring = true;
+    try {
+      this._domainText = snap.domain;
+      this._els.domain.value = snap.domain;
+      this._baseDir = snap.baseDir;
+      this._els.baseDir.value = snap.baseDir;
+      this._layout = snap.layout;
+      for (const r of this._els.layoutRadios) r.checked = r.value === snap.layout;
+      // Images: drop what the snapshot does not have, re-probe what it had.
+      const same = (n, m) => snap.images.get(n)?.job === m.job;
+      for (const [n, m] of [...this._meta]) {
+        if (!same(n, m)) {
+          this._session?.remove(n);
+          this._meta.delete(n);
+        }
+      }
+      const again = [...snap.images.values()].filter((m) => !this._meta.has(m.job.name)).map((m) => m.job);
+      if (again.length) await this._probe(again, { record: false });
+      else this._update();
+    } finally {
+      this._restoring = false;
+      this._updateHistoryButtons();
+    }
+  }
+
+  _updateHistoryButtons() {
+    this._els.undo.disabled = !this._undo.length;
+    this._els.redo.disabled = !this._redo.length;
+  }
+
+  _options(layout = this._layout) {
+    const o = { layout: layout === 'flat' ? 'flat' : 'nested' };
+    if (this._baseDir.trim()) o['base-dir'] = this._baseDir.trim();
+    return o;
+  }
+
+  _applyReadonly() {
+    const ro = this.readonly;
+    this._els.domain.readOnly = ro;
+    this._els.baseDir.readOnly = ro;
+  }
+
+  _setDomain(text) {
+    if (text === this._domainText) return;
+    this._record();
+    this._domainText = text;
+    this._update();
+  }
+
+  async _addEntries(entries) {
+    const docs = entries.filter((e) => isDocument(e.path));
+    const images = entries.filter((e) => !isDocument(e.path));
+    for (const d of docs.slice(0, 1)) {
+      if (!/\.xml$/i.test(d.path)) {
+        this._notice(`${d.path}: qemu-img JSON is not supported yet; drop a domain or disk XML instead.`);
+        continue;
+      }
+      try {
+        const text = await readText(d.file);
+        this.domainXml = text;
+      } catch (e) {
+        this._notice(`${d.path}: ${e.message}`);
+      }
+    }
+    if (docs.length > 1) this._notice(`Only the first XML document is used (${docs.length} dropped).`);
+    await this._probe(images.map((e) => ({ name: e.path, size: e.file.size, reader: blobReader(e.file) })));
+  }
+
+  /** Queue images for probing; concurrent calls are coalesced into one run
+   *  (one forest and one render per run, not per image). Resolves once they
+   *  are in the forest. */
+  _probe(jobs, { record = true } = {}) {
+    if (!jobs.length) return Promise.resolve();
+    const done = new Promise((ok, ko) => this._waiters.push({ ok, ko }));
+    this._jobs.push(...jobs.map((job) => ({ job, record })));
+    this._pending += jobs.length;
+    this._showProgress();
+    this._running ??= this._run();
+    return done;
+  }
+
+  async _run() {
+    try {
+      await this.ready;
+    } catch (e) {
+      for (const w of this._waiters.splice(0)) w.ko(e);
+      this._jobs = [];
+      this._running = null;
+      return;
+    }
+    await Promise.resolve(); // let calls made in the same tick join this run
+    while (this._jobs.length) {
+      const waiters = this._waiters.splice(0);
+      // The same name again replaces the image (last one wins).
+      const batch = this._jobs.splice(0);
+      if (batch.some((b) => b.record)) this._record();
+      const byName = new Map();
+      for (const { job } of batch) byName.set(job.name, job);
+      const jobs = [...byName.values()];
+      for (const j of jobs) {
+        this._session.remove(j.name);
+        this._meta.delete(j.name);
+      }
+      const base = this._done;
+      try {
+        const results = await probeMany(this._session, jobs, (n) => {
+          this._done = base + n;
+          this._showProgress();
+        });
+        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs[i].size, job: jobs[i] }));
+        this._update();
+        for (const w of waiters) w.ok();
+      } catch (e) {
+        for (const w of waiters) w.ko(e);
+      }
+    }
+    this._pending = 0;
+    this._done = 0;
+    this._showProgress();
+    this._running = null;
+  }
+
+  _showProgress() {
+    const { progress, progressBar, progressText } = this._els;
+    const total = this._pending;
+    if (!total) {
+      progress.hidden = true;
+      return;
+    }
+    progress.hidden = false;
+    const done = Math.min(this._done, total);
+    progressBar.max = total;
+    progressBar.value = done;
+    progressText.textContent = `probed ${formatCount(done)} / ${formatCount(total)}`;
+  }
+
+  _notice(text) {
+    this._els.notice.textContent = text;
+  }
+
+  _showLoadError(err) {
+    const s = this._els.status;
+    s.className = 'status error';
+    s.setAttribute('role', 'alert');
+    s.replaceChildren(h('strong', null, err.message), err.detail ? h('span', { class: 'detail' }, err.detail) : null);
+    this.dataset.wasm = err.kind;
+  }
+
+  /** Recompute forest + XML from the core and re-render everything. */
+  _update() {
+    if (!this._session) return;
+    try {
+      this._render();
+    } catch (e) {
+      // A panic in the core (a bug): say so, keep what is on screen.
+      const panic = globalThis.backingChainPanic;
+      this._showLoadError(new WasmLoadError('internal', 'Internal error in the backing-chain core; what is shown is the last good state. Reload the page to start again.', String(panic ?? e?.message ?? e)));
+    }
+  }
+
+  _render() {
+    this._forest = this._session.forest();
+    let out = null;
+    let xmlError = null;
+    const text = this._domainText;
+    if (text.trim()) {
+      try {
+        out = this._session.xml(text, this._options());
+        this._goodDomain = text;
+      } catch (e) {
+        xmlError = { message: String(e?.message ?? e), position: typeof e?.position === 'number' ? e.position : null };
+      }
+    } else {
+      this._goodDomain = '';
+    }
+    if (!out) {
+      try {
+        out = this._session.xml(this._goodDomain || null, this._options());
+      } catch (e) {
+        out = { xml: '', diagnostics: [] };
+        xmlError ??= { message: String(e?.message ?? e), position: null };
+      }
+    }
+    this._xmlError = xmlError;
+    this._output = out;
+    this._renderTree();
+    this._renderDetails();
+    this._renderXml();
+    this._renderParse();
+    const diags = this._renderDiagnostics();
+    if (out.xml !== this._lastXml) {
+      this._lastXml = out.xml;
+      this.dispatchEvent(new CustomEvent('change', { detail: out.xml, bubbles: true, composed: true }));
+    }
+    this.dispatchEvent(new CustomEvent('diagnostics', { detail: diags, bubbles: true, composed: true }));
+  }
+
+  // ---- building the shadow DOM ----------------------------------------
+
+  _build(root) {
+    const id = this._id;
+    const els = {};
+    els.status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' }, 'Loading the WebAssembly module…');
+    els.fileInput = h('input', { type: 'file', multiple: true, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' });
+    els.dirInput = h('input', { type: 'file', multiple: true, webkitdirectory: true, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' });
+    els.fileInput.addEventListener('change', () => {
+      this.addFiles(els.fileInput.files);
+      els.fileInput.value = '';
+    });
+    els.dirInput.addEventListener('change', () => {
+      this.addFiles(els.dirInput.files);
+      els.dirInput.value = '';
+    });
+    els.progressBar = h('progress', { max: '1', value: '0', 'aria-label': 'Probing images' });
+    els.progressText = h('span', { 'aria-live': 'polite' });
+    els.progress = h('div', { class: 'progress', hidden: true }, els.progressBar, els.progressText);
+    els.notice = h('p', { class: 'hint', 'aria-live': 'polite' });
+    els.drop = h(
+      'section',
+      { class: 'drop', 'aria-label': 'Add disk images' },
+      h('p', null, h('strong', null, 'Drop disk images, folders or a domain XML here')),
+      h('p', { class: 'hint' }, 'Only the headers are read (a few KiB per image, however large); nothing leaves this browser.'),
+      h(
+        'div',
+        { class: 'buttons' },
+        h('button', { type: 'button', class: 'primary', part: 'button', onclick: () => els.fileInput.click() }, 'Choose files…'),
+        h('button', { type: 'button', part: 'button', onclick: () => els.dirInput.click() }, 'Choose a folder…'),
+        h('button', { type: 'button', part: 'button', onclick: () => this.clear() }, 'Clear images'),
+        (els.undo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo')),
+        (els.redo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo')),
+      ),
+      els.progress,
+      els.notice,
+      els.fileInput,
+      els.dirInput,
+    );
+    // Undo / redo from the keyboard (text fields keep their own undo).
+    this.addEventListener('keydown', (ev) => {
+      if (this.readonly || !(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
+      const t = ev.composedPath()[0];
+      if (t instanceof HTMLTextAreaElement || (t instanceof HTMLInputElement && t.type === 'text')) return;
+      const k = ev.key.toLowerCase();
+      if (k === 'z' && !ev.shiftKey) this.undo();
+      else if ((k === 'z' && ev.shiftKey) || k === 'y') this.redo();
+      else return;
+      ev.preventDefault();
+    });
+    // Drag & drop on the whole element.
+    this.addEventListener('dragover', (ev) => {
+      if (this.readonly || !ev.dataTransfer) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+      els.drop.classList.add('over');
+    });
+    this.addEventListener('dragleave', (ev) => {
+      if (ev.target === this || !this.contains(ev.relatedTarget)) els.drop.classList.remove('over');
+    });
+    this.addEventListener('drop', (ev) => {
+      els.drop.classList.remove('over');
+      if (this.readonly || !ev.dataTransfer) return;
+      ev.preventDefault();
+      // Dropped text (a domain XML dragged from another window) becomes the domain XML.
+      const hasFiles = [...(ev.dataTransfer.types ?? [])].includes('Files');
+      const text = hasFiles ? '' : ev.dataTransfer.getData('text/plain');
+      if (!hasFiles) {
+        if (text.trim().startsWith('<')) this.domainXml = text;
+        else if (text.trim()) this._notice('Dropped text is not XML: drop disk images or a domain XML.');
+        return;
+      }
+      // collectDrop grabs every item synchronously, before any await.
+      const pending = collectDrop(ev.dataTransfer);
+      pending.then((entries) => this._addEntries(entries), (e) => this._notice(`The drop could not be read: ${e.message}`));
+    });
+
+    els.tree = h('ul', { role: 'tree', 'aria-label': 'Backing chains, top to base', id: `${id}-tree` });
+    els.tree.addEventListener('keydown', (ev) => this._treeKey(ev));
+    els.empty = h('p', { class: 'empty' }, 'No images yet. Drop qcow2 (or other) disk images — top, middle and base layers — or a whole folder, and their chains appear here, top first.');
+    els.details = h('div', { class: 'details', 'aria-live': 'polite' });
+    const forest = h('section', { class: 'forest', 'aria-labelledby': `${id}-fh` }, h('h2', { id: `${id}-fh` }, 'Backing chains'), els.empty, els.tree, els.details);
+
+    els.layoutRadios = ['nested', 'flat'].map((v) =>
+      h('input', {
+        type: 'radio',
+        name: `${id}-layout`,
+        value: v,
+        checked: v === 'nested',
+        onchange: (ev) => {
+          if (ev.target.checked) this.layout = v;
+        },
+      }),
+    );
+    const seg = h(
+      'fieldset',
+      { class: 'seg' },
+      h('legend', { class: 'sr-only' }, 'Layout of <backingStore>'),
+      h('label', null, els.layoutRadios[0], h('span', null, 'Nested (libvirt)')),
+      h('label', null, els.layoutRadios[1], h('span', null, 'Flat (proposal)')),
+    );
+    els.copyXml = h('button', { type: 'button', onclick: () => this._copyXml() }, 'Copy');
+    els.download = h('button', { type: 'button', onclick: () => this._downloadXml() }, 'Download');
+    els.flatNote = h('p', { class: 'note', hidden: true }, 'The flat form (<alias name parent> on a list of <backingStore>) is a proposal: libvirt does not accept it today. Use the nested form with virsh.');
+    els.xmlStale = h('p', { class: 'note', hidden: true }, 'The domain XML has an error: showing the last valid result.');
+    els.xmlCode = h('code', null);
+    els.xmlPre = h('pre', { class: 'xml', tabindex: '0', 'aria-label': 'Resulting XML' }, els.xmlCode);
+    const output = h(
+      'section',
+      { class: 'output', 'aria-labelledby': `${id}-xh` },
+      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-xh` }, 'XML'), h('span', { class: 'spacer' }), seg, els.copyXml, els.download),
+      els.flatNote,
+      els.xmlStale,
+      els.xmlPre,
+    );
+
+    els.domain = h('textarea', { id: `${id}-dom`, spellcheck: false, placeholder: "<domain type='kvm'>…<disk type='file' device='disk'>…<source file='/var/lib/libvirt/images/top.qcow2'/>…</disk>…</domain>" });
+    let timer = null;
+    els.domain.addEventListener('input', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => this._setDomain(els.domain.value), 250);
+    });
+    els.parse = h('p', { class: 'parse', 'aria-live': 'polite' });
+    els.gotoError = h('button', { type: 'button', hidden: true, onclick: () => this._gotoError() }, 'Go to the error');
+    els.baseDir = h('input', { type: 'text', id: `${id}-base`, placeholder: '/var/lib/libvirt/images', spellcheck: false });
+    els.baseDir.addEventListener('change', () => {
+      this.baseDir = els.baseDir.value;
+    });
+    const domain = h(
+      'section',
+      { class: 'domain', 'aria-labelledby': `${id}-dh` },
+      h('h2', { id: `${id}-dh` }, h('label', { for: `${id}-dom` }, 'Domain XML')),
+      h('p', { class: 'hint meta' }, 'Paste or drop a libvirt domain (or <disk>) XML: the disk whose source file name matches a dropped top image gets its chain. Leave empty for bare <disk> elements.'),
+      els.domain,
+      h('div', { class: 'field' }, els.parse, els.gotoError),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { for: `${id}-base` }, 'Base directory'),
+        els.baseDir,
+        h('span', { class: 'meta' }, 'turns dropped names into absolute paths (default: the directory of the disk’s source)'),
+      ),
+    );
+
+    els.diagList = h('ul', null);
+    els.diagEmpty = h('p', { class: 'empty' }, 'No diagnostics.');
+    const diags = h('section', { class: 'diags', 'aria-labelledby': `${id}-gh` }, h('h2', { id: `${id}-gh` }, 'Diagnostics'), els.diagEmpty, els.diagList);
+
+    root.append(h('div', { class: 'root', part: 'root' }, els.status, els.drop, h('div', { class: 'main' }, forest, output), domain, diags));
+    this._els = els;
+  }
+
+  // ---- tree ------------------------------------------------------------
+
+  /** Attribute a chain diagnostic to the layer it names ('name' quoted first). */
+  _ownerOf(diag, layers) {
+    const f = this._forest;
+    const re = /'([^']*)'/g;
+    for (const m of diag.message.matchAll(re)) {
+      const i = layers.find((l) => f.images[l].filename === m[1]);
+      if (i !== undefined) return i;
+    }
+    return layers[0];
+  }
+
+  _renderTree() {
+    const f = this._forest;
+    const tree = this._els.tree;
+    const focusedKey = this.shadowRoot.activeElement?.dataset?.key;
+    tree.replaceChildren();
+    this._els.empty.hidden = f.images.length > 0;
+    tree.hidden = f.images.length === 0;
+    if (!f.images.length) return;
+    const selectedExists = f.images.some((im) => im.filename === this._selected);
+    if (!selectedExists) this._selected = null;
+    let first = null;
+    f.chains.forEach((chain, ci) => {
+      // Diagnostics of this chain, attached to the layer they name.
+      const perLayer = new Map();
+      for (const d of chain.diagnostics) {
+        const o = this._ownerOf(d, chain.layers);
+        if (!perLayer.has(o)) perLayer.set(o, []);
+        perLayer.get(o).push(d);
+      }
+      let parentGroup = tree;
+      chain.layers.forEach((idx, depth) => {
+        const key = `${ci}/${depth}`;
+        const item = this._treeItem(idx, depth + 1, key, perLayer.get(idx) ?? [], depth === 0 ? chain : null);
+        parentGroup.append(item);
+        first ??= item;
+        const group = h('ul', { role: 'group' });
+        item.append(group);
+        parentGroup = group;
+      });
+      // How the chain ends.
+      parentGroup.append(this._endItem(chain, chain.layers.length + 1, `${ci}/end`));
+    });
+    for (const li of tree.querySelectorAll('li[role=treeitem]')) {
+      const hasKids = !!li.querySelector(':scope > ul[role=group]');
+      if (hasKids) li.setAttribute('aria-expanded', String(!this._collapsed.has(li.dataset.key)));
+      const tw = li.querySelector(':scope > .row > .twisty');
+      if (tw) tw.textContent = hasKids ? (this._collapsed.has(li.dataset.key) ? '▸' : '▾') : '';
+    }
+    // Roving tabindex: the focused, else the selected, else the first item.
+    const items = [...tree.querySelectorAll('li[role=treeitem]')];
+    const target = items.find((i) => i.dataset.key === focusedKey) ?? items.find((i) => i.getAttribute('aria-selected') === 'true') ?? first;
+    for (const i of items) i.tabIndex = i === target ? 0 : -1;
+    if (focusedKey && target) target.focus();
+  }
+
+  _treeItem(idx, level, key, diags, chain) {
+    const f = this._forest;
+    const img = f.images[idx];
+    const selected = img.filename === this._selected;
+    const sizeText = img['virtual-size'] !== undefined ? humanSize(img['virtual-size']) : null;
+    const counts = { error: 0, warning: 0, info: 0 };
+    for (const d of [...diags, ...(img.diagnostics ?? [])]) counts[d.severity] = (counts[d.severity] ?? 0) + 1;
+    const users = f.overlays[idx] ?? [];
+    const row = h(
+      'div',
+      { class: 'row' },
+      h('span', { class: 'twisty', 'aria-hidden': 'true' }),
+      h('span', { class: 'name' }, img.filename),
+      img.error ? h('span', { class: 'badge error' }, 'unreadable') : h('span', { class: 'badge fmt' }, img.format),
+      sizeText ? h('span', { class: 'meta' }, sizeText) : null,
+      h('span', { class: 'meta' }, `read ${humanSize(img['bytes-read'])}`),
+      users.length > 1 ? h('span', { class: 'badge info', title: 'a shared base' }, `shared by ${users.length} overlays`) : null,
+      chain ? h('span', { class: `badge ${chain.status === 'ok' ? '' : 'error'}` }, chain.status === 'ok' ? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}` : chain.status) : null,
+      ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
+    );
+    const label = `${img.filename}, ${img.error ? 'unreadable' : img.format}${sizeText ? `, ${sizeText}` : ''}${counts.error ? `, ${counts.error} errors` : ''}`;
+    const item = h('li', { role: 'treeitem', 'aria-level': String(level), 'aria-selected': String(selected), 'aria-label': label, 'data-key': key, 'data-image': String(idx) }, row);
+    row.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      if (ev.target.classList.contains('twisty')) this._toggle(item);
+      this._select(idx, item);
+    });
+    for (const d of [...(img.diagnostics ?? []), ...diags]) item.append(this._diagView(d));
+    return item;
+  }
+
+  _endItem(chain, level, key) {
+    const f = this._forest;
+    const last = chain.layers[chain.layers.length - 1];
+    const link = f.links[last];
+    let text;
+    let bad = true;
+    switch (chain.status) {
+      case 'ok':
+        text = 'end of chain — the base has no backing file (terminator <backingStore/>)';
+        bad = false;
+        break;
+      case 'missing':
+        text = `missing: ${link?.resolved ?? '?'} (not among the dropped files)`;
+        break;
+      case 'loop':
+        text = `loop: back to ${f.images[link?.index]?.filename ?? '?'}`;
+        break;
+      case 'remote':
+        text = `remote source, not opened: ${link?.source?.protocol ?? link?.source?.type ?? ''} ${link?.source?.name ?? link?.source?.path ?? ''}`;
+        bad = false;
+        break;
+      default:
+        text = `chain stops here: ${chain.status}`;
+    }
+    const item = h('li', { role: 'treeitem', class: `end${bad ? ' bad' : ''}`, 'aria-level': String(level), 'aria-selected': 'false', 'data-key': key }, h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }), text));
+    return item;
+  }
+
+  _diagView(d) {
+    const fix = d.fix
+      ? h(
+          'div',
+          { class: 'fix' },
+          h('code', null, d.fix),
+          h(
+            'button',
+            {
+              type: 'button',
+              'aria-label': `Copy the command: ${d.fix}`,
+              onclick: async (ev) => {
+                ev.stopPropagation();
+                const ok = await copyText(d.fix, this.shadowRoot);
+                ev.target.textContent = ok ? 'Copied' : 'Copy failed';
+                setTimeout(() => (ev.target.textContent = 'Copy'), 1500);
+              },
+            },
+            'Copy',
+          ),
+        )
+      : null;
+    return h('div', { class: `diag ${d.severity}`, 'data-code': d.code }, h('span', { class: 'sev', title: d.severity }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`), h('span', { class: 'msg' }, d.message), fix);
+  }
+
+  _visibleItems() {
+    return [...this._els.tree.querySelectorAll('li[role=treeitem]')].filter((li) => {
+      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) {
+        if (p.getAttribute('aria-expanded') === 'false') return false;
+      }
+      return true;
+    });
+  }
+
+  _focusItem(li) {
+    for (const i of this._els.tree.querySelectorAll('li[role=treeitem]')) i.tabIndex = -1;
+    li.tabIndex = 0;
+    li.focus();
+  }
+
+  _toggle(li, open) {
+    if (!li.hasAttribute('aria-expanded')) return;
+    const now = li.getAttribute('aria-expanded') === 'true';
+    const next = open ?? !now;
+    li.setAttribute('aria-expanded', String(next));
+    if (next) this._collapsed.delete(li.dataset.key);
+    else this._collapsed.add(li.dataset.key);
+    const tw = li.querySelector(':scope > .row > .twisty');
+    if (tw) tw.textContent = next ? '▾' : '▸';
+  }
+
+  _treeKey(ev) {
+    const li = ev.target.closest('li[role=treeitem]');
+    if (!li) return;
+    const items = this._visibleItems();
+    const i = items.indexOf(li);
+    let handled = true;
+    switch (ev.key) {
+      case 'ArrowDown':
+        if (i + 1 < items.length) this._focusItem(items[i + 1]);
+        break;
+      case 'ArrowUp':
+        if (i > 0) this._focusItem(items[i - 1]);
+        break;
+      case 'Home':
+        this._focusItem(items[0]);
+        break;
+      case 'End':
+        this._focusItem(items[items.length - 1]);
+        break;
+      case 'ArrowRight':
+        if (li.getAttribute('aria-expanded') === 'false') this._toggle(li, true);
+        else if (li.getAttribute('aria-expanded') === 'true') this._focusItem(li.querySelector(':scope > ul > li[role=treeitem]'));
+        break;
+      case 'ArrowLeft': {
+        if (li.getAttribute('aria-expanded') === 'true') this._toggle(li, false);
+        else {
+          const parent = li.parentElement.closest('li[role=treeitem]');
+          if (parent) this._focusItem(parent);
+        }
+        break;
+      }
+      case 'Enter':
+      case ' ':
+        if (li.dataset.image !== undefined) this._select(Number(li.dataset.image), li);
+        break;
+      default:
+        handled = false;
+    }
+    if (handled) {
+      ev.preventDefault();
+      ev.stopPropagation();
+    }
+  }
+
+  _select(idx, li) {
+    const img = this._forest.images[idx];
+    this._selected = img?.filename ?? null;
+    for (const i of this._els.tree.querySelectorAll('li[role=treeitem]')) {
+      i.setAttribute('aria-selected', String(i.dataset.image !== undefined && this._forest.images[Number(i.dataset.image)]?.filename === this._selected));
+    }
+    if (!li) li = this._els.tree.querySelector(`li[data-image="${idx}"]`);
+    if (li) {
+      // Open the ancestors so the selected node shows.
+      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) this._toggle(p, true);
+      this._focusItem(li);
+    }
+    this._renderDetails();
+  }
+
+  _renderDetails() {
+    const box = this._els.details;
+    const f = this._forest;
+    const idx = f.images.findIndex((im) => im.filename === this._selected);
+    if (idx < 0) {
+      box.replaceChildren(f.images.length ? h('p', { class: 'meta' }, 'Select an image (click, or arrow keys and Enter) to see its details.') : '');
+      return;
+    }
+    const img = f.images[idx];
+    const link = f.links[idx];
+    const meta = this._meta.get(img.filename);
+    const rows = [];
+    const add = (k, v) => {
+      if (v !== undefined && v !== null && v !== '') rows.push(h('dt', null, k), h('dd', null, v));
+    };
+    add('File', img.filename);
+    if (img.error) add('Error', img.error);
+    add('Format', img.format);
+    if (img['virtual-size'] !== undefined) add('Virtual size', `${humanSize(img['virtual-size'])} (${formatCount(img['virtual-size'])} bytes)`);
+    if (meta && meta.size >= 0) add('File size', `${humanSize(meta.size)} (${formatCount(meta.size)} bytes)`);
+    if (img['cluster-size'] !== undefined) add('Cluster size', humanSize(img['cluster-size']));
+    add('Backing name (as written)', img['backing-filename'] ?? (img.error ? undefined : '— none (a base)'));
+    if (link?.kind === 'image') add('Resolved to', `${link.resolved} → ${f.images[link.index].filename}`);
+    else if (link?.kind === 'missing') add('Resolved to', `${link.resolved} (missing)`);
+    else if (link?.kind === 'remote') add('Resolved to', `remote: ${JSON.stringify(link.source)}`);
+    else if (link?.kind === 'unparsed') add('Resolved to', `cannot parse: ${link.error}`);
+    if (img['backing-filename'] !== undefined) {
+      add('Backing format (recorded)', img['backing-filename-format'] ?? '— not recorded');
+      add('Backing format (detected)', link?.kind === 'image' ? (f.images[link.index].format ?? 'unreadable') : 'unknown (not dropped)');
+    }
+    if (img.identity) add('Identity', Object.entries(img.identity).map(([k, v]) => `${k}: ${v}`).join(', '));
+    if (img.encrypted) add('Encrypted', 'yes');
+    if (img['dirty-flag'] !== undefined) add('Dirty', img['dirty-flag'] ? 'yes' : 'no');
+    add('Bytes read', `${formatCount(img['bytes-read'])} bytes${meta ? ` in ${meta.reads} read${meta.reads === 1 ? '' : 's'}` : ''}`);
+    const users = f.overlays[idx] ?? [];
+    if (users.length) {
+      add(
+        users.length > 1 ? `Overlays (${users.length})` : 'Overlay',
+        h(
+          'span',
+          null,
+          users.flatMap((u, n) => [n ? ', ' : '', h('button', { type: 'button', class: 'linkish', onclick: () => this._select(u) }, f.images[u].filename)]),
+        ),
+      );
+    }
+    const remove = h(
+      'button',
+      { type: 'button', class: 'edit-only', onclick: () => this.removeImage(img.filename) },
+      'Remove from the set',
+    );
+    box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), h('div', { class: 'field' }, remove));
+  }
+
+  // ---- XML pane --------------------------------------------------------
+
+  _renderXml() {
+    const xml = this._output?.xml ?? '';
+    this._els.xmlCode.replaceChildren(xml ? highlightXml(xml) : document.createTextNode('(no images and no domain XML yet)'));
+    this._els.flatNote.hidden = this._layout !== 'flat';
+    this._els.xmlStale.hidden = !this._xmlError;
+    this._els.copyXml.disabled = !xml;
+    this._els.download.disabled = !xml;
+  }
+
+  async _copyXml() {
+    const ok = await copyText(this._output?.xml ?? '', this.shadowRoot);
+    this._els.copyXml.textContent = ok ? 'Copied' : 'Copy failed';
+    setTimeout(() => (this._els.copyXml.textContent = 'Copy'), 1500);
+  }
+
+  _downloadXml() {
+    const blob = new Blob([this._output?.xml ?? ''], { type: 'application/xml' });
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: this._goodDomain ? 'domain.xml' : 'disks.xml', class: 'offscreen' });
+    this.shadowRoot.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+
+  _renderParse() {
+    const { parse, domain, gotoError } = this._els;
+    const e = this._xmlError;
+    if (e) {
+      let where = '';
+      if (e.position !== null) {
+        const p = bytePosition(this._domainText, e.position);
+        where = `line ${p.line}, column ${p.column}: `;
+        this._errorIndex = p.index;
+      } else this._errorIndex = null;
+      parse.className = 'parse error';
+      parse.setAttribute('role', 'alert');
+      parse.textContent = `${where}${where ? e.message.replace(/^XML error at byte \d+: /, '') : e.message}`;
+      domain.setAttribute('aria-invalid', 'true');
+      gotoError.hidden = this._errorIndex === null;
+    } else {
+      parse.className = 'parse ok';
+      parse.removeAttribute('role');
+      parse.textContent = this._domainText.trim() ? 'The domain XML is well-formed.' : 'No domain XML: the result is bare <disk> elements, one per chain.';
+      domain.removeAttribute('aria-invalid');
+      gotoError.hidden = true;
+    }
+  }
+
+  _gotoError() {
+    const ta = this._els.domain;
+    if (this._errorIndex === null) return;
+    ta.focus();
+    ta.setSelectionRange(this._errorIndex, Math.min(this._errorIndex + 1, ta.value.length));
+  }
+
+  // ---- diagnostics list -----------------------------------------------
+
+  _renderDiagnostics() {
+    const f = this._forest;
+    const seen = new Set();
+    const all = [];
+    const push = (d, image) => {
+      const k = `${d.code}\u0000${d.message}`;
+      if (seen.has(k)) return;
+      seen.add(k);
+      all.push({ ...d, image });
+    };
+    f.images.forEach((img, i) => (img.diagnostics ?? []).forEach((d) => push(d, img.filename)));
+    for (const ch of f.chains) for (const d of ch.diagnostics) push(d, f.images[this._ownerOf(d, ch.layers)].filename);
+    for (const d of f.diagnostics) push(d, null);
+    for (const d of this._output?.diagnostics ?? []) push(d, null);
+    const order = { error: 0, warning: 1, info: 2 };
+    all.sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3));
+    const list = this._els.diagList;
+    list.replaceChildren(
+      ...all.map((d) =>
+        h(
+          'li',
+          { 'data-code': d.code },
+          h(
+            'button',
+            {
+              type: 'button',
+              onclick: () => {
+                const i = f.images.findIndex((im) => im.filename === d.image);
+                if (i >= 0) this._select(i);
+              },
+            },
+            h('span', { class: `sev ${d.severity}` }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`),
+            h('span', null, d.message, ' ', h('span', { class: 'code' }, `(${d.code})`)),
+          ),
+        ),
+      ),
+    );
+    this._els.diagEmpty.hidden = all.length > 0;
+    return all;
+  }
+}
+
+// Define the element on import unless a host already did (double-import safe).
+if (!customElements.get(TAG)) customElements.define(TAG, BackingChainEditor);

@@ -1,0 +1,63 @@
+// Cockpit example: show the backing chains of a VM's disks, reading only the
+// image headers on the host through the element's custom reader.
+//
+// Install (as the user who logs into Cockpit):
+//   mkdir -p ~/.local/share/cockpit/backing-chain
+//   cp -r www/*.js www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
+// The element module then sits next to this file.
+/* global cockpit */
+import { register } from './backing-chain-editor.js';
+
+// A bundler that turns this into a classic script cannot use import.meta.url:
+// it must pass wasmUrl. Here (an ES module) this is just explicit.
+register({ wasmUrl: new URL('./pkg/backing_chain_bg.wasm', import.meta.url).href });
+
+const editor = document.querySelector('backing-chain-editor');
+const select = document.getElementById('domain');
+const status = document.getElementById('status');
+
+const run = (argv) => cockpit.spawn(argv, { superuser: 'try', err: 'message' });
+
+/** reader(offset, length) for a file on the host: `dd` reads just that range. */
+function hostReader(path) {
+  return async (offset, length) => {
+    const out = await cockpit.spawn(
+      ['dd', `if=${path}`, 'iflag=skip_bytes,count_bytes', `skip=${offset}`, `count=${length}`, 'status=none'],
+      { superuser: 'try', binary: true, err: 'message' },
+    );
+    return out instanceof Uint8Array ? out : new Uint8Array(out);
+  };
+}
+
+async function fileSize(path) {
+  return Number((await run(['stat', '-L', '-c', '%s', path])).trim());
+}
+
+/** Probe the disks of the domain, then follow missing backing files that are
+ *  absolute local paths (the element never opens anything on its own). */
+async function show(domain) {
+  status.textContent = `reading ${domain}…`;
+  editor.clear();
+  const xml = await run(['virsh', '-c', 'qemu:///system', 'dumpxml', '--inactive', domain]);
+  editor.domainXml = xml;
+  const sources = [...new DOMParser().parseFromString(xml, 'application/xml').querySelectorAll('disk[type=file] > source[file]')].map((s) => s.getAttribute('file'));
+  const seen = new Set();
+  let todo = sources;
+  for (let round = 0; todo.length && round < 64; round++) {
+    for (const path of todo) seen.add(path);
+    await Promise.all(todo.map(async (path) => editor.addImage(path, hostReader(path), { size: await fileSize(path).catch(() => -1) })));
+    todo = editor.forest.links.filter((l) => l.kind === 'missing' && l.resolved.startsWith('/') && !seen.has(l.resolved)).map((l) => l.resolved);
+  }
+  status.textContent = `${seen.size} image(s) read`;
+}
+
+editor.addEventListener('change', (e) => console.debug('backing-chain XML', e.detail.length, 'bytes'));
+
+document.getElementById('pick').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  show(select.value).catch((e) => (status.textContent = String(e.message ?? e)));
+});
+
+run(['virsh', '-c', 'qemu:///system', 'list', '--all', '--name']).then((out) => {
+  for (const name of out.split('\n').filter(Boolean)) select.append(new Option(name, name));
+}, (e) => (status.textContent = `virsh: ${e.message ?? e}`));

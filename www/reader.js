@@ -1,0 +1,133 @@
+// Reading images the sans-I/O way: the core says which byte ranges it needs,
+// we read exactly those (Blob.slice for files, or a host-supplied reader) and
+// call it again. Never the whole file.
+
+/** Upper bound on probe rounds on this side too (the core bounds its own). */
+const MAX_ROUNDS = 64;
+/** Upper bound on one read (the core caps its requests lower). */
+const MAX_READ = 16 * 1024 * 1024;
+
+/** A reader over a Blob/File: (offset, length) → Promise<Uint8Array>. */
+export function blobReader(blob) {
+  return async (offset, length) => {
+    const end = Math.min(blob.size, offset + length);
+    if (offset >= end) return new Uint8Array(0);
+    return new Uint8Array(await blob.slice(offset, end).arrayBuffer());
+  };
+}
+
+/**
+ * Run the probe loop for one image against a wasm `Session`.
+ * `size` is the file length or -1 when unknown. Resolves to
+ * `{ name, bytesRead, reads, result }` where `result` is the core's last
+ * answer (`{info}` or `{error}`); a reader failure adds the image as
+ * unreadable and resolves with `{error}`.
+ */
+export async function probeImage(session, name, size, reader) {
+  const chunks = [];
+  let bytesRead = 0;
+  let reads = 0;
+  try {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const answer = session.probe(name, size, chunks);
+      if (!answer.need) return { name, bytesRead, reads, result: answer };
+      for (const { offset, len } of answer.need) {
+        const want = Math.min(len, MAX_READ);
+        const got = await reader(offset, want);
+        if (!(got instanceof Uint8Array)) throw new TypeError('the reader must resolve to a Uint8Array');
+        const bytes = got.length > want ? got.subarray(0, want) : got;
+        bytesRead += bytes.length;
+        reads += 1;
+        chunks.push([offset, bytes, len]);
+      }
+    }
+    throw new Error(`the probe asked for more than ${MAX_ROUNDS} rounds of reads`);
+  } catch (e) {
+    const message = `cannot read: ${e && e.message ? e.message : String(e)}`;
+    session.addUnreadable(name, message);
+    return { name, bytesRead, reads, result: { error: message } };
+  }
+}
+
+/**
+ * Collect the files of a drop (files and whole folders). Every
+ * DataTransferItem is grabbed synchronously — the list is emptied once the
+ * event handler returns — and only then walked asynchronously.
+ * Resolves to `[{ file, path }]`.
+ */
+export function collectDrop(dataTransfer) {
+  const entries = [];
+  const loose = [];
+  const items = dataTransfer.items ? Array.from(dataTransfer.items) : [];
+  for (const item of items) {
+    if (item.kind !== 'file') continue;
+    const entry = typeof item.webkitGetAsEntry === 'function' ? item.webkitGetAsEntry() : null;
+    if (entry) entries.push(entry);
+    else {
+      const f = item.getAsFile();
+      if (f) loose.push(f);
+    }
+  }
+  if (!items.length && dataTransfer.files) loose.push(...Array.from(dataTransfer.files));
+  return (async () => {
+    const out = loose.map((file) => ({ file, path: file.name }));
+    for (const entry of entries) await walkEntry(entry, out);
+    return out;
+  })();
+}
+
+async function walkEntry(root, out) {
+  // Iterative walk: no recursion however deep the folder is.
+  const stack = [root];
+  while (stack.length) {
+    const entry = stack.pop();
+    if (entry.isFile) {
+      const file = await new Promise((ok, ko) => entry.file(ok, ko));
+      out.push({ file, path: entry.fullPath.replace(/^\/+/, '') || file.name });
+    } else if (entry.isDirectory) {
+      const dir = entry.createReader();
+      // readEntries returns at most ~100 entries per call: call until empty.
+      for (;;) {
+        const batch = await new Promise((ok, ko) => dir.readEntries(ok, ko));
+        if (!batch.length) break;
+        stack.push(...batch);
+      }
+    }
+  }
+}
+
+/** Files from an <input type=file> (webkitRelativePath for folder pickers). */
+export function filesFromList(fileList) {
+  return Array.from(fileList, (file) => ({ file, path: file.webkitRelativePath || file.name }));
+}
+
+/** Is this dropped file a document (XML / JSON) rather than an image? */
+export function isDocument(path) {
+  return /\.(xml|json)$/i.test(path);
+}
+
+/** Read a small text file (domain XML); refuse big ones. */
+export async function readText(file, limit = 8 * 1024 * 1024) {
+  if (file.size > limit) throw new Error(`${file.name} is ${file.size} bytes: too big for an XML document`);
+  return file.text();
+}
+
+/** Probe many images in small parallel batches, yielding to the event loop
+ *  between batches so the page stays responsive. `onProgress(done, total)`. */
+export async function probeMany(session, jobs, onProgress, { parallel = 8 } = {}) {
+  const results = [];
+  let done = 0;
+  let lastYield = performance.now();
+  for (let i = 0; i < jobs.length; i += parallel) {
+    const batch = jobs.slice(i, i + parallel);
+    const got = await Promise.all(batch.map((j) => probeImage(session, j.name, j.size, j.reader)));
+    results.push(...got);
+    done += batch.length;
+    onProgress?.(done, jobs.length);
+    if (performance.now() - lastYield > 12) {
+      await new Promise((ok) => setTimeout(ok, 0));
+      lastYield = performance.now();
+    }
+  }
+  return results;
+}

@@ -1,0 +1,122 @@
+// DOM building for the editor. Everything that comes from files or XML is
+// set as text (textContent / text nodes / setAttribute of plain attributes);
+// no HTML string is ever parsed.
+
+/** h('div', {class: 'x', onclick: f}, child, 'text', …) */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  if (props) {
+    for (const [k, v] of Object.entries(props)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else if (k === 'text') el.textContent = String(v);
+      else if (k in PROPS) el[k] = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+  }
+  append(el, children);
+  return el;
+}
+const PROPS = { value: 1, checked: 1, disabled: 1, hidden: 1, tabIndex: 1, readOnly: 1, spellcheck: 1 };
+
+function append(el, children) {
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+/** 1073741824 → "1 GiB"; exact bytes are shown next to it where it matters. */
+export function humanSize(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '?';
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const s = u === 0 ? String(v) : v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1);
+  return `${s} ${UNITS[u]}`;
+}
+
+export function formatCount(n) {
+  return new Intl.NumberFormat('en').format(n);
+}
+
+/** Split XML text into highlighted spans (text nodes inside spans). */
+export function highlightXml(text) {
+  const frag = document.createDocumentFragment();
+  const re = /<!--[\s\S]*?(?:-->|$)|<\?[\s\S]*?(?:\?>|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<![^>]*>?|<\/?[^\s/>]+(?:\s+[^\s=/>]+(?:\s*=\s*(?:'[^']*'|"[^"]*"|[^\s>]*))?)*\s*\/?>?/g;
+  let at = 0;
+  for (const m of text.matchAll(re)) {
+    if (m.index > at) frag.append(document.createTextNode(text.slice(at, m.index)));
+    frag.append(token(m[0]));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) frag.append(document.createTextNode(text.slice(at)));
+  return frag;
+}
+
+function span(cls, text) {
+  const s = document.createElement('span');
+  s.className = cls;
+  s.textContent = text;
+  return s;
+}
+
+function token(t) {
+  if (t.startsWith('<!--')) return span('x-comment', t);
+  if (t.startsWith('<?') || t.startsWith('<!')) return span('x-meta', t);
+  // A tag: name, then attributes.
+  const frag = document.createDocumentFragment();
+  const m = /^(<\/?)([^\s/>]+)/.exec(t);
+  frag.append(span('x-punct', m[1]), span('x-tag', m[2]));
+  let rest = t.slice(m[0].length);
+  const attr = /^(\s+)([^\s=/>]+)(?:(\s*=\s*)('[^']*'|"[^"]*"|[^\s>]*))?/;
+  for (;;) {
+    const a = attr.exec(rest);
+    if (!a) break;
+    frag.append(document.createTextNode(a[1]), span('x-attr', a[2]));
+    if (a[3] !== undefined) frag.append(document.createTextNode(a[3]), span('x-value', a[4]));
+    rest = rest.slice(a[0].length);
+  }
+  if (rest) frag.append(span('x-punct', rest));
+  return frag;
+}
+
+/** Byte offset (UTF-8) in `text` → { index (UTF-16), line, column }. */
+export function bytePosition(text, byteOffset) {
+  const bytes = new TextEncoder().encode(text);
+  const prefix = new TextDecoder().decode(bytes.subarray(0, Math.min(byteOffset, bytes.length)));
+  const index = prefix.length;
+  const lines = prefix.split('\n');
+  return { index, line: lines.length, column: lines[lines.length - 1].length + 1 };
+}
+
+/** Copy text to the clipboard; resolves true when it worked. */
+export async function copyText(text, fallbackHost) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // Older/insecure contexts: a hidden textarea and execCommand.
+    const ta = document.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.className = 'offscreen';
+    (fallbackHost ?? document.body).append(ta);
+    ta.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    ta.remove();
+    return ok;
+  }
+}
+
+export const SEVERITY_ICON = { error: '✖', warning: '▲', info: 'ℹ' };
