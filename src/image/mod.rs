@@ -23,7 +23,7 @@
 //!         Step::Done(info) => break info,
 //!         Step::Need(ranges) => for r in ranges {
 //!             let end = (r.end()).min(file.len() as u64) as usize;
-//!             reads.insert(r.offset, file[r.offset as usize..end].to_vec());
+//!             reads.insert(r, file[r.offset as usize..end].to_vec());
 //!         },
 //!     }
 //! };

@@ -408,6 +408,7 @@ fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<Value, Stop> {
     let b = reads.bytes(F, off, super::luks::V1_HEADER_LEN)?;
     let (mut data, _, _) = super::luks::parse_v1(b).map_err(|(at, m)| Stop::bad(F, off + at, m))?;
     data.insert("format".into(), json!("luks"));
+    data.insert("detached-header".into(), json!(false));
     Ok(Value::Object(data))
 }
 
