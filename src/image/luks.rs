@@ -46,6 +46,10 @@ fn cipher_alg(name: &str, mode: &str, key_bytes: u32) -> String {
     }
 }
 
+/// What [`parse_v1`] gives: the facts qemu prints, the payload offset in
+/// bytes, the key length in bytes.
+pub type V1Facts = (Map<String, Value>, u64, u32);
+
 /// Length of the LUKS1 binary header.
 pub const V1_HEADER_LEN: u64 = 592;
 
@@ -83,7 +87,7 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
 /// The facts of a LUKS1 header (`b` at least 592 bytes), as qemu prints
 /// them, with the payload offset in bytes and the key length. Errors carry
 /// the offset within the header.
-pub fn parse_v1(b: &[u8]) -> Result<(Map<String, Value>, u64, u32), (u64, String)> {
+pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
     if b.len() < V1_HEADER_LEN as usize || !matches(b) || be_u16(b, 6) != 1 {
         return Err((0, "not a LUKS1 header".into()));
     }

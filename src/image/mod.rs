@@ -194,7 +194,7 @@ impl Reads {
         }
         let end = offset.checked_add(len);
         if let Some(l) = self.len {
-            if end.is_none_or(|e| e > l) {
+            if end.map_or(true, |e| e > l) {
                 return Err(Stop::bad(
                     format,
                     offset,
@@ -415,7 +415,8 @@ pub fn detect_head(head: &[u8]) -> Option<Format> {
             Format::Qcow2
         });
     }
-    let checks: [(fn(&[u8]) -> bool, Format); 11] = [
+    type Check = (fn(&[u8]) -> bool, Format);
+    let checks: [Check; 11] = [
         (qed::matches, Format::Qed),
         (cow::matches, Format::Cow),
         (vmdk::matches, Format::Vmdk),
