@@ -454,8 +454,8 @@ fn read_format(format: Format, reads: &Reads, opts: &ProbeOptions) -> Result<Ima
 }
 
 /// Nothing matched at offset 0: look where the other signatures live — the
-/// last 512 bytes (fixed VHD footer `conectix`, DMG trailer `koly`) and the
-/// ISO 9660 volume descriptor at 32769 — in one round, then say raw.
+/// last 512 bytes (fixed VHD footer `conectix`, DMG trailer `koly`), then
+/// the ISO 9660 volume descriptor at 32769 — then say raw.
 fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
     let Some(len) = reads.file_len() else {
         return Err(Stop::Bad(ProbeError {
@@ -467,27 +467,10 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
                 .into(),
         }));
     };
-    let mut need = Vec::new();
-    let mut footer = None;
+    // The footer first (a fixed VHD then costs exactly its 512 bytes), the
+    // ISO descriptor only when the footer is not one.
     if len >= 512 {
-        match reads.bytes(Format::Raw, len - 512, 512) {
-            Ok(b) => footer = Some(b),
-            Err(Stop::Need(r)) => need.extend(r),
-            Err(e) => return Err(e),
-        }
-    }
-    let mut iso_head = None;
-    if len >= iso::DESCRIPTOR_OFFSET + iso::DESCRIPTOR_LEN {
-        match reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN) {
-            Ok(b) => iso_head = Some(b),
-            Err(Stop::Need(r)) => need.extend(r),
-            Err(e) => return Err(e),
-        }
-    }
-    if !need.is_empty() {
-        return Err(Stop::Need(need));
-    }
-    if let Some(f) = footer {
+        let f = reads.bytes(Format::Raw, len - 512, 512)?;
         if vpc::matches(f) {
             return vpc::probe(reads);
         }
@@ -495,8 +478,11 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
             return dmg::probe(reads);
         }
     }
-    if iso_head.is_some_and(iso::matches_descriptor) {
-        return iso::probe(reads);
+    if len >= iso::DESCRIPTOR_OFFSET + iso::DESCRIPTOR_LEN {
+        let d = reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN)?;
+        if iso::matches_descriptor(d) {
+            return iso::probe(reads);
+        }
     }
     Ok(raw(reads))
 }
