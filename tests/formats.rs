@@ -1345,3 +1345,48 @@ fn luks2_is_recognised_not_opened() {
     );
     assert!(i.diagnostics.iter().any(|d| d.code == "luks2-unsupported"));
 }
+
+/// streamOptimized with the grain directory at the end (Virtual Disk Format
+/// 5.0, "Stream-Optimized Compressed Sparse Extents": `gdOffset` =
+/// GD_AT_END, and a footer — marker sector of type 3, then a copy of the
+/// header, then the end-of-stream marker — in the last 1536 bytes, whose
+/// header is authoritative). The footer here says 8 GiB, the first header 0.
+#[test]
+fn vmdk_stream_footer_header_wins() {
+    let sparse_header = |capacity: u64| {
+        let mut h = vec![0u8; 512];
+        put(&mut h, 0, b"KDMV");
+        put(&mut h, 4, &3u32.to_le_bytes());
+        put(&mut h, 8, &0x0003_0001u32.to_le_bytes());
+        put(&mut h, 12, &capacity.to_le_bytes());
+        put(&mut h, 20, &128u64.to_le_bytes());
+        put(&mut h, 28, &1u64.to_le_bytes());
+        put(&mut h, 36, &2u64.to_le_bytes());
+        put(&mut h, 44, &512u32.to_le_bytes());
+        put(&mut h, 56, &u64::MAX.to_le_bytes());
+        put(&mut h, 77, &1u16.to_le_bytes());
+        h
+    };
+    let mut file = vec![0u8; 8192];
+    put(&mut file, 0, &sparse_header(0));
+    put(
+        &mut file,
+        512,
+        b"# Disk DescriptorFile\nversion=1\nCID=0000abcd\nparentCID=ffffffff\ncreateType=\"streamOptimized\"\nRW 16777216 SPARSE \"s.vmdk\"\n",
+    );
+    let mut marker = vec![0u8; 512];
+    put(&mut marker, 12, &3u32.to_le_bytes());
+    file.extend_from_slice(&marker);
+    file.extend_from_slice(&sparse_header(16_777_216));
+    file.extend_from_slice(&[0u8; 512]);
+    let (r, read) = probe_mem(&file, true);
+    let i = r.expect("probes");
+    assert_eq!(i.virtual_size, Some(16_777_216 * 512));
+    assert_eq!(i.cluster_size, Some(65536));
+    assert_eq!(i.identity.and_then(|x| x.id).as_deref(), Some("0000abcd"));
+    assert_eq!(read, 4096 + 1536);
+    // Without the file length the footer cannot be found: said, not guessed.
+    let (r, _) = probe_mem(&file, false);
+    let i = r.expect("probes");
+    assert!(i.diagnostics.iter().any(|d| d.code == "vmdk-footer-unread"));
+}

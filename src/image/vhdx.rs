@@ -49,19 +49,33 @@ pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"vhdxfile")
 }
 
+const fn crc32c_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+static CRC32C: [u32; 256] = crc32c_table();
+
 /// CRC-32C (Castagnoli), over `b` with the 4 bytes at `skip` taken as zero.
 pub(crate) fn crc32c(b: &[u8], skip: usize) -> u32 {
     let mut crc = !0u32;
     for (i, &x) in b.iter().enumerate() {
         let x = if (skip..skip + 4).contains(&i) { 0 } else { x };
-        crc ^= u32::from(x);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
+        crc = CRC32C[((crc ^ u32::from(x)) & 0xff) as usize] ^ (crc >> 8);
     }
     !crc
 }

@@ -191,8 +191,6 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut h = reads.bytes(F, 0, 79)?;
     let mut header_at = 0u64;
     let mut info = ImageInfo::new(F);
-    let desc_sectors = le_u64(h, 28);
-    let desc_len_sectors = le_u64(h, 36);
     if le_u64(h, 56) == GD_AT_END {
         match reads.file_len() {
             Some(len) if len >= 1536 => {
@@ -218,6 +216,9 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
             )),
         }
     }
+    // From the footer's header when there is one (it is the one qemu uses).
+    let desc_sectors = le_u64(h, 28);
+    let desc_len_sectors = le_u64(h, 36);
     let version = le_u32(h, 4);
     let flags = le_u32(h, 8);
     let capacity = le_u64(h, 12);
@@ -254,12 +255,16 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
             desc_sectors.checked_mul(512),
             desc_len_sectors.checked_mul(512),
         ) else {
-            return Err(Stop::bad(F, 28, "descriptor offset or size overflows"));
+            return Err(Stop::bad(
+                F,
+                header_at + 28,
+                "descriptor offset or size overflows",
+            ));
         };
         if len > MAX_DESCRIPTOR + 1 {
             return Err(Stop::bad(
                 F,
-                36,
+                header_at + 36,
                 format!(
                     "embedded descriptor of {len} bytes, above the limit of {} bytes",
                     MAX_DESCRIPTOR + 1
