@@ -1390,3 +1390,21 @@ fn vmdk_stream_footer_header_wins() {
     let i = r.expect("probes");
     assert!(i.diagnostics.iter().any(|d| d.code == "vmdk-footer-unread"));
 }
+
+/// A backing name that is not UTF-8 is kept byte for byte, the bad bytes
+/// escaped, and flagged.
+#[test]
+fn non_utf8_backing_name_is_escaped_and_flagged() {
+    let mut q = vec![0u8; 4096];
+    put(&mut q, 0, b"QFI\xfb");
+    put(&mut q, 4, &2u32.to_be_bytes());
+    put(&mut q, 8, &512u64.to_be_bytes());
+    put(&mut q, 16, &9u32.to_be_bytes());
+    put(&mut q, 20, &16u32.to_be_bytes());
+    put(&mut q, 24, &(1u64 << 30).to_be_bytes());
+    put(&mut q, 512, b"base\xff.img");
+    let (r, _) = probe_mem(&q, true);
+    let i = r.expect("probes");
+    assert_eq!(i.backing_filename.as_deref(), Some("base\\xff.img"));
+    assert!(i.diagnostics.iter().any(|d| d.code == "name-not-utf8"));
+}

@@ -627,17 +627,35 @@ pub(crate) fn utf16(b: &[u8], big_endian: bool) -> String {
     String::from_utf16_lossy(&units)
 }
 
-/// A name as stored: valid UTF-8 as is, otherwise shown with replacement
-/// characters and flagged with a `name-not-utf8` warning.
+/// A name as stored: valid UTF-8 as is; otherwise every byte that is not
+/// part of valid UTF-8 is shown escaped as `\xNN`, and a `name-not-utf8`
+/// warning says so.
 pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> String {
-    match std::str::from_utf8(data) {
-        Ok(s) => s.to_string(),
-        Err(_) => {
-            diags.push(Diagnostic::warning(
-                "name-not-utf8",
-                format!("the {what} is not valid UTF-8; shown with replacement characters"),
-            ));
-            String::from_utf8_lossy(data).into_owned()
+    if let Ok(s) = std::str::from_utf8(data) {
+        return s.to_string();
+    }
+    diags.push(Diagnostic::warning(
+        "name-not-utf8",
+        format!("the {what} is not valid UTF-8; the bytes that are not are shown as \\xNN"),
+    ));
+    let mut out = String::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (ok, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(ok).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len());
+                for b in &bad[..n] {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+                rest = &bad[n..];
+            }
         }
     }
+    out
 }

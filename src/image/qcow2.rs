@@ -226,16 +226,7 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
 }
 
 fn lossy_name(data: &[u8], info: &mut ImageInfo, what: &str) -> String {
-    match std::str::from_utf8(data) {
-        Ok(s) => s.to_string(),
-        Err(_) => {
-            info.diagnostics.push(Diagnostic::warning(
-                "name-not-utf8",
-                format!("the {what} is not valid UTF-8; shown with replacement characters"),
-            ));
-            String::from_utf8_lossy(data).into_owned()
-        }
-    }
+    super::lossy(data, &mut info.diagnostics, what)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
