@@ -36,11 +36,19 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     } else {
         (88, le_u64(b, 88))
     };
-    if extent < 512 || !extent.is_power_of_two() {
+    // qemu's bounds: extents of 512 B..8 MiB, at most 1 Mi catalog entries.
+    if !(512..=0x80_0000).contains(&extent) {
         return Err(Stop::bad(
             F,
             80,
-            format!("extent size {extent} is not a power of two of at least 512"),
+            format!("extent size {extent} outside 512..=8388608"),
+        ));
+    }
+    if catalog > 0x10_0000 {
+        return Err(Stop::bad(
+            F,
+            72,
+            format!("{catalog} catalog entries, above qemu's limit of 1048576"),
         ));
     }
     if u64::from(catalog) * u64::from(extent) < disk {

@@ -27,11 +27,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("block size {block_size} is not a non-zero multiple of 512 up to 64 MiB"),
         ));
     }
-    if n_blocks == u32::MAX {
+    // qemu's bound: the offsets table (8 bytes per block) must fit 32 bits.
+    if n_blocks > u32::MAX / 8 {
         return Err(Stop::bad(
             F,
             132,
-            "block count 4294967295 would overflow the offsets table",
+            format!(
+                "{n_blocks} blocks: the offsets table would not fit (qemu's limit is {})",
+                u32::MAX / 8
+            ),
         ));
     }
     let mut info = ImageInfo::new(F);
