@@ -324,6 +324,42 @@ fn qcow2_against_qemu_img() {
     ]);
 }
 
+/// Persistent bitmaps (`qemu-img bitmap --add`): qemu-img lists them in
+/// `format-specific`; so must we, from the bitmap directory.
+#[test]
+fn qcow2_bitmaps_against_qemu_img() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(
+        &["create", "-q", "-f", "qcow2", "bm.qcow2", "100G"],
+        dir.path(),
+    );
+    run(&["bitmap", "--add", "bm.qcow2", "b0"], dir.path());
+    run(
+        &[
+            "bitmap",
+            "--add",
+            "-g",
+            "131072",
+            "--disable",
+            "bm.qcow2",
+            "second-one",
+        ],
+        dir.path(),
+    );
+    let (info, read) = probe_file(&dir.path().join("bm.qcow2"), ProbeOptions::default());
+    let q = oracle(dir.path(), "bm.qcow2", None);
+    assert!(
+        q.pointer("/format-specific/data/bitmaps").is_some(),
+        "qemu lists bitmaps"
+    );
+    assert_same(&info, &q, "bm.qcow2");
+    assert_same_specific(&info, &q, "bm.qcow2");
+    assert!(read <= 4096 + 256, "read {read}");
+}
+
 #[test]
 fn qcow2_snapshots_only_when_asked() {
     if !have_qemu_img() {
@@ -1170,6 +1206,24 @@ fn hostile_headers_name_the_offset() {
     put(&mut q, 16, &2000u32.to_be_bytes());
     let e = probe_mem(&q, true).0.expect_err("backing name");
     assert!(e.message.contains("1023"), "{e}");
+
+    // qcow2 claiming 70000 internal snapshots, table asked for.
+    put(&mut q, 8, &0u64.to_be_bytes());
+    put(&mut q, 16, &0u32.to_be_bytes());
+    put(&mut q, 60, &70000u32.to_be_bytes());
+    put(&mut q, 64, &(1u64 << 16).to_be_bytes());
+    let len = q.len() as u64;
+    let r = probe_with_opts(
+        Some(len),
+        &ProbeOptions { snapshots: true },
+        |o, l| -> Result<Vec<u8>, ()> {
+            Ok(q[o.min(len) as usize..o.saturating_add(l).min(len) as usize].to_vec())
+        },
+    );
+    match r {
+        Err(ProbeOrIo::Probe(e)) => assert_eq!(e.offset, 60, "{e}"),
+        _ => panic!("70000 snapshots must be refused"),
+    }
 
     // VHD whose dynamic header offset is past the end of the file.
     let mut v = differencing_vhd();

@@ -147,7 +147,8 @@ struct Extensions {
     data_file: Option<String>,
     /// Full disk encryption header: offset and length.
     fde: Option<(u64, u64)>,
-    bitmaps: Option<u32>,
+    /// Bitmaps extension: count, directory size, directory offset.
+    bitmaps: Option<(u32, u64, u64)>,
     unknown: Vec<u32>,
 }
 
@@ -215,7 +216,8 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
             }
             EXT_BITMAPS => {
                 if data.len() >= 4 {
-                    ext.bitmaps = Some(be_u32(data, 0));
+                    ext.bitmaps = (data.len() >= 24)
+                        .then(|| (be_u32(data, 0), be_u64(data, 8), be_u64(data, 16)));
                 }
             }
             other => ext.unknown.push(other),
@@ -357,6 +359,14 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     if let (Some(e), Some(d)) = (encrypt, fs.get_mut("data").and_then(Value::as_object_mut)) {
         d.insert("encrypt".into(), e);
     }
+    // qemu uses the bitmaps extension only while the autoclear bit says it
+    // is valid, and then lists the bitmaps.
+    if let (Some(b), true) = (ext.bitmaps, h.autoclear_features & AUTOCLEAR_BITMAPS != 0) {
+        let list = bitmaps(reads, b)?;
+        if let Some(d) = fs.get_mut("data").and_then(Value::as_object_mut) {
+            d.insert("bitmaps".into(), Value::Array(list));
+        }
+    }
     info.format_specific = Some(fs);
     info.header = Some(header);
     if opts.snapshots && h.nb_snapshots > 0 {
@@ -401,6 +411,67 @@ fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<Value, Stop> {
     data.insert("format".into(), json!("luks"));
     data.insert("detached-header".into(), json!(false));
     Ok(Value::Object(data))
+}
+
+/// qemu's caps on persistent bitmaps: count and directory size.
+const MAX_BITMAPS: u32 = 65535;
+const MAX_BITMAP_DIRECTORY: u64 = 64 << 20;
+
+/// The bitmap directory (qcow2.rst "Bitmap directory"), as `qemu-img info`
+/// lists it: name, granularity, flags. Entries: bitmap table offset (u64),
+/// table size (u32), flags (u32: bit 0 in-use, bit 1 auto), type (u8),
+/// granularity bits (u8), name size (u16), extra data size (u32), extra
+/// data, name, padding to 8.
+fn bitmaps(reads: &Reads, (n, size, off): (u32, u64, u64)) -> Result<Vec<Value>, Stop> {
+    if n > MAX_BITMAPS {
+        return Err(Stop::bad(
+            F,
+            off,
+            format!("{n} bitmaps, above qemu's limit of {MAX_BITMAPS}"),
+        ));
+    }
+    if size > MAX_BITMAP_DIRECTORY.min(limits::MAX_READ) {
+        return Err(Stop::bad(
+            F,
+            off,
+            format!(
+                "bitmap directory of {size} bytes, above the limit of {}",
+                limits::MAX_READ
+            ),
+        ));
+    }
+    let dir = reads.bytes(F, off, size)?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for i in 0..n {
+        let bad = |m: String| Stop::bad(F, off + at as u64, format!("bitmap {i}: {m}"));
+        let e = dir
+            .get(at..at + 24)
+            .ok_or_else(|| bad("entry runs past the directory".into()))?;
+        let flags = be_u32(e, 12);
+        let gran_bits = u32::from(e[17]);
+        let name_len = usize::from(be_u16(e, 18));
+        let extra_len = be_u32(e, 20) as usize;
+        let total = 24usize
+            .checked_add(extra_len)
+            .and_then(|t| t.checked_add(name_len))
+            .filter(|&t| at + t <= dir.len())
+            .ok_or_else(|| bad("name or extra data runs past the directory".into()))?;
+        if gran_bits > 63 {
+            return Err(bad(format!("granularity bits {gran_bits} above 63")));
+        }
+        let name = String::from_utf8_lossy(&dir[at + 24 + extra_len..at + total]).into_owned();
+        let mut f = Vec::new();
+        if flags & 1 != 0 {
+            f.push("in-use");
+        }
+        if flags & 2 != 0 {
+            f.push("auto");
+        }
+        out.push(json!({ "flags": f, "name": name, "granularity": 1u64 << gran_bits }));
+        at += total.div_ceil(8) * 8;
+    }
+    Ok(out)
 }
 
 /// qemu's cap on the number of internal snapshots.
@@ -560,8 +631,10 @@ fn format_specific(h: &Header, ext: &Extensions) -> (Value, Value) {
         "autoclear-bitmaps".into(),
         json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0),
     );
-    if let Some(n) = ext.bitmaps {
+    if let Some((n, size, off)) = ext.bitmaps {
         extra.insert("nb-bitmaps".into(), json!(n));
+        extra.insert("bitmap-directory-size".into(), json!(size));
+        extra.insert("bitmap-directory-offset".into(), json!(off));
     }
     if !ext.unknown.is_empty() {
         extra.insert("unknown-extensions".into(), json!(ext.unknown));
