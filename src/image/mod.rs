@@ -23,7 +23,7 @@
 //!         Step::Done(info) => break info,
 //!         Step::Need(ranges) => for r in ranges {
 //!             let end = (r.end()).min(file.len() as u64) as usize;
-//!             reads.insert(r.offset, file[r.offset as usize..end].to_vec());
+//!             reads.insert(r, file[r.offset as usize..end].to_vec());
 //!         },
 //!     }
 //! };
@@ -44,7 +44,20 @@ use serde::Serialize;
 use crate::diag::Diagnostic;
 use crate::limits;
 
+pub mod bochs;
+pub mod cloop;
+pub mod cow;
+pub mod dmg;
+pub mod iso;
+pub mod luks;
+pub mod parallels;
+pub mod qcow;
 pub mod qcow2;
+pub mod qed;
+pub mod vdi;
+pub mod vhdx;
+pub mod vmdk;
+pub mod vpc;
 
 /// A byte range `[offset, offset + len)` of the image file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -181,7 +194,7 @@ impl Reads {
         }
         let end = offset.checked_add(len);
         if let Some(l) = self.len {
-            if end.is_none_or(|e| e > l) {
+            if end.map_or(true, |e| e > l) {
                 return Err(Stop::bad(
                     format,
                     offset,
@@ -312,6 +325,14 @@ pub struct ImageInfo {
     pub identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format_specific: Option<serde_json::Value>,
+    /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
+    /// filled when asked for ([`ProbeOptions::snapshots`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Vec<serde_json::Value>>,
+    /// Header facts `qemu-img info` does not print (versions, offsets,
+    /// locators, ids): kept for the page and for diagnostics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -328,6 +349,8 @@ impl ImageInfo {
             dirty_flag: None,
             identity: None,
             format_specific: None,
+            snapshots: None,
+            header: None,
             diagnostics: Vec::new(),
         }
     }
@@ -349,18 +372,30 @@ pub const FIRST_READ: Range = Range {
     len: 4096,
 };
 
+/// What a probe may read beyond the header facts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeOptions {
+    /// Read the qcow2 internal snapshot table (names, ids, sizes). Off by
+    /// default: it lies outside cluster 0 and costs extra reads.
+    pub snapshots: bool,
+}
+
 /// Run one probe step: detect the format from what was read, then let the
 /// format's reader take over.
 pub fn probe(reads: &Reads) -> Result<Step, ProbeError> {
+    probe_opts(reads, &ProbeOptions::default())
+}
+
+/// [`probe`] with options.
+pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<Step, ProbeError> {
     let head = match reads.bytes_upto(Format::Raw, 0, FIRST_READ.len) {
         Ok(h) => h,
         Err(Stop::Need(_)) => return Ok(Step::Need(vec![FIRST_READ])),
         Err(Stop::Bad(e)) => return Err(e),
     };
-    let result = if qcow2::matches(head) {
-        qcow2::probe(reads)
-    } else {
-        Ok(raw(reads))
+    let result = match detect_head(head) {
+        Some(format) => read_format(format, reads, opts),
+        None => tail(reads),
     };
     match result {
         Ok(info) => Ok(Step::Done(Box::new(info))),
@@ -369,9 +404,93 @@ pub fn probe(reads: &Reads) -> Result<Step, ProbeError> {
     }
 }
 
+/// The format whose signature is in the first bytes of the file, in an order
+/// where no signature can be mistaken for another.
+pub fn detect_head(head: &[u8]) -> Option<Format> {
+    if qcow2::matches(head) {
+        // "QFI\xfb" is shared: version 1 is qcow, 2 and 3 are qcow2.
+        return Some(if qcow::matches(head) {
+            Format::Qcow
+        } else {
+            Format::Qcow2
+        });
+    }
+    type Check = (fn(&[u8]) -> bool, Format);
+    let checks: [Check; 11] = [
+        (qed::matches, Format::Qed),
+        (cow::matches, Format::Cow),
+        (vmdk::matches, Format::Vmdk),
+        (vpc::matches, Format::Vpc),
+        (vhdx::matches, Format::Vhdx),
+        (vdi::matches, Format::Vdi),
+        (parallels::matches, Format::Parallels),
+        (luks::matches, Format::Luks),
+        (bochs::matches, Format::Bochs),
+        (cloop::matches, Format::Cloop),
+        // A text descriptor is checked last: it is plain text.
+        (vmdk::matches_descriptor, Format::Vmdk),
+    ];
+    checks.iter().find(|(m, _)| m(head)).map(|(_, f)| *f)
+}
+
+fn read_format(format: Format, reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop> {
+    match format {
+        Format::Qcow2 => qcow2::probe_opts(reads, opts),
+        Format::Qcow => qcow::probe(reads),
+        Format::Cow => cow::probe(reads),
+        Format::Qed => qed::probe(reads),
+        Format::Vmdk => vmdk::probe(reads),
+        Format::Vpc => vpc::probe(reads),
+        Format::Vhdx => vhdx::probe(reads),
+        Format::Vdi => vdi::probe(reads),
+        Format::Parallels => parallels::probe(reads),
+        Format::Luks => luks::probe(reads),
+        Format::Bochs => bochs::probe(reads),
+        Format::Cloop => cloop::probe(reads),
+        Format::Iso => iso::probe(reads),
+        Format::Dmg => dmg::probe(reads),
+        Format::Raw => Ok(raw(reads)),
+    }
+}
+
+/// Nothing matched at offset 0: look where the other signatures live — the
+/// last 512 bytes (fixed VHD footer `conectix`, DMG trailer `koly`), then
+/// the ISO 9660 volume descriptor at 32769 — then say raw.
+fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let Some(len) = reads.file_len() else {
+        return Err(Stop::Bad(ProbeError {
+            format: None,
+            offset: 0,
+            message: "no header at offset 0, and the file length is unknown: the footers at the \
+                      end of the file (fixed VHD, DMG) cannot be looked for, so the format is \
+                      not known (give the file length)"
+                .into(),
+        }));
+    };
+    // The footer first (a fixed VHD then costs exactly its 512 bytes), the
+    // ISO descriptor only when the footer is not one.
+    if len >= 512 {
+        let f = reads.bytes(Format::Raw, len - 512, 512)?;
+        if vpc::matches(f) {
+            return vpc::probe(reads);
+        }
+        if dmg::matches_trailer(f) {
+            return dmg::probe(reads);
+        }
+    }
+    if len >= iso::DESCRIPTOR_OFFSET + iso::DESCRIPTOR_LEN {
+        let d = reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN)?;
+        if iso::matches_descriptor(d) {
+            return iso::probe(reads);
+        }
+    }
+    Ok(raw(reads))
+}
+
 fn raw(reads: &Reads) -> ImageInfo {
     let mut info = ImageInfo::new(Format::Raw);
     info.virtual_size = reads.file_len();
+    info.dirty_flag = Some(false);
     info.diagnostics.push(Diagnostic::info(
         "no-header",
         "no header found: treated as raw (the format is not guessed)",
@@ -383,12 +502,21 @@ fn raw(reads: &Reads) -> ImageInfo {
 /// (short at end of file). Returns the facts and the number of bytes read.
 pub fn probe_with<E>(
     file_len: Option<u64>,
+    read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
+) -> Result<(ImageInfo, u64), ProbeOrIo<E>> {
+    probe_with_opts(file_len, &ProbeOptions::default(), read)
+}
+
+/// [`probe_with`] with options.
+pub fn probe_with_opts<E>(
+    file_len: Option<u64>,
+    opts: &ProbeOptions,
     mut read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
 ) -> Result<(ImageInfo, u64), ProbeOrIo<E>> {
     let mut reads = Reads::new(file_len);
     let mut bytes_read = 0u64;
     for _ in 0..limits::MAX_ROUNDS {
-        match probe(&reads).map_err(ProbeOrIo::Probe)? {
+        match probe_opts(&reads, opts).map_err(ProbeOrIo::Probe)? {
             Step::Done(info) => return Ok((*info, bytes_read)),
             Step::Need(ranges) => {
                 for r in ranges {
@@ -426,14 +554,108 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
     }
 }
 
-/// Big-endian / little-endian field readers over a slice known to be long enough.
+/// Big-endian / little-endian field readers. They never panic: a field
+/// past the end of the slice reads as zero (callers check lengths first).
+fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    at.checked_add(N)
+        .and_then(|end| b.get(at..end))
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0; N])
+}
 pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
+    u32::from_be_bytes(field(b, at))
 }
 pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
+    u64::from_be_bytes(field(b, at))
 }
-#[allow(dead_code)]
 pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(b[at..at + 2].try_into().unwrap_or([0; 2]))
+    u16::from_be_bytes(field(b, at))
+}
+pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(field(b, at))
+}
+pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(field(b, at))
+}
+pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(field(b, at))
+}
+
+/// A 16-byte id in RFC 4122 byte order (VHD), lowercase with dashes.
+pub(crate) fn uuid_be(b: &[u8]) -> String {
+    let b: [u8; 16] = field(b, 0);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A 16-byte Microsoft GUID (first three fields little-endian: VHDX, VDI),
+/// lowercase with dashes.
+pub(crate) fn guid_le(b: &[u8]) -> String {
+    let mut x: [u8; 16] = field(b, 0);
+    x[0..4].reverse();
+    x[4..6].reverse();
+    x[6..8].reverse();
+    uuid_be(&x)
+}
+
+/// Text up to the first NUL (lossy UTF-8).
+pub(crate) fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// UTF-16 text up to the first NUL code unit (lossy).
+pub(crate) fn utf16(b: &[u8], big_endian: bool) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| {
+            if big_endian {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            }
+        })
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// A name as stored: valid UTF-8 as is; otherwise every byte that is not
+/// part of valid UTF-8 is shown escaped as `\xNN`, and a `name-not-utf8`
+/// warning says so.
+pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> String {
+    if let Ok(s) = std::str::from_utf8(data) {
+        return s.to_string();
+    }
+    diags.push(Diagnostic::warning(
+        "name-not-utf8",
+        format!("the {what} is not valid UTF-8; the bytes that are not are shown as \\xNN"),
+    ));
+    let mut out = String::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (ok, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(ok).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len());
+                for b in &bad[..n] {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+    out
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{be_u16, be_u32, be_u64, Format, ImageInfo, ProbeOptions, Range, Reads, Stop};
 use crate::diag::Diagnostic;
 use crate::limits;
 
@@ -145,8 +145,10 @@ struct Extensions {
     backing_format: Option<String>,
     feature_names: Vec<(u8, u8, String)>,
     data_file: Option<String>,
-    fde: bool,
-    bitmaps: Option<u32>,
+    /// Full disk encryption header: offset and length.
+    fde: Option<(u64, u64)>,
+    /// Bitmaps extension: count, directory size, directory offset.
+    bitmaps: Option<(u32, u64, u64)>,
     unknown: Vec<u32>,
 }
 
@@ -162,7 +164,7 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
         backing_format: None,
         feature_names: Vec::new(),
         data_file: None,
-        fde: false,
+        fde: None,
         bitmaps: None,
         unknown: Vec::new(),
     };
@@ -207,10 +209,15 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
             EXT_DATA_FILE => {
                 ext.data_file = Some(lossy_name(data, info, "external data file name"))
             }
-            EXT_FDE => ext.fde = true,
+            EXT_FDE => {
+                if data.len() >= 16 {
+                    ext.fde = Some((be_u64(data, 0), be_u64(data, 8)));
+                }
+            }
             EXT_BITMAPS => {
                 if data.len() >= 4 {
-                    ext.bitmaps = Some(be_u32(data, 0));
+                    ext.bitmaps = (data.len() >= 24)
+                        .then(|| (be_u32(data, 0), be_u64(data, 8), be_u64(data, 16)));
                 }
             }
             other => ext.unknown.push(other),
@@ -221,19 +228,15 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
 }
 
 fn lossy_name(data: &[u8], info: &mut ImageInfo, what: &str) -> String {
-    match std::str::from_utf8(data) {
-        Ok(s) => s.to_string(),
-        Err(_) => {
-            info.diagnostics.push(Diagnostic::warning(
-                "name-not-utf8",
-                format!("the {what} is not valid UTF-8; shown with replacement characters"),
-            ));
-            String::from_utf8_lossy(data).into_owned()
-        }
-    }
+    super::lossy(data, &mut info.diagnostics, what)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    probe_opts(reads, &ProbeOptions::default())
+}
+
+/// [`probe`], reading the internal snapshot table when `opts.snapshots`.
+pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop> {
     let h = parse_header(reads)?;
     let mut info = ImageInfo::new(F);
     let ext = walk_extensions(reads, &h, &mut info)?;
@@ -251,7 +254,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             ));
         }
         let end = h.backing_file_offset.checked_add(len);
-        if end.is_none_or(|e| e > h.cluster_size()) {
+        if end.map_or(true, |e| e > h.cluster_size()) {
             return Err(Stop::bad(
                 F,
                 8,
@@ -324,7 +327,51 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
 
-    info.format_specific = Some(format_specific(&h, &ext));
+    for (kind, bits, what) in [
+        (
+            1u8,
+            h.compatible_features & !COMPAT_LAZY_REFCOUNTS,
+            "compatible",
+        ),
+        (
+            2u8,
+            h.autoclear_features & !(AUTOCLEAR_BITMAPS | AUTOCLEAR_DATA_FILE_RAW),
+            "autoclear",
+        ),
+    ] {
+        if bits != 0 {
+            info.diagnostics.push(Diagnostic::info(
+                "qcow2-unknown-feature",
+                format!(
+                    "unknown {what} feature bits set ({})",
+                    bit_names(bits, kind, &ext.feature_names)
+                ),
+            ));
+        }
+    }
+    let encrypt = match h.crypt_method {
+        0 => None,
+        1 => Some(json!({ "format": "aes" })),
+        2 => Some(luks_facts(reads, &ext)?),
+        _ => None,
+    };
+    let (mut fs, header) = format_specific(&h, &ext);
+    if let (Some(e), Some(d)) = (encrypt, fs.get_mut("data").and_then(Value::as_object_mut)) {
+        d.insert("encrypt".into(), e);
+    }
+    // qemu uses the bitmaps extension only while the autoclear bit says it
+    // is valid, and then lists the bitmaps.
+    if let (Some(b), true) = (ext.bitmaps, h.autoclear_features & AUTOCLEAR_BITMAPS != 0) {
+        let list = bitmaps(reads, b)?;
+        if let Some(d) = fs.get_mut("data").and_then(Value::as_object_mut) {
+            d.insert("bitmaps".into(), Value::Array(list));
+        }
+    }
+    info.format_specific = Some(fs);
+    info.header = Some(header);
+    if opts.snapshots && h.nb_snapshots > 0 {
+        info.snapshots = Some(snapshots(reads, &h)?);
+    }
     Ok(info)
 }
 
@@ -341,8 +388,177 @@ fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {
         .join(", ")
 }
 
-/// `format-specific` as `qemu-img info --output=json` prints it.
-fn format_specific(h: &Header, ext: &Extensions) -> Value {
+/// The LUKS header a `crypt_method` 2 image keeps in the clusters the full
+/// disk encryption extension points to: its facts as qemu prints them under
+/// `encrypt`.
+fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<Value, Stop> {
+    let Some((off, len)) = ext.fde else {
+        return Err(Stop::bad(
+            F,
+            32,
+            "LUKS encryption without a full disk encryption header extension",
+        ));
+    };
+    if len < super::luks::V1_HEADER_LEN {
+        return Err(Stop::bad(
+            F,
+            off,
+            format!("full disk encryption header of {len} bytes is too short"),
+        ));
+    }
+    let b = reads.bytes(F, off, super::luks::V1_HEADER_LEN)?;
+    let (mut data, _, _) = super::luks::parse_v1(b).map_err(|(at, m)| Stop::bad(F, off + at, m))?;
+    data.insert("format".into(), json!("luks"));
+    data.insert("detached-header".into(), json!(false));
+    Ok(Value::Object(data))
+}
+
+/// qemu's caps on persistent bitmaps: count and directory size.
+const MAX_BITMAPS: u32 = 65535;
+const MAX_BITMAP_DIRECTORY: u64 = 64 << 20;
+
+/// The bitmap directory (qcow2.rst "Bitmap directory"), as `qemu-img info`
+/// lists it: name, granularity, flags. Entries: bitmap table offset (u64),
+/// table size (u32), flags (u32: bit 0 in-use, bit 1 auto), type (u8),
+/// granularity bits (u8), name size (u16), extra data size (u32), extra
+/// data, name, padding to 8.
+fn bitmaps(reads: &Reads, (n, size, off): (u32, u64, u64)) -> Result<Vec<Value>, Stop> {
+    if n > MAX_BITMAPS {
+        return Err(Stop::bad(
+            F,
+            off,
+            format!("{n} bitmaps, above qemu's limit of {MAX_BITMAPS}"),
+        ));
+    }
+    if size > MAX_BITMAP_DIRECTORY.min(limits::MAX_READ) {
+        return Err(Stop::bad(
+            F,
+            off,
+            format!(
+                "bitmap directory of {size} bytes, above the limit of {}",
+                limits::MAX_READ
+            ),
+        ));
+    }
+    let dir = reads.bytes(F, off, size)?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    for i in 0..n {
+        let bad = |m: String| Stop::bad(F, off + at as u64, format!("bitmap {i}: {m}"));
+        let e = dir
+            .get(at..at + 24)
+            .ok_or_else(|| bad("entry runs past the directory".into()))?;
+        let flags = be_u32(e, 12);
+        let gran_bits = u32::from(e[17]);
+        let name_len = usize::from(be_u16(e, 18));
+        let extra_len = be_u32(e, 20) as usize;
+        let total = 24usize
+            .checked_add(extra_len)
+            .and_then(|t| t.checked_add(name_len))
+            .filter(|&t| at + t <= dir.len())
+            .ok_or_else(|| bad("name or extra data runs past the directory".into()))?;
+        if gran_bits > 63 {
+            return Err(bad(format!("granularity bits {gran_bits} above 63")));
+        }
+        let name = String::from_utf8_lossy(&dir[at + 24 + extra_len..at + total]).into_owned();
+        let mut f = Vec::new();
+        if flags & 1 != 0 {
+            f.push("in-use");
+        }
+        if flags & 2 != 0 {
+            f.push("auto");
+        }
+        out.push(json!({ "flags": f, "name": name, "granularity": 1u64 << gran_bits }));
+        at += total.div_ceil(8) * 8;
+    }
+    Ok(out)
+}
+
+/// qemu's cap on the number of internal snapshots.
+const MAX_SNAPSHOTS: u32 = 65536;
+/// qemu's cap on a snapshot entry's extra data.
+const MAX_SNAPSHOT_EXTRA: u64 = 1024;
+
+/// The internal snapshot table, as `qemu-img info` lists it. Read in windows
+/// that grow with the entries still to read, each at most `MAX_READ`.
+fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Value>, Stop> {
+    if h.nb_snapshots > MAX_SNAPSHOTS {
+        return Err(Stop::bad(
+            F,
+            60,
+            format!(
+                "{} snapshots, above qemu's limit of {MAX_SNAPSHOTS}",
+                h.nb_snapshots
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut off = h.snapshots_offset;
+    for i in 0..h.nb_snapshots {
+        let left = u64::from(h.nb_snapshots - i);
+        let window = (left * 256).clamp(4096, limits::MAX_READ);
+        let window = reads
+            .file_len()
+            .map_or(window, |l| window.min(l.saturating_sub(off)));
+        let get = |at: u64, len: u64| -> Result<&[u8], Stop> {
+            match reads.bytes(F, at, len) {
+                Err(Stop::Need(_)) if at >= off && at + len <= off + window => {
+                    Err(Stop::Need(vec![Range::new(off, window)]))
+                }
+                other => other,
+            }
+        };
+        let e = get(off, 40)?;
+        let id_len = u64::from(be_u16(e, 12));
+        let name_len = u64::from(be_u16(e, 14));
+        let extra_len = u64::from(be_u32(e, 36));
+        if extra_len > MAX_SNAPSHOT_EXTRA {
+            return Err(Stop::bad(
+                F,
+                off + 36,
+                format!(
+                    "snapshot {i}: {extra_len} bytes of extra data, above {MAX_SNAPSHOT_EXTRA}"
+                ),
+            ));
+        }
+        let total = 40 + extra_len + id_len + name_len;
+        let e = get(off, total)?;
+        let date_sec = be_u32(e, 16);
+        let date_nsec = be_u32(e, 20);
+        let vm_clock = be_u64(e, 24);
+        let mut vm_state = u64::from(be_u32(e, 32));
+        let extra = &e[40..40 + extra_len as usize];
+        if extra.len() >= 8 {
+            vm_state = be_u64(extra, 0);
+        }
+        let icount = (extra.len() >= 24)
+            .then(|| be_u64(extra, 16))
+            .filter(|&c| c != u64::MAX);
+        let ids = &e[40 + extra_len as usize..];
+        let id = String::from_utf8_lossy(&ids[..id_len as usize]).into_owned();
+        let name = String::from_utf8_lossy(&ids[id_len as usize..]).into_owned();
+        let mut s = Map::new();
+        if let Some(c) = icount {
+            s.insert("icount".into(), json!(c));
+        }
+        s.insert("vm-state-size".into(), json!(vm_state));
+        s.insert("date-sec".into(), json!(date_sec));
+        s.insert("date-nsec".into(), json!(date_nsec));
+        s.insert("vm-clock-sec".into(), json!(vm_clock / 1_000_000_000));
+        s.insert("vm-clock-nsec".into(), json!(vm_clock % 1_000_000_000));
+        s.insert("id".into(), json!(id));
+        s.insert("name".into(), json!(name));
+        out.push(Value::Object(s));
+        off = off
+            .checked_add(total.div_ceil(8) * 8)
+            .ok_or_else(|| Stop::bad(F, off, "snapshot table offset overflows"))?;
+    }
+    Ok(out)
+}
+
+/// `format-specific` as `qemu-img info --output=json` prints it, and the
+/// header facts it does not print.
+fn format_specific(h: &Header, ext: &Extensions) -> (Value, Value) {
     let mut data = Map::new();
     data.insert(
         "compat".into(),
@@ -407,16 +623,24 @@ fn format_specific(h: &Header, ext: &Extensions) -> Value {
         "compressed".into(),
         json!(h.incompatible_features & INCOMPAT_COMPRESSION != 0),
     );
-    extra.insert("full-disk-encryption-header".into(), json!(ext.fde));
+    extra.insert(
+        "full-disk-encryption-header".into(),
+        json!(ext.fde.map(|(o, l)| json!({ "offset": o, "length": l }))),
+    );
     extra.insert(
         "autoclear-bitmaps".into(),
         json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0),
     );
-    if let Some(n) = ext.bitmaps {
+    if let Some((n, size, off)) = ext.bitmaps {
         extra.insert("nb-bitmaps".into(), json!(n));
+        extra.insert("bitmap-directory-size".into(), json!(size));
+        extra.insert("bitmap-directory-offset".into(), json!(off));
     }
     if !ext.unknown.is_empty() {
         extra.insert("unknown-extensions".into(), json!(ext.unknown));
     }
-    json!({ "type": "qcow2", "data": data, "header": extra })
+    (
+        json!({ "type": "qcow2", "data": data }),
+        Value::Object(extra),
+    )
 }

@@ -1,0 +1,73 @@
+//! Bochs growing ("redolog") images, after the header qemu's `block/bochs.c`
+//! reads (little-endian): magic `Bochs Virtual HD Image` (32 bytes, NUL
+//! padded), type `Redolog` (16), subtype `Growing` (16), version at 64
+//! (0x00010000 or 0x00020000), header size at 68, then catalog entries (72),
+//! bitmap size (76), extent size (80) and the disk size in bytes: at 84 for
+//! version 1, at 88 (after a timestamp) for version 2.
+
+use serde_json::json;
+
+use super::{le_u32, le_u64, Format, ImageInfo, Reads, Stop};
+
+const F: Format = Format::Bochs;
+const V1: u32 = 0x0001_0000;
+const V2: u32 = 0x0002_0000;
+
+fn field_is(head: &[u8], at: usize, len: usize, text: &str) -> bool {
+    head.get(at..at + len)
+        .is_some_and(|f| super::cstr(f) == text)
+}
+
+pub fn matches(head: &[u8]) -> bool {
+    field_is(head, 0, 32, "Bochs Virtual HD Image")
+        && field_is(head, 32, 16, "Redolog")
+        && field_is(head, 48, 16, "Growing")
+        && matches!(le_u32(head, 64), V1 | V2)
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let b = reads.bytes(F, 0, 512)?;
+    let version = le_u32(b, 64);
+    let catalog = le_u32(b, 72);
+    let bitmap = le_u32(b, 76);
+    let extent = le_u32(b, 80);
+    let (disk_at, disk) = if version == V1 {
+        (84, le_u64(b, 84))
+    } else {
+        (88, le_u64(b, 88))
+    };
+    // qemu's bounds: extents of 512 B..8 MiB, at most 1 Mi catalog entries.
+    if !(512..=0x80_0000).contains(&extent) {
+        return Err(Stop::bad(
+            F,
+            80,
+            format!("extent size {extent} outside 512..=8388608"),
+        ));
+    }
+    if catalog > 0x10_0000 {
+        return Err(Stop::bad(
+            F,
+            72,
+            format!("{catalog} catalog entries, above qemu's limit of 1048576"),
+        ));
+    }
+    if u64::from(catalog) * u64::from(extent) < disk {
+        return Err(Stop::bad(
+            F,
+            disk_at,
+            format!("disk size {disk} is larger than {catalog} extents of {extent} bytes"),
+        ));
+    }
+    let mut info = ImageInfo::new(F);
+    info.virtual_size = Some(disk / 512 * 512);
+    info.cluster_size = Some(u64::from(extent));
+    info.dirty_flag = Some(false);
+    info.header = Some(json!({
+        "version": if version == V1 { 1 } else { 2 },
+        "header-size": le_u32(b, 68),
+        "catalog-entries": catalog,
+        "bitmap-size": bitmap,
+        "extent-size": extent,
+    }));
+    Ok(info)
+}

@@ -1,0 +1,45 @@
+//! cloop (compressed loop) images, after qemu's `block/cloop.c`: a shell
+//! script preamble starting `#!/bin/sh\n#V2.0 Format\n`, then at byte 128
+//! the block size and the number of blocks (both big-endian u32).
+
+use serde_json::json;
+
+use super::{be_u32, Format, ImageInfo, Reads, Stop};
+
+const F: Format = Format::Cloop;
+const MAGIC: &[u8] =
+    b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
+/// qemu's cap on the block size.
+const MAX_BLOCK: u32 = 64 << 20;
+
+pub fn matches(head: &[u8]) -> bool {
+    head.starts_with(MAGIC)
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let b = reads.bytes(F, 0, 136)?;
+    let block_size = be_u32(b, 128);
+    let n_blocks = be_u32(b, 132);
+    if block_size == 0 || block_size % 512 != 0 || block_size > MAX_BLOCK {
+        return Err(Stop::bad(
+            F,
+            128,
+            format!("block size {block_size} is not a non-zero multiple of 512 up to 64 MiB"),
+        ));
+    }
+    // qemu's bound: the offsets table (8 bytes per block) must fit 32 bits.
+    if n_blocks > u32::MAX / 8 {
+        return Err(Stop::bad(
+            F,
+            132,
+            format!(
+                "{n_blocks} blocks: the offsets table would not fit (qemu's limit is {})",
+                u32::MAX / 8
+            ),
+        ));
+    }
+    let mut info = ImageInfo::new(F);
+    info.virtual_size = Some(u64::from(block_size) * u64::from(n_blocks));
+    info.header = Some(json!({ "block-size": block_size, "blocks": n_blocks }));
+    Ok(info)
+}

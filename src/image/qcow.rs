@@ -1,0 +1,89 @@
+//! qcow version 1, after qemu's `block/qcow.c` header layout (all fields
+//! big-endian): magic `QFI\xfb`, version 1, backing name offset/size, mtime,
+//! size, cluster and L2 bits, crypt method, L1 table offset — 48 bytes.
+
+use serde_json::json;
+
+use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use crate::diag::Diagnostic;
+use crate::limits;
+
+const F: Format = Format::Qcow;
+const HEADER_LEN: u64 = 48;
+
+/// `QFI\xfb` with version 1.
+pub fn matches(head: &[u8]) -> bool {
+    head.starts_with(b"QFI\xfb") && head.len() >= 8 && be_u32(head, 4) == 1
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let b = reads.bytes(F, 0, HEADER_LEN)?;
+    let backing_offset = be_u64(b, 8);
+    let backing_size = be_u32(b, 16);
+    let mtime = be_u32(b, 20);
+    let size = be_u64(b, 24);
+    let cluster_bits = u32::from(b[32]);
+    let l2_bits = u32::from(b[33]);
+    let crypt_method = be_u32(b, 36);
+    let l1_table_offset = be_u64(b, 40);
+    // qemu's bounds: clusters of 512 B..64 KiB, L2 tables of 512 B..64 KiB.
+    if !(9..=16).contains(&cluster_bits) {
+        return Err(Stop::bad(
+            F,
+            32,
+            format!("cluster_bits {cluster_bits} outside 9..=16"),
+        ));
+    }
+    if !(6..=13).contains(&l2_bits) {
+        return Err(Stop::bad(
+            F,
+            33,
+            format!("l2_bits {l2_bits} outside 6..=13"),
+        ));
+    }
+    if size <= 1 {
+        return Err(Stop::bad(F, 24, format!("image size {size} below 2 bytes")));
+    }
+    let mut info = ImageInfo::new(F);
+    info.virtual_size = Some(size);
+    info.cluster_size = Some(1 << cluster_bits);
+    info.dirty_flag = Some(false);
+    info.encrypted = crypt_method != 0;
+    if crypt_method != 0 {
+        info.diagnostics.push(Diagnostic::info(
+            "encrypted",
+            format!(
+                "encrypted ({}): opening it needs a secret",
+                if crypt_method == 1 {
+                    "aes"
+                } else {
+                    "unknown method"
+                }
+            ),
+        ));
+    }
+    if backing_offset != 0 {
+        let len = u64::from(backing_size);
+        if len > limits::MAX_BACKING_NAME {
+            return Err(Stop::bad(
+                F,
+                16,
+                format!(
+                    "backing name of {len} bytes: qemu allows at most {}",
+                    limits::MAX_BACKING_NAME
+                ),
+            ));
+        }
+        let name = reads.bytes(F, backing_offset, len)?;
+        info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
+    }
+    info.header = Some(json!({
+        "version": 1,
+        "mtime": mtime,
+        "l2-bits": l2_bits,
+        "crypt-method": crypt_method,
+        "l1-table-offset": l1_table_offset,
+        "backing-file-offset": backing_offset,
+    }));
+    Ok(info)
+}

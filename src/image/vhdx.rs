@@ -1,0 +1,416 @@
+//! VHDX, after Microsoft's [MS-VHDX] (all fields little-endian, GUIDs in
+//! Microsoft byte order).
+//!
+//! * File type identifier at 0 (§2.2.1): `vhdxfile`, creator (UTF-16).
+//! * Two headers at 64 KiB and 128 KiB (§2.2.2): `head`, CRC-32C checksum
+//!   (4), sequence number (u64, 8), FileWriteGuid (16), DataWriteGuid (32),
+//!   LogGuid (48), log version (64), version (66), log length (68), log
+//!   offset (u64, 72). The current header is the valid one with the larger
+//!   sequence number.
+//! * Region table at 192 KiB (§2.2.3): `regi`, checksum, entry count (8),
+//!   entries of 32 bytes from 16: GUID, file offset (u64, 16), length (24),
+//!   required (28). BAT and metadata regions are found by GUID.
+//! * Metadata table at the start of the metadata region (§2.6.1): `metadata`,
+//!   entry count (u16, 10), entries of 32 bytes from 32: item GUID, offset
+//!   (from the region start, 16), length (20), flags (24).
+//! * Items (§2.6.2): file parameters (block size, bit 1 HasParent), virtual
+//!   disk size, logical / physical sector size, page 83 id, parent locator
+//!   (type GUID, key/value count at 18, entries of 12 bytes from 20: key
+//!   offset, value offset, key length, value length; UTF-16 strings).
+//!
+//! Only these few ranges are read, wherever the metadata region lies.
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    guid_le, le_u16, le_u32, le_u64, utf16, Format, Identity, ImageInfo, Range, Reads, Stop,
+};
+use crate::diag::Diagnostic;
+
+const F: Format = Format::Vhdx;
+const HEADER1: u64 = 64 * 1024;
+const HEADER2: u64 = 128 * 1024;
+const HEADER_LEN: u64 = 4096;
+const REGION_TABLE: u64 = 192 * 1024;
+const MAX_ENTRIES: u64 = 2047;
+const MAX_ITEM: u64 = 64 * 1024;
+
+const BAT: &str = "2dc27766-f623-4200-9d64-115e9bfd4a08";
+const METADATA: &str = "8b7ca206-4790-4b9a-b8fe-575f050f886e";
+const FILE_PARAMETERS: &str = "caa16737-fa36-4d43-b3b6-33f0aa44e76b";
+const VIRTUAL_DISK_SIZE: &str = "2fa54224-cd1b-4876-b211-5dbed83bf4b8";
+const PAGE83: &str = "beca12ab-b2e6-4523-93ef-c309e000c746";
+const LOGICAL_SECTOR: &str = "8141bf1d-a96f-4709-ba47-f233a8faab5f";
+const PHYSICAL_SECTOR: &str = "cda348c7-445d-4471-9cc9-e9885251c556";
+const PARENT_LOCATOR: &str = "a8d35f2d-b30b-454d-abf7-d3d84834ab0c";
+const VHDX_PARENT_TYPE: &str = "b04aefb7-d19e-4a81-b789-25b8e9445913";
+
+pub fn matches(head: &[u8]) -> bool {
+    head.starts_with(b"vhdxfile")
+}
+
+const fn crc32c_table() -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82f6_3b78
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+static CRC32C: [u32; 256] = crc32c_table();
+
+/// CRC-32C (Castagnoli), over `b` with the 4 bytes at `skip` taken as zero.
+pub(crate) fn crc32c(b: &[u8], skip: usize) -> u32 {
+    let mut crc = !0u32;
+    for (i, &x) in b.iter().enumerate() {
+        let x = if (skip..skip + 4).contains(&i) { 0 } else { x };
+        crc = CRC32C[((crc ^ u32::from(x)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// Gather the ranges not read yet among `wanted`; `Ok(())` when all are held.
+fn gather(reads: &Reads, wanted: &[(u64, u64)]) -> Result<(), Stop> {
+    let mut need = Vec::new();
+    for &(off, len) in wanted {
+        match reads.bytes(F, off, len) {
+            Ok(_) => {}
+            Err(Stop::Need(_)) => need.push(Range::new(off, len)),
+            Err(e) => return Err(e),
+        }
+    }
+    if need.is_empty() {
+        Ok(())
+    } else {
+        Err(Stop::Need(need))
+    }
+}
+
+struct Header {
+    seq: u64,
+    data_write: String,
+    file_write: String,
+    log_guid: String,
+    log_nonzero: bool,
+    version: u16,
+}
+
+fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
+    let b = reads.bytes(F, at, HEADER_LEN)?;
+    if !b.starts_with(b"head") || crc32c(b, 4) != le_u32(b, 4) {
+        return Ok(None);
+    }
+    Ok(Some(Header {
+        seq: le_u64(b, 8),
+        file_write: guid_le(&b[16..32]),
+        data_write: guid_le(&b[32..48]),
+        log_guid: guid_le(&b[48..64]),
+        log_nonzero: b[48..64].iter().any(|&x| x != 0),
+        version: le_u16(b, 66),
+    }))
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let first = reads.bytes(F, 0, 520)?;
+    let creator = utf16(&first[8..520], false);
+    // Round 2: both headers and the start of the region table.
+    gather(
+        reads,
+        &[
+            (HEADER1, HEADER_LEN),
+            (HEADER2, HEADER_LEN),
+            (REGION_TABLE, 16),
+        ],
+    )?;
+    let h1 = header(reads, HEADER1)?;
+    let h2 = header(reads, HEADER2)?;
+    let mut info = ImageInfo::new(F);
+    let h = match (h1, h2) {
+        (Some(a), Some(b)) => {
+            if a.seq == b.seq && a.data_write != b.data_write {
+                info.diagnostics.push(Diagnostic::warning(
+                    "vhdx-headers-disagree",
+                    "both headers are valid with the same sequence number but differ",
+                ));
+            }
+            if b.seq > a.seq {
+                b
+            } else {
+                a
+            }
+        }
+        (Some(a), None) | (None, Some(a)) => {
+            info.diagnostics.push(Diagnostic::warning(
+                "vhdx-header-invalid",
+                "one of the two headers (at 64 KiB and 128 KiB) is not valid (signature or CRC-32C)",
+            ));
+            a
+        }
+        (None, None) => {
+            return Err(Stop::bad(
+                F,
+                HEADER1,
+                "neither header (at 64 KiB and 128 KiB) is valid (signature or CRC-32C)",
+            ))
+        }
+    };
+    if h.log_nonzero {
+        info.diagnostics.push(Diagnostic::warning(
+            "vhdx-log",
+            "the log is not empty (LogGuid set): it must be replayed, which qemu does only when opening read-write",
+        ));
+    }
+
+    // Region table: header, then exactly its entries.
+    let rt = reads.bytes(F, REGION_TABLE, 16)?;
+    if !rt.starts_with(b"regi") {
+        return Err(Stop::bad(
+            F,
+            REGION_TABLE,
+            "no `regi` region table signature",
+        ));
+    }
+    let count = u64::from(le_u32(rt, 8));
+    if count > MAX_ENTRIES {
+        return Err(Stop::bad(
+            F,
+            REGION_TABLE + 8,
+            format!("{count} region entries, above {MAX_ENTRIES}"),
+        ));
+    }
+    let rt = reads.bytes(F, REGION_TABLE, 16 + 32 * count)?;
+    let mut meta = None;
+    let mut bat = None;
+    for i in 0..count as usize {
+        let e = &rt[16 + 32 * i..16 + 32 * (i + 1)];
+        let id = guid_le(&e[0..16]);
+        let off = le_u64(e, 16);
+        let len = u64::from(le_u32(e, 24));
+        match id.as_str() {
+            METADATA => meta = Some((off, len)),
+            BAT => bat = Some((off, len)),
+            _ if le_u32(e, 28) & 1 != 0 => {
+                return Err(Stop::bad(
+                    F,
+                    REGION_TABLE + 16 + 32 * i as u64,
+                    format!("unknown required region {id}: the image cannot be read"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    let Some((meta_off, meta_len)) = meta else {
+        return Err(Stop::bad(
+            F,
+            REGION_TABLE,
+            "no metadata region in the region table",
+        ));
+    };
+    if meta_len < 32 || meta_off.checked_add(u64::from(meta_len as u32)).is_none() {
+        return Err(Stop::bad(
+            F,
+            REGION_TABLE,
+            format!("metadata region at {meta_off} of {meta_len} bytes is invalid"),
+        ));
+    }
+
+    // Metadata table header, then its entries.
+    let mt = reads.bytes(F, meta_off, 32)?;
+    if !mt.starts_with(b"metadata") {
+        return Err(Stop::bad(
+            F,
+            meta_off,
+            "no `metadata` signature at the metadata region",
+        ));
+    }
+    let n = u64::from(le_u16(mt, 10));
+    if n > MAX_ENTRIES || 32 + 32 * n > meta_len {
+        return Err(Stop::bad(
+            F,
+            meta_off + 10,
+            format!("{n} metadata entries do not fit the table"),
+        ));
+    }
+    let mt = reads.bytes(F, meta_off, 32 + 32 * n)?;
+    let mut items: Vec<(String, u64, u64)> = Vec::new();
+    for i in 0..n as usize {
+        let e = &mt[32 + 32 * i..64 + 32 * i];
+        let id = guid_le(&e[0..16]);
+        let off = u64::from(le_u32(e, 16));
+        let len = u64::from(le_u32(e, 20));
+        let at = meta_off + 32 + 32 * i as u64;
+        let known = [
+            FILE_PARAMETERS,
+            VIRTUAL_DISK_SIZE,
+            PAGE83,
+            LOGICAL_SECTOR,
+            PHYSICAL_SECTOR,
+            PARENT_LOCATOR,
+        ];
+        if !known.contains(&id.as_str()) {
+            if le_u32(e, 24) & 4 != 0 {
+                return Err(Stop::bad(
+                    F,
+                    at,
+                    format!("unknown required metadata item {id}"),
+                ));
+            }
+            continue;
+        }
+        if off + len > meta_len || len > MAX_ITEM {
+            return Err(Stop::bad(
+                F,
+                at,
+                format!("metadata item {id} at {off}+{len} lies outside the {meta_len}-byte region or is too long"),
+            ));
+        }
+        items.push((id, meta_off + off, len));
+    }
+    let wanted: Vec<(u64, u64)> = items.iter().map(|(_, o, l)| (*o, *l)).collect();
+    gather(reads, &wanted)?;
+    let item = |name: &str, min: u64| -> Result<Option<&[u8]>, Stop> {
+        match items.iter().find(|(id, _, _)| id == name) {
+            Some((_, off, len)) if *len < min => Err(Stop::bad(
+                F,
+                *off,
+                format!("metadata item {name} of {len} bytes, below {min}"),
+            )),
+            Some((_, off, len)) => reads.bytes(F, *off, *len).map(Some),
+            None => Ok(None),
+        }
+    };
+    let Some(fp) = item(FILE_PARAMETERS, 8)? else {
+        return Err(Stop::bad(F, meta_off, "no file parameters metadata item"));
+    };
+    let block_size = le_u32(fp, 0);
+    let fp_bits = le_u32(fp, 4);
+    let has_parent = fp_bits & 2 != 0;
+    let Some(vs) = item(VIRTUAL_DISK_SIZE, 8)? else {
+        return Err(Stop::bad(F, meta_off, "no virtual disk size metadata item"));
+    };
+    let size = le_u64(vs, 0);
+    let logical = item(LOGICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
+    let physical = item(PHYSICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
+    let page83 = item(PAGE83, 16)?.map(guid_le);
+    if !(1 << 20..=256 << 20).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(Stop::bad(
+            F,
+            meta_off,
+            format!("block size {block_size} is not a power of two in 1..256 MiB"),
+        ));
+    }
+    info.virtual_size = Some(size);
+    info.cluster_size = Some(u64::from(block_size));
+    info.dirty_flag = Some(false);
+    info.identity = Some(Identity {
+        id: Some(h.data_write.clone()),
+        parent_id: None,
+    });
+
+    let mut header = Map::new();
+    header.insert("creator".into(), json!(creator));
+    header.insert("sequence-number".into(), json!(h.seq));
+    header.insert("version".into(), json!(h.version));
+    header.insert("file-write-guid".into(), json!(h.file_write));
+    header.insert("data-write-guid".into(), json!(h.data_write));
+    header.insert("log-guid".into(), json!(h.log_guid));
+    header.insert(
+        "metadata-region".into(),
+        json!({ "offset": meta_off, "length": meta_len }),
+    );
+    if let Some((o, l)) = bat {
+        header.insert("bat-region".into(), json!({ "offset": o, "length": l }));
+    }
+    header.insert("block-size".into(), json!(block_size));
+    header.insert("leave-blocks-allocated".into(), json!(fp_bits & 1 != 0));
+    header.insert("has-parent".into(), json!(has_parent));
+    header.insert("logical-sector-size".into(), json!(logical));
+    header.insert("physical-sector-size".into(), json!(physical));
+    header.insert("page83".into(), json!(page83));
+
+    if has_parent {
+        let Some((_, loc_off, _)) = items
+            .iter()
+            .find(|(id, _, _)| id == PARENT_LOCATOR)
+            .cloned()
+        else {
+            return Err(Stop::bad(
+                F,
+                meta_off,
+                "HasParent is set but there is no parent locator item",
+            ));
+        };
+        let loc = item(PARENT_LOCATOR, 20)?.unwrap_or_default();
+        let kind = guid_le(&loc[0..16]);
+        let kv = le_u16(loc, 18) as usize;
+        if 20 + 12 * kv > loc.len() {
+            return Err(Stop::bad(
+                F,
+                loc_off + 18,
+                format!("{kv} parent locator entries do not fit the item"),
+            ));
+        }
+        let mut pairs = Map::new();
+        for i in 0..kv {
+            let e = &loc[20 + 12 * i..32 + 12 * i];
+            let (ko, vo) = (le_u32(e, 0) as usize, le_u32(e, 4) as usize);
+            let (kl, vl) = (le_u16(e, 8) as usize, le_u16(e, 10) as usize);
+            let (Some(k), Some(v)) = (loc.get(ko..ko + kl), loc.get(vo..vo + vl)) else {
+                return Err(Stop::bad(
+                    F,
+                    loc_off + 20 + 12 * i as u64,
+                    format!("parent locator entry {i} points outside the item"),
+                ));
+            };
+            pairs.insert(utf16(k, false), json!(utf16(v, false)));
+        }
+        if kind != VHDX_PARENT_TYPE {
+            info.diagnostics.push(Diagnostic::warning(
+                "vhdx-locator-type",
+                format!("parent locator type {kind} is not the VHDX parent locator"),
+            ));
+        }
+        let get = |k: &str| pairs.get(k).and_then(Value::as_str).map(str::to_string);
+        let name = get("relative_path")
+            .or_else(|| get("absolute_win32_path"))
+            .or_else(|| get("volume_path"));
+        match name {
+            Some(n) => {
+                info.backing_filename = Some(n);
+                // The parent of a differencing VHDX is a VHDX.
+                info.backing_filename_format = Some("vhdx".into());
+            }
+            None => info.diagnostics.push(Diagnostic::warning(
+                "vhdx-parent-unnamed",
+                "HasParent is set but the parent locator has no path",
+            )),
+        }
+        if let Some(link) = get("parent_linkage") {
+            let id = link.trim_matches(['{', '}']).to_ascii_lowercase();
+            if let Some(ident) = info.identity.as_mut() {
+                ident.parent_id = Some(id);
+            }
+        }
+        header.insert(
+            "parent-locator".into(),
+            json!({ "type": kind, "entries": pairs }),
+        );
+        info.diagnostics.push(Diagnostic::warning(
+            "vhdx-differencing",
+            "differencing VHDX: qemu's vhdx driver does not open images with a parent",
+        ));
+    }
+    info.header = Some(Value::Object(header));
+    Ok(info)
+}

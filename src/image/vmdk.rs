@@ -1,0 +1,438 @@
+//! VMDK, after VMware's "Virtual Disk Format 5.0" and the fields qemu's
+//! `block/vmdk.c` reads.
+//!
+//! * Hosted sparse extent (`KDMV`, little-endian): version (4), flags (8),
+//!   capacity in sectors (u64, 12), grain size in sectors (u64, 20), embedded
+//!   descriptor offset and size in sectors (u64, 28 / 36), grain table
+//!   entries (44), redundant / primary grain directory (u64, 48 / 56), grain
+//!   data offset (u64, 64), unclean-shutdown byte (72), newline check bytes
+//!   (73..77), compression algorithm (u16, 77). The descriptor is found
+//!   through its offset and size (not assumed at sector 1).
+//!   streamOptimized images put the grain directory at the end
+//!   (`gd_offset` = all ones) and repeat the header in a footer 1024 bytes
+//!   before the end of the file, which is the one that counts.
+//! * VMware 3 sparse extent (`COWD`): capacity (u32, 12), grain (u32, 16).
+//! * Text descriptor files (`# Disk DescriptorFile`, first non-comment line
+//!   `version=N`): monolithicFlat, twoGbMaxExtent*, vmfs*, …
+//!
+//! The descriptor gives `CID`, `parentCID`, `createType`,
+//! `parentFileNameHint` and the extent lines `ACCESS SECTORS TYPE "FILE" [OFFSET]`.
+
+use serde_json::{json, Map, Value};
+
+use super::{le_u16, le_u32, le_u64, Format, Identity, ImageInfo, Reads, Stop};
+use crate::diag::Diagnostic;
+
+const F: Format = Format::Vmdk;
+/// qemu reads at most 1 MiB − 1 of a descriptor file; so do we.
+pub const MAX_DESCRIPTOR: u64 = (1 << 20) - 1;
+/// qemu's largest grain (sectors).
+const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
+const GD_AT_END: u64 = u64::MAX;
+const FLAG_COMPRESSED: u32 = 1 << 16;
+const FLAG_MARKERS: u32 = 1 << 17;
+const NO_PARENT: u32 = 0xffff_ffff;
+
+pub fn matches(head: &[u8]) -> bool {
+    head.starts_with(b"KDMV") || head.starts_with(b"COWD")
+}
+
+/// A text descriptor: comment lines (`#`) and blank lines, then `version=N`.
+pub fn matches_descriptor(head: &[u8]) -> bool {
+    for line in head.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first() == Some(&b'#') {
+            continue;
+        }
+        if line.iter().all(|&c| c == b' ') {
+            continue;
+        }
+        return matches!(line, b"version=1" | b"version=2" | b"version=3");
+    }
+    false
+}
+
+#[derive(Debug, Default)]
+struct Descriptor {
+    version: Option<String>,
+    cid: Option<u32>,
+    parent_cid: Option<u32>,
+    create_type: Option<String>,
+    parent_hint: Option<String>,
+    extents: Vec<Extent>,
+    other: Map<String, Value>,
+}
+
+#[derive(Debug)]
+struct Extent {
+    access: String,
+    sectors: u64,
+    kind: String,
+    file: Option<String>,
+    offset: Option<u64>,
+}
+
+fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descriptor, Stop> {
+    let mut d = Descriptor::default();
+    let mut pos = base;
+    for raw in text.split('\n') {
+        let at = pos;
+        pos += raw.len() as u64 + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        if matches!(first, "RW" | "RDONLY" | "NOACCESS") {
+            d.extents.push(parse_extent(line, at)?);
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            info.diagnostics.push(Diagnostic::warning(
+                "vmdk-descriptor-line",
+                format!(
+                    "descriptor line at byte {at} is neither key=value nor an extent: {line:?}"
+                ),
+            ));
+            continue;
+        };
+        let k = k.trim();
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        let hex = |v: &str| {
+            u32::from_str_radix(v, 16).map_err(|_| {
+                Stop::bad(
+                    F,
+                    at,
+                    format!("{k}={v:?} is not a 32-bit hexadecimal number"),
+                )
+            })
+        };
+        match k {
+            "version" => d.version = Some(v.to_string()),
+            "CID" => d.cid = Some(hex(v)?),
+            "parentCID" => d.parent_cid = Some(hex(v)?),
+            "createType" => d.create_type = Some(v.to_string()),
+            "parentFileNameHint" => d.parent_hint = Some(v.to_string()),
+            _ => {
+                if d.other.len() < 64 {
+                    d.other.insert(k.to_string(), json!(v));
+                }
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn parse_extent(line: &str, at: u64) -> Result<Extent, Stop> {
+    let bad = |m: &str| Stop::bad(F, at, format!("extent line {line:?}: {m}"));
+    let mut rest = line;
+    let word = |rest: &mut &str| -> Option<String> {
+        let t = rest.trim_start();
+        let end = t.find(char::is_whitespace).unwrap_or(t.len());
+        let (w, r) = t.split_at(end);
+        *rest = r;
+        (!w.is_empty()).then(|| w.to_string())
+    };
+    let access = word(&mut rest).ok_or_else(|| bad("no access"))?;
+    let sectors = word(&mut rest)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| bad("size is not a number of sectors"))?;
+    if sectors.checked_mul(512).is_none() {
+        return Err(bad("size overflows"));
+    }
+    let kind = word(&mut rest).ok_or_else(|| bad("no extent type"))?;
+    let t = rest.trim_start();
+    let (file, rest) = if let Some(q) = t.strip_prefix('"') {
+        let end = q
+            .find('"')
+            .ok_or_else(|| bad("file name without closing quote"))?;
+        (Some(q[..end].to_string()), &q[end + 1..])
+    } else {
+        (None, t)
+    };
+    let offset = match rest.split_whitespace().next() {
+        Some(o) => Some(
+            o.parse::<u64>()
+                .map_err(|_| bad("offset is not a number"))?,
+        ),
+        None => None,
+    };
+    Ok(Extent {
+        access,
+        sectors,
+        kind,
+        file,
+        offset,
+    })
+}
+
+pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let head = reads.bytes_upto(F, 0, 4)?;
+    if head.starts_with(b"KDMV") {
+        sparse(reads)
+    } else if head.starts_with(b"COWD") {
+        cowd(reads)
+    } else {
+        text(reads)
+    }
+}
+
+/// The descriptor text up to its first NUL, as UTF-8 (lossy, flagged).
+fn descriptor_text(bytes: &[u8], info: &mut ImageInfo) -> String {
+    let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
+    super::lossy(&bytes[..end], &mut info.diagnostics, "descriptor")
+}
+
+fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let mut h = reads.bytes(F, 0, 79)?;
+    let mut header_at = 0u64;
+    let mut info = ImageInfo::new(F);
+    if le_u64(h, 56) == GD_AT_END {
+        match reads.file_len() {
+            Some(len) if len >= 1536 => {
+                let footer = reads.bytes(F, len - 1536, 1536)?;
+                let marker_size = le_u32(footer, 8);
+                let marker_type = le_u32(footer, 12);
+                if marker_size != 0 || marker_type != 3 || !footer[512..].starts_with(b"KDMV") {
+                    return Err(Stop::bad(
+                        F,
+                        len - 1536,
+                        "grain directory at the end, but no footer marker and header 1536 bytes before the end",
+                    ));
+                }
+                h = &footer[512..];
+                header_at = len - 1024;
+            }
+            Some(len) => {
+                return Err(Stop::bad(F, 56, format!("grain directory at the end, but the file has only {len} bytes")))
+            }
+            None => info.diagnostics.push(Diagnostic::warning(
+                "vmdk-footer-unread",
+                "stream-optimized: the footer header at the end was not read (file length unknown); the first header is used",
+            )),
+        }
+    }
+    // From the footer's header when there is one (it is the one qemu uses).
+    let desc_sectors = le_u64(h, 28);
+    let desc_len_sectors = le_u64(h, 36);
+    let version = le_u32(h, 4);
+    let flags = le_u32(h, 8);
+    let capacity = le_u64(h, 12);
+    let grain = le_u64(h, 20);
+    let compress = le_u16(h, 77);
+    if version == 0 || version > 3 {
+        return Err(Stop::bad(
+            F,
+            header_at + 4,
+            format!("unsupported sparse extent version {version}"),
+        ));
+    }
+    if grain == 0 || grain > MAX_GRAIN_SECTORS {
+        return Err(Stop::bad(
+            F,
+            header_at + 20,
+            format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
+        ));
+    }
+    let Some(size) = capacity.checked_mul(512) else {
+        return Err(Stop::bad(
+            F,
+            header_at + 12,
+            format!("capacity of {capacity} sectors overflows"),
+        ));
+    };
+    info.virtual_size = Some(size);
+    info.cluster_size = Some(grain * 512);
+    info.dirty_flag = Some(false);
+
+    let mut desc = Descriptor::default();
+    if desc_sectors != 0 {
+        let (Some(off), Some(len)) = (
+            desc_sectors.checked_mul(512),
+            desc_len_sectors.checked_mul(512),
+        ) else {
+            return Err(Stop::bad(
+                F,
+                header_at + 28,
+                "descriptor offset or size overflows",
+            ));
+        };
+        if len > MAX_DESCRIPTOR + 1 {
+            return Err(Stop::bad(
+                F,
+                header_at + 36,
+                format!(
+                    "embedded descriptor of {len} bytes, above the limit of {} bytes",
+                    MAX_DESCRIPTOR + 1
+                ),
+            ));
+        }
+        // The descriptor is NUL-terminated: when the part already read (the
+        // first 4 KiB) holds the NUL, do not ask for the rest.
+        let first = reads.bytes_upto(F, 0, super::FIRST_READ.len)?;
+        let early = (off < first.len() as u64)
+            .then(|| &first[off as usize..first.len().min((off + len) as usize)])
+            .filter(|b| b.contains(&0));
+        let bytes = match early {
+            Some(b) => b,
+            None => reads.bytes(F, off, len)?,
+        };
+        let text = descriptor_text(bytes, &mut info);
+        desc = parse_descriptor(&text, off, &mut info)?;
+    } else {
+        info.diagnostics.push(Diagnostic::warning(
+            "vmdk-no-descriptor",
+            "sparse extent without an embedded descriptor (an extent of a multi-file disk?)",
+        ));
+    }
+    finish(
+        &mut info,
+        &desc,
+        Some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0)),
+    );
+    if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
+        fs.insert("version".into(), json!(version));
+        fs.insert("flags".into(), json!(flags));
+        fs.insert("compress-algorithm".into(), json!(compress));
+        fs.insert("markers".into(), json!(flags & FLAG_MARKERS != 0));
+        fs.insert(
+            "descriptor-offset".into(),
+            json!(desc_sectors.saturating_mul(512)),
+        );
+        fs.insert(
+            "descriptor-size".into(),
+            json!(desc_len_sectors.saturating_mul(512)),
+        );
+        fs.insert("grain-directory-offset".into(), json!(le_u64(h, 56)));
+        fs.insert("header-offset".into(), json!(header_at));
+    }
+    Ok(info)
+}
+
+fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let h = reads.bytes(F, 0, 20)?;
+    let sectors = u64::from(le_u32(h, 12));
+    let grain = u64::from(le_u32(h, 16));
+    if grain == 0 || grain > MAX_GRAIN_SECTORS {
+        return Err(Stop::bad(
+            F,
+            16,
+            format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
+        ));
+    }
+    let mut info = ImageInfo::new(F);
+    info.virtual_size = Some(sectors * 512);
+    info.cluster_size = Some(grain * 512);
+    info.dirty_flag = Some(false);
+    info.header =
+        Some(json!({ "variant": "COWD", "version": le_u32(h, 4), "flags": le_u32(h, 8) }));
+    Ok(info)
+}
+
+fn text(reads: &Reads) -> Result<ImageInfo, Stop> {
+    let want = reads
+        .file_len()
+        .map_or(MAX_DESCRIPTOR, |l| l.min(MAX_DESCRIPTOR));
+    let first = reads.bytes_upto(F, 0, super::FIRST_READ.len)?;
+    let bytes = if (first.len() as u64) >= want || first.contains(&0) {
+        first
+    } else {
+        reads.bytes_upto(F, 0, want)?
+    };
+    let mut info = ImageInfo::new(F);
+    if reads.file_len().map_or(true, |l| l > MAX_DESCRIPTOR) && !bytes.contains(&0) {
+        info.diagnostics.push(Diagnostic::warning(
+            "vmdk-descriptor-cap",
+            format!("descriptor file longer than the {MAX_DESCRIPTOR}-byte cap: only the first {MAX_DESCRIPTOR} bytes were read (as qemu does)"),
+        ));
+    }
+    let text = descriptor_text(bytes, &mut info);
+    let desc = parse_descriptor(&text, 0, &mut info)?;
+    if desc.extents.is_empty() {
+        return Err(Stop::bad(F, 0, "descriptor file without extent lines"));
+    }
+    let total = desc
+        .extents
+        .iter()
+        .try_fold(0u64, |acc, e| acc.checked_add(e.sectors.checked_mul(512)?));
+    let Some(total) = total else {
+        return Err(Stop::bad(F, 0, "sum of the extent sizes overflows"));
+    };
+    info.virtual_size = Some(total);
+    info.dirty_flag = Some(false);
+    finish(&mut info, &desc, None);
+    Ok(info)
+}
+
+/// Fill names, identity and `format-specific` from the descriptor.
+/// `sparse` is (grain bytes, compressed) when the descriptor is embedded in
+/// a hosted sparse extent: its one extent is the file itself.
+fn finish(info: &mut ImageInfo, d: &Descriptor, sparse: Option<(u64, bool)>) {
+    if let Some(hint) = &d.parent_hint {
+        info.backing_filename = Some(hint.clone());
+        // A vmdk's parent is a vmdk (qemu reports it so).
+        info.backing_filename_format = Some("vmdk".into());
+    }
+    let parent = d.parent_cid.filter(|&p| p != NO_PARENT);
+    info.identity = Some(Identity {
+        id: d.cid.map(|c| format!("{c:08x}")),
+        parent_id: parent.map(|c| format!("{c:08x}")),
+    });
+    if parent.is_some() && d.parent_hint.is_none() {
+        info.diagnostics.push(Diagnostic::warning(
+            "vmdk-parent-without-name",
+            "parentCID is set but there is no parentFileNameHint: the parent can be matched only by CID",
+        ));
+    }
+    let extents: Vec<Value> = d
+        .extents
+        .iter()
+        .map(|e| {
+            let mut x = Map::new();
+            x.insert("virtual-size".into(), json!(e.sectors * 512));
+            if let Some(f) = &e.file {
+                x.insert("filename".into(), json!(f));
+            }
+            match sparse {
+                Some((grain, compressed)) => {
+                    x.insert("format".into(), json!(""));
+                    x.insert("cluster-size".into(), json!(grain));
+                    if compressed {
+                        x.insert("compressed".into(), json!(true));
+                    }
+                }
+                None => {
+                    x.insert("format".into(), json!(e.kind));
+                }
+            }
+            Value::Object(x)
+        })
+        .collect();
+    let mut data = Map::new();
+    if let Some(c) = d.cid {
+        data.insert("cid".into(), json!(c));
+    }
+    if let Some(c) = d.parent_cid {
+        data.insert("parent-cid".into(), json!(c));
+    }
+    if let Some(t) = &d.create_type {
+        data.insert("create-type".into(), json!(t));
+    }
+    data.insert("extents".into(), Value::Array(extents));
+    info.format_specific = Some(json!({ "type": "vmdk", "data": data }));
+    let ext_detail: Vec<Value> = d
+        .extents
+        .iter()
+        .map(|e| json!({ "access": e.access, "sectors": e.sectors, "type": e.kind, "file": e.file, "offset": e.offset }))
+        .collect();
+    info.header = Some(json!({
+        "descriptor-version": d.version,
+        "parent-file-name-hint": d.parent_hint,
+        "extents": ext_detail,
+        "descriptor": d.other,
+    }));
+}
