@@ -288,12 +288,27 @@ pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
         return Ok(Parsed::plain(StorageSource::file(path)));
     }
     if let Some(j) = name.strip_prefix("json:") {
-        return json::parse(j);
+        let parsed = json::parse(j)?;
+        let s = &parsed.source;
+        let strings = s
+            .path
+            .iter()
+            .chain(&s.name)
+            .chain(s.hosts.iter().flat_map(|h| h.name.iter().chain(&h.socket)))
+            .chain(s.extras.iter().map(|(_, v)| v));
+        if strings.into_iter().any(|v| v.contains('\0')) {
+            return Err(NameError::new(
+                "the JSON backing name contains a NUL character",
+            ));
+        }
+        return Ok(parsed);
     }
-    if name.contains("://") {
-        return uri::parse(name);
-    }
-    colon::parse(name)
+    let parsed = if name.contains("://") {
+        uri::parse(name)?
+    } else {
+        colon::parse(name)?
+    };
+    Ok(parsed)
 }
 
 /// What a backing name is relative to, for [`resolve_backing`].

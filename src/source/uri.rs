@@ -178,6 +178,9 @@ pub fn parse(s: &str) -> Result<Parsed, NameError> {
             }
         }
     }
+    if transport.is_none() && host.name.is_none() {
+        return Err(NameError::new(format!("the URI '{s}' names no host")));
+    }
     if transport.as_deref() == Some("unix") && host.socket.is_none() {
         return Err(NameError::new(format!(
             "'{s}' uses the unix transport but gives no '?socket=PATH'"
