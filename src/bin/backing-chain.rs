@@ -77,10 +77,10 @@ fn probe_file(path: &str) -> Result<Image, String> {
     })
 }
 
-fn split_flags<'a>(
-    args: &'a [String],
-    with_value: &[&str],
-) -> Result<(Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>), String> {
+/// Options (with their values) and positional arguments.
+type Split<'a> = (Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>);
+
+fn split_flags<'a>(args: &'a [String], with_value: &[&str]) -> Result<Split<'a>, String> {
     let mut flags = Vec::new();
     let mut pos = Vec::new();
     let mut it = args.iter();

@@ -1,0 +1,234 @@
+//! Hostile input (issue 8): truncated and mutated headers, random chain
+//! graphs, hostile XML. Nothing may panic, hang or do unbounded work.
+
+use std::convert::Infallible;
+
+use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::image::{self, Format, ImageInfo};
+use backing_chain::limits;
+use backing_chain::xml::{self, Options};
+use proptest::prelude::*;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// Every committed header fixture (all formats), as seeds for mutation.
+fn seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(FIXTURES)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if !matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("json" | "md" | "xml")
+            ) {
+                out.push(std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+/// Probe `file` through the loop; count the bytes asked for.
+fn probe(file: &[u8], len_known: bool) -> (Result<ImageInfo, String>, u64) {
+    let mut asked = 0u64;
+    let r = image::probe_with(
+        len_known.then_some(file.len() as u64),
+        |off, n| -> Result<Vec<u8>, Infallible> {
+            asked += n;
+            let s = (off as usize).min(file.len());
+            let e = (off.saturating_add(n) as usize).min(file.len());
+            Ok(file[s..e].to_vec())
+        },
+    );
+    (r.map(|(i, _)| i).map_err(|e| e.to_string()), asked)
+}
+
+const BOUND: u64 = limits::MAX_ROUNDS as u64 * limits::MAX_READ;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn truncated_seed_never_panics(seed in 0usize..64, cut in 0usize..8192, known in any::<bool>()) {
+        let seeds = seeds();
+        let s = &seeds[seed % seeds.len()];
+        let file = &s[..cut.min(s.len())];
+        let (_, asked) = probe(file, known);
+        prop_assert!(asked <= BOUND);
+    }
+
+    #[test]
+    fn mutated_seed_bounded(seed in 0usize..64, edits in proptest::collection::vec((0usize..4096, any::<u8>()), 1..16), known in any::<bool>()) {
+        let seeds = seeds();
+        let mut file = seeds[seed % seeds.len()].clone();
+        for (at, v) in edits {
+            if !file.is_empty() {
+                let i = at % file.len();
+                file[i] = v;
+            }
+        }
+        let (r, asked) = probe(&file, known);
+        prop_assert!(asked <= BOUND);
+        if let Err(e) = r {
+            prop_assert!(!e.is_empty());
+        }
+    }
+
+    /// Random graphs: each image names another (or a missing one, or none).
+    #[test]
+    fn random_graphs_terminate(edges in proptest::collection::vec(proptest::option::of(0usize..300), 1..300)) {
+        let n = edges.len();
+        let images: Vec<Image> = edges.iter().enumerate().map(|(i, e)| {
+            let mut info = ImageInfo::new(Format::Qcow2);
+            info.backing_filename = e.map(|t| format!("img{t}"));
+            info.backing_filename_format = e.map(|_| "qcow2".into());
+            Image { filename: format!("/d/img{i}"), probe: Probed::Info(Box::new(info)), bytes_read: 0 }
+        }).collect();
+        let forest = chain::build(images);
+        let mut seen = vec![false; n];
+        for c in &forest.chains {
+            for &l in &c.layers { seen[l] = true; }
+            // Each chain ends for a reason that matches its last link.
+            let last = *c.layers.last().unwrap();
+            match edges[last] {
+                None => prop_assert_eq!(c.status, Status::Ok),
+                Some(t) if t >= n => prop_assert_eq!(c.status, Status::Missing),
+                Some(_) => prop_assert_eq!(c.status, Status::Loop),
+            }
+        }
+        prop_assert!(seen.iter().all(|&s| s));
+    }
+}
+
+#[test]
+fn ten_thousand_deep_chain_no_recursion() {
+    let n = 10_000;
+    let images: Vec<Image> = (0..n)
+        .map(|i| {
+            let mut info = ImageInfo::new(Format::Qcow2);
+            if i + 1 < n {
+                info.backing_filename = Some(format!("l{}.qcow2", i + 1));
+                info.backing_filename_format = Some("qcow2".into());
+            }
+            Image {
+                filename: format!("l{i}.qcow2"),
+                probe: Probed::Info(Box::new(info)),
+                bytes_read: 0,
+            }
+        })
+        .collect();
+    // Run on a small stack: recursion over the chain would overflow it.
+    let forest = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || chain::build(images))
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(forest.chains.len(), 1);
+    assert_eq!(forest.chains[0].layers.len(), n);
+    assert_eq!(forest.chains[0].status, Status::Ok);
+    assert!(forest.chains[0]
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "too-deep-for-libvirt"));
+    // And the XML for it, also without recursion.
+    let out = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            xml::disks(
+                &forest,
+                &Options {
+                    base_dir: Some("/v".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(out.xml.matches("<backingStore type='file'").count(), n - 1);
+}
+
+fn forest3() -> chain::Forest {
+    let mk = |name: &str, b: Option<&str>| {
+        let mut info = ImageInfo::new(Format::Qcow2);
+        info.backing_filename = b.map(str::to_string);
+        info.backing_filename_format = b.map(|_| "qcow2".into());
+        Image {
+            filename: name.into(),
+            probe: Probed::Info(Box::new(info)),
+            bytes_read: 0,
+        }
+    };
+    chain::build(vec![
+        mk("/v/top.qcow2", Some("base.qcow2")),
+        mk("/v/base.qcow2", None),
+    ])
+}
+
+#[test]
+fn xml_entities_are_refused() {
+    let billion = "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]>\n<domain><devices><disk type='file'><source file='/v/top.qcow2'/>&b;</disk></devices></domain>";
+    let e = xml::populate(billion, &forest3(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("DOCTYPE"), "{e}");
+    let external =
+        "<!DOCTYPE domain [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><domain>&x;</domain>";
+    assert!(xml::populate(external, &forest3(), &Options::default()).is_err());
+}
+
+#[test]
+fn xml_deep_nesting_is_an_error_not_a_crash() {
+    let depth = 100_000;
+    let doc = format!(
+        "<domain>{}{}</domain>",
+        "<a>".repeat(depth),
+        "</a>".repeat(depth)
+    );
+    let e = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || xml::populate(&doc, &forest3(), &Options::default()))
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap_err();
+    assert!(e.message.contains("deeper"), "{e}");
+}
+
+#[test]
+fn xml_malformed_gives_position() {
+    let doc = "<domain>\n  <devices>\n    <disk type='file'>\n  </devices>\n</domain>";
+    let e = xml::populate(doc, &forest3(), &Options::default()).unwrap_err();
+    assert!(e.position > 0 && e.position <= doc.len(), "{e}");
+    let e = xml::populate("<volume-ish/>", &forest3(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("root"), "{e}");
+}
+
+#[test]
+fn hostile_names_are_escaped_in_xml() {
+    let mut info = ImageInfo::new(Format::Qcow2);
+    info.backing_filename = Some("b'\"&<script>.qcow2".into());
+    info.backing_filename_format = Some("qcow2".into());
+    let top = Image {
+        filename: "/v/t.qcow2".into(),
+        probe: Probed::Info(Box::new(info)),
+        bytes_read: 0,
+    };
+    let base = Image {
+        filename: "/v/b'\"&<script>.qcow2".into(),
+        probe: Probed::Info(Box::new(ImageInfo::new(Format::Qcow2))),
+        bytes_read: 0,
+    };
+    let forest = chain::build(vec![top, base]);
+    let out = xml::disks(&forest, &Options::default());
+    assert!(
+        out.xml
+            .contains("<source file='/v/b&apos;&quot;&amp;&lt;script&gt;.qcow2'/>"),
+        "{}",
+        out.xml
+    );
+    assert!(!out.xml.contains("<script>"));
+}
