@@ -940,6 +940,28 @@ impl Walker {
                     self.stamp[next] = self.gen;
                     self.pos[next] = layers.len();
                     layers.push(next);
+                    // Recorded as raw (or as a protocol, which libvirt maps
+                    // to raw): qemu and libvirt open it as raw, so whatever
+                    // header it has is guest data and its backing name is
+                    // never followed.
+                    let as_raw = img
+                        .info()
+                        .and_then(|i| i.backing_filename_format.as_deref())
+                        .is_some_and(|f| f == "raw" || PROTOCOL_NAMES.contains(&f));
+                    if as_raw {
+                        if let Some(b) = images[next].backing_name() {
+                            diagnostics.push(Diagnostic::warning(
+                                "backing-not-followed",
+                                format!(
+                                    "'{}' is used as raw (the format '{}' records for it), so the backing name '{b}' in its header is data, not followed",
+                                    images[next].filename, img.filename
+                                ),
+                            ));
+                        }
+                        if images[next].info().is_some_and(|i| i.format != Format::Raw) {
+                            break Status::Ok;
+                        }
+                    }
                     cur = next;
                 }
             }
