@@ -440,7 +440,7 @@ fn qed_and_qcow_without_recorded_format() {
             s(&top),
             "1M",
         ];
-        let made = Command::new("qemu-img").args(&a).output().unwrap();
+        let made = Command::new("qemu-img").args(a).output().unwrap();
         if !made.status.success() {
             eprintln!(
                 "skipped: {fmt} without a backing format: qemu-img refused: {}",
