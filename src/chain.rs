@@ -802,6 +802,28 @@ impl Forest {
         out
     }
 
+    /// The format qemu and libvirt open layer `pos` of `chain` with: the
+    /// format its overlay records when it records one (a raw-recorded file
+    /// with a qcow2 header is raw — that header is guest data), else the
+    /// format its header says. Use this, not the detected format alone, for
+    /// the `<format type>` of a `<backingStore>`.
+    pub fn layer_format(&self, chain: &Chain, pos: usize) -> Option<String> {
+        let idx = *chain.layers.get(pos)?;
+        let detected = self.images[idx].info().map(|i| i.format.name().to_string());
+        if pos == 0 {
+            return detected;
+        }
+        let overlay = &self.images[chain.layers[pos - 1]];
+        match overlay
+            .info()
+            .and_then(|i| i.backing_filename_format.as_deref())
+        {
+            Some(f) if Format::from_name(f).is_some() => Some(f.to_string()),
+            Some(f) if PROTOCOL_NAMES.contains(&f) => Some("raw".to_string()),
+            _ => detected,
+        }
+    }
+
     /// What was noticed about image `idx` and its backing link.
     pub fn link_diagnostics(&self, idx: usize) -> &[Diagnostic] {
         &self.link_diagnostics[idx]
@@ -1275,6 +1297,52 @@ mod tests {
             Some("qemu-img rebase -u -f qcow2 -F qcow2 -b mid /v/top")
         );
         assert!(codes(c).contains(&"backing-format-unknown"));
+    }
+
+    #[test]
+    fn image_notes_are_repeated_in_every_chain_through_it() {
+        let mut base = img("/v/base", None);
+        if let Probed::Info(i) = &mut base.probe {
+            i.diagnostics
+                .push(Diagnostic::warning("qcow2-dirty", "the dirty bit is set"));
+            i.diagnostics
+                .push(Diagnostic::info("encrypted", "needs a secret"));
+            i.diagnostics
+                .push(Diagnostic::info("no-header", "not repeated"));
+        }
+        let f = build(vec![
+            base,
+            img("/v/t1", Some("base")),
+            img("/v/t2", Some("base")),
+        ]);
+        assert_eq!(f.chains.len(), 2);
+        for c in &f.chains {
+            let d: Vec<&Diagnostic> = c.diagnostics.iter().collect();
+            assert!(d
+                .iter()
+                .any(|d| d.code == "qcow2-dirty" && d.message.starts_with("'/v/base'")));
+            assert!(d.iter().any(|d| d.code == "encrypted"));
+            assert!(!d.iter().any(|d| d.code == "no-header"));
+        }
+    }
+
+    #[test]
+    fn raw_recorded_backing_is_not_followed() {
+        // A guest wrote a qcow2 header naming /etc/shadow into its raw disk.
+        let mut top = img("/v/top", Some("disk.raw"));
+        if let Probed::Info(i) = &mut top.probe {
+            i.backing_filename_format = Some("raw".into());
+        }
+        let evil = img("/v/disk.raw", Some("/etc/shadow"));
+        let shadow = img("/etc/shadow", None);
+        let f = build(vec![top, evil, shadow]);
+        let c = f.chains.iter().find(|c| c.top == 0).unwrap();
+        assert_eq!(c.layers, vec![0, 1]);
+        assert_eq!(c.status, Status::Ok);
+        assert!(codes(c).contains(&"backing-format-mismatch"));
+        assert!(codes(c).contains(&"backing-not-followed"));
+        assert_eq!(f.layer_format(c, 1).as_deref(), Some("raw"));
+        assert_eq!(f.layer_format(c, 0).as_deref(), Some("qcow2"));
     }
 
     #[test]

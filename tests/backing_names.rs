@@ -9,7 +9,7 @@
 //! `StorageSource` with libvirt's element order, so the expected strings
 //! stay libvirt's own.
 
-use backing_chain::source::{parse_backing_name, SourceType, StorageSource};
+use backing_chain::source::{parse_backing_name, resolve_backing, SourceType, StorageSource};
 
 fn esc(s: &str, attr: bool) -> String {
     let mut o = String::new();
@@ -390,4 +390,52 @@ fn hostile_names_are_errors_not_panics() {
         let r = r.unwrap_or_else(|_| panic!("panicked on {short:?}"));
         assert_eq!(r.is_ok(), ok, "{short:?}: {r:?}");
     }
+}
+
+#[test]
+fn relative_names_under_file_and_network_parents() {
+    let file_parent = StorageSource::file("/v/sub/top.qcow2");
+    let r = |p: &StorageSource, n: &str| render(&resolve_backing(p, n).unwrap().source);
+    assert_eq!(
+        r(&file_parent, "../base.qcow2"),
+        "<source file='/v/sub/../base.qcow2'/>"
+    );
+    assert_eq!(r(&file_parent, "/abs/b"), "<source file='/abs/b'/>");
+    assert_eq!(r(&file_parent, "./a:b"), "<source file='/v/sub/./a:b'/>");
+    // json: and file: names are not relative to the parent.
+    assert_eq!(
+        r(
+            &file_parent,
+            "json:{\"driver\":\"file\",\"filename\":\"rel.qcow2\"}"
+        ),
+        "<source file='rel.qcow2'/>"
+    );
+    assert_eq!(
+        r(&file_parent, "file:rel.qcow2"),
+        "<source file='rel.qcow2'/>"
+    );
+    // Under a network parent: protocol and hosts are inherited.
+    let gl = parse_backing_name("gluster://example.org:24008/vol/dir/top.qcow2?x=1")
+        .unwrap()
+        .source;
+    assert_eq!(
+        r(&gl, "base.qcow2"),
+        "<source protocol='gluster' name='vol/dir/base.qcow2'><host name='example.org' port='24008'/></source>"
+    );
+    assert_eq!(
+        r(&gl, "../up.qcow2"),
+        "<source protocol='gluster' name='vol/dir/../up.qcow2'><host name='example.org' port='24008'/></source>"
+    );
+    // An absolute URI under a network parent stands on its own.
+    assert_eq!(
+        r(&gl, "nbd://h/e"),
+        "<source protocol='nbd' name='e'><host name='h' port='10809'/></source>"
+    );
+    let https = parse_backing_name("https://h/dir/top.qcow2?sig=abc")
+        .unwrap()
+        .source;
+    assert_eq!(
+        r(&https, "base.qcow2"),
+        "<source protocol='https' name='dir/base.qcow2'><host name='h' port='443'/></source>"
+    );
 }

@@ -410,6 +410,17 @@ fn vmdk_on_vmdk() {
     let (code, e) = agree(&top);
     assert_eq!(code, 0, "{e:#}");
     assert_eq!(layers(&e).len(), 2);
+    assert!(
+        !codes(&e).contains(&"parent-id-mismatch".to_string()),
+        "{e:#}"
+    );
+    // A new base under the same name: a new CID, no longer the parentCID.
+    create(&base, "vmdk", None);
+    let (_, e) = agree(&top);
+    assert!(
+        codes(&e).contains(&"parent-id-mismatch".to_string()),
+        "{e:#}"
+    );
 }
 
 #[test]
@@ -594,4 +605,44 @@ fn format_mismatch_raw_recorded_qcow2_header() {
     let o = oracle(&top).expect("qemu-img follows it");
     assert_eq!(o.len(), 2);
     assert_eq!(o[1].1, "raw");
+}
+
+#[test]
+fn unreadable_backing_header_and_encrypted_base() {
+    if !have_qemu_img() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // A backing file with a qcow2 magic and a header cut short.
+    let bad = d.path().join("bad.qcow2");
+    std::fs::write(&bad, b"QFI\xfb\0\0\0\x03short").unwrap();
+    let top = d.path().join("top.qcow2");
+    create(&top, "qcow2", Some(("bad.qcow2", "qcow2")));
+    let (code, e) = agree(&top);
+    assert_eq!(code, 1);
+    assert_eq!(e["status"], "unprobed-format", "{e:#}");
+    assert!(codes(&e).contains(&"unprobed".to_string()));
+
+    // An encrypted base: qemu-img needs the secret, so only we list the chain.
+    let enc = d.path().join("enc.qcow2");
+    qimg(&[
+        "create",
+        "-q",
+        "--object",
+        "secret,id=sec0,data=123456",
+        "-f",
+        "qcow2",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=sec0",
+        s(&enc),
+        "1M",
+    ]);
+    let top2 = d.path().join("top2.qcow2");
+    create(&top2, "qcow2", Some(("enc.qcow2", "qcow2")));
+    let (code, v) = ours(&[&top2]);
+    let e = &v[0];
+    assert_eq!(code, 0, "{e:#}");
+    assert_eq!(e["status"], "ok");
+    assert_eq!(layers(e).len(), 2);
+    assert!(codes(e).contains(&"encrypted".to_string()), "{e:#}");
 }

@@ -311,8 +311,6 @@ pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
     Ok(parsed)
 }
 
-/// What a backing name is relative to, for [`resolve_backing`].
-///
 /// Resolve the backing name `name` of an image whose own source is `parent`
 /// (libvirt's `virStorageSourceNewFromBacking`): a relative plain file name
 /// is joined to the parent's directory (no `..` folding); under a network
@@ -335,12 +333,9 @@ pub fn resolve_backing(parent: &StorageSource, name: &str) -> Result<Parsed, Nam
             protocol: parent.protocol.clone(),
             name: Some(format!("{}{}", dir_of(pname), name)),
             hosts: parent.hosts.clone(),
-            extras: parent
-                .extras
-                .iter()
-                .filter(|(k, _)| k != "snapshot" && k != "offset" && k != "size")
-                .cloned()
-                .collect(),
+            // Like libvirt: protocol and hosts only (a query, snapshot or
+            // slice belongs to the parent, not to its backing).
+            extras: Vec::new(),
         };
     }
     Ok(parsed)
