@@ -178,6 +178,10 @@ pub struct BuildOptions {
     /// `(image, backing image)` by filename: the user's choice for a
     /// reference, overriding every other match.
     pub mapping: Vec<(String, String)>,
+    /// `(image, backing image)` by filename where the backing name, though
+    /// spelt differently (`./a`, `sub/../a`), is the same file as that image
+    /// (the CLI knows it from the file system). Matched like the mapping.
+    pub same_files: Vec<(String, String)>,
     /// Match by path only (the CLI, which follows real paths): no suffix,
     /// basename or identity matching.
     pub exact_paths: bool,
@@ -281,11 +285,16 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
             .enumerate()
             .map(|(i, m)| (m.filename.as_str(), i))
             .collect();
-        let mut mapping: HashMap<&str, usize> = HashMap::new();
-        for (from, to) in &opts.mapping {
+        let mut mapping: HashMap<&str, (usize, bool)> = HashMap::new();
+        let pairs = opts
+            .same_files
+            .iter()
+            .map(|p| (p, true))
+            .chain(opts.mapping.iter().map(|p| (p, false)));
+        for ((from, to), same) in pairs {
             match by_name.get(to.as_str()) {
                 Some(&t) => {
-                    mapping.insert(from.as_str(), t);
+                    mapping.insert(from.as_str(), (t, same));
                 }
                 None => diagnostics.push(Diagnostic::warning(
                     "mapping-unknown-image",
@@ -381,7 +390,7 @@ fn link_of(
     i: usize,
     images: &[Image],
     index: &Index,
-    mapping: &HashMap<&str, usize>,
+    mapping: &HashMap<&str, (usize, bool)>,
     opts: &BuildOptions,
     d: &mut Vec<Diagnostic>,
 ) -> Link {
@@ -407,9 +416,17 @@ fn link_of(
         };
     }
     let resolved = parsed.source.path.clone().unwrap_or_default();
-    if let Some(&t) = mapping.get(img.filename.as_str()) {
+    if let Some(&(t, same)) = mapping.get(img.filename.as_str()) {
         let agrees = index.by_path.get(resolved.as_str()) == Some(&t);
-        if !agrees {
+        if same && !agrees {
+            d.push(Diagnostic::info(
+                "same-file",
+                format!(
+                    "the backing '{name}' of '{}' (resolved to '{resolved}') is the file '{}', spelt another way",
+                    img.filename, images[t].filename
+                ),
+            ));
+        } else if !agrees {
             d.push(Diagnostic::info(
                 "matched-by-mapping",
                 format!(
@@ -887,13 +904,35 @@ impl Walker {
                     break Status::UnprobedFormat;
                 }
                 Link::Unparsed { error } => {
-                    diagnostics.push(Diagnostic::error(
+                    let mut d = Diagnostic::error(
                         "bad-backing-name",
                         format!(
                             "the backing name of '{}' cannot be used: {error}",
                             img.filename
                         ),
-                    ));
+                    );
+                    // `a:b.qcow2` meant as a file: qemu needs `./a:b.qcow2`.
+                    let name = img.backing_name().unwrap_or("");
+                    let info = img.info();
+                    let looks_like_file = !name.contains("//")
+                        && !name.starts_with("json:")
+                        && !name.starts_with("nbd:")
+                        && !name.starts_with("rbd:")
+                        && !name.contains('\0');
+                    if let (true, Some(i), Some(bf)) = (
+                        looks_like_file,
+                        info,
+                        info.and_then(|i| i.backing_filename_format.as_deref()),
+                    ) {
+                        d = d.with_fix(format!(
+                            "qemu-img rebase -u -f {} -F {} -b {} {}",
+                            i.format,
+                            shell_quote(bf),
+                            shell_quote(&format!("./{name}")),
+                            shell_quote(&img.filename)
+                        ));
+                    }
+                    diagnostics.push(d);
                     break Status::BadName;
                 }
                 Link::Remote { source } => {

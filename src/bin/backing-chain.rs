@@ -270,9 +270,10 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
     let disk = collect_on_disk(&tops)?;
     let opts = BuildOptions {
-        mapping: disk.mapping,
+        same_files: disk.mapping,
         exact_paths: true,
         untrusted,
+        ..Default::default()
     };
     let forest = chain::build_with(disk.images, &opts);
     let mut code = ExitCode::SUCCESS;
