@@ -1430,6 +1430,28 @@ mod tests {
     }
 
     #[test]
+    fn deeper_than_the_core_follows_is_too_long() {
+        let n = limits::MAX_CHAIN_DEPTH + 5;
+        let images: Vec<Image> = (0..n)
+            .map(|i| {
+                let b = (i + 1 < n).then(|| format!("x{}", i + 1));
+                img(&format!("/v/x{i}"), b.as_deref())
+            })
+            .collect();
+        let f = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || build(images))
+            .unwrap()
+            .join()
+            .unwrap();
+        let c = &f.chains[0];
+        assert_eq!(c.status, Status::TooLong);
+        assert_eq!(c.layers.len(), limits::MAX_CHAIN_DEPTH + 1);
+        assert!(codes(c).contains(&"too-long"));
+        assert!(codes(c).contains(&"too-deep-for-libvirt"));
+    }
+
+    #[test]
     fn ten_thousand_images_many_tops_one_long_base() {
         // A 9,900-deep base with 100 tops on its top layer: 10,000 images.
         let depth = 9_900;
