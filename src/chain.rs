@@ -21,10 +21,12 @@
 //! Everything is iterative (no recursion: a 10,000-deep chain runs on a small
 //! stack). Indexing and matching are linear in the number of images; what a
 //! link implies (format checks, parse notes, identity checks) is computed
-//! once per link and shared by every chain through it; each chain is walked
-//! once with a generation-stamped visited array, so building is
-//! O(images + Σ chain lengths) — the size of the output, since every chain
-//! lists its layers.
+//! once per link and shared by every chain through it. Each image is walked
+//! once: a later chain that reaches an image an earlier (loop-free) chain
+//! went through copies that chain's suffix — layers and diagnostics — instead
+//! of walking it again. Building is O(images + Σ chain lengths), and Σ chain
+//! lengths is the size of the output, since every chain lists its layers
+//! (T tops over a D-deep base hold T × D layer indices).
 
 use std::collections::HashMap;
 
@@ -353,22 +355,24 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
     // of their own, starting at the first image of the loop not yet reached.
     let mut walker = Walker::new(n);
     let mut reached = vec![false; n];
-    let mut chains = Vec::new();
+    let mut chains: Vec<Chain> = Vec::new();
     for top in 0..n {
         if forest.overlays[top].is_empty() {
-            let c = walker.walk(top, &forest);
+            let c = walker.walk(top, &forest, &chains);
             for &l in &c.layers {
                 reached[l] = true;
             }
+            walker.remember(chains.len(), &c);
             chains.push(c);
         }
     }
     for i in 0..n {
         if !reached[i] {
-            let c = walker.walk(i, &forest);
+            let c = walker.walk(i, &forest, &chains);
             for &l in &c.layers {
                 reached[l] = true;
             }
+            walker.remember(chains.len(), &c);
             chains.push(c);
         }
     }
@@ -796,7 +800,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
 impl Forest {
     /// The chain that starts at image `idx` (any image, not only a top).
     pub fn chain_from(&self, idx: usize) -> Chain {
-        Walker::new(self.images.len()).walk(idx, self)
+        Walker::new(self.images.len()).walk(idx, self, &[])
     }
 
     /// Every image whose chain passes through image `idx` (direct and
@@ -848,11 +852,25 @@ impl Forest {
 }
 
 /// Walks chains with a generation-stamped visited array (no per-walk
-/// allocation beyond the chain itself).
+/// allocation beyond the chain itself), reusing the suffix of an earlier
+/// chain as soon as the walk reaches an image that chain went through: many
+/// tops over one long base cost a copy of the base's layers each, not a
+/// walk.
 struct Walker {
     stamp: Vec<u32>,
     pos: Vec<usize>,
     gen: u32,
+    /// `memo[v]`: (chain, position) where image `v`'s own chain suffix
+    /// starts in an earlier chain that ended without a loop.
+    memo: Vec<Option<(usize, usize)>>,
+    /// Per earlier chain: the index of the first diagnostic of each walked
+    /// (not copied) position, and the end of the diagnostics that belong to
+    /// the layers (before the whole-chain depth note).
+    diag_at: Vec<Vec<usize>>,
+    body_end: Vec<usize>,
+    /// The same for the walk in progress.
+    cur_diag_at: Vec<usize>,
+    cur_body_end: usize,
 }
 
 impl Walker {
@@ -861,15 +879,39 @@ impl Walker {
             stamp: vec![0; n],
             pos: vec![0; n],
             gen: 0,
+            memo: vec![None; n],
+            diag_at: Vec::new(),
+            body_end: Vec::new(),
+            cur_diag_at: Vec::new(),
+            cur_body_end: 0,
         }
     }
 
-    fn walk(&mut self, top: usize, f: &Forest) -> Chain {
+    /// Record the chain just walked as chain `idx`, for reuse.
+    fn remember(&mut self, idx: usize, c: &Chain) {
+        let diag_at = std::mem::take(&mut self.cur_diag_at);
+        let reusable = !matches!(c.status, Status::Loop | Status::TooLong);
+        if reusable {
+            for (q, &v) in c.layers.iter().enumerate().take(diag_at.len()) {
+                if self.memo[v].is_none() {
+                    self.memo[v] = Some((idx, q));
+                }
+            }
+        }
+        self.diag_at.resize(idx, Vec::new());
+        self.body_end.resize(idx, 0);
+        self.diag_at
+            .push(if reusable { diag_at } else { Vec::new() });
+        self.body_end.push(self.cur_body_end);
+    }
+
+    fn walk(&mut self, top: usize, f: &Forest, done: &[Chain]) -> Chain {
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
             self.stamp.iter_mut().for_each(|s| *s = 0);
             self.gen = 1;
         }
+        self.cur_diag_at.clear();
         let images = &f.images;
         let mut layers = vec![top];
         let mut diagnostics: Vec<Diagnostic> = Vec::new();
@@ -877,6 +919,20 @@ impl Walker {
         self.pos[top] = 0;
         let mut cur = top;
         let status = loop {
+            if cur != top {
+                if let Some((c, p)) = self.memo[cur] {
+                    let ch = &done[c];
+                    let rest = ch.layers.len() - p - 1;
+                    if layers.len() + rest <= limits::MAX_CHAIN_DEPTH {
+                        layers.extend_from_slice(&ch.layers[p + 1..]);
+                        diagnostics.extend_from_slice(
+                            &ch.diagnostics[self.diag_at[c][p]..self.body_end[c]],
+                        );
+                        break ch.status;
+                    }
+                }
+            }
+            self.cur_diag_at.push(diagnostics.len());
             diagnostics.extend(f.link_diagnostics[cur].iter().cloned());
             if layers.len() > limits::MAX_CHAIN_DEPTH {
                 diagnostics.push(Diagnostic::error(
@@ -1027,6 +1083,7 @@ impl Walker {
                 }
             }
         };
+        self.cur_body_end = diagnostics.len();
         if layers.len() > limits::LIBVIRT_MAX_DEPTH {
             let top_img = &images[top];
             let fmt = top_img.info().map_or(Format::Qcow2, |i| i.format);
@@ -1427,6 +1484,57 @@ mod tests {
         assert_eq!(f.chains[0].status, Status::Remote);
         assert_eq!(f.chains[1].status, Status::BadName);
         assert!(codes(&f.chains[2]).contains(&"credentials-dropped"));
+    }
+
+    /// Chains built with shared suffixes are exactly the chains walked one
+    /// by one (`chain_from` uses a fresh walker with nothing to reuse).
+    #[test]
+    fn reused_suffixes_equal_fresh_walks() {
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..20 {
+            let n = 50 + 100 * round;
+            let images: Vec<Image> = (0..n)
+                .map(|i| {
+                    let b = match next(10) {
+                        0 => None,
+                        1 => Some(format!("missing{i}")),
+                        2 => Some("nbd://h/e".to_string()),
+                        // mostly point further down, sometimes back up (loops)
+                        3 => Some(format!("i{}", next(n as u64))),
+                        _ => Some(format!("i{}", (i as u64 + 1 + next(5)).min(n as u64 - 1))),
+                    };
+                    let mut m = img(&format!("/v/i{i}"), b.as_deref());
+                    if let Probed::Info(info) = &mut m.probe {
+                        match next(6) {
+                            0 => info.backing_filename_format = Some("raw".into()),
+                            1 => info.backing_filename_format = None,
+                            2 => info
+                                .diagnostics
+                                .push(Diagnostic::warning("qcow2-dirty", "dirty")),
+                            _ => {}
+                        }
+                    }
+                    m
+                })
+                .collect();
+            let f = build(images);
+            for c in &f.chains {
+                let fresh = f.chain_from(c.top);
+                assert_eq!(c.layers, fresh.layers, "round {round} top {}", c.top);
+                assert_eq!(c.status, fresh.status, "round {round} top {}", c.top);
+                assert_eq!(
+                    c.diagnostics, fresh.diagnostics,
+                    "round {round} top {}",
+                    c.top
+                );
+            }
+        }
     }
 
     #[test]
