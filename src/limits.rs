@@ -22,3 +22,11 @@ pub const MAX_XML_DEPTH: usize = 256;
 
 /// Largest XML document accepted (bytes).
 pub const MAX_XML_BYTES: usize = 64 << 20;
+
+/// Longest backing name the name parser accepts at all (bytes): far above
+/// what any format stores, so a 1 MB `json:` name is an error, not work.
+pub const MAX_BACKING_NAME_PARSE: usize = 1 << 20;
+
+/// Deepest JSON nesting (objects and arrays, after deflattening dotted keys)
+/// accepted in a `json:` backing name; checked before serde_json recurses.
+pub const MAX_JSON_DEPTH: usize = 32;

@@ -8,15 +8,14 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::process::ExitCode;
 
-use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::chain::{self, BuildOptions, Image, Probed, Status};
 use backing_chain::diag::{Diagnostic, Severity};
 use backing_chain::image;
-use backing_chain::source;
 use backing_chain::xml::{self, Layout, Options};
 
 const USAGE: &str = "usage:
   backing-chain probe [--json] FILE...
-  backing-chain chain [--json] TOP...
+  backing-chain chain [--json] [--untrusted] TOP...
   backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
                     [--base-dir DIR] [--no-index] IMAGE...
 
@@ -185,59 +184,101 @@ fn print_diags(d: &[Diagnostic], pad: &str) {
 }
 
 /// Follow backing files on disk from each top, like `qemu-img info
-/// --backing-chain` (never opening network sources), then build the forest.
-fn collect_on_disk(tops: &[&str]) -> Result<(Vec<Image>, Vec<usize>), String> {
-    let mut images: Vec<Image> = Vec::new();
-    let mut seen = std::collections::HashMap::new();
-    let mut top_idx = Vec::new();
+/// --backing-chain` (never opening network sources). Returns the images,
+/// the index of each top, and the links a path string alone cannot make:
+/// a backing path that names, under another spelling (`./a`, `sub/../a`), a
+/// file already on the same chain — a loop qemu-img only notices when the
+/// path grows too long.
+fn collect_on_disk(tops: &[&str]) -> Result<OnDisk, String> {
+    use std::collections::HashMap;
+    #[cfg(unix)]
+    fn file_key(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    fn file_key(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+        None
+    }
+    let mut out = OnDisk::default();
+    let mut by_path: HashMap<String, usize> = HashMap::new();
     for &t in tops {
         let mut path = t.to_string();
-        let mut first = true;
+        let mut prev: Option<usize> = None;
+        let mut on_chain: HashMap<(u64, u64), usize> = HashMap::new();
         loop {
-            if let Some(&i) = seen.get(&path) {
-                if first {
-                    top_idx.push(i);
+            if let Some(&i) = by_path.get(&path) {
+                if prev.is_none() {
+                    out.tops.push(i);
                 }
                 break;
             }
-            if !first && std::fs::metadata(&path).is_err() {
-                break; // missing: the builder reports it
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) if prev.is_none() => return Err(format!("{path}: {e}")),
+                Err(_) => break, // missing: the builder reports it
+            };
+            let key = file_key(&meta);
+            if let (Some(k), Some(p)) = (key, prev) {
+                if let Some(&i) = on_chain.get(&k) {
+                    // The same file under another spelling: a loop.
+                    out.mapping.push((
+                        out.images[p].filename.clone(),
+                        out.images[i].filename.clone(),
+                    ));
+                    break;
+                }
             }
             let img = probe_file(&path)?;
             let next = img
                 .info()
-                .and_then(|i| i.backing_filename.clone())
-                .and_then(|name| source::parse_backing_name(&name).ok())
-                .filter(|p| p.source.is_local())
-                .and_then(|p| p.source.path)
-                .map(|p| source::resolve_relative(&path, &p));
-            seen.insert(path.clone(), images.len());
-            if first {
-                top_idx.push(images.len());
+                .and_then(|i| i.backing_filename.as_deref())
+                .and_then(|name| chain::backing_path(&path, name).ok().flatten());
+            let idx = out.images.len();
+            by_path.insert(path.clone(), idx);
+            if let Some(k) = key {
+                on_chain.insert(k, idx);
             }
-            images.push(img);
-            first = false;
+            if prev.is_none() {
+                out.tops.push(idx);
+            }
+            out.images.push(img);
+            prev = Some(idx);
             match next {
-                Some(n) if images.len() <= backing_chain::limits::MAX_CHAIN_DEPTH => path = n,
+                Some(n) if out.images.len() <= backing_chain::limits::MAX_CHAIN_DEPTH => path = n,
                 _ => break,
             }
         }
     }
-    Ok((images, top_idx))
+    Ok(out)
+}
+
+#[derive(Default)]
+struct OnDisk {
+    images: Vec<Image>,
+    tops: Vec<usize>,
+    mapping: Vec<(String, String)>,
 }
 
 fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     let (flags, tops) = split_flags(args, &[])?;
-    check_flags(&flags, &["--json"])?;
+    check_flags(&flags, &["--json", "--untrusted"])?;
     if tops.is_empty() {
         return Err(format!("chain needs at least one TOP\n{USAGE}"));
     }
     let json = flags.iter().any(|(f, _)| *f == "--json");
-    let (images, top_idx) = collect_on_disk(&tops)?;
-    let forest = chain::build(images);
+    let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
+    let disk = collect_on_disk(&tops)?;
+    let opts = BuildOptions {
+        same_files: disk.mapping,
+        exact_paths: true,
+        untrusted,
+        ..Default::default()
+    };
+    let forest = chain::build_with(disk.images, &opts);
     let mut code = ExitCode::SUCCESS;
     let mut out = Vec::new();
-    for &t in &top_idx {
+    for &t in &disk.tops {
         let ch = forest.chain_from(t);
         if ch.diagnostics.iter().any(|d| d.severity == Severity::Error)
             || ch.status != Status::Ok && ch.status != Status::Remote
@@ -252,14 +293,7 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
                 "diagnostics": ch.diagnostics,
             }));
         } else {
-            println!(
-                "{} ({})",
-                forest.images[t].filename,
-                serde_json::to_value(ch.status)
-                    .unwrap_or_default()
-                    .as_str()
-                    .unwrap_or("")
-            );
+            println!("{} ({})", forest.images[t].filename, ch.status.name());
             for (depth, &l) in ch.layers.iter().enumerate() {
                 let img = &forest.images[l];
                 let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
@@ -309,7 +343,7 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
             _ => {}
         }
     }
-    let (images, _) = collect_on_disk(&files)?;
+    let images = collect_on_disk(&files)?.images;
     let forest = chain::build(images);
     let out = match &domain {
         Some(d) => xml::populate(d, &forest, &opts).map_err(|e| e.to_string())?,

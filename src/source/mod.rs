@@ -6,6 +6,11 @@
 use serde::Serialize;
 
 use crate::diag::Diagnostic;
+use crate::limits;
+
+pub mod colon;
+pub mod json;
+pub mod uri;
 
 /// `<disk type=…>` / `<backingStore type=…>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -137,6 +142,96 @@ pub struct NameError {
     pub message: String,
 }
 
+impl NameError {
+    pub fn new(message: impl Into<String>) -> Self {
+        NameError {
+            message: message.into(),
+        }
+    }
+}
+
+impl Parsed {
+    /// A source with nothing noticed.
+    pub fn plain(source: StorageSource) -> Self {
+        Parsed {
+            source,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+impl StorageSource {
+    /// A network source of `protocol` with no name and no hosts yet.
+    pub fn network(protocol: &str) -> Self {
+        StorageSource {
+            kind: SourceType::Network,
+            protocol: Some(protocol.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// Append an extra (see the table on [`StorageSource::extras`]).
+    pub fn push_extra(&mut self, key: &str, value: impl Into<String>) {
+        self.extras.push((key.to_string(), value.into()));
+    }
+}
+
+/// The default port of a protocol's tcp hosts (none for rbd, nfs, …).
+pub fn default_port(protocol: &str) -> Option<u16> {
+    Some(match protocol {
+        "nbd" => 10809,
+        "iscsi" => 3260,
+        "gluster" => 24007,
+        "sheepdog" => 7000,
+        "vxhs" => 9999,
+        "http" => 80,
+        "https" => 443,
+        "ftp" => 21,
+        "ftps" => 990,
+        "tftp" => 69,
+        "ssh" => 22,
+        _ => return None,
+    })
+}
+
+/// Give every tcp host without a port its protocol's default port.
+pub(crate) fn assign_default_ports(src: &mut StorageSource) {
+    let Some(p) = src.protocol.as_deref().and_then(default_port) else {
+        return;
+    };
+    for h in &mut src.hosts {
+        let tcp = h.transport.is_none() || h.transport.as_deref() == Some("tcp");
+        if tcp && h.port.is_none() && h.socket.is_none() {
+            h.port = Some(p);
+        }
+    }
+}
+
+/// Parse a port number: decimal, at most 65535. `0` means "not given".
+pub(crate) fn parse_port(s: &str) -> Result<Option<u16>, NameError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(NameError::new(format!("'{s}' is not a port number")));
+    }
+    match s.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(p) if p <= 65535 => Ok(Some(p as u16)),
+        _ => Err(NameError::new(format!(
+            "port {s} is out of range (at most 65535)"
+        ))),
+    }
+}
+
+/// The diagnostic for inline credentials that were parsed and dropped. The
+/// secret itself is never repeated.
+pub(crate) fn credentials_dropped(what: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "credentials-dropped",
+        format!(
+            "the backing name carries inline credentials ({what}); they were dropped: libvirt takes them from <auth> with a secret, never from the name"
+        ),
+    )
+}
+
 impl std::fmt::Display for NameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -155,33 +250,95 @@ pub fn is_file_name(name: &str) -> bool {
     }
 }
 
-/// Parse a backing name as written in an image header.
+/// Parse a backing name as written in an image header, the way libvirt's
+/// `virStorageSourceNewFromBackingAbsolute` does:
+///
+/// * a plain file path unless a `:` comes before any `/`;
+/// * `fat:DIR` → a `dir` source; `file:PATH` → a file, taken as is;
+/// * `json:{…}` → [`json`];
+/// * anything with `://` → a URI ([`uri`]);
+/// * `nbd:…` and `rbd:…` colon forms ([`colon`]).
+///
+/// Never panics; anything it cannot use is a [`NameError`].
 pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
     if name.contains('\0') {
-        return Err(NameError {
-            message: "the backing name contains a NUL byte".into(),
-        });
+        return Err(NameError::new("the backing name contains a NUL byte"));
+    }
+    if name.len() > limits::MAX_BACKING_NAME_PARSE {
+        return Err(NameError::new(format!(
+            "the backing name is {} bytes long, more than the {} this parser accepts",
+            name.len(),
+            limits::MAX_BACKING_NAME_PARSE
+        )));
     }
     if is_file_name(name) {
-        return Ok(Parsed {
-            source: StorageSource::file(name),
-            diagnostics: Vec::new(),
-        });
+        return Ok(Parsed::plain(StorageSource::file(name)));
     }
     if let Some(dir) = name.strip_prefix("fat:") {
-        return Ok(Parsed {
-            source: StorageSource {
-                kind: SourceType::Dir,
-                path: Some(dir.to_string()),
-                ..Default::default()
-            },
-            diagnostics: Vec::new(),
-        });
+        return Ok(Parsed::plain(StorageSource {
+            kind: SourceType::Dir,
+            path: Some(dir.to_string()),
+            ..Default::default()
+        }));
     }
-    let proto = name.split(':').next().unwrap_or_default();
-    Err(NameError {
-        message: format!("no parser for backing names of the form '{proto}:…' yet"),
-    })
+    if let Some(path) = name.strip_prefix("file:") {
+        if path.is_empty() {
+            return Err(NameError::new("'file:' names no path"));
+        }
+        return Ok(Parsed::plain(StorageSource::file(path)));
+    }
+    if let Some(j) = name.strip_prefix("json:") {
+        let parsed = json::parse(j)?;
+        let s = &parsed.source;
+        let strings = s
+            .path
+            .iter()
+            .chain(&s.name)
+            .chain(s.hosts.iter().flat_map(|h| h.name.iter().chain(&h.socket)))
+            .chain(s.extras.iter().map(|(_, v)| v));
+        if strings.into_iter().any(|v| v.contains('\0')) {
+            return Err(NameError::new(
+                "the JSON backing name contains a NUL character",
+            ));
+        }
+        return Ok(parsed);
+    }
+    let parsed = if name.contains("://") {
+        uri::parse(name)?
+    } else {
+        colon::parse(name)?
+    };
+    Ok(parsed)
+}
+
+/// Resolve the backing name `name` of an image whose own source is `parent`
+/// (libvirt's `virStorageSourceNewFromBacking`): a relative plain file name
+/// is joined to the parent's directory (no `..` folding); under a network
+/// parent it inherits protocol, hosts and extras and is joined to the
+/// directory of the parent's `name`. `json:`, `file:`, URIs and colon forms
+/// are absolute.
+pub fn resolve_backing(parent: &StorageSource, name: &str) -> Result<Parsed, NameError> {
+    let mut parsed = parse_backing_name(name)?;
+    if !is_file_name(name) || is_absolute(name) {
+        return Ok(parsed);
+    }
+    if parent.is_local() {
+        let base = parent.path.as_deref().unwrap_or("");
+        parsed.source.path = Some(resolve_relative(base, name));
+    } else if parent.kind == SourceType::Network {
+        let pname = parent.name.as_deref().unwrap_or("");
+        parsed.source = StorageSource {
+            kind: SourceType::Network,
+            path: None,
+            protocol: parent.protocol.clone(),
+            name: Some(format!("{}{}", dir_of(pname), name)),
+            hosts: parent.hosts.clone(),
+            // Like libvirt: protocol and hosts only (a query, snapshot or
+            // slice belongs to the parent, not to its backing).
+            extras: Vec::new(),
+        };
+    }
+    Ok(parsed)
 }
 
 /// Is `path` absolute (POSIX)?

@@ -1,0 +1,542 @@
+//! `json:{…}` backing names (qemu's block-driver options as JSON).
+//!
+//! Steps, as libvirt's `virStorageSourceParseBackingJSON`:
+//! 1. bound the nesting depth (before serde_json recurses), parse;
+//! 2. deflatten dotted keys (`"file.driver"`) into nested objects and
+//!    objects keyed `0`, `1`, … into arrays, failing on colliding keys;
+//! 3. strip an outer `{"file": …}` when the top has no `driver`;
+//! 4. dispatch on `driver`. `raw` (only at the top) may carry
+//!    `offset`/`size`, which become a storage slice.
+
+use serde_json::{Map, Value};
+
+use super::{
+    assign_default_ports, colon, credentials_dropped, parse_port, uri, Host, NameError, Parsed,
+    SourceType, StorageSource,
+};
+use crate::diag::Diagnostic;
+use crate::limits::MAX_JSON_DEPTH;
+
+fn err(m: impl Into<String>) -> NameError {
+    NameError::new(m)
+}
+
+/// Deepest `{`/`[` nesting of a JSON text, ignoring strings. Stops counting
+/// once over `limit`.
+fn nesting_depth(s: &str, limit: usize) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for b in s.bytes() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    return max;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Put `val` at the dotted path `parts` of `map`; objects met on the way
+/// merge, anything else colliding is an error.
+fn insert(
+    map: &mut Map<String, Value>,
+    parts: &[&str],
+    val: Value,
+    full: &str,
+) -> Result<(), NameError> {
+    let collide = || err(format!("the JSON backing name sets '{full}' twice"));
+    let (first, rest) = parts.split_first().ok_or_else(collide)?;
+    if rest.is_empty() {
+        match (map.get_mut(*first), val) {
+            (None, v) => {
+                map.insert((*first).to_string(), v);
+            }
+            (Some(Value::Object(old)), Value::Object(new)) => {
+                for (k, v) in new {
+                    insert(old, &[k.as_str()], v, full)?;
+                }
+            }
+            _ => return Err(collide()),
+        }
+        return Ok(());
+    }
+    let slot = map
+        .entry((*first).to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    match slot {
+        Value::Object(inner) => insert(inner, rest, val, full),
+        _ => Err(collide()),
+    }
+}
+
+/// Deflatten dotted keys and index-keyed objects. `depth` bounds recursion.
+fn deflatten(v: Value, depth: usize) -> Result<Value, NameError> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(err(format!(
+            "the JSON backing name nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    match v {
+        Value::Object(m) => {
+            let mut out = Map::new();
+            for (k, val) in m {
+                let val = deflatten(val, depth + 1)?;
+                let parts: Vec<&str> = k.split('.').collect();
+                if parts.len() > 1 && parts.iter().any(|p| p.is_empty()) {
+                    return Err(err(format!("empty component in the JSON key '{k}'")));
+                }
+                if depth + parts.len() > MAX_JSON_DEPTH {
+                    return Err(err(format!(
+                        "the JSON backing name nests deeper than {MAX_JSON_DEPTH} levels"
+                    )));
+                }
+                insert(&mut out, &parts, val, &k)?;
+            }
+            Ok(arrays(Value::Object(out), depth))
+        }
+        Value::Array(a) => Ok(Value::Array(
+            a.into_iter()
+                .map(|x| deflatten(x, depth + 1))
+                .collect::<Result<_, _>>()?,
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Turn objects whose keys are exactly `0`..`n-1` into arrays, inside out.
+fn arrays(v: Value, depth: usize) -> Value {
+    match v {
+        Value::Object(m) if depth <= MAX_JSON_DEPTH * 2 => {
+            let m: Map<String, Value> = m
+                .into_iter()
+                .map(|(k, v)| (k, arrays(v, depth + 1)))
+                .collect();
+            let n = m.len();
+            let indexed = n > 0
+                && m.keys().all(|k| {
+                    k.parse::<usize>()
+                        .is_ok_and(|i| i < n && i.to_string() == *k)
+                });
+            if indexed {
+                let mut items: Vec<(usize, Value)> = m
+                    .into_iter()
+                    .map(|(k, v)| (k.parse::<usize>().unwrap_or(0), v))
+                    .collect();
+                items.sort_by_key(|(i, _)| *i);
+                Value::Array(items.into_iter().map(|(_, v)| v).collect())
+            } else {
+                Value::Object(m)
+            }
+        }
+        other => other,
+    }
+}
+
+/// Parse the text after `json:`.
+pub fn parse(text: &str) -> Result<Parsed, NameError> {
+    if nesting_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH {
+        return Err(err(format!(
+            "the JSON backing name nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let root: Value = serde_json::from_str(text)
+        .map_err(|e| err(format!("the JSON backing name is not valid JSON: {e}")))?;
+    if !root.is_object() {
+        return Err(err("the JSON backing name is not a JSON object"));
+    }
+    let root = deflatten(root, 0)?;
+    let Value::Object(mut top) = root else {
+        return Err(err("the JSON backing name is not a JSON object"));
+    };
+    let obj = if top.contains_key("driver") {
+        top
+    } else {
+        match top.remove("file") {
+            Some(Value::Object(f)) => f,
+            _ => return Err(err("the JSON backing name lacks a driver name")),
+        }
+    };
+    let mut diags = Vec::new();
+    let source = driver(&obj, true, &mut diags)?;
+    Ok(Parsed {
+        source,
+        diagnostics: diags,
+    })
+}
+
+type Obj = Map<String, Value>;
+
+fn get_str<'a>(o: &'a Obj, k: &str) -> Option<&'a str> {
+    o.get(k).and_then(Value::as_str)
+}
+
+/// A string, or a number written as one.
+fn get_scalar(o: &Obj, k: &str) -> Option<String> {
+    match o.get(k)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn need_str<'a>(o: &'a Obj, k: &str, driver: &str) -> Result<&'a str, NameError> {
+    get_str(o, k).ok_or_else(|| {
+        err(format!(
+            "the JSON backing name for driver '{driver}' lacks '{k}'"
+        ))
+    })
+}
+
+/// A non-negative integer given as a number or a numeric string.
+fn get_u64(o: &Obj, k: &str) -> Result<Option<u64>, NameError> {
+    match o.get(k) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| err(format!("malformed '{k}' in the JSON backing name"))),
+        Some(Value::String(s)) => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| err(format!("malformed '{k}' in the JSON backing name"))),
+        Some(_) => Err(err(format!("malformed '{k}' in the JSON backing name"))),
+    }
+}
+
+fn port_of(o: &Obj, k: &str) -> Result<Option<u16>, NameError> {
+    match get_scalar(o, k) {
+        None => Ok(None),
+        Some(p) => parse_port(&p),
+    }
+}
+
+/// A qemu `SocketAddress` (`inet`/`tcp` with host/port, `unix` with path).
+fn socket_address(o: &Obj) -> Result<Host, NameError> {
+    let ty = get_str(o, "type").unwrap_or("inet");
+    match ty {
+        "inet" | "tcp" => Ok(Host {
+            name: Some(
+                get_str(o, "host")
+                    .ok_or_else(|| err("a server address lacks 'host'"))?
+                    .to_string(),
+            ),
+            port: port_of(o, "port")?,
+            ..Default::default()
+        }),
+        "unix" => {
+            let p = get_str(o, "path")
+                .or_else(|| get_str(o, "socket"))
+                .ok_or_else(|| err("a unix server address lacks 'path'"))?;
+            Ok(Host {
+                transport: Some("unix".into()),
+                socket: Some(p.to_string()),
+                ..Default::default()
+            })
+        }
+        t => Err(err(format!("unsupported server address type '{t}'"))),
+    }
+}
+
+/// `server`: one address object, or an array of them.
+fn servers(o: &Obj, driver: &str) -> Result<Vec<Host>, NameError> {
+    match o.get("server") {
+        Some(Value::Object(s)) => Ok(vec![socket_address(s)?]),
+        Some(Value::Array(a)) if !a.is_empty() => a
+            .iter()
+            .map(|v| {
+                v.as_object()
+                    .ok_or_else(|| err("a server entry is not an object"))
+                    .and_then(socket_address)
+            })
+            .collect(),
+        _ => Err(err(format!(
+            "the JSON backing name for driver '{driver}' lacks 'server'"
+        ))),
+    }
+}
+
+fn driver(
+    o: &Obj,
+    allow_format: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<StorageSource, NameError> {
+    let drv =
+        get_str(o, "driver").ok_or_else(|| err("the JSON backing name lacks a driver name"))?;
+    let mut src = match drv {
+        "file" | "host_device" | "host_cdrom" => StorageSource {
+            kind: if drv == "file" {
+                SourceType::File
+            } else {
+                SourceType::Block
+            },
+            path: Some(need_str(o, "filename", drv)?.to_string()),
+            ..Default::default()
+        },
+        "http" | "https" | "ftp" | "ftps" | "tftp" => url_driver(o, drv, diags)?,
+        "gluster" => {
+            if let Some(f) = get_str(o, "filename") {
+                from_uri(f, drv, diags)?
+            } else {
+                let vol = need_str(o, "volume", drv)?;
+                let path = need_str(o, "path", drv)?;
+                let mut s = StorageSource::network(drv);
+                s.name = Some(format!("{vol}/{path}"));
+                s.hosts = servers(o, drv)?;
+                s
+            }
+        }
+        "iscsi" => {
+            let portal = need_str(o, "portal", drv)?;
+            let target = need_str(o, "target", drv)?;
+            let lun = get_u64(o, "lun")?.unwrap_or(0);
+            let (host, port) = match portal.rfind(']') {
+                Some(i) => match portal[i + 1..].strip_prefix(':') {
+                    Some(p) => (&portal[..=i], Some(p)),
+                    None => (portal, None),
+                },
+                None => match portal.split_once(':') {
+                    Some((h, p)) if !p.contains(':') => (h, Some(p)),
+                    _ => (portal, None),
+                },
+            };
+            let mut s = StorageSource::network(drv);
+            s.name = Some(format!("{target}/{lun}"));
+            s.hosts.push(Host {
+                name: Some(host.to_string()),
+                port: match port {
+                    Some(p) => parse_port(p)?,
+                    None => None,
+                },
+                transport: match get_str(o, "transport") {
+                    Some("iser") => Some("rdma".into()),
+                    _ => None,
+                },
+                ..Default::default()
+            });
+            match (o.contains_key("user"), o.contains_key("password")) {
+                (true, true) => diags.push(credentials_dropped("a user and a password")),
+                (true, false) => diags.push(credentials_dropped("a user")),
+                (false, true) => diags.push(credentials_dropped("a password")),
+                _ => {}
+            }
+            s
+        }
+        "nbd" => {
+            let mut s = StorageSource::network(drv);
+            s.name = get_str(o, "export").map(str::to_string);
+            if let Some(p) = get_str(o, "path") {
+                s.hosts.push(Host {
+                    transport: Some("unix".into()),
+                    socket: Some(p.to_string()),
+                    ..Default::default()
+                });
+            } else if let Some(h) = get_str(o, "host") {
+                s.hosts.push(Host {
+                    name: Some(h.to_string()),
+                    port: port_of(o, "port")?,
+                    ..Default::default()
+                });
+            } else if let Some(Value::Object(srv)) = o.get("server") {
+                s.hosts.push(socket_address(srv)?);
+            } else {
+                return Err(err(
+                    "the JSON backing name for driver 'nbd' names no server",
+                ));
+            }
+            s
+        }
+        "ssh" => {
+            let mut s = StorageSource::network(drv);
+            s.name = Some(need_str(o, "path", drv)?.to_string());
+            if let Some(h) = get_str(o, "host") {
+                s.hosts.push(Host {
+                    name: Some(h.to_string()),
+                    port: port_of(o, "port")?,
+                    ..Default::default()
+                });
+            } else if let Some(Value::Object(srv)) = o.get("server") {
+                s.hosts.push(socket_address(srv)?);
+            } else {
+                return Err(err("the JSON backing name for driver 'ssh' names no host"));
+            }
+            if o.contains_key("password") {
+                diags.push(credentials_dropped("a password"));
+            }
+            s
+        }
+        "rbd" => {
+            if let Some(f) = get_str(o, "filename") {
+                let p = colon::rbd(f)?;
+                diags.extend(p.diagnostics);
+                p.source
+            } else {
+                let pool = need_str(o, "pool", drv)?;
+                let image = need_str(o, "image", drv)?;
+                let mut s = StorageSource::network(drv);
+                s.name = Some(format!("{pool}/{image}"));
+                if o.contains_key("server") {
+                    s.hosts = servers(o, drv)?;
+                }
+                if let Some(snap) = get_str(o, "snapshot") {
+                    s.push_extra("snapshot", snap);
+                }
+                if let Some(c) = get_str(o, "conf") {
+                    s.push_extra("config", c);
+                }
+                if let Some(u) = get_str(o, "user") {
+                    diags.push(Diagnostic::info(
+                        "auth-needed",
+                        format!("the rbd source uses the ceph user '{u}': the disk needs <auth username='{u}'> with a secret"),
+                    ));
+                }
+                s
+            }
+        }
+        "sheepdog" => {
+            if let Some(f) = get_str(o, "filename") {
+                from_uri(f, drv, diags)?
+            } else {
+                let vdi = need_str(o, "vdi", drv)?;
+                let mut s = StorageSource::network(drv);
+                s.name = Some(vdi.to_string());
+                s.hosts = servers(o, drv)?;
+                s
+            }
+        }
+        "vxhs" => {
+            let id = need_str(o, "vdisk-id", drv)?;
+            let mut s = StorageSource::network(drv);
+            s.name = Some(id.to_string());
+            s.hosts = servers(o, drv)?;
+            s
+        }
+        "nfs" => {
+            let path = need_str(o, "path", drv)?;
+            let mut s = StorageSource::network(drv);
+            s.name = Some(path.to_string());
+            s.hosts = servers(o, drv)?;
+            if let Some(u) = get_u64(o, "user")? {
+                s.push_extra("user", format!("+{u}"));
+            }
+            if let Some(g) = get_u64(o, "group")? {
+                s.push_extra("group", format!("+{g}"));
+            }
+            s
+        }
+        "nvme" => {
+            let dev = need_str(o, "device", drv)?;
+            if !is_pci_address(dev) {
+                return Err(err(format!("'{dev}' is not a PCI address (DDDD:BB:SS.F)")));
+            }
+            let ns = get_u64(o, "namespace")?
+                .ok_or_else(|| err("the JSON backing name for driver 'nvme' lacks 'namespace'"))?;
+            let mut s = StorageSource {
+                kind: SourceType::Nvme,
+                ..Default::default()
+            };
+            s.push_extra("pci", dev);
+            s.push_extra("namespace", ns.to_string());
+            s
+        }
+        "raw" => {
+            if !allow_format {
+                return Err(err(
+                    "the JSON backing name nests a format driver ('raw') inside another",
+                ));
+            }
+            let offset = get_u64(o, "offset")?;
+            let size = get_u64(o, "size")?;
+            let Some(Value::Object(file)) = o.get("file") else {
+                return Err(err("the JSON backing name for driver 'raw' lacks 'file'"));
+            };
+            let mut s = driver(file, false, diags)?;
+            if offset.is_some() || size.is_some() {
+                s.push_extra("offset", offset.unwrap_or(0).to_string());
+                if let Some(sz) = size {
+                    s.push_extra("size", sz.to_string());
+                }
+            }
+            s
+        }
+        other => return Err(err(format!("no parser for JSON backing driver '{other}'"))),
+    };
+    if src.kind == SourceType::Network {
+        assign_default_ports(&mut src);
+    }
+    Ok(src)
+}
+
+/// `filename` of gluster/sheepdog: a URI of the driver's own protocol.
+fn from_uri(u: &str, drv: &str, diags: &mut Vec<Diagnostic>) -> Result<StorageSource, NameError> {
+    let p = uri::parse(u)?;
+    if p.source.protocol.as_deref() != Some(drv) {
+        return Err(err(format!(
+            "the URI '{u}' does not match the JSON driver '{drv}'"
+        )));
+    }
+    diags.extend(p.diagnostics);
+    Ok(p.source)
+}
+
+/// http, https, ftp, ftps, tftp: `url` plus curl options.
+fn url_driver(o: &Obj, drv: &str, diags: &mut Vec<Diagnostic>) -> Result<StorageSource, NameError> {
+    let u = need_str(o, "url", drv)?;
+    let mut s = from_uri(u, drv, diags)?;
+    if (drv == "https" || drv == "ftps") && o.contains_key("sslverify") {
+        let verify = match o.get("sslverify") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(v)) if v == "off" || v == "false" => false,
+            Some(Value::String(v)) if v == "on" || v == "true" => true,
+            _ => return Err(err("malformed 'sslverify' in the JSON backing name")),
+        };
+        s.push_extra("sslverify", if verify { "yes" } else { "no" });
+    }
+    if drv == "http" || drv == "https" {
+        if let Some(c) = o.get("cookie") {
+            let c = c
+                .as_str()
+                .ok_or_else(|| err("malformed 'cookie' in the JSON backing name"))?;
+            for part in c.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let (name, value) = part
+                    .split_once('=')
+                    .ok_or_else(|| err(format!("malformed cookie '{part}'")))?;
+                s.push_extra(&format!("cookie:{}", name.trim()), value.trim());
+            }
+        }
+    }
+    if let Some(r) = get_u64(o, "readahead")? {
+        s.push_extra("readahead", r.to_string());
+    }
+    if let Some(t) = get_u64(o, "timeout")? {
+        s.push_extra("timeout", t.to_string());
+    }
+    Ok(s)
+}
+
+/// `DDDD:BB:SS.F` in hex.
+fn is_pci_address(s: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut it = s.split(':');
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(d), Some(b), Some(sf), None) => match sf.split_once('.') {
+            Some((sl, f)) => hex(d, 4) && hex(b, 2) && hex(sl, 2) && hex(f, 1),
+            None => false,
+        },
+        _ => false,
+    }
+}
