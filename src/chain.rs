@@ -311,6 +311,9 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
                 layer_diagnostics(img, &images[*b], *how, &mut d);
             }
             image_diagnostics(img, &mut d);
+            for x in &mut d {
+                x.image.get_or_insert(i);
+            }
             links.push(link);
             link_diagnostics.push(d);
         }
@@ -1073,7 +1076,7 @@ impl Walker {
                                     "'{}' is used as raw (the format '{}' records for it), so the backing name '{b}' in its header is data, not followed",
                                     images[next].filename, img.filename
                                 ),
-                            ));
+                            ).at(next));
                         }
                         if images[next].info().is_some_and(|i| i.format != Format::Raw) {
                             break Status::Ok;
@@ -1083,6 +1086,10 @@ impl Walker {
                 }
             }
         };
+        // What the walk noticed at its last image is about that image.
+        for d in &mut diagnostics {
+            d.image.get_or_insert(cur);
+        }
         self.cur_body_end = diagnostics.len();
         if layers.len() > limits::LIBVIRT_MAX_DEPTH {
             let top_img = &images[top];
@@ -1101,7 +1108,8 @@ impl Walker {
                     "qemu-img convert -f {fmt} -O qcow2 {} {}",
                     shell_quote(&top_img.filename),
                     shell_quote(&format!("{}.flat.qcow2", top_img.filename))
-                )),
+                ))
+                .at(top),
             );
         }
         Chain {

@@ -19,6 +19,9 @@ pub struct Diagnostic {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The image it is about (index into the forest's images), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<usize>,
 }
 
 impl Diagnostic {
@@ -28,6 +31,7 @@ impl Diagnostic {
             severity,
             message: message.into(),
             fix: None,
+            image: None,
         }
     }
     pub fn info(code: &str, message: impl Into<String>) -> Self {
@@ -38,6 +42,11 @@ impl Diagnostic {
     }
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, message)
+    }
+    /// Say which image (forest index) this is about, unless already said.
+    pub fn at(mut self, image: usize) -> Self {
+        self.image.get_or_insert(image);
+        self
     }
     pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());

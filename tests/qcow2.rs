@@ -129,6 +129,9 @@ fn fixture_chain_and_diagnostics() {
         .iter()
         .find(|d| d.code == "backing-format-not-recorded")
         .expect("diagnostic");
+    // It is about noformat.qcow2 (the image that fails to record it).
+    let nf_idx = forest.images.iter().position(|i| i.filename == "noformat.qcow2");
+    assert_eq!(d.image, nf_idx);
     assert_eq!(
         d.fix.as_deref(),
         Some("qemu-img rebase -u -f qcow2 -F qcow2 -b base.qcow2 noformat.qcow2")

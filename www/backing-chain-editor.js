@@ -638,8 +638,9 @@ export class BackingChainEditor extends HTMLElement {
 
   // ---- tree ------------------------------------------------------------
 
-  /** Attribute a chain diagnostic to the layer it names ('name' quoted first). */
+  /** The layer a chain diagnostic is about: the core says (`image`); else the top. */
   _ownerOf(diag, layers) {
+    if (Number.isInteger(diag.image) && layers.includes(diag.image)) return diag.image;
     const f = this._forest;
     const re = /'([^']*)'/g;
     for (const m of diag.message.matchAll(re)) {
