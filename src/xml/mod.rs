@@ -12,8 +12,15 @@ use crate::diag::Diagnostic;
 use crate::image::Format;
 use crate::source::{self, StorageSource};
 
+pub mod model;
+pub mod qemu_json;
 pub mod read;
+pub mod tree;
+pub mod validate;
+pub mod volume;
 pub mod write;
+
+pub use read::Root;
 
 /// Nested (libvirt's form) or flat (the RFC reply's proposal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
@@ -35,6 +42,23 @@ pub struct Options {
     /// Directory used to make relative image names absolute. Default: the
     /// directory of the disk's own `<source>`.
     pub base_dir: Option<String>,
+    /// Populate (default) or validate.
+    pub mode: Mode,
+    /// Validate mode: replace each chain that diverges with what the images
+    /// say (the RFC's "delete the element and define again", in one step).
+    pub replace: bool,
+}
+
+/// What to do with the disks (the 2014 RFC's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Disks without `<backingStore>` get the chain from the images; disks
+    /// with one keep it (trust), converted to the requested layout.
+    #[default]
+    Populate,
+    /// Compare each disk's chain with the images, layer by layer.
+    Validate,
 }
 
 /// One layer of a chain as the XML writer sees it.
@@ -57,6 +81,8 @@ pub struct BackingChain {
 pub struct Output {
     pub xml: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// Validate mode: did any chain diverge from the images?
+    pub mismatch: bool,
 }
 
 /// Error reading an XML document: where and why.
@@ -91,7 +117,11 @@ fn absolutize(path: &str, base_dir: Option<&str>) -> String {
 
 /// The chain below the top of `forest.chains[chain_idx]`, as XML layers.
 pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) -> BackingChain {
-    let ch = &forest.chains[chain_idx];
+    chain_layers(forest, &forest.chains[chain_idx], base_dir)
+}
+
+/// The chain below the top of `ch`, as XML layers.
+pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
     let mut layers = Vec::with_capacity(ch.layers.len().saturating_sub(1));
     for &idx in ch.layers.iter().skip(1) {
         let (mut src, fmt) = chain::layer_source(&forest.images, idx);
@@ -130,17 +160,34 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
         let bc = backing_chain(forest, ci, opts.base_dir.as_deref());
         flag_relative(&top_path, &bc, &mut diagnostics);
+        let top_layer = Layer {
+            source: StorageSource::file(top_path.clone()),
+            format: None,
+        };
+        if !representable(&dev, &top_layer, &bc, &mut diagnostics) {
+            continue;
+        }
         xml.push_str("<disk type='file' device='disk'>\n");
         xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
         xml.push_str(&format!(
             "  <source file='{}'/>\n",
             write::escape_attr(&top_path)
         ));
-        write::chain(&mut xml, &bc, "  ", &dev, opts);
+        let indices: Vec<usize> = (1..=bc.layers.len()).collect();
+        let mut text = String::new();
+        write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+        if !text.is_empty() {
+            xml.push_str(&text);
+            xml.push('\n');
+        }
         xml.push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
         xml.push_str("</disk>\n");
     }
-    Output { xml, diagnostics }
+    Output {
+        xml,
+        diagnostics,
+        mismatch: false,
+    }
 }
 
 fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
@@ -160,6 +207,38 @@ fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Are all names of the chain writable in XML? If not, say which and why.
+fn representable(
+    dev: &str,
+    top: &Layer,
+    bc: &BackingChain,
+    out: &mut Vec<Diagnostic>,
+) -> bool {
+    let mut ok = true;
+    for l in std::iter::once(top).chain(&bc.layers) {
+        for s in write::layer_strings(l) {
+            if let Some(c) = write::unrepresentable(s) {
+                ok = false;
+                out.push(Diagnostic::error(
+                    "unrepresentable-name",
+                    format!(
+                        "the chain of '{dev}' has the name {s:?}, whose character U+{:04X} cannot be written in XML: the chain is not written",
+                        c as u32
+                    ),
+                ));
+            } else if s.contains('\u{FFFD}') {
+                out.push(Diagnostic::warning(
+                    "lossy-name",
+                    format!(
+                        "the chain of '{dev}' has the name {s:?}, which holds U+FFFD: the image header probably has bytes that are not UTF-8, and libvirt would not find this file by that name"
+                    ),
+                ));
+            }
+        }
+    }
+    ok
+}
+
 /// `vda`, `vdb`, … `vdz`, `vdaa`, …
 pub fn target_name(i: usize) -> String {
     let mut n = i;
@@ -175,46 +254,230 @@ pub fn target_name(i: usize) -> String {
     format!("vd{}", String::from_utf8_lossy(&s))
 }
 
-/// Populate a domain (or bare `<disk>`) XML: every disk without a
-/// `<backingStore>` whose source matches a chain top gets the chain from the
-/// headers; disks that have a chain keep it (trust).
+/// Populate (or validate, per `opts.mode`) a domain, bare `<disk>` or
+/// status XML; a `<volume>` becomes a domain-style `<disk>`.
+///
+/// * populate: every disk without a `<backingStore>` whose source matches a
+///   dropped image gets the chain from the headers; disks that have a chain
+///   keep it (trust), written in the requested layout.
+/// * validate: each disk's chain is compared with the images, layer by layer
+///   (path, type, format, depth, terminator); each divergence is an error
+///   diagnostic and `mismatch` is set; with `replace`, diverging chains are
+///   replaced by what the images say.
+///
+/// Every byte outside the rewritten `<backingStore>` spans is copied.
 pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
-    let disks = read::disks(doc)?;
-    let mut diagnostics = Vec::new();
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for d in &disks {
-        let Some(src_path) = d.source_path.as_deref() else {
-            continue;
-        };
-        let Some(ci) = match_top(forest, src_path) else {
-            diagnostics.push(Diagnostic::info(
-                "disk-not-matched",
-                format!("no dropped image matches the disk source '{src_path}'"),
-            ));
-            continue;
-        };
-        if d.has_backing_store {
-            diagnostics.push(Diagnostic::info(
-                "chain-trusted",
-                format!("the disk '{src_path}' already has a <backingStore> chain: kept as it is"),
-            ));
-            continue;
+    rewrite(doc, forest, opts)
+}
+
+/// [`populate`] in validate mode.
+pub fn validate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
+    let mut o = opts.clone();
+    o.mode = Mode::Validate;
+    rewrite(doc, forest, &o)
+}
+
+/// Convert every chain of the document to `opts.layout` without images.
+pub fn convert(doc: &str, opts: &Options) -> Result<Output, XmlError> {
+    let forest = chain::build(Vec::new());
+    let mut o = opts.clone();
+    o.mode = Mode::Populate;
+    rewrite(doc, &forest, &o)
+}
+
+/// The image whose name matches a disk source: same path, else the only
+/// image with the same basename.
+fn match_image(forest: &Forest, src: &str) -> Option<usize> {
+    if let Some(i) = forest.images.iter().position(|im| im.filename == src) {
+        return Some(i);
+    }
+    let base = src.rsplit('/').next().unwrap_or(src);
+    let mut it = forest
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, im)| im.filename.rsplit('/').next() == Some(base));
+    match (it.next(), it.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}
+
+/// Indentation unit of a disk: its child indentation minus its own.
+fn unit_of(disk_indent: &str, child_indent: &str) -> String {
+    match child_indent.strip_prefix(disk_indent) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => "  ".to_string(),
+    }
+}
+
+/// Index scheme for a chain written into a disk: layer `i` (1 = the first
+/// backing image) gets index `i`, as libvirt numbered them before blockdev;
+/// when the disk already uses one of those numbers (a live XML's
+/// `<source index>`), the new ones start above the largest number in use.
+fn indices_for(disk: &tree::Elem, n: usize) -> Vec<usize> {
+    let mut used = Vec::new();
+    let mut stack = vec![disk];
+    while let Some(e) = stack.pop() {
+        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+            used.push(i);
         }
+        stack.extend(e.elems());
+    }
+    if used.iter().all(|&u| u == 0 || u > n) {
+        (1..=n).collect()
+    } else {
+        let m = used.iter().copied().max().unwrap_or(0);
+        (m + 1..=m + n).collect()
+    }
+}
+
+fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
+    let d = read::document(doc)?;
+    if d.root == Root::Volume {
+        let vol = d.volume.as_ref().expect("volume root");
+        return volume::to_disk(doc, vol, forest, opts);
+    }
+    // Duplicate target devs are an error: the chains could not be told apart.
+    let mut seen = std::collections::HashMap::new();
+    for disk in &d.disks {
+        let info = model::disk_info(&disk.elem, doc);
+        if let Some(dev) = info.target_dev {
+            if let Some(first) = seen.insert(dev.clone(), disk.elem.start.0) {
+                return Err(XmlError::at(
+                    disk.elem.start.0,
+                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
+                ));
+            }
+        }
+    }
+    let mut diagnostics = Vec::new();
+    let mut mismatch = false;
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (di, disk) in d.disks.iter().enumerate() {
+        let el = &disk.elem;
+        let info = model::disk_info(el, doc);
+        let dev = info
+            .target_dev
+            .clone()
+            .or_else(|| info.alias.clone())
+            .unwrap_or_else(|| format!("disk{di}"));
+        let en = model::entries(el, doc, &dev);
+        diagnostics.extend(en.diagnostics.iter().cloned());
+        let indents = model::child_indents(el, doc);
+        let child_indent = el
+            .children
+            .iter()
+            .zip(&indents)
+            .find_map(|(n, i)| match n {
+                tree::Node::Elem(_) => *i,
+                _ => None,
+            })
+            .unwrap_or("")
+            .to_string();
+        let unit = unit_of(&disk.indent, &child_indent);
+        let src_path = info
+            .source
+            .as_ref()
+            .filter(|s| s.is_local())
+            .and_then(|s| s.path.clone());
+        let matched = src_path.as_deref().and_then(|p| match_image(forest, p));
         let base_dir = opts.base_dir.clone().unwrap_or_else(|| {
-            let d = source::dir_of(src_path);
-            d.trim_end_matches('/').to_string()
+            src_path
+                .as_deref()
+                .map(|p| source::dir_of(p).trim_end_matches('/').to_string())
+                .unwrap_or_default()
         });
-        let bc = backing_chain(forest, ci, Some(&base_dir));
-        flag_relative(src_path, &bc, &mut diagnostics);
-        let mut text = String::new();
-        let dev = d.target_dev.clone().unwrap_or_else(|| "disk".into());
-        write::chain(&mut text, &bc, &d.child_indent, &dev, opts);
-        // Insert after the `<source>` element, on its own line.
-        edits.push((
-            d.insert_at,
-            d.insert_at,
-            format!("\n{}", text.trim_end_matches('\n')),
-        ));
+        let images_chain = matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
+        let write_images = |bc: &BackingChain, diags: &mut Vec<Diagnostic>| -> Option<String> {
+            let top = Layer {
+                source: info.source.clone().unwrap_or_default(),
+                format: info.driver_type.clone(),
+            };
+            if !representable(&dev, &top, bc, diags) {
+                return None;
+            }
+            flag_relative(src_path.as_deref().unwrap_or("/"), bc, diags);
+            let mut text = String::new();
+            let idx = indices_for(el, bc.layers.len());
+            write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);
+            Some(text)
+        };
+        match opts.mode {
+            Mode::Populate => {
+                if en.list.is_empty() {
+                    let Some(bc) = &images_chain else {
+                        if let Some(p) = &src_path {
+                            if !forest.images.is_empty() {
+                                diagnostics.push(Diagnostic::info(
+                                    "disk-not-matched",
+                                    format!("'{dev}': no image matches the disk source '{p}'"),
+                                ));
+                            }
+                        }
+                        continue;
+                    };
+                    let Some(src_el) = el.child("source") else {
+                        continue;
+                    };
+                    if let Some(text) = write_images(bc, &mut diagnostics) {
+                        if !text.is_empty() {
+                            let at = src_el.end.1;
+                            edits.push((at, at, format!("\n{text}")));
+                        }
+                    }
+                } else {
+                    if matched.is_some() {
+                        diagnostics.push(Diagnostic::info(
+                            "chain-trusted",
+                            format!("'{dev}' already has a <backingStore> chain: kept as it is"),
+                        ));
+                    }
+                    if en.flat != (opts.layout == Layout::Flat) {
+                        let (s, e) = en.region.expect("entries have a region");
+                        let mut text = String::new();
+                        write::entries(&mut text, doc, &en, opts.layout, &child_indent, &unit, &dev);
+                        let text = text.strip_prefix(child_indent.as_str()).unwrap_or(&text).to_string();
+                        edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
+                    }
+                }
+            }
+            Mode::Validate => {
+                if en.list.is_empty() {
+                    diagnostics.push(Diagnostic::info(
+                        "no-chain",
+                        format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
+                    ));
+                    continue;
+                }
+                let Some(bc) = &images_chain else {
+                    if src_path.is_some() {
+                        diagnostics.push(Diagnostic::info(
+                            "disk-not-matched",
+                            format!("'{dev}': no image matches the disk source: its chain is not validated"),
+                        ));
+                    }
+                    continue;
+                };
+                let found = validate::compare(doc, &en, bc, &dev);
+                let bad = found.iter().any(|d| d.severity == crate::diag::Severity::Error);
+                diagnostics.extend(found);
+                if bad {
+                    mismatch = true;
+                    if opts.replace {
+                        if let Some(text) = write_images(bc, &mut diagnostics) {
+                            let (s, e) = en.region.expect("entries have a region");
+                            let text = text.strip_prefix(child_indent.as_str()).unwrap_or(&text).to_string();
+                            edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
+                            diagnostics.push(Diagnostic::info(
+                                "chain-replaced",
+                                format!("'{dev}': the chain was replaced with what the images say"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
     }
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
@@ -224,20 +487,33 @@ pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         at = e;
     }
     xml.push_str(&doc[at..]);
-    Ok(Output { xml, diagnostics })
+    Ok(Output {
+        xml,
+        diagnostics,
+        mismatch,
+    })
 }
 
-/// The chain whose top matches a disk source: same path, else same basename.
-fn match_top(forest: &Forest, src: &str) -> Option<usize> {
-    let by_path = forest
-        .chains
-        .iter()
-        .position(|c| forest.images[c.top].filename == src);
-    by_path.or_else(|| {
-        let base = src.rsplit('/').next().unwrap_or(src);
-        forest
-            .chains
-            .iter()
-            .position(|c| forest.images[c.top].filename.rsplit('/').next() == Some(base))
-    })
+/// Anything that is not a `<backingStore>` between the first and the last
+/// disk-level `<backingStore>` (a comment, another element) is kept: written
+/// after the new chain, each on its own line, verbatim.
+fn keep_between(
+    doc: &str,
+    disk: &tree::Elem,
+    region: (usize, usize),
+    mut text: String,
+    child_indent: &str,
+) -> String {
+    for n in &disk.children {
+        let (span, keep) = match n {
+            tree::Node::Elem(e) => (e.span(), e.name != "backingStore"),
+            tree::Node::Other { span, ws } => (*span, !ws),
+        };
+        if keep && span.0 >= region.0 && span.1 <= region.1 {
+            text.push('\n');
+            text.push_str(child_indent);
+            text.push_str(&doc[span.0..span.1]);
+        }
+    }
+    text
 }
