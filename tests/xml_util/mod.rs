@@ -105,7 +105,8 @@ pub fn xpath(xml: &str, expr: &str) -> Option<String> {
         .arg(tmp.path())
         .output()
         .unwrap();
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(s.strip_suffix('\n').unwrap_or(&s).to_string())
 }
 
 /// A canonical, independent view of a document's elements: one line per
