@@ -311,24 +311,28 @@ fn unit_of(disk_indent: &str, child_indent: &str) -> String {
     }
 }
 
-/// Index scheme for a chain written into a disk: layer `i` (1 = the first
-/// backing image) gets index `i`, as libvirt numbered them before blockdev;
-/// when the disk already uses one of those numbers (a live XML's
-/// `<source index>`), the new ones start above the largest number in use.
-fn indices_for(disk: &tree::Elem, n: usize) -> Vec<usize> {
-    let mut used = Vec::new();
+/// Index scheme for a chain written into a disk: when the disk carries no
+/// `index` (inactive XML), layer `i` (1 = the first backing image) gets index
+/// `i`, as libvirt numbered backing stores before blockdev; when it carries
+/// some (live XML: `<source index='N'>`), the new ones continue above the
+/// largest in use, so every index of the disk stays unique. Indices inside
+/// `replaced` (the chain being replaced) do not count. Existing indices are
+/// never renumbered.
+fn indices_for(disk: &tree::Elem, n: usize, replaced: Option<(usize, usize)>) -> Vec<usize> {
+    let mut max = None;
     let mut stack = vec![disk];
     while let Some(e) = stack.pop() {
+        if replaced.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
+            continue;
+        }
         if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-            used.push(i);
+            max = max.max(Some(i));
         }
         stack.extend(e.elems());
     }
-    if used.iter().all(|&u| u == 0 || u > n) {
-        (1..=n).collect()
-    } else {
-        let m = used.iter().copied().max().unwrap_or(0);
-        (m + 1..=m + n).collect()
+    match max {
+        None => (1..=n).collect(),
+        Some(m) => (m + 1..=m + n).collect(),
     }
 }
 
@@ -389,7 +393,10 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                 .unwrap_or_default()
         });
         let images_chain = matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
-        let write_images = |bc: &BackingChain, diags: &mut Vec<Diagnostic>| -> Option<String> {
+        let write_images = |bc: &BackingChain,
+                            replaced: Option<(usize, usize)>,
+                            diags: &mut Vec<Diagnostic>|
+         -> Option<String> {
             let top = Layer {
                 source: info.source.clone().unwrap_or_default(),
                 format: info.driver_type.clone(),
@@ -399,7 +406,7 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
             }
             flag_relative(src_path.as_deref().unwrap_or("/"), bc, diags);
             let mut text = String::new();
-            let idx = indices_for(el, bc.layers.len());
+            let idx = indices_for(el, bc.layers.len(), replaced);
             write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);
             Some(text)
         };
@@ -420,7 +427,7 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                     let Some(src_el) = el.child("source") else {
                         continue;
                     };
-                    if let Some(text) = write_images(bc, &mut diagnostics) {
+                    if let Some(text) = write_images(bc, None, &mut diagnostics) {
                         if !text.is_empty() {
                             let at = src_el.end.1;
                             edits.push((at, at, format!("\n{text}")));
@@ -465,8 +472,8 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                 if bad {
                     mismatch = true;
                     if opts.replace {
-                        if let Some(text) = write_images(bc, &mut diagnostics) {
-                            let (s, e) = en.region.expect("entries have a region");
+                        let (s, e) = en.region.expect("entries have a region");
+                        if let Some(text) = write_images(bc, Some((s, e)), &mut diagnostics) {
                             let text = text.strip_prefix(child_indent.as_str()).unwrap_or(&text).to_string();
                             edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
                             diagnostics.push(Diagnostic::info(
