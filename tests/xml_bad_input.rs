@@ -17,7 +17,11 @@ fn not_well_formed_gives_position_and_reason() {
     assert!(e.message.contains("not well-formed"), "{e}");
     // The mismatched end tag `</devices>` is on line 4.
     let line = doc[..e.position.min(doc.len())].matches('\n').count() + 1;
-    assert!((3..=4).contains(&line), "position {} is on line {line}", e.position);
+    assert!(
+        (3..=4).contains(&line),
+        "position {} is on line {line}",
+        e.position
+    );
 
     for (doc, what) in [
         ("<domain><name>x</domain>", "mismatched end"),
@@ -28,7 +32,10 @@ fn not_well_formed_gives_position_and_reason() {
         ("<domain/>trailing text", "text after the root"),
         ("<domain/><domain/>", "two roots"),
         ("", "empty document"),
-        ("<domain><!-- bad -- comment --></domain>", "double hyphen in comment"),
+        (
+            "<domain><!-- bad -- comment --></domain>",
+            "double hyphen in comment",
+        ),
     ] {
         let e = err(doc);
         assert!(!e.message.is_empty(), "{what}");
@@ -40,7 +47,10 @@ fn not_well_formed_gives_position_and_reason() {
 fn wrong_root_is_named() {
     let e = err("<network><name>default</name></network>");
     assert_eq!(e.position, 0);
-    assert!(e.message.contains("<network>") && e.message.contains("<domain>, <disk> or <volume>"), "{e}");
+    assert!(
+        e.message.contains("<network>") && e.message.contains("<domain>, <disk> or <volume>"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -53,8 +63,12 @@ fn entity_definitions_are_refused() {
 ]>
 <domain><name>&c;</name></domain>"#;
     let e = err(laughs);
-    assert!(e.message.contains("DOCTYPE") && e.message.contains("refused"), "{e}");
-    let external = r#"<!DOCTYPE domain [<!ENTITY x SYSTEM "http://example.org/x">]><domain>&x;</domain>"#;
+    assert!(
+        e.message.contains("DOCTYPE") && e.message.contains("refused"),
+        "{e}"
+    );
+    let external =
+        r#"<!DOCTYPE domain [<!ENTITY x SYSTEM "http://example.org/x">]><domain>&x;</domain>"#;
     let e = err(external);
     assert!(e.message.contains("refused"), "{e}");
     // A DOCTYPE without a subset is harmless and accepted.
@@ -70,7 +84,10 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     doc.push_str(&"</a>".repeat(n));
     doc.push_str("</domain>");
     let e = err(&doc);
-    assert!(e.message.contains(&limits::MAX_XML_DEPTH.to_string()), "{e}");
+    assert!(
+        e.message.contains(&limits::MAX_XML_DEPTH.to_string()),
+        "{e}"
+    );
     // Deep inside a disk (where the tree is built) too.
     let mut doc = String::from("<domain><devices><disk type='file'>");
     doc.push_str(&"<backingStore type='file'>".repeat(n));

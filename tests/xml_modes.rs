@@ -31,7 +31,12 @@ fn mismatches(o: &xml::Output) -> Vec<&str> {
 
 #[test]
 fn populate_fills_a_bare_disk_from_the_headers() {
-    let out = xml::populate(&fixture("disk.xml"), &three_layer_forest(), &Options::default()).unwrap();
+    let out = xml::populate(
+        &fixture("disk.xml"),
+        &three_layer_forest(),
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(
         out.xml,
         "<disk type='file' device='disk'>
@@ -60,7 +65,9 @@ fn dropped_basenames_are_made_absolute_with_the_disk_directory() {
         img("base.qcow2", Format::Qcow2, None),
     ]);
     let out = xml::populate(&fixture("disk.xml"), &f, &Options::default()).unwrap();
-    assert!(out.xml.contains("<source file='/var/lib/libvirt/images/base.qcow2'/>"));
+    assert!(out
+        .xml
+        .contains("<source file='/var/lib/libvirt/images/base.qcow2'/>"));
     assert!(!out.diagnostics.iter().any(|d| d.code == "relative-path"));
     // A base directory set by the user wins; a relative one is flagged.
     let o = Options {
@@ -76,7 +83,11 @@ fn dropped_basenames_are_made_absolute_with_the_disk_directory() {
 fn index_numbers_avoid_those_the_disk_uses() {
     // status.xml's vdb has <source index='4'>; a one-layer chain gets 5.
     let f = forest(vec![
-        img(&format!("{D}/data.qcow2"), Format::Qcow2, Some(("data-base.qcow2", "qcow2"))),
+        img(
+            &format!("{D}/data.qcow2"),
+            Format::Qcow2,
+            Some(("data-base.qcow2", "qcow2")),
+        ),
         img(&format!("{D}/data-base.qcow2"), Format::Qcow2, None),
     ]);
     let out = xml::populate(&fixture("status.xml"), &f, &Options::default()).unwrap();
@@ -93,7 +104,15 @@ fn index_numbers_avoid_those_the_disk_uses() {
 fn trust_keeps_a_chain_even_when_the_images_disagree() {
     let doc = fixture("flat.xml");
     let f = three_layer_forest(); // says base.qcow2, the XML says nbd
-    let out = xml::populate(&doc, &f, &Options { layout: Layout::Flat, ..Default::default() }).unwrap();
+    let out = xml::populate(
+        &doc,
+        &f,
+        &Options {
+            layout: Layout::Flat,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(out.xml, doc);
     assert!(codes(&out).contains(&("chain-trusted", Severity::Info)));
     assert!(!out.mismatch);
@@ -116,9 +135,19 @@ fn validate_reports_each_divergence() {
     assert_eq!(m.len(), 3, "{m:?}");
     assert!(m[0].contains("layer 2") && m[0].contains("type 'network'") && m[0].contains("'file'"));
     assert!(m[1].contains("format 'raw'") && m[1].contains("'qcow2'"));
-    assert!(m[2].contains("nbd:base on [nbd.example.org:10809]") && m[2].contains("/var/lib/libvirt/images/base.qcow2"));
-    assert!(out.diagnostics.iter().all(|d| d.code != "chain-mismatch" || d.fix.is_some()));
-    assert_eq!(out.xml, fixture("flat.xml"), "validate without replace changes nothing");
+    assert!(
+        m[2].contains("nbd:base on [nbd.example.org:10809]")
+            && m[2].contains("/var/lib/libvirt/images/base.qcow2")
+    );
+    assert!(out
+        .diagnostics
+        .iter()
+        .all(|d| d.code != "chain-mismatch" || d.fix.is_some()));
+    assert_eq!(
+        out.xml,
+        fixture("flat.xml"),
+        "validate without replace changes nothing"
+    );
 }
 
 #[test]
@@ -126,9 +155,21 @@ fn validate_depth_and_terminator() {
     let doc = fixture("domain-all-disks.xml");
     // Images have one more layer below base: the XML's terminator is early.
     let f = forest(vec![
-        img(&format!("{D}/top.qcow2"), Format::Qcow2, Some(("mid.qcow2", "qcow2"))),
-        img(&format!("{D}/mid.qcow2"), Format::Qcow2, Some(("base.qcow2", "qcow2"))),
-        img(&format!("{D}/base.qcow2"), Format::Qcow2, Some(("root.img", "raw"))),
+        img(
+            &format!("{D}/top.qcow2"),
+            Format::Qcow2,
+            Some(("mid.qcow2", "qcow2")),
+        ),
+        img(
+            &format!("{D}/mid.qcow2"),
+            Format::Qcow2,
+            Some(("base.qcow2", "qcow2")),
+        ),
+        img(
+            &format!("{D}/base.qcow2"),
+            Format::Qcow2,
+            Some(("root.img", "raw")),
+        ),
         img(&format!("{D}/root.img"), Format::Raw, None),
     ]);
     let out = validate(&doc, &f);
@@ -137,7 +178,11 @@ fn validate_depth_and_terminator() {
     assert!(m[0].contains("layer 3") && m[0].contains("after 2") && m[0].contains("have 3"));
     // Images have one layer less: the XML lists too many.
     let f = forest(vec![
-        img(&format!("{D}/top.qcow2"), Format::Qcow2, Some(("mid.qcow2", "qcow2"))),
+        img(
+            &format!("{D}/top.qcow2"),
+            Format::Qcow2,
+            Some(("mid.qcow2", "qcow2")),
+        ),
         img(&format!("{D}/mid.qcow2"), Format::Qcow2, None),
     ]);
     let m2 = validate(&doc, &f);
@@ -151,8 +196,16 @@ fn an_unterminated_prefix_is_not_a_mismatch() {
     // odd-chains.xml vda: mid (children in another order) then a block
     // base, no terminator. Images: same two layers, then one more.
     let f = forest(vec![
-        img("/images/top.qcow2", Format::Qcow2, Some(("/images/mid.qcow2", "qcow2"))),
-        img("/images/mid.qcow2", Format::Qcow2, Some(("/dev/vg0/base", "raw"))),
+        img(
+            "/images/top.qcow2",
+            Format::Qcow2,
+            Some(("/images/mid.qcow2", "qcow2")),
+        ),
+        img(
+            "/images/mid.qcow2",
+            Format::Qcow2,
+            Some(("/dev/vg0/base", "raw")),
+        ),
         img("/dev/vg0/base", Format::Raw, None),
     ]);
     let out = validate(&fixture("odd-chains.xml"), &f);
@@ -161,11 +214,18 @@ fn an_unterminated_prefix_is_not_a_mismatch() {
     assert_eq!(m.len(), 1, "{m:?}");
     assert!(m[0].contains("type 'block'"));
     let f = forest(vec![
-        img("/images/top.qcow2", Format::Qcow2, Some(("/images/mid.qcow2", "qcow2"))),
+        img(
+            "/images/top.qcow2",
+            Format::Qcow2,
+            Some(("/images/mid.qcow2", "qcow2")),
+        ),
         img("/images/mid.qcow2", Format::Qcow2, None),
     ]);
     let out = validate(&fixture("odd-chains.xml"), &f);
-    assert!(mismatches(&out).len() == 1, "XML longer than a terminated image chain");
+    assert!(
+        mismatches(&out).len() == 1,
+        "XML longer than a terminated image chain"
+    );
     // A chain the XML leaves open after the first layer.
     let doc = "<disk type='file' device='disk'>
   <driver name='qemu' type='qcow2'/>
@@ -216,12 +276,21 @@ fn quorum_siblings_and_flat_orphans_are_kept_and_flagged() {
     let orphan = fixture("flat.xml").replace("parent='vda[1]'", "parent='nobody'");
     let out = xml::convert(&orphan, &Options::default()).unwrap();
     assert!(codes(&out).contains(&("flat-orphan", Severity::Warning)));
-    assert_eq!(out.xml.matches("<backingStore").count(), 3, "nothing dropped");
+    assert_eq!(
+        out.xml.matches("<backingStore").count(),
+        3,
+        "nothing dropped"
+    );
 }
 
 #[test]
 fn volumes_become_disks_and_gluster_urls_network_sources() {
-    let out = xml::populate(&fixture("volume-gluster.xml"), &forest(vec![]), &Options::default()).unwrap();
+    let out = xml::populate(
+        &fixture("volume-gluster.xml"),
+        &forest(vec![]),
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(
         out.xml,
         "<disk type='network' device='disk'>
@@ -240,8 +309,15 @@ fn volumes_become_disks_and_gluster_urls_network_sources() {
 "
     );
     // A file volume whose image was dropped: the whole chain from the headers.
-    let out = xml::populate(&fixture("volume-file.xml"), &three_layer_forest(), &Options::default()).unwrap();
-    assert!(out.xml.contains("<source file='/var/lib/libvirt/images/base.qcow2'/>"));
+    let out = xml::populate(
+        &fixture("volume-file.xml"),
+        &three_layer_forest(),
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(out
+        .xml
+        .contains("<source file='/var/lib/libvirt/images/base.qcow2'/>"));
     assert!(out.xml.contains("<backingStore/>"));
 }
 
@@ -251,7 +327,12 @@ fn qemu_img_json_is_an_input() {
     assert_eq!(images.len(), 3);
     let f = forest(images);
     let out = xml::populate(&fixture("disk.xml"), &f, &Options::default()).unwrap();
-    let expected = xml::populate(&fixture("disk.xml"), &three_layer_forest(), &Options::default()).unwrap();
+    let expected = xml::populate(
+        &fixture("disk.xml"),
+        &three_layer_forest(),
+        &Options::default(),
+    )
+    .unwrap();
     assert_eq!(out.xml, expected.xml);
     let e = xml::qemu_json::images("[{\"filename\": 1}").unwrap_err();
     assert!(e.message.contains("qemu-img JSON"));
@@ -259,9 +340,16 @@ fn qemu_img_json_is_an_input() {
 
 #[test]
 fn names_xml_cannot_carry_are_diagnosed_not_mangled() {
-    for bad in ["/var/lib/libvirt/images/ba\0se.qcow2", "/var/lib/libvirt/images/ba\u{1}se.qcow2"] {
+    for bad in [
+        "/var/lib/libvirt/images/ba\0se.qcow2",
+        "/var/lib/libvirt/images/ba\u{1}se.qcow2",
+    ] {
         let f = forest(vec![
-            img(&format!("{D}/top.qcow2"), Format::Qcow2, Some((bad, "qcow2"))),
+            img(
+                &format!("{D}/top.qcow2"),
+                Format::Qcow2,
+                Some((bad, "qcow2")),
+            ),
             img(bad, Format::Qcow2, None),
         ]);
         let out = xml::populate(&fixture("disk.xml"), &f, &Options::default()).unwrap();
@@ -269,7 +357,9 @@ fn names_xml_cannot_carry_are_diagnosed_not_mangled() {
         // NUL never reaches the writer (the name parser refuses it); a
         // control character is refused by the writer.
         assert!(
-            out.diagnostics.iter().any(|d| d.code == "unrepresentable-name")
+            out.diagnostics
+                .iter()
+                .any(|d| d.code == "unrepresentable-name")
                 || bad.contains('\0'),
             "{:?}",
             out.diagnostics
@@ -278,7 +368,11 @@ fn names_xml_cannot_carry_are_diagnosed_not_mangled() {
     // Lossy UTF-8 (U+FFFD from the probe) is written but flagged.
     let lossy = "/var/lib/libvirt/images/ba\u{FFFD}se.qcow2";
     let f = forest(vec![
-        img(&format!("{D}/top.qcow2"), Format::Qcow2, Some((lossy, "qcow2"))),
+        img(
+            &format!("{D}/top.qcow2"),
+            Format::Qcow2,
+            Some((lossy, "qcow2")),
+        ),
         img(lossy, Format::Qcow2, None),
     ]);
     let out = xml::populate(&fixture("disk.xml"), &f, &Options::default()).unwrap();
@@ -294,12 +388,23 @@ fn every_disk_type_is_read() {
         .iter()
         .map(|n| xml::model::disk_info(&n.elem, &doc))
         .collect();
-    let by_dev = |dev: &str| infos.iter().find(|i| i.target_dev.as_deref() == Some(dev)).unwrap();
+    let by_dev = |dev: &str| {
+        infos
+            .iter()
+            .find(|i| i.target_dev.as_deref() == Some(dev))
+            .unwrap()
+    };
     assert_eq!(infos.len(), 15);
-    assert_eq!(by_dev("vdb").source.as_ref().unwrap().path.as_deref(), Some("/var/lib/libvirt/images/data & logs.qcow2"));
+    assert_eq!(
+        by_dev("vdb").source.as_ref().unwrap().path.as_deref(),
+        Some("/var/lib/libvirt/images/data & logs.qcow2")
+    );
     let lun = by_dev("sda");
     assert_eq!((lun.device.as_deref(), lun.shareable), (Some("lun"), true));
-    assert_eq!(by_dev("fda").source.as_ref().unwrap().path.as_deref(), Some("/srv/floppy"));
+    assert_eq!(
+        by_dev("fda").source.as_ref().unwrap().path.as_deref(),
+        Some("/srv/floppy")
+    );
     assert!(by_dev("fda").readonly);
     let rbd = by_dev("vdc").source.clone().unwrap();
     assert_eq!(rbd.protocol.as_deref(), Some("rbd"));
@@ -313,19 +418,42 @@ fn every_disk_type_is_read() {
     assert_eq!(https.extra("cookie:session"), Some("abc123"));
     assert_eq!(https.extra("readahead"), Some("65536"));
     assert_eq!(https.extra("timeout"), Some("10"));
-    assert_eq!(by_dev("vde").source.as_ref().unwrap().extra("tls"), Some("yes"));
+    assert_eq!(
+        by_dev("vde").source.as_ref().unwrap().extra("tls"),
+        Some("yes")
+    );
     let vol = by_dev("sdd").source.clone().unwrap();
-    assert_eq!((vol.extra("pool"), vol.extra("volume"), vol.extra("mode")), (Some("iscsi-pool"), Some("unit:0:0:1"), Some("host")));
+    assert_eq!(
+        (vol.extra("pool"), vol.extra("volume"), vol.extra("mode")),
+        (Some("iscsi-pool"), Some("unit:0:0:1"), Some("host"))
+    );
     let nvme = by_dev("vdh").source.clone().unwrap();
-    assert_eq!((nvme.extra("pci"), nvme.extra("namespace"), nvme.extra("managed")), (Some("0000:01:00.0"), Some("1"), Some("yes")));
-    assert_eq!(by_dev("vdi").other_source.as_deref(), Some("/tmp/vhost-blk.sock"));
+    assert_eq!(
+        (
+            nvme.extra("pci"),
+            nvme.extra("namespace"),
+            nvme.extra("managed")
+        ),
+        (Some("0000:01:00.0"), Some("1"), Some("yes"))
+    );
+    assert_eq!(
+        by_dev("vdi").other_source.as_deref(),
+        Some("/tmp/vhost-blk.sock")
+    );
     assert!(by_dev("sde").source.is_none(), "empty cdrom");
     let newer = fixture("domain-newer-disks.xml");
     let d = xml::read::document(&newer).unwrap();
-    let infos: Vec<_> = d.disks.iter().map(|n| xml::model::disk_info(&n.elem, &newer)).collect();
+    let infos: Vec<_> = d
+        .disks
+        .iter()
+        .map(|n| xml::model::disk_info(&n.elem, &newer))
+        .collect();
     let ssh = infos[1].source.clone().unwrap();
     assert_eq!(ssh.extra("knownhosts"), Some("/root/.ssh/known_hosts"));
     assert_eq!(infos[2].other_source.as_deref(), Some("/dev/vhost-vdpa-0"));
     let nfs = infos[3].source.clone().unwrap();
-    assert_eq!((nfs.extra("user"), nfs.extra("group")), (Some("qemu"), Some("kvm")));
+    assert_eq!(
+        (nfs.extra("user"), nfs.extra("group")),
+        (Some("qemu"), Some("kvm"))
+    );
 }

@@ -36,19 +36,30 @@ fn unchanged_documents_are_byte_identical() {
     names.push("tabs-compact.xml");
     for name in names {
         let doc = fixture(name);
-        let layout = if is_flat(name) { Layout::Flat } else { Layout::Nested };
+        let layout = if is_flat(name) {
+            Layout::Flat
+        } else {
+            Layout::Nested
+        };
         let out = xml::convert(&doc, &opts(layout)).unwrap();
         assert_eq!(out.xml, doc, "{name} changed although nothing was asked");
         // Populate with images that match no disk: still identical.
         let out = xml::populate(&doc, &three_layer_forest_elsewhere(), &opts(layout)).unwrap();
-        assert_eq!(out.xml, doc, "{name} changed by a populate that matched nothing");
+        assert_eq!(
+            out.xml, doc,
+            "{name} changed by a populate that matched nothing"
+        );
     }
 }
 
 fn three_layer_forest_elsewhere() -> backing_chain::chain::Forest {
     use backing_chain::image::Format;
     forest(vec![
-        img("/elsewhere/a.qcow2", Format::Qcow2, Some(("/elsewhere/b.qcow2", "qcow2"))),
+        img(
+            "/elsewhere/a.qcow2",
+            Format::Qcow2,
+            Some(("/elsewhere/b.qcow2", "qcow2")),
+        ),
         img("/elsewhere/b.qcow2", Format::Qcow2, None),
     ])
 }
@@ -66,7 +77,10 @@ fn nested_flat_nested_is_byte_identical() {
         let back = xml::convert(&there.xml, &opts(second)).unwrap();
         assert_eq!(back.xml, doc, "{name}: {first:?} and back differs");
         if doc.contains("<backingStore") {
-            assert_ne!(there.xml, doc, "{name}: the {first:?} form is the same text");
+            assert_ne!(
+                there.xml, doc,
+                "{name}: the {first:?} form is the same text"
+            );
         }
     }
 }
@@ -80,10 +94,7 @@ fn flat_form_puts_every_layer_under_the_disk() {
         assert_eq!(n.trim(), "0");
     }
     // One XPath lists every file of the root disk's chain.
-    if let Some(files) = xpath(
-        &flat,
-        "//disk[target/@dev='vda']/backingStore/source/@file",
-    ) {
+    if let Some(files) = xpath(&flat, "//disk[target/@dev='vda']/backingStore/source/@file") {
         assert_eq!(
             files.split_whitespace().collect::<Vec<_>>(),
             [
@@ -131,7 +142,9 @@ fn other_formatting_keeps_elements_attributes_text_and_order() {
     let tail = &doc[doc.find("\n\t\t\t<target").unwrap()..];
     assert!(back.ends_with(tail));
     // The flat form uses the document's tab indentation.
-    assert!(flat.contains("\n\t\t\t<backingStore type='file'>\n\t\t\t\t<alias name='vda[1]' parent='vda'/>\n"));
+    assert!(flat.contains(
+        "\n\t\t\t<backingStore type='file'>\n\t\t\t\t<alias name='vda[1]' parent='vda'/>\n"
+    ));
 }
 
 #[test]
@@ -152,11 +165,19 @@ fn populate_changes_only_the_inserted_span() {
     let doc = fixture("domain-all-disks.xml");
     let d = "/var/lib/libvirt/images";
     let f = forest(vec![
-        img(&format!("{d}/data & logs.qcow2"), Format::Qcow2, Some(("data-base.qcow2", "qcow2"))),
+        img(
+            &format!("{d}/data & logs.qcow2"),
+            Format::Qcow2,
+            Some(("data-base.qcow2", "qcow2")),
+        ),
         img(&format!("{d}/data-base.qcow2"), Format::Qcow2, None),
         // The root disk's top, with a different backing than its XML says:
         // the XML chain is trusted, not replaced.
-        img(&format!("{d}/top.qcow2"), Format::Qcow2, Some(("other.qcow2", "qcow2"))),
+        img(
+            &format!("{d}/top.qcow2"),
+            Format::Qcow2,
+            Some(("other.qcow2", "qcow2")),
+        ),
         img(&format!("{d}/other.qcow2"), Format::Qcow2, None),
     ]);
     let out = xml::populate(&doc, &f, &opts(Layout::Nested)).unwrap();

@@ -32,14 +32,28 @@ fn fixtures_and_their_nested_forms_are_libvirt_valid() {
     for name in ["domain-all-disks.xml", "odd-chains.xml"] {
         let doc = fixture(name);
         check(&doc, name);
-        let flat = xml::convert(&doc, &Options { layout: Layout::Flat, ..nested() }).unwrap();
+        let flat = xml::convert(
+            &doc,
+            &Options {
+                layout: Layout::Flat,
+                ..nested()
+            },
+        )
+        .unwrap();
         let back = xml::convert(&flat.xml, &nested()).unwrap();
         check(&back.xml, &format!("{name} via flat"));
     }
     let flat = fixture("flat.xml");
     let out = xml::convert(&flat, &nested()).unwrap();
     check(&out.xml, "flat.xml made nested");
-    let out = xml::convert(&flat, &Options { no_index: true, ..nested() }).unwrap();
+    let out = xml::convert(
+        &flat,
+        &Options {
+            no_index: true,
+            ..nested()
+        },
+    )
+    .unwrap();
     check(&out.xml, "flat.xml made nested (existing index kept)");
 }
 
@@ -59,11 +73,23 @@ fn populated_chains_with_awkward_names_are_valid_and_read_back() {
     let d = "/var/lib/libvirt/images";
     let base = format!("{d}/it's <\"base\"> & more.qcow2");
     let f = forest(vec![
-        img(&format!("{d}/data & logs.qcow2"), Format::Qcow2, Some((&base, "qcow2"))),
+        img(
+            &format!("{d}/data & logs.qcow2"),
+            Format::Qcow2,
+            Some((&base, "qcow2")),
+        ),
         img(&base, Format::Raw, None),
     ]);
     for no_index in [false, true] {
-        let out = xml::populate(&doc, &f, &Options { no_index, ..nested() }).unwrap();
+        let out = xml::populate(
+            &doc,
+            &f,
+            &Options {
+                no_index,
+                ..nested()
+            },
+        )
+        .unwrap();
         check(&out.xml, &format!("populated (no_index={no_index})"));
         if let Some(v) = xpath(
             &out.xml,

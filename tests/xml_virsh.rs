@@ -104,20 +104,55 @@ fn libvirt_prints_the_chain_we_write() {
     let d = tmp.path();
     qemu_img(d, &["create", "-q", "-f", "raw", "base.img", "1M"]);
     // Relative backing name: resolved against the overlay's directory.
-    qemu_img(d, &["create", "-q", "-f", "qcow2", "-F", "raw", "-b", "base.img", "mid.qcow2"]);
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            "base.img",
+            "mid.qcow2",
+        ],
+    );
     let mid = d.join("mid.qcow2");
-    qemu_img(d, &["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", mid.to_str().unwrap(), "top.qcow2"]);
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            mid.to_str().unwrap(),
+            "top.qcow2",
+        ],
+    );
     let top = d.join("top.qcow2");
     let dom = d.join("dom.xml");
     std::fs::write(&dom, domain("chain1", &top)).unwrap();
 
-    let (ours, err, code) = cli(&["xml", "--no-index", "--domain", dom.to_str().unwrap(), top.to_str().unwrap()]);
+    let (ours, err, code) = cli(&[
+        "xml",
+        "--no-index",
+        "--domain",
+        dom.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     let theirs = virsh_roundtrip(d, &ours, "chain1");
     let ours_disks = disk_elements(&ours);
     let their_disks = disk_elements(&theirs);
     assert_eq!(ours_disks.len(), 2);
-    assert_eq!(their_disks[0], ours_disks[0], "libvirt prints the chain differently");
+    assert_eq!(
+        their_disks[0], ours_disks[0],
+        "libvirt prints the chain differently"
+    );
     assert!(ours_disks[0].contains(&format!("<source file='{}/base.img'/>", d.display())));
     assert!(ours_disks[0].contains("<backingStore/>"));
     // The disk without images is untouched by us and by libvirt.
@@ -125,7 +160,15 @@ fn libvirt_prints_the_chain_we_write() {
 
     // Flat, then back to nested through the CLI: libvirt still agrees.
     let flat_file = d.join("flat.xml");
-    let (flat, _, code) = cli(&["xml", "--no-index", "--layout", "flat", "--domain", dom.to_str().unwrap(), top.to_str().unwrap()]);
+    let (flat, _, code) = cli(&[
+        "xml",
+        "--no-index",
+        "--layout",
+        "flat",
+        "--domain",
+        dom.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     std::fs::write(&flat_file, &flat).unwrap();
     let (nested, _, code) = cli(&["xml", "--domain", flat_file.to_str().unwrap()]);
@@ -134,7 +177,12 @@ fn libvirt_prints_the_chain_we_write() {
 
     // With index='N' (live form), libvirt accepts it and drops the indexes
     // in inactive XML: the same disk otherwise.
-    let (indexed, _, _) = cli(&["xml", "--domain", dom.to_str().unwrap(), top.to_str().unwrap()]);
+    let (indexed, _, _) = cli(&[
+        "xml",
+        "--domain",
+        dom.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
     assert!(indexed.contains("<backingStore type='file' index='1'>"));
     assert!(indexed.contains("<backingStore type='file' index='2'>"));
     let theirs = virsh_roundtrip(d, &indexed.replace("chain1", "chain2"), "chain2");
@@ -143,7 +191,14 @@ fn libvirt_prints_the_chain_we_write() {
     // Validate what libvirt printed against the same images: no mismatch.
     let dumped = d.join("dumped.xml");
     std::fs::write(&dumped, &theirs).unwrap();
-    let (_, err, code) = cli(&["xml", "--mode", "validate", "--domain", dumped.to_str().unwrap(), top.to_str().unwrap()]);
+    let (_, err, code) = cli(&[
+        "xml",
+        "--mode",
+        "validate",
+        "--domain",
+        dumped.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -155,7 +210,20 @@ fn qemu_img_json_gives_the_same_chain_as_the_headers() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     qemu_img(d, &["create", "-q", "-f", "qcow2", "base.qcow2", "1M"]);
-    qemu_img(d, &["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", "base.qcow2", "top.qcow2"]);
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "top.qcow2",
+        ],
+    );
     let top = d.join("top.qcow2");
     let json = Command::new("qemu-img")
         .args(["info", "--backing-chain", "--output=json"])
@@ -167,8 +235,19 @@ fn qemu_img_json_gives_the_same_chain_as_the_headers() {
     std::fs::write(&jf, &json.stdout).unwrap();
     let dom = d.join("dom.xml");
     std::fs::write(&dom, domain("json1", &top)).unwrap();
-    let (from_headers, _, c1) = cli(&["xml", "--domain", dom.to_str().unwrap(), top.to_str().unwrap()]);
-    let (from_json, err, c2) = cli(&["xml", "--domain", dom.to_str().unwrap(), "--qemu-img-json", jf.to_str().unwrap()]);
+    let (from_headers, _, c1) = cli(&[
+        "xml",
+        "--domain",
+        dom.to_str().unwrap(),
+        top.to_str().unwrap(),
+    ]);
+    let (from_json, err, c2) = cli(&[
+        "xml",
+        "--domain",
+        dom.to_str().unwrap(),
+        "--qemu-img-json",
+        jf.to_str().unwrap(),
+    ]);
     assert_eq!((c1, c2), (0, 0), "{err}");
     assert_eq!(from_json, from_headers);
     assert!(from_json.contains(&format!("<source file='{}/base.qcow2'/>", d.display())));

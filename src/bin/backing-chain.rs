@@ -295,7 +295,13 @@ fn read_arg(p: &str) -> Result<String, String> {
 }
 
 fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
-    let valued = ["--domain", "--layout", "--mode", "--base-dir", "--qemu-img-json"];
+    let valued = [
+        "--domain",
+        "--layout",
+        "--mode",
+        "--base-dir",
+        "--qemu-img-json",
+    ];
     let (flags, files) = split_flags(args, &valued)?;
     let mut allowed = valued.to_vec();
     allowed.extend(["--no-index", "--replace"]);
@@ -310,7 +316,9 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
             ("--layout", Some(o)) => return Err(format!("--layout is nested or flat, not '{o}'")),
             ("--mode", Some("populate")) => opts.mode = xml::Mode::Populate,
             ("--mode", Some("validate")) => opts.mode = xml::Mode::Validate,
-            ("--mode", Some(o)) => return Err(format!("--mode is populate or validate, not '{o}'")),
+            ("--mode", Some(o)) => {
+                return Err(format!("--mode is populate or validate, not '{o}'"))
+            }
             ("--replace", _) => opts.replace = true,
             ("--base-dir", Some(d)) => opts.base_dir = Some(d.to_string()),
             ("--no-index", _) => opts.no_index = true,

@@ -1,9 +1,99 @@
 //! Domain XML in, domain XML with `<backingStore>` chains out.
 //!
-//! The document is read with quick-xml's event reader, keeping the byte span
-//! of each element of interest; output is the original bytes with only the
-//! inserted or replaced `<backingStore>` spans changed. Nothing else is
-//! re-serialised, so comments, namespaces, quoting and whitespace survive.
+//! # Reading
+//!
+//! [`read::document`] reads a `<domain>`, libvirt's status XML
+//! (`<domstatus>` around a `<domain>`), a bare `<disk>` or a `<volume>` with
+//! quick-xml's event reader. It checks well-formedness (matching tags,
+//! attributes, entity references, comments, one root), refuses a DOCTYPE with
+//! an internal subset (entities are never expanded nor fetched), bounds the
+//! size ([`crate::limits::MAX_XML_BYTES`]) and the depth
+//! ([`crate::limits::MAX_XML_DEPTH`]; everything is iterative). Only the
+//! `<disk>` subtrees under `<domain><devices>` (or the root `<disk>` /
+//! `<volume>`) are kept, as [`tree::Elem`]s holding byte spans; the rest is
+//! scanned and left alone. [`model`] reads a disk's facts (every disk type,
+//! sources into [`StorageSource`] with the `extras` table of
+//! [`crate::source`]) and its `<backingStore>` entries, nested or flat, with
+//! children in any order.
+//!
+//! # Writing: edit in place
+//!
+//! Output is the input with only some byte spans replaced: a chain inserted
+//! after a disk's `<source>`, or the span from a disk's first to its last
+//! disk-level `<backingStore>` rewritten. Everything else — declaration,
+//! comments, PIs, namespaces, CDATA, entity references, whitespace,
+//! attribute order and quotes — is copied. A document already in the
+//! requested layout with nothing to populate comes back byte-identical.
+//!
+//! Chains from the images are written as libvirt formats them:
+//! `<backingStore type='…' index='N'>`, `<format type='…'/>` (always;
+//! `raw` when nobody knows), `<source …/>` (network hosts one per line), the
+//! nested element, and `<backingStore/>` where the images say the chain ends.
+//! Indentation follows the disk (its child indentation, and the difference
+//! between that and the disk's own as the unit). `index` numbering: see
+//! `indices_for` — depth order `1..n` when the disk carries no index, above
+//! the largest index in use otherwise; `no_index` leaves them out, which is
+//! exactly libvirt's inactive XML.
+//!
+//! # The flat form
+//!
+//! Daniel Berrange's reply in the 2014 RFC thread: the layers as sibling
+//! `<backingStore>` elements of the `<disk>`, in depth-first order, each
+//! with an `<alias>` naming itself and its parent, so that
+//! `//disk/backingStore/source/@file` lists every file. **libvirt does not
+//! accept this form** (its schema allows one nested `<backingStore>` per
+//! level and no `<alias>` in it): convert back to nested before giving it
+//! to libvirt.
+//!
+//! Grammar (children of `<disk>`; `ROOT` is the disk's `<target dev>`, else
+//! its `<alias name>`, else `diskN`):
+//!
+//! ```text
+//! flat-chain := entry*                       (contiguous, depth-first order)
+//! entry      := layer | terminator
+//! layer      := <backingStore type=T [index=N] ...>
+//!                 <alias name=NAME parent=PARENT/>    (first child)
+//!                 child*                             (format, source, anything
+//!                                                    else, kept as written)
+//!               </backingStore>
+//! terminator := <backingStore [attrs without type]>
+//!                 <alias parent=PARENT/>
+//!               </backingStore>
+//! PARENT     := ROOT | the NAME of an earlier entry
+//! NAME       := ROOT '[' N ']'     (written by us: N = index, else the lowest
+//!                                   free number; any unique name is read)
+//! ```
+//!
+//! * A terminator under `P` says `P` has no backing (nested:
+//!   `<backingStore/>` inside `P`).
+//! * A layer no entry names as parent is an open end: libvirt would probe on.
+//! * Several entries with the same parent are siblings (the RFC's quorum
+//!   idea; not libvirt-valid in either form): kept, flagged
+//!   `quorum-siblings`.
+//! * An entry whose parent names no earlier entry is kept under the disk and
+//!   flagged `flat-orphan` / `flat-order`.
+//! * Every child other than the structural `<alias parent>` — including an
+//!   `<alias>` without `parent`, comments, unknown elements — is kept in
+//!   order; only whitespace between children is regenerated.
+//!
+//! Round trips: nested → flat → nested and flat → nested → flat give back
+//! the same elements, attributes, text and order, and the same bytes for
+//! XML in libvirt's formatting (one element per line, consistent indent).
+//! Known differences outside that: whitespace between a chain's children is
+//! regenerated (a one-line chain becomes one element per line); an empty
+//! `<backingStore></backingStore>` comes back as `<backingStore/>`; a nested
+//! `<backingStore>` that is not the last child of its parent comes back
+//! last (libvirt's order); names not of the form `ROOT[N]` do not survive a
+//! trip through nested (nested has nowhere to keep them).
+//!
+//! # Modes (the 2014 RFC)
+//!
+//! [`Mode::Populate`]: a disk without `<backingStore>` whose source matches
+//! an image (same path, else the only image with that basename) gets the
+//! chain from the headers; a disk with one keeps it (trust, `chain-trusted`)
+//! and is only converted to the requested layout. [`Mode::Validate`]:
+//! [`validate::compare`] goes layer by layer; `replace` writes what the
+//! images say into each diverging disk.
 
 use serde::Serialize;
 
@@ -208,12 +298,7 @@ fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
 }
 
 /// Are all names of the chain writable in XML? If not, say which and why.
-fn representable(
-    dev: &str,
-    top: &Layer,
-    bc: &BackingChain,
-    out: &mut Vec<Diagnostic>,
-) -> bool {
+fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagnostic>) -> bool {
     let mut ok = true;
     for l in std::iter::once(top).chain(&bc.layers) {
         for s in write::layer_strings(l) {
@@ -392,7 +477,8 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                 .map(|p| source::dir_of(p).trim_end_matches('/').to_string())
                 .unwrap_or_default()
         });
-        let images_chain = matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
+        let images_chain =
+            matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
         let write_images = |bc: &BackingChain,
                             replaced: Option<(usize, usize)>,
                             diags: &mut Vec<Diagnostic>|
@@ -443,8 +529,19 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                     if en.flat != (opts.layout == Layout::Flat) {
                         let (s, e) = en.region.expect("entries have a region");
                         let mut text = String::new();
-                        write::entries(&mut text, doc, &en, opts.layout, &child_indent, &unit, &dev);
-                        let text = text.strip_prefix(child_indent.as_str()).unwrap_or(&text).to_string();
+                        write::entries(
+                            &mut text,
+                            doc,
+                            &en,
+                            opts.layout,
+                            &child_indent,
+                            &unit,
+                            &dev,
+                        );
+                        let text = text
+                            .strip_prefix(child_indent.as_str())
+                            .unwrap_or(&text)
+                            .to_string();
                         edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
                     }
                 }
@@ -467,14 +564,19 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                     continue;
                 };
                 let found = validate::compare(doc, &en, bc, &dev);
-                let bad = found.iter().any(|d| d.severity == crate::diag::Severity::Error);
+                let bad = found
+                    .iter()
+                    .any(|d| d.severity == crate::diag::Severity::Error);
                 diagnostics.extend(found);
                 if bad {
                     mismatch = true;
                     if opts.replace {
                         let (s, e) = en.region.expect("entries have a region");
                         if let Some(text) = write_images(bc, Some((s, e)), &mut diagnostics) {
-                            let text = text.strip_prefix(child_indent.as_str()).unwrap_or(&text).to_string();
+                            let text = text
+                                .strip_prefix(child_indent.as_str())
+                                .unwrap_or(&text)
+                                .to_string();
                             edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
                             diagnostics.push(Diagnostic::info(
                                 "chain-replaced",

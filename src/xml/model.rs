@@ -126,10 +126,7 @@ pub fn disk_info(disk: &Elem, doc: &str) -> DiskInfo {
     let kind = disk_type.as_deref().and_then(SourceType::from_name);
     let (source, other_source) = match (src_el, kind) {
         (Some(el), Some(k)) => (Some(source_of(el, k, doc)), None),
-        (Some(el), None) => (
-            None,
-            el.attr("path").or(el.attr("dev")).map(str::to_string),
-        ),
+        (Some(el), None) => (None, el.attr("path").or(el.attr("dev")).map(str::to_string)),
         (None, _) => (None, None),
     };
     DiskInfo {

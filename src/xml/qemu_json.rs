@@ -20,13 +20,19 @@ pub fn images(text: &str) -> Result<Vec<Image>, XmlError> {
     let items: Vec<&Value> = match &v {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![&v],
-        _ => return Err(XmlError::at(0, "qemu-img JSON: expected an array or an object")),
+        _ => {
+            return Err(XmlError::at(
+                0,
+                "qemu-img JSON: expected an array or an object",
+            ))
+        }
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let s = |k: &str| it.get(k).and_then(Value::as_str).map(str::to_string);
-        let filename = s("filename")
-            .ok_or_else(|| XmlError::at(0, format!("qemu-img JSON: entry {i} has no \"filename\"")))?;
+        let filename = s("filename").ok_or_else(|| {
+            XmlError::at(0, format!("qemu-img JSON: entry {i} has no \"filename\""))
+        })?;
         let fmt_name = s("format").unwrap_or_default();
         let probe = match Format::from_name(&fmt_name) {
             Some(f) => {
@@ -35,12 +41,17 @@ pub fn images(text: &str) -> Result<Vec<Image>, XmlError> {
                 info.cluster_size = it.get("cluster-size").and_then(Value::as_u64);
                 info.backing_filename = s("backing-filename");
                 info.backing_filename_format = s("backing-filename-format");
-                info.encrypted = it.get("encrypted").and_then(Value::as_bool).unwrap_or(false);
+                info.encrypted = it
+                    .get("encrypted")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 info.dirty_flag = it.get("dirty-flag").and_then(Value::as_bool);
                 Probed::Info(Box::new(info))
             }
             None => Probed::Error {
-                error: format!("qemu-img reports format '{fmt_name}', which this tool does not know"),
+                error: format!(
+                    "qemu-img reports format '{fmt_name}', which this tool does not know"
+                ),
             },
         };
         out.push(Image {

@@ -119,26 +119,18 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         b"domstatus" => Root::DomStatus,
                         b"disk" => Root::Disk,
                         b"volume" => Root::Volume,
-                        other => {
-                            return Err(XmlError::at(
-                                before,
-                                format!(
-                                    "the root element is <{}>: expected <domain>, <disk> or <volume>",
-                                    String::from_utf8_lossy(other)
-                                ),
-                            ))
-                        }
+                        other => return Err(XmlError::at(
+                            before,
+                            format!(
+                                "the root element is <{}>: expected <domain>, <disk> or <volume>",
+                                String::from_utf8_lossy(other)
+                            ),
+                        )),
                     };
                     root = Some(r);
                     if matches!(r, Root::Disk | Root::Volume) {
-                        let el = tree::read_subtree(
-                            &mut reader,
-                            doc,
-                            e,
-                            (before, after),
-                            empty,
-                            0,
-                        )?;
+                        let el =
+                            tree::read_subtree(&mut reader, doc, e, (before, after), empty, 0)?;
                         if r == Root::Disk {
                             disks.push(DiskNode {
                                 elem: el,
@@ -158,8 +150,14 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     && path[path.len() - 1] == b"devices"
                     && path[path.len() - 2] == b"domain";
                 if is_device_disk {
-                    let el =
-                        tree::read_subtree(&mut reader, doc, e, (before, after), empty, path.len())?;
+                    let el = tree::read_subtree(
+                        &mut reader,
+                        doc,
+                        e,
+                        (before, after),
+                        empty,
+                        path.len(),
+                    )?;
                     disks.push(DiskNode {
                         elem: el,
                         indent: last_indent.clone(),

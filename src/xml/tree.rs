@@ -93,8 +93,7 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
 /// Check a text event for undefined entity references (well-formedness).
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
     if raw.contains('&') {
-        quick_xml::escape::unescape(raw)
-            .map_err(|e| XmlError::at(pos, format!("in text: {e}")))?;
+        quick_xml::escape::unescape(raw).map_err(|e| XmlError::at(pos, format!("in text: {e}")))?;
     }
     Ok(())
 }
@@ -124,7 +123,9 @@ pub(crate) fn read_subtree(
     let mut stack = vec![root];
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader.read_event().map_err(|e| XmlError::from_qx(reader, e))?;
+        let ev = reader
+            .read_event()
+            .map_err(|e| XmlError::from_qx(reader, e))?;
         let after = reader.buffer_position() as usize;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -169,7 +170,8 @@ pub(crate) fn read_subtree(
             }
             Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {
                 let raw = &doc[before..after];
-                let ws = matches!(ev, Event::Text(_)) && raw.bytes().all(|b| b.is_ascii_whitespace());
+                let ws =
+                    matches!(ev, Event::Text(_)) && raw.bytes().all(|b| b.is_ascii_whitespace());
                 if let Event::Text(_) = ev {
                     check_text(raw, before)?;
                 }

@@ -10,11 +10,7 @@ use crate::source::{SourceType, StorageSource};
 const FIX: &str = "replace the chain with what the images say (CLI: xml --mode validate --replace; libvirt: delete the <backingStore> element and define again)";
 
 fn mismatch(dev: &str, depth: usize, what: String) -> Diagnostic {
-    Diagnostic::error(
-        "chain-mismatch",
-        format!("'{dev}' layer {depth}: {what}"),
-    )
-    .with_fix(FIX)
+    Diagnostic::error("chain-mismatch", format!("'{dev}' layer {depth}: {what}")).with_fix(FIX)
 }
 
 fn describe(s: &StorageSource) -> String {
@@ -48,7 +44,9 @@ fn same_place(a: &StorageSource, b: &StorageSource) -> bool {
         && a.name == b.name
         && a.hosts.len() == b.hosts.len()
         && a.hosts.iter().zip(&b.hosts).all(|(x, y)| {
-            x.name == y.name && x.socket == y.socket && (x.port.is_none() || y.port.is_none() || x.port == y.port)
+            x.name == y.name
+                && x.socket == y.socket
+                && (x.port.is_none() || y.port.is_none() || x.port == y.port)
         })
 }
 
@@ -70,7 +68,10 @@ pub fn compare(doc: &str, en: &Entries, bc: &BackingChain, dev: &str) -> Vec<Dia
             out.push(mismatch(
                 dev,
                 depth,
-                format!("the XML says type '{ty}', the images say '{}'", img.source.kind.name()),
+                format!(
+                    "the XML says type '{ty}', the images say '{}'",
+                    img.source.kind.name()
+                ),
             ));
         }
         let fmt = e

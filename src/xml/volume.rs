@@ -126,7 +126,10 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
             if let Some(c) = write::unrepresentable(s) {
                 return Err(XmlError::at(
                     vol.start.0,
-                    format!("the name {s:?} has U+{:04X}, which XML cannot carry", c as u32),
+                    format!(
+                        "the name {s:?} has U+{:04X}, which XML cannot carry",
+                        c as u32
+                    ),
                 ));
             }
         }

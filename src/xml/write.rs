@@ -143,7 +143,9 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
         let mut e = String::from("<slice type='storage'");
         attr(&mut e, "offset", off);
         attr(&mut e, "size", size);
-        kids.push(format!("<slices>\n{pad}{unit}{unit}{e}/>\n{pad}{unit}</slices>"));
+        kids.push(format!(
+            "<slices>\n{pad}{unit}{unit}{e}/>\n{pad}{unit}</slices>"
+        ));
     }
     if let (Some(u), g) = (ex("user"), ex("group")) {
         let mut e = String::from("<identity");
@@ -343,11 +345,7 @@ fn end_tag(doc: &str, el: &Elem) -> String {
 
 /// The children of an entry that are neither `<backingStore>` nor the flat
 /// alias nor whitespace, with the indentation each was written at.
-fn payload<'a>(
-    doc: &'a str,
-    el: &'a Elem,
-    flat_alias: Option<usize>,
-) -> Vec<(&'a Node, &'a str)> {
+fn payload<'a>(doc: &'a str, el: &'a Elem, flat_alias: Option<usize>) -> Vec<(&'a Node, &'a str)> {
     let ind = child_indents(el, doc);
     let mut v = Vec::new();
     for (i, n) in el.children.iter().enumerate() {

@@ -36,8 +36,16 @@ pub fn forest(images: Vec<Image>) -> Forest {
 pub fn three_layer_forest() -> Forest {
     let d = "/var/lib/libvirt/images";
     forest(vec![
-        img(&format!("{d}/top.qcow2"), Format::Qcow2, Some((&format!("{d}/mid.qcow2"), "qcow2"))),
-        img(&format!("{d}/mid.qcow2"), Format::Qcow2, Some((&format!("{d}/base.qcow2"), "qcow2"))),
+        img(
+            &format!("{d}/top.qcow2"),
+            Format::Qcow2,
+            Some((&format!("{d}/mid.qcow2"), "qcow2")),
+        ),
+        img(
+            &format!("{d}/mid.qcow2"),
+            Format::Qcow2,
+            Some((&format!("{d}/base.qcow2"), "qcow2")),
+        ),
         img(&format!("{d}/base.qcow2"), Format::Qcow2, None),
     ])
 }
