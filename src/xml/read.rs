@@ -119,13 +119,15 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         b"domstatus" => Root::DomStatus,
                         b"disk" => Root::Disk,
                         b"volume" => Root::Volume,
-                        other => return Err(XmlError::at(
-                            before,
-                            format!(
+                        other => {
+                            return Err(XmlError::at(
+                                before,
+                                format!(
                                 "the root element is <{}>: expected <domain>, <disk> or <volume>",
                                 String::from_utf8_lossy(other)
                             ),
-                        )),
+                            ))
+                        }
                     };
                     root = Some(r);
                     if matches!(r, Root::Disk | Root::Volume) {
