@@ -370,21 +370,36 @@ pub fn convert(doc: &str, opts: &Options) -> Result<Output, XmlError> {
     rewrite(doc, &forest, &o)
 }
 
-/// The image whose name matches a disk source: same path, else the only
-/// image with the same basename.
-fn match_image(forest: &Forest, src: &str) -> Option<usize> {
-    if let Some(i) = forest.images.iter().position(|im| im.filename == src) {
-        return Some(i);
+/// Images by path and by basename, to match disk sources.
+struct ImageIndex<'a> {
+    by_path: std::collections::HashMap<&'a str, usize>,
+    /// basename → the image, or `None` when several share it.
+    by_base: std::collections::HashMap<&'a str, Option<usize>>,
+}
+
+impl<'a> ImageIndex<'a> {
+    fn new(forest: &'a Forest) -> Self {
+        let mut by_path = std::collections::HashMap::new();
+        let mut by_base = std::collections::HashMap::new();
+        for (i, im) in forest.images.iter().enumerate() {
+            by_path.entry(im.filename.as_str()).or_insert(i);
+            let b = im.filename.rsplit('/').next().unwrap_or(&im.filename);
+            by_base
+                .entry(b)
+                .and_modify(|v: &mut Option<usize>| *v = None)
+                .or_insert(Some(i));
+        }
+        ImageIndex { by_path, by_base }
     }
-    let base = src.rsplit('/').next().unwrap_or(src);
-    let mut it = forest
-        .images
-        .iter()
-        .enumerate()
-        .filter(|(_, im)| im.filename.rsplit('/').next() == Some(base));
-    match (it.next(), it.next()) {
-        (Some((i, _)), None) => Some(i),
-        _ => None,
+
+    /// The image whose name matches a disk source: same path, else the only
+    /// image with the same basename.
+    fn find(&self, src: &str) -> Option<usize> {
+        if let Some(&i) = self.by_path.get(src) {
+            return Some(i);
+        }
+        let base = src.rsplit('/').next().unwrap_or(src);
+        self.by_base.get(base).copied().flatten()
     }
 }
 
@@ -443,6 +458,7 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
     let mut diagnostics = Vec::new();
     let mut mismatch = false;
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let index = ImageIndex::new(forest);
     for (di, disk) in d.disks.iter().enumerate() {
         let el = &disk.elem;
         let info = model::disk_info(el, doc);
@@ -470,7 +486,7 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
             .as_ref()
             .filter(|s| s.is_local())
             .and_then(|s| s.path.clone());
-        let matched = src_path.as_deref().and_then(|p| match_image(forest, p));
+        let matched = src_path.as_deref().and_then(|p| index.find(p));
         let base_dir = opts.base_dir.clone().unwrap_or_else(|| {
             src_path
                 .as_deref()

@@ -81,12 +81,15 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     reader.config_mut().check_comments = true;
     // Element names on the path from the root (only what is needed to know
     // whether a `<disk>` is a domain device).
-    let mut path: Vec<Vec<u8>> = Vec::new();
+    // Per open element: its start offset and whether it is `domain` (1),
+    // `devices` (2) or anything else (0).
+    let mut path: Vec<(usize, u8)> = Vec::new();
     let mut root: Option<Root> = None;
     let mut root_done = false;
     let mut disks = Vec::new();
     let mut volume = None;
-    let mut last_indent = String::new();
+    // Span of the indentation after the last newline of the last text.
+    let mut last_indent = (0usize, 0usize);
     loop {
         let before = reader.buffer_position() as usize;
         let ev = reader
@@ -136,7 +139,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         if r == Root::Disk {
                             disks.push(DiskNode {
                                 elem: el,
-                                indent: last_indent.clone(),
+                                indent: doc[last_indent.0..last_indent.1].to_string(),
                             });
                         } else {
                             volume = Some(el);
@@ -145,12 +148,19 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         continue;
                     }
                 }
-                // Check the attributes (duplicates, quoting, entities).
-                tree::attrs_of(e, before)?;
+                // Check the attributes (duplicates, quoting, entities)
+                // without keeping them.
+                for a in e.attributes() {
+                    let a =
+                        a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
+                    tree::check_refs(&a.value).map_err(|(_, why)| {
+                        XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
+                    })?;
+                }
                 let is_device_disk = name == b"disk"
                     && path.len() >= 2
-                    && path[path.len() - 1] == b"devices"
-                    && path[path.len() - 2] == b"domain";
+                    && path[path.len() - 1].1 == 2
+                    && path[path.len() - 2].1 == 1;
                 if is_device_disk {
                     let el = tree::read_subtree(
                         &mut reader,
@@ -162,27 +172,32 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     )?;
                     disks.push(DiskNode {
                         elem: el,
-                        indent: last_indent.clone(),
+                        indent: doc[last_indent.0..last_indent.1].to_string(),
                     });
-                    last_indent.clear();
+                    last_indent = (0, 0);
                     continue;
                 }
                 if !empty {
                     if path.len() + 1 > limits::MAX_XML_DEPTH {
                         return Err(XmlError::depth(before));
                     }
-                    path.push(name.to_vec());
+                    let tag = match name {
+                        b"domain" => 1,
+                        b"devices" => 2,
+                        _ => 0,
+                    };
+                    path.push((before, tag));
                 } else if path.is_empty() {
                     root_done = true;
                 }
-                last_indent.clear();
+                last_indent = (0, 0);
             }
             Event::End(_) => {
                 path.pop();
                 if path.is_empty() {
                     root_done = true;
                 }
-                last_indent.clear();
+                last_indent = (0, 0);
             }
             Event::Text(ref t) => {
                 let raw = &doc[before..after];
@@ -197,9 +212,11 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     tree::check_text(raw, before)?;
                 }
                 let _ = t;
-                last_indent = match tree::indent_of(raw) {
-                    Some(i) if i.bytes().all(|b| b == b' ' || b == b'\t') => i.to_string(),
-                    _ => String::new(),
+                last_indent = match raw.rfind('\n') {
+                    Some(i) if raw[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => {
+                        (before + i + 1, after)
+                    }
+                    _ => (0, 0),
                 };
             }
             Event::CData(_) if path.is_empty() => {
@@ -209,18 +226,19 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 ));
             }
             Event::Eof => {
-                if let Some(open) = path.last() {
+                if let Some(&(open, _)) = path.last() {
+                    let name: String = doc[open + 1..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                        .collect();
                     return Err(XmlError::at(
                         doc.len(),
-                        format!(
-                            "not well-formed: the document ends inside <{}>",
-                            String::from_utf8_lossy(open)
-                        ),
+                        format!("not well-formed: the document ends inside <{name}> (opened at byte {open})"),
                     ));
                 }
                 break;
             }
-            _ => last_indent.clear(),
+            _ => last_indent = (0, 0),
         }
     }
     let Some(root) = root else {

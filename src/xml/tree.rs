@@ -90,12 +90,55 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
     Ok(out)
 }
 
-/// Check a text event for undefined entity references (well-formedness).
+/// Check a text event for undefined entity references (well-formedness):
+/// only `&lt;` `&gt;` `&amp;` `&apos;` `&quot;` and character references
+/// are defined (DOCTYPE subsets are refused). No allocation.
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
-    if raw.contains('&') {
-        quick_xml::escape::unescape(raw).map_err(|e| XmlError::at(pos, format!("in text: {e}")))?;
+    check_refs(raw.as_bytes())
+        .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))
+}
+
+fn char_ref(digits: &[u8], radix: u32) -> bool {
+    !digits.is_empty()
+        && std::str::from_utf8(digits)
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, radix).ok())
+            .and_then(char::from_u32)
+            .is_some_and(xml_char)
+}
+
+/// See [`check_text`]; on error, the offset in `raw` and the reason.
+pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
+    let mut i = 0;
+    while let Some(off) = raw[i..].iter().position(|&b| b == b'&') {
+        let at = i + off;
+        let Some(len) = raw[at..].iter().take(40).position(|&b| b == b';') else {
+            return Err((at, "'&' that starts no reference (write &amp;)".into()));
+        };
+        let name = &raw[at + 1..at + len];
+        let ok = match name {
+            b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
+            [b'#', b'x', hex @ ..] => char_ref(hex, 16),
+            [b'#', dec @ ..] => char_ref(dec, 10),
+            _ => false,
+        };
+        if !ok {
+            return Err((
+                at,
+                format!(
+                    "undefined or invalid reference '&{};'",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
+        i = at + len + 1;
     }
     Ok(())
+}
+
+/// Is `c` allowed in an XML 1.0 document?
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Read the subtree of the element whose start event was just read
