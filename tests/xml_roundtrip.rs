@@ -17,6 +17,7 @@ const LIBVIRT_FORMATTED: &[&str] = &[
     "quorum.xml",
     "flat.xml",
     "disk.xml",
+    "unknown-bits.xml",
 ];
 
 fn opts(layout: Layout) -> Options {
@@ -149,7 +150,7 @@ fn other_formatting_keeps_elements_attributes_text_and_order() {
 
 #[test]
 fn flat_nested_flat_keeps_quorum_comments_and_payload() {
-    for name in ["quorum.xml", "odd-chains.xml", "status.xml"] {
+    for name in ["quorum.xml", "odd-chains.xml", "status.xml", "unknown-bits.xml"] {
         let doc = fixture(name);
         let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
         let nested = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
