@@ -150,7 +150,12 @@ fn other_formatting_keeps_elements_attributes_text_and_order() {
 
 #[test]
 fn flat_nested_flat_keeps_quorum_comments_and_payload() {
-    for name in ["quorum.xml", "odd-chains.xml", "status.xml", "unknown-bits.xml"] {
+    for name in [
+        "quorum.xml",
+        "odd-chains.xml",
+        "status.xml",
+        "unknown-bits.xml",
+    ] {
         let doc = fixture(name);
         let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
         let nested = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
