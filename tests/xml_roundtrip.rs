@@ -204,3 +204,107 @@ fn populate_changes_only_the_inserted_span() {
     // The root disk already had a chain: trusted.
     assert!(out.diagnostics.iter().any(|d| d.code == "chain-trusted"));
 }
+
+#[test]
+fn crlf_documents_keep_crlf() {
+    for &name in LIBVIRT_FORMATTED {
+        let doc = fixture(name).replace('\n', "\r\n");
+        let (first, second) = if is_flat(name) {
+            (Layout::Nested, Layout::Flat)
+        } else {
+            (Layout::Flat, Layout::Nested)
+        };
+        let there = xml::convert(&doc, &opts(first)).unwrap().xml;
+        assert!(
+            !there.replace("\r\n", "").contains('\n'),
+            "{name}: a bare LF was written"
+        );
+        let back = xml::convert(&there, &opts(second)).unwrap().xml;
+        assert_eq!(back, doc, "{name}");
+    }
+}
+
+/// A small deterministic generator (no extra dependency): random chain
+/// shapes — depth, quorum siblings, terminators, open ends, extra payload —
+/// written in libvirt's formatting, must survive nested → flat → nested
+/// and flat → nested → flat byte for byte.
+#[test]
+fn generated_chain_shapes_round_trip() {
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+    fn store(r: &mut Lcg, out: &mut String, pad: &str, depth: usize, counter: &mut usize) {
+        *counter += 1;
+        let n = *counter;
+        let kind = if r.next(4) == 0 { "block" } else { "file" };
+        let idx = if r.next(2) == 0 {
+            format!(" index='{n}'")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{pad}<backingStore type='{kind}'{idx}>\n"));
+        let inner = format!("{pad}  ");
+        out.push_str(&format!("{inner}<format type='qcow2'/>\n"));
+        let attr = if kind == "block" { "dev" } else { "file" };
+        if r.next(3) == 0 {
+            out.push_str(&format!("{inner}<source {attr}='/i/l{n} &amp; x'>\n{inner}  <seclabel model='dac' relabel='no'/>\n{inner}</source>\n"));
+        } else {
+            out.push_str(&format!("{inner}<source {attr}='/i/l{n}'/>\n"));
+        }
+        if r.next(5) == 0 {
+            out.push_str(&format!("{inner}<!-- note {n} -->\n"));
+        }
+        // 0: open end, 1: terminator, 2..: one child, rarely two (quorum).
+        let kids = if depth > 6 { r.next(2) } else { 2 + r.next(6) };
+        match kids {
+            0 => {}
+            1 => out.push_str(&format!("{inner}<backingStore/>\n")),
+            k => {
+                let count = if k == 7 { 2 } else { 1 };
+                for _ in 0..count {
+                    store(r, out, &inner, depth + 1, counter);
+                }
+            }
+        }
+        out.push_str(&format!("{pad}</backingStore>\n"));
+    }
+    let mut r = Lcg(0x5eed);
+    for case in 0..300 {
+        let mut doc = String::from("<domain type='kvm'>\n  <name>gen</name>\n  <devices>\n");
+        let disks = 1 + r.next(3);
+        for d in 0..disks {
+            doc.push_str("    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='/i/top'/>\n");
+            let mut counter = 0;
+            let roots = if r.next(10) == 0 { 2 } else { 1 };
+            for _ in 0..roots {
+                if r.next(8) == 0 {
+                    doc.push_str("      <backingStore/>\n");
+                } else {
+                    store(&mut r, &mut doc, "      ", 1, &mut counter);
+                }
+            }
+            doc.push_str(&format!(
+                "      <target dev='vd{}' bus='virtio'/>\n    </disk>\n",
+                (b'a' + d as u8) as char
+            ));
+        }
+        doc.push_str("  </devices>\n</domain>\n");
+        let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
+        let nested = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
+        assert_eq!(nested, doc, "case {case}: nested → flat → nested\n{flat}");
+        let flat2 = xml::convert(&nested, &opts(Layout::Flat)).unwrap().xml;
+        assert_eq!(flat2, flat, "case {case}: flat → nested → flat");
+        assert_eq!(
+            flat.matches("<backingStore").count(),
+            doc.matches("<backingStore").count(),
+            "case {case}: every element is kept"
+        );
+    }
+}

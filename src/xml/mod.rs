@@ -481,6 +481,8 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
             .unwrap_or("")
             .to_string();
         let unit = unit_of(&disk.indent, &child_indent);
+        // A disk written with CRLF line ends gets CRLF in what we write.
+        let crlf = doc[el.start.0..el.end.1].contains("\r\n");
         let src_path = info
             .source
             .as_ref()
@@ -532,7 +534,7 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                     if let Some(text) = write_images(bc, None, &mut diagnostics) {
                         if !text.is_empty() {
                             let at = src_el.end.1;
-                            edits.push((at, at, format!("\n{text}")));
+                            edits.push((at, at, eol(crlf, format!("\n{text}"))));
                         }
                     }
                 } else {
@@ -558,7 +560,11 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                             .strip_prefix(child_indent.as_str())
                             .unwrap_or(&text)
                             .to_string();
-                        edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
+                        edits.push((
+                            s,
+                            e,
+                            eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
+                        ));
                     }
                 }
             }
@@ -593,7 +599,11 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
                                 .strip_prefix(child_indent.as_str())
                                 .unwrap_or(&text)
                                 .to_string();
-                            edits.push((s, e, keep_between(doc, el, (s, e), text, &child_indent)));
+                            edits.push((
+                                s,
+                                e,
+                                eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
+                            ));
                             diagnostics.push(Diagnostic::info(
                                 "chain-replaced",
                                 format!("'{dev}': the chain was replaced with what the images say"),
@@ -617,6 +627,15 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
         diagnostics,
         mismatch,
     })
+}
+
+/// Line ends of written text: LF, or CRLF for a disk written with CRLF.
+fn eol(crlf: bool, text: String) -> String {
+    if crlf {
+        text.replace("\r\n", "\n").replace('\n', "\r\n")
+    } else {
+        text
+    }
 }
 
 /// Anything that is not a `<backingStore>` between the first and the last
