@@ -457,3 +457,56 @@ fn every_disk_type_is_read() {
         (Some("qemu"), Some("kvm"))
     );
 }
+
+#[test]
+fn describe_reads_chains_in_both_layouts_alike() {
+    let nested = xml::describe(&fixture("odd-chains.xml")).unwrap();
+    let vda = &nested[0];
+    assert_eq!(vda.name, "vda");
+    assert_eq!(vda.layers.len(), 2);
+    assert_eq!(
+        vda.layers[0].format.as_deref(),
+        Some("qcow2"),
+        "format after source is read"
+    );
+    assert_eq!(
+        vda.layers[0].source.as_ref().unwrap().path.as_deref(),
+        Some("/images/mid.qcow2")
+    );
+    assert_eq!(
+        (
+            vda.layers[1].kind.as_deref(),
+            vda.layers[1].depth,
+            vda.layers[1].parent
+        ),
+        (Some("block"), 2, Some(0))
+    );
+    assert_eq!(
+        vda.layers[1].source.as_ref().unwrap().path.as_deref(),
+        Some("/dev/vg0/base")
+    );
+    assert!(!vda.terminated, "no terminator: libvirt probes on");
+    assert!(
+        nested[1].terminated && nested[1].layers.len() == 1 && nested[1].layers[0].kind.is_none()
+    );
+    assert_eq!(
+        nested[2].layers[0].source.as_ref().unwrap().extra("offset"),
+        Some("1048576")
+    );
+
+    let flat = xml::describe(&fixture("flat.xml")).unwrap();
+    assert_eq!(flat[0].layout, Layout::Flat);
+    assert!(flat[0].terminated);
+    let depths: Vec<_> = flat[0].layers.iter().map(|l| (l.depth, l.parent)).collect();
+    assert_eq!(depths, [(1, None), (2, Some(0)), (3, Some(1))]);
+    let net = flat[0].layers[1].source.as_ref().unwrap();
+    assert_eq!(
+        (net.protocol.as_deref(), net.name.as_deref()),
+        (Some("nbd"), Some("base"))
+    );
+    // The same chain in nested form describes the same layers.
+    let as_nested = xml::convert(&fixture("flat.xml"), &Options::default()).unwrap();
+    let again = xml::describe(&as_nested.xml).unwrap();
+    assert_eq!(again[0].layers, flat[0].layers);
+    assert_eq!(again[0].layout, Layout::Nested);
+}

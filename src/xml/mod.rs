@@ -661,3 +661,87 @@ fn keep_between(
     }
     text
 }
+
+/// One layer of a chain as a document states it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct XmlLayer {
+    /// The `type` attribute (`None` for a terminator).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub index: Option<String>,
+    pub format: Option<String>,
+    pub source: Option<StorageSource>,
+    /// Depth below the disk (1 = the first backing layer).
+    pub depth: usize,
+    /// Position of the parent in `layers` (`None`: the disk).
+    pub parent: Option<usize>,
+}
+
+/// What a document says about one disk and its chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskSummary {
+    /// The disk's name in flat aliases (`target dev`, else `alias`, else `diskN`).
+    pub name: String,
+    #[serde(flatten)]
+    pub info: model::DiskInfo,
+    /// Every `<backingStore>` in depth-first order, terminators included.
+    pub layers: Vec<XmlLayer>,
+    /// Does the chain libvirt would follow end with `<backingStore/>`?
+    pub terminated: bool,
+    pub layout: Layout,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Read a domain, status or bare `<disk>` XML and say what each disk and
+/// its chain are, without images (for a page or a console to show).
+pub fn describe(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
+    let d = read::document(doc)?;
+    let mut out = Vec::with_capacity(d.disks.len());
+    for (di, disk) in d.disks.iter().enumerate() {
+        let info = model::disk_info(&disk.elem, doc);
+        let name = info
+            .target_dev
+            .clone()
+            .or_else(|| info.alias.clone())
+            .unwrap_or_else(|| format!("disk{di}"));
+        let en = model::entries(&disk.elem, doc, &name);
+        let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
+        for e in &en.list {
+            let kind = e.elem.attr("type").map(str::to_string);
+            let st = kind.as_deref().and_then(source::SourceType::from_name);
+            let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
+            layers.push(XmlLayer {
+                source: match (e.elem.child("source"), st) {
+                    (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
+                    _ => None,
+                },
+                format: e
+                    .elem
+                    .child("format")
+                    .or(e.elem.child("driver"))
+                    .and_then(|f| f.attr("type"))
+                    .map(str::to_string),
+                index: e.elem.attr("index").map(str::to_string),
+                kind,
+                depth,
+                parent: e.parent,
+            });
+        }
+        let path = model::main_path(&en);
+        out.push(DiskSummary {
+            name,
+            info,
+            terminated: path.last().is_some_and(|&i| en.list[i].is_terminator()),
+            layout: if en.flat {
+                Layout::Flat
+            } else {
+                Layout::Nested
+            },
+            diagnostics: en.diagnostics.clone(),
+            layers,
+        });
+    }
+    Ok(out)
+}
