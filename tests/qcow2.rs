@@ -130,7 +130,10 @@ fn fixture_chain_and_diagnostics() {
         .find(|d| d.code == "backing-format-not-recorded")
         .expect("diagnostic");
     // It is about noformat.qcow2 (the image that fails to record it).
-    let nf_idx = forest.images.iter().position(|i| i.filename == "noformat.qcow2");
+    let nf_idx = forest
+        .images
+        .iter()
+        .position(|i| i.filename == "noformat.qcow2");
     assert_eq!(d.image, nf_idx);
     assert_eq!(
         d.fix.as_deref(),

@@ -17,7 +17,12 @@ const USAGE: &str = "usage:
   backing-chain probe [--json] FILE...
   backing-chain chain [--json] [--untrusted] TOP...
   backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
-                    [--base-dir DIR] [--no-index] IMAGE...
+                    [--replace] [--base-dir DIR] [--no-index] [--qemu-img-json FILE|-] IMAGE...
+    --domain: a domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
+    --qemu-img-json: the output of `qemu-img info --backing-chain --output=json`,
+                     used instead of (or with) reading IMAGE headers
+    --mode validate: compare each disk's chain with the images; exit 1 on a mismatch
+    --replace: with --mode validate, write what the images say into diverging disks
 
 exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
 
@@ -311,54 +316,81 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     Ok(code)
 }
 
+fn read_arg(p: &str) -> Result<String, String> {
+    if p == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))
+    }
+}
+
 fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
-    let (flags, files) = split_flags(args, &["--domain", "--layout", "--mode", "--base-dir"])?;
-    check_flags(
-        &flags,
-        &["--domain", "--layout", "--mode", "--base-dir", "--no-index"],
-    )?;
+    let valued = [
+        "--domain",
+        "--layout",
+        "--mode",
+        "--base-dir",
+        "--qemu-img-json",
+    ];
+    let (flags, files) = split_flags(args, &valued)?;
+    let mut allowed = valued.to_vec();
+    allowed.extend(["--no-index", "--replace"]);
+    check_flags(&flags, &allowed)?;
     let mut opts = Options::default();
     let mut domain = None;
+    let mut json_images = Vec::new();
     for (f, v) in &flags {
         match (*f, *v) {
             ("--layout", Some("nested")) => opts.layout = Layout::Nested,
             ("--layout", Some("flat")) => opts.layout = Layout::Flat,
             ("--layout", Some(o)) => return Err(format!("--layout is nested or flat, not '{o}'")),
-            ("--mode", Some("populate")) => {}
+            ("--mode", Some("populate")) => opts.mode = xml::Mode::Populate,
+            ("--mode", Some("validate")) => opts.mode = xml::Mode::Validate,
             ("--mode", Some(o)) => {
-                return Err(format!("--mode {o} is not implemented yet (populate is)"))
+                return Err(format!("--mode is populate or validate, not '{o}'"))
             }
+            ("--replace", _) => opts.replace = true,
             ("--base-dir", Some(d)) => opts.base_dir = Some(d.to_string()),
             ("--no-index", _) => opts.no_index = true,
-            ("--domain", Some("-")) => {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| format!("stdin: {e}"))?;
-                domain = Some(s);
-            }
-            ("--domain", Some(p)) => {
-                domain = Some(std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?)
+            ("--domain", Some(p)) => domain = Some(read_arg(p)?),
+            ("--qemu-img-json", Some(p)) => {
+                let text = read_arg(p)?;
+                json_images.extend(xml::qemu_json::images(&text).map_err(|e| format!("{p}: {e}"))?);
             }
             _ => {}
         }
     }
-    let images = collect_on_disk(&files)?.images;
+    if opts.replace && opts.mode != xml::Mode::Validate {
+        return Err("--replace goes with --mode validate".into());
+    }
+    let mut images = collect_on_disk(&files)?.images;
+    images.extend(json_images);
     let forest = chain::build(images);
     let out = match &domain {
         Some(d) => xml::populate(d, &forest, &opts).map_err(|e| e.to_string())?,
+        None if opts.mode == xml::Mode::Validate => {
+            return Err("--mode validate needs --domain".into())
+        }
         None => xml::disks(&forest, &opts),
     };
     print!("{}", out.xml);
     for d in &out.diagnostics {
         eprintln!("{:?} [{}]: {}", d.severity, d.code, d.message);
+        if let Some(fix) = &d.fix {
+            eprintln!("  fix: {fix}");
+        }
     }
-    let bad = forest
-        .chains
-        .iter()
-        .flat_map(|c| &c.diagnostics)
-        .chain(&out.diagnostics)
-        .any(|d| d.severity == Severity::Error);
+    let bad = out.mismatch
+        || forest
+            .chains
+            .iter()
+            .flat_map(|c| &c.diagnostics)
+            .chain(&out.diagnostics)
+            .any(|d| d.severity == Severity::Error);
     Ok(if bad {
         ExitCode::from(1)
     } else {

@@ -20,7 +20,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b = reads.bytes(F, 0, 136)?;
     let block_size = be_u32(b, 128);
     let n_blocks = be_u32(b, 132);
-    if block_size == 0 || block_size % 512 != 0 || block_size > MAX_BLOCK {
+    if block_size == 0 || !block_size.is_multiple_of(512) || block_size > MAX_BLOCK {
         return Err(Stop::bad(
             F,
             128,

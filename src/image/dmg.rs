@@ -43,7 +43,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     };
     let xml_off = be_u64(t, 216);
     let xml_len = be_u64(t, 224);
-    if xml_off.checked_add(xml_len).map_or(true, |e| e > len) {
+    if xml_off.checked_add(xml_len).is_none_or(|e| e > len) {
         return Err(Stop::bad(
             F,
             at + 216,

@@ -194,7 +194,7 @@ impl Reads {
         }
         let end = offset.checked_add(len);
         if let Some(l) = self.len {
-            if end.map_or(true, |e| e > l) {
+            if end.is_none_or(|e| e > l) {
                 return Err(Stop::bad(
                     format,
                     offset,

@@ -254,7 +254,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             ));
         }
         let end = h.backing_file_offset.checked_add(len);
-        if end.map_or(true, |e| e > h.cluster_size()) {
+        if end.is_none_or(|e| e > h.cluster_size()) {
             return Err(Stop::bad(
                 F,
                 8,

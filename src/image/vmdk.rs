@@ -344,7 +344,7 @@ fn text(reads: &Reads) -> Result<ImageInfo, Stop> {
         reads.bytes_upto(F, 0, want)?
     };
     let mut info = ImageInfo::new(F);
-    if reads.file_len().map_or(true, |l| l > MAX_DESCRIPTOR) && !bytes.contains(&0) {
+    if reads.file_len().is_none_or(|l| l > MAX_DESCRIPTOR) && !bytes.contains(&0) {
         info.diagnostics.push(Diagnostic::warning(
             "vmdk-descriptor-cap",
             format!("descriptor file longer than the {MAX_DESCRIPTOR}-byte cap: only the first {MAX_DESCRIPTOR} bytes were read (as qemu does)"),

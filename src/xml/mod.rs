@@ -1,9 +1,99 @@
 //! Domain XML in, domain XML with `<backingStore>` chains out.
 //!
-//! The document is read with quick-xml's event reader, keeping the byte span
-//! of each element of interest; output is the original bytes with only the
-//! inserted or replaced `<backingStore>` spans changed. Nothing else is
-//! re-serialised, so comments, namespaces, quoting and whitespace survive.
+//! # Reading
+//!
+//! [`read::document`] reads a `<domain>`, libvirt's status XML
+//! (`<domstatus>` around a `<domain>`), a bare `<disk>` or a `<volume>` with
+//! quick-xml's event reader. It checks well-formedness (matching tags,
+//! attributes, entity references, comments, one root), refuses a DOCTYPE with
+//! an internal subset (entities are never expanded nor fetched), bounds the
+//! size ([`crate::limits::MAX_XML_BYTES`]) and the depth
+//! ([`crate::limits::MAX_XML_DEPTH`]; everything is iterative). Only the
+//! `<disk>` subtrees under `<domain><devices>` (or the root `<disk>` /
+//! `<volume>`) are kept, as [`tree::Elem`]s holding byte spans; the rest is
+//! scanned and left alone. [`model`] reads a disk's facts (every disk type,
+//! sources into [`StorageSource`] with the `extras` table of
+//! [`crate::source`]) and its `<backingStore>` entries, nested or flat, with
+//! children in any order.
+//!
+//! # Writing: edit in place
+//!
+//! Output is the input with only some byte spans replaced: a chain inserted
+//! after a disk's `<source>`, or the span from a disk's first to its last
+//! disk-level `<backingStore>` rewritten. Everything else — declaration,
+//! comments, PIs, namespaces, CDATA, entity references, whitespace,
+//! attribute order and quotes — is copied. A document already in the
+//! requested layout with nothing to populate comes back byte-identical.
+//!
+//! Chains from the images are written as libvirt formats them:
+//! `<backingStore type='…' index='N'>`, `<format type='…'/>` (always;
+//! `raw` when nobody knows), `<source …/>` (network hosts one per line), the
+//! nested element, and `<backingStore/>` where the images say the chain ends.
+//! Indentation follows the disk (its child indentation, and the difference
+//! between that and the disk's own as the unit). `index` numbering: see
+//! `indices_for` — depth order `1..n` when the disk carries no index, above
+//! the largest index in use otherwise; `no_index` leaves them out, which is
+//! exactly libvirt's inactive XML.
+//!
+//! # The flat form
+//!
+//! Daniel Berrange's reply in the 2014 RFC thread: the layers as sibling
+//! `<backingStore>` elements of the `<disk>`, in depth-first order, each
+//! with an `<alias>` naming itself and its parent, so that
+//! `//disk/backingStore/source/@file` lists every file. **libvirt does not
+//! accept this form** (its schema allows one nested `<backingStore>` per
+//! level and no `<alias>` in it): convert back to nested before giving it
+//! to libvirt.
+//!
+//! Grammar (children of `<disk>`; `ROOT` is the disk's `<target dev>`, else
+//! its `<alias name>`, else `diskN`):
+//!
+//! ```text
+//! flat-chain := entry*                       (contiguous, depth-first order)
+//! entry      := layer | terminator
+//! layer      := <backingStore type=T [index=N] ...>
+//!                 <alias name=NAME parent=PARENT/>    (first child)
+//!                 child*                             (format, source, anything
+//!                                                    else, kept as written)
+//!               </backingStore>
+//! terminator := <backingStore [attrs without type]>
+//!                 <alias parent=PARENT/>
+//!               </backingStore>
+//! PARENT     := ROOT | the NAME of an earlier entry
+//! NAME       := ROOT '[' N ']'     (written by us: N = index, else the lowest
+//!                                   free number; any unique name is read)
+//! ```
+//!
+//! * A terminator under `P` says `P` has no backing (nested:
+//!   `<backingStore/>` inside `P`).
+//! * A layer no entry names as parent is an open end: libvirt would probe on.
+//! * Several entries with the same parent are siblings (the RFC's quorum
+//!   idea; not libvirt-valid in either form): kept, flagged
+//!   `quorum-siblings`.
+//! * An entry whose parent names no earlier entry is kept under the disk and
+//!   flagged `flat-orphan` / `flat-order`.
+//! * Every child other than the structural `<alias parent>` — including an
+//!   `<alias>` without `parent`, comments, unknown elements — is kept in
+//!   order; only whitespace between children is regenerated.
+//!
+//! Round trips: nested → flat → nested and flat → nested → flat give back
+//! the same elements, attributes, text and order, and the same bytes for
+//! XML in libvirt's formatting (one element per line, consistent indent).
+//! Known differences outside that: whitespace between a chain's children is
+//! regenerated (a one-line chain becomes one element per line); an empty
+//! `<backingStore></backingStore>` comes back as `<backingStore/>`; a nested
+//! `<backingStore>` that is not the last child of its parent comes back
+//! last (libvirt's order); names not of the form `ROOT[N]` do not survive a
+//! trip through nested (nested has nowhere to keep them).
+//!
+//! # Modes (the 2014 RFC)
+//!
+//! [`Mode::Populate`]: a disk without `<backingStore>` whose source matches
+//! an image (same path, else the only image with that basename) gets the
+//! chain from the headers; a disk with one keeps it (trust, `chain-trusted`)
+//! and is only converted to the requested layout. [`Mode::Validate`]:
+//! [`validate::compare`] goes layer by layer; `replace` writes what the
+//! images say into each diverging disk.
 
 use serde::Serialize;
 
@@ -12,8 +102,15 @@ use crate::diag::Diagnostic;
 use crate::image::Format;
 use crate::source::{self, StorageSource};
 
+pub mod model;
+pub mod qemu_json;
 pub mod read;
+pub mod tree;
+pub mod validate;
+pub mod volume;
 pub mod write;
+
+pub use read::Root;
 
 /// Nested (libvirt's form) or flat (the RFC reply's proposal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
@@ -35,6 +132,23 @@ pub struct Options {
     /// Directory used to make relative image names absolute. Default: the
     /// directory of the disk's own `<source>`.
     pub base_dir: Option<String>,
+    /// Populate (default) or validate.
+    pub mode: Mode,
+    /// Validate mode: replace each chain that diverges with what the images
+    /// say (the RFC's "delete the element and define again", in one step).
+    pub replace: bool,
+}
+
+/// What to do with the disks (the 2014 RFC's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Disks without `<backingStore>` get the chain from the images; disks
+    /// with one keep it (trust), converted to the requested layout.
+    #[default]
+    Populate,
+    /// Compare each disk's chain with the images, layer by layer.
+    Validate,
 }
 
 /// One layer of a chain as the XML writer sees it.
@@ -57,6 +171,8 @@ pub struct BackingChain {
 pub struct Output {
     pub xml: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// Validate mode: did any chain diverge from the images?
+    pub mismatch: bool,
 }
 
 /// Error reading an XML document: where and why.
@@ -91,7 +207,11 @@ fn absolutize(path: &str, base_dir: Option<&str>) -> String {
 
 /// The chain below the top of `forest.chains[chain_idx]`, as XML layers.
 pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) -> BackingChain {
-    let ch = &forest.chains[chain_idx];
+    chain_layers(forest, &forest.chains[chain_idx], base_dir)
+}
+
+/// The chain below the top of `ch`, as XML layers.
+pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
     let mut layers = Vec::with_capacity(ch.layers.len().saturating_sub(1));
     for &idx in ch.layers.iter().skip(1) {
         let (mut src, fmt) = chain::layer_source(&forest.images, idx);
@@ -130,17 +250,34 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
         let bc = backing_chain(forest, ci, opts.base_dir.as_deref());
         flag_relative(&top_path, &bc, &mut diagnostics);
+        let top_layer = Layer {
+            source: StorageSource::file(top_path.clone()),
+            format: None,
+        };
+        if !representable(&dev, &top_layer, &bc, &mut diagnostics) {
+            continue;
+        }
         xml.push_str("<disk type='file' device='disk'>\n");
         xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
         xml.push_str(&format!(
             "  <source file='{}'/>\n",
             write::escape_attr(&top_path)
         ));
-        write::chain(&mut xml, &bc, "  ", &dev, opts);
+        let indices: Vec<usize> = (1..=bc.layers.len()).collect();
+        let mut text = String::new();
+        write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+        if !text.is_empty() {
+            xml.push_str(&text);
+            xml.push('\n');
+        }
         xml.push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
         xml.push_str("</disk>\n");
     }
-    Output { xml, diagnostics }
+    Output {
+        xml,
+        diagnostics,
+        mismatch: false,
+    }
 }
 
 fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
@@ -160,6 +297,33 @@ fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
     }
 }
 
+/// Are all names of the chain writable in XML? If not, say which and why.
+fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagnostic>) -> bool {
+    let mut ok = true;
+    for l in std::iter::once(top).chain(&bc.layers) {
+        for s in write::layer_strings(l) {
+            if let Some(c) = write::unrepresentable(s) {
+                ok = false;
+                out.push(Diagnostic::error(
+                    "unrepresentable-name",
+                    format!(
+                        "the chain of '{dev}' has the name {s:?}, whose character U+{:04X} cannot be written in XML: the chain is not written",
+                        c as u32
+                    ),
+                ));
+            } else if s.contains('\u{FFFD}') {
+                out.push(Diagnostic::warning(
+                    "lossy-name",
+                    format!(
+                        "the chain of '{dev}' has the name {s:?}, which holds U+FFFD: the image header probably has bytes that are not UTF-8, and libvirt would not find this file by that name"
+                    ),
+                ));
+            }
+        }
+    }
+    ok
+}
+
 /// `vda`, `vdb`, … `vdz`, `vdaa`, …
 pub fn target_name(i: usize) -> String {
     let mut n = i;
@@ -175,46 +339,280 @@ pub fn target_name(i: usize) -> String {
     format!("vd{}", String::from_utf8_lossy(&s))
 }
 
-/// Populate a domain (or bare `<disk>`) XML: every disk without a
-/// `<backingStore>` whose source matches a chain top gets the chain from the
-/// headers; disks that have a chain keep it (trust).
+/// Populate (or validate, per `opts.mode`) a domain, bare `<disk>` or
+/// status XML; a `<volume>` becomes a domain-style `<disk>`.
+///
+/// * populate: every disk without a `<backingStore>` whose source matches a
+///   dropped image gets the chain from the headers; disks that have a chain
+///   keep it (trust), written in the requested layout.
+/// * validate: each disk's chain is compared with the images, layer by layer
+///   (path, type, format, depth, terminator); each divergence is an error
+///   diagnostic and `mismatch` is set; with `replace`, diverging chains are
+///   replaced by what the images say.
+///
+/// Every byte outside the rewritten `<backingStore>` spans is copied.
 pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
-    let disks = read::disks(doc)?;
-    let mut diagnostics = Vec::new();
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for d in &disks {
-        let Some(src_path) = d.source_path.as_deref() else {
-            continue;
-        };
-        let Some(ci) = match_top(forest, src_path) else {
-            diagnostics.push(Diagnostic::info(
-                "disk-not-matched",
-                format!("no dropped image matches the disk source '{src_path}'"),
-            ));
-            continue;
-        };
-        if d.has_backing_store {
-            diagnostics.push(Diagnostic::info(
-                "chain-trusted",
-                format!("the disk '{src_path}' already has a <backingStore> chain: kept as it is"),
-            ));
+    rewrite(doc, forest, opts)
+}
+
+/// [`populate`] in validate mode.
+pub fn validate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
+    let mut o = opts.clone();
+    o.mode = Mode::Validate;
+    rewrite(doc, forest, &o)
+}
+
+/// Convert every chain of the document to `opts.layout` without images.
+pub fn convert(doc: &str, opts: &Options) -> Result<Output, XmlError> {
+    let forest = chain::build(Vec::new());
+    let mut o = opts.clone();
+    o.mode = Mode::Populate;
+    rewrite(doc, &forest, &o)
+}
+
+/// Images by path and by basename, to match disk sources.
+struct ImageIndex<'a> {
+    by_path: std::collections::HashMap<&'a str, usize>,
+    /// basename → the image, or `None` when several share it.
+    by_base: std::collections::HashMap<&'a str, Option<usize>>,
+}
+
+impl<'a> ImageIndex<'a> {
+    fn new(forest: &'a Forest) -> Self {
+        let mut by_path = std::collections::HashMap::new();
+        let mut by_base = std::collections::HashMap::new();
+        for (i, im) in forest.images.iter().enumerate() {
+            by_path.entry(im.filename.as_str()).or_insert(i);
+            let b = im.filename.rsplit('/').next().unwrap_or(&im.filename);
+            by_base
+                .entry(b)
+                .and_modify(|v: &mut Option<usize>| *v = None)
+                .or_insert(Some(i));
+        }
+        ImageIndex { by_path, by_base }
+    }
+
+    /// The image whose name matches a disk source: same path, else the only
+    /// image with the same basename.
+    fn find(&self, src: &str) -> Option<usize> {
+        if let Some(&i) = self.by_path.get(src) {
+            return Some(i);
+        }
+        let base = src.rsplit('/').next().unwrap_or(src);
+        self.by_base.get(base).copied().flatten()
+    }
+}
+
+/// Indentation unit of a disk: its child indentation minus its own.
+fn unit_of(disk_indent: &str, child_indent: &str) -> String {
+    match child_indent.strip_prefix(disk_indent) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => "  ".to_string(),
+    }
+}
+
+/// Index scheme for a chain written into a disk: when the disk carries no
+/// `index` (inactive XML), layer `i` (1 = the first backing image) gets index
+/// `i`, as libvirt numbered backing stores before blockdev; when it carries
+/// some (live XML: `<source index='N'>`), the new ones continue above the
+/// largest in use, so every index of the disk stays unique. Indices inside
+/// `replaced` (the chain being replaced) do not count. Existing indices are
+/// never renumbered.
+fn indices_for(disk: &tree::Elem, n: usize, replaced: Option<(usize, usize)>) -> Vec<usize> {
+    let mut max = None;
+    let mut stack = vec![disk];
+    while let Some(e) = stack.pop() {
+        if replaced.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
             continue;
         }
+        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+            max = max.max(Some(i));
+        }
+        stack.extend(e.elems());
+    }
+    match max {
+        None => (1..=n).collect(),
+        Some(m) => (m + 1..=m + n).collect(),
+    }
+}
+
+fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
+    let d = read::document(doc)?;
+    if d.root == Root::Volume {
+        let vol = d.volume.as_ref().expect("volume root");
+        return volume::to_disk(doc, vol, forest, opts);
+    }
+    // Duplicate target devs are an error: the chains could not be told apart.
+    let mut seen = std::collections::HashMap::new();
+    for disk in &d.disks {
+        let info = model::disk_info(&disk.elem, doc);
+        if let Some(dev) = info.target_dev {
+            if let Some(first) = seen.insert(dev.clone(), disk.elem.start.0) {
+                return Err(XmlError::at(
+                    disk.elem.start.0,
+                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
+                ));
+            }
+        }
+    }
+    let mut diagnostics = Vec::new();
+    let mut mismatch = false;
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let index = ImageIndex::new(forest);
+    for (di, disk) in d.disks.iter().enumerate() {
+        let el = &disk.elem;
+        let info = model::disk_info(el, doc);
+        let dev = info
+            .target_dev
+            .clone()
+            .or_else(|| info.alias.clone())
+            .unwrap_or_else(|| format!("disk{di}"));
+        let en = model::entries(el, doc, &dev);
+        diagnostics.extend(en.diagnostics.iter().cloned());
+        let indents = model::child_indents(el, doc);
+        let child_indent = el
+            .children
+            .iter()
+            .zip(&indents)
+            .find_map(|(n, i)| match n {
+                tree::Node::Elem(_) => *i,
+                _ => None,
+            })
+            .unwrap_or("")
+            .to_string();
+        let unit = unit_of(&disk.indent, &child_indent);
+        // A disk written with CRLF line ends gets CRLF in what we write.
+        let crlf = doc[el.start.0..el.end.1].contains("\r\n");
+        let src_path = info
+            .source
+            .as_ref()
+            .filter(|s| s.is_local())
+            .and_then(|s| s.path.clone());
+        let matched = src_path.as_deref().and_then(|p| index.find(p));
         let base_dir = opts.base_dir.clone().unwrap_or_else(|| {
-            let d = source::dir_of(src_path);
-            d.trim_end_matches('/').to_string()
+            src_path
+                .as_deref()
+                .map(|p| source::dir_of(p).trim_end_matches('/').to_string())
+                .unwrap_or_default()
         });
-        let bc = backing_chain(forest, ci, Some(&base_dir));
-        flag_relative(src_path, &bc, &mut diagnostics);
-        let mut text = String::new();
-        let dev = d.target_dev.clone().unwrap_or_else(|| "disk".into());
-        write::chain(&mut text, &bc, &d.child_indent, &dev, opts);
-        // Insert after the `<source>` element, on its own line.
-        edits.push((
-            d.insert_at,
-            d.insert_at,
-            format!("\n{}", text.trim_end_matches('\n')),
-        ));
+        let images_chain =
+            matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
+        let write_images = |bc: &BackingChain,
+                            replaced: Option<(usize, usize)>,
+                            diags: &mut Vec<Diagnostic>|
+         -> Option<String> {
+            let top = Layer {
+                source: info.source.clone().unwrap_or_default(),
+                format: info.driver_type.clone(),
+            };
+            if !representable(&dev, &top, bc, diags) {
+                return None;
+            }
+            flag_relative(src_path.as_deref().unwrap_or("/"), bc, diags);
+            let mut text = String::new();
+            let idx = indices_for(el, bc.layers.len(), replaced);
+            write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);
+            Some(text)
+        };
+        match opts.mode {
+            Mode::Populate => {
+                if en.list.is_empty() {
+                    let Some(bc) = &images_chain else {
+                        if let Some(p) = &src_path {
+                            if !forest.images.is_empty() {
+                                diagnostics.push(Diagnostic::info(
+                                    "disk-not-matched",
+                                    format!("'{dev}': no image matches the disk source '{p}'"),
+                                ));
+                            }
+                        }
+                        continue;
+                    };
+                    let Some(src_el) = el.child("source") else {
+                        continue;
+                    };
+                    if let Some(text) = write_images(bc, None, &mut diagnostics) {
+                        if !text.is_empty() {
+                            let at = src_el.end.1;
+                            edits.push((at, at, eol(crlf, format!("\n{text}"))));
+                        }
+                    }
+                } else {
+                    if matched.is_some() {
+                        diagnostics.push(Diagnostic::info(
+                            "chain-trusted",
+                            format!("'{dev}' already has a <backingStore> chain: kept as it is"),
+                        ));
+                    }
+                    if en.flat != (opts.layout == Layout::Flat) {
+                        let (s, e) = en.region.expect("entries have a region");
+                        let mut text = String::new();
+                        write::entries(
+                            &mut text,
+                            doc,
+                            &en,
+                            opts.layout,
+                            &child_indent,
+                            &unit,
+                            &dev,
+                        );
+                        let text = text
+                            .strip_prefix(child_indent.as_str())
+                            .unwrap_or(&text)
+                            .to_string();
+                        edits.push((
+                            s,
+                            e,
+                            eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
+                        ));
+                    }
+                }
+            }
+            Mode::Validate => {
+                if en.list.is_empty() {
+                    diagnostics.push(Diagnostic::info(
+                        "no-chain",
+                        format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
+                    ));
+                    continue;
+                }
+                let Some(bc) = &images_chain else {
+                    if src_path.is_some() {
+                        diagnostics.push(Diagnostic::info(
+                            "disk-not-matched",
+                            format!("'{dev}': no image matches the disk source: its chain is not validated"),
+                        ));
+                    }
+                    continue;
+                };
+                let found = validate::compare(doc, &en, bc, &dev);
+                let bad = found
+                    .iter()
+                    .any(|d| d.severity == crate::diag::Severity::Error);
+                diagnostics.extend(found);
+                if bad {
+                    mismatch = true;
+                    if opts.replace {
+                        let (s, e) = en.region.expect("entries have a region");
+                        if let Some(text) = write_images(bc, Some((s, e)), &mut diagnostics) {
+                            let text = text
+                                .strip_prefix(child_indent.as_str())
+                                .unwrap_or(&text)
+                                .to_string();
+                            edits.push((
+                                s,
+                                e,
+                                eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
+                            ));
+                            diagnostics.push(Diagnostic::info(
+                                "chain-replaced",
+                                format!("'{dev}': the chain was replaced with what the images say"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
     }
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
@@ -224,20 +622,126 @@ pub fn populate(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         at = e;
     }
     xml.push_str(&doc[at..]);
-    Ok(Output { xml, diagnostics })
+    Ok(Output {
+        xml,
+        diagnostics,
+        mismatch,
+    })
 }
 
-/// The chain whose top matches a disk source: same path, else same basename.
-fn match_top(forest: &Forest, src: &str) -> Option<usize> {
-    let by_path = forest
-        .chains
-        .iter()
-        .position(|c| forest.images[c.top].filename == src);
-    by_path.or_else(|| {
-        let base = src.rsplit('/').next().unwrap_or(src);
-        forest
-            .chains
-            .iter()
-            .position(|c| forest.images[c.top].filename.rsplit('/').next() == Some(base))
-    })
+/// Line ends of written text: LF, or CRLF for a disk written with CRLF.
+fn eol(crlf: bool, text: String) -> String {
+    if crlf {
+        text.replace("\r\n", "\n").replace('\n', "\r\n")
+    } else {
+        text
+    }
+}
+
+/// Anything that is not a `<backingStore>` between the first and the last
+/// disk-level `<backingStore>` (a comment, another element) is kept: written
+/// after the new chain, each on its own line, verbatim.
+fn keep_between(
+    doc: &str,
+    disk: &tree::Elem,
+    region: (usize, usize),
+    mut text: String,
+    child_indent: &str,
+) -> String {
+    for n in &disk.children {
+        let (span, keep) = match n {
+            tree::Node::Elem(e) => (e.span(), e.name != "backingStore"),
+            tree::Node::Other { span, ws } => (*span, !ws),
+        };
+        if keep && span.0 >= region.0 && span.1 <= region.1 {
+            text.push('\n');
+            text.push_str(child_indent);
+            text.push_str(&doc[span.0..span.1]);
+        }
+    }
+    text
+}
+
+/// One layer of a chain as a document states it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct XmlLayer {
+    /// The `type` attribute (`None` for a terminator).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub index: Option<String>,
+    pub format: Option<String>,
+    pub source: Option<StorageSource>,
+    /// Depth below the disk (1 = the first backing layer).
+    pub depth: usize,
+    /// Position of the parent in `layers` (`None`: the disk).
+    pub parent: Option<usize>,
+}
+
+/// What a document says about one disk and its chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskSummary {
+    /// The disk's name in flat aliases (`target dev`, else `alias`, else `diskN`).
+    pub name: String,
+    #[serde(flatten)]
+    pub info: model::DiskInfo,
+    /// Every `<backingStore>` in depth-first order, terminators included.
+    pub layers: Vec<XmlLayer>,
+    /// Does the chain libvirt would follow end with `<backingStore/>`?
+    pub terminated: bool,
+    pub layout: Layout,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Read a domain, status or bare `<disk>` XML and say what each disk and
+/// its chain are, without images (for a page or a console to show).
+pub fn describe(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
+    let d = read::document(doc)?;
+    let mut out = Vec::with_capacity(d.disks.len());
+    for (di, disk) in d.disks.iter().enumerate() {
+        let info = model::disk_info(&disk.elem, doc);
+        let name = info
+            .target_dev
+            .clone()
+            .or_else(|| info.alias.clone())
+            .unwrap_or_else(|| format!("disk{di}"));
+        let en = model::entries(&disk.elem, doc, &name);
+        let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
+        for e in &en.list {
+            let kind = e.elem.attr("type").map(str::to_string);
+            let st = kind.as_deref().and_then(source::SourceType::from_name);
+            let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
+            layers.push(XmlLayer {
+                source: match (e.elem.child("source"), st) {
+                    (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
+                    _ => None,
+                },
+                format: e
+                    .elem
+                    .child("format")
+                    .or(e.elem.child("driver"))
+                    .and_then(|f| f.attr("type"))
+                    .map(str::to_string),
+                index: e.elem.attr("index").map(str::to_string),
+                kind,
+                depth,
+                parent: e.parent,
+            });
+        }
+        let path = model::main_path(&en);
+        out.push(DiskSummary {
+            name,
+            info,
+            terminated: path.last().is_some_and(|&i| en.list[i].is_terminator()),
+            layout: if en.flat {
+                Layout::Flat
+            } else {
+                Layout::Nested
+            },
+            diagnostics: en.diagnostics.clone(),
+            layers,
+        });
+    }
+    Ok(out)
 }

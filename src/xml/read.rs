@@ -1,189 +1,252 @@
-//! Reading disks out of a domain / disk XML with quick-xml, keeping byte
-//! positions so the writer can splice.
+//! Reading a document with quick-xml: checks well-formedness, refuses
+//! entity definitions, bounds depth and size, and hands back the `<disk>`
+//! (or `<volume>`) subtrees with their byte spans. Everything else is only
+//! scanned, never kept.
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use super::tree::{self, Elem};
 use super::XmlError;
 use crate::limits;
 
-/// A `<disk>` found in the document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiskRef {
-    /// `type` attribute.
-    pub disk_type: Option<String>,
-    /// `file`, `dev` or `dir` of its `<source>`.
-    pub source_path: Option<String>,
-    pub target_dev: Option<String>,
-    pub has_backing_store: bool,
-    /// Byte offset just after the `<source>` element (or after the start tag
-    /// of `<disk>` when there is no source).
-    pub insert_at: usize,
-    /// Whitespace that indents the disk's children.
-    pub child_indent: String,
-    /// Byte span of the whole `<disk>` element.
-    pub span: (usize, usize),
+/// What the document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Root {
+    /// `<domain>` (from `virsh dumpxml`).
+    Domain,
+    /// libvirt's status XML: `<domstatus>` around a `<domain>`.
+    DomStatus,
+    /// A bare `<disk>`.
+    Disk,
+    /// A storage volume (`virsh vol-dumpxml`).
+    Volume,
 }
 
-fn attr(e: &BytesStart, name: &[u8]) -> Result<Option<String>, String> {
-    for a in e.attributes() {
-        let a = a.map_err(|err| err.to_string())?;
-        if a.key.as_ref() == name {
-            return a
-                .unescape_value()
-                .map(|v| Some(v.into_owned()))
-                .map_err(|err| err.to_string());
+/// A `<disk>` element of the document and the indentation it sits at.
+#[derive(Debug, Clone)]
+pub struct DiskNode {
+    pub elem: Elem,
+    /// Whitespace after the last newline before `<disk>` (empty if none).
+    pub indent: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub root: Root,
+    pub disks: Vec<DiskNode>,
+    /// The whole `<volume>` element when the root is a volume.
+    pub volume: Option<Elem>,
+}
+
+impl XmlError {
+    pub(crate) fn at(position: usize, message: impl Into<String>) -> Self {
+        XmlError {
+            position,
+            message: message.into(),
         }
     }
-    Ok(None)
-}
-
-fn err(reader: &Reader<&[u8]>, message: impl Into<String>) -> XmlError {
-    XmlError {
-        position: reader.buffer_position() as usize,
-        message: message.into(),
+    pub(crate) fn from_qx(reader: &Reader<&[u8]>, e: quick_xml::Error) -> Self {
+        XmlError::at(
+            reader.error_position() as usize,
+            format!("not well-formed: {e}"),
+        )
+    }
+    pub(crate) fn depth(position: usize) -> Self {
+        XmlError::at(
+            position,
+            format!(
+                "elements nested deeper than {} levels are refused",
+                limits::MAX_XML_DEPTH
+            ),
+        )
     }
 }
 
-/// Every `<disk>` of the document (a `<domain>` or a bare `<disk>`).
-pub fn disks(doc: &str) -> Result<Vec<DiskRef>, XmlError> {
+/// Read the document.
+pub fn document(doc: &str) -> Result<Document, XmlError> {
     if doc.len() > limits::MAX_XML_BYTES {
-        return Err(XmlError {
-            position: 0,
-            message: format!(
-                "document of {} bytes is over the limit of {}",
+        return Err(XmlError::at(
+            0,
+            format!(
+                "the document has {} bytes, over the limit of {} bytes",
                 doc.len(),
                 limits::MAX_XML_BYTES
             ),
-        });
+        ));
     }
     let mut reader = Reader::from_str(doc);
     reader.config_mut().trim_text(false);
-    let mut depth = 0usize;
-    let mut root_seen = false;
-    let mut out = Vec::new();
-    // The disk being read: (ref, depth of the disk element).
-    let mut cur: Option<(DiskRef, usize)> = None;
-    let mut last_text_indent = String::new();
+    reader.config_mut().check_comments = true;
+    // Element names on the path from the root (only what is needed to know
+    // whether a `<disk>` is a domain device).
+    // Per open element: its start offset and whether it is `domain` (1),
+    // `devices` (2) or anything else (0).
+    let mut path: Vec<(usize, u8)> = Vec::new();
+    let mut root: Option<Root> = None;
+    let mut root_done = false;
+    let mut disks = Vec::new();
+    let mut volume = None;
+    // Span of the indentation after the last newline of the last text.
+    let mut last_indent = (0usize, 0usize);
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader.read_event().map_err(|e| XmlError {
-            position: reader.error_position() as usize,
-            message: e.to_string(),
-        })?;
+        let ev = reader
+            .read_event()
+            .map_err(|e| XmlError::from_qx(&reader, e))?;
         let after = reader.buffer_position() as usize;
         match ev {
-            Event::DocType(t) => {
-                let t = String::from_utf8_lossy(t.as_ref()).into_owned();
-                if t.contains("<!ENTITY") {
-                    return Err(err(
-                        &reader,
-                        "a DOCTYPE that defines entities is refused (no expansion, no fetch)",
+            Event::DocType(ref t) => {
+                let t = String::from_utf8_lossy(t.as_ref());
+                if t.contains("<!ENTITY") || t.contains('[') {
+                    return Err(XmlError::at(
+                        before,
+                        "a DOCTYPE with an internal subset (entity definitions) is refused: entities are neither expanded nor fetched",
                     ));
+                }
+                if root.is_some() {
+                    return Err(XmlError::at(before, "DOCTYPE after the root element"));
                 }
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
                 let name = e.name();
                 let name = name.as_ref();
-                if depth == 0 {
-                    if root_seen {
-                        return Err(err(&reader, "more than one root element"));
+                if path.is_empty() {
+                    if root_done {
+                        return Err(XmlError::at(before, "a second root element"));
                     }
-                    root_seen = true;
-                    if !matches!(name, b"domain" | b"disk") {
-                        return Err(XmlError {
-                            position: before,
-                            message: format!(
-                                "the root element is <{}>; expected <domain> or <disk>",
-                                String::from_utf8_lossy(name)
+                    let r = match name {
+                        b"domain" => Root::Domain,
+                        b"domstatus" => Root::DomStatus,
+                        b"disk" => Root::Disk,
+                        b"volume" => Root::Volume,
+                        other => {
+                            return Err(XmlError::at(
+                                before,
+                                format!(
+                                "the root element is <{}>: expected <domain>, <disk> or <volume>",
+                                String::from_utf8_lossy(other)
                             ),
-                        });
-                    }
-                }
-                if depth + 1 > limits::MAX_XML_DEPTH {
-                    return Err(err(
-                        &reader,
-                        format!("elements nested deeper than {}", limits::MAX_XML_DEPTH),
-                    ));
-                }
-                let a = |n: &[u8]| attr(e, n).map_err(|m| err(&reader, m));
-                if name == b"disk" && cur.is_none() {
-                    let d = DiskRef {
-                        disk_type: a(b"type")?,
-                        source_path: None,
-                        target_dev: None,
-                        has_backing_store: false,
-                        insert_at: after,
-                        child_indent: String::new(),
-                        span: (before, after),
+                            ))
+                        }
                     };
-                    if empty {
-                        out.push(d);
-                    } else {
-                        cur = Some((d, depth + 1));
-                    }
-                } else if let Some((d, ddepth)) = cur.as_mut() {
-                    if depth == *ddepth {
-                        match name {
-                            b"source" => {
-                                d.source_path = match a(b"file")? {
-                                    Some(p) => Some(p),
-                                    None => match a(b"dev")? {
-                                        Some(p) => Some(p),
-                                        None => a(b"dir")?,
-                                    },
-                                };
-                                d.child_indent = last_text_indent.clone();
-                                if empty {
-                                    d.insert_at = after;
-                                }
-                            }
-                            b"backingStore" => d.has_backing_store = true,
-                            b"target" => d.target_dev = a(b"dev")?,
-                            _ => {}
+                    root = Some(r);
+                    if matches!(r, Root::Disk | Root::Volume) {
+                        let el =
+                            tree::read_subtree(&mut reader, doc, e, (before, after), empty, 0)?;
+                        if r == Root::Disk {
+                            disks.push(DiskNode {
+                                elem: el,
+                                indent: doc[last_indent.0..last_indent.1].to_string(),
+                            });
+                        } else {
+                            volume = Some(el);
                         }
-                        if d.child_indent.is_empty() {
-                            d.child_indent = last_text_indent.clone();
-                        }
+                        root_done = true;
+                        continue;
                     }
+                }
+                // Check the attributes (duplicates, quoting, entities)
+                // without keeping them.
+                for a in e.attributes() {
+                    let a =
+                        a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
+                    tree::check_refs(&a.value).map_err(|(_, why)| {
+                        XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
+                    })?;
+                }
+                let is_device_disk = name == b"disk"
+                    && path.len() >= 2
+                    && path[path.len() - 1].1 == 2
+                    && path[path.len() - 2].1 == 1;
+                if is_device_disk {
+                    let el = tree::read_subtree(
+                        &mut reader,
+                        doc,
+                        e,
+                        (before, after),
+                        empty,
+                        path.len(),
+                    )?;
+                    disks.push(DiskNode {
+                        elem: el,
+                        indent: doc[last_indent.0..last_indent.1].to_string(),
+                    });
+                    last_indent = (0, 0);
+                    continue;
                 }
                 if !empty {
-                    depth += 1;
-                }
-            }
-            Event::End(ref e) => {
-                depth = depth.saturating_sub(1);
-                if let Some((d, ddepth)) = cur.as_mut() {
-                    if depth == *ddepth && e.name().as_ref() == b"source" {
-                        d.insert_at = after;
+                    if path.len() + 1 > limits::MAX_XML_DEPTH {
+                        return Err(XmlError::depth(before));
                     }
-                    if depth + 1 == *ddepth && e.name().as_ref() == b"disk" {
-                        let (mut d, _) = cur.take().expect("current disk");
-                        d.span.1 = after;
-                        out.push(d);
-                    }
+                    let tag = match name {
+                        b"domain" => 1,
+                        b"devices" => 2,
+                        _ => 0,
+                    };
+                    path.push((before, tag));
+                } else if path.is_empty() {
+                    root_done = true;
                 }
+                last_indent = (0, 0);
             }
-            Event::Text(t) => {
-                let raw = String::from_utf8_lossy(t.as_ref());
-                last_text_indent = match raw.rfind('\n') {
-                    Some(i) => raw[i + 1..].to_string(),
-                    None => String::new(),
+            Event::End(_) => {
+                path.pop();
+                if path.is_empty() {
+                    root_done = true;
+                }
+                last_indent = (0, 0);
+            }
+            Event::Text(ref t) => {
+                let raw = &doc[before..after];
+                if path.is_empty() {
+                    if !raw.bytes().all(|b| b.is_ascii_whitespace()) {
+                        return Err(XmlError::at(
+                            before,
+                            "not well-formed: text outside the root element",
+                        ));
+                    }
+                } else {
+                    tree::check_text(raw, before)?;
+                }
+                let _ = t;
+                last_indent = match raw.rfind('\n') {
+                    Some(i) if raw[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => {
+                        (before + i + 1, after)
+                    }
+                    _ => (0, 0),
                 };
-                if !last_text_indent.chars().all(|c| c == ' ' || c == '\t') {
-                    last_text_indent.clear();
-                }
             }
-            Event::Eof => break,
-            _ => {}
+            Event::CData(_) if path.is_empty() => {
+                return Err(XmlError::at(
+                    before,
+                    "not well-formed: CDATA outside the root element",
+                ));
+            }
+            Event::Eof => {
+                if let Some(&(open, _)) = path.last() {
+                    let name: String = doc[open + 1..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/')
+                        .collect();
+                    return Err(XmlError::at(
+                        doc.len(),
+                        format!("not well-formed: the document ends inside <{name}> (opened at byte {open})"),
+                    ));
+                }
+                break;
+            }
+            _ => last_indent = (0, 0),
         }
     }
-    if !root_seen {
-        return Err(XmlError {
-            position: 0,
-            message: "no root element: the document is empty".into(),
-        });
-    }
-    Ok(out)
+    let Some(root) = root else {
+        return Err(XmlError::at(0, "no root element: the document is empty"));
+    };
+    Ok(Document {
+        root,
+        disks,
+        volume,
+    })
 }

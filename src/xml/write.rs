@@ -1,9 +1,25 @@
-//! Writing `<backingStore>` chains, nested as libvirt formats them or flat.
+//! Writing `<backingStore>` chains, nested as libvirt formats them or flat,
+//! from the images ([`chain`]) or from the entries already in a document
+//! ([`entries`], the layout conversion).
 
+use std::collections::HashSet;
+
+use super::model::{child_indents, Entries};
+use super::tree::{copy_reindented, Elem, Node};
 use super::{BackingChain, Layer, Layout, Options};
-use crate::source::SourceType;
+use crate::source::{SourceType, StorageSource};
 
-/// Escape for a single-quoted attribute value.
+/// Can `s` be written in XML 1.0 at all? NUL and the other C0 controls
+/// (except tab, LF, CR) and U+FFFE/U+FFFF cannot, not even as references.
+pub fn unrepresentable(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{FFFE}' || c == '\u{FFFF}'
+    })
+}
+
+/// Escape for a single-quoted attribute value (libvirt escapes the same
+/// five characters; tab, LF and CR become references so they survive
+/// attribute-value normalisation).
 pub fn escape_attr(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -22,102 +38,272 @@ pub fn escape_attr(s: &str) -> String {
     o
 }
 
-/// The `<source …/>` line of a layer.
-pub fn source_element(l: &Layer) -> String {
-    let s = &l.source;
-    let path = s.path.as_deref().map(escape_attr).unwrap_or_default();
-    match s.kind {
-        SourceType::File => format!("<source file='{path}'/>"),
-        SourceType::Block => format!("<source dev='{path}'/>"),
-        SourceType::Dir => format!("<source dir='{path}'/>"),
-        _ => {
-            let mut o = String::from("<source");
-            if let Some(p) = &s.protocol {
-                o.push_str(&format!(" protocol='{}'", escape_attr(p)));
-            }
-            if let Some(n) = &s.name {
-                o.push_str(&format!(" name='{}'", escape_attr(n)));
-            }
-            if s.hosts.is_empty() {
-                o.push_str("/>");
-                return o;
-            }
-            o.push('>');
-            for h in &s.hosts {
-                o.push_str("<host");
-                if let Some(n) = &h.name {
-                    o.push_str(&format!(" name='{}'", escape_attr(n)));
-                }
-                if let Some(p) = h.port {
-                    o.push_str(&format!(" port='{p}'"));
-                }
-                if let Some(t) = &h.transport {
-                    o.push_str(&format!(" transport='{}'", escape_attr(t)));
-                }
-                if let Some(sk) = &h.socket {
-                    o.push_str(&format!(" socket='{}'", escape_attr(sk)));
-                }
-                o.push_str("/>");
-            }
-            o.push_str("</source>");
-            o
+/// Escape text content.
+pub fn escape_text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\r' => o.push_str("&#13;"),
+            c => o.push(c),
         }
     }
+    o
+}
+
+fn attr(o: &mut String, k: &str, v: &str) {
+    o.push(' ');
+    o.push_str(k);
+    o.push_str("='");
+    o.push_str(&escape_attr(v));
+    o.push('\'');
+}
+
+/// The `<source>` element of a layer, one line per element as libvirt
+/// writes it; `pad` is the indentation of the `<source>` line itself and
+/// `unit` one level.
+pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
+    let mut o = String::from("<source");
+    let ex = |k: &str| s.extra(k);
+    let mut kids: Vec<String> = Vec::new();
+    match s.kind {
+        SourceType::File => attr(&mut o, "file", s.path.as_deref().unwrap_or("")),
+        SourceType::Block => attr(&mut o, "dev", s.path.as_deref().unwrap_or("")),
+        SourceType::Dir => attr(&mut o, "dir", s.path.as_deref().unwrap_or("")),
+        SourceType::Network => {
+            if let Some(p) = &s.protocol {
+                attr(&mut o, "protocol", p);
+            }
+            if let Some(n) = &s.name {
+                attr(&mut o, "name", n);
+            }
+            if let Some(q) = ex("query") {
+                attr(&mut o, "query", q);
+            }
+            if let Some(t) = ex("tls") {
+                attr(&mut o, "tls", t);
+            }
+            for h in &s.hosts {
+                let mut e = String::from("<host");
+                if let Some(t) = &h.transport {
+                    attr(&mut e, "transport", t);
+                }
+                if let Some(n) = &h.name {
+                    attr(&mut e, "name", n);
+                }
+                if let Some(p) = h.port {
+                    attr(&mut e, "port", &p.to_string());
+                }
+                if let Some(sk) = &h.socket {
+                    attr(&mut e, "socket", sk);
+                }
+                e.push_str("/>");
+                kids.push(e);
+            }
+            if let Some(v) = ex("snapshot") {
+                let mut e = String::from("<snapshot");
+                attr(&mut e, "name", v);
+                kids.push(e + "/>");
+            }
+            if let Some(v) = ex("config") {
+                let mut e = String::from("<config");
+                attr(&mut e, "file", v);
+                kids.push(e + "/>");
+            }
+        }
+        SourceType::Volume => {
+            for k in ["pool", "volume", "mode"] {
+                if let Some(v) = ex(k) {
+                    attr(&mut o, k, v);
+                }
+            }
+        }
+        SourceType::Nvme => {
+            attr(&mut o, "type", "pci");
+            for k in ["managed", "namespace"] {
+                if let Some(v) = ex(k) {
+                    attr(&mut o, k, v);
+                }
+            }
+            if let Some(pci) = ex("pci") {
+                let parts: Vec<&str> = pci.split([':', '.']).collect();
+                if parts.len() == 4 {
+                    let mut e = String::from("<address");
+                    for (k, v) in ["domain", "bus", "slot", "function"].iter().zip(&parts) {
+                        attr(&mut e, k, &format!("0x{v}"));
+                    }
+                    kids.push(e + "/>");
+                }
+            }
+        }
+    }
+    if let (Some(off), Some(size)) = (ex("offset"), ex("size")) {
+        let mut e = String::from("<slice type='storage'");
+        attr(&mut e, "offset", off);
+        attr(&mut e, "size", size);
+        kids.push(format!(
+            "<slices>\n{pad}{unit}{unit}{e}/>\n{pad}{unit}</slices>"
+        ));
+    }
+    if let (Some(u), g) = (ex("user"), ex("group")) {
+        let mut e = String::from("<identity");
+        attr(&mut e, "user", u);
+        if let Some(g) = g {
+            attr(&mut e, "group", g);
+        }
+        kids.push(e + "/>");
+    }
+    if let Some(v) = ex("sslverify") {
+        let mut e = String::from("<ssl");
+        attr(&mut e, "verify", v);
+        kids.push(e + "/>");
+    }
+    let cookies: Vec<_> = s
+        .extras
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("cookie:").map(|n| (n, v)))
+        .collect();
+    if !cookies.is_empty() {
+        let mut e = String::from("<cookies>\n");
+        for (n, v) in cookies {
+            e.push_str(&format!("{pad}{unit}{unit}<cookie"));
+            attr(&mut e, "name", n);
+            e.push_str(&format!(">{}</cookie>\n", escape_text(v)));
+        }
+        e.push_str(&format!("{pad}{unit}</cookies>"));
+        kids.push(e);
+    }
+    if let Some(v) = ex("readahead") {
+        let mut e = String::from("<readahead");
+        attr(&mut e, "size", v);
+        kids.push(e + "/>");
+    }
+    if let Some(v) = ex("timeout") {
+        let mut e = String::from("<timeout");
+        attr(&mut e, "seconds", v);
+        kids.push(e + "/>");
+    }
+    if let Some(v) = ex("knownhosts") {
+        let mut e = String::from("<knownHosts");
+        attr(&mut e, "path", v);
+        kids.push(e + "/>");
+    }
+    if kids.is_empty() {
+        o.push_str("/>");
+    } else {
+        o.push_str(">\n");
+        for k in kids {
+            o.push_str(&format!("{pad}{unit}{k}\n"));
+        }
+        o.push_str(&format!("{pad}</source>"));
+    }
+    o
+}
+
+/// Every string a layer would write, for the representability check.
+pub fn layer_strings(l: &Layer) -> Vec<&str> {
+    let s = &l.source;
+    let mut v: Vec<&str> = Vec::new();
+    v.extend(s.path.as_deref());
+    v.extend(s.protocol.as_deref());
+    v.extend(s.name.as_deref());
+    for h in &s.hosts {
+        v.extend(h.name.as_deref());
+        v.extend(h.socket.as_deref());
+        v.extend(h.transport.as_deref());
+    }
+    for (k, x) in &s.extras {
+        v.push(k);
+        v.push(x);
+    }
+    v.extend(l.format.as_deref());
+    v
 }
 
 /// Append the chain below a disk, each line starting with `indent` (the
-/// indentation of the disk's children), one more level per nesting.
-pub fn chain(out: &mut String, bc: &BackingChain, indent: &str, dev: &str, opts: &Options) {
+/// indentation of the disk's children), one `unit` more per nesting level.
+/// `indices[i]` is the index of layer `i`. Ends without a newline.
+pub fn chain(
+    out: &mut String,
+    bc: &BackingChain,
+    indent: &str,
+    unit: &str,
+    dev: &str,
+    indices: &[usize],
+    opts: &Options,
+) {
+    let mut lines = String::new();
     match opts.layout {
-        Layout::Nested => nested(out, bc, indent, opts),
-        Layout::Flat => flat(out, bc, indent, dev, opts),
+        Layout::Nested => nested(&mut lines, bc, indent, unit, indices, opts),
+        Layout::Flat => flat(&mut lines, bc, indent, unit, dev, indices, opts),
     }
+    out.push_str(lines.trim_end_matches('\n'));
 }
 
 fn open_tag(out: &mut String, l: &Layer, index: usize, opts: &Options) {
-    out.push_str(&format!("<backingStore type='{}'", l.source.kind.name()));
+    out.push_str("<backingStore");
+    attr(out, "type", l.source.kind.name());
     if !opts.no_index {
-        out.push_str(&format!(" index='{index}'"));
+        attr(out, "index", &index.to_string());
     }
     out.push_str(">\n");
 }
 
-fn nested(out: &mut String, bc: &BackingChain, indent: &str, opts: &Options) {
+fn body(out: &mut String, l: &Layer, pad: &str, unit: &str) {
+    // libvirt always writes <format>; a layer whose format nobody knows is
+    // written as raw, which is what libvirt would assume.
+    let f = l.format.as_deref().unwrap_or("raw");
+    out.push_str(&format!("{pad}<format type='{}'/>\n", escape_attr(f)));
+    out.push_str(&format!("{pad}{}\n", source_element(&l.source, pad, unit)));
+}
+
+fn nested(
+    out: &mut String,
+    bc: &BackingChain,
+    indent: &str,
+    unit: &str,
+    indices: &[usize],
+    opts: &Options,
+) {
     let mut pad = indent.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
         out.push_str(&pad);
-        open_tag(out, l, i + 1, opts);
-        pad.push_str("  ");
-        if let Some(f) = &l.format {
-            out.push_str(&format!("{pad}<format type='{}'/>\n", escape_attr(f)));
-        }
-        out.push_str(&format!("{pad}{}\n", source_element(l)));
+        open_tag(out, l, indices[i], opts);
+        pad.push_str(unit);
+        body(out, l, &pad, unit);
     }
     if bc.terminated {
         out.push_str(&format!("{pad}<backingStore/>\n"));
     }
     for _ in &bc.layers {
-        pad.truncate(pad.len() - 2);
+        pad.truncate(pad.len() - unit.len());
         out.push_str(&format!("{pad}</backingStore>\n"));
     }
 }
 
-fn flat(out: &mut String, bc: &BackingChain, indent: &str, dev: &str, opts: &Options) {
-    let inner = format!("{indent}  ");
+fn flat(
+    out: &mut String,
+    bc: &BackingChain,
+    indent: &str,
+    unit: &str,
+    dev: &str,
+    indices: &[usize],
+    opts: &Options,
+) {
+    let inner = format!("{indent}{unit}");
     let mut parent = dev.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
-        let name = format!("{dev}[{}]", i + 1);
+        let name = format!("{dev}[{}]", indices[i]);
         out.push_str(indent);
-        open_tag(out, l, i + 1, opts);
+        open_tag(out, l, indices[i], opts);
         out.push_str(&format!(
             "{inner}<alias name='{}' parent='{}'/>\n",
             escape_attr(&name),
             escape_attr(&parent)
         ));
-        if let Some(f) = &l.format {
-            out.push_str(&format!("{inner}<format type='{}'/>\n", escape_attr(f)));
-        }
-        out.push_str(&format!("{inner}{}\n", source_element(l)));
+        body(out, l, &inner, unit);
         out.push_str(&format!("{indent}</backingStore>\n"));
         parent = name;
     }
@@ -126,5 +312,311 @@ fn flat(out: &mut String, bc: &BackingChain, indent: &str, dev: &str, opts: &Opt
             "{indent}<backingStore>\n{inner}<alias parent='{}'/>\n{indent}</backingStore>\n",
             escape_attr(&parent)
         ));
+    }
+}
+
+/// Start tag of `el` as a non-empty element (`<x a='1'/>` → `<x a='1'>`).
+fn open_form(doc: &str, el: &Elem) -> String {
+    let raw = &doc[el.start.0..el.start.1];
+    if el.empty {
+        format!("{}>", raw[..raw.len() - 2].trim_end())
+    } else {
+        raw.to_string()
+    }
+}
+
+/// Start tag of `el` as an empty element (`<x a='1'>` → `<x a='1'/>`).
+fn empty_form(doc: &str, el: &Elem) -> String {
+    let raw = &doc[el.start.0..el.start.1];
+    if el.empty {
+        raw.to_string()
+    } else {
+        format!("{}/>", &raw[..raw.len() - 1])
+    }
+}
+
+fn end_tag(doc: &str, el: &Elem) -> String {
+    if el.empty {
+        format!("</{}>", el.name)
+    } else {
+        doc[el.end.0..el.end.1].to_string()
+    }
+}
+
+/// The children of an entry that are neither `<backingStore>` nor the flat
+/// alias nor whitespace, with the indentation each was written at.
+fn payload<'a>(doc: &'a str, el: &'a Elem, flat_alias: Option<usize>) -> Vec<(&'a Node, &'a str)> {
+    let ind = child_indents(el, doc);
+    let mut v = Vec::new();
+    for (i, n) in el.children.iter().enumerate() {
+        match n {
+            Node::Other { ws: true, .. } => {}
+            Node::Elem(e) if e.name == "backingStore" => {}
+            _ if Some(i) == flat_alias => {}
+            _ => v.push((n, ind[i].unwrap_or(""))),
+        }
+    }
+    v
+}
+
+fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
+    match n {
+        Node::Elem(e) => copy_reindented(out, doc, e, from, to),
+        Node::Other { span, .. } => out.push_str(&doc[span.0..span.1]),
+    }
+}
+
+/// Names of the entries in the flat form: the name a flat alias gave, else
+/// `dev[index]`, else `dev[k]` with the lowest free `k`.
+pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
+    let _ = doc;
+    let mut used: HashSet<String> = en.list.iter().filter_map(|e| e.name.clone()).collect();
+    let mut names = Vec::with_capacity(en.list.len());
+    let mut k = 1usize;
+    for e in &en.list {
+        if e.is_terminator() {
+            names.push(None);
+            continue;
+        }
+        if let Some(n) = &e.name {
+            names.push(Some(n.clone()));
+            continue;
+        }
+        let by_index = e
+            .elem
+            .attr("index")
+            .map(|i| format!("{dev}[{i}]"))
+            .filter(|n| !used.contains(n));
+        let n = match by_index {
+            Some(n) => n,
+            None => loop {
+                let n = format!("{dev}[{k}]");
+                k += 1;
+                if !used.contains(&n) {
+                    break n;
+                }
+            },
+        };
+        used.insert(n.clone());
+        names.push(Some(n));
+    }
+    names
+}
+
+/// Write the entries of a disk in `layout`, starting at the disk's child
+/// indentation `indent`. Ends without a newline.
+pub fn entries(
+    out: &mut String,
+    doc: &str,
+    en: &Entries,
+    layout: Layout,
+    indent: &str,
+    unit: &str,
+    dev: &str,
+) {
+    let n = en.list.len();
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (i, e) in en.list.iter().enumerate() {
+        match e.parent {
+            Some(p) => kids[p].push(i),
+            None => roots.push(i),
+        }
+    }
+    let names = flat_names(doc, en, dev);
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !first {
+            out.push('\n');
+        }
+        first = false;
+    };
+    match layout {
+        Layout::Flat => {
+            // Depth-first from each root.
+            let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
+            let inner = format!("{indent}{unit}");
+            while let Some(i) = stack.pop() {
+                let e = &en.list[i];
+                let parent = match e.parent {
+                    Some(p) => names[p].clone().unwrap_or_default(),
+                    None => dev.to_string(),
+                };
+                sep(out);
+                out.push_str(indent);
+                out.push_str(&open_form(doc, e.elem));
+                out.push('\n');
+                out.push_str(&inner);
+                out.push_str("<alias");
+                if let Some(nm) = &names[i] {
+                    attr(out, "name", nm);
+                }
+                attr(out, "parent", &parent);
+                out.push_str("/>");
+                for (node, from) in payload(doc, e.elem, e.flat_alias) {
+                    out.push('\n');
+                    out.push_str(&inner);
+                    push_node(out, doc, node, from, &inner);
+                }
+                out.push('\n');
+                out.push_str(indent);
+                out.push_str(&end_tag(doc, e.elem));
+                for &c in kids[i].iter().rev() {
+                    stack.push(c);
+                }
+            }
+        }
+        Layout::Nested => {
+            // (entry, indent, children written?) — iterative.
+            enum Step {
+                Open(usize, String),
+                Close(usize, String),
+            }
+            let mut stack: Vec<Step> = roots
+                .iter()
+                .rev()
+                .map(|&r| Step::Open(r, indent.to_string()))
+                .collect();
+            while let Some(step) = stack.pop() {
+                match step {
+                    Step::Open(i, pad) => {
+                        let e = &en.list[i];
+                        let pl = payload(doc, e.elem, e.flat_alias);
+                        sep(out);
+                        out.push_str(&pad);
+                        if e.is_terminator() && pl.is_empty() && kids[i].is_empty() {
+                            out.push_str(&empty_form(doc, e.elem));
+                            continue;
+                        }
+                        out.push_str(&open_form(doc, e.elem));
+                        let inner = format!("{pad}{unit}");
+                        for (node, from) in pl {
+                            out.push('\n');
+                            out.push_str(&inner);
+                            push_node(out, doc, node, from, &inner);
+                        }
+                        stack.push(Step::Close(i, pad));
+                        for &c in kids[i].iter().rev() {
+                            stack.push(Step::Open(c, inner.clone()));
+                        }
+                    }
+                    Step::Close(i, pad) => {
+                        sep(out);
+                        out.push_str(&pad);
+                        out.push_str(&end_tag(doc, en.list[i].elem));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Host;
+
+    fn ex(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    // Expected text: what `virsh -c test:///default dumpxml` (libvirt 9.0)
+    // printed for these sources inside a <backingStore> at this depth.
+    #[test]
+    fn network_sources_as_libvirt_prints_them() {
+        let https = StorageSource {
+            kind: SourceType::Network,
+            protocol: Some("https".into()),
+            name: Some("/x/y.qcow2".into()),
+            hosts: vec![Host {
+                name: Some("web".into()),
+                port: Some(443),
+                ..Default::default()
+            }],
+            extras: ex(&[
+                ("timeout", "5"),
+                ("tls", "yes"),
+                ("readahead", "65536"),
+                ("sslverify", "no"),
+                ("query", "a=b"),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            source_element(&https, "        ", "  "),
+            "<source protocol='https' name='/x/y.qcow2' query='a=b' tls='yes'>
+          <host name='web' port='443'/>
+          <ssl verify='no'/>
+          <readahead size='65536'/>
+          <timeout seconds='5'/>
+        </source>"
+        );
+        let rbd = StorageSource {
+            kind: SourceType::Network,
+            protocol: Some("rbd".into()),
+            name: Some("p/i".into()),
+            hosts: vec![Host {
+                name: Some("m".into()),
+                port: Some(6789),
+                ..Default::default()
+            }],
+            extras: ex(&[("config", "/etc/ceph.conf"), ("snapshot", "s")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            source_element(&rbd, "          ", "  "),
+            "<source protocol='rbd' name='p/i'>
+            <host name='m' port='6789'/>
+            <snapshot name='s'/>
+            <config file='/etc/ceph.conf'/>
+          </source>"
+        );
+        let unix = StorageSource {
+            kind: SourceType::Network,
+            protocol: Some("nbd".into()),
+            name: Some("exp".into()),
+            hosts: vec![Host {
+                transport: Some("unix".into()),
+                socket: Some("/run/nbd.sock".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            source_element(&unix, "      ", "  "),
+            "<source protocol='nbd' name='exp'>
+        <host transport='unix' socket='/run/nbd.sock'/>
+      </source>"
+        );
+        let sliced = StorageSource {
+            kind: SourceType::File,
+            path: Some("/b.img".into()),
+            extras: ex(&[("offset", "512"), ("size", "1024")]),
+            ..Default::default()
+        };
+        assert_eq!(
+            source_element(&sliced, "            ", "  "),
+            "<source file='/b.img'>
+              <slices>
+                <slice type='storage' offset='512' size='1024'/>
+              </slices>
+            </source>"
+        );
+    }
+
+    #[test]
+    fn escaping_and_unrepresentable_characters() {
+        assert_eq!(
+            escape_attr("a'b\"c&d<e>f\tg\nh"),
+            "a&apos;b&quot;c&amp;d&lt;e&gt;f&#9;g&#10;h"
+        );
+        assert_eq!(escape_text("x<y&z>"), "x&lt;y&amp;z&gt;");
+        assert_eq!(unrepresentable("ok\tfine\n"), None);
+        assert_eq!(unrepresentable("no\0"), Some('\0'));
+        assert_eq!(unrepresentable("no\u{1b}"), Some('\u{1b}'));
+        assert_eq!(unrepresentable("no\u{FFFE}"), Some('\u{FFFE}'));
     }
 }

@@ -1,0 +1,323 @@
+//! What a `<disk>` says: its type, source, target, and the `<backingStore>`
+//! entries it holds, in either layout, as one tree of [`Entry`]s.
+
+use serde::Serialize;
+
+use super::tree::{indent_of, Elem, Node};
+use crate::diag::Diagnostic;
+use crate::source::{Host, SourceType, StorageSource};
+
+/// The facts of a `<disk>` the rewriter uses (the element itself stays as
+/// written: these are read-only views).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskInfo {
+    /// `type`: file, block, dir, network, volume, nvme, vhostuser, vhostvdpa.
+    pub disk_type: Option<String>,
+    /// `device`: disk, cdrom, floppy, lun.
+    pub device: Option<String>,
+    /// `<driver type>`: the format of the disk's own source.
+    pub driver_type: Option<String>,
+    /// The disk's own `<source>` (none for vhostuser / vhostvdpa, whose
+    /// source the model has no type for, and for empty cdroms).
+    pub source: Option<StorageSource>,
+    /// For vhostuser / vhostvdpa: the socket path / device as written.
+    pub other_source: Option<String>,
+    pub target_dev: Option<String>,
+    pub alias: Option<String>,
+    pub readonly: bool,
+    pub shareable: bool,
+}
+
+/// Parse the `<source>` element of something of type `kind` into a
+/// [`StorageSource`], filling `extras` per the table in [`crate::source`].
+pub fn source_of(el: &Elem, kind: SourceType, doc: &str) -> StorageSource {
+    let mut s = StorageSource {
+        kind,
+        ..Default::default()
+    };
+    let mut push = |k: &str, v: &str| s.extras.push((k.to_string(), v.to_string()));
+    match kind {
+        SourceType::File => s.path = el.attr("file").map(str::to_string),
+        SourceType::Block => s.path = el.attr("dev").map(str::to_string),
+        SourceType::Dir => s.path = el.attr("dir").map(str::to_string),
+        SourceType::Network => {
+            s.protocol = el.attr("protocol").map(str::to_string);
+            s.name = el.attr("name").map(str::to_string);
+            for k in ["query", "tls"] {
+                if let Some(v) = el.attr(k) {
+                    push(k, v);
+                }
+            }
+        }
+        SourceType::Volume => {
+            for k in ["pool", "volume", "mode"] {
+                if let Some(v) = el.attr(k) {
+                    push(k, v);
+                }
+            }
+        }
+        SourceType::Nvme => {
+            if let Some(v) = el.attr("managed") {
+                push("managed", v);
+            }
+            if let Some(v) = el.attr("namespace") {
+                push("namespace", v);
+            }
+            if let Some(a) = el.child("address") {
+                let num = |k: &str| {
+                    a.attr(k)
+                        .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                };
+                if let (Some(d), Some(b), Some(sl), Some(f)) =
+                    (num("domain"), num("bus"), num("slot"), num("function"))
+                {
+                    push("pci", &format!("{d:04x}:{b:02x}:{sl:02x}.{f:x}"));
+                }
+            }
+        }
+    }
+    let mut extras = Vec::new();
+    let mut hosts = Vec::new();
+    for c in el.elems() {
+        let get = |k: &str| c.attr(k).map(str::to_string);
+        match c.name.as_str() {
+            "host" => hosts.push(Host {
+                name: get("name"),
+                port: c.attr("port").and_then(|p| p.parse().ok()),
+                transport: get("transport"),
+                socket: get("socket"),
+            }),
+            "snapshot" => extras.extend(get("name").map(|v| ("snapshot".to_string(), v))),
+            "config" => extras.extend(get("file").map(|v| ("config".to_string(), v))),
+            "identity" => {
+                extras.extend(get("user").map(|v| ("user".to_string(), v)));
+                extras.extend(get("group").map(|v| ("group".to_string(), v)));
+            }
+            "slices" => {
+                if let Some(sl) = c.elems().find(|x| x.attr("type") == Some("storage")) {
+                    extras.extend(sl.attr("offset").map(|v| ("offset".into(), v.into())));
+                    extras.extend(sl.attr("size").map(|v| ("size".into(), v.into())));
+                }
+            }
+            "readahead" => extras.extend(get("size").map(|v| ("readahead".to_string(), v))),
+            "timeout" => extras.extend(get("seconds").map(|v| ("timeout".to_string(), v))),
+            "ssl" => extras.extend(get("verify").map(|v| ("sslverify".to_string(), v))),
+            "knownHosts" => extras.extend(get("path").map(|v| ("knownhosts".to_string(), v))),
+            "cookies" => {
+                for ck in c.elems().filter(|x| x.name == "cookie") {
+                    if let Some(n) = ck.attr("name") {
+                        extras.push((format!("cookie:{n}"), ck.text(doc).unwrap_or_default()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s.hosts = hosts;
+    s.extras.extend(extras);
+    s
+}
+
+/// Read the facts of a disk.
+pub fn disk_info(disk: &Elem, doc: &str) -> DiskInfo {
+    let disk_type = disk.attr("type").map(str::to_string);
+    let src_el = disk.child("source");
+    let kind = disk_type.as_deref().and_then(SourceType::from_name);
+    let (source, other_source) = match (src_el, kind) {
+        (Some(el), Some(k)) => (Some(source_of(el, k, doc)), None),
+        (Some(el), None) => (None, el.attr("path").or(el.attr("dev")).map(str::to_string)),
+        (None, _) => (None, None),
+    };
+    DiskInfo {
+        disk_type,
+        device: disk.attr("device").map(str::to_string),
+        driver_type: disk
+            .child("driver")
+            .and_then(|d| d.attr("type"))
+            .map(str::to_string),
+        source,
+        other_source,
+        target_dev: disk
+            .child("target")
+            .and_then(|t| t.attr("dev"))
+            .map(str::to_string),
+        alias: disk
+            .child("alias")
+            .and_then(|t| t.attr("name"))
+            .map(str::to_string),
+        readonly: disk.child("readonly").is_some(),
+        shareable: disk.child("shareable").is_some(),
+    }
+}
+
+/// One `<backingStore>` element of a disk, wherever it sits.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub elem: &'a Elem,
+    /// Parent entry (`None`: the disk itself).
+    pub parent: Option<usize>,
+    /// Index of the `<alias parent>` child that gives the flat nesting.
+    pub flat_alias: Option<usize>,
+    /// Name from the flat alias (`vda[1]`), when given.
+    pub name: Option<String>,
+    /// Indentation the element was written at.
+    pub indent: String,
+}
+
+impl Entry<'_> {
+    /// libvirt: a `<backingStore>` without `type` ends the chain.
+    pub fn is_terminator(&self) -> bool {
+        self.elem.attr("type").is_none()
+    }
+}
+
+/// All `<backingStore>` entries of a disk, depth-first in document order,
+/// with their parents resolved from nesting and from flat aliases.
+#[derive(Debug, Clone, Default)]
+pub struct Entries<'a> {
+    pub list: Vec<Entry<'a>>,
+    /// Is any entry in the flat form (has an `<alias parent>`)?
+    pub flat: bool,
+    /// Span covering the disk-level `<backingStore>` elements.
+    pub region: Option<(usize, usize)>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Indentation of each child: the whitespace text just before it.
+pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
+    let mut out = Vec::with_capacity(el.children.len());
+    let mut prev: Option<&str> = None;
+    for n in &el.children {
+        match n {
+            Node::Other { span, ws: true } => {
+                prev = indent_of(&doc[span.0..span.1]);
+                out.push(None);
+            }
+            _ => {
+                out.push(prev.take());
+            }
+        }
+    }
+    out
+}
+
+/// Collect the entries of a disk. `root` names the disk in flat aliases.
+pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
+    let mut out = Entries::default();
+    // (element, parent entry, indent) to visit, in document order.
+    let mut todo: Vec<(&'a Elem, Option<usize>, String)> = Vec::new();
+    let ind = child_indents(disk, doc);
+    let mut region: Option<(usize, usize)> = None;
+    for (i, n) in disk.children.iter().enumerate() {
+        if let Node::Elem(e) = n {
+            if e.name == "backingStore" {
+                let sp = e.span();
+                region = Some(match region {
+                    None => sp,
+                    Some((a, _)) => (a, sp.1),
+                });
+                todo.push((e, None, ind[i].unwrap_or("").to_string()));
+            }
+        }
+    }
+    out.region = region;
+    todo.reverse();
+    while let Some((e, parent, indent)) = todo.pop() {
+        let me = out.list.len();
+        let mut flat_alias = None;
+        let mut name = None;
+        let mut kids = Vec::new();
+        let ind = child_indents(e, doc);
+        for (i, n) in e.children.iter().enumerate() {
+            if let Node::Elem(c) = n {
+                if c.name == "alias" && c.attr("parent").is_some() && flat_alias.is_none() {
+                    flat_alias = Some(i);
+                    name = c.attr("name").map(str::to_string);
+                } else if c.name == "backingStore" {
+                    kids.push((c, Some(me), ind[i].unwrap_or("").to_string()));
+                }
+            }
+        }
+        out.flat |= flat_alias.is_some();
+        out.list.push(Entry {
+            elem: e,
+            parent,
+            flat_alias,
+            name,
+            indent,
+        });
+        for k in kids.into_iter().rev() {
+            todo.push(k);
+        }
+    }
+    // Resolve flat parents by name.
+    let names: std::collections::HashMap<String, usize> = out
+        .list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.name.clone().map(|n| (n, i)))
+        .collect();
+    for i in 0..out.list.len() {
+        let Some(ai) = out.list[i].flat_alias else {
+            continue;
+        };
+        let Node::Elem(alias) = &out.list[i].elem.children[ai] else {
+            continue;
+        };
+        let p = alias.attr("parent").unwrap_or("");
+        if out.list[i].parent.is_some() {
+            continue; // nested inside another entry: nesting wins
+        }
+        if p == root {
+            continue;
+        }
+        match names.get(p) {
+            Some(&j) if j < i => out.list[i].parent = Some(j),
+            Some(_) => out.diagnostics.push(Diagnostic::warning(
+                "flat-order",
+                format!("the flat <backingStore> of parent '{p}' comes before its parent: kept under the disk"),
+            )),
+            None => out.diagnostics.push(Diagnostic::warning(
+                "flat-orphan",
+                format!("no <backingStore> is named '{p}' (the parent of a flat entry under '{root}'): kept under the disk"),
+            )),
+        }
+    }
+    let mut nkids = vec![0usize; out.list.len()];
+    let mut roots = 0;
+    for e in &out.list {
+        match e.parent {
+            Some(p) => nkids[p] += 1,
+            None => roots += 1,
+        }
+    }
+    if roots > 1 || nkids.iter().any(|&k| k > 1) {
+        out.diagnostics.push(Diagnostic::warning(
+            "quorum-siblings",
+            format!("'{root}' has sibling <backingStore> elements (the RFC's quorum idea): kept, but libvirt's schema accepts only one per level"),
+        ));
+    }
+    out
+}
+
+/// The first-child path through the entries: the chain libvirt would use.
+/// Returns the entry indices, terminator included when present.
+pub fn main_path(e: &Entries) -> Vec<usize> {
+    let mut path = Vec::new();
+    let mut cur: Option<usize> = None;
+    loop {
+        let next = e.list.iter().position(|x| x.parent == cur);
+        match next {
+            Some(n) if !path.contains(&n) => {
+                path.push(n);
+                if e.list[n].is_terminator() {
+                    break;
+                }
+                cur = Some(n);
+            }
+            _ => break,
+        }
+    }
+    path
+}

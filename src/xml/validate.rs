@@ -1,0 +1,151 @@
+//! Validate mode: the chain a disk's XML states against the chain the image
+//! headers give, layer by layer — path (or network name and hosts), type,
+//! format, depth and terminator. Every divergence is one diagnostic.
+
+use super::model::{self, Entries};
+use super::BackingChain;
+use crate::diag::Diagnostic;
+use crate::source::{SourceType, StorageSource};
+
+const FIX: &str = "replace the chain with what the images say (CLI: xml --mode validate --replace; libvirt: delete the <backingStore> element and define again)";
+
+fn mismatch(dev: &str, depth: usize, what: String) -> Diagnostic {
+    Diagnostic::error("chain-mismatch", format!("'{dev}' layer {depth}: {what}")).with_fix(FIX)
+}
+
+fn describe(s: &StorageSource) -> String {
+    if s.is_local() {
+        return s.path.clone().unwrap_or_default();
+    }
+    let hosts: Vec<String> = s
+        .hosts
+        .iter()
+        .map(|h| match (&h.name, h.port) {
+            (Some(n), Some(p)) => format!("{n}:{p}"),
+            (Some(n), None) => n.clone(),
+            (None, _) => h.socket.clone().unwrap_or_default(),
+        })
+        .collect();
+    format!(
+        "{}:{} on [{}]",
+        s.protocol.as_deref().unwrap_or(s.kind.name()),
+        s.name.as_deref().unwrap_or(""),
+        hosts.join(", ")
+    )
+}
+
+/// Same place? Local: same path. Network: same protocol, name and hosts
+/// (a missing port matches any).
+fn same_place(a: &StorageSource, b: &StorageSource) -> bool {
+    if a.is_local() && b.is_local() {
+        return a.path == b.path;
+    }
+    a.protocol == b.protocol
+        && a.name == b.name
+        && a.hosts.len() == b.hosts.len()
+        && a.hosts.iter().zip(&b.hosts).all(|(x, y)| {
+            x.name == y.name
+                && x.socket == y.socket
+                && (x.port.is_none() || y.port.is_none() || x.port == y.port)
+        })
+}
+
+/// Compare the XML chain of a disk (`en`) with the images' chain (`bc`).
+pub fn compare(doc: &str, en: &Entries, bc: &BackingChain, dev: &str) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let path = model::main_path(en);
+    let xml_term = path.last().is_some_and(|&i| en.list[i].is_terminator());
+    let layers: Vec<_> = path
+        .iter()
+        .map(|&i| &en.list[i])
+        .filter(|e| !e.is_terminator())
+        .collect();
+    for (i, e) in layers.iter().enumerate() {
+        let depth = i + 1;
+        let Some(img) = bc.layers.get(i) else { break };
+        let ty = e.elem.attr("type").unwrap_or("");
+        if ty != img.source.kind.name() {
+            out.push(mismatch(
+                dev,
+                depth,
+                format!(
+                    "the XML says type '{ty}', the images say '{}'",
+                    img.source.kind.name()
+                ),
+            ));
+        }
+        let fmt = e
+            .elem
+            .child("format")
+            .or(e.elem.child("driver"))
+            .and_then(|f| f.attr("type"));
+        match (fmt, img.format.as_deref()) {
+            (Some(x), Some(y)) if x != y => out.push(mismatch(
+                dev,
+                depth,
+                format!("the XML says format '{x}', the image header says '{y}'"),
+            )),
+            (None, Some(y)) => out.push(Diagnostic::warning(
+                "chain-no-format",
+                format!("'{dev}' layer {depth}: the XML gives no <format> (libvirt assumes raw); the image is {y}"),
+            )),
+            _ => {}
+        }
+        let kind = SourceType::from_name(ty).unwrap_or(img.source.kind);
+        let xsrc = e
+            .elem
+            .child("source")
+            .map(|s| model::source_of(s, kind, doc))
+            .unwrap_or_default();
+        if !same_place(&xsrc, &img.source) {
+            out.push(mismatch(
+                dev,
+                depth,
+                format!(
+                    "the XML names '{}', the images name '{}'",
+                    describe(&xsrc),
+                    describe(&img.source)
+                ),
+            ));
+        }
+    }
+    let (nx, ni) = (layers.len(), bc.layers.len());
+    if nx < ni {
+        if xml_term {
+            out.push(mismatch(
+                dev,
+                nx + 1,
+                format!("the XML ends the chain after {nx} backing layer(s) (<backingStore/>), the images have {ni}"),
+            ));
+        } else {
+            out.push(Diagnostic::info(
+                "chain-open",
+                format!("'{dev}': the XML lists {nx} of the {ni} backing layers and does not end the chain: libvirt probes the rest from the images"),
+            ));
+        }
+    } else if nx > ni {
+        if bc.terminated {
+            out.push(mismatch(
+                dev,
+                ni + 1,
+                format!("the XML lists {nx} backing layer(s), the images have {ni}"),
+            ));
+        } else {
+            out.push(Diagnostic::warning(
+                "chain-unverified",
+                format!("'{dev}': the XML lists {nx} backing layers, the images could be followed for {ni} only: the rest is not verified"),
+            ));
+        }
+    } else if bc.terminated && !xml_term {
+        out.push(Diagnostic::info(
+            "chain-unterminated",
+            format!("'{dev}': the chain matches but has no terminator <backingStore/>: libvirt probes the last image again"),
+        ));
+    } else if !bc.terminated && xml_term {
+        out.push(Diagnostic::warning(
+            "chain-unverified",
+            format!("'{dev}': the XML ends the chain after layer {nx}; the images could not be followed that far to confirm"),
+        ));
+    }
+    out
+}

@@ -1,0 +1,310 @@
+//! Round trips over the fixture collection: unchanged documents stay
+//! byte-identical, nested → flat → nested and flat → nested → flat give the
+//! same bytes for XML in libvirt's formatting and the same elements,
+//! attributes, text and order for any formatting.
+
+mod xml_util;
+
+use backing_chain::xml::{self, Layout, Options};
+use xml_util::*;
+
+/// Fixtures in libvirt's own formatting (two-space indent, one element a line).
+const LIBVIRT_FORMATTED: &[&str] = &[
+    "domain-all-disks.xml",
+    "domain-newer-disks.xml",
+    "status.xml",
+    "odd-chains.xml",
+    "quorum.xml",
+    "flat.xml",
+    "disk.xml",
+    "unknown-bits.xml",
+];
+
+fn opts(layout: Layout) -> Options {
+    Options {
+        layout,
+        ..Default::default()
+    }
+}
+
+fn is_flat(name: &str) -> bool {
+    name == "flat.xml"
+}
+
+#[test]
+fn unchanged_documents_are_byte_identical() {
+    let mut names = LIBVIRT_FORMATTED.to_vec();
+    names.push("tabs-compact.xml");
+    for name in names {
+        let doc = fixture(name);
+        let layout = if is_flat(name) {
+            Layout::Flat
+        } else {
+            Layout::Nested
+        };
+        let out = xml::convert(&doc, &opts(layout)).unwrap();
+        assert_eq!(out.xml, doc, "{name} changed although nothing was asked");
+        // Populate with images that match no disk: still identical.
+        let out = xml::populate(&doc, &three_layer_forest_elsewhere(), &opts(layout)).unwrap();
+        assert_eq!(
+            out.xml, doc,
+            "{name} changed by a populate that matched nothing"
+        );
+    }
+}
+
+fn three_layer_forest_elsewhere() -> backing_chain::chain::Forest {
+    use backing_chain::image::Format;
+    forest(vec![
+        img(
+            "/elsewhere/a.qcow2",
+            Format::Qcow2,
+            Some(("/elsewhere/b.qcow2", "qcow2")),
+        ),
+        img("/elsewhere/b.qcow2", Format::Qcow2, None),
+    ])
+}
+
+#[test]
+fn nested_flat_nested_is_byte_identical() {
+    for &name in LIBVIRT_FORMATTED {
+        let doc = fixture(name);
+        let (first, second) = if is_flat(name) {
+            (Layout::Nested, Layout::Flat)
+        } else {
+            (Layout::Flat, Layout::Nested)
+        };
+        let there = xml::convert(&doc, &opts(first)).unwrap();
+        let back = xml::convert(&there.xml, &opts(second)).unwrap();
+        assert_eq!(back.xml, doc, "{name}: {first:?} and back differs");
+        if doc.contains("<backingStore") {
+            assert_ne!(
+                there.xml, doc,
+                "{name}: the {first:?} form is the same text"
+            );
+        }
+    }
+}
+
+#[test]
+fn flat_form_puts_every_layer_under_the_disk() {
+    let doc = fixture("domain-all-disks.xml");
+    let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
+    // No <backingStore> inside another one.
+    if let Some(n) = xpath(&flat, "count(//backingStore//backingStore)") {
+        assert_eq!(n.trim(), "0");
+    }
+    // One XPath lists every file of the root disk's chain.
+    if let Some(files) = xpath(&flat, "//disk[target/@dev='vda']/backingStore/source/@file") {
+        assert_eq!(
+            files.split_whitespace().collect::<Vec<_>>(),
+            [
+                "file=\"/var/lib/libvirt/images/mid.qcow2\"",
+                "file=\"/var/lib/libvirt/images/base.qcow2\""
+            ]
+        );
+    }
+    // The design sketch's example, element for element.
+    let vda = &disk_elements(&flat)[0];
+    let expected = "<disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='/var/lib/libvirt/images/top.qcow2'/>
+      <backingStore type='file'>
+        <alias name='vda[1]' parent='vda'/>
+        <format type='qcow2'/>
+        <source file='/var/lib/libvirt/images/mid.qcow2'/>
+      </backingStore>
+      <backingStore type='file'>
+        <alias name='vda[2]' parent='vda[1]'/>
+        <format type='qcow2'/>
+        <source file='/var/lib/libvirt/images/base.qcow2'/>
+      </backingStore>
+      <backingStore>
+        <alias parent='vda[2]'/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+      <boot order='1'/>
+      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>
+    </disk>";
+    assert_eq!(vda, expected);
+}
+
+#[test]
+fn other_formatting_keeps_elements_attributes_text_and_order() {
+    let doc = fixture("tabs-compact.xml");
+    let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
+    let back = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
+    // `<backingStore></backingStore>` comes back as `<backingStore/>`: same
+    // element; the canonical view does not tell them apart.
+    assert_eq!(canon(&back), canon(&doc));
+    // The text around the disk's chain is untouched.
+    let s = doc.find("<backingStore").unwrap();
+    assert_eq!(&back[..s], &doc[..s]);
+    let tail = &doc[doc.find("\n\t\t\t<target").unwrap()..];
+    assert!(back.ends_with(tail));
+    // The flat form uses the document's tab indentation.
+    assert!(flat.contains(
+        "\n\t\t\t<backingStore type='file'>\n\t\t\t\t<alias name='vda[1]' parent='vda'/>\n"
+    ));
+}
+
+#[test]
+fn flat_nested_flat_keeps_quorum_comments_and_payload() {
+    for name in [
+        "quorum.xml",
+        "odd-chains.xml",
+        "status.xml",
+        "unknown-bits.xml",
+    ] {
+        let doc = fixture(name);
+        let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
+        let nested = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
+        let flat2 = xml::convert(&nested, &opts(Layout::Flat)).unwrap().xml;
+        assert_eq!(flat2, flat, "{name}: flat → nested → flat differs");
+        assert_eq!(canon(&nested), canon(&doc), "{name}");
+    }
+}
+
+#[test]
+fn populate_changes_only_the_inserted_span() {
+    use backing_chain::image::Format;
+    let doc = fixture("domain-all-disks.xml");
+    let d = "/var/lib/libvirt/images";
+    let f = forest(vec![
+        img(
+            &format!("{d}/data & logs.qcow2"),
+            Format::Qcow2,
+            Some(("data-base.qcow2", "qcow2")),
+        ),
+        img(&format!("{d}/data-base.qcow2"), Format::Qcow2, None),
+        // The root disk's top, with a different backing than its XML says:
+        // the XML chain is trusted, not replaced.
+        img(
+            &format!("{d}/top.qcow2"),
+            Format::Qcow2,
+            Some(("other.qcow2", "qcow2")),
+        ),
+        img(&format!("{d}/other.qcow2"), Format::Qcow2, None),
+    ]);
+    let out = xml::populate(&doc, &f, &opts(Layout::Nested)).unwrap();
+    let anchor = "<source file=\"/var/lib/libvirt/images/data &amp; logs.qcow2\"/>";
+    let at = doc.find(anchor).unwrap() + anchor.len();
+    assert!(out.xml.starts_with(&doc[..at]));
+    assert!(out.xml.ends_with(&doc[at..]));
+    let inserted = &out.xml[at..out.xml.len() - (doc.len() - at)];
+    assert_eq!(
+        inserted,
+        "
+      <backingStore type='file' index='1'>
+        <format type='qcow2'/>
+        <source file='/var/lib/libvirt/images/data-base.qcow2'/>
+        <backingStore/>
+      </backingStore>"
+    );
+    // The root disk already had a chain: trusted.
+    assert!(out.diagnostics.iter().any(|d| d.code == "chain-trusted"));
+}
+
+#[test]
+fn crlf_documents_keep_crlf() {
+    for &name in LIBVIRT_FORMATTED {
+        let doc = fixture(name).replace('\n', "\r\n");
+        let (first, second) = if is_flat(name) {
+            (Layout::Nested, Layout::Flat)
+        } else {
+            (Layout::Flat, Layout::Nested)
+        };
+        let there = xml::convert(&doc, &opts(first)).unwrap().xml;
+        assert!(
+            !there.replace("\r\n", "").contains('\n'),
+            "{name}: a bare LF was written"
+        );
+        let back = xml::convert(&there, &opts(second)).unwrap().xml;
+        assert_eq!(back, doc, "{name}");
+    }
+}
+
+/// A small deterministic generator (no extra dependency): random chain
+/// shapes — depth, quorum siblings, terminators, open ends, extra payload —
+/// written in libvirt's formatting, must survive nested → flat → nested
+/// and flat → nested → flat byte for byte.
+#[test]
+fn generated_chain_shapes_round_trip() {
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+    fn store(r: &mut Lcg, out: &mut String, pad: &str, depth: usize, counter: &mut usize) {
+        *counter += 1;
+        let n = *counter;
+        let kind = if r.next(4) == 0 { "block" } else { "file" };
+        let idx = if r.next(2) == 0 {
+            format!(" index='{n}'")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{pad}<backingStore type='{kind}'{idx}>\n"));
+        let inner = format!("{pad}  ");
+        out.push_str(&format!("{inner}<format type='qcow2'/>\n"));
+        let attr = if kind == "block" { "dev" } else { "file" };
+        if r.next(3) == 0 {
+            out.push_str(&format!("{inner}<source {attr}='/i/l{n} &amp; x'>\n{inner}  <seclabel model='dac' relabel='no'/>\n{inner}</source>\n"));
+        } else {
+            out.push_str(&format!("{inner}<source {attr}='/i/l{n}'/>\n"));
+        }
+        if r.next(5) == 0 {
+            out.push_str(&format!("{inner}<!-- note {n} -->\n"));
+        }
+        // 0: open end, 1: terminator, 2..: one child, rarely two (quorum).
+        let kids = if depth > 6 { r.next(2) } else { 2 + r.next(6) };
+        match kids {
+            0 => {}
+            1 => out.push_str(&format!("{inner}<backingStore/>\n")),
+            k => {
+                let count = if k == 7 { 2 } else { 1 };
+                for _ in 0..count {
+                    store(r, out, &inner, depth + 1, counter);
+                }
+            }
+        }
+        out.push_str(&format!("{pad}</backingStore>\n"));
+    }
+    let mut r = Lcg(0x5eed);
+    for case in 0..300 {
+        let mut doc = String::from("<domain type='kvm'>\n  <name>gen</name>\n  <devices>\n");
+        let disks = 1 + r.next(3);
+        for d in 0..disks {
+            doc.push_str("    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='/i/top'/>\n");
+            let mut counter = 0;
+            let roots = if r.next(10) == 0 { 2 } else { 1 };
+            for _ in 0..roots {
+                if r.next(8) == 0 {
+                    doc.push_str("      <backingStore/>\n");
+                } else {
+                    store(&mut r, &mut doc, "      ", 1, &mut counter);
+                }
+            }
+            doc.push_str(&format!(
+                "      <target dev='vd{}' bus='virtio'/>\n    </disk>\n",
+                (b'a' + d as u8) as char
+            ));
+        }
+        doc.push_str("  </devices>\n</domain>\n");
+        let flat = xml::convert(&doc, &opts(Layout::Flat)).unwrap().xml;
+        let nested = xml::convert(&flat, &opts(Layout::Nested)).unwrap().xml;
+        assert_eq!(nested, doc, "case {case}: nested → flat → nested\n{flat}");
+        let flat2 = xml::convert(&nested, &opts(Layout::Flat)).unwrap().xml;
+        assert_eq!(flat2, flat, "case {case}: flat → nested → flat");
+        assert_eq!(
+            flat.matches("<backingStore").count(),
+            doc.matches("<backingStore").count(),
+            "case {case}: every element is kept"
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Helpers shared by the xml_* tests: fixtures, fake images, external tools.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use backing_chain::chain::{self, Forest, Image, Probed};
+use backing_chain::image::{Format, ImageInfo};
+
+pub fn fixture(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/xml")
+        .join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// An image as a probe would describe it.
+pub fn img(name: &str, fmt: Format, backing: Option<(&str, &str)>) -> Image {
+    let mut info = ImageInfo::new(fmt);
+    if let Some((b, f)) = backing {
+        info.backing_filename = Some(b.to_string());
+        info.backing_filename_format = Some(f.to_string());
+    }
+    Image {
+        filename: name.to_string(),
+        probe: Probed::Info(Box::new(info)),
+        bytes_read: 0,
+    }
+}
+
+pub fn forest(images: Vec<Image>) -> Forest {
+    chain::build(images)
+}
+
+/// top.qcow2 → mid.qcow2 → base.qcow2 in /var/lib/libvirt/images.
+pub fn three_layer_forest() -> Forest {
+    let d = "/var/lib/libvirt/images";
+    forest(vec![
+        img(
+            &format!("{d}/top.qcow2"),
+            Format::Qcow2,
+            Some((&format!("{d}/mid.qcow2"), "qcow2")),
+        ),
+        img(
+            &format!("{d}/mid.qcow2"),
+            Format::Qcow2,
+            Some((&format!("{d}/base.qcow2"), "qcow2")),
+        ),
+        img(&format!("{d}/base.qcow2"), Format::Qcow2, None),
+    ])
+}
+
+pub fn tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() || !o.stdout.is_empty() || !o.stderr.is_empty())
+}
+
+/// libvirt's schema directory: CI's unpacked Debian libvirt0 first, then the
+/// system's.
+pub fn schema_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/libvirt-schemas");
+    let cands = [
+        root.clone(),
+        root.join("usr/share/libvirt/schemas"),
+        PathBuf::from("/usr/share/libvirt/schemas"),
+    ];
+    cands.into_iter().find(|d| d.join("domain.rng").is_file())
+}
+
+/// Validate `xml` against libvirt's `rng` (e.g. "domain.rng"). `Ok(false)`
+/// when xmllint or the schemas are absent (a "skipped" line is printed).
+pub fn relaxng(xml: &str, rng: &str, what: &str) -> Result<bool, String> {
+    let Some(dir) = schema_dir() else {
+        eprintln!("skipped: {what}: libvirt schemas not found in target/libvirt-schemas or /usr/share/libvirt/schemas");
+        return Ok(false);
+    };
+    if !tool("xmllint") {
+        eprintln!("skipped: {what}: xmllint is not installed (libxml2-utils)");
+        return Ok(false);
+    }
+    let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(tmp.path(), xml).map_err(|e| e.to_string())?;
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(dir.join(rng))
+        .arg(tmp.path())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(true)
+    } else {
+        Err(format!(
+            "{what} is not valid against {rng}:\n{}\n---\n{xml}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `xmllint --xpath EXPR` over `xml`; `None` when xmllint is absent.
+pub fn xpath(xml: &str, expr: &str) -> Option<String> {
+    if !tool("xmllint") {
+        eprintln!("skipped: xpath {expr}: xmllint is not installed");
+        return None;
+    }
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), xml).unwrap();
+    let out = Command::new("xmllint")
+        .arg("--xpath")
+        .arg(expr)
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    Some(s.strip_suffix('\n').unwrap_or(&s).to_string())
+}
+
+/// A canonical, independent view of a document's elements: one line per
+/// start/end/text/comment/PI/CDATA event, whitespace-only text dropped,
+/// attributes in written order with unescaped values.
+pub fn canon(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut out = Vec::new();
+    loop {
+        match r.read_event().expect("well-formed") {
+            Event::Start(e) | Event::Empty(e) => {
+                let mut s = format!("<{}", String::from_utf8_lossy(e.name().as_ref()));
+                for a in e.attributes() {
+                    let a = a.unwrap();
+                    s.push_str(&format!(
+                        " {}={:?}",
+                        String::from_utf8_lossy(a.key.as_ref()),
+                        a.unescape_value().unwrap()
+                    ));
+                }
+                out.push(s);
+                // Empty elements close at once.
+                if xml.as_bytes()[r.buffer_position() as usize - 2] == b'/' {
+                    out.push("</>".into());
+                }
+            }
+            Event::End(_) => out.push("</>".into()),
+            Event::Text(t) => {
+                let t = t.unescape().unwrap();
+                if !t.trim().is_empty() {
+                    out.push(format!("text {t:?}"));
+                }
+            }
+            Event::CData(c) => out.push(format!("cdata {:?}", String::from_utf8_lossy(&c))),
+            Event::Comment(c) => out.push(format!("comment {:?}", String::from_utf8_lossy(&c))),
+            Event::PI(p) => out.push(format!("pi {:?}", String::from_utf8_lossy(&p))),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every `<disk …>…</disk>` in `xml`, by plain text search.
+pub fn disk_elements(xml: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while let Some(s) = xml[at..].find("<disk ") {
+        let s = at + s;
+        let e = s + xml[s..].find("</disk>").expect("closed disk") + "</disk>".len();
+        v.push(xml[s..e].to_string());
+        at = e;
+    }
+    v
+}
