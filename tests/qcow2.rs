@@ -438,3 +438,95 @@ fn live_xml_passes_libvirt_schema() {
         String::from_utf8_lossy(&lint.stderr)
     );
 }
+
+/// A guest can write a qcow2 header into its raw disk (libvirt's docs warn of
+/// it). An overlay that records its backing as raw must get `<format
+/// type='raw'/>` and the backing name inside that "header" is not followed.
+#[test]
+fn live_raw_recorded_backing_with_qcow2_header_stays_raw() {
+    if !qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = d.join("secret.qcow2");
+    let disk = d.join("disk.img");
+    let top = d.join("top.qcow2");
+    qimg(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            secret.to_str().unwrap(),
+            "1G",
+        ],
+    );
+    // "disk.img" is a raw disk whose guest wrote a qcow2 header naming secret.qcow2.
+    qimg(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            "-b",
+            secret.to_str().unwrap(),
+            disk.to_str().unwrap(),
+        ],
+    );
+    qimg(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            disk.to_str().unwrap(),
+            top.to_str().unwrap(),
+        ],
+    );
+    let (_, out, err) = cli(&[
+        "xml",
+        "--no-index",
+        top.to_str().unwrap(),
+        secret.to_str().unwrap(),
+    ]);
+    let top_disk = out
+        .split("</disk>")
+        .find(|d| d.contains(&format!("<source file='{}'/>", top.display())))
+        .unwrap();
+    assert_eq!(
+        top_disk.matches("<backingStore type='file'>").count(),
+        1,
+        "{out}\n{err}"
+    );
+    assert!(top_disk.contains("<format type='raw'/>"), "{out}");
+    assert!(!top_disk.contains("secret.qcow2"), "{out}");
+    // secret.qcow2 is not part of top's chain: qemu-img agrees (it opens disk.img as raw).
+    let oracle = run(Command::new("qemu-img").args([
+        "info",
+        "--backing-chain",
+        "--output=json",
+        top.to_str().unwrap(),
+    ]));
+    let oracle: Value = serde_json::from_slice(&oracle.stdout).unwrap();
+    assert_eq!(oracle.as_array().unwrap().len(), 2);
+    let (_, out, _) = cli(&["chain", "--json", top.to_str().unwrap()]);
+    let ours: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ours[0]["images"].as_array().unwrap().len(), 2, "{ours}");
+    assert!(
+        ours[0]["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["code"] == "backing-not-followed"),
+        "{ours}"
+    );
+}

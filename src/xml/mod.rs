@@ -213,14 +213,16 @@ pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) 
 /// The chain below the top of `ch`, as XML layers.
 pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
     let mut layers = Vec::with_capacity(ch.layers.len().saturating_sub(1));
-    for &idx in ch.layers.iter().skip(1) {
-        let (mut src, fmt) = chain::layer_source(&forest.images, idx);
+    for (pos, &idx) in ch.layers.iter().enumerate().skip(1) {
+        let (mut src, _) = chain::layer_source(&forest.images, idx);
         if let Some(p) = src.path.take() {
             src.path = Some(absolutize(&p, base_dir));
         }
+        // The format qemu opens it with: the one its overlay records (a
+        // raw-recorded file with a qcow2 header is raw), else its header's.
         layers.push(Layer {
             source: src,
-            format: fmt.map(|f| f.name().to_string()),
+            format: forest.layer_format(ch, pos),
         });
     }
     // A remote end is a layer too (never opened: format unknown, chain open).
