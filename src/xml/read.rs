@@ -76,6 +76,20 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
             ),
         ));
     }
+    // XML 1.0 allows no C0 control but tab, LF and CR anywhere (libxml2,
+    // and so libvirt, refuses them); one pass over the bytes.
+    if let Some(at) = doc
+        .bytes()
+        .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return Err(XmlError::at(
+            at,
+            format!(
+                "not well-formed: control character U+{:04X} is not allowed in XML",
+                doc.as_bytes()[at]
+            ),
+        ));
+    }
     let mut reader = Reader::from_str(doc);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_comments = true;

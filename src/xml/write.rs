@@ -362,19 +362,35 @@ fn payload<'a>(doc: &'a str, el: &'a Elem, flat_alias: Option<usize>) -> Vec<(&'
 fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
     match n {
         Node::Elem(e) => copy_reindented(out, doc, e, from, to),
-        Node::Other { span, .. } => out.push_str(&doc[span.0..span.1]),
+        // Text with something besides whitespace in it: written on its own
+        // line like the elements, so the whitespace around it is layout,
+        // not content (keeping it would grow at every round trip).
+        Node::Other { span, .. } => out.push_str(
+            doc[span.0..span.1].trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r')),
+        ),
     }
 }
 
 /// Names of the entries in the flat form: the name a flat alias gave, else
 /// `dev[index]`, else `dev[k]` with the lowest free `k`.
 pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
-    let _ = doc;
     let mut used: HashSet<String> = en.list.iter().filter_map(|e| e.name.clone()).collect();
     let mut names = Vec::with_capacity(en.list.len());
     let mut k = 1usize;
+    let mut has_kids = vec![false; en.list.len()];
     for e in &en.list {
-        if e.is_terminator() {
+        if let Some(p) = e.parent {
+            has_kids[p] = true;
+        }
+    }
+    for (i, e) in en.list.iter().enumerate() {
+        // A bare terminator needs no name; one with content or entries
+        // below it (not libvirt's form, but kept) needs one to be a parent.
+        if e.is_terminator()
+            && e.name.is_none()
+            && !has_kids[i]
+            && payload(doc, e.elem, e.flat_alias).is_empty()
+        {
             names.push(None);
             continue;
         }
