@@ -345,7 +345,13 @@ fn end_tag(doc: &str, el: &Elem) -> String {
 
 /// The children of an entry that are neither `<backingStore>` nor the flat
 /// alias nor whitespace, with the indentation each was written at.
-fn payload<'a>(doc: &'a str, el: &'a Elem, flat_alias: Option<usize>) -> Vec<(&'a Node, &'a str)> {
+/// The indentation is `None` when the child did not start a line and its
+/// end tag does not either (then it is copied as it is).
+fn payload<'a>(
+    doc: &'a str,
+    el: &'a Elem,
+    flat_alias: Option<usize>,
+) -> Vec<(&'a Node, Option<&'a str>)> {
     let ind = child_indents(el, doc);
     let mut v = Vec::new();
     for (i, n) in el.children.iter().enumerate() {
@@ -353,10 +359,22 @@ fn payload<'a>(doc: &'a str, el: &'a Elem, flat_alias: Option<usize>) -> Vec<(&'
             Node::Other { ws: true, .. } => {}
             Node::Elem(e) if e.name == "backingStore" => {}
             _ if Some(i) == flat_alias => {}
-            _ => v.push((n, ind[i].unwrap_or(""))),
+            Node::Elem(e) => v.push((n, ind[i].or_else(|| end_indent(doc, e)))),
+            _ => v.push((n, ind[i])),
         }
     }
     v
+}
+
+/// The indentation of an element's end tag when it starts a line: the
+/// element's own indentation in any conventional layout.
+fn end_indent<'a>(doc: &'a str, e: &Elem) -> Option<&'a str> {
+    match e.children.last() {
+        Some(Node::Other { span, ws: true }) if !e.empty => {
+            crate::xml::tree::indent_of(&doc[span.0..span.1])
+        }
+        _ => None,
+    }
 }
 
 fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
@@ -472,7 +490,7 @@ pub fn entries(
                 for (node, from) in payload(doc, e.elem, e.flat_alias) {
                     out.push('\n');
                     out.push_str(&inner);
-                    push_node(out, doc, node, from, &inner);
+                    push_node(out, doc, node, from.unwrap_or(&inner), &inner);
                 }
                 out.push('\n');
                 out.push_str(indent);
@@ -509,7 +527,7 @@ pub fn entries(
                         for (node, from) in pl {
                             out.push('\n');
                             out.push_str(&inner);
-                            push_node(out, doc, node, from, &inner);
+                            push_node(out, doc, node, from.unwrap_or(&inner), &inner);
                         }
                         stack.push(Step::Close(i, pad));
                         for &c in kids[i].iter().rev() {
