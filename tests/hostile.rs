@@ -284,3 +284,21 @@ fn round_trip_property_on_fixtures_and_fuzz_regressions() {
     }
     assert!(checked >= 10, "only {checked} documents checked");
 }
+
+/// Found by the roundtrip fuzz target: a UTF-8 BOM made the reader slice
+/// inside it (a panic). One BOM is kept as it is; a second is an error.
+#[test]
+fn xml_byte_order_mark_is_kept_and_a_second_is_an_error() {
+    let doc = "\u{feff}<domain><devices><disk type='file'><source file='/v/top.qcow2'/><target dev='vda'/></disk></devices></domain>";
+    let out = xml::populate(doc, &forest3(), &Options::default()).unwrap();
+    assert!(out.xml.starts_with("\u{feff}<domain>"), "{}", out.xml);
+    assert!(
+        out.xml.contains("<source file='/v/base.qcow2'/>"),
+        "{}",
+        out.xml
+    );
+    let e = xml::populate(&format!("\u{feff}{doc}"), &forest3(), &Options::default()).unwrap_err();
+    assert_eq!(e.position, 3, "{e}");
+    let odd = "\u{feff}  <type arch='x86_64'>hv    <target dev='vda' bus='virtio'/>\n    </disk>\n</domain>\n";
+    assert!(xml::convert(odd, &Options::default()).is_err());
+}

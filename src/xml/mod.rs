@@ -438,7 +438,23 @@ fn indices_for(disk: &tree::Elem, n: usize, replaced: Option<(usize, usize)>) ->
     }
 }
 
+/// A UTF-8 byte order mark is kept in the output but not parsed: positions
+/// in errors still count it.
+const BOM: &str = "\u{feff}";
+
 fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
+    if let Some(body) = doc.strip_prefix(BOM) {
+        let mut out = rewrite_body(body, forest, opts).map_err(|mut e| {
+            e.position += BOM.len();
+            e
+        })?;
+        out.xml.insert_str(0, BOM);
+        return Ok(out);
+    }
+    rewrite_body(doc, forest, opts)
+}
+
+fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
     let d = read::document(doc)?;
     if d.root == Root::Volume {
         let vol = d.volume.as_ref().expect("volume root");
@@ -699,6 +715,16 @@ pub struct DiskSummary {
 /// Read a domain, status or bare `<disk>` XML and say what each disk and
 /// its chain are, without images (for a page or a console to show).
 pub fn describe(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
+    if let Some(body) = doc.strip_prefix(BOM) {
+        return describe_body(body).map_err(|mut e| {
+            e.position += BOM.len();
+            e
+        });
+    }
+    describe_body(doc)
+}
+
+fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
     let d = read::document(doc)?;
     let mut out = Vec::with_capacity(d.disks.len());
     for (di, disk) in d.disks.iter().enumerate() {

@@ -66,6 +66,14 @@ impl XmlError {
 
 /// Read the document.
 pub fn document(doc: &str) -> Result<Document, XmlError> {
+    if doc.starts_with('\u{feff}') {
+        // The public entry points strip one leading BOM; anywhere else a
+        // U+FEFF before the root is not XML.
+        return Err(XmlError::at(
+            0,
+            "not well-formed: a byte order mark (U+FEFF) where markup was expected",
+        ));
+    }
     if doc.len() > limits::MAX_XML_BYTES {
         return Err(XmlError::at(
             0,
