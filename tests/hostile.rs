@@ -302,3 +302,14 @@ fn xml_byte_order_mark_is_kept_and_a_second_is_an_error() {
     let odd = "\u{feff}  <type arch='x86_64'>hv    <target dev='vda' bus='virtio'/>\n    </disk>\n</domain>\n";
     assert!(xml::convert(odd, &Options::default()).is_err());
 }
+
+/// Found by the roundtrip fuzz target: a flat entry with two `<alias
+/// parent>` children lost one of them on the second conversion. Refused.
+#[test]
+fn xml_two_flat_aliases_on_one_entry_are_refused() {
+    let doc = std::fs::read_to_string(format!("{FIXTURES}/xml/regressions/two-flat-aliases.xml"))
+        .unwrap();
+    let e = xml::convert(&doc, &Options::default()).unwrap_err();
+    assert!(e.message.contains("two <alias parent"), "{e}");
+    assert_eq!(&doc[e.position..e.position + 6], "<alias");
+}

@@ -486,6 +486,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             .or_else(|| info.alias.clone())
             .unwrap_or_else(|| format!("disk{di}"));
         let en = model::entries(el, doc, &dev);
+        if let Some(e) = en.error {
+            return Err(e);
+        }
         diagnostics.extend(en.diagnostics.iter().cloned());
         let indents = model::child_indents(el, doc);
         let child_indent = el
@@ -735,6 +738,9 @@ fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
             .or_else(|| info.alias.clone())
             .unwrap_or_else(|| format!("disk{di}"));
         let en = model::entries(&disk.elem, doc, &name);
+        if let Some(e) = en.error {
+            return Err(e);
+        }
         let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
         for e in &en.list {
             let kind = e.elem.attr("type").map(str::to_string);

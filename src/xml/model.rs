@@ -1,6 +1,7 @@
 //! What a `<disk>` says: its type, source, target, and the `<backingStore>`
 //! entries it holds, in either layout, as one tree of [`Entry`]s.
 
+use super::XmlError;
 use serde::Serialize;
 
 use super::tree::{indent_of, Elem, Node};
@@ -177,6 +178,8 @@ impl Entry<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct Entries<'a> {
     pub list: Vec<Entry<'a>>,
+    /// The chain cannot be read (e.g. two flat aliases on one entry).
+    pub error: Option<XmlError>,
     /// Is any entry in the flat form (has an `<alias parent>`)?
     pub flat: bool,
     /// Span covering the disk-level `<backingStore>` elements.
@@ -231,7 +234,16 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
         let ind = child_indents(e, doc);
         for (i, n) in e.children.iter().enumerate() {
             if let Node::Elem(c) = n {
-                if c.name == "alias" && c.attr("parent").is_some() && flat_alias.is_none() {
+                if c.name == "alias" && c.attr("parent").is_some() && flat_alias.is_some() {
+                    // Which one gives the nesting? Guessing would move or
+                    // lose an element on the next conversion.
+                    out.error.get_or_insert_with(|| {
+                        XmlError::at(
+                            c.start.0,
+                            "a <backingStore> has two <alias parent=…> children; the flat form allows one",
+                        )
+                    });
+                } else if c.name == "alias" && c.attr("parent").is_some() {
                     flat_alias = Some(i);
                     name = c.attr("name").map(str::to_string);
                 } else if c.name == "backingStore" {
