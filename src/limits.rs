@@ -20,6 +20,12 @@ pub const MAX_CHAIN_DEPTH: usize = 100_000;
 /// Deepest XML element nesting accepted when reading XML.
 pub const MAX_XML_DEPTH: usize = 256;
 
+/// Deepest chain written in the nested layout (it must stay readable under
+/// [`MAX_XML_DEPTH`], and nested text grows with the square of the depth).
+/// Deeper: an error diagnostic `nested-too-deep` and the disk is left as it
+/// was; the flat layout has no such limit.
+pub const MAX_NESTED_CHAIN: usize = MAX_XML_DEPTH - 16;
+
 /// Largest XML document accepted (bytes).
 pub const MAX_XML_BYTES: usize = 64 << 20;
 

@@ -267,7 +267,9 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         ));
         let indices: Vec<usize> = (1..=bc.layers.len()).collect();
         let mut text = String::new();
-        write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+        if nestable(&dev, bc.layers.len(), opts.layout, &mut diagnostics) {
+            write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+        }
         if !text.is_empty() {
             xml.push_str(&text);
             xml.push('\n');
@@ -324,6 +326,22 @@ fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagno
         }
     }
     ok
+}
+
+/// Can a chain of `depth` layers be written in `layout`? Nested chains are
+/// capped by [`crate::limits::MAX_NESTED_CHAIN`]; if not, say so.
+fn nestable(dev: &str, depth: usize, layout: Layout, out: &mut Vec<Diagnostic>) -> bool {
+    if layout == Layout::Flat || depth <= crate::limits::MAX_NESTED_CHAIN {
+        return true;
+    }
+    out.push(Diagnostic::error(
+        "nested-too-deep",
+        format!(
+            "'{dev}': a chain of {depth} layers is too deep for the nested layout (at most {}); left as it was — use the flat layout",
+            crate::limits::MAX_NESTED_CHAIN
+        ),
+    ));
+    false
 }
 
 /// `vda`, `vdb`, … `vdz`, `vdaa`, …
@@ -526,7 +544,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 source: info.source.clone().unwrap_or_default(),
                 format: info.driver_type.clone(),
             };
-            if !representable(&dev, &top, bc, diags) {
+            if !representable(&dev, &top, bc, diags)
+                || !nestable(&dev, bc.layers.len(), opts.layout, diags)
+            {
                 return None;
             }
             flag_relative(src_path.as_deref().unwrap_or("/"), bc, diags);
@@ -565,7 +585,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                             format!("'{dev}' already has a <backingStore> chain: kept as it is"),
                         ));
                     }
-                    if en.flat != (opts.layout == Layout::Flat) {
+                    if en.flat != (opts.layout == Layout::Flat)
+                        && nestable(&dev, en.depth(), opts.layout, &mut diagnostics)
+                    {
                         let (s, e) = en.region.expect("entries have a region");
                         let mut text = String::new();
                         write::entries(

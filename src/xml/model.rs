@@ -313,23 +313,45 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
     out
 }
 
+impl Entries<'_> {
+    /// Deepest nesting of the entries (1 for a single layer).
+    pub fn depth(&self) -> usize {
+        // Parents come before their children in `list`.
+        let mut d = vec![0usize; self.list.len()];
+        for (i, e) in self.list.iter().enumerate() {
+            d[i] = e.parent.filter(|&p| p < i).map_or(1, |p| d[p] + 1);
+        }
+        d.into_iter().max().unwrap_or(0)
+    }
+}
+
 /// The first-child path through the entries: the chain libvirt would use.
 /// Returns the entry indices, terminator included when present.
 pub fn main_path(e: &Entries) -> Vec<usize> {
+    // First child of each entry (and of the disk), in one pass: linear.
+    let mut first_root = None;
+    let mut first_kid: Vec<Option<usize>> = vec![None; e.list.len()];
+    for (i, x) in e.list.iter().enumerate() {
+        let slot = match x.parent {
+            Some(p) if p < first_kid.len() => &mut first_kid[p],
+            Some(_) => continue,
+            None => &mut first_root,
+        };
+        slot.get_or_insert(i);
+    }
+    let mut seen = vec![false; e.list.len()];
     let mut path = Vec::new();
-    let mut cur: Option<usize> = None;
-    loop {
-        let next = e.list.iter().position(|x| x.parent == cur);
-        match next {
-            Some(n) if !path.contains(&n) => {
-                path.push(n);
-                if e.list[n].is_terminator() {
-                    break;
-                }
-                cur = Some(n);
-            }
-            _ => break,
+    let mut next = first_root;
+    while let Some(n) = next {
+        if seen[n] {
+            break;
         }
+        seen[n] = true;
+        path.push(n);
+        if e.list[n].is_terminator() {
+            break;
+        }
+        next = first_kid[n];
     }
     path
 }
