@@ -1462,3 +1462,25 @@ fn non_utf8_backing_name_is_escaped_and_flagged() {
     assert_eq!(i.backing_filename.as_deref(), Some("base\\xff.img"));
     assert!(i.diagnostics.iter().any(|d| d.code == "name-not-utf8"));
 }
+
+/// Hostile: a VHD parent locator whose data lies 1 TiB in, far past the end
+/// of the file. An error naming the locator, or facts without it; never a
+/// read past what the file holds, never a panic.
+#[test]
+fn vhd_parent_locator_past_eof_is_bounded() {
+    let mut file = differencing_vhd();
+    // First locator entry (576 in the dynamic header at 512): data offset.
+    put(&mut file, 512 + 576 + 16, &(1u64 << 40).to_be_bytes());
+    let mut d = file[512..1536].to_vec();
+    put(&mut d, 36, &[0; 4]);
+    let c = vhd_checksum(&d);
+    put(&mut file, 512 + 36, &c.to_be_bytes());
+    for known in [true, false] {
+        let (r, read) = probe_mem(&file, known);
+        assert!(read <= file.len() as u64 + 4096, "read {read}");
+        match r {
+            Err(e) => assert!(e.to_string().contains("locator"), "{e}"),
+            Ok(info) => assert_ne!(info.backing_filename.as_deref(), Some(".\\base.vhd")),
+        }
+    }
+}

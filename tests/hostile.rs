@@ -386,3 +386,205 @@ fn deep_xml_chains_convert_and_validate() {
         .join()
         .unwrap();
 }
+
+// ---- adversarial headers (issue 8's list) ----
+
+fn mid_fixture() -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/qcow2/mid.qcow2.head")).unwrap()
+}
+
+fn set_be(b: &mut [u8], at: usize, v: &[u8]) {
+    b[at..at + v.len()].copy_from_slice(v);
+}
+
+/// Probe with the length known; the error text or the facts.
+fn probe_known(file: &[u8]) -> Result<ImageInfo, String> {
+    let (r, asked) = probe(file, true);
+    assert!(
+        asked <= file.len() as u64 + 4096,
+        "asked for {asked} bytes of a {}-byte file",
+        file.len()
+    );
+    r
+}
+
+#[test]
+fn qcow2_header_length_beyond_the_file_or_cluster() {
+    let mut f = mid_fixture();
+    set_be(&mut f, 100, &0xFFFF_FFF0u32.to_be_bytes());
+    let e = probe_known(&f).unwrap_err();
+    assert!(
+        e.contains("header_length") && e.contains("at byte 100"),
+        "{e}"
+    );
+    // Inside cluster 0 but past the end of the file.
+    let mut f = mid_fixture();
+    set_be(&mut f, 100, &4000u32.to_be_bytes());
+    let e = probe_known(&f).unwrap_err();
+    assert!(e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn qcow2_backing_offset_plus_size_overflowing_u64() {
+    let mut f = mid_fixture();
+    set_be(&mut f, 8, &(u64::MAX - 3).to_be_bytes());
+    set_be(&mut f, 16, &8u32.to_be_bytes());
+    let e = probe_known(&f).unwrap_err();
+    assert!(e.contains("backing"), "{e}");
+}
+
+#[test]
+fn qcow2_extension_of_4_gib() {
+    let mut f = mid_fixture();
+    let hl = u32::from_be_bytes(f[100..104].try_into().unwrap()) as usize;
+    set_be(&mut f, hl + 4, &u32::MAX.to_be_bytes());
+    let e = probe_known(&f).unwrap_err();
+    assert!(e.contains(&format!("at byte {hl}")), "{e}");
+}
+
+#[test]
+fn qcow2_extensions_cannot_loop() {
+    // Zero-length unknown extensions back to back fill cluster 0: the walk
+    // advances 8 bytes each and stops at the backing name / cluster end.
+    let mut f = mid_fixture();
+    let hl = u32::from_be_bytes(f[100..104].try_into().unwrap()) as usize;
+    f.resize(65536, 0);
+    set_be(&mut f, 8, &0u64.to_be_bytes()); // no backing name: area = cluster 0
+    set_be(&mut f, 16, &0u32.to_be_bytes());
+    let mut at = hl;
+    while at + 8 <= 65536 {
+        set_be(&mut f, at, &0x1234_5678u32.to_be_bytes());
+        set_be(&mut f, at + 4, &0u32.to_be_bytes());
+        at += 8;
+    }
+    let (r, asked) = probe(&f, true);
+    assert!(asked <= 65536 + 4096, "{asked}");
+    let info = r.expect("a header full of unknown extensions still probes");
+    assert_eq!(info.backing_filename, None);
+}
+
+#[test]
+fn vmdk_descriptor_of_1_mib_without_nul() {
+    // A sparse VMDK header (VMware "Virtual Disk Format 1.1", SparseExtentHeader)
+    // whose descriptor is 2048 sectors of 'a' with no NUL.
+    let mut h = vec![0u8; 512];
+    h[0..4].copy_from_slice(b"KDMV");
+    h[4..8].copy_from_slice(&1u32.to_le_bytes());
+    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    h[12..20].copy_from_slice(&(1u64 << 21).to_le_bytes()); // capacity (sectors)
+    h[20..28].copy_from_slice(&128u64.to_le_bytes()); // grain size
+    h[28..36].copy_from_slice(&1u64.to_le_bytes()); // descriptor offset (sectors)
+    h[36..44].copy_from_slice(&2048u64.to_le_bytes()); // descriptor size (sectors)
+    h[44..48].copy_from_slice(&512u32.to_le_bytes());
+    h[73] = b'\n';
+    h[74] = b' ';
+    h[75] = b'\r';
+    h[76] = b'\n';
+    let mut f = h;
+    f.extend(std::iter::repeat_n(b'a', 2048 * 512));
+    let (r, asked) = probe(&f, true);
+    assert!(asked <= f.len() as u64 + 4096, "{asked}");
+    match r {
+        Ok(info) => {
+            assert_eq!(info.format, Format::Vmdk);
+            assert_eq!(
+                info.backing_filename, None,
+                "no parentFileNameHint in 'aaaa…'"
+            );
+        }
+        Err(e) => assert!(e.contains("descriptor"), "{e}"),
+    }
+}
+
+#[test]
+fn hostile_backing_names_never_panic_and_stay_data() {
+    use backing_chain::source;
+    let long_dotdot = "../".repeat(64 * 1024 / 3) + "base.qcow2";
+    let cases: Vec<String> = vec![
+        "a\0b.qcow2".into(),
+        "line\nbreak.qcow2".into(),
+        "<script>alert(1)</script>.qcow2".into(),
+        "'\"&<>.qcow2".into(),
+        long_dotdot.clone(),
+        format!("json:{}", "{\"file\":".repeat(10_000)),
+        format!("json:{{\"file.filename\":\"{}\"}}", "x".repeat(1 << 20)),
+        "nbd://[::1:10809/x".into(),
+        "nbd://host:99999/x".into(),
+        "http://%zz/x".into(),
+    ];
+    for name in &cases {
+        let r = source::parse_backing_name(name);
+        if name.contains('\0') {
+            assert!(r.is_err(), "NUL accepted");
+        }
+        // A file name comes back as the same bytes: never rewritten.
+        if let Ok(p) = &r {
+            if p.source.kind == source::SourceType::File {
+                assert_eq!(p.source.path.as_deref(), Some(name.as_str()));
+            }
+        }
+    }
+    // The 64 KiB of ../ is resolved by a plain join (no folding) and flagged
+    // as untrusted when asked.
+    let mut info = ImageInfo::new(Format::Qcow2);
+    info.backing_filename = Some(long_dotdot.clone());
+    info.backing_filename_format = Some("qcow2".into());
+    let img = Image {
+        filename: "/v/top.qcow2".into(),
+        probe: Probed::Info(Box::new(info)),
+        bytes_read: 0,
+    };
+    let forest = chain::build_with(
+        vec![img],
+        &chain::BuildOptions {
+            untrusted: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(forest.chains[0].status, Status::Missing);
+    assert!(
+        forest.chains[0]
+            .diagnostics
+            .iter()
+            .any(|d| d.code.contains("untrusted")),
+        "{:?}",
+        forest.chains[0].diagnostics
+    );
+}
+
+#[test]
+fn xml_ten_megabyte_attribute_is_handled() {
+    let big = "x".repeat(10 << 20);
+    let doc = format!("<domain><devices><disk type='file'><source file='/v/top.qcow2'/><target dev='vda' note='{big}'/></disk></devices></domain>");
+    let out = xml::populate(&doc, &forest3(), &Options::default()).unwrap();
+    assert!(out.xml.contains(&big));
+    assert!(out.xml.contains("<source file='/v/base.qcow2'/>"));
+}
+
+#[test]
+fn cli_refuses_invalid_utf8_and_utf16_xml_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("bad-utf8.xml", b"<domain>\xff\xfe</domain>".to_vec()),
+        (
+            "utf16.xml",
+            "\u{feff}<domain/>"
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect(),
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_backing-chain"))
+            .args(["xml", "--domain", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.to_lowercase().contains("utf-8"),
+            "{name}: {err}"
+        );
+    }
+}
