@@ -280,3 +280,12 @@ pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValu
     install_panic_hook();
     xml::edit::adopt_chain(doc, other, disk).map_err(|e| xml_error(&e))
 }
+
+/// The `<seclabel>`s of each source of a disk's chain, the disk's own first
+/// (`xml::edit::seclabels`).
+#[wasm_bindgen(js_name = seclabels)]
+pub fn seclabels(doc: &str, disk: usize) -> Result<JsValue, JsValue> {
+    install_panic_hook();
+    let s = xml::edit::seclabels(doc, disk).map_err(|e| xml_error(&e))?;
+    Ok(to_js(&s)?)
+}

@@ -338,3 +338,19 @@ fn diff_puts_the_xml_chain_next_to_the_images() {
     assert_eq!(d[0].rows[1].differs, vec!["depth"]);
     assert!(d[0].rows[1].xml.is_none());
 }
+
+#[test]
+fn seclabels_are_listed_per_layer() {
+    let s = edit::seclabels(DOM, 0).unwrap();
+    assert_eq!(s.len(), 3); // the disk's own source, mid, base
+    assert!(s[0].is_empty() && s[2].is_empty());
+    assert_eq!(s[1].len(), 2);
+    assert_eq!(s[1][0].model.as_deref(), Some("selinux"));
+    assert_eq!(s[1][0].relabel.as_deref(), Some("yes"));
+    assert_eq!(
+        s[1][0].label.as_deref(),
+        Some("system_u:object_r:svirt_image_t:s0:c1,c2")
+    );
+    assert_eq!(s[1][1].model.as_deref(), Some("dac"));
+    assert_eq!(s[1][1].label, None);
+}

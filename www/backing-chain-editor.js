@@ -8,7 +8,7 @@
 // The element owns no parsing: it reads the byte ranges the wasm core asks
 // for, calls the core, and renders what comes back as text nodes.
 
-import init, { Session, describeXml, editXml, adoptChain } from './pkg/backing_chain.js';
+import init, { Session, describeXml, editXml, adoptChain, seclabels } from './pkg/backing_chain.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
 import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERITY_ICON } from './render.js';
 import { CSS } from './editor-style.js';
@@ -130,6 +130,7 @@ export class BackingChainEditor extends HTMLElement {
     this._output = null;
     this._selected = null; // image filename
     this._collapsed = new Set();
+    this._openShared = new Set(); // shared bases whose overlays are listed
     this._lastXml = '';
     this._jobs = [];
     this._waiters = [];
@@ -843,6 +844,13 @@ export class BackingChainEditor extends HTMLElement {
 
   _diskView(d, desc, validate) {
     const layers = desc ? BackingChainEditor._mainPath(desc) : [];
+    let labels = [];
+    try {
+      labels = seclabels(this._chainView.doc, d.disk);
+    } catch {
+      labels = [];
+    }
+    const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
     const bad = d.rows.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
     let status = '';
     if (validate) {
@@ -875,13 +883,18 @@ export class BackingChainEditor extends HTMLElement {
           { 'data-depth': String(r.depth), class: r.differs.length ? 'row-differs' : null },
           h('td', null, String(r.depth)),
           cell('type', x?.type),
-          cell('place', x?.place),
+          h(
+            'td',
+            { class: diff.has('place') ? 'differs' : null, 'data-field': 'place' },
+            x?.place ?? '—',
+            ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
+          ),
           cell('format', x?.format),
           validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' ') }, imgText) : null,
           actions,
         ),
       );
-      if (ed && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: validate ? '6' : '5' }, this._editForm(d, ed, layers[r.depth - 1]))));
+      if (ed && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: validate ? '6' : '5' }, this._editForm(d, ed, layers[r.depth - 1], labels[r.depth] ?? []))));
     }
     const term = h('input', {
       type: 'checkbox',
@@ -893,7 +906,7 @@ export class BackingChainEditor extends HTMLElement {
     const foot = h(
       'div',
       { class: 'chain-foot' },
-      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, ` The chain ends after layer ${d.rows.filter((r) => r.xml).length} (<backingStore/>)`, validate && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
+      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, d.rows.some((r) => r.xml) ? ` The chain ends after layer ${d.rows.filter((r) => r.xml).length} (<backingStore/>)` : ' The disk has no backing image (<backingStore/>)', validate && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
       h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this._startEdit(d.disk, d.rows.filter((r) => r.xml).length + 1, 'insert') }, 'Add a layer at the end'),
     );
     const n = d.rows.filter((r) => r.xml).length;
@@ -924,13 +937,22 @@ export class BackingChainEditor extends HTMLElement {
     }
   }
 
-  _editForm(d, ed, layer) {
+  _editForm(d, ed, layer, labels = []) {
     const id = `${this._id}-f`;
     const cancel = h('button', { type: 'button', onclick: () => { this._editing = null; this._renderChains(); } }, 'Cancel');
     if (ed.kind === 'seclabel') {
       const model = h('select', { id: `${id}-model`, name: 'model' }, ...['selinux', 'dac', 'apparmor'].map((m) => h('option', { value: m }, m)));
       const relabel = h('select', { id: `${id}-relabel`, name: 'relabel' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no'), h('option', { value: '' }, '(not set)'));
       const label = h('input', { type: 'text', id: `${id}-label`, name: 'label', spellcheck: false, placeholder: 'system_u:object_r:svirt_image_t:s0:c1,c2 (empty: no <label>)' });
+      // Prefill from the seclabel of the chosen model, when the layer has one.
+      const fill = () => {
+        const cur = labels.find((l) => l.model === model.value);
+        relabel.value = cur ? (cur.relabel ?? '') : 'yes';
+        label.value = cur?.label ?? '';
+      };
+      if (labels[0]?.model && ['selinux', 'dac', 'apparmor'].includes(labels[0].model)) model.value = labels[0].model;
+      model.addEventListener('change', fill);
+      fill();
       const form = h(
         'form',
         { class: 'edit seclabel', 'aria-label': `Seclabel of layer ${ed.depth} of ${d.name}` },
@@ -1081,7 +1103,25 @@ export class BackingChainEditor extends HTMLElement {
       img.error ? h('span', { class: 'badge error' }, 'unreadable') : h('span', { class: 'badge fmt' }, img.format),
       sizeText ? h('span', { class: 'meta' }, sizeText) : null,
       h('span', { class: 'meta' }, `read ${humanSize(img['bytes-read'])}`),
-      users.length > 1 ? h('span', { class: 'badge info', title: 'a shared base' }, `shared by ${users.length} overlays`) : null,
+      users.length > 1
+        ? h(
+            'button',
+            {
+              type: 'button',
+              class: 'badge info shared',
+              title: 'a shared base: show or hide all its overlays',
+              'aria-expanded': String(this._openShared.has(img.filename)),
+              onclick: (ev) => {
+                ev.stopPropagation();
+                if (this._openShared.has(img.filename)) this._openShared.delete(img.filename);
+                else this._openShared.add(img.filename);
+                this._renderTree();
+              },
+            },
+            `shared by ${users.length} overlays`,
+          )
+        : null,
+      img.identity ? h('span', { class: 'meta identity' }, Object.entries(img.identity).map(([k, v]) => `${k} ${v}`).join(', ')) : null,
       chain ? h('span', { class: `badge ${chain.status === 'ok' ? '' : 'error'}` }, chain.status === 'ok' ? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}` : chain.status) : null,
       ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
     );
@@ -1093,6 +1133,16 @@ export class BackingChainEditor extends HTMLElement {
       this._select(idx, item);
     });
     for (const d of [...(img.diagnostics ?? []), ...diags]) item.append(this._diagView(d));
+    if (users.length > 1 && this._openShared.has(img.filename)) {
+      item.append(
+        h(
+          'div',
+          { class: 'overlays', 'aria-label': `Overlays of ${img.filename}` },
+          h('span', { class: 'meta' }, 'Overlays: '),
+          ...users.flatMap((u, n) => [n ? ', ' : '', h('button', { type: 'button', class: 'linkish', onclick: (ev) => { ev.stopPropagation(); this._select(u); } }, f.images[u].filename)]),
+        ),
+      );
+    }
     return item;
   }
 

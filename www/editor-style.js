@@ -98,6 +98,12 @@ li[aria-selected=true] > .row { background: var(--_sel); }
 .badge.error { color: var(--_error); border-color: var(--_error); }
 .badge.warning { color: var(--_warning); border-color: var(--_warning); }
 .badge.info { color: var(--_info); border-color: var(--_info); }
+button.badge { min-height: 0; background: none; cursor: pointer; font: inherit; font-size: .8em; }
+button.badge[aria-expanded=true]::after { content: " ▴"; }
+button.badge[aria-expanded=false]::after { content: " ▾"; }
+.identity { font-family: var(--_mono); font-size: .8em; overflow-wrap: anywhere; }
+.overlays { margin: .2rem 0 .2rem 1.6rem; font-size: .9em; }
+.seclabel { font-size: .85em; }
 .meta { color: var(--_muted); font-size: .9em; }
 .end .row { cursor: default; color: var(--_muted); font-style: italic; }
 .end.bad .row { color: var(--_error); font-style: normal; }

@@ -810,6 +810,42 @@ pub fn remove_seclabel(
     ))
 }
 
+/// A `<seclabel>` as written (for an editor to show and prefill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Seclabel {
+    pub model: Option<String>,
+    pub relabel: Option<String>,
+    pub label: Option<String>,
+    /// Other children (not `<label>`), as written.
+    pub others: usize,
+}
+
+/// The `<seclabel>`s of the source at `depth` (0: the disk's own source)
+/// of every layer: `result[depth]`, the disk's own first.
+pub fn seclabels(doc: &str, disk_i: usize) -> Result<Vec<Vec<Seclabel>>, XmlError> {
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let mut out = Vec::with_capacity(dk.layers.len() + 1);
+    for depth in 0..=dk.layers.len() {
+        let list = match source_at(&dk, depth) {
+            Ok((src, _)) => src
+                .elems()
+                .filter(|c| c.name == "seclabel")
+                .map(|c| Seclabel {
+                    model: c.attr("model").map(str::to_string),
+                    relabel: c.attr("relabel").map(str::to_string),
+                    label: c.child("label").and_then(|l| l.text(&doc)),
+                    others: c.elems().filter(|x| x.name != "label").count(),
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        out.push(list);
+    }
+    Ok(out)
+}
+
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of
 /// the same document: same disks in the same order), re-indented to `doc`.
 pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlError> {

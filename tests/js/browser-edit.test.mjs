@@ -3,7 +3,7 @@
 // trusted CDP drag events; expectations come from qemu-img and xmllint.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -358,6 +358,16 @@ test('seclabel: set relabel and label of one model, the other children and secla
   await waitTree(page, 3);
   await page.locator(`${EL} textarea`).fill(domain(SECLABELS));
   const x0 = await waitXml(page, (v) => v.includes('vm1'), 'domain');
+  // The table shows the layer's seclabels; the form starts from them.
+  const place1 = await page.locator(`${EL} .chains tr[data-depth="1"] td[data-field=place]`).innerText();
+  assert.match(place1, /seclabel selinux relabel=yes label=system_u:object_r:svirt_image_t:s0:c1,c2/);
+  assert.match(place1, /seclabel dac relabel=no/);
+  await page.locator(`${EL} .chains tr[data-depth="1"] button[data-act=seclabel]`).click();
+  assert.equal(await page.locator(`${EL} form.edit [name=label]`).inputValue(), 'system_u:object_r:svirt_image_t:s0:c1,c2');
+  await page.locator(`${EL} form.edit [name=model]`).selectOption('dac');
+  assert.equal(await page.locator(`${EL} form.edit [name=relabel]`).inputValue(), 'no');
+  assert.equal(await page.locator(`${EL} form.edit [name=label]`).inputValue(), '');
+  await page.locator(`${EL} form.edit button >> text=Cancel`).click();
   const x1 = await editLayer(page, 1, 'seclabel', { model: 'selinux', relabel: 'yes', label: 'system_u:object_r:svirt_image_t:s0:c7,c8' });
   const src = '//disk/backingStore/source';
   assert.equal(xpath(x1, `string(${src}/seclabel[@model='selinux']/label)`), 'system_u:object_r:svirt_image_t:s0:c7,c8');
@@ -432,5 +442,38 @@ test('reparent: choosing the backing image among the known ones changes tree and
   await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).first().click();
   await page.locator(`${EL} .details select`).selectOption('');
   await waitXml(page, (v) => v === x0, 'header again');
+  assert.deepEqual(events.errors, []);
+});
+
+test('forest: a shared base lists all its overlays (expand/collapse); each node shows its identity (VMDK CID)', { skip }, async (t) => {
+  const d = subdir('shared');
+  qemuImg('create', '-q', '-f', 'vmdk', join(d, 'base.vmdk'), '64M');
+  qemuImg('create', '-q', '-f', 'vmdk', '-F', 'vmdk', '-b', 'base.vmdk', join(d, 'a.vmdk'));
+  qemuImg('create', '-q', '-f', 'vmdk', '-F', 'vmdk', '-b', 'base.vmdk', join(d, 'b.vmdk'));
+  // The CIDs as the descriptors write them (read here, not by the page).
+  const desc = (name) => readFileSync(join(d, name)).subarray(0, 65536).toString('latin1');
+  const cid = (name) => /\nCID=([0-9a-f]+)/i.exec(desc(name))[1];
+  const parentCid = (name) => /\nparentCID=([0-9a-f]+)/i.exec(desc(name))[1];
+  assert.equal(parentCid('a.vmdk'), cid('base.vmdk'));
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [join(d, 'a.vmdk'), join(d, 'b.vmdk'), join(d, 'base.vmdk')]);
+  await waitTree(page, 4);
+  const baseRow = page.locator(`${EL} li[data-image] > .row:has(.name:text-is("base.vmdk"))`).first();
+  const ident = (await baseRow.locator('.identity').innerText()).toLowerCase();
+  assert.ok(ident.includes(cid('base.vmdk').toLowerCase()), `${ident} has ${cid('base.vmdk')}`);
+  const aRow = page.locator(`${EL} li[data-image] > .row:has(.name:text-is("a.vmdk"))`);
+  assert.ok((await aRow.locator('.identity').innerText()).toLowerCase().includes(parentCid('a.vmdk').toLowerCase()));
+  const toggle = baseRow.locator('button.shared');
+  assert.equal(await toggle.innerText(), 'shared by 2 overlays');
+  assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  await toggle.click();
+  const list = page.locator(`${EL} .overlays`).first();
+  assert.deepEqual((await list.locator('button').allInnerTexts()).sort(), ['a.vmdk', 'b.vmdk']);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-shared-base.png'), fullPage: true });
+  // Clicking an overlay selects it.
+  await list.locator('button >> text=b.vmdk').click();
+  assert.match(await page.locator(`${EL} .details h3`).innerText(), /^b\.vmdk$/);
+  await page.locator(`${EL} li[data-image] > .row:has(.name:text-is("base.vmdk")) button.shared`).first().click();
+  assert.equal(await page.locator(`${EL} .overlays`).count(), 0);
   assert.deepEqual(events.errors, []);
 });
