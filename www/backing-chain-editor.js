@@ -864,8 +864,9 @@ export class BackingChainEditor extends HTMLElement {
     for (const r of d.rows) {
       const x = r.xml;
       const m = r.images;
-      const diff = new Set(r.differs);
-      const cell = (field, text) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field }, text ?? '—');
+      // Differences are marked in validate mode only (populate keeps the XML's chain as it is).
+      const diff = new Set(validate ? r.differs : []);
+      const cell = (field, text, label) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field, 'data-label': label }, text ?? '—');
       const imgText = m ? `${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
       const actions = x
         ? h(
@@ -880,17 +881,17 @@ export class BackingChainEditor extends HTMLElement {
       rows.push(
         h(
           'tr',
-          { 'data-depth': String(r.depth), class: r.differs.length ? 'row-differs' : null },
-          h('td', null, String(r.depth)),
-          cell('type', x?.type),
+          { 'data-depth': String(r.depth), class: validate && r.differs.length ? 'row-differs' : null },
+          h('td', { class: 'depth', 'data-label': 'Layer' }, String(r.depth)),
+          cell('type', x?.type, 'Type'),
           h(
             'td',
-            { class: diff.has('place') ? 'differs' : null, 'data-field': 'place' },
+            { class: diff.has('place') ? 'differs' : null, 'data-field': 'place', 'data-label': 'Source' },
             x?.place ?? '—',
             ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
           ),
-          cell('format', x?.format),
-          validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' ') }, imgText) : null,
+          cell('format', x?.format, 'Format'),
+          validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
           actions,
         ),
       );
@@ -938,6 +939,18 @@ export class BackingChainEditor extends HTMLElement {
   }
 
   _editForm(d, ed, layer, labels = []) {
+    const form = this._editFormInner(d, ed, layer, labels);
+    // Escape closes the form.
+    form.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape') return;
+      ev.preventDefault();
+      this._editing = null;
+      this._renderChains();
+    });
+    return form;
+  }
+
+  _editFormInner(d, ed, layer, labels) {
     const id = `${this._id}-f`;
     const cancel = h('button', { type: 'button', onclick: () => { this._editing = null; this._renderChains(); } }, 'Cancel');
     if (ed.kind === 'seclabel') {

@@ -104,6 +104,16 @@ button.badge[aria-expanded=false]::after { content: " ▾"; }
 .identity { font-family: var(--_mono); font-size: .8em; overflow-wrap: anywhere; }
 .overlays { margin: .2rem 0 .2rem 1.6rem; font-size: .9em; }
 .seclabel { font-size: .85em; }
+.field[hidden], .chains [hidden] { display: none; }
+@container (max-width: 40rem) {
+  table.chain thead { display: none; }
+  table.chain, table.chain tbody, table.chain tr, table.chain td { display: block; width: 100%; }
+  table.chain tr { border-bottom: 1px solid var(--_border); padding: .3rem 0; }
+  table.chain td { border: 0; padding: .1rem .2rem; }
+  table.chain td[data-label]::before { content: attr(data-label) ": "; color: var(--_muted); font-family: var(--_font); font-weight: normal; }
+  table.chain td.differs[data-label]::before { content: "≠ " attr(data-label) ": "; }
+  table.chain td.actions { white-space: normal; }
+}
 .meta { color: var(--_muted); font-size: .9em; }
 .end .row { cursor: default; color: var(--_muted); font-style: italic; }
 .end.bad .row { color: var(--_error); font-style: normal; }

@@ -131,6 +131,8 @@ test('validate mode: a per-layer diff of a wrong chain, and Replace writes what 
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('vm1'));
   // Populate mode trusts the chain: no diff columns, no replace button.
   assert.equal(await page.locator(`${EL} .chains td.images`).count(), 0);
+  assert.equal(await page.locator(`${EL} .chains tr.row-differs, ${EL} .chains td.differs`).count(), 0);
+  assert.equal(await page.locator(`${EL} .chains tr[data-depth]`).count(), 2);
   assert.equal(await page.locator(`${EL} button >> text=Replace with what the images say`).isVisible(), false);
   await page.locator(`${EL} label >> text=Validate`).click();
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains tr.row-differs'));
@@ -177,6 +179,19 @@ test('validate mode: a per-layer diff of a wrong chain, and Replace writes what 
   await page.locator(`${EL} button >> text=Redo`).click();
   await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains tr.row-differs'));
   assert.equal(await domainText(page), fixed);
+  // Narrow and dark, with the mismatch and an open form.
+  await page.locator(`${EL} button >> text=Undo`).click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains tr.row-differs'));
+  await page.setViewportSize({ width: 360, height: 800 });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.locator(`${EL} .chains tr[data-depth="2"] button[data-act=edit]`).click();
+  assert.equal(await page.locator(`${EL} form.edit [name=path]`).inputValue(), '/var/lib/libvirt/images/old-base.qcow2');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 360, `page is ${overflow}px wide at 360`);
+  await page.locator(`${EL} .chains`).screenshot({ path: join(ARTIFACTS, 'page-validate-narrow-dark.png') });
+  // Escape closes the form.
+  await page.locator(`${EL} form.edit [name=path]`).press('Escape');
+  assert.equal(await page.locator(`${EL} form.edit`).count(), 0);
   assert.deepEqual(events.errors, []);
 });
 
