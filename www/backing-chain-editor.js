@@ -835,11 +835,29 @@ export class BackingChainEditor extends HTMLElement {
         : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
     chainsError.hidden = !(error || this._editError);
     chainsError.textContent = this._editError ? `The edit was refused: ${this._editError}` : (error ?? '');
+    // Keep the keyboard focus across the re-render (the same control, else its disk),
+    // so that Ctrl+Z right after an edit still reaches the element.
+    const active = this.shadowRoot.activeElement;
+    let keep = null;
+    if (active && chainsBody.contains(active) && !active.closest('form')) {
+      keep = { disk: active.closest('[data-disk]')?.dataset.disk, depth: active.closest('tr[data-depth]')?.dataset.depth, act: active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+    } else if (active && chainsBody.contains(active)) {
+      keep = { disk: active.closest('[data-disk]')?.dataset.disk };
+    }
     if (!view) {
       chainsBody.replaceChildren();
       return;
     }
     chainsBody.replaceChildren(...view.diff.map((d) => this._diskView(d, view.desc[d.disk], validate)));
+    if (keep && !this._editing) {
+      const disk = chainsBody.querySelector(`[data-disk="${Number(keep.disk) || 0}"]`) ?? chainsBody.querySelector('[data-disk]');
+      let target = null;
+      if (disk && keep.term) target = disk.querySelector('.terminator input');
+      else if (disk && keep.act === 'append') target = disk.querySelector('button[data-act=append]');
+      else if (disk && keep.act && keep.depth) target = disk.querySelector(`tr[data-depth="${Number(keep.depth)}"] button[data-act="${keep.act.replace(/[^a-z-]/g, '')}"]`);
+      target ??= disk?.querySelector('h3');
+      target?.focus();
+    }
   }
 
   _diskView(d, desc, validate) {
@@ -915,7 +933,7 @@ export class BackingChainEditor extends HTMLElement {
     return h(
       'div',
       { class: `disk${bad && validate ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
-      h('h3', null, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
+      h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
       h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
       foot,
       tail,

@@ -301,6 +301,12 @@ test('each edit kind changes the XML at once, and undo/redo walk back and forth 
   assert.equal(xpath(x, 'string(//disk/backingStore/source/@file)'), '/var/lib/libvirt/images/extra.qcow2');
   assert.equal(xpath(x, 'count(//disk//backingStore[@type])'), '3');
   assert.ok(!x.includes('mid-copy.qcow2'));
+  // Focus stays in the element after the re-render: Ctrl+Z right away undoes, Ctrl+Y redoes.
+  assert.equal(await page.locator(EL).evaluate((el) => el.shadowRoot.activeElement?.dataset.act), 'remove');
+  await page.keyboard.press('Control+z');
+  await waitXml(page, (v) => v === states[states.length - 1], 'keyboard undo after remove');
+  await page.keyboard.press('Control+y');
+  await waitXml(page, (v) => v === x, 'keyboard redo after remove');
   states.push(x);
   // 6. Clear the terminator, 7. set it again.
   before = x;
@@ -490,5 +496,32 @@ test('forest: a shared base lists all its overlays (expand/collapse); each node 
   assert.match(await page.locator(`${EL} .details h3`).innerText(), /^b\.vmdk$/);
   await page.locator(`${EL} li[data-image] > .row:has(.name:text-is("base.vmdk")) button.shared`).first().click();
   assert.equal(await page.locator(`${EL} .overlays`).count(), 0);
+  assert.deepEqual(events.errors, []);
+});
+
+test('readonly hides every edit control; the mode attribute switches to validate', { skip }, async (t) => {
+  const d = subdir('readonly');
+  const f = makeChain(d);
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await page.locator(`${EL} textarea`).fill(domain(WRONG));
+  await waitXml(page, (v) => v.includes('vm1'), 'domain');
+  assert.ok(await page.locator(`${EL} .chains button[data-act=edit]`).first().isVisible());
+  await page.locator(EL).evaluate((el) => {
+    el.setAttribute('readonly', '');
+    el.setAttribute('mode', 'validate');
+  });
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains tr.row-differs'));
+  assert.equal(await page.locator(EL).evaluate((el) => el.mode), 'validate');
+  for (const act of ['edit', 'insert', 'remove', 'seclabel', 'append']) {
+    assert.equal(await page.locator(`${EL} .chains button[data-act=${act}]`).first().isVisible(), false, act);
+  }
+  assert.equal(await page.locator(`${EL} button >> text=Replace with what the images say`).isVisible(), false);
+  assert.equal(await page.locator(`${EL} .chains .terminator input`).isDisabled(), true);
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  assert.equal(await page.locator(`${EL} .details select`).isVisible(), false);
+  // The diff itself is still shown.
+  assert.match(await page.locator(`${EL} .chains tr[data-depth="2"] td.images`).innerText(), /base\.qcow2/);
   assert.deepEqual(events.errors, []);
 });
