@@ -281,11 +281,11 @@ pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValu
     xml::edit::adopt_chain(doc, other, disk).map_err(|e| xml_error(&e))
 }
 
-/// The `<seclabel>`s of each source of a disk's chain, the disk's own first
-/// (`xml::edit::seclabels`).
+/// The `<seclabel>`s of each source of each disk's chain: `[disk][depth]`,
+/// depth 0 the disk's own source (`xml::edit::seclabels`).
 #[wasm_bindgen(js_name = seclabels)]
-pub fn seclabels(doc: &str, disk: usize) -> Result<JsValue, JsValue> {
+pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
-    let s = xml::edit::seclabels(doc, disk).map_err(|e| xml_error(&e))?;
+    let s = xml::edit::seclabels(doc).map_err(|e| xml_error(&e))?;
     Ok(to_js(&s)?)
 }

@@ -341,7 +341,9 @@ fn diff_puts_the_xml_chain_next_to_the_images() {
 
 #[test]
 fn seclabels_are_listed_per_layer() {
-    let s = edit::seclabels(DOM, 0).unwrap();
+    let all = edit::seclabels(DOM).unwrap();
+    assert_eq!(all.len(), 1);
+    let s = &all[0];
     assert_eq!(s.len(), 3); // the disk's own source, mid, base
     assert!(s[0].is_empty() && s[2].is_empty());
     assert_eq!(s[1].len(), 2);

@@ -822,7 +822,7 @@ export class BackingChainEditor extends HTMLElement {
     try {
       const eff = this._effectiveDoc();
       const doc = validate && this._goodDomain ? this._goodDomain : eff;
-      if (doc) view = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc) };
+      if (doc) view = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
     } catch (e) {
       error = String(e?.message ?? e);
     }
@@ -862,12 +862,7 @@ export class BackingChainEditor extends HTMLElement {
 
   _diskView(d, desc, validate) {
     const layers = desc ? BackingChainEditor._mainPath(desc) : [];
-    let labels = [];
-    try {
-      labels = seclabels(this._chainView.doc, d.disk);
-    } catch {
-      labels = [];
-    }
+    const labels = this._chainView.labels?.[d.disk] ?? [];
     const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
     const bad = d.rows.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
     let status = '';

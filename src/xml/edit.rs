@@ -820,30 +820,34 @@ pub struct Seclabel {
     pub others: usize,
 }
 
-/// The `<seclabel>`s of the source at `depth` (0: the disk's own source)
-/// of every layer: `result[depth]`, the disk's own first.
-pub fn seclabels(doc: &str, disk_i: usize) -> Result<Vec<Vec<Seclabel>>, XmlError> {
+/// The `<seclabel>`s of every source of every disk: `result[disk][depth]`
+/// (depth 0: the disk's own source, then each layer of its chain).
+pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
     let doc = nested_doc(doc)?;
     let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
-    let mut out = Vec::with_capacity(dk.layers.len() + 1);
-    for depth in 0..=dk.layers.len() {
-        let list = match source_at(&dk, depth) {
-            Ok((src, _)) => src
-                .elems()
-                .filter(|c| c.name == "seclabel")
-                .map(|c| Seclabel {
-                    model: c.attr("model").map(str::to_string),
-                    relabel: c.attr("relabel").map(str::to_string),
-                    label: c.child("label").and_then(|l| l.text(&doc)),
-                    others: c.elems().filter(|x| x.name != "label").count(),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        out.push(list);
+    let mut all = Vec::with_capacity(d.disks.len());
+    for disk_i in 0..d.disks.len() {
+        let dk = disk(&d, &doc, disk_i)?;
+        let mut out = Vec::with_capacity(dk.layers.len() + 1);
+        for depth in 0..=dk.layers.len() {
+            let list = match source_at(&dk, depth) {
+                Ok((src, _)) => src
+                    .elems()
+                    .filter(|c| c.name == "seclabel")
+                    .map(|c| Seclabel {
+                        model: c.attr("model").map(str::to_string),
+                        relabel: c.attr("relabel").map(str::to_string),
+                        label: c.child("label").and_then(|l| l.text(&doc)),
+                        others: c.elems().filter(|x| x.name != "label").count(),
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            out.push(list);
+        }
+        all.push(out);
     }
-    Ok(out)
+    Ok(all)
 }
 
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of

@@ -99,7 +99,7 @@ test('editXml, adoptChain, describeXml, diff, seclabels over a populated domain'
   assert.equal(v.diagnostics.filter((x) => x.code === 'chain-mismatch').length, 2);
   // Seclabels: set, listed.
   const labelled = wasm.editXml(edited, { op: 'set-seclabel', disk: 0, depth: 1, seclabel: { model: 'dac', relabel: false } });
-  assert.deepEqual(wasm.seclabels(labelled, 0)[1], [{ model: 'dac', relabel: 'no', label: null, others: 0 }]);
+  assert.deepEqual(wasm.seclabels(labelled)[0][1], [{ model: 'dac', relabel: 'no', label: null, others: 0 }]);
   // Refused edits throw Errors with a message.
   assert.throws(() => wasm.editXml(edited, { op: 'remove-layer', disk: 0, depth: 9 }), /no backing layer 9/);
   assert.throws(() => wasm.editXml(edited, { op: 'frobnicate', disk: 0 }), /bad edit/);
