@@ -356,3 +356,62 @@ fn seclabels_are_listed_per_layer() {
     assert_eq!(s[1][1].model.as_deref(), Some("dac"));
     assert_eq!(s[1][1].label, None);
 }
+
+#[test]
+fn a_type_change_drops_what_belongs_to_the_old_type() {
+    let net = DOM
+        .replace(
+            "          <source file='/i/base.qcow2'/>",
+            "          <source protocol='rbd' name='pool/img'>
+            <host name='mon1' port='6789'/>
+            <auth username='admin'>
+              <secret type='ceph' usage='ceph-admin'/>
+            </auth>
+          </source>",
+        )
+        .replace(
+            "        <backingStore type='file'>\n          <format type='qcow2'/>\n          <source protocol",
+            "        <backingStore type='network'>\n          <format type='qcow2'/>\n          <source protocol",
+        );
+    assert!(net.contains("<backingStore type='network'>"));
+    check(&net, "rbd layer");
+    // Same type: only the place changes; <auth> stays.
+    let spec = LayerSpec {
+        kind: "network".into(),
+        protocol: Some("rbd".into()),
+        name: Some("pool/img2".into()),
+        hosts: vec![HostSpec {
+            name: Some("mon2".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let out = edit::set_layer(&net, 0, 2, &spec).unwrap();
+    assert!(
+        out.contains(
+            "<source protocol='rbd' name='pool/img2'>
+            <host name='mon2'/>
+            <auth username='admin'>
+              <secret type='ceph' usage='ceph-admin'/>
+            </auth>
+          </source>"
+        ),
+        "{out}"
+    );
+    check(&out, "rbd edited");
+    // To a file: hosts and auth go.
+    let out = edit::set_layer(&net, 0, 2, &file("/i/base.qcow2", None)).unwrap();
+    assert_eq!(out, DOM);
+    // file → block: the seclabels of mid stay (every type may have them).
+    let spec = LayerSpec {
+        kind: "block".into(),
+        path: Some("/dev/vg/mid".into()),
+        ..Default::default()
+    };
+    let out = edit::set_layer(DOM, 0, 1, &spec).unwrap();
+    assert_eq!(
+        out,
+        DOM.replace("<backingStore type='file'>\n        <format type='qcow2'/>\n        <source file='/i/mid.qcow2'>", "<backingStore type='block'>\n        <format type='qcow2'/>\n        <source dev='/dev/vg/mid'>")
+    );
+    check(&out, "file made a block device");
+}

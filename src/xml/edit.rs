@@ -399,19 +399,35 @@ fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {
 }
 
 /// Attributes of `<source>` that say where the layer is (replaced by an
-/// edit); any other attribute (`index`, `tls`, `query`, …) is kept.
+/// edit); any other attribute (`index`, `tls`, `query`, …) is kept while
+/// the type stays the same.
 const LOCATION_ATTRS: [&str; 5] = ["file", "dev", "dir", "protocol", "name"];
 
+/// What a `<source>` keeps when its layer changes type: the attributes and
+/// children every type may have (the rest belongs to the old type: a
+/// network source's `tls`, `<host>`, `<auth>`, `<snapshot>`, a volume's
+/// `pool`, an nvme `<address>`, …).
+const KEPT_ACROSS_TYPES: [&str; 5] = [
+    "index",
+    "seclabel",
+    "encryption",
+    "reservations",
+    "privateData",
+];
+
 /// The new `<source>` for `spec`, keeping the old one's other attributes
-/// and children (all but `<host>`).
+/// and children (all but `<host>`); across a type change, only those in
+/// [`KEPT_ACROSS_TYPES`].
 fn new_source(
     doc: &str,
     old: Option<&Elem>,
+    old_kind: Option<&str>,
     spec: &LayerSpec,
     kind: SourceType,
     pad: &str,
     unit: &str,
 ) -> String {
+    let same_type = old_kind == Some(kind.name());
     let s = storage_source(spec, kind);
     let Some(old) = old else {
         return source_element(&s, pad, unit);
@@ -443,14 +459,21 @@ fn new_source(
         }
     }
     for (k, v) in &old.attrs {
-        if !LOCATION_ATTRS.contains(&k.as_str()) {
+        let keep = if same_type {
+            !LOCATION_ATTRS.contains(&k.as_str())
+        } else {
+            KEPT_ACROSS_TYPES.contains(&k.as_str())
+        };
+        if keep {
             attrs.push((k.clone(), v.clone()));
         }
     }
     kids.extend(
-        kept_children(doc, old, |c| c.name == "host")
-            .into_iter()
-            .map(|(_, t)| t),
+        kept_children(doc, old, |c| {
+            c.name == "host" || (!same_type && !KEPT_ACROSS_TYPES.contains(&c.name.as_str()))
+        })
+        .into_iter()
+        .map(|(_, t)| t),
     );
     rebuild("source", &attrs, &kids, pad, unit)
 }
@@ -528,7 +551,7 @@ pub fn set_layer(
         ));
     }
     let src = e.child("source");
-    let text = new_source(&doc, src, spec, kind, &inpad, &dk.unit);
+    let text = new_source(&doc, src, e.attr("type"), spec, kind, &inpad, &dk.unit);
     match src {
         Some(s) => {
             if doc[s.start.0..s.end.1] != text {
