@@ -90,6 +90,7 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
 pub struct Session {
     images: Vec<Image>,
     forest: Option<chain::Forest>,
+    build: chain::BuildOptions,
 }
 
 #[wasm_bindgen]
@@ -162,6 +163,45 @@ impl Session {
         removed
     }
 
+    /// Add the images of a `qemu-img info --backing-chain --output=json`
+    /// document (an image of the same name is replaced). Returns their
+    /// names; a malformed document throws an `Error` with `position`.
+    #[wasm_bindgen(js_name = addQemuImgJson)]
+    pub fn add_qemu_img_json(&mut self, text: &str) -> Result<JsValue, JsValue> {
+        let images = xml::qemu_json::images(text).map_err(|e| xml_error(&e))?;
+        let names: Vec<String> = images.iter().map(|i| i.filename.clone()).collect();
+        for im in images {
+            self.images.retain(|i| i.filename != im.filename);
+            self.images.push(im);
+        }
+        self.forest = None;
+        Ok(to_js(&names)?)
+    }
+
+    /// The user's backing choices: `[[image, backing image], ...]` by
+    /// filename; they override every other match (`BuildOptions.mapping`).
+    #[wasm_bindgen(js_name = setMapping)]
+    pub fn set_mapping(&mut self, pairs: JsValue) -> Result<(), JsError> {
+        let m: Vec<(String, String)> = if pairs.is_undefined() || pairs.is_null() {
+            Vec::new()
+        } else {
+            serde_wasm_bindgen::from_value(pairs)
+                .map_err(|e| JsError::new(&format!("mapping: {e}")))?
+        };
+        self.build.mapping = m;
+        self.forest = None;
+        Ok(())
+    }
+
+    /// Per disk and depth: the chain the document states next to the one
+    /// the images give (`xml::edit::diff`). `options` as for `xml`.
+    pub fn diff(&mut self, domain_xml: &str, options: JsValue) -> Result<JsValue, JsValue> {
+        let opts = options_from(options)?;
+        let forest = self.forest();
+        let d = xml::edit::diff(domain_xml, forest, &opts).map_err(|e| xml_error(&e))?;
+        Ok(to_js(&d)?)
+    }
+
     pub fn clear(&mut self) {
         self.images.clear();
         self.forest = None;
@@ -169,7 +209,7 @@ impl Session {
 
     fn forest(&mut self) -> &chain::Forest {
         if self.forest.is_none() {
-            self.forest = Some(chain::build(self.images.clone()));
+            self.forest = Some(chain::build_with(self.images.clone(), &self.build));
         }
         self.forest.as_ref().expect("forest just built")
     }
@@ -189,12 +229,7 @@ impl Session {
         domain_xml: Option<String>,
         options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let opts: xml::Options = if options.is_undefined() || options.is_null() {
-            xml::Options::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsValue::from(JsError::new(&format!("bad options: {e}"))))?
-        };
+        let opts = options_from(options)?;
         let forest = self.forest();
         let out = match domain_xml.as_deref().filter(|d| !d.trim().is_empty()) {
             Some(d) => xml::populate(d, forest, &opts).map_err(|e| xml_error(&e))?,
@@ -209,4 +244,48 @@ fn xml_error(e: &xml::XmlError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let _ = js_sys::Reflect::set(&err, &"position".into(), &(e.position as f64).into());
     err.into()
+}
+
+fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(xml::Options::default());
+    }
+    serde_wasm_bindgen::from_value(options)
+        .map_err(|e| JsValue::from(JsError::new(&format!("bad options: {e}"))))
+}
+
+/// Each disk of a document and its chain as written (`xml::describe`).
+#[wasm_bindgen(js_name = describeXml)]
+pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
+    install_panic_hook();
+    let d = xml::describe(doc).map_err(|e| xml_error(&e))?;
+    Ok(to_js(&d)?)
+}
+
+/// Apply one edit to a disk's chain (`xml::edit::Op` as an object:
+/// `{op: 'set-layer' | 'insert-layer' | 'remove-layer' | 'set-terminator' |
+/// 'set-seclabel' | 'remove-seclabel', disk, depth, ...}`). Returns the new
+/// document; a refused edit throws.
+#[wasm_bindgen(js_name = editXml)]
+pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
+    install_panic_hook();
+    let op: xml::edit::Op = serde_wasm_bindgen::from_value(op)
+        .map_err(|e| JsValue::from(JsError::new(&format!("bad edit: {e}"))))?;
+    xml::edit::apply(doc, &op).map_err(|e| xml_error(&e))
+}
+
+/// `doc` with disk `disk`'s chain taken from `other` (`xml::edit::adopt_chain`).
+#[wasm_bindgen(js_name = adoptChain)]
+pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValue> {
+    install_panic_hook();
+    xml::edit::adopt_chain(doc, other, disk).map_err(|e| xml_error(&e))
+}
+
+/// The `<seclabel>`s of each source of each disk's chain: `[disk][depth]`,
+/// depth 0 the disk's own source (`xml::edit::seclabels`).
+#[wasm_bindgen(js_name = seclabels)]
+pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
+    install_panic_hook();
+    let s = xml::edit::seclabels(doc).map_err(|e| xml_error(&e))?;
+    Ok(to_js(&s)?)
 }

@@ -8,7 +8,7 @@
 // The element owns no parsing: it reads the byte ranges the wasm core asks
 // for, calls the core, and renders what comes back as text nodes.
 
-import init, { Session } from './pkg/backing_chain.js';
+import init, { Session, describeXml, editXml, adoptChain, seclabels } from './pkg/backing_chain.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
 import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERITY_ICON } from './render.js';
 import { CSS } from './editor-style.js';
@@ -109,7 +109,7 @@ let uid = 0;
 
 export class BackingChainEditor extends HTMLElement {
   static get observedAttributes() {
-    return ['domain-xml', 'layout', 'readonly', 'base-dir'];
+    return ['domain-xml', 'layout', 'readonly', 'base-dir', 'mode'];
   }
 
   constructor() {
@@ -121,11 +121,16 @@ export class BackingChainEditor extends HTMLElement {
     this._goodDomain = '';
     this._xmlError = null;
     this._layout = 'nested';
+    this._mode = 'populate'; // or 'validate'
+    this._mapping = new Map(); // image filename → backing image filename (the user's choice)
+    this._editing = null; // { disk, depth, kind: 'edit' | 'insert' | 'seclabel' }
+    this._editError = null;
     this._baseDir = '';
     this._forest = null;
     this._output = null;
     this._selected = null; // image filename
     this._collapsed = new Set();
+    this._openShared = new Set(); // shared bases whose overlays are listed
     this._lastXml = '';
     this._jobs = [];
     this._waiters = [];
@@ -172,6 +177,7 @@ export class BackingChainEditor extends HTMLElement {
     if (name === 'domain-xml') this.domainXml = value ?? '';
     else if (name === 'layout') this.layout = value ?? 'nested';
     else if (name === 'base-dir') this.baseDir = value ?? '';
+    else if (name === 'mode') this.mode = value ?? 'populate';
     else if (name === 'readonly') this._applyReadonly();
   }
 
@@ -194,6 +200,18 @@ export class BackingChainEditor extends HTMLElement {
     this._record();
     this._layout = v;
     for (const r of this._els.layoutRadios) r.checked = r.value === v;
+    this._update();
+  }
+  /** `populate` (default) or `validate` (compare each disk's chain with the images). */
+  get mode() {
+    return this._mode;
+  }
+  set mode(v) {
+    v = v === 'validate' ? 'validate' : 'populate';
+    if (v === this._mode) return;
+    this._record();
+    this._mode = v;
+    for (const r of this._els.modeRadios) r.checked = r.value === v;
     this._update();
   }
   get readonly() {
@@ -229,7 +247,63 @@ export class BackingChainEditor extends HTMLElement {
     return this._probe([{ name: String(name), size, reader }]);
   }
 
-  /** Undo the last change (images added or removed, domain XML, base directory, layout). */
+  /** Add the images of a `qemu-img info --backing-chain --output=json` document. Returns their names. */
+  async addQemuImgJson(text) {
+    await this.ready;
+    this._record();
+    let names;
+    try {
+      names = this._session.addQemuImgJson(String(text));
+    } catch (e) {
+      this._undo.pop();
+      this._updateHistoryButtons();
+      throw e;
+    }
+    for (const n of names) this._meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: String(text) } });
+    this._update();
+    return names;
+  }
+
+  /** Choose the backing image of `image` among the known images (`null`: as its header says). */
+  setBacking(image, backing) {
+    image = String(image);
+    const now = this._mapping.get(image) ?? null;
+    backing = backing == null || backing === '' ? null : String(backing);
+    if (now === backing) return;
+    this._record();
+    if (backing === null) this._mapping.delete(image);
+    else this._mapping.set(image, backing);
+    this._applyMapping();
+    this._update();
+  }
+
+  /**
+   * Edit a disk's chain in the domain XML (the core's xml::edit operations):
+   * `{ op: 'set-layer' | 'insert-layer' | 'remove-layer' | 'set-terminator' | 'set-seclabel' | 'remove-seclabel', disk, depth, layer?, on?, seclabel?, model? }`.
+   * A chain that came from the images is first written into the domain XML, so it is kept (trusted) from then on.
+   */
+  edit(op) {
+    if (!this._session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    const eff = this._effectiveDoc();
+    if (!eff) throw new Error('nothing to edit: no disk');
+    const base = this._goodDomain ? adoptChain(this._goodDomain, eff, op.disk) : eff;
+    const next = editXml(base, op);
+    this._editing = null;
+    this._editError = null;
+    this.domainXml = next;
+    return next;
+  }
+
+  /** Validate mode: write what the images say into each disk whose chain diverges. */
+  replaceWithImages() {
+    if (!this._session || !this._goodDomain) return false;
+    const out = this._session.xml(this._goodDomain, { ...this._options('nested'), mode: 'validate', replace: true });
+    if (out.xml === this._goodDomain) return false;
+    this.domainXml = out.xml;
+    return true;
+  }
+
+  /** Undo the last change (images, domain XML and its edits, base directory, layout, mode, backing choices). */
   undo() {
     const snap = this._undo.pop();
     if (!snap) return Promise.resolve(false);
@@ -274,7 +348,7 @@ export class BackingChainEditor extends HTMLElement {
   // ---- internals -------------------------------------------------------
 
   _snapshot() {
-    return { domain: this._domainText, baseDir: this._baseDir, layout: this._layout, images: new Map(this._meta) };
+    return { domain: this._domainText, baseDir: this._baseDir, layout: this._layout, mode: this._mode, mapping: new Map(this._mapping), images: new Map(this._meta) };
   }
 
   /** Remember the state before a change (not while undoing/redoing). */
@@ -295,6 +369,12 @@ export class BackingChainEditor extends HTMLElement {
       this._els.baseDir.value = snap.baseDir;
       this._layout = snap.layout;
       for (const r of this._els.layoutRadios) r.checked = r.value === snap.layout;
+      this._mode = snap.mode;
+      for (const r of this._els.modeRadios) r.checked = r.value === snap.mode;
+      this._mapping = new Map(snap.mapping);
+      this._applyMapping();
+      this._editing = null;
+      this._editError = null;
       // Images: drop what the snapshot does not have, re-probe what it had.
       const same = (n, m) => snap.images.get(n)?.job === m.job;
       for (const [n, m] of [...this._meta]) {
@@ -304,7 +384,17 @@ export class BackingChainEditor extends HTMLElement {
         }
       }
       const again = [...snap.images.values()].filter((m) => !this._meta.has(m.job.name)).map((m) => m.job);
-      if (again.length) await this._probe(again, { record: false });
+      // Images from qemu-img JSON come back from their document.
+      const texts = new Set(again.filter((j) => j.json !== undefined).map((j) => j.json));
+      for (const text of texts) {
+        for (const n of this._session.addQemuImgJson(text)) {
+          const m = snap.images.get(n);
+          if (m && m.job.json === text) this._meta.set(n, m);
+          else if (!this._meta.has(n)) this._session.remove(n);
+        }
+      }
+      const probe = again.filter((j) => j.json === undefined);
+      if (probe.length) await this._probe(probe, { record: false });
       else this._update();
     } finally {
       this._restoring = false;
@@ -317,8 +407,12 @@ export class BackingChainEditor extends HTMLElement {
     this._els.redo.disabled = !this._redo.length;
   }
 
+  _applyMapping() {
+    this._session?.setMapping([...this._mapping]);
+  }
+
   _options(layout = this._layout) {
-    const o = { layout: layout === 'flat' ? 'flat' : 'nested' };
+    const o = { layout: layout === 'flat' ? 'flat' : 'nested', mode: this._mode };
     if (this._baseDir.trim()) o['base-dir'] = this._baseDir.trim();
     return o;
   }
@@ -339,11 +433,16 @@ export class BackingChainEditor extends HTMLElement {
   async _addEntries(entries) {
     const docs = entries.filter((e) => isDocument(e.path));
     const images = entries.filter((e) => !isDocument(e.path));
-    for (const d of docs.slice(0, 1)) {
-      if (!/\.xml$/i.test(d.path)) {
-        this._notice(`${d.path}: qemu-img JSON is not supported yet; drop a domain or disk XML instead.`);
-        continue;
+    for (const d of docs.filter((x) => /\.json$/i.test(x.path))) {
+      try {
+        const names = await this.addQemuImgJson(await readText(d.file));
+        this._notice(`${d.path}: ${names.length} image${names.length === 1 ? '' : 's'} from qemu-img JSON.`);
+      } catch (e) {
+        this._notice(`${d.path}: ${e.message}`);
       }
+    }
+    const xmlDocs = docs.filter((x) => !/\.json$/i.test(x.path));
+    for (const d of xmlDocs.slice(0, 1)) {
       try {
         const text = await readText(d.file);
         this.domainXml = text;
@@ -351,7 +450,7 @@ export class BackingChainEditor extends HTMLElement {
         this._notice(`${d.path}: ${e.message}`);
       }
     }
-    if (docs.length > 1) this._notice(`Only the first XML document is used (${docs.length} dropped).`);
+    if (xmlDocs.length > 1) this._notice(`Only the first XML document is used (${xmlDocs.length} dropped).`);
     await this._probe(images.map((e) => ({ name: e.path, size: e.file.size, reader: blobReader(e.file) })));
   }
 
@@ -476,6 +575,7 @@ export class BackingChainEditor extends HTMLElement {
     this._renderDetails();
     this._renderXml();
     this._renderParse();
+    this._renderChains();
     const diags = this._renderDiagnostics();
     if (out.xml !== this._lastXml) {
       this._lastXml = out.xml;
@@ -553,6 +653,7 @@ export class BackingChainEditor extends HTMLElement {
       const text = hasFiles ? '' : ev.dataTransfer.getData('text/plain');
       if (!hasFiles) {
         if (text.trim().startsWith('<')) this.domainXml = text;
+        else if (/^[[{]/.test(text.trim())) this._pasteJson(text);
         else if (text.trim()) this._notice('Dropped text is not XML: drop disk images or a domain XML.');
         return;
       }
@@ -585,6 +686,24 @@ export class BackingChainEditor extends HTMLElement {
       h('label', null, els.layoutRadios[0], h('span', null, 'Nested (libvirt)')),
       h('label', null, els.layoutRadios[1], h('span', null, 'Flat (proposal)')),
     );
+    els.modeRadios = ['populate', 'validate'].map((v) =>
+      h('input', {
+        type: 'radio',
+        name: `${id}-mode`,
+        value: v,
+        checked: v === 'populate',
+        onchange: (ev) => {
+          if (ev.target.checked) this.mode = v;
+        },
+      }),
+    );
+    const modeSeg = h(
+      'fieldset',
+      { class: 'seg mode' },
+      h('legend', { class: 'sr-only' }, 'Mode'),
+      h('label', { title: 'Disks without a chain get it from the images; chains in the XML are kept' }, els.modeRadios[0], h('span', null, 'Populate')),
+      h('label', { title: 'Compare each chain in the XML with the images, layer by layer' }, els.modeRadios[1], h('span', null, 'Validate')),
+    );
     els.copyXml = h('button', { type: 'button', onclick: () => this._copyXml() }, 'Copy');
     els.download = h('button', { type: 'button', onclick: () => this._downloadXml() }, 'Download');
     els.flatNote = h('p', { class: 'note', hidden: true }, 'The flat form (<alias name parent> on a list of <backingStore>) is a proposal: libvirt does not accept it today. Use the nested form with virsh.');
@@ -594,7 +713,7 @@ export class BackingChainEditor extends HTMLElement {
     const output = h(
       'section',
       { class: 'output', 'aria-labelledby': `${id}-xh` },
-      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-xh` }, 'XML'), h('span', { class: 'spacer' }), seg, els.copyXml, els.download),
+      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-xh` }, 'XML'), h('span', { class: 'spacer' }), modeSeg, seg, els.copyXml, els.download),
       els.flatNote,
       els.xmlStale,
       els.xmlPre,
@@ -606,6 +725,14 @@ export class BackingChainEditor extends HTMLElement {
       clearTimeout(timer);
       timer = setTimeout(() => this._setDomain(els.domain.value), 250);
     });
+    // Pasting qemu-img JSON adds its images instead of replacing the domain XML.
+    els.domain.addEventListener('paste', (ev) => {
+      const text = ev.clipboardData?.getData('text/plain') ?? '';
+      if (/^[[{]/.test(text.trim()) && !els.domain.value.trim().startsWith('<')) {
+        ev.preventDefault();
+        this._pasteJson(text);
+      }
+    });
     els.parse = h('p', { class: 'parse', 'aria-live': 'polite' });
     els.gotoError = h('button', { type: 'button', hidden: true, onclick: () => this._gotoError() }, 'Go to the error');
     els.baseDir = h('input', { type: 'text', id: `${id}-base`, placeholder: '/var/lib/libvirt/images', spellcheck: false });
@@ -616,7 +743,7 @@ export class BackingChainEditor extends HTMLElement {
       'section',
       { class: 'domain', 'aria-labelledby': `${id}-dh` },
       h('h2', { id: `${id}-dh` }, h('label', { for: `${id}-dom` }, 'Domain XML')),
-      h('p', { class: 'hint meta' }, 'Paste or drop a libvirt domain (or <disk>) XML: the disk whose source file name matches a dropped top image gets its chain. Leave empty for bare <disk> elements.'),
+      h('p', { class: 'hint meta' }, 'Paste or drop a libvirt domain (or <disk>) XML: the disk whose source file name matches a dropped top image gets its chain. Leave empty for bare <disk> elements. Pasting or dropping the output of qemu-img info --backing-chain --output=json adds its images.'),
       els.domain,
       h('div', { class: 'field' }, els.parse, els.gotoError),
       h(
@@ -628,12 +755,303 @@ export class BackingChainEditor extends HTMLElement {
       ),
     );
 
+    els.chainsBody = h('div', { class: 'chains-body' });
+    els.chainsNote = h('p', { class: 'hint meta' });
+    els.replace = h('button', { type: 'button', class: 'primary edit-only', hidden: true, onclick: () => this.replaceWithImages() }, 'Replace with what the images say');
+    els.chainsError = h('p', { class: 'edit-error', role: 'alert', hidden: true });
+    const chains = h(
+      'section',
+      { class: 'chains', 'aria-labelledby': `${id}-ch` },
+      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-ch` }, 'Chains in the XML'), h('span', { class: 'spacer' }), els.replace),
+      els.chainsNote,
+      els.chainsError,
+      els.chainsBody,
+    );
     els.diagList = h('ul', null);
     els.diagEmpty = h('p', { class: 'empty' }, 'No diagnostics.');
     const diags = h('section', { class: 'diags', 'aria-labelledby': `${id}-gh` }, h('h2', { id: `${id}-gh` }, 'Diagnostics'), els.diagEmpty, els.diagList);
 
-    root.append(h('div', { class: 'root', part: 'root' }, els.status, els.drop, h('div', { class: 'main' }, forest, output), domain, diags));
+    root.append(h('div', { class: 'root', part: 'root' }, els.status, els.drop, h('div', { class: 'main' }, forest, output), chains, domain, diags));
     this._els = els;
+  }
+
+  // ---- chains in the XML: validate view and edits ----------------------
+
+  _pasteJson(text) {
+    this.addQemuImgJson(text).then(
+      (names) => this._notice(`${names.length} image${names.length === 1 ? '' : 's'} from qemu-img JSON.`),
+      (e) => this._notice(`qemu-img JSON: ${e.message}`),
+    );
+  }
+
+  /** The document edits apply to: the domain XML with the chains the images
+   *  give written in (nested), or the bare disks (wrapped in a domain when
+   *  there are several). `null` when there is no disk. */
+  _effectiveDoc() {
+    const out = this._session.xml(this._goodDomain || null, { ...this._options('nested'), mode: 'populate' });
+    let doc = out.xml;
+    if (this._goodDomain) return doc;
+    const n = (doc.match(/^<disk /gm) ?? []).length;
+    if (!n) return null;
+    if (n > 1) {
+      const body = doc.replace(/^(?=.)/gm, '    ');
+      doc = `<domain type='kvm'>\n  <name>backing-chain</name>\n  <memory unit='KiB'>524288</memory>\n  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n  <devices>\n${body}  </devices>\n</domain>\n`;
+    }
+    return doc;
+  }
+
+  /** Main path of a described disk (layers, terminator excluded). */
+  static _mainPath(disk) {
+    const out = [];
+    let cur = null;
+    const seen = new Set();
+    for (;;) {
+      const n = disk.layers.findIndex((l) => (l.parent ?? null) === cur);
+      if (n < 0 || seen.has(n) || !disk.layers[n].type) return out;
+      seen.add(n);
+      out.push(disk.layers[n]);
+      cur = n;
+    }
+  }
+
+  _renderChains() {
+    const { chainsBody, chainsNote, replace, chainsError } = this._els;
+    const validate = this._mode === 'validate';
+    let view = null;
+    let error = null;
+    try {
+      const eff = this._effectiveDoc();
+      const doc = validate && this._goodDomain ? this._goodDomain : eff;
+      if (doc) view = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+    } catch (e) {
+      error = String(e?.message ?? e);
+    }
+    this._chainView = view;
+    replace.hidden = !(validate && this._output?.mismatch);
+    chainsNote.textContent = !view
+      ? 'No disk yet: drop images or give a domain XML.'
+      : validate
+        ? 'Validate: each chain as the XML states it, next to what the image headers say; differences are marked.'
+        : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
+    chainsError.hidden = !(error || this._editError);
+    chainsError.textContent = this._editError ? `The edit was refused: ${this._editError}` : (error ?? '');
+    // Keep the keyboard focus across the re-render (the same control, else its disk),
+    // so that Ctrl+Z right after an edit still reaches the element.
+    const active = this.shadowRoot.activeElement;
+    let keep = null;
+    if (active && chainsBody.contains(active) && !active.closest('form')) {
+      keep = { disk: active.closest('[data-disk]')?.dataset.disk, depth: active.closest('tr[data-depth]')?.dataset.depth, act: active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+    } else if (active && chainsBody.contains(active)) {
+      keep = { disk: active.closest('[data-disk]')?.dataset.disk };
+    }
+    if (!view) {
+      chainsBody.replaceChildren();
+      return;
+    }
+    chainsBody.replaceChildren(...view.diff.map((d) => this._diskView(d, view.desc[d.disk], validate)));
+    if (keep && !this._editing) {
+      const disk = chainsBody.querySelector(`[data-disk="${Number(keep.disk) || 0}"]`) ?? chainsBody.querySelector('[data-disk]');
+      let target = null;
+      if (disk && keep.term) target = disk.querySelector('.terminator input');
+      else if (disk && keep.act === 'append') target = disk.querySelector('button[data-act=append]');
+      else if (disk && keep.act && keep.depth) target = disk.querySelector(`tr[data-depth="${Number(keep.depth)}"] button[data-act="${keep.act.replace(/[^a-z-]/g, '')}"]`);
+      target ??= disk?.querySelector('h3');
+      target?.focus();
+    }
+  }
+
+  _diskView(d, desc, validate) {
+    const layers = desc ? BackingChainEditor._mainPath(desc) : [];
+    const labels = this._chainView.labels?.[d.disk] ?? [];
+    const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
+    const bad = d.rows.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+    let status = '';
+    if (validate) {
+      if (!d['has-chain']) status = 'no <backingStore> in the XML: libvirt probes the images';
+      else if (!d.matched) status = 'no image matches the disk source: not validated';
+      else status = bad ? 'differs from the images' : 'matches the images';
+    }
+    const ed = this._editing?.disk === d.disk ? this._editing : null;
+    const head = h('tr', null, h('th', { scope: 'col' }, 'Depth'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Source'), h('th', { scope: 'col' }, 'Format'), validate ? h('th', { scope: 'col' }, 'The images say') : null, h('th', { scope: 'col', class: 'edit-only' }, 'Edit'));
+    const rows = [];
+    for (const r of d.rows) {
+      const x = r.xml;
+      const m = r.images;
+      // Differences are marked in validate mode only (populate keeps the XML's chain as it is).
+      const diff = new Set(validate ? r.differs : []);
+      const cell = (field, text, label) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field, 'data-label': label }, text ?? '—');
+      const imgText = m ? `${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
+      const actions = x
+        ? h(
+            'td',
+            { class: 'edit-only actions' },
+            h('button', { type: 'button', 'data-act': 'edit', 'aria-label': `Edit layer ${r.depth} of ${d.name}`, onclick: () => this._startEdit(d.disk, r.depth, 'edit') }, 'Edit'),
+            h('button', { type: 'button', 'data-act': 'insert', 'aria-label': `Insert a layer above layer ${r.depth} of ${d.name}`, onclick: () => this._startEdit(d.disk, r.depth, 'insert') }, 'Insert above'),
+            h('button', { type: 'button', 'data-act': 'remove', 'aria-label': `Remove layer ${r.depth} of ${d.name}`, onclick: () => this._tryEdit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) }, 'Remove'),
+            h('button', { type: 'button', 'data-act': 'seclabel', 'aria-label': `Seclabel of layer ${r.depth} of ${d.name}`, onclick: () => this._startEdit(d.disk, r.depth, 'seclabel') }, 'Seclabel'),
+          )
+        : h('td', { class: 'edit-only' });
+      rows.push(
+        h(
+          'tr',
+          { 'data-depth': String(r.depth), class: validate && r.differs.length ? 'row-differs' : null },
+          h('td', { class: 'depth', 'data-label': 'Layer' }, String(r.depth)),
+          cell('type', x?.type, 'Type'),
+          h(
+            'td',
+            { class: diff.has('place') ? 'differs' : null, 'data-field': 'place', 'data-label': 'Source' },
+            x?.place ?? '—',
+            ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
+          ),
+          cell('format', x?.format, 'Format'),
+          validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
+          actions,
+        ),
+      );
+      if (ed && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: validate ? '6' : '5' }, this._editForm(d, ed, layers[r.depth - 1], labels[r.depth] ?? []))));
+    }
+    const term = h('input', {
+      type: 'checkbox',
+      checked: d['xml-terminated'],
+      disabled: this.readonly,
+      onchange: (ev) => this._tryEdit({ op: 'set-terminator', disk: d.disk, on: ev.target.checked }),
+    });
+    const termDiff = validate && d.matched && d['has-chain'] && d['xml-terminated'] !== d['images-terminated'];
+    const foot = h(
+      'div',
+      { class: 'chain-foot' },
+      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, d.rows.some((r) => r.xml) ? ` The chain ends after layer ${d.rows.filter((r) => r.xml).length} (<backingStore/>)` : ' The disk has no backing image (<backingStore/>)', validate && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
+      h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this._startEdit(d.disk, d.rows.filter((r) => r.xml).length + 1, 'insert') }, 'Add a layer at the end'),
+    );
+    const n = d.rows.filter((r) => r.xml).length;
+    const tail = ed && ed.depth === n + 1 ? this._editForm(d, ed, null) : null;
+    return h(
+      'div',
+      { class: `disk${bad && validate ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
+      h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
+      foot,
+      tail,
+    );
+  }
+
+  _startEdit(disk, depth, kind) {
+    this._editing = { disk, depth, kind };
+    this._editError = null;
+    this._renderChains();
+    this._els.chainsBody.querySelector('form.edit input, form.edit select')?.focus();
+  }
+
+  _tryEdit(op) {
+    try {
+      this.edit(op);
+    } catch (e) {
+      this._editError = String(e?.message ?? e).replace(/^XML error at byte \d+: /, '');
+      this._renderChains();
+    }
+  }
+
+  _editForm(d, ed, layer, labels = []) {
+    const form = this._editFormInner(d, ed, layer, labels);
+    // Escape closes the form.
+    form.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Escape') return;
+      ev.preventDefault();
+      this._editing = null;
+      this._renderChains();
+    });
+    return form;
+  }
+
+  _editFormInner(d, ed, layer, labels) {
+    const id = `${this._id}-f`;
+    const cancel = h('button', { type: 'button', onclick: () => { this._editing = null; this._renderChains(); } }, 'Cancel');
+    if (ed.kind === 'seclabel') {
+      const model = h('select', { id: `${id}-model`, name: 'model' }, ...['selinux', 'dac', 'apparmor'].map((m) => h('option', { value: m }, m)));
+      const relabel = h('select', { id: `${id}-relabel`, name: 'relabel' }, h('option', { value: 'yes' }, 'yes'), h('option', { value: 'no' }, 'no'), h('option', { value: '' }, '(not set)'));
+      const label = h('input', { type: 'text', id: `${id}-label`, name: 'label', spellcheck: false, placeholder: 'system_u:object_r:svirt_image_t:s0:c1,c2 (empty: no <label>)' });
+      // Prefill from the seclabel of the chosen model, when the layer has one.
+      const fill = () => {
+        const cur = labels.find((l) => l.model === model.value);
+        relabel.value = cur ? (cur.relabel ?? '') : 'yes';
+        label.value = cur?.label ?? '';
+      };
+      if (labels[0]?.model && ['selinux', 'dac', 'apparmor'].includes(labels[0].model)) model.value = labels[0].model;
+      model.addEventListener('change', fill);
+      fill();
+      const form = h(
+        'form',
+        { class: 'edit seclabel', 'aria-label': `Seclabel of layer ${ed.depth} of ${d.name}` },
+        h('div', { class: 'field' }, h('label', { for: model.id }, 'Model'), model, h('label', { for: relabel.id }, 'Relabel'), relabel),
+        h('div', { class: 'field' }, h('label', { for: label.id }, 'Label'), label),
+        h(
+          'div',
+          { class: 'buttons' },
+          h('button', { type: 'submit', class: 'primary' }, 'Apply'),
+          h('button', { type: 'button', 'data-act': 'remove-seclabel', onclick: () => this._tryEdit({ op: 'remove-seclabel', disk: d.disk, depth: ed.depth, model: model.value }) }, 'Remove this model’s seclabel'),
+          cancel,
+        ),
+        h('p', { class: 'hint meta' }, 'Only the seclabel of this model changes; its other children and the other seclabels are kept.'),
+      );
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        this._tryEdit({
+          op: 'set-seclabel',
+          disk: d.disk,
+          depth: ed.depth,
+          seclabel: { model: model.value, relabel: relabel.value === '' ? null : relabel.value === 'yes', label: label.value === '' ? null : label.value },
+        });
+      });
+      return form;
+    }
+    const src = layer?.source ?? {};
+    const type = h('select', { id: `${id}-type`, name: 'type' }, ...['file', 'block', 'dir', 'network'].map((t) => h('option', { value: t }, t)));
+    type.value = ed.kind === 'edit' ? (layer?.type ?? 'file') : 'file';
+    const v = (x) => (ed.kind === 'edit' ? x ?? '' : '');
+    const path = h('input', { type: 'text', id: `${id}-path`, name: 'path', spellcheck: false, value: v(src.path), placeholder: '/var/lib/libvirt/images/base.qcow2' });
+    const protocol = h('select', { id: `${id}-proto`, name: 'protocol' }, ...['nbd', 'iscsi', 'rbd', 'gluster', 'nfs', 'http', 'https', 'ftp', 'ftps', 'ssh', 'sheepdog', 'vxhs', 'tftp'].map((t) => h('option', { value: t }, t)));
+    if (ed.kind === 'edit' && src.protocol) protocol.value = src.protocol;
+    const name = h('input', { type: 'text', id: `${id}-name`, name: 'name', spellcheck: false, value: v(src.name), placeholder: 'pool/image, export, iqn…/1' });
+    const hostsText = (src.hosts ?? []).map((x) => (x.socket ? x.socket : `${x.name ?? ''}${x.port ? `:${x.port}` : ''}`)).join(', ');
+    const hosts = h('input', { type: 'text', id: `${id}-hosts`, name: 'hosts', spellcheck: false, value: v(hostsText), placeholder: 'host:port, host2:port (or /path/to/socket)' });
+    const format = h('select', { id: `${id}-format`, name: 'format' }, ...(ed.kind === 'edit' ? [h('option', { value: '' }, '(unchanged)')] : []), ...['qcow2', 'raw', 'qed', 'vmdk', 'vpc', 'vhdx', 'vdi', 'luks', 'parallels', 'qcow', 'cloop', 'dmg', 'bochs'].map((t) => h('option', { value: t }, t)));
+    format.value = ed.kind === 'edit' ? (layer?.format ?? '') : 'qcow2';
+    const local = h('div', { class: 'field' }, h('label', { for: path.id }, 'Path'), path);
+    const net = h('div', { class: 'field net' }, h('label', { for: protocol.id }, 'Protocol'), protocol, h('label', { for: name.id }, 'Name'), name, h('label', { for: hosts.id }, 'Hosts'), hosts);
+    const sync = () => {
+      net.hidden = type.value !== 'network';
+      local.hidden = type.value === 'network';
+    };
+    type.addEventListener('change', sync);
+    sync();
+    const title = ed.kind === 'edit' ? `Edit layer ${ed.depth} of ${d.name}` : `New layer at depth ${ed.depth} of ${d.name}`;
+    const form = h(
+      'form',
+      { class: 'edit layer', 'aria-label': title },
+      h('h4', null, title),
+      h('div', { class: 'field' }, h('label', { for: type.id }, 'Type'), type, h('label', { for: format.id }, 'Format'), format),
+      local,
+      net,
+      h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, ed.kind === 'edit' ? 'Apply' : 'Insert'), cancel),
+    );
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const layerSpec = { type: type.value, format: format.value === '' ? null : format.value };
+      if (type.value === 'network') {
+        layerSpec.protocol = protocol.value;
+        layerSpec.name = name.value || null;
+        layerSpec.hosts = hosts.value
+          .split(/[,\s]+/)
+          .filter(Boolean)
+          .map((x) => {
+            if (x.startsWith('/')) return { transport: 'unix', socket: x };
+            const m = /^(.*?)(?::(\d+))?$/.exec(x);
+            return { name: m[1], port: m[2] ? Number(m[2]) : null };
+          });
+      } else layerSpec.path = path.value;
+      this._tryEdit({ op: ed.kind === 'edit' ? 'set-layer' : 'insert-layer', disk: d.disk, depth: ed.depth, layer: layerSpec });
+    });
+    return form;
   }
 
   // ---- tree ------------------------------------------------------------
@@ -711,7 +1129,25 @@ export class BackingChainEditor extends HTMLElement {
       img.error ? h('span', { class: 'badge error' }, 'unreadable') : h('span', { class: 'badge fmt' }, img.format),
       sizeText ? h('span', { class: 'meta' }, sizeText) : null,
       h('span', { class: 'meta' }, `read ${humanSize(img['bytes-read'])}`),
-      users.length > 1 ? h('span', { class: 'badge info', title: 'a shared base' }, `shared by ${users.length} overlays`) : null,
+      users.length > 1
+        ? h(
+            'button',
+            {
+              type: 'button',
+              class: 'badge info shared',
+              title: 'a shared base: show or hide all its overlays',
+              'aria-expanded': String(this._openShared.has(img.filename)),
+              onclick: (ev) => {
+                ev.stopPropagation();
+                if (this._openShared.has(img.filename)) this._openShared.delete(img.filename);
+                else this._openShared.add(img.filename);
+                this._renderTree();
+              },
+            },
+            `shared by ${users.length} overlays`,
+          )
+        : null,
+      img.identity ? h('span', { class: 'meta identity' }, Object.entries(img.identity).map(([k, v]) => `${k} ${v}`).join(', ')) : null,
       chain ? h('span', { class: `badge ${chain.status === 'ok' ? '' : 'error'}` }, chain.status === 'ok' ? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}` : chain.status) : null,
       ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
     );
@@ -723,6 +1159,16 @@ export class BackingChainEditor extends HTMLElement {
       this._select(idx, item);
     });
     for (const d of [...(img.diagnostics ?? []), ...diags]) item.append(this._diagView(d));
+    if (users.length > 1 && this._openShared.has(img.filename)) {
+      item.append(
+        h(
+          'div',
+          { class: 'overlays', 'aria-label': `Overlays of ${img.filename}` },
+          h('span', { class: 'meta' }, 'Overlays: '),
+          ...users.flatMap((u, n) => [n ? ', ' : '', h('button', { type: 'button', class: 'linkish', onclick: (ev) => { ev.stopPropagation(); this._select(u); } }, f.images[u].filename)]),
+        ),
+      );
+    }
     return item;
   }
 
@@ -914,7 +1360,23 @@ export class BackingChainEditor extends HTMLElement {
       { type: 'button', class: 'edit-only', onclick: () => this.removeImage(img.filename) },
       'Remove from the set',
     );
-    box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), h('div', { class: 'field' }, remove));
+    // Reparent: the user's choice of backing image overrides every match.
+    const pick = h(
+      'select',
+      { id: `${this._id}-backing`, 'aria-describedby': `${this._id}-backing-hint` },
+      h('option', { value: '' }, 'as its header says'),
+      ...f.images.filter((o, i) => i !== idx).map((o) => h('option', { value: o.filename }, o.filename)),
+    );
+    pick.value = this._mapping.get(img.filename) ?? '';
+    pick.addEventListener('change', () => this.setBacking(img.filename, pick.value || null));
+    const reparent = h(
+      'div',
+      { class: 'field edit-only' },
+      h('label', { for: pick.id }, 'Backing image'),
+      pick,
+      h('span', { class: 'meta', id: `${this._id}-backing-hint` }, this._mapping.has(img.filename) ? 'your choice (overrides the header’s name)' : 'choose among the known images to reparent'),
+    );
+    box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), reparent, h('div', { class: 'field' }, remove));
   }
 
   // ---- XML pane --------------------------------------------------------

@@ -98,6 +98,22 @@ li[aria-selected=true] > .row { background: var(--_sel); }
 .badge.error { color: var(--_error); border-color: var(--_error); }
 .badge.warning { color: var(--_warning); border-color: var(--_warning); }
 .badge.info { color: var(--_info); border-color: var(--_info); }
+button.badge { min-height: 0; background: none; cursor: pointer; font: inherit; font-size: .8em; }
+button.badge[aria-expanded=true]::after { content: " ▴"; }
+button.badge[aria-expanded=false]::after { content: " ▾"; }
+.identity { font-family: var(--_mono); font-size: .8em; overflow-wrap: anywhere; }
+.overlays { margin: .2rem 0 .2rem 1.6rem; font-size: .9em; }
+.seclabel { font-size: .85em; }
+.field[hidden], .chains [hidden] { display: none; }
+@container (max-width: 40rem) {
+  table.chain thead { display: none; }
+  table.chain, table.chain tbody, table.chain tr, table.chain td { display: block; width: 100%; }
+  table.chain tr { border-bottom: 1px solid var(--_border); padding: .3rem 0; }
+  table.chain td { border: 0; padding: .1rem .2rem; }
+  table.chain td[data-label]::before { content: attr(data-label) ": "; color: var(--_muted); font-family: var(--_font); font-weight: normal; }
+  table.chain td.differs[data-label]::before { content: "≠ " attr(data-label) ": "; }
+  table.chain td.actions { white-space: normal; }
+}
 .meta { color: var(--_muted); font-size: .9em; }
 .end .row { cursor: default; color: var(--_muted); font-style: italic; }
 .end.bad .row { color: var(--_error); font-style: normal; }
@@ -149,5 +165,23 @@ pre.xml { margin: 0; padding: .6rem; background: var(--_bg); border: 1px solid v
 .diags .code { font-family: var(--_mono); font-size: .85em; color: var(--_muted); }
 .linkish { all: unset; cursor: pointer; color: var(--_accent); text-decoration: underline; overflow-wrap: anywhere; }
 .linkish:focus-visible { outline: 2px solid var(--_focus); }
+.chains .disk { margin-top: .6rem; }
+.chains h3 { font-size: .95rem; margin: .2rem 0 .4rem; display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; overflow-wrap: anywhere; }
+.chains h4 { font-size: .9rem; margin: 0 0 .3rem; }
+.chains .table-wrap { overflow-x: auto; }
+table.chain { border-collapse: collapse; width: 100%; font-size: .92em; }
+table.chain th, table.chain td { text-align: left; vertical-align: top; padding: .25rem .4rem; border-bottom: 1px solid var(--_border); overflow-wrap: anywhere; }
+table.chain th { color: var(--_muted); font-weight: 600; }
+table.chain td[data-field=place], table.chain td.images { font-family: var(--_mono); font-size: .92em; }
+table.chain td.actions { white-space: nowrap; }
+table.chain td.actions button { min-height: 1.7rem; padding: .1rem .45rem; margin: 0 .2rem .2rem 0; }
+.edit-error { color: var(--_error); margin: .4rem 0 0; }
+.differs { color: var(--_error); font-weight: 600; }
+td.differs::before, label.differs::before { content: "≠ "; }
+tr.row-differs { background: color-mix(in srgb, var(--_error) 8%, transparent); }
+.chain-foot { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; margin-top: .4rem; }
+form.edit { border: 1px solid var(--_border); border-radius: var(--_radius); padding: .5rem .6rem; background: var(--_bg); margin: .3rem 0; }
+form.edit select { background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); padding: .25rem .4rem; }
+.field select { max-width: 100%; }
 :host([readonly]) .drop, :host([readonly]) .edit-only { display: none; }
 `;

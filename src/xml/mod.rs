@@ -102,6 +102,7 @@ use crate::diag::Diagnostic;
 use crate::image::Format;
 use crate::source::{self, StorageSource};
 
+pub mod edit;
 pub mod model;
 pub mod qemu_json;
 pub mod read;

@@ -1,0 +1,1085 @@
+//! Edits to one disk's `<backingStore>` chain, for an editor: the document
+//! is the state, each operation returns a new document in which only the
+//! changed span differs (everything else copied byte for byte).
+//!
+//! A disk is addressed by its position among the document's disks (the
+//! order of [`super::describe`]); a layer by its depth on the chain libvirt
+//! follows (1 = the first backing layer; depth 0 = the disk's own source,
+//! for [`set_seclabel`] only). Operations work on the nested form; a disk
+//! whose chain is flat is converted to nested first (every flat disk of the
+//! document is, by [`super::convert`]).
+//!
+//! * [`set_layer`]: a layer's `type`, `<source>` (path, or protocol, name and
+//!   hosts; every other attribute and child of `<source>` — `<seclabel>`,
+//!   `<auth>`, … — is kept) and `<format>`.
+//! * [`insert_layer`]: a new layer at a depth; what was there moves one
+//!   level down (re-indented). Depth `n + 1` appends at the end (above the
+//!   terminator, when there is one).
+//! * [`remove_layer`]: what was below moves one level up.
+//! * [`set_terminator`]: add or remove the `<backingStore/>` that ends the chain.
+//! * [`set_seclabel`] / [`remove_seclabel`]: a `<seclabel model=…>` in a
+//!   layer's `<source>`: `relabel` and `<label>` set, other attributes and
+//!   children kept.
+//! * [`adopt_chain`]: take a disk's chain from another version of the same
+//!   document (the page uses it to keep a populated chain before editing it).
+//! * [`diff`]: per layer, the chain the XML states next to the chain the
+//!   images give (validate mode's data, for a side-by-side view).
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{self, Entries};
+use super::read::{self, Document};
+use super::tree::{Elem, Node};
+use super::write::{escape_attr, escape_text, source_element};
+use super::{describe, populate, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer};
+use crate::source::{Host, SourceType, StorageSource};
+
+/// A network host as the editor gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostSpec {
+    pub name: Option<String>,
+    pub port: Option<u16>,
+    pub transport: Option<String>,
+    pub socket: Option<String>,
+}
+
+/// A layer as the editor gives it: where it is and its format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LayerSpec {
+    /// `file`, `block`, `dir` or `network`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// file / block / dir.
+    pub path: Option<String>,
+    /// network: `nbd`, `iscsi`, `rbd`, …
+    pub protocol: Option<String>,
+    /// network: the `name` attribute.
+    pub name: Option<String>,
+    pub hosts: Vec<HostSpec>,
+    /// `<format type>`; `None` leaves it as it is (a new layer: none written).
+    pub format: Option<String>,
+}
+
+/// A `<seclabel>` of a `<source>` (libvirt's per-image sVirt override).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeclabelSpec {
+    /// `selinux`, `dac`, `apparmor`: the seclabel edited is the one with
+    /// this model (one is added when there is none).
+    pub model: String,
+    /// `relabel='yes'|'no'`; `None` removes the attribute.
+    pub relabel: Option<bool>,
+    /// The `<label>` text; `None` removes the `<label>` element.
+    pub label: Option<String>,
+}
+
+/// One edit, for callers that pass operations as data (the wasm facade).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Op {
+    SetLayer {
+        disk: usize,
+        depth: usize,
+        layer: LayerSpec,
+    },
+    InsertLayer {
+        disk: usize,
+        depth: usize,
+        layer: LayerSpec,
+    },
+    RemoveLayer {
+        disk: usize,
+        depth: usize,
+    },
+    SetTerminator {
+        disk: usize,
+        on: bool,
+    },
+    SetSeclabel {
+        disk: usize,
+        depth: usize,
+        seclabel: SeclabelSpec,
+    },
+    RemoveSeclabel {
+        disk: usize,
+        depth: usize,
+        model: String,
+    },
+}
+
+/// Apply one [`Op`].
+pub fn apply(doc: &str, op: &Op) -> Result<String, XmlError> {
+    match op {
+        Op::SetLayer { disk, depth, layer } => set_layer(doc, *disk, *depth, layer),
+        Op::InsertLayer { disk, depth, layer } => insert_layer(doc, *disk, *depth, layer),
+        Op::RemoveLayer { disk, depth } => remove_layer(doc, *disk, *depth),
+        Op::SetTerminator { disk, on } => set_terminator(doc, *disk, *on),
+        Op::SetSeclabel {
+            disk,
+            depth,
+            seclabel,
+        } => set_seclabel(doc, *disk, *depth, seclabel),
+        Op::RemoveSeclabel { disk, depth, model } => remove_seclabel(doc, *disk, *depth, model),
+    }
+}
+
+fn err(msg: impl Into<String>) -> XmlError {
+    XmlError::at(0, msg)
+}
+
+/// The document with every flat chain made nested (unchanged when none is).
+fn nested_doc(doc: &str) -> Result<String, XmlError> {
+    let d = read::document(doc)?;
+    let any_flat = d.disks.iter().enumerate().any(|(i, disk)| {
+        let name = disk_name(&disk.elem, doc, i);
+        model::entries(&disk.elem, doc, &name).flat
+    });
+    if !any_flat {
+        return Ok(doc.to_string());
+    }
+    let o = Options {
+        layout: Layout::Nested,
+        ..Options::default()
+    };
+    Ok(super::convert(doc, &o)?.xml)
+}
+
+fn disk_name(el: &Elem, doc: &str, i: usize) -> String {
+    let info = model::disk_info(el, doc);
+    info.target_dev
+        .or(info.alias)
+        .unwrap_or_else(|| format!("disk{i}"))
+}
+
+/// A disk of a parsed document, with what the operations need.
+struct Disk<'a> {
+    elem: &'a Elem,
+    entries: Entries<'a>,
+    /// Indentation of the disk's children.
+    child_indent: String,
+    unit: String,
+    /// Entry indices of the layers on the main path (terminator excluded).
+    layers: Vec<usize>,
+    /// Entry index of the terminator on the main path.
+    terminator: Option<usize>,
+    crlf: bool,
+}
+
+fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> {
+    let dn = d.disks.get(i).ok_or_else(|| {
+        err(format!(
+            "there is no disk {i} (the document has {})",
+            d.disks.len()
+        ))
+    })?;
+    let el = &dn.elem;
+    let name = disk_name(el, doc, i);
+    let entries = model::entries(el, doc, &name);
+    let indents = model::child_indents(el, doc);
+    let child_indent = el
+        .children
+        .iter()
+        .zip(&indents)
+        .find_map(|(n, ind)| match n {
+            Node::Elem(_) => *ind,
+            _ => None,
+        })
+        .unwrap_or("")
+        .to_string();
+    let unit = match child_indent.strip_prefix(dn.indent.as_str()) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => "  ".to_string(),
+    };
+    let path = model::main_path(&entries);
+    let terminator = path
+        .last()
+        .copied()
+        .filter(|&t| entries.list[t].is_terminator());
+    let layers = path
+        .into_iter()
+        .filter(|&t| !entries.list[t].is_terminator())
+        .collect();
+    Ok(Disk {
+        elem: el,
+        child_indent,
+        unit,
+        layers,
+        terminator,
+        crlf: doc[el.start.0..el.end.1].contains("\r\n"),
+        entries,
+    })
+}
+
+impl Disk<'_> {
+    fn layer(&self, depth: usize) -> Result<&Elem, XmlError> {
+        if depth == 0 || depth > self.layers.len() {
+            return Err(err(format!(
+                "the disk has no backing layer {depth} (it has {})",
+                self.layers.len()
+            )));
+        }
+        Ok(self.entries.list[self.layers[depth - 1]].elem)
+    }
+    /// Indentation of the layer at `depth` (its start tag).
+    fn pad(&self, depth: usize) -> String {
+        if depth >= 1 && depth <= self.layers.len() {
+            let e = &self.entries.list[self.layers[depth - 1]];
+            if !e.indent.is_empty() || depth == 1 {
+                return e.indent.clone();
+            }
+        }
+        let mut p = self.child_indent.clone();
+        for _ in 1..depth {
+            p.push_str(&self.unit);
+        }
+        p
+    }
+    /// The next `index` for a new layer: above the largest in the disk,
+    /// or none when the disk carries no index (inactive XML).
+    fn next_index(&self) -> Option<usize> {
+        let mut max = None;
+        let mut stack = vec![self.elem];
+        while let Some(e) = stack.pop() {
+            if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+                max = max.max(Some(i));
+            }
+            stack.extend(e.elems());
+        }
+        max.map(|m| m + 1)
+    }
+}
+
+/// Replace spans of `doc` (sorted, not overlapping), CRLF-aware.
+fn splice(doc: &str, mut edits: Vec<(usize, usize, String)>, crlf: bool) -> String {
+    edits.sort_by_key(|e| e.0);
+    let mut out = String::with_capacity(doc.len() + 256);
+    let mut at = 0;
+    for (s, e, t) in edits {
+        out.push_str(&doc[at..s]);
+        if crlf {
+            out.push_str(&t.replace("\r\n", "\n").replace('\n', "\r\n"));
+        } else {
+            out.push_str(&t);
+        }
+        at = e;
+    }
+    out.push_str(&doc[at..]);
+    out
+}
+
+fn attr_text(k: &str, v: &str) -> String {
+    format!(" {k}='{}'", escape_attr(v))
+}
+
+fn start_tag(name: &str, attrs: &[(String, String)], empty: bool) -> String {
+    let mut o = format!("<{name}");
+    for (k, v) in attrs {
+        o.push_str(&attr_text(k, v));
+    }
+    o.push_str(if empty { "/>" } else { ">" });
+    o
+}
+
+/// The whitespace node just before child `c` of `parent` (to remove with it).
+fn ws_before(parent: &Elem, c: &Elem) -> usize {
+    let mut start = c.start.0;
+    for n in &parent.children {
+        match n {
+            Node::Other { span, ws: true } if span.1 == c.start.0 => start = span.0,
+            _ => {}
+        }
+    }
+    start
+}
+
+/// An element rebuilt with new start-tag attributes and children (each on
+/// its own line, one unit below `pad`); `kids` are written verbatim.
+fn rebuild(
+    name: &str,
+    attrs: &[(String, String)],
+    kids: &[String],
+    pad: &str,
+    unit: &str,
+) -> String {
+    if kids.is_empty() {
+        return start_tag(name, attrs, true);
+    }
+    let mut o = start_tag(name, attrs, false);
+    for k in kids {
+        o.push('\n');
+        o.push_str(pad);
+        o.push_str(unit);
+        o.push_str(k);
+    }
+    o.push('\n');
+    o.push_str(pad);
+    o.push_str(&format!("</{name}>"));
+    o
+}
+
+/// The verbatim text of every child of `el` except whitespace and those
+/// `drop` refuses.
+fn kept_children(doc: &str, el: &Elem, drop: impl Fn(&Elem) -> bool) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, n) in el.children.iter().enumerate() {
+        match n {
+            Node::Elem(c) if !drop(c) => out.push((i, doc[c.start.0..c.end.1].to_string())),
+            Node::Other { span, ws: false } => out.push((i, doc[span.0..span.1].to_string())),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
+    let k = SourceType::from_name(&spec.kind)
+        .filter(|k| {
+            matches!(
+                k,
+                SourceType::File | SourceType::Block | SourceType::Dir | SourceType::Network
+            )
+        })
+        .ok_or_else(|| {
+            err(format!(
+                "layer type '{}': give file, block, dir or network",
+                spec.kind
+            ))
+        })?;
+    match k {
+        SourceType::Network => {
+            if spec.protocol.as_deref().unwrap_or("").is_empty() {
+                return Err(err("a network layer needs a protocol"));
+            }
+        }
+        _ => {
+            if spec.path.as_deref().unwrap_or("").is_empty() {
+                return Err(err("a file, block or dir layer needs a path"));
+            }
+        }
+    }
+    for s in [&spec.path, &spec.protocol, &spec.name, &spec.format]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = super::write::unrepresentable(s) {
+            return Err(err(format!(
+                "{s:?} holds U+{:04X}, which XML cannot hold",
+                c as u32
+            )));
+        }
+    }
+    Ok(k)
+}
+
+fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {
+    let mut s = StorageSource {
+        kind,
+        ..Default::default()
+    };
+    if kind == SourceType::Network {
+        s.protocol = spec.protocol.clone();
+        s.name = spec.name.clone().filter(|n| !n.is_empty());
+        s.hosts = spec
+            .hosts
+            .iter()
+            .filter(|h| h.name.is_some() || h.socket.is_some())
+            .map(|h| Host {
+                name: h.name.clone().filter(|n| !n.is_empty()),
+                port: h.port,
+                transport: h.transport.clone().filter(|t| !t.is_empty() && t != "tcp"),
+                socket: h.socket.clone().filter(|t| !t.is_empty()),
+            })
+            .collect();
+    } else {
+        s.path = spec.path.clone();
+    }
+    s
+}
+
+/// Attributes of `<source>` that say where the layer is (replaced by an
+/// edit); any other attribute (`index`, `tls`, `query`, …) is kept while
+/// the type stays the same.
+const LOCATION_ATTRS: [&str; 5] = ["file", "dev", "dir", "protocol", "name"];
+
+/// What a `<source>` keeps when its layer changes type: the attributes and
+/// children every type may have (the rest belongs to the old type: a
+/// network source's `tls`, `<host>`, `<auth>`, `<snapshot>`, a volume's
+/// `pool`, an nvme `<address>`, …).
+const KEPT_ACROSS_TYPES: [&str; 5] = [
+    "index",
+    "seclabel",
+    "encryption",
+    "reservations",
+    "privateData",
+];
+
+/// The new `<source>` for `spec`, keeping the old one's other attributes
+/// and children (all but `<host>`); across a type change, only those in
+/// [`KEPT_ACROSS_TYPES`].
+fn new_source(
+    doc: &str,
+    old: Option<&Elem>,
+    old_kind: Option<&str>,
+    spec: &LayerSpec,
+    kind: SourceType,
+    pad: &str,
+    unit: &str,
+) -> String {
+    let same_type = old_kind == Some(kind.name());
+    let s = storage_source(spec, kind);
+    let Some(old) = old else {
+        return source_element(&s, pad, unit);
+    };
+    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut kids: Vec<String> = Vec::new();
+    match kind {
+        SourceType::File => attrs.push(("file".into(), s.path.clone().unwrap_or_default())),
+        SourceType::Block => attrs.push(("dev".into(), s.path.clone().unwrap_or_default())),
+        SourceType::Dir => attrs.push(("dir".into(), s.path.clone().unwrap_or_default())),
+        _ => {
+            attrs.extend(s.protocol.clone().map(|p| ("protocol".to_string(), p)));
+            attrs.extend(s.name.clone().map(|n| ("name".to_string(), n)));
+            for h in &s.hosts {
+                let mut e = String::from("<host");
+                for (k, v) in [
+                    ("transport", h.transport.clone()),
+                    ("name", h.name.clone()),
+                    ("port", h.port.map(|p| p.to_string())),
+                    ("socket", h.socket.clone()),
+                ] {
+                    if let Some(v) = v {
+                        e.push_str(&attr_text(k, &v));
+                    }
+                }
+                e.push_str("/>");
+                kids.push(e);
+            }
+        }
+    }
+    for (k, v) in &old.attrs {
+        let keep = if same_type {
+            !LOCATION_ATTRS.contains(&k.as_str())
+        } else {
+            KEPT_ACROSS_TYPES.contains(&k.as_str())
+        };
+        if keep {
+            attrs.push((k.clone(), v.clone()));
+        }
+    }
+    kids.extend(
+        kept_children(doc, old, |c| {
+            c.name == "host" || (!same_type && !KEPT_ACROSS_TYPES.contains(&c.name.as_str()))
+        })
+        .into_iter()
+        .map(|(_, t)| t),
+    );
+    rebuild("source", &attrs, &kids, pad, unit)
+}
+
+/// A new `<backingStore>` element at indentation `pad`; `inner` (already
+/// indented for one level down) goes last.
+fn new_layer(
+    spec: &LayerSpec,
+    kind: SourceType,
+    index: Option<usize>,
+    pad: &str,
+    unit: &str,
+    inner: Option<&str>,
+) -> String {
+    let inpad = format!("{pad}{unit}");
+    let mut o = String::from("<backingStore");
+    o.push_str(&attr_text("type", kind.name()));
+    if let Some(i) = index {
+        o.push_str(&attr_text("index", &i.to_string()));
+    }
+    o.push_str(">\n");
+    if let Some(f) = spec.format.as_deref().filter(|f| !f.is_empty()) {
+        o.push_str(&format!("{inpad}<format type='{}'/>\n", escape_attr(f)));
+    }
+    let s = storage_source(spec, kind);
+    o.push_str(&format!("{inpad}{}\n", source_element(&s, &inpad, unit)));
+    if let Some(t) = inner {
+        o.push_str(&inpad);
+        o.push_str(t);
+        o.push('\n');
+    }
+    o.push_str(pad);
+    o.push_str("</backingStore>");
+    o
+}
+
+/// Copy an element re-indented by `from` → `to` (whitespace-only text only).
+fn reindented(doc: &str, el: &Elem, from: &str, to: &str) -> String {
+    let mut s = String::new();
+    super::tree::copy_reindented(&mut s, doc, el, from, to);
+    s
+}
+
+/// Change a layer's type, source and (when given) format.
+pub fn set_layer(
+    doc: &str,
+    disk_i: usize,
+    depth: usize,
+    spec: &LayerSpec,
+) -> Result<String, XmlError> {
+    let kind = check_kind(spec)?;
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let e = dk.layer(depth)?;
+    let pad = dk.pad(depth);
+    let inpad = format!("{pad}{}", dk.unit);
+    let mut edits = Vec::new();
+    if e.attr("type") != Some(kind.name()) {
+        let attrs: Vec<(String, String)> = e
+            .attrs
+            .iter()
+            .map(|(k, v)| {
+                if k == "type" {
+                    (k.clone(), kind.name().to_string())
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
+            .collect();
+        edits.push((
+            e.start.0,
+            e.start.1,
+            start_tag("backingStore", &attrs, e.empty),
+        ));
+    }
+    let src = e.child("source");
+    let text = new_source(&doc, src, e.attr("type"), spec, kind, &inpad, &dk.unit);
+    match src {
+        Some(s) => {
+            if doc[s.start.0..s.end.1] != text {
+                edits.push((s.start.0, s.end.1, text));
+            }
+        }
+        None => {
+            let at = e.child("format").map_or(e.start.1, |f| f.end.1);
+            edits.push((at, at, format!("\n{inpad}{text}")));
+        }
+    }
+    if let Some(f) = spec.format.as_deref() {
+        match e.child("format").or(e.child("driver")) {
+            Some(fe) if fe.attr("type") != Some(f) => {
+                let mut attrs = fe.attrs.clone();
+                match attrs.iter_mut().find(|(k, _)| k == "type") {
+                    Some(a) => a.1 = f.to_string(),
+                    None => attrs.insert(0, ("type".into(), f.to_string())),
+                }
+                edits.push((
+                    fe.start.0,
+                    fe.start.1,
+                    start_tag(&fe.name, &attrs, fe.empty),
+                ));
+            }
+            Some(_) => {}
+            None if !f.is_empty() => {
+                edits.push((
+                    e.start.1,
+                    e.start.1,
+                    format!("\n{inpad}<format type='{}'/>", escape_attr(f)),
+                ));
+            }
+            None => {}
+        }
+    }
+    if e.empty {
+        return Err(err(format!("layer {depth} is an empty element")));
+    }
+    Ok(splice(&doc, edits, dk.crlf))
+}
+
+/// Insert a new layer at `depth` (1 ..= layers + 1).
+pub fn insert_layer(
+    doc: &str,
+    disk_i: usize,
+    depth: usize,
+    spec: &LayerSpec,
+) -> Result<String, XmlError> {
+    let kind = check_kind(spec)?;
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let n = dk.layers.len();
+    if depth == 0 || depth > n + 1 {
+        return Err(err(format!(
+            "a layer can be inserted at depth 1 to {} (the disk has {n})",
+            n + 1
+        )));
+    }
+    let pad = dk.pad(depth);
+    let inpad = format!("{pad}{}", dk.unit);
+    let index = dk.next_index();
+    // What moves one level down: the layer at `depth`, else the terminator.
+    let below = if depth <= n {
+        Some(dk.entries.list[dk.layers[depth - 1]].elem)
+    } else {
+        dk.terminator.map(|t| dk.entries.list[t].elem)
+    };
+    let edit = match below {
+        Some(b) => {
+            let inner = reindented(&doc, b, &pad, &inpad);
+            let text = new_layer(spec, kind, index, &pad, &dk.unit, Some(&inner));
+            (b.start.0, b.end.1, text)
+        }
+        None => {
+            // Open end: after the last child of the deepest layer, or after
+            // the disk's <source>.
+            let text = new_layer(spec, kind, index, &pad, &dk.unit, None);
+            let at = if n == 0 {
+                dk.elem
+                    .child("source")
+                    .ok_or_else(|| err("the disk has no <source> to put a chain under"))?
+                    .end
+                    .1
+            } else {
+                let last = dk.entries.list[dk.layers[n - 1]].elem;
+                last.elems()
+                    .last()
+                    .ok_or_else(|| err("the last layer is empty"))?
+                    .end
+                    .1
+            };
+            (at, at, format!("\n{pad}{text}"))
+        }
+    };
+    Ok(splice(&doc, vec![edit], dk.crlf))
+}
+
+/// Remove the layer at `depth`; the rest of the chain moves up a level.
+pub fn remove_layer(doc: &str, disk_i: usize, depth: usize) -> Result<String, XmlError> {
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let e = dk.layer(depth)?;
+    let pad = dk.pad(depth);
+    let inpad = format!("{pad}{}", dk.unit);
+    let child = e.elems().find(|c| c.name == "backingStore");
+    let edit = match child {
+        Some(c) => (e.start.0, e.end.1, reindented(&doc, c, &inpad, &pad)),
+        None => {
+            let parent = if depth == 1 {
+                dk.elem
+            } else {
+                dk.entries.list[dk.layers[depth - 2]].elem
+            };
+            (ws_before(parent, e), e.end.1, String::new())
+        }
+    };
+    Ok(splice(&doc, vec![edit], dk.crlf))
+}
+
+/// Say (`on`) or stop saying that the chain ends after its last layer.
+pub fn set_terminator(doc: &str, disk_i: usize, on: bool) -> Result<String, XmlError> {
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let n = dk.layers.len();
+    let edit = match (on, dk.terminator) {
+        (true, Some(_)) | (false, None) => return Ok(doc),
+        (false, Some(t)) => {
+            let te = dk.entries.list[t].elem;
+            let parent = if n == 0 {
+                dk.elem
+            } else {
+                dk.entries.list[dk.layers[n - 1]].elem
+            };
+            (ws_before(parent, te), te.end.1, String::new())
+        }
+        (true, None) => {
+            let pad = dk.pad(n + 1);
+            let at = if n == 0 {
+                dk.elem
+                    .child("source")
+                    .ok_or_else(|| err("the disk has no <source>"))?
+                    .end
+                    .1
+            } else {
+                let last = dk.entries.list[dk.layers[n - 1]].elem;
+                last.elems()
+                    .last()
+                    .ok_or_else(|| err("the last layer is empty"))?
+                    .end
+                    .1
+            };
+            (at, at, format!("\n{pad}<backingStore/>"))
+        }
+    };
+    Ok(splice(&doc, vec![edit], dk.crlf))
+}
+
+/// The `<source>` at `depth` (0: the disk's own) and its indentation.
+fn source_at<'a>(dk: &'a Disk<'a>, depth: usize) -> Result<(&'a Elem, String), XmlError> {
+    let (owner, pad) = if depth == 0 {
+        (dk.elem, dk.child_indent.clone())
+    } else {
+        (dk.layer(depth)?, format!("{}{}", dk.pad(depth), dk.unit))
+    };
+    let s = owner
+        .child("source")
+        .ok_or_else(|| err(format!("layer {depth} has no <source>")))?;
+    Ok((s, pad))
+}
+
+/// Set a `<seclabel>` of the source at `depth` (0: the disk's own source).
+pub fn set_seclabel(
+    doc: &str,
+    disk_i: usize,
+    depth: usize,
+    spec: &SeclabelSpec,
+) -> Result<String, XmlError> {
+    if spec.model.trim().is_empty() {
+        return Err(err("a seclabel needs a model (selinux, dac, apparmor)"));
+    }
+    for s in std::iter::once(&spec.model).chain(spec.label.as_ref()) {
+        if let Some(c) = super::write::unrepresentable(s) {
+            return Err(err(format!(
+                "{s:?} holds U+{:04X}, which XML cannot hold",
+                c as u32
+            )));
+        }
+    }
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let (src, pad) = source_at(&dk, depth)?;
+    let inpad = format!("{pad}{}", dk.unit);
+    let found = src
+        .elems()
+        .find(|c| c.name == "seclabel" && c.attr("model") == Some(spec.model.as_str()));
+    let mut attrs: Vec<(String, String)> = match found {
+        Some(f) => f
+            .attrs
+            .iter()
+            .filter(|(k, _)| k != "relabel")
+            .cloned()
+            .collect(),
+        None => vec![("model".into(), spec.model.clone())],
+    };
+    if let Some(r) = spec.relabel {
+        // relabel goes right after model, where libvirt writes it.
+        let at = attrs
+            .iter()
+            .position(|(k, _)| k == "model")
+            .map_or(0, |p| p + 1);
+        attrs.insert(at, ("relabel".into(), if r { "yes" } else { "no" }.into()));
+    }
+    let label = spec
+        .label
+        .as_ref()
+        .map(|l| format!("<label>{}</label>", escape_text(l)));
+    let mut kids: Vec<String> = Vec::new();
+    let mut placed = false;
+    if let Some(f) = found {
+        for (i, t) in kept_children(&doc, f, |_| false) {
+            if matches!(&f.children[i], Node::Elem(c) if c.name == "label") {
+                if let (Some(l), false) = (&label, placed) {
+                    kids.push(l.clone());
+                    placed = true;
+                }
+            } else {
+                kids.push(t);
+            }
+        }
+    }
+    if let (Some(l), false) = (&label, placed) {
+        kids.insert(0, l.clone());
+    }
+    let text = rebuild("seclabel", &attrs, &kids, &inpad, &dk.unit);
+    let edit = match found {
+        Some(f) => (f.start.0, f.end.1, text),
+        None if src.empty => {
+            let kids = vec![text];
+            (
+                src.start.0,
+                src.end.1,
+                rebuild("source", &src.attrs, &kids, &pad, &dk.unit),
+            )
+        }
+        None => {
+            let at = src.elems().last().map_or(src.start.1, |c| c.end.1);
+            (at, at, format!("\n{inpad}{text}"))
+        }
+    };
+    Ok(splice(&doc, vec![edit], dk.crlf))
+}
+
+/// Remove the `<seclabel model=…>` of the source at `depth`.
+pub fn remove_seclabel(
+    doc: &str,
+    disk_i: usize,
+    depth: usize,
+    model_name: &str,
+) -> Result<String, XmlError> {
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let dk = disk(&d, &doc, disk_i)?;
+    let (src, _) = source_at(&dk, depth)?;
+    let Some(f) = src
+        .elems()
+        .find(|c| c.name == "seclabel" && c.attr("model") == Some(model_name))
+    else {
+        return Ok(doc);
+    };
+    Ok(splice(
+        &doc,
+        vec![(ws_before(src, f), f.end.1, String::new())],
+        dk.crlf,
+    ))
+}
+
+/// A `<seclabel>` as written (for an editor to show and prefill).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Seclabel {
+    pub model: Option<String>,
+    pub relabel: Option<String>,
+    pub label: Option<String>,
+    /// Other children (not `<label>`), as written.
+    pub others: usize,
+}
+
+/// The `<seclabel>`s of every source of every disk: `result[disk][depth]`
+/// (depth 0: the disk's own source, then each layer of its chain).
+pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
+    let doc = nested_doc(doc)?;
+    let d = read::document(&doc)?;
+    let mut all = Vec::with_capacity(d.disks.len());
+    for disk_i in 0..d.disks.len() {
+        let dk = disk(&d, &doc, disk_i)?;
+        let mut out = Vec::with_capacity(dk.layers.len() + 1);
+        for depth in 0..=dk.layers.len() {
+            let list = match source_at(&dk, depth) {
+                Ok((src, _)) => src
+                    .elems()
+                    .filter(|c| c.name == "seclabel")
+                    .map(|c| Seclabel {
+                        model: c.attr("model").map(str::to_string),
+                        relabel: c.attr("relabel").map(str::to_string),
+                        label: c.child("label").and_then(|l| l.text(&doc)),
+                        others: c.elems().filter(|x| x.name != "label").count(),
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            out.push(list);
+        }
+        all.push(out);
+    }
+    Ok(all)
+}
+
+/// `doc` with disk `disk_i`'s chain taken from `other` (another version of
+/// the same document: same disks in the same order), re-indented to `doc`.
+pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlError> {
+    let d = read::document(doc)?;
+    let o = read::document(other)?;
+    let dk = disk(&d, doc, disk_i)?;
+    let ok = disk(&o, other, disk_i)?;
+    let Some((os, oe)) = ok.entries.region else {
+        return Ok(doc.to_string());
+    };
+    let mut text = String::new();
+    for n in &ok.elem.children {
+        if let Node::Elem(c) = n {
+            if c.name == "backingStore" && c.start.0 >= os && c.end.1 <= oe {
+                if !text.is_empty() {
+                    text.push('\n');
+                    text.push_str(&dk.child_indent);
+                }
+                text.push_str(&reindented(other, c, &ok.child_indent, &dk.child_indent));
+            }
+        }
+    }
+    let edit = match dk.entries.region {
+        Some((s, e)) => (s, e, text),
+        None => {
+            let at = dk
+                .elem
+                .child("source")
+                .ok_or_else(|| err("the disk has no <source>"))?
+                .end
+                .1;
+            (at, at, format!("\n{}{text}", dk.child_indent))
+        }
+    };
+    Ok(splice(doc, vec![edit], dk.crlf))
+}
+
+/// One layer, for the side-by-side view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffSide {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The path, or `protocol:name on [hosts]` for a network layer.
+    pub place: String,
+    pub format: Option<String>,
+}
+
+/// One depth of a disk's chain: what the XML says, what the images say.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffRow {
+    pub depth: usize,
+    pub xml: Option<DiffSide>,
+    pub images: Option<DiffSide>,
+    /// What differs: `type`, `place`, `format`; `depth` (one side ends
+    /// the chain before the other); `unstated` (the XML lists fewer layers
+    /// and leaves the chain open: libvirt probes the rest); `unverified`
+    /// (the images could not be followed that far).
+    pub differs: Vec<&'static str>,
+}
+
+/// A disk's chain, side by side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DiskDiff {
+    pub disk: usize,
+    pub name: String,
+    /// Does an image match the disk's source (else there is nothing to compare)?
+    pub matched: bool,
+    /// Does the XML state a chain (else libvirt probes)?
+    pub has_chain: bool,
+    pub rows: Vec<DiffRow>,
+    pub xml_terminated: bool,
+    pub images_terminated: bool,
+}
+
+fn side(l: &XmlLayer) -> DiffSide {
+    let place = match &l.source {
+        Some(s) if s.is_local() => s.path.clone().unwrap_or_default(),
+        Some(s) => {
+            let hosts: Vec<String> = s
+                .hosts
+                .iter()
+                .map(|h| match (&h.name, h.port) {
+                    (Some(n), Some(p)) => format!("{n}:{p}"),
+                    (Some(n), None) => n.clone(),
+                    (None, _) => h.socket.clone().unwrap_or_default(),
+                })
+                .collect();
+            format!(
+                "{}:{} on [{}]",
+                s.protocol.as_deref().unwrap_or(s.kind.name()),
+                s.name.as_deref().unwrap_or(""),
+                hosts.join(", ")
+            )
+        }
+        None => String::new(),
+    };
+    DiffSide {
+        kind: l.kind.clone(),
+        place,
+        format: l.format.clone(),
+    }
+}
+
+/// The main path of a described disk: its layers (terminator excluded) and
+/// whether it ends with one.
+fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
+    let mut out = Vec::new();
+    let mut cur: Option<usize> = None;
+    let mut seen = vec![false; s.layers.len()];
+    loop {
+        let Some(n) = s.layers.iter().position(|l| l.parent == cur) else {
+            return (out, false);
+        };
+        if seen[n] {
+            return (out, false);
+        }
+        seen[n] = true;
+        if s.layers[n].kind.is_none() {
+            return (out, true);
+        }
+        out.push(&s.layers[n]);
+        cur = Some(n);
+    }
+}
+
+/// Each disk's chain as the document states it next to the chain the
+/// images give (what [`super::populate`] would write into the disk without
+/// a chain), per depth. The core's validate diagnostics say the same in
+/// words; this is the data for a side-by-side view.
+pub fn diff(doc: &str, forest: &Forest, opts: &Options) -> Result<Vec<DiskDiff>, XmlError> {
+    let doc = nested_doc(doc)?;
+    let stated = describe(&doc)?;
+    // The same document with every chain removed, then populated.
+    let d = read::document(&doc)?;
+    let mut cuts = Vec::new();
+    for i in 0..d.disks.len() {
+        let dk = disk(&d, &doc, i)?;
+        if let Some((s, e)) = dk.entries.region {
+            cuts.push((ws_before(dk.elem, first_at(dk.elem, s)), e, String::new()));
+        }
+    }
+    let bare = splice(&doc, cuts, false);
+    let o = Options {
+        layout: Layout::Nested,
+        mode: Mode::Populate,
+        replace: false,
+        ..opts.clone()
+    };
+    let from_images = describe(&populate(&bare, forest, &o)?.xml)?;
+    let mut out = Vec::new();
+    for (i, (x, m)) in stated.iter().zip(&from_images).enumerate() {
+        let (xl, xt) = main_layers(x);
+        let (il, it) = main_layers(m);
+        let matched = !il.is_empty() || it;
+        let mut rows = Vec::new();
+        let n = if matched {
+            xl.len().max(il.len())
+        } else {
+            xl.len()
+        };
+        for k in 0..n {
+            let a = xl.get(k).map(|l| side(l));
+            let b = if matched {
+                il.get(k).map(|l| side(l))
+            } else {
+                None
+            };
+            let mut differs = Vec::new();
+            match (&a, &b) {
+                (Some(a), Some(b)) => {
+                    if a.kind != b.kind {
+                        differs.push("type");
+                    }
+                    if a.place != b.place {
+                        differs.push("place");
+                    }
+                    if a.format.is_some() && a.format != b.format {
+                        differs.push("format");
+                    }
+                }
+                (None, Some(_)) if xt => differs.push("depth"),
+                (None, Some(_)) => differs.push("unstated"),
+                (Some(_), None) if matched && it => differs.push("depth"),
+                (Some(_), None) if matched => differs.push("unverified"),
+                _ => {}
+            }
+            rows.push(DiffRow {
+                depth: k + 1,
+                xml: a,
+                images: b,
+                differs,
+            });
+        }
+        out.push(DiskDiff {
+            disk: i,
+            name: x.name.clone(),
+            matched,
+            has_chain: !x.layers.is_empty(),
+            rows,
+            xml_terminated: xt,
+            images_terminated: it,
+        });
+    }
+    Ok(out)
+}
+
+fn first_at(disk: &Elem, start: usize) -> &Elem {
+    disk.elems().find(|c| c.start.0 == start).unwrap_or(disk)
+}

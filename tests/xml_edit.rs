@@ -1,0 +1,417 @@
+//! Chain edits (`xml::edit`): each operation changes only its span; the
+//! nested results are checked against libvirt's RelaxNG schema
+//! (`xmllint --relaxng domain.rng`; skipped, visibly, without them).
+
+mod xml_util;
+
+use backing_chain::image::Format;
+use backing_chain::xml::edit::{self, HostSpec, LayerSpec, Op, SeclabelSpec};
+use backing_chain::xml::{self, Options};
+use xml_util::*;
+
+const DOM: &str = "<domain type='kvm'>
+  <name>t</name>
+  <memory unit='KiB'>524288</memory>
+  <os>
+    <type arch='x86_64'>hvm</type>
+  </os>
+  <devices>
+    <!-- keep me -->
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/i/top.qcow2'/>
+      <backingStore type='file'>
+        <format type='qcow2'/>
+        <source file='/i/mid.qcow2'>
+          <seclabel model='selinux' relabel='yes'>
+            <label>system_u:object_r:svirt_image_t:s0:c1,c2</label>
+          </seclabel>
+          <seclabel model='dac' relabel='no'/>
+        </source>
+        <backingStore type='file'>
+          <format type='qcow2'/>
+          <source file='/i/base.qcow2'/>
+          <backingStore/>
+        </backingStore>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+";
+
+fn check(xml: &str, what: &str) {
+    match relaxng(xml, "domain.rng", what) {
+        Ok(true) => eprintln!("schema ok: {what}"),
+        Ok(false) => {}
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn file(p: &str, fmt: Option<&str>) -> LayerSpec {
+    LayerSpec {
+        kind: "file".into(),
+        path: Some(p.into()),
+        format: fmt.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+/// The text outside the `<disk>` element is untouched.
+fn same_outside(a: &str, b: &str) {
+    let pre = |s: &str| s[..s.find("<disk ").unwrap()].to_string();
+    let post = |s: &str| s[s.find("</disk>").unwrap()..].to_string();
+    assert_eq!(pre(a), pre(b));
+    assert_eq!(post(a), post(b));
+}
+
+#[test]
+fn set_layer_changes_path_and_format_and_keeps_seclabels() {
+    let out = edit::set_layer(DOM, 0, 1, &file("/i/other.qcow2", Some("raw"))).unwrap();
+    let want = DOM
+        .replace(
+            "<source file='/i/mid.qcow2'>",
+            "<source file='/i/other.qcow2'>",
+        )
+        .replacen(
+            "        <format type='qcow2'/>\n        <source file='/i/other",
+            "        <format type='raw'/>\n        <source file='/i/other",
+            1,
+        );
+    assert_eq!(out, want);
+    check(&out, "set_layer");
+}
+
+#[test]
+fn set_layer_to_network_writes_protocol_name_and_hosts() {
+    let spec = LayerSpec {
+        kind: "network".into(),
+        protocol: Some("nbd".into()),
+        name: Some("export".into()),
+        hosts: vec![HostSpec {
+            name: Some("nbd.example".into()),
+            port: Some(10809),
+            ..Default::default()
+        }],
+        format: None,
+        ..Default::default()
+    };
+    let out = edit::set_layer(DOM, 0, 2, &spec).unwrap();
+    let want = DOM
+        .replace(
+            "        <backingStore type='file'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+            "        <backingStore type='network'>\n          <format type='qcow2'/>\n          <source protocol='nbd' name='export'>\n            <host name='nbd.example' port='10809'/>\n          </source>",
+        );
+    assert_eq!(out, want);
+    check(&out, "set_layer network");
+    // And back to a file: hosts go, the file attribute comes back.
+    let back = edit::set_layer(&out, 0, 2, &file("/i/base.qcow2", None)).unwrap();
+    assert_eq!(back, DOM);
+}
+
+#[test]
+fn insert_layer_moves_the_rest_down() {
+    let out = edit::insert_layer(DOM, 0, 2, &file("/i/new.qcow2", Some("qcow2"))).unwrap();
+    let want = DOM.replace(
+        "        <backingStore type='file'>
+          <format type='qcow2'/>
+          <source file='/i/base.qcow2'/>
+          <backingStore/>
+        </backingStore>
+",
+        "        <backingStore type='file'>
+          <format type='qcow2'/>
+          <source file='/i/new.qcow2'/>
+          <backingStore type='file'>
+            <format type='qcow2'/>
+            <source file='/i/base.qcow2'/>
+            <backingStore/>
+          </backingStore>
+        </backingStore>
+",
+    );
+    assert_eq!(out, want);
+    check(&out, "insert_layer");
+    // Removing it again gives the document back, byte for byte.
+    assert_eq!(edit::remove_layer(&out, 0, 2).unwrap(), DOM);
+}
+
+#[test]
+fn insert_at_the_end_goes_above_the_terminator() {
+    let out = edit::insert_layer(DOM, 0, 3, &file("/i/older.raw", Some("raw"))).unwrap();
+    let d = xml::describe(&out).unwrap();
+    let files: Vec<_> = d[0]
+        .layers
+        .iter()
+        .map(|l| l.source.as_ref().and_then(|s| s.path.clone()))
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            Some("/i/mid.qcow2".to_string()),
+            Some("/i/base.qcow2".to_string()),
+            Some("/i/older.raw".to_string()),
+            None
+        ]
+    );
+    assert!(d[0].terminated);
+    assert_eq!(d[0].layers[2].depth, 3);
+    assert_eq!(d[0].layers[3].depth, 4);
+    check(&out, "insert at end");
+}
+
+#[test]
+fn remove_the_first_layer_moves_the_base_up() {
+    let out = edit::remove_layer(DOM, 0, 1).unwrap();
+    same_outside(DOM, &out);
+    assert!(out.contains(
+        "      <source file='/i/top.qcow2'/>
+      <backingStore type='file'>
+        <format type='qcow2'/>
+        <source file='/i/base.qcow2'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>"
+    ));
+    assert!(!out.contains("mid.qcow2"));
+    check(&out, "remove_layer 1");
+    // Remove the last one too: the terminator moves up to the disk.
+    let out2 = edit::remove_layer(&out, 0, 1).unwrap();
+    assert!(out2.contains(
+        "      <source file='/i/top.qcow2'/>\n      <backingStore/>\n      <target dev='vda'"
+    ));
+    check(&out2, "remove_layer to terminator");
+}
+
+#[test]
+fn terminator_off_and_on() {
+    let off = edit::set_terminator(DOM, 0, false).unwrap();
+    assert_eq!(off, DOM.replace("          <backingStore/>\n", ""));
+    assert!(!xml::describe(&off).unwrap()[0].terminated);
+    check(&off, "terminator off");
+    let on = edit::set_terminator(&off, 0, true).unwrap();
+    assert_eq!(on, DOM);
+    // Setting what is already there changes nothing.
+    assert_eq!(edit::set_terminator(DOM, 0, true).unwrap(), DOM);
+}
+
+#[test]
+fn seclabel_edit_keeps_other_children_and_labels() {
+    let spec = SeclabelSpec {
+        model: "selinux".into(),
+        relabel: Some(true),
+        label: Some("system_u:object_r:svirt_image_t:s0:c5,c6".into()),
+    };
+    let out = edit::set_seclabel(DOM, 0, 1, &spec).unwrap();
+    assert_eq!(out, DOM.replace("c1,c2", "c5,c6"));
+    // relabel='no' and no label: the label element goes, dac stays.
+    let spec = SeclabelSpec {
+        model: "selinux".into(),
+        relabel: Some(false),
+        label: None,
+    };
+    let out = edit::set_seclabel(DOM, 0, 1, &spec).unwrap();
+    assert_eq!(
+        out,
+        DOM.replace(
+            "          <seclabel model='selinux' relabel='yes'>
+            <label>system_u:object_r:svirt_image_t:s0:c1,c2</label>
+          </seclabel>",
+            "          <seclabel model='selinux' relabel='no'/>"
+        )
+    );
+    check(&out, "seclabel relabel=no");
+}
+
+#[test]
+fn seclabel_keeps_unknown_children_and_is_added_where_missing() {
+    let with_extra = DOM.replace(
+        "            <label>system_u:object_r:svirt_image_t:s0:c1,c2</label>\n",
+        "            <label>system_u:object_r:svirt_image_t:s0:c1,c2</label>\n            <!-- note -->\n            <x:extra xmlns:x='urn:x'/>\n",
+    );
+    let spec = SeclabelSpec {
+        model: "selinux".into(),
+        relabel: Some(true),
+        label: Some("a<b".into()),
+    };
+    let out = edit::set_seclabel(&with_extra, 0, 1, &spec).unwrap();
+    assert!(out.contains("<label>a&lt;b</label>\n            <!-- note -->\n            <x:extra xmlns:x='urn:x'/>\n          </seclabel>"), "{out}");
+    // On the base, which has none: an empty <source/> grows one.
+    let spec = SeclabelSpec {
+        model: "dac".into(),
+        relabel: Some(false),
+        label: None,
+    };
+    let out = edit::set_seclabel(DOM, 0, 2, &spec).unwrap();
+    assert!(out.contains(
+        "          <source file='/i/base.qcow2'>
+            <seclabel model='dac' relabel='no'/>
+          </source>"
+    ));
+    check(&out, "seclabel added");
+    let back = edit::remove_seclabel(&out, 0, 2, "dac").unwrap();
+    assert!(back.contains("<source file='/i/base.qcow2'>\n          </source>"));
+    check(&back, "seclabel removed");
+}
+
+#[test]
+fn ops_as_data_and_errors() {
+    let op: Op = serde_json::from_str(r#"{"op":"remove-layer","disk":0,"depth":2}"#).unwrap();
+    let out = edit::apply(DOM, &op).unwrap();
+    assert!(!out.contains("base.qcow2"));
+    assert!(edit::remove_layer(DOM, 0, 5).is_err());
+    assert!(edit::remove_layer(DOM, 3, 1).is_err());
+    assert!(edit::set_layer(DOM, 0, 1, &file("", None)).is_err());
+    assert!(edit::set_layer(DOM, 0, 1, &file("/a\u{1}b", None)).is_err());
+    let bad = LayerSpec {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    assert!(edit::insert_layer(DOM, 0, 1, &bad).is_err());
+}
+
+#[test]
+fn flat_chains_are_edited_in_nested_form() {
+    let flat = xml::convert(
+        DOM,
+        &Options {
+            layout: xml::Layout::Flat,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .xml;
+    assert!(flat.contains("<alias name='vda["));
+    let out = edit::remove_layer(&flat, 0, 2).unwrap();
+    assert!(!out.contains("<alias name="));
+    assert!(!out.contains("base.qcow2"));
+    check(&out, "flat edited");
+}
+
+#[test]
+fn adopt_chain_takes_a_populated_chain() {
+    let bare = DOM.replace(
+        &DOM[DOM.find("      <backingStore type='file'>").unwrap()
+            ..DOM.find("      <target").unwrap()],
+        "",
+    );
+    assert!(!bare.contains("backingStore"));
+    let out = edit::adopt_chain(&bare, DOM, 0).unwrap();
+    assert_eq!(out, DOM);
+}
+
+#[test]
+fn diff_puts_the_xml_chain_next_to_the_images() {
+    let f = forest(vec![
+        img("/i/top.qcow2", Format::Qcow2, Some(("mid.qcow2", "qcow2"))),
+        img("/i/mid.qcow2", Format::Qcow2, Some(("base.qcow2", "qcow2"))),
+        img("/i/base.qcow2", Format::Qcow2, None),
+    ]);
+    let same = edit::diff(DOM, &f, &Options::default()).unwrap();
+    assert_eq!(same.len(), 1);
+    assert!(same[0].matched && same[0].xml_terminated && same[0].images_terminated);
+    assert_eq!(same[0].rows.len(), 2);
+    assert!(
+        same[0].rows.iter().all(|r| r.differs.is_empty()),
+        "{same:?}"
+    );
+    // The XML says raw for mid and names another base.
+    let wrong = DOM
+        .replacen("<format type='qcow2'/>", "<format type='raw'/>", 1)
+        .replace("/i/base.qcow2", "/i/old.qcow2");
+    let d = edit::diff(&wrong, &f, &Options::default()).unwrap();
+    assert_eq!(d[0].rows[0].differs, vec!["format"]);
+    assert_eq!(
+        d[0].rows[0].xml.as_ref().unwrap().format.as_deref(),
+        Some("raw")
+    );
+    assert_eq!(
+        d[0].rows[0].images.as_ref().unwrap().format.as_deref(),
+        Some("qcow2")
+    );
+    assert_eq!(d[0].rows[1].differs, vec!["place"]);
+    assert_eq!(d[0].rows[1].images.as_ref().unwrap().place, "/i/base.qcow2");
+    // One layer short, terminated: a depth mismatch.
+    let short = edit::remove_layer(DOM, 0, 2).unwrap();
+    let d = edit::diff(&short, &f, &Options::default()).unwrap();
+    assert_eq!(d[0].rows.len(), 2);
+    assert_eq!(d[0].rows[1].differs, vec!["depth"]);
+    assert!(d[0].rows[1].xml.is_none());
+}
+
+#[test]
+fn seclabels_are_listed_per_layer() {
+    let all = edit::seclabels(DOM).unwrap();
+    assert_eq!(all.len(), 1);
+    let s = &all[0];
+    assert_eq!(s.len(), 3); // the disk's own source, mid, base
+    assert!(s[0].is_empty() && s[2].is_empty());
+    assert_eq!(s[1].len(), 2);
+    assert_eq!(s[1][0].model.as_deref(), Some("selinux"));
+    assert_eq!(s[1][0].relabel.as_deref(), Some("yes"));
+    assert_eq!(
+        s[1][0].label.as_deref(),
+        Some("system_u:object_r:svirt_image_t:s0:c1,c2")
+    );
+    assert_eq!(s[1][1].model.as_deref(), Some("dac"));
+    assert_eq!(s[1][1].label, None);
+}
+
+#[test]
+fn a_type_change_drops_what_belongs_to_the_old_type() {
+    let net = DOM
+        .replace(
+            "          <source file='/i/base.qcow2'/>",
+            "          <source protocol='rbd' name='pool/img'>
+            <host name='mon1' port='6789'/>
+            <auth username='admin'>
+              <secret type='ceph' usage='ceph-admin'/>
+            </auth>
+          </source>",
+        )
+        .replace(
+            "        <backingStore type='file'>\n          <format type='qcow2'/>\n          <source protocol",
+            "        <backingStore type='network'>\n          <format type='qcow2'/>\n          <source protocol",
+        );
+    assert!(net.contains("<backingStore type='network'>"));
+    check(&net, "rbd layer");
+    // Same type: only the place changes; <auth> stays.
+    let spec = LayerSpec {
+        kind: "network".into(),
+        protocol: Some("rbd".into()),
+        name: Some("pool/img2".into()),
+        hosts: vec![HostSpec {
+            name: Some("mon2".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let out = edit::set_layer(&net, 0, 2, &spec).unwrap();
+    assert!(
+        out.contains(
+            "<source protocol='rbd' name='pool/img2'>
+            <host name='mon2'/>
+            <auth username='admin'>
+              <secret type='ceph' usage='ceph-admin'/>
+            </auth>
+          </source>"
+        ),
+        "{out}"
+    );
+    check(&out, "rbd edited");
+    // To a file: hosts and auth go.
+    let out = edit::set_layer(&net, 0, 2, &file("/i/base.qcow2", None)).unwrap();
+    assert_eq!(out, DOM);
+    // file → block: the seclabels of mid stay (every type may have them).
+    let spec = LayerSpec {
+        kind: "block".into(),
+        path: Some("/dev/vg/mid".into()),
+        ..Default::default()
+    };
+    let out = edit::set_layer(DOM, 0, 1, &spec).unwrap();
+    assert_eq!(
+        out,
+        DOM.replace("<backingStore type='file'>\n        <format type='qcow2'/>\n        <source file='/i/mid.qcow2'>", "<backingStore type='block'>\n        <format type='qcow2'/>\n        <source dev='/dev/vg/mid'>")
+    );
+    check(&out, "file made a block device");
+}
