@@ -65,7 +65,8 @@ fn main() {
         let recognised = detected.name() == fmt.as_str()
             || (detected != Format::Raw && fmt.starts_with(detected.name()));
         // Criterion's mean when it ran (cargo bench), else a quick own timing.
-        let secs = common::criterion_mean("probe", label).unwrap_or_else(|| {
+        let criterion = common::full().then(|| common::criterion_mean("probe", label));
+        let secs = criterion.flatten().unwrap_or_else(|| {
             let n = common::calibrate(
                 || {
                     let _ = common::replay(*len, log);

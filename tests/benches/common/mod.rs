@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// `cargo bench` passes `--bench`; without it (`cargo test --benches`) the
-/// benches run once, quickly, as a smoke test.
+/// `cargo bench` passes `--bench`; without it (`cargo test --benches`) or
+/// with criterion's `--test` (`cargo bench -- --test`, `.ci/bench --quick`)
+/// the benches run once, quickly, as a smoke test.
 pub fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
 }
 
 /// Rounds of alternation: more in a real run.
