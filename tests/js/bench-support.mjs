@@ -241,7 +241,8 @@ export function gzippedSize() {
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
       const p = join(dir, e.name);
       if (e.isDirectory()) return walk(p);
-      return /\.(wasm|m?js)$/.test(e.name) ? [p] : [];
+      // Examples of embedding (www/cockpit/…-example.js) are not the component.
+      return /\.(wasm|m?js)$/.test(e.name) && !/example/.test(e.name) ? [p] : [];
     });
   const rows = walk(www).map((p) => {
     const raw = readFileSync(p);

@@ -231,9 +231,12 @@ pub fn format_images(dir: &Path) -> Vec<(String, String, PathBuf)> {
     out
 }
 
-/// Probe `path` with positioned reads and record every `(offset, bytes)`
-/// read, so the same probe can be replayed from memory.
-pub fn record(path: &Path) -> (u64, Vec<(u64, Vec<u8>)>) {
+/// One recorded read: offset, length asked, bytes got.
+pub type Recorded = (u64, u64, Vec<u8>);
+
+/// Probe `path` with positioned reads and record every read (offset, length
+/// asked, bytes got), so the same probe can be replayed from memory.
+pub fn record(path: &Path) -> (u64, Vec<Recorded>) {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(path).expect("open image");
     let len = f.metadata().expect("stat image").len();
@@ -242,7 +245,7 @@ pub fn record(path: &Path) -> (u64, Vec<(u64, Vec<u8>)>) {
         f.seek(SeekFrom::Start(off))?;
         let mut buf = Vec::with_capacity(n as usize);
         (&mut f).take(n).read_to_end(&mut buf)?;
-        log.push((off, buf.clone()));
+        log.push((off, n, buf.clone()));
         Ok(buf)
     });
     (len, log)
@@ -251,13 +254,13 @@ pub fn record(path: &Path) -> (u64, Vec<(u64, Vec<u8>)>) {
 /// Replay a recorded probe from memory: the probe's work only.
 pub fn replay(
     len: u64,
-    log: &[(u64, Vec<u8>)],
+    log: &[Recorded],
 ) -> Result<(backing_chain::image::ImageInfo, u64), String> {
     backing_chain::image::probe_with(Some(len), |off, n| -> Result<Vec<u8>, String> {
         log.iter()
-            .find(|(o, b)| *o == off && b.len() as u64 <= n)
-            .map(|(_, b)| b.clone())
-            .ok_or_else(|| format!("read at {off} not recorded"))
+            .find(|(o, asked, _)| *o == off && *asked == n)
+            .map(|(_, _, b)| b.clone())
+            .ok_or_else(|| format!("read of {n} bytes at {off} not recorded"))
     })
     .map_err(|e| e.to_string())
 }
