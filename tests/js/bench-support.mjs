@@ -1,0 +1,253 @@
+// Shared by the JS benches and the bytes-read test: loading the wasm in Node,
+// the probe loop, images made with qemu-img, alternated timing and the result
+// lines `.ci/bench` collects. Not a test file (no `.test.` in the name).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const PKG = join(ROOT, 'www/pkg');
+
+/** Bytes a probe may read per image, per format (the issue: "a few KiB",
+ * even of a 100 GB image). A format without its own entry gets `default`. */
+export const BYTES_BUDGET = { default: 16 << 10 };
+export const budgetFor = (format) => BYTES_BUDGET[format] ?? BYTES_BUDGET.default;
+
+/** The wasm module, loaded as Node loads it (initSync with the bytes). */
+export async function loadWasm() {
+  const wasmPath = join(PKG, 'backing_chain_bg.wasm');
+  if (!existsSync(wasmPath)) throw new Error(`${wasmPath} is missing: run bash .ci/build`);
+  const mod = await import(join(PKG, 'backing_chain.js'));
+  const exports = mod.initSync({ module: readFileSync(wasmPath) });
+  return { ...mod, exports };
+}
+
+/** One result row for `.ci/bench`: name, figure, target, verdict. */
+export function report(name, figure, target, pass) {
+  const verdict = pass === true ? 'pass' : pass === false ? 'FAIL' : '-';
+  console.log(['@@', name, figure, target, verdict].join('\t'));
+}
+
+export function median(xs) {
+  const v = [...xs].sort((a, b) => a - b);
+  const n = v.length;
+  return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+export const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 1 ? `${ms.toFixed(1)} ms` : `${(ms * 1000).toFixed(1)} µs`);
+
+export function qemuImg(args, cwd) {
+  return execFileSync('qemu-img', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+}
+
+export function hasQemuImg() {
+  try {
+    qemuImg(['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Formats this qemu-img supports (`qemu-img --help`). */
+export function qemuImgFormats() {
+  const help = qemuImg(['--help']);
+  const lines = help.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('Supported'));
+  const out = [];
+  for (const l of lines.slice(at + 1)) {
+    if (!l.trim()) {
+      if (out.length) break;
+      continue;
+    }
+    out.push(...l.trim().split(/\s+/));
+  }
+  return out;
+}
+
+/** One image per format qemu-img can create (and a few variants), with a
+ * backing file where the format takes one; new formats are picked up
+ * without edits. Returns [{label, format, path}]. */
+export function formatImages(dir) {
+  mkdirSync(dir, { recursive: true });
+  qemuImg(['create', '-q', '-f', 'qcow2', 'base.qcow2', '1G'], dir);
+  const todo = qemuImgFormats()
+    .filter((f) => f !== 'file')
+    .map((f) => ({ label: f, format: f, opts: [] }));
+  todo.push(
+    { label: 'qcow2-v2', format: 'qcow2', opts: ['-o', 'compat=0.10'] },
+    { label: 'vmdk-streamOptimized', format: 'vmdk', opts: ['-o', 'subformat=streamOptimized'] },
+    { label: 'vpc-fixed', format: 'vpc', opts: ['-o', 'subformat=fixed'] },
+  );
+  const out = [];
+  for (const { label, format, opts } of todo) {
+    const name = `img-${label}.${format}`;
+    let base = ['create', '-q', '-f', format, ...opts];
+    if (format === 'luks') {
+      base = ['create', '-q', '--object', 'secret,id=s0,data=benchpass', '-f', 'luks', '-o', 'key-secret=s0,iter-time=10', ...opts];
+    }
+    for (const extra of [['-b', 'base.qcow2', '-F', 'qcow2'], ['-b', 'base.qcow2'], []]) {
+      try {
+        qemuImg([...base, ...extra, name, '1G'], dir);
+        out.push({ label, format, path: join(dir, name) });
+        break;
+      } catch {
+        /* next try */
+      }
+    }
+  }
+  return out;
+}
+
+/** The 100 GB sparse images: raw (a hole) and qcow2 with its metadata preallocated. */
+export function bigImages(dir) {
+  mkdirSync(dir, { recursive: true });
+  const raw = join(dir, 'big-100G.raw');
+  if (!existsSync(raw)) execFileSync('truncate', ['-s', '100G', raw]);
+  const q = join(dir, 'big-100G.qcow2');
+  if (!existsSync(q)) qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'preallocation=metadata', q, '100G'], dir);
+  return [
+    { label: 'raw 100G sparse', format: 'raw', path: raw },
+    { label: 'qcow2 100G, metadata preallocated', format: 'qcow2', path: q },
+  ];
+}
+
+/** Drive a probe function (`probeStep` or `session.probe` bound to a name)
+ * with positioned reads of `path`. Returns {result, steps, bytesRead}: `steps`
+ * are the chunk lists passed at each call, so the probe can be replayed. */
+export function probeFile(step, path) {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  try {
+    const chunks = [];
+    const steps = [];
+    let bytesRead = 0;
+    for (let round = 0; round < 64; round++) {
+      steps.push(chunks.slice());
+      const r = step(size, chunks);
+      if (!r.need) return { result: r, steps, size, bytesRead };
+      for (const { offset, len } of r.need) {
+        const n = Math.max(0, Math.min(len, size - offset));
+        const buf = Buffer.alloc(n);
+        const got = n ? readSync(fd, buf, 0, n, offset) : 0;
+        bytesRead += got;
+        chunks.push([offset, new Uint8Array(buf.buffer, buf.byteOffset, got), len]);
+      }
+    }
+    throw new Error(`${path}: probe did not finish`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Groups of ten sharing bases: base ← l1 ← l2 ← l3 ← l4, five overlays on l2.
+ * Names have a fixed length (9 characters + `.qcow2`). */
+export function forestLayout(n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const g = Math.floor(i / 10);
+    const k = i % 10;
+    const name = (k) => `g${String(g).padStart(6, '0')}-${k}.qcow2`;
+    const backing = k === 0 ? null : k <= 4 ? name(k - 1) : name(2);
+    out.push({ dir: `pool${g % 37}`, name: name(k), backing });
+  }
+  return out;
+}
+
+/** One chain: layer i backed by layer i - 1. */
+export function deepLayout(n) {
+  const name = (i) => `l${String(i).padStart(8, '0')}.qcow2`;
+  return Array.from({ length: n }, (_, i) => ({ dir: 'deep', name: name(i), backing: i ? name(i - 1) : null }));
+}
+
+const PLACEHOLDER = 'XXXXXXXXX.qcow2';
+
+/** Header templates made by qemu-img: a base and an overlay whose backing
+ * name is a placeholder of the same length as the layout names, so headers
+ * for any layout are the template with the name patched. */
+export function templates(dir) {
+  mkdirSync(dir, { recursive: true });
+  const base = join(dir, PLACEHOLDER);
+  const top = join(dir, 'tpl-top.qcow2');
+  if (!existsSync(top)) {
+    qemuImg(['create', '-q', '-f', 'qcow2', base, '1G'], dir);
+    qemuImg(['create', '-q', '-f', 'qcow2', '-b', PLACEHOLDER, '-F', 'qcow2', top, '1G'], dir);
+  }
+  const head = (p) => {
+    const b = readFileSync(p);
+    return { size: b.length, bytes: new Uint8Array(b.buffer, b.byteOffset, Math.min(b.length, 64 << 10)) };
+  };
+  const t = head(top);
+  const at = Buffer.from(t.bytes).indexOf(PLACEHOLDER);
+  if (at < 0) throw new Error('placeholder not found in the template header');
+  return { base: head(base), top: t, nameAt: at };
+}
+
+/** The header bytes of one layout entry. */
+export function headerOf(tpl, entry) {
+  if (!entry.backing) return tpl.base;
+  if (entry.backing.length !== PLACEHOLDER.length) throw new Error(`name length: ${entry.backing}`);
+  const bytes = tpl.top.bytes.slice();
+  bytes.set(Buffer.from(entry.backing, 'latin1'), tpl.nameAt);
+  return { size: tpl.top.size, bytes };
+}
+
+/** Probe in-memory header bytes with a step function. */
+export function probeBytes(step, { size, bytes }) {
+  const chunks = [];
+  for (let round = 0; round < 64; round++) {
+    const r = step(size, chunks);
+    if (!r.need) return r;
+    for (const { offset, len } of r.need) {
+      const end = Math.min(offset + len, size);
+      if (end > bytes.length) throw new Error(`template too short for a read at ${offset}+${len}`);
+      chunks.push([offset, bytes.subarray(offset, Math.max(offset, end)), len]);
+    }
+  }
+  throw new Error('probe did not finish');
+}
+
+/** Make the layout's images with qemu-img (in parallel: `-u` does not open
+ * the backing file), cached in `dir` across runs. Returns the paths. */
+export async function makeLayout(dir, layout, parallel = 4) {
+  const paths = layout.map((e) => join(dir, e.name));
+  const marker = join(dir, `.complete-${layout.length}`);
+  if (existsSync(marker)) return paths;
+  mkdirSync(dir, { recursive: true });
+  const { execFile } = await import('node:child_process');
+  const run = (args) =>
+    new Promise((ok, fail) => execFile('qemu-img', args, { cwd: dir }, (err) => (err ? fail(err) : ok())));
+  let next = 0;
+  const worker = async () => {
+    while (next < layout.length) {
+      const e = layout[next++];
+      const b = e.backing ? ['-u', '-b', e.backing, '-F', 'qcow2'] : [];
+      await run(['create', '-q', '-f', 'qcow2', ...b, e.name, '1G']);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  writeFileSync(marker, '');
+  return paths;
+}
+
+/** The component as a page loads it: the wasm and every JS file under www/
+ * (the wasm-bindgen glue in www/pkg and the element), each gzipped at level 9
+ * as a server sends it. Returns {rows: [{file, raw, gz}], total}. */
+export function gzippedSize() {
+  const www = join(ROOT, 'www');
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) return walk(p);
+      // Examples of embedding (www/cockpit/…-example.js) are not the component.
+      return /\.(wasm|m?js)$/.test(e.name) && !/example/.test(e.name) ? [p] : [];
+    });
+  const rows = walk(www).map((p) => {
+    const raw = readFileSync(p);
+    return { file: relative(www, p), raw: raw.length, gz: gzipSync(raw, { level: 9 }).length };
+  });
+  return { rows, total: rows.reduce((s, r) => s + r.gz, 0) };
+}
+export const SIZE_BUDGET = 150 * 1024;
