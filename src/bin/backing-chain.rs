@@ -5,7 +5,9 @@
 //! 2 usage or unreadable input.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Write};
+#[cfg(not(unix))]
+use std::io::{Seek, SeekFrom};
 use std::process::ExitCode;
 
 use backing_chain::chain::{self, BuildOptions, Image, Probed, Status};
@@ -55,12 +57,23 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
 
 /// Probe one file through the sans-I/O loop with positioned reads.
 fn probe_file(path: &str) -> Result<Image, String> {
-    let mut f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    probe_open(path, &f)
+}
+
+/// Probe an open file with positioned reads (one `pread` per range asked).
+fn probe_open(path: &str, f: &File) -> Result<Image, String> {
     let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
     let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
-        f.seek(SeekFrom::Start(off))?;
-        let mut buf = Vec::with_capacity(n as usize);
-        (&mut f).take(n).read_to_end(&mut buf)?;
+        let mut buf = vec![0u8; n as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match read_at(f, &mut buf[got..], off + got as u64)? {
+                0 => break,
+                k => got += k,
+            }
+        }
+        buf.truncate(got);
         Ok(buf)
     };
     let probe = image::probe_with(Some(len), read);
@@ -79,6 +92,17 @@ fn probe_file(path: &str) -> Result<Image, String> {
         },
         Err(image::ProbeOrIo::Io(e)) => return Err(format!("{path}: {e}")),
     })
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, off)
+}
+
+#[cfg(not(unix))]
+fn read_at(mut f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    f.seek(SeekFrom::Start(off))?;
+    f.read(buf)
 }
 
 /// Options (with their values) and positional arguments.
@@ -218,10 +242,11 @@ fn collect_on_disk(tops: &[&str]) -> Result<OnDisk, String> {
                 }
                 break;
             }
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
+            // One open and one fstat per layer.
+            let (file, meta) = match File::open(&path).and_then(|f| f.metadata().map(|m| (f, m))) {
+                Ok(fm) => fm,
                 Err(e) if prev.is_none() => return Err(format!("{path}: {e}")),
-                Err(_) => break, // missing: the builder reports it
+                Err(_) => break, // missing or unreadable: the builder reports it
             };
             let key = file_key(&meta);
             if let (Some(k), Some(p)) = (key, prev) {
@@ -234,7 +259,8 @@ fn collect_on_disk(tops: &[&str]) -> Result<OnDisk, String> {
                     break;
                 }
             }
-            let img = probe_file(&path)?;
+            let img = probe_open(&path, &file)?;
+            drop(file);
             let next = img
                 .info()
                 .and_then(|i| i.backing_filename.as_deref())
@@ -283,6 +309,8 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     let forest = chain::build_with(disk.images, &opts);
     let mut code = ExitCode::SUCCESS;
     let mut out = Vec::new();
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
     for &t in &disk.tops {
         let ch = forest.chain_from(t);
         if ch.diagnostics.iter().any(|d| d.severity == Severity::Error)
@@ -291,28 +319,41 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
             code = ExitCode::from(1);
         }
         if json {
-            out.push(serde_json::json!({
-                "filename": forest.images[t].filename,
-                "status": ch.status,
-                "images": ch.layers.iter().map(|&l| image_json(&forest.images[l])).collect::<Vec<_>>(),
-                "diagnostics": ch.diagnostics,
-            }));
+            out.push((t, ch));
         } else {
-            println!("{} ({})", forest.images[t].filename, ch.status.name());
+            let _ = writeln!(w, "{} ({})", forest.images[t].filename, ch.status.name());
             for (depth, &l) in ch.layers.iter().enumerate() {
                 let img = &forest.images[l];
                 let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
-                println!("{}{} [{fmt}]", "  ".repeat(depth + 1), img.filename);
+                let _ = writeln!(w, "{}{} [{fmt}]", "  ".repeat(depth + 1), img.filename);
             }
+            drop(w);
             print_diags(&ch.diagnostics, "  ");
+            w = std::io::BufWriter::new(stdout.lock());
         }
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
-        );
+        /// One TOP's chain, serialised straight from the forest.
+        #[derive(serde::Serialize)]
+        struct ChainOut<'a> {
+            filename: &'a str,
+            status: Status,
+            images: Vec<&'a Image>,
+            diagnostics: &'a [Diagnostic],
+        }
+        let v: Vec<ChainOut> = out
+            .iter()
+            .map(|(t, ch)| ChainOut {
+                filename: &forest.images[*t].filename,
+                status: ch.status,
+                images: ch.layers.iter().map(|&l| &forest.images[l]).collect(),
+                diagnostics: &ch.diagnostics,
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut w, &v).map_err(|e| e.to_string())?;
+        let _ = writeln!(w);
     }
+    w.flush().map_err(|e| e.to_string())?;
     Ok(code)
 }
 
