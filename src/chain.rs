@@ -678,13 +678,16 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
     let Some(binfo) = backing.info() else { return };
     let name = info.backing_filename.as_deref().unwrap_or("");
     let detected = binfo.format;
-    let fix = format!(
-        "qemu-img rebase -u -f {} -F {} -b {} {}",
-        info.format,
-        detected,
-        shell_quote(name),
-        shell_quote(&img.filename)
-    );
+    // Built only for a diagnostic that needs it (most layers have none).
+    let fix = || {
+        format!(
+            "qemu-img rebase -u -f {} -F {} -b {} {}",
+            info.format,
+            detected,
+            shell_quote(name),
+            shell_quote(&img.filename)
+        )
+    };
     match info.backing_filename_format.as_deref() {
         None => {
             if binfo.backing_filename.is_some() {
@@ -696,7 +699,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                             img.filename, img.filename
                         ),
                     )
-                    .with_fix(fix),
+                    .with_fix(fix()),
                 );
             } else if detected != Format::Raw {
                 out.push(
@@ -707,7 +710,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                             img.filename
                         ),
                     )
-                    .with_fix(fix),
+                    .with_fix(fix()),
                 );
             } else {
                 out.push(
@@ -718,7 +721,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                             img.filename
                         ),
                     )
-                    .with_fix(fix),
+                    .with_fix(fix()),
                 );
             }
         }
@@ -732,7 +735,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                         img.filename
                     ),
                 )
-                .with_fix(fix),
+                .with_fix(fix()),
             ),
             Some(f) => out.push(
                 Diagnostic::error(
@@ -742,7 +745,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                         img.filename
                     ),
                 )
-                .with_fix(fix),
+                .with_fix(fix()),
             ),
             None if PROTOCOL_NAMES.contains(&recorded) => out.push(
                 Diagnostic::warning(
@@ -757,7 +760,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                         }
                     ),
                 )
-                .with_fix(fix),
+                .with_fix(fix()),
             ),
             None => out.push(
                 Diagnostic::error(
@@ -767,7 +770,7 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
                         img.filename
                     ),
                 )
-                .with_fix(fix),
+                .with_fix(fix()),
             ),
         },
     }

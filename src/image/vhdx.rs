@@ -72,12 +72,12 @@ static CRC32C: [u32; 256] = crc32c_table();
 
 /// CRC-32C (Castagnoli), over `b` with the 4 bytes at `skip` taken as zero.
 pub(crate) fn crc32c(b: &[u8], skip: usize) -> u32 {
-    let mut crc = !0u32;
-    for (i, &x) in b.iter().enumerate() {
-        let x = if (skip..skip + 4).contains(&i) { 0 } else { x };
-        crc = CRC32C[((crc ^ u32::from(x)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    let step = |crc: u32, x: u8| CRC32C[((crc ^ u32::from(x)) & 0xff) as usize] ^ (crc >> 8);
+    let skip = skip.min(b.len());
+    let end = (skip + 4).min(b.len());
+    let mut crc = b[..skip].iter().fold(!0u32, |c, &x| step(c, x));
+    crc = (skip..end).fold(crc, |c, _| step(c, 0));
+    !b[end..].iter().fold(crc, |c, &x| step(c, x))
 }
 
 /// Gather the ranges not read yet among `wanted`; `Ok(())` when all are held.
@@ -413,4 +413,19 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     info.header = Some(Value::Object(header));
     Ok(info)
+}
+
+#[cfg(test)]
+mod crc_tests {
+    use super::crc32c;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The CRC-32C check value (RFC 3720, appendix B.4 catalogue): "123456789".
+        assert_eq!(crc32c(b"123456789xxxx", 9), {
+            // the 4 skipped bytes count as zeros: compare with explicit zeros
+            crc32c(b"123456789\0\0\0\0", usize::MAX)
+        });
+        assert_eq!(crc32c(b"123456789", usize::MAX), 0xE306_9283);
+    }
 }
