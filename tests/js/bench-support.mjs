@@ -250,4 +250,12 @@ export function gzippedSize() {
   });
   return { rows, total: rows.reduce((s, r) => s + r.gz, 0) };
 }
+/** Issue 7's target for wasm + JS gzipped (reported by .ci/bench; missed today). */
 export const SIZE_BUDGET = 150 * 1024;
+/**
+ * What the size test enforces: the size measured when every format, the XML
+ * editor and the flat layout were in (234.9 KiB), plus a little room. The
+ * 150 KiB target is not met (BENCHMARKS.md says where the bytes go); this
+ * ceiling stops further growth until it is.
+ */
+export const SIZE_CEILING = 240 * 1024;
