@@ -125,42 +125,39 @@ impl Session {
                 (Probed::Error { error: msg }, answer)
             }
         };
-        self.images.push(Image {
+        self.images_mut().push(Image {
             filename,
             probe,
             bytes_read,
         });
-        self.forest = None;
         Ok(answer)
     }
 
     /// Add an image that could not be read at all (the reader failed).
     #[wasm_bindgen(js_name = addUnreadable)]
     pub fn add_unreadable(&mut self, filename: String, error: String) {
-        self.images.push(Image {
+        self.images_mut().push(Image {
             filename,
             probe: Probed::Error { error },
             bytes_read: 0,
         });
-        self.forest = None;
     }
 
     /// Number of images in the session.
     #[wasm_bindgen(getter)]
     pub fn length(&self) -> usize {
-        self.images.len()
+        self.forest
+            .as_ref()
+            .map_or(self.images.len(), |f| f.images.len())
     }
 
     /// Remove every image named `filename` (a file dropped again replaces
     /// the old one). Returns whether one was removed.
     pub fn remove(&mut self, filename: &str) -> bool {
-        let before = self.images.len();
-        self.images.retain(|i| i.filename != filename);
-        let removed = self.images.len() != before;
-        if removed {
-            self.forest = None;
-        }
-        removed
+        let images = self.images_mut();
+        let before = images.len();
+        images.retain(|i| i.filename != filename);
+        images.len() != before
     }
 
     /// Add the images of a `qemu-img info --backing-chain --output=json`
@@ -170,11 +167,11 @@ impl Session {
     pub fn add_qemu_img_json(&mut self, text: &str) -> Result<JsValue, JsValue> {
         let images = xml::qemu_json::images(text).map_err(|e| xml_error(&e))?;
         let names: Vec<String> = images.iter().map(|i| i.filename.clone()).collect();
+        let mine = self.images_mut();
         for im in images {
-            self.images.retain(|i| i.filename != im.filename);
-            self.images.push(im);
+            mine.retain(|i| i.filename != im.filename);
+            mine.push(im);
         }
-        self.forest = None;
         Ok(to_js(&names)?)
     }
 
@@ -189,7 +186,7 @@ impl Session {
                 .map_err(|e| JsError::new(&format!("mapping: {e}")))?
         };
         self.build.mapping = m;
-        self.forest = None;
+        self.images_mut();
         Ok(())
     }
 
@@ -203,13 +200,22 @@ impl Session {
     }
 
     pub fn clear(&mut self) {
-        self.images.clear();
-        self.forest = None;
+        self.images_mut().clear();
+    }
+
+    /// The images, to change them: a built forest gives its images back
+    /// (they live in one place, never copied) and is dropped.
+    fn images_mut(&mut self) -> &mut Vec<Image> {
+        if let Some(f) = self.forest.take() {
+            self.images = f.images;
+        }
+        &mut self.images
     }
 
     fn forest(&mut self) -> &chain::Forest {
         if self.forest.is_none() {
-            self.forest = Some(chain::build_with(self.images.clone(), &self.build));
+            let images = std::mem::take(&mut self.images);
+            self.forest = Some(chain::build_with(images, &self.build));
         }
         self.forest.as_ref().expect("forest just built")
     }
