@@ -86,10 +86,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     }
     // XML 1.0 allows no C0 control but tab, LF and CR anywhere (libxml2,
     // and so libvirt, refuses them); one pass over the bytes.
-    if let Some(at) = doc
-        .bytes()
-        .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
+    if let Some(at) = first_control(doc.as_bytes()) {
         return Err(XmlError::at(
             at,
             format!(
@@ -271,4 +268,53 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
         disks,
         volume,
     })
+}
+
+/// Offset of the first C0 control character other than tab, LF and CR.
+/// Eight bytes at a time: a word with no byte below 0x20 is skipped whole
+/// (most words of a document), the rest are looked at byte by byte.
+fn first_control(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bad = |x: u8| x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r');
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in chunks.by_ref() {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        // Some byte < 0x20 (bytes ≥ 0x80 never set the flag).
+        if (w.wrapping_sub(ONES * 0x20) & !w & HIGH) != 0 {
+            if let Some(i) = c.iter().position(|&x| bad(x)) {
+                return Some(at + i);
+            }
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| bad(x))
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::first_control;
+
+    #[test]
+    fn finds_the_first_control_character_anywhere() {
+        assert_eq!(first_control(b"<a>\t\n\r</a>"), None);
+        assert_eq!(first_control("é ü ☃ <a/>".as_bytes()), None);
+        for len in 0..40 {
+            for pos in 0..len {
+                let mut v = vec![b'x'; len];
+                v[pos] = 0x01;
+                assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
+                v[pos] = 0x1f;
+                if pos > 0 {
+                    v[pos - 1] = b'\n';
+                }
+                assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
+            }
+        }
+    }
 }
