@@ -133,44 +133,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             (REGION_TABLE, 16),
         ],
     )?;
-    let h1 = header(reads, HEADER1)?;
-    let h2 = header(reads, HEADER2)?;
     let mut info = ImageInfo::new(F);
-    let h = match (h1, h2) {
-        (Some(a), Some(b)) => {
-            if a.seq == b.seq && a.data_write != b.data_write {
-                info.diagnostics.push(Diagnostic::warning(
-                    "vhdx-headers-disagree",
-                    "both headers are valid with the same sequence number but differ",
-                ));
-            }
-            if b.seq > a.seq {
-                b
-            } else {
-                a
-            }
-        }
-        (Some(a), None) | (None, Some(a)) => {
-            info.diagnostics.push(Diagnostic::warning(
-                "vhdx-header-invalid",
-                "one of the two headers (at 64 KiB and 128 KiB) is not valid (signature or CRC-32C)",
-            ));
-            a
-        }
-        (None, None) => {
-            return Err(Stop::bad(
-                F,
-                HEADER1,
-                "neither header (at 64 KiB and 128 KiB) is valid (signature or CRC-32C)",
-            ))
-        }
-    };
-    if h.log_nonzero {
-        info.diagnostics.push(Diagnostic::warning(
-            "vhdx-log",
-            "the log is not empty (LogGuid set): it must be replayed, which qemu does only when opening read-write",
-        ));
-    }
 
     // Region table: header, then exactly its entries.
     let rt = reads.bytes(F, REGION_TABLE, 16)?;
@@ -310,6 +273,46 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("block size {block_size} is not a power of two in 1..256 MiB"),
         ));
     }
+    // The headers' CRC-32C is checked once, in the last round, when every
+    // other range is in (each round reruns the probe).
+    let h1 = header(reads, HEADER1)?;
+    let h2 = header(reads, HEADER2)?;
+    let h = match (h1, h2) {
+        (Some(a), Some(b)) => {
+            if a.seq == b.seq && a.data_write != b.data_write {
+                info.diagnostics.push(Diagnostic::warning(
+                    "vhdx-headers-disagree",
+                    "both headers are valid with the same sequence number but differ",
+                ));
+            }
+            if b.seq > a.seq {
+                b
+            } else {
+                a
+            }
+        }
+        (Some(a), None) | (None, Some(a)) => {
+            info.diagnostics.push(Diagnostic::warning(
+                "vhdx-header-invalid",
+                "one of the two headers (at 64 KiB and 128 KiB) is not valid (signature or CRC-32C)",
+            ));
+            a
+        }
+        (None, None) => {
+            return Err(Stop::bad(
+                F,
+                HEADER1,
+                "neither header (at 64 KiB and 128 KiB) is valid (signature or CRC-32C)",
+            ))
+        }
+    };
+    if h.log_nonzero {
+        info.diagnostics.push(Diagnostic::warning(
+            "vhdx-log",
+            "the log is not empty (LogGuid set): it must be replayed, which qemu does only when opening read-write",
+        ));
+    }
+
     info.virtual_size = Some(size);
     info.cluster_size = Some(u64::from(block_size));
     info.dirty_flag = Some(false);
