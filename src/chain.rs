@@ -171,6 +171,9 @@ pub struct Forest {
     /// (shared by every chain through it).
     #[serde(skip)]
     link_diagnostics: Vec<Vec<Diagnostic>>,
+    /// `chain_of[i]`: the chain that starts at image `i`, if one does.
+    #[serde(skip)]
+    chain_of: Vec<Option<usize>>,
 }
 
 /// How to build.
@@ -352,6 +355,7 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
         overlays,
         diagnostics,
         link_diagnostics,
+        chain_of: vec![None; n],
     };
 
     // Tops: nobody's backing. Images reached by no top (loops) get a chain
@@ -378,6 +382,9 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
             walker.remember(chains.len(), &c);
             chains.push(c);
         }
+    }
+    for (c, ch) in chains.iter().enumerate() {
+        forest.chain_of[ch.top].get_or_insert(c);
     }
     forest.chains = chains;
     forest
@@ -806,7 +813,12 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
 impl Forest {
     /// The chain that starts at image `idx` (any image, not only a top).
     pub fn chain_from(&self, idx: usize) -> Chain {
-        Walker::new(self.images.len()).walk(idx, self, &[])
+        // A top's chain was walked when the forest was built; walking again
+        // would cost O(images) per call (the walker's arrays).
+        match self.chain_of.get(idx).copied().flatten() {
+            Some(c) => self.chains[c].clone(),
+            None => Walker::new(self.images.len()).walk(idx, self, &[]),
+        }
     }
 
     /// Every image whose chain passes through image `idx` (direct and
