@@ -168,13 +168,16 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     }
                 }
                 // Check the attributes (duplicates, quoting, entities)
-                // without keeping them.
-                for a in e.attributes() {
-                    let a =
-                        a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
-                    tree::check_refs(&a.value).map_err(|(_, why)| {
-                        XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
-                    })?;
+                // without keeping them. Most elements outside the disks have
+                // none or one plain attribute: those are checked by a scan.
+                if !simple_attributes(e.attributes_raw()) {
+                    for a in e.attributes() {
+                        let a =
+                            a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
+                        tree::check_refs(&a.value).map_err(|(_, why)| {
+                            XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
+                        })?;
+                    }
                 }
                 let is_device_disk = name == b"disk"
                     && path.len() >= 2
@@ -315,6 +318,58 @@ mod control_tests {
                 }
                 assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
             }
+        }
+    }
+}
+
+/// Are these raw attributes (what follows the element name) obviously
+/// well-formed without parsing: nothing but whitespace, or exactly one
+/// `name='value'` / `name="value"` with no `&` or `<` in the value? Anything
+/// else goes through quick-xml's attribute parser (duplicates, quoting) and
+/// the reference check.
+fn simple_attributes(raw: &[u8]) -> bool {
+    let t = raw.trim_ascii();
+    if t.is_empty() {
+        return true;
+    }
+    let Some(eq) = t.iter().position(|&b| b == b'=') else {
+        return false;
+    };
+    let name = t[..eq].trim_ascii_end();
+    let value = t[eq + 1..].trim_ascii_start();
+    let name_ok = !name.is_empty()
+        && name.iter().all(|&b| {
+            !b.is_ascii_whitespace() && !matches!(b, b'\'' | b'"' | b'<' | b'>' | b'=' | b'&')
+        });
+    let [q @ (b'\'' | b'"'), inner @ .., last] = value else {
+        return false;
+    };
+    name_ok && last == q && !inner.iter().any(|b| b == q || *b == b'&' || *b == b'<')
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::simple_attributes;
+
+    #[test]
+    fn only_plainly_well_formed_attributes_skip_the_parser() {
+        for ok in ["", "  ", " a='1'", " a=\"x y\" ", " dev='vda'", " a = '1'"] {
+            assert!(simple_attributes(ok.as_bytes()), "{ok:?}");
+        }
+        for parse in [
+            " a='1' b='2'",
+            " a='1' a='2'",
+            " a",
+            " a='1' b",
+            " a='x&amp;'",
+            " a='x<'",
+            " a='1\"",
+            " a=1",
+            " ='1'",
+            " a b='1'",
+            " a='1'x",
+        ] {
+            assert!(!simple_attributes(parse.as_bytes()), "{parse:?}");
         }
     }
 }
