@@ -420,6 +420,89 @@ test('a pasted domain XML gets its disk populated; malformed XML shows the error
   assert.equal(await xmlText(page), xml);
 });
 
+test('a Rust panic is reported in the page and a fresh core takes over with the last good state', { skip }, async (t) => {
+  const d = subdir('panic');
+  const f = makeChain(d);
+  const g = makeChain(d, { base: 'b2.qcow2', mid: 'm2.qcow2', top: 't2.qcow2' });
+  const { page, events } = await openPage(t);
+  const ta = page.locator('backing-chain-editor textarea');
+  await ta.fill(DOMAIN);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  const before = await xmlText(page);
+  assert.equal(xpath(before, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  requests = [];
+  // The test hook panics inside the wasm instance the element uses (the same glue module).
+  const trap = await page.evaluate(async () => {
+    const glue = await import('/pkg/backing_chain.js');
+    try {
+      glue.__panicForTests();
+      return 'no trap';
+    } catch (e) {
+      return `${e.constructor.name}: ${e.message}`;
+    }
+  });
+  assert.match(trap, /^RuntimeError: /);
+  const el = page.locator('backing-chain-editor');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
+  // The message, as text, in an alert.
+  const status = el.locator('.status');
+  assert.equal(await status.getAttribute('role'), 'alert');
+  assert.match(await status.innerText(), /backing-chain test panic \(__panicForTests\)/);
+  assert.match(await status.innerText(), /restarted/);
+  assert.equal(await status.evaluate((s) => s.querySelectorAll('.panic *').length), 0);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-panic-recovered.png'), fullPage: true });
+  // The last good state: same tree, same XML, and the forest is the fresh core's.
+  assert.deepEqual((await treeOf(page)).map((x) => x.name), ['top.qcow2', 'mid.qcow2', 'base.qcow2']);
+  assert.equal(await xmlText(page), before);
+  assert.equal(await el.evaluate((e) => e.forest.images.length), 3);
+  // The one extra request: a second copy of the glue module (the .wasm is not fetched again).
+  assert.deepEqual(requests.map((u) => new URL(u).pathname + new URL(u).search), ['/pkg/backing_chain.js?instance=1']);
+  // Everything still works: drop more files…
+  await dropFiles(page, 'backing-chain-editor', [g.base, g.mid, g.top]);
+  await waitTree(page, 6);
+  const tree = await treeOf(page);
+  assert.deepEqual(
+    tree.map((x) => `${x.level} ${x.name}`).sort(),
+    ['1 t2.qcow2', '2 m2.qcow2', '3 b2.qcow2', '1 top.qcow2', '2 mid.qcow2', '3 base.qcow2'].sort(),
+  );
+  // …toggle the layout…
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes(' parent='));
+  const flat = await xmlText(page);
+  assert.equal(xpath(flat, "count(//disk[target/@dev='vda']/backingStore)"), '3');
+  assert.equal(xpath(flat, "string(//disk[target/@dev='vda']/backingStore[2]/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  await page.locator('backing-chain-editor label >> text=Nested (libvirt)').click();
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes(' parent='));
+  // …edit a layer (the base becomes a raw block device)…
+  await el.evaluate((e) => e.edit({ op: 'set-layer', disk: 0, depth: 2, layer: { type: 'block', path: '/dev/vg/base', format: 'raw' } }));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/dev/vg/base'));
+  const edited = await xmlText(page);
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/@type)"), 'block');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@dev)"), '/dev/vg/base');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/format/@type)"), 'raw');
+  // …and undo it.
+  await el.evaluate((e) => e.undo());
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/dev/vg/base'));
+  assert.equal(xpath(await xmlText(page), "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  // A second panic recovers too (a third instance), keeping all six images.
+  await page.evaluate(async () => {
+    document.querySelector('backing-chain-editor').dataset.wasm = 'before the second panic';
+    const glue = await import('/pkg/backing_chain.js');
+    try {
+      glue.__panicForTests();
+    } catch {}
+  });
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
+  await waitTree(page, 6);
+  assert.equal((await treeOf(page)).length, 6);
+  assert.ok(requests.some((u) => u.endsWith('/pkg/backing_chain.js?instance=2')));
+  assert.deepEqual(events.dialogs, []);
+  assert.deepEqual(events.errors, []);
+});
+
 test('nested / flat toggle', { skip }, async (t) => {
   const d = subdir('toggle');
   const f = makeChain(d);
