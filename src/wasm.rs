@@ -295,3 +295,14 @@ pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
     let s = xml::edit::seclabels(doc).map_err(|e| xml_error(&e))?;
     Ok(to_js(&s)?)
 }
+
+/// Test hook, nothing else: panics with the fixed message
+/// `backing-chain test panic (__panicForTests)`. It exists only so the
+/// browser tests can check that the page recovers from a Rust panic (a wasm
+/// trap): the message is reported and a fresh instance takes over. It reads
+/// and changes no state.
+#[wasm_bindgen(js_name = __panicForTests)]
+pub fn panic_for_tests() {
+    install_panic_hook();
+    panic!("backing-chain test panic (__panicForTests)");
+}

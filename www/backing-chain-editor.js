@@ -8,7 +8,7 @@
 // The element owns no parsing: it reads the byte ranges the wasm core asks
 // for, calls the core, and renders what comes back as text nodes.
 
-import init, { Session, describeXml, editXml, adoptChain, seclabels } from './pkg/backing_chain.js';
+import * as firstGlue from './pkg/backing_chain.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
 import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERITY_ICON } from './render.js';
 import { CSS } from './editor-style.js';
@@ -16,6 +16,101 @@ import { CSS } from './editor-style.js';
 const TAG = 'backing-chain-editor';
 let wasmUrl = null;
 let loading = null;
+
+// ---- the wasm instance, and recovery from a Rust panic ---------------------
+//
+// A Rust panic traps the wasm instance (`RuntimeError: unreachable`); its state
+// is unusable from then on. The core's panic hook sets
+// `globalThis.backingChainPanic` (the message); the setter below notices it,
+// every live element shows the message, a fresh instance is made from a
+// second copy of the wasm-bindgen glue (its instance is cached per module
+// copy) and the compiled module, and each element rebuilds its session from
+// what it keeps (images, mapping, domain XML, layout).
+
+/** What a call into a trapped instance throws: the panic message. */
+export class CorePanic extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'CorePanic';
+  }
+}
+
+let core = { glue: firstGlue, dead: false, panic: null }; // the current instance
+let compiled = null; // the WebAssembly.Module, for fresh instances
+let instances = 0;
+let recovering = null; // Promise while a fresh instance is being made
+const live = new Set(); // connected elements with a session
+const graveyard = []; // sessions of dead instances: never freed (their instance trapped)
+
+function panicked(message) {
+  const c = core;
+  if (c.dead) return;
+  c.dead = true;
+  c.panic = message;
+  queueMicrotask(() => recover(c, message));
+}
+
+if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainPanic')?.set) {
+  let last;
+  Object.defineProperty(globalThis, 'backingChainPanic', {
+    configurable: true,
+    get: () => last,
+    set: (v) => {
+      last = v;
+      panicked(String(v));
+    },
+  });
+}
+
+/** Run `fn` against instance `c`; a trap (or a dead instance) becomes a CorePanic. */
+function guard(c, fn) {
+  if (c.dead) throw new CorePanic(c.panic);
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      panicked(String(globalThis.backingChainPanic ?? `backing-chain internal error: ${e.message}`));
+    }
+    if (c.dead) throw new CorePanic(c.panic);
+    throw e;
+  }
+}
+
+/** A Session of the current instance whose every call is guarded. */
+function newSession() {
+  const c = core;
+  const s = new c.glue.Session();
+  return new Proxy(s, {
+    get(t, k) {
+      if (k === '__raw') return t;
+      const v = guard(c, () => t[k]);
+      return typeof v === 'function' ? (...a) => guard(c, () => v.apply(t, a)) : v;
+    },
+  });
+}
+const describeXml = (...a) => guard(core, () => core.glue.describeXml(...a));
+const editXml = (...a) => guard(core, () => core.glue.editXml(...a));
+const adoptChain = (...a) => guard(core, () => core.glue.adoptChain(...a));
+const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
+
+async function recover(dead, message) {
+  for (const el of live) el._panicked(message);
+  recovering = (async () => {
+    const url = new URL(`./pkg/backing_chain.js?instance=${++instances}`, import.meta.url).href;
+    const glue = await import(url);
+    await glue.default({ module_or_path: compiled });
+    if (core === dead) core = { glue, dead: false, panic: null };
+  })();
+  try {
+    await recovering;
+  } catch (e) {
+    for (const el of live) el._unrecoverable(message, e);
+    return;
+  } finally {
+    recovering = null;
+  }
+  for (const el of live) el._rebuild();
+}
 
 /** Why the wasm could not load, in words a user can act on. */
 export class WasmLoadError extends Error {
@@ -68,7 +163,8 @@ async function doLoad(url) {
   }
   const bytes = await resp.arrayBuffer();
   try {
-    await init({ module_or_path: bytes });
+    compiled = await WebAssembly.compile(bytes);
+    await firstGlue.default({ module_or_path: compiled });
   } catch (e) {
     const msg = String(e?.message ?? e);
     if (/unsafe-eval|content security policy|csp/i.test(msg)) {
@@ -153,13 +249,19 @@ export class BackingChainEditor extends HTMLElement {
   }
 
   connectedCallback() {
-    if (this._started) return;
+    if (this._started) {
+      if (this._session) live.add(this);
+      if (this._session && this._core.dead && !recovering) this._rebuild();
+      return;
+    }
     this._started = true;
     // A microtask later, so that a register({ wasmUrl }) right after the
     // import still applies.
     Promise.resolve().then(loadWasm).then(
       () => {
-        this._session = new Session();
+        this._session = newSession();
+        this._core = core;
+        if (this.isConnected) live.add(this);
         this._els.status.replaceChildren();
         this._els.status.className = 'status';
         this._ready.ok(this);
@@ -171,6 +273,10 @@ export class BackingChainEditor extends HTMLElement {
         this._ready.ko(err);
       },
     );
+  }
+
+  disconnectedCallback() {
+    live.delete(this);
   }
 
   attributeChangedCallback(name, _old, value) {
@@ -250,6 +356,8 @@ export class BackingChainEditor extends HTMLElement {
   /** Add the images of a `qemu-img info --backing-chain --output=json` document. Returns their names. */
   async addQemuImgJson(text) {
     await this.ready;
+    while (recovering) await recovering.catch(() => {});
+    if (!this._session) throw new CorePanic(this._panicMessage ?? 'the core is not running');
     this._record();
     let names;
     try {
@@ -478,6 +586,13 @@ export class BackingChainEditor extends HTMLElement {
     }
     await Promise.resolve(); // let calls made in the same tick join this run
     while (this._jobs.length) {
+      while (recovering) await recovering.catch(() => {});
+      if (!this._session) {
+        const e = new CorePanic(this._panicMessage ?? 'the core is not running');
+        for (const w of this._waiters.splice(0)) w.ko(e);
+        this._jobs = [];
+        break;
+      }
       const waiters = this._waiters.splice(0);
       // The same name again replaces the image (last one wins).
       const batch = this._jobs.splice(0);
@@ -540,10 +655,51 @@ export class BackingChainEditor extends HTMLElement {
     try {
       this._render();
     } catch (e) {
-      // A panic in the core (a bug): say so, keep what is on screen.
-      const panic = globalThis.backingChainPanic;
-      this._showLoadError(new WasmLoadError('internal', 'Internal error in the backing-chain core; what is shown is the last good state. Reload the page to start again.', String(panic ?? e?.message ?? e)));
+      // A panic in the core (a bug) is reported and recovered from by
+      // _panicked / _rebuild; anything else is a bug here: say so.
+      if (e instanceof CorePanic) return;
+      this._showLoadError(new WasmLoadError('internal', 'Internal error in the backing-chain editor; what is shown is the last good state.', String(e?.message ?? e)));
     }
+  }
+
+  /** The core panicked (every element shares its instance): say so and
+   *  drop the session; _rebuild follows once a fresh instance is up. */
+  _panicked(message) {
+    if (this._session) graveyard.push(this._session);
+    this._session = null;
+    this._showPanic(message, 'Restarting the core with the last good state…');
+  }
+
+  /** A fresh instance is up: a new session from what the element keeps
+   *  (each image's probe job, the backing choices; domain XML, base
+   *  directory, layout and mode are plain state), then re-render. */
+  async _rebuild() {
+    const message = this._panicMessage;
+    this._session = newSession();
+    this._core = core;
+    this._applyMapping();
+    const snap = this._snapshot();
+    this._meta.clear();
+    try {
+      await this._restore(snap);
+      this._showPanic(message, 'The core was restarted; the page goes on from the last good state.');
+      this.dataset.wasm = 'recovered';
+    } catch (e) {
+      this._showPanic(message, `The core was restarted but the images could not be read again (${e?.message ?? e}). Reload the page to start again.`);
+    }
+  }
+
+  _unrecoverable(message, e) {
+    this._showPanic(message, `The core could not be restarted (${e?.message ?? e}). Reload the page to start again.`);
+  }
+
+  _showPanic(message, what) {
+    this._panicMessage = message;
+    const s = this._els.status;
+    s.className = 'status error';
+    s.setAttribute('role', 'alert');
+    s.replaceChildren(h('strong', null, 'Internal error in the backing-chain core (a bug). '), h('span', { class: 'detail panic' }, message), h('span', { class: 'detail' }, what));
+    this.dataset.wasm = 'panic';
   }
 
   _render() {
@@ -556,6 +712,7 @@ export class BackingChainEditor extends HTMLElement {
         out = this._session.xml(text, this._options());
         this._goodDomain = text;
       } catch (e) {
+        if (e instanceof CorePanic) throw e;
         xmlError = { message: String(e?.message ?? e), position: typeof e?.position === 'number' ? e.position : null };
       }
     } else {
@@ -565,6 +722,7 @@ export class BackingChainEditor extends HTMLElement {
       try {
         out = this._session.xml(this._goodDomain || null, this._options());
       } catch (e) {
+        if (e instanceof CorePanic) throw e;
         out = { xml: '', diagnostics: [] };
         xmlError ??= { message: String(e?.message ?? e), position: null };
       }
@@ -659,7 +817,7 @@ export class BackingChainEditor extends HTMLElement {
       }
       // collectDrop grabs every item synchronously, before any await.
       const pending = collectDrop(ev.dataTransfer);
-      pending.then((entries) => this._addEntries(entries), (e) => this._notice(`The drop could not be read: ${e.message}`));
+      pending.then((entries) => this._addEntries(entries)).catch((e) => this._notice(`The drop could not be read: ${e.message}`));
     });
 
     els.tree = h('ul', { role: 'tree', 'aria-label': 'Backing chains, top to base', id: `${id}-tree` });
@@ -824,6 +982,7 @@ export class BackingChainEditor extends HTMLElement {
       const doc = validate && this._goodDomain ? this._goodDomain : eff;
       if (doc) view = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
     } catch (e) {
+      if (e instanceof CorePanic) throw e;
       error = String(e?.message ?? e);
     }
     this._chainView = view;
@@ -946,6 +1105,7 @@ export class BackingChainEditor extends HTMLElement {
     try {
       this.edit(op);
     } catch (e) {
+      if (e instanceof CorePanic) return; // reported, and the core restarts
       this._editError = String(e?.message ?? e).replace(/^XML error at byte \d+: /, '');
       this._renderChains();
     }

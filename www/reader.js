@@ -62,7 +62,9 @@ export function collectDrop(dataTransfer) {
   for (const item of items) {
     if (item.kind !== 'file') continue;
     const entry = typeof item.webkitGetAsEntry === 'function' ? item.webkitGetAsEntry() : null;
-    if (entry) entries.push(entry);
+    // Folders are walked; a file is taken as is (getAsFile is synchronous,
+    // entry.file() would be one round trip to the browser per file).
+    if (entry?.isDirectory) entries.push(entry);
     else {
       const f = item.getAsFile();
       if (f) loose.push(f);
@@ -82,8 +84,11 @@ async function walkEntry(root, out) {
   while (stack.length) {
     const entry = stack.pop();
     if (entry.isFile) {
-      const file = await new Promise((ok, ko) => entry.file(ok, ko));
-      out.push({ file, path: entry.fullPath.replace(/^\/+/, '') || file.name });
+      // The files of a folder are asked for together, not one after another.
+      const files = [entry];
+      while (stack.length && stack[stack.length - 1].isFile) files.push(stack.pop());
+      const got = await Promise.all(files.map((e) => new Promise((ok, ko) => e.file(ok, ko))));
+      got.forEach((file, i) => out.push({ file, path: files[i].fullPath.replace(/^\/+/, '') || file.name }));
     } else if (entry.isDirectory) {
       const dir = entry.createReader();
       // readEntries returns at most ~100 entries per call: call until empty.
@@ -114,7 +119,7 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
 
 /** Probe many images in small parallel batches, yielding to the event loop
  *  between batches so the page stays responsive. `onProgress(done, total)`. */
-export async function probeMany(session, jobs, onProgress, { parallel = 8 } = {}) {
+export async function probeMany(session, jobs, onProgress, { parallel = 32 } = {}) {
   const results = [];
   let done = 0;
   let lastYield = performance.now();

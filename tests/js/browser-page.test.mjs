@@ -38,7 +38,7 @@ after(async () => {
 });
 
 /** A fresh page on the app, with dialogs and page errors recorded. */
-async function openPage(t, path = '/') {
+async function openPage(t, path = '/', { init } = {}) {
   const page = await browser.context.newPage();
   const events = { dialogs: [], errors: [] };
   page.on('dialog', (d) => {
@@ -47,6 +47,7 @@ async function openPage(t, path = '/') {
   });
   page.on('pageerror', (e) => events.errors.push(e.message));
   t.after(() => page.close());
+  if (init) await page.addInitScript(init);
   await page.goto(origin + path);
   await page.locator('backing-chain-editor').evaluate((e) => e.ready);
   return { page, events };
@@ -206,38 +207,167 @@ test('an unrecorded backing format shows the fix command, and Copy puts it on th
   await page.screenshot({ path: join(ARTIFACTS, 'page-unrecorded-format.png'), fullPage: true });
 });
 
-test('hostile names render as text and nothing runs', { skip }, async (t) => {
+// Canary and CSP listener, installed before any of the page's scripts run:
+// a payload that turned into markup or script would set window.__xss or,
+// blocked by the CSP, fire a securitypolicyviolation event.
+function xssWatch() {
+  window.__xss = 0;
+  window.__violations = [];
+  const note = (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`);
+  window.addEventListener('securitypolicyviolation', note, true);
+  document.addEventListener('securitypolicyviolation', note, true);
+  window.alert = window.confirm = window.prompt = () => {
+    window.__xss = -1;
+  };
+}
+
+/** Every element of the document and of every shadow root in it. */
+function allElements(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const walk = (root) => {
+      for (const el of root.querySelectorAll('*')) {
+        out.push({
+          tag: el.localName,
+          on: [...el.attributes].filter((a) => /^on/i.test(a.name)).map((a) => a.name),
+          href: el.getAttribute('href') ?? el.getAttribute('src') ?? el.getAttribute('xlink:href') ?? '',
+        });
+        if (el.shadowRoot) walk(el.shadowRoot);
+      }
+    };
+    walk(document);
+    return out;
+  });
+}
+
+test('hostile names (files, backing names, domain XML) render as text: nothing runs, no markup, no CSP violation', { skip }, async (t) => {
   const d = subdir('xss');
-  const evil = join(d, '<img src=x onerror=alert(1)>.qcow2');
+  // File names (no '/' possible in a name: a <script> payload without its end tag).
+  const imgName = '<img src=x onerror=window.__xss=1>.qcow2';
+  const svgName = '"><svg onload=window.__xss=4>.qcow2';
+  const tplName = '{{7*7}}.qcow2';
+  const scriptName = "<script>window.__xss=5<.qcow2";
+  // Backing names written into the headers.
+  const scriptBacking = '<script>window.__xss=2</script>.qcow2';
+  const jsBacking = 'javascript:window.__xss=3';
+  const jsonBacking = 'json:{"driver":"qcow2","file":{"driver":"file","filename":"<img src=x onerror=window.__xss=6>"}}';
+  const evil = join(d, imgName);
   qemuImg('create', '-q', '-f', 'qcow2', evil, '1M');
-  // A backing name containing <script>: a relative path through a directory.
+  qemuImg('rebase', '-u', '-F', 'qcow2', '-b', scriptBacking, evil);
+  const svg = join(d, svgName);
+  qemuImg('create', '-q', '-f', 'qcow2', svg, '1M');
+  qemuImg('rebase', '-u', '-F', 'raw', '-b', jsBacking, svg);
+  const tpl = join(d, tplName);
+  qemuImg('create', '-q', '-f', 'qcow2', tpl, '1M');
+  const scr = join(d, scriptName);
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', tplName, scr);
+  const json = join(d, 'json.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', json, '1M');
+  qemuImg('rebase', '-u', '-F', 'qcow2', '-b', jsonBacking, json);
+  // The headers say what we wrote (qemu-img reads them back).
+  assert.equal(qemuInfo(evil)['backing-filename'], scriptBacking);
+  assert.equal(qemuInfo(svg)['backing-filename'], jsBacking);
+  // The older case: a backing name containing <script> that resolves, through a directory.
   mkdirSync(join(d, '<script>alert(2)<'));
   qemuImg('create', '-q', '-f', 'qcow2', join(d, '<script>alert(2)<', 'script>.qcow2'), '1M');
   const top = join(d, 'top.qcow2');
   qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', '<script>alert(2)</script>.qcow2', top);
-  const { page, events } = await openPage(t);
-  await page.evaluate(() => {
-    window.__ran = false;
-    window.alert = () => {
-      window.__ran = true;
-    };
-  });
-  await dropFiles(page, 'backing-chain-editor', [evil, top]);
-  await waitTree(page, 2);
+
+  requests = [];
+  const { page, events } = await openPage(t, '/', { init: xssWatch });
+  await dropFiles(page, 'backing-chain-editor', [evil, svg, tpl, scr, json, top]);
+  await waitTree(page, 6);
   const names = (await treeOf(page)).map((x) => x.name).sort();
-  assert.deepEqual(names, ['<img src=x onerror=alert(1)>.qcow2', 'top.qcow2']);
-  await page.locator('backing-chain-editor li[data-image] > .row >> text=top.qcow2').click();
-  assert.match(await page.locator('backing-chain-editor .details').innerText(), /<script>alert\(2\)<\/script>\.qcow2/);
-  const counts = await page.locator('backing-chain-editor').evaluate((el) => ({
-    img: el.shadowRoot.querySelectorAll('img').length + document.querySelectorAll('img').length,
-    script: el.shadowRoot.querySelectorAll('script').length,
-  }));
-  assert.deepEqual(counts, { img: 0, script: 0 });
-  assert.match(await xmlText(page), /<source file='&lt;img src=x onerror=alert\(1\)&gt;\.qcow2'\/>/);
+  assert.deepEqual(names, [svgName, scriptName, imgName, 'json.qcow2', 'top.qcow2', tplName].sort());
+  // {{7*7}} is the overlay's base: shown literally, under its overlay.
+  const tree = await treeOf(page);
+  const at = tree.findIndex((x) => x.name === scriptName);
+  assert.deepEqual(tree[at + 1], { level: tree[at].level + 1, name: tplName, format: 'qcow2' });
+  // Backing names as written, in the details, as text.
+  const details = async (name) => {
+    await page.locator('backing-chain-editor li[data-image] > .row > .name', { hasText: name }).first().click();
+    return page.locator('backing-chain-editor .details').innerText();
+  };
+  assert.ok((await details(imgName)).includes(scriptBacking));
+  assert.ok((await details(svgName)).includes(jsBacking));
+  assert.ok((await details('json.qcow2')).includes(jsonBacking));
+  assert.match(await details('top.qcow2'), /<script>alert\(2\)<\/script>\.qcow2/);
+  assert.match(await xmlText(page), /<source file='&lt;img src=x onerror=window\.__xss=1&gt;\.qcow2'\/>/);
+
+  // A pasted domain XML with payloads in attribute values, text and a comment.
+  // vda's source is the <img …> image (its backing is missing: the chain is
+  // not written); vdb's is the <script … image, whose base is {{7*7}}.
+  const domain = `<domain type='kvm'>
+  <name>&lt;script&gt;window.__xss=7&lt;/script&gt;</name>
+  <!-- <img src=x onerror=window.__xss=8> --><description>"&gt;&lt;svg onload=window.__xss=9&gt; {{7*7}}</description>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/images/&lt;img src=x onerror=window.__xss=1&gt;.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+      <serial>javascript:window.__xss=10</serial>
+      <alias name='"&gt;&lt;svg onload=window.__xss=11&gt;'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/images/&lt;script&gt;window.__xss=5&lt;.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+`;
+  await page.locator('backing-chain-editor textarea').fill(domain);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('<domain'));
+  const xml = await xmlText(page);
+  // The XML shown parses, and its values are the payloads as data (xmllint decides).
+  assert.equal(xpath(xml, 'string(/domain/name)'), '<script>window.__xss=7</script>');
+  assert.equal(xpath(xml, 'string(/domain/description)'), '"><svg onload=window.__xss=9> {{7*7}}');
+  assert.equal(xpath(xml, 'string(/domain/comment())'), '<img src=x onerror=window.__xss=8>'); // (xpath() trims)
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vda']/serial)"), 'javascript:window.__xss=10');
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vda']/alias/@name)"), '"><svg onload=window.__xss=11>');
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vda']/source/@file)"), `/images/${imgName}`);
+  assert.equal(xpath(xml, "string(//disk[target/@dev='vdb']/backingStore/source/@file)"), `/images/${tplName}`);
+  // The chains view and diagnostics show the names as text too.
+  const shown = await page.locator('backing-chain-editor').evaluate((el) => el.shadowRoot.textContent);
+  for (const p of [imgName, svgName, tplName, scriptName, scriptBacking]) {
+    assert.ok(shown.includes(p), `not shown as text: ${p}`);
+  }
+  // In the XML pane, the XML's own escaping shows.
+  assert.ok(xml.includes('<name>&lt;script&gt;window.__xss=7&lt;/script&gt;</name>'));
+  // Flat layout: the same values, again as text.
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes(' parent='));
+  const flat = await xmlText(page);
+  assert.equal(xpath(flat, "string(//disk[target/@dev='vdb']/backingStore[1]/source/@file)"), `/images/${tplName}`);
+  assert.equal(xpath(flat, 'string(/domain/name)'), '<script>window.__xss=7</script>');
+
   await page.waitForTimeout(300);
-  assert.equal(await page.evaluate(() => window.__ran), false);
+  // Nothing from a payload exists as an element, in the document or any shadow root.
+  const els = await allElements(page);
+  assert.deepEqual(els.filter((e) => ['img', 'script', 'svg', 'iframe', 'object', 'embed'].includes(e.tag)).map((e) => e.tag), ['script']);
+  assert.deepEqual(els.filter((e) => e.on.length), []);
+  assert.deepEqual(els.filter((e) => /javascript:/i.test(e.href)), []);
+  // The one <script> is the page's own module.
+  assert.equal(await page.evaluate(() => document.querySelector('script').getAttribute('src')), 'app.js');
+  assert.equal(await page.evaluate(() => window.__xss), 0);
+  assert.deepEqual(await page.evaluate(() => window.__violations), []);
   assert.deepEqual(events.dialogs, []);
   assert.deepEqual(events.errors, []);
+  // No payload fetched anything (an <img src=x> would have asked for /x).
+  for (const u of requests) {
+    if (u.startsWith('data:') || u.startsWith('blob:')) continue;
+    assert.ok(ASSETS.has(new URL(u).pathname), `unexpected request ${u}`);
+  }
+  // Control: the listener does see a violation (an inline handler, made here on purpose).
+  await page.evaluate(() => {
+    const b = document.createElement('button');
+    b.setAttribute('onclick', 'window.__xss = 99');
+    document.body.append(b);
+    b.click();
+    b.remove();
+  });
+  await page.waitForFunction(() => window.__violations.length > 0);
+  assert.equal(await page.evaluate(() => window.__xss), 0);
 });
 
 const DOMAIN = `<domain type='kvm'>
@@ -288,6 +418,89 @@ test('a pasted domain XML gets its disk populated; malformed XML shows the error
   await ta.fill(DOMAIN);
   await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('.parse.error'));
   assert.equal(await xmlText(page), xml);
+});
+
+test('a Rust panic is reported in the page and a fresh core takes over with the last good state', { skip }, async (t) => {
+  const d = subdir('panic');
+  const f = makeChain(d);
+  const g = makeChain(d, { base: 'b2.qcow2', mid: 'm2.qcow2', top: 't2.qcow2' });
+  const { page, events } = await openPage(t);
+  const ta = page.locator('backing-chain-editor textarea');
+  await ta.fill(DOMAIN);
+  await dropFiles(page, 'backing-chain-editor', [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
+  const before = await xmlText(page);
+  assert.equal(xpath(before, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  requests = [];
+  // The test hook panics inside the wasm instance the element uses (the same glue module).
+  const trap = await page.evaluate(async () => {
+    const glue = await import('/pkg/backing_chain.js');
+    try {
+      glue.__panicForTests();
+      return 'no trap';
+    } catch (e) {
+      return `${e.constructor.name}: ${e.message}`;
+    }
+  });
+  assert.match(trap, /^RuntimeError: /);
+  const el = page.locator('backing-chain-editor');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
+  // The message, as text, in an alert.
+  const status = el.locator('.status');
+  assert.equal(await status.getAttribute('role'), 'alert');
+  assert.match(await status.innerText(), /backing-chain test panic \(__panicForTests\)/);
+  assert.match(await status.innerText(), /restarted/);
+  assert.equal(await status.evaluate((s) => s.querySelectorAll('.panic *').length), 0);
+  await page.screenshot({ path: join(ARTIFACTS, 'page-panic-recovered.png'), fullPage: true });
+  // The last good state: same tree, same XML, and the forest is the fresh core's.
+  assert.deepEqual((await treeOf(page)).map((x) => x.name), ['top.qcow2', 'mid.qcow2', 'base.qcow2']);
+  assert.equal(await xmlText(page), before);
+  assert.equal(await el.evaluate((e) => e.forest.images.length), 3);
+  // The one extra request: a second copy of the glue module (the .wasm is not fetched again).
+  assert.deepEqual(requests.map((u) => new URL(u).pathname + new URL(u).search), ['/pkg/backing_chain.js?instance=1']);
+  // Everything still works: drop more files…
+  await dropFiles(page, 'backing-chain-editor', [g.base, g.mid, g.top]);
+  await waitTree(page, 6);
+  const tree = await treeOf(page);
+  assert.deepEqual(
+    tree.map((x) => `${x.level} ${x.name}`).sort(),
+    ['1 t2.qcow2', '2 m2.qcow2', '3 b2.qcow2', '1 top.qcow2', '2 mid.qcow2', '3 base.qcow2'].sort(),
+  );
+  // …toggle the layout…
+  await page.locator('backing-chain-editor label >> text=Flat (proposal)').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes(' parent='));
+  const flat = await xmlText(page);
+  assert.equal(xpath(flat, "count(//disk[target/@dev='vda']/backingStore)"), '3');
+  assert.equal(xpath(flat, "string(//disk[target/@dev='vda']/backingStore[2]/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  await page.locator('backing-chain-editor label >> text=Nested (libvirt)').click();
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes(' parent='));
+  // …edit a layer (the base becomes a raw block device)…
+  await el.evaluate((e) => e.edit({ op: 'set-layer', disk: 0, depth: 2, layer: { type: 'block', path: '/dev/vg/base', format: 'raw' } }));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/dev/vg/base'));
+  const edited = await xmlText(page);
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/@type)"), 'block');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@dev)"), '/dev/vg/base');
+  assert.equal(xpath(edited, "string(//disk[target/@dev='vda']/backingStore/backingStore/format/@type)"), 'raw');
+  // …and undo it.
+  await el.evaluate((e) => e.undo());
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/dev/vg/base'));
+  assert.equal(xpath(await xmlText(page), "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
+  // A second panic recovers too (a third instance), keeping all six images.
+  await page.evaluate(async () => {
+    document.querySelector('backing-chain-editor').dataset.wasm = 'before the second panic';
+    const glue = await import('/pkg/backing_chain.js');
+    try {
+      glue.__panicForTests();
+    } catch {}
+  });
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
+  await waitTree(page, 6);
+  assert.equal((await treeOf(page)).length, 6);
+  assert.ok(requests.some((u) => u.endsWith('/pkg/backing_chain.js?instance=2')));
+  assert.deepEqual(events.dialogs, []);
+  assert.deepEqual(events.errors, []);
 });
 
 test('nested / flat toggle', { skip }, async (t) => {
