@@ -197,6 +197,15 @@ pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
                 prev = indent_of(&doc[span.0..span.1]);
                 out.push(None);
             }
+            // Text with other characters that ends in a line break and
+            // indentation indents the next element all the same (otherwise
+            // the indentation found would change with what a conversion
+            // moves around it).
+            Node::Other { span, ws: false } => {
+                prev = indent_of(&doc[span.0..span.1])
+                    .filter(|i| i.bytes().all(|b| b == b' ' || b == b'\t'));
+                out.push(None);
+            }
             _ => {
                 out.push(prev.take());
             }
