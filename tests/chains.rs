@@ -6,21 +6,13 @@
 //!
 //! Without qemu-img every test prints "skipped" and returns.
 
+mod common;
+use common::have_qemu_img;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-
-fn have_qemu_img() -> bool {
-    let ok = Command::new("qemu-img")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: qemu-img not found");
-    }
-    ok
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 test path")

@@ -2,6 +2,9 @@
 //! images `qemu-img` creates in a temp dir, plus spec-built headers for the
 //! formats it cannot create, plus truncated / hostile headers.
 
+mod common;
+use common::have_qemu_img;
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -11,17 +14,6 @@ use backing_chain::image::{
     probe_with, probe_with_opts, Format, ImageInfo, ProbeOptions, ProbeOrIo, Reads, Step,
 };
 use serde_json::{json, Value};
-
-fn have_qemu_img() -> bool {
-    let ok = Command::new("qemu-img")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: qemu-img not found");
-    }
-    ok
-}
 
 fn run(args: &[&str], dir: &Path) {
     let out = Command::new("qemu-img")

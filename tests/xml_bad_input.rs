@@ -1,7 +1,7 @@
 //! Bad input gets a clear error with a position, never a panic, a stack
 //! overflow, an entity expansion or a fetch.
 
-mod xml_util;
+mod common;
 
 use backing_chain::limits;
 use backing_chain::xml::{self, Options, XmlError};

@@ -2,12 +2,12 @@
 //! inputs, usage errors. Needs qemu-img to make real images (skipped,
 //! visibly, without it).
 
-mod xml_util;
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use xml_util::*;
+use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
 

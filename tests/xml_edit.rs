@@ -2,12 +2,12 @@
 //! nested results are checked against libvirt's RelaxNG schema
 //! (`xmllint --relaxng domain.rng`; skipped, visibly, without them).
 
-mod xml_util;
+mod common;
 
 use backing_chain::image::Format;
 use backing_chain::xml::edit::{self, HostSpec, LayerSpec, Op, SeclabelSpec};
 use backing_chain::xml::{self, Options};
-use xml_util::*;
+use common::*;
 
 const DOM: &str = "<domain type='kvm'>
   <name>t</name>
@@ -40,14 +40,6 @@ const DOM: &str = "<domain type='kvm'>
 </domain>
 ";
 
-fn check(xml: &str, what: &str) {
-    match relaxng(xml, "domain.rng", what) {
-        Ok(true) => eprintln!("schema ok: {what}"),
-        Ok(false) => {}
-        Err(e) => panic!("{e}"),
-    }
-}
-
 fn file(p: &str, fmt: Option<&str>) -> LayerSpec {
     LayerSpec {
         kind: "file".into(),
@@ -79,7 +71,7 @@ fn set_layer_changes_path_and_format_and_keeps_seclabels() {
             1,
         );
     assert_eq!(out, want);
-    check(&out, "set_layer");
+    assert_libvirt_valid(&out, "set_layer");
 }
 
 #[test]
@@ -103,7 +95,7 @@ fn set_layer_to_network_writes_protocol_name_and_hosts() {
             "        <backingStore type='network'>\n          <format type='qcow2'/>\n          <source protocol='nbd' name='export'>\n            <host name='nbd.example' port='10809'/>\n          </source>",
         );
     assert_eq!(out, want);
-    check(&out, "set_layer network");
+    assert_libvirt_valid(&out, "set_layer network");
     // And back to a file: hosts go, the file attribute comes back.
     let back = edit::set_layer(&out, 0, 2, &file("/i/base.qcow2", None)).unwrap();
     assert_eq!(back, DOM);
@@ -131,7 +123,7 @@ fn insert_layer_moves_the_rest_down() {
 ",
     );
     assert_eq!(out, want);
-    check(&out, "insert_layer");
+    assert_libvirt_valid(&out, "insert_layer");
     // Removing it again gives the document back, byte for byte.
     assert_eq!(edit::remove_layer(&out, 0, 2).unwrap(), DOM);
 }
@@ -157,7 +149,7 @@ fn insert_at_the_end_goes_above_the_terminator() {
     assert!(d[0].terminated);
     assert_eq!(d[0].layers[2].depth, 3);
     assert_eq!(d[0].layers[3].depth, 4);
-    check(&out, "insert at end");
+    assert_libvirt_valid(&out, "insert at end");
 }
 
 #[test]
@@ -174,13 +166,13 @@ fn remove_the_first_layer_moves_the_base_up() {
       <target dev='vda' bus='virtio'/>"
     ));
     assert!(!out.contains("mid.qcow2"));
-    check(&out, "remove_layer 1");
+    assert_libvirt_valid(&out, "remove_layer 1");
     // Remove the last one too: the terminator moves up to the disk.
     let out2 = edit::remove_layer(&out, 0, 1).unwrap();
     assert!(out2.contains(
         "      <source file='/i/top.qcow2'/>\n      <backingStore/>\n      <target dev='vda'"
     ));
-    check(&out2, "remove_layer to terminator");
+    assert_libvirt_valid(&out2, "remove_layer to terminator");
 }
 
 #[test]
@@ -188,7 +180,7 @@ fn terminator_off_and_on() {
     let off = edit::set_terminator(DOM, 0, false).unwrap();
     assert_eq!(off, DOM.replace("          <backingStore/>\n", ""));
     assert!(!xml::describe(&off).unwrap()[0].terminated);
-    check(&off, "terminator off");
+    assert_libvirt_valid(&off, "terminator off");
     let on = edit::set_terminator(&off, 0, true).unwrap();
     assert_eq!(on, DOM);
     // Setting what is already there changes nothing.
@@ -220,7 +212,7 @@ fn seclabel_edit_keeps_other_children_and_labels() {
             "          <seclabel model='selinux' relabel='no'/>"
         )
     );
-    check(&out, "seclabel relabel=no");
+    assert_libvirt_valid(&out, "seclabel relabel=no");
 }
 
 #[test]
@@ -248,10 +240,10 @@ fn seclabel_keeps_unknown_children_and_is_added_where_missing() {
             <seclabel model='dac' relabel='no'/>
           </source>"
     ));
-    check(&out, "seclabel added");
+    assert_libvirt_valid(&out, "seclabel added");
     let back = edit::remove_seclabel(&out, 0, 2, "dac").unwrap();
     assert!(back.contains("<source file='/i/base.qcow2'>\n          </source>"));
-    check(&back, "seclabel removed");
+    assert_libvirt_valid(&back, "seclabel removed");
 }
 
 #[test]
@@ -285,7 +277,7 @@ fn flat_chains_are_edited_in_nested_form() {
     let out = edit::remove_layer(&flat, 0, 2).unwrap();
     assert!(!out.contains("<alias name="));
     assert!(!out.contains("base.qcow2"));
-    check(&out, "flat edited");
+    assert_libvirt_valid(&out, "flat edited");
 }
 
 #[test]
@@ -374,7 +366,7 @@ fn a_type_change_drops_what_belongs_to_the_old_type() {
             "        <backingStore type='network'>\n          <format type='qcow2'/>\n          <source protocol",
         );
     assert!(net.contains("<backingStore type='network'>"));
-    check(&net, "rbd layer");
+    assert_libvirt_valid(&net, "rbd layer");
     // Same type: only the place changes; <auth> stays.
     let spec = LayerSpec {
         kind: "network".into(),
@@ -398,7 +390,7 @@ fn a_type_change_drops_what_belongs_to_the_old_type() {
         ),
         "{out}"
     );
-    check(&out, "rbd edited");
+    assert_libvirt_valid(&out, "rbd edited");
     // To a file: hosts and auth go.
     let out = edit::set_layer(&net, 0, 2, &file("/i/base.qcow2", None)).unwrap();
     assert_eq!(out, DOM);
@@ -413,5 +405,5 @@ fn a_type_change_drops_what_belongs_to_the_old_type() {
         out,
         DOM.replace("<backingStore type='file'>\n        <format type='qcow2'/>\n        <source file='/i/mid.qcow2'>", "<backingStore type='block'>\n        <format type='qcow2'/>\n        <source dev='/dev/vg/mid'>")
     );
-    check(&out, "file made a block device");
+    assert_libvirt_valid(&out, "file made a block device");
 }

@@ -1,12 +1,12 @@
 //! Populate, trust and validate (the 2014 RFC's modes), volume XML and
 //! qemu-img JSON input, and names XML cannot carry.
 
-mod xml_util;
+mod common;
 
 use backing_chain::diag::Severity;
 use backing_chain::image::Format;
 use backing_chain::xml::{self, Layout, Mode, Options};
-use xml_util::*;
+use common::*;
 
 const D: &str = "/var/lib/libvirt/images";
 

@@ -3,10 +3,10 @@
 //! same bytes for XML in libvirt's formatting and the same elements,
 //! attributes, text and order for any formatting.
 
-mod xml_util;
+mod common;
 
 use backing_chain::xml::{self, Layout, Options};
-use xml_util::*;
+use common::*;
 
 /// Fixtures in libvirt's own formatting (two-space indent, one element a line).
 const LIBVIRT_FORMATTED: &[&str] = &[

@@ -3,11 +3,11 @@
 //! or the schemas). The flat form is ours and is not libvirt-valid: checked
 //! to be refused, so the docs' claim stays true.
 
-mod xml_util;
+mod common;
 
 use backing_chain::image::Format;
 use backing_chain::xml::{self, Layout, Options};
-use xml_util::*;
+use common::*;
 
 fn nested() -> Options {
     Options::default()
@@ -19,19 +19,11 @@ fn wrap_domain(disks: &str) -> String {
     )
 }
 
-fn check(xml: &str, what: &str) {
-    match relaxng(xml, "domain.rng", what) {
-        Ok(true) => eprintln!("schema ok: {what}"),
-        Ok(false) => {}
-        Err(e) => panic!("{e}"),
-    }
-}
-
 #[test]
 fn fixtures_and_their_nested_forms_are_libvirt_valid() {
     for name in ["domain-all-disks.xml", "odd-chains.xml"] {
         let doc = fixture(name);
-        check(&doc, name);
+        assert_libvirt_valid(&doc, name);
         let flat = xml::convert(
             &doc,
             &Options {
@@ -41,11 +33,11 @@ fn fixtures_and_their_nested_forms_are_libvirt_valid() {
         )
         .unwrap();
         let back = xml::convert(&flat.xml, &nested()).unwrap();
-        check(&back.xml, &format!("{name} via flat"));
+        assert_libvirt_valid(&back.xml, &format!("{name} via flat"));
     }
     let flat = fixture("flat.xml");
     let out = xml::convert(&flat, &nested()).unwrap();
-    check(&out.xml, "flat.xml made nested");
+    assert_libvirt_valid(&out.xml, "flat.xml made nested");
     let out = xml::convert(
         &flat,
         &Options {
@@ -54,7 +46,7 @@ fn fixtures_and_their_nested_forms_are_libvirt_valid() {
         },
     )
     .unwrap();
-    check(&out.xml, "flat.xml made nested (existing index kept)");
+    assert_libvirt_valid(&out.xml, "flat.xml made nested (existing index kept)");
 }
 
 #[test]
@@ -90,7 +82,7 @@ fn populated_chains_with_awkward_names_are_valid_and_read_back() {
             },
         )
         .unwrap();
-        check(&out.xml, &format!("populated (no_index={no_index})"));
+        assert_libvirt_valid(&out.xml, &format!("populated (no_index={no_index})"));
         if let Some(v) = xpath(
             &out.xml,
             "string(//disk[target/@dev='vdb']/backingStore/source/@file)",
@@ -113,12 +105,12 @@ fn populated_chains_with_awkward_names_are_valid_and_read_back() {
 #[test]
 fn bare_disks_and_volumes_become_valid_disks() {
     let out = xml::disks(&three_layer_forest(), &nested());
-    check(&wrap_domain(&out.xml), "disks() output");
+    assert_libvirt_valid(&wrap_domain(&out.xml), "disks() output");
     for name in ["volume-file.xml", "volume-gluster.xml"] {
         let out = xml::populate(&fixture(name), &three_layer_forest(), &nested()).unwrap();
-        check(&wrap_domain(&out.xml), name);
+        assert_libvirt_valid(&wrap_domain(&out.xml), name);
         let out = xml::populate(&fixture(name), &forest(vec![]), &nested()).unwrap();
-        check(&wrap_domain(&out.xml), &format!("{name} without images"));
+        assert_libvirt_valid(&wrap_domain(&out.xml), &format!("{name} without images"));
     }
 }
 
@@ -135,5 +127,5 @@ fn replaced_chains_are_valid() {
     )
     .unwrap();
     assert!(out.mismatch);
-    check(&out.xml, "validate --replace");
+    assert_libvirt_valid(&out.xml, "validate --replace");
 }

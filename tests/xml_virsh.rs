@@ -3,12 +3,12 @@
 //! driver, no daemon) defines it and dumps it. The `<disk>` libvirt prints
 //! must be byte-identical to ours (`--no-index`: inactive XML has no index).
 
-mod xml_util;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use xml_util::*;
+use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
 

@@ -1,4 +1,5 @@
-//! Helpers shared by the xml_* tests: fixtures, fake images, external tools.
+//! Helpers shared by the integration tests: fixtures, fake images, external
+//! tools (qemu-img, xmllint with libvirt's schemas).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -170,4 +171,26 @@ pub fn disk_elements(xml: &str) -> Vec<String> {
         at = e;
     }
     v
+}
+
+/// Is qemu-img here? Prints a visible "skipped" line when not.
+pub fn have_qemu_img() -> bool {
+    let ok = Command::new("qemu-img")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: qemu-img not found");
+    }
+    ok
+}
+
+/// Assert `xml` passes libvirt's domain schema (skipped, visibly, without
+/// xmllint or the schemas).
+pub fn assert_libvirt_valid(xml: &str, what: &str) {
+    match relaxng(xml, "domain.rng", what) {
+        Ok(true) => eprintln!("schema ok: {what}"),
+        Ok(false) => {}
+        Err(e) => panic!("{e}"),
+    }
 }
