@@ -317,22 +317,20 @@ fn flat(
 
 /// Start tag of `el` as a non-empty element (`<x a='1'/>` → `<x a='1'>`).
 fn open_form(doc: &str, el: &Elem) -> String {
-    let raw = &doc[el.start.0..el.start.1];
-    if el.empty {
-        format!("{}>", raw[..raw.len() - 2].trim_end())
-    } else {
-        raw.to_string()
-    }
+    format!("{}>", tag_inner(doc, el))
 }
 
 /// Start tag of `el` as an empty element (`<x a='1'>` → `<x a='1'/>`).
 fn empty_form(doc: &str, el: &Elem) -> String {
+    format!("{}/>", tag_inner(doc, el))
+}
+
+/// A start tag without its `>` or `/>` and the whitespace before it: both
+/// forms are written from it, so converting back and forth is stable.
+fn tag_inner<'a>(doc: &'a str, el: &Elem) -> &'a str {
     let raw = &doc[el.start.0..el.start.1];
-    if el.empty {
-        raw.to_string()
-    } else {
-        format!("{}/>", &raw[..raw.len() - 1])
-    }
+    let cut = if el.empty { 2 } else { 1 };
+    raw[..raw.len().saturating_sub(cut)].trim_end()
 }
 
 fn end_tag(doc: &str, el: &Elem) -> String {
