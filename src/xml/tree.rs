@@ -268,12 +268,23 @@ pub fn copy_reindented(out: &mut String, doc: &str, el: &Elem, from: &str, to: &
 }
 
 pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
-    match raw.rfind('\n') {
-        Some(i) if raw[i + 1..].starts_with(from) => {
-            out.push_str(&raw[..=i]);
-            out.push_str(to);
-            out.push_str(&raw[i + 1 + from.len()..]);
-        }
-        _ => out.push_str(raw),
+    let Some(i) = raw.rfind('\n') else {
+        out.push_str(raw);
+        return;
+    };
+    let (head, ind) = (&raw[..=i], &raw[i + 1..]);
+    let spaces = |t: &str| t.bytes().all(|b| b == b' ');
+    if spaces(from) && spaces(to) && spaces(ind) {
+        // Shift by the difference, so lines indented unlike their element
+        // keep their offset and a conversion back restores them.
+        let n = (ind.len() + to.len()).saturating_sub(from.len());
+        out.push_str(head);
+        out.extend(std::iter::repeat_n(' ', n));
+    } else if let Some(rest) = ind.strip_prefix(from) {
+        out.push_str(head);
+        out.push_str(to);
+        out.push_str(rest);
+    } else {
+        out.push_str(raw);
     }
 }
