@@ -199,17 +199,22 @@ fn print_image(img: &Image) {
 }
 
 fn print_diags(d: &[Diagnostic], pad: &str) {
+    let _ = write_diags(&mut std::io::stdout().lock(), d, pad);
+}
+
+fn write_diags(w: &mut impl Write, d: &[Diagnostic], pad: &str) -> std::io::Result<()> {
     for d in d {
         let sev = match d.severity {
             Severity::Info => "info",
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        println!("{pad}{sev} [{}]: {}", d.code, d.message);
+        writeln!(w, "{pad}{sev} [{}]: {}", d.code, d.message)?;
         if let Some(fix) = &d.fix {
-            println!("{pad}  fix: {fix}");
+            writeln!(w, "{pad}  fix: {fix}")?;
         }
     }
+    Ok(())
 }
 
 /// Follow backing files on disk from each top, like `qemu-img info
@@ -327,9 +332,7 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
                 let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
                 let _ = writeln!(w, "{}{} [{fmt}]", "  ".repeat(depth + 1), img.filename);
             }
-            drop(w);
-            print_diags(&ch.diagnostics, "  ");
-            w = std::io::BufWriter::new(stdout.lock());
+            let _ = write_diags(&mut w, &ch.diagnostics, "  ");
         }
     }
     if json {
