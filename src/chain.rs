@@ -311,7 +311,15 @@ pub fn build_with(images: Vec<Image>, opts: &BuildOptions) -> Forest {
             let mut d = Vec::new();
             let link = link_of(i, &images, &index, &mapping, opts, &mut d);
             if let Link::Image { index: b, how, .. } = &link {
-                layer_diagnostics(img, &images[*b], *how, &mut d);
+                // The user chose this backing over what the header names:
+                // the fixes rebase onto the chosen image.
+                let chosen = (*how == Match::Mapping
+                    && mapping
+                        .get(img.filename.as_str())
+                        .is_some_and(|&(_, same)| !same)
+                    && img.backing_name() != Some(images[*b].filename.as_str()))
+                .then(|| images[*b].filename.as_str());
+                layer_diagnostics(img, &images[*b], *how, chosen, &mut d);
             }
             image_diagnostics(img, &mut d);
             for x in &mut d {
@@ -680,7 +688,13 @@ const PROTOCOL_NAMES: [&str; 17] = [
 ];
 
 /// Problems between an image and the backing image it names.
-fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Diagnostic>) {
+fn layer_diagnostics(
+    img: &Image,
+    backing: &Image,
+    how: Match,
+    chosen: Option<&str>,
+    out: &mut Vec<Diagnostic>,
+) {
     let Some(info) = img.info() else { return };
     let Some(binfo) = backing.info() else { return };
     let name = info.backing_filename.as_deref().unwrap_or("");
@@ -691,10 +705,22 @@ fn layer_diagnostics(img: &Image, backing: &Image, how: Match, out: &mut Vec<Dia
             "qemu-img rebase -u -f {} -F {} -b {} {}",
             info.format,
             detected,
-            shell_quote(name),
+            shell_quote(chosen.unwrap_or(name)),
             shell_quote(&img.filename)
         )
     };
+    if let Some(c) = chosen {
+        out.push(
+            Diagnostic::info(
+                "backing-chosen",
+                format!(
+                    "'{}' names '{name}' as its backing; '{c}' was chosen instead: the header still says '{name}' until it is rebased",
+                    img.filename
+                ),
+            )
+            .with_fix(fix()),
+        );
+    }
     match info.backing_filename_format.as_deref() {
         None => {
             if binfo.backing_filename.is_some() {

@@ -493,3 +493,43 @@ fn live_raw_recorded_backing_with_qcow2_header_stays_raw() {
         "{ours}"
     );
 }
+
+/// Reparenting (the user's mapping) overrides the header, and the fix
+/// command rebases onto the chosen image, not the name the header records.
+#[test]
+fn fixture_mapping_reparents_and_the_fix_names_the_chosen_image() {
+    let images: Vec<Image> = ["top", "mid", "base"]
+        .iter()
+        .map(|n| fixture_image(n))
+        .collect();
+    let opts = chain::BuildOptions {
+        mapping: vec![("top.qcow2".into(), "base.qcow2".into())],
+        ..Default::default()
+    };
+    let forest = chain::build_with(images, &opts);
+    let top = forest
+        .chains
+        .iter()
+        .find(|c| forest.images[c.top].filename == "top.qcow2")
+        .unwrap();
+    let names: Vec<&str> = top
+        .layers
+        .iter()
+        .map(|&l| forest.images[l].filename.as_str())
+        .collect();
+    assert_eq!(names, ["top.qcow2", "base.qcow2"]);
+    let d = top
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "backing-chosen")
+        .expect("backing-chosen");
+    assert_eq!(
+        d.fix.as_deref(),
+        Some("qemu-img rebase -u -f qcow2 -F qcow2 -b base.qcow2 top.qcow2")
+    );
+    // mid.qcow2 is now a top of its own.
+    assert!(forest
+        .chains
+        .iter()
+        .any(|c| forest.images[c.top].filename == "mid.qcow2"));
+}
