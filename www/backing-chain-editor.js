@@ -14,6 +14,8 @@ import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERI
 import { CSS } from './editor-style.js';
 
 const TAG = 'backing-chain-editor';
+/** From this many images on, rows off screen are not laid out. */
+const MANY_IMAGES = 200;
 let wasmUrl = null;
 let loading = null;
 
@@ -929,7 +931,8 @@ export class BackingChainEditor extends HTMLElement {
     els.diagEmpty = h('p', { class: 'empty' }, 'No diagnostics.');
     const diags = h('section', { class: 'diags', 'aria-labelledby': `${id}-gh` }, h('h2', { id: `${id}-gh` }, 'Diagnostics'), els.diagEmpty, els.diagList);
 
-    root.append(h('div', { class: 'root', part: 'root' }, els.status, els.drop, h('div', { class: 'main' }, forest, output), chains, domain, diags));
+    els.root = h('div', { class: 'root', part: 'root' }, els.status, els.drop, h('div', { class: 'main' }, forest, output), chains, domain, diags);
+    root.append(els.root);
     this._els = els;
   }
 
@@ -1231,6 +1234,9 @@ export class BackingChainEditor extends HTMLElement {
   _renderTree() {
     const f = this._forest;
     const tree = this._els.tree;
+    // Only a large set skips layout of what is off screen (content-visibility):
+    // small ones stay fully laid out (find-in-page, innerText, printing).
+    this._els.root.classList.toggle('many', f.images.length > MANY_IMAGES);
     const focusedKey = this.shadowRoot.activeElement?.dataset?.key;
     tree.replaceChildren();
     this._els.empty.hidden = f.images.length > 0;

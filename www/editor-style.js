@@ -89,7 +89,7 @@ li[role=treeitem] { margin: .15rem 0; }
 /* Thousands of images: the browser skips style, layout and paint of chains,
    disks and diagnostics that are off screen (they stay in the DOM, the
    accessibility tree and find-in-page). */
-ul[role=tree] > li[role=treeitem], .chains .disk, .diags li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
+.many ul[role=tree] > li[role=treeitem], .many .chains .disk, .many .diags li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
 li[role=treeitem]:focus { outline: none; }
 li[role=treeitem]:focus-visible > .row { outline: 2px solid var(--_focus); outline-offset: 1px; }
 li[role=treeitem][aria-expanded=false] > ul[role=group] { display: none; }
