@@ -213,6 +213,31 @@ fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> 
 }
 
 impl Disk<'_> {
+    /// The element a layer at `depth + 1` nests in: the disk for 0, else
+    /// the layer at `depth`.
+    fn owner(&self, depth: usize) -> &Elem {
+        match depth {
+            0 => self.elem,
+            d => self.entries.list[self.layers[d - 1]].elem,
+        }
+    }
+    /// Where a new element goes below the last layer: after the disk's
+    /// `<source>` when there is no layer, else after the last layer's last
+    /// child.
+    fn open_end(&self) -> Result<usize, XmlError> {
+        let n = self.layers.len();
+        let last = if n == 0 {
+            self.elem
+                .child("source")
+                .ok_or_else(|| err("the disk has no <source> to put a chain under"))?
+        } else {
+            self.owner(n)
+                .elems()
+                .last()
+                .ok_or_else(|| err("the last layer is empty"))?
+        };
+        Ok(last.end.1)
+    }
     fn layer(&self, depth: usize) -> Result<&Elem, XmlError> {
         if depth == 0 || depth > self.layers.len() {
             return Err(err(format!(
@@ -631,20 +656,7 @@ pub fn insert_layer(
             // Open end: after the last child of the deepest layer, or after
             // the disk's <source>.
             let text = new_layer(spec, kind, index, &pad, &dk.unit, None);
-            let at = if n == 0 {
-                dk.elem
-                    .child("source")
-                    .ok_or_else(|| err("the disk has no <source> to put a chain under"))?
-                    .end
-                    .1
-            } else {
-                let last = dk.entries.list[dk.layers[n - 1]].elem;
-                last.elems()
-                    .last()
-                    .ok_or_else(|| err("the last layer is empty"))?
-                    .end
-                    .1
-            };
+            let at = dk.open_end()?;
             (at, at, format!("\n{pad}{text}"))
         }
     };
@@ -662,14 +674,7 @@ pub fn remove_layer(doc: &str, disk_i: usize, depth: usize) -> Result<String, Xm
     let child = e.elems().find(|c| c.name == "backingStore");
     let edit = match child {
         Some(c) => (e.start.0, e.end.1, reindented(&doc, c, &inpad, &pad)),
-        None => {
-            let parent = if depth == 1 {
-                dk.elem
-            } else {
-                dk.entries.list[dk.layers[depth - 2]].elem
-            };
-            (ws_before(parent, e), e.end.1, String::new())
-        }
+        None => (ws_before(dk.owner(depth - 1), e), e.end.1, String::new()),
     };
     Ok(splice(&doc, vec![edit], dk.crlf))
 }
@@ -684,30 +689,11 @@ pub fn set_terminator(doc: &str, disk_i: usize, on: bool) -> Result<String, XmlE
         (true, Some(_)) | (false, None) => return Ok(doc),
         (false, Some(t)) => {
             let te = dk.entries.list[t].elem;
-            let parent = if n == 0 {
-                dk.elem
-            } else {
-                dk.entries.list[dk.layers[n - 1]].elem
-            };
-            (ws_before(parent, te), te.end.1, String::new())
+            (ws_before(dk.owner(n), te), te.end.1, String::new())
         }
         (true, None) => {
-            let pad = dk.pad(n + 1);
-            let at = if n == 0 {
-                dk.elem
-                    .child("source")
-                    .ok_or_else(|| err("the disk has no <source>"))?
-                    .end
-                    .1
-            } else {
-                let last = dk.entries.list[dk.layers[n - 1]].elem;
-                last.elems()
-                    .last()
-                    .ok_or_else(|| err("the last layer is empty"))?
-                    .end
-                    .1
-            };
-            (at, at, format!("\n{pad}<backingStore/>"))
+            let at = dk.open_end()?;
+            (at, at, format!("\n{}<backingStore/>", dk.pad(n + 1)))
         }
     };
     Ok(splice(&doc, vec![edit], dk.crlf))

@@ -38,6 +38,13 @@ pub fn escape_attr(s: &str) -> String {
     o
 }
 
+/// `<tag name='value'/>`, the value escaped.
+fn empty_with(tag: &str, name: &str, value: &str) -> String {
+    let mut e = format!("<{tag}");
+    attr(&mut e, name, value);
+    e + "/>"
+}
+
 /// Escape text content.
 pub fn escape_text(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -103,14 +110,10 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
                 kids.push(e);
             }
             if let Some(v) = ex("snapshot") {
-                let mut e = String::from("<snapshot");
-                attr(&mut e, "name", v);
-                kids.push(e + "/>");
+                kids.push(empty_with("snapshot", "name", v));
             }
             if let Some(v) = ex("config") {
-                let mut e = String::from("<config");
-                attr(&mut e, "file", v);
-                kids.push(e + "/>");
+                kids.push(empty_with("config", "file", v));
             }
         }
         SourceType::Volume => {
@@ -156,9 +159,7 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
         kids.push(e + "/>");
     }
     if let Some(v) = ex("sslverify") {
-        let mut e = String::from("<ssl");
-        attr(&mut e, "verify", v);
-        kids.push(e + "/>");
+        kids.push(empty_with("ssl", "verify", v));
     }
     let cookies: Vec<_> = s
         .extras
@@ -176,19 +177,13 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
         kids.push(e);
     }
     if let Some(v) = ex("readahead") {
-        let mut e = String::from("<readahead");
-        attr(&mut e, "size", v);
-        kids.push(e + "/>");
+        kids.push(empty_with("readahead", "size", v));
     }
     if let Some(v) = ex("timeout") {
-        let mut e = String::from("<timeout");
-        attr(&mut e, "seconds", v);
-        kids.push(e + "/>");
+        kids.push(empty_with("timeout", "seconds", v));
     }
     if let Some(v) = ex("knownhosts") {
-        let mut e = String::from("<knownHosts");
-        attr(&mut e, "path", v);
-        kids.push(e + "/>");
+        kids.push(empty_with("knownHosts", "path", v));
     }
     if kids.is_empty() {
         o.push_str("/>");
