@@ -921,6 +921,106 @@ fn vhdx_differencing_from_spec() {
     assert!(read < 3 * 4096 + 1024, "read {read}");
 }
 
+/// Region table entries that overlap each other, the 1 MiB header section or
+/// the log, or that list the BAT twice: edits of a qemu-img image with the
+/// region table checksum redone, so qemu's only objection is the one made.
+/// qemu-img info refuses each one; so must we, naming the entry's offset.
+/// Moving the metadata region to a free place is accepted by both.
+#[test]
+fn vhdx_region_table_overlaps_against_qemu_img() {
+    if !have_qemu_img() {
+        return;
+    }
+    const RT: usize = 192 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    run(&["create", "-q", "-f", "vhdx", "a.vhdx", "1G"], dir.path());
+    let orig = std::fs::read(dir.path().join("a.vhdx")).expect("read");
+    let entry = |b: &[u8], i: usize| -> (String, u64) {
+        let e = &b[RT + 16 + 32 * i..RT + 48 + 32 * i];
+        let guid = format!("{:02x}{:02x}", e[3], e[2]);
+        (guid, u64::from_le_bytes(e[16..24].try_into().unwrap()))
+    };
+    // qemu-img's layout: log 1..2 MiB, then BAT and metadata, a MiB each.
+    let bat = (0..2).find(|&i| entry(&orig, i).0 == "2dc2").expect("BAT");
+    let meta = 1 - bat;
+    let (_, meta_off) = entry(&orig, meta);
+    let (_, bat_off) = entry(&orig, bat);
+    let with_crc = |mut b: Vec<u8>| {
+        put(&mut b, RT + 4, &[0; 4]);
+        let c = crc32c(&b[RT..RT + 64 * 1024]);
+        put(&mut b, RT + 4, &c.to_le_bytes());
+        b
+    };
+    let set_off = |i: usize, off: u64| {
+        let mut b = orig.clone();
+        put(&mut b, RT + 16 + 32 * i + 16, &off.to_le_bytes());
+        b
+    };
+    let mut dup = orig.clone();
+    put(&mut dup, RT + 8, &3u32.to_le_bytes());
+    let bat_entry = dup[RT + 16 + 32 * bat..RT + 48 + 32 * bat].to_vec();
+    put(&mut dup, RT + 16 + 64, &bat_entry);
+    put(&mut dup, RT + 16 + 64 + 16, &(8u64 << 20).to_le_bytes());
+    let at = |i: usize| (RT + 16 + 32 * i) as u64;
+    // The log is checked against the regions once a header is chosen: the
+    // error names the current header's log length field (header 2, the one
+    // with the higher sequence number, in a fresh image).
+    let seq = |h: usize| u64::from_le_bytes(orig[h + 8..h + 16].try_into().unwrap());
+    let current = if seq(128 * 1024) > seq(64 * 1024) {
+        128
+    } else {
+        64
+    };
+    let bad: Vec<(&str, Vec<u8>, u64, &str)> = vec![
+        (
+            "metadata over the BAT",
+            set_off(meta, bat_off + (1 << 19)),
+            at(meta),
+            "overlaps",
+        ),
+        (
+            "BAT over the log",
+            set_off(bat, 3 << 19),
+            current * 1024 + 68,
+            "the log at",
+        ),
+        (
+            "metadata in the header section",
+            set_off(meta, 1 << 19),
+            at(meta),
+            "overlaps the region at 0..",
+        ),
+        ("BAT listed twice", dup, at(2), "listed twice"),
+    ];
+    for (what, b, off, msg) in bad {
+        let b = with_crc(b);
+        let path = dir.path().join("bad.vhdx");
+        std::fs::write(&path, &b).expect("write");
+        let out = Command::new("qemu-img")
+            .args(["info", "--output=json", "-f", "vhdx", "bad.vhdx"])
+            .current_dir(dir.path())
+            .output()
+            .expect("qemu-img runs");
+        assert!(!out.status.success(), "{what}: qemu-img info accepted it");
+        let e = probe_mem(&b, true).0.expect_err(what);
+        assert_eq!(e.offset, off, "{what}: {e}");
+        assert!(e.message.contains(msg), "{what}: {e}");
+    }
+
+    // The metadata region moved to 6 MiB (its bytes with it): both accept it
+    // and agree on the facts.
+    let mut moved = set_off(meta, 6 << 20);
+    moved.resize(7 << 20, 0);
+    let m = meta_off as usize;
+    let block = orig[m..m + (1 << 20)].to_vec();
+    put(&mut moved, 6 << 20, &block);
+    std::fs::write(dir.path().join("moved.vhdx"), with_crc(moved)).expect("write");
+    let qemu = oracle(dir.path(), "moved.vhdx", Some("vhdx"));
+    let (ours, read) = probe_file(&dir.path().join("moved.vhdx"), ProbeOptions::default());
+    assert_same(&ours, &qemu, "moved metadata");
+    assert!(read <= VHDX_BUDGET, "read {read}");
+}
+
 /// Differencing VDI per the header layout qemu's `block/vdi.c` documents:
 /// type 4 at 0x4c, image UUID at 0x188, parent UUID at 0x1b8.
 #[test]
@@ -1111,7 +1211,7 @@ fn truncated_anywhere_never_panics() {
         ("cloop".into(), cloop()),
         ("bochs".into(), bochs()),
         ("dmg".into(), dmg()),
-        ("vhdx".into(), differencing_vhdx(256 * 1024)),
+        ("vhdx".into(), differencing_vhdx(2 << 20)),
     ];
     if have_qemu_img() {
         for (name, args, file) in [
@@ -1224,7 +1324,7 @@ fn hostile_headers_name_the_offset() {
     assert_eq!(e.offset, 1 << 40, "{e}");
 
     // VHDX metadata region offset absurd.
-    let mut x = differencing_vhdx(256 * 1024);
+    let mut x = differencing_vhdx(2 << 20);
     put(&mut x, 192 * 1024 + 64, &u64::MAX.to_le_bytes());
     let e = probe_mem(&x, true).0.expect_err("metadata offset");
     assert!(e.message.contains("metadata"), "{e}");

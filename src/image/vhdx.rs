@@ -9,7 +9,11 @@
 //!   sequence number.
 //! * Region table at 192 KiB (§2.2.3): `regi`, checksum, entry count (8),
 //!   entries of 32 bytes from 16: GUID, file offset (u64, 16), length (24),
-//!   required (28). BAT and metadata regions are found by GUID.
+//!   required (28). BAT and metadata regions are found by GUID. Regions
+//!   (and the current header's log) may not overlap each other or the 1 MiB
+//!   header section, and BAT and metadata appear once: qemu refuses such an
+//!   image, and the probe stops at the entry. The table's checksum covers
+//!   64 KiB and is not verified (only the entries are read).
 //! * Metadata table at the start of the metadata region (§2.6.1): `metadata`,
 //!   entry count (u16, 10), entries of 32 bytes from 32: item GUID, offset
 //!   (from the region start, 16), length (20), flags (24).
@@ -33,6 +37,8 @@ const HEADER2: u64 = 128 * 1024;
 const HEADER_LEN: u64 = 4096;
 const REGION_TABLE: u64 = 192 * 1024;
 const MAX_ENTRIES: u64 = 2047;
+/// Headers and region tables: the first 1 MiB of the file.
+const HEADER_SECTION: u64 = 1 << 20;
 const MAX_ITEM: u64 = 64 * 1024;
 
 const BAT: &str = "2dc27766-f623-4200-9d64-115e9bfd4a08";
@@ -104,6 +110,10 @@ struct Header {
     log_guid: String,
     log_nonzero: bool,
     version: u16,
+    /// The log: (offset, length), a region like the others.
+    log: (u64, u64),
+    /// Where this header lies.
+    at: u64,
 }
 
 fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
@@ -118,6 +128,8 @@ fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
         log_guid: guid_le(&b[48..64]),
         log_nonzero: b[48..64].iter().any(|&x| x != 0),
         version: le_u16(b, 66),
+        log: (le_u64(b, 72), u64::from(le_u32(b, 68))),
+        at,
     }))
 }
 
@@ -155,23 +167,45 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let rt = reads.bytes(F, REGION_TABLE, 16 + 32 * count)?;
     let mut meta = None;
     let mut bat = None;
+    // Regions may not overlap each other or the 1 MiB header section
+    // ([MS-VHDX] §2.2.3.1); qemu refuses such an image, and so do we.
+    let mut taken: Vec<(u64, u64)> = vec![(0, HEADER_SECTION)];
     for i in 0..count as usize {
         let e = &rt[16 + 32 * i..16 + 32 * (i + 1)];
         let id = guid_le(&e[0..16]);
         let off = le_u64(e, 16);
         let len = u64::from(le_u32(e, 24));
-        match id.as_str() {
-            METADATA => meta = Some((off, len)),
-            BAT => bat = Some((off, len)),
+        let at = REGION_TABLE + 16 + 32 * i as u64;
+        let name = || match id.as_str() {
+            METADATA => format!("metadata region {id}"),
+            BAT => format!("BAT region {id}"),
+            _ => format!("region {id}"),
+        };
+        let Some(end) = off.checked_add(len) else {
+            let msg = format!("{} at {off} of {len} bytes ends past 2^64", name());
+            return Err(Stop::bad(F, at, msg));
+        };
+        if let Some(&(s, t)) = taken.iter().find(|&&(s, t)| off < t && s < end) {
+            let msg = format!("{} at {off}..{end} overlaps the region at {s}..{t}", name());
+            return Err(Stop::bad(F, at, msg));
+        }
+        taken.push((off, end));
+        let slot = match id.as_str() {
+            METADATA => &mut meta,
+            BAT => &mut bat,
             _ if le_u32(e, 28) & 1 != 0 => {
                 return Err(Stop::bad(
                     F,
-                    REGION_TABLE + 16 + 32 * i as u64,
+                    at,
                     format!("unknown required region {id}: the image cannot be read"),
                 ))
             }
-            _ => {}
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(Stop::bad(F, at, format!("{} is listed twice", name())));
         }
+        *slot = Some((off, len));
     }
     let Some((meta_off, meta_len)) = meta else {
         return Err(Stop::bad(
@@ -306,6 +340,17 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             ))
         }
     };
+    let (log_off, log_len) = h.log;
+    if log_len != 0 {
+        let end = log_off.saturating_add(log_len);
+        if let Some(&(s, t)) = taken.iter().find(|&&(s, t)| log_off < t && s < end) {
+            return Err(Stop::bad(
+                F,
+                h.at + 68,
+                format!("the log at {log_off}..{end} overlaps the region at {s}..{t}"),
+            ));
+        }
+    }
     if h.log_nonzero {
         info.diagnostics.push(Diagnostic::warning(
             "vhdx-log",
