@@ -11,7 +11,10 @@
 //!   streamOptimized images put the grain directory at the end
 //!   (`gd_offset` = all ones) and repeat the header in a footer 1024 bytes
 //!   before the end of the file, which is the one that counts.
-//! * VMware 3 sparse extent (`COWD`): capacity (u32, 12), grain (u32, 16).
+//! * VMware 3 sparse extent (`COWD`): version (4), flags (8), capacity in
+//!   sectors (u32, 12), grain (u32, 16); as qemu does, its `CID`,
+//!   `parentCID` and `parentFileNameHint` are read from descriptor text at
+//!   byte 512 (at most 10 KiB, up to a NUL).
 //! * Text descriptor files (`# Disk DescriptorFile`, first non-comment line
 //!   `version=N`): monolithicFlat, twoGbMaxExtent*, vmfs*, …
 //!
@@ -32,6 +35,9 @@ const GD_AT_END: u64 = u64::MAX;
 const FLAG_COMPRESSED: u32 = 1 << 16;
 const FLAG_MARKERS: u32 = 1 << 17;
 const NO_PARENT: u32 = 0xffff_ffff;
+/// Where qemu reads a COWD extent's descriptor text, and how much of it.
+const COWD_DESCRIPTOR_AT: u64 = 512;
+const COWD_DESCRIPTOR: u64 = 20 * 512;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"KDMV") || head.starts_with(b"COWD")
@@ -324,12 +330,44 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
         ));
     }
+    let (version, flags) = (le_u32(h, 4), le_u32(h, 8));
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(sectors * 512);
     info.cluster_size = Some(grain * 512);
     info.dirty_flag = Some(false);
-    info.header =
-        Some(json!({ "variant": "COWD", "version": le_u32(h, 4), "flags": le_u32(h, 8) }));
+    // qemu reads the CID, parentCID and parentFileNameHint of a COWD extent
+    // from text at byte 512 (up to its NUL, at most COWD_DESCRIPTOR bytes):
+    // the 4 KiB first read usually holds it all.
+    let first = reads.bytes_upto(F, 0, super::FIRST_READ.len)?;
+    let bytes = match first.get(COWD_DESCRIPTOR_AT as usize..) {
+        Some(b) if b.contains(&0) || reads.file_len() == Some(first.len() as u64) => b,
+        _ => reads.bytes_upto(F, COWD_DESCRIPTOR_AT, COWD_DESCRIPTOR)?,
+    };
+    let text = descriptor_text(bytes, &mut info);
+    let mut desc = parse_descriptor(&text, COWD_DESCRIPTOR_AT, &mut info)?;
+    // qemu looks for the first "CID" anywhere in that text (even inside
+    // "parentCID") and refuses the image when there is none.
+    if !text.contains("CID") {
+        info.diagnostics.push(Diagnostic::warning(
+            "vmdk-cowd-no-cid",
+            "no CID in the text at byte 512: qemu refuses to open this COWD image",
+        ));
+    }
+    // The extent is the file itself; qemu gives a COWD image no create type.
+    desc.create_type = Some(String::new());
+    desc.extents = vec![Extent {
+        access: "RW".into(),
+        sectors,
+        kind: "COWD".into(),
+        file: None,
+        offset: None,
+    }];
+    finish(&mut info, &desc, Some((grain * 512, false)));
+    if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
+        fs.insert("variant".into(), json!("COWD"));
+        fs.insert("version".into(), json!(version));
+        fs.insert("flags".into(), json!(flags));
+    }
     Ok(info)
 }
 
