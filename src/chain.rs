@@ -589,7 +589,8 @@ fn name_diagnostics(
 ) {
     let f = &img.filename;
     let max = match info.format {
-        Format::Qcow2 | Format::Qcow | Format::Qed => Some(limits::MAX_BACKING_NAME as usize),
+        Format::Qcow2 | Format::Qcow => Some(limits::MAX_BACKING_NAME as usize),
+        Format::Qed | Format::Vmdk => Some(limits::MAX_BACKING_NAME_PATH),
         _ => None,
     };
     if let Some(max) = max {

@@ -11,6 +11,10 @@ pub const MAX_ROUNDS: usize = 16;
 /// Longest backing name qemu writes (qcow2 caps it at 1023 bytes).
 pub const MAX_BACKING_NAME: u64 = 1023;
 
+/// Longest backing name qemu opens in a qed or vmdk image (its PATH_MAX
+/// buffer less the NUL). Longer: the `backing-name-too-long` diagnostic.
+pub const MAX_BACKING_NAME_PATH: usize = 4095;
+
 /// Deepest chain libvirt's qemu driver accepts; deeper is an error diagnostic.
 pub const LIBVIRT_MAX_DEPTH: usize = 200;
 

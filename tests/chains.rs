@@ -309,6 +309,67 @@ fn name_of_1023_bytes() {
     );
 }
 
+/// qed and vmdk keep a backing name in a PATH_MAX buffer: qemu opens one of
+/// 4,095 bytes and refuses 4,096 (qcow2 and qcow stop at 1,023). The base is
+/// not there (no file system takes such a path), so only the top is opened.
+#[test]
+fn backing_name_limits_of_qed_and_vmdk() {
+    if !have_qemu_img() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let flat = d.path().join("f.vmdk");
+    qimg(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-o",
+        "subformat=monolithicFlat",
+        s(&flat),
+        "1M",
+    ]);
+    let descriptor = std::fs::read_to_string(&flat).unwrap();
+    for fmt in ["qed", "vmdk"] {
+        for len in [2000, 4095, 4096] {
+            let name = format!("{}{}", "d/".repeat((len - 1) / 2), "b".repeat(2 - len % 2));
+            assert_eq!(name.len(), len);
+            let top = d.path().join(format!("top-{len}.{fmt}"));
+            if fmt == "qed" {
+                create(&top, "qed", Some((&name, "qcow2")));
+            } else {
+                let text = descriptor.replace(
+                    "parentCID=ffffffff",
+                    &format!("parentCID=12345678\nparentFileNameHint=\"{name}\""),
+                );
+                std::fs::write(&top, text).unwrap();
+            }
+            let opened = Command::new("qemu-img")
+                .args(["info", "--output=json", s(&top)])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            let (_, v) = ours(&[&top]);
+            // Either the chain's diagnostic or the probe's own refusal.
+            let too_long = v[0]["diagnostics"].as_array().unwrap().iter().any(|d| {
+                d["code"] == "backing-name-too-long"
+                    || (d["code"] == "unprobed"
+                        && d["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("backing name of 4096 bytes"))
+            });
+            assert_eq!(
+                opened,
+                len <= 4095,
+                "{fmt} {len}: qemu-img opened it: {opened}"
+            );
+            assert_eq!(too_long, !opened, "{fmt} {len}: {:#}", v[0]["diagnostics"]);
+        }
+    }
+}
+
 fn linear(dir: &Path, depth: usize) -> PathBuf {
     let p = |i: usize| dir.join(format!("l{i}.qcow2"));
     create(&p(depth - 1), "qcow2", None);
