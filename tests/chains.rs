@@ -426,10 +426,7 @@ fn qcow2_on_raw_and_on_other_formats() {
         let base = d.path().join(format!("base.{fmt}"));
         let top = d.path().join(format!("on-{fmt}.qcow2"));
         create(&base, fmt, None);
-        if !probes_as(&base, fmt) {
-            eprintln!("skipped: qcow2 on {fmt}: this build does not read {fmt} headers yet");
-            continue;
-        }
+        assert!(probes_as(&base, fmt), "{fmt} base not read as {fmt}");
         create(&top, "qcow2", Some((&format!("base.{fmt}"), fmt)));
         let (code, e) = agree(&top);
         assert_eq!(code, 0, "{e:#}");
@@ -455,10 +452,7 @@ fn vmdk_on_vmdk() {
     let base = d.path().join("base.vmdk");
     let top = d.path().join("top.vmdk");
     create(&base, "vmdk", None);
-    if !probes_as(&base, "vmdk") {
-        eprintln!("skipped: vmdk on vmdk: this build does not read vmdk headers yet");
-        return;
-    }
+    assert!(probes_as(&base, "vmdk"), "vmdk base not read as vmdk");
     create(&top, "vmdk", Some(("base.vmdk", "vmdk")));
     let (code, e) = agree(&top);
     assert_eq!(code, 0, "{e:#}");
@@ -504,18 +498,8 @@ fn qed_and_qcow_without_recorded_format() {
             s(&top),
             "1M",
         ];
-        let made = Command::new("qemu-img").args(a).output().unwrap();
-        if !made.status.success() {
-            eprintln!(
-                "skipped: {fmt} without a backing format: qemu-img refused: {}",
-                String::from_utf8_lossy(&made.stderr)
-            );
-            continue;
-        }
-        if !probes_as(&top, fmt) {
-            eprintln!("skipped: {fmt} without a recorded format: this build does not read {fmt} headers yet");
-            continue;
-        }
+        qimg(&a);
+        assert!(probes_as(&top, fmt), "{fmt} top not read as {fmt}");
         let (_, e) = agree(&top);
         assert_eq!(layers(&e).len(), 3);
         assert!(e["images"][0]["backing-filename-format"].is_null(), "{e:#}");

@@ -68,7 +68,7 @@ fn disk_doc(top: &str, backing: Option<&str>) -> String {
 #[test]
 fn validate_exits_1_on_a_mismatch_and_0_on_a_match() {
     if !tool("qemu-img") {
-        eprintln!("skipped: xml CLI tests need qemu-img, which is not installed");
+        common::skip("xml CLI tests need qemu-img, which is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -115,7 +115,7 @@ fn validate_exits_1_on_a_mismatch_and_0_on_a_match() {
 #[test]
 fn populate_flat_and_usage_errors() {
     if !tool("qemu-img") {
-        eprintln!("skipped: xml CLI tests need qemu-img, which is not installed");
+        common::skip("xml CLI tests need qemu-img, which is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

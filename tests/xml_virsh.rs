@@ -53,7 +53,9 @@ fn virsh_roundtrip(dir: &Path, xml: &str, name: &str) -> String {
 fn tools_present() -> bool {
     for t in ["qemu-img", "virsh"] {
         if !tool(t) {
-            eprintln!("skipped: the virsh comparison needs {t}, which is not installed");
+            common::skip(&format!(
+                "the virsh comparison needs {t}, which is not installed"
+            ));
             return false;
         }
     }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { haveQemuImg, makeChain, qemuImg, qemuInfo, probeFile, forgetBackingFormat } from '../support/images.mjs';
+import { haveQemuImg, haveTool, makeChain, qemuImg, qemuInfo, probeFile, forgetBackingFormat } from '../support/images.mjs';
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
@@ -34,12 +34,7 @@ function xpath(xml, expr) {
 }
 
 function haveXmllint() {
-  try {
-    execFileSync('xmllint', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
+  return haveTool('xmllint');
 }
 
 test('probe facts match qemu-img info for a base/mid/top qcow2 set', { skip }, (t) => {

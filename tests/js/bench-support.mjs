@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, c
 import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { haveQemuImg } from '../support/images.mjs';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const PKG = join(ROOT, 'www/pkg');
@@ -43,12 +44,7 @@ export function qemuImg(args, cwd) {
 }
 
 export function hasQemuImg() {
-  try {
-    qemuImg(['--version']);
-    return true;
-  } catch {
-    return false;
-  }
+  return haveQemuImg();
 }
 
 /** Formats this qemu-img supports (`qemu-img --help`). */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
-import { haveQemuImg, makeChain, qemuImg } from '../support/images.mjs';
+import { haveQemuImg, requireOracle, makeChain, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 const RNG = ['target/libvirt-schemas/domain.rng', '/usr/share/libvirt/schemas/domain.rng'].find((p) => existsSync(p));
@@ -63,6 +63,7 @@ function xpath(xml, expr) {
 /** libvirt's own schema says yes (skipped, visibly, without it). */
 function libvirtValid(t, xml) {
   if (!RNG) {
+    requireOracle('libvirt schemas not found');
     t.diagnostic('skipped: libvirt schemas not found');
     return;
   }

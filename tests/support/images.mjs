@@ -7,13 +7,30 @@ export function qemuImg(...args) {
   return execFileSync('qemu-img', args, { encoding: 'utf8' });
 }
 
-export function haveQemuImg() {
+/**
+ * Is `name` installed? A test without its oracle is skipped visibly — or,
+ * when BACKING_CHAIN_REQUIRE_ORACLES is set (`.ci/test` sets it), fails:
+ * CI never passes a test that did not run.
+ */
+export function haveTool(name) {
   try {
-    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
+    execFileSync(name, ['--version'], { stdio: 'ignore' });
     return true;
   } catch {
+    requireOracle(`${name} is not installed`);
     return false;
   }
+}
+
+/** Throw when oracles are required; otherwise let the caller skip. */
+export function requireOracle(why) {
+  if (process.env.BACKING_CHAIN_REQUIRE_ORACLES) {
+    throw new Error(`${why} (BACKING_CHAIN_REQUIRE_ORACLES is set: every oracle must run)`);
+  }
+}
+
+export function haveQemuImg() {
+  return haveTool('qemu-img');
 }
 
 /** `qemu-img info --output=json` of one file (no chain). */
