@@ -246,6 +246,107 @@ fn seclabel_keeps_unknown_children_and_is_added_where_missing() {
     assert_libvirt_valid(&back, "seclabel removed");
 }
 
+/// A layer moved to a storage-pool volume, then to an NVMe namespace, then
+/// back to its file: the `<source>` forms are those of libvirt's
+/// formatdomain documentation (`pool`/`volume`/`mode`; `type='pci'`,
+/// `managed`, `namespace` and the PCI `<address>`).
+#[test]
+fn set_layer_to_volume_and_nvme_and_back() {
+    let vol = LayerSpec {
+        kind: "volume".into(),
+        pool: Some("blk-pool0".into()),
+        volume: Some("blk-pool0-vol0".into()),
+        mode: Some("host".into()),
+        ..Default::default()
+    };
+    let out = edit::set_layer(DOM, 0, 2, &vol).unwrap();
+    let want = DOM.replace(
+        "        <backingStore type='file'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+        "        <backingStore type='volume'>\n          <format type='qcow2'/>\n          <source pool='blk-pool0' volume='blk-pool0-vol0' mode='host'/>",
+    );
+    assert_eq!(out, want);
+    assert_libvirt_valid(&out, "set_layer volume");
+
+    let nvme = LayerSpec {
+        kind: "nvme".into(),
+        pci: Some("0000:01:00.0".into()),
+        namespace: Some(1),
+        managed: Some(true),
+        ..Default::default()
+    };
+    let out = edit::set_layer(&out, 0, 2, &nvme).unwrap();
+    let want = DOM.replace(
+        "        <backingStore type='file'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+        "        <backingStore type='nvme'>\n          <format type='qcow2'/>\n          <source type='pci' managed='yes' namespace='1'>\n            <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>\n          </source>",
+    );
+    assert_eq!(out, want);
+    assert_libvirt_valid(&out, "set_layer nvme");
+    // The same layer, another namespace: the address is replaced, not doubled.
+    let other = LayerSpec {
+        namespace: Some(2),
+        managed: None,
+        ..nvme.clone()
+    };
+    let again = edit::set_layer(&out, 0, 2, &other).unwrap();
+    assert_eq!(again.matches("<address").count(), 1, "{again}");
+    assert!(
+        again.contains("<source type='pci' namespace='2'>"),
+        "{again}"
+    );
+
+    let back = edit::set_layer(&out, 0, 2, &file("/i/base.qcow2", None)).unwrap();
+    assert_eq!(back, DOM);
+
+    // What libvirt would refuse is refused here, with the reason.
+    for (bad, why) in [
+        (
+            LayerSpec {
+                pool: None,
+                ..vol.clone()
+            },
+            "pool",
+        ),
+        (
+            LayerSpec {
+                mode: Some("fast".into()),
+                ..vol.clone()
+            },
+            "mode",
+        ),
+        (
+            LayerSpec {
+                pci: Some("01:00.0".into()),
+                ..nvme.clone()
+            },
+            "PCI",
+        ),
+        (
+            LayerSpec {
+                pci: Some("0000:01:20.0".into()),
+                ..nvme.clone()
+            },
+            "PCI",
+        ),
+        (
+            LayerSpec {
+                pci: Some("0000:01:00.8".into()),
+                ..nvme.clone()
+            },
+            "PCI",
+        ),
+        (
+            LayerSpec {
+                namespace: None,
+                ..nvme.clone()
+            },
+            "namespace",
+        ),
+    ] {
+        let e = edit::set_layer(DOM, 0, 2, &bad).expect_err(why);
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+}
+
 #[test]
 fn ops_as_data_and_errors() {
     let op: Op = serde_json::from_str(r#"{"op":"remove-layer","disk":0,"depth":2}"#).unwrap();

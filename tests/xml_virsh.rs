@@ -254,3 +254,52 @@ fn qemu_img_json_gives_the_same_chain_as_the_headers() {
     assert_eq!(from_json, from_headers);
     assert!(from_json.contains(&format!("<source file='{}/base.qcow2'/>", d.display())));
 }
+
+/// Layers edited to a pool volume and an NVMe namespace: libvirt defines the
+/// domain and prints the chain exactly as we wrote it.
+#[test]
+fn libvirt_prints_volume_and_nvme_layers_we_write() {
+    use backing_chain::xml::edit::{self, LayerSpec};
+    if !tool("virsh") {
+        common::skip("the virsh comparison needs virsh, which is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dom = "<domain type='test'>
+  <name>vn</name>
+  <memory unit='KiB'>1024</memory>
+  <os>
+    <type>hvm</type>
+  </os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/i/top.qcow2'/>
+      <backingStore/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+";
+    let vol = LayerSpec {
+        kind: "volume".into(),
+        pool: Some("blk-pool0".into()),
+        volume: Some("blk-pool0-vol0".into()),
+        mode: Some("direct".into()),
+        format: Some("qcow2".into()),
+        ..Default::default()
+    };
+    let nvme = LayerSpec {
+        kind: "nvme".into(),
+        pci: Some("0000:01:00.0".into()),
+        namespace: Some(1),
+        managed: Some(false),
+        format: Some("raw".into()),
+        ..Default::default()
+    };
+    let ours = edit::insert_layer(dom, 0, 1, &vol).unwrap();
+    let ours = edit::insert_layer(&ours, 0, 2, &nvme).unwrap();
+    assert!(ours.contains("<backingStore type='nvme'>"), "{ours}");
+    let theirs = virsh_roundtrip(d.path(), &ours, "vn");
+    assert_eq!(disk_elements(&theirs), disk_elements(&ours));
+}

@@ -48,7 +48,7 @@ pub struct HostSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LayerSpec {
-    /// `file`, `block`, `dir` or `network`.
+    /// `file`, `block`, `dir`, `network`, `volume` or `nvme`.
     #[serde(rename = "type")]
     pub kind: String,
     /// file / block / dir.
@@ -58,6 +58,17 @@ pub struct LayerSpec {
     /// network: the `name` attribute.
     pub name: Option<String>,
     pub hosts: Vec<HostSpec>,
+    /// volume: the storage pool and the volume in it.
+    pub pool: Option<String>,
+    pub volume: Option<String>,
+    /// volume (iSCSI pools): `host` or `direct`.
+    pub mode: Option<String>,
+    /// nvme: the controller's PCI address, `DDDD:BB:SS.F` (hexadecimal).
+    pub pci: Option<String>,
+    /// nvme: the namespace (1 or more).
+    pub namespace: Option<u32>,
+    /// nvme: `managed='yes'|'no'`; `None` writes none.
+    pub managed: Option<bool>,
     /// `<format type>`; `None` leaves it as it is (a new layer: none written).
     pub format: Option<String>,
 }
@@ -363,30 +374,64 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
         .filter(|k| {
             matches!(
                 k,
-                SourceType::File | SourceType::Block | SourceType::Dir | SourceType::Network
+                SourceType::File
+                    | SourceType::Block
+                    | SourceType::Dir
+                    | SourceType::Network
+                    | SourceType::Volume
+                    | SourceType::Nvme
             )
         })
         .ok_or_else(|| {
             err(format!(
-                "layer type '{}': give file, block, dir or network",
+                "layer type '{}': give file, block, dir, network, volume or nvme",
                 spec.kind
             ))
         })?;
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
     match k {
         SourceType::Network => {
-            if spec.protocol.as_deref().unwrap_or("").is_empty() {
+            if !given(&spec.protocol) {
                 return Err(err("a network layer needs a protocol"));
             }
         }
+        SourceType::Volume => {
+            if !given(&spec.pool) || !given(&spec.volume) {
+                return Err(err("a volume layer needs a pool and a volume"));
+            }
+            if let Some(m) = spec.mode.as_deref().filter(|m| !m.is_empty()) {
+                if m != "host" && m != "direct" {
+                    return Err(err(format!("volume mode '{m}': give host or direct")));
+                }
+            }
+        }
+        SourceType::Nvme => {
+            if !spec.pci.as_deref().is_some_and(is_pci_address) {
+                return Err(err(format!(
+                    "nvme PCI address {:?}: give DDDD:BB:SS.F in hexadecimal (e.g. 0000:01:00.0)",
+                    spec.pci.as_deref().unwrap_or("")
+                )));
+            }
+            if spec.namespace.unwrap_or(0) == 0 {
+                return Err(err("an nvme layer needs a namespace (1 or more)"));
+            }
+        }
         _ => {
-            if spec.path.as_deref().unwrap_or("").is_empty() {
+            if !given(&spec.path) {
                 return Err(err("a file, block or dir layer needs a path"));
             }
         }
     }
-    for s in [&spec.path, &spec.protocol, &spec.name, &spec.format]
-        .into_iter()
-        .flatten()
+    for s in [
+        &spec.path,
+        &spec.protocol,
+        &spec.name,
+        &spec.format,
+        &spec.pool,
+        &spec.volume,
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Some(c) = super::write::unrepresentable(s) {
             return Err(err(format!(
@@ -396,6 +441,23 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
         }
     }
     Ok(k)
+}
+
+/// `DDDD:BB:SS.F`: domain (4 hex digits), bus (2), slot (2, up to 0x1f),
+/// function (1, up to 7), as libvirt's PCI addresses.
+fn is_pci_address(a: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit());
+    let Some((dbs, f)) = a.rsplit_once('.') else {
+        return false;
+    };
+    let p: Vec<&str> = dbs.split(':').collect();
+    p.len() == 3
+        && hex(p[0], 4)
+        && hex(p[1], 2)
+        && hex(p[2], 2)
+        && u8::from_str_radix(p[2], 16).is_ok_and(|s| s <= 0x1f)
+        && f.len() == 1
+        && f.bytes().all(|c| (b'0'..=b'7').contains(&c))
 }
 
 fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {
@@ -417,6 +479,27 @@ fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {
                 socket: h.socket.clone().filter(|t| !t.is_empty()),
             })
             .collect();
+    } else if kind == SourceType::Volume {
+        let mode = spec.mode.clone().filter(|m| !m.is_empty());
+        for (k, v) in [
+            ("pool", &spec.pool),
+            ("volume", &spec.volume),
+            ("mode", &mode),
+        ] {
+            s.extras.extend(v.clone().map(|v| (k.to_string(), v)));
+        }
+    } else if kind == SourceType::Nvme {
+        let managed = spec
+            .managed
+            .map(|m| if m { "yes" } else { "no" }.to_string());
+        let namespace = spec.namespace.map(|n| n.to_string());
+        for (k, v) in [
+            ("managed", &managed),
+            ("namespace", &namespace),
+            ("pci", &spec.pci),
+        ] {
+            s.extras.extend(v.clone().map(|v| (k.to_string(), v)));
+        }
     } else {
         s.path = spec.path.clone();
     }
@@ -426,7 +509,22 @@ fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {
 /// Attributes of `<source>` that say where the layer is (replaced by an
 /// edit); any other attribute (`index`, `tls`, `query`, …) is kept while
 /// the type stays the same.
-const LOCATION_ATTRS: [&str; 5] = ["file", "dev", "dir", "protocol", "name"];
+const LOCATION_ATTRS: [&str; 11] = [
+    "file",
+    "dev",
+    "dir",
+    "protocol",
+    "name",
+    "pool",
+    "volume",
+    "mode",
+    "type",
+    "managed",
+    "namespace",
+];
+
+/// Children of `<source>` that say where the layer is (replaced by an edit).
+const LOCATION_CHILDREN: [&str; 2] = ["host", "address"];
 
 /// What a `<source>` keeps when its layer changes type: the attributes and
 /// children every type may have (the rest belongs to the old type: a
@@ -463,6 +561,18 @@ fn new_source(
         SourceType::File => attrs.push(("file".into(), s.path.clone().unwrap_or_default())),
         SourceType::Block => attrs.push(("dev".into(), s.path.clone().unwrap_or_default())),
         SourceType::Dir => attrs.push(("dir".into(), s.path.clone().unwrap_or_default())),
+        SourceType::Volume => {
+            for k in ["pool", "volume", "mode"] {
+                attrs.extend(s.extra(k).map(|v| (k.to_string(), v.to_string())));
+            }
+        }
+        SourceType::Nvme => {
+            attrs.push(("type".into(), "pci".into()));
+            for k in ["managed", "namespace"] {
+                attrs.extend(s.extra(k).map(|v| (k.to_string(), v.to_string())));
+            }
+            kids.extend(super::write::nvme_address(&s));
+        }
         _ => {
             attrs.extend(s.protocol.clone().map(|p| ("protocol".to_string(), p)));
             attrs.extend(s.name.clone().map(|n| ("name".to_string(), n)));
@@ -495,7 +605,8 @@ fn new_source(
     }
     kids.extend(
         kept_children(doc, old, |c| {
-            c.name == "host" || (!same_type && !KEPT_ACROSS_TYPES.contains(&c.name.as_str()))
+            LOCATION_CHILDREN.contains(&c.name.as_str())
+                || (!same_type && !KEPT_ACROSS_TYPES.contains(&c.name.as_str()))
         })
         .into_iter()
         .map(|(_, t)| t),

@@ -71,6 +71,21 @@ fn attr(o: &mut String, k: &str, v: &str) {
 /// The `<source>` element of a layer, one line per element as libvirt
 /// writes it; `pad` is the indentation of the `<source>` line itself and
 /// `unit` one level.
+/// An nvme source's `<address domain bus slot function/>` from its `pci`
+/// extra (`DDDD:BB:SS.F`).
+pub fn nvme_address(s: &StorageSource) -> Option<String> {
+    let pci = s.extra("pci")?;
+    let parts: Vec<&str> = pci.split([':', '.']).collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut e = String::from("<address");
+    for (k, v) in ["domain", "bus", "slot", "function"].iter().zip(&parts) {
+        attr(&mut e, k, &format!("0x{v}"));
+    }
+    Some(e + "/>")
+}
+
 pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
     let mut o = String::from("<source");
     let ex = |k: &str| s.extra(k);
@@ -130,16 +145,7 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
                     attr(&mut o, k, v);
                 }
             }
-            if let Some(pci) = ex("pci") {
-                let parts: Vec<&str> = pci.split([':', '.']).collect();
-                if parts.len() == 4 {
-                    let mut e = String::from("<address");
-                    for (k, v) in ["domain", "bus", "slot", "function"].iter().zip(&parts) {
-                        attr(&mut e, k, &format!("0x{v}"));
-                    }
-                    kids.push(e + "/>");
-                }
-            }
+            kids.extend(nvme_address(s));
         }
     }
     if let (Some(off), Some(size)) = (ex("offset"), ex("size")) {
