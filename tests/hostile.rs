@@ -9,27 +9,76 @@ use backing_chain::limits;
 use backing_chain::xml::{self, Options};
 use proptest::prelude::*;
 
+mod common;
+use common::fuzz_input::FuzzFile;
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// Every committed header fixture (all formats), as seeds for mutation.
-fn seeds() -> Vec<Vec<u8>> {
+/// The probe fuzz target's seeds (`fuzz/corpus/probe/`: an image of every
+/// format and variant qemu-img makes, and spec-built headers for the rest,
+/// see `fuzz/make-probe-seeds.mjs`) and the committed qcow2 header fixtures,
+/// each as a whole file (sparse seeds decoded, up to 4 MiB).
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(load_seeds)
+}
+
+fn load_seeds() -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    let mut dirs = vec![std::path::PathBuf::from(FIXTURES)];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if !matches!(
-                p.extension().and_then(|x| x.to_str()),
-                Some("json" | "md" | "xml")
-            ) {
-                out.push(std::fs::read(&p).unwrap());
+    for dir in ["fuzz/corpus/probe", "tests/fixtures/qcow2"] {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| !matches!(p.extension().and_then(|x| x.to_str()), Some("json" | "md")))
+            .collect();
+        names.sort();
+        for p in names {
+            let bytes = std::fs::read(&p).unwrap();
+            if dir.starts_with("fuzz") {
+                let f = FuzzFile::parse(&bytes).expect("a seed in the fuzz layout");
+                out.push(f.read(0, f.len.min(4 << 20)));
+            } else {
+                out.push(bytes);
             }
         }
     }
-    assert!(!out.is_empty());
     out
+}
+
+/// The seeds cover every format the core reads (so mutating them exercises
+/// every parser, not only qcow2).
+#[test]
+fn seeds_cover_every_format() {
+    let mut formats: Vec<String> = seeds()
+        .iter()
+        .filter_map(|s| probe(s, true).0.ok())
+        .map(|i| i.format.to_string())
+        .collect();
+    formats.sort();
+    formats.dedup();
+    for f in [
+        "qcow2",
+        "qcow",
+        "cow",
+        "qed",
+        "vmdk",
+        "vpc",
+        "vhdx",
+        "vdi",
+        "parallels",
+        "luks",
+        "iso",
+        "dmg",
+        "bochs",
+        "cloop",
+    ] {
+        assert!(
+            formats.iter().any(|g| g == f),
+            "no seed probes as {f}: {formats:?}"
+        );
+    }
 }
 
 /// Probe `file` through the loop; count the bytes asked for.
@@ -49,26 +98,48 @@ fn probe(file: &[u8], len_known: bool) -> (Result<ImageInfo, String>, u64) {
 
 const BOUND: u64 = limits::MAX_ROUNDS as u64 * limits::MAX_READ;
 
+/// The ranges a probe of `file` reads, cut at its end.
+fn read_ranges(file: &[u8]) -> Vec<(usize, usize)> {
+    let mut ranges = Vec::new();
+    let _ = image::probe_with(
+        Some(file.len() as u64),
+        |off, n| -> Result<Vec<u8>, Infallible> {
+            let s = (off as usize).min(file.len());
+            let e = (off.saturating_add(n) as usize).min(file.len());
+            ranges.push((s, e - s));
+            Ok(file[s..e].to_vec())
+        },
+    );
+    ranges
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// Cut anywhere: in the first 8 KiB, or anywhere in the file (VHDX
+    /// metadata lies megabytes in; footers at the end).
     #[test]
-    fn truncated_seed_never_panics(seed in 0usize..64, cut in 0usize..8192, known in any::<bool>()) {
+    fn truncated_seed_never_panics(seed in 0usize..64, cut in 0usize..8192, far in any::<bool>(), known in any::<bool>()) {
         let seeds = seeds();
         let s = &seeds[seed % seeds.len()];
+        let cut = if far { cut * 512 % (s.len() + 1) } else { cut };
         let file = &s[..cut.min(s.len())];
         let (_, asked) = probe(file, known);
         prop_assert!(asked <= BOUND);
     }
 
+    /// Random edits of the bytes the probe reads (offsets, lengths, counts,
+    /// magic): each edit picks one of the ranges read from the intact seed.
     #[test]
-    fn mutated_seed_bounded(seed in 0usize..64, edits in proptest::collection::vec((0usize..4096, any::<u8>()), 1..16), known in any::<bool>()) {
+    fn mutated_seed_bounded(seed in 0usize..64, edits in proptest::collection::vec((any::<usize>(), any::<usize>(), any::<u8>()), 1..16), known in any::<bool>()) {
         let seeds = seeds();
         let mut file = seeds[seed % seeds.len()].clone();
-        for (at, v) in edits {
-            if !file.is_empty() {
-                let i = at % file.len();
-                file[i] = v;
+        let ranges = read_ranges(&file);
+        for (r, at, v) in edits {
+            if let Some(&(off, n)) = ranges.get(r % ranges.len().max(1)) {
+                if n > 0 {
+                    file[off + at % n] = v;
+                }
             }
         }
         let (r, asked) = probe(&file, known);

@@ -2,6 +2,8 @@
 //! tools (qemu-img, xmllint with libvirt's schemas).
 #![allow(dead_code)]
 
+pub mod fuzz_input;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
