@@ -714,19 +714,23 @@ fn vmdk_backing_identity() {
 
 /// Probe an in-memory file; `known_len` false hides the length (short reads
 /// at the end reveal it). Returns the facts or the error, and bytes read.
+/// Probe `file` from memory; also the bytes the probe asked for (what it
+/// would have read from a file long enough), whether it succeeds or not.
 fn probe_mem(
     file: &[u8],
     known_len: bool,
 ) -> (Result<ImageInfo, backing_chain::image::ProbeError>, u64) {
     let len = file.len() as u64;
+    let mut asked = 0u64;
     let r = probe_with(known_len.then_some(len), |o, l| -> Result<Vec<u8>, ()> {
+        asked += l;
         let s = o.min(len) as usize;
         let e = o.saturating_add(l).min(len) as usize;
         Ok(file[s..e].to_vec())
     });
     match r {
-        Ok((i, n)) => (Ok(i), n),
-        Err(ProbeOrIo::Probe(e)) => (Err(e), 0),
+        Ok((i, _)) => (Ok(i), asked),
+        Err(ProbeOrIo::Probe(e)) => (Err(e), asked),
         Err(ProbeOrIo::Io(())) => unreachable!(),
     }
 }
