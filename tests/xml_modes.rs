@@ -291,17 +291,20 @@ fn volumes_become_disks_and_gluster_urls_network_sources() {
         &Options::default(),
     )
     .unwrap();
+    // The RFC's gluster volume as a disk: each URL becomes the source libvirt
+    // makes of the same URL as a backing name (gluster's default port 24007,
+    // as in tests/backing_names.rs), in libvirt's disk layout.
     assert_eq!(
         out.xml,
         "<disk type='network' device='disk'>
   <driver name='qemu' type='qcow2'/>
   <source protocol='gluster' name='vol1/img3'>
-    <host name='localhost'/>
+    <host name='localhost' port='24007'/>
   </source>
   <backingStore type='network' index='1'>
     <format type='qcow2'/>
     <source protocol='gluster' name='vol1/img2'>
-      <host name='localhost'/>
+      <host name='localhost' port='24007'/>
     </source>
   </backingStore>
   <target dev='vda' bus='virtio'/>

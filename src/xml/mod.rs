@@ -252,7 +252,7 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         let fmt = top.info().map_or(Format::Raw, |i| i.format);
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
         let bc = backing_chain(forest, ci, opts.base_dir.as_deref());
-        flag_relative(&top_path, &bc, &mut diagnostics);
+        flag_schema_gaps(&top_path, &bc, &mut diagnostics);
         let top_layer = Layer {
             source: StorageSource::file(top_path.clone()),
             format: None,
@@ -283,6 +283,35 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         diagnostics,
         mismatch: false,
     }
+}
+
+/// What libvirt's parser takes but its RelaxNG schema (so `virsh define
+/// --validate`) refuses: relative paths, `ssh` layers (the schema has no ssh
+/// disks; libvirt writes them in status XML), `nfs` layers without an
+/// `<identity>` (the schema requires one; libvirt's own output omits it).
+fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
+    for l in &bc.layers {
+        let s = &l.source;
+        let name = s.name.as_deref().unwrap_or("");
+        match s.protocol.as_deref() {
+            Some("ssh") if s.kind == source::SourceType::Network => out.push(Diagnostic::warning(
+                "schema-refuses-ssh",
+                format!("the layer ssh '{name}': libvirt's schema has no ssh disk source, so `virsh define --validate` refuses this chain (libvirt's parser takes it)"),
+            )),
+            Some("nfs")
+                if s.kind == source::SourceType::Network
+                    && s.extra("user").is_none()
+                    && s.extra("group").is_none() =>
+            {
+                out.push(Diagnostic::warning(
+                    "schema-needs-nfs-identity",
+                    format!("the layer nfs '{name}' has no <identity user group>: libvirt's schema requires one, so `virsh define --validate` refuses this chain (libvirt's parser takes it)"),
+                ))
+            }
+            _ => {}
+        }
+    }
+    flag_relative(top, bc, out);
 }
 
 fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
@@ -550,7 +579,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             {
                 return None;
             }
-            flag_relative(src_path.as_deref().unwrap_or("/"), bc, diags);
+            flag_schema_gaps(src_path.as_deref().unwrap_or("/"), bc, diags);
             let mut text = String::new();
             let idx = indices_for(el, bc.layers.len(), replaced);
             write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);

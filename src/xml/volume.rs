@@ -13,26 +13,28 @@ use crate::diag::Diagnostic;
 use crate::source::{self, Host, SourceType, StorageSource};
 
 /// A volume path as a domain source. `vol_type` is the volume's `type`.
+/// A URL path is read as libvirt reads the same URL as a backing name
+/// (transports, default ports, IPv6, percent-decoding).
 pub fn path_source(path: &str, vol_type: Option<&str>) -> StorageSource {
     if let Some((scheme, rest)) = path.split_once("://") {
+        if let Ok(p) = source::parse_backing_name(path) {
+            if p.source.kind == SourceType::Network {
+                return p.source;
+            }
+        }
+        // A URL libvirt would not take as a backing name: its parts as they are.
         let (authority, name) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse().ok()),
-            _ => (authority, None),
-        };
         return StorageSource {
             kind: SourceType::Network,
             protocol: Some(scheme.to_string()),
             name: Some(name.to_string()),
-            hosts: if host.is_empty() {
-                Vec::new()
-            } else {
-                vec![Host {
-                    name: Some(host.to_string()),
-                    port,
+            hosts: (!authority.is_empty())
+                .then(|| Host {
+                    name: Some(authority.to_string()),
                     ..Default::default()
-                }]
-            },
+                })
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
     }
