@@ -60,8 +60,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(disk / 512 * 512);
-    info.cluster_size = Some(u64::from(extent));
-    info.dirty_flag = Some(false);
     info.header = Some(json!({
         "version": if version == V1 { 1 } else { 2 },
         "header-size": le_u32(b, 68),
