@@ -104,7 +104,10 @@ fn flat_form_puts_every_layer_under_the_disk() {
             ]
         );
     }
-    // The design sketch's example, element for element.
+    // Derived by hand from the flat grammar in src/xml/mod.rs (the RFC's
+    // depth-first list with <alias name parent>): each layer's alias first,
+    // names ROOT[index], the terminator an alias with a parent only, and
+    // every other child of the disk where it was.
     let vda = &disk_elements(&flat)[0];
     let expected = "<disk type='file' device='disk'>
       <driver name='qemu' type='qcow2' cache='none'/>
