@@ -10,12 +10,18 @@
 
 import * as firstGlue from './pkg/backing_chain.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
-import { h, humanSize, formatCount, highlightXml, bytePosition, copyText, SEVERITY_ICON } from './render.js';
+import { h, humanSize, formatCount, highlightXml, xmlPieces, whenNear, bytePosition, copyText, SEVERITY_ICON } from './render.js';
 import { CSS } from './editor-style.js';
 
 const TAG = 'backing-chain-editor';
 /** From this many images on, rows off screen are not laid out. */
 const MANY_IMAGES = 200;
+// Large results are rendered only near the screen: the XML in pieces of
+// lines (over 4), the chains in the XML (over 2) and the diagnostics (over 4)
+// in groups.
+const XML_PIECE = 100;
+const DISK_GROUP = 20;
+const DIAG_GROUP = 50;
 let wasmUrl = null;
 let loading = null;
 
@@ -545,7 +551,7 @@ export class BackingChainEditor extends HTMLElement {
     const images = entries.filter((e) => !isDocument(e.path));
     for (const d of docs.filter((x) => /\.json$/i.test(x.path))) {
       try {
-        const names = await this.addQemuImgJson(await readText(d.file));
+        const names = await this.addQemuImgJson(await readText(await d.file));
         this._notice(`${d.path}: ${names.length} image${names.length === 1 ? '' : 's'} from qemu-img JSON.`);
       } catch (e) {
         this._notice(`${d.path}: ${e.message}`);
@@ -554,14 +560,15 @@ export class BackingChainEditor extends HTMLElement {
     const xmlDocs = docs.filter((x) => !/\.json$/i.test(x.path));
     for (const d of xmlDocs.slice(0, 1)) {
       try {
-        const text = await readText(d.file);
+        const text = await readText(await d.file);
         this.domainXml = text;
       } catch (e) {
         this._notice(`${d.path}: ${e.message}`);
       }
     }
     if (xmlDocs.length > 1) this._notice(`Only the first XML document is used (${xmlDocs.length} dropped).`);
-    await this._probe(images.map((e) => ({ name: e.path, size: e.file.size, reader: blobReader(e.file) })));
+    // The size (a round trip in Chromium) is asked for in the probe, among other reads.
+    await this._probe(images.map((e) => ({ name: e.path, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
   }
 
   /** Queue images for probing; concurrent calls are coalesced into one run
@@ -612,7 +619,7 @@ export class BackingChainEditor extends HTMLElement {
           this._done = base + n;
           this._showProgress();
         });
-        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: jobs[i].size, job: jobs[i] }));
+        results.forEach((r, i) => this._meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: r.size, job: jobs[i] }));
         this._update();
         for (const w of waiters) w.ok();
       } catch (e) {
@@ -654,11 +661,15 @@ export class BackingChainEditor extends HTMLElement {
   /** Recompute forest + XML from the core and re-render everything. */
   _update() {
     if (!this._session) return;
+    this._safely(() => this._render());
+  }
+
+  /** A panic in the core (a bug) is reported and recovered from by
+   *  _panicked / _rebuild; anything else is a bug here: say so. */
+  _safely(fn) {
     try {
-      this._render();
+      fn();
     } catch (e) {
-      // A panic in the core (a bug) is reported and recovered from by
-      // _panicked / _rebuild; anything else is a bug here: say so.
       if (e instanceof CorePanic) return;
       this._showLoadError(new WasmLoadError('internal', 'Internal error in the backing-chain editor; what is shown is the last good state.', String(e?.message ?? e)));
     }
@@ -975,28 +986,41 @@ export class BackingChainEditor extends HTMLElement {
     }
   }
 
+  /** Per disk of the document edits apply to (validate: of the domain XML):
+   *  the diff with the images, its description and seclabels; once per render. */
+  _view() {
+    if (this._chainView !== undefined) return this._chainView;
+    this._chainView = null;
+    try {
+      const eff = this._effectiveDoc();
+      const doc = this._mode === 'validate' && this._goodDomain ? this._goodDomain : eff;
+      if (doc) this._chainView = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+    } catch (e) {
+      if (e instanceof CorePanic) throw e;
+      this._els.chainsError.hidden = false;
+      this._els.chainsError.textContent ||= String(e?.message ?? e); // an edit's refusal first
+    }
+    return this._chainView;
+  }
+
   _renderChains() {
     const { chainsBody, chainsNote, replace, chainsError } = this._els;
     const validate = this._mode === 'validate';
-    let view = null;
-    let error = null;
-    try {
-      const eff = this._effectiveDoc();
-      const doc = validate && this._goodDomain ? this._goodDomain : eff;
-      if (doc) view = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
-    } catch (e) {
-      if (e instanceof CorePanic) throw e;
-      error = String(e?.message ?? e);
-    }
-    this._chainView = view;
+    this._diskSeen?.disconnect();
+    // Many disks: a group is rendered near the screen, or at once if it was
+    // on screen or has the focus or the edit form.
+    const disks = (this._output?.xml.match(/<disk[\s/>]/g) ?? []).length;
+    const lazy = disks > 2 * DISK_GROUP;
+    chainsError.hidden = !this._editError;
+    chainsError.textContent = this._editError ? `The edit was refused: ${this._editError}` : '';
+    this._chainView = undefined;
+    const view = lazy ? null : this._view();
     replace.hidden = !(validate && this._output?.mismatch);
-    chainsNote.textContent = !view
+    chainsNote.textContent = !view && !lazy
       ? 'No disk yet: drop images or give a domain XML.'
       : validate
         ? 'Validate: each chain as the XML states it, next to what the image headers say; differences are marked.'
         : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
-    chainsError.hidden = !(error || this._editError);
-    chainsError.textContent = this._editError ? `The edit was refused: ${this._editError}` : (error ?? '');
     // Keep the keyboard focus across the re-render (the same control, else its disk),
     // so that Ctrl+Z right after an edit still reaches the element.
     const active = this.shadowRoot.activeElement;
@@ -1006,11 +1030,36 @@ export class BackingChainEditor extends HTMLElement {
     } else if (active && chainsBody.contains(active)) {
       keep = { disk: active.closest('[data-disk]')?.dataset.disk };
     }
-    if (!view) {
+    if (lazy) {
+      const now = new Set(this._groupsShown);
+      for (const d of [keep?.disk, this._editing?.disk]) if (d != null) now.add(Math.floor(d / DISK_GROUP));
+      const shown = (this._groupsShown = new Set());
+      this._diskSeen = new IntersectionObserver(
+        (entries) =>
+          this._safely(() => {
+            for (const { target, isIntersecting } of entries) {
+              const g = Number(target.dataset.group);
+              if (!isIntersecting) shown.delete(g);
+              else {
+                shown.add(g);
+                if (!target.dataset.filled) this._fillGroup(target, g);
+              }
+            }
+          }),
+        { rootMargin: '100% 0px' },
+      );
+      chainsBody.replaceChildren(
+        ...Array.from({ length: Math.ceil(disks / DISK_GROUP) }, (_, g) => {
+          const box = h('div', { class: 'disk-group', 'data-group': g });
+          if (now.has(g)) this._fillGroup(box, g);
+          this._diskSeen.observe(box);
+          return box;
+        }),
+      );
+    } else if (!view) {
       chainsBody.replaceChildren();
       return;
-    }
-    chainsBody.replaceChildren(...view.diff.map((d) => this._diskView(d, view.desc[d.disk], validate)));
+    } else chainsBody.replaceChildren(...view.diff.map((d) => this._diskView(d, view.desc[d.disk], validate)));
     if (keep && !this._editing) {
       const disk = chainsBody.querySelector(`[data-disk="${Number(keep.disk) || 0}"]`) ?? chainsBody.querySelector('[data-disk]');
       let target = null;
@@ -1020,6 +1069,13 @@ export class BackingChainEditor extends HTMLElement {
       target ??= disk?.querySelector('h3');
       target?.focus();
     }
+  }
+
+  /** Renders group `g` of the disks (counted with any `<disk` in comments: never fewer). */
+  _fillGroup(box, g) {
+    const view = this._view();
+    box.dataset.filled = '1';
+    if (view) box.replaceChildren(...view.diff.slice(g * DISK_GROUP, (g + 1) * DISK_GROUP).map((d) => this._diskView(d, view.desc[d.disk], this._mode === 'validate')));
   }
 
   _diskView(d, desc, validate) {
@@ -1244,7 +1300,8 @@ export class BackingChainEditor extends HTMLElement {
     if (!f.images.length) return;
     const selectedExists = f.images.some((im) => im.filename === this._selected);
     if (!selectedExists) this._selected = null;
-    let first = null;
+    const items = [];
+    const all = document.createDocumentFragment();
     f.chains.forEach((chain, ci) => {
       // Diagnostics of this chain, attached to the layer they name.
       const perLayer = new Map();
@@ -1253,28 +1310,28 @@ export class BackingChainEditor extends HTMLElement {
         if (!perLayer.has(o)) perLayer.set(o, []);
         perLayer.get(o).push(d);
       }
-      let parentGroup = tree;
+      let parentGroup = all;
       chain.layers.forEach((idx, depth) => {
         const key = `${ci}/${depth}`;
         const item = this._treeItem(idx, depth + 1, key, perLayer.get(idx) ?? [], depth === 0 ? chain : null);
+        // Every layer has children: the next layer, or how the chain ends.
+        const open = !this._collapsed.has(key);
+        item.setAttribute('aria-expanded', String(open));
+        item.firstChild.firstChild.textContent = open ? '▾' : '▸';
         parentGroup.append(item);
-        first ??= item;
+        items.push(item);
         const group = h('ul', { role: 'group' });
         item.append(group);
         parentGroup = group;
       });
       // How the chain ends.
-      parentGroup.append(this._endItem(chain, chain.layers.length + 1, `${ci}/end`));
+      const end = this._endItem(chain, chain.layers.length + 1, `${ci}/end`);
+      parentGroup.append(end);
+      items.push(end);
     });
-    for (const li of tree.querySelectorAll('li[role=treeitem]')) {
-      const hasKids = !!li.querySelector(':scope > ul[role=group]');
-      if (hasKids) li.setAttribute('aria-expanded', String(!this._collapsed.has(li.dataset.key)));
-      const tw = li.querySelector(':scope > .row > .twisty');
-      if (tw) tw.textContent = hasKids ? (this._collapsed.has(li.dataset.key) ? '▸' : '▾') : '';
-    }
+    tree.append(all);
     // Roving tabindex: the focused, else the selected, else the first item.
-    const items = [...tree.querySelectorAll('li[role=treeitem]')];
-    const target = items.find((i) => i.dataset.key === focusedKey) ?? items.find((i) => i.getAttribute('aria-selected') === 'true') ?? first;
+    const target = items.find((i) => i.dataset.key === focusedKey) ?? items.find((i) => i.getAttribute('aria-selected') === 'true') ?? items[0];
     for (const i of items) i.tabIndex = i === target ? 0 : -1;
     if (focusedKey && target) target.focus();
   }
@@ -1549,7 +1606,36 @@ export class BackingChainEditor extends HTMLElement {
 
   _renderXml() {
     const xml = this._output?.xml ?? '';
-    this._els.xmlCode.replaceChildren(xml ? highlightXml(xml) : document.createTextNode('(no images and no domain XML yet)'));
+    const code = this._els.xmlCode;
+    this._xmlSeen?.disconnect();
+    const lit = this._xmlLit ?? new Map(); // highlighted pieces, by text
+    this._xmlLit = null;
+    if (!xml) code.replaceChildren('(no images and no domain XML yet)');
+    else if (xml.split('\n', 4 * XML_PIECE + 1).length <= 4 * XML_PIECE) code.replaceChildren(highlightXml(xml));
+    else {
+      // All the text at once (find, selection); highlighted near view, the
+      // pieces highlighted before are kept (no flicker after an edit).
+      const now = (this._xmlLit = new Map());
+      const show = (p) => {
+        now.set(p.textContent, p);
+        p.replaceChildren(highlightXml(p.textContent));
+        p.lit = true;
+      };
+      const pieces = xmlPieces(xml, XML_PIECE).map((text) => {
+        const old = lit.get(text);
+        lit.delete(text);
+        if (old) {
+          now.set(text, old);
+          return old;
+        }
+        const piece = h('span', { class: 'piece' }, text);
+        piece.style.setProperty('--lines', text.split('\n').length);
+        return piece;
+      });
+      if (!now.size) show(pieces[0]); // a new result shows its top
+      code.replaceChildren(...pieces);
+      this._xmlSeen = whenNear(pieces.filter((p) => !p.lit), show, this._els.xmlPre);
+    }
     this._els.flatNote.hidden = this._layout !== 'flat';
     this._els.xmlStale.hidden = !this._xmlError;
     this._els.copyXml.disabled = !xml;
@@ -1622,26 +1708,33 @@ export class BackingChainEditor extends HTMLElement {
     const order = { error: 0, warning: 1, info: 2 };
     all.sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3));
     const list = this._els.diagList;
-    list.replaceChildren(
-      ...all.map((d) =>
+    const item = (d) =>
+      h(
+        'li',
+        { 'data-code': d.code },
         h(
-          'li',
-          { 'data-code': d.code },
-          h(
-            'button',
-            {
-              type: 'button',
-              onclick: () => {
-                const i = f.images.findIndex((im) => im.filename === d.image);
-                if (i >= 0) this._select(i);
-              },
+          'button',
+          {
+            type: 'button',
+            onclick: () => {
+              const i = f.images.findIndex((im) => im.filename === d.image);
+              if (i >= 0) this._select(i);
             },
-            h('span', { class: `sev ${d.severity}` }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`),
-            h('span', null, d.message, ' ', h('span', { class: 'code' }, `(${d.code})`)),
-          ),
+          },
+          h('span', { class: `sev ${d.severity}` }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`),
+          h('span', null, d.message, ' ', h('span', { class: 'code' }, `(${d.code})`)),
         ),
-      ),
-    );
+      );
+    this._diagSeen?.disconnect();
+    if (all.length <= 4 * DIAG_GROUP) list.replaceChildren(...all.map(item));
+    else {
+      const groups = Array.from({ length: Math.ceil(all.length / DIAG_GROUP) }, (_, g) => h('li', { class: 'pending', 'aria-hidden': 'true', 'data-group': g }));
+      list.replaceChildren(...groups);
+      this._diagSeen = whenNear(groups, (li) => {
+        const g = Number(li.dataset.group);
+        li.replaceWith(...all.slice(g * DIAG_GROUP, (g + 1) * DIAG_GROUP).map(item));
+      });
+    }
     this._els.diagEmpty.hidden = all.length > 0;
     return all;
   }

@@ -147,6 +147,8 @@ fieldset.seg label:has(input:focus-visible) { outline: 2px solid var(--_focus); 
 .note { font-size: .9em; color: var(--_warning); margin: 0 0 .5rem; }
 .note[hidden] { display: none; }
 pre.xml { margin: 0; padding: .6rem; background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); overflow: auto; max-height: 32rem; font: 12.5px/1.5 var(--_mono); tab-size: 2; }
+/* Pieces of a large XML: as wide as their lines (paint containment clips). */
+pre.xml .piece { display: block; width: max-content; min-width: 100%; content-visibility: auto; contain-intrinsic-block-size: auto calc(var(--lines) * 1.5em); }
 .x-tag { color: var(--_x-tag); }
 .x-attr { color: var(--_x-attr); }
 .x-value { color: var(--_x-value); }
@@ -166,10 +168,12 @@ pre.xml { margin: 0; padding: .6rem; background: var(--_bg); border: 1px solid v
 .diags .sev.error { color: var(--_error); }
 .diags .sev.warning { color: var(--_warning); }
 .diags .sev.info { color: var(--_info); }
+.diags li.pending { min-height: 100rem; }
 .diags .code { font-family: var(--_mono); font-size: .85em; color: var(--_muted); }
 .linkish { all: unset; cursor: pointer; color: var(--_accent); text-decoration: underline; overflow-wrap: anywhere; }
 .linkish:focus-visible { outline: 2px solid var(--_focus); }
 .chains .disk { margin-top: .6rem; }
+.chains .disk-group:empty { min-height: 320rem; }
 .chains h3 { font-size: .95rem; margin: .2rem 0 .4rem; display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; overflow-wrap: anywhere; }
 .chains h4 { font-size: .9rem; margin: 0 0 .3rem; }
 .chains .table-wrap { overflow-x: auto; }

@@ -7,9 +7,10 @@ const MAX_ROUNDS = 64;
 /** Upper bound on one read (the core caps its requests lower). */
 const MAX_READ = 16 * 1024 * 1024;
 
-/** A reader over a Blob/File: (offset, length) → Promise<Uint8Array>. */
-export function blobReader(blob) {
+/** A reader over a Blob/File (or a promise of one): (offset, length) → Promise<Uint8Array>. */
+export function blobReader(file) {
   return async (offset, length) => {
+    const blob = await file;
     const end = Math.min(blob.size, offset + length);
     if (offset >= end) return new Uint8Array(0);
     return new Uint8Array(await blob.slice(offset, end).arrayBuffer());
@@ -18,9 +19,9 @@ export function blobReader(blob) {
 
 /**
  * Run the probe loop for one image against a wasm `Session`.
- * `size` is the file length or -1 when unknown. Resolves to
- * `{ name, bytesRead, reads, result }` where `result` is the core's last
- * answer (`{info}` or `{error}`); a reader failure adds the image as
+ * `size` is the file length or -1 when unknown (or a promise of it). Resolves
+ * to `{ name, size, bytesRead, reads, result }` where `result` is the core's
+ * last answer (`{info}` or `{error}`); a reader failure adds the image as
  * unreadable and resolves with `{error}`.
  */
 export async function probeImage(session, name, size, reader) {
@@ -28,9 +29,10 @@ export async function probeImage(session, name, size, reader) {
   let bytesRead = 0;
   let reads = 0;
   try {
+    size = await size;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const answer = session.probe(name, size, chunks);
-      if (!answer.need) return { name, bytesRead, reads, result: answer };
+      if (!answer.need) return { name, size, bytesRead, reads, result: answer };
       for (const { offset, len } of answer.need) {
         const want = Math.min(len, MAX_READ);
         const got = await reader(offset, want);
@@ -45,7 +47,7 @@ export async function probeImage(session, name, size, reader) {
   } catch (e) {
     const message = `cannot read: ${e && e.message ? e.message : String(e)}`;
     session.addUnreadable(name, message);
-    return { name, bytesRead, reads, result: { error: message } };
+    return { name, size: typeof size === 'number' ? size : -1, bytesRead, reads, result: { error: message } };
   }
 }
 
@@ -59,6 +61,13 @@ export function collectDrop(dataTransfer) {
   const entries = [];
   const loose = [];
   const items = dataTransfer.items ? Array.from(dataTransfer.items) : [];
+  // Chromium: webkitGetAsEntry and File.size cost a synchronous round trip
+  // to the browser each; handles do not, and their Files know their size.
+  const files = items.filter((i) => i.kind === 'file');
+  if (files.length && files.every((i) => i.getAsFileSystemHandle)) {
+    const plain = files.map((i) => i.getAsFile());
+    return Promise.all(files.map((i, n) => i.getAsFileSystemHandle().catch(() => plain[n]))).then(walkHandles);
+  }
   for (const item of items) {
     if (item.kind !== 'file') continue;
     const entry = typeof item.webkitGetAsEntry === 'function' ? item.webkitGetAsEntry() : null;
@@ -101,6 +110,25 @@ async function walkEntry(root, out) {
   }
 }
 
+/** Files under File System Access handles, `[{ file: Promise<File>, path }]`,
+ *  folders walked without recursion. */
+async function walkHandles(roots) {
+  const out = [];
+  const queue = roots.filter(Boolean).map((handle) => ({ handle, path: handle.name }));
+  for (let i = 0; i < queue.length; i++) {
+    const { handle, path } = queue[i];
+    if (handle instanceof File) out.push({ file: handle, path }); // refused a handle
+    else if (handle.kind === 'file') {
+      const file = handle.getFile();
+      file.catch(() => {}); // reported when read
+      out.push({ file, path });
+    } else if (handle.kind === 'directory') {
+      for await (const h of handle.values()) queue.push({ handle: h, path: `${path}/${h.name}` });
+    }
+  }
+  return out;
+}
+
 /** Files from an <input type=file> (webkitRelativePath for folder pickers). */
 export function filesFromList(fileList) {
   return Array.from(fileList, (file) => ({ file, path: file.webkitRelativePath || file.name }));
@@ -117,22 +145,26 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
   return file.text();
 }
 
-/** Probe many images in small parallel batches, yielding to the event loop
- *  between batches so the page stays responsive. `onProgress(done, total)`. */
-export async function probeMany(session, jobs, onProgress, { parallel = 32 } = {}) {
-  const results = [];
+/** Probe many images, `parallel` at a time (a pool: a slow file holds up
+ *  only its own slot), yielding to the event loop every 12 ms so the page
+ *  stays responsive. `onProgress(done, total)`. Results in `jobs` order. */
+export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {}) {
+  const results = new Array(jobs.length);
+  let next = 0;
   let done = 0;
   let lastYield = performance.now();
-  for (let i = 0; i < jobs.length; i += parallel) {
-    const batch = jobs.slice(i, i + parallel);
-    const got = await Promise.all(batch.map((j) => probeImage(session, j.name, j.size, j.reader)));
-    results.push(...got);
-    done += batch.length;
-    onProgress?.(done, jobs.length);
-    if (performance.now() - lastYield > 12) {
-      await new Promise((ok) => setTimeout(ok, 0));
-      lastYield = performance.now();
+  const slot = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      const j = jobs[i];
+      results[i] = await probeImage(session, j.name, j.size, j.reader);
+      onProgress?.(++done, jobs.length);
+      if (performance.now() - lastYield > 12) {
+        await new Promise((ok) => setTimeout(ok, 0));
+        lastYield = performance.now();
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, slot));
   return results;
 }

@@ -41,14 +41,18 @@ export function humanSize(n) {
   return `${s} ${UNITS[u]}`;
 }
 
+const COUNT = new Intl.NumberFormat('en');
 export function formatCount(n) {
-  return new Intl.NumberFormat('en').format(n);
+  return COUNT.format(n);
 }
+
+/** One XML token: a comment, PI, CDATA section, declaration or tag. */
+const TOKEN = /<!--[\s\S]*?(?:-->|$)|<\?[\s\S]*?(?:\?>|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<![^>]*>?|<\/?[^\s/>]+(?:\s+[^\s=/>]+(?:\s*=\s*(?:'[^']*'|"[^"]*"|[^\s>]*))?)*\s*\/?>?/g;
 
 /** Split XML text into highlighted spans (text nodes inside spans). */
 export function highlightXml(text) {
   const frag = document.createDocumentFragment();
-  const re = /<!--[\s\S]*?(?:-->|$)|<\?[\s\S]*?(?:\?>|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<![^>]*>?|<\/?[^\s/>]+(?:\s+[^\s=/>]+(?:\s*=\s*(?:'[^']*'|"[^"]*"|[^\s>]*))?)*\s*\/?>?/g;
+  const re = new RegExp(TOKEN);
   let at = 0;
   for (const m of text.matchAll(re)) {
     if (m.index > at) frag.append(document.createTextNode(text.slice(at, m.index)));
@@ -57,6 +61,41 @@ export function highlightXml(text) {
   }
   if (at < text.length) frag.append(document.createTextNode(text.slice(at)));
   return frag;
+}
+
+/** XML text in pieces of about `lines` lines, never cut inside a token: the
+ *  pieces highlight as the whole does. */
+export function xmlPieces(text, lines) {
+  const out = [];
+  const re = new RegExp(TOKEN);
+  const eol = (i) => (text.indexOf('\n', i) + 1 || text.length);
+  for (let start = 0, end = 0; start < text.length; start = end) {
+    for (let n = 0; n < lines && end < text.length; n++) end = eol(end);
+    // Past a token that runs over the cut, to the end of its line.
+    re.lastIndex = start;
+    for (let m; end < text.length && (m = re.exec(text)) && m.index < end; ) {
+      if (re.lastIndex > end) end = eol(re.lastIndex);
+    }
+    out.push(text.slice(start, end));
+  }
+  return out;
+}
+
+/** `show(el)` once each of `els` comes within a screen of view (of `root`, or the viewport). */
+export function whenNear(els, show, root = null) {
+  const io = new IntersectionObserver(
+    (entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) {
+          io.unobserve(e.target);
+          show(e.target);
+        }
+      }
+    },
+    { root, rootMargin: '100% 0px' },
+  );
+  for (const el of els) io.observe(el);
+  return io;
 }
 
 function span(cls, text) {

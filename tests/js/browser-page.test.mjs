@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
 import { haveQemuImg, makeChain, qemuImg, qemuInfo, forgetBackingFormat } from '../support/images.mjs';
+import { forestLayout, templates } from './bench-support.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 const ASSETS = new Set([
@@ -567,6 +568,8 @@ test('a folder drop reads every file inside; a shared base lists its overlays', 
   mkdirSync(join(d, 'sub'));
   copyFileSync(f.base, join(d, 'sub', 'lonely.qcow2'));
   const { page } = await openPage(t);
+  // Chromium's File System Access handles (the next test covers webkitGetAsEntry).
+  assert.equal(await page.evaluate(() => 'getAsFileSystemHandle' in DataTransferItem.prototype), true);
   await dropFiles(page, 'backing-chain-editor', [d]);
   await waitTree(page, 5);
   const tree = await treeOf(page);
@@ -582,7 +585,27 @@ test('a folder drop reads every file inside; a shared base lists its overlays', 
   await page.locator('backing-chain-editor li[data-image] > .row >> text=vm/base.qcow2').first().click();
   const details = await page.locator('backing-chain-editor .details').innerText();
   assert.match(details, /Overlays \(2\)\s+vm\/mid\.qcow2, vm\/other\.qcow2|Overlays \(2\)\s+vm\/other\.qcow2, vm\/mid\.qcow2/);
+  assert.match(details, /File size\s+\d+(\.\d)? KiB/);
   await page.screenshot({ path: join(ARTIFACTS, 'page-folder-shared-base.png'), fullPage: true });
+});
+
+test('without File System Access handles (other browsers) a drop of files and folders is read through webkitGetAsEntry', { skip }, async (t) => {
+  const d = subdir('entries/vm');
+  makeChain(d);
+  mkdirSync(join(d, 'sub'));
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, 'sub', 'lonely.qcow2'), '1G');
+  const loose = subdir('entries/loose');
+  qemuImg('create', '-q', '-f', 'qcow2', join(loose, 'alone.qcow2'), '1G');
+  const { page, events } = await openPage(t, '/', { init: () => delete DataTransferItem.prototype.getAsFileSystemHandle });
+  assert.equal(await page.evaluate(() => 'getAsFileSystemHandle' in DataTransferItem.prototype), false);
+  await dropFiles(page, 'backing-chain-editor', [d, join(loose, 'alone.qcow2')]);
+  await waitTree(page, 5);
+  const names = (await treeOf(page)).map((x) => `${x.level}:${x.name}`);
+  assert.deepEqual(names.sort(), ['1:alone.qcow2', '1:vm/sub/lonely.qcow2', '1:vm/top.qcow2', '2:vm/mid.qcow2', '3:vm/base.qcow2']);
+  // The file size came through (the details of the top say it).
+  await page.locator('backing-chain-editor li[data-image] > .row >> text=vm/top.qcow2').click();
+  assert.match(await page.locator('backing-chain-editor .details').innerText(), /File size\s+\d+(\.\d)? KiB/);
+  assert.deepEqual(events.errors, []);
 });
 
 test('narrow (360 px) and dark', { skip }, async (t) => {
@@ -619,6 +642,122 @@ test('dropping a domain XML file fills the editor', { skip }, async (t) => {
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('web1'));
   assert.equal(await page.locator('backing-chain-editor textarea').inputValue(), DOMAIN);
   assert.equal(xpath(await xmlText(page), "string(//disk/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
+});
+
+test('a large set (300 images, 180 chains): the tree is complete at once; the XML, the chains in the XML and the diagnostics appear as they come into view, with the right content', { skip }, async (t) => {
+  // Headers made by qemu-img (a base, and an overlay whose backing name is
+  // patched per image), read from memory through addImage.
+  const tpl = templates(subdir('large-tpl'));
+  const layout = forestLayout(300);
+  const tops = layout.filter((e) => !layout.some((o) => o.backing === e.name)).length;
+  const { page, events } = await openPage(t, '/', { init: xssWatch });
+  const b64 = (u8) => Buffer.from(u8).toString('base64');
+  await page.evaluate(
+    async ({ base, top, nameAt, layout }) => {
+      const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+      const el = document.querySelector('backing-chain-editor');
+      el.addEventListener('diagnostics', (e) => (window.__diags = e.detail));
+      await Promise.all(
+        layout.map((e) => {
+          let data = bytes(base.b64);
+          if (e.backing) {
+            data = bytes(top.b64);
+            data.set(new TextEncoder().encode(e.backing), nameAt);
+          }
+          return el.addImage(e.name, async (o, l) => data.slice(o, o + l), { size: e.backing ? top.size : base.size });
+        }),
+      );
+    },
+    { base: { b64: b64(tpl.base.bytes), size: tpl.base.size }, top: { b64: b64(tpl.top.bytes), size: tpl.top.size }, nameAt: tpl.nameAt, layout },
+  );
+  const el = page.locator('backing-chain-editor');
+  const state = () =>
+    el.evaluate((el) => {
+      const r = el.shadowRoot;
+      const pieces = [...r.querySelectorAll('pre.xml .piece')];
+      return {
+        tops: r.querySelectorAll('ul[role=tree] > li[role=treeitem][data-image]').length,
+        ends: r.querySelectorAll('ul[role=tree] li.end').length,
+        pieces: pieces.length,
+        lit: pieces.map((p) => (p.querySelector('.x-tag') ? 1 : 0)).join(''),
+        textIsXml: r.querySelector('pre.xml').textContent === el.getXml(),
+        groups: [...r.querySelectorAll('.chains .disk-group')].map((g) => g.querySelectorAll('.disk').length),
+        diags: r.querySelectorAll('.diags li:not(.pending)').length,
+        pending: r.querySelectorAll('.diags li.pending').length,
+      };
+    });
+  // The tree: every chain, each with how it ends.
+  let s = await state();
+  assert.equal(s.tops, tops);
+  assert.equal(s.ends, tops);
+  // The XML: all of its text is in the pane, in pieces; the top piece is
+  // highlighted, the last (far below the pane's visible part) not yet.
+  assert.ok(s.textIsXml);
+  assert.ok(s.pieces > 4, `${s.pieces} pieces`);
+  assert.equal(s.lit[0], '1');
+  assert.equal(s.lit[s.pieces - 1], '0');
+  // The chains in the XML: groups of 20 disks, none rendered far off screen.
+  assert.deepEqual(s.groups, Array(Math.ceil(tops / 20)).fill(0));
+  // The diagnostics (one relative-path warning per image): groups, not yet rendered.
+  assert.equal(s.diags, 0);
+  assert.equal(s.pending, Math.ceil(300 / 50));
+
+  // Scrolled to its end, the XML pane highlights the last piece, with the
+  // spans the whole document gets (pieces are never cut inside a tag).
+  await el.locator('pre.xml').evaluate((pre) => (pre.scrollTop = pre.scrollHeight));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml .piece:last-child .x-tag'));
+  const tail = await el.evaluate(async (el) => {
+    const { highlightXml } = await import('/render.js');
+    const spans = (nodes) => [...nodes].filter((n) => n.className).map((n) => `${n.className}:${n.textContent}`);
+    const whole = spans(highlightXml(el.getXml()).childNodes);
+    const last = spans(el.shadowRoot.querySelector('pre.xml .piece:last-child').childNodes);
+    return { last, whole: whole.slice(-last.length), pieces: [...el.shadowRoot.querySelectorAll('pre.xml .piece')].map((p) => p.textContent).join('') === el.getXml() };
+  });
+  assert.ok(tail.last.length > 50);
+  assert.deepEqual(tail.last, tail.whole);
+  assert.ok(tail.pieces);
+  assert.ok((await state()).textIsXml);
+
+  // The last group of disks, scrolled into view: its 20 disks, each row the
+  // layer the XML states (the XML's <source>s of that disk, below the top).
+  await el.locator('.chains .disk-group').last().scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains .disk-group:last-child .disk').length > 0);
+  const lastGroup = () =>
+    el.evaluate((el) => {
+      const disks = [...el.shadowRoot.querySelectorAll('.chains .disk-group:last-child .disk')];
+      const xml = el.getXml().split('<disk ').slice(1);
+      return disks.map((d) => ({
+        disk: Number(d.dataset.disk),
+        rows: [...d.querySelectorAll('td[data-field=place]')].map((td) => td.textContent).filter((x) => x !== '—'),
+        xml: [...xml[Number(d.dataset.disk)].matchAll(/<source file='([^']*)'/g)].map((m) => m[1]).slice(1),
+      }));
+    });
+  const before = await lastGroup();
+  assert.deepEqual(before.map((d) => d.disk), Array.from({ length: 20 }, (_, i) => tops - 20 + i));
+  for (const d of before) {
+    assert.ok(d.rows.length >= 2, JSON.stringify(d));
+    assert.deepEqual(d.rows, d.xml);
+  }
+  // An edit there works as on a small set: the layer goes from the XML and
+  // the table, the group stays rendered, the focus on the disk's controls.
+  await el.locator(`.chains .disk[data-disk="${tops - 1}"] tr[data-depth="1"] button[data-act=remove]`).click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').domainXml.includes('<domain'));
+  const after = await lastGroup();
+  assert.equal(after.length, 20);
+  assert.deepEqual(after.at(-1).rows, before.at(-1).rows.slice(1));
+  assert.deepEqual(after.at(-1).rows, after.at(-1).xml);
+  assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.closest('.disk')?.dataset.disk), String(tops - 1));
+
+  // The diagnostics, scrolled to their end: the last ones, as the event gave them.
+  await el.locator('.diags').evaluate((d) => d.scrollIntoView({ block: 'end' }));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.diags li:last-child:not(.pending)'));
+  const lastDiags = await el.evaluate((el) => [...el.shadowRoot.querySelectorAll('.diags li:not(.pending)')].slice(-3).map((li) => li.textContent));
+  const want = (await page.evaluate(() => window.__diags)).slice(-3).map((d) => `${d.message} (${d.code})`);
+  assert.equal(lastDiags.length, 3);
+  lastDiags.forEach((text, i) => assert.ok(text.endsWith(want[i]), `${text} / ${want[i]}`));
+  assert.deepEqual(events.errors, []);
+  // The estimated sizes of what is not rendered yet are set through CSSOM: no CSP report.
+  assert.deepEqual(await page.evaluate(() => window.__violations), []);
 });
 
 test('a 100 GiB image costs a few KiB: only Blob.slice ranges are read, never the whole file', { skip }, async (t) => {
