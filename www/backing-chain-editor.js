@@ -1224,7 +1224,7 @@ export class BackingChainEditor extends HTMLElement {
       return form;
     }
     const src = layer?.source ?? {};
-    const type = h('select', { id: `${id}-type`, name: 'type' }, ...['file', 'block', 'dir', 'network'].map((t) => h('option', { value: t }, t)));
+    const type = h('select', { id: `${id}-type`, name: 'type' }, ...['file', 'block', 'dir', 'network', 'volume', 'nvme'].map((t) => h('option', { value: t }, t)));
     type.value = ed.kind === 'edit' ? (layer?.type ?? 'file') : 'file';
     const v = (x) => (ed.kind === 'edit' ? x ?? '' : '');
     const path = h('input', { type: 'text', id: `${id}-path`, name: 'path', spellcheck: false, value: v(src.path), placeholder: '/var/lib/libvirt/images/base.qcow2' });
@@ -1237,9 +1237,24 @@ export class BackingChainEditor extends HTMLElement {
     format.value = ed.kind === 'edit' ? (layer?.format ?? '') : 'qcow2';
     const local = h('div', { class: 'field' }, h('label', { for: path.id }, 'Path'), path);
     const net = h('div', { class: 'field net' }, h('label', { for: protocol.id }, 'Protocol'), protocol, h('label', { for: name.id }, 'Name'), name, h('label', { for: hosts.id }, 'Hosts'), hosts);
+    // volume (pool, volume, mode) and nvme (PCI address, namespace, managed):
+    // the core keeps these in `extras`; an empty choice writes nothing.
+    const extra = Object.fromEntries(ed.kind === 'edit' ? src.extras ?? [] : []);
+    const input = (key, label, more) => {
+      const el = h('input', { type: 'text', id: `${id}-${key}`, name: key, spellcheck: false, value: extra[key] ?? '', ...more });
+      return [h('label', { for: el.id }, label), el];
+    };
+    const choice = (key, label, values) => {
+      const el = h('select', { id: `${id}-${key}`, name: key }, ...['', ...values].map((t) => h('option', { value: t }, t || '(none)')));
+      el.value = extra[key] ?? '';
+      return [h('label', { for: el.id }, label), el];
+    };
+    const vol = h('div', { class: 'field net' }, ...input('pool', 'Pool'), ...input('volume', 'Volume'), ...choice('mode', 'Mode', ['host', 'direct']));
+    const nvme = h('div', { class: 'field net' }, ...input('pci', 'PCI address', { placeholder: '0000:01:00.0' }), ...input('namespace', 'Namespace', { inputmode: 'numeric', placeholder: '1' }), ...choice('managed', 'Managed', ['yes', 'no']));
+    const groups = { network: net, volume: vol, nvme };
     const sync = () => {
-      net.hidden = type.value !== 'network';
-      local.hidden = type.value === 'network';
+      for (const [k, g] of Object.entries(groups)) g.hidden = type.value !== k;
+      local.hidden = type.value in groups;
     };
     type.addEventListener('change', sync);
     sync();
@@ -1251,6 +1266,8 @@ export class BackingChainEditor extends HTMLElement {
       h('div', { class: 'field' }, h('label', { for: type.id }, 'Type'), type, h('label', { for: format.id }, 'Format'), format),
       local,
       net,
+      vol,
+      nvme,
       h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, ed.kind === 'edit' ? 'Apply' : 'Insert'), cancel),
     );
     form.addEventListener('submit', (ev) => {
@@ -1267,6 +1284,10 @@ export class BackingChainEditor extends HTMLElement {
             const m = /^(.*?)(?::(\d+))?$/.exec(x);
             return { name: m[1], port: m[2] ? Number(m[2]) : null };
           });
+      } else if (type.value === 'volume' || type.value === 'nvme') {
+        const val = (k) => form.querySelector(`[name=${k}]`).value.trim() || null;
+        if (type.value === 'volume') Object.assign(layerSpec, { pool: val('pool'), volume: val('volume'), mode: val('mode') });
+        else Object.assign(layerSpec, { pci: val('pci'), namespace: val('namespace') === null ? null : Number(val('namespace')), managed: val('managed') === null ? null : val('managed') === 'yes' });
       } else layerSpec.path = path.value;
       this._tryEdit({ op: ed.kind === 'edit' ? 'set-layer' : 'insert-layer', disk: d.disk, depth: ed.depth, layer: layerSpec });
     });

