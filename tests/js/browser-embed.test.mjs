@@ -211,8 +211,14 @@ test("a CSP without 'wasm-unsafe-eval': a clear message", async (t) => {
 test('opened as file://: the page says to serve it over HTTP', async (t) => {
   const page = await browser.context.newPage();
   t.after(() => page.close());
-  await page.goto(pathToFileURL(join(WWW, 'index.html')).href);
-  await page.waitForTimeout(500);
+  // The module script cannot load from file:// (Chromium blocks it): wait
+  // until that failure is reported, then the boot message must still be up.
+  const blocked = new Promise((resolve) => {
+    page.on('requestfailed', (r) => r.url().endsWith('/app.js') && resolve(r.url()));
+    page.on('console', (m) => m.type() === 'error' && /app\.js/.test(m.text()) && resolve(m.text()));
+  });
+  await page.goto(pathToFileURL(join(WWW, 'index.html')).href, { waitUntil: 'load' });
+  assert.ok(await blocked, 'the module script did not fail to load');
   const boot = page.locator('#boot');
   assert.equal(await boot.isVisible(), true);
   assert.match(await boot.innerText(), /file:\/\/.*HTTP/s);

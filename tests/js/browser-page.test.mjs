@@ -342,7 +342,10 @@ test('hostile names (files, backing names, domain XML) render as text: nothing r
   assert.equal(xpath(flat, "string(//disk[target/@dev='vdb']/backingStore[1]/source/@file)"), `/images/${tplName}`);
   assert.equal(xpath(flat, 'string(/domain/name)'), '<script>window.__xss=7</script>');
 
-  await page.waitForTimeout(300);
+  // Let anything a payload could have started run: two frames painted and
+  // no request in flight (an <img onerror> fires after its failed load).
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await page.waitForLoadState('networkidle');
   // Nothing from a payload exists as an element, in the document or any shadow root.
   const els = await allElements(page);
   assert.deepEqual(els.filter((e) => ['img', 'script', 'svg', 'iframe', 'object', 'embed'].includes(e.tag)).map((e) => e.tag), ['script']);
