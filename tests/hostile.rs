@@ -562,6 +562,23 @@ fn xml_ten_megabyte_attribute_is_handled() {
 }
 
 #[test]
+fn xml_element_with_many_attributes_is_checked_in_linear_time() {
+    // Duplicate names are looked up, not compared with every earlier name:
+    // 200,000 attributes took minutes when each was.
+    let n = 200_000;
+    let attrs: String = (0..n).map(|i| format!(" a{i}=''")).collect();
+    let doc = format!("<domain><metadata><x{attrs}/></metadata></domain>");
+    assert!(xml::populate(&doc, &forest3(), &Options::default()).is_ok());
+    let doc = format!(
+        "<domain><metadata><x{attrs} a{}='again'/></metadata></domain>",
+        n / 2
+    );
+    let e = xml::populate(&doc, &forest3(), &Options::default()).unwrap_err();
+    assert!(e.message.contains("duplicated attribute"), "{e}");
+    assert_eq!(e.position, doc.find("<x").unwrap());
+}
+
+#[test]
 fn cli_refuses_invalid_utf8_and_utf16_xml_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in [

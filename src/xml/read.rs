@@ -107,8 +107,9 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     let mut root_done = false;
     let mut disks = Vec::new();
     let mut volume = None;
-    // Span of the indentation after the last newline of the last text.
-    let mut last_indent = (0usize, 0usize);
+    // The text just read, if the last event was one: a `<disk>` after it
+    // gets its indentation (worked out only then).
+    let mut last_text = "";
     loop {
         let before = reader.buffer_position() as usize;
         let ev = reader
@@ -158,7 +159,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         if r == Root::Disk {
                             disks.push(DiskNode {
                                 elem: el,
-                                indent: doc[last_indent.0..last_indent.1].to_string(),
+                                indent: indent_at_end(last_text).to_string(),
                             });
                         } else {
                             volume = Some(el);
@@ -167,18 +168,9 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         continue;
                     }
                 }
-                // Check the attributes (duplicates, quoting, entities)
-                // without keeping them. Most elements outside the disks have
-                // none or one plain attribute: those are checked by a scan.
-                if !simple_attributes(e.attributes_raw()) {
-                    for a in e.attributes() {
-                        let a =
-                            a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
-                        tree::check_refs(&a.value).map_err(|(_, why)| {
-                            XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
-                        })?;
-                    }
-                }
+                // Check the attributes (duplicates, quoting, references)
+                // without keeping them.
+                tree::check_attributes(e, name.len(), before)?;
                 let is_device_disk = name == b"disk"
                     && path.len() >= 2
                     && path[path.len() - 1].1 == 2
@@ -194,9 +186,9 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     )?;
                     disks.push(DiskNode {
                         elem: el,
-                        indent: doc[last_indent.0..last_indent.1].to_string(),
+                        indent: indent_at_end(last_text).to_string(),
                     });
-                    last_indent = (0, 0);
+                    last_text = "";
                     continue;
                 }
                 if !empty {
@@ -212,14 +204,14 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 } else if path.is_empty() {
                     root_done = true;
                 }
-                last_indent = (0, 0);
+                last_text = "";
             }
             Event::End(_) => {
                 path.pop();
                 if path.is_empty() {
                     root_done = true;
                 }
-                last_indent = (0, 0);
+                last_text = "";
             }
             Event::Text(ref t) => {
                 let raw = &doc[before..after];
@@ -234,12 +226,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     tree::check_text(raw, before)?;
                 }
                 let _ = t;
-                last_indent = match raw.rfind('\n') {
-                    Some(i) if raw[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => {
-                        (before + i + 1, after)
-                    }
-                    _ => (0, 0),
-                };
+                last_text = raw;
             }
             Event::CData(_) if path.is_empty() => {
                 return Err(XmlError::at(
@@ -260,7 +247,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 }
                 break;
             }
-            _ => last_indent = (0, 0),
+            _ => last_text = "",
         }
     }
     let Some(root) = root else {
@@ -271,6 +258,15 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
         disks,
         volume,
     })
+}
+
+/// The spaces and tabs after the last newline of `text` (empty when there is
+/// no newline or anything else follows it).
+fn indent_at_end(text: &str) -> &str {
+    match text.rfind('\n') {
+        Some(i) if text[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => &text[i + 1..],
+        _ => "",
+    }
 }
 
 /// Offset of the first C0 control character other than tab, LF and CR.
@@ -318,58 +314,6 @@ mod control_tests {
                 }
                 assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
             }
-        }
-    }
-}
-
-/// Are these raw attributes (what follows the element name) obviously
-/// well-formed without parsing: nothing but whitespace, or exactly one
-/// `name='value'` / `name="value"` with no `&` or `<` in the value? Anything
-/// else goes through quick-xml's attribute parser (duplicates, quoting) and
-/// the reference check.
-fn simple_attributes(raw: &[u8]) -> bool {
-    let t = raw.trim_ascii();
-    if t.is_empty() {
-        return true;
-    }
-    let Some(eq) = t.iter().position(|&b| b == b'=') else {
-        return false;
-    };
-    let name = t[..eq].trim_ascii_end();
-    let value = t[eq + 1..].trim_ascii_start();
-    let name_ok = !name.is_empty()
-        && name.iter().all(|&b| {
-            !b.is_ascii_whitespace() && !matches!(b, b'\'' | b'"' | b'<' | b'>' | b'=' | b'&')
-        });
-    let [q @ (b'\'' | b'"'), inner @ .., last] = value else {
-        return false;
-    };
-    name_ok && last == q && !inner.iter().any(|b| b == q || *b == b'&' || *b == b'<')
-}
-
-#[cfg(test)]
-mod attribute_tests {
-    use super::simple_attributes;
-
-    #[test]
-    fn only_plainly_well_formed_attributes_skip_the_parser() {
-        for ok in ["", "  ", " a='1'", " a=\"x y\" ", " dev='vda'", " a = '1'"] {
-            assert!(simple_attributes(ok.as_bytes()), "{ok:?}");
-        }
-        for parse in [
-            " a='1' b='2'",
-            " a='1' a='2'",
-            " a",
-            " a='1' b",
-            " a='x&amp;'",
-            " a='x<'",
-            " a='1\"",
-            " a=1",
-            " ='1'",
-            " a b='1'",
-            " a='1'x",
-        ] {
-            assert!(!simple_attributes(parse.as_bytes()), "{parse:?}");
         }
     }
 }

@@ -5,6 +5,9 @@
 //! Building is iterative (an explicit stack), bounded by
 //! [`crate::limits::MAX_XML_DEPTH`].
 
+use std::collections::BTreeMap;
+
+use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -110,12 +113,13 @@ fn char_ref(digits: &[u8], radix: u32) -> bool {
 /// See [`check_text`]; on error, the offset in `raw` and the reason.
 pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
     let mut i = 0;
-    while let Some(off) = raw[i..].iter().position(|&b| b == b'&') {
+    while let Some(off) = find_any(raw.get(i..).unwrap_or_default(), [b'&']) {
         let at = i + off;
-        let Some(len) = raw[at..].iter().take(40).position(|&b| b == b';') else {
+        let rest = raw.get(at..).unwrap_or_default();
+        let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
             return Err((at, "'&' that starts no reference (write &amp;)".into()));
         };
-        let name = &raw[at + 1..at + len];
+        let name = rest.get(1..len).unwrap_or_default();
         let ok = match name {
             b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
             [b'#', b'x', hex @ ..] => char_ref(hex, 16),
@@ -134,6 +138,119 @@ pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
         i = at + len + 1;
     }
     Ok(())
+}
+
+/// Offset of the first byte of `s` that is one of `set`. Eight bytes at a
+/// time, like `read::first_control`: a word holding none of them is passed
+/// over whole.
+fn find_any<const N: usize>(s: &[u8], set: [u8; N]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `w` that is one of `set`, and maybe of
+    // some bytes after one (through the borrow): the lowest is exact.
+    let hits = |w: u64| {
+        set.iter().fold(0, |hits, &b| {
+            let x = w ^ (ONES * u64::from(b));
+            hits | (x.wrapping_sub(ONES) & !x)
+        }) & HIGH
+    };
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for c in chunks.by_ref() {
+        let h = hits(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        if h != 0 {
+            return Some(at + h.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    // `set.contains` would be a call to memchr for each of these few bytes.
+    #[allow(clippy::manual_contains)]
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| set.iter().any(|&s| s == b))
+        .map(|i| at + i)
+}
+
+/// XML whitespace (the `S` of the grammar).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Check the attributes of a start tag in one pass, allocating nothing for
+/// the usual few: quoting, `=`, duplicate names and each value's references
+/// ([`check_refs`]), in document order, with the errors quick-xml's
+/// attribute iterator gives (its `AttrError`, positions in `tag`). `tag` is
+/// what quick-xml's `BytesStart` holds: the element name (`name_len` bytes),
+/// then the attributes. Errors are reported at `pos`, the tag's offset.
+pub(crate) fn check_attributes(tag: &[u8], name_len: usize, pos: usize) -> Result<(), XmlError> {
+    let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
+    // The names so far, for the duplicate check: the first few as spans in
+    // `tag` (no allocation), any more in a map (a hostile tag with thousands
+    // of attributes costs n log n, not n²).
+    let mut few = [(0, 0); 8];
+    let mut count = 0;
+    let mut more: Option<BTreeMap<&[u8], usize>> = None;
+    let mut i = name_len;
+    loop {
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        if i >= tag.len() {
+            return Ok(());
+        }
+        // The name: its first byte, whatever it is, then up to `=` or space.
+        let start = i;
+        i += 1;
+        while tag.get(i).is_some_and(|&b| b != b'=' && !is_space(b)) {
+            i += 1;
+        }
+        let name = tag.get(start..i).unwrap_or_default();
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        if tag.get(i) != Some(&b'=') {
+            return Err(bad(AttrError::ExpectedEq(i)));
+        }
+        let seen = few
+            .iter()
+            .take(count)
+            .find(|&&(s, e)| e - s == name.len() && tag.get(s..e).is_some_and(|n| n == name));
+        if let Some(&(prev, _)) = seen {
+            return Err(bad(AttrError::Duplicated(start, prev)));
+        }
+        if let Some(slot) = few.get_mut(count) {
+            *slot = (start, start + name.len());
+            count += 1;
+        } else if let Some(prev) = more.get_or_insert_default().insert(name, start) {
+            return Err(bad(AttrError::Duplicated(start, prev)));
+        }
+        i += 1;
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        let quote = match tag.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            Some(_) => return Err(bad(AttrError::UnquotedValue(i))),
+            None => return Err(bad(AttrError::ExpectedValue(tag.len()))),
+        };
+        let value = tag.get(i + 1..).unwrap_or_default();
+        let end = match find_any(value, [quote, b'&']) {
+            Some(n) if value.get(n) == Some(&quote) => n,
+            // A reference: the value is checked from its start.
+            Some(_) => {
+                let Some(n) = value.iter().position(|&b| b == quote) else {
+                    return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
+                };
+                check_refs(value.get(..n).unwrap_or_default()).map_err(|(_, why)| {
+                    XmlError::at(pos, format!("not well-formed: in an attribute: {why}"))
+                })?;
+                n
+            }
+            None => return Err(bad(AttrError::ExpectedQuote(tag.len(), quote))),
+        };
+        i += end + 2;
+    }
 }
 
 /// Is `c` allowed in an XML 1.0 document?
@@ -286,5 +403,112 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
         out.push_str(rest);
     } else {
         out.push_str(raw);
+    }
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::{check_attributes, check_refs, find_any, XmlError};
+    use proptest::prelude::*;
+    use quick_xml::events::BytesStart;
+
+    /// What `read::document` did before the scanner: quick-xml's attribute
+    /// iterator (duplicate checks on), then the reference check of each value.
+    fn quick_xml(tag: &str, name_len: usize, pos: usize) -> Result<(), XmlError> {
+        for a in BytesStart::from_content(tag, name_len).attributes() {
+            let a = a.map_err(|err| XmlError::at(pos, format!("bad attribute: {err}")))?;
+            check_refs(&a.value).map_err(|(_, why)| {
+                XmlError::at(pos, format!("not well-formed: in an attribute: {why}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn same(tag: &str) -> Result<(), TestCaseError> {
+        let name_len = tag.find(' ').unwrap_or(tag.len());
+        prop_assert_eq!(
+            check_attributes(tag.as_bytes(), name_len, 7),
+            quick_xml(tag, name_len, 7),
+            "{:?}",
+            tag
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Any mix of the bytes that matter gives the same result and error.
+        #[test]
+        fn same_as_quick_xml_on_any_mix(parts in proptest::collection::vec(prop::sample::select(vec![
+            "a", "b", "ab", "=", "'", "\"", " ", "\t", "\r\n", "\n", "&", ";", "#", "x", "1", "<", ">",
+            "/", "é", "&amp;", "&lt;", "&#65;", "&#x41;", "&#0;", "&bogus;", " a='1'", " b=\"2\"",
+            " a =", " b\t= ", "'v'", "\"v\"",
+        ]), 0..24)) {
+            same(&format!("e{}", parts.concat()))?;
+        }
+
+        /// Well-formed runs of attributes, some names repeated, past the
+        /// eight the duplicate check keeps in place.
+        #[test]
+        fn same_as_quick_xml_on_many_attributes(attrs in proptest::collection::vec(
+            (0usize..14, prop::sample::select(vec![" ", "  ", "\n  ", "\t"]), any::<bool>()), 0..20)) {
+            let mut tag = String::from("elem");
+            for (name, sep, dq) in attrs {
+                let q = if dq { '"' } else { '\'' };
+                tag.push_str(&format!("{sep}n{name}={q}v &amp; {name}{q}"));
+            }
+            same(&tag)?;
+        }
+    }
+
+    #[test]
+    fn duplicates_are_found_among_the_first_names_and_beyond() {
+        let names: Vec<String> = (0..12).map(|i| format!(" a{i}='x'")).collect();
+        for dup in 0..12 {
+            for at in dup + 1..=12 {
+                let mut tag = String::from("e");
+                for (i, n) in names.iter().enumerate() {
+                    if i == at {
+                        tag.push_str(&format!(" a{dup}='again'"));
+                    }
+                    tag.push_str(n);
+                }
+                if at == 12 {
+                    tag.push_str(&format!(" a{dup}='again'"));
+                }
+                let e = check_attributes(tag.as_bytes(), 1, 0).expect_err(&tag);
+                assert_eq!(Err(e), quick_xml(&tag, 1, 0), "{tag}");
+            }
+        }
+        // The name before a space and `=` is the name, not the space.
+        let tag = "e a ='v' a='1'";
+        assert_eq!(check_attributes(tag.as_bytes(), 1, 0), quick_xml(tag, 1, 0));
+        assert!(quick_xml(tag, 1, 0).is_err());
+        let all: String = names.concat();
+        assert_eq!(check_attributes(format!("e{all}").as_bytes(), 1, 0), Ok(()));
+    }
+
+    #[test]
+    fn find_any_finds_the_first_of_the_set() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for later in pos..len {
+                    let mut v = vec![b'x'; len];
+                    v[later] = b'&';
+                    v[pos] = b'\'';
+                    assert_eq!(
+                        find_any(&v, [b'\'', b'&']),
+                        Some(pos),
+                        "{len} {pos} {later}"
+                    );
+                    assert_eq!(find_any(&v, [b'"']), None);
+                }
+            }
+        }
+        // Bytes next to a match are none, in a word and in the remainder;
+        // one after a match may be flagged too (the borrow), not before it.
+        assert_eq!(find_any(b"&(&(&(&(&(", [b'\'']), None);
+        assert_eq!(find_any(b"xx'&&&&&", [b'\'']), Some(2));
     }
 }
