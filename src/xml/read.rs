@@ -47,7 +47,7 @@ impl XmlError {
             message: message.into(),
         }
     }
-    pub(crate) fn from_qx(reader: &Reader<&[u8]>, e: quick_xml::Error) -> Self {
+    pub(crate) fn from_qx(reader: &Reader<&[u8]>, e: &quick_xml::Error) -> Self {
         XmlError::at(
             reader.error_position() as usize,
             format!("not well-formed: {e}"),
@@ -112,9 +112,13 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     let mut last_text = "";
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader
-            .read_event()
-            .map_err(|e| XmlError::from_qx(&reader, e))?;
+        // Matched by reference: moving the event out of the result costs
+        // two copies of it per event.
+        let read = reader.read_event();
+        let ev = match &read {
+            Ok(ev) => ev,
+            Err(e) => return Err(XmlError::from_qx(&reader, e)),
+        };
         let after = reader.buffer_position() as usize;
         match ev {
             Event::DocType(ref t) => {

@@ -311,7 +311,7 @@ pub(crate) fn read_subtree(
         let before = reader.buffer_position() as usize;
         let ev = reader
             .read_event()
-            .map_err(|e| XmlError::from_qx(reader, e))?;
+            .map_err(|e| XmlError::from_qx(reader, &e))?;
         let after = reader.buffer_position() as usize;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
