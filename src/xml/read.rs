@@ -275,28 +275,32 @@ fn indent_at_end(text: &str) -> &str {
 
 /// Offset of the first C0 control character other than tab, LF and CR.
 /// Eight bytes at a time: a word with no byte below 0x20 is skipped whole
-/// (most words of a document), the rest are looked at byte by byte.
+/// (most words of a document); in the others (a line end, mostly) the
+/// control characters are picked out by the same arithmetic, exactly.
 fn first_control(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let bad = |x: u8| x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r');
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for c in chunks.by_ref() {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    // The high bit of each byte of `v` that is zero (no carry between bytes).
+    let zero = |v: u64| !(((v & LOW) + LOW) | v) & HIGH;
+    let (words, rest) = b.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*w);
         // Some byte < 0x20 (bytes ≥ 0x80 never set the flag).
         if (w.wrapping_sub(ONES * 0x20) & !w & HIGH) != 0 {
-            if let Some(i) = c.iter().position(|&x| bad(x)) {
-                return Some(at + i);
+            let below_space = !(((w & LOW) + ONES * 0x60) | w) & HIGH;
+            let allowed = zero(w ^ (ONES * u64::from(b'\t')))
+                | zero(w ^ (ONES * u64::from(b'\n')))
+                | zero(w ^ (ONES * u64::from(b'\r')));
+            let bad = below_space & !allowed;
+            if bad != 0 {
+                return Some(k * 8 + bad.trailing_zeros() as usize / 8);
             }
         }
-        at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| bad(x))
-        .map(|i| at + i)
+    rest.iter()
+        .position(|&x| x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r'))
+        .map(|i| words.len() * 8 + i)
 }
 
 #[cfg(test)]
@@ -317,6 +321,20 @@ mod control_tests {
                     v[pos - 1] = b'\n';
                 }
                 assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
+            }
+        }
+        // Every byte value, alone in a word of spaces and line ends, and in
+        // the last bytes.
+        for x in 0..=255u8 {
+            let control = x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r');
+            for v in [*b"\n\t \r\n  x\n", *b"abc\ndefgh"] {
+                for pos in [0, 3, 7, 8] {
+                    let mut v = v.to_vec();
+                    v[pos] = x;
+                    let expected = control.then_some(pos);
+                    assert_eq!(first_control(&v), expected, "{x:#x} at {pos}");
+                    assert_eq!(first_control(&v[..pos + 1]), expected, "{x:#x} last");
+                }
             }
         }
     }

@@ -156,22 +156,17 @@ fn find_any<const N: usize>(s: &[u8], set: [u8; N]) -> Option<usize> {
             hits | (x.wrapping_sub(ONES) & !x)
         }) & HIGH
     };
-    let mut chunks = s.chunks_exact(8);
-    let mut at = 0;
-    for c in chunks.by_ref() {
-        let h = hits(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    let (words, rest) = s.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let h = hits(u64::from_le_bytes(*w));
         if h != 0 {
-            return Some(at + h.trailing_zeros() as usize / 8);
+            return Some(k * 8 + h.trailing_zeros() as usize / 8);
         }
-        at += 8;
     }
-    // `set.contains` would be a call to memchr for each of these few bytes.
-    #[allow(clippy::manual_contains)]
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| set.iter().any(|&s| s == b))
-        .map(|i| at + i)
+    // The last bytes as a word padded with zeros; the padding does not count.
+    let last = rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
+    let h = hits(last) & !(u64::MAX << (8 * rest.len()));
+    (h != 0).then(|| words.len() * 8 + h.trailing_zeros() as usize / 8)
 }
 
 /// XML whitespace (the `S` of the grammar).
@@ -564,5 +559,9 @@ mod attribute_tests {
         // one after a match may be flagged too (the borrow), not before it.
         assert_eq!(find_any(b"&(&(&(&(&(", [b'\'']), None);
         assert_eq!(find_any(b"xx'&&&&&", [b'\'']), Some(2));
+        // The padding of the last bytes is no match, even for a NUL.
+        assert_eq!(find_any(b"abc", [0]), None);
+        assert_eq!(find_any(b"abcdefghabc", [0]), None);
+        assert_eq!(find_any(b"abc\0", [0]), Some(3));
     }
 }
