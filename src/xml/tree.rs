@@ -115,7 +115,7 @@ fn char_ref(digits: &[u8], radix: u32) -> bool {
 /// See [`check_text`]; on error, the offset in `raw` and the reason.
 pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
     let mut i = 0;
-    while let Some(off) = find_any(raw.get(i..).unwrap_or_default(), [b'&']) {
+    while let Some(off) = find_byte(raw.get(i..).unwrap_or_default(), b'&') {
         let at = i + off;
         let rest = raw.get(at..).unwrap_or_default();
         let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
@@ -142,31 +142,25 @@ pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
     Ok(())
 }
 
-/// Offset of the first byte of `s` that is one of `set`. Eight bytes at a
-/// time, like `read::first_control`: a word holding none of them is passed
-/// over whole.
-fn find_any<const N: usize>(s: &[u8], set: [u8; N]) -> Option<usize> {
+/// Offset of the first `byte` in `s`. Eight bytes at a time, like
+/// `read::first_control`: a word without it is passed over whole.
+fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `w` that is one of `set`, and maybe of
-    // some bytes after one (through the borrow): the lowest is exact.
-    let hits = |w: u64| {
-        set.iter().fold(0, |hits, &b| {
-            let x = w ^ (ONES * u64::from(b));
-            hits | (x.wrapping_sub(ONES) & !x)
-        }) & HIGH
-    };
+    let splat = ONES * u64::from(byte);
     let (words, rest) = s.as_chunks::<8>();
     for (k, w) in words.iter().enumerate() {
-        let h = hits(u64::from_le_bytes(*w));
-        if h != 0 {
-            return Some(k * 8 + h.trailing_zeros() as usize / 8);
+        // The high bit of each byte equal to `byte`, and maybe of some
+        // bytes after one (through the borrow): the lowest is exact.
+        let x = u64::from_le_bytes(*w) ^ splat;
+        let hits = x.wrapping_sub(ONES) & !x & HIGH;
+        if hits != 0 {
+            return Some(k * 8 + hits.trailing_zeros() as usize / 8);
         }
     }
-    // The last bytes as a word padded with zeros; the padding does not count.
-    let last = rest.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b));
-    let h = hits(last) & !(u64::MAX << (8 * rest.len()));
-    (h != 0).then(|| words.len() * 8 + h.trailing_zeros() as usize / 8)
+    rest.iter()
+        .position(|&b| b == byte)
+        .map(|i| words.len() * 8 + i)
 }
 
 /// XML whitespace (the `S` of the grammar).
@@ -241,18 +235,12 @@ pub(crate) fn scan_attributes<'a>(
         // The value, up to the closing quote, noting any `&` and `<`.
         let rest = tag.get(i + 1..).unwrap_or_default();
         let (mut amp, mut lt) = (false, false);
-        let mut end = 0;
-        let end = loop {
-            let Some(n) = find_any(rest.get(end..).unwrap_or_default(), [quote, b'&', b'<']) else {
-                return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
-            };
-            end += n;
-            match rest.get(end) {
-                Some(b'&') => amp = true,
-                Some(b'<') => lt = true,
-                _ => break end,
-            }
-            end += 1;
+        let Some(end) = rest.iter().position(|&b| {
+            amp |= b == b'&';
+            lt |= b == b'<';
+            b == quote
+        }) else {
+            return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
         };
         let value = rest.get(..end).unwrap_or_default();
         let refused =
@@ -429,7 +417,7 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
 
 #[cfg(test)]
 mod attribute_tests {
-    use super::{check_refs, find_any, scan_attributes, XmlError};
+    use super::{check_refs, find_byte, scan_attributes, XmlError};
     use proptest::prelude::*;
     use quick_xml::events::BytesStart;
 
@@ -539,29 +527,21 @@ mod attribute_tests {
     }
 
     #[test]
-    fn find_any_finds_the_first_of_the_set() {
+    fn find_byte_finds_the_first() {
         for len in 0..40 {
             for pos in 0..len {
                 for later in pos..len {
                     let mut v = vec![b'x'; len];
                     v[later] = b'&';
-                    v[pos] = b'\'';
-                    assert_eq!(
-                        find_any(&v, [b'\'', b'&']),
-                        Some(pos),
-                        "{len} {pos} {later}"
-                    );
-                    assert_eq!(find_any(&v, [b'"']), None);
+                    v[pos] = b'&';
+                    assert_eq!(find_byte(&v, b'&'), Some(pos), "{len} {pos} {later}");
+                    assert_eq!(find_byte(&v, b'"'), None);
                 }
             }
         }
-        // Bytes next to a match are none, in a word and in the remainder;
-        // one after a match may be flagged too (the borrow), not before it.
-        assert_eq!(find_any(b"&(&(&(&(&(", [b'\'']), None);
-        assert_eq!(find_any(b"xx'&&&&&", [b'\'']), Some(2));
-        // The padding of the last bytes is no match, even for a NUL.
-        assert_eq!(find_any(b"abc", [0]), None);
-        assert_eq!(find_any(b"abcdefghabc", [0]), None);
-        assert_eq!(find_any(b"abc\0", [0]), Some(3));
+        // Bytes next to it are no match; one after a match may be flagged
+        // too (the borrow), never one before it.
+        assert_eq!(find_byte(b"%'%'%'%'%'", b'&'), None);
+        assert_eq!(find_byte(b"xx&'''''", b'&'), Some(2));
     }
 }
