@@ -5,7 +5,7 @@
 //! Building is iterative (an explicit stack), bounded by
 //! [`crate::limits::MAX_XML_DEPTH`].
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
@@ -184,11 +184,12 @@ pub(crate) fn scan_attributes<'a>(
 ) -> Result<(), XmlError> {
     let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
     // The names so far, for the duplicate check: the first few as spans in
-    // `tag` (no allocation), any more in a map (a hostile tag with thousands
-    // of attributes costs n log n, not n²).
+    // `tag` (no allocation), any more in a hash map (a tag with thousands of
+    // attributes stays linear; quick-xml compared each name with every
+    // earlier one).
     let mut few = [(0, 0); 8];
     let mut count = 0;
-    let mut more: Option<BTreeMap<&[u8], usize>> = None;
+    let mut more: Option<HashMap<&[u8], usize>> = None;
     let mut i = name_len;
     loop {
         while tag.get(i).copied().is_some_and(is_space) {
