@@ -633,6 +633,26 @@ fn xml_ten_megabyte_attribute_is_handled() {
 }
 
 #[test]
+fn xml_element_with_many_attributes_is_checked_in_linear_time() {
+    // Duplicate names are looked up, not compared with every earlier name:
+    // 200,000 attributes took minutes when each was. Outside the disks and
+    // on an element of a disk (kept in its tree).
+    let n = 200_000;
+    let attrs: String = (0..n).map(|i| format!(" a{i}=''")).collect();
+    for (doc, tag) in [
+        ("<domain><metadata><x{}/></metadata></domain>", "<x"),
+        ("<domain><devices><disk type='file'><source file='/v/top.qcow2'{}/></disk></devices></domain>", "<source"),
+    ] {
+        let ok = doc.replace("{}", &attrs);
+        assert!(xml::populate(&ok, &forest3(), &Options::default()).is_ok());
+        let twice = doc.replace("{}", &format!("{attrs} a{}='again'", n / 2));
+        let e = xml::populate(&twice, &forest3(), &Options::default()).unwrap_err();
+        assert!(e.message.contains("duplicated attribute"), "{e}");
+        assert_eq!(e.position, twice.find(tag).unwrap());
+    }
+}
+
+#[test]
 fn cli_refuses_invalid_utf8_and_utf16_xml_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in [

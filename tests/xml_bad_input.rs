@@ -30,6 +30,10 @@ fn not_well_formed_gives_position_and_reason() {
         ("<domain b='&bogus;'/>", "undefined entity in attribute"),
         ("<domain><name>a & b</name></domain>", "bare ampersand"),
         ("<domain><name>&#0;</name></domain>", "reference to NUL"),
+        (
+            "<domain><name>&#+65;</name></domain>",
+            "signed character reference",
+        ),
         ("<domain b='&#xFFFE;'/>", "reference to a non-character"),
         ("<domain>", "unclosed root"),
         ("<domain/>trailing text", "text after the root"),
@@ -124,4 +128,86 @@ fn bad_volumes_say_what_is_missing() {
     assert!(e.message.contains("<target>"), "{e}");
     let e = err("<volume type='file'><target><format type='raw'/></target></volume>");
     assert!(e.message.contains("<path>"), "{e}");
+}
+
+/// Does `xmllint --noout` accept `doc`? `None` when xmllint is not installed.
+fn xmllint_accepts(doc: &str) -> Option<bool> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if !common::tool("xmllint") {
+        return None;
+    }
+    let mut child = Command::new("xmllint")
+        .args(["--noout", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(doc.as_bytes()).ok()?;
+    Some(child.wait().ok()?.success())
+}
+
+#[test]
+fn attributes_are_checked_as_xml_1_0_says() {
+    // Attributes of an element, well-formed or not as XML 1.0 has it (STag,
+    // Attribute, AttValue, CharRef), with what `xmllint --noout` says; when
+    // xmllint is installed, each verdict is checked against it too.
+    let cases: &[(&str, bool)] = &[
+        (" a='1' a='2'", false),              // Attribute a redefined
+        (" a=1", false),                      // AttValue: " or ' expected
+        (" a", false),                        // Specification mandates value for attribute a
+        (" a='1' b", false),                  // (the same for b)
+        (" a=", false),                       // AttValue: " or ' expected
+        (" ='1'", false),                     // error parsing attribute name
+        (" a='1'b='2'", false),               // attributes construct error
+        (" a='1' b='2'c='3'", false),         // attributes construct error
+        (" a='x<y'", false),                  // Unescaped '<' not allowed in attributes values
+        (" a='&foo;'", false),                // Entity 'foo' not defined
+        (" a='a & b'", false),                // xmlParseEntityRef: no name
+        (" a='&amp'", false),                 // EntityRef: expecting ';'
+        (" a='&#0;'", false),                 // xmlParseCharRef: invalid xmlChar value 0
+        (" a='&#1;'", false),                 // invalid xmlChar value 1
+        (" a='&#xD800;'", false),             // invalid xmlChar value 55296
+        (" a='&#xFFFE;'", false),             // invalid xmlChar value 65534
+        (" a='&#x110000;'", false),           // character reference out of bounds
+        (" a='&#X41;'", false),               // CharRef: invalid decimal value
+        (" a='&#+65;'", false),               // CharRef: invalid decimal value
+        (" a='&#x+41;'", false),              // CharRef: invalid hexadecimal value
+        (" a='&#;'", false),                  // invalid xmlChar value 0
+        (" a='x>y'", true),                   // '>' needs no escape
+        (" a='x\r\ny' b='1'", true),          // CRLF inside a value
+        (" a='1'\r\n b='2'", true),           // CRLF between attributes
+        (" a = '1'  b = \"2\"", true),        // Eq ::= S? '=' S?
+        (" a=\"it's\" b='say \"hi\"'", true), // the other quote inside
+        (
+            " a='&lt;&gt;&amp;&apos;&quot;&#65;&#x41;&#x10FFFF;&#9;'",
+            true,
+        ),
+        (" a='' b=''", true),
+        (" a='1' A='2'", true), // names are case-sensitive
+        ("\n\ta='1'\n\tb='2'\n", true),
+    ];
+    for &(attrs, well_formed) in cases {
+        // On an element outside the disks, and on a disk's <source> (read
+        // into the disk's tree).
+        for (doc, tag) in [
+            (format!("<domain><metadata><x{attrs}/></metadata></domain>"), "<x"),
+            (
+                format!("<domain><devices><disk type='file'><source file='/a'{attrs}/><target dev='vda'/></disk></devices></domain>"),
+                "<source",
+            ),
+        ] {
+            if let Some(xmllint) = xmllint_accepts(&doc) {
+                assert_eq!(xmllint, well_formed, "xmllint on {doc:?}");
+            }
+            match xml::convert(&doc, &Options::default()) {
+                Ok(_) => assert!(well_formed, "accepted: {doc:?}"),
+                Err(e) => {
+                    assert!(!well_formed, "refused: {doc:?}: {e}");
+                    assert_eq!(e.position, doc.find(tag).unwrap(), "{doc:?}: {e}");
+                }
+            }
+        }
+    }
 }

@@ -422,34 +422,46 @@ pub fn convert(doc: &str, opts: &Options) -> Result<Output, XmlError> {
 
 /// Images by path and by basename, to match disk sources.
 struct ImageIndex<'a> {
+    forest: &'a Forest,
     by_path: std::collections::HashMap<&'a str, usize>,
-    /// basename → the image, or `None` when several share it.
-    by_base: std::collections::HashMap<&'a str, Option<usize>>,
+    /// basename → the image, or `None` when several share it; made when a
+    /// source is first not found by its path.
+    by_base: Option<std::collections::HashMap<&'a str, Option<usize>>>,
 }
 
 impl<'a> ImageIndex<'a> {
     fn new(forest: &'a Forest) -> Self {
-        let mut by_path = std::collections::HashMap::new();
-        let mut by_base = std::collections::HashMap::new();
+        let mut by_path = std::collections::HashMap::with_capacity(forest.images.len());
         for (i, im) in forest.images.iter().enumerate() {
             by_path.entry(im.filename.as_str()).or_insert(i);
-            let b = im.filename.rsplit('/').next().unwrap_or(&im.filename);
-            by_base
-                .entry(b)
-                .and_modify(|v: &mut Option<usize>| *v = None)
-                .or_insert(Some(i));
         }
-        ImageIndex { by_path, by_base }
+        ImageIndex {
+            forest,
+            by_path,
+            by_base: None,
+        }
     }
 
     /// The image whose name matches a disk source: same path, else the only
     /// image with the same basename.
-    fn find(&self, src: &str) -> Option<usize> {
+    fn find(&mut self, src: &str) -> Option<usize> {
         if let Some(&i) = self.by_path.get(src) {
             return Some(i);
         }
+        let images = &self.forest.images;
+        let by_base = self.by_base.get_or_insert_with(|| {
+            let mut by_base = std::collections::HashMap::with_capacity(images.len());
+            for (i, im) in images.iter().enumerate() {
+                let b = im.filename.rsplit('/').next().unwrap_or(&im.filename);
+                by_base
+                    .entry(b)
+                    .and_modify(|v: &mut Option<usize>| *v = None)
+                    .or_insert(Some(i));
+            }
+            by_base
+        });
         let base = src.rsplit('/').next().unwrap_or(src);
-        self.by_base.get(base).copied().flatten()
+        by_base.get(base).copied().flatten()
     }
 }
 
@@ -508,12 +520,16 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         let vol = d.volume.as_ref().expect("volume root");
         return volume::to_disk(doc, vol, forest, opts);
     }
+    let infos: Vec<model::DiskInfo> = d
+        .disks
+        .iter()
+        .map(|disk| model::disk_info(&disk.elem, doc))
+        .collect();
     // Duplicate target devs are an error: the chains could not be told apart.
     let mut seen = std::collections::HashMap::new();
-    for disk in &d.disks {
-        let info = model::disk_info(&disk.elem, doc);
-        if let Some(dev) = info.target_dev {
-            if let Some(first) = seen.insert(dev.clone(), disk.elem.start.0) {
+    for (disk, info) in d.disks.iter().zip(&infos) {
+        if let Some(dev) = &info.target_dev {
+            if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
                 return Err(XmlError::at(
                     disk.elem.start.0,
                     format!("two disks have the target dev '{dev}' (the first at byte {first})"),
@@ -524,10 +540,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     let mut diagnostics = Vec::new();
     let mut mismatch = false;
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    let index = ImageIndex::new(forest);
-    for (di, disk) in d.disks.iter().enumerate() {
+    let mut index = ImageIndex::new(forest);
+    for (di, (disk, info)) in d.disks.iter().zip(infos).enumerate() {
         let el = &disk.elem;
-        let info = model::disk_info(el, doc);
         let dev = info
             .target_dev
             .clone()

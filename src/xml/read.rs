@@ -47,7 +47,7 @@ impl XmlError {
             message: message.into(),
         }
     }
-    pub(crate) fn from_qx(reader: &Reader<&[u8]>, e: quick_xml::Error) -> Self {
+    pub(crate) fn from_qx(reader: &Reader<&[u8]>, e: &quick_xml::Error) -> Self {
         XmlError::at(
             reader.error_position() as usize,
             format!("not well-formed: {e}"),
@@ -107,13 +107,18 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     let mut root_done = false;
     let mut disks = Vec::new();
     let mut volume = None;
-    // Span of the indentation after the last newline of the last text.
-    let mut last_indent = (0usize, 0usize);
+    // The text just read, if the last event was one: a `<disk>` after it
+    // gets its indentation (worked out only then).
+    let mut last_text = "";
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader
-            .read_event()
-            .map_err(|e| XmlError::from_qx(&reader, e))?;
+        // Matched by reference: moving the event out of the result costs
+        // two copies of it per event.
+        let read = reader.read_event();
+        let ev = match &read {
+            Ok(ev) => ev,
+            Err(e) => return Err(XmlError::from_qx(&reader, e)),
+        };
         let after = reader.buffer_position() as usize;
         match ev {
             Event::DocType(ref t) => {
@@ -158,7 +163,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         if r == Root::Disk {
                             disks.push(DiskNode {
                                 elem: el,
-                                indent: doc[last_indent.0..last_indent.1].to_string(),
+                                indent: indent_at_end(last_text).to_string(),
                             });
                         } else {
                             volume = Some(el);
@@ -167,18 +172,9 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         continue;
                     }
                 }
-                // Check the attributes (duplicates, quoting, entities)
-                // without keeping them. Most elements outside the disks have
-                // none or one plain attribute: those are checked by a scan.
-                if !simple_attributes(e.attributes_raw()) {
-                    for a in e.attributes() {
-                        let a =
-                            a.map_err(|err| XmlError::at(before, format!("bad attribute: {err}")))?;
-                        tree::check_refs(&a.value).map_err(|(_, why)| {
-                            XmlError::at(before, format!("not well-formed: in an attribute: {why}"))
-                        })?;
-                    }
-                }
+                // Check the attributes (duplicates, quoting, references)
+                // without keeping them.
+                tree::scan_attributes(e, name.len(), before, |_, _| Ok(()))?;
                 let is_device_disk = name == b"disk"
                     && path.len() >= 2
                     && path[path.len() - 1].1 == 2
@@ -194,9 +190,9 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     )?;
                     disks.push(DiskNode {
                         elem: el,
-                        indent: doc[last_indent.0..last_indent.1].to_string(),
+                        indent: indent_at_end(last_text).to_string(),
                     });
-                    last_indent = (0, 0);
+                    last_text = "";
                     continue;
                 }
                 if !empty {
@@ -212,14 +208,14 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 } else if path.is_empty() {
                     root_done = true;
                 }
-                last_indent = (0, 0);
+                last_text = "";
             }
             Event::End(_) => {
                 path.pop();
                 if path.is_empty() {
                     root_done = true;
                 }
-                last_indent = (0, 0);
+                last_text = "";
             }
             Event::Text(ref t) => {
                 let raw = &doc[before..after];
@@ -234,12 +230,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     tree::check_text(raw, before)?;
                 }
                 let _ = t;
-                last_indent = match raw.rfind('\n') {
-                    Some(i) if raw[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => {
-                        (before + i + 1, after)
-                    }
-                    _ => (0, 0),
-                };
+                last_text = raw;
             }
             Event::CData(_) if path.is_empty() => {
                 return Err(XmlError::at(
@@ -260,7 +251,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 }
                 break;
             }
-            _ => last_indent = (0, 0),
+            _ => last_text = "",
         }
     }
     let Some(root) = root else {
@@ -273,30 +264,43 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
     })
 }
 
+/// The spaces and tabs after the last newline of `text` (empty when there is
+/// no newline or anything else follows it).
+fn indent_at_end(text: &str) -> &str {
+    match text.rfind('\n') {
+        Some(i) if text[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => &text[i + 1..],
+        _ => "",
+    }
+}
+
 /// Offset of the first C0 control character other than tab, LF and CR.
 /// Eight bytes at a time: a word with no byte below 0x20 is skipped whole
-/// (most words of a document), the rest are looked at byte by byte.
+/// (most words of a document); in the others (a line end, mostly) the
+/// control characters are picked out by the same arithmetic, exactly.
 fn first_control(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let bad = |x: u8| x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r');
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for c in chunks.by_ref() {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    // The high bit of each byte of `v` that is zero (no carry between bytes).
+    let zero = |v: u64| !(((v & LOW) + LOW) | v) & HIGH;
+    let (words, rest) = b.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*w);
         // Some byte < 0x20 (bytes ≥ 0x80 never set the flag).
         if (w.wrapping_sub(ONES * 0x20) & !w & HIGH) != 0 {
-            if let Some(i) = c.iter().position(|&x| bad(x)) {
-                return Some(at + i);
+            let below_space = !(((w & LOW) + ONES * 0x60) | w) & HIGH;
+            let allowed = zero(w ^ (ONES * u64::from(b'\t')))
+                | zero(w ^ (ONES * u64::from(b'\n')))
+                | zero(w ^ (ONES * u64::from(b'\r')));
+            let bad = below_space & !allowed;
+            if bad != 0 {
+                return Some(k * 8 + bad.trailing_zeros() as usize / 8);
             }
         }
-        at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| bad(x))
-        .map(|i| at + i)
+    rest.iter()
+        .position(|&x| x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r'))
+        .map(|i| words.len() * 8 + i)
 }
 
 #[cfg(test)]
@@ -319,57 +323,19 @@ mod control_tests {
                 assert_eq!(first_control(&v), Some(pos), "len {len} pos {pos}");
             }
         }
-    }
-}
-
-/// Are these raw attributes (what follows the element name) obviously
-/// well-formed without parsing: nothing but whitespace, or exactly one
-/// `name='value'` / `name="value"` with no `&` or `<` in the value? Anything
-/// else goes through quick-xml's attribute parser (duplicates, quoting) and
-/// the reference check.
-fn simple_attributes(raw: &[u8]) -> bool {
-    let t = raw.trim_ascii();
-    if t.is_empty() {
-        return true;
-    }
-    let Some(eq) = t.iter().position(|&b| b == b'=') else {
-        return false;
-    };
-    let name = t[..eq].trim_ascii_end();
-    let value = t[eq + 1..].trim_ascii_start();
-    let name_ok = !name.is_empty()
-        && name.iter().all(|&b| {
-            !b.is_ascii_whitespace() && !matches!(b, b'\'' | b'"' | b'<' | b'>' | b'=' | b'&')
-        });
-    let [q @ (b'\'' | b'"'), inner @ .., last] = value else {
-        return false;
-    };
-    name_ok && last == q && !inner.iter().any(|b| b == q || *b == b'&' || *b == b'<')
-}
-
-#[cfg(test)]
-mod attribute_tests {
-    use super::simple_attributes;
-
-    #[test]
-    fn only_plainly_well_formed_attributes_skip_the_parser() {
-        for ok in ["", "  ", " a='1'", " a=\"x y\" ", " dev='vda'", " a = '1'"] {
-            assert!(simple_attributes(ok.as_bytes()), "{ok:?}");
-        }
-        for parse in [
-            " a='1' b='2'",
-            " a='1' a='2'",
-            " a",
-            " a='1' b",
-            " a='x&amp;'",
-            " a='x<'",
-            " a='1\"",
-            " a=1",
-            " ='1'",
-            " a b='1'",
-            " a='1'x",
-        ] {
-            assert!(!simple_attributes(parse.as_bytes()), "{parse:?}");
+        // Every byte value, alone in a word of spaces and line ends, and in
+        // the last bytes.
+        for x in 0..=255u8 {
+            let control = x < 0x20 && !matches!(x, b'\t' | b'\n' | b'\r');
+            for v in [*b"\n\t \r\n  x\n", *b"abc\ndefgh"] {
+                for pos in [0, 3, 7, 8] {
+                    let mut v = v.to_vec();
+                    v[pos] = x;
+                    let expected = control.then_some(pos);
+                    assert_eq!(first_control(&v), expected, "{x:#x} at {pos}");
+                    assert_eq!(first_control(&v[..pos + 1]), expected, "{x:#x} last");
+                }
+            }
         }
     }
 }

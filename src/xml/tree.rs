@@ -5,6 +5,9 @@
 //! Building is iterative (an explicit stack), bounded by
 //! [`crate::limits::MAX_XML_DEPTH`].
 
+use std::collections::HashMap;
+
+use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -79,14 +82,14 @@ impl Elem {
 
 pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String)>, XmlError> {
     let mut out = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|err| XmlError::at(pos, format!("bad attribute: {err}")))?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-        let v = a
-            .unescape_value()
-            .map_err(|err| XmlError::at(pos, format!("attribute '{key}': {err}")))?;
-        out.push((key, v.into_owned()));
-    }
+    scan_attributes(e, e.name().as_ref().len(), pos, |key, value| {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let value = quick_xml::escape::unescape(&String::from_utf8_lossy(value))
+            .map_err(|err| XmlError::at(pos, format!("attribute '{key}': {err}")))?
+            .into_owned();
+        out.push((key, value));
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -99,7 +102,9 @@ pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
 }
 
 fn char_ref(digits: &[u8], radix: u32) -> bool {
+    // Digits only: `from_str_radix` would also take a sign.
     !digits.is_empty()
+        && digits.iter().all(|&d| char::from(d).is_digit(radix))
         && std::str::from_utf8(digits)
             .ok()
             .and_then(|h| u32::from_str_radix(h, radix).ok())
@@ -110,12 +115,13 @@ fn char_ref(digits: &[u8], radix: u32) -> bool {
 /// See [`check_text`]; on error, the offset in `raw` and the reason.
 pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
     let mut i = 0;
-    while let Some(off) = raw[i..].iter().position(|&b| b == b'&') {
+    while let Some(off) = find_byte(raw.get(i..).unwrap_or_default(), b'&') {
         let at = i + off;
-        let Some(len) = raw[at..].iter().take(40).position(|&b| b == b';') else {
+        let rest = raw.get(at..).unwrap_or_default();
+        let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
             return Err((at, "'&' that starts no reference (write &amp;)".into()));
         };
-        let name = &raw[at + 1..at + len];
+        let name = rest.get(1..len).unwrap_or_default();
         let ok = match name {
             b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
             [b'#', b'x', hex @ ..] => char_ref(hex, 16),
@@ -134,6 +140,127 @@ pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
         i = at + len + 1;
     }
     Ok(())
+}
+
+/// Offset of the first `byte` in `s`. Eight bytes at a time, like
+/// `read::first_control`: a word without it is passed over whole.
+fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let splat = ONES * u64::from(byte);
+    let (words, rest) = s.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        // The high bit of each byte equal to `byte`, and maybe of some
+        // bytes after one (through the borrow): the lowest is exact.
+        let x = u64::from_le_bytes(*w) ^ splat;
+        let hits = x.wrapping_sub(ONES) & !x & HIGH;
+        if hits != 0 {
+            return Some(k * 8 + hits.trailing_zeros() as usize / 8);
+        }
+    }
+    rest.iter()
+        .position(|&b| b == byte)
+        .map(|i| words.len() * 8 + i)
+}
+
+/// XML whitespace (the `S` of the grammar).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Check the attributes of a start tag in one pass, allocating nothing for
+/// the usual few, and hand each name and raw value to `each`: quoting, `=`,
+/// whitespace between attributes, duplicate names, no `<` in a value and
+/// each value's references ([`check_refs`]), in document order. `tag` is
+/// what quick-xml's `BytesStart` holds: the element name (`name_len` bytes),
+/// then the attributes. Errors are reported at `pos`, the tag's offset, and
+/// name the position in `tag` the way quick-xml's `AttrError` does (they are
+/// its errors, where it has one).
+pub(crate) fn scan_attributes<'a>(
+    tag: &'a [u8],
+    name_len: usize,
+    pos: usize,
+    mut each: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), XmlError>,
+) -> Result<(), XmlError> {
+    let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
+    // The names so far, for the duplicate check: the first few as spans in
+    // `tag` (no allocation), any more in a hash map (a tag with thousands of
+    // attributes stays linear; quick-xml compared each name with every
+    // earlier one).
+    let mut few = [(0, 0); 8];
+    let mut count = 0;
+    let mut more: Option<HashMap<&[u8], usize>> = None;
+    let mut i = name_len;
+    loop {
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        if i >= tag.len() {
+            return Ok(());
+        }
+        // The name: its first byte, whatever it is, then up to `=` or space.
+        let start = i;
+        i += 1;
+        while tag.get(i).is_some_and(|&b| b != b'=' && !is_space(b)) {
+            i += 1;
+        }
+        let name = tag.get(start..i).unwrap_or_default();
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        if tag.get(i) != Some(&b'=') {
+            return Err(bad(AttrError::ExpectedEq(i)));
+        }
+        let seen = few
+            .iter()
+            .take(count)
+            .find(|&&(s, e)| e - s == name.len() && tag.get(s..e).is_some_and(|n| n == name));
+        if let Some(&(prev, _)) = seen {
+            return Err(bad(AttrError::Duplicated(start, prev)));
+        }
+        if let Some(slot) = few.get_mut(count) {
+            *slot = (start, start + name.len());
+            count += 1;
+        } else if let Some(prev) = more.get_or_insert_default().insert(name, start) {
+            return Err(bad(AttrError::Duplicated(start, prev)));
+        }
+        i += 1;
+        while tag.get(i).copied().is_some_and(is_space) {
+            i += 1;
+        }
+        let quote = match tag.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            Some(_) => return Err(bad(AttrError::UnquotedValue(i))),
+            None => return Err(bad(AttrError::ExpectedValue(tag.len()))),
+        };
+        // The value, up to the closing quote, noting any `&` and `<`.
+        let rest = tag.get(i + 1..).unwrap_or_default();
+        let (mut amp, mut lt) = (false, false);
+        let Some(end) = rest.iter().position(|&b| {
+            amp |= b == b'&';
+            lt |= b == b'<';
+            b == quote
+        }) else {
+            return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
+        };
+        let value = rest.get(..end).unwrap_or_default();
+        let refused =
+            |why: &str| XmlError::at(pos, format!("not well-formed: in an attribute: {why}"));
+        if amp {
+            check_refs(value).map_err(|(_, why)| refused(&why))?;
+        }
+        if lt {
+            return Err(refused("'<' in a value (write &lt;)"));
+        }
+        each(name, value)?;
+        i += end + 2;
+        if tag.get(i).is_some_and(|&b| !is_space(b)) {
+            return Err(XmlError::at(
+                pos,
+                format!("bad attribute: position {i}: attributes must be separated by whitespace"),
+            ));
+        }
+    }
 }
 
 /// Is `c` allowed in an XML 1.0 document?
@@ -168,7 +295,7 @@ pub(crate) fn read_subtree(
         let before = reader.buffer_position() as usize;
         let ev = reader
             .read_event()
-            .map_err(|e| XmlError::from_qx(reader, e))?;
+            .map_err(|e| XmlError::from_qx(reader, &e))?;
         let after = reader.buffer_position() as usize;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -286,5 +413,136 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
         out.push_str(rest);
     } else {
         out.push_str(raw);
+    }
+}
+
+#[cfg(test)]
+mod attribute_tests {
+    use super::{check_refs, find_byte, scan_attributes, XmlError};
+    use proptest::prelude::*;
+    use quick_xml::events::BytesStart;
+
+    fn check(tag: &str, name_len: usize) -> Result<(), XmlError> {
+        scan_attributes(tag.as_bytes(), name_len, 7, |_, _| Ok(()))
+    }
+
+    /// What `read::document` did before the scanner: quick-xml's attribute
+    /// iterator (duplicate checks on), then the reference check of each value.
+    fn quick_xml(tag: &str, name_len: usize, pos: usize) -> Result<(), XmlError> {
+        for a in BytesStart::from_content(tag, name_len).attributes() {
+            let a = a.map_err(|err| XmlError::at(pos, format!("bad attribute: {err}")))?;
+            check_refs(&a.value).map_err(|(_, why)| {
+                XmlError::at(pos, format!("not well-formed: in an attribute: {why}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The same result and error as quick-xml's iterator, except where one
+    /// of the two checks it lacks (whitespace between attributes, `<` in a
+    /// value) refuses the tag.
+    fn same(tag: &str) -> Result<(), TestCaseError> {
+        let name_len = tag.find(' ').unwrap_or(tag.len());
+        let (new, old) = (check(tag, name_len), quick_xml(tag, name_len, 7));
+        if new != old {
+            let why = new
+                .as_ref()
+                .err()
+                .map_or("accepted", |e| e.message.as_str());
+            prop_assert!(
+                why.contains("separated by whitespace") || why.contains("'<' in a value"),
+                "{:?}: {:?}, quick-xml: {:?}",
+                tag,
+                new,
+                old
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Any mix of the bytes that matter.
+        #[test]
+        fn same_as_quick_xml_on_any_mix(parts in proptest::collection::vec(prop::sample::select(vec![
+            "a", "b", "ab", "=", "'", "\"", " ", "\t", "\r\n", "\n", "&", ";", "#", "x", "1", "<", ">",
+            "/", "é", "&amp;", "&lt;", "&#65;", "&#x41;", "&#0;", "&bogus;", " a='1'", " b=\"2\"",
+            " a =", " b\t= ", "'v'", "\"v\"",
+        ]), 0..24)) {
+            same(&format!("e{}", parts.concat()))?;
+        }
+
+        /// Well-formed runs of attributes, some names repeated, past the
+        /// eight the duplicate check keeps in place.
+        #[test]
+        fn same_as_quick_xml_on_many_attributes(attrs in proptest::collection::vec(
+            (0usize..14, prop::sample::select(vec![" ", "  ", "\n  ", "\t"]), any::<bool>()), 0..20)) {
+            let mut tag = String::from("elem");
+            for (name, sep, dq) in attrs {
+                let q = if dq { '"' } else { '\'' };
+                tag.push_str(&format!("{sep}n{name}={q}v &amp; {name}{q}"));
+            }
+            same(&tag)?;
+        }
+    }
+
+    #[test]
+    fn duplicates_are_found_among_the_first_names_and_beyond() {
+        let names: Vec<String> = (0..12).map(|i| format!(" a{i}='x'")).collect();
+        for dup in 0..12 {
+            for at in dup + 1..=12 {
+                let mut tag = String::from("e");
+                for (i, n) in names.iter().enumerate() {
+                    if i == at {
+                        tag.push_str(&format!(" a{dup}='again'"));
+                    }
+                    tag.push_str(n);
+                }
+                if at == 12 {
+                    tag.push_str(&format!(" a{dup}='again'"));
+                }
+                let e = check(&tag, 1).expect_err(&tag);
+                assert_eq!(Err(e), quick_xml(&tag, 1, 7), "{tag}");
+            }
+        }
+        // The name before a space and `=` is the name, not the space.
+        let tag = "e a ='v' a='1'";
+        assert_eq!(check(tag, 1), quick_xml(tag, 1, 7));
+        assert!(check(tag, 1).is_err());
+        let all: String = names.concat();
+        assert_eq!(check(&format!("e{all}"), 1), Ok(()));
+    }
+
+    #[test]
+    fn each_attribute_is_handed_out_with_its_raw_value() {
+        let tag = "disk a='1'\n  b = \"x &amp; 'y'\" c=''";
+        let mut seen = Vec::new();
+        scan_attributes(tag.as_bytes(), 4, 0, |k, v| {
+            seen.push((k, v));
+            Ok(())
+        })
+        .unwrap();
+        let expected: [(&[u8], &[u8]); 3] = [(b"a", b"1"), (b"b", b"x &amp; 'y'"), (b"c", b"")];
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn find_byte_finds_the_first() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for later in pos..len {
+                    let mut v = vec![b'x'; len];
+                    v[later] = b'&';
+                    v[pos] = b'&';
+                    assert_eq!(find_byte(&v, b'&'), Some(pos), "{len} {pos} {later}");
+                    assert_eq!(find_byte(&v, b'"'), None);
+                }
+            }
+        }
+        // Bytes next to it are no match; one after a match may be flagged
+        // too (the borrow), never one before it.
+        assert_eq!(find_byte(b"%'%'%'%'%'", b'&'), None);
+        assert_eq!(find_byte(b"xx&'''''", b'&'), Some(2));
     }
 }

@@ -21,20 +21,33 @@ pub fn unrepresentable(s: &str) -> Option<char> {
 /// five characters; tab, LF and CR become references so they survive
 /// attribute-value normalisation).
 pub fn escape_attr(s: &str) -> String {
+    escape(s, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'\'' => Some("&apos;"),
+        b'"' => Some("&quot;"),
+        b'\t' => Some("&#9;"),
+        b'\n' => Some("&#10;"),
+        b'\r' => Some("&#13;"),
+        _ => None,
+    })
+}
+
+/// `s` with each byte that `by` has a replacement for replaced; the rest is
+/// copied in runs. Only ASCII bytes are replaced, so runs end on character
+/// boundaries.
+fn escape(s: &str, by: impl Fn(u8) -> Option<&'static str>) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '\'' => o.push_str("&apos;"),
-            '"' => o.push_str("&quot;"),
-            '\t' => o.push_str("&#9;"),
-            '\n' => o.push_str("&#10;"),
-            '\r' => o.push_str("&#13;"),
-            c => o.push(c),
+    let mut from = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if let Some(r) = by(b) {
+            o.push_str(&s[from..i]);
+            o.push_str(r);
+            from = i + 1;
         }
     }
+    o.push_str(&s[from..]);
     o
 }
 
@@ -47,17 +60,13 @@ fn empty_with(tag: &str, name: &str, value: &str) -> String {
 
 /// Escape text content.
 pub fn escape_text(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '\r' => o.push_str("&#13;"),
-            c => o.push(c),
-        }
-    }
-    o
+    escape(s, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'\r' => Some("&#13;"),
+        _ => None,
+    })
 }
 
 fn attr(o: &mut String, k: &str, v: &str) {
@@ -647,6 +656,10 @@ mod tests {
             "a&apos;b&quot;c&amp;d&lt;e&gt;f&#9;g&#10;h"
         );
         assert_eq!(escape_text("x<y&z>"), "x&lt;y&amp;z&gt;");
+        // Runs of other characters (any UTF-8) are copied whole.
+        assert_eq!(escape_attr("&é☃\r𝄞'"), "&amp;é☃&#13;𝄞&apos;");
+        assert_eq!(escape_text("\r☃ x"), "&#13;☃ x");
+        assert_eq!(escape_attr(""), "");
         assert_eq!(unrepresentable("ok\tfine\n"), None);
         assert_eq!(unrepresentable("no\0"), Some('\0'));
         assert_eq!(unrepresentable("no\u{1b}"), Some('\u{1b}'));
