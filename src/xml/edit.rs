@@ -188,21 +188,7 @@ fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> 
     let el = &dn.elem;
     let name = disk_name(el, doc, i);
     let entries = model::entries(el, doc, &name);
-    let indents = model::child_indents(el, doc);
-    let child_indent = el
-        .children
-        .iter()
-        .zip(&indents)
-        .find_map(|(n, ind)| match n {
-            Node::Elem(_) => *ind,
-            _ => None,
-        })
-        .unwrap_or("")
-        .to_string();
-    let unit = match child_indent.strip_prefix(dn.indent.as_str()) {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => "  ".to_string(),
-    };
+    let (child_indent, unit) = model::child_indent_and_unit(el, doc, &dn.indent);
     let path = model::main_path(&entries);
     let terminator = path
         .last()

@@ -465,14 +465,6 @@ impl<'a> ImageIndex<'a> {
     }
 }
 
-/// Indentation unit of a disk: its child indentation minus its own.
-fn unit_of(disk_indent: &str, child_indent: &str) -> String {
-    match child_indent.strip_prefix(disk_indent) {
-        Some(u) if !u.is_empty() => u.to_string(),
-        _ => "  ".to_string(),
-    }
-}
-
 /// Index scheme for a chain written into a disk: when the disk carries no
 /// `index` (inactive XML), layer `i` (1 = the first backing image) gets index
 /// `i`, as libvirt numbered backing stores before blockdev; when it carries
@@ -553,18 +545,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             return Err(e);
         }
         diagnostics.extend(en.diagnostics.iter().cloned());
-        let indents = model::child_indents(el, doc);
-        let child_indent = el
-            .children
-            .iter()
-            .zip(&indents)
-            .find_map(|(n, i)| match n {
-                tree::Node::Elem(_) => *i,
-                _ => None,
-            })
-            .unwrap_or("")
-            .to_string();
-        let unit = unit_of(&disk.indent, &child_indent);
+        let (child_indent, unit) = model::child_indent_and_unit(el, doc, &disk.indent);
         // A disk written with CRLF line ends gets CRLF in what we write.
         let crlf = doc[el.start.0..el.end.1].contains("\r\n");
         let src_path = info

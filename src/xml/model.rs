@@ -188,6 +188,30 @@ pub struct Entries<'a> {
 }
 
 /// Indentation of each child: the whitespace text just before it.
+/// The indentation of `el`'s element children (the first one whose line
+/// starts with only blanks before it) and the unit of one level (that minus
+/// `own`, the element's own indentation; two spaces when that says nothing).
+/// With no such child, one unit more than `own`: a value that what we write
+/// into the element does not change, so conversions are stable.
+pub fn child_indent_and_unit(el: &Elem, doc: &str, own: &str) -> (String, String) {
+    let found = el
+        .children
+        .iter()
+        .zip(child_indents(el, doc))
+        .find_map(|(n, i)| match n {
+            Node::Elem(_) => i,
+            _ => None,
+        });
+    let Some(child) = found else {
+        return (format!("{own}  "), "  ".to_string());
+    };
+    let unit = match child.strip_prefix(own) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => "  ".to_string(),
+    };
+    (child.to_string(), unit)
+}
+
 pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
     let mut out = Vec::with_capacity(el.children.len());
     let mut prev: Option<&str> = None;
