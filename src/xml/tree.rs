@@ -357,7 +357,11 @@ pub(crate) fn read_subtree(
 
 /// The indentation after the last newline of a whitespace text, if it has one.
 pub fn indent_of(ws: &str) -> Option<&str> {
-    ws.rfind('\n').map(|i| &ws[i + 1..])
+    // Only blanks indent: a bare CR is a line end to an XML reader, and
+    // taking it as indentation would make line ends of our own output.
+    ws.rfind('\n')
+        .map(|i| &ws[i + 1..])
+        .filter(|i| i.bytes().all(|b| b == b' ' || b == b'\t'))
 }
 
 /// Copy `doc[span]` of an element subtree to `out`, re-indenting
