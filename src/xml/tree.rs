@@ -368,10 +368,6 @@ pub fn indent_of(ws: &str) -> Option<&str> {
 /// whitespace-only text nodes that hold a newline: an indentation starting
 /// with `from` gets `to` in place of that prefix. Everything else verbatim.
 pub fn copy_reindented(out: &mut String, doc: &str, el: &Elem, from: &str, to: &str) {
-    if from == to {
-        out.push_str(&doc[el.start.0..el.end.1]);
-        return;
-    }
     // Iterative walk over (element, next child index).
     let mut stack: Vec<(&Elem, usize)> = vec![(el, 0)];
     out.push_str(&doc[el.start.0..el.start.1]);
@@ -407,8 +403,15 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
     let spaces = |t: &str| t.bytes().all(|b| b == b' ');
     if spaces(from) && spaces(to) && spaces(ind) {
         // Shift by the difference, so lines indented unlike their element
-        // keep their offset and a conversion back restores them.
-        let n = (ind.len() + to.len()).saturating_sub(from.len());
+        // keep their offset and a conversion back restores them. A line
+        // indented less than its element comes to the element's new
+        // indentation: after one pass every line is at least as deep as its
+        // element, and from then on the shifts undo each other.
+        let n = if ind.len() >= from.len() {
+            ind.len() + to.len() - from.len()
+        } else {
+            to.len()
+        };
         out.push_str(head);
         out.extend(std::iter::repeat_n(' ', n));
     } else if let Some(rest) = ind.strip_prefix(from) {
