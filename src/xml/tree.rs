@@ -419,7 +419,10 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
         out.push_str(to);
         out.push_str(rest);
     } else {
-        out.push_str(raw);
+        // Not under the element's indentation (shallower, or tabs against
+        // spaces): to the element's new indentation, as for spaces above.
+        out.push_str(head);
+        out.push_str(to);
     }
 }
 
