@@ -29,17 +29,22 @@ fn run(args: &[&str], dir: &Path) {
 }
 
 /// `qemu-img info --output=json [-f fmt] file`, run in `dir`.
-fn oracle(dir: &Path, file: &str, fmt: Option<&str>) -> Value {
+fn qemu_info(dir: &Path, file: &str, fmt: Option<&str>) -> std::process::Output {
     let mut args = vec!["info", "--output=json"];
     if let Some(f) = fmt {
         args.extend(["-f", f]);
     }
     args.push(file);
-    let out = Command::new("qemu-img")
+    Command::new("qemu-img")
         .args(&args)
         .current_dir(dir)
         .output()
-        .expect("qemu-img runs");
+        .expect("qemu-img runs")
+}
+
+/// What qemu-img info says of `file`; it must open it.
+fn oracle(dir: &Path, file: &str, fmt: Option<&str>) -> Value {
+    let out = qemu_info(dir, file, fmt);
     assert!(
         out.status.success(),
         "qemu-img info {file}: {}",
@@ -663,11 +668,7 @@ fn vmdk_cowd_against_qemu_img() {
         cowd("parentFileNameHint=\"base.vmdk\"\n"),
     )
     .expect("write");
-    let out = Command::new("qemu-img")
-        .args(["info", "-f", "vmdk", "n.vmdk"])
-        .current_dir(dir.path())
-        .output()
-        .expect("qemu-img runs");
+    let out = qemu_info(dir.path(), "n.vmdk", Some("vmdk"));
     assert!(!out.status.success(), "qemu-img opened a COWD without CID");
     let (n, _) = probe_file(&dir.path().join("n.vmdk"), ProbeOptions::default());
     assert!(
@@ -1060,11 +1061,7 @@ fn vhdx_region_table_overlaps_against_qemu_img() {
         let b = with_crc(b);
         let path = dir.path().join("bad.vhdx");
         std::fs::write(&path, &b).expect("write");
-        let out = Command::new("qemu-img")
-            .args(["info", "--output=json", "-f", "vhdx", "bad.vhdx"])
-            .current_dir(dir.path())
-            .output()
-            .expect("qemu-img runs");
+        let out = qemu_info(dir.path(), "bad.vhdx", Some("vhdx"));
         assert!(!out.status.success(), "{what}: qemu-img info accepted it");
         let e = probe_mem(&b, true).0.expect_err(what);
         assert_eq!(e.offset, off, "{what}: {e}");

@@ -83,34 +83,37 @@ fn seeds_cover_every_format() {
 
 /// Probe `file` through the loop; count the bytes asked for.
 fn probe(file: &[u8], len_known: bool) -> (Result<ImageInfo, String>, u64) {
-    let mut asked = 0u64;
+    let (r, reads) = probe_logged(file, len_known);
+    (r, reads.iter().map(|&(_, n)| n).sum())
+}
+
+/// Probe `file` through the loop; every read asked for, as (offset, length).
+fn probe_logged(file: &[u8], len_known: bool) -> (Result<ImageInfo, String>, Vec<(u64, u64)>) {
+    let mut reads = Vec::new();
     let r = image::probe_with(
         len_known.then_some(file.len() as u64),
         |off, n| -> Result<Vec<u8>, Infallible> {
-            asked += n;
+            reads.push((off, n));
             let s = (off as usize).min(file.len());
             let e = (off.saturating_add(n) as usize).min(file.len());
             Ok(file[s..e].to_vec())
         },
     );
-    (r.map(|(i, _)| i).map_err(|e| e.to_string()), asked)
+    (r.map(|(i, _)| i).map_err(|e| e.to_string()), reads)
 }
 
 const BOUND: u64 = limits::MAX_ROUNDS as u64 * limits::MAX_READ;
 
 /// The ranges a probe of `file` reads, cut at its end.
 fn read_ranges(file: &[u8]) -> Vec<(usize, usize)> {
-    let mut ranges = Vec::new();
-    let _ = image::probe_with(
-        Some(file.len() as u64),
-        |off, n| -> Result<Vec<u8>, Infallible> {
+    probe_logged(file, true)
+        .1
+        .into_iter()
+        .map(|(off, n)| {
             let s = (off as usize).min(file.len());
-            let e = (off.saturating_add(n) as usize).min(file.len());
-            ranges.push((s, e - s));
-            Ok(file[s..e].to_vec())
-        },
-    );
-    ranges
+            (s, (off.saturating_add(n) as usize).min(file.len()) - s)
+        })
+        .collect()
 }
 
 proptest! {

@@ -62,7 +62,8 @@ fn tools_present() -> bool {
     true
 }
 
-fn domain(name: &str, top: &Path) -> String {
+/// A test-driver domain named `name` around `disks` (indented for `<devices>`).
+fn test_domain(name: &str, disks: &str) -> String {
     format!(
         "<domain type='test'>
   <name>{name}</name>
@@ -71,7 +72,17 @@ fn domain(name: &str, top: &Path) -> String {
     <type>hvm</type>
   </os>
   <devices>
-    <disk type='file' device='disk'>
+{disks}  </devices>
+</domain>
+"
+    )
+}
+
+fn domain(name: &str, top: &Path) -> String {
+    test_domain(
+        name,
+        &format!(
+            "    <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='{}'/>
       <target dev='vda' bus='virtio'/>
@@ -81,10 +92,9 @@ fn domain(name: &str, top: &Path) -> String {
       <source file='/nonexistent/other.img'/>
       <target dev='vdb' bus='virtio'/>
     </disk>
-  </devices>
-</domain>
 ",
-        top.display()
+            top.display()
+        ),
     )
 }
 
@@ -260,27 +270,20 @@ fn qemu_img_json_gives_the_same_chain_as_the_headers() {
 #[test]
 fn libvirt_prints_volume_and_nvme_layers_we_write() {
     use backing_chain::xml::edit::{self, LayerSpec};
-    if !tool("virsh") {
-        common::skip("the virsh comparison needs virsh, which is not installed");
+    if !tools_present() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let dom = "<domain type='test'>
-  <name>vn</name>
-  <memory unit='KiB'>1024</memory>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-    <disk type='file' device='disk'>
+    let dom = &test_domain(
+        "vn",
+        "    <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='/i/top.qcow2'/>
       <backingStore/>
       <target dev='vda' bus='virtio'/>
     </disk>
-  </devices>
-</domain>
-";
+",
+    );
     let vol = LayerSpec {
         kind: "volume".into(),
         pool: Some("blk-pool0".into()),
@@ -311,8 +314,7 @@ fn libvirt_prints_volume_and_nvme_layers_we_write() {
 fn libvirt_prints_network_layers_we_write() {
     use backing_chain::image::Format;
     use backing_chain::xml::{self, Options};
-    if !tool("virsh") {
-        common::skip("the virsh comparison needs virsh, which is not installed");
+    if !tools_present() {
         return;
     }
     let names = [
@@ -354,18 +356,7 @@ fn libvirt_prints_network_layers_we_write() {
             )
         })
         .collect();
-    let dom = format!(
-        "<domain type='test'>
-  <name>net</name>
-  <memory unit='KiB'>1024</memory>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-{disks}  </devices>
-</domain>
-"
-    );
+    let dom = test_domain("net", &disks);
     let out = xml::populate(
         &dom,
         &forest(images),
