@@ -187,21 +187,25 @@ pub struct Entries<'a> {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Indentation of each child: the whitespace text just before it.
 /// The indentation of `el`'s element children (the first one whose line
 /// starts with only blanks before it) and the unit of one level (that minus
 /// `own`, the element's own indentation; two spaces when that says nothing).
+/// A child other than `<backingStore>` gives it when there is one.
 /// With no such child, one unit more than `own`: a value that what we write
 /// into the element does not change, so conversions are stable.
 pub fn child_indent_and_unit(el: &Elem, doc: &str, own: &str) -> (String, String) {
-    let found = el
-        .children
-        .iter()
-        .zip(child_indents(el, doc))
-        .find_map(|(n, i)| match n {
-            Node::Elem(_) => i,
+    // Children other than <backingStore> first: the chain is what gets
+    // rewritten, so an indentation taken from it could differ between the
+    // layouts (a flat entry starting a line that nesting folds into one
+    // written after text) and move at every conversion.
+    let ind = child_indents(el, doc);
+    let first = |chain: bool| {
+        el.children.iter().zip(&ind).find_map(|(n, i)| match n {
+            Node::Elem(e) if (e.name == "backingStore") == chain => *i,
             _ => None,
-        });
+        })
+    };
+    let found = first(false).or_else(|| first(true));
     let Some(child) = found else {
         return (format!("{own}  "), "  ".to_string());
     };
@@ -212,6 +216,7 @@ pub fn child_indent_and_unit(el: &Elem, doc: &str, own: &str) -> (String, String
     (child.to_string(), unit)
 }
 
+/// Indentation of each child: the whitespace text just before it.
 pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
     let mut out = Vec::with_capacity(el.children.len());
     let mut prev: Option<&str> = None;
