@@ -5,7 +5,7 @@
 //! Building is iterative (an explicit stack), bounded by
 //! [`crate::limits::MAX_XML_DEPTH`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
@@ -184,12 +184,21 @@ pub(crate) fn scan_attributes<'a>(
 ) -> Result<(), XmlError> {
     let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
     // The names so far, for the duplicate check: the first few as spans in
-    // `tag` (no allocation), any more in a hash map (a tag with thousands of
-    // attributes stays linear; quick-xml compared each name with every
-    // earlier one).
+    // `tag` (no allocation), any more in an ordered map (a tag with thousands
+    // of attributes costs n log n whatever their names; quick-xml compared
+    // each name with every earlier one, and a hash map's worst case is in
+    // the hands of whoever wrote the names where hashing has no random seed,
+    // as in wasm).
     let mut few = [(0, 0); 8];
     let mut count = 0;
-    let mut more: Option<HashMap<&[u8], usize>> = None;
+    let mut more: Option<BTreeMap<&[u8], usize>> = None;
+    let element = tag.get(..name_len).unwrap_or_default();
+    if let Err(why) = check_name(element) {
+        return Err(XmlError::at(
+            pos,
+            format!("not well-formed: element name {why}"),
+        ));
+    }
     let mut i = name_len;
     loop {
         while tag.get(i).copied().is_some_and(is_space) {
@@ -210,6 +219,12 @@ pub(crate) fn scan_attributes<'a>(
         }
         if tag.get(i) != Some(&b'=') {
             return Err(bad(AttrError::ExpectedEq(i)));
+        }
+        if let Err(why) = check_name(name) {
+            return Err(XmlError::at(
+                pos,
+                format!("not well-formed: attribute name {why}"),
+            ));
         }
         let seen = few
             .iter()
@@ -261,6 +276,55 @@ pub(crate) fn scan_attributes<'a>(
             ));
         }
     }
+}
+
+/// Is `name` an XML 1.0 (fifth edition) `Name`? The error quotes it and
+/// names the first character that is not allowed where it stands.
+fn check_name(name: &[u8]) -> Result<(), String> {
+    let ascii = |b: u8, first: bool| {
+        b.is_ascii_alphabetic()
+            || matches!(b, b'_' | b':')
+            || (!first && (b.is_ascii_digit() || matches!(b, b'-' | b'.')))
+    };
+    // The usual case, all ASCII, without decoding.
+    if let Some((&f, rest)) = name.split_first() {
+        if ascii(f, true) && rest.iter().all(|&b| ascii(b, false)) {
+            return Ok(());
+        }
+    }
+    let text = String::from_utf8_lossy(name);
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return Err("missing".into());
+    };
+    let bad = std::iter::once((first, true))
+        .chain(chars.map(|c| (c, false)))
+        .find(|&(c, first)| {
+            !(if c.is_ascii() {
+                ascii(c as u8, first)
+            } else {
+                name_char(c, first)
+            })
+        });
+    match bad {
+        None => Ok(()),
+        Some((c, first)) => Err(format!(
+            "'{text}' is not an XML name: {c:?} (U+{:04X}) cannot {} a name",
+            c as u32,
+            if first { "start" } else { "be in" }
+        )),
+    }
+}
+
+/// The non-ASCII characters of XML 1.0's `NameStartChar` (and, when not
+/// `first`, `NameChar`).
+fn name_char(c: char, first: bool) -> bool {
+    matches!(c,
+        '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}'
+        | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}'
+        | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}'
+        | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+        || (!first && matches!(c, '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}'))
 }
 
 /// Is `c` allowed in an XML 1.0 document?
@@ -460,7 +524,9 @@ mod attribute_tests {
                 .err()
                 .map_or("accepted", |e| e.message.as_str());
             prop_assert!(
-                why.contains("separated by whitespace") || why.contains("'<' in a value"),
+                why.contains("separated by whitespace")
+                    || why.contains("'<' in a value")
+                    || why.contains("is not an XML name"),
                 "{:?}: {:?}, quick-xml: {:?}",
                 tag,
                 new,
