@@ -207,10 +207,15 @@ pub(crate) fn scan_attributes<'a>(
         if i >= tag.len() {
             return Ok(());
         }
-        // The name: its first byte, whatever it is, then up to `=` or space.
+        // The name: its first byte, whatever it is, then up to `=` or space,
+        // noting on the way whether it is a plain ASCII name.
         let start = i;
+        let mut plain = tag
+            .get(i)
+            .is_some_and(|&b| NAME_BYTES[usize::from(b)] & 1 != 0);
         i += 1;
-        while tag.get(i).is_some_and(|&b| b != b'=' && !is_space(b)) {
+        while let Some(&b) = tag.get(i).filter(|&&b| b != b'=' && !is_space(b)) {
+            plain &= NAME_BYTES[usize::from(b)] & 2 != 0;
             i += 1;
         }
         let name = tag.get(start..i).unwrap_or_default();
@@ -220,7 +225,7 @@ pub(crate) fn scan_attributes<'a>(
         if tag.get(i) != Some(&b'=') {
             return Err(bad(AttrError::ExpectedEq(i)));
         }
-        if let Err(why) = check_name(name) {
+        if let Err(why) = if plain { Ok(()) } else { check_name(name) } {
             return Err(XmlError::at(
                 pos,
                 format!("not well-formed: attribute name {why}"),
@@ -281,11 +286,7 @@ pub(crate) fn scan_attributes<'a>(
 /// Is `name` an XML 1.0 (fifth edition) `Name`? The error quotes it and
 /// names the first character that is not allowed where it stands.
 fn check_name(name: &[u8]) -> Result<(), String> {
-    let ascii = |b: u8, first: bool| {
-        b.is_ascii_alphabetic()
-            || matches!(b, b'_' | b':')
-            || (!first && (b.is_ascii_digit() || matches!(b, b'-' | b'.')))
-    };
+    let ascii = |b: u8, first: bool| NAME_BYTES[usize::from(b)] & if first { 1 } else { 2 } != 0;
     // The usual case, all ASCII, without decoding.
     if let Some((&f, rest)) = name.split_first() {
         if ascii(f, true) && rest.iter().all(|&b| ascii(b, false)) {
@@ -315,6 +316,24 @@ fn check_name(name: &[u8]) -> Result<(), String> {
         )),
     }
 }
+
+/// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`.
+static NAME_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
+            3
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            2
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
 
 /// The non-ASCII characters of XML 1.0's `NameStartChar` (and, when not
 /// `first`, `NameChar`).
