@@ -708,8 +708,11 @@ fn eol(crlf: bool, text: String) -> String {
 }
 
 /// Anything that is not a `<backingStore>` between the first and the last
-/// disk-level `<backingStore>` (a comment, another element) is kept: written
-/// after the new chain, each on its own line, verbatim.
+/// disk-level `<backingStore>` (a comment, another element, text) is kept:
+/// written after the new chain, each on its own line, verbatim — but for the
+/// blanks and line ends around text, which are layout: kept, a line end at
+/// the end of such text would indent the element after the chain, which
+/// the chain's indentation is taken from (and would change at every round).
 fn keep_between(
     doc: &str,
     disk: &tree::Elem,
@@ -723,9 +726,15 @@ fn keep_between(
             tree::Node::Other { span, ws } => (*span, !ws),
         };
         if keep && span.0 >= region.0 && span.1 <= region.1 {
+            let raw = &doc[span.0..span.1];
             text.push('\n');
             text.push_str(child_indent);
-            text.push_str(&doc[span.0..span.1]);
+            text.push_str(match n {
+                tree::Node::Other { .. } => {
+                    raw.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'))
+                }
+                tree::Node::Elem(_) => raw,
+            });
         }
     }
     text
