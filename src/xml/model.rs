@@ -190,22 +190,27 @@ pub struct Entries<'a> {
 /// The indentation of `el`'s element children (the first one whose line
 /// starts with only blanks before it) and the unit of one level (that minus
 /// `own`, the element's own indentation; two spaces when that says nothing).
-/// A child other than `<backingStore>` gives it when there is one.
+/// A child other than `<backingStore>` gives it when there is one, else the
+/// first `<backingStore>`.
 /// With no such child, one unit more than `own`: a value that what we write
 /// into the element does not change, so conversions are stable.
 pub fn child_indent_and_unit(el: &Elem, doc: &str, own: &str) -> (String, String) {
     // Children other than <backingStore> first: the chain is what gets
     // rewritten, so an indentation taken from it could differ between the
     // layouts (a flat entry starting a line that nesting folds into one
-    // written after text) and move at every conversion.
+    // written after text) and move at every conversion. Failing those, the
+    // first entry's, which a rewrite keeps (the text before it stays), or
+    // none when it does not start a line.
     let ind = child_indents(el, doc);
-    let first = |chain: bool| {
-        el.children.iter().zip(&ind).find_map(|(n, i)| match n {
-            Node::Elem(e) if (e.name == "backingStore") == chain => *i,
-            _ => None,
-        })
-    };
-    let found = first(false).or_else(|| first(true));
+    let is_chain = |n: &Node| matches!(n, Node::Elem(e) if e.name == "backingStore");
+    let others = el.children.iter().zip(&ind).find_map(|(n, i)| match n {
+        Node::Elem(_) if !is_chain(n) => *i,
+        _ => None,
+    });
+    let found = others.or_else(|| {
+        let first = el.children.iter().position(is_chain)?;
+        ind[first]
+    });
     let Some(child) = found else {
         return (format!("{own}  "), "  ".to_string());
     };
