@@ -583,26 +583,15 @@ pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
 
 /// A 16-byte id in RFC 4122 byte order (VHD), lowercase with dashes.
 pub(crate) fn uuid_be(b: &[u8]) -> String {
-    let b: [u8; 16] = field(b, 0);
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::from_bytes(field(b, 0)).hyphenated().to_string()
 }
 
 /// A 16-byte Microsoft GUID (first three fields little-endian: VHDX, VDI),
 /// lowercase with dashes.
 pub(crate) fn guid_le(b: &[u8]) -> String {
-    let mut x: [u8; 16] = field(b, 0);
-    x[0..4].reverse();
-    x[4..6].reverse();
-    x[6..8].reverse();
-    uuid_be(&x)
+    uuid::Uuid::from_bytes_le(field(b, 0))
+        .hyphenated()
+        .to_string()
 }
 
 /// Text up to the first NUL (lossy UTF-8).
