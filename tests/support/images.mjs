@@ -38,10 +38,14 @@ export function qemuInfo(path) {
   return JSON.parse(qemuImg('info', '--output=json', '-U', path));
 }
 
-/** base ← mid ← top (qcow2, backing formats recorded) in `dir`. */
-export function makeChain(dir, { base = 'base.qcow2', mid = 'mid.qcow2', top = 'top.qcow2', size = '1G' } = {}) {
-  qemuImg('create', '-q', '-f', 'qcow2', join(dir, base), size);
-  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, join(dir, mid));
+/**
+ * base ← mid ← top (qcow2, backing formats recorded) in `dir`. With
+ * `baseFormat` other than qcow2 the base must exist already (made by the
+ * caller in that format).
+ */
+export function makeChain(dir, { base = 'base.qcow2', mid = 'mid.qcow2', top = 'top.qcow2', size = '1G', baseFormat = 'qcow2' } = {}) {
+  if (baseFormat === 'qcow2') qemuImg('create', '-q', '-f', 'qcow2', join(dir, base), size);
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, join(dir, mid));
   qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', mid, join(dir, top));
   return { base: join(dir, base), mid: join(dir, mid), top: join(dir, top) };
 }

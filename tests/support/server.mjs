@@ -19,11 +19,16 @@ const TYPES = {
 
 export const WWW = resolve(fileURLToPath(new URL('../../www', import.meta.url)));
 
-/** Serve `root` (default www/); `extra` maps URL paths to {type, body} for test pages. */
-export function startServer({ root = WWW, port = 0, extra = {}, types = {} } = {}) {
+/**
+ * Serve `root` (default www/); `extra` maps URL paths to {type, body} for test
+ * pages; `handle(req, res, url)`, when given, answers first (true: handled);
+ * `headers` are added to every file answer.
+ */
+export function startServer({ root = WWW, port = 0, extra = {}, types = {}, handle, headers = {} } = {}) {
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url, 'http://x');
+      if (handle && (await handle(req, res, url))) return;
       if (extra[url.pathname]) {
         const { type, body } = extra[url.pathname];
         res.writeHead(200, { 'content-type': type });
@@ -36,7 +41,7 @@ export function startServer({ root = WWW, port = 0, extra = {}, types = {} } = {
       if ((await stat(file)).isDirectory()) file = join(file, 'index.html');
       const body = await readFile(file);
       const ext = extname(file);
-      res.writeHead(200, { 'content-type': types[ext] ?? TYPES[ext] ?? 'application/octet-stream' });
+      res.writeHead(200, { ...headers, 'content-type': types[ext] ?? TYPES[ext] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404, { 'content-type': 'text/plain' });
