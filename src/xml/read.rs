@@ -251,6 +251,16 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 }
                 break;
             }
+            Event::Decl(_) if before != 0 => {
+                return Err(XmlError::at(
+                    before,
+                    "not well-formed: an XML declaration is allowed only at the very start",
+                ));
+            }
+            Event::PI(_) => {
+                tree::check_pi(&doc[before..after], before)?;
+                last_text = "";
+            }
             _ => last_text = "",
         }
     }

@@ -210,6 +210,12 @@ pub(crate) fn scan_attributes<'a>(
         // The name: its first byte, whatever it is, then up to `=` or space,
         // noting on the way whether it is a plain ASCII name.
         let start = i;
+        if tag.get(i) == Some(&b'=') {
+            return Err(XmlError::at(
+                pos,
+                "not well-formed: attribute name missing before '=' (an empty name is not an XML name)",
+            ));
+        }
         let mut plain = tag
             .get(i)
             .is_some_and(|&b| NAME_BYTES[usize::from(b)] & 1 != 0);
@@ -286,35 +292,56 @@ pub(crate) fn scan_attributes<'a>(
 /// Is `name` an XML 1.0 (fifth edition) `Name`? The error quotes it and
 /// names the first character that is not allowed where it stands.
 fn check_name(name: &[u8]) -> Result<(), String> {
-    let ascii = |b: u8, first: bool| NAME_BYTES[usize::from(b)] & if first { 1 } else { 2 } != 0;
+    let class = |b: u8, first: bool| NAME_BYTES[usize::from(b)] & if first { 1 } else { 2 } != 0;
     // The usual case, all ASCII, without decoding.
     if let Some((&f, rest)) = name.split_first() {
-        if ascii(f, true) && rest.iter().all(|&b| ascii(b, false)) {
+        if class(f, true) && rest.iter().all(|&b| class(b, false)) {
             return Ok(());
         }
     }
     let text = String::from_utf8_lossy(name);
-    let mut chars = text.chars();
-    let Some(first) = chars.next() else {
-        return Err("missing".into());
-    };
-    let bad = std::iter::once((first, true))
-        .chain(chars.map(|c| (c, false)))
-        .find(|&(c, first)| {
-            !(if c.is_ascii() {
-                ascii(c as u8, first)
-            } else {
-                name_char(c, first)
-            })
-        });
-    match bad {
-        None => Ok(()),
-        Some((c, first)) => Err(format!(
-            "'{text}' is not an XML name: {c:?} (U+{:04X}) cannot {} a name",
-            c as u32,
-            if first { "start" } else { "be in" }
-        )),
+    let mut first = true;
+    for c in text.chars() {
+        let ok = match u8::try_from(c) {
+            Ok(b) if b.is_ascii() => class(b, first),
+            _ => name_char(c, first),
+        };
+        if !ok {
+            let place = if first { "start" } else { "be in" };
+            return Err(format!(
+                "'{text}' is not an XML name: '{c}' cannot {place} a name"
+            ));
+        }
+        first = false;
     }
+    if first {
+        return Err("missing".into());
+    }
+    Ok(())
+}
+
+/// A processing instruction `raw` (`<?target …?>`) at `pos`: its target is
+/// a name other than `xml` in any case (XML 1.0 `PITarget`).
+pub(crate) fn check_pi(raw: &str, pos: usize) -> Result<(), XmlError> {
+    let body = raw.strip_prefix("<?").unwrap_or(raw);
+    let body = body.strip_suffix("?>").unwrap_or(body);
+    let target = &body[..body
+        .find(|c: char| c.is_ascii_whitespace())
+        .unwrap_or(body.len())];
+    if target.eq_ignore_ascii_case("xml") {
+        return Err(XmlError::at(
+            pos,
+            format!(
+                "not well-formed: '{target}' is reserved: no processing instruction may use it"
+            ),
+        ));
+    }
+    check_name(target.as_bytes()).map_err(|why| {
+        XmlError::at(
+            pos,
+            format!("not well-formed: processing instruction target {why}"),
+        )
+    })
 }
 
 /// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`.
@@ -423,6 +450,9 @@ pub(crate) fn read_subtree(
             }
             Event::Text(_) | Event::CData(_) | Event::Comment(_) | Event::PI(_) => {
                 let raw = &doc[before..after];
+                if let Event::PI(_) = ev {
+                    check_pi(raw, before)?;
+                }
                 let ws =
                     matches!(ev, Event::Text(_)) && raw.bytes().all(|b| b.is_ascii_whitespace());
                 if let Event::Text(_) = ev {

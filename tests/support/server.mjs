@@ -44,8 +44,8 @@ export function startServer({ root = WWW, port = 0, extra = {}, types = {}, hand
       res.writeHead(200, { ...headers, 'content-type': types[ext] ?? TYPES[ext] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found');
+      if (res.headersSent) res.end();
+      else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
     }
   });
   return new Promise((ok) => server.listen(port, '127.0.0.1', () => ok(server)));
