@@ -286,7 +286,7 @@ fn names_are_checked_as_xml_1_0_says() {
 }
 
 #[test]
-fn empty_names_processing_instructions_and_declarations_as_xml_1_0_says() {
+fn empty_names_processing_instructions_declarations_and_cdata_ends_as_xml_1_0_says() {
     // Documents, where each refusal is expected, what its message says,
     // and the verdict of `xmllint --noout` (checked when installed).
     let cases: &[(&str, &str, bool, &str)] = &[
@@ -310,6 +310,25 @@ fn empty_names_processing_instructions_and_declarations_as_xml_1_0_says() {
         ("<?a?><?xml version='1.0'?><domain/>", "<?xml", false, "only at the very start"),
         (" <?xml version='1.0'?><domain/>", "<?xml", false, "only at the very start"),
         ("<domain><?xml version='1.0'?></domain>", "<?xml", false, "only at the very start"),
+        // What the declaration holds: version, then encoding, then standalone.
+        ("<?xml version='1.1'?><domain/>", "", true, ""),
+        ("<?xml version='1.'?><domain/>", "", true, ""),
+        ("<?xml version = \"1.0\" encoding='latin1' standalone='yes' ?><domain/>", "", true, ""),
+        ("<?xml?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='2.0'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version=''?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml encoding='utf-8'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0' standalone='no' encoding='UTF-8'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0' foo='x'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0' encoding='9x'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0' encoding=''?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0' standalone='maybe'?><domain/>", "<?xml", false, "the XML declaration takes"),
+        ("<?xml version='1.0'standalone='yes'?><domain/>", "<?xml", false, "separated by whitespace"),
+        // `]]>` ends CDATA; in text it is an error.
+        ("<domain>a]]>b</domain>", "]]>", false, "']]>' in text"),
+        ("<domain><devices><disk type='file'>]]><target dev='vda'/></disk></devices></domain>", "]]>", false, "']]>' in text"),
+        ("<domain>a]]b<![CDATA[x]]></domain>", "", true, ""),
     ];
     for &(doc, tag, well_formed, why) in cases {
         same_verdict_as_xmllint(doc, tag, well_formed, why);

@@ -257,6 +257,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     "not well-formed: an XML declaration is allowed only at the very start",
                 ));
             }
+            Event::Decl(ref d) => tree::check_decl(d, before)?,
             Event::PI(_) => {
                 tree::check_pi(&doc[before..after], before)?;
                 last_text = "";

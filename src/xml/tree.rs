@@ -98,8 +98,69 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
 /// are defined (DOCTYPE subsets are refused). No allocation.
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
     check_refs(raw.as_bytes())
-        .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))
+        .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
+    // `]]>` ends a CDATA section and may not appear in text (XML 1.0 [14]).
+    // Found from its `>`, rare in text, eight bytes at a time (`str::find`
+    // sets up a searcher per call: a tenth of populate, over many short
+    // texts).
+    let b = raw.as_bytes();
+    let mut from = 0;
+    while let Some(k) = b.get(from..).and_then(|rest| find_byte(rest, b'>')) {
+        let at = from + k;
+        if at >= 2 && b.get(at - 2..at) == Some(b"]]") {
+            return Err(XmlError::at(
+                pos + at - 2,
+                "not well-formed: ']]>' in text (write ]]&gt;)",
+            ));
+        }
+        from = at + 1;
+    }
+    Ok(())
 }
+
+/// The XML declaration `<?xml …?>` (its content, from `xml`) at `pos`:
+/// `version` first, then `encoding`, then `standalone`, each optional but
+/// the first, with the values XML 1.0 allows (VersionInfo, EncodingDecl,
+/// SDDecl).
+pub(crate) fn check_decl(content: &[u8], pos: usize) -> Result<(), XmlError> {
+    // Through `attrs_of` (the scanner as the disk trees use it): a scanner
+    // of its own would cost its code again in the wasm.
+    let content = String::from_utf8_lossy(content);
+    let attrs = attrs_of(&BytesStart::from_content(content.as_ref(), 3), pos)?;
+    let mut seen = 0;
+    for (name, value) in &attrs {
+        let rank = match name.as_str() {
+            // `1.` alone too: the grammar wants a digit, xmllint does not.
+            "version"
+                if value
+                    .strip_prefix("1.")
+                    .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                1
+            }
+            "encoding"
+                if value.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+            {
+                2
+            }
+            "standalone" if value == "yes" || value == "no" => 3,
+            _ => 0,
+        };
+        if rank <= seen || (seen == 0 && rank != 1) {
+            return Err(XmlError::at(pos, BAD_DECL));
+        }
+        seen = rank;
+    }
+    if seen == 0 {
+        return Err(XmlError::at(pos, BAD_DECL));
+    }
+    Ok(())
+}
+
+const BAD_DECL: &str = "not well-formed: the XML declaration takes version='1.x', then encoding='name' and standalone='yes' or 'no' if any, in that order";
 
 fn char_ref(digits: &[u8], radix: u32) -> bool {
     // Digits only: `from_str_radix` would also take a sign.
