@@ -160,6 +160,44 @@ impl Session {
         images.len() != before
     }
 
+    /// Reorder the last `perm.len()` images (added as their probes
+    /// finished, in any order): the image at tail position `perm[j]` goes to
+    /// tail position `j`, so chains and bare disks come out in the order the
+    /// images were given. Anything but a permutation of the tail positions
+    /// is ignored. In place, O(n).
+    #[wasm_bindgen(js_name = orderAdded)]
+    pub fn order_added(&mut self, perm: Vec<u32>) {
+        let images = self.images_mut();
+        let k = perm.len();
+        let Some(start) = images.len().checked_sub(k) else {
+            return;
+        };
+        let mut seen = vec![false; k];
+        for &p in &perm {
+            match seen.get_mut(p as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return,
+            }
+        }
+        // Follow each cycle with swaps: position j takes what was at perm[j].
+        let tail = &mut images[start..];
+        for first in 0..k {
+            if !seen[first] {
+                continue;
+            }
+            let mut j = first;
+            loop {
+                seen[j] = false;
+                let p = perm[j] as usize;
+                if p == first {
+                    break;
+                }
+                tail.swap(j, p);
+                j = p;
+            }
+        }
+    }
+
     /// Add the images of a `qemu-img info --backing-chain --output=json`
     /// document (an image of the same name is replaced). Returns their
     /// names; a malformed document throws an `Error` with `position`.

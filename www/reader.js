@@ -150,6 +150,21 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
  *  stays responsive. `onProgress(done, total)`. Results in `jobs` order. */
 export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {}) {
   const results = new Array(jobs.length);
+  // The session adds each image when its probe ends, in any order: note
+  // that order, then put the batch in `jobs` order (chains and bare disks
+  // then come out as the images were given, whatever the reads took).
+  const added = [];
+  const noting = {
+    probe(name, size, chunks) {
+      const answer = session.probe(name, size, chunks);
+      if (!answer.need) added.push(name);
+      return answer;
+    },
+    addUnreadable(name, message) {
+      session.addUnreadable(name, message);
+      added.push(name);
+    },
+  };
   let next = 0;
   let done = 0;
   let lastYield = performance.now();
@@ -157,7 +172,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {
     while (next < jobs.length) {
       const i = next++;
       const j = jobs[i];
-      results[i] = await probeImage(session, j.name, j.size, j.reader);
+      results[i] = await probeImage(noting, j.name, j.size, j.reader);
       onProgress?.(++done, jobs.length);
       if (performance.now() - lastYield > 12) {
         await new Promise((ok) => setTimeout(ok, 0));
@@ -166,5 +181,9 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, slot));
+  const at = new Map(added.map((name, k) => [name, k]));
+  if (added.length === jobs.length && at.size === jobs.length) {
+    session.orderAdded(Uint32Array.from(jobs, (j) => at.get(j.name) ?? 0));
+  }
   return results;
 }

@@ -259,6 +259,58 @@ test('remove() replaces a re-dropped image; clear() empties the session', { skip
   assert.deepEqual(s.forest().chains, []);
 });
 
+test('orderAdded puts the images last added in the order given', { skip }, (t) => {
+  const dir = tmp(t);
+  const a = makeChain(join(dir), { base: 'a0.qcow2', mid: 'a1.qcow2', top: 'a2.qcow2' });
+  const s = new wasm.Session();
+  probeFile(s, 'old.qcow2', a.base); // before the batch: stays first
+  // A batch whose probes finished base, top, mid.
+  probeFile(s, 'base.qcow2', a.base);
+  probeFile(s, 'top.qcow2', a.top);
+  probeFile(s, 'mid.qcow2', a.mid);
+  const order = () => s.forest().images.map((i) => i.filename).join(' ');
+  assert.equal(order(), 'old.qcow2 base.qcow2 top.qcow2 mid.qcow2');
+  s.orderAdded(Uint32Array.of(1, 2, 0)); // top, mid, base
+  assert.equal(order(), 'old.qcow2 top.qcow2 mid.qcow2 base.qcow2');
+  // A longer cycle: the whole session, rotated.
+  s.orderAdded(Uint32Array.of(3, 0, 1, 2));
+  assert.equal(order(), 'base.qcow2 old.qcow2 top.qcow2 mid.qcow2');
+  // Not a permutation (repeated, out of range, longer than the session):
+  // nothing moves, nothing is lost.
+  for (const bad of [[1, 1, 0], [0, 1, 9], [0, 1, 2, 3, 4, 5]]) {
+    s.orderAdded(Uint32Array.from(bad));
+    assert.equal(order(), 'base.qcow2 old.qcow2 top.qcow2 mid.qcow2', String(bad));
+  }
+});
+
+test('probeMany: images whose reads end in any order come out in the order given', { skip }, async (t) => {
+  const { probeMany } = await import('../../www/reader.js');
+  const dir = tmp(t);
+  const f = makeChain(dir);
+  // The top's reads are the slowest, the base's the fastest: the session
+  // adds base, mid, top; the batch was given top, mid, base (and a file
+  // whose reader fails, added as unreadable, in between).
+  const reader = (path, ms) => async (offset, length) => {
+    await new Promise((ok) => setTimeout(ok, ms));
+    return new Uint8Array(readFileSync(path).subarray(offset, offset + length));
+  };
+  const jobs = [
+    { name: 'top.qcow2', size: -1, reader: reader(f.top, 60) },
+    { name: 'gone.qcow2', size: -1, reader: async () => { throw new Error('no such file'); } },
+    { name: 'mid.qcow2', size: -1, reader: reader(f.mid, 30) },
+    { name: 'base.qcow2', size: -1, reader: reader(f.base, 0) },
+  ];
+  const s = new wasm.Session();
+  const results = await probeMany(s, jobs);
+  assert.deepEqual(results.map((r) => r.name), ['top.qcow2', 'gone.qcow2', 'mid.qcow2', 'base.qcow2']);
+  assert.match(results[1].result.error, /no such file/);
+  const forest = s.forest();
+  const names = forest.images.map((i) => i.filename);
+  assert.deepEqual(names, ['top.qcow2', 'gone.qcow2', 'mid.qcow2', 'base.qcow2']);
+  // Chains in that order too: the good one first, then the unreadable file.
+  assert.deepEqual(forest.chains.map((c) => c.layers.map((i) => names[i]).join(' ')), ['top.qcow2 mid.qcow2 base.qcow2', 'gone.qcow2']);
+});
+
 test('bad arguments are JS Errors with a message, not traps', () => {
   const s = new wasm.Session();
   assert.throws(() => s.probe('x', 10, [[0, 'not bytes', 4]]), (e) => e instanceof Error && /Uint8Array/.test(e.message));

@@ -259,5 +259,7 @@ export const SIZE_BUDGET = 150 * 1024;
 // the page's lazy rendering added (244.5 KiB at 945ac56); raised again to 248
 // KiB by the well-formedness checks xmllint makes and we did not (XML names,
 // processing-instruction targets, the XML declaration, `]]>` in text) and the ordered
-// map of the duplicate-attribute check (246.9 KiB with them).
-export const SIZE_CEILING = 248 * 1024;
+// map of the duplicate-attribute check (246.9 KiB with them); then to 250 KiB
+// by the batch reordering that makes chains come out in the order the images
+// were given (`Session.orderAdded`, 1.0 KiB: 247.9 KiB).
+export const SIZE_CEILING = 250 * 1024;

@@ -1,7 +1,7 @@
 // Size budget (issue 7, benchmark 6): the component as a page loads it — the
 // wasm and every JS file under www/ (the wasm-bindgen glue in www/pkg and the
 // element) — gzipped one file at a time (as a server sends them) must not
-// grow past SIZE_CEILING (248 KiB). The issue's target is 150 KiB, which is
+// grow past SIZE_CEILING (250 KiB). The issue's target is 150 KiB, which is
 // NOT met today; the figure is printed against it. Needs `bash .ci/build`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
