@@ -730,9 +730,7 @@ fn keep_between(
             text.push('\n');
             text.push_str(child_indent);
             text.push_str(match n {
-                tree::Node::Other { .. } => {
-                    raw.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'))
-                }
+                tree::Node::Other { .. } => write::trim_layout(raw),
                 tree::Node::Elem(_) => raw,
             });
         }

@@ -227,17 +227,12 @@ pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
     let mut prev: Option<&str> = None;
     for n in &el.children {
         match n {
-            Node::Other { span, ws: true } => {
-                prev = indent_of(&doc[span.0..span.1]);
-                out.push(None);
-            }
-            // Text with other characters that ends in a line break and
-            // indentation indents the next element all the same (otherwise
+            // Whitespace, or text with other characters that ends in a line
+            // break and indentation: either indents the next element (else
             // the indentation found would change with what a conversion
             // moves around it).
-            Node::Other { span, ws: false } => {
-                prev = indent_of(&doc[span.0..span.1])
-                    .filter(|i| i.bytes().all(|b| b == b' ' || b == b'\t'));
+            Node::Other { span, .. } => {
+                prev = indent_of(&doc[span.0..span.1]);
                 out.push(None);
             }
             _ => {

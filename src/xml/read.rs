@@ -163,7 +163,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                         if r == Root::Disk {
                             disks.push(DiskNode {
                                 elem: el,
-                                indent: indent_at_end(last_text).to_string(),
+                                indent: tree::indent_of(last_text).unwrap_or("").to_string(),
                             });
                         } else {
                             volume = Some(el);
@@ -190,7 +190,7 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     )?;
                     disks.push(DiskNode {
                         elem: el,
-                        indent: indent_at_end(last_text).to_string(),
+                        indent: tree::indent_of(last_text).unwrap_or("").to_string(),
                     });
                     last_text = "";
                     continue;
@@ -273,15 +273,6 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
         disks,
         volume,
     })
-}
-
-/// The spaces and tabs after the last newline of `text` (empty when there is
-/// no newline or anything else follows it).
-fn indent_at_end(text: &str) -> &str {
-    match text.rfind('\n') {
-        Some(i) if text[i + 1..].bytes().all(|b| b == b' ' || b == b'\t') => &text[i + 1..],
-        _ => "",
-    }
 }
 
 /// Offset of the first C0 control character other than tab, LF and CR.

@@ -391,10 +391,14 @@ fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
         // Text with something besides whitespace in it: written on its own
         // line like the elements, so the whitespace around it is layout,
         // not content (keeping it would grow at every round trip).
-        Node::Other { span, .. } => out.push_str(
-            doc[span.0..span.1].trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r')),
-        ),
+        Node::Other { span, .. } => out.push_str(trim_layout(&doc[span.0..span.1])),
     }
+}
+
+/// Text without the blanks and line ends around it: those are layout where
+/// text is written on a line of its own.
+pub fn trim_layout(text: &str) -> &str {
+    text.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\r'))
 }
 
 /// Names of the entries in the flat form: the name a flat alias gave, else
