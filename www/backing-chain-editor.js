@@ -992,8 +992,7 @@ export class BackingChainEditor extends HTMLElement {
     if (this._chainView !== undefined) return this._chainView;
     this._chainView = null;
     try {
-      const eff = this._effectiveDoc();
-      const doc = this._mode === 'validate' && this._goodDomain ? this._goodDomain : eff;
+      const doc = this._mode === 'validate' && this._goodDomain ? this._goodDomain : this._effectiveDoc();
       if (doc) this._chainView = { doc, diff: this._session.diff(doc, this._options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
     } catch (e) {
       if (e instanceof CorePanic) throw e;
@@ -1240,12 +1239,13 @@ export class BackingChainEditor extends HTMLElement {
     // volume (pool, volume, mode) and nvme (PCI address, namespace, managed):
     // the core keeps these in `extras`; an empty choice writes nothing.
     const extra = Object.fromEntries(ed.kind === 'edit' ? src.extras ?? [] : []);
+    const fields = {}; // key → its input or select, read on submit
     const input = (key, label, more) => {
-      const el = h('input', { type: 'text', id: `${id}-${key}`, name: key, spellcheck: false, value: extra[key] ?? '', ...more });
+      const el = (fields[key] = h('input', { type: 'text', id: `${id}-${key}`, name: key, spellcheck: false, value: extra[key] ?? '', ...more }));
       return [h('label', { for: el.id }, label), el];
     };
     const choice = (key, label, values) => {
-      const el = h('select', { id: `${id}-${key}`, name: key }, ...['', ...values].map((t) => h('option', { value: t }, t || '(none)')));
+      const el = (fields[key] = h('select', { id: `${id}-${key}`, name: key }, ...['', ...values].map((t) => h('option', { value: t }, t || '(none)'))));
       el.value = extra[key] ?? '';
       return [h('label', { for: el.id }, label), el];
     };
@@ -1285,9 +1285,9 @@ export class BackingChainEditor extends HTMLElement {
             return { name: m[1], port: m[2] ? Number(m[2]) : null };
           });
       } else if (type.value === 'volume' || type.value === 'nvme') {
-        const val = (k) => form.querySelector(`[name=${k}]`).value.trim() || null;
-        if (type.value === 'volume') Object.assign(layerSpec, { pool: val('pool'), volume: val('volume'), mode: val('mode') });
-        else Object.assign(layerSpec, { pci: val('pci'), namespace: val('namespace') === null ? null : Number(val('namespace')), managed: val('managed') === null ? null : val('managed') === 'yes' });
+        const v = Object.fromEntries(Object.entries(fields).map(([k, el]) => [k, el.value.trim() || null]));
+        if (type.value === 'volume') Object.assign(layerSpec, { pool: v.pool, volume: v.volume, mode: v.mode });
+        else Object.assign(layerSpec, { pci: v.pci, namespace: v.namespace === null ? null : Number(v.namespace), managed: v.managed === null ? null : v.managed === 'yes' });
       } else layerSpec.path = path.value;
       this._tryEdit({ op: ed.kind === 'edit' ? 'set-layer' : 'insert-layer', disk: d.disk, depth: ed.depth, layer: layerSpec });
     });
@@ -1336,9 +1336,7 @@ export class BackingChainEditor extends HTMLElement {
         const key = `${ci}/${depth}`;
         const item = this._treeItem(idx, depth + 1, key, perLayer.get(idx) ?? [], depth === 0 ? chain : null);
         // Every layer has children: the next layer, or how the chain ends.
-        const open = !this._collapsed.has(key);
-        item.setAttribute('aria-expanded', String(open));
-        item.firstChild.firstChild.textContent = open ? '▾' : '▸';
+        this._setOpen(item, !this._collapsed.has(key));
         parentGroup.append(item);
         items.push(item);
         const group = h('ul', { role: 'group' });
@@ -1488,11 +1486,16 @@ export class BackingChainEditor extends HTMLElement {
     if (!li.hasAttribute('aria-expanded')) return;
     const now = li.getAttribute('aria-expanded') === 'true';
     const next = open ?? !now;
-    li.setAttribute('aria-expanded', String(next));
+    this._setOpen(li, next);
     if (next) this._collapsed.delete(li.dataset.key);
     else this._collapsed.add(li.dataset.key);
+  }
+
+  /** A tree item's expanded state: its ARIA attribute and its arrow. */
+  _setOpen(li, open) {
+    li.setAttribute('aria-expanded', String(open));
     const tw = li.querySelector(':scope > .row > .twisty');
-    if (tw) tw.textContent = next ? '▾' : '▸';
+    if (tw) tw.textContent = open ? '▾' : '▸';
   }
 
   _treeKey(ev) {

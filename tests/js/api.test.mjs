@@ -261,7 +261,7 @@ test('remove() replaces a re-dropped image; clear() empties the session', { skip
 
 test('orderAdded puts the images last added in the order given', { skip }, (t) => {
   const dir = tmp(t);
-  const a = makeChain(join(dir), { base: 'a0.qcow2', mid: 'a1.qcow2', top: 'a2.qcow2' });
+  const a = makeChain(dir, { base: 'a0.qcow2', mid: 'a1.qcow2', top: 'a2.qcow2' });
   const s = new wasm.Session();
   probeFile(s, 'old.qcow2', a.base); // before the batch: stays first
   // A batch whose probes finished base, top, mid.

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
-import { haveQemuImg, requireOracle, makeChain, qemuImg } from '../support/images.mjs';
+import { haveQemuImg, requireOracle, makeChain, qemuImg, qemuInfo } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 const RNG = ['target/libvirt-schemas/domain.rng', '/usr/share/libvirt/schemas/domain.rng'].find((p) => existsSync(p));
@@ -70,6 +70,17 @@ function libvirtValid(t, xml) {
   execFileSync('xmllint', ['--noout', '--relaxng', RNG, '-'], { input: xml, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
+/** A page with base ← mid ← top (qcow2, made in `subdir(name)`) dropped on
+ *  the element and `domainXml` typed as its domain XML. */
+async function chainPage(t, name, domainXml) {
+  const f = makeChain(subdir(name));
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [f.top, f.mid, f.base]);
+  await waitTree(page, 3);
+  await page.locator(`${EL} textarea`).fill(domainXml);
+  return { page, events, f };
+}
+
 async function waitTree(page, n) {
   await page.waitForFunction((n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= n, n);
 }
@@ -123,12 +134,7 @@ const WRONG = `      <backingStore type='file'>
 `;
 
 test('validate mode: a per-layer diff of a wrong chain, and Replace writes what the images say', { skip }, async (t) => {
-  const d = subdir('validate');
-  const f = makeChain(d);
-  const { page, events } = await openPage(t);
-  await dropFiles(page, EL, [f.top, f.mid, f.base]);
-  await waitTree(page, 3);
-  await page.locator(`${EL} textarea`).fill(domain(WRONG));
+  const { page, events, f } = await chainPage(t, 'validate', domain(WRONG));
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('vm1'));
   // Populate mode trusts the chain: no diff columns, no replace button.
   assert.equal(await page.locator(`${EL} .chains td.images`).count(), 0);
@@ -139,7 +145,7 @@ test('validate mode: a per-layer diff of a wrong chain, and Replace writes what 
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains tr.row-differs'));
   assert.equal(await page.locator(EL).evaluate((e) => e.mode), 'validate');
   // Layer 1: the format differs (the header of mid.qcow2 says qcow2; qemu-img agrees).
-  assert.equal(JSON.parse(qemuImg('info', '--output=json', '-U', f.mid)).format, 'qcow2');
+  assert.equal(qemuInfo(f.mid).format, 'qcow2');
   const row1 = page.locator(`${EL} .chains tr[data-depth="1"]`);
   assert.equal(await row1.locator('td[data-field=format]').innerText(), 'raw');
   assert.match(await row1.locator('td[data-field=format]').getAttribute('class'), /differs/);
@@ -255,12 +261,7 @@ async function editLayer(page, depth, act, fields) {
 }
 
 test('each edit kind changes the XML at once, and undo/redo walk back and forth through them', { skip }, async (t) => {
-  const d = subdir('edits');
-  const f = makeChain(d);
-  const { page, events } = await openPage(t);
-  await dropFiles(page, EL, [f.top, f.mid, f.base]);
-  await waitTree(page, 3);
-  await page.locator(`${EL} textarea`).fill(domain());
+  const { page, events, f } = await chainPage(t, 'edits', domain());
   const states = [await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated')];
   const treeBefore = await treeOf(page);
   const x0 = states[0];
@@ -373,12 +374,7 @@ const SECLABELS = `      <backingStore type='file'>
 `;
 
 test('seclabel: set relabel and label of one model, the other children and seclabels are kept', { skip }, async (t) => {
-  const d = subdir('seclabel');
-  const f = makeChain(d);
-  const { page, events } = await openPage(t);
-  await dropFiles(page, EL, [f.top, f.mid, f.base]);
-  await waitTree(page, 3);
-  await page.locator(`${EL} textarea`).fill(domain(SECLABELS));
+  const { page, events, f } = await chainPage(t, 'seclabel', domain(SECLABELS));
   const x0 = await waitXml(page, (v) => v.includes('vm1'), 'domain');
   // The table shows the layer's seclabels; the form starts from them.
   const place1 = await page.locator(`${EL} .chains tr[data-depth="1"] td[data-field=place]`).innerText();
@@ -503,12 +499,7 @@ test('forest: a shared base lists all its overlays (expand/collapse); each node 
 });
 
 test('readonly hides every edit control; the mode attribute switches to validate', { skip }, async (t) => {
-  const d = subdir('readonly');
-  const f = makeChain(d);
-  const { page, events } = await openPage(t);
-  await dropFiles(page, EL, [f.top, f.mid, f.base]);
-  await waitTree(page, 3);
-  await page.locator(`${EL} textarea`).fill(domain(WRONG));
+  const { page, events, f } = await chainPage(t, 'readonly', domain(WRONG));
   await waitXml(page, (v) => v.includes('vm1'), 'domain');
   assert.ok(await page.locator(`${EL} .chains button[data-act=edit]`).first().isVisible());
   await page.locator(EL).evaluate((el) => {
@@ -530,12 +521,7 @@ test('readonly hides every edit control; the mode attribute switches to validate
 });
 
 test('a layer becomes a pool volume, then an NVMe namespace, through the form', { skip }, async (t) => {
-  const d = subdir('vol-nvme');
-  const f = makeChain(d);
-  const { page, events } = await openPage(t);
-  await dropFiles(page, EL, [f.top, f.mid, f.base]);
-  await waitTree(page, 3);
-  await page.locator(`${EL} textarea`).fill(domain());
+  const { page, events, f } = await chainPage(t, 'vol-nvme', domain());
   await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
   let x = await editLayer(page, 2, 'edit', { type: 'volume', pool: 'blk-pool0', volume: 'blk-pool0-vol0', mode: 'direct' });
   const base = '//disk/backingStore/backingStore';

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bigImages, budgetFor, formatImages, hasQemuImg, loadWasm, probeFile, qemuImg } from './bench-support.mjs';
+import { bigImages, budgetFor, formatImages, hasQemuImg, loadWasm, probeFile } from './bench-support.mjs';
+import { qemuInfo } from '../support/images.mjs';
 
 test('probes read within the per-format budget', { skip: !hasQemuImg() && 'qemu-img is not installed' }, async (t) => {
   const { probeStep } = await loadWasm();
@@ -39,8 +40,7 @@ test('probes read within the per-format budget', { skip: !hasQemuImg() && 'qemu-
       // fixed VHD has only a footer, at the end, which qemu's format probe
       // does not look at (it says raw); we read the footer, and qemu-img
       // opens the file as vpc when told so.
-      const fmtArgs = label === 'vpc-fixed' ? ['-f', 'vpc'] : [];
-      const theirs = JSON.parse(qemuImg(['info', '--output=json', '-U', ...fmtArgs, path])).format;
+      const theirs = qemuInfo(path, label === 'vpc-fixed' ? 'vpc' : undefined).format;
       if (got !== theirs) wrong.push(`${label}: ${got}, qemu-img says ${theirs}`);
     }
     assert.deepEqual(over, [], 'images read past their budget');

@@ -33,9 +33,9 @@ export function haveQemuImg() {
   return haveTool('qemu-img');
 }
 
-/** `qemu-img info --output=json` of one file (no chain). */
-export function qemuInfo(path) {
-  return JSON.parse(qemuImg('info', '--output=json', '-U', path));
+/** `qemu-img info --output=json` of one file (no chain); `format` adds `-f`. */
+export function qemuInfo(path, format) {
+  return JSON.parse(qemuImg('info', '--output=json', '-U', ...(format ? ['-f', format] : []), path));
 }
 
 /**
