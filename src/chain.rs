@@ -112,19 +112,46 @@ pub enum Link {
     Unprobed,
 }
 
-/// How a chain ends.
+/// A chain's verdict: `ok`, or the first problem from the top down (what
+/// libvirt or qemu would stumble on first). Every error diagnostic gives a
+/// status other than `ok` ([`status_of`] is the one table from codes to
+/// statuses); warnings and notes leave it `ok`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// The base has no backing file.
+    /// The base has no backing file and no link has an error: libvirt
+    /// starts the VM with this chain (warnings may remain).
     Ok,
+    /// A backing file is not among the images (or not on disk).
     Missing,
+    /// The chain comes back to one of its own images.
     Loop,
+    /// libvirt refuses the chain: a layer does not record its backing's
+    /// format and the probed backing has a backing of its own.
     UnprobedFormat,
+    /// The chain ends at a network (or other non-file) source, never opened.
     Remote,
+    /// A backing name longer than qemu reads, or a chain deeper than
+    /// [`limits::MAX_CHAIN_DEPTH`].
     TooLong,
+    /// A backing name that cannot be parsed.
     BadName,
+    /// Several images fit a backing name equally well.
     Ambiguous,
+    /// An image of the chain could not be read.
+    Unreadable,
+    /// A layer records a format for its backing that is not the backing's
+    /// real format.
+    FormatMismatch,
+    /// A layer records a backing format name that is not a format.
+    BadFormat,
+    /// More layers than libvirt's qemu driver accepts.
+    TooDeep,
+    /// An image is unsafe to attach (external data file, extents or names
+    /// outside its directory, several formats in one file).
+    Unsafe,
+    /// Another error diagnostic (see its code).
+    Error,
 }
 
 impl Status {
@@ -139,9 +166,36 @@ impl Status {
             Status::TooLong => "too-long",
             Status::BadName => "bad-name",
             Status::Ambiguous => "ambiguous",
+            Status::Unreadable => "unreadable",
+            Status::FormatMismatch => "format-mismatch",
+            Status::BadFormat => "bad-format",
+            Status::TooDeep => "too-deep",
+            Status::Unsafe => "unsafe",
+            Status::Error => "error",
         }
     }
 }
+
+/// The status an error diagnostic gives its chain (the one table of it).
+pub fn status_of(code: &str) -> Status {
+    match code {
+        "missing-backing" => Status::Missing,
+        "backing-loop" => Status::Loop,
+        "backing-format-not-recorded" => Status::UnprobedFormat,
+        "too-long" | "backing-name-too-long" => Status::TooLong,
+        "bad-backing-name" => Status::BadName,
+        "ambiguous-backing" => Status::Ambiguous,
+        "unprobed" => Status::Unreadable,
+        "backing-format-mismatch" => Status::FormatMismatch,
+        "backing-format-unknown" => Status::BadFormat,
+        "too-deep-for-libvirt" => Status::TooDeep,
+        c if UNSAFE_CODES.contains(&c) => Status::Unsafe,
+        _ => Status::Error,
+    }
+}
+
+/// Error codes of the image safety checks (the probes' inspector).
+const UNSAFE_CODES: [&str; 0] = [];
 
 /// One chain from a top to its base.
 #[derive(Debug, Clone, Serialize)]
@@ -151,6 +205,10 @@ pub struct Chain {
     pub layers: Vec<usize>,
     pub status: Status,
     pub diagnostics: Vec<Diagnostic>,
+    /// How the walk ended: `Ok` at a base with no backing file (the chain
+    /// is complete: XML gets a terminator), else what stopped it. `status`
+    /// is the first problem along the chain, which may be above the end.
+    pub end: Status,
 }
 
 /// All images, how they link, and the chains from every top.
@@ -722,43 +780,23 @@ fn layer_diagnostics(
             .with_fix(fix()),
         );
     }
+    // libvirt's rules for the backing's format (storage_file_probe.c,
+    // virStorageSourceGetMetadataRecurse), which are not qemu's.
+    match libvirt_backing_format(info) {
+        LibvirtBacking::Recorded => {}
+        LibvirtBacking::NotRead => out.push(Diagnostic::warning(
+            "backing-not-read-by-libvirt",
+            format!(
+                "'{}' is a {} image backed by '{name}': libvirt reads backing names from qcow2, qcow, cow, qed and vmdk images only, so it sees '{}' as a single layer and gives qemu no backing for it",
+                img.filename, info.format, img.filename
+            ),
+        )),
+        how_probed => out.push(unrecorded_format(img, binfo, name, how_probed, fix)),
+    }
+    // qemu's rule: a recorded format is used as is (a vmdk's backing is
+    // always opened as vmdk).
     match info.backing_filename_format.as_deref() {
-        None => {
-            if binfo.backing_filename.is_some() {
-                out.push(
-                    Diagnostic::error(
-                        "backing-format-not-recorded",
-                        format!(
-                            "'{}' does not record the format of its backing image '{name}', which has a backing file of its own: libvirt (6.0 and later) refuses to start the VM (\"format of backing image '{name}' of image '{}' was not specified in the image metadata\")",
-                            img.filename, img.filename
-                        ),
-                    )
-                    .with_fix(fix()),
-                );
-            } else if detected != Format::Raw {
-                out.push(
-                    Diagnostic::warning(
-                        "backing-format-not-recorded",
-                        format!(
-                            "'{}' does not record the format of its backing image '{name}' ({detected}); libvirt will treat it as raw and the guest will see the {detected} metadata as data",
-                            img.filename
-                        ),
-                    )
-                    .with_fix(fix()),
-                );
-            } else {
-                out.push(
-                    Diagnostic::info(
-                        "backing-format-not-recorded",
-                        format!(
-                            "'{}' does not record the format of its backing image '{name}' (raw, as libvirt assumes); recording it avoids format probing",
-                            img.filename
-                        ),
-                    )
-                    .with_fix(fix()),
-                );
-            }
-        }
+        None => {}
         Some(recorded) => match Format::from_name(recorded) {
             Some(f) if f == detected => {}
             Some(Format::Raw) => out.push(
@@ -834,6 +872,140 @@ fn layer_diagnostics(
                 ));
             }
         }
+    }
+}
+
+/// What libvirt does with the format of an image's backing
+/// (`storage_file_probe.c`: the `getBackingStore` of each format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LibvirtBacking {
+    /// The format is recorded (qcow2's header extension; qed's no-probe flag
+    /// means raw): used as is.
+    Recorded,
+    /// Not recorded (qcow2 without the extension; qcow v1, cow and vmdk
+    /// always — `VIR_STORAGE_FILE_AUTO`): libvirt (6.1 and later) probes the
+    /// backing and refuses it when the probed image has a backing of its own.
+    Probed,
+    /// qed without the no-probe flag (`VIR_STORAGE_FILE_AUTO_SAFE`): probed
+    /// and followed, never refused for this.
+    ProbedSafe,
+    /// libvirt reads no backing name from this format (vpc, vhdx, vdi, …).
+    NotRead,
+}
+
+fn libvirt_backing_format(info: &ImageInfo) -> LibvirtBacking {
+    match info.format {
+        Format::Qcow2 if info.backing_filename_format.is_some() => LibvirtBacking::Recorded,
+        Format::Qcow2 | Format::Qcow | Format::Cow | Format::Vmdk => LibvirtBacking::Probed,
+        Format::Qed if info.backing_filename_format.is_some() => LibvirtBacking::Recorded,
+        Format::Qed => LibvirtBacking::ProbedSafe,
+        _ => LibvirtBacking::NotRead,
+    }
+}
+
+/// What libvirt's own format probe (`virStorageFileProbeFormatFromBuf`:
+/// magic numbers at fixed offsets of the first bytes) makes of an image:
+/// the format it finds, and whether it then sees a backing name.
+fn libvirt_probe(info: &ImageInfo) -> (Format, bool) {
+    let header = |k: &str| info.header.as_ref().and_then(|h| h.get(k));
+    let f = match info.format {
+        f @ (Format::Qcow2
+        | Format::Qcow
+        | Format::Cow
+        | Format::Qed
+        | Format::Vdi
+        | Format::Iso
+        | Format::Parallels) => f,
+        // "KDMV" at 0: a hosted sparse extent (a text descriptor or COWD
+        // has no magic libvirt knows).
+        Format::Vmdk if header("grain-directory-offset").is_some() => Format::Vmdk,
+        // "conectix" at 0: dynamic and differencing disks keep a footer
+        // copy there; a fixed disk has its footer at the end only.
+        Format::Vpc if header("footer-offset").and_then(|v| v.as_u64()) == Some(0) => Format::Vpc,
+        _ => Format::Raw,
+    };
+    let sees_backing = matches!(
+        f,
+        Format::Qcow2 | Format::Qcow | Format::Cow | Format::Qed | Format::Vmdk
+    ) && info.backing_filename.is_some();
+    (f, sees_backing)
+}
+
+/// The diagnostic for a backing whose format the image does not record.
+fn unrecorded_format(
+    img: &Image,
+    binfo: &ImageInfo,
+    name: &str,
+    how: LibvirtBacking,
+    fix: impl Fn() -> String,
+) -> Diagnostic {
+    let Some(info) = img.info() else {
+        unreachable!("called for probed images only")
+    };
+    let f = &img.filename;
+    let detected = binfo.format;
+    let (probed, has_backing) = libvirt_probe(binfo);
+    // Only qcow2 can record a backing format (`qemu-img rebase -F`).
+    let can_record = info.format == Format::Qcow2;
+    let why = match info.format {
+        Format::Vmdk => format!("'{f}' is a vmdk, which never records its backing's format"),
+        Format::Qcow | Format::Cow => format!(
+            "'{f}' is a {} image, which cannot record its backing's format",
+            info.format
+        ),
+        _ => format!("'{f}' does not record the format of its backing image '{name}'"),
+    };
+    let xml_way = "or give libvirt the whole chain in the domain XML (the XML this tool writes records every layer's format in <backingStore>; libvirt uses a given chain as is)";
+    let d = if how == LibvirtBacking::ProbedSafe {
+        let sev = if probed == detected {
+            Severity::Info
+        } else {
+            Severity::Warning
+        };
+        Diagnostic::new(
+            sev,
+            "backing-format-not-recorded",
+            format!(
+                "{why}: qed without the no-probe flag lets libvirt probe it (AUTO_SAFE) — libvirt finds {probed}{} and follows its chain, never refusing it for this",
+                if probed != detected {
+                    format!(" although it is {detected}: the guest would see the {detected} metadata as data")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    } else if has_backing {
+        Diagnostic::error(
+            "backing-format-not-recorded",
+            format!(
+                "{why}, and that image ({probed}) has a backing file of its own: libvirt 6.1 and later refuses to start the VM (\"format of backing image '{name}' of image '{f}' was not specified in the image metadata\"); libvirt 6.0 and earlier used it as raw. Fix: {}{xml_way}",
+                if can_record { "record the format (the command), " } else { "" }
+            ),
+        )
+    } else if probed != Format::Raw {
+        Diagnostic::warning(
+            "backing-format-not-recorded",
+            format!(
+                "{why}: libvirt 6.1 and later probes it, finds {probed} with no backing of its own and uses it (the VM starts); libvirt 6.0 and earlier used it as raw. Probing is what the format field exists to avoid: a guest that can write to a raw image could make it look like {probed}"
+            ),
+        )
+    } else if detected != Format::Raw {
+        Diagnostic::warning(
+            "backing-format-not-recorded",
+            format!(
+                "{why}: libvirt probes it and, not knowing {detected} by its first bytes, uses it as raw: the guest sees the {detected} metadata as data"
+            ),
+        )
+    } else {
+        Diagnostic::info(
+            "backing-format-not-recorded",
+            format!("{why} (raw, as libvirt probes it); recording it avoids format probing"),
+        )
+    };
+    if can_record {
+        d.with_fix(fix())
+    } else {
+        d
     }
 }
 
@@ -935,7 +1107,7 @@ impl Walker {
     /// Record the chain just walked as chain `idx`, for reuse.
     fn remember(&mut self, idx: usize, c: &Chain) {
         let diag_at = std::mem::take(&mut self.cur_diag_at);
-        let reusable = !matches!(c.status, Status::Loop | Status::TooLong);
+        let reusable = !matches!(c.end, Status::Loop | Status::TooLong);
         if reusable {
             for (q, &v) in c.layers.iter().enumerate().take(diag_at.len()) {
                 if self.memo[v].is_none() {
@@ -963,7 +1135,7 @@ impl Walker {
         self.stamp[top] = self.gen;
         self.pos[top] = 0;
         let mut cur = top;
-        let status = loop {
+        let end = loop {
             if cur != top {
                 if let Some((c, p)) = self.memo[cur] {
                     let ch = &done[c];
@@ -973,7 +1145,7 @@ impl Walker {
                         diagnostics.extend_from_slice(
                             &ch.diagnostics[self.diag_at[c][p]..self.body_end[c]],
                         );
-                        break ch.status;
+                        break ch.end;
                     }
                 }
             }
@@ -1002,7 +1174,7 @@ impl Walker {
                         "unprobed",
                         format!("'{}' could not be read: {msg}", img.filename),
                     ));
-                    break Status::UnprobedFormat;
+                    break Status::Unreadable;
                 }
                 Link::Unparsed { error } => {
                     let mut d = Diagnostic::error(
@@ -1154,11 +1326,17 @@ impl Walker {
                 .at(top),
             );
         }
+        // The first error from the top down is the verdict.
+        let status = diagnostics
+            .iter()
+            .find(|d| d.severity == Severity::Error)
+            .map_or(end, |d| status_of(&d.code));
         Chain {
             top,
             layers,
             status,
             diagnostics,
+            end,
         }
     }
 }
@@ -1629,7 +1807,9 @@ mod tests {
         assert!(f
             .chains
             .iter()
-            .all(|c| c.layers.len() == depth + 1 && c.status == Status::Ok));
+            .all(|c| c.layers.len() == depth + 1 && c.end == Status::Ok));
+        // Complete chains, but deeper than libvirt's qemu driver accepts.
+        assert!(f.chains.iter().all(|c| c.status == Status::TooDeep));
         assert_eq!(f.overlays[0].len(), 100);
         eprintln!("10,000 images, 100 tops over a 9,900-deep base: {took:?}");
     }

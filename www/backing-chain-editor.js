@@ -1420,7 +1420,8 @@ export class BackingChainEditor extends HTMLElement {
     const link = f.links[last];
     let text;
     let bad = true;
-    switch (chain.status) {
+    // How the walk ended (the status is the first problem, maybe higher up).
+    switch (chain.end) {
       case 'ok':
         text = 'end of chain — the base has no backing file (terminator <backingStore/>)';
         bad = false;
@@ -1436,7 +1437,7 @@ export class BackingChainEditor extends HTMLElement {
         bad = false;
         break;
       default:
-        text = `chain stops here: ${chain.status}`;
+        text = `chain stops here: ${chain.end}`;
     }
     const item = h('li', { role: 'treeitem', class: `end${bad ? ' bad' : ''}`, 'aria-level': String(level), 'aria-selected': 'false', 'data-key': key }, h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }), text));
     return item;

@@ -228,7 +228,7 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
     }
     // A remote end is a layer too (never opened: format unknown, chain open).
     let last = *ch.layers.last().unwrap_or(&ch.top);
-    let mut terminated = ch.status == chain::Status::Ok;
+    let mut terminated = ch.end == chain::Status::Ok;
     if let chain::Link::Remote { source } = &forest.links[last] {
         let fmt = forest.images[last]
             .info()
