@@ -99,6 +99,10 @@ pub enum Link {
     },
     /// A local file that is not in the set.
     Missing { resolved: String },
+    /// An untrusted backing name ([`BuildOptions::untrusted`],
+    /// [`untrusted_reason`]) that is not in the set: the caller must not
+    /// open it, so it is not looked for; the chain ends there.
+    NotOpened { resolved: String },
     /// Several images fit equally well: the user must choose.
     Ambiguous {
         resolved: String,
@@ -150,6 +154,8 @@ pub enum Status {
     /// An image is unsafe to attach (external data file, extents or names
     /// outside its directory, several formats in one file).
     Unsafe,
+    /// An untrusted backing name, not opened ([`Link::NotOpened`]).
+    Untrusted,
     /// Another error diagnostic (see its code).
     Error,
 }
@@ -171,6 +177,7 @@ impl Status {
             Status::BadFormat => "bad-format",
             Status::TooDeep => "too-deep",
             Status::Unsafe => "unsafe",
+            Status::Untrusted => "untrusted",
             Status::Error => "error",
         }
     }
@@ -536,8 +543,15 @@ fn link_of(
             how: Match::Path,
         };
     }
+    let not_found = |resolved: String| {
+        if opts.untrusted && untrusted_reason(name).is_some() {
+            Link::NotOpened { resolved }
+        } else {
+            Link::Missing { resolved }
+        }
+    };
     if opts.exact_paths {
-        return Link::Missing { resolved };
+        return not_found(resolved);
     }
     if let Some(cands) = index.by_base.get(basename(&norm)) {
         let cands: Vec<usize> = cands.iter().copied().filter(|&c| c != i).collect();
@@ -613,7 +627,7 @@ fn link_of(
             }
         }
     }
-    Link::Missing { resolved }
+    not_found(resolved)
 }
 
 /// Is `p` under a directory images usually live in?
@@ -672,7 +686,23 @@ fn name_diagnostics(
     if !opts.untrusted {
         return;
     }
-    let why = if name.starts_with("json:") {
+    let why = untrusted_reason(name);
+    if let Some(why) = why {
+        d.push(Diagnostic::warning(
+            "untrusted-backing-name",
+            format!("'{f}' comes from elsewhere and names its backing '{name}': {why}; check it before attaching it to a VM"),
+        ));
+    }
+}
+
+/// Why a backing name from an untrusted image must not be opened without a
+/// look: a `json:` name (any file, device or host), an absolute path outside
+/// the usual image directories, a relative path climbing out of the image's
+/// directory. `None` for a name that stays among images. Callers that open
+/// backing files (the CLI with `--untrusted`, a console's host reader) do
+/// not open a flagged name; the chain then ends there, `untrusted`.
+pub fn untrusted_reason(name: &str) -> Option<String> {
+    if name.starts_with("json:") {
         Some("a json: name can point qemu at any file, device or host".to_string())
     } else if source::is_file_name(name) && source::is_absolute(name) && !in_image_dir(name) {
         Some(format!(
@@ -684,12 +714,6 @@ fn name_diagnostics(
         ))
     } else {
         None
-    };
-    if let Some(why) = why {
-        d.push(Diagnostic::warning(
-            "untrusted-backing-name",
-            format!("'{f}' comes from elsewhere and names its backing '{name}': {why}; check it before attaching it to a VM"),
-        ));
     }
 }
 
@@ -1230,6 +1254,17 @@ impl Walker {
                         ),
                     ));
                     break Status::Missing;
+                }
+                Link::NotOpened { resolved } => {
+                    let name = img.backing_name().unwrap_or("");
+                    diagnostics.push(Diagnostic::warning(
+                        "backing-not-opened",
+                        format!(
+                            "the backing '{name}' of '{}' (resolved to '{resolved}') is untrusted and was not opened: the chain is not checked beyond it",
+                            img.filename
+                        ),
+                    ));
+                    break Status::Untrusted;
                 }
                 Link::Ambiguous {
                     resolved,

@@ -9,6 +9,7 @@
 mod common;
 use common::have_qemu_img;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -859,4 +860,56 @@ fn colon_in_a_relative_name_needs_dot_slash() {
     let (code, e) = agree(&top);
     assert_eq!(code, 0, "{e:#}");
     assert_eq!(layers(&e).len(), 2);
+}
+
+/// `chain --untrusted` never opens a backing name it flags: here a FIFO
+/// outside the image's directory, which would block the CLI if opened.
+#[test]
+fn untrusted_backing_is_never_opened() {
+    if !have_qemu_img() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("a")).unwrap();
+    std::fs::create_dir(d.path().join("b")).unwrap();
+    let fifo = d.path().join("b/trap");
+    let st = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(st.success());
+    let top = d.path().join("a/top.qcow2");
+    create(&top, "qcow2", Some(("../b/trap", "raw")));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backing-chain"))
+        .args(["chain", "--json", "--untrusted", s(&top)])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("CLI runs");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            // Unblock it for good measure, then fail.
+            panic!("the CLI opened the untrusted FIFO (still blocked after 20 s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let e = &v[0];
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(e["status"], "untrusted", "{e:#}");
+    assert_eq!(layers(e).len(), 1);
+    let c = codes(e);
+    assert!(c.contains(&"untrusted-backing-name".to_string()), "{e:#}");
+    assert!(c.contains(&"backing-not-opened".to_string()), "{e:#}");
 }

@@ -19,12 +19,15 @@ const USAGE: &str = "usage:
   backing-chain probe [--json] FILE...
   backing-chain chain [--json] [--untrusted] TOP...
   backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
-                    [--replace] [--base-dir DIR] [--no-index] [--qemu-img-json FILE|-] IMAGE...
+                    [--replace] [--base-dir DIR] [--no-index] [--untrusted]
+                    [--qemu-img-json FILE|-] IMAGE...
     --domain: a domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
     --qemu-img-json: the output of `qemu-img info --backing-chain --output=json`,
                      used instead of (or with) reading IMAGE headers
     --mode validate: compare each disk's chain with the images; exit 1 on a mismatch
     --replace: with --mode validate, write what the images say into diverging disks
+    --untrusted: images from elsewhere: flag backing names that reach outside the
+                 image directories (/etc/…, .., json:) and never open them
 
 exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
 
@@ -223,7 +226,9 @@ fn write_diags(w: &mut impl Write, d: &[Diagnostic], pad: &str) -> std::io::Resu
 /// a backing path that names, under another spelling (`./a`, `sub/../a`), a
 /// file already on the same chain — a loop qemu-img only notices when the
 /// path grows too long.
-fn collect_on_disk(tops: &[&str]) -> Result<OnDisk, String> {
+/// Follow each TOP's backing files on disk. With `untrusted`, a backing
+/// name the core flags ([`chain::untrusted_reason`]) is never opened.
+fn collect_on_disk(tops: &[&str], untrusted: bool) -> Result<OnDisk, String> {
     use std::collections::HashMap;
     #[cfg(unix)]
     fn file_key(m: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -269,6 +274,7 @@ fn collect_on_disk(tops: &[&str]) -> Result<OnDisk, String> {
             let next = img
                 .info()
                 .and_then(|i| i.backing_filename.as_deref())
+                .filter(|name| !(untrusted && chain::untrusted_reason(name).is_some()))
                 .and_then(|name| chain::backing_path(&path, name).ok().flatten());
             let idx = out.images.len();
             by_path.insert(path.clone(), idx);
@@ -304,7 +310,7 @@ fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
     }
     let json = flags.iter().any(|(f, _)| *f == "--json");
     let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
-    let disk = collect_on_disk(&tops)?;
+    let disk = collect_on_disk(&tops, untrusted)?;
     let opts = BuildOptions {
         same_files: disk.mapping,
         exact_paths: true,
@@ -382,7 +388,7 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
     ];
     let (flags, files) = split_flags(args, &valued)?;
     let mut allowed = valued.to_vec();
-    allowed.extend(["--no-index", "--replace"]);
+    allowed.extend(["--no-index", "--replace", "--untrusted"]);
     check_flags(&flags, &allowed)?;
     let mut opts = Options::default();
     let mut domain = None;
@@ -411,9 +417,16 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
     if opts.replace && opts.mode != xml::Mode::Validate {
         return Err("--replace goes with --mode validate".into());
     }
-    let mut images = collect_on_disk(&files)?.images;
+    let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
+    let mut images = collect_on_disk(&files, untrusted)?.images;
     images.extend(json_images);
-    let forest = chain::build(images);
+    let forest = chain::build_with(
+        images,
+        &BuildOptions {
+            untrusted,
+            ..Default::default()
+        },
+    );
     let out = match &domain {
         Some(d) => xml::populate(d, &forest, &opts).map_err(|e| e.to_string())?,
         None if opts.mode == xml::Mode::Validate => {
