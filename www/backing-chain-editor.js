@@ -25,7 +25,8 @@ const DIAG_GROUP = 50;
 let wasmUrl = null;
 let loading = null;
 const ENT = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };
-const fileAttrs = (x) => new Set([...x.matchAll(/\sfile=(['"])(.*?)\1/g)].map((m) => m[2].replace(/&(#x?)?(\w+);/g, (e, n, v) => (n ? String.fromCodePoint(parseInt(v, n.length > 1 ? 16 : 10)) : ENT[v] ?? e))));
+const decode = (e, n, v, c = parseInt(v, n?.length > 1 ? 16 : 10)) => (n ? (c <= 0x10ffff ? String.fromCodePoint(c) : e) : ENT[v] ?? e);
+const fileAttrs = (x) => new Set([...x.matchAll(/\sfile=(['"])(.*?)\1/g)].map((m) => m[2].replace(/&(#x?)?(\w+);/g, decode)));
 
 // ---- the wasm instance, and recovery from a Rust panic ---------------------
 //
