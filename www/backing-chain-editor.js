@@ -230,6 +230,7 @@ export class BackingChainEditor extends HTMLElement {
     this._layout = 'nested';
     this._mode = 'populate'; // or 'validate'
     this._mapping = new Map(); // image filename → backing image filename (the user's choice)
+    this._parked = new Map(); // dropped data files out of the session: name → format
     this._editing = null; // { disk, depth, kind: 'edit' | 'insert' | 'seclabel' }
     this._editError = null;
     this._baseDir = '';
@@ -740,6 +741,7 @@ export class BackingChainEditor extends HTMLElement {
 
   _render() {
     this._forest = this._session.forest();
+    this._park();
     let out = null;
     let xmlError = null;
     const text = this._domainText;
@@ -1346,10 +1348,7 @@ export class BackingChainEditor extends HTMLElement {
     if (!selectedExists) this._selected = null;
     const items = [];
     const all = document.createDocumentFragment();
-    const data = (this._data = this._dataFiles());
-    const attached = new Set([...data.values()].map((d) => d[1]));
     f.chains.forEach((chain, ci) => {
-      if (chain.layers.length === 1 && attached.has(chain.top)) return;
       // Diagnostics of this chain, attached to the layer they name.
       const perLayer = new Map();
       for (const d of chain.diagnostics) {
@@ -1442,24 +1441,42 @@ export class BackingChainEditor extends HTMLElement {
     return item;
   }
 
-  /** qcow2 data files: image index → [name, index of that image or -1]. */
+  /** qcow2 data files: image index → [name, the file's name in the set or undefined]. */
   _dataFiles() {
     const f = this._forest;
+    const names = [...f.images.map((o) => o.filename), ...this._parked.keys()];
     const out = new Map();
     f.images.forEach((im, i) => {
       const n = im['format-specific']?.data?.['data-file'];
       if (typeof n !== 'string') return;
       const p = n.startsWith('/') ? n : im.filename.replace(/[^/]*$/, '') + n;
-      const find = (t) => f.images.findIndex((o, k) => k !== i && t(o.filename));
-      const j = find((x) => x === p);
-      out.set(i, [n, j < 0 ? find((x) => p.endsWith(`/${x}`)) : j]);
+      out.set(i, [n, names.find((x) => x === p) ?? names.find((x) => p.endsWith(`/${x}`))]);
     });
     return out;
   }
 
+  /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
+  _park() {
+    const f = this._forest;
+    for (const n of this._parked.keys()) if (!this._meta.has(n)) this._parked.delete(n);
+    const used = new Set([...this._dataFiles().values()].map((d) => d[1]));
+    const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this._meta.get(im.filename)?.job.reader);
+    for (const im of park) {
+      this._parked.set(im.filename, im.error ? 'unreadable' : im.format);
+      this._session.remove(im.filename);
+    }
+    for (const n of this._parked.keys()) {
+      if (used.has(n)) continue;
+      this._parked.delete(n);
+      this._probe([this._meta.get(n).job], { record: false });
+    }
+    if (park.length) this._forest = this._session.forest();
+    this._data = this._dataFiles();
+  }
+
   _dataText(idx) {
     const d = this._data?.get(idx);
-    return d && `${d[0]} (${d[1] < 0 ? 'not among the dropped files' : this._forest.images[d[1]].format ?? 'unreadable'})`;
+    return d && `${d[0]} (${d[1] === undefined ? 'not among the dropped files' : this._parked.get(d[1]) ?? 'also a layer'})`;
   }
 
   _endItem(chain, level, key) {

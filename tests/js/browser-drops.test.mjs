@@ -208,11 +208,16 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   assert.equal(await dataLine('web1.qcow2'), 'data file: web1.data (not among the dropped files)');
   // The data file dropped too: on its image, with its format; no item and no chain of its own.
   await dropFiles(page, 'backing-chain-editor', [join(d, 'web1.data'), join(d, 'odd.qcow2')]);
-  await page.waitForFunction(() => document.querySelector('backing-chain-editor').forest.images.length === 3);
+  await waitTree(page, 2);
   assert.equal(await dataLine('web1.qcow2'), 'data file: web1.data (raw)');
   assert.deepEqual((await treeOf(page)).sort(), ['1:odd.qcow2', '1:web1.qcow2']);
   assert.equal(await el(page).locator('li[role=treeitem] .name:text-is("web1.data")').count(), 0);
   assert.equal(await el(page).locator('li[role=treeitem][data-image] > .row .badge:text-is("1 layer")').count(), 2);
+  // Nor a disk of its own in the XML, nor diagnostics about it as an image.
+  const xml = `<disks>${await xmlOf(page)}</disks>`;
+  assert.equal(xpath(xml, 'count(//disk)'), '2');
+  assert.equal(xpath(xml, "count(//source[@file='web1.data'])"), '0');
+  assert.ok(!(await page.evaluate(() => window.__diags)).some((x) => /'web1\.data' is not|no header/.test(x.message)));
   // The details of the image say it too.
   await el(page).locator('li[data-image] > .row .name:text-is("web1.qcow2")').click();
   assert.match(await el(page).locator('.details').innerText(), /Data file\s+web1\.data \(raw\)/);
@@ -221,6 +226,15 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   assert.equal(await el(page).evaluate((e) => e.shadowRoot.querySelectorAll('img').length), 0);
   assert.equal(await page.evaluate(() => window.__xss), undefined);
   await page.screenshot({ path: join(ARTIFACTS, 'drops-data-file.png'), fullPage: true });
+  // Without the image that names it, the data file is an ordinary raw file of the set again; undo puts it back.
+  await el(page).evaluate((e) => e.removeImage('web1.qcow2'));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes("'web1.data'"));
+  assert.deepEqual((await treeOf(page)).sort(), ['1:odd.qcow2', '1:web1.data']);
+  await el(page).evaluate((e) => e.undo());
+  await waitTree(page, 2);
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').getXml().includes("'web1.data'"));
+  assert.deepEqual((await treeOf(page)).sort(), ['1:odd.qcow2', '1:web1.qcow2']);
+  assert.equal(await dataLine('web1.qcow2'), 'data file: web1.data (raw)');
   assert.deepEqual(errors, []);
 });
 
