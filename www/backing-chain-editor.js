@@ -1786,7 +1786,8 @@ export class BackingChainEditor extends HTMLElement {
     const from = new Map();
     for (const im of this._forest.images) if (!im.filename.startsWith('/')) from.set(im.filename, this._meta.get(im.filename)?.job.from ?? 'the folder the files came from');
     if (this._baseDir.trim() || !from.size) return [];
-    const given = fileAttrs(this._goodDomain);
+    if (this._given?.[0] !== this._goodDomain) this._given = [this._goodDomain, fileAttrs(this._goodDomain)];
+    const given = this._given[1];
     const per = new Map(); // origin → directories ('' = relative)
     for (const v of fileAttrs(this._output?.xml ?? '')) {
       if (given.has(v)) continue;
