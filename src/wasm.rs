@@ -228,6 +228,15 @@ impl Session {
         Ok(())
     }
 
+    /// The images come from elsewhere (`BuildOptions.untrusted`, the CLI's
+    /// `chain --untrusted`): backing names reaching outside the usual image
+    /// directories get an `untrusted-backing-name` warning.
+    #[wasm_bindgen(js_name = setUntrusted)]
+    pub fn set_untrusted(&mut self, on: bool) {
+        self.build.untrusted = on;
+        self.images_mut();
+    }
+
     /// Per disk and depth: the chain the document states next to the one
     /// the images give (`xml::edit::diff`). `options` as for `xml`.
     pub fn diff(&mut self, domain_xml: &str, options: JsValue) -> Result<JsValue, JsValue> {

@@ -24,6 +24,9 @@ const DISK_GROUP = 20;
 const DIAG_GROUP = 50;
 let wasmUrl = null;
 let loading = null;
+const ENT = { lt: '<', gt: '>', amp: '&', apos: "'", quot: '"' };
+const decode = (e, n, v, c = parseInt(v, n?.length > 1 ? 16 : 10)) => (n ? (c <= 0x10ffff ? String.fromCodePoint(c) : e) : ENT[v] ?? e);
+const fileAttrs = (x) => new Set([...x.matchAll(/\sfile=(['"])(.*?)\1/g)].map((m) => m[2].replace(/&(#x?)?(\w+);/g, decode)));
 
 // ---- the wasm instance, and recovery from a Rust panic ---------------------
 //
@@ -213,7 +216,7 @@ let uid = 0;
 
 export class BackingChainEditor extends HTMLElement {
   static get observedAttributes() {
-    return ['domain-xml', 'layout', 'readonly', 'base-dir', 'mode'];
+    return ['domain-xml', 'layout', 'readonly', 'base-dir', 'mode', 'untrusted'];
   }
 
   constructor() {
@@ -227,6 +230,7 @@ export class BackingChainEditor extends HTMLElement {
     this._layout = 'nested';
     this._mode = 'populate'; // or 'validate'
     this._mapping = new Map(); // image filename → backing image filename (the user's choice)
+    this._parked = new Map(); // dropped data files out of the session: name → format
     this._editing = null; // { disk, depth, kind: 'edit' | 'insert' | 'seclabel' }
     this._editError = null;
     this._baseDir = '';
@@ -269,6 +273,7 @@ export class BackingChainEditor extends HTMLElement {
       () => {
         this._session = newSession();
         this._core = core;
+        this._applyMapping();
         if (this.isConnected) live.add(this);
         this._els.status.replaceChildren();
         this._els.status.className = 'status';
@@ -293,6 +298,10 @@ export class BackingChainEditor extends HTMLElement {
     else if (name === 'base-dir') this.baseDir = value ?? '';
     else if (name === 'mode') this.mode = value ?? 'populate';
     else if (name === 'readonly') this._applyReadonly();
+    else if (name === 'untrusted') {
+      this._applyMapping();
+      this._update();
+    }
   }
 
   // ---- public API ------------------------------------------------------
@@ -334,6 +343,12 @@ export class BackingChainEditor extends HTMLElement {
   set readonly(v) {
     this.toggleAttribute('readonly', !!v);
   }
+  get untrusted() {
+    return this.hasAttribute('untrusted');
+  }
+  set untrusted(v) {
+    this.toggleAttribute('untrusted', !!v);
+  }
   get baseDir() {
     return this._baseDir;
   }
@@ -348,6 +363,14 @@ export class BackingChainEditor extends HTMLElement {
   /** The forest JSON from the core (images, links, chains, overlays). */
   get forest() {
     return this._forest;
+  }
+
+  /** Missing backing files (absolute paths) a host may add; with `untrusted`, never a flagged name. */
+  missingBackings() {
+    const f = this._forest;
+    if (!f) return [];
+    const bad = new Set(this.untrusted ? f.chains.flatMap((c) => c.diagnostics.filter((d) => d.code === 'untrusted-backing-name').map((d) => d.image)) : []);
+    return [...new Set(f.links.filter((l, i) => l.kind === 'missing' && l.resolved.startsWith('/') && !bad.has(i)).map((l) => l.resolved))];
   }
 
   /** Add files (a FileList or array of File): images are probed, an XML file becomes the domain XML. */
@@ -525,6 +548,7 @@ export class BackingChainEditor extends HTMLElement {
 
   _applyMapping() {
     this._session?.setMapping([...this._mapping]);
+    this._session?.setUntrusted(this.untrusted);
   }
 
   _options(layout = this._layout) {
@@ -568,7 +592,7 @@ export class BackingChainEditor extends HTMLElement {
     }
     if (xmlDocs.length > 1) this._notice(`Only the first XML document is used (${xmlDocs.length} dropped).`);
     // The size (a round trip in Chromium) is asked for in the probe, among other reads.
-    await this._probe(images.map((e) => ({ name: e.path, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
+    await this._probe(images.map((e) => ({ name: e.path, from: e.from, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
   }
 
   /** Queue images for probing; concurrent calls are coalesced into one run
@@ -717,6 +741,7 @@ export class BackingChainEditor extends HTMLElement {
 
   _render() {
     this._forest = this._session.forest();
+    this._park();
     let out = null;
     let xmlError = null;
     const text = this._domainText;
@@ -1400,6 +1425,8 @@ export class BackingChainEditor extends HTMLElement {
       if (ev.target.classList.contains('twisty')) this._toggle(item);
       this._select(idx, item);
     });
+    const data = this._dataText(idx);
+    if (data) item.append(h('div', { class: 'meta datafile' }, `data file: ${data}`));
     for (const d of [...(img.diagnostics ?? []), ...diags]) item.append(this._diagView(d));
     if (users.length > 1 && this._openShared.has(img.filename)) {
       item.append(
@@ -1412,6 +1439,44 @@ export class BackingChainEditor extends HTMLElement {
       );
     }
     return item;
+  }
+
+  /** qcow2 data files: image index → [name, the file's name in the set or undefined]. */
+  _dataFiles() {
+    const f = this._forest;
+    const names = [...f.images.map((o) => o.filename), ...this._parked.keys()];
+    const out = new Map();
+    f.images.forEach((im, i) => {
+      const n = im['format-specific']?.data?.['data-file'];
+      if (typeof n !== 'string') return;
+      const p = n.startsWith('/') ? n : im.filename.replace(/[^/]*$/, '') + n;
+      out.set(i, [n, names.find((x) => x === p) ?? names.find((x) => p.endsWith(`/${x}`))]);
+    });
+    return out;
+  }
+
+  /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
+  _park() {
+    const f = this._forest;
+    for (const n of this._parked.keys()) if (!this._meta.has(n)) this._parked.delete(n);
+    const used = new Set([...this._dataFiles().values()].map((d) => d[1]));
+    const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this._meta.get(im.filename)?.job.reader);
+    for (const im of park) {
+      this._parked.set(im.filename, im.error ? 'unreadable' : im.format);
+      this._session.remove(im.filename);
+    }
+    for (const n of this._parked.keys()) {
+      if (used.has(n)) continue;
+      this._parked.delete(n);
+      this._probe([this._meta.get(n).job], { record: false });
+    }
+    if (park.length) this._forest = this._session.forest();
+    this._data = this._dataFiles();
+  }
+
+  _dataText(idx) {
+    const d = this._data?.get(idx);
+    return d && `${d[0]} (${d[1] === undefined ? 'not among the dropped files' : this._parked.get(d[1]) ?? 'also a layer'})`;
   }
 
   _endItem(chain, level, key) {
@@ -1588,6 +1653,7 @@ export class BackingChainEditor extends HTMLElement {
       add('Backing format (recorded)', img['backing-filename-format'] ?? '— not recorded');
       add('Backing format (detected)', link?.kind === 'image' ? (f.images[link.index].format ?? 'unreadable') : 'unknown (not dropped)');
     }
+    add('Data file', this._dataText(idx));
     if (img.identity) add('Identity', Object.entries(img.identity).map(([k, v]) => `${k}: ${v}`).join(', '));
     if (img.encrypted) add('Encrypted', 'yes');
     if (img['dirty-flag'] !== undefined) add('Dirty', img['dirty-flag'] ? 'yes' : 'no');
@@ -1716,6 +1782,34 @@ export class BackingChainEditor extends HTMLElement {
 
   // ---- diagnostics list -----------------------------------------------
 
+  /** Written paths from relative image names: relative, or absolute by a guessed directory. */
+  _pathDiags() {
+    const from = new Map();
+    for (const im of this._forest.images) if (!im.filename.startsWith('/')) from.set(im.filename, this._meta.get(im.filename)?.job.from ?? 'the folder the files came from');
+    if (this._baseDir.trim() || !from.size) return [];
+    if (this._given?.[0] !== this._goodDomain) this._given = [this._goodDomain, fileAttrs(this._goodDomain)];
+    const given = this._given[1];
+    const per = new Map(); // origin → directories ('' = relative)
+    for (const v of fileAttrs(this._output?.xml ?? '')) {
+      if (given.has(v)) continue;
+      for (let i = 0; i >= 0; i = v.indexOf('/', i) + 1 || -1) {
+        const o = from.get(v.slice(i));
+        if (o === undefined) continue;
+        if (!per.has(o)) per.set(o, new Set());
+        per.get(o).add(i ? v.slice(0, i - 1) || '/' : '');
+        break;
+      }
+    }
+    return [...per].map(([o, dirs]) => {
+      const abs = [...dirs].filter(Boolean);
+      return {
+        code: 'dropped-paths',
+        severity: 'warning',
+        message: `Paths are relative to ${o} and were ${abs.length ? `made absolute with the base directory '${abs.join("', '")}' (the directory of the disk’s source)` : 'written relative (libvirt needs absolute paths)'}; set the base directory to where the images live on the host.`,
+      };
+    });
+  }
+
   _renderDiagnostics() {
     const f = this._forest;
     const seen = new Set();
@@ -1730,6 +1824,7 @@ export class BackingChainEditor extends HTMLElement {
     for (const ch of f.chains) for (const d of ch.diagnostics) push(d, f.images[this._ownerOf(d, ch.layers)].filename);
     for (const d of f.diagnostics) push(d, null);
     for (const d of this._output?.diagnostics ?? []) push(d, null);
+    for (const d of this._pathDiags()) push(d, null);
     const order = { error: 0, warning: 1, info: 2 };
     all.sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3));
     const list = this._els.diagList;

@@ -106,7 +106,7 @@ button.badge { min-height: 0; background: none; cursor: pointer; font: inherit; 
 button.badge[aria-expanded=true]::after { content: " ▴"; }
 button.badge[aria-expanded=false]::after { content: " ▾"; }
 .identity { font-family: var(--_mono); font-size: .8em; overflow-wrap: anywhere; }
-.overlays { margin: .2rem 0 .2rem 1.6rem; font-size: .9em; }
+.overlays, .datafile { margin: .2rem 0 .2rem 1.6rem; font-size: .9em; overflow-wrap: anywhere; }
 .seclabel { font-size: .85em; }
 .field[hidden], .chains [hidden] { display: none; }
 @container (max-width: 40rem) {

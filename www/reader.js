@@ -66,7 +66,7 @@ export function collectDrop(dataTransfer) {
   const files = items.filter((i) => i.kind === 'file');
   if (files.length && files.every((i) => i.getAsFileSystemHandle)) {
     const plain = files.map((i) => i.getAsFile());
-    return Promise.all(files.map((i, n) => i.getAsFileSystemHandle().catch(() => plain[n]))).then(walkHandles);
+    return Promise.all(files.map((i, n) => i.getAsFileSystemHandle().catch(() => plain[n]))).then(walkHandles).then(rebase);
   }
   for (const item of items) {
     if (item.kind !== 'file') continue;
@@ -83,7 +83,7 @@ export function collectDrop(dataTransfer) {
   return (async () => {
     const out = loose.map((file) => ({ file, path: file.name }));
     for (const entry of entries) await walkEntry(entry, out);
-    return out;
+    return rebase(out);
   })();
 }
 
@@ -131,7 +131,18 @@ async function walkHandles(roots) {
 
 /** Files from an <input type=file> (webkitRelativePath for folder pickers). */
 export function filesFromList(fileList) {
-  return Array.from(fileList, (file) => ({ file, path: file.webkitRelativePath || file.name }));
+  return rebase(Array.from(fileList, (file) => ({ file, path: file.webkitRelativePath || file.name })));
+}
+
+/** Names relative to what was dropped (www/README.md): one folder alone is the root. */
+export function rebase(list) {
+  const tops = new Set(list.filter((e) => e.path.includes('/') || !isDocument(e.path)).map((e) => e.path.split('/')[0]));
+  const one = tops.size === 1;
+  return list.map((e) => {
+    const at = e.path.indexOf('/');
+    if (at < 0) return e;
+    return one ? { ...e, path: e.path.slice(at + 1), from: `the dropped folder '${e.path.slice(0, at)}'` } : { ...e, from: 'the folder the items were dropped from' };
+  });
 }
 
 /** Is this dropped file a document (XML / JSON) rather than an image? */

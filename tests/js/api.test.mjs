@@ -259,6 +259,27 @@ test('remove() replaces a re-dropped image; clear() empties the session', { skip
   assert.deepEqual(s.forest().chains, []);
 });
 
+test('setUntrusted flags backing names that reach outside (as chain --untrusted), only while set', { skip }, (t) => {
+  const dir = tmp(t);
+  qemuImg('create', '-q', '-f', 'qcow2', join(dir, 'base.qcow2'), '1G');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(dir, 'fine.qcow2'));
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', '../../etc/x.qcow2', '-u', join(dir, 'up.qcow2'), '1G');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', '/etc/shadow', '-u', join(dir, 'etc.qcow2'), '1G');
+  // The names as qemu-img recorded them.
+  assert.equal(qemuInfo(join(dir, 'up.qcow2'))['backing-filename'], '../../etc/x.qcow2');
+  const s = new wasm.Session();
+  for (const n of ['fine.qcow2', 'base.qcow2', 'up.qcow2', 'etc.qcow2']) probeFile(s, n, join(dir, n));
+  const flagged = () =>
+    s.forest().chains.flatMap((c) => c.diagnostics.filter((d) => d.code === 'untrusted-backing-name').map((d) => s.forest().images[d.image].filename)).sort();
+  assert.deepEqual(flagged(), []);
+  s.setUntrusted(true);
+  // '../../etc/x.qcow2' climbs out of the image's folder, '/etc/shadow' is no
+  // image directory; 'base.qcow2' next to its overlay is fine.
+  assert.deepEqual(flagged(), ['etc.qcow2', 'up.qcow2']);
+  s.setUntrusted(false);
+  assert.deepEqual(flagged(), []);
+});
+
 test('orderAdded puts the images last added in the order given', { skip }, (t) => {
   const dir = tmp(t);
   const a = makeChain(dir, { base: 'a0.qcow2', mid: 'a1.qcow2', top: 'a2.qcow2' });

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { startServer, WWW } from '../support/server.mjs';
 import { launch, ARTIFACTS } from '../support/browser.mjs';
 import { haveQemuImg, haveTool, makeChain, qemuImg } from '../support/images.mjs';
@@ -47,7 +47,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('Cockpit example: a VM chosen, its disk chain read on the host through dd', { skip }, async (t) => {
+test('Cockpit example: a VM chosen, its disk chain read on the host through dd; a backing name flagged as untrusted is never read', { skip }, async (t) => {
   // base ← mid ← top, relative backing names, as qemu-img makes them; the
   // base is a VHDX, whose headers lie at 64 KiB and beyond (reads at offset
   // 0 alone would not show a wrong `skip`).
@@ -55,6 +55,13 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd',
   mkdirSync(images);
   qemuImg('create', '-q', '-f', 'vhdx', join(images, 'base.vhdx'), '1G');
   const f = makeChain(images, { base: 'base.vhdx', baseFormat: 'vhdx' });
+  // vm2's disk names a backing file outside the image folder (it exists: the
+  // example would read it if it followed the name).
+  mkdirSync(join(dir, 'outside'));
+  const secret = join(dir, 'outside', 'secret.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', secret, '1G');
+  const evil = join(images, 'evil.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', '../outside/secret.qcow2', evil);
   const node = join(dir, 'node.xml');
   writeFileSync(node, `<node>
   <domain type='test'>
@@ -65,6 +72,18 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd',
       <disk type='file' device='disk'>
         <driver name='qemu' type='qcow2'/>
         <source file='${f.top}'/>
+        <target dev='vda' bus='virtio'/>
+      </disk>
+    </devices>
+  </domain>
+  <domain type='test'>
+    <name>vm2</name>
+    <memory>1048576</memory>
+    <os><type>hvm</type></os>
+    <devices>
+      <disk type='file' device='disk'>
+        <driver name='qemu' type='qcow2'/>
+        <source file='${evil}'/>
         <target dev='vda' bus='virtio'/>
       </disk>
     </devices>
@@ -143,7 +162,27 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd',
   let bytes = 0;
   for (const a of reads) bytes += Number(a.find((x) => x.startsWith('count=')).slice(6));
   assert.ok(bytes <= 3 * 16384, `${bytes} bytes asked of the host`);
+  await page.screenshot({ path: join(ARTIFACTS, 'cockpit-example.png'), fullPage: true });
+
+  // vm2: the example's element is untrusted; the escaping backing name is
+  // flagged and its file is never read on the host.
+  // dd reads of `p`, however the path is spelt ('images/../outside/…' is the same file).
+  const readsOf = async (p) => (await page.evaluate(() => __spawned)).filter((a) => a[0] === 'dd' && resolve(a[1].slice(3)) === p).length;
+  const showVm2 = async () => {
+    await page.locator('#status').evaluate((s) => (s.textContent = ''));
+    await page.locator('#domain').selectOption('vm2');
+    await page.locator('#pick button[type=submit]').click();
+    await page.locator('#status', { hasText: 'image(s) read' }).waitFor();
+    return page.locator('#status').innerText();
+  };
+  assert.equal(await showVm2(), '1 image(s) read');
+  assert.ok((await readsOf(evil)) > 0);
+  assert.equal(await readsOf(secret), 0);
+  assert.match((await page.locator('backing-chain-editor .diags li[data-code=untrusted-backing-name]').allInnerTexts()).join('\n'), /\.\.\/outside\/secret\.qcow2/);
+  // The control: without `untrusted` the same example follows the name and reads the file.
+  await page.locator('backing-chain-editor').evaluate((e) => (e.untrusted = false));
+  assert.equal(await showVm2(), '2 image(s) read');
+  assert.ok((await readsOf(secret)) > 0);
   assert.deepEqual(await page.evaluate(() => __csp), []);
   assert.deepEqual(errors, []);
-  await page.screenshot({ path: join(ARTIFACTS, 'cockpit-example.png'), fullPage: true });
 });

@@ -34,7 +34,10 @@ async function fileSize(path) {
 }
 
 /** Probe the disks of the domain, then follow missing backing files that are
- *  absolute local paths (the element never opens anything on its own). */
+ *  absolute local paths (the element never opens anything on its own). The
+ *  element is `untrusted` (index.html): a backing name the core flags as
+ *  reaching outside the image directories is never in missingBackings(), so
+ *  never read here — the caller decides what may be opened. */
 async function show(domain) {
   status.textContent = `reading ${domain}…`;
   editor.clear();
@@ -46,7 +49,7 @@ async function show(domain) {
   for (let round = 0; todo.length && round < 64; round++) {
     for (const path of todo) seen.add(path);
     await Promise.all(todo.map(async (path) => editor.addImage(path, hostReader(path), { size: await fileSize(path).catch(() => -1) })));
-    todo = editor.forest.links.filter((l) => l.kind === 'missing' && l.resolved.startsWith('/') && !seen.has(l.resolved)).map((l) => l.resolved);
+    todo = editor.missingBackings().filter((p) => !seen.has(p));
   }
   status.textContent = `${seen.size} image(s) read`;
 }
