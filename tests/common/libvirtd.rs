@@ -101,14 +101,14 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Does qemu.conf run QEMU as root? (An uncommented `user = "root"`.)
-fn qemu_runs_as_root() -> bool {
-    std::fs::read_to_string("/etc/libvirt/qemu.conf").is_ok_and(|t| {
-        t.lines().any(|l| {
-            let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
-            l == "user=\"root\"" || l == "user=\"+0\""
-        })
-    })
+/// Does qemu.conf run QEMU as root (an uncommented `user = "root"`)?
+/// `None` when it cannot be read (only root can).
+fn qemu_runs_as_root() -> Option<bool> {
+    let t = std::fs::read_to_string("/etc/libvirt/qemu.conf").ok()?;
+    Some(t.lines().any(|l| {
+        let l: String = l.chars().filter(|c| !c.is_whitespace()).collect();
+        l == "user=\"root\"" || l == "user=\"+0\""
+    }))
 }
 
 fn start_daemon() -> Result<Daemon, String> {
@@ -118,15 +118,14 @@ fn start_daemon() -> Result<Daemon, String> {
     if !Path::new("/usr/bin/qemu-system-x86_64").is_file() {
         return Err("qemu-system-x86_64 is not installed (qemu-system-x86)".into());
     }
-    if !qemu_runs_as_root() {
-        return Err("/etc/libvirt/qemu.conf does not say user = \"root\" \
-                    (bash .ci/setup writes it; QEMU must read root's temporary directories)"
-            .into());
-    }
     if !connects() {
         if !is_root() {
+            let why = virsh(&["version"])
+                .err()
+                .unwrap_or_default()
+                .replace('\n', "; ");
             return Err(format!(
-                "{URI} does not answer and only root may start libvirtd"
+                "cannot connect to {URI} ({why}), and only root may start libvirtd"
             ));
         }
         let (Some(virtlogd), Some(libvirtd)) = (sbin("virtlogd"), sbin("libvirtd")) else {
@@ -150,6 +149,16 @@ fn start_daemon() -> Result<Daemon, String> {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+    if qemu_runs_as_root() == Some(false) {
+        return Err("/etc/libvirt/qemu.conf does not say user = \"root\" \
+                    (bash .ci/setup writes it; QEMU must read root's temporary directories)"
+            .into());
+    }
+    if qemu_runs_as_root() == Some(false) {
+        return Err("/etc/libvirt/qemu.conf does not say user = \"root\" \
+                    (bash .ci/setup writes it; QEMU must read root's temporary directories)"
+            .into());
     }
     remove_stale_domains();
     let v = virsh(&["version", "--daemon"]).unwrap_or_default();
