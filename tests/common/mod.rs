@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fuzz_input;
+pub mod libvirtd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
