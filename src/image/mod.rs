@@ -527,7 +527,11 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
             // A hybrid ISO (isohybrid) also holds a partition table: bootable
             // ISOs do, and that is not a second format.
             let mut info = iso::probe(reads)?;
-            partition_facts(reads, &mut info, "this ISO (a hybrid ISO, as bootable ones are)")?;
+            partition_facts(
+                reads,
+                &mut info,
+                "this ISO (a hybrid ISO, as bootable ones are)",
+            )?;
             return Ok(info);
         }
     }
@@ -561,7 +565,9 @@ fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<()
     };
     info.diagnostics.push(Diagnostic::info(
         "partition-table",
-        format!("{what} holds an {scheme} partition table{count}; qemu reads it as it reads any data"),
+        format!(
+            "{what} holds an {scheme} partition table{count}; qemu reads it as it reads any data"
+        ),
     ));
     if !problems.is_empty() {
         info.diagnostics.push(Diagnostic::warning(
@@ -672,16 +678,14 @@ pub(crate) fn too_long_name(
     } else {
         format!(" (the file ends after {kept} of them; those are kept here)")
     };
-    info.diagnostics.push(
-        Diagnostic::error(
-            "backing-name-too-long",
-            format!(
-                "the header gives a backing name of {len} bytes{how}; {format} allows at most \
+    info.diagnostics.push(Diagnostic::error(
+        "backing-name-too-long",
+        format!(
+            "the header gives a backing name of {len} bytes{how}; {format} allows at most \
                  {max}: qemu refuses to open this image (\"Backing file name too long\"), so \
                  qemu-img cannot rebase it either"
-            ),
         ),
-    );
+    ));
     Ok(kept)
 }
 

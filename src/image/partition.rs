@@ -137,7 +137,10 @@ pub fn table(reads: &Reads) -> Result<Option<(Value, Vec<String>)>, Stop> {
     let Some((pi, pstart)) = protective else {
         let mut t = Map::new();
         t.insert("scheme".into(), json!("mbr"));
-        t.insert("disk-signature".into(), json!(format!("{:08x}", le_u32(head, 440))));
+        t.insert(
+            "disk-signature".into(),
+            json!(format!("{:08x}", le_u32(head, 440))),
+        );
         t.insert("partitions".into(), json!(mbr_parts.len()));
         t.insert("entries".into(), Value::Array(mbr_parts));
         return Ok(Some((Value::Object(t), problems)));
@@ -163,9 +166,7 @@ pub fn table(reads: &Reads) -> Result<Option<(Value, Vec<String>)>, Stop> {
         }
     }
     if mbr_parts.len() > 1 {
-        problems.push(
-            "the protective MBR also lists other partitions (a hybrid MBR)".to_string(),
-        );
+        problems.push("the protective MBR also lists other partitions (a hybrid MBR)".to_string());
     }
     if pstart != 1 {
         problems.push(format!(
@@ -257,7 +258,11 @@ pub fn crc32(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;

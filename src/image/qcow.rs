@@ -79,8 +79,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             long_name = Some(len);
         } else {
             let name = reads.bytes(F, backing_offset, len)?;
-            info.backing_filename =
-                Some(super::lossy(name, &mut info.diagnostics, "backing name"));
+            info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
         }
     }
     info.header = Some(json!({

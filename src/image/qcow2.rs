@@ -6,8 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{be_u16, be_u32, be_u64, Format, ImageInfo, ProbeOptions, Range, Reads, Stop};
 use super::safety::NameKind;
+use super::{be_u16, be_u32, be_u64, Format, ImageInfo, ProbeOptions, Range, Reads, Stop};
 use crate::diag::Diagnostic;
 use crate::limits;
 
@@ -395,7 +395,11 @@ fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
                 "guest data lives in the external data file '{name}' ({}){}: qemu opens it \
                  with this image and reads and writes the guest's data there",
                 kind.reason(),
-                if raw { ", kept as a raw image (data-file-raw)" } else { "" },
+                if raw {
+                    ", kept as a raw image (data-file-raw)"
+                } else {
+                    ""
+                },
             );
             if !bit {
                 m.push_str("; the incompatible bit 'external data file' is not set, so qemu ignores the name");

@@ -92,7 +92,9 @@ impl NameKind {
     pub fn reason(self) -> &'static str {
         match self {
             NameKind::Plain => "a file next to the image",
-            NameKind::SubDirectory => "a relative path into a sub-directory of the image's directory",
+            NameKind::SubDirectory => {
+                "a relative path into a sub-directory of the image's directory"
+            }
             NameKind::ClimbsOut => "a relative path that climbs out of the image's directory",
             NameKind::AbsoluteImageDir => "an absolute path under a usual image directory",
             NameKind::Absolute => "an absolute path outside the usual image directories",

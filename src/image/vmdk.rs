@@ -279,6 +279,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.dirty_flag = Some(false);
 
     let mut desc = Descriptor::default();
+    let embedded_extents = capacity == 0 && desc_sectors != 0;
     if desc_sectors != 0 {
         let (Some(off), Some(len)) = (
             desc_sectors.checked_mul(512),
@@ -331,11 +332,10 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
             "sparse extent without an embedded descriptor (an extent of a multi-file disk?)",
         ));
     }
-    finish(
-        &mut info,
-        &desc,
-        Some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0)),
-    );
+    // Extents qemu opens as files are listed as a descriptor file's are.
+    let sparse_extent =
+        (!embedded_extents).then_some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0));
+    finish(&mut info, &desc, sparse_extent);
     if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
         fs.insert("version".into(), json!(version));
         fs.insert("flags".into(), json!(flags));
@@ -367,7 +367,9 @@ fn footer_diagnostics(first: &[u8], footer: &[u8], info: &mut ImageInfo) {
         bad.push("the end-of-stream marker after it is not one (qemu: \"Invalid footer\")");
     }
     if le_u64(fh, 56) == GD_AT_END {
-        bad.push("the footer's grain directory is 'at the end' again (a footer pointing to a footer)");
+        bad.push(
+            "the footer's grain directory is 'at the end' again (a footer pointing to a footer)",
+        );
     }
     if le_u32(fh, 4) != le_u32(first, 4) {
         bad.push("the header and the footer give different versions");
