@@ -926,3 +926,43 @@ fn no_false_alarm_on_ordinary_images() {
         }
     }
 }
+
+/// GPT headers with valid CRCs but hostile fields (huge entry counts and
+/// sizes, entry arrays past the end, LBAs that overflow): never a panic,
+/// never a read past the bounds, the disk stays raw.
+#[test]
+fn hostile_gpt_fields_are_bounded() {
+    let base = gpt_disk(256, 1);
+    let fields: [(usize, Vec<u8>); 6] = [
+        (80, u32::MAX.to_le_bytes().to_vec()),
+        (84, u32::MAX.to_le_bytes().to_vec()),
+        (84, 100u32.to_le_bytes().to_vec()),
+        (72, u64::MAX.to_le_bytes().to_vec()),
+        (72, 1_000_000u64.to_le_bytes().to_vec()),
+        (12, 512u32.to_le_bytes().to_vec()),
+    ];
+    for (at, v) in fields {
+        let mut b = base.clone();
+        let h = 512;
+        b[h + at..h + at + v.len()].copy_from_slice(&v);
+        b[h + 16..h + 20].fill(0);
+        let size = u32::from_le_bytes(b[h + 12..h + 16].try_into().unwrap()) as usize;
+        let c = crc32(&b[h..h + size]);
+        b[h + 16..h + 20].copy_from_slice(&c.to_le_bytes());
+        let len = b.len() as u64;
+        let mut asked = 0u64;
+        let r = probe_with(Some(len), |o, l| -> Result<Vec<u8>, ()> {
+            asked += l;
+            let s = o.min(len) as usize;
+            let e = o.saturating_add(l).min(len) as usize;
+            Ok(b[s..e].to_vec())
+        });
+        let (info, _) = r.unwrap_or_else(|_| panic!("field {at}"));
+        assert_eq!(info.format, Format::Raw, "field {at}");
+        assert!(
+            asked <= 4096 + 512 + 2048 + 256 * 1024,
+            "field {at}: asked {asked}"
+        );
+        assert!(diag(&info, "partition-table").is_some(), "field {at}");
+    }
+}
