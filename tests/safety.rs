@@ -698,7 +698,6 @@ fn raw_disks_with_gpt_and_mbr_stay_raw() {
         );
         assert!(diag(&info, "multiple-formats").is_none());
         if scheme == "gpt" {
-            assert_eq!(t["backup-header-at-end"], true);
             // 4 KiB, the footer sector, the ISO descriptor, the entries.
             assert!(read <= 4096 + 512 + 2048 + 16384, "{file}: read {read}");
         } else {
@@ -712,14 +711,6 @@ fn raw_disks_with_gpt_and_mbr_stay_raw() {
     let (info, _) = probe(&dir.join("bad.img"));
     let dg = diag(&info, "partition-table-invalid").expect("flagged");
     assert!(dg.message.contains("CRC"), "{}", dg.message);
-    // A GPT partition of the disk is named.
-    let (info, _) = probe(&dir.join("gpt.img"));
-    let t = &info.header.as_ref().unwrap()["partition-table"];
-    assert_eq!(t["entries"][0]["name"], "root");
-    assert_eq!(
-        t["entries"][0]["type"],
-        "0fc63daf-8483-4772-8e79-3d69d8477de4"
-    );
 }
 
 /// An ISO stays iso (qemu-img: raw), quietly; a qcow2 written over its

@@ -383,7 +383,8 @@ impl ImageInfo {
         self.header
             .as_ref()
             .and_then(|h| h.get("extents"))
-            .and_then(|e| serde_json::from_value(e.clone()).ok())
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(vmdk::Extent::from_json).collect())
             .unwrap_or_default()
     }
 
@@ -554,30 +555,29 @@ fn raw(reads: &Reads) -> Result<ImageInfo, Stop> {
 /// fixed VHDs): `header.partition-table` and a `partition-table` info
 /// diagnostic; what is wrong with it, a `partition-table-invalid` warning.
 fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<(), Stop> {
-    let Some((facts, problems)) = partition::table(reads)? else {
+    let Some(t) = partition::table(reads)? else {
         return Ok(());
     };
-    let scheme = facts["scheme"].as_str().unwrap_or("").to_uppercase();
-    let count = match facts.get("partitions").and_then(serde_json::Value::as_u64) {
-        Some(1) => " (1 partition)".to_string(),
-        Some(n) => format!(" ({n} partitions)"),
-        None => String::new(),
-    };
+    let scheme = if t.gpt { "gpt" } else { "mbr" };
+    let n = t.partitions.unwrap_or(0);
     info.diagnostics.push(Diagnostic::info(
         "partition-table",
         format!(
-            "{what} holds an {scheme} partition table{count}; qemu reads it as it reads any data"
+            "{what} holds a partition table ({scheme}, {n} partitions in use); qemu reads it as \
+             it reads any data"
         ),
     ));
-    if !problems.is_empty() {
+    if !t.problems.is_empty() {
         info.diagnostics.push(Diagnostic::warning(
             "partition-table-invalid",
             format!(
-                "the {scheme} partition table is not what firmware and tools expect: {} (OpenStack refuses such images)",
-                problems.join("; ")
+                "the partition table is not what firmware and tools expect: {} (OpenStack refuses \
+                 such images)",
+                t.problems.join("; ")
             ),
         ));
     }
+    let facts = serde_json::json!({ "scheme": scheme, "partitions": t.partitions });
     match info.header.as_mut().and_then(|h| h.as_object_mut()) {
         Some(h) => {
             h.insert("partition-table".into(), facts);
@@ -611,24 +611,26 @@ const MBR_CHECKED: [Format; 8] = [
 /// long enough to hold an ISO volume descriptor and that byte was not read
 /// yet; the MBR and GPT are in the first 4 KiB.
 fn second_format(format: Format, reads: &Reads, info: &mut ImageInfo) -> Result<(), Stop> {
-    let mut found = Vec::new();
+    // Static phrases only: each `format!` costs the wasm build.
+    let mut found: Vec<&str> = Vec::new();
     let head = reads.bytes_upto(Format::Raw, 0, FIRST_READ.len)?;
-    if MBR_CHECKED.contains(&format) && head.len() >= 512 {
+    if MBR_CHECKED.contains(&format) && head.len() >= 1024 {
         if partition::has_mbr(head) {
-            found.push("an MBR boot signature (55 AA at byte 510)".to_string());
+            found.push("an MBR boot signature (55 AA at byte 510)");
         }
-        if head.len() >= 1024 && partition::is_gpt_header(&head[512..1024]) {
-            found.push("a GPT header (\"EFI PART\", valid CRC) at byte 512".to_string());
+        if partition::is_gpt_header(&head[512..1024]) {
+            found.push("a GPT header (\"EFI PART\", valid CRC) at byte 512");
         }
     }
     if let Some(len) = reads.file_len() {
         if len >= partition::ISO_AT + iso::DESCRIPTOR_LEN {
             let d = reads.bytes(Format::Raw, partition::ISO_AT, partition::ISO_SIG_LEN)?;
             if partition::is_volume_descriptor(d) {
-                found.push(format!(
-                    "an ISO 9660/UDF volume descriptor ('{}') at byte 32768",
-                    String::from_utf8_lossy(&d[1..6])
-                ));
+                found.push(if d[1] == b'C' {
+                    "an ISO 9660 volume descriptor (CD001) at byte 32768"
+                } else {
+                    "a UDF volume descriptor at byte 32768"
+                });
             }
         }
     }
@@ -671,19 +673,12 @@ pub(crate) fn too_long_name(
     let bytes = reads.bytes_upto(format, offset, want)?;
     let kept = bytes.len() as u64;
     info.backing_filename = Some(lossy(bytes, &mut info.diagnostics, "backing name"));
-    let how = if kept == len {
-        String::new()
-    } else if kept == want {
-        format!(" (only its first {kept} bytes are kept here)")
-    } else {
-        format!(" (the file ends after {kept} of them; those are kept here)")
-    };
     info.diagnostics.push(Diagnostic::error(
         "backing-name-too-long",
         format!(
-            "the header gives a backing name of {len} bytes{how}; {format} allows at most \
-                 {max}: qemu refuses to open this image (\"Backing file name too long\"), so \
-                 qemu-img cannot rebase it either"
+            "the header gives a backing name of {len} bytes ({kept} kept here); {format} allows \
+             at most {max}: qemu refuses to open this image (\"Backing file name too long\"), \
+             so qemu-img cannot rebase it either"
         ),
     ));
     Ok(kept)

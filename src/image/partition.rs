@@ -7,10 +7,7 @@
 //! second format (OpenStack's `format_inspector` refuses "multiple formats"):
 //! an MBR, a GPT, an ISO 9660 / UDF volume descriptor at byte 32768.
 
-use serde_json::{json, Map, Value};
-
-use super::{guid_le, le_u32, le_u64, utf16, Format, Reads, Stop};
-use crate::limits;
+use super::{le_u32, le_u64, Format, Reads, Stop};
 
 const F: Format = Format::Raw;
 /// Where the MBR's partition entries start, and the boot signature.
@@ -19,8 +16,6 @@ const MBR_SIGNATURE: usize = 510;
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 /// Protective MBR partition type.
 const PROTECTIVE: u8 = 0xEE;
-/// Most GPT entries listed in the facts (all are counted).
-const MAX_LISTED: usize = 128;
 /// Largest GPT entry array read (bytes): 128 entries of 128 bytes is 16 KiB.
 const MAX_ENTRY_ARRAY: u64 = 256 * 1024;
 
@@ -42,19 +37,9 @@ pub fn is_gpt_header(b: &[u8]) -> bool {
     gpt_header(b).is_some()
 }
 
-struct GptHeader {
-    current_lba: u64,
-    backup_lba: u64,
-    first_usable: u64,
-    last_usable: u64,
-    disk_guid: String,
-    entries_lba: u64,
-    entries: u32,
-    entry_size: u32,
-    entries_crc: u32,
-}
-
-fn gpt_header(b: &[u8]) -> Option<GptHeader> {
+/// The GPT header fields used here: entry array LBA, entry count, entry
+/// size, entry array CRC.
+fn gpt_header(b: &[u8]) -> Option<(u64, u32, u32, u32)> {
     if !b.starts_with(GPT_SIGNATURE) {
         return None;
     }
@@ -67,17 +52,7 @@ fn gpt_header(b: &[u8]) -> Option<GptHeader> {
     if crc32(&copy) != le_u32(b, 16) {
         return None;
     }
-    Some(GptHeader {
-        current_lba: le_u64(b, 24),
-        backup_lba: le_u64(b, 32),
-        first_usable: le_u64(b, 40),
-        last_usable: le_u64(b, 48),
-        disk_guid: guid_le(&b[56..72]),
-        entries_lba: le_u64(b, 72),
-        entries: le_u32(b, 80),
-        entry_size: le_u32(b, 84),
-        entries_crc: le_u32(b, 88),
-    })
+    Some((le_u64(b, 72), le_u32(b, 80), le_u32(b, 84), le_u32(b, 88)))
 }
 
 /// An ISO 9660 (`CD001`, version 1) or UDF (`BEA01`, `NSR02`, `NSR03`)
@@ -95,184 +70,102 @@ pub fn is_volume_descriptor(d: &[u8]) -> bool {
 pub const ISO_AT: u64 = 32768;
 pub const ISO_SIG_LEN: u64 = 7;
 
-/// The partition table at the start of the file, when there is one: its
-/// facts (`scheme`, `partitions`, …) and the problems found (reasons for a
-/// `partition-table-invalid` warning). Reads the GPT entry array (16 KiB
-/// for the usual 128 entries) and, for a 4 KiB-sector GPT, its header at
-/// byte 4096; everything else is in the first 4 KiB.
-pub fn table(reads: &Reads) -> Result<Option<(Value, Vec<String>)>, Stop> {
-    let head = reads.bytes_upto(F, 0, super::FIRST_READ.len)?;
-    if head.len() < 512 || !has_mbr(head) {
-        return Ok(None);
-    }
-    let mut problems = Vec::new();
-    let mut mbr_parts = Vec::new();
-    let mut protective = None;
-    for i in 0..4 {
-        let e = &head[MBR_ENTRIES + 16 * i..MBR_ENTRIES + 16 * (i + 1)];
-        let boot = e[0];
-        let kind = e[4];
-        if boot != 0 && boot != 0x80 {
-            problems.push(format!(
-                "MBR entry {} has boot flag 0x{boot:02x} (0x00 or 0x80 expected)",
-                i + 1
-            ));
-        }
-        if kind == 0 {
-            continue;
-        }
-        let start = le_u32(e, 8);
-        let sectors = le_u32(e, 12);
-        if kind == PROTECTIVE {
-            protective = Some((i, start));
-        }
-        mbr_parts.push(json!({
-            "entry": i + 1,
-            "type": format!("0x{kind:02x}"),
-            "bootable": boot == 0x80,
-            "first-lba": start,
-            "sectors": sectors,
-        }));
-    }
-    let Some((pi, pstart)) = protective else {
-        let mut t = Map::new();
-        t.insert("scheme".into(), json!("mbr"));
-        t.insert(
-            "disk-signature".into(),
-            json!(format!("{:08x}", le_u32(head, 440))),
-        );
-        t.insert("partitions".into(), json!(mbr_parts.len()));
-        t.insert("entries".into(), Value::Array(mbr_parts));
-        return Ok(Some((Value::Object(t), problems)));
-    };
-    // A protective MBR: the GPT header is at LBA 1 of 512- or 4096-byte
-    // sectors.
-    let mut found = None;
-    for sector in [512u64, 4096] {
-        let b = match reads.bytes_upto(F, sector, 512) {
-            Ok(b) => b,
-            Err(Stop::Bad(_)) => break,
-            Err(e) => return Err(e),
-        };
-        if let Some(h) = gpt_header(b) {
-            found = Some((sector, h));
-            break;
-        }
-        if b.starts_with(GPT_SIGNATURE) {
-            problems.push(format!(
-                "a GPT header at byte {sector} has a wrong size or CRC"
-            ));
-            break;
-        }
-    }
-    if mbr_parts.len() > 1 {
-        problems.push("the protective MBR also lists other partitions (a hybrid MBR)".to_string());
-    }
-    if pstart != 1 {
-        problems.push(format!(
-            "the protective MBR entry {} starts at LBA {pstart}, not 1",
-            pi + 1
-        ));
-    }
-    let Some((sector, h)) = found else {
-        problems.push("a protective MBR (type 0xee) without a valid GPT header".to_string());
-        let t = json!({ "scheme": "mbr", "partitions": mbr_parts.len(), "entries": mbr_parts });
-        return Ok(Some((t, problems)));
-    };
-    let mut t = Map::new();
-    t.insert("scheme".into(), json!("gpt"));
-    t.insert("sector-size".into(), json!(sector));
-    t.insert("disk-guid".into(), json!(h.disk_guid));
-    t.insert("current-lba".into(), json!(h.current_lba));
-    t.insert("backup-lba".into(), json!(h.backup_lba));
-    t.insert("first-usable-lba".into(), json!(h.first_usable));
-    t.insert("last-usable-lba".into(), json!(h.last_usable));
-    t.insert("entry-count".into(), json!(h.entries));
-    t.insert("entry-size".into(), json!(h.entry_size));
-    if h.current_lba != 1 {
-        problems.push(format!(
-            "the GPT header says it is at LBA {}, not 1",
-            h.current_lba
-        ));
-    }
-    let array_len = u64::from(h.entries) * u64::from(h.entry_size);
-    let array_at = h.entries_lba.checked_mul(sector);
-    let usable = h.entry_size >= 128 && h.entry_size.is_power_of_two();
-    match array_at {
-        Some(at) if usable && array_len <= MAX_ENTRY_ARRAY.min(limits::MAX_READ) => {
-            match reads.bytes(F, at, array_len) {
-                Ok(a) => {
-                    if crc32(a) != h.entries_crc {
-                        problems.push("the GPT partition entry array fails its CRC".to_string());
-                    }
-                    let mut listed = Vec::new();
-                    let mut count = 0usize;
-                    for e in a.chunks_exact(h.entry_size as usize) {
-                        if e[..16].iter().all(|&c| c == 0) {
-                            continue;
-                        }
-                        count += 1;
-                        if listed.len() < MAX_LISTED {
-                            listed.push(json!({
-                                "type": guid_le(&e[..16]),
-                                "guid": guid_le(&e[16..32]),
-                                "first-lba": le_u64(e, 32),
-                                "last-lba": le_u64(e, 40),
-                                "name": utf16(&e[56..128], false),
-                            }));
-                        }
-                    }
-                    t.insert("partitions".into(), json!(count));
-                    t.insert("entries".into(), Value::Array(listed));
-                }
-                Err(Stop::Bad(_)) => {
-                    problems.push(format!(
-                        "the GPT partition entry array ({array_len} bytes at byte {at}) lies past the end of the file"
-                    ));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        _ => problems.push(format!(
-            "the GPT partition entry array ({} entries of {} bytes) is not one this reader takes (entries of 128·2^n bytes, at most {MAX_ENTRY_ARRAY} bytes)",
-            h.entries, h.entry_size
-        )),
-    }
-    // The backup header at the last sector: free when the footer was read.
-    if let Some(len) = reads.file_len() {
-        if len >= sector * 2 {
-            if let Ok(b) = reads.bytes(F, len - sector, 512.min(sector)) {
-                t.insert("backup-header-at-end".into(), json!(is_gpt_header(b)));
-            }
-        }
-    }
-    Ok(Some((Value::Object(t), problems)))
+/// What [`table`] finds: scheme, used entries (`None` when the GPT entry
+/// array could not be read), and the problems (reasons for a
+/// `partition-table-invalid` warning).
+pub struct Table {
+    pub gpt: bool,
+    pub partitions: Option<u64>,
+    pub problems: Vec<&'static str>,
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as GPT uses it).
-pub fn crc32(data: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut t = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            t[i] = c;
-            i += 1;
-        }
-        t
+/// The partition table at the start of the file, when there is one, after
+/// OpenStack's checks of a protective MBR and with the GPT CRCs checked.
+/// The MBR and the GPT header (LBA 1 of 512-byte sectors; 4 KiB-sector
+/// GPTs are not looked for) are in the first 4 KiB; the GPT entry array
+/// (16 KiB for the usual 128 entries, at most 256 KiB) is read to count the
+/// partitions. (Facts kept few on purpose: every one costs the wasm build.)
+pub fn table(reads: &Reads) -> Result<Option<Table>, Stop> {
+    let head = reads.bytes_upto(F, 0, super::FIRST_READ.len)?;
+    if head.len() < 1024 || !has_mbr(head) {
+        return Ok(None);
+    }
+    let mut t = Table {
+        gpt: false,
+        partitions: None,
+        problems: Vec::new(),
     };
+    let mut used = 0u64;
+    let mut protective = None;
+    for e in head[MBR_ENTRIES..MBR_SIGNATURE].chunks_exact(16) {
+        if e[0] != 0 && e[0] != 0x80 {
+            t.problems
+                .push("an MBR entry's boot flag is neither 0x00 nor 0x80");
+        }
+        if e[4] != 0 {
+            used += 1;
+        }
+        if e[4] == PROTECTIVE {
+            protective = Some(le_u32(e, 8));
+        }
+    }
+    t.partitions = Some(used);
+    let Some(start) = protective else {
+        return Ok(Some(t));
+    };
+    if used > 1 {
+        t.problems
+            .push("the protective MBR also lists other partitions (a hybrid MBR)");
+    }
+    if start != 1 {
+        t.problems
+            .push("the protective MBR entry does not start at LBA 1");
+    }
+    let Some((lba, n, size, crc)) = gpt_header(&head[512..1024]) else {
+        t.problems
+            .push("a protective MBR without a valid GPT header (signature, size, CRC) at byte 512");
+        return Ok(Some(t));
+    };
+    t.gpt = true;
+    t.partitions = None;
+    let len = u64::from(n) * u64::from(size);
+    let at = lba
+        .checked_mul(512)
+        .filter(|_| size >= 128 && size.is_power_of_two() && len <= MAX_ENTRY_ARRAY);
+    let Some(at) = at else {
+        t.problems.push("the GPT entry array is not one this reader takes (entries of 128·2^n bytes, 256 KiB at most)");
+        return Ok(Some(t));
+    };
+    match reads.bytes(F, at, len) {
+        Ok(a) => {
+            if crc32(a) != crc {
+                t.problems
+                    .push("the GPT partition entry array fails its CRC");
+            }
+            let used = a
+                .chunks_exact(size as usize)
+                .filter(|e| e[..16].iter().any(|&c| c != 0))
+                .count();
+            t.partitions = Some(used as u64);
+        }
+        Err(Stop::Bad(_)) => t
+            .problems
+            .push("the GPT partition entry array lies past the end of the file"),
+        Err(e) => return Err(e),
+    }
+    Ok(Some(t))
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as GPT uses it), a bit at a time: at
+/// most a few hundred KiB go through it, and a table would cost the wasm
+/// build 1 KiB.
+pub fn crc32(data: &[u8]) -> u32 {
     let mut c = !0u32;
     for &b in data {
-        c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = (c >> 1) ^ (0xEDB8_8320 & (c & 1).wrapping_neg());
+        }
     }
     !c
 }

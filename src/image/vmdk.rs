@@ -21,7 +21,6 @@
 //! The descriptor gives `CID`, `parentCID`, `createType`,
 //! `parentFileNameHint` and the extent lines `ACCESS SECTORS TYPE "FILE" [OFFSET]`.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::safety::NameKind;
@@ -74,7 +73,7 @@ struct Descriptor {
 /// One extent line of a descriptor: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
 /// Kept in `header.extents` (same keys) and read back by
 /// [`ImageInfo::vmdk_extents`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extent {
     /// `RW`, `RDONLY` or `NOACCESS` (qemu opens only `RW` extents).
     pub access: String,
@@ -82,7 +81,6 @@ pub struct Extent {
     pub sectors: u64,
     /// `FLAT`, `SPARSE`, `ZERO`, `VMFS`, `VMFSSPARSE`, `VMFSRDM`, `VMFSRAW`,
     /// `SESPARSE`, or `COWD` for a VMware 3 sparse file itself.
-    #[serde(rename = "type")]
     pub kind: String,
     /// The file name exactly as written (relative names are relative to the
     /// descriptor's directory); `None` for `ZERO` extents and for the image
@@ -95,8 +93,23 @@ pub struct Extent {
     /// capacity 0, whose embedded descriptor qemu reads as one); false for
     /// the extent line embedded in a monolithic sparse or stream-optimized
     /// file, which names the file itself and is not opened.
-    #[serde(default)]
     pub external: bool,
+}
+
+impl Extent {
+    /// Read back from its `header.extents` JSON (no serde `Deserialize`:
+    /// it would cost the wasm build more than this).
+    pub fn from_json(v: &Value) -> Option<Extent> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Some(Extent {
+            access: s("access")?,
+            sectors: v.get("sectors")?.as_u64()?,
+            kind: s("type")?,
+            file: s("file"),
+            offset: v.get("offset").and_then(Value::as_u64),
+            external: v.get("external").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
 }
 
 fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descriptor, Stop> {
@@ -593,7 +606,7 @@ fn finish(info: &mut ImageInfo, d: &Descriptor, sparse: Option<(u64, bool)>) {
     let ext_detail: Vec<Value> = d
         .extents
         .iter()
-        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .map(|e| json!({ "access": e.access, "sectors": e.sectors, "type": e.kind, "file": e.file, "offset": e.offset, "external": e.external }))
         .collect();
     info.header = Some(json!({
         "descriptor-version": d.version,
