@@ -51,9 +51,11 @@ pub mod dmg;
 pub mod iso;
 pub mod luks;
 pub mod parallels;
+pub mod partition;
 pub mod qcow;
 pub mod qcow2;
 pub mod qed;
+pub mod safety;
 pub mod vdi;
 pub mod vhdx;
 pub mod vmdk;
@@ -356,6 +358,42 @@ impl ImageInfo {
     }
 }
 
+impl ImageInfo {
+    /// The qcow2 external data file: its name as recorded and whether it is
+    /// kept as a raw image (`data-file-raw`). Read from `format-specific`
+    /// (`data.data-file`, `data.data-file-raw`, exactly as `qemu-img info`
+    /// prints them), so it works as well on facts taken from qemu-img's JSON.
+    pub fn data_file(&self) -> Option<(&str, bool)> {
+        let data = self.format_specific.as_ref()?.get("data")?;
+        let name = data.get("data-file")?.as_str()?;
+        let raw = data
+            .get("data-file-raw")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        Some((name, raw))
+    }
+
+    /// The extents of a VMDK, as its descriptor lists them (empty for other
+    /// formats). See [`vmdk::Extent::external`] for which ones qemu opens
+    /// as separate files.
+    pub fn vmdk_extents(&self) -> Vec<vmdk::Extent> {
+        if self.format != Format::Vmdk {
+            return Vec::new();
+        }
+        self.header
+            .as_ref()
+            .and_then(|h| h.get("extents"))
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(vmdk::Extent::from_json).collect())
+            .unwrap_or_default()
+    }
+
+    /// Is there a diagnostic with this code?
+    pub fn has_diagnostic(&self, code: &str) -> bool {
+        self.diagnostics.iter().any(|d| d.code == code)
+    }
+}
+
 /// Ids that tie a layer to its parent independently of names.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -394,7 +432,10 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<Step, ProbeError
         Err(Stop::Bad(e)) => return Err(e),
     };
     let result = match detect_head(head) {
-        Some(format) => read_format(format, reads, opts),
+        Some(format) => read_format(format, reads, opts).and_then(|mut info| {
+            second_format(format, reads, &mut info)?;
+            Ok(info)
+        }),
         None => tail(reads),
     };
     match result {
@@ -449,7 +490,7 @@ fn read_format(format: Format, reads: &Reads, opts: &ProbeOptions) -> Result<Ima
         Format::Cloop => cloop::probe(reads),
         Format::Iso => iso::probe(reads),
         Format::Dmg => dmg::probe(reads),
-        Format::Raw => Ok(raw(reads)),
+        Format::Raw => raw(reads),
     }
 }
 
@@ -472,7 +513,10 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
     if len >= 512 {
         let f = reads.bytes(Format::Raw, len - 512, 512)?;
         if vpc::matches(f) {
-            return vpc::probe(reads);
+            // A fixed VHD: the guest's disk starts at byte 0.
+            let mut info = vpc::probe(reads)?;
+            partition_facts(reads, &mut info, "the guest disk of this fixed VHD")?;
+            return Ok(info);
         }
         if dmg::matches_trailer(f) {
             return dmg::probe(reads);
@@ -481,13 +525,21 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
     if len >= iso::DESCRIPTOR_OFFSET + iso::DESCRIPTOR_LEN {
         let d = reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN)?;
         if iso::matches_descriptor(d) {
-            return iso::probe(reads);
+            // A hybrid ISO (isohybrid) also holds a partition table: bootable
+            // ISOs do, and that is not a second format.
+            let mut info = iso::probe(reads)?;
+            partition_facts(
+                reads,
+                &mut info,
+                "this ISO (a hybrid ISO, as bootable ones are)",
+            )?;
+            return Ok(info);
         }
     }
-    Ok(raw(reads))
+    raw(reads)
 }
 
-fn raw(reads: &Reads) -> ImageInfo {
+fn raw(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(Format::Raw);
     info.virtual_size = reads.file_len();
     info.dirty_flag = Some(false);
@@ -495,7 +547,148 @@ fn raw(reads: &Reads) -> ImageInfo {
         "no-header",
         "no header found: treated as raw (the format is not guessed)",
     ));
-    info
+    partition_facts(reads, &mut info, "this raw disk")?;
+    Ok(info)
+}
+
+/// Say what partition table the data at offset 0 holds (raw disks, ISOs,
+/// fixed VHDs): `header.partition-table` and a `partition-table` info
+/// diagnostic; what is wrong with it, a `partition-table-invalid` warning.
+fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<(), Stop> {
+    let Some(t) = partition::table(reads)? else {
+        return Ok(());
+    };
+    let scheme = if t.gpt { "gpt" } else { "mbr" };
+    let n = t.partitions.unwrap_or(0);
+    info.diagnostics.push(Diagnostic::info(
+        "partition-table",
+        format!(
+            "{what} holds a partition table ({scheme}, {n} partitions in use); qemu reads it as \
+             it reads any data"
+        ),
+    ));
+    if !t.problems.is_empty() {
+        info.diagnostics.push(Diagnostic::warning(
+            "partition-table-invalid",
+            format!(
+                "the partition table is not what firmware and tools expect: {} (OpenStack refuses \
+                 such images)",
+                t.problems.join("; ")
+            ),
+        ));
+    }
+    let facts = serde_json::json!({ "scheme": scheme, "partitions": t.partitions });
+    match info.header.as_mut().and_then(|h| h.as_object_mut()) {
+        Some(h) => {
+            h.insert("partition-table".into(), facts);
+        }
+        None => info.header = Some(serde_json::json!({ "partition-table": facts })),
+    }
+    Ok(())
+}
+
+/// Formats whose header at offset 0 leaves bytes 510..520 unused (zero in
+/// every image qemu writes): an MBR or GPT signature there is a second
+/// format. (Not luks: key slot salts are random there; not parallels: its
+/// block table starts at byte 64; not bochs or cloop.)
+const MBR_CHECKED: [Format; 8] = [
+    Format::Qcow2,
+    Format::Qcow,
+    Format::Cow,
+    Format::Qed,
+    Format::Vmdk,
+    Format::Vpc,
+    Format::Vhdx,
+    Format::Vdi,
+];
+
+/// A file whose header at offset 0 says `format` but that also reads as
+/// another format — an MBR (`55 AA` at 510) or a GPT header at 512 behind a
+/// qcow2/vmdk/… header, an ISO 9660 / UDF volume descriptor at 32768 —
+/// is ambiguous: one tool sees one format, another the other (OpenStack's
+/// `format_inspector` refuses "multiple formats"). An error
+/// `multiple-formats`. Costs one read of 7 bytes at 32768 when the file is
+/// long enough to hold an ISO volume descriptor and that byte was not read
+/// yet; the MBR and GPT are in the first 4 KiB.
+fn second_format(format: Format, reads: &Reads, info: &mut ImageInfo) -> Result<(), Stop> {
+    // Static phrases only: each `format!` costs the wasm build.
+    let mut found: Vec<&str> = Vec::new();
+    let head = reads.bytes_upto(Format::Raw, 0, FIRST_READ.len)?;
+    if MBR_CHECKED.contains(&format) && head.len() >= 1024 {
+        if partition::has_mbr(head) {
+            found.push("an MBR boot signature (55 AA at byte 510)");
+        }
+        if partition::is_gpt_header(&head[512..1024]) {
+            found.push("a GPT header (\"EFI PART\", valid CRC) at byte 512");
+        }
+    }
+    if let Some(len) = reads.file_len() {
+        if len >= partition::ISO_AT + iso::DESCRIPTOR_LEN {
+            let d = reads.bytes(Format::Raw, partition::ISO_AT, partition::ISO_SIG_LEN)?;
+            if partition::is_volume_descriptor(d) {
+                found.push(if d[1] == b'C' {
+                    "an ISO 9660 volume descriptor (CD001) at byte 32768"
+                } else {
+                    "a UDF volume descriptor at byte 32768"
+                });
+            }
+        }
+    }
+    if !found.is_empty() {
+        info.diagnostics.push(Diagnostic::error(
+            "multiple-formats",
+            format!(
+                "besides its {format} header at byte 0 the file holds {}: it reads as more than \
+                 one format, so what a VM or a tool sees depends on who looks (OpenStack refuses \
+                 such images); convert it to a clean image before use",
+                found.join(" and ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Most bytes kept of a backing name longer than its format allows. Such a
+/// name is kept (the image is still what its header says, with a flagged
+/// name) but never read without bound: a header may claim a 4 GiB name.
+/// 4096 bytes is Linux's `PATH_MAX` with its NUL, so a longer name cannot
+/// open any file anyway; the real length is in the diagnostic and in
+/// `header.backing-name-length`.
+pub const MAX_FLAGGED_NAME: u64 = 4096;
+
+/// A backing name of `len` bytes at `offset`, longer than the `max` the
+/// format allows: read at most [`MAX_FLAGGED_NAME`] bytes of it (fewer when
+/// the file ends first), keep them as the backing name and add an error
+/// `backing-name-too-long` saying qemu refuses the image. Returns the bytes
+/// kept.
+pub(crate) fn too_long_name(
+    reads: &Reads,
+    format: Format,
+    offset: u64,
+    len: u64,
+    max: u64,
+    info: &mut ImageInfo,
+) -> Result<u64, Stop> {
+    let want = len.min(MAX_FLAGGED_NAME);
+    let bytes = reads.bytes_upto(format, offset, want)?;
+    let kept = bytes.len() as u64;
+    info.backing_filename = Some(lossy(bytes, &mut info.diagnostics, "backing name"));
+    info.diagnostics.push(Diagnostic::error(
+        "backing-name-too-long",
+        format!(
+            "the header gives a backing name of {len} bytes ({kept} kept here); {format} allows \
+             at most {max}: qemu refuses to open this image (\"Backing file name too long\"), \
+             so qemu-img cannot rebase it either"
+        ),
+    ));
+    Ok(kept)
+}
+
+/// Record the real length of a too-long backing name in `header`.
+pub(crate) fn note_name_length(info: &mut ImageInfo, len: u64) {
+    if let Some(h) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
+        h.insert("backing-name-length".into(), serde_json::json!(len));
+    }
 }
 
 /// Drive [`probe`] with a synchronous reader `read(offset, len) -> bytes`

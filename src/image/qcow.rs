@@ -62,20 +62,25 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             ),
         ));
     }
+    let mut long_name = None;
     if backing_offset != 0 {
         let len = u64::from(backing_size);
         if len > limits::MAX_BACKING_NAME {
-            return Err(Stop::bad(
+            // qemu refuses it ("Backing file name too long"); the image is
+            // still a qcow of this size: keep the facts, flag the name.
+            super::too_long_name(
+                reads,
                 F,
-                16,
-                format!(
-                    "backing name of {len} bytes: qemu allows at most {}",
-                    limits::MAX_BACKING_NAME
-                ),
-            ));
+                backing_offset,
+                len,
+                limits::MAX_BACKING_NAME,
+                &mut info,
+            )?;
+            long_name = Some(len);
+        } else {
+            let name = reads.bytes(F, backing_offset, len)?;
+            info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
         }
-        let name = reads.bytes(F, backing_offset, len)?;
-        info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
     }
     info.header = Some(json!({
         "version": 1,
@@ -85,5 +90,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "l1-table-offset": l1_table_offset,
         "backing-file-offset": backing_offset,
     }));
+    if let Some(len) = long_name {
+        super::note_name_length(&mut info, len);
+    }
     Ok(info)
 }

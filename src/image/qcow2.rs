@@ -6,6 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::safety::NameKind;
 use super::{be_u16, be_u32, be_u64, Format, ImageInfo, ProbeOptions, Range, Reads, Stop};
 use crate::diag::Diagnostic;
 use crate::limits;
@@ -241,18 +242,23 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     let mut info = ImageInfo::new(F);
     let ext = walk_extensions(reads, &h, &mut info)?;
 
-    if h.backing_file_offset != 0 {
+    let mut long_name = None;
+    if h.backing_file_offset != 0 && u64::from(h.backing_file_size) > limits::MAX_BACKING_NAME {
+        // qemu refuses the image ("Backing file name too long"), but it is
+        // still a qcow2 of this size: keep the facts and flag the name.
         let len = u64::from(h.backing_file_size);
-        if len > limits::MAX_BACKING_NAME {
-            return Err(Stop::bad(
-                F,
-                16,
-                format!(
-                    "backing name of {len} bytes: qemu allows at most {}",
-                    limits::MAX_BACKING_NAME
-                ),
-            ));
-        }
+        super::too_long_name(
+            reads,
+            F,
+            h.backing_file_offset,
+            len,
+            limits::MAX_BACKING_NAME,
+            &mut info,
+        )?;
+        info.backing_filename_format = ext.backing_format.clone();
+        long_name = Some(len);
+    } else if h.backing_file_offset != 0 {
+        let len = u64::from(h.backing_file_size);
         let end = h.backing_file_offset.checked_add(len);
         if end.is_none_or(|e| e > h.cluster_size()) {
             return Err(Stop::bad(
@@ -314,18 +320,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             format!("encrypted ({how}): opening it needs a secret (<encryption> in the disk XML)"),
         ));
     }
-    if ext.data_file.is_some() || h.incompatible_features & INCOMPAT_DATA_FILE != 0 {
-        info.diagnostics.push(Diagnostic::info(
-            "external-data-file",
-            format!(
-                "guest data lives in an external data file{}",
-                ext.data_file
-                    .as_deref()
-                    .map(|n| format!(" '{n}'"))
-                    .unwrap_or_default()
-            ),
-        ));
-    }
+    data_file_diagnostics(&h, &ext, &mut info);
 
     for (kind, bits, what) in [
         (
@@ -369,10 +364,50 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     }
     info.format_specific = Some(fs);
     info.header = Some(header);
+    if let Some(len) = long_name {
+        super::note_name_length(&mut info, len);
+    }
     if opts.snapshots && h.nb_snapshots > 0 {
         info.snapshots = Some(snapshots(reads, &h)?);
     }
     Ok(info)
+}
+
+/// The external data file (qcow2.rst "External data file"): qemu opens it
+/// with the image and reads and writes guest data there (OpenStack refuses
+/// such images outright). Any name is a warning; one that reaches outside
+/// the usual image directories, a device or a `json:`/protocol name (which
+/// qemu parses into a driver, the CVE-2024-4467 class) is an error.
+fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
+    let bit = h.incompatible_features & INCOMPAT_DATA_FILE != 0;
+    let raw = h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0;
+    let d = match (&ext.data_file, bit) {
+        (None, false) => return,
+        (None, true) => Diagnostic::warning(
+            "external-data-file",
+            "guest data lives in an external data file whose name the image does not record: \
+             qemu opens it only when the data file is given as an option (data-file=…, \
+             <dataStore> in libvirt)",
+        ),
+        (Some(name), _) => {
+            let kind = NameKind::of(name);
+            let mut m = format!(
+                "guest data lives in the external data file '{name}' ({}){}: qemu opens it \
+                 with this image and reads and writes the guest's data there",
+                kind.reason(),
+                if raw {
+                    ", kept as a raw image (data-file-raw)"
+                } else {
+                    ""
+                },
+            );
+            if !bit {
+                m.push_str("; the incompatible bit 'external data file' is not set, so qemu ignores the name");
+            }
+            Diagnostic::new(kind.severity(), "external-data-file", m)
+        }
+    };
+    info.diagnostics.push(d);
 }
 
 fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {

@@ -76,7 +76,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             .with_fix("qemu-img check -r all IMAGE"),
         );
     }
-    if features & F_BACKING_FILE != 0 {
+    let mut long_name = None;
+    if features & F_BACKING_FILE != 0 && u64::from(name_len) > MAX_NAME {
+        // qemu refuses it; the image is still a qed of this size.
+        let len = u64::from(name_len);
+        super::too_long_name(reads, F, u64::from(name_off), len, MAX_NAME, &mut info)?;
+        if features & F_BACKING_FORMAT_NO_PROBE != 0 {
+            info.backing_filename_format = Some("raw".into());
+        }
+        long_name = Some(len);
+    } else if features & F_BACKING_FILE != 0 {
         let len = u64::from(name_len);
         let end = u64::from(name_off) + len;
         if end > header_bytes {
@@ -84,16 +93,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 F,
                 56,
                 format!("backing name at {name_off}+{len} lies outside the header ({header_bytes} bytes)"),
-            ));
-        }
-        if len > MAX_NAME {
-            return Err(Stop::bad(
-                F,
-                60,
-                format!(
-                    "backing name of {len} bytes, above the limit of {}",
-                    MAX_NAME
-                ),
             ));
         }
         let name = reads.bytes(F, u64::from(name_off), len)?;
@@ -111,5 +110,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "autoclear-features": autoclear,
         "l1-table-offset": l1,
     }));
+    if let Some(len) = long_name {
+        super::note_name_length(&mut info, len);
+    }
     Ok(info)
 }

@@ -23,8 +23,9 @@
 
 use serde_json::{json, Map, Value};
 
+use super::safety::NameKind;
 use super::{le_u16, le_u32, le_u64, Format, Identity, ImageInfo, Reads, Stop};
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
 /// qemu reads at most 1 MiB − 1 of a descriptor file; so do we.
@@ -69,13 +70,46 @@ struct Descriptor {
     other: Map<String, Value>,
 }
 
-#[derive(Debug)]
-struct Extent {
-    access: String,
-    sectors: u64,
-    kind: String,
-    file: Option<String>,
-    offset: Option<u64>,
+/// One extent line of a descriptor: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
+/// Kept in `header.extents` (same keys) and read back by
+/// [`ImageInfo::vmdk_extents`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extent {
+    /// `RW`, `RDONLY` or `NOACCESS` (qemu opens only `RW` extents).
+    pub access: String,
+    /// Size in 512-byte sectors.
+    pub sectors: u64,
+    /// `FLAT`, `SPARSE`, `ZERO`, `VMFS`, `VMFSSPARSE`, `VMFSRDM`, `VMFSRAW`,
+    /// `SESPARSE`, or `COWD` for a VMware 3 sparse file itself.
+    pub kind: String,
+    /// The file name exactly as written (relative names are relative to the
+    /// descriptor's directory); `None` for `ZERO` extents and for the image
+    /// itself.
+    pub file: Option<String>,
+    /// Offset in sectors into `file` (`FLAT` extents).
+    pub offset: Option<u64>,
+    /// qemu opens `file` as a separate file when it opens this image: true
+    /// for the extents of a descriptor file (and of a sparse header of
+    /// capacity 0, whose embedded descriptor qemu reads as one); false for
+    /// the extent line embedded in a monolithic sparse or stream-optimized
+    /// file, which names the file itself and is not opened.
+    pub external: bool,
+}
+
+impl Extent {
+    /// Read back from its `header.extents` JSON (no serde `Deserialize`:
+    /// it would cost the wasm build more than this).
+    pub fn from_json(v: &Value) -> Option<Extent> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Some(Extent {
+            access: s("access")?,
+            sectors: v.get("sectors")?.as_u64()?,
+            kind: s("type")?,
+            file: s("file"),
+            offset: v.get("offset").and_then(Value::as_u64),
+            external: v.get("external").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
 }
 
 fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descriptor, Stop> {
@@ -173,6 +207,7 @@ fn parse_extent(line: &str, at: u64) -> Result<Extent, Stop> {
         kind,
         file,
         offset,
+        external: false,
     })
 }
 
@@ -210,6 +245,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
                         "grain directory at the end, but no footer marker and header 1536 bytes before the end",
                     ));
                 }
+                footer_diagnostics(h, footer, &mut info);
                 h = &footer[512..];
                 header_at = len - 1024;
             }
@@ -256,6 +292,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.dirty_flag = Some(false);
 
     let mut desc = Descriptor::default();
+    let embedded_extents = capacity == 0 && desc_sectors != 0;
     if desc_sectors != 0 {
         let (Some(off), Some(len)) = (
             desc_sectors.checked_mul(512),
@@ -289,17 +326,29 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         };
         let text = descriptor_text(bytes, &mut info);
         desc = parse_descriptor(&text, off, &mut info)?;
+        if capacity == 0 {
+            // qemu (vmdk_open_vmdk4) reads the embedded descriptor of a
+            // sparse header of capacity 0 as a descriptor file: its
+            // extents are opened as files and make the size.
+            info.virtual_size = Some(extents_size(&desc, off)?);
+            mark_external(&mut desc);
+            info.diagnostics.push(Diagnostic::warning(
+                "vmdk-embedded-extents",
+                "sparse header of capacity 0: qemu reads the embedded descriptor as a descriptor \
+                 file and opens the files its extent lines name",
+            ));
+        }
+        extent_diagnostics(&desc, &mut info);
     } else {
         info.diagnostics.push(Diagnostic::warning(
             "vmdk-no-descriptor",
             "sparse extent without an embedded descriptor (an extent of a multi-file disk?)",
         ));
     }
-    finish(
-        &mut info,
-        &desc,
-        Some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0)),
-    );
+    // Extents qemu opens as files are listed as a descriptor file's are.
+    let sparse_extent =
+        (!embedded_extents).then_some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0));
+    finish(&mut info, &desc, sparse_extent);
     if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
         fs.insert("version".into(), json!(version));
         fs.insert("flags".into(), json!(flags));
@@ -317,6 +366,36 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         fs.insert("header-offset".into(), json!(header_at));
     }
     Ok(info)
+}
+
+/// The checks qemu (`vmdk_open_vmdk4`) and OpenStack's `format_inspector`
+/// make on a stream-optimized footer. `first` is the header at offset 0,
+/// `footer` the last 1536 bytes: footer marker, footer header, end-of-stream
+/// marker.
+fn footer_diagnostics(first: &[u8], footer: &[u8], info: &mut ImageInfo) {
+    let fh = &footer[512..];
+    let eos = &footer[1024..];
+    let mut bad = Vec::new();
+    if le_u64(eos, 0) != 0 || le_u32(eos, 8) != 0 || le_u32(eos, 12) != 0 {
+        bad.push("the end-of-stream marker after it is not one (qemu: \"Invalid footer\")");
+    }
+    if le_u64(fh, 56) == GD_AT_END {
+        bad.push(
+            "the footer's grain directory is 'at the end' again (a footer pointing to a footer)",
+        );
+    }
+    if le_u32(fh, 4) != le_u32(first, 4) {
+        bad.push("the header and the footer give different versions");
+    }
+    if le_u64(fh, 28) != le_u64(first, 28) || le_u64(fh, 36) != le_u64(first, 36) {
+        bad.push("the header and the footer point to different descriptors (qemu reads the footer's, other tools the header's)");
+    }
+    if !bad.is_empty() {
+        info.diagnostics.push(Diagnostic::error(
+            "vmdk-footer-mismatch",
+            format!("stream-optimized footer: {}", bad.join("; ")),
+        ));
+    }
 }
 
 fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
@@ -361,6 +440,7 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
         kind: "COWD".into(),
         file: None,
         offset: None,
+        external: false,
     }];
     finish(&mut info, &desc, Some((grain * 512, false)));
     if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
@@ -389,21 +469,82 @@ fn text(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
     let text = descriptor_text(bytes, &mut info);
-    let desc = parse_descriptor(&text, 0, &mut info)?;
+    let mut desc = parse_descriptor(&text, 0, &mut info)?;
     if desc.extents.is_empty() {
         return Err(Stop::bad(F, 0, "descriptor file without extent lines"));
     }
-    let total = desc
-        .extents
-        .iter()
-        .try_fold(0u64, |acc, e| acc.checked_add(e.sectors.checked_mul(512)?));
-    let Some(total) = total else {
-        return Err(Stop::bad(F, 0, "sum of the extent sizes overflows"));
-    };
-    info.virtual_size = Some(total);
+    info.virtual_size = Some(extents_size(&desc, 0)?);
+    mark_external(&mut desc);
+    extent_diagnostics(&desc, &mut info);
     info.dirty_flag = Some(false);
     finish(&mut info, &desc, None);
     Ok(info)
+}
+
+/// The sum of the extents' sizes (bytes).
+fn extents_size(d: &Descriptor, at: u64) -> Result<u64, Stop> {
+    d.extents
+        .iter()
+        .try_fold(0u64, |acc, e| acc.checked_add(e.sectors.checked_mul(512)?))
+        .ok_or_else(|| Stop::bad(F, at, "sum of the extent sizes overflows"))
+}
+
+/// The descriptor is one qemu reads as a descriptor file: every extent with
+/// a file name is a file qemu opens.
+fn mark_external(d: &mut Descriptor) {
+    for e in &mut d.extents {
+        e.external = e.file.is_some();
+    }
+}
+
+/// Extent file names that are not plain names next to the descriptor
+/// (OpenStack's `format_inspector` refuses any `/` in an extent line;
+/// CVE-2024-4467: a `json:` extent made `qemu-img info` open anything).
+/// An extent qemu opens: `vmdk-extent-protocol` (error) for `json:`, URLs
+/// and protocol prefixes; `vmdk-extent-path` for paths (error when absolute
+/// outside the usual image directories, a device or climbing out with `..`,
+/// warning for a sub-directory or an image directory). An extent line
+/// embedded in a sparse file names the file itself and qemu does not open
+/// it: a strange name there is a warning only.
+fn extent_diagnostics(d: &Descriptor, info: &mut ImageInfo) {
+    for (i, e) in d.extents.iter().enumerate() {
+        let Some(file) = &e.file else { continue };
+        let kind = NameKind::of(file);
+        if kind == NameKind::Plain {
+            continue;
+        }
+        let code = if kind == NameKind::Protocol {
+            "vmdk-extent-protocol"
+        } else {
+            "vmdk-extent-path"
+        };
+        let (severity, opened) = if e.external {
+            (
+                kind.severity(),
+                if e.access == "RW" {
+                    "qemu opens it with this image"
+                } else {
+                    "qemu skips it (not RW) but other tools open it"
+                },
+            )
+        } else {
+            (
+                Severity::Warning,
+                "the extent is this file itself and qemu does not open the name, other tools might",
+            )
+        };
+        info.diagnostics.push(Diagnostic::new(
+            severity,
+            code,
+            format!(
+                "extent {} ({} {} sectors) names '{file}', {}: {opened}",
+                i + 1,
+                e.kind,
+                e.sectors,
+                kind.reason()
+            ),
+        ));
+    }
 }
 
 /// Fill names, identity and `format-specific` from the descriptor.
@@ -465,7 +606,7 @@ fn finish(info: &mut ImageInfo, d: &Descriptor, sparse: Option<(u64, bool)>) {
     let ext_detail: Vec<Value> = d
         .extents
         .iter()
-        .map(|e| json!({ "access": e.access, "sectors": e.sectors, "type": e.kind, "file": e.file, "offset": e.offset }))
+        .map(|e| json!({ "access": e.access, "sectors": e.sectors, "type": e.kind, "file": e.file, "offset": e.offset, "external": e.external }))
         .collect();
     info.header = Some(json!({
         "descriptor-version": d.version,
