@@ -193,6 +193,7 @@ pub fn status_of(code: &str) -> Status {
         "bad-backing-name" => Status::BadName,
         "ambiguous-backing" => Status::Ambiguous,
         "unprobed" => Status::Unreadable,
+        "missing-extent" => Status::Missing,
         "backing-format-mismatch" => Status::FormatMismatch,
         "backing-format-unknown" => Status::BadFormat,
         "too-deep-for-libvirt" => Status::TooDeep,
@@ -201,8 +202,14 @@ pub fn status_of(code: &str) -> Status {
     }
 }
 
-/// Error codes of the image safety checks (the probes' inspector).
-const UNSAFE_CODES: [&str; 0] = [];
+/// Error codes of the image safety checks (the probes' inspector,
+/// `image::safety`): an image unsafe to attach as it is.
+const UNSAFE_CODES: [&str; 4] = [
+    "external-data-file",
+    "vmdk-extent-path",
+    "vmdk-extent-protocol",
+    "multiple-formats",
+];
 
 /// One chain from a top to its base.
 #[derive(Debug, Clone, Serialize)]
@@ -489,6 +496,12 @@ fn link_of(
         return Link::None;
     };
     name_diagnostics(img, info, name, opts, d);
+    if info.has_diagnostic("backing-name-too-long") {
+        // qemu refuses to open the image: the name is never looked for.
+        return Link::Unparsed {
+            error: "it is longer than qemu reads".into(),
+        };
+    }
     let parsed = match source::resolve_backing(&StorageSource::file(img.filename.as_str()), name) {
         Ok(p) => p,
         Err(e) => return Link::Unparsed { error: e.message },
@@ -630,27 +643,6 @@ fn link_of(
     not_found(resolved)
 }
 
-/// Is `p` under a directory images usually live in?
-fn in_image_dir(p: &str) -> bool {
-    const DIRS: [&str; 14] = [
-        "/var/lib/libvirt/",
-        "/var/lib/nova/",
-        "/var/lib/images/",
-        "/var/lib/vz/",
-        "/var/lib/one/",
-        "/var/tmp/",
-        "/home/",
-        "/srv/",
-        "/mnt/",
-        "/media/",
-        "/data/",
-        "/images/",
-        "/vm/",
-        "/tmp/",
-    ];
-    DIRS.iter().any(|d| p.starts_with(d))
-}
-
 /// Problems with the backing name itself.
 fn name_diagnostics(
     img: &Image,
@@ -665,7 +657,9 @@ fn name_diagnostics(
         Format::Qed | Format::Vmdk => Some(limits::MAX_BACKING_NAME_PATH),
         _ => None,
     };
-    if let Some(max) = max {
+    // The probe says so itself when the header's length field is over the
+    // limit (the name may be cut there); this is for facts from elsewhere.
+    if let (Some(max), false) = (max, info.has_diagnostic("backing-name-too-long")) {
         if name.len() > max {
             d.push(Diagnostic::error(
                 "backing-name-too-long",
@@ -695,6 +689,26 @@ fn name_diagnostics(
     }
 }
 
+/// The files a VMDK descriptor's extents name, as qemu opens them: relative
+/// names next to the descriptor, absolute ones as they are (`json:` and
+/// protocol names, flagged by the probe, are left out). The caller checks
+/// that each exists (`missing-extent`); the core does no I/O. Pairs of
+/// (name as written, path).
+pub fn extent_paths(img: &Image) -> Vec<(String, String)> {
+    let Some(info) = img.info() else {
+        return Vec::new();
+    };
+    info.vmdk_extents()
+        .into_iter()
+        .filter(|e| e.external)
+        .filter_map(|e| {
+            let name = e.file?;
+            let path = backing_path(&img.filename, &name).ok().flatten()?;
+            Some((name, path))
+        })
+        .collect()
+}
+
 /// Why a backing name from an untrusted image must not be opened without a
 /// look: a `json:` name (any file, device or host), an absolute path outside
 /// the usual image directories, a relative path climbing out of the image's
@@ -704,7 +718,10 @@ fn name_diagnostics(
 pub fn untrusted_reason(name: &str) -> Option<String> {
     if name.starts_with("json:") {
         Some("a json: name can point qemu at any file, device or host".to_string())
-    } else if source::is_file_name(name) && source::is_absolute(name) && !in_image_dir(name) {
+    } else if source::is_file_name(name)
+        && source::is_absolute(name)
+        && !crate::image::safety::in_image_dir(name)
+    {
         Some(format!(
             "the absolute path '{name}' is outside the usual image directories"
         ))

@@ -628,9 +628,9 @@ fn hostile_backing_names_never_panic_and_stay_data() {
             ..Default::default()
         },
     );
-    // The walk ends at a missing file; the verdict is the first problem
-    // from the top: a name longer than qemu reads.
-    assert_eq!(forest.chains[0].end, Status::Missing);
+    // The walk ends at a name it must not open (untrusted); the verdict is
+    // the first problem from the top: a name longer than qemu reads.
+    assert_eq!(forest.chains[0].end, Status::Untrusted);
     assert_eq!(forest.chains[0].status, Status::TooLong);
     assert!(
         forest.chains[0]

@@ -957,3 +957,138 @@ fn hostile_gpt_fields_are_bounded() {
         assert!(diag(&info, "partition-table").is_some(), "field {at}");
     }
 }
+
+/// Run `backing-chain chain --json ARGS…`: exit code and the first entry.
+fn chain_cli(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_backing-chain"))
+        .arg("chain")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("CLI runs");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v[0].clone())
+}
+
+fn chain_codes(e: &Value) -> Vec<String> {
+    e["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The verdicts of whole chains: a too-long name is `too-long` with the
+/// image's facts kept; an unsafe image is `unsafe`; a missing VMDK extent
+/// is `missing`; every one exits 1 — where qemu-img refuses the top too.
+#[test]
+fn chain_statuses_of_unsafe_and_broken_images() {
+    if !have_qemu_img() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+
+    // A qcow2 whose backing name is 1,500 bytes: qemu-img refuses it.
+    qemu_img(
+        d.path(),
+        &["create", "-q", "-f", "qcow2", "long.qcow2", "64M"],
+    );
+    let name = format!("{}/base.qcow2", "d".repeat(1490));
+    patch(&p("long.qcow2"), 4096, name.as_bytes());
+    patch(&p("long.qcow2"), 8, &4096u64.to_be_bytes());
+    patch(&p("long.qcow2"), 16, &(name.len() as u32).to_be_bytes());
+    assert!(qemu_info(d.path(), "long.qcow2", None).is_err());
+    let (code, e) = chain_cli(&[p("long.qcow2").to_str().unwrap()]);
+    assert_eq!((code, e["status"].as_str()), (1, Some("too-long")), "{e:#}");
+    assert_eq!(e["images"].as_array().unwrap().len(), 1);
+    assert_eq!(e["images"][0]["format"], "qcow2");
+    assert_eq!(e["images"][0]["virtual-size"], 64 << 20);
+    assert_eq!(e["images"][0]["backing-filename"], name.as_str());
+    let c = chain_codes(&e);
+    assert_eq!(
+        c.iter().filter(|c| *c == "backing-name-too-long").count(),
+        1,
+        "said once: {c:?}"
+    );
+    assert!(
+        !c.contains(&"missing-backing".to_string()),
+        "never looked for: {c:?}"
+    );
+
+    // A qcow2 whose external data file is /etc/hosts: qemu-img info names
+    // it; the chain is unsafe.
+    qemu_img(
+        d.path(),
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "data_file=df.raw",
+            "dt.qcow2",
+            "1M",
+        ],
+    );
+    set_data_file(&p("dt.qcow2"), "/etc/hosts");
+    let qi = qemu_info(d.path(), "dt.qcow2", None).unwrap();
+    assert_eq!(qi["format-specific"]["data"]["data-file"], "/etc/hosts");
+    let (code, e) = chain_cli(&[p("dt.qcow2").to_str().unwrap()]);
+    assert_eq!((code, e["status"].as_str()), (1, Some("unsafe")), "{e:#}");
+    // A plain data file next to it: a warning, the chain is ok.
+    qemu_img(
+        d.path(),
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-o",
+            "data_file=ok.raw",
+            "ok.qcow2",
+            "1M",
+        ],
+    );
+    let (code, e) = chain_cli(&[p("ok.qcow2").to_str().unwrap()]);
+    assert_eq!((code, e["status"].as_str()), (0, Some("ok")), "{e:#}");
+    assert!(chain_codes(&e).contains(&"external-data-file".to_string()));
+
+    // A flat VMDK whose extent file is gone: qemu-img refuses it, and the
+    // chain is missing.
+    qemu_img(
+        d.path(),
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-o",
+            "subformat=monolithicFlat",
+            "flat.vmdk",
+            "1M",
+        ],
+    );
+    assert!(qemu_info(d.path(), "flat.vmdk", None).is_ok());
+    std::fs::remove_file(p("flat-flat.vmdk")).unwrap();
+    assert!(qemu_info(d.path(), "flat.vmdk", None).is_err());
+    let (code, e) = chain_cli(&[p("flat.vmdk").to_str().unwrap()]);
+    assert_eq!((code, e["status"].as_str()), (1, Some("missing")), "{e:#}");
+    assert!(
+        chain_codes(&e).contains(&"missing-extent".to_string()),
+        "{e:#}"
+    );
+
+    // A flat VMDK whose extent is /etc/hosts: unsafe; with --untrusted the
+    // extent is not even looked at (it is flagged, not reported missing).
+    std::fs::write(
+        p("hosts.vmdk"),
+        flat_descriptor("RW 2 FLAT \"/etc/hosts\" 0"),
+    )
+    .unwrap();
+    let (code, e) = chain_cli(&["--untrusted", p("hosts.vmdk").to_str().unwrap()]);
+    assert_eq!((code, e["status"].as_str()), (1, Some("unsafe")), "{e:#}");
+    assert!(!chain_codes(&e).contains(&"missing-extent".to_string()));
+}

@@ -97,6 +97,26 @@ fn probe_open(path: &str, f: &File) -> Result<Image, String> {
     })
 }
 
+/// Add a `missing-extent` error for each VMDK extent file that does not
+/// exist. With `untrusted`, a name the core flags is not looked at (the
+/// probe's `vmdk-extent-*` diagnostics already say why).
+fn check_extents(img: &mut Image, untrusted: bool) {
+    let missing: Vec<Diagnostic> = chain::extent_paths(img)
+        .into_iter()
+        .filter(|(name, _)| !(untrusted && chain::untrusted_reason(name).is_some()))
+        .filter(|(_, path)| std::fs::metadata(path).is_err())
+        .map(|(name, path)| {
+            Diagnostic::error(
+                "missing-extent",
+                format!("the extent '{name}' of this VMDK (resolved to '{path}') is missing: qemu cannot open the image"),
+            )
+        })
+        .collect();
+    if let Probed::Info(info) = &mut img.probe {
+        info.diagnostics.extend(missing);
+    }
+}
+
 #[cfg(unix)]
 fn read_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(f, buf, off)
@@ -157,8 +177,13 @@ fn cmd_probe(args: &[String]) -> Result<ExitCode, String> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
     for f in files {
-        let img = probe_file(f)?;
-        if matches!(img.probe, Probed::Error { .. }) {
+        let mut img = probe_file(f)?;
+        check_extents(&mut img, false);
+        if matches!(img.probe, Probed::Error { .. })
+            || img
+                .info()
+                .is_some_and(|i| i.has_diagnostic("missing-extent"))
+        {
             code = ExitCode::from(1);
         }
         out.push(img);
@@ -269,8 +294,9 @@ fn collect_on_disk(tops: &[&str], untrusted: bool) -> Result<OnDisk, String> {
                     break;
                 }
             }
-            let img = probe_open(&path, &file)?;
+            let mut img = probe_open(&path, &file)?;
             drop(file);
+            check_extents(&mut img, untrusted);
             let next = img
                 .info()
                 .and_then(|i| i.backing_filename.as_deref())
