@@ -716,40 +716,19 @@ pub fn extent_paths(img: &Image) -> Vec<(String, String)> {
 /// backing files (the CLI with `--untrusted`, a console's host reader) do
 /// not open a flagged name; the chain then ends there, `untrusted`.
 pub fn untrusted_reason(name: &str) -> Option<String> {
-    if name.starts_with("json:") {
-        Some("a json: name can point qemu at any file, device or host".to_string())
-    } else if source::is_file_name(name)
-        && source::is_absolute(name)
-        && !crate::image::safety::in_image_dir(name)
-    {
-        Some(format!(
-            "the absolute path '{name}' is outside the usual image directories"
-        ))
-    } else if source::is_file_name(name) && escapes_up(name) {
-        Some(format!(
-            "the relative path '{name}' climbs out of the image's directory"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Does a relative path go above its starting directory?
-fn escapes_up(p: &str) -> bool {
-    let mut depth: i64 = 0;
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                depth -= 1;
-                if depth < 0 {
-                    return true;
-                }
-            }
-            _ => depth += 1,
+    use crate::image::safety::NameKind;
+    match NameKind::of(name) {
+        NameKind::Protocol if name.starts_with("json:") => {
+            Some("a json: name can point qemu at any file, device or host".to_string())
         }
+        NameKind::Absolute | NameKind::Device => Some(format!(
+            "the absolute path '{name}' is outside the usual image directories"
+        )),
+        NameKind::ClimbsOut => Some(format!(
+            "the relative path '{name}' climbs out of the image's directory"
+        )),
+        _ => None,
     }
-    false
 }
 
 /// The image's own probe notes worth repeating in every chain through it.
