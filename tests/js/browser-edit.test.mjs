@@ -261,7 +261,7 @@ async function editLayer(page, depth, act, fields) {
 }
 
 test('each edit kind changes the XML at once, and undo/redo walk back and forth through them', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'edits', domain());
+  const { page, events } = await chainPage(t, 'edits', domain());
   const states = [await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated')];
   const treeBefore = await treeOf(page);
   const x0 = states[0];
@@ -374,7 +374,7 @@ const SECLABELS = `      <backingStore type='file'>
 `;
 
 test('seclabel: set relabel and label of one model, the other children and seclabels are kept', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'seclabel', domain(SECLABELS));
+  const { page, events } = await chainPage(t, 'seclabel', domain(SECLABELS));
   const x0 = await waitXml(page, (v) => v.includes('vm1'), 'domain');
   // The table shows the layer's seclabels; the form starts from them.
   const place1 = await page.locator(`${EL} .chains tr[data-depth="1"] td[data-field=place]`).innerText();
@@ -499,7 +499,7 @@ test('forest: a shared base lists all its overlays (expand/collapse); each node 
 });
 
 test('readonly hides every edit control; the mode attribute switches to validate', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'readonly', domain(WRONG));
+  const { page, events } = await chainPage(t, 'readonly', domain(WRONG));
   await waitXml(page, (v) => v.includes('vm1'), 'domain');
   assert.ok(await page.locator(`${EL} .chains button[data-act=edit]`).first().isVisible());
   await page.locator(EL).evaluate((el) => {
@@ -521,7 +521,7 @@ test('readonly hides every edit control; the mode attribute switches to validate
 });
 
 test('a layer becomes a pool volume, then an NVMe namespace, through the form', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'vol-nvme', domain());
+  const { page, events } = await chainPage(t, 'vol-nvme', domain());
   await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
   let x = await editLayer(page, 2, 'edit', { type: 'volume', pool: 'blk-pool0', volume: 'blk-pool0-vol0', mode: 'direct' });
   const base = '//disk/backingStore/backingStore';
