@@ -66,8 +66,18 @@ window.__changes = [];
 window.__diags = [];
 window.__progress = new Set();
 const el = document.querySelector('backing-chain-editor');
-el.addEventListener('change', (e) => __changes.push(e.detail));
-el.addEventListener('diagnostics', (e) => __diags.push(e.detail));
+// The element's events (prefixed), heard on the document: they bubble out
+// of the shadow root. The unprefixed ones are deprecated aliases.
+window.__eventFlags = [];
+document.addEventListener('backing-chain-editor-change', (e) => {
+  __changes.push(e.detail.xml);
+  __eventFlags.push([e.type, e.bubbles, e.composed, e.cancelable, e.target === el]);
+});
+document.addEventListener('backing-chain-editor-diagnostics', (e) => __diags.push(e.detail.diagnostics));
+window.__oldChanges = [];
+window.__oldDiags = [];
+el.addEventListener('change', (e) => __oldChanges.push(e.detail));
+el.addEventListener('diagnostics', (e) => __oldDiags.push(e.detail));
 new MutationObserver(() => {
   const p = el.shadowRoot.querySelector('.progress');
   if (p && !p.hidden) __progress.add(p.textContent);
@@ -134,6 +144,13 @@ test('embedded element with a custom reader: tree, events, API, theming, readonl
   // The diagnostics event carries an array.
   const diags = await page.evaluate(() => window.__diags);
   assert.ok(diags.length >= 1 && Array.isArray(diags[diags.length - 1]));
+  // The events bubble, composed, not cancelable, from the element.
+  const flags = await page.evaluate(() => window.__eventFlags);
+  assert.ok(flags.length >= 1);
+  for (const f of flags) assert.deepEqual(f, ['backing-chain-editor-change', true, true, false, true]);
+  // The deprecated unprefixed aliases still fire, as often and with the old details.
+  assert.deepEqual(await page.evaluate(() => window.__oldChanges), changes);
+  assert.deepEqual(await page.evaluate(() => window.__oldDiags), diags);
   // domain-xml as an attribute.
   await page.locator('backing-chain-editor').evaluate((el) =>
     el.setAttribute('domain-xml', "<domain><name>c1</name><devices><disk type='file' device='disk'><source file='/images/top.qcow2'/><target dev='vdb' bus='virtio'/></disk></devices></domain>"),

@@ -664,7 +664,7 @@ test('a large set (300 images, 180 chains): the tree is complete at once; the XM
     async ({ base, top, nameAt, layout }) => {
       const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
       const el = document.querySelector('backing-chain-editor');
-      el.addEventListener('diagnostics', (e) => (window.__diags = e.detail));
+      el.addEventListener('backing-chain-editor-diagnostics', (e) => (window.__diags = e.detail.diagnostics));
       await Promise.all(
         layout.map((e) => {
           let data = bytes(base.b64);
