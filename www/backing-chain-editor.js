@@ -101,15 +101,15 @@ export class BackingChainEditor extends HTMLElement {
     });
     this._model.ready = this.ready;
     this._watcher = {
-      panicked: (/** @type {string} */ message) => this._panicked(message),
+      panicked: (message) => this._panicked(message),
       unrecoverable: (/** @type {string} */ message, /** @type {unknown} */ e) => this._showPanic(message, `The core could not be restarted (${errorText(e)}). Reload the page to start again.`),
       rebuild: () => this._rebuild(),
     };
     const m = this._model;
-    this._tree = new TreeView(id, { remove: (n) => this.removeImage(n), setBacking: (i, b) => this.setBacking(i, b) });
-    this._xml = new XmlView(id, { setLayout: (v) => (this.layout = v), setMode: (v) => (this.mode = v) });
+    this._tree = new TreeView(id, m, { remove: (n) => this.removeImage(n), setBacking: (i, b) => this.setBacking(i, b) });
+    this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = v), setMode: (v) => (this.mode = v) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
-    this._chains = new ChainsView(id, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
+    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
     this._diags = new DiagnosticsView(id, {
       select: (image) => {
         const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
@@ -459,7 +459,7 @@ export class BackingChainEditor extends HTMLElement {
     const status = h('div', { class: 'status', role: 'status', 'aria-live': 'polite' }, 'Loading the WebAssembly module…');
     /** @param {boolean} dir */
     const picker = (dir) => {
-      const input = /** @type {HTMLInputElement} */ (h('input', { type: 'file', multiple: true, webkitdirectory: dir, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' }));
+      const input = h('input', { type: 'file', multiple: true, webkitdirectory: dir, class: 'sr-only', tabindex: '-1', 'aria-hidden': 'true' });
       input.addEventListener('change', () => {
         if (input.files) this.addFiles(input.files);
         input.value = '';
@@ -468,12 +468,12 @@ export class BackingChainEditor extends HTMLElement {
     };
     const fileInput = picker(false);
     const dirInput = picker(true);
-    const progressBar = /** @type {HTMLProgressElement} */ (h('progress', { max: '1', value: '0', 'aria-label': 'Probing images' }));
+    const progressBar = h('progress', { max: '1', value: '0', 'aria-label': 'Probing images' });
     const progressText = h('span', { 'aria-live': 'polite' });
     const progress = h('div', { class: 'progress', hidden: true }, progressBar, progressText);
     const notice = h('p', { class: 'hint', 'aria-live': 'polite' });
-    const undo = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo'));
-    const redo = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo'));
+    const undo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo');
+    const redo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo');
     const drop = h(
       'section',
       { class: 'drop', 'aria-label': 'Add disk images' },
@@ -529,8 +529,8 @@ export class BackingChainEditor extends HTMLElement {
       }
       // collectDrop grabs every item synchronously, before any await.
       collectDrop(ev.dataTransfer)
-        .then((/** @type {any} */ entries) => this._addEntries(entries))
-        .catch((/** @type {unknown} */ e) => this._notice(`The drop could not be read: ${errorText(e)}`));
+        .then((entries) => this._addEntries(entries))
+        .catch((e) => this._notice(`The drop could not be read: ${errorText(e)}`));
     });
     const top = h('div', { class: 'root', part: 'root' }, status, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
     root.append(top);

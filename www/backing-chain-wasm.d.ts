@@ -125,6 +125,65 @@ export type EditOp =
   | { op: 'set-seclabel'; disk: number; depth: number; seclabel: SeclabelSpec }
   | { op: 'remove-seclabel'; disk: number; depth: number; model: string };
 
+/** A `<source>` as the core reads it (`source::StorageSource`). */
+export interface StorageSource {
+  type: 'file' | 'block' | 'dir' | 'network' | 'volume' | 'nvme';
+  path?: string;
+  protocol?: string;
+  name?: string;
+  hosts?: HostSpec[];
+  /** Everything else `<source>` may carry, as [key, value] (pool, volume, pci, …). */
+  extras?: Array<[string, string]>;
+}
+
+/** One `<backingStore>` of a disk as written (`xml::XmlLayer`); `type` null for a terminator. */
+export interface XmlLayer {
+  type: string | null;
+  index: string | null;
+  format: string | null;
+  source: StorageSource | null;
+  depth: number;
+  /** Position of the parent in `layers` (null: the disk). */
+  parent: number | null;
+}
+
+/** What a document says about one disk (`xml::DiskSummary`). */
+export interface DiskSummary {
+  name: string;
+  /** Every `<backingStore>` in depth-first order, terminators included. */
+  layers: XmlLayer[];
+  terminated: boolean;
+  diagnostics: Diagnostic[];
+  [key: string]: unknown;
+}
+
+export interface DiffSide {
+  type: string | null;
+  /** The path, or `protocol:name on [hosts]`. */
+  place: string;
+  format: string | null;
+}
+
+/** A disk's chain, side by side (`xml::edit::DiskDiff`). */
+export interface DiskDiff {
+  disk: number;
+  name: string;
+  matched: boolean;
+  'has-chain': boolean;
+  rows: Array<{ depth: number; xml: DiffSide | null; images: DiffSide | null; differs: string[] }>;
+  'xml-terminated': boolean;
+  'images-terminated': boolean;
+}
+
+/** A `<seclabel>` of a source (`xml::edit::seclabels`). */
+export interface Seclabel {
+  model: string | null;
+  relabel: string | null;
+  label: string | null;
+  /** Other children kept as they are. */
+  others: number;
+}
+
 export class Session {
   constructor();
   probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
@@ -137,7 +196,7 @@ export class Session {
   setMapping(pairs: Array<[string, string]>): void;
   setUntrusted(on: boolean): void;
   /** Per disk and depth: the chain the document states next to the one the images give. */
-  diff(domainXml: string, options?: XmlOptions): any[];
+  diff(domainXml: string, options?: XmlOptions): DiskDiff[];
   clear(): void;
   forest(): Forest;
   /** Throws an XmlError for a malformed document. */
@@ -147,13 +206,13 @@ export class Session {
 
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
 /** Each disk of a document and its chain as written (`xml::describe`). */
-export function describeXml(doc: string): any[];
+export function describeXml(doc: string): DiskSummary[];
 /** Apply one edit; returns the new document, a refused edit throws. */
 export function editXml(doc: string, op: EditOp): string;
 /** `doc` with disk `disk`'s chain taken from `other`. */
 export function adoptChain(doc: string, other: string, disk: number): string;
 /** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
-export function seclabels(doc: string): Array<Array<Array<{ model?: string; relabel?: string; label?: string; others?: number }>>>;
+export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
 export function parseHosts(text: string): HostSpec[];
 /** Test hook: panics. */

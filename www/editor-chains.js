@@ -16,22 +16,25 @@ const DISK_GROUP = 20;
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
+ * @typedef {import('./backing-chain-wasm').DiskDiff} DiskDiff
+ * @typedef {import('./backing-chain-wasm').DiskSummary} DiskSummary
+ * @typedef {import('./backing-chain-wasm').Seclabel} Seclabel
+ * @typedef {ReturnType<EditorModel['chainView']>} ChainView
  * @typedef {{ disk: number, depth: number, kind: 'edit' | 'insert' | 'seclabel' }} Editing
  * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void }} ChainsActions
  */
 
 export class ChainsView {
-  /** @param {string} id @param {ChainsActions} actions */
-  constructor(id, actions) {
+  /** @param {string} id @param {EditorModel} m @param {ChainsActions} actions */
+  constructor(id, m, actions) {
     this.id = id;
     this.actions = actions;
-    /** @type {EditorModel | null} */
-    this.m = null;
+    this.m = m;
     /** @type {Editing | null} the open form */
     this.editing = null;
     /** @type {string | null} why the last edit was refused */
     this.editError = null;
-    /** @type {any} the model's chainView(), once per render (undefined: not yet asked) */
+    /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
     this.view = undefined;
     /** @type {Set<number>} */
     this.groupsShown = new Set();
@@ -62,7 +65,7 @@ export class ChainsView {
     if (this.view !== undefined) return this.view;
     this.view = null;
     try {
-      this.view = /** @type {EditorModel} */ (this.m).chainView();
+      this.view = this.m.chainView();
     } catch (e) {
       if (e instanceof CorePanic) throw e;
       this.error.hidden = false;
@@ -72,7 +75,7 @@ export class ChainsView {
   }
 
   /** @param {EditorModel} [m] */
-  render(m = /** @type {EditorModel} */ (this.m)) {
+  render(m = this.m) {
     this.m = m;
     const { body, note, replace, error } = this;
     const validate = m.mode === 'validate';
@@ -130,7 +133,7 @@ export class ChainsView {
     } else if (!view) {
       body.replaceChildren();
       return;
-    } else body.replaceChildren(...view.diff.map((/** @type {any} */ d) => this.diskView(d, view.desc[d.disk], validate)));
+    } else body.replaceChildren(...view.diff.map((d) => this.diskView(d, view.desc[d.disk], validate)));
     if (keep && !this.editing) {
       const disk = body.querySelector(`[data-disk="${Number(keep.disk) || 0}"]`) ?? body.querySelector('[data-disk]');
       /** @type {HTMLElement | null | undefined} */
@@ -147,18 +150,17 @@ export class ChainsView {
   fillGroup(box, g) {
     const view = this.chainView();
     box.dataset.filled = '1';
-    if (view) box.replaceChildren(...view.diff.slice(g * DISK_GROUP, (g + 1) * DISK_GROUP).map((/** @type {any} */ d) => this.diskView(d, view.desc[d.disk], this.m?.mode === 'validate')));
+    if (view) box.replaceChildren(...view.diff.slice(g * DISK_GROUP, (g + 1) * DISK_GROUP).map((d) => this.diskView(d, view.desc[d.disk], this.m.mode === 'validate')));
   }
 
-  /** @param {any} d the diff of one disk @param {any} desc its description @param {boolean} validate */
+  /** @param {DiskDiff} d @param {DiskSummary | undefined} desc @param {boolean} validate */
   diskView(d, desc, validate) {
     const layers = desc ? mainPath(desc) : [];
     const labels = this.view?.labels?.[d.disk] ?? [];
-    /** @param {any} l */
+    /** @param {Seclabel} l */
     const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
-    /** @type {any[]} */
     const rowsIn = d.rows;
-    const bad = rowsIn.some((r) => r.differs.some((/** @type {string} */ x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+    const bad = rowsIn.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
     let status = '';
     if (validate) {
       if (!d['has-chain']) status = 'no <backingStore> in the XML: libvirt probes the images';
@@ -173,7 +175,7 @@ export class ChainsView {
       const m = r.images;
       // Differences are marked in validate mode only (populate keeps the XML's chain as it is).
       const diff = new Set(validate ? r.differs : []);
-      /** @param {string} field @param {string | undefined} text @param {string} label */
+      /** @param {string} field @param {string | null | undefined} text @param {string} label */
       const cell = (field, text, label) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field, 'data-label': label }, text ?? '—');
       const imgText = m ? `${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
       const actions = x
@@ -196,7 +198,7 @@ export class ChainsView {
             'td',
             { class: diff.has('place') ? 'differs' : null, 'data-field': 'place', 'data-label': 'Source' },
             x?.place ?? '—',
-            ...(labels[r.depth] ?? []).map((/** @type {any} */ l) => h('div', { class: 'seclabel meta' }, labelText(l))),
+            ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
           ),
           cell('format', x?.format, 'Format'),
           validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
@@ -250,7 +252,7 @@ export class ChainsView {
     this.render();
   }
 
-  /** @param {any} d @param {Editing} ed @param {any} layer @param {any[]} [labels] */
+  /** @param {DiskDiff} d @param {Editing} ed @param {import('./backing-chain-wasm').XmlLayer | null | undefined} layer @param {Seclabel[]} [labels] */
   form(d, ed, layer, labels = []) {
     return layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
   }

@@ -17,7 +17,7 @@ import { h, humanSize, formatCount } from './render.js';
  * @param {DetailsActions} act
  */
 export function renderDetails(box, m, selected, act) {
-  const f = /** @type {import('./backing-chain-editor').Forest} */ (m.forest);
+  const f = m.f;
   const idx = f.images.findIndex((im) => im.filename === selected);
   if (idx < 0) {
     box.replaceChildren(f.images.length ? h('p', { class: 'meta' }, 'Select an image (click, or arrow keys and Enter) to see its details.') : '');
@@ -65,13 +65,11 @@ export function renderDetails(box, m, selected, act) {
   }
   const remove = h('button', { type: 'button', class: 'edit-only', onclick: () => act.remove(img.filename) }, 'Remove from the set');
   // Reparent: the user's choice of backing image overrides every match.
-  const pick = /** @type {HTMLSelectElement} */ (
-    h(
-      'select',
-      { id: `${act.id}-backing`, 'aria-describedby': `${act.id}-backing-hint` },
-      h('option', { value: '' }, 'as its header says'),
-      ...f.images.filter((o, i) => i !== idx).map((o) => h('option', { value: o.filename }, o.filename)),
-    )
+  const pick = h(
+    'select',
+    { id: `${act.id}-backing`, 'aria-describedby': `${act.id}-backing-hint` },
+    h('option', { value: '' }, 'as its header says'),
+    ...f.images.filter((o, i) => i !== idx).map((o) => h('option', { value: o.filename }, o.filename)),
   );
   pick.value = m.mapping.get(img.filename) ?? '';
   pick.addEventListener('change', () => act.setBacking(img.filename, pick.value || null));

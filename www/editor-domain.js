@@ -15,7 +15,7 @@ export class DomainView {
   constructor(id, actions) {
     /** @type {number | null} UTF-16 index of the error in the text */
     this.errorIndex = null;
-    this.text = /** @type {HTMLTextAreaElement} */ (h('textarea', { id: `${id}-dom`, spellcheck: false, placeholder: "<domain type='kvm'>…<disk type='file' device='disk'>…<source file='/var/lib/libvirt/images/top.qcow2'/>…</disk>…</domain>" }));
+    this.text = h('textarea', { id: `${id}-dom`, spellcheck: false, placeholder: "<domain type='kvm'>…<disk type='file' device='disk'>…<source file='/var/lib/libvirt/images/top.qcow2'/>…</disk>…</domain>" });
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     let timer;
     this.text.addEventListener('input', () => {
@@ -32,7 +32,7 @@ export class DomainView {
     });
     this.parse = h('p', { class: 'parse', 'aria-live': 'polite' });
     this.gotoError = h('button', { type: 'button', hidden: true, onclick: () => this.goto() }, 'Go to the error');
-    this.baseDir = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-base`, placeholder: '/var/lib/libvirt/images', spellcheck: false }));
+    this.baseDir = h('input', { type: 'text', id: `${id}-base`, placeholder: '/var/lib/libvirt/images', spellcheck: false });
     this.baseDir.addEventListener('change', () => actions.setBaseDir(this.baseDir.value));
     this.el = h(
       'section',

@@ -34,14 +34,14 @@ export function layerForm(spec, act) {
 }
 
 /** @param {string} id @param {string} name @param {string[]} values @param {(v: string) => string} [text] */
-const select = (id, name, values, text = (v) => v) => /** @type {HTMLSelectElement} */ (h('select', { id, name }, ...values.map((v) => h('option', { value: v }, text(v)))));
+const select = (id, name, values, text = (v) => v) => h('select', { id, name }, ...values.map((v) => h('option', { value: v }, text(v))));
 
 /** @param {FormSpec} spec @param {FormActions} act */
 function seclabelForm({ id, disk, name, depth, labels }, act) {
   const cancel = h('button', { type: 'button', onclick: () => act.cancel() }, 'Cancel');
   const model = select(`${id}-model`, 'model', MODELS);
   const relabel = select(`${id}-relabel`, 'relabel', ['yes', 'no', ''], (v) => v || '(not set)');
-  const label = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-label`, name: 'label', spellcheck: false, placeholder: 'system_u:object_r:svirt_image_t:s0:c1,c2 (empty: no <label>)' }));
+  const label = h('input', { type: 'text', id: `${id}-label`, name: 'label', spellcheck: false, placeholder: 'system_u:object_r:svirt_image_t:s0:c1,c2 (empty: no <label>)' });
   // Prefill from the seclabel of the chosen model, when the layer has one.
   const fill = () => {
     const cur = labels.find((l) => l.model === model.value);
@@ -86,11 +86,11 @@ function layerFields({ id, disk, name: diskName, depth, kind, layer }, act) {
   type.value = editing ? (layer?.type ?? 'file') : 'file';
   /** @param {string | undefined} x */
   const v = (x) => (editing ? x ?? '' : '');
-  const path = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-path`, name: 'path', spellcheck: false, value: v(src.path), placeholder: '/var/lib/libvirt/images/base.qcow2' }));
+  const path = h('input', { type: 'text', id: `${id}-path`, name: 'path', spellcheck: false, value: v(src.path), placeholder: '/var/lib/libvirt/images/base.qcow2' });
   const protocol = select(`${id}-proto`, 'protocol', PROTOCOLS);
   if (editing && src.protocol) protocol.value = src.protocol;
-  const name = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-name`, name: 'name', spellcheck: false, value: v(src.name), placeholder: 'pool/image, export, iqn…/1' }));
-  const hosts = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-hosts`, name: 'hosts', spellcheck: false, value: v((src.hosts ?? []).map(hostText).join(', ')), placeholder: 'host:port, [v6addr]:port, host2 (or /path/to/socket)' }));
+  const name = h('input', { type: 'text', id: `${id}-name`, name: 'name', spellcheck: false, value: v(src.name), placeholder: 'pool/image, export, iqn…/1' });
+  const hosts = h('input', { type: 'text', id: `${id}-hosts`, name: 'hosts', spellcheck: false, value: v((src.hosts ?? []).map(hostText).join(', ')), placeholder: 'host:port, [v6addr]:port, host2 (or /path/to/socket)' });
   const format = select(`${id}-format`, 'format', [...(editing ? [''] : []), ...FORMATS], (t) => t || '(unchanged)');
   format.value = editing ? (layer?.format ?? '') : 'qcow2';
   const local = h('div', { class: 'field' }, h('label', { for: path.id }, 'Path'), path);
@@ -103,7 +103,7 @@ function layerFields({ id, disk, name: diskName, depth, kind, layer }, act) {
   const fields = {};
   /** @param {string} key @param {string} label @param {Record<string, string>} [more] */
   const input = (key, label, more) => {
-    const el = (fields[key] = /** @type {HTMLInputElement} */ (h('input', { type: 'text', id: `${id}-${key}`, name: key, spellcheck: false, value: extra[key] ?? '', ...more })));
+    const el = (fields[key] = h('input', { type: 'text', id: `${id}-${key}`, name: key, spellcheck: false, value: extra[key] ?? '', ...more }));
     return [h('label', { for: el.id }, label), el];
   };
   /** @param {string} key @param {string} label @param {string[]} values */

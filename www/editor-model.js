@@ -74,6 +74,14 @@ export class EditorModel {
     this.given = null;
   }
 
+  /** The session and the forest, where one must exist (after start(), compute()). */
+  get s() {
+    return /** @type {Session} */ (this.session);
+  }
+  get f() {
+    return /** @type {Forest} */ (this.forest);
+  }
+
   /** A new session of the current core instance, given the mapping. */
   start() {
     this.session = newSession();
@@ -131,7 +139,7 @@ export class EditorModel {
       this.mapping = new Map(snap.mapping);
       this.applyMapping();
       this.hooks.restored();
-      const session = /** @type {Session} */ (this.session);
+      const session = this.s;
       // Images: drop what the snapshot does not have, re-probe what it had.
       /** @param {string} n @param {Meta} m */
       const same = (n, m) => snap.images.get(n)?.job === m.job;
@@ -311,7 +319,7 @@ export class EditorModel {
       const base = this.done;
       try {
         // Only jobs with a reader are queued (images from JSON come back from their text).
-        const results = await probeMany(session, /** @type {any[]} */ (jobs), (/** @type {number} */ n) => {
+        const results = await probeMany(session, /** @type {any[]} */ (jobs), (n) => {
           this.done = base + n;
           this.hooks.progress(this.done, this.pending);
         });
@@ -346,7 +354,7 @@ export class EditorModel {
 
   /** Recompute forest, XML and its error from the core. */
   compute() {
-    const session = /** @type {Session} */ (this.session);
+    const session = this.s;
     this.forest = session.forest();
     this.park();
     /** @type {Output | null} */
@@ -390,7 +398,7 @@ export class EditorModel {
    * there are several). `null` when there is no disk.
    */
   effectiveDoc() {
-    const session = /** @type {Session} */ (this.session);
+    const session = this.s;
     const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate' });
     return this.goodDomain ? out.xml : wrapBareDisks(out.xml);
   }
@@ -402,7 +410,7 @@ export class EditorModel {
   chainView() {
     const doc = this.mode === 'validate' && this.goodDomain ? this.goodDomain : this.effectiveDoc();
     if (!doc) return null;
-    const session = /** @type {Session} */ (this.session);
+    const session = this.s;
     return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
   }
 
@@ -418,10 +426,10 @@ export class EditorModel {
 
   /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
   park() {
-    const f = /** @type {Forest} */ (this.forest);
-    const session = /** @type {Session} */ (this.session);
+    const f = this.f;
+    const session = this.s;
     for (const n of this.parked.keys()) if (!this.meta.has(n)) this.parked.delete(n);
-    const names = () => [...(/** @type {Forest} */ (this.forest)).images.map((o) => o.filename), ...this.parked.keys()];
+    const names = () => [...(this.f).images.map((o) => o.filename), ...this.parked.keys()];
     const used = new Set([...dataFiles(f.images, names()).values()].map((d) => d[1]));
     const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this.meta.get(im.filename)?.job.reader);
     for (const im of park) {
@@ -434,7 +442,7 @@ export class EditorModel {
       this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
     }
     if (park.length) this.forest = session.forest();
-    this.data = dataFiles((/** @type {Forest} */ (this.forest)).images, names());
+    this.data = dataFiles((this.f).images, names());
   }
 
   /** The data file of image `idx`, in words (or undefined). @param {number} idx */
@@ -448,7 +456,7 @@ export class EditorModel {
   /** Written paths from relative image names: relative, or absolute by a guessed directory. @returns {Diagnostic[]} */
   pathDiagnostics() {
     const from = new Map();
-    for (const im of /** @type {Forest} */ (this.forest).images) if (!im.filename.startsWith('/')) from.set(im.filename, this.meta.get(im.filename)?.job.from ?? 'the folder the files came from');
+    for (const im of this.f.images) if (!im.filename.startsWith('/')) from.set(im.filename, this.meta.get(im.filename)?.job.from ?? 'the folder the files came from');
     if (this.baseDir.trim() || !from.size) return [];
     if (this.given?.[0] !== this.goodDomain) this.given = [this.goodDomain, fileAttrs(this.goodDomain)];
     const given = this.given[1];
@@ -476,12 +484,12 @@ export class EditorModel {
 
   /** @param {Diagnostic} diag @param {number[]} layers */
   ownerOf(diag, layers) {
-    return ownerOf(diag, layers, /** @type {Forest} */ (this.forest).images);
+    return ownerOf(diag, layers, this.f.images);
   }
 
   /** Every diagnostic once, errors first, each with the image it is about (a name, or null). */
   diagnostics() {
-    const f = /** @type {Forest} */ (this.forest);
+    const f = this.f;
     const seen = new Set();
     /** @type {Array<Diagnostic & { image: string | null }>} */
     const all = [];

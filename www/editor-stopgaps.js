@@ -46,9 +46,10 @@ export function wrapBareDisks(doc) {
  * The main path of a described disk (`describeXml`): its layers from the top,
  * following `parent`, terminator excluded.
  * Moves to Rust: `xml::describe` gives each disk's main path.
- * @param {{ layers: Array<{ parent?: number | null, type?: string }> }} disk
+ * @param {import('./backing-chain-wasm').DiskSummary} disk
  */
 export function mainPath(disk) {
+  /** @type {import('./backing-chain-wasm').XmlLayer[]} */
   const out = [];
   /** @type {number | null} */
   let cur = null;

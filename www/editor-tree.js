@@ -15,12 +15,11 @@ import { renderDetails } from './editor-details.js';
  */
 
 export class TreeView {
-  /** @param {string} id prefix of element ids @param {TreeActions} actions */
-  constructor(id, actions) {
+  /** @param {string} id prefix of element ids @param {EditorModel} m @param {TreeActions} actions */
+  constructor(id, m, actions) {
     this.id = id;
     this.actions = actions;
-    /** @type {EditorModel | null} */
-    this.m = null;
+    this.m = m;
     /** @type {string | null} image filename */
     this.selected = null;
     /** @type {Set<string>} keys of collapsed items */
@@ -35,7 +34,7 @@ export class TreeView {
   }
 
   get forest() {
-    return /** @type {import('./backing-chain-editor').Forest} */ (/** @type {EditorModel} */ (this.m).forest);
+    return this.m.f;
   }
 
   /** Forget the selection and collapsed items (the images were cleared). */
@@ -52,7 +51,7 @@ export class TreeView {
   }
 
   renderDetails() {
-    const m = /** @type {EditorModel} */ (this.m);
+    const m = this.m;
     renderDetails(this.details, m, this.selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
   }
 
@@ -74,7 +73,7 @@ export class TreeView {
       /** @type {Map<number, Diagnostic[]>} */
       const perLayer = new Map();
       for (const d of chain.diagnostics) {
-        const o = /** @type {EditorModel} */ (this.m).ownerOf(d, chain.layers);
+        const o = this.m.ownerOf(d, chain.layers);
         if (!perLayer.has(o)) perLayer.set(o, []);
         perLayer.get(o)?.push(d);
       }
@@ -108,7 +107,7 @@ export class TreeView {
    * @param {Diagnostic[]} diags @param {Chain | null} chain the chain, on its top layer
    */
   item(idx, level, key, diags, chain) {
-    const m = /** @type {EditorModel} */ (this.m);
+    const m = this.m;
     const f = this.forest;
     const img = f.images[idx];
     const selected = img.filename === this.selected;

@@ -15,25 +15,22 @@ const XML_PIECE = 100;
 /** @param {string} id @param {string} name @param {string[]} values @param {(v: string) => void} set */
 function radios(id, name, values, set) {
   return values.map((v, i) =>
-    /** @type {HTMLInputElement} */ (
-      h('input', {
-        type: 'radio',
-        name: `${id}-${name}`,
-        value: v,
-        checked: i === 0,
-        onchange: (/** @type {Event} */ ev) => {
-          if (/** @type {HTMLInputElement} */ (ev.target).checked) set(v);
-        },
-      })
-    ),
+    h('input', {
+      type: 'radio',
+      name: `${id}-${name}`,
+      value: v,
+      checked: i === 0,
+      onchange: (/** @type {Event} */ ev) => {
+        if (/** @type {HTMLInputElement} */ (ev.target).checked) set(v);
+      },
+    }),
   );
 }
 
 export class XmlView {
-  /** @param {string} id @param {XmlActions} actions */
-  constructor(id, actions) {
-    /** @type {EditorModel | null} */
-    this.m = null;
+  /** @param {string} id @param {EditorModel} m @param {XmlActions} actions */
+  constructor(id, m, actions) {
+    this.m = m;
     /** @type {Map<string, HTMLElement> | null} highlighted pieces, by text */
     this.lit = null;
     /** @type {IntersectionObserver | null} */
@@ -54,8 +51,8 @@ export class XmlView {
       h('label', { title: 'Disks without a chain get it from the images; chains in the XML are kept' }, this.modeRadios[0], h('span', null, 'Populate')),
       h('label', { title: 'Compare each chain in the XML with the images, layer by layer' }, this.modeRadios[1], h('span', null, 'Validate')),
     );
-    this.copy = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', onclick: () => this.copyXml() }, 'Copy'));
-    this.download = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', onclick: () => this.downloadXml() }, 'Download'));
+    this.copy = h('button', { type: 'button', onclick: () => this.copyXml() }, 'Copy');
+    this.download = h('button', { type: 'button', onclick: () => this.downloadXml() }, 'Download');
     this.flatNote = h('p', { class: 'note', hidden: true }, 'The flat form (<alias name parent> on a list of <backingStore>) is a proposal: libvirt does not accept it today. Use the nested form with virsh.');
     this.stale = h('p', { class: 'note', hidden: true }, 'The domain XML has an error: showing the last valid result.');
     this.code = h('code', null);
@@ -122,15 +119,15 @@ export class XmlView {
   }
 
   async copyXml() {
-    const ok = await copyText(this.m?.output?.xml ?? '', this.el.getRootNode());
+    const ok = await copyText(this.m.output?.xml ?? '', this.el.getRootNode());
     this.copy.textContent = ok ? 'Copied' : 'Copy failed';
     setTimeout(() => (this.copy.textContent = 'Copy'), 1500);
   }
 
   downloadXml() {
-    const blob = new Blob([this.m?.output?.xml ?? ''], { type: 'application/xml' });
+    const blob = new Blob([this.m.output?.xml ?? ''], { type: 'application/xml' });
     const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: this.m?.goodDomain ? 'domain.xml' : 'disks.xml', class: 'offscreen' });
+    const a = h('a', { href: url, download: this.m.goodDomain ? 'domain.xml' : 'disks.xml', class: 'offscreen' });
     /** @type {ParentNode} */ (this.el.getRootNode()).append(a);
     a.click();
     a.remove();

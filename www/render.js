@@ -4,11 +4,10 @@
 // no HTML string is ever parsed.
 
 /**
- * h('div', {class: 'x', onclick: f}, child, 'text', …)
- * @param {string} tag
- * @param {Record<string, any> | null} props
- * @param {...any} children nodes, text, arrays of them; null/undefined/false are skipped
- * @returns {HTMLElement}
+ * h('div', {class: 'x', onclick: f}, child, 'text', …); children: nodes,
+ * text, arrays of them; null/undefined/false are skipped.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag @param {Record<string, any> | null} props @param {...any} children
  */
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
