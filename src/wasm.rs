@@ -348,23 +348,28 @@ pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
 
 /// The hosts of a network layer as a user types them: `host`, `host:port`,
 /// `[v6addr]:port` or `/path/to/socket` (a unix socket), separated by commas
-/// or white space. Returns `[{name, port?} | {transport: 'unix', socket}]`
-/// (`xml::edit::HostSpec`); a host the URI splitter (`source::uri::split`,
+/// or white space. Returns `xml::edit::HostSpec`s (`{name, port, transport,
+/// socket}`, unset ones null); a host the URI splitter (`source::uri::split`,
 /// as for backing names) or the port parser refuses throws an `Error`.
 #[wasm_bindgen(js_name = parseHosts)]
 pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
     install_panic_hook();
+    let bad = |e: crate::source::NameError| JsError::new(&e.to_string());
     let mut out = Vec::new();
     for item in text.split(|c: char| c == ',' || c.is_whitespace()) {
         if item.is_empty() {
             continue;
         }
         if item.starts_with('/') {
-            out.push(serde_json::json!({ "transport": "unix", "socket": item }));
+            out.push(xml::edit::HostSpec {
+                transport: Some("unix".into()),
+                socket: Some(item.into()),
+                ..Default::default()
+            });
             continue;
         }
         let uri = format!("tcp://{item}");
-        let parts = crate::source::uri::split(&uri).map_err(|e| JsError::new(&e.to_string()))?;
+        let parts = crate::source::uri::split(&uri).map_err(bad)?;
         if parts.userinfo.is_some()
             || !parts.path.is_empty()
             || parts.query.is_some()
@@ -375,10 +380,14 @@ pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
             )));
         }
         let port = match parts.port {
-            Some(p) => crate::source::parse_port(p).map_err(|e| JsError::new(&e.to_string()))?,
+            Some(p) => crate::source::parse_port(p).map_err(bad)?,
             None => None,
         };
-        out.push(serde_json::json!({ "name": parts.host, "port": port }));
+        out.push(xml::edit::HostSpec {
+            name: Some(parts.host.into()),
+            port,
+            ..Default::default()
+        });
     }
     to_js(&out)
 }

@@ -108,20 +108,15 @@ test('editXml, adoptChain, describeXml, diff, seclabels over a populated domain'
 });
 
 test('parseHosts: host, host:port, [IPv6]:port and unix sockets, as the layer form gives them', () => {
-  assert.deepEqual(wasm.parseHosts('mon1.example:6789, 192.0.2.7:6790  mon3'), [
-    { name: 'mon1.example', port: 6789 },
-    { name: '192.0.2.7', port: 6790 },
-    { name: 'mon3', port: null },
-  ]);
+  // The shape editXml takes for a layer's hosts (xml::edit::HostSpec).
+  const tcp = (name, port) => ({ name, port, transport: null, socket: null });
+  assert.deepEqual(wasm.parseHosts('mon1.example:6789, 192.0.2.7:6790  mon3'), [tcp('mon1.example', 6789), tcp('192.0.2.7', 6790), tcp('mon3', null)]);
   // IPv6: in brackets, with or without a port; the name comes back without them.
-  assert.deepEqual(wasm.parseHosts('[2001:db8::7]:10809,[fe80::1]'), [
-    { name: '2001:db8::7', port: 10809 },
-    { name: 'fe80::1', port: null },
-  ]);
-  assert.deepEqual(wasm.parseHosts('/run/nbd.sock'), [{ transport: 'unix', socket: '/run/nbd.sock' }]);
+  assert.deepEqual(wasm.parseHosts('[2001:db8::7]:10809,[fe80::1]'), [tcp('2001:db8::7', 10809), tcp('fe80::1', null)]);
+  assert.deepEqual(wasm.parseHosts('/run/nbd.sock'), [{ name: null, port: null, transport: 'unix', socket: '/run/nbd.sock' }]);
   assert.deepEqual(wasm.parseHosts(' , '), []);
   // Port 0 means "not given" (as in backing names).
-  assert.deepEqual(wasm.parseHosts('h:0'), [{ name: 'h', port: null }]);
+  assert.deepEqual(wasm.parseHosts('h:0'), [tcp('h', null)]);
   // What is not a host throws, with the core's words.
   assert.throws(() => wasm.parseHosts('2001:db8::7'), /brackets/);
   assert.throws(() => wasm.parseHosts('h:99999'), /out of range/);
