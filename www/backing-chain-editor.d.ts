@@ -93,7 +93,7 @@ export interface BackingChainEditorEventMap extends HTMLElementEventMap {
   'backing-chain-editor-diagnostics': DiagnosticsEvent;
   'backing-chain-editor-edit': EditEvent;
   /** @deprecated use `backing-chain-editor-change` (`detail.xml`) */
-  change: CustomEvent<string> & Event;
+  change: CustomEvent<string>;
   /** @deprecated use `backing-chain-editor-diagnostics` (`detail.diagnostics`) */
   diagnostics: CustomEvent<Array<Diagnostic & { image: string | null }>>;
 }
