@@ -55,9 +55,9 @@ export class BackingChainEditor extends HTMLElement {
   readonly ready: Promise<BackingChainEditor>;
   /** Attribute `domain-xml`. */
   domainXml: string;
-  /** Attribute `layout`. */
+  /** Attribute `layout` (set from script, anything but `flat` is `nested`). */
   layout: 'nested' | 'flat';
-  /** Attribute `mode`: `validate` compares each disk's chain with the images. */
+  /** Attribute `mode`: `validate` compares each disk's chain with the images (set from script, anything else is `populate`). */
   mode: 'populate' | 'validate';
   /** Attribute `readonly`: no drop zone, XML and base directory not editable (addImage still works). */
   readonly: boolean;

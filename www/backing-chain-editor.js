@@ -28,6 +28,10 @@ import { DiagnosticsView } from './editor-diagnostics.js';
 export { CorePanic, WasmLoadError, loadWasm };
 
 const TAG = 'backing-chain-editor';
+/** Attribute values as the element takes them: anything else is the default. @param {unknown} v */
+const asLayout = (v) => (v === 'flat' ? 'flat' : 'nested');
+/** @param {unknown} v */
+const asMode = (v) => (v === 'validate' ? 'validate' : 'populate');
 /** From this many images on, rows off screen are not laid out. */
 const MANY_IMAGES = 200;
 
@@ -75,11 +79,11 @@ export class BackingChainEditor extends HTMLElement {
     super();
     const id = (this._id = `bce${++uid}`);
     this._lastXml = '';
-    /** @type {(v: unknown) => void} */
+    /** @type {(v: BackingChainEditor) => void} */
     let ok = () => {};
     /** @type {(e: unknown) => void} */
     let ko = () => {};
-    /** Resolves with the element once the wasm is loaded; rejects with a WasmLoadError. */
+    /** @type {Promise<BackingChainEditor>} with the element once the wasm is loaded; rejects with a WasmLoadError */
     this.ready = new Promise((a, b) => {
       ok = a;
       ko = b;
@@ -101,13 +105,13 @@ export class BackingChainEditor extends HTMLElement {
     });
     this._model.ready = this.ready;
     this._watcher = {
-      panicked: (message) => this._panicked(message),
+      panicked: (/** @type {string} */ message) => this._panicked(message),
       unrecoverable: (/** @type {string} */ message, /** @type {unknown} */ e) => this._showPanic(message, `The core could not be restarted (${errorText(e)}). Reload the page to start again.`),
       rebuild: () => this._rebuild(),
     };
     const m = this._model;
     this._tree = new TreeView(id, m, { remove: (n) => this.removeImage(n), setBacking: (i, b) => this.setBacking(i, b) });
-    this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = v), setMode: (v) => (this.mode = v) });
+    this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
     this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
     this._diags = new DiagnosticsView(id, {
@@ -155,9 +159,9 @@ export class BackingChainEditor extends HTMLElement {
   /** @param {string} name @param {string | null} _old @param {string | null} value */
   attributeChangedCallback(name, _old, value) {
     if (name === 'domain-xml') this.domainXml = value ?? '';
-    else if (name === 'layout') this.layout = value ?? 'nested';
+    else if (name === 'layout') this.layout = asLayout(value);
     else if (name === 'base-dir') this.baseDir = value ?? '';
-    else if (name === 'mode') this.mode = value ?? 'populate';
+    else if (name === 'mode') this.mode = asMode(value);
     else if (name === 'readonly') this._domain.setReadonly(this.readonly);
     else if (name === 'untrusted') this._model.setUntrusted(this.untrusted);
   }
@@ -172,19 +176,20 @@ export class BackingChainEditor extends HTMLElement {
     if (this._domain.text.value !== v) this._domain.text.value = v;
     this._model.setDomain(v);
   }
+  /** @returns {'nested' | 'flat'} */
   get layout() {
     return this._model.layout;
   }
   set layout(v) {
-    this._model.set('layout', v === 'flat' ? 'flat' : 'nested');
+    this._model.set('layout', asLayout(v)); // from script: anything else is nested
     this._xml.sync(this._model);
   }
-  /** `populate` (default) or `validate` (compare each disk's chain with the images). */
+  /** `populate` (default) or `validate` (compare each disk's chain with the images). @returns {'populate' | 'validate'} */
   get mode() {
     return this._model.mode;
   }
   set mode(v) {
-    this._model.set('mode', v === 'validate' ? 'validate' : 'populate');
+    this._model.set('mode', asMode(v));
     this._xml.sync(this._model);
   }
   get readonly() {
@@ -374,7 +379,8 @@ export class BackingChainEditor extends HTMLElement {
     const s = this._els.status;
     s.className = 'status error';
     s.setAttribute('role', 'alert');
-    s.replaceChildren(h('strong', null, err.message), err.detail ? h('span', { class: 'detail' }, err.detail) : null);
+    // (A null here would be shown as the text "null": only nodes.)
+    s.replaceChildren(h('strong', null, err.message), ...(err.detail ? [h('span', { class: 'detail' }, err.detail)] : []));
     this.dataset.wasm = err.kind;
   }
 
@@ -539,4 +545,5 @@ export class BackingChainEditor extends HTMLElement {
 }
 
 // Define the element on import unless a host already did (double-import safe).
-if (!customElements.get(TAG)) customElements.define(TAG, BackingChainEditor);
+// @satisfies: tsc checks that the class is what backing-chain-editor.d.ts says.
+if (!customElements.get(TAG)) customElements.define(TAG, /** @satisfies {typeof import('./backing-chain-editor').BackingChainEditor} */ (BackingChainEditor));

@@ -19,7 +19,7 @@ import { countDisks, dataFiles, fileAttrs, ownerOf, wrapBareDisks } from './edit
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, from?: string, json?: string }} Job a probe job (reader), or images from a qemu-img JSON document (json)
  * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
- * @typedef {{ domain: string, baseDir: string, layout: string, mode: string, mapping: Map<string, string>, images: Map<string, Meta> }} Snapshot
+ * @typedef {{ domain: string, baseDir: string, layout: 'nested' | 'flat', mode: 'populate' | 'validate', mapping: Map<string, string>, images: Map<string, Meta> }} Snapshot
  * @typedef {{ xml: string, diagnostics: Diagnostic[], mismatch?: boolean }} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
  */
@@ -39,8 +39,10 @@ export class EditorModel {
     this.goodDomain = '';
     /** @type {{ message: string, position: number | null } | null} */
     this.xmlError = null;
+    /** @type {'nested' | 'flat'} */
     this.layout = 'nested';
-    this.mode = 'populate'; // or 'validate'
+    /** @type {'populate' | 'validate'} */
+    this.mode = 'populate';
     this.baseDir = '';
     this.untrusted = false;
     /** @type {Map<string, string>} image filename → backing image filename (the user's choice) */
@@ -185,13 +187,14 @@ export class EditorModel {
 
   /**
    * layout, mode, baseDir: recorded, then recomputed.
-   * @param {'layout' | 'mode' | 'baseDir'} key
-   * @param {string} value
+   * @template {'layout' | 'mode' | 'baseDir'} K
+   * @param {K} key
+   * @param {EditorModel[K]} value
    */
   set(key, value) {
     if (this[key] === value) return;
     this.record();
-    this[key] = value;
+    Object.assign(this, { [key]: value });
     this.hooks.changed();
   }
 
@@ -346,7 +349,7 @@ export class EditorModel {
     return o;
   }
 
-  /** The XML for the current state (`layout` defaults to the model's). @param {string} [layout] */
+  /** The XML for the current state (`layout` defaults to the model's). @param {'nested' | 'flat'} [layout] */
   xml(layout) {
     if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
     return this.session.xml(this.goodDomain || null, this.options(layout)).xml;

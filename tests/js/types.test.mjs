@@ -2,7 +2,9 @@
 // www/backing-chain-editor.d.ts) against what the JS really exports: a name
 // declared there must exist, and an export or public member missing there
 // is a declaration to write. (tsc --noEmit in .ci/test checks the JS against
-// the types; this checks the types against the built glue and the element.)
+// the types, and the element class against its declaration — `@satisfies` at
+// its define() — but not the glue, which is built; this checks names both
+// ways: the glue's exports, Session's methods, the element's members.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
