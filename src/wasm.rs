@@ -292,10 +292,13 @@ impl Session {
     }
 }
 
-/// A JS `Error` for a malformed XML document, with its byte `position`.
+/// A JS `Error` for a malformed XML document: `message` as `Display` gives it
+/// ("XML error at byte N: …"), `position` the byte offset (UTF-8) and
+/// `reason` the message alone, so that callers never strip the prefix.
 fn xml_error(e: &xml::XmlError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let _ = js_sys::Reflect::set(&err, &"position".into(), &(e.position as f64).into());
+    let _ = js_sys::Reflect::set(&err, &"reason".into(), &e.message.as_str().into());
     err.into()
 }
 
@@ -341,6 +344,52 @@ pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
     let s = xml::edit::seclabels(doc).map_err(|e| xml_error(&e))?;
     Ok(to_js(&s)?)
+}
+
+/// The hosts of a network layer as a user types them: `host`, `host:port`,
+/// `[v6addr]:port` or `/path/to/socket` (a unix socket), separated by commas
+/// or white space. Returns `xml::edit::HostSpec`s (`{name, port, transport,
+/// socket}`, unset ones null); a host the URI splitter (`source::uri::split`,
+/// as for backing names) or the port parser refuses throws an `Error`.
+#[wasm_bindgen(js_name = parseHosts)]
+pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
+    install_panic_hook();
+    let bad = |e: crate::source::NameError| JsError::new(&e.to_string());
+    let mut out = Vec::new();
+    for item in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        if item.is_empty() {
+            continue;
+        }
+        if item.starts_with('/') {
+            out.push(xml::edit::HostSpec {
+                transport: Some("unix".into()),
+                socket: Some(item.into()),
+                ..Default::default()
+            });
+            continue;
+        }
+        let uri = format!("tcp://{item}");
+        let parts = crate::source::uri::split(&uri).map_err(bad)?;
+        if parts.userinfo.is_some()
+            || !parts.path.is_empty()
+            || parts.query.is_some()
+            || parts.host.is_empty()
+        {
+            return Err(JsError::new(&format!(
+                "'{item}' is not host, host:port or [IPv6]:port"
+            )));
+        }
+        let port = match parts.port {
+            Some(p) => crate::source::parse_port(p).map_err(bad)?,
+            None => None,
+        };
+        out.push(xml::edit::HostSpec {
+            name: Some(parts.host.into()),
+            port,
+            ..Default::default()
+        });
+    }
+    to_js(&out)
 }
 
 /// Test hook, nothing else: panics with the fixed message

@@ -1,3 +1,4 @@
+// @ts-check
 // Styles of <backing-chain-editor>, applied as a constructable stylesheet
 // (works under a CSP without 'unsafe-inline'). Theme it from outside with the
 // --bce-* custom properties.

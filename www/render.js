@@ -1,8 +1,14 @@
+// @ts-check
 // DOM building for the editor. Everything that comes from files or XML is
 // set as text (textContent / text nodes / setAttribute of plain attributes);
 // no HTML string is ever parsed.
 
-/** h('div', {class: 'x', onclick: f}, child, 'text', …) */
+/**
+ * h('div', {class: 'x', onclick: f}, child, 'text', …); children: nodes,
+ * text, arrays of them; null/undefined/false are skipped.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag @param {Record<string, any> | null} props @param {...any} children
+ */
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
   if (props) {
@@ -11,7 +17,7 @@ export function h(tag, props, ...children) {
       if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
       else if (k === 'class') el.className = v;
       else if (k === 'text') el.textContent = String(v);
-      else if (k in PROPS) el[k] = v;
+      else if (k in PROPS) /** @type {any} */ (el)[k] = v;
       else el.setAttribute(k, v === true ? '' : String(v));
     }
   }
@@ -20,6 +26,7 @@ export function h(tag, props, ...children) {
 }
 const PROPS = { value: 1, checked: 1, disabled: 1, hidden: 1, tabIndex: 1, readOnly: 1, spellcheck: 1 };
 
+/** @param {HTMLElement} el @param {any[]} children */
 function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
@@ -29,6 +36,7 @@ function append(el, children) {
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 /** 1073741824 → "1 GiB"; exact bytes are shown next to it where it matters. */
+/** @param {unknown} n */
 export function humanSize(n) {
   if (typeof n !== 'number' || !Number.isFinite(n)) return '?';
   let u = 0;
@@ -42,6 +50,7 @@ export function humanSize(n) {
 }
 
 const COUNT = new Intl.NumberFormat('en');
+/** @param {number} n */
 export function formatCount(n) {
   return COUNT.format(n);
 }
@@ -49,7 +58,7 @@ export function formatCount(n) {
 /** One XML token: a comment, PI, CDATA section, declaration or tag. */
 const TOKEN = /<!--[\s\S]*?(?:-->|$)|<\?[\s\S]*?(?:\?>|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<![^>]*>?|<\/?[^\s/>]+(?:\s+[^\s=/>]+(?:\s*=\s*(?:'[^']*'|"[^"]*"|[^\s>]*))?)*\s*\/?>?/g;
 
-/** Split XML text into highlighted spans (text nodes inside spans). */
+/** Split XML text into highlighted spans (text nodes inside spans). @param {string} text */
 export function highlightXml(text) {
   const frag = document.createDocumentFragment();
   const re = new RegExp(TOKEN);
@@ -64,11 +73,11 @@ export function highlightXml(text) {
 }
 
 /** XML text in pieces of about `lines` lines, never cut inside a token: the
- *  pieces highlight as the whole does. */
+ *  pieces highlight as the whole does. @param {string} text @param {number} lines */
 export function xmlPieces(text, lines) {
   const out = [];
   const re = new RegExp(TOKEN);
-  const eol = (i) => (text.indexOf('\n', i) + 1 || text.length);
+  const eol = (/** @type {number} */ i) => (text.indexOf('\n', i) + 1 || text.length);
   for (let start = 0, end = 0; start < text.length; start = end) {
     for (let n = 0; n < lines && end < text.length; n++) end = eol(end);
     // Past a token that runs over the cut, to the end of its line.
@@ -81,7 +90,10 @@ export function xmlPieces(text, lines) {
   return out;
 }
 
-/** `show(el)` once each of `els` comes within a screen of view (of `root`, or the viewport). */
+/**
+ * `show(el)` once each of `els` comes within a screen of view (of `root`, or the viewport).
+ * @param {Element[]} els @param {(el: Element) => void} show @param {Element | null} [root]
+ */
 export function whenNear(els, show, root = null) {
   const io = new IntersectionObserver(
     (entries) => {
@@ -98,6 +110,7 @@ export function whenNear(els, show, root = null) {
   return io;
 }
 
+/** @param {string} cls @param {string} text */
 function span(cls, text) {
   const s = document.createElement('span');
   s.className = cls;
@@ -105,12 +118,13 @@ function span(cls, text) {
   return s;
 }
 
+/** @param {string} t */
 function token(t) {
   if (t.startsWith('<!--')) return span('x-comment', t);
   if (t.startsWith('<?') || t.startsWith('<!')) return span('x-meta', t);
   // A tag: name, then attributes.
   const frag = document.createDocumentFragment();
-  const m = /^(<\/?)([^\s/>]+)/.exec(t);
+  const m = /** @type {RegExpExecArray} */ (/^(<\/?)([^\s/>]+)/.exec(t));
   frag.append(span('x-punct', m[1]), span('x-tag', m[2]));
   let rest = t.slice(m[0].length);
   const attr = /^(\s+)([^\s=/>]+)(?:(\s*=\s*)('[^']*'|"[^"]*"|[^\s>]*))?/;
@@ -125,7 +139,7 @@ function token(t) {
   return frag;
 }
 
-/** Byte offset (UTF-8) in `text` → { index (UTF-16), line, column }. */
+/** Byte offset (UTF-8) in `text` → { index (UTF-16), line, column }. @param {string} text @param {number} byteOffset */
 export function bytePosition(text, byteOffset) {
   const bytes = new TextEncoder().encode(text);
   const prefix = new TextDecoder().decode(bytes.subarray(0, Math.min(byteOffset, bytes.length)));
@@ -134,7 +148,7 @@ export function bytePosition(text, byteOffset) {
   return { index, line: lines.length, column: lines[lines.length - 1].length + 1 };
 }
 
-/** Copy text to the clipboard; resolves true when it worked. */
+/** Copy text to the clipboard; resolves true when it worked. @param {string} text @param {Node} [fallbackHost] */
 export async function copyText(text, fallbackHost) {
   try {
     await navigator.clipboard.writeText(text);
@@ -145,9 +159,9 @@ export async function copyText(text, fallbackHost) {
     ta.value = text;
     ta.setAttribute('readonly', '');
     ta.className = 'offscreen';
-    (fallbackHost ?? document.body).append(ta);
+    /** @type {ParentNode} */ (/** @type {unknown} */ (fallbackHost ?? document.body)).append(ta);
     ta.select();
-    let ok = false;
+    let ok;
     try {
       ok = document.execCommand('copy');
     } catch {
@@ -158,4 +172,5 @@ export async function copyText(text, fallbackHost) {
   }
 }
 
+/** @type {Record<string, string>} */
 export const SEVERITY_ICON = { error: '✖', warning: '▲', info: 'ℹ' };

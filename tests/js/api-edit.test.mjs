@@ -1,5 +1,6 @@
 // The facade's editing and input additions, in Node on the web build:
-// addQemuImgJson, setMapping, diff, describeXml, editXml, adoptChain, seclabels.
+// addQemuImgJson, setMapping, diff, describeXml, editXml, adoptChain, seclabels,
+// parseHosts.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -104,4 +105,23 @@ test('editXml, adoptChain, describeXml, diff, seclabels over a populated domain'
   assert.throws(() => wasm.editXml(edited, { op: 'remove-layer', disk: 0, depth: 9 }), /no backing layer 9/);
   assert.throws(() => wasm.editXml(edited, { op: 'frobnicate', disk: 0 }), /bad edit/);
   assert.throws(() => wasm.editXml('<domain', { op: 'remove-layer', disk: 0, depth: 1 }), (e) => typeof e.position === 'number');
+});
+
+test('parseHosts: host, host:port, [IPv6]:port and unix sockets, as the layer form gives them', () => {
+  // The shape editXml takes for a layer's hosts (xml::edit::HostSpec).
+  const tcp = (name, port) => ({ name, port, transport: null, socket: null });
+  assert.deepEqual(wasm.parseHosts('mon1.example:6789, 192.0.2.7:6790  mon3'), [tcp('mon1.example', 6789), tcp('192.0.2.7', 6790), tcp('mon3', null)]);
+  // IPv6: in brackets, with or without a port; the name comes back without them.
+  assert.deepEqual(wasm.parseHosts('[2001:db8::7]:10809,[fe80::1]'), [tcp('2001:db8::7', 10809), tcp('fe80::1', null)]);
+  assert.deepEqual(wasm.parseHosts('/run/nbd.sock'), [{ name: null, port: null, transport: 'unix', socket: '/run/nbd.sock' }]);
+  assert.deepEqual(wasm.parseHosts(' , '), []);
+  // Port 0 means "not given" (as in backing names).
+  assert.deepEqual(wasm.parseHosts('h:0'), [tcp('h', null)]);
+  // What is not a host throws, with the core's words.
+  assert.throws(() => wasm.parseHosts('2001:db8::7'), /brackets/);
+  assert.throws(() => wasm.parseHosts('h:99999'), /out of range/);
+  assert.throws(() => wasm.parseHosts('h:http'), /not a port/);
+  assert.throws(() => wasm.parseHosts('[2001:db8::7'), /unclosed/);
+  assert.throws(() => wasm.parseHosts('user@h'), /not host, host:port/);
+  assert.throws(() => wasm.parseHosts('h:1/x'), /not host, host:port/);
 });

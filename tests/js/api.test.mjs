@@ -213,6 +213,10 @@ test('malformed XML throws an Error with a byte position at the problem', () => 
       assert.equal(typeof e.position, 'number');
       assert.ok(e.position >= good.length && e.position <= bad.length, `position ${e.position}`);
       assert.match(e.message, /XML/);
+      // The reason alone, as a field: no prefix for callers to strip.
+      assert.equal(typeof e.reason, 'string');
+      assert.ok(e.reason.length > 0);
+      assert.equal(e.message, `XML error at byte ${e.position}: ${e.reason}`);
       return true;
     },
   );

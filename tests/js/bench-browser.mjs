@@ -151,7 +151,7 @@ try {
             const tree = el.shadowRoot.querySelector('ul[role=tree]');
             const top = tree.querySelectorAll(':scope > li[aria-level="1"][data-image]').length;
             if (top < want) return;
-            el.removeEventListener('diagnostics', check);
+            el.removeEventListener('backing-chain-editor-diagnostics', check);
             requestAnimationFrame(() =>
               requestAnimationFrame(() => {
                 window.benchResult = {
@@ -165,7 +165,7 @@ try {
               }),
             );
           };
-          el.addEventListener('diagnostics', check);
+          el.addEventListener('backing-chain-editor-diagnostics', check);
         },
         { capture: true, once: true },
       );

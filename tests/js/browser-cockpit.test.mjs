@@ -134,7 +134,7 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   await page.addInitScript(() => {
     window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => __csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
   });
   await page.goto(`${origin}/backing-chain/index.html`);
   await page.locator('#domain option[value=vm1]').waitFor({ state: 'attached' });
@@ -154,7 +154,7 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
 
   // What ran on the "host": virsh on the connection the example names, and
   // dd reads of header ranges only — a few KiB of each 1 GiB image.
-  const spawned = await page.evaluate(() => __spawned);
+  const spawned = await page.evaluate(() => window.__spawned);
   assert.ok(spawned.some((a) => a.join(' ') === 'virsh -c qemu:///system list --all --name'));
   assert.ok(spawned.some((a) => a.join(' ') === 'virsh -c qemu:///system dumpxml --inactive vm1'));
   const reads = spawned.filter((a) => a[0] === 'dd');
@@ -167,7 +167,7 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
   // vm2: the example's element is untrusted; the escaping backing name is
   // flagged and its file is never read on the host.
   // dd reads of `p`, however the path is spelt ('images/../outside/…' is the same file).
-  const readsOf = async (p) => (await page.evaluate(() => __spawned)).filter((a) => a[0] === 'dd' && resolve(a[1].slice(3)) === p).length;
+  const readsOf = async (p) => (await page.evaluate(() => window.__spawned)).filter((a) => a[0] === 'dd' && resolve(a[1].slice(3)) === p).length;
   const showVm2 = async () => {
     await page.locator('#status').evaluate((s) => (s.textContent = ''));
     await page.locator('#domain').selectOption('vm2');
@@ -183,6 +183,6 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
   await page.locator('backing-chain-editor').evaluate((e) => (e.untrusted = false));
   assert.equal(await showVm2(), '2 image(s) read');
   assert.ok((await readsOf(secret)) > 0);
-  assert.deepEqual(await page.evaluate(() => __csp), []);
+  assert.deepEqual(await page.evaluate(() => window.__csp), []);
   assert.deepEqual(errors, []);
 });

@@ -50,7 +50,7 @@ async function openPage(t, { init } = {}) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   t.after(() => page.close());
-  await page.addInitScript(() => document.addEventListener('diagnostics', (e) => (window.__diags = e.detail)));
+  await page.addInitScript(() => document.addEventListener('backing-chain-editor-diagnostics', (e) => (window.__diags = e.detail.diagnostics)));
   if (init) await page.addInitScript(init);
   await page.goto(`${origin}/`);
   await page.locator('backing-chain-editor').evaluate((e) => e.ready);

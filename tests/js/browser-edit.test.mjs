@@ -261,7 +261,7 @@ async function editLayer(page, depth, act, fields) {
 }
 
 test('each edit kind changes the XML at once, and undo/redo walk back and forth through them', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'edits', domain());
+  const { page, events } = await chainPage(t, 'edits', domain());
   const states = [await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated')];
   const treeBefore = await treeOf(page);
   const x0 = states[0];
@@ -374,7 +374,7 @@ const SECLABELS = `      <backingStore type='file'>
 `;
 
 test('seclabel: set relabel and label of one model, the other children and seclabels are kept', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'seclabel', domain(SECLABELS));
+  const { page, events } = await chainPage(t, 'seclabel', domain(SECLABELS));
   const x0 = await waitXml(page, (v) => v.includes('vm1'), 'domain');
   // The table shows the layer's seclabels; the form starts from them.
   const place1 = await page.locator(`${EL} .chains tr[data-depth="1"] td[data-field=place]`).innerText();
@@ -499,7 +499,7 @@ test('forest: a shared base lists all its overlays (expand/collapse); each node 
 });
 
 test('readonly hides every edit control; the mode attribute switches to validate', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'readonly', domain(WRONG));
+  const { page, events } = await chainPage(t, 'readonly', domain(WRONG));
   await waitXml(page, (v) => v.includes('vm1'), 'domain');
   assert.ok(await page.locator(`${EL} .chains button[data-act=edit]`).first().isVisible());
   await page.locator(EL).evaluate((el) => {
@@ -521,7 +521,7 @@ test('readonly hides every edit control; the mode attribute switches to validate
 });
 
 test('a layer becomes a pool volume, then an NVMe namespace, through the form', { skip }, async (t) => {
-  const { page, events, f } = await chainPage(t, 'vol-nvme', domain());
+  const { page, events } = await chainPage(t, 'vol-nvme', domain());
   await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
   let x = await editLayer(page, 2, 'edit', { type: 'volume', pool: 'blk-pool0', volume: 'blk-pool0-vol0', mode: 'direct' });
   const base = '//disk/backingStore/backingStore';
@@ -549,5 +549,61 @@ test('a layer becomes a pool volume, then an NVMe namespace, through the form', 
   await page.locator(`${EL} form.edit button[type=submit]`).click();
   await page.waitForFunction(() => /PCI address/.test(document.querySelector('backing-chain-editor').shadowRoot.textContent));
   assert.equal(await xmlText(page), x);
+  assert.deepEqual(events.errors, []);
+});
+
+test('network hosts through the form: IPv6 in brackets, a bad port refused, and the form reads them back', { skip }, async (t) => {
+  const { page, events } = await chainPage(t, 'hosts-v6', domain());
+  await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
+  const src = '//disk/backingStore/backingStore/source';
+  const x = await editLayer(page, 2, 'edit', { type: 'network', protocol: 'gluster', name: 'vol/image', hosts: '[2001:db8::7]:24008, [fe80::1], gl1.example, /run/glusterd.sock' });
+  assert.equal(xpath(x, `string(${src}/host[1]/@name)`), '2001:db8::7');
+  assert.equal(xpath(x, `string(${src}/host[1]/@port)`), '24008');
+  assert.equal(xpath(x, `string(${src}/host[2]/@name)`), 'fe80::1');
+  assert.equal(xpath(x, `string(${src}/host[3]/@name)`), 'gl1.example');
+  assert.equal(xpath(x, `string(${src}/host[4]/@transport)`), 'unix');
+  assert.equal(xpath(x, `string(${src}/host[4]/@socket)`), '/run/glusterd.sock');
+  libvirtValid(t, x);
+  // Opened again, the form writes IPv6 hosts in brackets (as it reads them).
+  await page.locator(`${EL} .chains tr[data-depth="2"] button[data-act=edit]`).click();
+  const shown = await page.locator(`${EL} form.edit [name=hosts]`).inputValue();
+  assert.match(shown, /^\[2001:db8::7\]:24008, \[fe80::1\](:\d+)?, gl1\.example(:\d+)?, \/run\/glusterd\.sock$/);
+  // A port that is not one: refused with the core's words, the XML stays.
+  await page.locator(`${EL} form.edit [name=hosts]`).fill('mon1.example:99999');
+  await page.locator(`${EL} form.edit button[type=submit]`).click();
+  await page.waitForFunction(() => /out of range/.test(document.querySelector('backing-chain-editor').shadowRoot.querySelector('.edit-error').textContent));
+  assert.equal(await xmlText(page), x);
+  assert.deepEqual(events.errors, []);
+});
+
+test('backing-chain-editor-edit is fired before a user edit and a listener can veto it', { skip }, async (t) => {
+  const { page, events } = await chainPage(t, 'veto', domain());
+  const x0 = await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
+  await page.locator(EL).evaluate((el) => {
+    window.__edits = [];
+    window.__veto = true;
+    el.addEventListener('backing-chain-editor-edit', (e) => {
+      window.__edits.push({ op: e.detail.op, cancelable: e.cancelable, composed: e.composed });
+      if (window.__veto) e.preventDefault();
+    });
+  });
+  // Vetoed: Remove does nothing, the terminator checkbox shows the state again.
+  await page.locator(`${EL} .chains tr[data-depth="1"] button[data-act=remove]`).click();
+  const term = page.locator(`${EL} .chains .terminator input`);
+  const checked = await term.isChecked();
+  await term.click();
+  await page.waitForFunction((c) => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains .terminator input').checked === c, checked);
+  assert.equal(await xmlText(page), x0);
+  assert.deepEqual(await page.evaluate(() => window.__edits), [
+    { op: { op: 'remove-layer', disk: 0, depth: 1 }, cancelable: true, composed: true },
+    { op: { op: 'set-terminator', disk: 0, on: !checked }, cancelable: true, composed: true },
+  ]);
+  // Not vetoed: the same click edits. Edits from script (el.edit) fire no event.
+  await page.evaluate(() => (window.__veto = false));
+  await page.locator(`${EL} .chains tr[data-depth="1"] button[data-act=remove]`).click();
+  const x1 = await waitXml(page, (x) => x !== x0, 'after remove');
+  assert.ok(!x1.includes('mid.qcow2'));
+  await page.locator(EL).evaluate((el) => el.edit({ op: 'set-terminator', disk: 0, on: false }));
+  assert.equal((await page.evaluate(() => window.__edits)).length, 3);
   assert.deepEqual(events.errors, []);
 });

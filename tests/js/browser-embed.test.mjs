@@ -66,8 +66,18 @@ window.__changes = [];
 window.__diags = [];
 window.__progress = new Set();
 const el = document.querySelector('backing-chain-editor');
-el.addEventListener('change', (e) => __changes.push(e.detail));
-el.addEventListener('diagnostics', (e) => __diags.push(e.detail));
+// The element's events (prefixed), heard on the document: they bubble out
+// of the shadow root. The unprefixed ones are deprecated aliases.
+window.__eventFlags = [];
+document.addEventListener('backing-chain-editor-change', (e) => {
+  __changes.push(e.detail.xml);
+  __eventFlags.push([e.type, e.bubbles, e.composed, e.cancelable, e.target === el]);
+});
+document.addEventListener('backing-chain-editor-diagnostics', (e) => __diags.push(e.detail.diagnostics));
+window.__oldChanges = [];
+window.__oldDiags = [];
+el.addEventListener('change', (e) => __oldChanges.push(e.detail));
+el.addEventListener('diagnostics', (e) => __oldDiags.push(e.detail));
 new MutationObserver(() => {
   const p = el.shadowRoot.querySelector('.progress');
   if (p && !p.hidden) __progress.add(p.textContent);
@@ -92,7 +102,6 @@ window.__many = (n) => {
 const HOST_CSS = 'backing-chain-editor { --bce-accent: rgb(200, 0, 100); }';
 
 test('embedded element with a custom reader: tree, events, API, theming, readonly', { skip }, async (t) => {
-  const d = join(dir, 'embed');
   qemuImg('--version');
   const f = makeChain(mkdtempSync(join(dir, 'e-')));
   const data = { '/images/top.qcow2': head(f.top), '/images/mid.qcow2': head(f.mid), '/images/base.qcow2': head(f.base) };
@@ -112,18 +121,18 @@ test('embedded element with a custom reader: tree, events, API, theming, readonl
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${origin}/host.html`);
   await page.locator('backing-chain-editor').evaluate((e) => e.ready);
-  await page.evaluate(() => __add(['/images/top.qcow2', '/images/mid.qcow2', '/images/base.qcow2']));
+  await page.evaluate(() => window.__add(['/images/top.qcow2', '/images/mid.qcow2', '/images/base.qcow2']));
 
   const tree = await page.locator('backing-chain-editor').evaluate((el) =>
     [...el.shadowRoot.querySelectorAll('li[role=treeitem][data-image]')].map((li) => `${li.getAttribute('aria-level')}:${li.querySelector('.name').textContent}`),
   );
   assert.deepEqual(tree, ['1:/images/top.qcow2', '2:/images/mid.qcow2', '3:/images/base.qcow2']);
   // Only header ranges were asked for, all inside what the host sent.
-  const reads = await page.evaluate(() => __reads);
+  const reads = await page.evaluate(() => window.__reads);
   assert.ok(reads.length >= 3);
   for (const [, off, len] of reads) assert.ok(off + len <= HEAD, `read ${off}+${len}`);
   // The layout attribute was honoured: flat, with the proposal note.
-  const changes = await page.evaluate(() => __changes);
+  const changes = await page.evaluate(() => window.__changes);
   const last = changes[changes.length - 1];
   assert.match(last, /<alias name='vda\[1\]' parent='vda'\/>/);
   assert.match(last, /<source file='\/images\/base\.qcow2'\/>/);
@@ -133,13 +142,20 @@ test('embedded element with a custom reader: tree, events, API, theming, readonl
   assert.match(nested, /<backingStore type='file' index='2'>\s*<format type='qcow2'\/>\s*<source file='\/images\/base\.qcow2'\/>\s*<backingStore\/>/);
   assert.equal(await page.locator('backing-chain-editor').evaluate((el) => el.layout), 'flat');
   // The diagnostics event carries an array.
-  const diags = await page.evaluate(() => __diags);
+  const diags = await page.evaluate(() => window.__diags);
   assert.ok(diags.length >= 1 && Array.isArray(diags[diags.length - 1]));
+  // The events bubble, composed, not cancelable, from the element.
+  const flags = await page.evaluate(() => window.__eventFlags);
+  assert.ok(flags.length >= 1);
+  for (const f of flags) assert.deepEqual(f, ['backing-chain-editor-change', true, true, false, true]);
+  // The deprecated unprefixed aliases still fire, as often and with the old details.
+  assert.deepEqual(await page.evaluate(() => window.__oldChanges), changes);
+  assert.deepEqual(await page.evaluate(() => window.__oldDiags), diags);
   // domain-xml as an attribute.
   await page.locator('backing-chain-editor').evaluate((el) =>
     el.setAttribute('domain-xml', "<domain><name>c1</name><devices><disk type='file' device='disk'><source file='/images/top.qcow2'/><target dev='vdb' bus='virtio'/></disk></devices></domain>"),
   );
-  const withDomain = await page.evaluate(() => __changes[__changes.length - 1]);
+  const withDomain = await page.evaluate(() => window.__changes[window.__changes.length - 1]);
   assert.match(withDomain, /<name>c1<\/name>/);
   assert.match(withDomain, /<alias name='vdb\[1\]' parent='vdb'\/>/);
   // Themed from outside through a custom property.
@@ -175,9 +191,9 @@ test('many images: a progress count, and all of them end up in the forest', { sk
   t.after(() => page.close());
   await page.goto(`${origin}/host.html`);
   await page.locator('backing-chain-editor').evaluate((e) => e.ready);
-  await page.evaluate(() => __many(400));
+  await page.evaluate(() => window.__many(400));
   assert.equal(await page.locator('backing-chain-editor li[role=treeitem][data-image]').count(), 400);
-  const seen = await page.evaluate(() => [...__progress]);
+  const seen = await page.evaluate(() => [...window.__progress]);
   assert.ok(seen.some((s) => /probed \d+ \/ 400/.test(s)), seen.join(' | '));
   assert.equal(await page.locator('backing-chain-editor .progress').isVisible(), false);
 });

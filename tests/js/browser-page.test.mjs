@@ -2,18 +2,20 @@
 // events or given to the file picker; the tree, the XML, errors, security.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, copyFileSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, copyFileSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from '../support/server.mjs';
+import { startServer, WWW } from '../support/server.mjs';
 import { launch, dropFiles, dropText, ARTIFACTS } from '../support/browser.mjs';
 import { haveQemuImg, makeChain, qemuImg, qemuInfo, forgetBackingFormat } from '../support/images.mjs';
 import { forestLayout, templates } from './bench-support.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
+// The page's own files: the page, its CSS, the ES modules of www/ (the
+// element is split in several), the wasm and its glue. Nothing else is fetched.
 const ASSETS = new Set([
-  '/', '/page.css', '/app.js', '/backing-chain-editor.js', '/reader.js', '/render.js', '/editor-style.js',
+  '/', '/page.css', ...readdirSync(WWW).filter((f) => f.endsWith('.js')).map((f) => `/${f}`),
   '/pkg/backing_chain.js', '/pkg/backing_chain_bg.wasm',
 ]);
 
@@ -497,7 +499,9 @@ test('a Rust panic is reported in the page and a fresh core takes over with the 
     const glue = await import('/pkg/backing_chain.js');
     try {
       glue.__panicForTests();
-    } catch {}
+    } catch {
+      // the trap is what this test wants
+    }
   });
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
   await waitTree(page, 6);
@@ -660,7 +664,7 @@ test('a large set (300 images, 180 chains): the tree is complete at once; the XM
     async ({ base, top, nameAt, layout }) => {
       const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
       const el = document.querySelector('backing-chain-editor');
-      el.addEventListener('diagnostics', (e) => (window.__diags = e.detail));
+      el.addEventListener('backing-chain-editor-diagnostics', (e) => (window.__diags = e.detail.diagnostics));
       await Promise.all(
         layout.map((e) => {
           let data = bytes(base.b64);

@@ -4,7 +4,8 @@
 // Install (as the user who logs into Cockpit):
 //   mkdir -p ~/.local/share/cockpit/backing-chain
 //   cp -r www/*.js www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
-// The element module then sits next to this file.
+// The element's modules (www/*.js: the element and its parts) then sit next
+// to this file.
 /* global cockpit */
 import { register } from './backing-chain-editor.js';
 
@@ -54,7 +55,7 @@ async function show(domain) {
   status.textContent = `${seen.size} image(s) read`;
 }
 
-editor.addEventListener('change', (e) => console.debug('backing-chain XML', e.detail.length, 'bytes'));
+editor.addEventListener('backing-chain-editor-change', (e) => console.debug('backing-chain XML', e.detail.xml.length, 'bytes'));
 
 document.getElementById('pick').addEventListener('submit', (ev) => {
   ev.preventDefault();

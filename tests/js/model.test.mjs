@@ -1,0 +1,107 @@
+// The element's state without a DOM: EditorModel (www/editor-model.js) in
+// Node on the web build — the probe queue, undo/redo over images, domain XML
+// and layout, backing choices, edits, missing backings, diagnostics.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync, rmSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, basename } from 'node:path';
+import { WWW } from '../support/server.mjs';
+import { haveQemuImg, makeChain } from '../support/images.mjs';
+
+const skip = haveQemuImg() ? false : 'qemu-img is not installed';
+// The same module instance the model's editor-wasm.js imports.
+const glue = await import(join(WWW, 'pkg', 'backing_chain.js'));
+const { EditorModel } = await import(join(WWW, 'editor-model.js'));
+
+before(() => glue.initSync({ module: readFileSync(join(WWW, 'pkg', 'backing_chain_bg.wasm')) }));
+
+/** A reader of a file, as a host's addImage reader. */
+const fileReader = (path) => async (offset, length) => {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    const n = readSync(fd, buf, 0, length, offset);
+    return new Uint8Array(buf.buffer, 0, n);
+  } finally {
+    closeSync(fd);
+  }
+};
+
+function model() {
+  const calls = { changed: 0, progress: [], history: [], restored: 0 };
+  const m = new EditorModel({
+    changed: () => {
+      calls.changed++;
+      m.compute();
+    },
+    progress: (done, total) => calls.progress.push([done, total]),
+    history: (u, r) => calls.history.push([u, r]),
+    restored: () => calls.restored++,
+  });
+  m.start();
+  return { m, calls };
+}
+
+test('EditorModel: one probe run for images added together, undo/redo over images, domain XML and layout', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bce-model-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = makeChain(dir);
+  const { m, calls } = model();
+  const job = (p) => ({ name: `/images/${basename(p)}`, size: statSync(p).size, reader: fileReader(p) });
+  // Three probes queued in the same tick: one run, one recomputation, one undo step.
+  await Promise.all([m.probe([job(f.top)]), m.probe([job(f.mid)]), m.probe([job(f.base)])]);
+  assert.equal(calls.changed, 1);
+  assert.deepEqual(calls.progress.at(-1), [0, 0]);
+  assert.equal(m.undoStack.length, 1);
+  assert.deepEqual(m.forest.chains.map((c) => c.layers.map((i) => m.forest.images[i].filename)), [['/images/top.qcow2', '/images/mid.qcow2', '/images/base.qcow2']]);
+  assert.match(m.output.xml, /<source file='\/images\/base\.qcow2'\/>/);
+  // A domain XML and the flat layout: two more steps.
+  m.setDomain("<domain><name>d</name><devices><disk type='file' device='disk'><source file='/images/top.qcow2'/><target dev='vda'/></disk></devices></domain>");
+  m.set('layout', 'flat');
+  assert.match(m.output.xml, /<alias name='vda\[1\]' parent='vda'\/>/);
+  assert.equal(m.goodDomain, m.domainText);
+  // Malformed XML: an error with its position and reason, the last good result kept.
+  m.setDomain('<domain><devices><disk');
+  assert.equal(typeof m.xmlError.position, 'number');
+  assert.doesNotMatch(m.xmlError.message, /^XML error at byte/);
+  assert.match(m.output.xml, /<name>d<\/name>/);
+  // Undo walks back: the good domain, then the nested layout, then no domain, then no images.
+  assert.equal(await m.undo(), true);
+  assert.equal(m.xmlError, null);
+  assert.equal(await m.undo(), true);
+  assert.equal(m.layout, 'nested');
+  assert.equal(await m.undo(), true);
+  assert.equal(m.domainText, '');
+  assert.equal(await m.undo(), true);
+  assert.equal(m.forest.images.length, 0);
+  assert.equal(await m.undo(), false);
+  // Redo brings the images back, read again through their jobs.
+  assert.equal(await m.redo(), true);
+  assert.equal(m.forest.images.length, 3);
+  assert.ok(calls.restored >= 5);
+  assert.deepEqual(calls.history.at(-1), [true, true]);
+});
+
+test('EditorModel: backing choices, edits of the bare disks, missing backings', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bce-model-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = makeChain(dir);
+  const { m } = model();
+  // Top and base only: mid is missing, an absolute path a host may read.
+  await m.probe([f.top, f.base].map((p) => ({ name: p, size: statSync(p).size, reader: fileReader(p) })));
+  assert.deepEqual(m.missingBackings(), [f.mid]);
+  // The user's choice: top's backing is base.
+  m.setBacking(f.top, f.base);
+  assert.deepEqual(m.forest.chains[0].layers.map((i) => m.forest.images[i].filename), [f.top, f.base]);
+  assert.deepEqual(m.missingBackings(), []);
+  // An edit of a chain that came from the images gives a domain XML of its own.
+  const next = m.edit({ op: 'set-terminator', disk: 0, on: false });
+  assert.match(next, /<disk /);
+  assert.doesNotMatch(next, /<backingStore\/>/);
+  assert.throws(() => m.edit({ op: 'remove-layer', disk: 0, depth: 9 }), /no backing layer 9/);
+  // Diagnostics: each once, errors first, with the image they are about.
+  const d = m.diagnostics();
+  const order = { error: 0, warning: 1, info: 2 };
+  for (let i = 1; i < d.length; i++) assert.ok(order[d[i - 1].severity] <= order[d[i].severity]);
+});

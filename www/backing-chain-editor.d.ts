@@ -1,0 +1,105 @@
+// Types of <backing-chain-editor> (backing-chain-editor.js) and of the
+// values it hands out: the core's forest, diagnostics, edit operations.
+// Checked against the JS with `tsc --noEmit` (tsconfig.json); the wasm API
+// itself is in backing-chain-wasm.d.ts.
+
+import type { Forest, Diagnostic, EditOp } from './backing-chain-wasm';
+
+export type { Forest, Image, Link, Chain, Diagnostic, Severity, EditOp, LayerSpec, HostSpec, SeclabelSpec } from './backing-chain-wasm';
+
+/** Why the wasm could not load (`kind` is also set as `data-wasm` on the element). */
+export type WasmLoadErrorKind = 'file' | 'network' | 'http' | 'mime' | 'csp' | 'compile' | 'unknown' | 'internal';
+
+export class WasmLoadError extends Error {
+  constructor(kind: WasmLoadErrorKind, message: string, detail?: string);
+  kind: WasmLoadErrorKind;
+  detail?: string;
+}
+
+/** What a call into a trapped wasm instance throws (a Rust panic): its message. */
+export class CorePanic extends Error {
+  constructor(message: string);
+}
+
+/** Load the wasm once for all elements (the elements call it themselves). */
+export function loadWasm(): Promise<void>;
+
+/**
+ * Define the element (once; importing the module already defines
+ * `backing-chain-editor` unless something did). `wasmUrl` locates
+ * backing_chain_bg.wasm for hosts that bundle the module; call before the
+ * first element is connected.
+ */
+export function register(options?: { wasmUrl?: string | URL; name?: string }): typeof BackingChainEditor;
+
+/** The event names (all bubbling and composed). */
+export const EVENTS: {
+  readonly change: 'backing-chain-editor-change';
+  readonly diagnostics: 'backing-chain-editor-diagnostics';
+  readonly edit: 'backing-chain-editor-edit';
+};
+
+/** `backing-chain-editor-change`: the resulting XML changed. */
+export type ChangeEvent = CustomEvent<{ xml: string }>;
+/** `backing-chain-editor-diagnostics`: after every update, every diagnostic once (errors first). */
+export type DiagnosticsEvent = CustomEvent<{ diagnostics: Array<Diagnostic & { image: string | null }> }>;
+/** `backing-chain-editor-edit` (cancelable): the user is about to edit a chain in the table; `preventDefault()` vetoes it. */
+export type EditEvent = CustomEvent<{ op: EditOp }>;
+
+/** A host's reader: `length` bytes at `offset` (fewer at the end of the file). */
+export type Reader = (offset: number, length: number) => Promise<Uint8Array>;
+
+export class BackingChainEditor extends HTMLElement {
+  static readonly observedAttributes: string[];
+  /** Resolves with the element once the wasm is loaded; rejects with a WasmLoadError. */
+  readonly ready: Promise<BackingChainEditor>;
+  /** Attribute `domain-xml`. */
+  domainXml: string;
+  /** Attribute `layout` (set from script, anything but `flat` is `nested`). */
+  layout: 'nested' | 'flat';
+  /** Attribute `mode`: `validate` compares each disk's chain with the images (set from script, anything else is `populate`). */
+  mode: 'populate' | 'validate';
+  /** Attribute `readonly`: no drop zone, XML and base directory not editable (addImage still works). */
+  readonly: boolean;
+  /** Attribute `untrusted`: the images come from elsewhere; suspect backing names are flagged, never in missingBackings(). */
+  untrusted: boolean;
+  /** Attribute `base-dir`. */
+  baseDir: string;
+  /** The core's forest (images, links, chains, overlays, diagnostics); null before the wasm is loaded. */
+  readonly forest: Forest | null;
+
+  addFiles(files: FileList | File[]): Promise<void>;
+  addImage(name: string, reader: Reader, options?: { size?: number }): Promise<void>;
+  addQemuImgJson(text: string): Promise<string[]>;
+  missingBackings(): string[];
+  setBacking(image: string, backing: string | null): void;
+  /** Returns the new domain XML; a refused edit throws and changes nothing. */
+  edit(op: EditOp): string;
+  replaceWithImages(): boolean;
+  undo(): Promise<boolean>;
+  redo(): Promise<boolean>;
+  getXml(options?: { layout?: 'nested' | 'flat' }): string;
+  removeImage(name: string): boolean;
+  clear(): void;
+
+  addEventListener<K extends keyof BackingChainEditorEventMap>(type: K, listener: (this: BackingChainEditor, ev: BackingChainEditorEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof BackingChainEditorEventMap>(type: K, listener: (this: BackingChainEditor, ev: BackingChainEditorEventMap[K]) => unknown, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject, options?: boolean | EventListenerOptions): void;
+}
+
+export interface BackingChainEditorEventMap extends HTMLElementEventMap {
+  'backing-chain-editor-change': ChangeEvent;
+  'backing-chain-editor-diagnostics': DiagnosticsEvent;
+  'backing-chain-editor-edit': EditEvent;
+  /** @deprecated use `backing-chain-editor-change` (`detail.xml`) */
+  change: CustomEvent<string>;
+  /** @deprecated use `backing-chain-editor-diagnostics` (`detail.diagnostics`) */
+  diagnostics: CustomEvent<Array<Diagnostic & { image: string | null }>>;
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'backing-chain-editor': BackingChainEditor;
+  }
+}

@@ -1,0 +1,221 @@
+// Types of the wasm API (`pkg/backing_chain.js`, built by wasm-bindgen from
+// src/wasm.rs with --no-typescript): what each export takes and gives back.
+// The element's modules see the glue through these types (editor-wasm.js);
+// tests/js/types.test.mjs checks that every export named here exists.
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** `{code, severity, message, fix?, image?}`: `image` is an index into `Forest.images` in the core's diagnostics. */
+export interface Diagnostic {
+  code: string;
+  severity: Severity;
+  message: string;
+  fix?: string;
+  image?: number | string | null;
+}
+
+/** One probed image, keys as `qemu-img info --output=json` where they overlap. */
+export interface Image {
+  filename: string;
+  format?: string;
+  error?: string;
+  'virtual-size'?: number;
+  'cluster-size'?: number;
+  'backing-filename'?: string;
+  'backing-filename-format'?: string;
+  encrypted?: boolean;
+  'dirty-flag'?: boolean;
+  'format-specific'?: { type?: string; data?: Record<string, unknown> };
+  identity?: Record<string, string | number>;
+  'bytes-read': number;
+  diagnostics?: Diagnostic[];
+  [key: string]: unknown;
+}
+
+/** What image i's backing reference points at (`chain::Link`). */
+export interface Link {
+  kind: 'none' | 'image' | 'missing' | 'not-opened' | 'ambiguous' | 'remote' | 'unparsed' | 'unprobed';
+  index?: number;
+  resolved?: string;
+  match?: string;
+  candidates?: number[];
+  source?: { type?: string; protocol?: string; name?: string; path?: string; [key: string]: unknown };
+  error?: string;
+}
+
+export interface Chain {
+  top: number;
+  /** Image indices, top first. */
+  layers: number[];
+  status: string;
+  diagnostics: Diagnostic[];
+  end: string;
+}
+
+export interface Forest {
+  images: Image[];
+  links: Link[];
+  chains: Chain[];
+  overlays: number[][];
+  diagnostics: Diagnostic[];
+}
+
+/** Options of `Session.xml` / `Session.diff` (`xml::Options`). */
+export interface XmlOptions {
+  layout?: 'nested' | 'flat';
+  mode?: 'populate' | 'validate';
+  replace?: boolean;
+  'base-dir'?: string;
+  'no-index'?: boolean;
+}
+
+export interface XmlOutput {
+  xml: string;
+  diagnostics: Diagnostic[];
+  /** Validate mode: a chain differs from the images. */
+  mismatch?: boolean;
+}
+
+/** A chunk read for the probe: `[offset, bytes, askedLength]`. */
+export type Chunk = [number, Uint8Array, number];
+export type ProbeAnswer = { need: Array<{ offset: number; len: number }> } | { info: Image } | { error: string };
+
+/** The core's XML errors: `message` is "XML error at byte N: reason". */
+export interface XmlError extends Error {
+  /** Byte offset (UTF-8) of the problem in the document. */
+  position: number;
+  /** The message without its "XML error at byte N: " prefix. */
+  reason: string;
+}
+
+export interface HostSpec {
+  name?: string | null;
+  port?: number | null;
+  transport?: string | null;
+  socket?: string | null;
+}
+
+/** A layer as the editor gives it (`xml::edit::LayerSpec`). */
+export interface LayerSpec {
+  type: 'file' | 'block' | 'dir' | 'network' | 'volume' | 'nvme' | string;
+  format?: string | null;
+  path?: string | null;
+  protocol?: string | null;
+  name?: string | null;
+  hosts?: HostSpec[];
+  pool?: string | null;
+  volume?: string | null;
+  mode?: string | null;
+  pci?: string | null;
+  namespace?: number | null;
+  managed?: boolean | null;
+}
+
+export interface SeclabelSpec {
+  model: string;
+  relabel?: boolean | null;
+  label?: string | null;
+}
+
+/** The core's edit operations (`xml::edit::Op`). `disk` counts the document's disks; `depth` 1 is the first backing layer. */
+export type EditOp =
+  | { op: 'set-layer' | 'insert-layer'; disk: number; depth: number; layer: LayerSpec }
+  | { op: 'remove-layer'; disk: number; depth: number }
+  | { op: 'set-terminator'; disk: number; on: boolean }
+  | { op: 'set-seclabel'; disk: number; depth: number; seclabel: SeclabelSpec }
+  | { op: 'remove-seclabel'; disk: number; depth: number; model: string };
+
+/** A `<source>` as the core reads it (`source::StorageSource`). */
+export interface StorageSource {
+  type: 'file' | 'block' | 'dir' | 'network' | 'volume' | 'nvme';
+  path?: string;
+  protocol?: string;
+  name?: string;
+  hosts?: HostSpec[];
+  /** Everything else `<source>` may carry, as [key, value] (pool, volume, pci, …). */
+  extras?: Array<[string, string]>;
+}
+
+/** One `<backingStore>` of a disk as written (`xml::XmlLayer`); `type` null for a terminator. */
+export interface XmlLayer {
+  type: string | null;
+  index: string | null;
+  format: string | null;
+  source: StorageSource | null;
+  depth: number;
+  /** Position of the parent in `layers` (null: the disk). */
+  parent: number | null;
+}
+
+/** What a document says about one disk (`xml::DiskSummary`). */
+export interface DiskSummary {
+  name: string;
+  /** Every `<backingStore>` in depth-first order, terminators included. */
+  layers: XmlLayer[];
+  terminated: boolean;
+  diagnostics: Diagnostic[];
+  [key: string]: unknown;
+}
+
+export interface DiffSide {
+  type: string | null;
+  /** The path, or `protocol:name on [hosts]`. */
+  place: string;
+  format: string | null;
+}
+
+/** A disk's chain, side by side (`xml::edit::DiskDiff`). */
+export interface DiskDiff {
+  disk: number;
+  name: string;
+  matched: boolean;
+  'has-chain': boolean;
+  rows: Array<{ depth: number; xml: DiffSide | null; images: DiffSide | null; differs: string[] }>;
+  'xml-terminated': boolean;
+  'images-terminated': boolean;
+}
+
+/** A `<seclabel>` of a source (`xml::edit::seclabels`). */
+export interface Seclabel {
+  model: string | null;
+  relabel: string | null;
+  label: string | null;
+  /** Other children kept as they are. */
+  others: number;
+}
+
+export class Session {
+  constructor();
+  probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
+  addUnreadable(filename: string, error: string): void;
+  readonly length: number;
+  remove(filename: string): boolean;
+  orderAdded(perm: Uint32Array | number[]): void;
+  /** Throws an XmlError for a malformed document. */
+  addQemuImgJson(text: string): string[];
+  setMapping(pairs: Array<[string, string]>): void;
+  setUntrusted(on: boolean): void;
+  /** Per disk and depth: the chain the document states next to the one the images give. */
+  diff(domainXml: string, options?: XmlOptions): DiskDiff[];
+  clear(): void;
+  forest(): Forest;
+  /** Throws an XmlError for a malformed document. */
+  xml(domainXml: string | null, options?: XmlOptions): XmlOutput;
+  free(): void;
+}
+
+export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
+/** Each disk of a document and its chain as written (`xml::describe`). */
+export function describeXml(doc: string): DiskSummary[];
+/** Apply one edit; returns the new document, a refused edit throws. */
+export function editXml(doc: string, op: EditOp): string;
+/** `doc` with disk `disk`'s chain taken from `other`. */
+export function adoptChain(doc: string, other: string, disk: number): string;
+/** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
+export function seclabels(doc: string): Seclabel[][][];
+/** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
+export function parseHosts(text: string): HostSpec[];
+/** Test hook: panics. */
+export function __panicForTests(): void;
+export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
+export default function init(module?: { module_or_path?: RequestInfo | URL | BufferSource | WebAssembly.Module } | RequestInfo | URL | BufferSource | WebAssembly.Module): Promise<unknown>;

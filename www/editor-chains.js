@@ -1,0 +1,259 @@
+// @ts-check
+// The "Chains in the XML" view: each disk's chain, one table row per layer
+// (validate mode: next to what the images say, differences marked), with
+// the buttons that edit it and the layer/seclabel form (editor-layer-form.js).
+// Many disks are rendered in groups near the screen. `render(model)` redraws
+// it; the open form and the last refusal are this view's own state.
+
+import { h } from './render.js';
+import { CorePanic, errorText } from './editor-wasm.js';
+import { mainPath } from './editor-stopgaps.js';
+import { layerForm } from './editor-layer-form.js';
+
+/** Over twice this many disks, groups of this many are rendered near the screen. */
+const DISK_GROUP = 20;
+
+/**
+ * @typedef {import('./editor-model.js').EditorModel} EditorModel
+ * @typedef {import('./backing-chain-editor').EditOp} EditOp
+ * @typedef {import('./backing-chain-wasm').DiskDiff} DiskDiff
+ * @typedef {import('./backing-chain-wasm').DiskSummary} DiskSummary
+ * @typedef {import('./backing-chain-wasm').Seclabel} Seclabel
+ * @typedef {ReturnType<EditorModel['chainView']>} ChainView
+ * @typedef {{ disk: number, depth: number, kind: 'edit' | 'insert' | 'seclabel' }} Editing
+ * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void }} ChainsActions
+ */
+
+export class ChainsView {
+  /** @param {string} id @param {EditorModel} m @param {ChainsActions} actions */
+  constructor(id, m, actions) {
+    this.id = id;
+    this.actions = actions;
+    this.m = m;
+    /** @type {Editing | null} the open form */
+    this.editing = null;
+    /** @type {string | null} why the last edit was refused */
+    this.editError = null;
+    /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
+    this.view = undefined;
+    /** @type {Set<number>} */
+    this.groupsShown = new Set();
+    /** @type {IntersectionObserver | null} */
+    this.seen = null;
+    this.body = h('div', { class: 'chains-body' });
+    this.note = h('p', { class: 'hint meta' });
+    this.replace = h('button', { type: 'button', class: 'primary edit-only', hidden: true, onclick: () => actions.replace() }, 'Replace with what the images say');
+    this.error = h('p', { class: 'edit-error', role: 'alert', hidden: true });
+    this.el = h(
+      'section',
+      { class: 'chains', 'aria-labelledby': `${id}-ch` },
+      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-ch` }, 'Chains in the XML'), h('span', { class: 'spacer' }), this.replace),
+      this.note,
+      this.error,
+      this.body,
+    );
+  }
+
+  /** Close the form and forget a refusal (an edit went through). */
+  settle() {
+    this.editing = null;
+    this.editError = null;
+  }
+
+  /** The model's chain view, once per render; an error is shown, not thrown. */
+  chainView() {
+    if (this.view !== undefined) return this.view;
+    this.view = null;
+    try {
+      this.view = this.m.chainView();
+    } catch (e) {
+      if (e instanceof CorePanic) throw e;
+      this.error.hidden = false;
+      this.error.textContent ||= errorText(e); // an edit's refusal first
+    }
+    return this.view;
+  }
+
+  /** @param {EditorModel} [m] */
+  render(m = this.m) {
+    this.m = m;
+    const { body, note, replace, error } = this;
+    const validate = m.mode === 'validate';
+    this.seen?.disconnect();
+    // Many disks: a group is rendered near the screen, or at once if it was
+    // on screen or has the focus or the edit form.
+    const disks = m.diskCount();
+    const lazy = disks > 2 * DISK_GROUP;
+    error.hidden = !this.editError;
+    error.textContent = this.editError ? `The edit was refused: ${this.editError}` : '';
+    this.view = undefined;
+    const view = lazy ? null : this.chainView();
+    replace.hidden = !(validate && m.output?.mismatch);
+    note.textContent = !view && !lazy
+      ? 'No disk yet: drop images or give a domain XML.'
+      : validate
+        ? 'Validate: each chain as the XML states it, next to what the image headers say; differences are marked.'
+        : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
+    // Keep the keyboard focus across the re-render (the same control, else its disk),
+    // so that Ctrl+Z right after an edit still reaches the element.
+    const active = /** @type {HTMLElement | null} */ ((/** @type {ShadowRoot | Document} */ (body.getRootNode())).activeElement);
+    /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} */
+    let keep = null;
+    if (active && body.contains(active) && !active.closest('form')) {
+      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+    } else if (active && body.contains(active)) {
+      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
+    }
+    if (lazy) {
+      const now = new Set(this.groupsShown);
+      for (const d of [keep?.disk, this.editing?.disk]) if (d != null) now.add(Math.floor(Number(d) / DISK_GROUP));
+      const shown = (this.groupsShown = new Set());
+      const seen = (this.seen = new IntersectionObserver(
+        (entries) =>
+          this.actions.safely(() => {
+            for (const { target, isIntersecting } of entries) {
+              const g = Number(/** @type {HTMLElement} */ (target).dataset.group);
+              if (!isIntersecting) shown.delete(g);
+              else {
+                shown.add(g);
+                if (!(/** @type {HTMLElement} */ (target).dataset.filled)) this.fillGroup(/** @type {HTMLElement} */ (target), g);
+              }
+            }
+          }),
+        { rootMargin: '100% 0px' },
+      ));
+      body.replaceChildren(
+        ...Array.from({ length: Math.ceil(disks / DISK_GROUP) }, (_, g) => {
+          const box = h('div', { class: 'disk-group', 'data-group': g });
+          if (now.has(g)) this.fillGroup(box, g);
+          seen.observe(box);
+          return box;
+        }),
+      );
+    } else if (!view) {
+      body.replaceChildren();
+      return;
+    } else body.replaceChildren(...view.diff.map((d) => this.diskView(d, view.desc[d.disk], validate)));
+    if (keep && !this.editing) {
+      const disk = body.querySelector(`[data-disk="${Number(keep.disk) || 0}"]`) ?? body.querySelector('[data-disk]');
+      /** @type {HTMLElement | null | undefined} */
+      let target = null;
+      if (disk && keep.term) target = disk.querySelector('.terminator input');
+      else if (disk && keep.act === 'append') target = disk.querySelector('button[data-act=append]');
+      else if (disk && keep.act && keep.depth) target = disk.querySelector(`tr[data-depth="${Number(keep.depth)}"] button[data-act="${keep.act.replace(/[^a-z-]/g, '')}"]`);
+      target ??= disk?.querySelector('h3');
+      target?.focus();
+    }
+  }
+
+  /** Renders group `g` of the disks (counted with any `<disk` in comments: never fewer). @param {HTMLElement} box @param {number} g */
+  fillGroup(box, g) {
+    const view = this.chainView();
+    box.dataset.filled = '1';
+    if (view) box.replaceChildren(...view.diff.slice(g * DISK_GROUP, (g + 1) * DISK_GROUP).map((d) => this.diskView(d, view.desc[d.disk], this.m.mode === 'validate')));
+  }
+
+  /** @param {DiskDiff} d @param {DiskSummary | undefined} desc @param {boolean} validate */
+  diskView(d, desc, validate) {
+    const layers = desc ? mainPath(desc) : [];
+    const labels = this.view?.labels?.[d.disk] ?? [];
+    /** @param {Seclabel} l */
+    const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
+    const rowsIn = d.rows;
+    const bad = rowsIn.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+    let status = '';
+    if (validate) {
+      if (!d['has-chain']) status = 'no <backingStore> in the XML: libvirt probes the images';
+      else if (!d.matched) status = 'no image matches the disk source: not validated';
+      else status = bad ? 'differs from the images' : 'matches the images';
+    }
+    const ed = this.editing?.disk === d.disk ? this.editing : null;
+    const head = h('tr', null, h('th', { scope: 'col' }, 'Depth'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Source'), h('th', { scope: 'col' }, 'Format'), validate ? h('th', { scope: 'col' }, 'The images say') : null, h('th', { scope: 'col', class: 'edit-only' }, 'Edit'));
+    const rows = [];
+    for (const r of rowsIn) {
+      const x = r.xml;
+      const m = r.images;
+      // Differences are marked in validate mode only (populate keeps the XML's chain as it is).
+      const diff = new Set(validate ? r.differs : []);
+      /** @param {string} field @param {string | null | undefined} text @param {string} label */
+      const cell = (field, text, label) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field, 'data-label': label }, text ?? '—');
+      const imgText = m ? `${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
+      const actions = x
+        ? h(
+            'td',
+            { class: 'edit-only actions' },
+            h('button', { type: 'button', 'data-act': 'edit', 'aria-label': `Edit layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'edit') }, 'Edit'),
+            h('button', { type: 'button', 'data-act': 'insert', 'aria-label': `Insert a layer above layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'insert') }, 'Insert above'),
+            h('button', { type: 'button', 'data-act': 'remove', 'aria-label': `Remove layer ${r.depth} of ${d.name}`, onclick: () => this.actions.edit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) }, 'Remove'),
+            h('button', { type: 'button', 'data-act': 'seclabel', 'aria-label': `Seclabel of layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'seclabel') }, 'Seclabel'),
+          )
+        : h('td', { class: 'edit-only' });
+      rows.push(
+        h(
+          'tr',
+          { 'data-depth': String(r.depth), class: validate && r.differs.length ? 'row-differs' : null },
+          h('td', { class: 'depth', 'data-label': 'Layer' }, String(r.depth)),
+          cell('type', x?.type, 'Type'),
+          h(
+            'td',
+            { class: diff.has('place') ? 'differs' : null, 'data-field': 'place', 'data-label': 'Source' },
+            x?.place ?? '—',
+            ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
+          ),
+          cell('format', x?.format, 'Format'),
+          validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
+          actions,
+        ),
+      );
+      if (ed && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: validate ? '6' : '5' }, this.form(d, ed, layers[r.depth - 1], labels[r.depth] ?? []))));
+    }
+    const n = rowsIn.filter((r) => r.xml).length;
+    const term = h('input', {
+      type: 'checkbox',
+      checked: d['xml-terminated'],
+      disabled: this.actions.readonly(),
+      onchange: (/** @type {Event} */ ev) => this.actions.edit({ op: 'set-terminator', disk: d.disk, on: /** @type {HTMLInputElement} */ (ev.target).checked }),
+    });
+    const termDiff = validate && d.matched && d['has-chain'] && d['xml-terminated'] !== d['images-terminated'];
+    const foot = h(
+      'div',
+      { class: 'chain-foot' },
+      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, n ? ` The chain ends after layer ${n} (<backingStore/>)` : ' The disk has no backing image (<backingStore/>)', validate && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
+      h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this.open(d.disk, n + 1, 'insert') }, 'Add a layer at the end'),
+    );
+    const tail = ed && ed.depth === n + 1 ? this.form(d, ed, null) : null;
+    return h(
+      'div',
+      { class: `disk${bad && validate ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
+      h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
+      foot,
+      tail,
+    );
+  }
+
+  /** @param {number} disk @param {number} depth @param {Editing['kind']} kind */
+  open(disk, depth, kind) {
+    this.editing = { disk, depth, kind };
+    this.editError = null;
+    this.render();
+    /** @type {HTMLElement | null} */ (this.body.querySelector('form.edit input, form.edit select'))?.focus();
+  }
+
+  close() {
+    this.editing = null;
+    this.render();
+  }
+
+  /** An edit was refused: say why. @param {unknown} e */
+  refused(e) {
+    if (e instanceof CorePanic) return; // reported, and the core restarts
+    this.editError = errorText(e, { reason: true });
+    this.render();
+  }
+
+  /** @param {DiskDiff} d @param {Editing} ed @param {import('./backing-chain-wasm').XmlLayer | null | undefined} layer @param {Seclabel[]} [labels] */
+  form(d, ed, layer, labels = []) {
+    return layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
+  }
+}

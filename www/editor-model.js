@@ -1,0 +1,516 @@
+// @ts-check
+// The state of one <backing-chain-editor>, without DOM: the core's session,
+// the images and how they were read, the domain XML, layout, mode, base
+// directory, the user's backing choices, undo/redo, the probe queue, and what
+// the core computes from them (forest, XML, diagnostics).
+//
+// The element calls its methods and is told through the hooks it passes:
+// `changed()` after every recomputation (render), `progress(done, total)`,
+// `history(canUndo, canRedo)`, `restored()` after undo/redo (sync the inputs).
+
+import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled } from './editor-wasm.js';
+import { probeMany } from './reader.js';
+import { countDisks, dataFiles, fileAttrs, ownerOf, wrapBareDisks } from './editor-stopgaps.js';
+
+/**
+ * @typedef {import('./backing-chain-wasm').Session} Session
+ * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
+ * @typedef {import('./backing-chain-editor').Forest} Forest
+ * @typedef {import('./backing-chain-editor').EditOp} EditOp
+ * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, from?: string, json?: string }} Job a probe job (reader), or images from a qemu-img JSON document (json)
+ * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
+ * @typedef {{ domain: string, baseDir: string, layout: 'nested' | 'flat', mode: 'populate' | 'validate', mapping: Map<string, string>, images: Map<string, Meta> }} Snapshot
+ * @typedef {{ xml: string, diagnostics: Diagnostic[], mismatch?: boolean }} Output
+ * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
+ */
+
+const UNDO_LIMIT = 200;
+
+export class EditorModel {
+  /** @param {Hooks} hooks */
+  constructor(hooks) {
+    this.hooks = hooks;
+    /** @type {Session | null} */
+    this.session = null;
+    /** @type {Map<string, Meta>} name → how it was read, and the job to read it again */
+    this.meta = new Map();
+    this.domainText = '';
+    /** The last domain XML the core accepted ('' for none). */
+    this.goodDomain = '';
+    /** @type {{ message: string, position: number | null } | null} */
+    this.xmlError = null;
+    /** @type {'nested' | 'flat'} */
+    this.layout = 'nested';
+    /** @type {'populate' | 'validate'} */
+    this.mode = 'populate';
+    this.baseDir = '';
+    this.untrusted = false;
+    /** @type {Map<string, string>} image filename → backing image filename (the user's choice) */
+    this.mapping = new Map();
+    /** @type {Map<string, string>} dropped data files kept out of the session: name → format */
+    this.parked = new Map();
+    /** @type {Forest | null} */
+    this.forest = null;
+    /** @type {Output | null} */
+    this.output = null;
+    /** @type {Map<number, [string, string | undefined]>} */
+    this.data = new Map();
+    /** @type {Snapshot[]} */
+    this.undoStack = [];
+    /** @type {Snapshot[]} */
+    this.redoStack = [];
+    this.restoring = false;
+    /** @type {Array<{ job: Job, record: boolean }>} */
+    this.jobs = [];
+    /** @type {Array<{ ok: () => void, ko: (e: unknown) => void }>} */
+    this.waiters = [];
+    /** @type {Promise<void> | null} */
+    this.running = null;
+    this.pending = 0;
+    this.done = 0;
+    /** @type {string | null} */
+    this.panicMessage = null;
+    /** @type {Promise<unknown>} resolves once the wasm is loaded (set by the element) */
+    this.ready = Promise.resolve();
+    /** @type {[string, Set<string>] | null} */
+    this.given = null;
+  }
+
+  /** The session and the forest, where one must exist (after start(), compute()). */
+  get s() {
+    return /** @type {Session} */ (this.session);
+  }
+  get f() {
+    return /** @type {Forest} */ (this.forest);
+  }
+
+  /** A new session of the current core instance, given the mapping. */
+  start() {
+    this.session = newSession();
+    this.applyMapping();
+  }
+
+  // ---- undo / redo ------------------------------------------------------
+
+  /** @returns {Snapshot} */
+  snapshot() {
+    return { domain: this.domainText, baseDir: this.baseDir, layout: this.layout, mode: this.mode, mapping: new Map(this.mapping), images: new Map(this.meta) };
+  }
+
+  /** Remember the state before a change (not while undoing/redoing). */
+  record() {
+    if (this.restoring || !this.session) return;
+    this.undoStack.push(this.snapshot());
+    if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
+    this.redoStack = [];
+    this.historyChanged();
+  }
+
+  /** Forget the last record() (the change it was for did not happen). */
+  unrecord() {
+    this.undoStack.pop();
+    this.historyChanged();
+  }
+
+  historyChanged() {
+    this.hooks.history(this.undoStack.length > 0, this.redoStack.length > 0);
+  }
+
+  undo() {
+    const snap = this.undoStack.pop();
+    if (!snap) return Promise.resolve(false);
+    this.redoStack.push(this.snapshot());
+    return this.restore(snap).then(() => true);
+  }
+
+  redo() {
+    const snap = this.redoStack.pop();
+    if (!snap) return Promise.resolve(false);
+    this.undoStack.push(this.snapshot());
+    return this.restore(snap).then(() => true);
+  }
+
+  /** @param {Snapshot} snap */
+  async restore(snap) {
+    this.restoring = true;
+    try {
+      this.domainText = snap.domain;
+      this.baseDir = snap.baseDir;
+      this.layout = snap.layout;
+      this.mode = snap.mode;
+      this.mapping = new Map(snap.mapping);
+      this.applyMapping();
+      this.hooks.restored();
+      const session = this.s;
+      // Images: drop what the snapshot does not have, re-probe what it had.
+      /** @param {string} n @param {Meta} m */
+      const same = (n, m) => snap.images.get(n)?.job === m.job;
+      for (const [n, m] of [...this.meta]) {
+        if (!same(n, m)) {
+          this.session?.remove(n);
+          this.meta.delete(n);
+        }
+      }
+      const again = [...snap.images.values()].filter((m) => !this.meta.has(m.job.name)).map((m) => m.job);
+      // Images from qemu-img JSON come back from their document.
+      const texts = new Set(again.filter((j) => j.json !== undefined).map((j) => /** @type {string} */ (j.json)));
+      for (const text of texts) {
+        for (const n of session.addQemuImgJson(text)) {
+          const m = snap.images.get(n);
+          if (m && m.job.json === text) this.meta.set(n, m);
+          else if (!this.meta.has(n)) session.remove(n);
+        }
+      }
+      const probe = again.filter((j) => j.json === undefined);
+      if (probe.length) await this.probe(probe, { record: false });
+      else this.hooks.changed();
+    } finally {
+      this.restoring = false;
+      this.historyChanged();
+    }
+  }
+
+  // ---- changes ------------------------------------------------------------
+
+  applyMapping() {
+    this.session?.setMapping([...this.mapping]);
+    this.session?.setUntrusted(this.untrusted);
+  }
+
+  /** @param {string} text */
+  setDomain(text) {
+    if (text === this.domainText) return;
+    this.record();
+    this.domainText = text;
+    this.hooks.changed();
+  }
+
+  /**
+   * layout, mode, baseDir: recorded, then recomputed.
+   * @template {'layout' | 'mode' | 'baseDir'} K
+   * @param {K} key
+   * @param {EditorModel[K]} value
+   */
+  set(key, value) {
+    if (this[key] === value) return;
+    this.record();
+    Object.assign(this, { [key]: value });
+    this.hooks.changed();
+  }
+
+  /** @param {boolean} on */
+  setUntrusted(on) {
+    this.untrusted = on;
+    this.applyMapping();
+    this.hooks.changed();
+  }
+
+  /** @param {string} image @param {string | null} backing */
+  setBacking(image, backing) {
+    const now = this.mapping.get(image) ?? null;
+    if (now === backing) return;
+    this.record();
+    if (backing === null) this.mapping.delete(image);
+    else this.mapping.set(image, backing);
+    this.applyMapping();
+    this.hooks.changed();
+  }
+
+  /** @param {string} text @returns {Promise<string[]>} */
+  async addQemuImgJson(text) {
+    await this.ready;
+    await settled();
+    if (!this.session) throw new CorePanic(this.panicMessage ?? 'the core is not running');
+    this.record();
+    /** @type {string[]} */
+    let names;
+    try {
+      names = this.session.addQemuImgJson(text);
+    } catch (e) {
+      this.unrecord();
+      throw e;
+    }
+    for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text } });
+    this.hooks.changed();
+    return names;
+  }
+
+  /** @param {string} name */
+  remove(name) {
+    if (!this.session || !this.meta.has(name)) return false;
+    this.record();
+    this.session.remove(name);
+    this.meta.delete(name);
+    this.hooks.changed();
+    return true;
+  }
+
+  clear() {
+    if (this.meta.size) this.record();
+    this.session?.clear();
+    this.meta.clear();
+    this.hooks.changed();
+  }
+
+  /** @param {EditOp} op @returns {string} the new domain XML (not yet set) */
+  edit(op) {
+    if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    const eff = this.effectiveDoc();
+    if (!eff) throw new Error('nothing to edit: no disk');
+    const base = this.goodDomain ? adoptChain(this.goodDomain, eff, op.disk) : eff;
+    return editXml(base, op);
+  }
+
+  /** Validate mode: the domain XML with what the images say in each diverging disk, or null. */
+  replacedWithImages() {
+    if (!this.session || !this.goodDomain) return null;
+    const out = this.session.xml(this.goodDomain, { ...this.options('nested'), mode: 'validate', replace: true });
+    return out.xml === this.goodDomain ? null : out.xml;
+  }
+
+  // ---- the probe queue ----------------------------------------------------
+
+  /**
+   * Queue images for probing; concurrent calls are coalesced into one run
+   * (one forest and one render per run, not per image). Resolves once they
+   * are in the forest.
+   * @param {Job[]} jobs
+   * @returns {Promise<void>}
+   */
+  probe(jobs, { record = true } = {}) {
+    if (!jobs.length) return Promise.resolve();
+    /** @type {Promise<void>} */
+    const done = new Promise((ok, ko) => this.waiters.push({ ok, ko }));
+    this.jobs.push(...jobs.map((job) => ({ job, record })));
+    this.pending += jobs.length;
+    this.hooks.progress(this.done, this.pending);
+    this.running ??= this.run();
+    return done;
+  }
+
+  async run() {
+    try {
+      await this.ready;
+    } catch (e) {
+      for (const w of this.waiters.splice(0)) w.ko(e);
+      this.jobs = [];
+      this.running = null;
+      return;
+    }
+    await Promise.resolve(); // let calls made in the same tick join this run
+    while (this.jobs.length) {
+      await settled();
+      if (!this.session) {
+        const e = new CorePanic(this.panicMessage ?? 'the core is not running');
+        for (const w of this.waiters.splice(0)) w.ko(e);
+        this.jobs = [];
+        break;
+      }
+      const session = this.session;
+      const waiters = this.waiters.splice(0);
+      // The same name again replaces the image (last one wins).
+      const batch = this.jobs.splice(0);
+      if (batch.some((b) => b.record)) this.record();
+      const byName = new Map();
+      for (const { job } of batch) byName.set(job.name, job);
+      /** @type {Job[]} */
+      const jobs = [...byName.values()];
+      for (const j of jobs) {
+        session.remove(j.name);
+        this.meta.delete(j.name);
+      }
+      const base = this.done;
+      try {
+        // Only jobs with a reader are queued (images from JSON come back from their text).
+        const results = await probeMany(session, /** @type {any[]} */ (jobs), (n) => {
+          this.done = base + n;
+          this.hooks.progress(this.done, this.pending);
+        });
+        results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: r.size, job: jobs[i] }));
+        this.hooks.changed();
+        for (const w of waiters) w.ok();
+      } catch (e) {
+        for (const w of waiters) w.ko(e);
+      }
+    }
+    this.pending = 0;
+    this.done = 0;
+    this.hooks.progress(0, 0);
+    this.running = null;
+  }
+
+  // ---- what the core computes --------------------------------------------
+
+  /** @param {string} [layout] */
+  options(layout = this.layout) {
+    /** @type {Record<string, string>} */
+    const o = { layout: layout === 'flat' ? 'flat' : 'nested', mode: this.mode };
+    if (this.baseDir.trim()) o['base-dir'] = this.baseDir.trim();
+    return o;
+  }
+
+  /** The XML for the current state (`layout` defaults to the model's). @param {'nested' | 'flat'} [layout] */
+  xml(layout) {
+    if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    return this.session.xml(this.goodDomain || null, this.options(layout)).xml;
+  }
+
+  /** Recompute forest, XML and its error from the core. */
+  compute() {
+    const session = this.s;
+    this.forest = session.forest();
+    this.park();
+    /** @type {Output | null} */
+    let out = null;
+    /** @type {{ message: string, position: number | null } | null} */
+    let xmlError = null;
+    const text = this.domainText;
+    if (text.trim()) {
+      try {
+        out = session.xml(text, this.options());
+        this.goodDomain = text;
+      } catch (e) {
+        if (e instanceof CorePanic) throw e;
+        const x = /** @type {any} */ (e);
+        xmlError = typeof x?.position === 'number' ? { message: errorText(e, { reason: true }), position: x.position } : { message: errorText(e), position: null };
+      }
+    } else {
+      this.goodDomain = '';
+    }
+    if (!out) {
+      try {
+        out = session.xml(this.goodDomain || null, this.options());
+      } catch (e) {
+        if (e instanceof CorePanic) throw e;
+        out = { xml: '', diagnostics: [] };
+        xmlError ??= { message: errorText(e), position: null };
+      }
+    }
+    this.xmlError = xmlError;
+    this.output = out;
+  }
+
+  /** Number of disks in the result. */
+  diskCount() {
+    return countDisks(this.output?.xml ?? '');
+  }
+
+  /**
+   * The document edits apply to: the domain XML with the chains the images
+   * give written in (nested), or the bare disks (wrapped in a domain when
+   * there are several). `null` when there is no disk.
+   */
+  effectiveDoc() {
+    const session = this.s;
+    const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate' });
+    return this.goodDomain ? out.xml : wrapBareDisks(out.xml);
+  }
+
+  /**
+   * Per disk of the document edits apply to (validate: of the domain XML):
+   * the diff with the images, its description and seclabels.
+   */
+  chainView() {
+    const doc = this.mode === 'validate' && this.goodDomain ? this.goodDomain : this.effectiveDoc();
+    if (!doc) return null;
+    const session = this.s;
+    return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+  }
+
+  /** Missing backing files (absolute paths) a host may add; when untrusted, never a flagged name. */
+  missingBackings() {
+    const f = this.forest;
+    if (!f) return [];
+    const bad = new Set(this.untrusted ? f.chains.flatMap((c) => c.diagnostics.filter((d) => d.code === 'untrusted-backing-name').map((d) => d.image)) : []);
+    return [...new Set(f.links.filter((l, i) => l.kind === 'missing' && l.resolved?.startsWith('/') && !bad.has(i)).map((l) => /** @type {string} */ (l.resolved)))];
+  }
+
+  // ---- qcow2 data files ----------------------------------------------------
+
+  /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
+  park() {
+    const f = this.f;
+    const session = this.s;
+    for (const n of this.parked.keys()) if (!this.meta.has(n)) this.parked.delete(n);
+    const names = () => [...(this.f).images.map((o) => o.filename), ...this.parked.keys()];
+    const used = new Set([...dataFiles(f.images, names()).values()].map((d) => d[1]));
+    const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this.meta.get(im.filename)?.job.reader);
+    for (const im of park) {
+      this.parked.set(im.filename, im.error ? 'unreadable' : /** @type {string} */ (im.format));
+      session.remove(im.filename);
+    }
+    for (const n of this.parked.keys()) {
+      if (used.has(n)) continue;
+      this.parked.delete(n);
+      this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
+    }
+    if (park.length) this.forest = session.forest();
+    this.data = dataFiles((this.f).images, names());
+  }
+
+  /** The data file of image `idx`, in words (or undefined). @param {number} idx */
+  dataText(idx) {
+    const d = this.data.get(idx);
+    return d && `${d[0]} (${d[1] === undefined ? 'not among the dropped files' : this.parked.get(d[1]) ?? 'also a layer'})`;
+  }
+
+  // ---- diagnostics ---------------------------------------------------------
+
+  /** Written paths from relative image names: relative, or absolute by a guessed directory. @returns {Diagnostic[]} */
+  pathDiagnostics() {
+    const from = new Map();
+    for (const im of this.f.images) if (!im.filename.startsWith('/')) from.set(im.filename, this.meta.get(im.filename)?.job.from ?? 'the folder the files came from');
+    if (this.baseDir.trim() || !from.size) return [];
+    if (this.given?.[0] !== this.goodDomain) this.given = [this.goodDomain, fileAttrs(this.goodDomain)];
+    const given = this.given[1];
+    /** @type {Map<string, Set<string>>} origin → directories ('' = relative) */
+    const per = new Map();
+    for (const v of fileAttrs(this.output?.xml ?? '')) {
+      if (given.has(v)) continue;
+      for (let i = 0; i >= 0; i = v.indexOf('/', i) + 1 || -1) {
+        const o = from.get(v.slice(i));
+        if (o === undefined) continue;
+        if (!per.has(o)) per.set(o, new Set());
+        per.get(o)?.add(i ? v.slice(0, i - 1) || '/' : '');
+        break;
+      }
+    }
+    return [...per].map(([o, dirs]) => {
+      const abs = [...dirs].filter(Boolean);
+      return {
+        code: 'dropped-paths',
+        severity: 'warning',
+        message: `Paths are relative to ${o} and were ${abs.length ? `made absolute with the base directory '${abs.join("', '")}' (the directory of the disk’s source)` : 'written relative (libvirt needs absolute paths)'}; set the base directory to where the images live on the host.`,
+      };
+    });
+  }
+
+  /** @param {Diagnostic} diag @param {number[]} layers */
+  ownerOf(diag, layers) {
+    return ownerOf(diag, layers, this.f.images);
+  }
+
+  /** Every diagnostic once, errors first, each with the image it is about (a name, or null). */
+  diagnostics() {
+    const f = this.f;
+    const seen = new Set();
+    /** @type {Array<Diagnostic & { image: string | null }>} */
+    const all = [];
+    /** @param {Diagnostic} d @param {string | null} image */
+    const push = (d, image) => {
+      const k = `${d.code}\u0000${d.message}`;
+      if (seen.has(k)) return;
+      seen.add(k);
+      all.push({ ...d, image });
+    };
+    f.images.forEach((img) => (img.diagnostics ?? []).forEach((d) => push(d, img.filename)));
+    for (const ch of f.chains) for (const d of ch.diagnostics) push(d, f.images[this.ownerOf(d, ch.layers)].filename);
+    for (const d of f.diagnostics) push(d, null);
+    for (const d of this.output?.diagnostics ?? []) push(d, null);
+    for (const d of this.pathDiagnostics()) push(d, null);
+    /** @type {Record<string, number>} */
+    const order = { error: 0, warning: 1, info: 2 };
+    all.sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3));
+    return all;
+  }
+}

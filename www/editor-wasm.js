@@ -1,0 +1,258 @@
+// @ts-check
+// The wasm core for <backing-chain-editor>: loading it once for all elements,
+// and recovering from a Rust panic.
+//
+// A Rust panic traps the wasm instance (`RuntimeError: unreachable`); its state
+// is unusable from then on. The core's panic hook sets
+// `globalThis.backingChainPanic` (the message); the setter below notices it,
+// every watcher (a connected element) is told, a fresh instance is made from a
+// second copy of the wasm-bindgen glue (its instance is cached per module
+// copy) and the compiled module, and each watcher rebuilds its session from
+// what it keeps (images, mapping, domain XML, layout).
+
+import * as glue from './pkg/backing_chain.js';
+
+/** @typedef {typeof import('./backing-chain-wasm')} Glue the wasm API, typed in backing-chain-wasm.d.ts */
+/** @type {Glue} */
+const firstGlue = /** @type {any} */ (glue);
+
+/** What a call into a trapped instance throws: the panic message. */
+export class CorePanic extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = 'CorePanic';
+  }
+}
+
+/** Why the wasm could not load, in words a user can act on. */
+export class WasmLoadError extends Error {
+  /**
+   * @param {import('./backing-chain-editor').WasmLoadErrorKind} kind
+   * @param {string} message
+   * @param {string} [detail]
+   */
+  constructor(kind, message, detail) {
+    super(message);
+    this.name = 'WasmLoadError';
+    this.kind = kind;
+    this.detail = detail;
+  }
+}
+
+/**
+ * @typedef {{ glue: Glue, dead: boolean, panic: string | null }} Core
+ * @typedef {{ panicked(message: string): void, unrecoverable(message: string, e: unknown): void, rebuild(): void }} Watcher
+ */
+
+/** @type {Core} the current instance */
+let core = { glue: firstGlue, dead: false, panic: null };
+/** @type {WebAssembly.Module | null} for fresh instances */
+let compiled = null;
+let instances = 0;
+/** @type {Promise<void> | null} while a fresh instance is being made */
+let recovering = null;
+/** @type {WeakMap<object, Core>} session → the instance it lives in */
+const owner = new WeakMap();
+/** @type {Set<Watcher>} connected elements with a session */
+const watchers = new Set();
+/** Sessions of dead instances: never freed (their instance trapped). */
+const graveyard = [];
+/** @type {string | null} */
+let wasmUrl = null;
+/** @type {Promise<void> | null} */
+let loading = null;
+
+/** @param {string} message */
+function panicked(message) {
+  const c = core;
+  if (c.dead) return;
+  c.dead = true;
+  c.panic = message;
+  queueMicrotask(() => recover(c, message));
+}
+
+if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainPanic')?.set) {
+  /** @type {unknown} */
+  let last;
+  Object.defineProperty(globalThis, 'backingChainPanic', {
+    configurable: true,
+    get: () => last,
+    set: (v) => {
+      last = v;
+      panicked(String(v));
+    },
+  });
+}
+
+/**
+ * Run `fn` against instance `c`; a trap (or a dead instance) becomes a CorePanic.
+ * @template T
+ * @param {Core} c
+ * @param {() => T} fn
+ * @returns {T}
+ */
+function guard(c, fn) {
+  if (c.dead) throw new CorePanic(String(c.panic));
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) {
+      panicked(String(/** @type {any} */ (globalThis).backingChainPanic ?? `backing-chain internal error: ${e.message}`));
+    }
+    if (c.dead) throw new CorePanic(String(c.panic));
+    throw e;
+  }
+}
+
+/**
+ * A Session of the current instance whose every call is guarded.
+ * @returns {import('./backing-chain-wasm').Session}
+ */
+export function newSession() {
+  const c = core;
+  const s = new c.glue.Session();
+  const p = new Proxy(s, {
+    get(t, k) {
+      if (k === '__raw') return t;
+      const v = guard(c, () => Reflect.get(t, k));
+      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => guard(c, () => v.apply(t, a)) : v;
+    },
+  });
+  owner.set(p, c);
+  return p;
+}
+
+/** @type {Glue['describeXml']} */
+export const describeXml = (...a) => guard(core, () => core.glue.describeXml(...a));
+/** @type {Glue['editXml']} */
+export const editXml = (...a) => guard(core, () => core.glue.editXml(...a));
+/** @type {Glue['adoptChain']} */
+export const adoptChain = (...a) => guard(core, () => core.glue.adoptChain(...a));
+/** @type {Glue['seclabels']} */
+export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
+/** @type {Glue['parseHosts']} */
+export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a));
+
+/** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
+export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;
+
+/** Resolves once no fresh instance is being made. */
+export async function settled() {
+  while (recovering) await recovering.catch(() => {});
+}
+
+/** @param {Watcher} w */
+export function watch(w) {
+  watchers.add(w);
+}
+/** @param {Watcher} w */
+export function unwatch(w) {
+  watchers.delete(w);
+}
+/** A session of a dead instance: kept, never freed. @param {unknown} s */
+export function bury(s) {
+  graveyard.push(s);
+}
+
+/**
+ * @param {Core} dead
+ * @param {string} message
+ */
+async function recover(dead, message) {
+  for (const w of watchers) w.panicked(message);
+  recovering = (async () => {
+    const url = new URL(`./pkg/backing_chain.js?instance=${++instances}`, import.meta.url).href;
+    /** @type {Glue} */
+    const fresh = await import(url);
+    await fresh.default({ module_or_path: /** @type {WebAssembly.Module} */ (compiled) });
+    if (core === dead) core = { glue: fresh, dead: false, panic: null };
+  })();
+  try {
+    await recovering;
+  } catch (e) {
+    for (const w of watchers) w.unrecoverable(message, e);
+    return;
+  } finally {
+    recovering = null;
+  }
+  for (const w of watchers) w.rebuild();
+}
+
+/**
+ * Where backing_chain_bg.wasm is (before the first load; later ones are ignored).
+ * @param {string | URL} url
+ */
+export function setWasmUrl(url) {
+  if (loading && String(url) !== wasmUrl) console.warn('backing-chain-editor: register({ wasmUrl }) came after the wasm started loading; it is ignored');
+  wasmUrl = String(url);
+}
+
+function defaultWasmUrl() {
+  try {
+    return new URL('./pkg/backing_chain_bg.wasm', import.meta.url).href;
+  } catch {
+    return 'pkg/backing_chain_bg.wasm';
+  }
+}
+
+/** Load the wasm once for all elements. */
+export function loadWasm() {
+  if (!loading) loading = doLoad(wasmUrl ?? defaultWasmUrl());
+  return loading;
+}
+
+/** @param {string} url */
+async function doLoad(url) {
+  if (globalThis.location?.protocol === 'file:') {
+    throw new WasmLoadError(
+      'file',
+      'The WebAssembly module cannot be loaded from a file:// page.',
+      'Serve the directory over HTTP instead, e.g. `npm start` (then open http://127.0.0.1:8080/) or `python3 -m http.server -d www`.',
+    );
+  }
+  let resp;
+  try {
+    resp = await fetch(url);
+  } catch (e) {
+    throw new WasmLoadError('network', `The WebAssembly module could not be fetched from ${url}.`, errorText(e));
+  }
+  if (!resp.ok) {
+    throw new WasmLoadError('http', `The WebAssembly module could not be fetched: HTTP ${resp.status} for ${url}.`, 'Build it first with `bash .ci/build` (it goes to www/pkg/).');
+  }
+  const type = (resp.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/wasm') {
+    throw new WasmLoadError(
+      'mime',
+      `The server sends the WebAssembly module as “${type || 'no type'}”, not application/wasm.`,
+      'Configure the server to send .wasm files with the MIME type application/wasm (python3 -m http.server and `npm start` do).',
+    );
+  }
+  const bytes = await resp.arrayBuffer();
+  try {
+    compiled = await WebAssembly.compile(bytes);
+    await firstGlue.default({ module_or_path: compiled });
+  } catch (e) {
+    const msg = errorText(e);
+    if (/unsafe-eval|content security policy|csp/i.test(msg)) {
+      throw new WasmLoadError(
+        'csp',
+        'The page’s Content-Security-Policy does not allow WebAssembly.',
+        "Add 'wasm-unsafe-eval' to script-src, e.g. script-src 'self' 'wasm-unsafe-eval'. (" + msg + ')',
+      );
+    }
+    throw new WasmLoadError('compile', 'The WebAssembly module could not be started.', msg);
+  }
+}
+
+/**
+ * An error's words: `reason` (the core's XML errors: the message without
+ * "XML error at byte N: "), else `message`, else the value as text.
+ * @param {unknown} e
+ * @param {{ reason?: boolean }} [o]
+ */
+export function errorText(e, { reason = false } = {}) {
+  const x = /** @type {any} */ (e);
+  if (reason && typeof x?.reason === 'string') return x.reason;
+  return String(x?.message ?? x);
+}
