@@ -392,7 +392,11 @@ const XML_SETS: &[(&str, Option<&str>, &[&str])] = &[
         &["top.qcow2", "data & logs.qcow2", "encrypted.qcow2"],
     ),
     ("status", Some("status.xml"), &["data.qcow2"]),
-    ("bare", None, &["top.qcow2", "b.qed", "noformat.qcow2"]),
+    (
+        "bare",
+        None,
+        &["top.qcow2", "b.qed", "noformat.qcow2", "datafile.qcow2"],
+    ),
 ];
 
 /// The four ways each XML set is written: (file suffix, layout, no-index).
