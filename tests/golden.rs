@@ -378,8 +378,12 @@ const CHAIN_SETS: &[(&str, &[&str])] = &[
     ("qcow-qed", &["b.qcow", "b.qed"]),
     // Hostile: a truncated header, a backing name longer than qemu reads.
     ("hostile", &["truncated.qcow2", "long-name.qcow2"]),
-    // The qcow2 external data file, a VMDK whose flat extent is there.
-    ("data-file-extent", &["datafile.qcow2", "flat.vmdk"]),
+    // The qcow2 external data file, VMDKs whose flat extents are there, a
+    // VMDK whose extent is not.
+    (
+        "data-file-extent",
+        &["datafile.qcow2", "flat.vmdk", "tgf.vmdk", "noextent.vmdk"],
+    ),
 ];
 
 /// Domains (from `tests/fixtures/xml/`, or bare `<disk>`s when `None`) and
@@ -709,6 +713,8 @@ enum Then {
     Truncate(u64),
     /// Make the qcow2 backing name one byte longer than qemu reads (1024).
     LengthenBackingName,
+    /// More qemu-img commands (same form as `make`).
+    Also(&'static [&'static [&'static str]]),
 }
 
 struct Rec {
@@ -1026,7 +1032,75 @@ fn recordings() -> Vec<Rec> {
             )
         },
         rec("a.vhdx", &["create", "-f", "vhdx", "a.vhdx", "1G"]),
+        rec(
+            "fixed.vhdx",
+            &[
+                "create",
+                "-f",
+                "vhdx",
+                "-o",
+                "subformat=fixed",
+                "fixed.vhdx",
+                "16M",
+            ],
+        ),
         rec("a.vdi", &["create", "-f", "vdi", "a.vdi", "1G"]),
+        rec(
+            "static.vdi",
+            &[
+                "create",
+                "-f",
+                "vdi",
+                "-o",
+                "static=on",
+                "static.vdi",
+                "16M",
+            ],
+        ),
+        // A descriptor whose flat extent has no fixture: missing here.
+        rec(
+            "noextent.vmdk",
+            &[
+                "create",
+                "-f",
+                "vmdk",
+                "-o",
+                "subformat=monolithicFlat",
+                "noextent.vmdk",
+                "1M",
+            ],
+        ),
+        rec(
+            "tgf.vmdk",
+            &[
+                "create",
+                "-f",
+                "vmdk",
+                "-o",
+                "subformat=twoGbMaxExtentFlat",
+                "tgf.vmdk",
+                "64M",
+            ],
+        ),
+        rec("tgf-f001.vmdk", &[]),
+        Rec {
+            then: Then::Also(&[
+                &["bitmap", "--add", "bitmaps.qcow2", "b0"],
+                &[
+                    "bitmap",
+                    "--add",
+                    "-g",
+                    "131072",
+                    "--disable",
+                    "bitmaps.qcow2",
+                    "second",
+                ],
+            ]),
+            ..rec(
+                "bitmaps.qcow2",
+                &["create", "-f", "qcow2", "bitmaps.qcow2", "1G"],
+            )
+        },
         rec(
             "a.parallels",
             &["create", "-f", "parallels", "a.parallels", "1G"],
@@ -1168,6 +1242,17 @@ fn record() {
                 made.push("made by the command of another fixture".into())
             }
             Then::Nothing => {}
+            Then::Also(cmds) => {
+                for c in cmds {
+                    let out = qemu_img(dir, c);
+                    assert!(
+                        out.status.success(),
+                        "qemu-img {c:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    made.push(format!("qemu-img {}", shell_words(c)));
+                }
+            }
             Then::ForgetBackingFormat => {
                 forget_backing_format(&path);
                 made.push("then the backing-format header extension's type set to 0 (end)".into());
