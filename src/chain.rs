@@ -1196,6 +1196,14 @@ impl Walker {
                     ));
                     break Status::Unreadable;
                 }
+                Link::Unparsed { .. }
+                    if img
+                        .info()
+                        .is_some_and(|i| i.has_diagnostic("backing-name-too-long")) =>
+                {
+                    // Said by the probe (in the link's diagnostics).
+                    break Status::TooLong;
+                }
                 Link::Unparsed { error } => {
                     let mut d = Diagnostic::error(
                         "bad-backing-name",
