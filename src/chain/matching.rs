@@ -1,6 +1,6 @@
 //! Matching a backing reference to an image: which image (if any) a layer's
 //! backing name stands for. What is *said* about the match is decided in
-//! [`rules`](super::rules).
+//! `rules.rs`.
 //!
 //! The backing name is parsed ([`source::resolve_backing`]); a relative plain
 //! file name is joined to the directory of the image naming it (no `..`

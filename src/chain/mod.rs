@@ -3,18 +3,19 @@
 //!
 //! Building a [`Forest`] ([`build_with`]) is three jobs, one file each:
 //!
-//! 1. [`matching`]: index the images and match each backing reference to
+//! 1. `matching.rs`: index the images and match each backing reference to
 //!    an image ([`Link`]) — the caller's mapping, the path, the longest
 //!    common path suffix, the parent id, in that order;
-//! 2. [`rules`]: decide, once per image, everything said about it and its
+//! 2. `rules.rs`: decide, once per image, everything said about it and its
 //!    link (the name, how it was matched, libvirt's and qemu's format rules,
 //!    parent ids, the probe's notes and safety findings) and how a walk goes
 //!    on from it (where the chain ends and why);
-//! 3. [`walk`]: walk every chain from its top, iteratively, reusing the
+//! 3. `walk.rs`: walk every chain from its top, iteratively, reusing the
 //!    suffixes already walked, and give it its status ([`status_of`]).
 //!
-//! Building is O(images + Σ chain lengths) and uses no recursion (see
-//! [`walk`]).
+//! Each file's own docs say how (the matching order, the rules and their
+//! sources in libvirt and qemu, the cost). Building is O(images + Σ chain
+//! lengths) and uses no recursion.
 
 use serde::Serialize;
 
@@ -131,7 +132,7 @@ pub enum Status {
     /// The chain ends at a network (or other non-file) source, never opened.
     Remote,
     /// A backing name longer than qemu reads, or a chain deeper than
-    /// [`limits::MAX_CHAIN_DEPTH`].
+    /// [`crate::limits::MAX_CHAIN_DEPTH`].
     TooLong,
     /// A backing name that cannot be parsed.
     BadName,

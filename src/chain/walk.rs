@@ -5,7 +5,7 @@
 //! Everything is iterative (no recursion: a 10,000-deep chain runs on a small
 //! stack). Indexing and matching are linear in the number of images; what a
 //! link implies (format checks, parse notes, identity checks, where a chain
-//! ends there) is decided once per link ([`rules::judge`](super::rules)) and
+//! ends there) is decided once per link (`rules::judge`) and
 //! shared by every chain through it. Each image is walked once: a later chain
 //! that reaches an image an earlier (loop-free) chain went through copies
 //! that chain's suffix — layers and diagnostics — instead of walking it
