@@ -79,3 +79,14 @@ pub fn rebase_fix(format: &str, backing_format: &str, backing: &str, image: &str
         shell_quote(image)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rebase_fix_quotes_every_word() {
+        assert_eq!(
+            super::rebase_fix("qcow2", "raw", "./a:b c", "/v/it's"),
+            r"qemu-img rebase -u -f qcow2 -F raw -b './a:b c' '/v/it'\''s'"
+        );
+    }
+}
