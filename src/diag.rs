@@ -65,3 +65,28 @@ pub fn shell_quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
+
+/// The fix that rewrites an image's backing name and backing format in its
+/// header, copying no data: `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT
+/// -b BACKING IMAGE`, every word shell-quoted. Every diagnostic whose fix is
+/// a rebase builds it here.
+pub fn rebase_fix(format: &str, backing_format: &str, backing: &str, image: &str) -> String {
+    format!(
+        "qemu-img rebase -u -f {} -F {} -b {} {}",
+        shell_quote(format),
+        shell_quote(backing_format),
+        shell_quote(backing),
+        shell_quote(image)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rebase_fix_quotes_every_word() {
+        assert_eq!(
+            super::rebase_fix("qcow2", "raw", "./a:b c", "/v/it's"),
+            r"qemu-img rebase -u -f qcow2 -F raw -b './a:b c' '/v/it'\''s'"
+        );
+    }
+}

@@ -392,6 +392,16 @@ pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
     to_js(&out)
 }
 
+/// The network protocols a network layer may have (`<source protocol>`, the
+/// schemes of backing URIs), in libvirt's order: the core's one list
+/// (`source::protocol::network`), for the page's protocol choice.
+#[wasm_bindgen(js_name = networkProtocols)]
+pub fn network_protocols() -> Array {
+    crate::source::protocol::network()
+        .map(JsValue::from_str)
+        .collect()
+}
+
 /// Test hook, nothing else: panics with the fixed message
 /// `backing-chain test panic (__panicForTests)`. It exists only so the
 /// browser tests can check that the page recovers from a Rust panic (a wasm

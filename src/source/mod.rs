@@ -10,6 +10,7 @@ use crate::limits;
 
 pub mod colon;
 pub mod json;
+pub mod protocol;
 pub mod uri;
 
 /// `<disk type=…>` / `<backingStore type=…>`.
@@ -344,6 +345,11 @@ pub fn resolve_backing(parent: &StorageSource, name: &str) -> Result<Parsed, Nam
 /// Is `path` absolute (POSIX)?
 pub fn is_absolute(path: &str) -> bool {
     path.starts_with('/')
+}
+
+/// The last component of a path (`b` for `/a/b`; all of it without a `/`).
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The directory part of a path, with its trailing `/` (`""` when none).

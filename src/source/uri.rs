@@ -12,12 +12,6 @@ use super::{
     assign_default_ports, credentials_dropped, parse_port, Host, NameError, Parsed, StorageSource,
 };
 
-/// Protocols a backing URI may name.
-pub const PROTOCOLS: [&str; 13] = [
-    "nbd", "iscsi", "rbd", "sheepdog", "gluster", "vxhs", "nfs", "http", "https", "ftp", "ftps",
-    "tftp", "ssh",
-];
-
 /// The pieces of a URI, not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UriParts<'a> {
@@ -131,7 +125,7 @@ pub fn parse(s: &str) -> Result<Parsed, NameError> {
         None => (parts.scheme, None),
     };
     let proto = proto.to_ascii_lowercase();
-    if !PROTOCOLS.contains(&proto.as_str()) {
+    if !super::protocol::is_network(&proto) {
         return Err(NameError::new(format!(
             "invalid backing protocol '{proto}' in '{s}'"
         )));
