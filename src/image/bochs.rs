@@ -60,12 +60,12 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(disk / 512 * 512);
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "version": if version == V1 { 1 } else { 2 },
         "header-size": le_u32(b, 68),
         "catalog-entries": catalog,
         "bitmap-size": bitmap,
         "extent-size": extent,
-    }));
+    })));
     Ok(info)
 }

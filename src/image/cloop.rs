@@ -40,6 +40,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(u64::from(block_size) * u64::from(n_blocks));
-    info.header = Some(json!({ "block-size": block_size, "blocks": n_blocks }));
+    info.header = Some(super::json_header(
+        json!({ "block-size": block_size, "blocks": n_blocks }),
+    ));
     Ok(info)
 }

@@ -50,10 +50,10 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "backing name",
         ));
     }
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "version": version,
         "mtime": be_u32(b, size_at - 4),
         "sector-size": be_u32(b, sector_at),
-    }));
+    })));
     Ok(info)
 }

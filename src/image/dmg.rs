@@ -52,7 +52,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(size);
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "trailer-offset": at,
         "version": be_u32(t, 4),
         "flags": be_u32(t, 12),
@@ -64,6 +64,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "xml-length": xml_len,
         "image-variant": be_u32(t, 488),
         "sector-count": sectors,
-    }));
+    })));
     Ok(info)
 }

@@ -39,6 +39,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         header.insert("volume-space-size".into(), json!(blocks));
         header.insert("logical-block-size".into(), json!(block_size));
     }
-    info.header = Some(serde_json::Value::Object(header));
+    info.header = Some(super::Header::Json(header));
     Ok(info)
 }

@@ -10,9 +10,10 @@
 //! LUKS2 (version 2, a JSON area after a 4 KiB binary header) is recognised
 //! but qemu opens only LUKS1.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::json;
 
-use super::{be_u16, be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{be_u16, be_u32, be_u64, Format, FormatSpecific, ImageInfo, Reads, Stop};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Luks;
@@ -46,16 +47,63 @@ fn cipher_alg(name: &str, mode: &str, key_bytes: u32) -> String {
     }
 }
 
-/// What [`parse_v1`] gives: the facts qemu prints, the payload offset in
-/// bytes, the key length in bytes.
-pub type V1Facts = (Map<String, Value>, u64, u32);
+/// What [`parse_v1`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V1 {
+    /// The facts qemu prints.
+    pub facts: Specific,
+    /// The payload offset in bytes.
+    pub payload: u64,
+    /// The key length in bytes.
+    pub key_bytes: u32,
+}
+
+/// `format-specific.data` of a LUKS image (and `encrypt` of a qcow2 with
+/// a LUKS header), as `qemu-img info --output=json` prints it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Specific {
+    pub cipher_alg: String,
+    pub cipher_mode: String,
+    /// Always false: the header is read from the image itself.
+    pub detached_header: bool,
+    /// `luks` under a qcow2's `encrypt`; absent for a LUKS image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    pub hash_alg: String,
+    pub ivgen_alg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ivgen_hash_alg: Option<String>,
+    pub master_key_iters: u32,
+    pub payload_offset: u64,
+    pub slots: Vec<KeySlot>,
+    pub uuid: String,
+}
+
+/// One of the 8 key slots.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeySlot {
+    pub active: bool,
+    /// Active slots only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iters: Option<u32>,
+    pub key_offset: u64,
+    /// Active slots only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripes: Option<u32>,
+}
 
 /// Length of the LUKS1 binary header.
 pub const V1_HEADER_LEN: u64 = 592;
 
 fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b = reads.bytes(F, 0, V1_HEADER_LEN)?;
-    let (data, payload, key_bytes) = parse_v1(b).map_err(|(at, m)| Stop::bad(F, at, m))?;
+    let V1 {
+        facts,
+        payload,
+        key_bytes,
+    } = parse_v1(b).map_err(|(at, m)| Stop::bad(F, at, m))?;
     let mut info = ImageInfo::new(F);
     info.encrypted = true;
     info.dirty_flag = Some(false);
@@ -77,17 +125,17 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
         "encrypted",
         "LUKS encrypted: opening it needs a secret (<encryption> in the disk XML)",
     ));
-    let mut data = data;
-    data.insert("detached-header".into(), json!(false));
-    info.format_specific = Some(json!({ "type": "luks", "data": data }));
-    info.header = Some(json!({ "version": 1, "key-bytes": key_bytes }));
+    info.format_specific = Some(FormatSpecific::Luks(Box::new(facts)));
+    info.header = Some(super::json_header(
+        json!({ "version": 1, "key-bytes": key_bytes }),
+    ));
     Ok(info)
 }
 
 /// The facts of a LUKS1 header (`b` at least 592 bytes), as qemu prints
 /// them, with the payload offset in bytes and the key length. Errors carry
 /// the offset within the header.
-pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
+pub fn parse_v1(b: &[u8]) -> Result<V1, (u64, String)> {
     if b.len() < V1_HEADER_LEN as usize || !matches(b) || be_u16(b, 6) != 1 {
         return Err((0, "not a LUKS1 header".into()));
     }
@@ -116,13 +164,18 @@ pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
         let marker = be_u32(s, 0);
         let key_offset = u64::from(be_u32(s, 40)) * 512;
         match marker {
-            SLOT_ACTIVE => slots.push(json!({
-                "active": true,
-                "iters": be_u32(s, 4),
-                "key-offset": key_offset,
-                "stripes": be_u32(s, 44),
-            })),
-            SLOT_INACTIVE => slots.push(json!({ "active": false, "key-offset": key_offset })),
+            SLOT_ACTIVE => slots.push(KeySlot {
+                active: true,
+                iters: Some(be_u32(s, 4)),
+                key_offset,
+                stripes: Some(be_u32(s, 44)),
+            }),
+            SLOT_INACTIVE => slots.push(KeySlot {
+                active: false,
+                iters: None,
+                key_offset,
+                stripes: None,
+            }),
             m => {
                 return Err((
                     (208 + 48 * i) as u64,
@@ -131,22 +184,24 @@ pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
             }
         }
     }
-    let mut data = Map::new();
-    data.insert(
-        "cipher-alg".into(),
-        json!(cipher_alg(&cipher_name, mode, key_bytes)),
-    );
-    data.insert("cipher-mode".into(), json!(mode));
-    data.insert("ivgen-alg".into(), json!(ivgen_alg));
-    if let Some(h) = ivgen_hash {
-        data.insert("ivgen-hash-alg".into(), json!(h));
-    }
-    data.insert("hash-alg".into(), json!(hash));
-    data.insert("payload-offset".into(), json!(payload));
-    data.insert("master-key-iters".into(), json!(mk_iters));
-    data.insert("uuid".into(), json!(uuid));
-    data.insert("slots".into(), Value::Array(slots));
-    Ok((data, payload, key_bytes))
+    let facts = Specific {
+        cipher_alg: cipher_alg(&cipher_name, mode, key_bytes),
+        cipher_mode: mode.to_string(),
+        ivgen_alg: ivgen_alg.to_string(),
+        ivgen_hash_alg: ivgen_hash.map(str::to_string),
+        hash_alg: hash,
+        payload_offset: payload,
+        master_key_iters: mk_iters,
+        uuid,
+        slots,
+        detached_header: false,
+        format: None,
+    };
+    Ok(V1 {
+        facts,
+        payload,
+        key_bytes,
+    })
 }
 
 fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
@@ -157,7 +212,7 @@ fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
         "luks2-unsupported",
         "LUKS2 header: qemu's luks driver opens only LUKS1 (the size is in the JSON area, not read)",
     ));
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "version": 2,
         "header-size": be_u64(b, 8),
         "sequence-id": be_u64(b, 16),
@@ -166,6 +221,6 @@ fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
         "uuid": super::cstr(&b[168..208]),
         "subsystem": super::cstr(&b[208..256]),
         "header-offset": be_u64(b, 256),
-    }));
+    })));
     Ok(info)
 }

@@ -219,6 +219,19 @@ impl Reads {
         Err(Stop::Need(vec![Range::new(offset, len)]))
     }
 
+    /// The `N` bytes at `offset` as a [`View`] (or `Stop::Need` for them,
+    /// or "truncated").
+    pub(crate) fn view<const N: usize>(
+        &self,
+        format: Format,
+        offset: u64,
+    ) -> Result<View<'_, N>, Stop> {
+        let b = self.bytes(format, offset, N as u64)?;
+        b.try_into()
+            .map(View)
+            .map_err(|_| Stop::bad(format, offset, "short read"))
+    }
+
     /// Up to `len` bytes at `offset`: fewer when the file ends first.
     pub fn bytes_upto(&self, format: Format, offset: u64, len: u64) -> Result<&[u8], Stop> {
         let len = match self.len {
@@ -326,15 +339,15 @@ pub struct ImageInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub format_specific: Option<serde_json::Value>,
+    pub format_specific: Option<FormatSpecific>,
     /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
     /// filled when asked for ([`ProbeOptions::snapshots`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub snapshots: Option<Vec<serde_json::Value>>,
+    pub snapshots: Option<Vec<qcow2::Snapshot>>,
     /// Header facts `qemu-img info` does not print (versions, offsets,
     /// locators, ids): kept for the page and for diagnostics.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub header: Option<serde_json::Value>,
+    pub header: Option<Header>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -364,34 +377,154 @@ impl ImageInfo {
     /// (`data.data-file`, `data.data-file-raw`, exactly as `qemu-img info`
     /// prints them), so it works as well on facts taken from qemu-img's JSON.
     pub fn data_file(&self) -> Option<(&str, bool)> {
-        let data = self.format_specific.as_ref()?.get("data")?;
-        let name = data.get("data-file")?.as_str()?;
-        let raw = data
-            .get("data-file-raw")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        Some((name, raw))
+        match self.format_specific.as_ref()? {
+            FormatSpecific::Qcow2(q) => {
+                let name = q.data_file.as_deref()?;
+                Some((name, q.data_file_raw.unwrap_or(false)))
+            }
+            FormatSpecific::Other(v) => {
+                let data = v.get("data")?;
+                let name = data.get("data-file")?.as_str()?;
+                let raw = data
+                    .get("data-file-raw")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
+                Some((name, raw))
+            }
+            _ => None,
+        }
     }
 
     /// The extents of a VMDK, as its descriptor lists them (empty for other
     /// formats). See [`vmdk::Extent::external`] for which ones qemu opens
     /// as separate files.
     pub fn vmdk_extents(&self) -> Vec<vmdk::Extent> {
-        if self.format != Format::Vmdk {
-            return Vec::new();
+        match self.header.as_ref() {
+            Some(Header::Vmdk(v)) if self.format == Format::Vmdk => v.extents.clone(),
+            _ => Vec::new(),
         }
-        self.header
-            .as_ref()
-            .and_then(|h| h.get("extents"))
-            .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().filter_map(vmdk::Extent::from_json).collect())
-            .unwrap_or_default()
+    }
+
+    /// A VMDK whose file starts with a hosted sparse extent header (`KDMV`):
+    /// it has a grain directory offset.
+    pub fn vmdk_grain_directory_offset(&self) -> Option<u64> {
+        match self.header.as_ref() {
+            Some(Header::Vmdk(v)) => v.grain_directory_offset,
+            _ => None,
+        }
+    }
+
+    /// Where a VHD's footer was read: 0 for dynamic and differencing disks
+    /// (a copy at byte 0), the end of the file for a fixed disk.
+    pub fn vpc_footer_offset(&self) -> Option<u64> {
+        match self.header.as_ref() {
+            Some(Header::Json(v)) if self.format == Format::Vpc => v.get("footer-offset")?.as_u64(),
+            _ => None,
+        }
     }
 
     /// Is there a diagnostic with this code?
     pub fn has_diagnostic(&self, code: &str) -> bool {
         self.diagnostics.iter().any(|d| d.code == code)
     }
+}
+
+/// `format-specific` as `qemu-img info --output=json` prints it:
+/// `{"data": {...}, "type": FORMAT}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormatSpecific {
+    Qcow2(Box<qcow2::Specific>),
+    Vmdk(vmdk::Specific),
+    Luks(Box<luks::Specific>),
+    /// Taken as is from elsewhere (qemu-img's own JSON): any shape.
+    Other(serde_json::Value),
+}
+
+impl Serialize for FormatSpecific {
+    /// `data` before `type`: the keys sorted, as every object of the JSON.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FormatSpecific::Qcow2(d) => tagged(s, "qcow2", d),
+            FormatSpecific::Vmdk(d) => tagged(s, "vmdk", d),
+            FormatSpecific::Luks(d) => tagged(s, "luks", d),
+            FormatSpecific::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+fn tagged<S: serde::Serializer, T: Serialize>(
+    s: S,
+    kind: &str,
+    data: &T,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("FormatSpecific", 2)?;
+    st.serialize_field("data", data)?;
+    st.serialize_field("type", kind)?;
+    st.end()
+}
+
+/// The header facts `qemu-img info` does not print, per format (serialised
+/// without a tag: the keys are the format's own, sorted).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Header {
+    Qcow2(Box<qcow2::HeaderFacts>),
+    Vmdk(Box<vmdk::HeaderFacts>),
+    /// Formats whose few facts are still written as JSON.
+    Json(serde_json::Map<String, serde_json::Value>),
+    /// A raw disk: only its partition table.
+    Raw(RawFacts),
+}
+
+impl Header {
+    /// Say which partition table the data holds (raw disks, ISOs, fixed VHDs).
+    fn set_partition_table(&mut self, t: PartitionTable) {
+        match self {
+            Header::Json(m) => {
+                m.insert(
+                    "partition-table".into(),
+                    serde_json::json!({ "partitions": t.partitions, "scheme": t.scheme }),
+                );
+            }
+            Header::Raw(r) => r.partition_table = t,
+            _ => {}
+        }
+    }
+
+    /// Record the real length of a too-long backing name.
+    fn set_backing_name_length(&mut self, len: u64) {
+        match self {
+            Header::Qcow2(h) => h.backing_name_length = Some(len),
+            Header::Json(m) => {
+                m.insert("backing-name-length".into(), serde_json::json!(len));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `header` of a raw disk that holds a partition table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawFacts {
+    pub partition_table: PartitionTable,
+}
+
+/// A header whose few facts are still written as JSON (an object).
+pub(crate) fn json_header(v: serde_json::Value) -> Header {
+    match v {
+        serde_json::Value::Object(m) => Header::Json(m),
+        _ => Header::Json(serde_json::Map::new()),
+    }
+}
+
+/// `header.partition-table`: the scheme and the partitions in use.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionTable {
+    pub partitions: Option<u64>,
+    /// `mbr` or `gpt`.
+    pub scheme: &'static str,
 }
 
 /// Ids that tie a layer to its parent independently of names.
@@ -577,12 +710,13 @@ fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<()
             ),
         ));
     }
-    let facts = serde_json::json!({ "scheme": scheme, "partitions": t.partitions });
-    match info.header.as_mut().and_then(|h| h.as_object_mut()) {
-        Some(h) => {
-            h.insert("partition-table".into(), facts);
-        }
-        None => info.header = Some(serde_json::json!({ "partition-table": facts })),
+    let t = PartitionTable {
+        partitions: t.partitions,
+        scheme,
+    };
+    match info.header.as_mut() {
+        Some(h) => h.set_partition_table(t),
+        None => info.header = Some(Header::Raw(RawFacts { partition_table: t })),
     }
     Ok(())
 }
@@ -686,8 +820,8 @@ pub(crate) fn too_long_name(
 
 /// Record the real length of a too-long backing name in `header`.
 pub(crate) fn note_name_length(info: &mut ImageInfo, len: u64) {
-    if let Some(h) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
-        h.insert("backing-name-length".into(), serde_json::json!(len));
+    if let Some(h) = info.header.as_mut() {
+        h.set_backing_name_length(len);
     }
 }
 
@@ -744,6 +878,61 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
             ProbeOrIo::Probe(e) => e.fmt(f),
             ProbeOrIo::Io(e) => e.fmt(f),
         }
+    }
+}
+
+/// A fixed-size structure read whole: its fields are read at named offsets
+/// (`h.be_u32::<CLUSTER_BITS>()`), and a field that does not lie inside the
+/// `N` bytes is a compile error, not a zero.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a, const N: usize>(pub(crate) &'a [u8; N]);
+
+macro_rules! view_readers {
+    ($($name:ident: $t:ty, $from:ident;)*) => {
+        impl<const N: usize> View<'_, N> {
+            $(
+                #[inline]
+                pub(crate) fn $name<const AT: usize>(&self) -> $t {
+                    const { assert!(AT + std::mem::size_of::<$t>() <= N, "field past the end of the view") };
+                    let mut a = [0u8; std::mem::size_of::<$t>()];
+                    a.copy_from_slice(&self.0[AT..AT + std::mem::size_of::<$t>()]);
+                    <$t>::$from(a)
+                }
+            )*
+        }
+    };
+}
+
+view_readers! {
+    be_u16: u16, from_be_bytes;
+    be_u32: u32, from_be_bytes;
+    be_u64: u64, from_be_bytes;
+    le_u16: u16, from_le_bytes;
+    le_u32: u32, from_le_bytes;
+    le_u64: u64, from_le_bytes;
+}
+
+impl<'a, const N: usize> View<'a, N> {
+    /// The byte at `AT`.
+    #[inline]
+    pub(crate) fn u8<const AT: usize>(&self) -> u8 {
+        const { assert!(AT < N, "field past the end of the view") };
+        self.0[AT]
+    }
+    /// The `M` bytes at `AT`, as a view of their own.
+    #[inline]
+    pub(crate) fn sub<const AT: usize, const M: usize>(&self) -> View<'a, M> {
+        const { assert!(AT + M <= N, "sub-view past the end of the view") };
+        match self.0[AT..AT + M].try_into() {
+            Ok(a) => View(a),
+            Err(_) => unreachable!("the length is checked at compile time"),
+        }
+    }
+    /// The `LEN` bytes at `AT`.
+    #[inline]
+    pub(crate) fn bytes<const AT: usize, const LEN: usize>(&self) -> &'a [u8] {
+        const { assert!(AT + LEN <= N, "field past the end of the view") };
+        &self.0[AT..AT + LEN]
     }
 }
 

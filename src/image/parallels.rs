@@ -44,7 +44,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "the in-use marker is set: the image was not closed cleanly",
         ));
     }
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "magic": super::cstr(&b[0..16]),
         "cluster-size": u64::from(tracks) * 512,
         "heads": le_u32(b, 20),
@@ -54,6 +54,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "data-offset": u64::from(le_u32(b, 48)) * 512,
         "flags": le_u32(b, 52),
         "ext-offset": le_u64(b, 56),
-    }));
+    })));
     Ok(info)
 }

@@ -82,14 +82,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
         }
     }
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "version": 1,
         "mtime": mtime,
         "l2-bits": l2_bits,
         "crypt-method": crypt_method,
         "l1-table-offset": l1_table_offset,
         "backing-file-offset": backing_offset,
-    }));
+    })));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
     }

@@ -102,14 +102,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.backing_filename_format = Some("raw".into());
         }
     }
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "table-size": table_size,
         "header-size": header_size,
         "features": features,
         "compat-features": compat,
         "autoclear-features": autoclear,
         "l1-table-offset": l1,
-    }));
+    })));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
     }

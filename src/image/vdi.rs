@@ -88,7 +88,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("{blocks_in_image} blocks of {block_size} bytes do not cover the disk size {disk_size}"),
         ));
     }
-    info.header = Some(json!({
+    info.header = Some(super::json_header(json!({
         "version": format!("{}.{}", version >> 16, version & 0xffff),
         "image-type": kind,
         "header-size": le_u32(b, 0x48),
@@ -103,6 +103,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "uuid-last-snap": guid_le(&b[0x198..0x1a8]),
         "uuid-link": guid_le(&b[0x1a8..0x1b8]),
         "uuid-parent": guid_le(parent),
-    }));
+    })));
     Ok(info)
 }

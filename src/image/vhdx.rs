@@ -487,7 +487,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "differencing VHDX: qemu's vhdx driver does not open images with a parent",
         ));
     }
-    info.header = Some(Value::Object(header));
+    info.header = Some(super::Header::Json(header));
     Ok(info)
 }
 

@@ -159,7 +159,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
     if disk_type == 2 {
-        info.header = Some(serde_json::Value::Object(header));
+        info.header = Some(super::Header::Json(header));
         return Ok(info);
     }
     // Dynamic / differencing header.
@@ -278,6 +278,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "differencing VHD: qemu's vpc driver does not follow VHD parents",
         ));
     }
-    info.header = Some(serde_json::Value::Object(header));
+    info.header = Some(super::Header::Json(header));
     Ok(info)
 }
