@@ -338,18 +338,31 @@ pub struct ImageInfo {
     /// Identity for matching layers by id rather than name (VMDK CID, VHD/VHDX/VDI ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
     pub format_specific: Option<FormatSpecific>,
     /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
     /// filled when asked for ([`ProbeOptions::snapshots`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
     pub snapshots: Option<Vec<qcow2::Snapshot>>,
     /// Header facts `qemu-img info` does not print (versions, offsets,
     /// locators, ids): kept for the page and for diagnostics.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
     pub header: Option<Header>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Serialise the typed facts through a [`serde_json::Value`]: their derived
+/// `Serialize` code is then built once (for the `Value` serializer) rather
+/// than once per output serializer (JSON text, `Value`, the wasm build's
+/// both), which keeps the wasm module smaller than the hand-built `Value`s
+/// it replaces. The output is the same: keys sorted, as every object of
+/// the JSON.
+fn via_json<T: Serialize, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    serde_json::to_value(v)
+        .map_err(S::Error::custom)?
+        .serialize(s)
 }
 
 impl ImageInfo {
@@ -418,7 +431,7 @@ impl ImageInfo {
     /// (a copy at byte 0), the end of the file for a fixed disk.
     pub fn vpc_footer_offset(&self) -> Option<u64> {
         match self.header.as_ref() {
-            Some(Header::Json(v)) if self.format == Format::Vpc => v.get("footer-offset")?.as_u64(),
+            Some(Header::Vpc(v)) => Some(v.footer_offset),
             _ => None,
         }
     }
@@ -471,6 +484,7 @@ fn tagged<S: serde::Serializer, T: Serialize>(
 pub enum Header {
     Qcow2(Box<qcow2::HeaderFacts>),
     Vmdk(Box<vmdk::HeaderFacts>),
+    Vpc(Box<vpc::HeaderFacts>),
     /// Formats whose few facts are still written as JSON.
     Json(serde_json::Map<String, serde_json::Value>),
     /// A raw disk: only its partition table.
@@ -488,6 +502,7 @@ impl Header {
                 );
             }
             Header::Raw(r) => r.partition_table = t,
+            Header::Vpc(v) => v.partition_table = Some(t),
             _ => {}
         }
     }
