@@ -484,6 +484,7 @@ fn tagged<S: serde::Serializer, T: Serialize>(
 pub enum Header {
     Qcow2(Box<qcow2::HeaderFacts>),
     Vmdk(Box<vmdk::HeaderFacts>),
+    Vhdx(Box<vhdx::HeaderFacts>),
     Vpc(Box<vpc::HeaderFacts>),
     /// Formats whose few facts are still written as JSON.
     Json(serde_json::Map<String, serde_json::Value>),
@@ -517,6 +518,13 @@ impl Header {
             _ => {}
         }
     }
+}
+
+/// A byte range of the file, as `{length, offset}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub length: u64,
+    pub offset: u64,
 }
 
 /// `header` of a raw disk that holds a partition table.

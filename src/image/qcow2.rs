@@ -215,12 +215,7 @@ struct BitmapsExtension {
     directory_offset: u64,
 }
 
-/// A byte range of the file, as `{length, offset}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Region {
-    pub length: u64,
-    pub offset: u64,
-}
+use super::Region;
 
 /// Walk header extensions from `header_length` (or 72 for v2) up to `end`.
 fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Extensions, Stop> {

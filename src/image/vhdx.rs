@@ -24,10 +24,12 @@
 //!
 //! Only these few ranges are read, wherever the metadata region lies.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::{
-    guid_le, le_u16, le_u32, le_u64, utf16, Format, Identity, ImageInfo, Range, Reads, Stop,
+    guid_le, le_u16, le_u32, le_u64, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop,
 };
 use crate::diag::Diagnostic;
 
@@ -50,6 +52,43 @@ const LOGICAL_SECTOR: &str = "8141bf1d-a96f-4709-ba47-f233a8faab5f";
 const PHYSICAL_SECTOR: &str = "cda348c7-445d-4471-9cc9-e9885251c556";
 const PARENT_LOCATOR: &str = "a8d35f2d-b30b-454d-abf7-d3d84834ab0c";
 const VHDX_PARENT_TYPE: &str = "b04aefb7-d19e-4a81-b789-25b8e9445913";
+
+/// `header` of a VHDX. (Fields in the order of their keys, as every object
+/// of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bat_region: Option<Region>,
+    pub block_size: u32,
+    /// The file type identifier's creator (UTF-16).
+    pub creator: String,
+    pub data_write_guid: String,
+    pub file_write_guid: String,
+    pub has_parent: bool,
+    pub leave_blocks_allocated: bool,
+    pub log_guid: String,
+    /// `null` without the metadata item.
+    pub logical_sector_size: Option<u32>,
+    pub metadata_region: Region,
+    /// `null` without the metadata item.
+    pub page83: Option<String>,
+    /// Differencing disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_locator: Option<ParentLocator>,
+    /// `null` without the metadata item.
+    pub physical_sector_size: Option<u32>,
+    pub sequence_number: u64,
+    pub version: u16,
+}
+
+/// The parent locator metadata item: its type GUID and key/value pairs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParentLocator {
+    pub entries: BTreeMap<String, String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"vhdxfile")
@@ -394,26 +433,26 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         parent_id: None,
     });
 
-    let mut header = Map::new();
-    header.insert("creator".into(), json!(creator));
-    header.insert("sequence-number".into(), json!(h.seq));
-    header.insert("version".into(), json!(h.version));
-    header.insert("file-write-guid".into(), json!(h.file_write));
-    header.insert("data-write-guid".into(), json!(h.data_write));
-    header.insert("log-guid".into(), json!(h.log_guid));
-    header.insert(
-        "metadata-region".into(),
-        json!({ "offset": meta_off, "length": meta_len }),
-    );
-    if let Some((o, l)) = bat {
-        header.insert("bat-region".into(), json!({ "offset": o, "length": l }));
-    }
-    header.insert("block-size".into(), json!(block_size));
-    header.insert("leave-blocks-allocated".into(), json!(fp_bits & 1 != 0));
-    header.insert("has-parent".into(), json!(has_parent));
-    header.insert("logical-sector-size".into(), json!(logical));
-    header.insert("physical-sector-size".into(), json!(physical));
-    header.insert("page83".into(), json!(page83));
+    let mut header = HeaderFacts {
+        bat_region: bat.map(|(offset, length)| Region { length, offset }),
+        block_size,
+        creator,
+        data_write_guid: h.data_write.clone(),
+        file_write_guid: h.file_write.clone(),
+        has_parent,
+        leave_blocks_allocated: fp_bits & 1 != 0,
+        log_guid: h.log_guid.clone(),
+        logical_sector_size: logical,
+        metadata_region: Region {
+            length: meta_len,
+            offset: meta_off,
+        },
+        page83,
+        parent_locator: None,
+        physical_sector_size: physical,
+        sequence_number: h.seq,
+        version: h.version,
+    };
 
     if has_parent {
         let Some((_, loc_off, _)) = items
@@ -437,7 +476,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 format!("{kv} parent locator entries do not fit the item"),
             ));
         }
-        let mut pairs = Map::new();
+        let mut pairs = BTreeMap::new();
         for i in 0..kv {
             let e = &loc[20 + 12 * i..32 + 12 * i];
             let (ko, vo) = (le_u32(e, 0) as usize, le_u32(e, 4) as usize);
@@ -449,7 +488,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                     format!("parent locator entry {i} points outside the item"),
                 ));
             };
-            pairs.insert(utf16(k, false), json!(utf16(v, false)));
+            pairs.insert(utf16(k, false), utf16(v, false));
         }
         if kind != VHDX_PARENT_TYPE {
             info.diagnostics.push(Diagnostic::warning(
@@ -457,7 +496,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 format!("parent locator type {kind} is not the VHDX parent locator"),
             ));
         }
-        let get = |k: &str| pairs.get(k).and_then(Value::as_str).map(str::to_string);
+        let get = |k: &str| pairs.get(k).cloned();
         let name = get("relative_path")
             .or_else(|| get("absolute_win32_path"))
             .or_else(|| get("volume_path"));
@@ -478,16 +517,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 ident.parent_id = Some(id);
             }
         }
-        header.insert(
-            "parent-locator".into(),
-            json!({ "type": kind, "entries": pairs }),
-        );
+        header.parent_locator = Some(ParentLocator {
+            entries: pairs,
+            kind,
+        });
         info.diagnostics.push(Diagnostic::warning(
             "vhdx-differencing",
             "differencing VHDX: qemu's vhdx driver does not open images with a parent",
         ));
     }
-    info.header = Some(super::Header::Json(header));
+    info.header = Some(super::Header::Vhdx(Box::new(header)));
     Ok(info)
 }
 
