@@ -338,31 +338,18 @@ pub struct ImageInfo {
     /// Identity for matching layers by id rather than name (VMDK CID, VHD/VHDX/VDI ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format_specific: Option<FormatSpecific>,
     /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
     /// filled when asked for ([`ProbeOptions::snapshots`]).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<Vec<qcow2::Snapshot>>,
     /// Header facts `qemu-img info` does not print (versions, offsets,
     /// locators, ids): kept for the page and for diagnostics.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "via_json")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<Header>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
-}
-
-/// Serialise the typed facts through a [`serde_json::Value`]: their derived
-/// `Serialize` code is then built once (for the `Value` serializer) rather
-/// than once per output serializer (JSON text, `Value`, the wasm build's
-/// both), which keeps the wasm module smaller than the hand-built `Value`s
-/// it replaces. The output is the same: keys sorted, as every object of
-/// the JSON.
-fn via_json<T: Serialize, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::Error;
-    serde_json::to_value(v)
-        .map_err(S::Error::custom)?
-        .serialize(s)
 }
 
 impl ImageInfo {
