@@ -9,8 +9,7 @@ use super::{be_u32, Format, ImageInfo, Reads, Stop};
 const F: Format = Format::Cloop;
 const MAGIC: &[u8] =
     b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
-/// qemu's cap on the block size.
-const MAX_BLOCK: u32 = 64 << 20;
+use crate::limits::CLOOP_MAX_BLOCK as MAX_BLOCK;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)

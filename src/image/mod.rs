@@ -792,13 +792,7 @@ fn second_format(format: Format, reads: &Reads, info: &mut ImageInfo) -> Result<
     Ok(())
 }
 
-/// Most bytes kept of a backing name longer than its format allows. Such a
-/// name is kept (the image is still what its header says, with a flagged
-/// name) but never read without bound: a header may claim a 4 GiB name.
-/// 4096 bytes is Linux's `PATH_MAX` with its NUL, so a longer name cannot
-/// open any file anyway; the real length is in the diagnostic and in
-/// `header.backing-name-length`.
-pub const MAX_FLAGGED_NAME: u64 = 4096;
+pub use crate::limits::MAX_FLAGGED_NAME;
 
 /// A backing name of `len` bytes at `offset`, longer than the `max` the
 /// format allows: read at most [`MAX_FLAGGED_NAME`] bytes of it (fewer when

@@ -16,8 +16,7 @@ const MBR_SIGNATURE: usize = 510;
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 /// Protective MBR partition type.
 const PROTECTIVE: u8 = 0xEE;
-/// Largest GPT entry array read (bytes): 128 entries of 128 bytes is 16 KiB.
-const MAX_ENTRY_ARRAY: u64 = 256 * 1024;
+use crate::limits::GPT_MAX_ENTRY_ARRAY as MAX_ENTRY_ARRAY;
 
 /// `55 AA` at byte 510 of a sector that is not a file system's boot sector
 /// (FAT, NTFS and exFAT boot sectors end with the same signature; the FAT

@@ -13,6 +13,10 @@ use super::{
 };
 use crate::diag::Diagnostic;
 use crate::limits;
+use crate::limits::{
+    QCOW2_MAX_BITMAPS as MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY as MAX_BITMAP_DIRECTORY,
+    QCOW2_MAX_SNAPSHOTS as MAX_SNAPSHOTS, QCOW2_MAX_SNAPSHOT_EXTRA as MAX_SNAPSHOT_EXTRA,
+};
 
 const MAGIC: &[u8; 4] = b"QFI\xfb";
 const F: Format = Format::Qcow2;
@@ -527,10 +531,6 @@ fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<super::luks::Specific, 
     })
 }
 
-/// qemu's caps on persistent bitmaps: count and directory size.
-const MAX_BITMAPS: u32 = 65535;
-const MAX_BITMAP_DIRECTORY: u64 = 64 << 20;
-
 /// The bitmap directory (qcow2.rst "Bitmap directory"), as `qemu-img info`
 /// lists it: name, granularity, flags. Entries: bitmap table offset (u64),
 /// table size (u32), flags (u32: bit 0 in-use, bit 1 auto), type (u8),
@@ -593,11 +593,6 @@ fn bitmaps(reads: &Reads, ext: BitmapsExtension) -> Result<Vec<Bitmap>, Stop> {
     }
     Ok(out)
 }
-
-/// qemu's cap on the number of internal snapshots.
-const MAX_SNAPSHOTS: u32 = 65536;
-/// qemu's cap on a snapshot entry's extra data.
-const MAX_SNAPSHOT_EXTRA: u64 = 1024;
 
 /// The internal snapshot table, as `qemu-img info` lists it. Read in windows
 /// that grow with the entries still to read, each at most `MAX_READ`.

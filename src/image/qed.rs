@@ -14,7 +14,7 @@ const F_NEED_CHECK: u64 = 0x02;
 const F_BACKING_FORMAT_NO_PROBE: u64 = 0x04;
 const F_KNOWN: u64 = 0x07;
 /// qemu reads a QED backing name into a PATH_MAX (4096) buffer with its NUL.
-const MAX_NAME: u64 = 4095;
+const MAX_NAME: u64 = crate::limits::MAX_BACKING_NAME_PATH as u64;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"QED\0")

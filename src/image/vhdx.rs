@@ -38,10 +38,9 @@ const HEADER1: u64 = 64 * 1024;
 const HEADER2: u64 = 128 * 1024;
 const HEADER_LEN: u64 = 4096;
 const REGION_TABLE: u64 = 192 * 1024;
-const MAX_ENTRIES: u64 = 2047;
+use crate::limits::{VHDX_MAX_METADATA_ENTRIES as MAX_ENTRIES, VHDX_MAX_METADATA_ITEM as MAX_ITEM};
 /// Headers and region tables: the first 1 MiB of the file.
 const HEADER_SECTION: u64 = 1 << 20;
-const MAX_ITEM: u64 = 64 * 1024;
 
 const BAT: &str = "2dc27766-f623-4200-9d64-115e9bfd4a08";
 const METADATA: &str = "8b7ca206-4790-4b9a-b8fe-575f050f886e";

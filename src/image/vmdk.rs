@@ -30,10 +30,8 @@ use super::{le_u32, Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, Vi
 use crate::diag::{Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
-/// qemu reads at most 1 MiB − 1 of a descriptor file; so do we.
-pub const MAX_DESCRIPTOR: u64 = (1 << 20) - 1;
-/// qemu's largest grain (sectors).
-const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
+pub use crate::limits::VMDK_MAX_DESCRIPTOR as MAX_DESCRIPTOR;
+use crate::limits::VMDK_MAX_GRAIN_SECTORS as MAX_GRAIN_SECTORS;
 const GD_AT_END: u64 = u64::MAX;
 
 /// Offsets of a hosted sparse extent header's fields (`SparseExtentHeader`).

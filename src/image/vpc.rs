@@ -122,9 +122,10 @@ pub struct Locator {
     /// The platform code as text (`W2ku`, `W2ru`, `Mac `, …).
     pub platform: String,
 }
+/// The largest CHS geometry: a disk of this geometry takes its size from
+/// `current_size` (a format rule, not a limit).
 const MAX_GEOMETRY: u64 = 65535 * 16 * 255;
-/// Longest parent locator data read (bytes).
-const MAX_LOCATOR: u64 = 64 * 1024;
+use crate::limits::VPC_MAX_LOCATOR as MAX_LOCATOR;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"conectix")
