@@ -473,6 +473,8 @@ pub enum Header {
     Vmdk(Box<vmdk::HeaderFacts>),
     Vhdx(Box<vhdx::HeaderFacts>),
     Vpc(Box<vpc::HeaderFacts>),
+    Vdi(Box<vdi::HeaderFacts>),
+    Qed(Box<qed::HeaderFacts>),
     /// Formats whose few facts are still written as JSON.
     Json(serde_json::Map<String, serde_json::Value>),
     /// A raw disk: only its partition table.
@@ -499,6 +501,7 @@ impl Header {
     fn set_backing_name_length(&mut self, len: u64) {
         match self {
             Header::Qcow2(h) => h.backing_name_length = Some(len),
+            Header::Qed(h) => h.backing_name_length = Some(len),
             Header::Json(m) => {
                 m.insert("backing-name-length".into(), serde_json::json!(len));
             }
