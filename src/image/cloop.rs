@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{be_u32, Format, ImageInfo, Reads, Stop};
+use super::{Format, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Cloop;
 const MAGIC: &[u8] =
@@ -16,9 +16,9 @@ pub fn matches(head: &[u8]) -> bool {
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 136)?;
-    let block_size = be_u32(b, 128);
-    let n_blocks = be_u32(b, 132);
+    let b: View<136> = reads.view(F, 0)?;
+    let block_size = b.be_u32::<128>();
+    let n_blocks = b.be_u32::<132>();
     if block_size == 0 || !block_size.is_multiple_of(512) || block_size > MAX_BLOCK {
         return Err(Stop::bad(
             F,

@@ -9,12 +9,12 @@
 
 use serde_json::json;
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Dmg;
 
 pub fn matches_trailer(t: &[u8]) -> bool {
-    t.starts_with(b"koly") && t.len() >= 12 && be_u32(t, 8) == 512
+    t.starts_with(b"koly") && View::<12>::of(t).is_some_and(|t| t.be_u32::<8>() == 512)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
@@ -32,8 +32,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("file of {len} bytes is shorter than the 512-byte koly trailer"),
         ));
     };
-    let t = reads.bytes(F, at, 512)?;
-    let sectors = be_u64(t, 492);
+    let t: View<512> = reads.view(F, at)?;
+    let sectors = t.be_u64::<492>();
     let Some(size) = sectors.checked_mul(512) else {
         return Err(Stop::bad(
             F,
@@ -41,8 +41,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("{sectors} sectors overflow a byte size"),
         ));
     };
-    let xml_off = be_u64(t, 216);
-    let xml_len = be_u64(t, 224);
+    let xml_off = t.be_u64::<216>();
+    let xml_len = t.be_u64::<224>();
     if xml_off.checked_add(xml_len).is_none_or(|e| e > len) {
         return Err(Stop::bad(
             F,
@@ -54,15 +54,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.virtual_size = Some(size);
     info.header = Some(super::json_header(json!({
         "trailer-offset": at,
-        "version": be_u32(t, 4),
-        "flags": be_u32(t, 12),
-        "data-fork-offset": be_u64(t, 24),
-        "data-fork-length": be_u64(t, 32),
-        "rsrc-fork-offset": be_u64(t, 40),
-        "rsrc-fork-length": be_u64(t, 48),
+        "version": t.be_u32::<4>(),
+        "flags": t.be_u32::<12>(),
+        "data-fork-offset": t.be_u64::<24>(),
+        "data-fork-length": t.be_u64::<32>(),
+        "rsrc-fork-offset": t.be_u64::<40>(),
+        "rsrc-fork-length": t.be_u64::<48>(),
         "xml-offset": xml_off,
         "xml-length": xml_len,
-        "image-variant": be_u32(t, 488),
+        "image-variant": t.be_u32::<488>(),
         "sector-count": sectors,
     })));
     Ok(info)

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::{le_u16, le_u32, Format, ImageInfo, Reads, Stop};
+use super::{Format, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Iso;
@@ -20,7 +20,7 @@ pub fn matches_descriptor(d: &[u8]) -> bool {
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let d = reads.bytes(F, DESCRIPTOR_OFFSET, DESCRIPTOR_LEN)?;
+    let d: View<{ DESCRIPTOR_LEN as usize }> = reads.view(F, DESCRIPTOR_OFFSET)?;
     let mut info = ImageInfo::new(F);
     info.virtual_size = reads.file_len();
     info.diagnostics.push(Diagnostic::info(
@@ -28,13 +28,13 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         "ISO 9660 image: qemu has no iso format and opens it as raw",
     ));
     let mut header = serde_json::Map::new();
-    header.insert("descriptor-type".into(), json!(d[0]));
-    if d[0] == 1 {
-        let blocks = le_u32(d, 80);
-        let block_size = le_u16(d, 128);
+    header.insert("descriptor-type".into(), json!(d.u8::<0>()));
+    if d.u8::<0>() == 1 {
+        let blocks = d.le_u32::<80>();
+        let block_size = d.le_u16::<128>();
         header.insert(
             "volume-id".into(),
-            json!(super::cstr(&d[40..72]).trim_end()),
+            json!(super::cstr(d.bytes::<40, 32>()).trim_end()),
         );
         header.insert("volume-space-size".into(), json!(blocks));
         header.insert("logical-block-size".into(), json!(block_size));

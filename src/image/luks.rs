@@ -13,7 +13,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{be_u16, be_u32, be_u64, Format, FormatSpecific, ImageInfo, Reads, Stop};
+use super::{Format, FormatSpecific, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Luks;
@@ -25,8 +25,8 @@ pub fn matches(head: &[u8]) -> bool {
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 8)?;
-    match be_u16(b, 6) {
+    let b: View<8> = reads.view(F, 0)?;
+    match b.be_u16::<6>() {
         1 => luks1(reads),
         2 => luks2(reads),
         v => Err(Stop::bad(F, 6, format!("unknown LUKS version {v}"))),
@@ -136,16 +136,19 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
 /// them, with the payload offset in bytes and the key length. Errors carry
 /// the offset within the header.
 pub fn parse_v1(b: &[u8]) -> Result<V1, (u64, String)> {
-    if b.len() < V1_HEADER_LEN as usize || !matches(b) || be_u16(b, 6) != 1 {
+    let Some(b) = View::<{ V1_HEADER_LEN as usize }>::of(b).filter(|h| matches(h.0)) else {
+        return Err((0, "not a LUKS1 header".into()));
+    };
+    if b.be_u16::<6>() != 1 {
         return Err((0, "not a LUKS1 header".into()));
     }
-    let cipher_name = super::cstr(&b[8..40]);
-    let cipher_mode_full = super::cstr(&b[40..72]);
-    let hash = super::cstr(&b[72..104]);
-    let payload = u64::from(be_u32(b, 104)) * 512;
-    let key_bytes = be_u32(b, 108);
-    let mk_iters = be_u32(b, 164);
-    let uuid = super::cstr(&b[168..208]);
+    let cipher_name = super::cstr(b.bytes::<8, 32>());
+    let cipher_mode_full = super::cstr(b.bytes::<40, 32>());
+    let hash = super::cstr(b.bytes::<72, 32>());
+    let payload = u64::from(b.be_u32::<104>()) * 512;
+    let key_bytes = b.be_u32::<108>();
+    let mk_iters = b.be_u32::<164>();
+    let uuid = super::cstr(b.bytes::<168, 40>());
     if key_bytes == 0 || key_bytes > 256 {
         return Err((108, format!("key length {key_bytes} bytes is out of range")));
     }
@@ -159,16 +162,18 @@ pub fn parse_v1(b: &[u8]) -> Result<V1, (u64, String)> {
         None => (ivgen, None),
     };
     let mut slots = Vec::new();
-    for i in 0..8 {
-        let s = &b[208 + 48 * i..208 + 48 * (i + 1)];
-        let marker = be_u32(s, 0);
-        let key_offset = u64::from(be_u32(s, 40)) * 512;
+    // 8 key slots of 48 bytes from 208.
+    let (table, _) = b.bytes::<208, { 8 * 48 }>().as_chunks::<48>();
+    for (i, s) in table.iter().enumerate() {
+        let s = View(s);
+        let marker = s.be_u32::<0>();
+        let key_offset = u64::from(s.be_u32::<40>()) * 512;
         match marker {
             SLOT_ACTIVE => slots.push(KeySlot {
                 active: true,
-                iters: Some(be_u32(s, 4)),
+                iters: Some(s.be_u32::<4>()),
                 key_offset,
-                stripes: Some(be_u32(s, 44)),
+                stripes: Some(s.be_u32::<44>()),
             }),
             SLOT_INACTIVE => slots.push(KeySlot {
                 active: false,
@@ -205,7 +210,7 @@ pub fn parse_v1(b: &[u8]) -> Result<V1, (u64, String)> {
 }
 
 fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 512)?;
+    let b: View<512> = reads.view(F, 0)?;
     let mut info = ImageInfo::new(F);
     info.encrypted = true;
     info.diagnostics.push(Diagnostic::error(
@@ -214,13 +219,13 @@ fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
     ));
     info.header = Some(super::json_header(json!({
         "version": 2,
-        "header-size": be_u64(b, 8),
-        "sequence-id": be_u64(b, 16),
-        "label": super::cstr(&b[24..72]),
-        "checksum-alg": super::cstr(&b[72..104]),
-        "uuid": super::cstr(&b[168..208]),
-        "subsystem": super::cstr(&b[208..256]),
-        "header-offset": be_u64(b, 256),
+        "header-size": b.be_u64::<8>(),
+        "sequence-id": b.be_u64::<16>(),
+        "label": super::cstr(b.bytes::<24, 48>()),
+        "checksum-alg": super::cstr(b.bytes::<72, 32>()),
+        "uuid": super::cstr(b.bytes::<168, 40>()),
+        "subsystem": super::cstr(b.bytes::<208, 48>()),
+        "header-offset": b.be_u64::<256>(),
     })));
     Ok(info)
 }

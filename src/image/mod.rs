@@ -920,6 +920,16 @@ view_readers! {
 }
 
 impl<'a, const N: usize> View<'a, N> {
+    /// The first `N` bytes of `b`, if it has that many.
+    #[inline]
+    pub(crate) fn of(b: &'a [u8]) -> Option<View<'a, N>> {
+        b.first_chunk::<N>().map(View)
+    }
+    /// The `N` bytes at `at` in `b`, if it has them.
+    #[inline]
+    pub(crate) fn at(b: &'a [u8], at: usize) -> Option<View<'a, N>> {
+        View::of(b.get(at..)?)
+    }
     /// The byte at `AT`.
     #[inline]
     pub(crate) fn u8<const AT: usize>(&self) -> u8 {
@@ -937,50 +947,20 @@ impl<'a, const N: usize> View<'a, N> {
     }
     /// The `LEN` bytes at `AT`.
     #[inline]
-    pub(crate) fn bytes<const AT: usize, const LEN: usize>(&self) -> &'a [u8] {
-        const { assert!(AT + LEN <= N, "field past the end of the view") };
-        &self.0[AT..AT + LEN]
+    pub(crate) fn bytes<const AT: usize, const LEN: usize>(&self) -> &'a [u8; LEN] {
+        self.sub::<AT, LEN>().0
     }
 }
 
-/// Big-endian / little-endian field readers. They never panic: a field
-/// past the end of the slice reads as zero (callers check lengths first).
-fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    at.checked_add(N)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
-}
-pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(field(b, at))
-}
-pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(field(b, at))
-}
-pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(field(b, at))
-}
-pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(field(b, at))
-}
-pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(field(b, at))
-}
-pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(field(b, at))
-}
-
 /// A 16-byte id in RFC 4122 byte order (VHD), lowercase with dashes.
-pub(crate) fn uuid_be(b: &[u8]) -> String {
-    uuid::Uuid::from_bytes(field(b, 0)).hyphenated().to_string()
+pub(crate) fn uuid_be(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
 /// A 16-byte Microsoft GUID (first three fields little-endian: VHDX, VDI),
 /// lowercase with dashes.
-pub(crate) fn guid_le(b: &[u8]) -> String {
-    uuid::Uuid::from_bytes_le(field(b, 0))
-        .hyphenated()
-        .to_string()
+pub(crate) fn guid_le(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes_le(*b).hyphenated().to_string()
 }
 
 /// Text up to the first NUL (lossy UTF-8).

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use super::{le_u32, le_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Parallels;
@@ -15,15 +15,14 @@ const INUSE: u32 = 0x746f_6e59;
 
 pub fn matches(head: &[u8]) -> bool {
     (head.starts_with(b"WithoutFreeSpace") || head.starts_with(b"WithouFreSpacExt"))
-        && head.len() >= 20
-        && le_u32(head, 16) == 2
+        && View::<20>::of(head).is_some_and(|h| h.le_u32::<16>() == 2)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 64)?;
-    let tracks = le_u32(b, 28);
-    let nb_sectors = le_u64(b, 36);
-    let inuse = le_u32(b, 44);
+    let b: View<64> = reads.view(F, 0)?;
+    let tracks = b.le_u32::<28>();
+    let nb_sectors = b.le_u64::<36>();
+    let inuse = b.le_u32::<44>();
     if tracks == 0 {
         return Err(Stop::bad(F, 28, "cluster size of 0 sectors"));
     }
@@ -45,15 +44,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
     info.header = Some(super::json_header(json!({
-        "magic": super::cstr(&b[0..16]),
+        "magic": super::cstr(b.bytes::<0, 16>()),
         "cluster-size": u64::from(tracks) * 512,
-        "heads": le_u32(b, 20),
-        "cylinders": le_u32(b, 24),
-        "bat-entries": le_u32(b, 32),
+        "heads": b.le_u32::<20>(),
+        "cylinders": b.le_u32::<24>(),
+        "bat-entries": b.le_u32::<32>(),
         "in-use": inuse == INUSE,
-        "data-offset": u64::from(le_u32(b, 48)) * 512,
-        "flags": le_u32(b, 52),
-        "ext-offset": le_u64(b, 56),
+        "data-offset": u64::from(b.le_u32::<48>()) * 512,
+        "flags": b.le_u32::<52>(),
+        "ext-offset": b.le_u64::<56>(),
     })));
     Ok(info)
 }

@@ -4,28 +4,28 @@
 
 use serde_json::json;
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 use crate::limits;
 
 const F: Format = Format::Qcow;
-const HEADER_LEN: u64 = 48;
+const HEADER_LEN: usize = 48;
 
 /// `QFI\xfb` with version 1.
 pub fn matches(head: &[u8]) -> bool {
-    head.starts_with(b"QFI\xfb") && head.len() >= 8 && be_u32(head, 4) == 1
+    head.starts_with(b"QFI\xfb") && View::<8>::of(head).is_some_and(|h| h.be_u32::<4>() == 1)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, HEADER_LEN)?;
-    let backing_offset = be_u64(b, 8);
-    let backing_size = be_u32(b, 16);
-    let mtime = be_u32(b, 20);
-    let size = be_u64(b, 24);
-    let cluster_bits = u32::from(b[32]);
-    let l2_bits = u32::from(b[33]);
-    let crypt_method = be_u32(b, 36);
-    let l1_table_offset = be_u64(b, 40);
+    let b: View<HEADER_LEN> = reads.view(F, 0)?;
+    let backing_offset = b.be_u64::<8>();
+    let backing_size = b.be_u32::<16>();
+    let mtime = b.be_u32::<20>();
+    let size = b.be_u64::<24>();
+    let cluster_bits = u32::from(b.u8::<32>());
+    let l2_bits = u32::from(b.u8::<33>());
+    let crypt_method = b.be_u32::<36>();
+    let l1_table_offset = b.be_u64::<40>();
     // qemu's bounds: clusters of 512 B..64 KiB, L2 tables of 512 B..64 KiB.
     if !(9..=16).contains(&cluster_bits) {
         return Err(Stop::bad(

@@ -8,9 +8,7 @@ use bitflags::bitflags;
 use serde::Serialize;
 
 use super::safety::NameKind;
-use super::{
-    be_u16, be_u32, be_u64, Format, FormatSpecific, ImageInfo, ProbeOptions, Range, Reads, Stop,
-};
+use super::{Format, FormatSpecific, ImageInfo, ProbeOptions, Range, Reads, Stop, View};
 use crate::diag::Diagnostic;
 use crate::limits;
 use crate::limits::{
@@ -241,7 +239,7 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
     // Ask for the whole area at once when it reaches beyond what was read,
     // rather than one round per extension.
     while off + 8 <= end {
-        let eh = match reads.bytes(F, off, 8) {
+        let eh: View<8> = match reads.view(F, off) {
             Ok(b) => b,
             Err(Stop::Need(_)) => {
                 let want = end.min(limits::MAX_READ);
@@ -249,8 +247,8 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
             }
             Err(e) => return Err(e),
         };
-        let kind = be_u32(eh, 0);
-        let len = u64::from(be_u32(eh, 4));
+        let kind = eh.be_u32::<0>();
+        let len = u64::from(eh.be_u32::<4>());
         if kind == EXT_END {
             return Ok(ext);
         }
@@ -560,13 +558,12 @@ fn bitmaps(reads: &Reads, ext: BitmapsExtension) -> Result<Vec<Bitmap>, Stop> {
     let mut at = 0usize;
     for i in 0..n {
         let bad = |m: String| Stop::bad(F, off + at as u64, format!("bitmap {i}: {m}"));
-        let e = dir
-            .get(at..at + 24)
-            .ok_or_else(|| bad("entry runs past the directory".into()))?;
-        let flags = be_u32(e, 12);
-        let gran_bits = u32::from(e[17]);
-        let name_len = usize::from(be_u16(e, 18));
-        let extra_len = be_u32(e, 20) as usize;
+        let e =
+            View::<24>::at(dir, at).ok_or_else(|| bad("entry runs past the directory".into()))?;
+        let flags = e.be_u32::<12>();
+        let gran_bits = u32::from(e.u8::<17>());
+        let name_len = usize::from(e.be_u16::<18>());
+        let extra_len = e.be_u32::<20>() as usize;
         let total = 24usize
             .checked_add(extra_len)
             .and_then(|t| t.checked_add(name_len))
@@ -623,10 +620,14 @@ fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Snapshot>, Stop> {
                 other => other,
             }
         };
+        // The fixed part of an entry (qcow2.rst "Snapshot table").
         let e = get(off, 40)?;
-        let id_len = u64::from(be_u16(e, 12));
-        let name_len = u64::from(be_u16(e, 14));
-        let extra_len = u64::from(be_u32(e, 36));
+        let Some(e) = View::<40>::of(e) else {
+            return Err(Stop::bad(F, off, "short snapshot entry"));
+        };
+        let id_len = u64::from(e.be_u16::<12>());
+        let name_len = u64::from(e.be_u16::<14>());
+        let extra_len = u64::from(e.be_u32::<36>());
         if extra_len > MAX_SNAPSHOT_EXTRA {
             return Err(Stop::bad(
                 F,
@@ -637,17 +638,19 @@ fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Snapshot>, Stop> {
             ));
         }
         let total = 40 + extra_len + id_len + name_len;
+        let date_sec = e.be_u32::<16>();
+        let date_nsec = e.be_u32::<20>();
+        let vm_clock = e.be_u64::<24>();
+        let mut vm_state = u64::from(e.be_u32::<32>());
         let e = get(off, total)?;
-        let date_sec = be_u32(e, 16);
-        let date_nsec = be_u32(e, 20);
-        let vm_clock = be_u64(e, 24);
-        let mut vm_state = u64::from(be_u32(e, 32));
         let extra = &e[40..40 + extra_len as usize];
-        if extra.len() >= 8 {
-            vm_state = be_u64(extra, 0);
+        // Extra data: the 64-bit VM state size (0), the virtual disk size
+        // (8), the instruction count (16), each there when long enough.
+        if let Some(x) = View::<8>::of(extra) {
+            vm_state = x.be_u64::<0>();
         }
-        let icount = (extra.len() >= 24)
-            .then(|| be_u64(extra, 16))
+        let icount = View::<24>::of(extra)
+            .map(|x| x.be_u64::<16>())
             .filter(|&c| c != u64::MAX);
         let ids = &e[40 + extra_len as usize..];
         let id = String::from_utf8_lossy(&ids[..id_len as usize]).into_owned();

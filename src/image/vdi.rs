@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{guid_le, le_u32, Format, Header, Identity, ImageInfo, Reads, Stop, View};
+use super::{guid_le, Format, Header, Identity, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Vdi;
@@ -64,7 +64,8 @@ pub struct HeaderFacts {
 }
 
 pub fn matches(head: &[u8]) -> bool {
-    head.len() >= at::HEADER_SIZE && le_u32(head, at::SIGNATURE) == SIGNATURE
+    View::<{ at::HEADER_SIZE }>::of(head)
+        .is_some_and(|h| h.le_u32::<{ at::SIGNATURE }>() == SIGNATURE)
 }
 
 fn is_nil(b: &[u8]) -> bool {

@@ -28,9 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{
-    guid_le, le_u16, le_u32, le_u64, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop,
-};
+use super::{guid_le, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Vhdx;
@@ -87,6 +85,18 @@ pub struct ParentLocator {
     pub entries: BTreeMap<String, String>,
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// The first `N` bytes of `b` (a metadata item of at least `N` bytes),
+/// or an error at `at`.
+fn fixed<const N: usize>(b: &[u8], at: u64) -> Result<View<'_, N>, Stop> {
+    View::of(b).ok_or_else(|| {
+        Stop::bad(
+            F,
+            at,
+            format!("metadata item of {} bytes, below {N}", b.len()),
+        )
+    })
 }
 
 pub fn matches(head: &[u8]) -> bool {
@@ -183,18 +193,18 @@ struct Header {
 }
 
 fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
-    let b = reads.bytes(F, at, HEADER_LEN)?;
-    if !b.starts_with(b"head") || crc32c(b, 4) != le_u32(b, 4) {
+    let b: View<{ HEADER_LEN as usize }> = reads.view(F, at)?;
+    if !b.0.starts_with(b"head") || crc32c(b.0, 4) != b.le_u32::<4>() {
         return Ok(None);
     }
     Ok(Some(Header {
-        seq: le_u64(b, 8),
-        file_write: guid_le(&b[16..32]),
-        data_write: guid_le(&b[32..48]),
-        log_guid: guid_le(&b[48..64]),
-        log_nonzero: b[48..64].iter().any(|&x| x != 0),
-        version: le_u16(b, 66),
-        log: (le_u64(b, 72), u64::from(le_u32(b, 68))),
+        seq: b.le_u64::<8>(),
+        file_write: guid_le(b.bytes::<16, 16>()),
+        data_write: guid_le(b.bytes::<32, 16>()),
+        log_guid: guid_le(b.bytes::<48, 16>()),
+        log_nonzero: b.bytes::<48, 16>().iter().any(|&x| x != 0),
+        version: b.le_u16::<66>(),
+        log: (b.le_u64::<72>(), u64::from(b.le_u32::<68>())),
         at,
     }))
 }
@@ -214,15 +224,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(F);
 
     // Region table: header, then exactly its entries.
-    let rt = reads.bytes(F, REGION_TABLE, 16)?;
-    if !rt.starts_with(b"regi") {
+    let rt: View<16> = reads.view(F, REGION_TABLE)?;
+    if !rt.0.starts_with(b"regi") {
         return Err(Stop::bad(
             F,
             REGION_TABLE,
             "no `regi` region table signature",
         ));
     }
-    let count = u64::from(le_u32(rt, 8));
+    let count = u64::from(rt.le_u32::<8>());
     if count > MAX_ENTRIES {
         return Err(Stop::bad(
             F,
@@ -236,11 +246,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     // Regions may not overlap each other or the 1 MiB header section
     // ([MS-VHDX] §2.2.3.1); qemu refuses such an image, and so do we.
     let mut taken: Vec<(u64, u64)> = vec![(0, HEADER_SECTION)];
-    for i in 0..count as usize {
-        let e = &rt[16 + 32 * i..16 + 32 * (i + 1)];
-        let id = guid_le(&e[0..16]);
-        let off = le_u64(e, 16);
-        let len = u64::from(le_u32(e, 24));
+    // Entries of 32 bytes: GUID (0), file offset (16), length (24),
+    // required bit (28).
+    let (entries, _) = rt[16..].as_chunks::<32>();
+    for (i, e) in entries.iter().enumerate() {
+        let e = View(e);
+        let id = guid_le(e.bytes::<0, 16>());
+        let off = e.le_u64::<16>();
+        let len = u64::from(e.le_u32::<24>());
         let at = REGION_TABLE + 16 + 32 * i as u64;
         let name = || match id.as_str() {
             METADATA => format!("metadata region {id}"),
@@ -259,7 +272,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         let slot = match id.as_str() {
             METADATA => &mut meta,
             BAT => &mut bat,
-            _ if le_u32(e, 28) & 1 != 0 => {
+            _ if e.le_u32::<28>() & 1 != 0 => {
                 return Err(Stop::bad(
                     F,
                     at,
@@ -289,15 +302,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
 
     // Metadata table header, then its entries.
-    let mt = reads.bytes(F, meta_off, 32)?;
-    if !mt.starts_with(b"metadata") {
+    let mt: View<32> = reads.view(F, meta_off)?;
+    if !mt.0.starts_with(b"metadata") {
         return Err(Stop::bad(
             F,
             meta_off,
             "no `metadata` signature at the metadata region",
         ));
     }
-    let n = u64::from(le_u16(mt, 10));
+    let n = u64::from(mt.le_u16::<10>());
     if n > MAX_ENTRIES || 32 + 32 * n > meta_len {
         return Err(Stop::bad(
             F,
@@ -307,11 +320,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mt = reads.bytes(F, meta_off, 32 + 32 * n)?;
     let mut items: Vec<(String, u64, u64)> = Vec::new();
-    for i in 0..n as usize {
-        let e = &mt[32 + 32 * i..64 + 32 * i];
-        let id = guid_le(&e[0..16]);
-        let off = u64::from(le_u32(e, 16));
-        let len = u64::from(le_u32(e, 20));
+    // Entries of 32 bytes: item GUID (0), offset (16), length (20), flags
+    // (24: bit 2 required).
+    let (entries, _) = mt[32..].as_chunks::<32>();
+    for (i, e) in entries.iter().enumerate() {
+        let e = View(e);
+        let id = guid_le(e.bytes::<0, 16>());
+        let off = u64::from(e.le_u32::<16>());
+        let len = u64::from(e.le_u32::<20>());
         let at = meta_off + 32 + 32 * i as u64;
         let known = [
             FILE_PARAMETERS,
@@ -322,7 +338,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             PARENT_LOCATOR,
         ];
         if !known.contains(&id.as_str()) {
-            if le_u32(e, 24) & 4 != 0 {
+            if e.le_u32::<24>() & 4 != 0 {
                 return Err(Stop::bad(
                     F,
                     at,
@@ -356,16 +372,26 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let Some(fp) = item(FILE_PARAMETERS, 8)? else {
         return Err(Stop::bad(F, meta_off, "no file parameters metadata item"));
     };
-    let block_size = le_u32(fp, 0);
-    let fp_bits = le_u32(fp, 4);
+    let fp = fixed::<8>(fp, meta_off)?;
+    let block_size = fp.le_u32::<0>();
+    let fp_bits = fp.le_u32::<4>();
     let has_parent = fp_bits & 2 != 0;
     let Some(vs) = item(VIRTUAL_DISK_SIZE, 8)? else {
         return Err(Stop::bad(F, meta_off, "no virtual disk size metadata item"));
     };
-    let size = le_u64(vs, 0);
-    let logical = item(LOGICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
-    let physical = item(PHYSICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
-    let page83 = item(PAGE83, 16)?.map(guid_le);
+    let size = fixed::<8>(vs, meta_off)?.le_u64::<0>();
+    let logical = match item(LOGICAL_SECTOR, 4)? {
+        Some(b) => Some(fixed::<4>(b, meta_off)?.le_u32::<0>()),
+        None => None,
+    };
+    let physical = match item(PHYSICAL_SECTOR, 4)? {
+        Some(b) => Some(fixed::<4>(b, meta_off)?.le_u32::<0>()),
+        None => None,
+    };
+    let page83 = match item(PAGE83, 16)? {
+        Some(b) => Some(guid_le(fixed::<16>(b, meta_off)?.0)),
+        None => None,
+    };
     if !(1 << 20..=256 << 20).contains(&block_size) || !block_size.is_power_of_two() {
         return Err(Stop::bad(
             F,
@@ -465,9 +491,13 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 "HasParent is set but there is no parent locator item",
             ));
         };
-        let loc = item(PARENT_LOCATOR, 20)?.unwrap_or_default();
-        let kind = guid_le(&loc[0..16]);
-        let kv = le_u16(loc, 18) as usize;
+        let Some(loc) = item(PARENT_LOCATOR, 20)? else {
+            return Err(Stop::bad(F, loc_off, "no parent locator item"));
+        };
+        // Type GUID (0), key/value count (18), entries of 12 bytes from 20.
+        let head = fixed::<20>(loc, loc_off)?;
+        let kind = guid_le(head.bytes::<0, 16>());
+        let kv = head.le_u16::<18>() as usize;
         if 20 + 12 * kv > loc.len() {
             return Err(Stop::bad(
                 F,
@@ -476,10 +506,11 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             ));
         }
         let mut pairs = BTreeMap::new();
-        for i in 0..kv {
-            let e = &loc[20 + 12 * i..32 + 12 * i];
-            let (ko, vo) = (le_u32(e, 0) as usize, le_u32(e, 4) as usize);
-            let (kl, vl) = (le_u16(e, 8) as usize, le_u16(e, 10) as usize);
+        let (entries, _) = loc[20..20 + 12 * kv].as_chunks::<12>();
+        for (i, e) in entries.iter().enumerate() {
+            let e = View(e);
+            let (ko, vo) = (e.le_u32::<0>() as usize, e.le_u32::<4>() as usize);
+            let (kl, vl) = (e.le_u16::<8>() as usize, e.le_u16::<10>() as usize);
             let (Some(k), Some(v)) = (loc.get(ko..ko + kl), loc.get(vo..vo + vl)) else {
                 return Err(Stop::bad(
                     F,

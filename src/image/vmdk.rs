@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::safety::NameKind;
-use super::{le_u32, Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, View};
+use super::{Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, View};
 use crate::diag::{Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
@@ -495,9 +495,9 @@ fn footer_diagnostics(first: SparseHeader, footer: Footer, info: &mut ImageInfo)
 }
 
 fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let h = reads.bytes(F, 0, 20)?;
-    let sectors = u64::from(le_u32(h, 12));
-    let grain = u64::from(le_u32(h, 16));
+    let h: View<20> = reads.view(F, 0)?;
+    let sectors = u64::from(h.le_u32::<12>());
+    let grain = u64::from(h.le_u32::<16>());
     if grain == 0 || grain > MAX_GRAIN_SECTORS {
         return Err(Stop::bad(
             F,
@@ -505,7 +505,7 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
         ));
     }
-    let (version, flags) = (le_u32(h, 4), le_u32(h, 8));
+    let (version, flags) = (h.le_u32::<4>(), h.le_u32::<8>());
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(sectors * 512);
     info.cluster_size = Some(grain * 512);
