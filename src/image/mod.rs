@@ -227,9 +227,7 @@ impl Reads {
         offset: u64,
     ) -> Result<View<'_, N>, Stop> {
         let b = self.bytes(format, offset, N as u64)?;
-        b.try_into()
-            .map(View)
-            .map_err(|_| Stop::bad(format, offset, "short read"))
+        View::of(b).ok_or_else(|| short_read(format, offset))
     }
 
     /// Up to `len` bytes at `offset`: fewer when the file ends first.
@@ -886,6 +884,12 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
             ProbeOrIo::Io(e) => e.fmt(f),
         }
     }
+}
+
+/// [`Reads::bytes`] gave fewer bytes than asked (it never does).
+#[cold]
+fn short_read(format: Format, offset: u64) -> Stop {
+    Stop::bad(format, offset, "short read")
 }
 
 /// A fixed-size structure read whole: its fields are read at named offsets

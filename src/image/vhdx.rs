@@ -90,13 +90,12 @@ pub struct ParentLocator {
 /// The first `N` bytes of `b` (a metadata item of at least `N` bytes),
 /// or an error at `at`.
 fn fixed<const N: usize>(b: &[u8], at: u64) -> Result<View<'_, N>, Stop> {
-    View::of(b).ok_or_else(|| {
-        Stop::bad(
-            F,
-            at,
-            format!("metadata item of {} bytes, below {N}", b.len()),
-        )
-    })
+    View::of(b).ok_or_else(|| short_item(b.len(), at))
+}
+
+#[cold]
+fn short_item(len: usize, at: u64) -> Stop {
+    Stop::bad(F, at, format!("metadata item of {len} bytes is too short"))
 }
 
 pub fn matches(head: &[u8]) -> bool {
