@@ -5,13 +5,26 @@
 //! bitmap size (76), extent size (80) and the disk size in bytes: at 84 for
 //! version 1, at 88 (after a timestamp) for version 2.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Format, ImageInfo, Reads, Stop, View};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Bochs;
 const V1: u32 = 0x0001_0000;
 const V2: u32 = 0x0002_0000;
+
+/// `header` of a Bochs image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub bitmap_size: u32,
+    pub catalog_entries: u32,
+    pub extent_size: u32,
+    pub header_size: u32,
+    /// 1 or 2.
+    pub version: u32,
+}
 
 fn field_is(head: &[u8], at: usize, len: usize, text: &str) -> bool {
     head.get(at..at + len)
@@ -60,12 +73,12 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(disk / 512 * 512);
-    info.header = Some(super::json_header(json!({
-        "version": if version == V1 { 1 } else { 2 },
-        "header-size": b.le_u32::<68>(),
-        "catalog-entries": catalog,
-        "bitmap-size": bitmap,
-        "extent-size": extent,
+    info.header = Some(Header::Bochs(Box::new(HeaderFacts {
+        bitmap_size: bitmap,
+        catalog_entries: catalog,
+        extent_size: extent,
+        header_size: b.le_u32::<68>(),
+        version: if version == V1 { 1 } else { 2 },
     })));
     Ok(info)
 }

@@ -2,14 +2,23 @@
 //! script preamble starting `#!/bin/sh\n#V2.0 Format\n`, then at byte 128
 //! the block size and the number of blocks (both big-endian u32).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Format, ImageInfo, Reads, Stop, View};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Cloop;
 const MAGIC: &[u8] =
     b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
 use crate::limits::CLOOP_MAX_BLOCK as MAX_BLOCK;
+
+/// `header` of a cloop image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub block_size: u32,
+    pub blocks: u32,
+}
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
@@ -39,8 +48,9 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(u64::from(block_size) * u64::from(n_blocks));
-    info.header = Some(super::json_header(
-        json!({ "block-size": block_size, "blocks": n_blocks }),
-    ));
+    info.header = Some(Header::Cloop(Box::new(HeaderFacts {
+        block_size,
+        blocks: n_blocks,
+    })));
     Ok(info)
 }

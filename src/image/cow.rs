@@ -6,13 +6,24 @@
 //! * version 3: magic, version, header size at 8, backing name (1024 bytes)
 //!   at 12, mtime at 1036, size (u64) at 1040, sector size at 1048.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Format, ImageInfo, Reads, Stop, View};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Cow;
 const MAGIC: u32 = 0x4f4f_4f4d;
 const NAME_LEN: usize = 1024;
+
+/// `header` of a cow image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub mtime: u32,
+    pub sector_size: u32,
+    /// 2 or 3.
+    pub version: u32,
+}
 
 pub fn matches(head: &[u8]) -> bool {
     View::<8>::of(head)
@@ -79,10 +90,10 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "backing name",
         ));
     }
-    info.header = Some(super::json_header(json!({
-        "version": version,
-        "mtime": f.mtime,
-        "sector-size": f.sector_size,
+    info.header = Some(Header::Cow(Box::new(HeaderFacts {
+        mtime: f.mtime,
+        sector_size: f.sector_size,
+        version,
     })));
     Ok(info)
 }

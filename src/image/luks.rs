@@ -11,9 +11,8 @@
 //! but qemu opens only LUKS1.
 
 use serde::Serialize;
-use serde_json::json;
 
-use super::{Format, FormatSpecific, ImageInfo, Reads, Stop, View};
+use super::{Format, FormatSpecific, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Luks;
@@ -45,6 +44,32 @@ fn cipher_alg(name: &str, mode: &str, key_bytes: u32) -> String {
         "cast5" => "cast5-128".into(),
         other => other.to_string(),
     }
+}
+
+/// `header` of a LUKS image. (Fields in the order of their keys, as every
+/// object of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderFacts {
+    V1 {
+        #[serde(rename = "key-bytes")]
+        key_bytes: u32,
+        /// Always 1.
+        version: u32,
+    },
+    /// LUKS2 (qemu does not open it): its binary header.
+    #[serde(rename_all = "kebab-case")]
+    V2 {
+        checksum_alg: String,
+        header_offset: u64,
+        header_size: u64,
+        label: String,
+        sequence_id: u64,
+        subsystem: String,
+        uuid: String,
+        /// Always 2.
+        version: u32,
+    },
 }
 
 /// What [`parse_v1`] gives.
@@ -126,9 +151,10 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
         "LUKS encrypted: opening it needs a secret (<encryption> in the disk XML)",
     ));
     info.format_specific = Some(FormatSpecific::Luks(Box::new(facts)));
-    info.header = Some(super::json_header(
-        json!({ "version": 1, "key-bytes": key_bytes }),
-    ));
+    info.header = Some(Header::Luks(Box::new(HeaderFacts::V1 {
+        key_bytes,
+        version: 1,
+    })));
     Ok(info)
 }
 
@@ -217,15 +243,15 @@ fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
         "luks2-unsupported",
         "LUKS2 header: qemu's luks driver opens only LUKS1 (the size is in the JSON area, not read)",
     ));
-    info.header = Some(super::json_header(json!({
-        "version": 2,
-        "header-size": b.be_u64::<8>(),
-        "sequence-id": b.be_u64::<16>(),
-        "label": super::cstr(b.bytes::<24, 48>()),
-        "checksum-alg": super::cstr(b.bytes::<72, 32>()),
-        "uuid": super::cstr(b.bytes::<168, 40>()),
-        "subsystem": super::cstr(b.bytes::<208, 48>()),
-        "header-offset": b.be_u64::<256>(),
+    info.header = Some(Header::Luks(Box::new(HeaderFacts::V2 {
+        checksum_alg: super::cstr(b.bytes::<72, 32>()),
+        header_offset: b.be_u64::<256>(),
+        header_size: b.be_u64::<8>(),
+        label: super::cstr(b.bytes::<24, 48>()),
+        sequence_id: b.be_u64::<16>(),
+        subsystem: super::cstr(b.bytes::<208, 48>()),
+        uuid: super::cstr(b.bytes::<168, 40>()),
+        version: 2,
     })));
     Ok(info)
 }

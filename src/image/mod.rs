@@ -473,8 +473,14 @@ pub enum Header {
     Vpc(Box<vpc::HeaderFacts>),
     Vdi(Box<vdi::HeaderFacts>),
     Qed(Box<qed::HeaderFacts>),
-    /// Formats whose few facts are still written as JSON.
-    Json(serde_json::Map<String, serde_json::Value>),
+    Qcow(Box<qcow::HeaderFacts>),
+    Cow(Box<cow::HeaderFacts>),
+    Parallels(Box<parallels::HeaderFacts>),
+    Luks(Box<luks::HeaderFacts>),
+    Iso(Box<iso::HeaderFacts>),
+    Dmg(Box<dmg::HeaderFacts>),
+    Bochs(Box<bochs::HeaderFacts>),
+    Cloop(Box<cloop::HeaderFacts>),
     /// A raw disk: only its partition table.
     Raw(RawFacts),
 }
@@ -483,12 +489,7 @@ impl Header {
     /// Say which partition table the data holds (raw disks, ISOs, fixed VHDs).
     fn set_partition_table(&mut self, t: PartitionTable) {
         match self {
-            Header::Json(m) => {
-                m.insert(
-                    "partition-table".into(),
-                    serde_json::json!({ "partitions": t.partitions, "scheme": t.scheme }),
-                );
-            }
+            Header::Iso(h) => h.partition_table = Some(t),
             Header::Raw(r) => r.partition_table = t,
             Header::Vpc(v) => v.partition_table = Some(t),
             _ => {}
@@ -500,9 +501,7 @@ impl Header {
         match self {
             Header::Qcow2(h) => h.backing_name_length = Some(len),
             Header::Qed(h) => h.backing_name_length = Some(len),
-            Header::Json(m) => {
-                m.insert("backing-name-length".into(), serde_json::json!(len));
-            }
+            Header::Qcow(h) => h.backing_name_length = Some(len),
             _ => {}
         }
     }
@@ -520,14 +519,6 @@ pub struct Region {
 #[serde(rename_all = "kebab-case")]
 pub struct RawFacts {
     pub partition_table: PartitionTable,
-}
-
-/// A header whose few facts are still written as JSON (an object).
-pub(crate) fn json_header(v: serde_json::Value) -> Header {
-    match v {
-        serde_json::Value::Object(m) => Header::Json(m),
-        _ => Header::Json(serde_json::Map::new()),
-    }
 }
 
 /// `header.partition-table`: the scheme and the partitions in use.

@@ -5,13 +5,31 @@
 //! 0x746f6e59 when not closed cleanly), data offset in sectors (48), flags
 //! (52), format extension offset (u64, 56).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Format, ImageInfo, Reads, Stop, View};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Parallels;
 const INUSE: u32 = 0x746f_6e59;
+
+/// `header` of a Parallels image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub bat_entries: u32,
+    /// Bytes.
+    pub cluster_size: u64,
+    pub cylinders: u32,
+    /// Bytes.
+    pub data_offset: u64,
+    pub ext_offset: u64,
+    pub flags: u32,
+    pub heads: u32,
+    pub in_use: bool,
+    pub magic: String,
+}
 
 pub fn matches(head: &[u8]) -> bool {
     (head.starts_with(b"WithoutFreeSpace") || head.starts_with(b"WithouFreSpacExt"))
@@ -43,16 +61,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "the in-use marker is set: the image was not closed cleanly",
         ));
     }
-    info.header = Some(super::json_header(json!({
-        "magic": super::cstr(b.bytes::<0, 16>()),
-        "cluster-size": u64::from(tracks) * 512,
-        "heads": b.le_u32::<20>(),
-        "cylinders": b.le_u32::<24>(),
-        "bat-entries": b.le_u32::<32>(),
-        "in-use": inuse == INUSE,
-        "data-offset": u64::from(b.le_u32::<48>()) * 512,
-        "flags": b.le_u32::<52>(),
-        "ext-offset": b.le_u64::<56>(),
+    info.header = Some(Header::Parallels(Box::new(HeaderFacts {
+        bat_entries: b.le_u32::<32>(),
+        cluster_size: u64::from(tracks) * 512,
+        cylinders: b.le_u32::<24>(),
+        data_offset: u64::from(b.le_u32::<48>()) * 512,
+        ext_offset: b.le_u64::<56>(),
+        flags: b.le_u32::<52>(),
+        heads: b.le_u32::<20>(),
+        in_use: inuse == INUSE,
+        magic: super::cstr(b.bytes::<0, 16>()),
     })));
     Ok(info)
 }

@@ -2,14 +2,32 @@
 //! big-endian): magic `QFI\xfb`, version 1, backing name offset/size, mtime,
 //! size, cluster and L2 bits, crypt method, L1 table offset — 48 bytes.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{Format, ImageInfo, Reads, Stop, View};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 use crate::limits;
 
 const F: Format = Format::Qcow;
 const HEADER_LEN: usize = 48;
+
+/// `QFI\xfb` with version 1.
+/// `header` of a qcow (version 1). (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub backing_file_offset: u64,
+    /// The real length of a backing name too long to keep whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_name_length: Option<u64>,
+    pub crypt_method: u32,
+    pub l1_table_offset: u64,
+    pub l2_bits: u32,
+    pub mtime: u32,
+    /// Always 1.
+    pub version: u32,
+}
 
 /// `QFI\xfb` with version 1.
 pub fn matches(head: &[u8]) -> bool {
@@ -82,13 +100,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
         }
     }
-    info.header = Some(super::json_header(json!({
-        "version": 1,
-        "mtime": mtime,
-        "l2-bits": l2_bits,
-        "crypt-method": crypt_method,
-        "l1-table-offset": l1_table_offset,
-        "backing-file-offset": backing_offset,
+    info.header = Some(Header::Qcow(Box::new(HeaderFacts {
+        backing_file_offset: backing_offset,
+        backing_name_length: None,
+        crypt_method,
+        l1_table_offset,
+        l2_bits,
+        mtime,
+        version: 1,
     })));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
