@@ -890,28 +890,37 @@ fn short_read(format: Format, offset: u64) -> Stop {
 pub(crate) struct View<'a, const N: usize>(pub(crate) &'a [u8; N]);
 
 macro_rules! view_readers {
-    ($($name:ident: $t:ty, $from:ident;)*) => {
+    ($($name:ident, $word:ident: $t:ty, $from:ident;)*) => {
         impl<const N: usize> View<'_, N> {
             $(
                 #[inline]
                 pub(crate) fn $name<const AT: usize>(&self) -> $t {
                     const { assert!(AT + std::mem::size_of::<$t>() <= N, "field past the end of the view") };
-                    let mut a = [0u8; std::mem::size_of::<$t>()];
-                    a.copy_from_slice(&self.0[AT..AT + std::mem::size_of::<$t>()]);
-                    <$t>::$from(a)
+                    $word(self.0, AT)
                 }
             )*
         }
+        // One body per width and byte order (not per view and offset): the
+        // views check the offsets at compile time, so the slice index never
+        // fails.
+        $(
+            #[inline(never)]
+            fn $word(b: &[u8], at: usize) -> $t {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(&b[at..at + std::mem::size_of::<$t>()]);
+                <$t>::$from(a)
+            }
+        )*
     };
 }
 
 view_readers! {
-    be_u16: u16, from_be_bytes;
-    be_u32: u32, from_be_bytes;
-    be_u64: u64, from_be_bytes;
-    le_u16: u16, from_le_bytes;
-    le_u32: u32, from_le_bytes;
-    le_u64: u64, from_le_bytes;
+    be_u16, word_be_u16: u16, from_be_bytes;
+    be_u32, word_be_u32: u32, from_be_bytes;
+    be_u64, word_be_u64: u64, from_be_bytes;
+    le_u16, word_le_u16: u16, from_le_bytes;
+    le_u32, word_le_u32: u32, from_le_bytes;
+    le_u64, word_le_u64: u64, from_le_bytes;
 }
 
 impl<'a, const N: usize> View<'a, N> {
