@@ -1021,3 +1021,61 @@ pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> Str
     }
     out
 }
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn views_read_fields_in_both_byte_orders() {
+        let b: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        let v = View(&b);
+        assert_eq!(v.be_u16::<0>(), 0x0102);
+        assert_eq!(v.le_u16::<14>(), 0x100f);
+        assert_eq!(v.be_u32::<4>(), 0x0506_0708);
+        assert_eq!(v.le_u32::<12>(), 0x100f_0e0d);
+        assert_eq!(v.be_u64::<8>(), 0x090a_0b0c_0d0e_0f10);
+        assert_eq!(v.le_u64::<0>(), 0x0807_0605_0403_0201);
+        assert_eq!(v.u8::<15>(), 16);
+        assert_eq!(v.bytes::<2, 3>(), &[3, 4, 5]);
+        assert_eq!(v.sub::<8, 8>().be_u32::<0>(), 0x090a_0b0c);
+    }
+
+    #[test]
+    fn views_past_the_end_are_none_not_zero() {
+        let b = [0xffu8; 10];
+        assert!(View::<11>::of(&b).is_none());
+        assert!(View::<4>::at(&b, 7).is_none());
+        assert!(View::<4>::at(&b, usize::MAX).is_none());
+        assert_eq!(
+            View::<4>::at(&b, 6).map(|v| v.le_u32::<0>()),
+            Some(u32::MAX)
+        );
+        let mut reads = Reads::new(Some(10));
+        reads.insert(Range::new(0, 10), b.to_vec());
+        assert!(matches!(
+            reads.view::<16>(Format::Raw, 0),
+            Err(Stop::Bad(_))
+        ));
+        assert!(reads.view::<10>(Format::Raw, 0).is_ok());
+    }
+
+    #[test]
+    fn format_specific_is_data_then_type_and_foreign_json_as_is() {
+        let fs = FormatSpecific::Vmdk(vmdk::Specific {
+            cid: Some(1),
+            create_type: None,
+            extents: Vec::new(),
+            parent_cid: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&fs).unwrap(),
+            r#"{"data":{"cid":1,"extents":[]},"type":"vmdk"}"#
+        );
+        let other = serde_json::json!({ "type": "qcow2", "data": { "data-file": "d.raw" } });
+        let mut info = ImageInfo::new(Format::Qcow2);
+        info.format_specific = Some(FormatSpecific::Other(other.clone()));
+        assert_eq!(serde_json::to_value(&info.format_specific).unwrap(), other);
+        assert_eq!(info.data_file(), Some(("d.raw", false)));
+    }
+}
