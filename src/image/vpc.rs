@@ -305,10 +305,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         let mut entries = Vec::new();
         let mut need = Vec::new();
         let table = d.bytes::<{ dynamic::LOCATORS }, { 8 * dynamic::LOCATOR_LEN }>();
-        for (i, e) in (0u64..).zip(table.chunks_exact(dynamic::LOCATOR_LEN)) {
-            let Some(e) = e.first_chunk::<{ dynamic::LOCATOR_LEN }>() else {
-                continue;
-            };
+        let (table, _) = table.as_chunks::<{ dynamic::LOCATOR_LEN }>();
+        for (i, e) in (0u64..).zip(table) {
             let e = View(e);
             let code = e.be_u32::<0>();
             if code == 0 {
