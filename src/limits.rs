@@ -40,3 +40,51 @@ pub const MAX_BACKING_NAME_PARSE: usize = 1 << 20;
 /// Deepest JSON nesting (objects and arrays, after deflattening dotted keys)
 /// accepted in a `json:` backing name; checked before serde_json recurses.
 pub const MAX_JSON_DEPTH: usize = 32;
+
+// Image probes (src/image/): caps on what a header may make a probe read or
+// accept. Most are qemu's own, so an image past them is one qemu refuses too.
+
+/// Most bytes kept of a backing name longer than its format allows. Such a
+/// name is kept (the image is still what its header says, with a flagged
+/// name) but never read without bound: a header may claim a 4 GiB name.
+/// 4096 bytes is Linux's `PATH_MAX` with its NUL, so a longer name cannot
+/// open any file anyway; the real length is in the diagnostic and in
+/// `header.backing-name-length`.
+pub const MAX_FLAGGED_NAME: u64 = 4096;
+
+/// qemu's cap on the number of qcow2 persistent bitmaps. More: an error.
+pub const QCOW2_MAX_BITMAPS: u32 = 65535;
+
+/// qemu's cap on the size of a qcow2 bitmap directory (bytes); the read is
+/// also capped by [`MAX_READ`]. More: an error.
+pub const QCOW2_MAX_BITMAP_DIRECTORY: u64 = 64 << 20;
+
+/// qemu's cap on the number of qcow2 internal snapshots. More: an error.
+pub const QCOW2_MAX_SNAPSHOTS: u32 = 65536;
+
+/// qemu's cap on a qcow2 snapshot entry's extra data (bytes). More: an error.
+pub const QCOW2_MAX_SNAPSHOT_EXTRA: u64 = 1024;
+
+/// Most VHDX metadata table entries ([MS-VHDX] §2.6.1.1). More: an error.
+pub const VHDX_MAX_METADATA_ENTRIES: u64 = 2047;
+
+/// Longest VHDX metadata item read (bytes). Longer: an error.
+pub const VHDX_MAX_METADATA_ITEM: u64 = 64 * 1024;
+
+/// qemu reads at most 1 MiB − 1 of a VMDK descriptor; so do we (a warning
+/// `vmdk-descriptor-cap` for a longer descriptor file, an error for a
+/// longer embedded one).
+pub const VMDK_MAX_DESCRIPTOR: u64 = (1 << 20) - 1;
+
+/// qemu's largest VMDK grain (sectors). Larger: an error.
+pub const VMDK_MAX_GRAIN_SECTORS: u64 = 0x20_0000;
+
+/// Longest VHD parent locator data read (bytes). Longer: an error.
+pub const VPC_MAX_LOCATOR: u64 = 64 * 1024;
+
+/// qemu's cap on a cloop block size (bytes). Larger: an error.
+pub const CLOOP_MAX_BLOCK: u32 = 64 << 20;
+
+/// Largest GPT partition entry array read (bytes; 128 entries of 128 bytes
+/// is 16 KiB). Larger: a `partition-table-invalid` problem.
+pub const GPT_MAX_ENTRY_ARRAY: u64 = 256 * 1024;

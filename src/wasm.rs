@@ -79,7 +79,7 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     let reads = reads_from(file_len, &chunks)?;
     match image::probe(&reads) {
         Ok(Step::Need(r)) => to_js(&serde_json::json!({ "need": r })),
-        Ok(Step::Done(info)) => to_js(&serde_json::json!({ "info": info })),
+        Ok(Step::Done(info)) => to_js(&InfoAnswer { info: &info }),
         Err(e) => Err(JsError::new(&e.to_string())),
     }
 }
@@ -116,7 +116,7 @@ impl Session {
         let (probe, answer) = match image::probe(&reads) {
             Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
             Ok(Step::Done(info)) => {
-                let answer = to_js(&serde_json::json!({ "info": info }))?;
+                let answer = to_js(&InfoAnswer { info: &info })?;
                 (Probed::Info(info), answer)
             }
             Err(e) => {
@@ -411,4 +411,11 @@ pub fn network_protocols() -> Array {
 pub fn panic_for_tests() {
     install_panic_hook();
     panic!("backing-chain test panic (__panicForTests)");
+}
+
+/// `{ info }`, serialised straight to text: the facts' serde code is then
+/// built for one serializer only (not also for `serde_json::Value`).
+#[derive(serde::Serialize)]
+struct InfoAnswer<'a> {
+    info: &'a image::ImageInfo,
 }

@@ -567,7 +567,6 @@ fn libvirt_backing_format(info: &ImageInfo) -> LibvirtBacking {
 /// magic numbers at fixed offsets of the first bytes) makes of an image:
 /// the format it finds, and whether it then sees a backing name.
 fn libvirt_probe(info: &ImageInfo) -> (Format, bool) {
-    let header = |k: &str| info.header.as_ref().and_then(|h| h.get(k));
     let f = match info.format {
         f @ (Format::Qcow2
         | Format::Qcow
@@ -578,10 +577,10 @@ fn libvirt_probe(info: &ImageInfo) -> (Format, bool) {
         | Format::Parallels) => f,
         // "KDMV" at 0: a hosted sparse extent (a text descriptor or COWD
         // has no magic libvirt knows).
-        Format::Vmdk if header("grain-directory-offset").is_some() => Format::Vmdk,
+        Format::Vmdk if info.vmdk_grain_directory_offset().is_some() => Format::Vmdk,
         // "conectix" at 0: dynamic and differencing disks keep a footer
         // copy there; a fixed disk has its footer at the end only.
-        Format::Vpc if header("footer-offset").and_then(|v| v.as_u64()) == Some(0) => Format::Vpc,
+        Format::Vpc if info.vpc_footer_offset() == Some(0) => Format::Vpc,
         _ => Format::Raw,
     };
     let sees_backing = matches!(

@@ -5,13 +5,26 @@
 //! bitmap size (76), extent size (80) and the disk size in bytes: at 84 for
 //! version 1, at 88 (after a timestamp) for version 2.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{le_u32, le_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Bochs;
 const V1: u32 = 0x0001_0000;
 const V2: u32 = 0x0002_0000;
+
+/// `header` of a Bochs image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub bitmap_size: u32,
+    pub catalog_entries: u32,
+    pub extent_size: u32,
+    pub header_size: u32,
+    /// 1 or 2.
+    pub version: u32,
+}
 
 fn field_is(head: &[u8], at: usize, len: usize, text: &str) -> bool {
     head.get(at..at + len)
@@ -22,19 +35,19 @@ pub fn matches(head: &[u8]) -> bool {
     field_is(head, 0, 32, "Bochs Virtual HD Image")
         && field_is(head, 32, 16, "Redolog")
         && field_is(head, 48, 16, "Growing")
-        && matches!(le_u32(head, 64), V1 | V2)
+        && View::<68>::of(head).is_some_and(|h| matches!(h.le_u32::<64>(), V1 | V2))
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 512)?;
-    let version = le_u32(b, 64);
-    let catalog = le_u32(b, 72);
-    let bitmap = le_u32(b, 76);
-    let extent = le_u32(b, 80);
+    let b: View<512> = reads.view(F, 0)?;
+    let version = b.le_u32::<64>();
+    let catalog = b.le_u32::<72>();
+    let bitmap = b.le_u32::<76>();
+    let extent = b.le_u32::<80>();
     let (disk_at, disk) = if version == V1 {
-        (84, le_u64(b, 84))
+        (84, b.le_u64::<84>())
     } else {
-        (88, le_u64(b, 88))
+        (88, b.le_u64::<88>())
     };
     // qemu's bounds: extents of 512 B..8 MiB, at most 1 Mi catalog entries.
     if !(512..=0x80_0000).contains(&extent) {
@@ -60,12 +73,12 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(disk / 512 * 512);
-    info.header = Some(json!({
-        "version": if version == V1 { 1 } else { 2 },
-        "header-size": le_u32(b, 68),
-        "catalog-entries": catalog,
-        "bitmap-size": bitmap,
-        "extent-size": extent,
-    }));
+    info.header = Some(Header::Bochs(Box::new(HeaderFacts {
+        bitmap_size: bitmap,
+        catalog_entries: catalog,
+        extent_size: extent,
+        header_size: b.le_u32::<68>(),
+        version: if version == V1 { 1 } else { 2 },
+    })));
     Ok(info)
 }

@@ -2,24 +2,32 @@
 //! script preamble starting `#!/bin/sh\n#V2.0 Format\n`, then at byte 128
 //! the block size and the number of blocks (both big-endian u32).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{be_u32, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Cloop;
 const MAGIC: &[u8] =
     b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
-/// qemu's cap on the block size.
-const MAX_BLOCK: u32 = 64 << 20;
+use crate::limits::CLOOP_MAX_BLOCK as MAX_BLOCK;
+
+/// `header` of a cloop image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub block_size: u32,
+    pub blocks: u32,
+}
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 136)?;
-    let block_size = be_u32(b, 128);
-    let n_blocks = be_u32(b, 132);
+    let b: View<136> = reads.view(F, 0)?;
+    let block_size = b.be_u32::<128>();
+    let n_blocks = b.be_u32::<132>();
     if block_size == 0 || !block_size.is_multiple_of(512) || block_size > MAX_BLOCK {
         return Err(Stop::bad(
             F,
@@ -40,6 +48,9 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(u64::from(block_size) * u64::from(n_blocks));
-    info.header = Some(json!({ "block-size": block_size, "blocks": n_blocks }));
+    info.header = Some(Header::Cloop(Box::new(HeaderFacts {
+        block_size,
+        blocks: n_blocks,
+    })));
     Ok(info)
 }

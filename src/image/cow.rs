@@ -6,24 +6,65 @@
 //! * version 3: magic, version, header size at 8, backing name (1024 bytes)
 //!   at 12, mtime at 1036, size (u64) at 1040, sector size at 1048.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Cow;
 const MAGIC: u32 = 0x4f4f_4f4d;
 const NAME_LEN: usize = 1024;
 
+/// `header` of a cow image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub mtime: u32,
+    pub sector_size: u32,
+    /// 2 or 3.
+    pub version: u32,
+}
+
 pub fn matches(head: &[u8]) -> bool {
-    head.len() >= 8 && be_u32(head, 0) == MAGIC && matches!(be_u32(head, 4), 2 | 3)
+    View::<8>::of(head)
+        .is_some_and(|h| h.be_u32::<0>() == MAGIC && matches!(h.be_u32::<4>(), 2 | 3))
+}
+
+/// The fields of a version's header: backing name (1024 bytes), mtime,
+/// size (u64), sector size; `END` the length of the header.
+struct Fields<'a> {
+    name: &'a [u8],
+    name_at: usize,
+    mtime: u32,
+    size: u64,
+    sector_size: u32,
+}
+
+fn fields<
+    const NAME_AT: usize,
+    const MTIME_AT: usize,
+    const SIZE_AT: usize,
+    const SECTOR_AT: usize,
+    const END: usize,
+>(
+    reads: &Reads,
+) -> Result<Fields<'_>, Stop> {
+    let b: View<END> = reads.view(F, 0)?;
+    Ok(Fields {
+        name: b.bytes::<NAME_AT, NAME_LEN>(),
+        name_at: NAME_AT,
+        mtime: b.be_u32::<MTIME_AT>(),
+        size: b.be_u64::<SIZE_AT>(),
+        sector_size: b.be_u32::<SECTOR_AT>(),
+    })
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let head = reads.bytes(F, 0, 8)?;
-    let version = be_u32(head, 4);
-    let (name_at, size_at, sector_at) = match version {
-        2 => (8usize, 1036usize, 1044usize),
-        3 => (12, 1040, 1048),
+    let head: View<8> = reads.view(F, 0)?;
+    let version = head.be_u32::<4>();
+    let f = match version {
+        2 => fields::<8, 1032, 1036, 1044, 1048>(reads)?,
+        3 => fields::<12, 1036, 1040, 1048, 1052>(reads)?,
         v => {
             return Err(Stop::bad(
                 F,
@@ -32,17 +73,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             ))
         }
     };
-    let b = reads.bytes(F, 0, (sector_at + 4) as u64)?;
-    let name_field = &b[name_at..name_at + NAME_LEN];
+    let name_field = f.name;
     let Some(name_len) = name_field.iter().position(|&c| c == 0) else {
         return Err(Stop::bad(
             F,
-            name_at as u64,
+            f.name_at as u64,
             "backing name field of 1024 bytes has no terminating NUL",
         ));
     };
     let mut info = ImageInfo::new(F);
-    info.virtual_size = Some(be_u64(b, size_at));
+    info.virtual_size = Some(f.size);
     if name_len > 0 {
         info.backing_filename = Some(super::lossy(
             &name_field[..name_len],
@@ -50,10 +90,10 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "backing name",
         ));
     }
-    info.header = Some(json!({
-        "version": version,
-        "mtime": be_u32(b, size_at - 4),
-        "sector-size": be_u32(b, sector_at),
-    }));
+    info.header = Some(Header::Cow(Box::new(HeaderFacts {
+        mtime: f.mtime,
+        sector_size: f.sector_size,
+        version,
+    })));
     Ok(info)
 }

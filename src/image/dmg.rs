@@ -7,14 +7,32 @@
 //! qemu's dmg driver does not probe (it goes by the `.dmg` suffix); the
 //! trailer is found only when nothing matched at offset 0.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 
 const F: Format = Format::Dmg;
 
+/// `header` of a DMG: its `koly` trailer. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub data_fork_length: u64,
+    pub data_fork_offset: u64,
+    pub flags: u32,
+    pub image_variant: u32,
+    pub rsrc_fork_length: u64,
+    pub rsrc_fork_offset: u64,
+    pub sector_count: u64,
+    pub trailer_offset: u64,
+    pub version: u32,
+    pub xml_length: u64,
+    pub xml_offset: u64,
+}
+
 pub fn matches_trailer(t: &[u8]) -> bool {
-    t.starts_with(b"koly") && t.len() >= 12 && be_u32(t, 8) == 512
+    t.starts_with(b"koly") && View::<12>::of(t).is_some_and(|t| t.be_u32::<8>() == 512)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
@@ -32,8 +50,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("file of {len} bytes is shorter than the 512-byte koly trailer"),
         ));
     };
-    let t = reads.bytes(F, at, 512)?;
-    let sectors = be_u64(t, 492);
+    let t: View<512> = reads.view(F, at)?;
+    let sectors = t.be_u64::<492>();
     let Some(size) = sectors.checked_mul(512) else {
         return Err(Stop::bad(
             F,
@@ -41,8 +59,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("{sectors} sectors overflow a byte size"),
         ));
     };
-    let xml_off = be_u64(t, 216);
-    let xml_len = be_u64(t, 224);
+    let xml_off = t.be_u64::<216>();
+    let xml_len = t.be_u64::<224>();
     if xml_off.checked_add(xml_len).is_none_or(|e| e > len) {
         return Err(Stop::bad(
             F,
@@ -52,18 +70,18 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(size);
-    info.header = Some(json!({
-        "trailer-offset": at,
-        "version": be_u32(t, 4),
-        "flags": be_u32(t, 12),
-        "data-fork-offset": be_u64(t, 24),
-        "data-fork-length": be_u64(t, 32),
-        "rsrc-fork-offset": be_u64(t, 40),
-        "rsrc-fork-length": be_u64(t, 48),
-        "xml-offset": xml_off,
-        "xml-length": xml_len,
-        "image-variant": be_u32(t, 488),
-        "sector-count": sectors,
-    }));
+    info.header = Some(Header::Dmg(Box::new(HeaderFacts {
+        data_fork_length: t.be_u64::<32>(),
+        data_fork_offset: t.be_u64::<24>(),
+        flags: t.be_u32::<12>(),
+        image_variant: t.be_u32::<488>(),
+        rsrc_fork_length: t.be_u64::<48>(),
+        rsrc_fork_offset: t.be_u64::<40>(),
+        sector_count: sectors,
+        trailer_offset: at,
+        version: t.be_u32::<4>(),
+        xml_length: xml_len,
+        xml_offset: xml_off,
+    })));
     Ok(info)
 }

@@ -5,9 +5,9 @@
 //!
 //! qemu has no ISO driver (it opens an ISO as raw); libvirt knows the format.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{le_u16, le_u32, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, PartitionTable, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Iso;
@@ -19,26 +19,46 @@ pub fn matches_descriptor(d: &[u8]) -> bool {
     d.get(1..6) == Some(b"CD001")
 }
 
+/// `header` of an ISO 9660 image: its first volume descriptor. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub descriptor_type: u8,
+    /// Primary volume descriptors (type 1) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_block_size: Option<u16>,
+    /// What a hybrid ISO holds besides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_table: Option<PartitionTable>,
+    /// Primary volume descriptors (type 1) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    /// Primary volume descriptors (type 1) only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_space_size: Option<u32>,
+}
+
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let d = reads.bytes(F, DESCRIPTOR_OFFSET, DESCRIPTOR_LEN)?;
+    let d: View<{ DESCRIPTOR_LEN as usize }> = reads.view(F, DESCRIPTOR_OFFSET)?;
     let mut info = ImageInfo::new(F);
     info.virtual_size = reads.file_len();
     info.diagnostics.push(Diagnostic::info(
         "iso-opened-as-raw",
         "ISO 9660 image: qemu has no iso format and opens it as raw",
     ));
-    let mut header = serde_json::Map::new();
-    header.insert("descriptor-type".into(), json!(d[0]));
-    if d[0] == 1 {
-        let blocks = le_u32(d, 80);
-        let block_size = le_u16(d, 128);
-        header.insert(
-            "volume-id".into(),
-            json!(super::cstr(&d[40..72]).trim_end()),
-        );
-        header.insert("volume-space-size".into(), json!(blocks));
-        header.insert("logical-block-size".into(), json!(block_size));
+    let mut header = HeaderFacts {
+        descriptor_type: d.u8::<0>(),
+        logical_block_size: None,
+        partition_table: None,
+        volume_id: None,
+        volume_space_size: None,
+    };
+    if header.descriptor_type == 1 {
+        header.logical_block_size = Some(d.le_u16::<128>());
+        header.volume_id = Some(super::cstr(d.bytes::<40, 32>()).trim_end().to_string());
+        header.volume_space_size = Some(d.le_u32::<80>());
     }
-    info.header = Some(serde_json::Value::Object(header));
+    info.header = Some(Header::Iso(Box::new(header)));
     Ok(info)
 }

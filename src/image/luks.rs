@@ -10,9 +10,9 @@
 //! LUKS2 (version 2, a JSON area after a 4 KiB binary header) is recognised
 //! but qemu opens only LUKS1.
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
-use super::{be_u16, be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, FormatSpecific, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Luks;
@@ -24,8 +24,8 @@ pub fn matches(head: &[u8]) -> bool {
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 8)?;
-    match be_u16(b, 6) {
+    let b: View<8> = reads.view(F, 0)?;
+    match b.be_u16::<6>() {
         1 => luks1(reads),
         2 => luks2(reads),
         v => Err(Stop::bad(F, 6, format!("unknown LUKS version {v}"))),
@@ -46,16 +46,89 @@ fn cipher_alg(name: &str, mode: &str, key_bytes: u32) -> String {
     }
 }
 
-/// What [`parse_v1`] gives: the facts qemu prints, the payload offset in
-/// bytes, the key length in bytes.
-pub type V1Facts = (Map<String, Value>, u64, u32);
+/// `header` of a LUKS image. (Fields in the order of their keys, as every
+/// object of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum HeaderFacts {
+    V1 {
+        #[serde(rename = "key-bytes")]
+        key_bytes: u32,
+        /// Always 1.
+        version: u32,
+    },
+    /// LUKS2 (qemu does not open it): its binary header.
+    #[serde(rename_all = "kebab-case")]
+    V2 {
+        checksum_alg: String,
+        header_offset: u64,
+        header_size: u64,
+        label: String,
+        sequence_id: u64,
+        subsystem: String,
+        uuid: String,
+        /// Always 2.
+        version: u32,
+    },
+}
+
+/// What [`parse_v1`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct V1 {
+    /// The facts qemu prints.
+    pub facts: Specific,
+    /// The payload offset in bytes.
+    pub payload: u64,
+    /// The key length in bytes.
+    pub key_bytes: u32,
+}
+
+/// `format-specific.data` of a LUKS image (and `encrypt` of a qcow2 with
+/// a LUKS header), as `qemu-img info --output=json` prints it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Specific {
+    pub cipher_alg: String,
+    pub cipher_mode: String,
+    /// Always false: the header is read from the image itself.
+    pub detached_header: bool,
+    /// `luks` under a qcow2's `encrypt`; absent for a LUKS image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<&'static str>,
+    pub hash_alg: String,
+    pub ivgen_alg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ivgen_hash_alg: Option<String>,
+    pub master_key_iters: u32,
+    pub payload_offset: u64,
+    pub slots: Vec<KeySlot>,
+    pub uuid: String,
+}
+
+/// One of the 8 key slots.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct KeySlot {
+    pub active: bool,
+    /// Active slots only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iters: Option<u32>,
+    pub key_offset: u64,
+    /// Active slots only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripes: Option<u32>,
+}
 
 /// Length of the LUKS1 binary header.
 pub const V1_HEADER_LEN: u64 = 592;
 
 fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b = reads.bytes(F, 0, V1_HEADER_LEN)?;
-    let (data, payload, key_bytes) = parse_v1(b).map_err(|(at, m)| Stop::bad(F, at, m))?;
+    let V1 {
+        facts,
+        payload,
+        key_bytes,
+    } = parse_v1(b).map_err(|(at, m)| Stop::bad(F, at, m))?;
     let mut info = ImageInfo::new(F);
     info.encrypted = true;
     info.dirty_flag = Some(false);
@@ -77,27 +150,31 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
         "encrypted",
         "LUKS encrypted: opening it needs a secret (<encryption> in the disk XML)",
     ));
-    let mut data = data;
-    data.insert("detached-header".into(), json!(false));
-    info.format_specific = Some(json!({ "type": "luks", "data": data }));
-    info.header = Some(json!({ "version": 1, "key-bytes": key_bytes }));
+    info.format_specific = Some(FormatSpecific::Luks(Box::new(facts)));
+    info.header = Some(Header::Luks(Box::new(HeaderFacts::V1 {
+        key_bytes,
+        version: 1,
+    })));
     Ok(info)
 }
 
 /// The facts of a LUKS1 header (`b` at least 592 bytes), as qemu prints
 /// them, with the payload offset in bytes and the key length. Errors carry
 /// the offset within the header.
-pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
-    if b.len() < V1_HEADER_LEN as usize || !matches(b) || be_u16(b, 6) != 1 {
+pub fn parse_v1(b: &[u8]) -> Result<V1, (u64, String)> {
+    let Some(b) = View::<{ V1_HEADER_LEN as usize }>::of(b).filter(|h| matches(h.0)) else {
+        return Err((0, "not a LUKS1 header".into()));
+    };
+    if b.be_u16::<6>() != 1 {
         return Err((0, "not a LUKS1 header".into()));
     }
-    let cipher_name = super::cstr(&b[8..40]);
-    let cipher_mode_full = super::cstr(&b[40..72]);
-    let hash = super::cstr(&b[72..104]);
-    let payload = u64::from(be_u32(b, 104)) * 512;
-    let key_bytes = be_u32(b, 108);
-    let mk_iters = be_u32(b, 164);
-    let uuid = super::cstr(&b[168..208]);
+    let cipher_name = super::cstr(b.bytes::<8, 32>());
+    let cipher_mode_full = super::cstr(b.bytes::<40, 32>());
+    let hash = super::cstr(b.bytes::<72, 32>());
+    let payload = u64::from(b.be_u32::<104>()) * 512;
+    let key_bytes = b.be_u32::<108>();
+    let mk_iters = b.be_u32::<164>();
+    let uuid = super::cstr(b.bytes::<168, 40>());
     if key_bytes == 0 || key_bytes > 256 {
         return Err((108, format!("key length {key_bytes} bytes is out of range")));
     }
@@ -111,18 +188,25 @@ pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
         None => (ivgen, None),
     };
     let mut slots = Vec::new();
-    for i in 0..8 {
-        let s = &b[208 + 48 * i..208 + 48 * (i + 1)];
-        let marker = be_u32(s, 0);
-        let key_offset = u64::from(be_u32(s, 40)) * 512;
+    // 8 key slots of 48 bytes from 208.
+    let (table, _) = b.bytes::<208, { 8 * 48 }>().as_chunks::<48>();
+    for (i, s) in table.iter().enumerate() {
+        let s = View(s);
+        let marker = s.be_u32::<0>();
+        let key_offset = u64::from(s.be_u32::<40>()) * 512;
         match marker {
-            SLOT_ACTIVE => slots.push(json!({
-                "active": true,
-                "iters": be_u32(s, 4),
-                "key-offset": key_offset,
-                "stripes": be_u32(s, 44),
-            })),
-            SLOT_INACTIVE => slots.push(json!({ "active": false, "key-offset": key_offset })),
+            SLOT_ACTIVE => slots.push(KeySlot {
+                active: true,
+                iters: Some(s.be_u32::<4>()),
+                key_offset,
+                stripes: Some(s.be_u32::<44>()),
+            }),
+            SLOT_INACTIVE => slots.push(KeySlot {
+                active: false,
+                iters: None,
+                key_offset,
+                stripes: None,
+            }),
             m => {
                 return Err((
                     (208 + 48 * i) as u64,
@@ -131,41 +215,43 @@ pub fn parse_v1(b: &[u8]) -> Result<V1Facts, (u64, String)> {
             }
         }
     }
-    let mut data = Map::new();
-    data.insert(
-        "cipher-alg".into(),
-        json!(cipher_alg(&cipher_name, mode, key_bytes)),
-    );
-    data.insert("cipher-mode".into(), json!(mode));
-    data.insert("ivgen-alg".into(), json!(ivgen_alg));
-    if let Some(h) = ivgen_hash {
-        data.insert("ivgen-hash-alg".into(), json!(h));
-    }
-    data.insert("hash-alg".into(), json!(hash));
-    data.insert("payload-offset".into(), json!(payload));
-    data.insert("master-key-iters".into(), json!(mk_iters));
-    data.insert("uuid".into(), json!(uuid));
-    data.insert("slots".into(), Value::Array(slots));
-    Ok((data, payload, key_bytes))
+    let facts = Specific {
+        cipher_alg: cipher_alg(&cipher_name, mode, key_bytes),
+        cipher_mode: mode.to_string(),
+        ivgen_alg: ivgen_alg.to_string(),
+        ivgen_hash_alg: ivgen_hash.map(str::to_string),
+        hash_alg: hash,
+        payload_offset: payload,
+        master_key_iters: mk_iters,
+        uuid,
+        slots,
+        detached_header: false,
+        format: None,
+    };
+    Ok(V1 {
+        facts,
+        payload,
+        key_bytes,
+    })
 }
 
 fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 512)?;
+    let b: View<512> = reads.view(F, 0)?;
     let mut info = ImageInfo::new(F);
     info.encrypted = true;
     info.diagnostics.push(Diagnostic::error(
         "luks2-unsupported",
         "LUKS2 header: qemu's luks driver opens only LUKS1 (the size is in the JSON area, not read)",
     ));
-    info.header = Some(json!({
-        "version": 2,
-        "header-size": be_u64(b, 8),
-        "sequence-id": be_u64(b, 16),
-        "label": super::cstr(&b[24..72]),
-        "checksum-alg": super::cstr(&b[72..104]),
-        "uuid": super::cstr(&b[168..208]),
-        "subsystem": super::cstr(&b[208..256]),
-        "header-offset": be_u64(b, 256),
-    }));
+    info.header = Some(Header::Luks(Box::new(HeaderFacts::V2 {
+        checksum_alg: super::cstr(b.bytes::<72, 32>()),
+        header_offset: b.be_u64::<256>(),
+        header_size: b.be_u64::<8>(),
+        label: super::cstr(b.bytes::<24, 48>()),
+        sequence_id: b.be_u64::<16>(),
+        subsystem: super::cstr(b.bytes::<208, 48>()),
+        uuid: super::cstr(b.bytes::<168, 40>()),
+        version: 2,
+    })));
     Ok(info)
 }

@@ -219,6 +219,17 @@ impl Reads {
         Err(Stop::Need(vec![Range::new(offset, len)]))
     }
 
+    /// The `N` bytes at `offset` as a [`View`] (or `Stop::Need` for them,
+    /// or "truncated").
+    pub(crate) fn view<const N: usize>(
+        &self,
+        format: Format,
+        offset: u64,
+    ) -> Result<View<'_, N>, Stop> {
+        let b = self.bytes(format, offset, N as u64)?;
+        View::of(b).ok_or_else(|| short_read(format, offset))
+    }
+
     /// Up to `len` bytes at `offset`: fewer when the file ends first.
     pub fn bytes_upto(&self, format: Format, offset: u64, len: u64) -> Result<&[u8], Stop> {
         let len = match self.len {
@@ -326,15 +337,15 @@ pub struct ImageInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub format_specific: Option<serde_json::Value>,
+    pub format_specific: Option<FormatSpecific>,
     /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
     /// filled when asked for ([`ProbeOptions::snapshots`]).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub snapshots: Option<Vec<serde_json::Value>>,
+    pub snapshots: Option<Vec<qcow2::Snapshot>>,
     /// Header facts `qemu-img info` does not print (versions, offsets,
     /// locators, ids): kept for the page and for diagnostics.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub header: Option<serde_json::Value>,
+    pub header: Option<Header>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -364,34 +375,158 @@ impl ImageInfo {
     /// (`data.data-file`, `data.data-file-raw`, exactly as `qemu-img info`
     /// prints them), so it works as well on facts taken from qemu-img's JSON.
     pub fn data_file(&self) -> Option<(&str, bool)> {
-        let data = self.format_specific.as_ref()?.get("data")?;
-        let name = data.get("data-file")?.as_str()?;
-        let raw = data
-            .get("data-file-raw")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false);
-        Some((name, raw))
+        match self.format_specific.as_ref()? {
+            FormatSpecific::Qcow2(q) => {
+                let name = q.data_file.as_deref()?;
+                Some((name, q.data_file_raw.unwrap_or(false)))
+            }
+            FormatSpecific::Other(v) => {
+                let data = v.get("data")?;
+                let name = data.get("data-file")?.as_str()?;
+                let raw = data
+                    .get("data-file-raw")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
+                Some((name, raw))
+            }
+            _ => None,
+        }
     }
 
     /// The extents of a VMDK, as its descriptor lists them (empty for other
     /// formats). See [`vmdk::Extent::external`] for which ones qemu opens
     /// as separate files.
     pub fn vmdk_extents(&self) -> Vec<vmdk::Extent> {
-        if self.format != Format::Vmdk {
-            return Vec::new();
+        match self.header.as_ref() {
+            Some(Header::Vmdk(v)) if self.format == Format::Vmdk => v.extents.clone(),
+            _ => Vec::new(),
         }
-        self.header
-            .as_ref()
-            .and_then(|h| h.get("extents"))
-            .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().filter_map(vmdk::Extent::from_json).collect())
-            .unwrap_or_default()
+    }
+
+    /// A VMDK whose file starts with a hosted sparse extent header (`KDMV`):
+    /// it has a grain directory offset.
+    pub fn vmdk_grain_directory_offset(&self) -> Option<u64> {
+        match self.header.as_ref() {
+            Some(Header::Vmdk(v)) => v.grain_directory_offset,
+            _ => None,
+        }
+    }
+
+    /// Where a VHD's footer was read: 0 for dynamic and differencing disks
+    /// (a copy at byte 0), the end of the file for a fixed disk.
+    pub fn vpc_footer_offset(&self) -> Option<u64> {
+        match self.header.as_ref() {
+            Some(Header::Vpc(v)) => Some(v.footer_offset),
+            _ => None,
+        }
     }
 
     /// Is there a diagnostic with this code?
     pub fn has_diagnostic(&self, code: &str) -> bool {
         self.diagnostics.iter().any(|d| d.code == code)
     }
+}
+
+/// `format-specific` as `qemu-img info --output=json` prints it:
+/// `{"data": {...}, "type": FORMAT}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormatSpecific {
+    Qcow2(Box<qcow2::Specific>),
+    Vmdk(vmdk::Specific),
+    Luks(Box<luks::Specific>),
+    /// Taken as is from elsewhere (qemu-img's own JSON): any shape.
+    Other(serde_json::Value),
+}
+
+impl Serialize for FormatSpecific {
+    /// `data` before `type`: the keys sorted, as every object of the JSON.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FormatSpecific::Qcow2(d) => tagged(s, "qcow2", d),
+            FormatSpecific::Vmdk(d) => tagged(s, "vmdk", d),
+            FormatSpecific::Luks(d) => tagged(s, "luks", d),
+            FormatSpecific::Other(v) => v.serialize(s),
+        }
+    }
+}
+
+fn tagged<S: serde::Serializer, T: Serialize>(
+    s: S,
+    kind: &str,
+    data: &T,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("FormatSpecific", 2)?;
+    st.serialize_field("data", data)?;
+    st.serialize_field("type", kind)?;
+    st.end()
+}
+
+/// The header facts `qemu-img info` does not print, per format (serialised
+/// without a tag: the keys are the format's own, sorted).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Header {
+    Qcow2(Box<qcow2::HeaderFacts>),
+    Vmdk(Box<vmdk::HeaderFacts>),
+    Vhdx(Box<vhdx::HeaderFacts>),
+    Vpc(Box<vpc::HeaderFacts>),
+    Vdi(Box<vdi::HeaderFacts>),
+    Qed(Box<qed::HeaderFacts>),
+    Qcow(Box<qcow::HeaderFacts>),
+    Cow(Box<cow::HeaderFacts>),
+    Parallels(Box<parallels::HeaderFacts>),
+    Luks(Box<luks::HeaderFacts>),
+    Iso(Box<iso::HeaderFacts>),
+    Dmg(Box<dmg::HeaderFacts>),
+    Bochs(Box<bochs::HeaderFacts>),
+    Cloop(Box<cloop::HeaderFacts>),
+    /// A raw disk: only its partition table.
+    Raw(RawFacts),
+}
+
+impl Header {
+    /// Say which partition table the data holds (raw disks, ISOs, fixed VHDs).
+    fn set_partition_table(&mut self, t: PartitionTable) {
+        match self {
+            Header::Iso(h) => h.partition_table = Some(t),
+            Header::Raw(r) => r.partition_table = t,
+            Header::Vpc(v) => v.partition_table = Some(t),
+            _ => {}
+        }
+    }
+
+    /// Record the real length of a too-long backing name.
+    fn set_backing_name_length(&mut self, len: u64) {
+        match self {
+            Header::Qcow2(h) => h.backing_name_length = Some(len),
+            Header::Qed(h) => h.backing_name_length = Some(len),
+            Header::Qcow(h) => h.backing_name_length = Some(len),
+            _ => {}
+        }
+    }
+}
+
+/// A byte range of the file, as `{length, offset}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Region {
+    pub length: u64,
+    pub offset: u64,
+}
+
+/// `header` of a raw disk that holds a partition table.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct RawFacts {
+    pub partition_table: PartitionTable,
+}
+
+/// `header.partition-table`: the scheme and the partitions in use.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionTable {
+    pub partitions: Option<u64>,
+    /// `mbr` or `gpt`.
+    pub scheme: &'static str,
 }
 
 /// Ids that tie a layer to its parent independently of names.
@@ -577,12 +712,13 @@ fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<()
             ),
         ));
     }
-    let facts = serde_json::json!({ "scheme": scheme, "partitions": t.partitions });
-    match info.header.as_mut().and_then(|h| h.as_object_mut()) {
-        Some(h) => {
-            h.insert("partition-table".into(), facts);
-        }
-        None => info.header = Some(serde_json::json!({ "partition-table": facts })),
+    let t = PartitionTable {
+        partitions: t.partitions,
+        scheme,
+    };
+    match info.header.as_mut() {
+        Some(h) => h.set_partition_table(t),
+        None => info.header = Some(Header::Raw(RawFacts { partition_table: t })),
     }
     Ok(())
 }
@@ -648,13 +784,7 @@ fn second_format(format: Format, reads: &Reads, info: &mut ImageInfo) -> Result<
     Ok(())
 }
 
-/// Most bytes kept of a backing name longer than its format allows. Such a
-/// name is kept (the image is still what its header says, with a flagged
-/// name) but never read without bound: a header may claim a 4 GiB name.
-/// 4096 bytes is Linux's `PATH_MAX` with its NUL, so a longer name cannot
-/// open any file anyway; the real length is in the diagnostic and in
-/// `header.backing-name-length`.
-pub const MAX_FLAGGED_NAME: u64 = 4096;
+pub use crate::limits::MAX_FLAGGED_NAME;
 
 /// A backing name of `len` bytes at `offset`, longer than the `max` the
 /// format allows: read at most [`MAX_FLAGGED_NAME`] bytes of it (fewer when
@@ -686,8 +816,8 @@ pub(crate) fn too_long_name(
 
 /// Record the real length of a too-long backing name in `header`.
 pub(crate) fn note_name_length(info: &mut ImageInfo, len: u64) {
-    if let Some(h) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
-        h.insert("backing-name-length".into(), serde_json::json!(len));
+    if let Some(h) = info.header.as_mut() {
+        h.set_backing_name_length(len);
     }
 }
 
@@ -747,44 +877,94 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
     }
 }
 
-/// Big-endian / little-endian field readers. They never panic: a field
-/// past the end of the slice reads as zero (callers check lengths first).
-fn field<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    at.checked_add(N)
-        .and_then(|end| b.get(at..end))
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
+/// [`Reads::bytes`] gave fewer bytes than asked (it never does).
+#[cold]
+fn short_read(format: Format, offset: u64) -> Stop {
+    Stop::bad(format, offset, "short read")
 }
-pub(crate) fn be_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(field(b, at))
+
+/// A fixed-size structure read whole: its fields are read at named offsets
+/// (`h.be_u32::<CLUSTER_BITS>()`), and a field that does not lie inside the
+/// `N` bytes is a compile error, not a zero.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a, const N: usize>(pub(crate) &'a [u8; N]);
+
+macro_rules! view_readers {
+    ($($name:ident, $word:ident: $t:ty, $from:ident;)*) => {
+        impl<const N: usize> View<'_, N> {
+            $(
+                #[inline]
+                pub(crate) fn $name<const AT: usize>(&self) -> $t {
+                    const { assert!(AT + std::mem::size_of::<$t>() <= N, "field past the end of the view") };
+                    $word(self.0, AT)
+                }
+            )*
+        }
+        // One body per width and byte order (not per view and offset): the
+        // views check the offsets at compile time, so the slice index never
+        // fails.
+        $(
+            #[inline(never)]
+            fn $word(b: &[u8], at: usize) -> $t {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(&b[at..at + std::mem::size_of::<$t>()]);
+                <$t>::$from(a)
+            }
+        )*
+    };
 }
-pub(crate) fn be_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(field(b, at))
+
+view_readers! {
+    be_u16, word_be_u16: u16, from_be_bytes;
+    be_u32, word_be_u32: u32, from_be_bytes;
+    be_u64, word_be_u64: u64, from_be_bytes;
+    le_u16, word_le_u16: u16, from_le_bytes;
+    le_u32, word_le_u32: u32, from_le_bytes;
+    le_u64, word_le_u64: u64, from_le_bytes;
 }
-pub(crate) fn be_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes(field(b, at))
-}
-pub(crate) fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(field(b, at))
-}
-pub(crate) fn le_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(field(b, at))
-}
-pub(crate) fn le_u64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(field(b, at))
+
+impl<'a, const N: usize> View<'a, N> {
+    /// The first `N` bytes of `b`, if it has that many.
+    #[inline]
+    pub(crate) fn of(b: &'a [u8]) -> Option<View<'a, N>> {
+        b.first_chunk::<N>().map(View)
+    }
+    /// The `N` bytes at `at` in `b`, if it has them.
+    #[inline]
+    pub(crate) fn at(b: &'a [u8], at: usize) -> Option<View<'a, N>> {
+        View::of(b.get(at..)?)
+    }
+    /// The byte at `AT`.
+    #[inline]
+    pub(crate) fn u8<const AT: usize>(&self) -> u8 {
+        const { assert!(AT < N, "field past the end of the view") };
+        self.0[AT]
+    }
+    /// The `M` bytes at `AT`, as a view of their own.
+    #[inline]
+    pub(crate) fn sub<const AT: usize, const M: usize>(&self) -> View<'a, M> {
+        const { assert!(AT + M <= N, "sub-view past the end of the view") };
+        match self.0[AT..AT + M].try_into() {
+            Ok(a) => View(a),
+            Err(_) => unreachable!("the length is checked at compile time"),
+        }
+    }
+    /// The `LEN` bytes at `AT`.
+    #[inline]
+    pub(crate) fn bytes<const AT: usize, const LEN: usize>(&self) -> &'a [u8; LEN] {
+        self.sub::<AT, LEN>().0
+    }
 }
 
 /// A 16-byte id in RFC 4122 byte order (VHD), lowercase with dashes.
-pub(crate) fn uuid_be(b: &[u8]) -> String {
-    uuid::Uuid::from_bytes(field(b, 0)).hyphenated().to_string()
+pub(crate) fn uuid_be(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
 /// A 16-byte Microsoft GUID (first three fields little-endian: VHDX, VDI),
 /// lowercase with dashes.
-pub(crate) fn guid_le(b: &[u8]) -> String {
-    uuid::Uuid::from_bytes_le(field(b, 0))
-        .hyphenated()
-        .to_string()
+pub(crate) fn guid_le(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes_le(*b).hyphenated().to_string()
 }
 
 /// Text up to the first NUL (lossy UTF-8).
@@ -840,4 +1020,62 @@ pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> Str
         }
     }
     out
+}
+
+#[cfg(test)]
+mod typed_tests {
+    use super::*;
+
+    #[test]
+    fn views_read_fields_in_both_byte_orders() {
+        let b: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        let v = View(&b);
+        assert_eq!(v.be_u16::<0>(), 0x0102);
+        assert_eq!(v.le_u16::<14>(), 0x100f);
+        assert_eq!(v.be_u32::<4>(), 0x0506_0708);
+        assert_eq!(v.le_u32::<12>(), 0x100f_0e0d);
+        assert_eq!(v.be_u64::<8>(), 0x090a_0b0c_0d0e_0f10);
+        assert_eq!(v.le_u64::<0>(), 0x0807_0605_0403_0201);
+        assert_eq!(v.u8::<15>(), 16);
+        assert_eq!(v.bytes::<2, 3>(), &[3, 4, 5]);
+        assert_eq!(v.sub::<8, 8>().be_u32::<0>(), 0x090a_0b0c);
+    }
+
+    #[test]
+    fn views_past_the_end_are_none_not_zero() {
+        let b = [0xffu8; 10];
+        assert!(View::<11>::of(&b).is_none());
+        assert!(View::<4>::at(&b, 7).is_none());
+        assert!(View::<4>::at(&b, usize::MAX).is_none());
+        assert_eq!(
+            View::<4>::at(&b, 6).map(|v| v.le_u32::<0>()),
+            Some(u32::MAX)
+        );
+        let mut reads = Reads::new(Some(10));
+        reads.insert(Range::new(0, 10), b.to_vec());
+        assert!(matches!(
+            reads.view::<16>(Format::Raw, 0),
+            Err(Stop::Bad(_))
+        ));
+        assert!(reads.view::<10>(Format::Raw, 0).is_ok());
+    }
+
+    #[test]
+    fn format_specific_is_data_then_type_and_foreign_json_as_is() {
+        let fs = FormatSpecific::Vmdk(vmdk::Specific {
+            cid: Some(1),
+            create_type: None,
+            extents: Vec::new(),
+            parent_cid: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&fs).unwrap(),
+            r#"{"data":{"cid":1,"extents":[]},"type":"vmdk"}"#
+        );
+        let other = serde_json::json!({ "type": "qcow2", "data": { "data-file": "d.raw" } });
+        let mut info = ImageInfo::new(Format::Qcow2);
+        info.format_specific = Some(FormatSpecific::Other(other.clone()));
+        assert_eq!(serde_json::to_value(&info.format_specific).unwrap(), other);
+        assert_eq!(info.data_file(), Some(("d.raw", false)));
+    }
 }

@@ -5,25 +5,42 @@
 //! 0x746f6e59 when not closed cleanly), data offset in sectors (48), flags
 //! (52), format extension offset (u64, 56).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{le_u32, le_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Parallels;
 const INUSE: u32 = 0x746f_6e59;
 
+/// `header` of a Parallels image. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub bat_entries: u32,
+    /// Bytes.
+    pub cluster_size: u64,
+    pub cylinders: u32,
+    /// Bytes.
+    pub data_offset: u64,
+    pub ext_offset: u64,
+    pub flags: u32,
+    pub heads: u32,
+    pub in_use: bool,
+    pub magic: String,
+}
+
 pub fn matches(head: &[u8]) -> bool {
     (head.starts_with(b"WithoutFreeSpace") || head.starts_with(b"WithouFreSpacExt"))
-        && head.len() >= 20
-        && le_u32(head, 16) == 2
+        && View::<20>::of(head).is_some_and(|h| h.le_u32::<16>() == 2)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 64)?;
-    let tracks = le_u32(b, 28);
-    let nb_sectors = le_u64(b, 36);
-    let inuse = le_u32(b, 44);
+    let b: View<64> = reads.view(F, 0)?;
+    let tracks = b.le_u32::<28>();
+    let nb_sectors = b.le_u64::<36>();
+    let inuse = b.le_u32::<44>();
     if tracks == 0 {
         return Err(Stop::bad(F, 28, "cluster size of 0 sectors"));
     }
@@ -44,16 +61,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "the in-use marker is set: the image was not closed cleanly",
         ));
     }
-    info.header = Some(json!({
-        "magic": super::cstr(&b[0..16]),
-        "cluster-size": u64::from(tracks) * 512,
-        "heads": le_u32(b, 20),
-        "cylinders": le_u32(b, 24),
-        "bat-entries": le_u32(b, 32),
-        "in-use": inuse == INUSE,
-        "data-offset": u64::from(le_u32(b, 48)) * 512,
-        "flags": le_u32(b, 52),
-        "ext-offset": le_u64(b, 56),
-    }));
+    info.header = Some(Header::Parallels(Box::new(HeaderFacts {
+        bat_entries: b.le_u32::<32>(),
+        cluster_size: u64::from(tracks) * 512,
+        cylinders: b.le_u32::<24>(),
+        data_offset: u64::from(b.le_u32::<48>()) * 512,
+        ext_offset: b.le_u64::<56>(),
+        flags: b.le_u32::<52>(),
+        heads: b.le_u32::<20>(),
+        in_use: inuse == INUSE,
+        magic: super::cstr(b.bytes::<0, 16>()),
+    })));
     Ok(info)
 }

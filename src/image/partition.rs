@@ -7,7 +7,7 @@
 //! second format (OpenStack's `format_inspector` refuses "multiple formats"):
 //! an MBR, a GPT, an ISO 9660 / UDF volume descriptor at byte 32768.
 
-use super::{le_u32, le_u64, Format, Reads, Stop};
+use super::{Format, Reads, Stop, View};
 
 const F: Format = Format::Raw;
 /// Where the MBR's partition entries start, and the boot signature.
@@ -16,8 +16,7 @@ const MBR_SIGNATURE: usize = 510;
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 /// Protective MBR partition type.
 const PROTECTIVE: u8 = 0xEE;
-/// Largest GPT entry array read (bytes): 128 entries of 128 bytes is 16 KiB.
-const MAX_ENTRY_ARRAY: u64 = 256 * 1024;
+use crate::limits::GPT_MAX_ENTRY_ARRAY as MAX_ENTRY_ARRAY;
 
 /// `55 AA` at byte 510 of a sector that is not a file system's boot sector
 /// (FAT, NTFS and exFAT boot sectors end with the same signature; the FAT
@@ -37,22 +36,36 @@ pub fn is_gpt_header(b: &[u8]) -> bool {
     gpt_header(b).is_some()
 }
 
-/// The GPT header fields used here: entry array LBA, entry count, entry
-/// size, entry array CRC.
-fn gpt_header(b: &[u8]) -> Option<(u64, u32, u32, u32)> {
+/// The GPT header fields used here.
+struct GptHeader {
+    /// LBA of the partition entry array.
+    entries_lba: u64,
+    entries: u32,
+    entry_size: u32,
+    entries_crc: u32,
+}
+
+fn gpt_header(b: &[u8]) -> Option<GptHeader> {
     if !b.starts_with(GPT_SIGNATURE) {
         return None;
     }
-    let size = le_u32(b, 12) as usize;
+    // The header's fields end at 92 (its minimum size).
+    let h = View::<92>::of(b)?;
+    let size = h.le_u32::<12>() as usize;
     if !(92..=512).contains(&size) || b.len() < size {
         return None;
     }
     let mut copy = b[..size].to_vec();
     copy[16..20].fill(0);
-    if crc32(&copy) != le_u32(b, 16) {
+    if crc32(&copy) != h.le_u32::<16>() {
         return None;
     }
-    Some((le_u64(b, 72), le_u32(b, 80), le_u32(b, 84), le_u32(b, 88)))
+    Some(GptHeader {
+        entries_lba: h.le_u64::<72>(),
+        entries: h.le_u32::<80>(),
+        entry_size: h.le_u32::<84>(),
+        entries_crc: h.le_u32::<88>(),
+    })
 }
 
 /// An ISO 9660 (`CD001`, version 1) or UDF (`BEA01`, `NSR02`, `NSR03`)
@@ -97,16 +110,19 @@ pub fn table(reads: &Reads) -> Result<Option<Table>, Stop> {
     };
     let mut used = 0u64;
     let mut protective = None;
-    for e in head[MBR_ENTRIES..MBR_SIGNATURE].chunks_exact(16) {
-        if e[0] != 0 && e[0] != 0x80 {
+    for e in head[MBR_ENTRIES..MBR_SIGNATURE].as_chunks::<16>().0 {
+        // Boot flag (0), partition type (4), first LBA (8).
+        let e = View(e);
+        let (boot, kind) = (e.u8::<0>(), e.u8::<4>());
+        if boot != 0 && boot != 0x80 {
             t.problems
                 .push("an MBR entry's boot flag is neither 0x00 nor 0x80");
         }
-        if e[4] != 0 {
+        if kind != 0 {
             used += 1;
         }
-        if e[4] == PROTECTIVE {
-            protective = Some(le_u32(e, 8));
+        if kind == PROTECTIVE {
+            protective = Some(e.le_u32::<8>());
         }
     }
     t.partitions = Some(used);
@@ -121,7 +137,13 @@ pub fn table(reads: &Reads) -> Result<Option<Table>, Stop> {
         t.problems
             .push("the protective MBR entry does not start at LBA 1");
     }
-    let Some((lba, n, size, crc)) = gpt_header(&head[512..1024]) else {
+    let Some(GptHeader {
+        entries_lba: lba,
+        entries: n,
+        entry_size: size,
+        entries_crc: crc,
+    }) = gpt_header(&head[512..1024])
+    else {
         t.problems
             .push("a protective MBR without a valid GPT header (signature, size, CRC) at byte 512");
         return Ok(Some(t));

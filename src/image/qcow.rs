@@ -2,30 +2,48 @@
 //! big-endian): magic `QFI\xfb`, version 1, backing name offset/size, mtime,
 //! size, cluster and L2 bits, crypt method, L1 table offset — 48 bytes.
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{be_u32, be_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 use crate::limits;
 
 const F: Format = Format::Qcow;
-const HEADER_LEN: u64 = 48;
+const HEADER_LEN: usize = 48;
+
+/// `QFI\xfb` with version 1.
+/// `header` of a qcow (version 1). (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub backing_file_offset: u64,
+    /// The real length of a backing name too long to keep whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_name_length: Option<u64>,
+    pub crypt_method: u32,
+    pub l1_table_offset: u64,
+    pub l2_bits: u32,
+    pub mtime: u32,
+    /// Always 1.
+    pub version: u32,
+}
 
 /// `QFI\xfb` with version 1.
 pub fn matches(head: &[u8]) -> bool {
-    head.starts_with(b"QFI\xfb") && head.len() >= 8 && be_u32(head, 4) == 1
+    head.starts_with(b"QFI\xfb") && View::<8>::of(head).is_some_and(|h| h.be_u32::<4>() == 1)
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, HEADER_LEN)?;
-    let backing_offset = be_u64(b, 8);
-    let backing_size = be_u32(b, 16);
-    let mtime = be_u32(b, 20);
-    let size = be_u64(b, 24);
-    let cluster_bits = u32::from(b[32]);
-    let l2_bits = u32::from(b[33]);
-    let crypt_method = be_u32(b, 36);
-    let l1_table_offset = be_u64(b, 40);
+    let b: View<HEADER_LEN> = reads.view(F, 0)?;
+    let backing_offset = b.be_u64::<8>();
+    let backing_size = b.be_u32::<16>();
+    let mtime = b.be_u32::<20>();
+    let size = b.be_u64::<24>();
+    let cluster_bits = u32::from(b.u8::<32>());
+    let l2_bits = u32::from(b.u8::<33>());
+    let crypt_method = b.be_u32::<36>();
+    let l1_table_offset = b.be_u64::<40>();
     // qemu's bounds: clusters of 512 B..64 KiB, L2 tables of 512 B..64 KiB.
     if !(9..=16).contains(&cluster_bits) {
         return Err(Stop::bad(
@@ -82,14 +100,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.backing_filename = Some(super::lossy(name, &mut info.diagnostics, "backing name"));
         }
     }
-    info.header = Some(json!({
-        "version": 1,
-        "mtime": mtime,
-        "l2-bits": l2_bits,
-        "crypt-method": crypt_method,
-        "l1-table-offset": l1_table_offset,
-        "backing-file-offset": backing_offset,
-    }));
+    info.header = Some(Header::Qcow(Box::new(HeaderFacts {
+        backing_file_offset: backing_offset,
+        backing_name_length: None,
+        crypt_method,
+        l1_table_offset,
+        l2_bits,
+        mtime,
+        version: 1,
+    })));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
     }

@@ -4,12 +4,17 @@
 //! 8, bounded by the backing name or the end of cluster 0), then the backing
 //! name. Only the bytes of cluster 0 that these need are asked for.
 
-use serde_json::{json, Map, Value};
+use bitflags::bitflags;
+use serde::Serialize;
 
 use super::safety::NameKind;
-use super::{be_u16, be_u32, be_u64, Format, ImageInfo, ProbeOptions, Range, Reads, Stop};
+use super::{Format, FormatSpecific, ImageInfo, ProbeOptions, Range, Reads, Stop, View};
 use crate::diag::Diagnostic;
 use crate::limits;
+use crate::limits::{
+    QCOW2_MAX_BITMAPS as MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY as MAX_BITMAP_DIRECTORY,
+    QCOW2_MAX_SNAPSHOTS as MAX_SNAPSHOTS, QCOW2_MAX_SNAPSHOT_EXTRA as MAX_SNAPSHOT_EXTRA,
+};
 
 const MAGIC: &[u8; 4] = b"QFI\xfb";
 const F: Format = Format::Qcow2;
@@ -21,16 +26,57 @@ const EXT_DATA_FILE: u32 = 0x4441_5441;
 const EXT_FDE: u32 = 0x0537_be77;
 const EXT_BITMAPS: u32 = 0x2385_2875;
 
-/// Incompatible feature bits.
-const INCOMPAT_DIRTY: u64 = 1 << 0;
-const INCOMPAT_CORRUPT: u64 = 1 << 1;
-const INCOMPAT_DATA_FILE: u64 = 1 << 2;
-const INCOMPAT_COMPRESSION: u64 = 1 << 3;
-const INCOMPAT_EXTL2: u64 = 1 << 4;
-const INCOMPAT_KNOWN: u64 = 0x1f;
-const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
-const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
-const AUTOCLEAR_DATA_FILE_RAW: u64 = 1 << 1;
+/// Offsets of the fixed header's fields (qcow2.rst "Header").
+mod at {
+    pub const VERSION: usize = 4;
+    pub const BACKING_FILE_OFFSET: usize = 8;
+    pub const BACKING_FILE_SIZE: usize = 16;
+    pub const CLUSTER_BITS: usize = 20;
+    pub const SIZE: usize = 24;
+    pub const CRYPT_METHOD: usize = 32;
+    pub const L1_SIZE: usize = 36;
+    pub const L1_TABLE_OFFSET: usize = 40;
+    pub const REFCOUNT_TABLE_OFFSET: usize = 48;
+    pub const REFCOUNT_TABLE_CLUSTERS: usize = 56;
+    pub const NB_SNAPSHOTS: usize = 60;
+    pub const SNAPSHOTS_OFFSET: usize = 64;
+    /// Version 2 ends here (72 bytes).
+    pub const V2_END: usize = 72;
+    pub const INCOMPATIBLE_FEATURES: usize = 72;
+    pub const COMPATIBLE_FEATURES: usize = 80;
+    pub const AUTOCLEAR_FEATURES: usize = 88;
+    pub const REFCOUNT_ORDER: usize = 96;
+    pub const HEADER_LENGTH: usize = 100;
+    /// Version 3's fixed part ends here (104 bytes); `compression_type`
+    /// is there when `header_length` says so.
+    pub const V3_END: usize = 104;
+    pub const COMPRESSION_TYPE: usize = 104;
+}
+
+bitflags! {
+    /// Incompatible feature bits: qemu refuses an image with one it does not know.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Incompatible: u64 {
+        const DIRTY = 1 << 0;
+        const CORRUPT = 1 << 1;
+        const DATA_FILE = 1 << 2;
+        const COMPRESSION = 1 << 3;
+        const EXTENDED_L2 = 1 << 4;
+    }
+
+    /// Compatible feature bits.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Compatible: u64 {
+        const LAZY_REFCOUNTS = 1 << 0;
+    }
+
+    /// Autoclear feature bits: cleared by writers that do not know them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Autoclear: u64 {
+        const BITMAPS = 1 << 0;
+        const DATA_FILE_RAW = 1 << 1;
+    }
+}
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
@@ -51,9 +97,9 @@ pub struct Header {
     pub refcount_table_clusters: u32,
     pub nb_snapshots: u32,
     pub snapshots_offset: u64,
-    pub incompatible_features: u64,
-    pub compatible_features: u64,
-    pub autoclear_features: u64,
+    pub incompatible_features: Incompatible,
+    pub compatible_features: Compatible,
+    pub autoclear_features: Autoclear,
     pub refcount_order: u32,
     pub header_length: u32,
     pub compression_type: u8,
@@ -66,61 +112,64 @@ impl Header {
 }
 
 fn parse_header(reads: &Reads) -> Result<Header, Stop> {
-    let b = reads.bytes(F, 0, 72)?;
-    let version = be_u32(b, 4);
+    let b = reads.view::<{ at::V2_END }>(F, 0)?;
+    let version = b.be_u32::<{ at::VERSION }>();
     if version != 2 && version != 3 {
         return Err(Stop::bad(
             F,
-            4,
+            at::VERSION as u64,
             format!("unsupported version {version} (qcow2 has 2 and 3)"),
         ));
     }
-    let cluster_bits = be_u32(b, 20);
+    let cluster_bits = b.be_u32::<{ at::CLUSTER_BITS }>();
     if !(9..=21).contains(&cluster_bits) {
         return Err(Stop::bad(
             F,
-            20,
+            at::CLUSTER_BITS as u64,
             format!("cluster_bits {cluster_bits} outside 9..=21"),
         ));
     }
     let mut h = Header {
         version,
-        backing_file_offset: be_u64(b, 8),
-        backing_file_size: be_u32(b, 16),
+        backing_file_offset: b.be_u64::<{ at::BACKING_FILE_OFFSET }>(),
+        backing_file_size: b.be_u32::<{ at::BACKING_FILE_SIZE }>(),
         cluster_bits,
-        size: be_u64(b, 24),
-        crypt_method: be_u32(b, 32),
-        l1_size: be_u32(b, 36),
-        l1_table_offset: be_u64(b, 40),
-        refcount_table_offset: be_u64(b, 48),
-        refcount_table_clusters: be_u32(b, 56),
-        nb_snapshots: be_u32(b, 60),
-        snapshots_offset: be_u64(b, 64),
-        incompatible_features: 0,
-        compatible_features: 0,
-        autoclear_features: 0,
+        size: b.be_u64::<{ at::SIZE }>(),
+        crypt_method: b.be_u32::<{ at::CRYPT_METHOD }>(),
+        l1_size: b.be_u32::<{ at::L1_SIZE }>(),
+        l1_table_offset: b.be_u64::<{ at::L1_TABLE_OFFSET }>(),
+        refcount_table_offset: b.be_u64::<{ at::REFCOUNT_TABLE_OFFSET }>(),
+        refcount_table_clusters: b.be_u32::<{ at::REFCOUNT_TABLE_CLUSTERS }>(),
+        nb_snapshots: b.be_u32::<{ at::NB_SNAPSHOTS }>(),
+        snapshots_offset: b.be_u64::<{ at::SNAPSHOTS_OFFSET }>(),
+        incompatible_features: Incompatible::empty(),
+        compatible_features: Compatible::empty(),
+        autoclear_features: Autoclear::empty(),
         refcount_order: 4,
-        header_length: 72,
+        header_length: at::V2_END as u32,
         compression_type: 0,
     };
     if version == 3 {
-        let b = reads.bytes(F, 0, 104)?;
-        h.incompatible_features = be_u64(b, 72);
-        h.compatible_features = be_u64(b, 80);
-        h.autoclear_features = be_u64(b, 88);
-        h.refcount_order = be_u32(b, 96);
-        h.header_length = be_u32(b, 100);
-        if h.header_length < 104 {
+        let b = reads.view::<{ at::V3_END }>(F, 0)?;
+        h.incompatible_features =
+            Incompatible::from_bits_retain(b.be_u64::<{ at::INCOMPATIBLE_FEATURES }>());
+        h.compatible_features =
+            Compatible::from_bits_retain(b.be_u64::<{ at::COMPATIBLE_FEATURES }>());
+        h.autoclear_features =
+            Autoclear::from_bits_retain(b.be_u64::<{ at::AUTOCLEAR_FEATURES }>());
+        h.refcount_order = b.be_u32::<{ at::REFCOUNT_ORDER }>();
+        h.header_length = b.be_u32::<{ at::HEADER_LENGTH }>();
+        if h.header_length < at::V3_END as u32 {
             return Err(Stop::bad(
                 F,
-                100,
+                at::HEADER_LENGTH as u64,
                 format!("header_length {} below 104", h.header_length),
             ));
         }
         if u64::from(h.header_length) > h.cluster_size() {
             return Err(Stop::bad(
                 F,
-                100,
+                at::HEADER_LENGTH as u64,
                 format!(
                     "header_length {} beyond cluster 0 ({} bytes)",
                     h.header_length,
@@ -131,12 +180,12 @@ fn parse_header(reads: &Reads) -> Result<Header, Stop> {
         if h.refcount_order > 6 {
             return Err(Stop::bad(
                 F,
-                96,
+                at::REFCOUNT_ORDER as u64,
                 format!("refcount_order {} above 6", h.refcount_order),
             ));
         }
-        if h.header_length > 104 {
-            h.compression_type = reads.bytes(F, 104, 1)?[0];
+        if h.header_length > at::V3_END as u32 {
+            h.compression_type = reads.view::<1>(F, at::COMPRESSION_TYPE as u64)?.u8::<0>();
         }
     }
     Ok(h)
@@ -144,14 +193,31 @@ fn parse_header(reads: &Reads) -> Result<Header, Stop> {
 
 struct Extensions {
     backing_format: Option<String>,
-    feature_names: Vec<(u8, u8, String)>,
+    feature_names: Vec<FeatureName>,
     data_file: Option<String>,
-    /// Full disk encryption header: offset and length.
-    fde: Option<(u64, u64)>,
-    /// Bitmaps extension: count, directory size, directory offset.
-    bitmaps: Option<(u32, u64, u64)>,
+    /// Full disk encryption header.
+    fde: Option<Region>,
+    bitmaps: Option<BitmapsExtension>,
     unknown: Vec<u32>,
 }
+
+/// One entry of the feature name table extension.
+struct FeatureName {
+    /// 0 incompatible, 1 compatible, 2 autoclear.
+    kind: u8,
+    bit: u8,
+    name: String,
+}
+
+/// The bitmaps extension (qcow2.rst "Bitmaps extension").
+#[derive(Debug, Clone, Copy)]
+struct BitmapsExtension {
+    count: u32,
+    directory_size: u64,
+    directory_offset: u64,
+}
+
+use super::Region;
 
 /// Walk header extensions from `header_length` (or 72 for v2) up to `end`.
 fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Extensions, Stop> {
@@ -173,7 +239,7 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
     // Ask for the whole area at once when it reaches beyond what was read,
     // rather than one round per extension.
     while off + 8 <= end {
-        let eh = match reads.bytes(F, off, 8) {
+        let eh: View<8> = match reads.view(F, off) {
             Ok(b) => b,
             Err(Stop::Need(_)) => {
                 let want = end.min(limits::MAX_READ);
@@ -181,8 +247,8 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
             }
             Err(e) => return Err(e),
         };
-        let kind = be_u32(eh, 0);
-        let len = u64::from(be_u32(eh, 4));
+        let kind = eh.be_u32::<0>();
+        let len = u64::from(eh.be_u32::<4>());
         if kind == EXT_END {
             return Ok(ext);
         }
@@ -204,21 +270,34 @@ fn walk_extensions(reads: &Reads, h: &Header, info: &mut ImageInfo) -> Result<Ex
                 for e in data.chunks_exact(48) {
                     let name_end = e[2..].iter().position(|&c| c == 0).map_or(46, |p| p);
                     let name = String::from_utf8_lossy(&e[2..2 + name_end]).into_owned();
-                    ext.feature_names.push((e[0], e[1], name));
+                    ext.feature_names.push(FeatureName {
+                        kind: e[0],
+                        bit: e[1],
+                        name,
+                    });
                 }
             }
             EXT_DATA_FILE => {
                 ext.data_file = Some(lossy_name(data, info, "external data file name"))
             }
             EXT_FDE => {
-                if data.len() >= 16 {
-                    ext.fde = Some((be_u64(data, 0), be_u64(data, 8)));
+                if let Some(d) = data.first_chunk::<16>() {
+                    let d = super::View(d);
+                    ext.fde = Some(Region {
+                        offset: d.be_u64::<0>(),
+                        length: d.be_u64::<8>(),
+                    });
                 }
             }
             EXT_BITMAPS => {
-                if data.len() >= 4 {
-                    ext.bitmaps = (data.len() >= 24)
-                        .then(|| (be_u32(data, 0), be_u64(data, 8), be_u64(data, 16)));
+                // nb_bitmaps (0), reserved (4), directory size (8), offset (16).
+                if let Some(d) = data.first_chunk::<24>() {
+                    let d = super::View(d);
+                    ext.bitmaps = Some(BitmapsExtension {
+                        count: d.be_u32::<0>(),
+                        directory_size: d.be_u64::<8>(),
+                        directory_offset: d.be_u64::<16>(),
+                    });
                 }
             }
             other => ext.unknown.push(other),
@@ -279,9 +358,10 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     info.virtual_size = Some(h.size);
     info.cluster_size = Some(h.cluster_size());
     info.encrypted = h.crypt_method != 0;
-    info.dirty_flag = Some(h.incompatible_features & INCOMPAT_DIRTY != 0);
+    let incompat = h.incompatible_features;
+    info.dirty_flag = Some(incompat.contains(Incompatible::DIRTY));
 
-    let unknown_incompat = h.incompatible_features & !INCOMPAT_KNOWN;
+    let unknown_incompat = incompat.bits() & !Incompatible::all().bits();
     if unknown_incompat != 0 {
         let names = bit_names(unknown_incompat, 0, &ext.feature_names);
         info.diagnostics.push(Diagnostic::error(
@@ -291,7 +371,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             ),
         ));
     }
-    if h.incompatible_features & INCOMPAT_CORRUPT != 0 {
+    if incompat.contains(Incompatible::CORRUPT) {
         info.diagnostics.push(
             Diagnostic::error(
                 "qcow2-corrupt",
@@ -300,7 +380,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             .with_fix("qemu-img check -r all IMAGE"),
         );
     }
-    if h.incompatible_features & INCOMPAT_DIRTY != 0 {
+    if incompat.contains(Incompatible::DIRTY) {
         info.diagnostics.push(
             Diagnostic::warning(
                 "qcow2-dirty",
@@ -325,12 +405,12 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     for (kind, bits, what) in [
         (
             1u8,
-            h.compatible_features & !COMPAT_LAZY_REFCOUNTS,
+            h.compatible_features.bits() & !Compatible::all().bits(),
             "compatible",
         ),
         (
             2u8,
-            h.autoclear_features & !(AUTOCLEAR_BITMAPS | AUTOCLEAR_DATA_FILE_RAW),
+            h.autoclear_features.bits() & !Autoclear::all().bits(),
             "autoclear",
         ),
     ] {
@@ -344,26 +424,22 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             ));
         }
     }
-    let encrypt = match h.crypt_method {
-        0 => None,
-        1 => Some(json!({ "format": "aes" })),
-        2 => Some(luks_facts(reads, &ext)?),
+    let mut fs = format_specific(&h, &ext);
+    fs.encrypt = match h.crypt_method {
+        1 => Some(Encrypt::Aes { format: "aes" }),
+        2 => Some(Encrypt::Luks(Box::new(luks_facts(reads, &ext)?))),
         _ => None,
     };
-    let (mut fs, header) = format_specific(&h, &ext);
-    if let (Some(e), Some(d)) = (encrypt, fs.get_mut("data").and_then(Value::as_object_mut)) {
-        d.insert("encrypt".into(), e);
-    }
     // qemu uses the bitmaps extension only while the autoclear bit says it
     // is valid, and then lists the bitmaps.
-    if let (Some(b), true) = (ext.bitmaps, h.autoclear_features & AUTOCLEAR_BITMAPS != 0) {
-        let list = bitmaps(reads, b)?;
-        if let Some(d) = fs.get_mut("data").and_then(Value::as_object_mut) {
-            d.insert("bitmaps".into(), Value::Array(list));
-        }
+    if let (Some(b), true) = (
+        ext.bitmaps,
+        h.autoclear_features.contains(Autoclear::BITMAPS),
+    ) {
+        fs.bitmaps = Some(bitmaps(reads, b)?);
     }
-    info.format_specific = Some(fs);
-    info.header = Some(header);
+    info.format_specific = Some(FormatSpecific::Qcow2(Box::new(fs)));
+    info.header = Some(super::Header::Qcow2(Box::new(header_facts(&h, &ext))));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
     }
@@ -379,8 +455,8 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
 /// the usual image directories, a device or a `json:`/protocol name (which
 /// qemu parses into a driver, the CVE-2024-4467 class) is an error.
 fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
-    let bit = h.incompatible_features & INCOMPAT_DATA_FILE != 0;
-    let raw = h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0;
+    let bit = h.incompatible_features.contains(Incompatible::DATA_FILE);
+    let raw = h.autoclear_features.contains(Autoclear::DATA_FILE_RAW);
     let d = match (&ext.data_file, bit) {
         (None, false) => return,
         (None, true) => Diagnostic::warning(
@@ -410,14 +486,14 @@ fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
     info.diagnostics.push(d);
 }
 
-fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {
+fn bit_names(bits: u64, kind: u8, table: &[FeatureName]) -> String {
     (0..64)
         .filter(|b| bits & (1u64 << b) != 0)
         .map(|b| {
             table
                 .iter()
-                .find(|(k, bit, _)| *k == kind && u32::from(*bit) == b)
-                .map_or_else(|| format!("bit {b}"), |(_, _, n)| format!("bit {b} '{n}'"))
+                .find(|f| f.kind == kind && u32::from(f.bit) == b)
+                .map_or_else(|| format!("bit {b}"), |f| format!("bit {b} '{}'", f.name))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -426,8 +502,12 @@ fn bit_names(bits: u64, kind: u8, table: &[(u8, u8, String)]) -> String {
 /// The LUKS header a `crypt_method` 2 image keeps in the clusters the full
 /// disk encryption extension points to: its facts as qemu prints them under
 /// `encrypt`.
-fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<Value, Stop> {
-    let Some((off, len)) = ext.fde else {
+fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<super::luks::Specific, Stop> {
+    let Some(Region {
+        offset: off,
+        length: len,
+    }) = ext.fde
+    else {
         return Err(Stop::bad(
             F,
             32,
@@ -442,22 +522,20 @@ fn luks_facts(reads: &Reads, ext: &Extensions) -> Result<Value, Stop> {
         ));
     }
     let b = reads.bytes(F, off, super::luks::V1_HEADER_LEN)?;
-    let (mut data, _, _) = super::luks::parse_v1(b).map_err(|(at, m)| Stop::bad(F, off + at, m))?;
-    data.insert("format".into(), json!("luks"));
-    data.insert("detached-header".into(), json!(false));
-    Ok(Value::Object(data))
+    let v1 = super::luks::parse_v1(b).map_err(|(at, m)| Stop::bad(F, off + at, m))?;
+    Ok(super::luks::Specific {
+        format: Some("luks"),
+        ..v1.facts
+    })
 }
-
-/// qemu's caps on persistent bitmaps: count and directory size.
-const MAX_BITMAPS: u32 = 65535;
-const MAX_BITMAP_DIRECTORY: u64 = 64 << 20;
 
 /// The bitmap directory (qcow2.rst "Bitmap directory"), as `qemu-img info`
 /// lists it: name, granularity, flags. Entries: bitmap table offset (u64),
 /// table size (u32), flags (u32: bit 0 in-use, bit 1 auto), type (u8),
 /// granularity bits (u8), name size (u16), extra data size (u32), extra
 /// data, name, padding to 8.
-fn bitmaps(reads: &Reads, (n, size, off): (u32, u64, u64)) -> Result<Vec<Value>, Stop> {
+fn bitmaps(reads: &Reads, ext: BitmapsExtension) -> Result<Vec<Bitmap>, Stop> {
+    let (n, size, off) = (ext.count, ext.directory_size, ext.directory_offset);
     if n > MAX_BITMAPS {
         return Err(Stop::bad(
             F,
@@ -480,13 +558,12 @@ fn bitmaps(reads: &Reads, (n, size, off): (u32, u64, u64)) -> Result<Vec<Value>,
     let mut at = 0usize;
     for i in 0..n {
         let bad = |m: String| Stop::bad(F, off + at as u64, format!("bitmap {i}: {m}"));
-        let e = dir
-            .get(at..at + 24)
-            .ok_or_else(|| bad("entry runs past the directory".into()))?;
-        let flags = be_u32(e, 12);
-        let gran_bits = u32::from(e[17]);
-        let name_len = usize::from(be_u16(e, 18));
-        let extra_len = be_u32(e, 20) as usize;
+        let e =
+            View::<24>::at(dir, at).ok_or_else(|| bad("entry runs past the directory".into()))?;
+        let flags = e.be_u32::<12>();
+        let gran_bits = u32::from(e.u8::<17>());
+        let name_len = usize::from(e.be_u16::<18>());
+        let extra_len = e.be_u32::<20>() as usize;
         let total = 24usize
             .checked_add(extra_len)
             .and_then(|t| t.checked_add(name_len))
@@ -496,27 +573,27 @@ fn bitmaps(reads: &Reads, (n, size, off): (u32, u64, u64)) -> Result<Vec<Value>,
             return Err(bad(format!("granularity bits {gran_bits} above 63")));
         }
         let name = String::from_utf8_lossy(&dir[at + 24 + extra_len..at + total]).into_owned();
-        let mut f = Vec::new();
-        if flags & 1 != 0 {
-            f.push("in-use");
+        let flags = BitmapFlags::from_bits_retain(flags);
+        let mut names = Vec::new();
+        if flags.contains(BitmapFlags::IN_USE) {
+            names.push("in-use");
         }
-        if flags & 2 != 0 {
-            f.push("auto");
+        if flags.contains(BitmapFlags::AUTO) {
+            names.push("auto");
         }
-        out.push(json!({ "flags": f, "name": name, "granularity": 1u64 << gran_bits }));
+        out.push(Bitmap {
+            flags: names,
+            name,
+            granularity: 1u64 << gran_bits,
+        });
         at += total.div_ceil(8) * 8;
     }
     Ok(out)
 }
 
-/// qemu's cap on the number of internal snapshots.
-const MAX_SNAPSHOTS: u32 = 65536;
-/// qemu's cap on a snapshot entry's extra data.
-const MAX_SNAPSHOT_EXTRA: u64 = 1024;
-
 /// The internal snapshot table, as `qemu-img info` lists it. Read in windows
 /// that grow with the entries still to read, each at most `MAX_READ`.
-fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Value>, Stop> {
+fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Snapshot>, Stop> {
     if h.nb_snapshots > MAX_SNAPSHOTS {
         return Err(Stop::bad(
             F,
@@ -543,10 +620,14 @@ fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Value>, Stop> {
                 other => other,
             }
         };
+        // The fixed part of an entry (qcow2.rst "Snapshot table").
         let e = get(off, 40)?;
-        let id_len = u64::from(be_u16(e, 12));
-        let name_len = u64::from(be_u16(e, 14));
-        let extra_len = u64::from(be_u32(e, 36));
+        let Some(e) = View::<40>::of(e) else {
+            return Err(Stop::bad(F, off, "short snapshot entry"));
+        };
+        let id_len = u64::from(e.be_u16::<12>());
+        let name_len = u64::from(e.be_u16::<14>());
+        let extra_len = u64::from(e.be_u32::<36>());
         if extra_len > MAX_SNAPSHOT_EXTRA {
             return Err(Stop::bad(
                 F,
@@ -557,33 +638,33 @@ fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Value>, Stop> {
             ));
         }
         let total = 40 + extra_len + id_len + name_len;
+        let date_sec = e.be_u32::<16>();
+        let date_nsec = e.be_u32::<20>();
+        let vm_clock = e.be_u64::<24>();
+        let mut vm_state = u64::from(e.be_u32::<32>());
         let e = get(off, total)?;
-        let date_sec = be_u32(e, 16);
-        let date_nsec = be_u32(e, 20);
-        let vm_clock = be_u64(e, 24);
-        let mut vm_state = u64::from(be_u32(e, 32));
         let extra = &e[40..40 + extra_len as usize];
-        if extra.len() >= 8 {
-            vm_state = be_u64(extra, 0);
+        // Extra data: the 64-bit VM state size (0), the virtual disk size
+        // (8), the instruction count (16), each there when long enough.
+        if let Some(x) = View::<8>::of(extra) {
+            vm_state = x.be_u64::<0>();
         }
-        let icount = (extra.len() >= 24)
-            .then(|| be_u64(extra, 16))
+        let icount = View::<24>::of(extra)
+            .map(|x| x.be_u64::<16>())
             .filter(|&c| c != u64::MAX);
         let ids = &e[40 + extra_len as usize..];
         let id = String::from_utf8_lossy(&ids[..id_len as usize]).into_owned();
         let name = String::from_utf8_lossy(&ids[id_len as usize..]).into_owned();
-        let mut s = Map::new();
-        if let Some(c) = icount {
-            s.insert("icount".into(), json!(c));
-        }
-        s.insert("vm-state-size".into(), json!(vm_state));
-        s.insert("date-sec".into(), json!(date_sec));
-        s.insert("date-nsec".into(), json!(date_nsec));
-        s.insert("vm-clock-sec".into(), json!(vm_clock / 1_000_000_000));
-        s.insert("vm-clock-nsec".into(), json!(vm_clock % 1_000_000_000));
-        s.insert("id".into(), json!(id));
-        s.insert("name".into(), json!(name));
-        out.push(Value::Object(s));
+        out.push(Snapshot {
+            icount,
+            vm_state_size: vm_state,
+            date_sec,
+            date_nsec,
+            vm_clock_sec: vm_clock / 1_000_000_000,
+            vm_clock_nsec: vm_clock % 1_000_000_000,
+            id,
+            name,
+        });
         off = off
             .checked_add(total.div_ceil(8) * 8)
             .ok_or_else(|| Stop::bad(F, off, "snapshot table offset overflows"))?;
@@ -591,91 +672,165 @@ fn snapshots(reads: &Reads, h: &Header) -> Result<Vec<Value>, Stop> {
     Ok(out)
 }
 
-/// `format-specific` as `qemu-img info --output=json` prints it, and the
-/// header facts it does not print.
-fn format_specific(h: &Header, ext: &Extensions) -> (Value, Value) {
-    let mut data = Map::new();
-    data.insert(
-        "compat".into(),
-        json!(if h.version == 2 { "0.10" } else { "1.1" }),
-    );
-    data.insert(
-        "compression-type".into(),
-        json!(if h.compression_type == 1 {
+/// `format-specific.data` of a qcow2, as `qemu-img info --output=json`
+/// prints it. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Specific {
+    /// The persistent bitmaps, when the bitmaps extension is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmaps: Option<Vec<Bitmap>>,
+    /// `0.10` (version 2) or `1.1` (version 3).
+    pub compat: &'static str,
+    pub compression_type: &'static str,
+    /// Version 3 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<bool>,
+    /// The external data file's name, when the image records one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<String>,
+    /// With `data_file`: guest data is kept as a raw image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_file_raw: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypt: Option<Encrypt>,
+    /// Version 3 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extended_l2: Option<bool>,
+    /// Version 3 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lazy_refcounts: Option<bool>,
+    pub refcount_bits: u64,
+}
+
+/// `format-specific.data.encrypt`: `{"format": "aes"}` or the LUKS
+/// header's facts with `"format": "luks"`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Encrypt {
+    /// The legacy AES-CBC encryption (`crypt_method` 1).
+    Aes { format: &'static str },
+    /// A LUKS header in the clusters of the full disk encryption extension.
+    Luks(Box<super::luks::Specific>),
+}
+
+bitflags! {
+    /// A bitmap directory entry's flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct BitmapFlags: u32 {
+        const IN_USE = 1 << 0;
+        const AUTO = 1 << 1;
+    }
+}
+
+/// One persistent bitmap, as `qemu-img info` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Bitmap {
+    /// `in-use`, `auto`.
+    pub flags: Vec<&'static str>,
+    pub granularity: u64,
+    pub name: String,
+}
+
+/// One internal snapshot, as `qemu-img info` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Snapshot {
+    pub date_nsec: u32,
+    pub date_sec: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icount: Option<u64>,
+    pub id: String,
+    pub name: String,
+    pub vm_clock_nsec: u64,
+    pub vm_clock_sec: u64,
+    pub vm_state_size: u64,
+}
+
+/// `header` of a qcow2: the facts `qemu-img info` does not print.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub autoclear_bitmaps: bool,
+    pub autoclear_features: u64,
+    /// The real length of a backing name too long to keep whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_name_length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmap_directory_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bitmap_directory_size: Option<u64>,
+    pub compatible_features: u64,
+    pub compressed: bool,
+    pub crypt_method: u32,
+    /// `null` when there is no such extension.
+    pub full_disk_encryption_header: Option<Region>,
+    pub header_length: u32,
+    pub incompatible_features: u64,
+    pub l1_size: u32,
+    pub l1_table_offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nb_bitmaps: Option<u32>,
+    pub nb_snapshots: u32,
+    pub refcount_table_clusters: u32,
+    pub refcount_table_offset: u64,
+    pub snapshots_offset: u64,
+    /// Header extension types this reader does not know.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_extensions: Vec<u32>,
+    pub version: u32,
+}
+
+/// `format-specific` as `qemu-img info --output=json` prints it (without
+/// `encrypt` and `bitmaps`, which need more reads).
+fn format_specific(h: &Header, ext: &Extensions) -> Specific {
+    let v3 = h.version == 3;
+    let incompat = h.incompatible_features;
+    Specific {
+        compat: if v3 { "1.1" } else { "0.10" },
+        compression_type: if h.compression_type == 1 {
             "zstd"
         } else {
             "zlib"
-        }),
-    );
-    if h.version == 3 {
-        data.insert(
-            "lazy-refcounts".into(),
-            json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
-        );
+        },
+        lazy_refcounts: v3.then(|| h.compatible_features.contains(Compatible::LAZY_REFCOUNTS)),
+        data_file: ext.data_file.clone(),
+        data_file_raw: ext
+            .data_file
+            .as_ref()
+            .map(|_| h.autoclear_features.contains(Autoclear::DATA_FILE_RAW)),
+        refcount_bits: 1u64 << h.refcount_order,
+        corrupt: v3.then(|| incompat.contains(Incompatible::CORRUPT)),
+        extended_l2: v3.then(|| incompat.contains(Incompatible::EXTENDED_L2)),
+        encrypt: None,
+        bitmaps: None,
     }
-    if let Some(df) = &ext.data_file {
-        data.insert("data-file".into(), json!(df));
-        data.insert(
-            "data-file-raw".into(),
-            json!(h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0),
-        );
+}
+
+/// The header facts `qemu-img info` does not print, kept for the page and
+/// diagnostics.
+fn header_facts(h: &Header, ext: &Extensions) -> HeaderFacts {
+    HeaderFacts {
+        version: h.version,
+        crypt_method: h.crypt_method,
+        header_length: h.header_length,
+        l1_size: h.l1_size,
+        l1_table_offset: h.l1_table_offset,
+        refcount_table_offset: h.refcount_table_offset,
+        refcount_table_clusters: h.refcount_table_clusters,
+        nb_snapshots: h.nb_snapshots,
+        snapshots_offset: h.snapshots_offset,
+        incompatible_features: h.incompatible_features.bits(),
+        compatible_features: h.compatible_features.bits(),
+        autoclear_features: h.autoclear_features.bits(),
+        compressed: h.incompatible_features.contains(Incompatible::COMPRESSION),
+        full_disk_encryption_header: ext.fde,
+        autoclear_bitmaps: h.autoclear_features.contains(Autoclear::BITMAPS),
+        backing_name_length: None,
+        nb_bitmaps: ext.bitmaps.map(|b| b.count),
+        bitmap_directory_size: ext.bitmaps.map(|b| b.directory_size),
+        bitmap_directory_offset: ext.bitmaps.map(|b| b.directory_offset),
+        unknown_extensions: ext.unknown.clone(),
     }
-    data.insert("refcount-bits".into(), json!(1u32 << h.refcount_order));
-    if h.version == 3 {
-        data.insert(
-            "corrupt".into(),
-            json!(h.incompatible_features & INCOMPAT_CORRUPT != 0),
-        );
-        data.insert(
-            "extended-l2".into(),
-            json!(h.incompatible_features & INCOMPAT_EXTL2 != 0),
-        );
-    }
-    // Not printed by qemu-img, kept for the page and diagnostics.
-    let mut extra = Map::new();
-    extra.insert("version".into(), json!(h.version));
-    extra.insert("crypt-method".into(), json!(h.crypt_method));
-    extra.insert("header-length".into(), json!(h.header_length));
-    extra.insert("l1-size".into(), json!(h.l1_size));
-    extra.insert("l1-table-offset".into(), json!(h.l1_table_offset));
-    extra.insert(
-        "refcount-table-offset".into(),
-        json!(h.refcount_table_offset),
-    );
-    extra.insert(
-        "refcount-table-clusters".into(),
-        json!(h.refcount_table_clusters),
-    );
-    extra.insert("nb-snapshots".into(), json!(h.nb_snapshots));
-    extra.insert("snapshots-offset".into(), json!(h.snapshots_offset));
-    extra.insert(
-        "incompatible-features".into(),
-        json!(h.incompatible_features),
-    );
-    extra.insert("compatible-features".into(), json!(h.compatible_features));
-    extra.insert("autoclear-features".into(), json!(h.autoclear_features));
-    extra.insert(
-        "compressed".into(),
-        json!(h.incompatible_features & INCOMPAT_COMPRESSION != 0),
-    );
-    extra.insert(
-        "full-disk-encryption-header".into(),
-        json!(ext.fde.map(|(o, l)| json!({ "offset": o, "length": l }))),
-    );
-    extra.insert(
-        "autoclear-bitmaps".into(),
-        json!(h.autoclear_features & AUTOCLEAR_BITMAPS != 0),
-    );
-    if let Some((n, size, off)) = ext.bitmaps {
-        extra.insert("nb-bitmaps".into(), json!(n));
-        extra.insert("bitmap-directory-size".into(), json!(size));
-        extra.insert("bitmap-directory-offset".into(), json!(off));
-    }
-    if !ext.unknown.is_empty() {
-        extra.insert("unknown-extensions".into(), json!(ext.unknown));
-    }
-    (
-        json!({ "type": "qcow2", "data": data }),
-        Value::Object(extra),
-    )
 }

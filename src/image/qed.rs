@@ -3,46 +3,78 @@
 //! in clusters (12), features (16), compat features (24), autoclear (32),
 //! L1 offset (40), image size (48), backing name offset (56) and size (60).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{le_u32, le_u64, Format, ImageInfo, Reads, Stop};
+use super::{Format, Header, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Qed;
+
+/// Offsets of the header's fields.
+mod at {
+    pub const CLUSTER_SIZE: usize = 4;
+    pub const TABLE_SIZE: usize = 8;
+    pub const HEADER_SIZE: usize = 12;
+    pub const FEATURES: usize = 16;
+    pub const COMPAT_FEATURES: usize = 24;
+    pub const AUTOCLEAR_FEATURES: usize = 32;
+    pub const L1_TABLE_OFFSET: usize = 40;
+    pub const IMAGE_SIZE: usize = 48;
+    pub const BACKING_FILENAME_OFFSET: usize = 56;
+    pub const BACKING_FILENAME_SIZE: usize = 60;
+    /// The header's fields end here.
+    pub const END: usize = 64;
+}
+
+/// `header` of a QED image. (Fields in the order of their keys, as every
+/// object of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub autoclear_features: u64,
+    /// The real length of a backing name too long to keep whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backing_name_length: Option<u64>,
+    pub compat_features: u64,
+    pub features: u64,
+    /// Clusters.
+    pub header_size: u32,
+    pub l1_table_offset: u64,
+    /// Clusters.
+    pub table_size: u32,
+}
+
 const F_BACKING_FILE: u64 = 0x01;
 const F_NEED_CHECK: u64 = 0x02;
 const F_BACKING_FORMAT_NO_PROBE: u64 = 0x04;
 const F_KNOWN: u64 = 0x07;
 /// qemu reads a QED backing name into a PATH_MAX (4096) buffer with its NUL.
-const MAX_NAME: u64 = 4095;
+const MAX_NAME: u64 = crate::limits::MAX_BACKING_NAME_PATH as u64;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"QED\0")
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, 64)?;
-    let cluster_size = le_u32(b, 4);
-    let table_size = le_u32(b, 8);
-    let header_size = le_u32(b, 12);
-    let features = le_u64(b, 16);
-    let compat = le_u64(b, 24);
-    let autoclear = le_u64(b, 32);
-    let l1 = le_u64(b, 40);
-    let size = le_u64(b, 48);
-    let name_off = le_u32(b, 56);
-    let name_len = le_u32(b, 60);
+    let b: View<{ at::END }> = reads.view(F, 0)?;
+    let cluster_size = b.le_u32::<{ at::CLUSTER_SIZE }>();
+    let table_size = b.le_u32::<{ at::TABLE_SIZE }>();
+    let header_size = b.le_u32::<{ at::HEADER_SIZE }>();
+    let features = b.le_u64::<{ at::FEATURES }>();
+    let size = b.le_u64::<{ at::IMAGE_SIZE }>();
+    let name_off = b.le_u32::<{ at::BACKING_FILENAME_OFFSET }>();
+    let name_len = b.le_u32::<{ at::BACKING_FILENAME_SIZE }>();
     if !cluster_size.is_power_of_two() || !(4096..=(64 << 20)).contains(&cluster_size) {
         return Err(Stop::bad(
             F,
-            4,
+            at::CLUSTER_SIZE as u64,
             format!("cluster size {cluster_size} is not a power of two in 4 KiB..64 MiB"),
         ));
     }
     if !table_size.is_power_of_two() || !(1..=16).contains(&table_size) {
         return Err(Stop::bad(
             F,
-            8,
+            at::TABLE_SIZE as u64,
             format!("table size {table_size} is not a power of two in 1..16"),
         ));
     }
@@ -50,7 +82,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     if header_size == 0 || header_bytes > 64 << 20 {
         return Err(Stop::bad(
             F,
-            12,
+            at::HEADER_SIZE as u64,
             format!("header size of {header_size} clusters is out of range"),
         ));
     }
@@ -102,14 +134,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.backing_filename_format = Some("raw".into());
         }
     }
-    info.header = Some(json!({
-        "table-size": table_size,
-        "header-size": header_size,
-        "features": features,
-        "compat-features": compat,
-        "autoclear-features": autoclear,
-        "l1-table-offset": l1,
-    }));
+    info.header = Some(Header::Qed(Box::new(HeaderFacts {
+        autoclear_features: b.le_u64::<{ at::AUTOCLEAR_FEATURES }>(),
+        backing_name_length: None,
+        compat_features: b.le_u64::<{ at::COMPAT_FEATURES }>(),
+        features,
+        header_size,
+        l1_table_offset: b.le_u64::<{ at::L1_TABLE_OFFSET }>(),
+        table_size,
+    })));
     if let Some(len) = long_name {
         super::note_name_length(&mut info, len);
     }

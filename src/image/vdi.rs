@@ -8,17 +8,64 @@
 //! 0x188, 0x198, 0x1a8, 0x1b8 (VirtualBox's in-memory UUID order, first
 //! three fields little-endian, shown here as GUIDs).
 
-use serde_json::json;
+use serde::Serialize;
 
-use super::{guid_le, le_u32, le_u64, Format, Identity, ImageInfo, Reads, Stop};
+use super::{guid_le, Format, Header, Identity, ImageInfo, Reads, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Vdi;
 const SIGNATURE: u32 = 0xbeda_107f;
-const HEADER_END: u64 = 0x1c8;
+
+/// Offsets of the header's fields.
+mod at {
+    pub const SIGNATURE: usize = 0x40;
+    pub const VERSION: usize = 0x44;
+    pub const HEADER_SIZE: usize = 0x48;
+    pub const IMAGE_TYPE: usize = 0x4c;
+    pub const IMAGE_FLAGS: usize = 0x50;
+    pub const DESCRIPTION: usize = 0x54;
+    pub const DESCRIPTION_LEN: usize = 0x100;
+    pub const OFFSET_BMAP: usize = 0x154;
+    pub const OFFSET_DATA: usize = 0x158;
+    pub const SECTOR_SIZE: usize = 0x168;
+    pub const DISK_SIZE: usize = 0x170;
+    pub const BLOCK_SIZE: usize = 0x178;
+    pub const BLOCKS_IN_IMAGE: usize = 0x180;
+    pub const BLOCKS_ALLOCATED: usize = 0x184;
+    pub const UUID: usize = 0x188;
+    pub const UUID_LAST_SNAP: usize = 0x198;
+    pub const UUID_LINK: usize = 0x1a8;
+    pub const UUID_PARENT: usize = 0x1b8;
+    /// The header's fields end here.
+    pub const END: usize = 0x1c8;
+}
+
+/// `header` of a VDI. (Fields in the order of their keys, as every object
+/// of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    pub blocks_allocated: u32,
+    pub blocks_in_image: u32,
+    pub description: String,
+    pub header_size: u32,
+    pub image_flags: u32,
+    /// `dynamic`, `static`, `undo`, `differencing` or `unknown`.
+    pub image_type: &'static str,
+    pub offset_bmap: u32,
+    pub offset_data: u32,
+    pub sector_size: u32,
+    pub uuid: String,
+    pub uuid_last_snap: String,
+    pub uuid_link: String,
+    pub uuid_parent: String,
+    /// `MAJOR.MINOR`.
+    pub version: String,
+}
 
 pub fn matches(head: &[u8]) -> bool {
-    head.len() >= 0x48 && le_u32(head, 0x40) == SIGNATURE
+    View::<{ at::HEADER_SIZE }>::of(head)
+        .is_some_and(|h| h.le_u32::<{ at::SIGNATURE }>() == SIGNATURE)
 }
 
 fn is_nil(b: &[u8]) -> bool {
@@ -26,24 +73,24 @@ fn is_nil(b: &[u8]) -> bool {
 }
 
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let b = reads.bytes(F, 0, HEADER_END)?;
-    let version = le_u32(b, 0x44);
-    let image_type = le_u32(b, 0x4c);
-    let disk_size = le_u64(b, 0x170);
-    let block_size = le_u32(b, 0x178);
-    let sector_size = le_u32(b, 0x168);
-    let blocks_in_image = le_u32(b, 0x180);
+    let b: View<{ at::END }> = reads.view(F, 0)?;
+    let version = b.le_u32::<{ at::VERSION }>();
+    let image_type = b.le_u32::<{ at::IMAGE_TYPE }>();
+    let disk_size = b.le_u64::<{ at::DISK_SIZE }>();
+    let block_size = b.le_u32::<{ at::BLOCK_SIZE }>();
+    let sector_size = b.le_u32::<{ at::SECTOR_SIZE }>();
+    let blocks_in_image = b.le_u32::<{ at::BLOCKS_IN_IMAGE }>();
     if version >> 16 != 1 {
         return Err(Stop::bad(
             F,
-            0x44,
+            at::VERSION as u64,
             format!("unsupported version {}.{}", version >> 16, version & 0xffff),
         ));
     }
     if block_size == 0 || !block_size.is_power_of_two() {
         return Err(Stop::bad(
             F,
-            0x178,
+            at::BLOCK_SIZE as u64,
             format!("block size {block_size} is not a power of two"),
         ));
     }
@@ -58,8 +105,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         4 => "differencing",
         _ => "unknown",
     };
-    let uuid = &b[0x188..0x198];
-    let parent = &b[0x1b8..0x1c8];
+    let uuid = b.bytes::<{ at::UUID }, 16>();
+    let parent = b.bytes::<{ at::UUID_PARENT }, 16>();
     info.identity = Some(Identity {
         id: (!is_nil(uuid)).then(|| guid_le(uuid)),
         parent_id: (!is_nil(parent)).then(|| guid_le(parent)),
@@ -88,21 +135,21 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("{blocks_in_image} blocks of {block_size} bytes do not cover the disk size {disk_size}"),
         ));
     }
-    info.header = Some(json!({
-        "version": format!("{}.{}", version >> 16, version & 0xffff),
-        "image-type": kind,
-        "header-size": le_u32(b, 0x48),
-        "image-flags": le_u32(b, 0x50),
-        "description": super::cstr(&b[0x54..0x154]),
-        "offset-bmap": le_u32(b, 0x154),
-        "offset-data": le_u32(b, 0x158),
-        "sector-size": sector_size,
-        "blocks-in-image": blocks_in_image,
-        "blocks-allocated": le_u32(b, 0x184),
-        "uuid": guid_le(uuid),
-        "uuid-last-snap": guid_le(&b[0x198..0x1a8]),
-        "uuid-link": guid_le(&b[0x1a8..0x1b8]),
-        "uuid-parent": guid_le(parent),
-    }));
+    info.header = Some(Header::Vdi(Box::new(HeaderFacts {
+        blocks_allocated: b.le_u32::<{ at::BLOCKS_ALLOCATED }>(),
+        blocks_in_image,
+        description: super::cstr(b.bytes::<{ at::DESCRIPTION }, { at::DESCRIPTION_LEN }>()),
+        header_size: b.le_u32::<{ at::HEADER_SIZE }>(),
+        image_flags: b.le_u32::<{ at::IMAGE_FLAGS }>(),
+        image_type: kind,
+        offset_bmap: b.le_u32::<{ at::OFFSET_BMAP }>(),
+        offset_data: b.le_u32::<{ at::OFFSET_DATA }>(),
+        sector_size,
+        uuid: guid_le(uuid),
+        uuid_last_snap: guid_le(b.bytes::<{ at::UUID_LAST_SNAP }, 16>()),
+        uuid_link: guid_le(b.bytes::<{ at::UUID_LINK }, 16>()),
+        uuid_parent: guid_le(parent),
+        version: format!("{}.{}", version >> 16, version & 0xffff),
+    })));
     Ok(info)
 }

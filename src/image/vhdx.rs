@@ -24,11 +24,11 @@
 //!
 //! Only these few ranges are read, wherever the metadata region lies.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
-use super::{
-    guid_le, le_u16, le_u32, le_u64, utf16, Format, Identity, ImageInfo, Range, Reads, Stop,
-};
+use serde::Serialize;
+
+use super::{guid_le, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop, View};
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Vhdx;
@@ -36,10 +36,9 @@ const HEADER1: u64 = 64 * 1024;
 const HEADER2: u64 = 128 * 1024;
 const HEADER_LEN: u64 = 4096;
 const REGION_TABLE: u64 = 192 * 1024;
-const MAX_ENTRIES: u64 = 2047;
+use crate::limits::{VHDX_MAX_METADATA_ENTRIES as MAX_ENTRIES, VHDX_MAX_METADATA_ITEM as MAX_ITEM};
 /// Headers and region tables: the first 1 MiB of the file.
 const HEADER_SECTION: u64 = 1 << 20;
-const MAX_ITEM: u64 = 64 * 1024;
 
 const BAT: &str = "2dc27766-f623-4200-9d64-115e9bfd4a08";
 const METADATA: &str = "8b7ca206-4790-4b9a-b8fe-575f050f886e";
@@ -50,6 +49,54 @@ const LOGICAL_SECTOR: &str = "8141bf1d-a96f-4709-ba47-f233a8faab5f";
 const PHYSICAL_SECTOR: &str = "cda348c7-445d-4471-9cc9-e9885251c556";
 const PARENT_LOCATOR: &str = "a8d35f2d-b30b-454d-abf7-d3d84834ab0c";
 const VHDX_PARENT_TYPE: &str = "b04aefb7-d19e-4a81-b789-25b8e9445913";
+
+/// `header` of a VHDX. (Fields in the order of their keys, as every object
+/// of the JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bat_region: Option<Region>,
+    pub block_size: u32,
+    /// The file type identifier's creator (UTF-16).
+    pub creator: String,
+    pub data_write_guid: String,
+    pub file_write_guid: String,
+    pub has_parent: bool,
+    pub leave_blocks_allocated: bool,
+    pub log_guid: String,
+    /// `null` without the metadata item.
+    pub logical_sector_size: Option<u32>,
+    pub metadata_region: Region,
+    /// `null` without the metadata item.
+    pub page83: Option<String>,
+    /// Differencing disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_locator: Option<ParentLocator>,
+    /// `null` without the metadata item.
+    pub physical_sector_size: Option<u32>,
+    pub sequence_number: u64,
+    pub version: u16,
+}
+
+/// The parent locator metadata item: its type GUID and key/value pairs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParentLocator {
+    pub entries: BTreeMap<String, String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The first `N` bytes of `b` (a metadata item of at least `N` bytes),
+/// or an error at `at`.
+fn fixed<const N: usize>(b: &[u8], at: u64) -> Result<View<'_, N>, Stop> {
+    View::of(b).ok_or_else(|| short_item(b.len(), at))
+}
+
+#[cold]
+fn short_item(len: usize, at: u64) -> Stop {
+    Stop::bad(F, at, format!("metadata item of {len} bytes is too short"))
+}
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"vhdxfile")
@@ -145,18 +192,18 @@ struct Header {
 }
 
 fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
-    let b = reads.bytes(F, at, HEADER_LEN)?;
-    if !b.starts_with(b"head") || crc32c(b, 4) != le_u32(b, 4) {
+    let b: View<{ HEADER_LEN as usize }> = reads.view(F, at)?;
+    if !b.0.starts_with(b"head") || crc32c(b.0, 4) != b.le_u32::<4>() {
         return Ok(None);
     }
     Ok(Some(Header {
-        seq: le_u64(b, 8),
-        file_write: guid_le(&b[16..32]),
-        data_write: guid_le(&b[32..48]),
-        log_guid: guid_le(&b[48..64]),
-        log_nonzero: b[48..64].iter().any(|&x| x != 0),
-        version: le_u16(b, 66),
-        log: (le_u64(b, 72), u64::from(le_u32(b, 68))),
+        seq: b.le_u64::<8>(),
+        file_write: guid_le(b.bytes::<16, 16>()),
+        data_write: guid_le(b.bytes::<32, 16>()),
+        log_guid: guid_le(b.bytes::<48, 16>()),
+        log_nonzero: b.bytes::<48, 16>().iter().any(|&x| x != 0),
+        version: b.le_u16::<66>(),
+        log: (b.le_u64::<72>(), u64::from(b.le_u32::<68>())),
         at,
     }))
 }
@@ -176,15 +223,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(F);
 
     // Region table: header, then exactly its entries.
-    let rt = reads.bytes(F, REGION_TABLE, 16)?;
-    if !rt.starts_with(b"regi") {
+    let rt: View<16> = reads.view(F, REGION_TABLE)?;
+    if !rt.0.starts_with(b"regi") {
         return Err(Stop::bad(
             F,
             REGION_TABLE,
             "no `regi` region table signature",
         ));
     }
-    let count = u64::from(le_u32(rt, 8));
+    let count = u64::from(rt.le_u32::<8>());
     if count > MAX_ENTRIES {
         return Err(Stop::bad(
             F,
@@ -198,11 +245,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     // Regions may not overlap each other or the 1 MiB header section
     // ([MS-VHDX] §2.2.3.1); qemu refuses such an image, and so do we.
     let mut taken: Vec<(u64, u64)> = vec![(0, HEADER_SECTION)];
-    for i in 0..count as usize {
-        let e = &rt[16 + 32 * i..16 + 32 * (i + 1)];
-        let id = guid_le(&e[0..16]);
-        let off = le_u64(e, 16);
-        let len = u64::from(le_u32(e, 24));
+    // Entries of 32 bytes: GUID (0), file offset (16), length (24),
+    // required bit (28).
+    let (entries, _) = rt[16..].as_chunks::<32>();
+    for (i, e) in entries.iter().enumerate() {
+        let e = View(e);
+        let id = guid_le(e.bytes::<0, 16>());
+        let off = e.le_u64::<16>();
+        let len = u64::from(e.le_u32::<24>());
         let at = REGION_TABLE + 16 + 32 * i as u64;
         let name = || match id.as_str() {
             METADATA => format!("metadata region {id}"),
@@ -221,7 +271,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         let slot = match id.as_str() {
             METADATA => &mut meta,
             BAT => &mut bat,
-            _ if le_u32(e, 28) & 1 != 0 => {
+            _ if e.le_u32::<28>() & 1 != 0 => {
                 return Err(Stop::bad(
                     F,
                     at,
@@ -251,15 +301,15 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
 
     // Metadata table header, then its entries.
-    let mt = reads.bytes(F, meta_off, 32)?;
-    if !mt.starts_with(b"metadata") {
+    let mt: View<32> = reads.view(F, meta_off)?;
+    if !mt.0.starts_with(b"metadata") {
         return Err(Stop::bad(
             F,
             meta_off,
             "no `metadata` signature at the metadata region",
         ));
     }
-    let n = u64::from(le_u16(mt, 10));
+    let n = u64::from(mt.le_u16::<10>());
     if n > MAX_ENTRIES || 32 + 32 * n > meta_len {
         return Err(Stop::bad(
             F,
@@ -269,11 +319,14 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     let mt = reads.bytes(F, meta_off, 32 + 32 * n)?;
     let mut items: Vec<(String, u64, u64)> = Vec::new();
-    for i in 0..n as usize {
-        let e = &mt[32 + 32 * i..64 + 32 * i];
-        let id = guid_le(&e[0..16]);
-        let off = u64::from(le_u32(e, 16));
-        let len = u64::from(le_u32(e, 20));
+    // Entries of 32 bytes: item GUID (0), offset (16), length (20), flags
+    // (24: bit 2 required).
+    let (entries, _) = mt[32..].as_chunks::<32>();
+    for (i, e) in entries.iter().enumerate() {
+        let e = View(e);
+        let id = guid_le(e.bytes::<0, 16>());
+        let off = u64::from(e.le_u32::<16>());
+        let len = u64::from(e.le_u32::<20>());
         let at = meta_off + 32 + 32 * i as u64;
         let known = [
             FILE_PARAMETERS,
@@ -284,7 +337,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             PARENT_LOCATOR,
         ];
         if !known.contains(&id.as_str()) {
-            if le_u32(e, 24) & 4 != 0 {
+            if e.le_u32::<24>() & 4 != 0 {
                 return Err(Stop::bad(
                     F,
                     at,
@@ -318,16 +371,26 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let Some(fp) = item(FILE_PARAMETERS, 8)? else {
         return Err(Stop::bad(F, meta_off, "no file parameters metadata item"));
     };
-    let block_size = le_u32(fp, 0);
-    let fp_bits = le_u32(fp, 4);
+    let fp = fixed::<8>(fp, meta_off)?;
+    let block_size = fp.le_u32::<0>();
+    let fp_bits = fp.le_u32::<4>();
     let has_parent = fp_bits & 2 != 0;
     let Some(vs) = item(VIRTUAL_DISK_SIZE, 8)? else {
         return Err(Stop::bad(F, meta_off, "no virtual disk size metadata item"));
     };
-    let size = le_u64(vs, 0);
-    let logical = item(LOGICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
-    let physical = item(PHYSICAL_SECTOR, 4)?.map(|b| le_u32(b, 0));
-    let page83 = item(PAGE83, 16)?.map(guid_le);
+    let size = fixed::<8>(vs, meta_off)?.le_u64::<0>();
+    let logical = match item(LOGICAL_SECTOR, 4)? {
+        Some(b) => Some(fixed::<4>(b, meta_off)?.le_u32::<0>()),
+        None => None,
+    };
+    let physical = match item(PHYSICAL_SECTOR, 4)? {
+        Some(b) => Some(fixed::<4>(b, meta_off)?.le_u32::<0>()),
+        None => None,
+    };
+    let page83 = match item(PAGE83, 16)? {
+        Some(b) => Some(guid_le(fixed::<16>(b, meta_off)?.0)),
+        None => None,
+    };
     if !(1 << 20..=256 << 20).contains(&block_size) || !block_size.is_power_of_two() {
         return Err(Stop::bad(
             F,
@@ -394,26 +457,26 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         parent_id: None,
     });
 
-    let mut header = Map::new();
-    header.insert("creator".into(), json!(creator));
-    header.insert("sequence-number".into(), json!(h.seq));
-    header.insert("version".into(), json!(h.version));
-    header.insert("file-write-guid".into(), json!(h.file_write));
-    header.insert("data-write-guid".into(), json!(h.data_write));
-    header.insert("log-guid".into(), json!(h.log_guid));
-    header.insert(
-        "metadata-region".into(),
-        json!({ "offset": meta_off, "length": meta_len }),
-    );
-    if let Some((o, l)) = bat {
-        header.insert("bat-region".into(), json!({ "offset": o, "length": l }));
-    }
-    header.insert("block-size".into(), json!(block_size));
-    header.insert("leave-blocks-allocated".into(), json!(fp_bits & 1 != 0));
-    header.insert("has-parent".into(), json!(has_parent));
-    header.insert("logical-sector-size".into(), json!(logical));
-    header.insert("physical-sector-size".into(), json!(physical));
-    header.insert("page83".into(), json!(page83));
+    let mut header = HeaderFacts {
+        bat_region: bat.map(|(offset, length)| Region { length, offset }),
+        block_size,
+        creator,
+        data_write_guid: h.data_write.clone(),
+        file_write_guid: h.file_write.clone(),
+        has_parent,
+        leave_blocks_allocated: fp_bits & 1 != 0,
+        log_guid: h.log_guid.clone(),
+        logical_sector_size: logical,
+        metadata_region: Region {
+            length: meta_len,
+            offset: meta_off,
+        },
+        page83,
+        parent_locator: None,
+        physical_sector_size: physical,
+        sequence_number: h.seq,
+        version: h.version,
+    };
 
     if has_parent {
         let Some((_, loc_off, _)) = items
@@ -427,9 +490,13 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 "HasParent is set but there is no parent locator item",
             ));
         };
-        let loc = item(PARENT_LOCATOR, 20)?.unwrap_or_default();
-        let kind = guid_le(&loc[0..16]);
-        let kv = le_u16(loc, 18) as usize;
+        let Some(loc) = item(PARENT_LOCATOR, 20)? else {
+            return Err(Stop::bad(F, loc_off, "no parent locator item"));
+        };
+        // Type GUID (0), key/value count (18), entries of 12 bytes from 20.
+        let head = fixed::<20>(loc, loc_off)?;
+        let kind = guid_le(head.bytes::<0, 16>());
+        let kv = head.le_u16::<18>() as usize;
         if 20 + 12 * kv > loc.len() {
             return Err(Stop::bad(
                 F,
@@ -437,11 +504,12 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 format!("{kv} parent locator entries do not fit the item"),
             ));
         }
-        let mut pairs = Map::new();
-        for i in 0..kv {
-            let e = &loc[20 + 12 * i..32 + 12 * i];
-            let (ko, vo) = (le_u32(e, 0) as usize, le_u32(e, 4) as usize);
-            let (kl, vl) = (le_u16(e, 8) as usize, le_u16(e, 10) as usize);
+        let mut pairs = BTreeMap::new();
+        let (entries, _) = loc[20..20 + 12 * kv].as_chunks::<12>();
+        for (i, e) in entries.iter().enumerate() {
+            let e = View(e);
+            let (ko, vo) = (e.le_u32::<0>() as usize, e.le_u32::<4>() as usize);
+            let (kl, vl) = (e.le_u16::<8>() as usize, e.le_u16::<10>() as usize);
             let (Some(k), Some(v)) = (loc.get(ko..ko + kl), loc.get(vo..vo + vl)) else {
                 return Err(Stop::bad(
                     F,
@@ -449,7 +517,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                     format!("parent locator entry {i} points outside the item"),
                 ));
             };
-            pairs.insert(utf16(k, false), json!(utf16(v, false)));
+            pairs.insert(utf16(k, false), utf16(v, false));
         }
         if kind != VHDX_PARENT_TYPE {
             info.diagnostics.push(Diagnostic::warning(
@@ -457,7 +525,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 format!("parent locator type {kind} is not the VHDX parent locator"),
             ));
         }
-        let get = |k: &str| pairs.get(k).and_then(Value::as_str).map(str::to_string);
+        let get = |k: &str| pairs.get(k).cloned();
         let name = get("relative_path")
             .or_else(|| get("absolute_win32_path"))
             .or_else(|| get("volume_path"));
@@ -478,16 +546,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 ident.parent_id = Some(id);
             }
         }
-        header.insert(
-            "parent-locator".into(),
-            json!({ "type": kind, "entries": pairs }),
-        );
+        header.parent_locator = Some(ParentLocator {
+            entries: pairs,
+            kind,
+        });
         info.diagnostics.push(Diagnostic::warning(
             "vhdx-differencing",
             "differencing VHDX: qemu's vhdx driver does not open images with a parent",
         ));
     }
-    info.header = Some(Value::Object(header));
+    info.header = Some(super::Header::Vhdx(Box::new(header)));
     Ok(info)
 }
 

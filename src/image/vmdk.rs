@@ -21,20 +21,54 @@
 //! The descriptor gives `CID`, `parentCID`, `createType`,
 //! `parentFileNameHint` and the extent lines `ACCESS SECTORS TYPE "FILE" [OFFSET]`.
 
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use super::safety::NameKind;
-use super::{le_u16, le_u32, le_u64, Format, Identity, ImageInfo, Reads, Stop};
+use super::{Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, View};
 use crate::diag::{Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
-/// qemu reads at most 1 MiB − 1 of a descriptor file; so do we.
-pub const MAX_DESCRIPTOR: u64 = (1 << 20) - 1;
-/// qemu's largest grain (sectors).
-const MAX_GRAIN_SECTORS: u64 = 0x20_0000;
+pub use crate::limits::VMDK_MAX_DESCRIPTOR as MAX_DESCRIPTOR;
+use crate::limits::VMDK_MAX_GRAIN_SECTORS as MAX_GRAIN_SECTORS;
 const GD_AT_END: u64 = u64::MAX;
-const FLAG_COMPRESSED: u32 = 1 << 16;
-const FLAG_MARKERS: u32 = 1 << 17;
+
+/// Offsets of a hosted sparse extent header's fields (`SparseExtentHeader`).
+mod at {
+    pub const VERSION: usize = 4;
+    pub const FLAGS: usize = 8;
+    /// Sectors (u64).
+    pub const CAPACITY: usize = 12;
+    /// Sectors (u64).
+    pub const GRAIN_SIZE: usize = 20;
+    /// Sectors (u64).
+    pub const DESCRIPTOR_OFFSET: usize = 28;
+    /// Sectors (u64).
+    pub const DESCRIPTOR_SIZE: usize = 36;
+    pub const GD_OFFSET: usize = 56;
+    pub const COMPRESS_ALGORITHM: usize = 77;
+    /// The header's fields end here.
+    pub const END: usize = 79;
+}
+
+/// A hosted sparse extent header, read whole.
+type SparseHeader<'a> = View<'a, { at::END }>;
+/// The last 1536 bytes of a stream-optimized file: footer marker, footer
+/// header, end-of-stream marker (512 bytes each).
+type Footer<'a> = View<'a, 1536>;
+
+bitflags::bitflags! {
+    /// A hosted sparse extent header's flags.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Flags: u32 {
+        const VALID_NEWLINE = 1 << 0;
+        const REDUNDANT_GRAIN_TABLE = 1 << 1;
+        const ZEROED_GTE = 1 << 2;
+        const COMPRESSED = 1 << 16;
+        const MARKERS = 1 << 17;
+    }
+}
 const NO_PARENT: u32 = 0xffff_ffff;
 /// Where qemu reads a COWD extent's descriptor text, and how much of it.
 const COWD_DESCRIPTOR_AT: u64 = 512;
@@ -67,49 +101,106 @@ struct Descriptor {
     create_type: Option<String>,
     parent_hint: Option<String>,
     extents: Vec<Extent>,
-    other: Map<String, Value>,
+    other: BTreeMap<String, String>,
 }
 
 /// One extent line of a descriptor: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
-/// Kept in `header.extents` (same keys) and read back by
-/// [`ImageInfo::vmdk_extents`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Kept in `header.extents` and given by [`ImageInfo::vmdk_extents`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extent {
     /// `RW`, `RDONLY` or `NOACCESS` (qemu opens only `RW` extents).
     pub access: String,
-    /// Size in 512-byte sectors.
-    pub sectors: u64,
-    /// `FLAT`, `SPARSE`, `ZERO`, `VMFS`, `VMFSSPARSE`, `VMFSRDM`, `VMFSRAW`,
-    /// `SESPARSE`, or `COWD` for a VMware 3 sparse file itself.
-    pub kind: String,
-    /// The file name exactly as written (relative names are relative to the
-    /// descriptor's directory); `None` for `ZERO` extents and for the image
-    /// itself.
-    pub file: Option<String>,
-    /// Offset in sectors into `file` (`FLAT` extents).
-    pub offset: Option<u64>,
     /// qemu opens `file` as a separate file when it opens this image: true
     /// for the extents of a descriptor file (and of a sparse header of
     /// capacity 0, whose embedded descriptor qemu reads as one); false for
     /// the extent line embedded in a monolithic sparse or stream-optimized
     /// file, which names the file itself and is not opened.
     pub external: bool,
+    /// The file name exactly as written (relative names are relative to the
+    /// descriptor's directory); `None` for `ZERO` extents and for the image
+    /// itself.
+    pub file: Option<String>,
+    /// Offset in sectors into `file` (`FLAT` extents).
+    pub offset: Option<u64>,
+    /// Size in 512-byte sectors.
+    pub sectors: u64,
+    /// `FLAT`, `SPARSE`, `ZERO`, `VMFS`, `VMFSSPARSE`, `VMFSRDM`, `VMFSRAW`,
+    /// `SESPARSE`, or `COWD` for a VMware 3 sparse file itself.
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
-impl Extent {
-    /// Read back from its `header.extents` JSON (no serde `Deserialize`:
-    /// it would cost the wasm build more than this).
-    pub fn from_json(v: &Value) -> Option<Extent> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Some(Extent {
-            access: s("access")?,
-            sectors: v.get("sectors")?.as_u64()?,
-            kind: s("type")?,
-            file: s("file"),
-            offset: v.get("offset").and_then(Value::as_u64),
-            external: v.get("external").and_then(Value::as_bool).unwrap_or(false),
-        })
-    }
+/// `format-specific.data` of a VMDK, as `qemu-img info --output=json`
+/// prints it. (Fields in the order of their keys, as every object of the
+/// JSON.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Specific {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_type: Option<String>,
+    pub extents: Vec<ExtentInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_cid: Option<u32>,
+}
+
+/// One extent in `format-specific.data.extents`, as qemu-img prints it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExtentInfo {
+    /// The grain, for a sparse extent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_size: Option<u64>,
+    /// Only `true` is printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compressed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The extent type of a descriptor file's extent, `""` for the sparse
+    /// extent the descriptor is embedded in.
+    pub format: String,
+    pub virtual_size: u64,
+}
+
+/// `header` of a VMDK: the descriptor and, for a sparse file, its binary
+/// header (the `Option` fields: a hosted sparse extent, `KDMV`, has all
+/// but `variant`; a VMware 3 one, `COWD`, `variant`, `version`, `flags`; a
+/// descriptor file none).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compress_algorithm: Option<u16>,
+    /// The descriptor's other `key=value` lines (at most 64).
+    pub descriptor: BTreeMap<String, String>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor_offset: Option<u64>,
+    /// Bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor_size: Option<u64>,
+    /// The descriptor's `version=` (`null` when absent).
+    pub descriptor_version: Option<String>,
+    pub extents: Vec<Extent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u32>,
+    /// Sectors; all ones when the grain directory is at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grain_directory_offset: Option<u64>,
+    /// Where the header used was read: 0, or the footer's near the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub markers: Option<bool>,
+    /// `null` when absent.
+    pub parent_file_name_hint: Option<String>,
+    /// `COWD` for a VMware 3 sparse extent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'static str>,
+    /// The sparse extent header's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
 }
 
 fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descriptor, Stop> {
@@ -159,7 +250,7 @@ fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descr
             "parentFileNameHint" => d.parent_hint = Some(v.to_string()),
             _ => {
                 if d.other.len() < 64 {
-                    d.other.insert(k.to_string(), json!(v));
+                    d.other.insert(k.to_string(), v.to_string());
                 }
             }
         }
@@ -229,16 +320,17 @@ fn descriptor_text(bytes: &[u8], info: &mut ImageInfo) -> String {
 }
 
 fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let mut h = reads.bytes(F, 0, 79)?;
+    let mut h: SparseHeader = reads.view(F, 0)?;
     let mut header_at = 0u64;
     let mut info = ImageInfo::new(F);
-    if le_u64(h, 56) == GD_AT_END {
+    if h.le_u64::<{ at::GD_OFFSET }>() == GD_AT_END {
         match reads.file_len() {
             Some(len) if len >= 1536 => {
-                let footer = reads.bytes(F, len - 1536, 1536)?;
-                let marker_size = le_u32(footer, 8);
-                let marker_type = le_u32(footer, 12);
-                if marker_size != 0 || marker_type != 3 || !footer[512..].starts_with(b"KDMV") {
+                // Footer marker (512), footer header (512), end-of-stream marker (512).
+                let footer: Footer = reads.view(F, len - 1536)?;
+                let marker_size = footer.le_u32::<8>();
+                let marker_type = footer.le_u32::<12>();
+                if marker_size != 0 || marker_type != 3 || footer.bytes::<512, 4>() != b"KDMV" {
                     return Err(Stop::bad(
                         F,
                         len - 1536,
@@ -246,7 +338,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
                     ));
                 }
                 footer_diagnostics(h, footer, &mut info);
-                h = &footer[512..];
+                h = footer.sub::<512, { at::END }>();
                 header_at = len - 1024;
             }
             Some(len) => {
@@ -259,31 +351,32 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         }
     }
     // From the footer's header when there is one (it is the one qemu uses).
-    let desc_sectors = le_u64(h, 28);
-    let desc_len_sectors = le_u64(h, 36);
-    let version = le_u32(h, 4);
-    let flags = le_u32(h, 8);
-    let capacity = le_u64(h, 12);
-    let grain = le_u64(h, 20);
-    let compress = le_u16(h, 77);
+    let desc_sectors = h.le_u64::<{ at::DESCRIPTOR_OFFSET }>();
+    let desc_len_sectors = h.le_u64::<{ at::DESCRIPTOR_SIZE }>();
+    let version = h.le_u32::<{ at::VERSION }>();
+    let flags = h.le_u32::<{ at::FLAGS }>();
+    let capacity = h.le_u64::<{ at::CAPACITY }>();
+    let grain = h.le_u64::<{ at::GRAIN_SIZE }>();
+    let compress = h.le_u16::<{ at::COMPRESS_ALGORITHM }>();
+    let flag_bits = Flags::from_bits_retain(flags);
     if version == 0 || version > 3 {
         return Err(Stop::bad(
             F,
-            header_at + 4,
+            header_at + at::VERSION as u64,
             format!("unsupported sparse extent version {version}"),
         ));
     }
     if grain == 0 || grain > MAX_GRAIN_SECTORS {
         return Err(Stop::bad(
             F,
-            header_at + 20,
+            header_at + at::GRAIN_SIZE as u64,
             format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
         ));
     }
     let Some(size) = capacity.checked_mul(512) else {
         return Err(Stop::bad(
             F,
-            header_at + 12,
+            header_at + at::CAPACITY as u64,
             format!("capacity of {capacity} sectors overflows"),
         ));
     };
@@ -300,14 +393,14 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         ) else {
             return Err(Stop::bad(
                 F,
-                header_at + 28,
+                header_at + at::DESCRIPTOR_OFFSET as u64,
                 "descriptor offset or size overflows",
             ));
         };
         if len > MAX_DESCRIPTOR + 1 {
             return Err(Stop::bad(
                 F,
-                header_at + 36,
+                header_at + at::DESCRIPTOR_SIZE as u64,
                 format!(
                     "embedded descriptor of {len} bytes, above the limit of {} bytes",
                     MAX_DESCRIPTOR + 1
@@ -346,25 +439,22 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
     // Extents qemu opens as files are listed as a descriptor file's are.
-    let sparse_extent =
-        (!embedded_extents).then_some((grain * 512, flags & FLAG_COMPRESSED != 0 || compress != 0));
-    finish(&mut info, &desc, sparse_extent);
-    if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
-        fs.insert("version".into(), json!(version));
-        fs.insert("flags".into(), json!(flags));
-        fs.insert("compress-algorithm".into(), json!(compress));
-        fs.insert("markers".into(), json!(flags & FLAG_MARKERS != 0));
-        fs.insert(
-            "descriptor-offset".into(),
-            json!(desc_sectors.saturating_mul(512)),
-        );
-        fs.insert(
-            "descriptor-size".into(),
-            json!(desc_len_sectors.saturating_mul(512)),
-        );
-        fs.insert("grain-directory-offset".into(), json!(le_u64(h, 56)));
-        fs.insert("header-offset".into(), json!(header_at));
-    }
+    let sparse_extent = (!embedded_extents).then_some((
+        grain * 512,
+        flag_bits.contains(Flags::COMPRESSED) || compress != 0,
+    ));
+    let hosted = HeaderFacts {
+        version: Some(version),
+        flags: Some(flags),
+        compress_algorithm: Some(compress),
+        markers: Some(flag_bits.contains(Flags::MARKERS)),
+        descriptor_offset: Some(desc_sectors.saturating_mul(512)),
+        descriptor_size: Some(desc_len_sectors.saturating_mul(512)),
+        grain_directory_offset: Some(h.le_u64::<{ at::GD_OFFSET }>()),
+        header_offset: Some(header_at),
+        ..HeaderFacts::default()
+    };
+    finish(&mut info, desc, sparse_extent, hosted);
     Ok(info)
 }
 
@@ -372,22 +462,28 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
 /// make on a stream-optimized footer. `first` is the header at offset 0,
 /// `footer` the last 1536 bytes: footer marker, footer header, end-of-stream
 /// marker.
-fn footer_diagnostics(first: &[u8], footer: &[u8], info: &mut ImageInfo) {
-    let fh = &footer[512..];
-    let eos = &footer[1024..];
+fn footer_diagnostics(first: SparseHeader, footer: Footer, info: &mut ImageInfo) {
+    let fh: SparseHeader = footer.sub::<512, { at::END }>();
+    let eos = footer.sub::<1024, 16>();
     let mut bad = Vec::new();
-    if le_u64(eos, 0) != 0 || le_u32(eos, 8) != 0 || le_u32(eos, 12) != 0 {
+    if eos.le_u64::<0>() != 0 || eos.le_u32::<8>() != 0 || eos.le_u32::<12>() != 0 {
         bad.push("the end-of-stream marker after it is not one (qemu: \"Invalid footer\")");
     }
-    if le_u64(fh, 56) == GD_AT_END {
+    if fh.le_u64::<{ at::GD_OFFSET }>() == GD_AT_END {
         bad.push(
             "the footer's grain directory is 'at the end' again (a footer pointing to a footer)",
         );
     }
-    if le_u32(fh, 4) != le_u32(first, 4) {
+    if fh.le_u32::<{ at::VERSION }>() != first.le_u32::<{ at::VERSION }>() {
         bad.push("the header and the footer give different versions");
     }
-    if le_u64(fh, 28) != le_u64(first, 28) || le_u64(fh, 36) != le_u64(first, 36) {
+    let desc = |h: SparseHeader| {
+        (
+            h.le_u64::<{ at::DESCRIPTOR_OFFSET }>(),
+            h.le_u64::<{ at::DESCRIPTOR_SIZE }>(),
+        )
+    };
+    if desc(fh) != desc(first) {
         bad.push("the header and the footer point to different descriptors (qemu reads the footer's, other tools the header's)");
     }
     if !bad.is_empty() {
@@ -399,9 +495,9 @@ fn footer_diagnostics(first: &[u8], footer: &[u8], info: &mut ImageInfo) {
 }
 
 fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let h = reads.bytes(F, 0, 20)?;
-    let sectors = u64::from(le_u32(h, 12));
-    let grain = u64::from(le_u32(h, 16));
+    let h: View<20> = reads.view(F, 0)?;
+    let sectors = u64::from(h.le_u32::<12>());
+    let grain = u64::from(h.le_u32::<16>());
     if grain == 0 || grain > MAX_GRAIN_SECTORS {
         return Err(Stop::bad(
             F,
@@ -409,7 +505,7 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
             format!("grain of {grain} sectors is outside 1..={MAX_GRAIN_SECTORS}"),
         ));
     }
-    let (version, flags) = (le_u32(h, 4), le_u32(h, 8));
+    let (version, flags) = (h.le_u32::<4>(), h.le_u32::<8>());
     let mut info = ImageInfo::new(F);
     info.virtual_size = Some(sectors * 512);
     info.cluster_size = Some(grain * 512);
@@ -442,12 +538,13 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
         offset: None,
         external: false,
     }];
-    finish(&mut info, &desc, Some((grain * 512, false)));
-    if let Some(fs) = info.header.as_mut().and_then(|v| v.as_object_mut()) {
-        fs.insert("variant".into(), json!("COWD"));
-        fs.insert("version".into(), json!(version));
-        fs.insert("flags".into(), json!(flags));
-    }
+    let cowd = HeaderFacts {
+        variant: Some("COWD"),
+        version: Some(version),
+        flags: Some(flags),
+        ..HeaderFacts::default()
+    };
+    finish(&mut info, desc, Some((grain * 512, false)), cowd);
     Ok(info)
 }
 
@@ -477,7 +574,7 @@ fn text(reads: &Reads) -> Result<ImageInfo, Stop> {
     mark_external(&mut desc);
     extent_diagnostics(&desc, &mut info);
     info.dirty_flag = Some(false);
-    finish(&mut info, &desc, None);
+    finish(&mut info, desc, None, HeaderFacts::default());
     Ok(info)
 }
 
@@ -547,10 +644,12 @@ fn extent_diagnostics(d: &Descriptor, info: &mut ImageInfo) {
     }
 }
 
-/// Fill names, identity and `format-specific` from the descriptor.
-/// `sparse` is (grain bytes, compressed) when the descriptor is embedded in
-/// a hosted sparse extent: its one extent is the file itself.
-fn finish(info: &mut ImageInfo, d: &Descriptor, sparse: Option<(u64, bool)>) {
+/// Fill names, identity, `format-specific` and `header` from the
+/// descriptor. `sparse` is (grain bytes, compressed) when the descriptor is
+/// embedded in a hosted sparse extent: its one extent is the file itself;
+/// `facts` the sparse file's binary header (the descriptor's facts are
+/// filled in here).
+fn finish(info: &mut ImageInfo, d: Descriptor, sparse: Option<(u64, bool)>, facts: HeaderFacts) {
     if let Some(hint) = &d.parent_hint {
         info.backing_filename = Some(hint.clone());
         // A vmdk's parent is a vmdk (qemu reports it so).
@@ -567,51 +666,36 @@ fn finish(info: &mut ImageInfo, d: &Descriptor, sparse: Option<(u64, bool)>) {
             "parentCID is set but there is no parentFileNameHint: the parent can be matched only by CID",
         ));
     }
-    let extents: Vec<Value> = d
+    let extents = d
         .extents
         .iter()
         .map(|e| {
-            let mut x = Map::new();
-            x.insert("virtual-size".into(), json!(e.sectors * 512));
-            if let Some(f) = &e.file {
-                x.insert("filename".into(), json!(f));
-            }
-            match sparse {
+            let (format, cluster_size, compressed) = match sparse {
                 Some((grain, compressed)) => {
-                    x.insert("format".into(), json!(""));
-                    x.insert("cluster-size".into(), json!(grain));
-                    if compressed {
-                        x.insert("compressed".into(), json!(true));
-                    }
+                    (String::new(), Some(grain), compressed.then_some(true))
                 }
-                None => {
-                    x.insert("format".into(), json!(e.kind));
-                }
+                None => (e.kind.clone(), None, None),
+            };
+            ExtentInfo {
+                virtual_size: e.sectors * 512,
+                filename: e.file.clone(),
+                format,
+                cluster_size,
+                compressed,
             }
-            Value::Object(x)
         })
         .collect();
-    let mut data = Map::new();
-    if let Some(c) = d.cid {
-        data.insert("cid".into(), json!(c));
-    }
-    if let Some(c) = d.parent_cid {
-        data.insert("parent-cid".into(), json!(c));
-    }
-    if let Some(t) = &d.create_type {
-        data.insert("create-type".into(), json!(t));
-    }
-    data.insert("extents".into(), Value::Array(extents));
-    info.format_specific = Some(json!({ "type": "vmdk", "data": data }));
-    let ext_detail: Vec<Value> = d
-        .extents
-        .iter()
-        .map(|e| json!({ "access": e.access, "sectors": e.sectors, "type": e.kind, "file": e.file, "offset": e.offset, "external": e.external }))
-        .collect();
-    info.header = Some(json!({
-        "descriptor-version": d.version,
-        "parent-file-name-hint": d.parent_hint,
-        "extents": ext_detail,
-        "descriptor": d.other,
+    info.format_specific = Some(FormatSpecific::Vmdk(Specific {
+        cid: d.cid,
+        parent_cid: d.parent_cid,
+        create_type: d.create_type,
+        extents,
     }));
+    info.header = Some(super::Header::Vmdk(Box::new(HeaderFacts {
+        descriptor_version: d.version,
+        parent_file_name_hint: d.parent_hint,
+        extents: d.extents,
+        descriptor: d.other,
+        ..facts
+    })));
 }

@@ -22,17 +22,110 @@
 //! Virtual PC / old qemu (creator `vpc `, `qemu`, …), the current size for
 //! `win `, `qem2`, `d2v `, `CTXS`, `tap\0` and for the maximal geometry.
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::{
-    be_u16, be_u32, be_u64, utf16, uuid_be, Format, Identity, ImageInfo, Range, Reads, Stop,
+    utf16, uuid_be, Format, Header, Identity, ImageInfo, PartitionTable, Range, Reads, Stop, View,
 };
 use crate::diag::Diagnostic;
 
 const F: Format = Format::Vpc;
+
+/// Offsets of the footer's fields.
+mod footer {
+    pub const LEN: usize = 512;
+    pub const DATA_OFFSET: usize = 16;
+    pub const CREATOR_APP: usize = 28;
+    pub const CREATOR_VERSION: usize = 32;
+    pub const ORIGINAL_SIZE: usize = 40;
+    pub const CURRENT_SIZE: usize = 48;
+    pub const CYLINDERS: usize = 56;
+    pub const HEADS: usize = 58;
+    pub const SECTORS: usize = 59;
+    pub const DISK_TYPE: usize = 60;
+    pub const CHECKSUM: usize = 64;
+    pub const UNIQUE_ID: usize = 68;
+    pub const SAVED_STATE: usize = 84;
+}
+
+/// Offsets of the dynamic disk header's fields.
+mod dynamic {
+    pub const LEN: usize = 1024;
+    pub const TABLE_OFFSET: usize = 16;
+    pub const MAX_TABLE_ENTRIES: usize = 28;
+    pub const BLOCK_SIZE: usize = 32;
+    pub const CHECKSUM: usize = 36;
+    pub const PARENT_UNIQUE_ID: usize = 40;
+    pub const PARENT_TIMESTAMP: usize = 56;
+    pub const PARENT_NAME: usize = 64;
+    pub const PARENT_NAME_LEN: usize = 512;
+    pub const LOCATORS: usize = 576;
+    /// Eight entries of this size: platform code (0), data space (4),
+    /// data length (8), data offset (u64, 16).
+    pub const LOCATOR_LEN: usize = 24;
+}
+
+/// `header` of a VHD. (Fields in the order of their keys, as every object
+/// of the JSON; the `Option` ones are those of dynamic and differencing
+/// disks.)
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct HeaderFacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_size: Option<u32>,
+    pub creator_app: String,
+    pub creator_version: u32,
+    pub current_size: u64,
+    /// `fixed`, `dynamic` or `differencing`.
+    pub disk_type: &'static str,
+    /// Where the footer was read: 0 (the copy at the start of dynamic and
+    /// differencing disks) or 512 bytes before the end (fixed disks).
+    pub footer_offset: u64,
+    pub geometry: Geometry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_table_entries: Option<u32>,
+    pub original_size: u64,
+    /// Differencing disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_locators: Option<Vec<Locator>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_timestamp: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_unique_id: Option<String>,
+    /// The guest disk's partition table (fixed disks: their data starts at 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_table: Option<PartitionTable>,
+    pub saved_state: bool,
+    /// `geometry` or `current-size`: where the virtual size comes from.
+    pub size_from: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_offset: Option<u64>,
+    pub unique_id: String,
+}
+
+/// The footer's CHS geometry.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Geometry {
+    pub cylinders: u64,
+    pub heads: u64,
+    pub sectors: u64,
+}
+
+/// A parent locator entry of a differencing disk, with its path.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Locator {
+    pub length: u64,
+    pub offset: u64,
+    pub path: String,
+    /// The platform code as text (`W2ku`, `W2ru`, `Mac `, …).
+    pub platform: String,
+}
+/// The largest CHS geometry: a disk of this geometry takes its size from
+/// `current_size` (a format rule, not a limit).
 const MAX_GEOMETRY: u64 = 65535 * 16 * 255;
-/// Longest parent locator data read (bytes).
-const MAX_LOCATOR: u64 = 64 * 1024;
+use crate::limits::VPC_MAX_LOCATOR as MAX_LOCATOR;
 
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"conectix")
@@ -79,31 +172,31 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             )
         })?
     };
-    let f = reads.bytes(F, footer_at, 512)?;
-    if !matches(f) {
+    let f: View<{ footer::LEN }> = reads.view(F, footer_at)?;
+    if !matches(f.0) {
         return Err(Stop::bad(F, footer_at, "no `conectix` footer cookie"));
     }
     let mut info = ImageInfo::new(F);
-    let stored = be_u32(f, 64);
-    if checksum(f, 64) != stored {
+    let stored = f.be_u32::<{ footer::CHECKSUM }>();
+    if checksum(f.0, footer::CHECKSUM) != stored {
         info.diagnostics.push(Diagnostic::warning(
             "vpc-checksum",
             format!(
                 "footer checksum at byte {} does not match its contents",
-                footer_at + 64
+                footer_at + footer::CHECKSUM as u64
             ),
         ));
     }
-    let data_offset = be_u64(f, 16);
-    let creator: [u8; 4] = f[28..32].try_into().unwrap_or_default();
-    let current_size = be_u64(f, 48);
-    let cyls = u64::from(be_u16(f, 56));
-    let heads = u64::from(f[58]);
-    let secs = u64::from(f[59]);
-    let disk_type = be_u32(f, 60);
-    let uuid = &f[68..84];
+    let data_offset = f.be_u64::<{ footer::DATA_OFFSET }>();
+    let creator = f.bytes::<{ footer::CREATOR_APP }, 4>();
+    let current_size = f.be_u64::<{ footer::CURRENT_SIZE }>();
+    let cyls = u64::from(f.be_u16::<{ footer::CYLINDERS }>());
+    let heads = u64::from(f.u8::<{ footer::HEADS }>());
+    let secs = u64::from(f.u8::<{ footer::SECTORS }>());
+    let disk_type = f.be_u32::<{ footer::DISK_TYPE }>();
+    let uuid = f.bytes::<{ footer::UNIQUE_ID }, 16>();
     let chs_sectors = cyls * heads * secs;
-    let use_chs = !matches!(&creator, b"win " | b"qem2" | b"d2v " | b"CTXS" | b"tap\0");
+    let use_chs = !matches!(creator, b"win " | b"qem2" | b"d2v " | b"CTXS" | b"tap\0");
     info.virtual_size = Some(if !use_chs || chs_sectors == MAX_GEOMETRY {
         current_size / 512 * 512
     } else {
@@ -117,7 +210,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         t => {
             return Err(Stop::bad(
                 F,
-                footer_at + 60,
+                footer_at + footer::DISK_TYPE as u64,
                 format!("unknown disk type {t}"),
             ))
         }
@@ -126,32 +219,36 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         id: Some(uuid_be(uuid)),
         parent_id: None,
     });
-    let mut header = serde_json::Map::new();
-    header.insert("disk-type".into(), json!(kind));
-    header.insert("footer-offset".into(), json!(footer_at));
-    header.insert(
-        "creator-app".into(),
-        json!(String::from_utf8_lossy(&creator)
+    let mut header = HeaderFacts {
+        block_size: None,
+        creator_app: String::from_utf8_lossy(creator)
             .trim_end_matches(['\0', ' '])
-            .to_string()),
-    );
-    header.insert("creator-version".into(), json!(be_u32(f, 32)));
-    header.insert("current-size".into(), json!(current_size));
-    header.insert("original-size".into(), json!(be_u64(f, 40)));
-    header.insert(
-        "geometry".into(),
-        json!({ "cylinders": cyls, "heads": heads, "sectors": secs }),
-    );
-    header.insert(
-        "size-from".into(),
-        json!(if use_chs && chs_sectors != MAX_GEOMETRY {
+            .to_string(),
+        creator_version: f.be_u32::<{ footer::CREATOR_VERSION }>(),
+        current_size,
+        disk_type: kind,
+        footer_offset: footer_at,
+        geometry: Geometry {
+            cylinders: cyls,
+            heads,
+            sectors: secs,
+        },
+        max_table_entries: None,
+        original_size: f.be_u64::<{ footer::ORIGINAL_SIZE }>(),
+        parent_locators: None,
+        parent_name: None,
+        parent_timestamp: None,
+        parent_unique_id: None,
+        partition_table: None,
+        saved_state: f.u8::<{ footer::SAVED_STATE }>() != 0,
+        size_from: if use_chs && chs_sectors != MAX_GEOMETRY {
             "geometry"
         } else {
             "current-size"
-        }),
-    );
-    header.insert("unique-id".into(), json!(uuid_be(uuid)));
-    header.insert("saved-state".into(), json!(f[84] != 0));
+        },
+        table_offset: None,
+        unique_id: uuid_be(uuid),
+    };
     if footer_at != 0 {
         info.diagnostics.push(Diagnostic::info(
             "vpc-footer-only",
@@ -159,60 +256,65 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
     if disk_type == 2 {
-        info.header = Some(serde_json::Value::Object(header));
+        info.header = Some(Header::Vpc(Box::new(header)));
         return Ok(info);
     }
     // Dynamic / differencing header.
-    let d = reads.bytes(F, data_offset, 1024)?;
-    if !d.starts_with(b"cxsparse") {
+    let d: View<{ dynamic::LEN }> = reads.view(F, data_offset)?;
+    if !d.0.starts_with(b"cxsparse") {
         return Err(Stop::bad(
             F,
             data_offset,
             "no `cxsparse` dynamic disk header at the footer's data offset",
         ));
     }
-    if checksum(d, 36) != be_u32(d, 36) {
+    if checksum(d.0, dynamic::CHECKSUM) != d.be_u32::<{ dynamic::CHECKSUM }>() {
         info.diagnostics.push(Diagnostic::warning(
             "vpc-checksum",
             format!(
                 "dynamic header checksum at byte {} does not match its contents",
-                data_offset + 36
+                data_offset + dynamic::CHECKSUM as u64
             ),
         ));
     }
-    let block_size = be_u32(d, 32);
+    let block_size = d.be_u32::<{ dynamic::BLOCK_SIZE }>();
     if block_size < 512 || !block_size.is_power_of_two() {
         return Err(Stop::bad(
             F,
-            data_offset + 32,
+            data_offset + dynamic::BLOCK_SIZE as u64,
             format!("block size {block_size} is not a power of two of at least 512"),
         ));
     }
     info.cluster_size = Some(u64::from(block_size));
-    header.insert("table-offset".into(), json!(be_u64(d, 16)));
-    header.insert("max-table-entries".into(), json!(be_u32(d, 28)));
-    header.insert("block-size".into(), json!(block_size));
+    header.table_offset = Some(d.be_u64::<{ dynamic::TABLE_OFFSET }>());
+    header.max_table_entries = Some(d.be_u32::<{ dynamic::MAX_TABLE_ENTRIES }>());
+    header.block_size = Some(block_size);
     if disk_type == 4 {
-        let parent_uuid = &d[40..56];
-        let parent_name = utf16(&d[64..576], true);
+        let parent_uuid = d.bytes::<{ dynamic::PARENT_UNIQUE_ID }, 16>();
+        let parent_name = utf16(
+            d.bytes::<{ dynamic::PARENT_NAME }, { dynamic::PARENT_NAME_LEN }>(),
+            true,
+        );
         if let Some(id) = info.identity.as_mut() {
             id.parent_id = Some(uuid_be(parent_uuid));
         }
-        header.insert("parent-unique-id".into(), json!(uuid_be(parent_uuid)));
-        header.insert("parent-timestamp".into(), json!(be_u32(d, 56)));
-        header.insert("parent-name".into(), json!(parent_name));
+        header.parent_unique_id = Some(uuid_be(parent_uuid));
+        header.parent_timestamp = Some(d.be_u32::<{ dynamic::PARENT_TIMESTAMP }>());
+        header.parent_name = Some(parent_name.clone());
         // Parent locators: ask for all their data in one round.
         let mut entries = Vec::new();
         let mut need = Vec::new();
-        for i in 0..8u64 {
-            let e = &d[576 + 24 * i as usize..576 + 24 * (i as usize + 1)];
-            let code = be_u32(e, 0);
+        let table = d.bytes::<{ dynamic::LOCATORS }, { 8 * dynamic::LOCATOR_LEN }>();
+        let (table, _) = table.as_chunks::<{ dynamic::LOCATOR_LEN }>();
+        for (i, e) in (0u64..).zip(table) {
+            let e = View(e);
+            let code = e.be_u32::<0>();
             if code == 0 {
                 continue;
             }
-            let len = u64::from(be_u32(e, 8));
-            let off = be_u64(e, 16);
-            let at = data_offset + 576 + 24 * i;
+            let len = u64::from(e.be_u32::<8>());
+            let off = e.be_u64::<16>();
+            let at = data_offset + (dynamic::LOCATORS + dynamic::LOCATOR_LEN * i as usize) as u64;
             if len > MAX_LOCATOR {
                 return Err(Stop::bad(
                     F,
@@ -245,13 +347,17 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 _ => String::new(),
             };
             let code_text = String::from_utf8_lossy(&code.to_be_bytes()).into_owned();
-            locators
-                .push(json!({ "platform": code_text, "offset": off, "length": len, "path": path }));
+            locators.push(Locator {
+                length: len,
+                offset: off,
+                path: path.clone(),
+                platform: code_text,
+            });
             if let Some(k) = kind {
                 by_kind.push((k, path));
             }
         }
-        header.insert("parent-locators".into(), json!(locators));
+        header.parent_locators = Some(locators);
         // Relative locator first, then absolute, then the bare parent name.
         let pick = ["W2ru", "W2ku", "MacX", "Wi2r", "Wi2k", "Mac"]
             .iter()
@@ -278,6 +384,6 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             "differencing VHD: qemu's vpc driver does not follow VHD parents",
         ));
     }
-    info.header = Some(serde_json::Value::Object(header));
+    info.header = Some(Header::Vpc(Box::new(header)));
     Ok(info)
 }
