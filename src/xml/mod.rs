@@ -104,6 +104,7 @@ use crate::source::{self, StorageSource};
 
 pub mod edit;
 pub mod model;
+pub mod number;
 pub mod qemu_json;
 pub mod read;
 pub mod tree;
@@ -157,6 +158,21 @@ pub enum Mode {
 pub struct Layer {
     pub source: StorageSource,
     pub format: Option<String>,
+    /// A qcow2's external data file (libvirt ≥ 10.10 `<dataStore>`, always
+    /// raw), written as the last child of the layer's `<source>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_store: Option<StorageSource>,
+}
+
+impl Layer {
+    /// A layer without a data file.
+    pub fn new(source: StorageSource, format: Option<String>) -> Self {
+        Layer {
+            source,
+            format,
+            data_store: None,
+        }
+    }
 }
 
 /// A chain below a disk's own source: layers from the first backing down,
@@ -165,6 +181,11 @@ pub struct Layer {
 pub struct BackingChain {
     pub layers: Vec<Layer>,
     pub terminated: bool,
+    /// The data file of the top image itself (qcow2 with an external data
+    /// file), made absolute like the layers. Whether it is written into the
+    /// disk's own `<source>`: see [`WRITE_TOP_DATA_STORE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_data_store: Option<StorageSource>,
 }
 
 /// Result of a rewrite: the XML and what was noticed.
@@ -212,8 +233,19 @@ pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) 
 }
 
 /// The chain below the top of `ch`, as XML layers.
+///
+/// Every layer the images know is written, also one that is not here: when
+/// the last image's backing is a file that is not in the set
+/// ([`chain::Link::Missing`]) or a network source
+/// ([`chain::Link::Remote`]), its name (resolved against the parent, made
+/// absolute with `base_dir`), type and the format the parent records make
+/// the last layer, without a terminator (libvirt probes on from there, as
+/// for a chain the user gives). That layer is written only when the parent
+/// records a format qemu knows (a protocol name such as `file` is raw, as in
+/// [`Forest::layer_format`]); with no recorded format, or one nobody knows,
+/// it is left out (libvirt would refuse to guess it).
 pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
-    let mut layers = Vec::with_capacity(ch.layers.len().saturating_sub(1));
+    let mut layers = Vec::with_capacity(ch.layers.len());
     for (pos, &idx) in ch.layers.iter().enumerate().skip(1) {
         let (mut src, _) = chain::layer_source(&forest.images, idx);
         if let Some(p) = src.path.take() {
@@ -221,55 +253,150 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
         }
         // The format qemu opens it with: the one its overlay records (a
         // raw-recorded file with a qcow2 header is raw), else its header's.
+        let format = forest.layer_format(ch, pos);
+        let data_store = data_store(forest, idx, format.as_deref(), base_dir);
         layers.push(Layer {
             source: src,
-            format: forest.layer_format(ch, pos),
+            format,
+            data_store,
         });
     }
-    // A remote end is a layer too (never opened: format unknown, chain open).
+    let top_data_store = ch.layers.first().and_then(|&t| {
+        let f = forest.layer_format(ch, 0);
+        data_store(forest, t, f.as_deref(), base_dir)
+    });
+    // A known layer that is not here (missing file, network source).
     let last = *ch.layers.last().unwrap_or(&ch.top);
     let mut terminated = ch.status == chain::Status::Ok;
-    if let chain::Link::Remote { source } = &forest.links[last] {
-        let fmt = forest.images[last]
-            .info()
-            .and_then(|i| i.backing_filename_format.clone());
-        layers.push(Layer {
-            source: source.clone(),
-            format: fmt,
-        });
+    let absent = match forest.links.get(last) {
+        Some(chain::Link::Missing { resolved }) => Some(StorageSource::file(absolutize(resolved, base_dir))),
+        Some(chain::Link::Remote { source }) => Some(source.clone()),
+        _ => None,
+    };
+    if let Some(source) = absent {
         terminated = false;
+        if let Some(format) = recorded_format(forest, ch, last) {
+            layers.push(Layer::new(source, Some(format)));
+        }
     }
-    BackingChain { layers, terminated }
+    BackingChain {
+        layers,
+        terminated,
+        top_data_store,
+    }
+}
+
+/// The backing format image `idx` records, as qemu would open its backing
+/// with it: a format name qemu knows as it is, a protocol name (`file`,
+/// `nbd`, …) raw, as [`Forest::layer_format`] maps them; `None` when none is
+/// recorded or the name is unknown.
+fn recorded_format(forest: &Forest, ch: &chain::Chain, idx: usize) -> Option<String> {
+    let f = forest.images.get(idx)?.info()?.backing_filename_format.as_deref()?;
+    if Format::from_name(f).is_some() {
+        return Some(f.to_string());
+    }
+    // `layer_format` holds the protocol list: ask it about a two-layer chain
+    // whose overlay is this image. It answers the recorded format when it
+    // knows the name, `raw` for a protocol name, and the image's own format
+    // otherwise — never `raw` then, as an image with a backing is not raw.
+    let mut probe = ch.clone();
+    probe.layers = vec![idx, idx];
+    probe.diagnostics.clear();
+    forest
+        .layer_format(&probe, 1)
+        .filter(|m| m == "raw")
+}
+
+/// The external data file image `idx` records, when it is opened as qcow2
+/// (`format`): resolved against the image as libvirt resolves a backing
+/// name (a relative name joins the image's directory), then made absolute
+/// with `base_dir` like the layers.
+fn data_store(
+    forest: &Forest,
+    idx: usize,
+    format: Option<&str>,
+    base_dir: Option<&str>,
+) -> Option<StorageSource> {
+    if format != Some("qcow2") {
+        return None;
+    }
+    let img = forest.images.get(idx)?;
+    let name = data_file_name(img.info()?)?;
+    let parsed = source::resolve_backing(&StorageSource::file(img.filename.as_str()), name).ok()?;
+    let mut src = parsed.source;
+    if src.is_local() {
+        if let Some(p) = src.path.take() {
+            src.path = Some(absolutize(&p, base_dir));
+        }
+    }
+    Some(src)
+}
+
+/// The external data file name a qcow2 header records. The one place that
+/// reads it (from `format-specific`, as `qemu-img info` prints it), so a
+/// typed accessor replaces one line.
+fn data_file_name(info: &crate::image::ImageInfo) -> Option<&str> {
+    info.format_specific
+        .as_ref()?
+        .get("data")?
+        .get("data-file")?
+        .as_str()
+        .filter(|n| !n.is_empty())
 }
 
 /// Bare `<disk>` elements, one per chain top, for callers without a domain.
 pub fn disks(forest: &Forest, opts: &Options) -> Output {
     let mut xml = String::new();
     let mut diagnostics = Vec::new();
+    let chains: Vec<BackingChain> = (0..forest.chains.len())
+        .map(|ci| backing_chain(forest, ci, opts.base_dir.as_deref()))
+        .collect();
+    // One VM: vda, vdb, … on virtio, every chain detected (nothing given).
+    let facts: Vec<number::DiskFacts> = chains
+        .iter()
+        .enumerate()
+        .map(|(ci, bc)| number::DiskFacts {
+            bus: Some("virtio".into()),
+            dev: Some(target_name(ci)),
+            numbered: true,
+            top: true,
+            detected: detected_from(bc),
+            ..Default::default()
+        })
+        .collect();
+    let numbering = number::number(&facts, 1);
     for (ci, ch) in forest.chains.iter().enumerate() {
+        let bc = &chains[ci];
         let top = &forest.images[ch.top];
         let dev = target_name(ci);
         let fmt = top.info().map_or(Format::Raw, |i| i.format);
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
-        let bc = backing_chain(forest, ci, opts.base_dir.as_deref());
-        flag_schema_gaps(&top_path, &bc, &mut diagnostics);
-        let top_layer = Layer {
-            source: StorageSource::file(top_path.clone()),
-            format: None,
-        };
-        if !representable(&dev, &top_layer, &bc, &mut diagnostics) {
+        flag_schema_gaps(&top_path, bc, &mut diagnostics);
+        let mut top_layer = Layer::new(StorageSource::file(top_path.clone()), None);
+        top_layer.data_store = bc.top_data_store.clone();
+        if !representable(&dev, &top_layer, bc, &mut diagnostics) {
             continue;
         }
+        let n = &numbering.disks[ci];
+        let (top_index, data_index) = if opts.no_index {
+            (None, None)
+        } else {
+            (n.top, n.first_data)
+        };
+        let data = bc
+            .top_data_store
+            .as_ref()
+            .filter(|_| WRITE_TOP_DATA_STORE)
+            .map(|d| (d, data_index));
         xml.push_str("<disk type='file' device='disk'>\n");
         xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
         xml.push_str(&format!(
-            "  <source file='{}'/>\n",
-            write::escape_attr(&top_path)
+            "  {}\n",
+            write::source_element_full(&top_layer.source, top_index, data, "  ", "  ")
         ));
-        let indices: Vec<usize> = (1..=bc.layers.len()).collect();
         let mut text = String::new();
         if nestable(&dev, bc.layers.len(), opts.layout, &mut diagnostics) {
-            write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+            write::chain(&mut text, bc, "  ", "  ", &dev, &n.detected, opts);
         }
         if !text.is_empty() {
             xml.push_str(&text);
@@ -282,6 +409,15 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         xml,
         diagnostics,
         mismatch: false,
+    }
+}
+
+/// What libvirt detects of a chain written from the images (pass 2 of
+/// [`number`]): the top's data file, then each layer and its data file.
+pub(crate) fn detected_from(bc: &BackingChain) -> number::Detected {
+    number::Detected::Known {
+        first_data: bc.top_data_store.is_some(),
+        layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
     }
 }
 
@@ -465,31 +601,6 @@ impl<'a> ImageIndex<'a> {
     }
 }
 
-/// Index scheme for a chain written into a disk: when the disk carries no
-/// `index` (inactive XML), layer `i` (1 = the first backing image) gets index
-/// `i`, as libvirt numbered backing stores before blockdev; when it carries
-/// some (live XML: `<source index='N'>`), the new ones continue above the
-/// largest in use, so every index of the disk stays unique. Indices inside
-/// `replaced` (the chain being replaced) do not count. Existing indices are
-/// never renumbered.
-fn indices_for(disk: &tree::Elem, n: usize, replaced: Option<(usize, usize)>) -> Vec<usize> {
-    let mut max = None;
-    let mut stack = vec![disk];
-    while let Some(e) = stack.pop() {
-        if replaced.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
-            continue;
-        }
-        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-            max = max.max(Some(i));
-        }
-        stack.extend(e.elems());
-    }
-    match max {
-        None => (1..=n).collect(),
-        Some(m) => (m + 1..=m + n).collect(),
-    }
-}
-
 /// A UTF-8 byte order mark is kept in the output but not parsed: positions
 /// in errors still count it.
 const BOM: &str = "\u{feff}";
@@ -504,6 +615,172 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
         return Ok(out);
     }
     rewrite_body(doc, forest, opts)
+}
+
+/// One disk of a document, read, with what is to be done to it.
+struct Prep<'a> {
+    el: &'a tree::Elem,
+    info: model::DiskInfo,
+    dev: String,
+    en: model::Entries<'a>,
+    child_indent: String,
+    unit: String,
+    crlf: bool,
+    src_path: Option<String>,
+    /// The chain the images give, when the disk's source matches one.
+    images: Option<BackingChain>,
+    /// Write the images' chain: `Some(None)` inserted after the source,
+    /// `Some(Some(region))` in place of the chain in `region`.
+    write: Option<Option<(usize, usize)>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Formats libvirt follows a backing chain from (`VIR_STORAGE_FILE_BACKING`
+/// and above): cow, qcow, qcow2, qed, vmdk.
+fn has_backing(format: Option<&str>) -> bool {
+    matches!(format, Some("cow" | "qcow" | "qcow2" | "qed" | "vmdk"))
+}
+
+/// The numbering facts of a disk (see [`number`]). `live`: the document
+/// already carries numbers, so only what is written takes new ones.
+fn facts(p: &Prep, live: bool) -> number::DiskFacts {
+    let info = &p.info;
+    let bus = p
+        .el
+        .child("target")
+        .and_then(|t| t.attr("bus"))
+        .map(str::to_string)
+        .or_else(|| {
+            info.target_dev
+                .as_deref()
+                .and_then(number::default_bus)
+                .map(str::to_string)
+        });
+    let mut f = number::DiskFacts {
+        bus,
+        dev: info.target_dev.clone(),
+        numbered: info.disk_type.as_deref() != Some("vhostuser"),
+        ..Default::default()
+    };
+    let src_el = p.el.child("source");
+    let top_data_given = src_el.is_some_and(|s| s.child("dataStore").is_some());
+    if live {
+        // Only what is written takes a number: the top when it has none.
+        f.numbered = p.write.is_some();
+        f.top = src_el.is_some_and(|s| s.attr("index").is_none());
+        if let (Some(_), Some(bc)) = (p.write, &p.images) {
+            f.detected = detected_from(bc);
+            if top_data_given {
+                f.detected = number::Detected::Known {
+                    first_data: false,
+                    layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
+                };
+            }
+        }
+        return f;
+    }
+    f.top = f.numbered;
+    f.empty = src_el.is_none() && info.other_source.is_none();
+    f.top_data_given = top_data_given;
+    f.throttle = p
+        .el
+        .child("throttlefilters")
+        .map_or(0, |t| t.elems().filter(|e| e.name == "throttlefilter").count());
+    let replaced = matches!(p.write, Some(Some(_)));
+    let path = if replaced {
+        Vec::new()
+    } else {
+        model::main_path(&p.en)
+    };
+    let terminated = path.last().is_some_and(|&i| p.en.list[i].is_terminator());
+    let given: Vec<&model::Entry> = path
+        .iter()
+        .map(|&i| &p.en.list[i])
+        .filter(|e| !e.is_terminator())
+        .collect();
+    f.given = given
+        .iter()
+        .map(|e| {
+            e.elem
+                .child("source")
+                .is_some_and(|s| s.child("dataStore").is_some())
+        })
+        .collect();
+    let last_given = given.last();
+    // The last given layer's (else the top's) format and type.
+    let (fmt, network) = match last_given {
+        Some(e) => (
+            e.elem
+                .child("format")
+                .and_then(|x| x.attr("type"))
+                .map(str::to_string),
+            e.elem.attr("type") == Some("network"),
+        ),
+        None => (
+            info.driver_type.clone(),
+            info.disk_type.as_deref() == Some("network"),
+        ),
+    };
+    let last_data_given = match last_given {
+        Some(e) => e
+            .elem
+            .child("source")
+            .is_some_and(|s| s.child("dataStore").is_some()),
+        None => top_data_given,
+    };
+    f.detected = if f.empty || terminated || network {
+        number::Detected::Nothing
+    } else if let (Some(_), Some(bc)) = (p.write, &p.images) {
+        number::Detected::Known {
+            first_data: bc.top_data_store.is_some() && !top_data_given,
+            layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
+        }
+    } else if !has_backing(fmt.as_deref()) {
+        number::Detected::Nothing
+    } else if let Some(bc) = &p.images {
+        let g = given.len();
+        let data = match g {
+            0 => bc.top_data_store.is_some(),
+            _ => bc.layers.get(g - 1).is_some_and(|l| l.data_store.is_some()),
+        };
+        number::Detected::Known {
+            first_data: data && !last_data_given,
+            layers: bc
+                .layers
+                .iter()
+                .skip(g)
+                .map(|l| l.data_store.is_some())
+                .collect(),
+        }
+    } else {
+        number::Detected::Unknown
+    };
+    f
+}
+
+/// The largest `index` on any disk's `<source>` or `<backingStore>`,
+/// outside the regions being replaced.
+fn largest_index(preps: &[Prep]) -> Option<usize> {
+    let mut max = None;
+    for p in preps {
+        let skip = match p.write {
+            Some(Some(r)) => Some(r),
+            _ => None,
+        };
+        let mut stack = vec![p.el];
+        while let Some(e) = stack.pop() {
+            if skip.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
+                continue;
+            }
+            if e.name == "source" || e.name == "backingStore" {
+                if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+                    max = max.max(Some(i));
+                }
+            }
+            stack.extend(e.elems());
+        }
+    }
+    max
 }
 
 fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
@@ -529,10 +806,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             }
         }
     }
-    let mut diagnostics = Vec::new();
     let mut mismatch = false;
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut index = ImageIndex::new(forest);
+    let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
     for (di, (disk, info)) in d.disks.iter().zip(infos).enumerate() {
         let el = &disk.elem;
         let dev = info
@@ -544,7 +820,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         if let Some(e) = en.error {
             return Err(e);
         }
-        diagnostics.extend(en.diagnostics.iter().cloned());
+        let mut diagnostics = en.diagnostics.clone();
         let (child_indent, unit) = model::child_indent_and_unit(el, doc, &disk.indent);
         // A disk written with CRLF line ends gets CRLF in what we write.
         let crlf = doc[el.start.0..el.end.1].contains("\r\n");
@@ -560,31 +836,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 .map(|p| source::dir_of(p).trim_end_matches('/').to_string())
                 .unwrap_or_default()
         });
-        let images_chain =
-            matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
-        let write_images = |bc: &BackingChain,
-                            replaced: Option<(usize, usize)>,
-                            diags: &mut Vec<Diagnostic>|
-         -> Option<String> {
-            let top = Layer {
-                source: info.source.clone().unwrap_or_default(),
-                format: info.driver_type.clone(),
-            };
-            if !representable(&dev, &top, bc, diags)
-                || !nestable(&dev, bc.layers.len(), opts.layout, diags)
-            {
-                return None;
-            }
-            flag_schema_gaps(src_path.as_deref().unwrap_or("/"), bc, diags);
-            let mut text = String::new();
-            let idx = indices_for(el, bc.layers.len(), replaced);
-            write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);
-            Some(text)
-        };
+        let images = matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
+        let mut write = None;
         match opts.mode {
             Mode::Populate => {
                 if en.list.is_empty() {
-                    let Some(bc) = &images_chain else {
+                    if images.is_none() {
                         if let Some(p) = &src_path {
                             if !forest.images.is_empty() {
                                 diagnostics.push(Diagnostic::info(
@@ -593,48 +850,14 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                                 ));
                             }
                         }
-                        continue;
-                    };
-                    let Some(src_el) = el.child("source") else {
-                        continue;
-                    };
-                    if let Some(text) = write_images(bc, None, &mut diagnostics) {
-                        if !text.is_empty() {
-                            let at = src_el.end.1;
-                            edits.push((at, at, eol(crlf, format!("\n{text}"))));
-                        }
+                    } else if el.child("source").is_some() {
+                        write = Some(None);
                     }
-                } else {
-                    if matched.is_some() {
-                        diagnostics.push(Diagnostic::info(
-                            "chain-trusted",
-                            format!("'{dev}' already has a <backingStore> chain: kept as it is"),
-                        ));
-                    }
-                    if en.flat != (opts.layout == Layout::Flat)
-                        && nestable(&dev, en.depth(), opts.layout, &mut diagnostics)
-                    {
-                        let (s, e) = en.region.expect("entries have a region");
-                        let mut text = String::new();
-                        write::entries(
-                            &mut text,
-                            doc,
-                            &en,
-                            opts.layout,
-                            &child_indent,
-                            &unit,
-                            &dev,
-                        );
-                        let text = text
-                            .strip_prefix(child_indent.as_str())
-                            .unwrap_or(&text)
-                            .to_string();
-                        edits.push((
-                            s,
-                            e,
-                            eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
-                        ));
-                    }
+                } else if matched.is_some() {
+                    diagnostics.push(Diagnostic::info(
+                        "chain-trusted",
+                        format!("'{dev}' already has a <backingStore> chain: kept as it is"),
+                    ));
                 }
             }
             Mode::Validate => {
@@ -643,46 +866,147 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         "no-chain",
                         format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
                     ));
-                    continue;
-                }
-                let Some(bc) = &images_chain else {
-                    if src_path.is_some() {
-                        diagnostics.push(Diagnostic::info(
-                            "disk-not-matched",
-                            format!("'{dev}': no image matches the disk source: its chain is not validated"),
-                        ));
-                    }
-                    continue;
-                };
-                let found = validate::compare(doc, &en, bc, &dev);
-                let bad = found
-                    .iter()
-                    .any(|d| d.severity == crate::diag::Severity::Error);
-                diagnostics.extend(found);
-                if bad {
-                    mismatch = true;
-                    if opts.replace {
-                        let (s, e) = en.region.expect("entries have a region");
-                        if let Some(text) = write_images(bc, Some((s, e)), &mut diagnostics) {
-                            let text = text
-                                .strip_prefix(child_indent.as_str())
-                                .unwrap_or(&text)
-                                .to_string();
-                            edits.push((
-                                s,
-                                e,
-                                eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
-                            ));
-                            diagnostics.push(Diagnostic::info(
-                                "chain-replaced",
-                                format!("'{dev}': the chain was replaced with what the images say"),
-                            ));
+                } else if let Some(bc) = &images {
+                    let found = validate::compare(doc, el, &en, bc, &dev);
+                    let bad = found
+                        .iter()
+                        .any(|d| d.severity == crate::diag::Severity::Error);
+                    diagnostics.extend(found);
+                    if bad {
+                        mismatch = true;
+                        if opts.replace {
+                            write = Some(en.region);
                         }
                     }
+                } else if src_path.is_some() {
+                    diagnostics.push(Diagnostic::info(
+                        "disk-not-matched",
+                        format!("'{dev}': no image matches the disk source: its chain is not validated"),
+                    ));
                 }
             }
         }
+        preps.push(Prep {
+            el,
+            info,
+            dev,
+            en,
+            child_indent,
+            unit,
+            crlf,
+            src_path,
+            images,
+            write,
+            diagnostics,
+        });
     }
+    // Numbers for what is written: a freshly started VM's, or above the
+    // largest in use when the document already carries some (live XML).
+    let numbering = if opts.no_index || preps.iter().all(|p| p.write.is_none()) {
+        None
+    } else {
+        let max = largest_index(&preps);
+        let facts: Vec<number::DiskFacts> =
+            preps.iter().map(|p| facts(p, max.is_some())).collect();
+        let n = number::number(&facts, max.map_or(1, |m| m + 1));
+        Some(n)
+    };
+    let mut diagnostics = Vec::new();
+    if let Some(n) = &numbering {
+        for (u, affected) in &n.unsure {
+            let written: Vec<&str> = affected
+                .iter()
+                .filter(|&&a| preps[a].write.is_some())
+                .map(|&a| preps[a].dev.as_str())
+                .collect();
+            if !written.is_empty() {
+                diagnostics.push(Diagnostic::info(
+                    "index-guess",
+                    format!(
+                        "the index numbers of {} assume that libvirt finds no backing layer below '{}' (no image tells its chain)",
+                        written.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
+                        preps[*u].dev
+                    ),
+                ));
+            }
+        }
+    }
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (di, p) in preps.iter().enumerate() {
+        let el = p.el;
+        let dev = p.dev.as_str();
+        let (child_indent, unit, crlf) = (p.child_indent.as_str(), p.unit.as_str(), p.crlf);
+        diagnostics.extend(p.diagnostics.iter().cloned());
+        if let (Some(replaced), Some(bc)) = (p.write, &p.images) {
+            let top = Layer::new(
+                p.info.source.clone().unwrap_or_default(),
+                p.info.driver_type.clone(),
+            );
+            let layers_ok = representable(dev, &top, bc, &mut diagnostics)
+                && nestable(dev, bc.layers.len(), opts.layout, &mut diagnostics);
+            if !layers_ok {
+                continue;
+            }
+            flag_schema_gaps(p.src_path.as_deref().unwrap_or("/"), bc, &mut diagnostics);
+            let nums = numbering.as_ref().map(|n| &n.disks[di]);
+            let layer_nums: Vec<(usize, Option<usize>)> = match nums {
+                Some(n) => n.detected.clone(),
+                None => Vec::new(),
+            };
+            let mut text = String::new();
+            write::chain(&mut text, bc, child_indent, unit, dev, &layer_nums, opts);
+            // The top: its number and its data file, in the disk's <source>
+            // (when a chain is written at all).
+            if let Some(src_el) = el.child("source").filter(|_| !text.is_empty()) {
+                let top_index = nums.and_then(|n| n.top);
+                let top_data = bc
+                    .top_data_store
+                    .as_ref()
+                    .filter(|_| WRITE_TOP_DATA_STORE && src_el.child("dataStore").is_none())
+                    .map(|ds| (ds, nums.and_then(|n| n.first_data)));
+                for (s, e, t) in top_source_edits(doc, src_el, top_index, top_data, child_indent, unit)
+                {
+                    edits.push((s, e, eol(crlf, t)));
+                }
+            }
+            match replaced {
+                None => {
+                    if !text.is_empty() {
+                        let at = el.child("source").map_or(el.start.1, |s| s.end.1);
+                        edits.push((at, at, eol(crlf, format!("\n{text}"))));
+                    }
+                }
+                Some((s, e)) => {
+                    let text = text
+                        .strip_prefix(child_indent)
+                        .unwrap_or(&text)
+                        .to_string();
+                    edits.push((s, e, eol(crlf, keep_between(doc, el, (s, e), text, child_indent))));
+                    diagnostics.push(Diagnostic::info(
+                        "chain-replaced",
+                        format!("'{dev}': the chain was replaced with what the images say"),
+                    ));
+                }
+            }
+            continue;
+        }
+        let en = &p.en;
+        if opts.mode == Mode::Populate
+            && !en.list.is_empty()
+            && en.flat != (opts.layout == Layout::Flat)
+            && nestable(dev, en.depth(), opts.layout, &mut diagnostics)
+        {
+            let (s, e) = en.region.expect("entries have a region");
+            let mut text = String::new();
+            write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
+            let text = text
+                .strip_prefix(child_indent)
+                .unwrap_or(&text)
+                .to_string();
+            edits.push((s, e, eol(crlf, keep_between(doc, el, (s, e), text, child_indent))));
+        }
+    }
+    edits.sort_by_key(|e| (e.0, e.1));
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
     for (s, e, t) in edits {
@@ -696,6 +1020,66 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         diagnostics,
         mismatch,
     })
+}
+
+/// Write the top image's data file into the disk's own `<source>` when a
+/// chain from the images is written. Decided by what libvirt 11.3 does
+/// (`/work/findings/libvirt-datastore.md` of issue 13): a given chain —
+/// ours ends in `<backingStore/>` or in a layer libvirt cannot open — stops
+/// libvirt's detection, the top's data file included, and QEMU then fails to
+/// open a relative data file name; libvirt itself prints the top's
+/// `<dataStore>` when it detects it.
+pub const WRITE_TOP_DATA_STORE: bool = true;
+
+/// Edits of a disk's `<source>` for its number (` index='N'`, the last
+/// attribute, as libvirt writes it) and its data file (`<dataStore>`, the
+/// last child). An existing `index` is kept.
+fn top_source_edits(
+    doc: &str,
+    src: &tree::Elem,
+    index: Option<usize>,
+    data: Option<(&StorageSource, Option<usize>)>,
+    child_indent: &str,
+    unit: &str,
+) -> Vec<(usize, usize, String)> {
+    let index = index.filter(|_| src.attr("index").is_none());
+    if index.is_none() && data.is_none() {
+        return Vec::new();
+    }
+    let raw = &doc[src.start.0..src.start.1];
+    let cut = if src.empty { 2 } else { 1 };
+    let inner = raw[..raw.len().saturating_sub(cut)].trim_end();
+    let mut start = inner.to_string();
+    if let Some(i) = index {
+        // In the tag's own quotes.
+        if raw.contains("=\"") && !raw.contains("='") {
+            start.push_str(&format!(" index=\"{i}\""));
+        } else {
+            start.push_str(&format!(" index='{i}'"));
+        }
+    }
+    let Some((ds, ds_index)) = data else {
+        start.push_str(&raw[inner.len()..]);
+        return vec![(src.start.0, src.start.1, start)];
+    };
+    let inner_pad = format!("{child_indent}{unit}");
+    let ds_text = write::data_store_element(ds, ds_index, &inner_pad, unit);
+    if src.empty {
+        start.push_str(&format!(">\n{inner_pad}{ds_text}\n{child_indent}</source>"));
+        return vec![(src.start.0, src.start.1, start)];
+    }
+    start.push('>');
+    // Before `</source>`: after the layout that ends the last child.
+    let before = &doc[src.start.1..src.end.0];
+    let tail = if before.ends_with(&format!("\n{child_indent}")) {
+        format!("{unit}{ds_text}\n{child_indent}")
+    } else {
+        format!("\n{inner_pad}{ds_text}\n{child_indent}")
+    };
+    vec![
+        (src.start.0, src.start.1, start),
+        (src.end.0, src.end.0, tail),
+    ]
 }
 
 /// Line ends of written text: LF, or CRLF for a disk written with CRLF.

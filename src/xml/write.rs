@@ -96,6 +96,33 @@ pub fn nvme_address(s: &StorageSource) -> Option<String> {
 }
 
 pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
+    source_element_full(s, None, None, pad, unit)
+}
+
+/// `<dataStore type='…'>` with `<format type='raw'/>` (libvirt writes no
+/// other) and the data file's `<source>` (its number on it), as libvirt
+/// writes it inside the owner's `<source>`; `pad` is the `<dataStore>`
+/// line's indentation.
+pub fn data_store_element(ds: &StorageSource, index: Option<usize>, pad: &str, unit: &str) -> String {
+    let inner = format!("{pad}{unit}");
+    let mut o = String::from("<dataStore");
+    attr(&mut o, "type", ds.kind.name());
+    o.push_str(&format!(
+        ">\n{inner}<format type='raw'/>\n{inner}{}\n{pad}</dataStore>",
+        source_element_full(ds, index, None, &inner, unit)
+    ));
+    o
+}
+
+/// [`source_element`] with an `index` attribute (the last, as libvirt
+/// writes it) and a `<dataStore>` (the last child) when given.
+pub fn source_element_full(
+    s: &StorageSource,
+    index: Option<usize>,
+    data: Option<(&StorageSource, Option<usize>)>,
+    pad: &str,
+    unit: &str,
+) -> String {
     let mut o = String::from("<source");
     let ex = |k: &str| s.extra(k);
     let mut kids: Vec<String> = Vec::new();
@@ -200,6 +227,12 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
     if let Some(v) = ex("knownhosts") {
         kids.push(empty_with("knownHosts", "path", v));
     }
+    if let Some(i) = index {
+        attr(&mut o, "index", &i.to_string());
+    }
+    if let Some((ds, di)) = data {
+        kids.push(data_store_element(ds, di, &format!("{pad}{unit}"), unit));
+    }
     if kids.is_empty() {
         o.push_str("/>");
     } else {
@@ -229,60 +262,85 @@ pub fn layer_strings(l: &Layer) -> Vec<&str> {
         v.push(x);
     }
     v.extend(l.format.as_deref());
+    if let Some(ds) = &l.data_store {
+        v.extend(ds.path.as_deref());
+        v.extend(ds.protocol.as_deref());
+        v.extend(ds.name.as_deref());
+        for h in &ds.hosts {
+            v.extend(h.name.as_deref());
+            v.extend(h.socket.as_deref());
+            v.extend(h.transport.as_deref());
+        }
+        for (k, x) in &ds.extras {
+            v.push(k);
+            v.push(x);
+        }
+    }
     v
 }
 
 /// Append the chain below a disk, each line starting with `indent` (the
 /// indentation of the disk's children), one `unit` more per nesting level.
-/// `indices[i]` is the index of layer `i`. Ends without a newline.
+/// `numbers[i]` is the index of layer `i` and of its data store; a layer
+/// without one is written without `index` (as is every layer with
+/// `opts.no_index`). Ends without a newline.
 pub fn chain(
     out: &mut String,
     bc: &BackingChain,
     indent: &str,
     unit: &str,
     dev: &str,
-    indices: &[usize],
+    numbers: &[(usize, Option<usize>)],
     opts: &Options,
 ) {
+    let no = (0, None);
+    let num = |i: usize| -> (Option<usize>, Option<usize>) {
+        let (l, d) = numbers.get(i).copied().unwrap_or(no);
+        if opts.no_index {
+            (None, None)
+        } else {
+            ((l > 0).then_some(l), d)
+        }
+    };
     let mut lines = String::new();
     match opts.layout {
-        Layout::Nested => nested(&mut lines, bc, indent, unit, indices, opts),
-        Layout::Flat => flat(&mut lines, bc, indent, unit, dev, indices, opts),
+        Layout::Nested => nested(&mut lines, bc, indent, unit, &num),
+        Layout::Flat => flat(&mut lines, bc, indent, unit, dev, &num),
     }
     out.push_str(lines.trim_end_matches('\n'));
 }
 
-fn open_tag(out: &mut String, l: &Layer, index: usize, opts: &Options) {
+type Num<'a> = &'a dyn Fn(usize) -> (Option<usize>, Option<usize>);
+
+fn open_tag(out: &mut String, l: &Layer, index: Option<usize>) {
     out.push_str("<backingStore");
     attr(out, "type", l.source.kind.name());
-    if !opts.no_index {
-        attr(out, "index", &index.to_string());
+    if let Some(i) = index {
+        attr(out, "index", &i.to_string());
     }
     out.push_str(">\n");
 }
 
-fn body(out: &mut String, l: &Layer, pad: &str, unit: &str) {
+fn body(out: &mut String, l: &Layer, data_index: Option<usize>, pad: &str, unit: &str) {
     // libvirt always writes <format>; a layer whose format nobody knows is
     // written as raw, which is what libvirt would assume.
     let f = l.format.as_deref().unwrap_or("raw");
     out.push_str(&format!("{pad}<format type='{}'/>\n", escape_attr(f)));
-    out.push_str(&format!("{pad}{}\n", source_element(&l.source, pad, unit)));
+    let data = l.data_store.as_ref().map(|d| (d, data_index));
+    out.push_str(&format!(
+        "{pad}{}\n",
+        source_element_full(&l.source, None, data, pad, unit)
+    ));
 }
 
-fn nested(
-    out: &mut String,
-    bc: &BackingChain,
-    indent: &str,
-    unit: &str,
-    indices: &[usize],
-    opts: &Options,
-) {
+fn nested(out: &mut String, bc: &BackingChain, indent: &str, unit: &str, num: Num) {
     let mut pad = indent.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
+        let (li, di) = num(i);
         out.push_str(&pad);
-        open_tag(out, l, indices[i], opts);
+        open_tag(out, l, li);
         pad.push_str(unit);
-        body(out, l, &pad, unit);
+        body(out, l, di, &pad, unit);
     }
     if bc.terminated {
         out.push_str(&format!("{pad}<backingStore/>\n"));
@@ -293,27 +351,21 @@ fn nested(
     }
 }
 
-fn flat(
-    out: &mut String,
-    bc: &BackingChain,
-    indent: &str,
-    unit: &str,
-    dev: &str,
-    indices: &[usize],
-    opts: &Options,
-) {
+fn flat(out: &mut String, bc: &BackingChain, indent: &str, unit: &str, dev: &str, num: Num) {
     let inner = format!("{indent}{unit}");
     let mut parent = dev.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
-        let name = format!("{dev}[{}]", indices[i]);
+        let (li, di) = num(i);
+        // Named after the index, else the depth (the flat grammar's names).
+        let name = format!("{dev}[{}]", li.unwrap_or(i + 1));
         out.push_str(indent);
-        open_tag(out, l, indices[i], opts);
+        open_tag(out, l, li);
         out.push_str(&format!(
             "{inner}<alias name='{}' parent='{}'/>\n",
             escape_attr(&name),
             escape_attr(&parent)
         ));
-        body(out, l, &inner, unit);
+        body(out, l, di, &inner, unit);
         out.push_str(&format!("{indent}</backingStore>\n"));
         parent = name;
     }

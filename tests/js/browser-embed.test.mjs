@@ -125,12 +125,12 @@ test('embedded element with a custom reader: tree, events, API, theming, readonl
   // The layout attribute was honoured: flat, with the proposal note.
   const changes = await page.evaluate(() => __changes);
   const last = changes[changes.length - 1];
-  assert.match(last, /<alias name='vda\[1\]' parent='vda'\/>/);
+  assert.match(last, /<alias name='vda\[2\]' parent='vda'\/>/);
   assert.match(last, /<source file='\/images\/base\.qcow2'\/>/);
   assert.equal(await page.locator('backing-chain-editor pre.xml').innerText(), last);
   // getXml with another layout, without changing the element's.
   const nested = await page.locator('backing-chain-editor').evaluate((el) => el.getXml({ layout: 'nested' }));
-  assert.match(nested, /<backingStore type='file' index='2'>\s*<format type='qcow2'\/>\s*<source file='\/images\/base\.qcow2'\/>\s*<backingStore\/>/);
+  assert.match(nested, /<backingStore type='file' index='3'>\s*<format type='qcow2'\/>\s*<source file='\/images\/base\.qcow2'\/>\s*<backingStore\/>/);
   assert.equal(await page.locator('backing-chain-editor').evaluate((el) => el.layout), 'flat');
   // The diagnostics event carries an array.
   const diags = await page.evaluate(() => __diags);
