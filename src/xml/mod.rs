@@ -269,7 +269,9 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
     let last = *ch.layers.last().unwrap_or(&ch.top);
     let mut terminated = ch.status == chain::Status::Ok;
     let absent = match forest.links.get(last) {
-        Some(chain::Link::Missing { resolved }) => Some(StorageSource::file(absolutize(resolved, base_dir))),
+        Some(chain::Link::Missing { resolved }) => {
+            Some(StorageSource::file(absolutize(resolved, base_dir)))
+        }
         Some(chain::Link::Remote { source }) => Some(source.clone()),
         _ => None,
     };
@@ -291,7 +293,12 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
 /// `nbd`, …) raw, as [`Forest::layer_format`] maps them; `None` when none is
 /// recorded or the name is unknown.
 fn recorded_format(forest: &Forest, ch: &chain::Chain, idx: usize) -> Option<String> {
-    let f = forest.images.get(idx)?.info()?.backing_filename_format.as_deref()?;
+    let f = forest
+        .images
+        .get(idx)?
+        .info()?
+        .backing_filename_format
+        .as_deref()?;
     if Format::from_name(f).is_some() {
         return Some(f.to_string());
     }
@@ -302,9 +309,7 @@ fn recorded_format(forest: &Forest, ch: &chain::Chain, idx: usize) -> Option<Str
     let mut probe = ch.clone();
     probe.layers = vec![idx, idx];
     probe.diagnostics.clear();
-    forest
-        .layer_format(&probe, 1)
-        .filter(|m| m == "raw")
+    forest.layer_format(&probe, 1).filter(|m| m == "raw")
 }
 
 /// The external data file image `idx` records, when it is opened as qcow2
@@ -645,17 +650,16 @@ fn has_backing(format: Option<&str>) -> bool {
 /// already carries numbers, so only what is written takes new ones.
 fn facts(p: &Prep, live: bool) -> number::DiskFacts {
     let info = &p.info;
-    let bus = p
-        .el
-        .child("target")
-        .and_then(|t| t.attr("bus"))
-        .map(str::to_string)
-        .or_else(|| {
-            info.target_dev
-                .as_deref()
-                .and_then(number::default_bus)
-                .map(str::to_string)
-        });
+    let bus =
+        p.el.child("target")
+            .and_then(|t| t.attr("bus"))
+            .map(str::to_string)
+            .or_else(|| {
+                info.target_dev
+                    .as_deref()
+                    .and_then(number::default_bus)
+                    .map(str::to_string)
+            });
     let mut f = number::DiskFacts {
         bus,
         dev: info.target_dev.clone(),
@@ -682,10 +686,9 @@ fn facts(p: &Prep, live: bool) -> number::DiskFacts {
     f.top = f.numbered;
     f.empty = src_el.is_none() && info.other_source.is_none();
     f.top_data_given = top_data_given;
-    f.throttle = p
-        .el
-        .child("throttlefilters")
-        .map_or(0, |t| t.elems().filter(|e| e.name == "throttlefilter").count());
+    f.throttle = p.el.child("throttlefilters").map_or(0, |t| {
+        t.elems().filter(|e| e.name == "throttlefilter").count()
+    });
     let replaced = matches!(p.write, Some(Some(_)));
     let path = if replaced {
         Vec::new()
@@ -881,7 +884,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 } else if src_path.is_some() {
                     diagnostics.push(Diagnostic::info(
                         "disk-not-matched",
-                        format!("'{dev}': no image matches the disk source: its chain is not validated"),
+                        format!(
+                            "'{dev}': no image matches the disk source: its chain is not validated"
+                        ),
                     ));
                 }
             }
@@ -906,8 +911,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         None
     } else {
         let max = largest_index(&preps);
-        let facts: Vec<number::DiskFacts> =
-            preps.iter().map(|p| facts(p, max.is_some())).collect();
+        let facts: Vec<number::DiskFacts> = preps.iter().map(|p| facts(p, max.is_some())).collect();
         let n = number::number(&facts, max.map_or(1, |m| m + 1));
         Some(n)
     };
@@ -964,7 +968,8 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                     .as_ref()
                     .filter(|_| WRITE_TOP_DATA_STORE && src_el.child("dataStore").is_none())
                     .map(|ds| (ds, nums.and_then(|n| n.first_data)));
-                for (s, e, t) in top_source_edits(doc, src_el, top_index, top_data, child_indent, unit)
+                for (s, e, t) in
+                    top_source_edits(doc, src_el, top_index, top_data, child_indent, unit)
                 {
                     edits.push((s, e, eol(crlf, t)));
                 }
@@ -977,11 +982,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                     }
                 }
                 Some((s, e)) => {
-                    let text = text
-                        .strip_prefix(child_indent)
-                        .unwrap_or(&text)
-                        .to_string();
-                    edits.push((s, e, eol(crlf, keep_between(doc, el, (s, e), text, child_indent))));
+                    let text = text.strip_prefix(child_indent).unwrap_or(&text).to_string();
+                    edits.push((
+                        s,
+                        e,
+                        eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
+                    ));
                     diagnostics.push(Diagnostic::info(
                         "chain-replaced",
                         format!("'{dev}': the chain was replaced with what the images say"),
@@ -999,11 +1005,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             let (s, e) = en.region.expect("entries have a region");
             let mut text = String::new();
             write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
-            let text = text
-                .strip_prefix(child_indent)
-                .unwrap_or(&text)
-                .to_string();
-            edits.push((s, e, eol(crlf, keep_between(doc, el, (s, e), text, child_indent))));
+            let text = text.strip_prefix(child_indent).unwrap_or(&text).to_string();
+            edits.push((
+                s,
+                e,
+                eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
+            ));
         }
     }
     edits.sort_by_key(|e| (e.0, e.1));

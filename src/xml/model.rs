@@ -162,6 +162,9 @@ pub struct Entry<'a> {
     pub flat_alias: Option<usize>,
     /// Name from the flat alias (`vda[1]`), when given.
     pub name: Option<String>,
+    /// The flat alias's `at`: where the entry goes among its parent's
+    /// children when nested (see the flat grammar).
+    pub at: Option<usize>,
     /// Indentation the element was written at.
     pub indent: String,
 }
@@ -268,6 +271,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
         let me = out.list.len();
         let mut flat_alias = None;
         let mut name = None;
+        let mut at = None;
         let mut kids = Vec::new();
         let ind = child_indents(e, doc);
         for (i, n) in e.children.iter().enumerate() {
@@ -284,6 +288,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                 } else if c.name == "alias" && c.attr("parent").is_some() {
                     flat_alias = Some(i);
                     name = c.attr("name").map(str::to_string);
+                    at = c.attr("at").and_then(|v| v.parse::<usize>().ok());
                 } else if c.name == "backingStore" {
                     kids.push((c, Some(me), ind[i].unwrap_or("").to_string()));
                 }
@@ -295,6 +300,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
             parent,
             flat_alias,
             name,
+            at,
             indent,
         });
         for k in kids.into_iter().rev() {

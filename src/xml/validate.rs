@@ -69,10 +69,7 @@ fn data_store_of(src: Option<&Elem>, doc: &str) -> Option<StorageSource> {
 /// the header names. libvirt uses a given chain as it is, so a data file
 /// the XML leaves out is one QEMU is not told about (a relative name then
 /// fails to open).
-fn compare_data(
-    xml: Option<StorageSource>,
-    img: Option<&StorageSource>,
-) -> Option<String> {
+fn compare_data(xml: Option<StorageSource>, img: Option<&StorageSource>) -> Option<String> {
     match (xml, img) {
         (None, None) => None,
         (Some(x), Some(i)) if same_place(&x, i) => None,

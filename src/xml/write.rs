@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::model::{child_indents, Entries};
-use super::tree::{copy_reindented, Elem, Node};
+use super::model::Entries;
+use super::tree::{copy_reindented, push_reindented_ws, Elem, Node};
 use super::{BackingChain, Layer, Layout, Options};
 use crate::source::{SourceType, StorageSource};
 
@@ -103,7 +103,12 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
 /// other) and the data file's `<source>` (its number on it), as libvirt
 /// writes it inside the owner's `<source>`; `pad` is the `<dataStore>`
 /// line's indentation.
-pub fn data_store_element(ds: &StorageSource, index: Option<usize>, pad: &str, unit: &str) -> String {
+pub fn data_store_element(
+    ds: &StorageSource,
+    index: Option<usize>,
+    pad: &str,
+    unit: &str,
+) -> String {
     let inner = format!("{pad}{unit}");
     let mut o = String::from("<dataStore");
     attr(&mut o, "type", ds.kind.name());
@@ -403,50 +408,6 @@ fn end_tag(doc: &str, el: &Elem) -> String {
     }
 }
 
-/// The children of an entry that are neither `<backingStore>` nor the flat
-/// alias nor whitespace, with the indentation each was written at.
-/// The indentation is `None` when the child did not start a line and its
-/// end tag does not either (then it is copied as it is).
-fn payload<'a>(
-    doc: &'a str,
-    el: &'a Elem,
-    flat_alias: Option<usize>,
-) -> Vec<(&'a Node, Option<&'a str>)> {
-    let ind = child_indents(el, doc);
-    let mut v = Vec::new();
-    for (i, n) in el.children.iter().enumerate() {
-        match n {
-            Node::Other { ws: true, .. } => {}
-            Node::Elem(e) if e.name == "backingStore" => {}
-            _ if Some(i) == flat_alias => {}
-            Node::Elem(e) => v.push((n, ind[i].or_else(|| end_indent(doc, e)))),
-            _ => v.push((n, ind[i])),
-        }
-    }
-    v
-}
-
-/// The indentation of an element's end tag when it starts a line: the
-/// element's own indentation in any conventional layout.
-fn end_indent<'a>(doc: &'a str, e: &Elem) -> Option<&'a str> {
-    match e.children.last() {
-        Some(Node::Other { span, ws: true }) if !e.empty => {
-            crate::xml::tree::indent_of(&doc[span.0..span.1])
-        }
-        _ => None,
-    }
-}
-
-fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
-    match n {
-        Node::Elem(e) => copy_reindented(out, doc, e, from, to),
-        // Text with something besides whitespace in it: written on its own
-        // line like the elements, so the whitespace around it is layout,
-        // not content (keeping it would grow at every round trip).
-        Node::Other { span, .. } => out.push_str(trim_layout(&doc[span.0..span.1])),
-    }
-}
-
 /// Text without the blanks and line ends around it: those are layout where
 /// text is written on a line of its own.
 pub fn trim_layout(text: &str) -> &str {
@@ -455,7 +416,7 @@ pub fn trim_layout(text: &str) -> &str {
 
 /// Names of the entries in the flat form: the name a flat alias gave, else
 /// `dev[index]`, else `dev[k]` with the lowest free `k`.
-pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
+pub fn flat_names(en: &Entries, dev: &str) -> Vec<Option<String>> {
     let mut used: HashSet<String> = en.list.iter().filter_map(|e| e.name.clone()).collect();
     let mut names = Vec::with_capacity(en.list.len());
     let mut k = 1usize;
@@ -471,7 +432,12 @@ pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
         if e.is_terminator()
             && e.name.is_none()
             && !has_kids[i]
-            && payload(doc, e.elem, e.flat_alias).is_empty()
+            && !e
+                .elem
+                .children
+                .iter()
+                .enumerate()
+                .any(|(k, n)| is_payload(n, k, e.flat_alias))
         {
             names.push(None);
             continue;
@@ -501,8 +467,110 @@ pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
     names
 }
 
+/// Is `n` one of an entry's own children that the layouts carry as they
+/// are (not whitespace, not a `<backingStore>`, not the flat alias)?
+fn is_payload(n: &Node, i: usize, flat_alias: Option<usize>) -> bool {
+    match n {
+        Node::Other { ws, .. } => !ws,
+        Node::Elem(e) => e.name != "backingStore" && Some(i) != flat_alias,
+    }
+}
+
+/// Where entry `i` sits among its parent's payload children (see
+/// [`is_payload`]): the flat alias's `at`, else its place when it is
+/// nested in its parent; `None` when last (libvirt's place, the default).
+fn position(en: &Entries, i: usize) -> Option<usize> {
+    let e = &en.list[i];
+    let p = &en.list[e.parent?];
+    let kids = &p.elem.children;
+    let count = |upto: usize| {
+        kids[..upto]
+            .iter()
+            .enumerate()
+            .filter(|&(k, n)| is_payload(n, k, p.flat_alias))
+            .count()
+    };
+    let total = count(kids.len());
+    let at = match e.at {
+        Some(at) => at,
+        None => {
+            let j = kids
+                .iter()
+                .position(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start))?;
+            count(j)
+        }
+    };
+    (at < total).then_some(at)
+}
+
+/// The span of a whitespace node, if `n` is one.
+fn ws_span(n: Option<&Node>) -> Option<(usize, usize)> {
+    match n {
+        Some(Node::Other { span, ws: true }) => Some(*span),
+        _ => None,
+    }
+}
+
+/// An entry's children without its `<backingStore>` children and flat
+/// alias, each taken out with the whitespace just before it: what both
+/// layouts write as it is (re-indented). Also the whitespace that was
+/// before the flat alias.
+fn remaining<'a>(
+    el: &'a Elem,
+    flat_alias: Option<usize>,
+) -> (Vec<&'a Node>, Option<(usize, usize)>) {
+    let kids = &el.children;
+    let mut cut = vec![false; kids.len()];
+    let mut alias_lead = None;
+    for (i, n) in kids.iter().enumerate() {
+        let structural = match n {
+            Node::Elem(e) => e.name == "backingStore" || Some(i) == flat_alias,
+            Node::Other { .. } => false,
+        };
+        if structural {
+            cut[i] = true;
+            if i > 0 && ws_span(kids.get(i - 1)).is_some() && !cut[i - 1] {
+                cut[i - 1] = true;
+                if Some(i) == flat_alias {
+                    alias_lead = ws_span(kids.get(i - 1));
+                }
+            }
+        }
+    }
+    let rest = kids
+        .iter()
+        .zip(&cut)
+        .filter(|(_, &c)| !c)
+        .map(|(n, _)| n)
+        .collect();
+    (rest, alias_lead)
+}
+
+/// Copy one kept child, its whitespace re-indented from `from` to `to`.
+fn push_kept(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
+    match n {
+        Node::Elem(e) => copy_reindented(out, doc, e, from, to),
+        Node::Other { span, ws: true } => push_reindented_ws(out, &doc[span.0..span.1], from, to),
+        Node::Other { span, .. } => out.push_str(&doc[span.0..span.1]),
+    }
+}
+
 /// Write the entries of a disk in `layout`, starting at the disk's child
 /// indentation `indent`. Ends without a newline.
+///
+/// Each entry's own children are kept with the whitespace between them
+/// (re-indented with the entry), so a conversion and its inverse give the
+/// same bytes whatever the formatting:
+///
+/// * nested → flat: an entry's `<backingStore>` children go, each with the
+///   whitespace before it; the alias comes first, after a copy of the
+///   whitespace that began the entry's children (a `<backingStore/>` gets
+///   libvirt's layout, one line each); a child that was not the last of its
+///   parent's children says where it was: `<alias … at='N'/>`, N other
+///   children before it.
+/// * flat → nested: the alias goes with the whitespace before it; each
+///   child entry comes back at its place (last, or `at`), after a copy of
+///   the whitespace before the child it follows (or precedes).
 pub fn entries(
     out: &mut String,
     doc: &str,
@@ -521,13 +589,23 @@ pub fn entries(
             None => roots.push(i),
         }
     }
-    let names = flat_names(doc, en, dev);
+    let names = flat_names(en, dev);
     let mut first = true;
     let mut sep = |out: &mut String| {
         if !first {
             out.push('\n');
         }
         first = false;
+    };
+    // The indentation an entry was written at; one that did not start a
+    // line is taken to be where it is written now.
+    let from_of = |i: usize, to: &str| -> String {
+        let ind = en.list[i].indent.as_str();
+        if ind.is_empty() {
+            to.to_string()
+        } else {
+            ind.to_string()
+        }
     };
     match layout {
         Layout::Flat => {
@@ -540,24 +618,31 @@ pub fn entries(
                     Some(p) => names[p].clone().unwrap_or_default(),
                     None => dev.to_string(),
                 };
+                let from = from_of(i, indent);
                 sep(out);
                 out.push_str(indent);
                 out.push_str(&open_form(doc, e.elem));
-                out.push('\n');
-                out.push_str(&inner);
-                out.push_str("<alias");
+                let mut alias = String::from("<alias");
                 if let Some(nm) = &names[i] {
-                    attr(out, "name", nm);
+                    attr(&mut alias, "name", nm);
                 }
-                attr(out, "parent", &parent);
-                out.push_str("/>");
-                for (node, from) in payload(doc, e.elem, e.flat_alias) {
-                    out.push('\n');
-                    out.push_str(&inner);
-                    push_node(out, doc, node, from.unwrap_or(&inner), &inner);
+                attr(&mut alias, "parent", &parent);
+                if let Some(at) = position(en, i) {
+                    attr(&mut alias, "at", &at.to_string());
                 }
-                out.push('\n');
-                out.push_str(indent);
+                alias.push_str("/>");
+                if e.elem.empty {
+                    out.push_str(&format!("\n{inner}{alias}\n{indent}"));
+                } else {
+                    let (rest, _) = remaining(e.elem, e.flat_alias);
+                    if let Some(sp) = ws_span(e.elem.children.first()) {
+                        push_reindented_ws(out, &doc[sp.0..sp.1], &from, indent);
+                    }
+                    out.push_str(&alias);
+                    for node in rest {
+                        push_kept(out, doc, node, &from, indent);
+                    }
+                }
                 out.push_str(&end_tag(doc, e.elem));
                 for &c in kids[i].iter().rev() {
                     stack.push(c);
@@ -565,44 +650,121 @@ pub fn entries(
             }
         }
         Layout::Nested => {
-            // (entry, indent, children written?) — iterative.
             enum Step {
                 Open(usize, String),
-                Close(usize, String),
+                Text(String),
             }
-            let mut stack: Vec<Step> = roots
-                .iter()
-                .rev()
-                .map(|&r| Step::Open(r, indent.to_string()))
-                .collect();
+            let mut stack: Vec<Step> = Vec::new();
+            for &r in roots.iter().rev() {
+                stack.push(Step::Open(r, indent.to_string()));
+                stack.push(Step::Text("\n".into()));
+            }
+            // The first separator is not written (the text starts at the
+            // first entry).
+            stack.pop();
+            let _ = &mut sep;
             while let Some(step) = stack.pop() {
-                match step {
-                    Step::Open(i, pad) => {
-                        let e = &en.list[i];
-                        let pl = payload(doc, e.elem, e.flat_alias);
-                        sep(out);
-                        out.push_str(&pad);
-                        if e.is_terminator() && pl.is_empty() && kids[i].is_empty() {
-                            out.push_str(&empty_form(doc, e.elem));
-                            continue;
-                        }
-                        out.push_str(&open_form(doc, e.elem));
-                        let inner = format!("{pad}{unit}");
-                        for (node, from) in pl {
-                            out.push('\n');
-                            out.push_str(&inner);
-                            push_node(out, doc, node, from.unwrap_or(&inner), &inner);
-                        }
-                        stack.push(Step::Close(i, pad));
-                        for &c in kids[i].iter().rev() {
-                            stack.push(Step::Open(c, inner.clone()));
-                        }
+                let (i, to) = match step {
+                    Step::Text(t) => {
+                        out.push_str(&t);
+                        continue;
                     }
-                    Step::Close(i, pad) => {
-                        sep(out);
-                        out.push_str(&pad);
-                        out.push_str(&end_tag(doc, en.list[i].elem));
+                    Step::Open(i, to) => (i, to),
+                };
+                let e = &en.list[i];
+                let from = from_of(i, &to);
+                let (rest, alias_lead) = remaining(e.elem, e.flat_alias);
+                let raw = |sp: (usize, usize)| &doc[sp.0..sp.1];
+                let ws_only = rest
+                    .iter()
+                    .all(|n| matches!(n, Node::Other { ws: true, .. }));
+                let empty = e.elem.empty
+                    || (kids[i].is_empty()
+                        && e.flat_alias.is_some()
+                        && ws_only
+                        && match (rest.as_slice(), alias_lead) {
+                            ([], Some(_)) => true,
+                            ([Node::Other { span, .. }], Some(l)) => raw(*span) != raw(l),
+                            _ => false,
+                        });
+                out.push_str(&to);
+                if empty {
+                    out.push_str(&empty_form(doc, e.elem));
+                    continue;
+                }
+                out.push_str(&open_form(doc, e.elem));
+                // Where each child entry goes in `rest`, and the
+                // whitespace copied before it.
+                let payload: Vec<usize> = rest
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| !matches!(n, Node::Other { ws: true, .. }))
+                    .map(|(k, _)| k)
+                    .collect();
+                let ws_before = |k: usize| -> Option<(usize, usize)> {
+                    k.checked_sub(1).and_then(|j| ws_span(rest.get(j).copied()))
+                };
+                let mut inserts: Vec<(usize, Option<(usize, usize)>, usize)> = Vec::new();
+                for &c in &kids[i] {
+                    let p = position(en, c);
+                    let (at, ws) = match (p, payload.last()) {
+                        (Some(p), _) if p < payload.len() => {
+                            let k = payload[p];
+                            match ws_before(k) {
+                                Some(w) => (k - 1, Some(w)),
+                                None => (k, None),
+                            }
+                        }
+                        (_, Some(&last)) => (last + 1, ws_before(last)),
+                        (_, None) => {
+                            let at = match rest.last() {
+                                Some(Node::Other { ws: true, .. }) => rest.len() - 1,
+                                _ => rest.len(),
+                            };
+                            (at, alias_lead)
+                        }
+                    };
+                    inserts.push((at, ws, c));
+                }
+                inserts.sort_by_key(|x| x.0);
+                // Emit: kept children and child entries in order; the end
+                // tag last. Pushed in reverse onto the stack.
+                let mut steps: Vec<Step> = Vec::new();
+                let mut text = String::new();
+                let mut next = inserts.iter().peekable();
+                for k in 0..=rest.len() {
+                    while let Some(&&(at, ws, c)) = next.peek() {
+                        if at != k {
+                            break;
+                        }
+                        next.next();
+                        let mut w = String::new();
+                        if let Some(sp) = ws {
+                            push_reindented_ws(&mut w, raw(sp), &from, &to);
+                        }
+                        let kid_to = match crate::xml::tree::indent_of(&w) {
+                            Some(ind) => ind.to_string(),
+                            None => format!("{to}{unit}"),
+                        };
+                        // The kid writes its own indentation after a line
+                        // end; keep the whitespace up to it.
+                        let cut = w.rfind('\n').map_or(w.len(), |j| j + 1);
+                        text.push_str(&w[..cut]);
+                        if cut == w.len() && !w.is_empty() {
+                            // No line end: the blanks are the layout.
+                        }
+                        steps.push(Step::Text(std::mem::take(&mut text)));
+                        let no_line = !w.contains('\n');
+                        steps.push(Step::Open(c, if no_line { String::new() } else { kid_to }));
                     }
+                    if let Some(node) = rest.get(k) {
+                        push_kept(&mut text, doc, node, &from, &to);
+                    }
+                }
+                text.push_str(&end_tag(doc, e.elem));
+                steps.push(Step::Text(text));
+                for s in steps.into_iter().rev() {
+                    stack.push(s);
                 }
             }
         }
