@@ -304,9 +304,9 @@ fn libvirt_reads_the_hand_written_shapes_as_we_do() {
 }
 
 /// Random chains in the hand-written shapes: the child `<backingStore>` at
-/// any place among its siblings, terminators with or without `/>`, any
-/// indentation unit (none, spaces, tabs), children indented at their
-/// parent's level, comments. nested → flat → nested gives the bytes back.
+/// any place among its siblings (and deeper than they are), terminators
+/// with or without `/>`, any indentation unit (none, spaces, tabs),
+/// children indented at their parent's level, comments. nested → flat → nested gives the bytes back.
 #[test]
 fn generated_hand_written_shapes_round_trip() {
     struct Lcg(u64);
@@ -337,6 +337,13 @@ fn generated_hand_written_shapes_round_trip() {
         if r.next(4) == 0 {
             kids.push(format!("<!-- note {depth} -->"));
         }
+        // Sometimes indented deeper than its siblings.
+        let deeper = if !nl.is_empty() && r.next(5) == 0 {
+            "   "
+        } else {
+            ""
+        };
+        let kid_pad = format!("{inner}{deeper}");
         // The child: another layer, a terminator, or none (open end).
         let child = match (depth > 5, r.next(4)) {
             (true, _) | (_, 0) => None,
@@ -347,7 +354,7 @@ fn generated_hand_written_shapes_round_trip() {
             }),
             _ => {
                 let mut s = String::new();
-                layer(r, st, &inner, depth + 1, &mut s);
+                layer(r, st, &kid_pad, depth + 1, &mut s);
                 Some(s)
             }
         };
@@ -356,14 +363,14 @@ fn generated_hand_written_shapes_round_trip() {
         for (k, kid) in kids.iter().enumerate() {
             if k == at {
                 if let Some(c) = &child {
-                    out.push_str(&format!("{nl}{inner}{c}"));
+                    out.push_str(&format!("{nl}{kid_pad}{c}"));
                 }
             }
             out.push_str(&format!("{nl}{inner}{kid}"));
         }
         if at == kids.len() {
             if let Some(c) = &child {
-                out.push_str(&format!("{nl}{inner}{c}"));
+                out.push_str(&format!("{nl}{kid_pad}{c}"));
             }
         }
         out.push_str(&format!("{nl}{pad}</backingStore>"));
@@ -386,7 +393,7 @@ fn generated_hand_written_shapes_round_trip() {
     let mut r = Lcg(0x4a4d);
     for case in 0..400 {
         let st = &styles[r.next(styles.len() as u64) as usize];
-        let pad = if st.nl.is_empty() { "      " } else { "      " };
+        let pad = "      ";
         let mut chain = String::new();
         layer(&mut r, st, pad, 1, &mut chain);
         let doc = domain(&format!(

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::model::Entries;
-use super::tree::{copy_reindented, push_reindented_ws, Elem, Node};
+use super::tree::{copy_reindented, indent_of, push_reindented_ws, Elem, Node};
 use super::{BackingChain, Layer, Layout, Options};
 use crate::source::{SourceType, StorageSource};
 
@@ -546,6 +546,43 @@ fn remaining<'a>(
     (rest, alias_lead)
 }
 
+/// Where a child entry at payload position `p` (`None`: last) goes among
+/// its parent's kept children `rest` (see [`remaining`]), and the
+/// whitespace copied before it: before the `p`-th payload child, after the
+/// whitespace that precedes it; last, after the last payload child, with a
+/// copy of the whitespace before that one; with no payload, before the
+/// closing whitespace, with the whitespace that was before the flat alias.
+fn slot(
+    rest: &[&Node],
+    alias_lead: Option<(usize, usize)>,
+    p: Option<usize>,
+) -> (usize, Option<(usize, usize)>) {
+    let payload: Vec<usize> = rest
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !matches!(n, Node::Other { ws: true, .. }))
+        .map(|(k, _)| k)
+        .collect();
+    let ws_before = |k: usize| k.checked_sub(1).and_then(|j| ws_span(rest.get(j).copied()));
+    match (p, payload.last()) {
+        (Some(p), _) if p < payload.len() => {
+            let k = payload[p];
+            match ws_before(k) {
+                Some(w) => (k - 1, Some(w)),
+                None => (k, None),
+            }
+        }
+        (_, Some(&last)) => (last + 1, ws_before(last)),
+        (_, None) => {
+            let at = match rest.last() {
+                Some(Node::Other { ws: true, .. }) => rest.len() - 1,
+                _ => rest.len(),
+            };
+            (at, alias_lead)
+        }
+    }
+}
+
 /// Copy one kept child, its whitespace re-indented from `from` to `to`.
 fn push_kept(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
     match n {
@@ -607,20 +644,47 @@ pub fn entries(
             ind.to_string()
         }
     };
+    // How much deeper than its place gives (see [`slot`]) a child entry is
+    // indented: a nested one, against the whitespace it would be given;
+    // a flat one, against the disk's children. The flat form writes the
+    // entry that much deeper, so nesting it again gives it back.
+    let extra_of = |i: usize| -> String {
+        let e = &en.list[i];
+        let Some(pi) = e.parent else {
+            return String::new();
+        };
+        let p = &en.list[pi];
+        let nested = p
+            .elem
+            .children
+            .iter()
+            .any(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start));
+        let base = if nested {
+            let (rest, lead) = remaining(p.elem, p.flat_alias);
+            let (_, ws) = slot(&rest, lead, position(en, i));
+            match ws.and_then(|sp| indent_of(&doc[sp.0..sp.1])) {
+                Some(b) => b,
+                None => return String::new(),
+            }
+        } else {
+            indent
+        };
+        e.indent.strip_prefix(base).unwrap_or_default().to_string()
+    };
     match layout {
         Layout::Flat => {
             // Depth-first from each root.
             let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
-            let inner = format!("{indent}{unit}");
             while let Some(i) = stack.pop() {
                 let e = &en.list[i];
                 let parent = match e.parent {
                     Some(p) => names[p].clone().unwrap_or_default(),
                     None => dev.to_string(),
                 };
-                let from = from_of(i, indent);
+                let here = format!("{indent}{}", extra_of(i));
+                let from = from_of(i, &here);
                 sep(out);
-                out.push_str(indent);
+                out.push_str(&here);
                 out.push_str(&open_form(doc, e.elem));
                 let mut alias = String::from("<alias");
                 if let Some(nm) = &names[i] {
@@ -632,15 +696,15 @@ pub fn entries(
                 }
                 alias.push_str("/>");
                 if e.elem.empty {
-                    out.push_str(&format!("\n{inner}{alias}\n{indent}"));
+                    out.push_str(&format!("\n{here}{unit}{alias}\n{here}"));
                 } else {
                     let (rest, _) = remaining(e.elem, e.flat_alias);
                     if let Some(sp) = ws_span(e.elem.children.first()) {
-                        push_reindented_ws(out, &doc[sp.0..sp.1], &from, indent);
+                        push_reindented_ws(out, &doc[sp.0..sp.1], &from, &here);
                     }
                     out.push_str(&alias);
                     for node in rest {
-                        push_kept(out, doc, node, &from, indent);
+                        push_kept(out, doc, node, &from, &here);
                     }
                 }
                 out.push_str(&end_tag(doc, e.elem));
@@ -695,37 +759,13 @@ pub fn entries(
                 out.push_str(&open_form(doc, e.elem));
                 // Where each child entry goes in `rest`, and the
                 // whitespace copied before it.
-                let payload: Vec<usize> = rest
+                let mut inserts: Vec<(usize, Option<(usize, usize)>, usize)> = kids[i]
                     .iter()
-                    .enumerate()
-                    .filter(|(_, n)| !matches!(n, Node::Other { ws: true, .. }))
-                    .map(|(k, _)| k)
+                    .map(|&c| {
+                        let (at, ws) = slot(&rest, alias_lead, position(en, c));
+                        (at, ws, c)
+                    })
                     .collect();
-                let ws_before = |k: usize| -> Option<(usize, usize)> {
-                    k.checked_sub(1).and_then(|j| ws_span(rest.get(j).copied()))
-                };
-                let mut inserts: Vec<(usize, Option<(usize, usize)>, usize)> = Vec::new();
-                for &c in &kids[i] {
-                    let p = position(en, c);
-                    let (at, ws) = match (p, payload.last()) {
-                        (Some(p), _) if p < payload.len() => {
-                            let k = payload[p];
-                            match ws_before(k) {
-                                Some(w) => (k - 1, Some(w)),
-                                None => (k, None),
-                            }
-                        }
-                        (_, Some(&last)) => (last + 1, ws_before(last)),
-                        (_, None) => {
-                            let at = match rest.last() {
-                                Some(Node::Other { ws: true, .. }) => rest.len() - 1,
-                                _ => rest.len(),
-                            };
-                            (at, alias_lead)
-                        }
-                    };
-                    inserts.push((at, ws, c));
-                }
                 inserts.sort_by_key(|x| x.0);
                 // Emit: kept children and child entries in order; the end
                 // tag last. Pushed in reverse onto the stack.
@@ -741,8 +781,11 @@ pub fn entries(
                         let mut w = String::new();
                         if let Some(sp) = ws {
                             push_reindented_ws(&mut w, raw(sp), &from, &to);
+                            if w.contains('\n') {
+                                w.push_str(&extra_of(c));
+                            }
                         }
-                        let kid_to = match crate::xml::tree::indent_of(&w) {
+                        let kid_to = match indent_of(&w) {
                             Some(ind) => ind.to_string(),
                             None => format!("{to}{unit}"),
                         };
@@ -750,9 +793,6 @@ pub fn entries(
                         // end; keep the whitespace up to it.
                         let cut = w.rfind('\n').map_or(w.len(), |j| j + 1);
                         text.push_str(&w[..cut]);
-                        if cut == w.len() && !w.is_empty() {
-                            // No line end: the blanks are the layout.
-                        }
                         steps.push(Step::Text(std::mem::take(&mut text)));
                         let no_line = !w.contains('\n');
                         steps.push(Step::Open(c, if no_line { String::new() } else { kid_to }));
