@@ -331,7 +331,7 @@ fn generated_hand_written_shapes_round_trip() {
         };
         let nl = st.nl;
         let mut kids: Vec<String> = vec![
-            format!("<format type='qcow2'/>"),
+            "<format type='qcow2'/>".to_string(),
             format!("<source file='/i/l{depth}.qcow2'/>"),
         ];
         if r.next(4) == 0 {
@@ -359,7 +359,7 @@ fn generated_hand_written_shapes_round_trip() {
             }
         };
         let at = r.next(kids.len() as u64 + 1) as usize;
-        out.push_str(&format!("<backingStore type='file'>"));
+        out.push_str("<backingStore type='file'>");
         for (k, kid) in kids.iter().enumerate() {
             if k == at {
                 if let Some(c) = &child {

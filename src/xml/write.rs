@@ -503,6 +503,9 @@ fn position(en: &Entries, i: usize) -> Option<usize> {
     (at < total).then_some(at)
 }
 
+/// A byte span of the document.
+type Span = (usize, usize);
+
 /// The span of a whitespace node, if `n` is one.
 fn ws_span(n: Option<&Node>) -> Option<(usize, usize)> {
     match n {
@@ -515,10 +518,7 @@ fn ws_span(n: Option<&Node>) -> Option<(usize, usize)> {
 /// alias, each taken out with the whitespace just before it: what both
 /// layouts write as it is (re-indented). Also the whitespace that was
 /// before the flat alias.
-fn remaining<'a>(
-    el: &'a Elem,
-    flat_alias: Option<usize>,
-) -> (Vec<&'a Node>, Option<(usize, usize)>) {
+fn remaining(el: &Elem, flat_alias: Option<usize>) -> (Vec<&Node>, Option<Span>) {
     let kids = &el.children;
     let mut cut = vec![false; kids.len()];
     let mut alias_lead = None;
@@ -759,7 +759,7 @@ pub fn entries(
                 out.push_str(&open_form(doc, e.elem));
                 // Where each child entry goes in `rest`, and the
                 // whitespace copied before it.
-                let mut inserts: Vec<(usize, Option<(usize, usize)>, usize)> = kids[i]
+                let mut inserts: Vec<(usize, Option<Span>, usize)> = kids[i]
                     .iter()
                     .map(|&c| {
                         let (at, ws) = slot(&rest, alias_lead, position(en, c));
