@@ -30,10 +30,30 @@
 //! `raw` when nobody knows), `<source …/>` (network hosts one per line), the
 //! nested element, and `<backingStore/>` where the images say the chain ends.
 //! Indentation follows the disk (its child indentation, and the difference
-//! between that and the disk's own as the unit). `index` numbering: see
-//! `indices_for` — depth order `1..n` when the disk carries no index, above
-//! the largest index in use otherwise; `no_index` leaves them out, which is
-//! exactly libvirt's inactive XML.
+//! between that and the disk's own as the unit).
+//!
+//! * **Data files** (libvirt ≥ 10.10): a layer opened as qcow2 whose header
+//!   names an external data file gets `<dataStore type='…'><format
+//!   type='raw'/><source …/></dataStore>` as the last child of its
+//!   `<source>`, at any depth, as libvirt 11.3 prints it; the name is
+//!   resolved against the image like a backing name (a relative name joins
+//!   the image's directory), then made absolute like the layers. The top
+//!   image's data file goes into the disk's own `<source>` too
+//!   ([`WRITE_TOP_DATA_STORE`]): a chain given in the XML stops libvirt's
+//!   detection, the top's data file included, and QEMU then cannot open a
+//!   relative data file name (observed on libvirt 11.3). A `<dataStore>`
+//!   already in the document is kept; validate mode compares it.
+//! * **Layers that are not here**: the backing of the last image that is a
+//!   file not in the set, or a network source, is written as the last layer
+//!   without a terminator, with the format its overlay records
+//!   ([`chain_layers`]).
+//! * **`index`**: the numbers libvirt gives when it starts the VM (one
+//!   counter per VM, libvirt's disk order, tops first, then detected layers;
+//!   the rule and where it comes from: [`number`]); the disk's own
+//!   `<source index>` included. A document that already carries numbers
+//!   (live XML) keeps them; what is written takes numbers above the largest
+//!   in the VM. `no_index` writes none, which is exactly libvirt's inactive
+//!   XML.
 //!
 //! # The flat form
 //!
@@ -52,16 +72,19 @@
 //! flat-chain := entry*                       (contiguous, depth-first order)
 //! entry      := layer | terminator
 //! layer      := <backingStore type=T [index=N] ...>
-//!                 <alias name=NAME parent=PARENT/>    (first child)
+//!                 <alias name=NAME parent=PARENT [at=K]/>   (first child)
 //!                 child*                             (format, source, anything
 //!                                                    else, kept as written)
 //!               </backingStore>
 //! terminator := <backingStore [attrs without type]>
-//!                 <alias parent=PARENT/>
+//!                 <alias parent=PARENT [at=K]/>
 //!               </backingStore>
 //! PARENT     := ROOT | the NAME of an earlier entry
 //! NAME       := ROOT '[' N ']'     (written by us: N = index, else the lowest
 //!                                   free number; any unique name is read)
+//! K          := how many of the parent's own children (not whitespace, not
+//!               <backingStore>, not the alias) come before this entry when
+//!               nested; without it, after all of them (libvirt's place)
 //! ```
 //!
 //! * A terminator under `P` says `P` has no backing (nested:
@@ -74,17 +97,33 @@
 //!   flagged `flat-orphan` / `flat-order`.
 //! * Every child other than the structural `<alias parent>` — including an
 //!   `<alias>` without `parent`, comments, unknown elements — is kept in
-//!   order; only whitespace between children is regenerated.
+//!   order, and so is the whitespace between them (re-indented with the
+//!   entry): a one-line layer stays one line.
+//! * Layout: entries one per line at the disk's child indentation; an entry
+//!   indented deeper than its place in the nested form gives (the
+//!   indentation of the child it follows) is that much deeper in the flat
+//!   form. A `<backingStore/>` written with `/>` has its alias on a line of
+//!   its own; one written `<backingStore></backingStore>` has it inline.
 //!
-//! Round trips: nested → flat → nested and flat → nested → flat give back
-//! the same elements, attributes, text and order, and the same bytes for
-//! XML in libvirt's formatting (one element per line, consistent indent).
-//! Known differences outside that: whitespace between a chain's children is
-//! regenerated (a one-line chain becomes one element per line); an empty
-//! `<backingStore></backingStore>` comes back as `<backingStore/>`; a nested
-//! `<backingStore>` that is not the last child of its parent comes back
-//! last (libvirt's order); names not of the form `ROOT[N]` do not survive a
-//! trip through nested (nested has nowhere to keep them).
+//! Round trips: nested → flat → nested gives back the same bytes (libvirt's
+//! formatting, and hand-written shapes: a terminator before its sibling
+//! `<format>`, a `<backingStore>` between `<format>` and `<source>`, other
+//! indentation units or none, children at their parent's level,
+//! `<backingStore></backingStore>`, comments); flat → nested → flat gives
+//! back the flat form this module writes (`tests/xml_roundtrip.rs`,
+//! `tests/xml_handwritten.rs`, the `roundtrip` fuzz target).
+//! What still changes, and why:
+//! * the whitespace before a nested `<backingStore>` is taken to be that
+//!   before the child it follows (or precedes), plus any deeper
+//!   indentation: blank lines before it, less indentation than that child,
+//!   or a line break where its siblings have none, are not kept (the flat
+//!   form has one line per entry and carries only the extra depth);
+//! * flat names not of the form `ROOT[N]` do not survive a trip through
+//!   nested: libvirt's nested form has no place for them (an `<alias>` in a
+//!   `<backingStore>` is refused by its schema), so they are made again
+//!   from the indexes;
+//! * hand-written flat forms come back in the form above: alias first,
+//!   entries depth-first, one per line.
 //!
 //! # Modes (the 2014 RFC)
 //!
