@@ -304,7 +304,8 @@ fn libvirt_reads_the_hand_written_shapes_as_we_do() {
 }
 
 /// Random chains in the hand-written shapes: the child `<backingStore>` at
-/// any place among its siblings (and deeper than they are), terminators
+/// any place among its siblings (deeper than they are, after blank
+/// lines), terminators
 /// with or without `/>`, any indentation unit (none, spaces, tabs),
 /// children indented at their parent's level, comments. nested → flat → nested gives the bytes back.
 #[test]
@@ -344,6 +345,12 @@ fn generated_hand_written_shapes_round_trip() {
             ""
         };
         let kid_pad = format!("{inner}{deeper}");
+        // Sometimes after a blank line.
+        let kid_nl = if !nl.is_empty() && r.next(6) == 0 {
+            "\n\n"
+        } else {
+            nl
+        };
         // The child: another layer, a terminator, or none (open end).
         let child = match (depth > 5, r.next(4)) {
             (true, _) | (_, 0) => None,
@@ -363,14 +370,14 @@ fn generated_hand_written_shapes_round_trip() {
         for (k, kid) in kids.iter().enumerate() {
             if k == at {
                 if let Some(c) = &child {
-                    out.push_str(&format!("{nl}{kid_pad}{c}"));
+                    out.push_str(&format!("{kid_nl}{kid_pad}{c}"));
                 }
             }
             out.push_str(&format!("{nl}{inner}{kid}"));
         }
         if at == kids.len() {
             if let Some(c) = &child {
-                out.push_str(&format!("{nl}{kid_pad}{c}"));
+                out.push_str(&format!("{kid_nl}{kid_pad}{c}"));
             }
         }
         out.push_str(&format!("{nl}{pad}</backingStore>"));

@@ -258,19 +258,31 @@ impl Disk<'_> {
         }
         p
     }
-    /// The next `index` for a new layer: above the largest in the disk,
-    /// or none when the disk carries no index (inactive XML).
-    fn next_index(&self) -> Option<usize> {
-        let mut max = None;
-        let mut stack = vec![self.elem];
-        while let Some(e) = stack.pop() {
-            if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-                max = max.max(Some(i));
-            }
-            stack.extend(e.elems());
-        }
-        max.map(|m| m + 1)
+    /// The next `index` for a new layer, or none when the disk carries no
+    /// index (inactive XML): above the largest of the whole document, as
+    /// the numbers of a running VM are its QEMU node names, unique in the
+    /// VM (see [`super::number`]).
+    fn next_index(&self, d: &Document) -> Option<usize> {
+        max_index(self.elem)?;
+        d.disks
+            .iter()
+            .filter_map(|x| max_index(&x.elem))
+            .max()
+            .map(|m| m + 1)
     }
+}
+
+/// The largest `index` in an element's subtree.
+fn max_index(el: &Elem) -> Option<usize> {
+    let mut max = None;
+    let mut stack = vec![el];
+    while let Some(e) = stack.pop() {
+        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+            max = max.max(Some(i));
+        }
+        stack.extend(e.elems());
+    }
+    max
 }
 
 /// Replace spans of `doc` (sorted, not overlapping), CRLF-aware.
@@ -736,7 +748,7 @@ pub fn insert_layer(
     }
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
-    let index = dk.next_index();
+    let index = dk.next_index(&d);
     // What moves one level down: the layer at `depth`, else the terminator.
     let below = if depth <= n {
         Some(dk.entries.list[dk.layers[depth - 1]].elem)

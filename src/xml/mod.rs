@@ -99,7 +99,8 @@
 //!   `<alias>` without `parent`, comments, unknown elements — is kept in
 //!   order, and so is the whitespace between them (re-indented with the
 //!   entry): a one-line layer stays one line.
-//! * Layout: entries one per line at the disk's child indentation; an entry
+//! * Layout: entries one per line at the disk's child indentation, after
+//!   the line ends that were before them (blank lines kept); an entry
 //!   indented deeper than its place in the nested form gives (the
 //!   indentation of the child it follows) is that much deeper in the flat
 //!   form. A `<backingStore/>` written with `/>` has its alias on a line of
@@ -113,11 +114,12 @@
 //! back the flat form this module writes (`tests/xml_roundtrip.rs`,
 //! `tests/xml_handwritten.rs`, the `roundtrip` fuzz target).
 //! What still changes, and why:
-//! * the whitespace before a nested `<backingStore>` is taken to be that
-//!   before the child it follows (or precedes), plus any deeper
-//!   indentation: blank lines before it, less indentation than that child,
-//!   or a line break where its siblings have none, are not kept (the flat
-//!   form has one line per entry and carries only the extra depth);
+//! * the indentation of a nested `<backingStore>` is taken to be that of
+//!   the child it follows (or precedes), plus any deeper indentation, after
+//!   the line ends it had (blank lines are kept): less indentation than
+//!   that child, or a line break where its siblings have none, are not kept
+//!   (a flat entry starts its own line at the disk's indentation or
+//!   deeper, so only the extra depth and the line ends can be carried);
 //! * flat names not of the form `ROOT[N]` do not survive a trip through
 //!   nested: libvirt's nested form has no place for them (an `<alias>` in a
 //!   `<backingStore>` is refused by its schema), so they are made again

@@ -167,6 +167,8 @@ pub struct Entry<'a> {
     pub at: Option<usize>,
     /// Indentation the element was written at.
     pub indent: String,
+    /// The whitespace just before the element in its parent, if any.
+    pub lead: Option<(usize, usize)>,
 }
 
 impl Entry<'_> {
@@ -246,11 +248,23 @@ pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
     out
 }
 
+/// An entry to read: the element, its parent entry, its indentation and
+/// the whitespace before it.
+type Todo<'a> = (&'a Elem, Option<usize>, String, Option<(usize, usize)>);
+
+/// The span of the whitespace child just before child `i` of `el`.
+fn ws_before(el: &Elem, i: usize) -> Option<(usize, usize)> {
+    match i.checked_sub(1).and_then(|j| el.children.get(j)) {
+        Some(Node::Other { span, ws: true }) => Some(*span),
+        _ => None,
+    }
+}
+
 /// Collect the entries of a disk. `root` names the disk in flat aliases.
 pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
     let mut out = Entries::default();
     // (element, parent entry, indent) to visit, in document order.
-    let mut todo: Vec<(&'a Elem, Option<usize>, String)> = Vec::new();
+    let mut todo: Vec<Todo<'a>> = Vec::new();
     let ind = child_indents(disk, doc);
     let mut region: Option<(usize, usize)> = None;
     for (i, n) in disk.children.iter().enumerate() {
@@ -261,13 +275,18 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                     None => sp,
                     Some((a, _)) => (a, sp.1),
                 });
-                todo.push((e, None, ind[i].unwrap_or("").to_string()));
+                todo.push((
+                    e,
+                    None,
+                    ind[i].unwrap_or("").to_string(),
+                    ws_before(disk, i),
+                ));
             }
         }
     }
     out.region = region;
     todo.reverse();
-    while let Some((e, parent, indent)) = todo.pop() {
+    while let Some((e, parent, indent, lead)) = todo.pop() {
         let me = out.list.len();
         let mut flat_alias = None;
         let mut name = None;
@@ -290,7 +309,12 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                     name = c.attr("name").map(str::to_string);
                     at = c.attr("at").and_then(|v| v.parse::<usize>().ok());
                 } else if c.name == "backingStore" {
-                    kids.push((c, Some(me), ind[i].unwrap_or("").to_string()));
+                    kids.push((
+                        c,
+                        Some(me),
+                        ind[i].unwrap_or("").to_string(),
+                        ws_before(e, i),
+                    ));
                 }
             }
         }
@@ -302,6 +326,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
             name,
             at,
             indent,
+            lead,
         });
         for k in kids.into_iter().rev() {
             todo.push(k);

@@ -628,12 +628,6 @@ pub fn entries(
     }
     let names = flat_names(en, dev);
     let mut first = true;
-    let mut sep = |out: &mut String| {
-        if !first {
-            out.push('\n');
-        }
-        first = false;
-    };
     // The indentation an entry was written at; one that did not start a
     // line is taken to be where it is written now.
     let from_of = |i: usize, to: &str| -> String {
@@ -671,6 +665,13 @@ pub fn entries(
         };
         e.indent.strip_prefix(base).unwrap_or_default().to_string()
     };
+    // The line ends of the whitespace before an entry (up to its last
+    // line end), when it has one.
+    let lead_head = |i: usize| -> Option<&str> {
+        let (a, b) = en.list[i].lead?;
+        let w = &doc[a..b];
+        w.rfind('\n').map(|j| &w[..=j])
+    };
     match layout {
         Layout::Flat => {
             // Depth-first from each root.
@@ -683,7 +684,15 @@ pub fn entries(
                 };
                 let here = format!("{indent}{}", extra_of(i));
                 let from = from_of(i, &here);
-                sep(out);
+                // Line ends before a child entry as they were (blank lines
+                // kept); "\n" between roots.
+                if !first {
+                    match (e.parent, lead_head(i)) {
+                        (Some(_), Some(h)) => out.push_str(h),
+                        _ => out.push('\n'),
+                    }
+                }
+                first = false;
                 out.push_str(&here);
                 out.push_str(&open_form(doc, e.elem));
                 let mut alias = String::from("<alias");
@@ -726,7 +735,6 @@ pub fn entries(
             // The first separator is not written (the text starts at the
             // first entry).
             stack.pop();
-            let _ = &mut sep;
             while let Some(step) = stack.pop() {
                 let (i, to) = match step {
                     Step::Text(t) => {
@@ -781,8 +789,12 @@ pub fn entries(
                         let mut w = String::new();
                         if let Some(sp) = ws {
                             push_reindented_ws(&mut w, raw(sp), &from, &to);
-                            if w.contains('\n') {
+                            if let Some(j) = w.rfind('\n') {
                                 w.push_str(&extra_of(c));
+                                // The line ends it had (a flat entry's).
+                                if let Some(h) = lead_head(c) {
+                                    w.replace_range(..=j, h);
+                                }
                             }
                         }
                         let kid_to = match indent_of(&w) {
