@@ -724,24 +724,25 @@ pub fn entries(
         }
         Layout::Nested => {
             enum Step {
-                Open(usize, String),
+                /// An entry, its indentation, and whether to write it.
+                Open(usize, String, bool),
                 Text(String),
             }
             let mut stack: Vec<Step> = Vec::new();
             for &r in roots.iter().rev() {
-                stack.push(Step::Open(r, indent.to_string()));
+                stack.push(Step::Open(r, indent.to_string(), true));
                 stack.push(Step::Text("\n".into()));
             }
             // The first separator is not written (the text starts at the
             // first entry).
             stack.pop();
             while let Some(step) = stack.pop() {
-                let (i, to) = match step {
+                let (i, to, write_to) = match step {
                     Step::Text(t) => {
                         out.push_str(&t);
                         continue;
                     }
-                    Step::Open(i, to) => (i, to),
+                    Step::Open(i, to, w) => (i, to, w),
                 };
                 let e = &en.list[i];
                 let from = from_of(i, &to);
@@ -759,7 +760,9 @@ pub fn entries(
                             ([Node::Other { span, .. }], Some(l)) => raw(*span) != raw(l),
                             _ => false,
                         });
-                out.push_str(&to);
+                if write_to {
+                    out.push_str(&to);
+                }
                 if empty {
                     out.push_str(&empty_form(doc, e.elem));
                     continue;
@@ -797,17 +800,25 @@ pub fn entries(
                                 }
                             }
                         }
-                        let kid_to = match indent_of(&w) {
-                            Some(ind) => ind.to_string(),
-                            None => format!("{to}{unit}"),
+                        // The kid starts a line when what comes before it
+                        // ends with a line end and blanks (whitespace, or
+                        // text: the reader takes either as its
+                        // indentation); then it writes those blanks itself
+                        // and is re-indented to them. Else it goes on the
+                        // line as it is, not re-indented.
+                        text.push_str(&w);
+                        let step = match indent_of(&text).map(str::to_string) {
+                            Some(ind) => {
+                                text.truncate(text.len() - ind.len());
+                                Step::Open(c, ind, true)
+                            }
+                            None => {
+                                let own = en.list[c].indent.clone();
+                                Step::Open(c, own, false)
+                            }
                         };
-                        // The kid writes its own indentation after a line
-                        // end; keep the whitespace up to it.
-                        let cut = w.rfind('\n').map_or(w.len(), |j| j + 1);
-                        text.push_str(&w[..cut]);
                         steps.push(Step::Text(std::mem::take(&mut text)));
-                        let no_line = !w.contains('\n');
-                        steps.push(Step::Open(c, if no_line { String::new() } else { kid_to }));
+                        steps.push(step);
                     }
                     if let Some(node) = rest.get(k) {
                         push_kept(&mut text, doc, node, &from, &to);
