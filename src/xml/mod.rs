@@ -1046,7 +1046,6 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             let (s, e) = en.region.expect("entries have a region");
             let mut text = String::new();
             write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
-            let text = text.strip_prefix(child_indent).unwrap_or(&text).to_string();
             edits.push((
                 s,
                 e,

@@ -592,8 +592,10 @@ fn push_kept(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
     }
 }
 
-/// Write the entries of a disk in `layout`, starting at the disk's child
-/// indentation `indent`. Ends without a newline.
+/// Write the entries of a disk in `layout`, the disk's child indentation
+/// being `indent`: the text replaces the span from the first disk-level
+/// entry to the last, so it starts with the first entry itself (its
+/// indentation is the document's). Ends without a newline.
 ///
 /// Each entry's own children are kept with the whitespace between them
 /// (re-indented with the entry), so a conversion and its inverse give the
@@ -665,6 +667,14 @@ pub fn entries(
         };
         e.indent.strip_prefix(base).unwrap_or_default().to_string()
     };
+    // The region written starts at the first entry, after the document's
+    // own whitespace: the first entry is at that indentation (its own), and
+    // its indentation is not written.
+    let first_to = roots
+        .first()
+        .map(|&r| en.list[r].indent.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| indent.to_string());
     // The line ends of the whitespace before an entry (up to its last
     // line end), when it has one.
     let lead_head = |i: usize| -> Option<&str> {
@@ -682,7 +692,11 @@ pub fn entries(
                     Some(p) => names[p].clone().unwrap_or_default(),
                     None => dev.to_string(),
                 };
-                let here = format!("{indent}{}", extra_of(i));
+                let here = if first {
+                    first_to.clone()
+                } else {
+                    format!("{indent}{}", extra_of(i))
+                };
                 let from = from_of(i, &here);
                 // Line ends before a child entry as they were (blank lines
                 // kept); "\n" between roots.
@@ -692,8 +706,10 @@ pub fn entries(
                         _ => out.push('\n'),
                     }
                 }
+                if !first {
+                    out.push_str(&here);
+                }
                 first = false;
-                out.push_str(&here);
                 out.push_str(&open_form(doc, e.elem));
                 let mut alias = String::from("<alias");
                 if let Some(nm) = &names[i] {
@@ -729,8 +745,12 @@ pub fn entries(
                 Text(String),
             }
             let mut stack: Vec<Step> = Vec::new();
-            for &r in roots.iter().rev() {
-                stack.push(Step::Open(r, indent.to_string(), true));
+            for (k, &r) in roots.iter().enumerate().rev() {
+                stack.push(if k == 0 {
+                    Step::Open(r, first_to.clone(), false)
+                } else {
+                    Step::Open(r, indent.to_string(), true)
+                });
                 stack.push(Step::Text("\n".into()));
             }
             // The first separator is not written (the text starts at the
