@@ -125,7 +125,12 @@
 //!   `<backingStore>` is refused by its schema), so they are made again
 //!   from the indexes;
 //! * hand-written flat forms come back in the form above: alias first,
-//!   entries depth-first, one per line.
+//!   entries depth-first, one per line;
+//! * a `<backingStore>` holding character data (text other than
+//!   whitespace; libvirt's schema allows none there) gets a regenerated
+//!   layout, one child a line and the blanks around the text dropped:
+//!   taking a child entry out from between two texts merges them, so the
+//!   whitespace it had cannot come back.
 //!
 //! # Modes (the 2014 RFC)
 //!

@@ -583,6 +583,54 @@ fn slot(
     }
 }
 
+/// Does the element hold character data (text that is not whitespace)?
+/// Such an entry's layout is regenerated (one child a line, the blanks
+/// around the text dropped): taking a `<backingStore>` out from between two
+/// texts would merge them, and the layout could not come back. libvirt's
+/// schema has no text in a `<backingStore>`.
+fn has_text(doc: &str, el: &Elem) -> bool {
+    el.children.iter().any(|n| match n {
+        Node::Other { span, ws: false } => {
+            let raw = &doc[span.0..span.1];
+            !(raw.starts_with("<!--") || raw.starts_with("<?") || raw.starts_with("<![CDATA["))
+        }
+        _ => false,
+    })
+}
+
+/// The kept children of an entry written one a line at `pad` (regenerated
+/// layout, see [`has_text`]), each element re-indented from the
+/// indentation it had (else `guess`).
+fn canonical_kept<'a>(
+    doc: &str,
+    el: &'a Elem,
+    flat_alias: Option<usize>,
+) -> Vec<(&'a Node, Option<String>)> {
+    let ind = super::model::child_indents(el, doc);
+    el.children
+        .iter()
+        .enumerate()
+        .filter(|&(i, n)| is_payload(n, i, flat_alias))
+        .map(|(i, n)| (n, ind[i].map(str::to_string)))
+        .collect()
+}
+
+fn push_canonical(
+    out: &mut String,
+    doc: &str,
+    n: &Node,
+    own: Option<&str>,
+    guess: &str,
+    pad: &str,
+) {
+    out.push('\n');
+    out.push_str(pad);
+    match n {
+        Node::Elem(e) => copy_reindented(out, doc, e, own.unwrap_or(guess), pad),
+        Node::Other { span, .. } => out.push_str(trim_layout(&doc[span.0..span.1])),
+    }
+}
+
 /// Copy one kept child, its whitespace re-indented from `from` to `to`.
 fn push_kept(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
     match n {
@@ -650,6 +698,9 @@ pub fn entries(
             return String::new();
         };
         let p = &en.list[pi];
+        if has_text(doc, p.elem) {
+            return String::new();
+        }
         let nested = p
             .elem
             .children
@@ -678,7 +729,11 @@ pub fn entries(
     // The line ends of the whitespace before an entry (up to its last
     // line end), when it has one.
     let lead_head = |i: usize| -> Option<&str> {
-        let (a, b) = en.list[i].lead?;
+        let e = &en.list[i];
+        if e.parent.is_some_and(|p| has_text(doc, en.list[p].elem)) {
+            return None;
+        }
+        let (a, b) = e.lead?;
         let w = &doc[a..b];
         w.rfind('\n').map(|j| &w[..=j])
     };
@@ -722,6 +777,15 @@ pub fn entries(
                 alias.push_str("/>");
                 if e.elem.empty {
                     out.push_str(&format!("\n{here}{unit}{alias}\n{here}"));
+                } else if has_text(doc, e.elem) {
+                    let inner = format!("{here}{unit}");
+                    let guess = format!("{from}{unit}");
+                    out.push_str(&format!("\n{inner}{alias}"));
+                    for (node, own) in canonical_kept(doc, e.elem, e.flat_alias) {
+                        push_canonical(out, doc, node, own.as_deref(), &guess, &inner);
+                    }
+                    out.push('\n');
+                    out.push_str(&here);
                 } else {
                     let (rest, _) = remaining(e.elem, e.flat_alias);
                     if let Some(sp) = ws_span(e.elem.children.first()) {
@@ -788,6 +852,43 @@ pub fn entries(
                     continue;
                 }
                 out.push_str(&open_form(doc, e.elem));
+                if has_text(doc, e.elem) {
+                    // Regenerated layout: one child a line, the child
+                    // entries at their places.
+                    let inner = format!("{to}{unit}");
+                    let guess = format!("{from}{unit}");
+                    let kept = canonical_kept(doc, e.elem, e.flat_alias);
+                    let mut at: Vec<(usize, usize)> = kids[i]
+                        .iter()
+                        .map(|&c| (position(en, c).unwrap_or(kept.len()).min(kept.len()), c))
+                        .collect();
+                    at.sort_by_key(|x| x.0);
+                    let mut steps: Vec<Step> = Vec::new();
+                    let mut text = String::new();
+                    let mut next = at.iter().peekable();
+                    for k in 0..=kept.len() {
+                        while let Some(&&(p, c)) = next.peek() {
+                            if p != k {
+                                break;
+                            }
+                            next.next();
+                            text.push('\n');
+                            steps.push(Step::Text(std::mem::take(&mut text)));
+                            steps.push(Step::Open(c, inner.clone(), true));
+                        }
+                        if let Some((node, own)) = kept.get(k) {
+                            push_canonical(&mut text, doc, node, own.as_deref(), &guess, &inner);
+                        }
+                    }
+                    text.push('\n');
+                    text.push_str(&to);
+                    text.push_str(&end_tag(doc, e.elem));
+                    steps.push(Step::Text(text));
+                    for s in steps.into_iter().rev() {
+                        stack.push(s);
+                    }
+                    continue;
+                }
                 // Where each child entry goes in `rest`, and the
                 // whitespace copied before it.
                 let mut inserts: Vec<(usize, Option<Span>, usize)> = kids[i]
@@ -803,15 +904,26 @@ pub fn entries(
                 let mut steps: Vec<Step> = Vec::new();
                 let mut text = String::new();
                 let mut next = inserts.iter().peekable();
+                // The indentation the first child entry of a place started
+                // its line at (siblings at the same place follow it).
+                let mut group: Option<String> = None;
                 for k in 0..=rest.len() {
+                    let mut first_here = true;
                     while let Some(&&(at, ws, c)) = next.peek() {
                         if at != k {
                             break;
                         }
                         next.next();
                         let mut w = String::new();
-                        if let Some(sp) = ws {
+                        // What comes before may end a line already (text
+                        // ending in a line end and blanks): no copy then.
+                        let line_ready = first_here && indent_of(&text).is_some();
+                        if let (Some(sp), false) = (ws, line_ready) {
                             push_reindented_ws(&mut w, raw(sp), &from, &to);
+                        } else if let (false, Some(g)) = (first_here, &group) {
+                            w = format!("\n{g}");
+                        }
+                        {
                             if let Some(j) = w.rfind('\n') {
                                 w.push_str(&extra_of(c));
                                 // The line ends it had (a flat entry's).
@@ -827,7 +939,12 @@ pub fn entries(
                         // and is re-indented to them. Else it goes on the
                         // line as it is, not re-indented.
                         text.push_str(&w);
-                        let step = match indent_of(&text).map(str::to_string) {
+                        let line = indent_of(&text).map(str::to_string);
+                        if first_here {
+                            group = line.clone();
+                            first_here = false;
+                        }
+                        let step = match line {
                             Some(ind) => {
                                 text.truncate(text.len() - ind.len());
                                 Step::Open(c, ind, true)
