@@ -128,9 +128,10 @@
 //!   entries depth-first, one per line;
 //! * a `<backingStore>` holding character data (text other than
 //!   whitespace; libvirt's schema allows none there) gets a regenerated
-//!   layout, one child a line and the blanks around the text dropped:
-//!   taking a child entry out from between two texts merges them, so the
-//!   whitespace it had cannot come back.
+//!   layout, one child a line and the blanks around the text dropped, and
+//!   a child entry among texts comes after them: taking a child entry out
+//!   from between two texts merges them when the document is read again, so
+//!   neither the whitespace nor the place it had can come back.
 //!
 //! # Modes (the 2014 RFC)
 //!

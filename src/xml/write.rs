@@ -479,15 +479,18 @@ fn is_payload(n: &Node, i: usize, flat_alias: Option<usize>) -> bool {
 /// Where entry `i` sits among its parent's payload children (see
 /// [`is_payload`]): the flat alias's `at`, else its place when it is
 /// nested in its parent; `None` when last (libvirt's place, the default).
-fn position(en: &Entries, i: usize) -> Option<usize> {
+fn position(doc: &str, en: &Entries, i: usize) -> Option<usize> {
     let e = &en.list[i];
     let p = &en.list[e.parent?];
     let kids = &p.elem.children;
+    // Under a parent with text (regenerated layout), texts do not count:
+    // texts that come together merge.
+    let texts = has_text(doc, p.elem);
     let count = |upto: usize| {
         kids[..upto]
             .iter()
             .enumerate()
-            .filter(|&(k, n)| is_payload(n, k, p.flat_alias))
+            .filter(|&(k, n)| is_payload(n, k, p.flat_alias) && !(texts && is_text(doc, n)))
             .count()
     };
     let total = count(kids.len());
@@ -589,13 +592,18 @@ fn slot(
 /// texts would merge them, and the layout could not come back. libvirt's
 /// schema has no text in a `<backingStore>`.
 fn has_text(doc: &str, el: &Elem) -> bool {
-    el.children.iter().any(|n| match n {
+    el.children.iter().any(|n| is_text(doc, n))
+}
+
+/// Is `n` character data other than whitespace (not a comment, PI, CDATA)?
+fn is_text(doc: &str, n: &Node) -> bool {
+    match n {
         Node::Other { span, ws: false } => {
             let raw = &doc[span.0..span.1];
             !(raw.starts_with("<!--") || raw.starts_with("<?") || raw.starts_with("<![CDATA["))
         }
         _ => false,
-    })
+    }
 }
 
 /// The kept children of an entry written one a line at `pad` (regenerated
@@ -708,7 +716,7 @@ pub fn entries(
             .any(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start));
         let base = if nested {
             let (rest, lead) = remaining(p.elem, p.flat_alias);
-            let (_, ws) = slot(&rest, lead, position(en, i));
+            let (_, ws) = slot(&rest, lead, position(doc, en, i));
             match ws.and_then(|sp| indent_of(&doc[sp.0..sp.1])) {
                 Some(b) => b,
                 None => return String::new(),
@@ -771,7 +779,7 @@ pub fn entries(
                     attr(&mut alias, "name", nm);
                 }
                 attr(&mut alias, "parent", &parent);
-                if let Some(at) = position(en, i) {
+                if let Some(at) = position(doc, en, i) {
                     attr(&mut alias, "at", &at.to_string());
                 }
                 alias.push_str("/>");
@@ -858,9 +866,22 @@ pub fn entries(
                     let inner = format!("{to}{unit}");
                     let guess = format!("{from}{unit}");
                     let kept = canonical_kept(doc, e.elem, e.flat_alias);
+                    // Before the p-th child that is not text (after the
+                    // texts before it), else last.
+                    let anchors: Vec<usize> = kept
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (n, _))| !is_text(doc, n))
+                        .map(|(k, _)| k)
+                        .collect();
                     let mut at: Vec<(usize, usize)> = kids[i]
                         .iter()
-                        .map(|&c| (position(en, c).unwrap_or(kept.len()).min(kept.len()), c))
+                        .map(|&c| {
+                            let k = position(doc, en, c)
+                                .and_then(|p| anchors.get(p).copied())
+                                .unwrap_or(kept.len());
+                            (k, c)
+                        })
                         .collect();
                     at.sort_by_key(|x| x.0);
                     let mut steps: Vec<Step> = Vec::new();
@@ -894,7 +915,7 @@ pub fn entries(
                 let mut inserts: Vec<(usize, Option<Span>, usize)> = kids[i]
                     .iter()
                     .map(|&c| {
-                        let (at, ws) = slot(&rest, alias_lead, position(en, c));
+                        let (at, ws) = slot(&rest, alias_lead, position(doc, en, c));
                         (at, ws, c)
                     })
                     .collect();
