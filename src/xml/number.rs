@@ -135,8 +135,31 @@ pub fn disk_name_index(name: &str) -> i64 {
 }
 
 /// The disks (positions in document order) in libvirt's order
-/// (`virDomainDiskInsert`, applied to each disk in document order).
+/// (`virDomainDiskInsert`, applied to each disk in document order: before
+/// the earliest disk on its bus whose target sorts after it, else after the
+/// last disk on its bus, else at the end). The disks of a bus therefore
+/// stay together, in the order the buses first appear, sorted by target
+/// (equal ones in document order): that order, by a stable sort.
 pub fn libvirt_order(disks: &[DiskFacts]) -> Vec<usize> {
+    let mut first_seen: Vec<&Option<String>> = Vec::new();
+    let rank: Vec<usize> = disks
+        .iter()
+        .map(|d| match first_seen.iter().position(|b| **b == d.bus) {
+            Some(r) => r,
+            None => {
+                first_seen.push(&d.bus);
+                first_seen.len() - 1
+            }
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..disks.len()).collect();
+    order.sort_by_key(|&i| (rank[i], disks[i].dev.as_deref().map_or(-1, disk_name_index)));
+    order
+}
+
+/// libvirt's loop itself, for the tests: each disk inserted in turn.
+#[cfg(test)]
+fn libvirt_insert_loop(disks: &[DiskFacts]) -> Vec<usize> {
     let key: Vec<i64> = disks
         .iter()
         .map(|d| d.dev.as_deref().map_or(-1, disk_name_index))
@@ -279,5 +302,36 @@ mod tests {
         assert_eq!(libvirt_order(&d), [0, 2, 3, 4, 5, 1]);
         let d = vec![disk("vdb", "virtio"), disk("vda", "virtio")];
         assert_eq!(libvirt_order(&d), [1, 0]);
+    }
+
+    /// The sort is libvirt's insertion loop, for any mix of buses, names
+    /// (repeated, unreadable) and orders.
+    #[test]
+    fn the_sort_is_the_insertion_loop() {
+        let mut x: u64 = 7;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        for _ in 0..2000 {
+            let n = next(12) as usize;
+            let d: Vec<DiskFacts> = (0..n)
+                .map(|_| {
+                    let bus = ["virtio", "sata", "scsi"][next(3) as usize];
+                    let dev = match next(8) {
+                        0 => "bogus".to_string(),
+                        k => format!("vd{}", (b'a' + (next(5) + k as u64) as u8 % 26) as char),
+                    };
+                    let mut f = disk(&dev, bus);
+                    if next(10) == 0 {
+                        f.bus = None;
+                    }
+                    f
+                })
+                .collect();
+            assert_eq!(libvirt_order(&d), libvirt_insert_loop(&d));
+        }
     }
 }
