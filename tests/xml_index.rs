@@ -338,3 +338,20 @@ fn no_index_writes_none_and_live_documents_continue_above_their_numbers() {
     assert_eq!(numbers(&out.xml, "vdb"), [7]);
     assert_eq!(numbers(&out.xml, "vda"), [8, 9, 10]);
 }
+
+#[test]
+fn adopting_a_chain_takes_the_tops_number_and_data_file() {
+    let doc = domain(&file_disk("vda", "virtio", "t-df.qcow2", "qcow2", ""));
+    let images = vec![
+        with_data_file(q("t-df.qcow2", Some("base.qcow2")), "t-df.data"),
+        q("base.qcow2", None),
+    ];
+    let populated = xml::populate(&doc, &forest(images), &Options::default())
+        .unwrap()
+        .xml;
+    assert!(populated.contains("<source file='/tmp/lv/t-df.data' index='2'/>"));
+    assert_eq!(
+        xml::edit::adopt_chain(&doc, &populated, 0).unwrap(),
+        populated
+    );
+}

@@ -969,7 +969,9 @@ pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
 }
 
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of
-/// the same document: same disks in the same order), re-indented to `doc`.
+/// the same document: same disks in the same order), re-indented to `doc`;
+/// with it the `index` and `<dataStore>` of `other`'s top `<source>` when
+/// `doc`'s has none.
 pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlError> {
     let d = read::document(doc)?;
     let o = read::document(other)?;
@@ -1002,7 +1004,33 @@ pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlE
             (at, at, format!("\n{}{text}", dk.child_indent))
         }
     };
-    Ok(splice(doc, vec![edit], dk.crlf))
+    let mut edits = vec![edit];
+    // The top's number and data file go with the chain (a chain given
+    // without the top's <dataStore> stops libvirt from finding it).
+    if let (Some(mine), Some(theirs)) = (dk.elem.child("source"), ok.elem.child("source")) {
+        let index = theirs.attr("index").and_then(|v| v.parse().ok());
+        let ds = theirs.child("dataStore").map(|ds| {
+            let from = super::model::child_indents(theirs, other)
+                .into_iter()
+                .zip(&theirs.children)
+                .find_map(|(ind, n)| match n {
+                    Node::Elem(c) if c.start == ds.start => ind,
+                    _ => None,
+                })
+                .unwrap_or("")
+                .to_string();
+            reindented(other, ds, &from, &format!("{}{}", dk.child_indent, dk.unit))
+        });
+        edits.extend(super::source_edits(
+            doc,
+            mine,
+            index,
+            ds,
+            &dk.child_indent,
+            &dk.unit,
+        ));
+    }
+    Ok(splice(doc, edits, dk.crlf))
 }
 
 /// One layer, for the side-by-side view.

@@ -1095,8 +1095,24 @@ fn top_source_edits(
     child_indent: &str,
     unit: &str,
 ) -> Vec<(usize, usize, String)> {
+    let inner_pad = format!("{child_indent}{unit}");
+    let ds_text = data.map(|(ds, di)| write::data_store_element(ds, di, &inner_pad, unit));
+    source_edits(doc, src, index, ds_text, child_indent, unit)
+}
+
+/// [`top_source_edits`] with the `<dataStore>` element as text (its
+/// lines indented for one level below `child_indent`).
+pub(crate) fn source_edits(
+    doc: &str,
+    src: &tree::Elem,
+    index: Option<usize>,
+    ds_text: Option<String>,
+    child_indent: &str,
+    unit: &str,
+) -> Vec<(usize, usize, String)> {
     let index = index.filter(|_| src.attr("index").is_none());
-    if index.is_none() && data.is_none() {
+    let ds_text = ds_text.filter(|_| src.child("dataStore").is_none());
+    if index.is_none() && ds_text.is_none() {
         return Vec::new();
     }
     let raw = &doc[src.start.0..src.start.1];
@@ -1111,12 +1127,11 @@ fn top_source_edits(
             start.push_str(&format!(" index='{i}'"));
         }
     }
-    let Some((ds, ds_index)) = data else {
+    let Some(ds_text) = ds_text else {
         start.push_str(&raw[inner.len()..]);
         return vec![(src.start.0, src.start.1, start)];
     };
     let inner_pad = format!("{child_indent}{unit}");
-    let ds_text = write::data_store_element(ds, ds_index, &inner_pad, unit);
     if src.empty {
         start.push_str(&format!(">\n{inner_pad}{ds_text}\n{child_indent}</source>"));
         return vec![(src.start.0, src.start.1, start)];
