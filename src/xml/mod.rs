@@ -1059,7 +1059,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             ));
         }
     }
-    edits.sort_by_key(|e| (e.0, e.1));
+    sort_small(&mut edits, |e| (e.0, e.1));
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
     for (s, e, t) in edits {
@@ -1148,6 +1148,18 @@ pub(crate) fn source_edits(
         (src.start.0, src.start.1, start),
         (src.end.0, src.end.0, tail),
     ]
+}
+
+/// Sort a short, nearly sorted list by `key`, stably (insertion sort): the
+/// standard sorts cost several KiB of wasm for each element type.
+pub(crate) fn sort_small<T>(v: &mut [T], key: impl Fn(&T) -> (usize, usize)) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && key(&v[j - 1]) > key(&v[j]) {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// Line ends of written text: LF, or CRLF for a disk written with CRLF.

@@ -152,8 +152,20 @@ pub fn libvirt_order(disks: &[DiskFacts]) -> Vec<usize> {
             }
         })
         .collect();
-    let mut order: Vec<usize> = (0..disks.len()).collect();
-    order.sort_by_key(|&i| (rank[i], disks[i].dev.as_deref().map_or(-1, disk_name_index)));
+    // Key: the bus's rank, then the target's index (`-1`, unreadable,
+    // first); stable, so equal ones stay in document order. Grouped by
+    // rank first (linear), each group sorted by insertion: groups are
+    // usually in order already.
+    let key: Vec<usize> = disks
+        .iter()
+        .map(|d| (d.dev.as_deref().map_or(-1, disk_name_index) + 1) as usize)
+        .collect();
+    let mut order: Vec<usize> = Vec::with_capacity(disks.len());
+    for r in 0..first_seen.len() {
+        let start = order.len();
+        order.extend((0..disks.len()).filter(|&i| rank[i] == r));
+        super::sort_small(&mut order[start..], |&i| (key[i], 0));
+    }
     order
 }
 

@@ -883,7 +883,7 @@ pub fn entries(
                             (k, c)
                         })
                         .collect();
-                    at.sort_by_key(|x| x.0);
+                    super::sort_small(&mut at, |x| (x.0, 0));
                     let mut steps: Vec<Step> = Vec::new();
                     let mut text = String::new();
                     let mut next = at.iter().peekable();
@@ -919,7 +919,7 @@ pub fn entries(
                         (at, ws, c)
                     })
                     .collect();
-                inserts.sort_by_key(|x| x.0);
+                super::sort_small(&mut inserts, |x| (x.0, 0));
                 // Emit: kept children and child entries in order; the end
                 // tag last. Pushed in reverse onto the stack.
                 let mut steps: Vec<Step> = Vec::new();
