@@ -141,7 +141,7 @@ test('embedded element with a custom reader: tree, events, API, theming, readonl
   );
   const withDomain = await page.evaluate(() => __changes[__changes.length - 1]);
   assert.match(withDomain, /<name>c1<\/name>/);
-  assert.match(withDomain, /<alias name='vdb\[1\]' parent='vdb'\/>/);
+  assert.match(withDomain, /<alias name='vdb\[2\]' parent='vdb'\/>/);
   // Themed from outside through a custom property.
   const color = await page.locator('backing-chain-editor .badge.fmt').first().evaluate((e) => getComputedStyle(e).color);
   assert.equal(color, 'rgb(200, 0, 100)');
