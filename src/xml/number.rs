@@ -334,7 +334,7 @@ mod tests {
                     let bus = ["virtio", "sata", "scsi"][next(3) as usize];
                     let dev = match next(8) {
                         0 => "bogus".to_string(),
-                        k => format!("vd{}", (b'a' + (next(5) + k as u64) as u8 % 26) as char),
+                        k => format!("vd{}", (b'a' + (next(5) + k) as u8 % 26) as char),
                     };
                     let mut f = disk(&dev, bus);
                     if next(10) == 0 {
