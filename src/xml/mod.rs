@@ -731,7 +731,12 @@ fn facts(p: &Prep, live: bool) -> number::DiskFacts {
         return f;
     }
     f.top = f.numbered;
-    f.empty = src_el.is_none() && info.other_source.is_none();
+    // An empty drive: no <source>, or a local one naming no file
+    // (libvirt's virStorageSourceIsEmpty).
+    f.empty = match &info.source {
+        Some(src) => src.is_local() && src.path.as_deref().is_none_or(str::is_empty),
+        None => info.other_source.is_none(),
+    };
     f.top_data_given = top_data_given;
     f.throttle = p.el.child("throttlefilters").map_or(0, |t| {
         t.elems().filter(|e| e.name == "throttlefilter").count()
