@@ -1,8 +1,8 @@
 //! `index` numbers as libvirt gives them to a VM it starts.
 //!
-//! The rule, observed on libvirt 11.3 with QEMU 10.0 and read in its code
-//! (`/work/findings/libvirt-index.md` of issue 13; the code names below
-//! are libvirt's):
+//! The rule, observed for issue 13 on a libvirt 11.3.0 daemon with QEMU
+//! 10.0.2 (Debian bookworm-backports; `virsh dumpxml` of VMs it started)
+//! and read in libvirt 11.3.0's code (the names below are libvirt's):
 //!
 //! * One counter per running VM, from 1 (`qemuDomainStorageIDNew`); every
 //!   number is unique in the VM. Numbers in an XML given to libvirt are
@@ -25,6 +25,15 @@
 //!   given layer (the top when none is given): its data file when the XML
 //!   did not give it, then each detected layer top → base, each followed by
 //!   its data file.
+//!
+//! What we write is numbered as libvirt numbers what it *detects*: the
+//! output is what `virsh dumpxml` shows once libvirt has started the VM of
+//! the input (whose disks had no chain). A chain given in the XML is
+//! numbered in pass 1 instead, so libvirt numbers a populated document
+//! differently when it starts it — it renumbers at every start anyway.
+//! Observed: the order of disks, both passes, empty drives, raw and nbd
+//! disks, given full, partial and terminated chains, detected and given
+//! data files. From the code only: `<throttlefilter>`s, `vhostuser`.
 //!
 //! Not modelled (code only, not observed on a daemon): SCSI `<hostdev>`s,
 //! which take numbers between the passes; `bus='sd'` disks, which use the
