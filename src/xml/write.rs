@@ -837,6 +837,13 @@ pub fn entries(
                     Step::Open(i, to, w) => (i, to, w),
                 };
                 let e = &en.list[i];
+                // A regenerated layout in mid-line: its lines at the disk's
+                // children's indentation (where it came from is no guide).
+                let to = if !write_to && has_text(doc, e.elem) {
+                    indent.to_string()
+                } else {
+                    to
+                };
                 let from = from_of(i, &to);
                 let (rest, alias_lead) = remaining(e.elem, e.flat_alias);
                 let raw = |sp: (usize, usize)| &doc[sp.0..sp.1];
