@@ -714,6 +714,17 @@ pub fn entries(
             .children
             .iter()
             .any(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start));
+        // A parent with no child of its own to take the place from: the
+        // child entries all go where its alias went, with no extra depth.
+        if !p
+            .elem
+            .children
+            .iter()
+            .enumerate()
+            .any(|(k, n)| is_payload(n, k, p.flat_alias))
+        {
+            return String::new();
+        }
         let base = if nested {
             let (rest, lead) = remaining(p.elem, p.flat_alias);
             let (_, ws) = slot(&rest, lead, position(doc, en, i));
