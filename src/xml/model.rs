@@ -167,6 +167,9 @@ pub struct Entry<'a> {
     pub at: Option<usize>,
     /// Indentation the element was written at.
     pub indent: String,
+    /// Does the element start a line (then `indent` is its indentation,
+    /// maybe empty)?
+    pub line_start: bool,
     /// The whitespace just before the element in its parent, if any.
     pub lead: Option<(usize, usize)>,
 }
@@ -250,7 +253,12 @@ pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
 
 /// An entry to read: the element, its parent entry, its indentation and
 /// the whitespace before it.
-type Todo<'a> = (&'a Elem, Option<usize>, String, Option<(usize, usize)>);
+type Todo<'a> = (
+    &'a Elem,
+    Option<usize>,
+    Option<String>,
+    Option<(usize, usize)>,
+);
 
 /// The span of the whitespace child just before child `i` of `el`.
 fn ws_before(el: &Elem, i: usize) -> Option<(usize, usize)> {
@@ -275,12 +283,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                     None => sp,
                     Some((a, _)) => (a, sp.1),
                 });
-                todo.push((
-                    e,
-                    None,
-                    ind[i].unwrap_or("").to_string(),
-                    ws_before(disk, i),
-                ));
+                todo.push((e, None, ind[i].map(str::to_string), ws_before(disk, i)));
             }
         }
     }
@@ -309,12 +312,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                     name = c.attr("name").map(str::to_string);
                     at = c.attr("at").and_then(|v| v.parse::<usize>().ok());
                 } else if c.name == "backingStore" {
-                    kids.push((
-                        c,
-                        Some(me),
-                        ind[i].unwrap_or("").to_string(),
-                        ws_before(e, i),
-                    ));
+                    kids.push((c, Some(me), ind[i].map(str::to_string), ws_before(e, i)));
                 }
             }
         }
@@ -325,7 +323,8 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
             flat_alias,
             name,
             at,
-            indent,
+            line_start: indent.is_some(),
+            indent: indent.unwrap_or_default(),
             lead,
         });
         for k in kids.into_iter().rev() {

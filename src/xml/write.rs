@@ -689,11 +689,11 @@ pub fn entries(
     // The indentation an entry was written at; one that did not start a
     // line is taken to be where it is written now.
     let from_of = |i: usize, to: &str| -> String {
-        let ind = en.list[i].indent.as_str();
-        if ind.is_empty() {
-            to.to_string()
+        let e = &en.list[i];
+        if e.line_start {
+            e.indent.clone()
         } else {
-            ind.to_string()
+            to.to_string()
         }
     };
     // How much deeper than its place gives (see [`slot`]) a child entry is
@@ -742,8 +742,8 @@ pub fn entries(
     // its indentation is not written.
     let first_to = roots
         .first()
+        .filter(|&&r| en.list[r].line_start)
         .map(|&r| en.list[r].indent.clone())
-        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| indent.to_string());
     // The line ends of the whitespace before an entry (up to its last
     // line end), when it has one.
