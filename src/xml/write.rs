@@ -989,8 +989,10 @@ pub fn entries(
                                 Step::Open(c, ind, true)
                             }
                             None => {
-                                let own = en.list[c].indent.clone();
-                                Step::Open(c, own, false)
+                                // In mid-line: laid out as the flat form
+                                // lays it (the disk's children's
+                                // indentation and its extra depth).
+                                Step::Open(c, format!("{indent}{}", extra_of(c)), false)
                             }
                         };
                         steps.push(Step::Text(std::mem::take(&mut text)));
