@@ -156,15 +156,16 @@ fn fixture_nested_xml_is_libvirts_form() {
         ..Default::default()
     };
     let out = xml::disks(&forest, &opts);
-    // libvirt's documented nested form (formatdomain.rst, backingStore).
+    // libvirt's documented nested form (formatdomain.rst, backingStore),
+    // numbered as libvirt 11.3 numbers a freshly started VM (the top 1).
     let expected = "\
 <disk type='file' device='disk'>
   <driver name='qemu' type='qcow2'/>
-  <source file='/var/lib/libvirt/images/top.qcow2'/>
-  <backingStore type='file' index='1'>
+  <source file='/var/lib/libvirt/images/top.qcow2' index='1'/>
+  <backingStore type='file' index='2'>
     <format type='qcow2'/>
     <source file='/var/lib/libvirt/images/mid.qcow2'/>
-    <backingStore type='file' index='2'>
+    <backingStore type='file' index='3'>
       <format type='qcow2'/>
       <source file='/var/lib/libvirt/images/base.qcow2'/>
       <backingStore/>

@@ -125,8 +125,9 @@ fn populate_flat_and_usage_errors() {
         Some(&disk_doc(&top, None)),
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("<alias name='vda[1]' parent='vda'/>"), "{out}");
-    assert!(out.contains("<alias parent='vda[1]'/>"), "{out}");
+    // Named after the index (the top is 1, its backing 2).
+    assert!(out.contains("<alias name='vda[2]' parent='vda'/>"), "{out}");
+    assert!(out.contains("<alias parent='vda[2]'/>"), "{out}");
 
     // No domain: bare <disk> elements for every top.
     let (out, _, code) = run(&["xml", &top], None);
@@ -157,7 +158,7 @@ fn volume_and_qemu_img_json_inputs() {
     let vol = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xml/volume-gluster.xml");
     let (out, err, code) = run(&["xml", "--domain", vol.to_str().unwrap()], None);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("<source protocol='gluster' name='vol1/img3'>"));
+    assert!(out.contains("<source protocol='gluster' name='vol1/img3' index='1'>"));
     let json = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xml/qemu-img-chain.json");
     let disk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xml/disk.xml");
     let (out, err, code) = run(

@@ -41,11 +41,11 @@ fn populate_fills_a_bare_disk_from_the_headers() {
         out.xml,
         "<disk type='file' device='disk'>
   <driver name='qemu' type='qcow2'/>
-  <source file='/var/lib/libvirt/images/top.qcow2'/>
-  <backingStore type='file' index='1'>
+  <source file='/var/lib/libvirt/images/top.qcow2' index='1'/>
+  <backingStore type='file' index='2'>
     <format type='qcow2'/>
     <source file='/var/lib/libvirt/images/mid.qcow2'/>
-    <backingStore type='file' index='2'>
+    <backingStore type='file' index='3'>
       <format type='qcow2'/>
       <source file='/var/lib/libvirt/images/base.qcow2'/>
       <backingStore/>
@@ -298,10 +298,10 @@ fn volumes_become_disks_and_gluster_urls_network_sources() {
         out.xml,
         "<disk type='network' device='disk'>
   <driver name='qemu' type='qcow2'/>
-  <source protocol='gluster' name='vol1/img3'>
+  <source protocol='gluster' name='vol1/img3' index='1'>
     <host name='localhost' port='24007'/>
   </source>
-  <backingStore type='network' index='1'>
+  <backingStore type='network' index='2'>
     <format type='qcow2'/>
     <source protocol='gluster' name='vol1/img2'>
       <host name='localhost' port='24007'/>

@@ -258,19 +258,31 @@ impl Disk<'_> {
         }
         p
     }
-    /// The next `index` for a new layer: above the largest in the disk,
-    /// or none when the disk carries no index (inactive XML).
-    fn next_index(&self) -> Option<usize> {
-        let mut max = None;
-        let mut stack = vec![self.elem];
-        while let Some(e) = stack.pop() {
-            if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-                max = max.max(Some(i));
-            }
-            stack.extend(e.elems());
-        }
-        max.map(|m| m + 1)
+    /// The next `index` for a new layer, or none when the disk carries no
+    /// index (inactive XML): above the largest of the whole document, as
+    /// the numbers of a running VM are its QEMU node names, unique in the
+    /// VM (see [`super::number`]).
+    fn next_index(&self, d: &Document) -> Option<usize> {
+        max_index(self.elem)?;
+        d.disks
+            .iter()
+            .filter_map(|x| max_index(&x.elem))
+            .max()
+            .map(|m| m + 1)
     }
+}
+
+/// The largest `index` in an element's subtree.
+fn max_index(el: &Elem) -> Option<usize> {
+    let mut max = None;
+    let mut stack = vec![el];
+    while let Some(e) = stack.pop() {
+        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+            max = max.max(Some(i));
+        }
+        stack.extend(e.elems());
+    }
+    max
 }
 
 /// Replace spans of `doc` (sorted, not overlapping), CRLF-aware.
@@ -736,7 +748,7 @@ pub fn insert_layer(
     }
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
-    let index = dk.next_index();
+    let index = dk.next_index(&d);
     // What moves one level down: the layer at `depth`, else the terminator.
     let below = if depth <= n {
         Some(dk.entries.list[dk.layers[depth - 1]].elem)
@@ -957,7 +969,9 @@ pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
 }
 
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of
-/// the same document: same disks in the same order), re-indented to `doc`.
+/// the same document: same disks in the same order), re-indented to `doc`;
+/// with it the `index` and `<dataStore>` of `other`'s top `<source>` when
+/// `doc`'s has none.
 pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlError> {
     let d = read::document(doc)?;
     let o = read::document(other)?;
@@ -990,7 +1004,33 @@ pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlE
             (at, at, format!("\n{}{text}", dk.child_indent))
         }
     };
-    Ok(splice(doc, vec![edit], dk.crlf))
+    let mut edits = vec![edit];
+    // The top's number and data file go with the chain (a chain given
+    // without the top's <dataStore> stops libvirt from finding it).
+    if let (Some(mine), Some(theirs)) = (dk.elem.child("source"), ok.elem.child("source")) {
+        let index = theirs.attr("index").and_then(|v| v.parse().ok());
+        let ds = theirs.child("dataStore").map(|ds| {
+            let from = super::model::child_indents(theirs, other)
+                .into_iter()
+                .zip(&theirs.children)
+                .find_map(|(ind, n)| match n {
+                    Node::Elem(c) if c.start == ds.start => ind,
+                    _ => None,
+                })
+                .unwrap_or("")
+                .to_string();
+            reindented(other, ds, &from, &format!("{}{}", dk.child_indent, dk.unit))
+        });
+        edits.extend(super::source_edits(
+            doc,
+            mine,
+            index,
+            ds,
+            &dk.child_indent,
+            &dk.unit,
+        ));
+    }
+    Ok(splice(doc, edits, dk.crlf))
 }
 
 /// One layer, for the side-by-side view.

@@ -30,10 +30,30 @@
 //! `raw` when nobody knows), `<source …/>` (network hosts one per line), the
 //! nested element, and `<backingStore/>` where the images say the chain ends.
 //! Indentation follows the disk (its child indentation, and the difference
-//! between that and the disk's own as the unit). `index` numbering: see
-//! `indices_for` — depth order `1..n` when the disk carries no index, above
-//! the largest index in use otherwise; `no_index` leaves them out, which is
-//! exactly libvirt's inactive XML.
+//! between that and the disk's own as the unit).
+//!
+//! * **Data files** (libvirt ≥ 10.10): a layer opened as qcow2 whose header
+//!   names an external data file gets `<dataStore type='…'><format
+//!   type='raw'/><source …/></dataStore>` as the last child of its
+//!   `<source>`, at any depth, as libvirt 11.3 prints it; the name is
+//!   resolved against the image like a backing name (a relative name joins
+//!   the image's directory), then made absolute like the layers. The top
+//!   image's data file goes into the disk's own `<source>` too
+//!   ([`WRITE_TOP_DATA_STORE`]): a chain given in the XML stops libvirt's
+//!   detection, the top's data file included, and QEMU then cannot open a
+//!   relative data file name (observed on libvirt 11.3). A `<dataStore>`
+//!   already in the document is kept; validate mode compares it.
+//! * **Layers that are not here**: the backing of the last image that is a
+//!   file not in the set, or a network source, is written as the last layer
+//!   without a terminator, with the format its overlay records
+//!   ([`chain_layers`]).
+//! * **`index`**: the numbers libvirt gives when it starts the VM (one
+//!   counter per VM, libvirt's disk order, tops first, then detected layers;
+//!   the rule and where it comes from: [`number`]); the disk's own
+//!   `<source index>` included. A document that already carries numbers
+//!   (live XML) keeps them; what is written takes numbers above the largest
+//!   in the VM. `no_index` writes none, which is exactly libvirt's inactive
+//!   XML.
 //!
 //! # The flat form
 //!
@@ -52,16 +72,19 @@
 //! flat-chain := entry*                       (contiguous, depth-first order)
 //! entry      := layer | terminator
 //! layer      := <backingStore type=T [index=N] ...>
-//!                 <alias name=NAME parent=PARENT/>    (first child)
+//!                 <alias name=NAME parent=PARENT [at=K]/>   (first child)
 //!                 child*                             (format, source, anything
 //!                                                    else, kept as written)
 //!               </backingStore>
 //! terminator := <backingStore [attrs without type]>
-//!                 <alias parent=PARENT/>
+//!                 <alias parent=PARENT [at=K]/>
 //!               </backingStore>
 //! PARENT     := ROOT | the NAME of an earlier entry
 //! NAME       := ROOT '[' N ']'     (written by us: N = index, else the lowest
 //!                                   free number; any unique name is read)
+//! K          := how many of the parent's own children (not whitespace, not
+//!               <backingStore>, not the alias) come before this entry when
+//!               nested; without it, after all of them (libvirt's place)
 //! ```
 //!
 //! * A terminator under `P` says `P` has no backing (nested:
@@ -74,17 +97,41 @@
 //!   flagged `flat-orphan` / `flat-order`.
 //! * Every child other than the structural `<alias parent>` — including an
 //!   `<alias>` without `parent`, comments, unknown elements — is kept in
-//!   order; only whitespace between children is regenerated.
+//!   order, and so is the whitespace between them (re-indented with the
+//!   entry): a one-line layer stays one line.
+//! * Layout: entries one per line at the disk's child indentation, after
+//!   the line ends that were before them (blank lines kept); an entry
+//!   indented deeper than its place in the nested form gives (the
+//!   indentation of the child it follows) is that much deeper in the flat
+//!   form. A `<backingStore/>` written with `/>` has its alias on a line of
+//!   its own; one written `<backingStore></backingStore>` has it inline.
 //!
-//! Round trips: nested → flat → nested and flat → nested → flat give back
-//! the same elements, attributes, text and order, and the same bytes for
-//! XML in libvirt's formatting (one element per line, consistent indent).
-//! Known differences outside that: whitespace between a chain's children is
-//! regenerated (a one-line chain becomes one element per line); an empty
-//! `<backingStore></backingStore>` comes back as `<backingStore/>`; a nested
-//! `<backingStore>` that is not the last child of its parent comes back
-//! last (libvirt's order); names not of the form `ROOT[N]` do not survive a
-//! trip through nested (nested has nowhere to keep them).
+//! Round trips: nested → flat → nested gives back the same bytes (libvirt's
+//! formatting, and hand-written shapes: a terminator before its sibling
+//! `<format>`, a `<backingStore>` between `<format>` and `<source>`, other
+//! indentation units or none, children at their parent's level,
+//! `<backingStore></backingStore>`, comments); flat → nested → flat gives
+//! back the flat form this module writes (`tests/xml_roundtrip.rs`,
+//! `tests/xml_handwritten.rs`, the `roundtrip` fuzz target).
+//! What still changes, and why:
+//! * the indentation of a nested `<backingStore>` is taken to be that of
+//!   the child it follows (or precedes), plus any deeper indentation, after
+//!   the line ends it had (blank lines are kept): less indentation than
+//!   that child, or a line break where its siblings have none, are not kept
+//!   (a flat entry starts its own line at the disk's indentation or
+//!   deeper, so only the extra depth and the line ends can be carried);
+//! * flat names not of the form `ROOT[N]` do not survive a trip through
+//!   nested: libvirt's nested form has no place for them (an `<alias>` in a
+//!   `<backingStore>` is refused by its schema), so they are made again
+//!   from the indexes;
+//! * hand-written flat forms come back in the form above: alias first,
+//!   entries depth-first, one per line;
+//! * a `<backingStore>` holding character data (text other than
+//!   whitespace; libvirt's schema allows none there) gets a regenerated
+//!   layout, one child a line and the blanks around the text dropped, and
+//!   a child entry among texts comes after them: taking a child entry out
+//!   from between two texts merges them when the document is read again, so
+//!   neither the whitespace nor the place it had can come back.
 //!
 //! # Modes (the 2014 RFC)
 //!
@@ -104,6 +151,7 @@ use crate::source::{self, StorageSource};
 
 pub mod edit;
 pub mod model;
+pub mod number;
 pub mod qemu_json;
 pub mod read;
 pub mod tree;
@@ -157,6 +205,21 @@ pub enum Mode {
 pub struct Layer {
     pub source: StorageSource,
     pub format: Option<String>,
+    /// A qcow2's external data file (libvirt ≥ 10.10 `<dataStore>`, always
+    /// raw), written as the last child of the layer's `<source>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_store: Option<StorageSource>,
+}
+
+impl Layer {
+    /// A layer without a data file.
+    pub fn new(source: StorageSource, format: Option<String>) -> Self {
+        Layer {
+            source,
+            format,
+            data_store: None,
+        }
+    }
 }
 
 /// A chain below a disk's own source: layers from the first backing down,
@@ -165,6 +228,11 @@ pub struct Layer {
 pub struct BackingChain {
     pub layers: Vec<Layer>,
     pub terminated: bool,
+    /// The data file of the top image itself (qcow2 with an external data
+    /// file), made absolute like the layers. Whether it is written into the
+    /// disk's own `<source>`: see [`WRITE_TOP_DATA_STORE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_data_store: Option<StorageSource>,
 }
 
 /// Result of a rewrite: the XML and what was noticed.
@@ -212,8 +280,19 @@ pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) 
 }
 
 /// The chain below the top of `ch`, as XML layers.
+///
+/// Every layer the images know is written, also one that is not here: when
+/// the last image's backing is a file that is not in the set
+/// ([`chain::Link::Missing`]) or a network source
+/// ([`chain::Link::Remote`]), its name (resolved against the parent, made
+/// absolute with `base_dir`), type and the format the parent records make
+/// the last layer, without a terminator (libvirt probes on from there, as
+/// for a chain the user gives). That layer is written only when the parent
+/// records a format qemu knows (a protocol name such as `file` is raw, as in
+/// [`Forest::layer_format`]); with no recorded format, or one nobody knows,
+/// it is left out (libvirt would refuse to guess it).
 pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
-    let mut layers = Vec::with_capacity(ch.layers.len().saturating_sub(1));
+    let mut layers = Vec::with_capacity(ch.layers.len());
     for (pos, &idx) in ch.layers.iter().enumerate().skip(1) {
         let (mut src, _) = chain::layer_source(&forest.images, idx);
         if let Some(p) = src.path.take() {
@@ -221,55 +300,148 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
         }
         // The format qemu opens it with: the one its overlay records (a
         // raw-recorded file with a qcow2 header is raw), else its header's.
+        let format = forest.layer_format(ch, pos);
+        let data_store = data_store(forest, idx, format.as_deref(), base_dir);
         layers.push(Layer {
             source: src,
-            format: forest.layer_format(ch, pos),
+            format,
+            data_store,
         });
     }
-    // A remote end is a layer too (never opened: format unknown, chain open).
+    let top_data_store = ch.layers.first().and_then(|&t| {
+        let f = forest.layer_format(ch, 0);
+        data_store(forest, t, f.as_deref(), base_dir)
+    });
+    // A known layer that is not here (missing file, network source).
     let last = *ch.layers.last().unwrap_or(&ch.top);
     let mut terminated = ch.end == chain::Status::Ok;
-    if let chain::Link::Remote { source } = &forest.links[last] {
-        let fmt = forest.images[last]
-            .info()
-            .and_then(|i| i.backing_filename_format.clone());
-        layers.push(Layer {
-            source: source.clone(),
-            format: fmt,
-        });
+    // An untrusted name that was not opened (`Link::NotOpened`) is not
+    // written: it is what the user was told not to trust.
+    let absent = match forest.links.get(last) {
+        Some(chain::Link::Missing { resolved }) => {
+            Some(StorageSource::file(absolutize(resolved, base_dir)))
+        }
+        Some(chain::Link::Remote { source }) => Some(source.clone()),
+        _ => None,
+    };
+    if let Some(source) = absent {
         terminated = false;
+        if let Some(format) = recorded_format(forest, last) {
+            layers.push(Layer::new(source, Some(format)));
+        }
     }
-    BackingChain { layers, terminated }
+    BackingChain {
+        layers,
+        terminated,
+        top_data_store,
+    }
+}
+
+/// The backing format image `idx` records, as qemu would open its backing
+/// with it: a format name qemu knows as it is, a protocol name (`file`,
+/// `nbd`, …) raw, as [`Forest::layer_format`] maps them; `None` when none is
+/// recorded or the name is unknown.
+fn recorded_format(forest: &Forest, idx: usize) -> Option<String> {
+    let f = forest
+        .images
+        .get(idx)?
+        .info()?
+        .backing_filename_format
+        .as_deref()?;
+    if Format::from_name(f).is_some() {
+        Some(f.to_string())
+    } else if source::protocol::is_protocol(f) {
+        Some("raw".to_string())
+    } else {
+        None
+    }
+}
+
+/// The external data file image `idx` records, when it is opened as qcow2
+/// (`format`): resolved against the image as libvirt resolves a backing
+/// name (a relative name joins the image's directory), then made absolute
+/// with `base_dir` like the layers.
+fn data_store(
+    forest: &Forest,
+    idx: usize,
+    format: Option<&str>,
+    base_dir: Option<&str>,
+) -> Option<StorageSource> {
+    if format != Some("qcow2") {
+        return None;
+    }
+    let img = forest.images.get(idx)?;
+    let name = data_file_name(img.info()?)?;
+    let parsed = source::resolve_backing(&StorageSource::file(img.filename.as_str()), name).ok()?;
+    let mut src = parsed.source;
+    if src.is_local() {
+        if let Some(p) = src.path.take() {
+            src.path = Some(absolutize(&p, base_dir));
+        }
+    }
+    Some(src)
+}
+
+/// The external data file name a qcow2 header records.
+fn data_file_name(info: &crate::image::ImageInfo) -> Option<&str> {
+    info.data_file()
+        .map(|(name, _)| name)
+        .filter(|n| !n.is_empty())
 }
 
 /// Bare `<disk>` elements, one per chain top, for callers without a domain.
 pub fn disks(forest: &Forest, opts: &Options) -> Output {
     let mut xml = String::new();
     let mut diagnostics = Vec::new();
+    let chains: Vec<BackingChain> = (0..forest.chains.len())
+        .map(|ci| backing_chain(forest, ci, opts.base_dir.as_deref()))
+        .collect();
+    // One VM: vda, vdb, … on virtio, every chain detected (nothing given).
+    let facts: Vec<number::DiskFacts> = chains
+        .iter()
+        .enumerate()
+        .map(|(ci, bc)| number::DiskFacts {
+            bus: Some("virtio".into()),
+            dev: Some(target_name(ci)),
+            numbered: true,
+            top: true,
+            detected: detected_from(bc),
+            ..Default::default()
+        })
+        .collect();
+    let numbering = number::number(&facts, 1);
     for (ci, ch) in forest.chains.iter().enumerate() {
+        let bc = &chains[ci];
         let top = &forest.images[ch.top];
         let dev = target_name(ci);
         let fmt = top.info().map_or(Format::Raw, |i| i.format);
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
-        let bc = backing_chain(forest, ci, opts.base_dir.as_deref());
-        flag_schema_gaps(&top_path, &bc, &mut diagnostics);
-        let top_layer = Layer {
-            source: StorageSource::file(top_path.clone()),
-            format: None,
-        };
-        if !representable(&dev, &top_layer, &bc, &mut diagnostics) {
+        flag_schema_gaps(&top_path, bc, &mut diagnostics);
+        let mut top_layer = Layer::new(StorageSource::file(top_path.clone()), None);
+        top_layer.data_store = bc.top_data_store.clone();
+        if !representable(&dev, &top_layer, bc, &mut diagnostics) {
             continue;
         }
+        let n = &numbering.disks[ci];
+        let (top_index, data_index) = if opts.no_index {
+            (None, None)
+        } else {
+            (n.top, n.first_data)
+        };
+        let data = bc
+            .top_data_store
+            .as_ref()
+            .filter(|_| WRITE_TOP_DATA_STORE)
+            .map(|d| (d, data_index));
         xml.push_str("<disk type='file' device='disk'>\n");
         xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
         xml.push_str(&format!(
-            "  <source file='{}'/>\n",
-            write::escape_attr(&top_path)
+            "  {}\n",
+            write::source_element_full(&top_layer.source, top_index, data, "  ", "  ")
         ));
-        let indices: Vec<usize> = (1..=bc.layers.len()).collect();
         let mut text = String::new();
         if nestable(&dev, bc.layers.len(), opts.layout, &mut diagnostics) {
-            write::chain(&mut text, &bc, "  ", "  ", &dev, &indices, opts);
+            write::chain(&mut text, bc, "  ", "  ", &dev, &n.detected, opts);
         }
         if !text.is_empty() {
             xml.push_str(&text);
@@ -285,18 +457,27 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
     }
 }
 
+/// What libvirt detects of a chain written from the images (pass 2 of
+/// [`number`]): the top's data file, then each layer and its data file.
+pub(crate) fn detected_from(bc: &BackingChain) -> number::Detected {
+    number::Detected::Known {
+        first_data: bc.top_data_store.is_some(),
+        layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
+    }
+}
+
 /// What libvirt's parser takes but its RelaxNG schema (so `virsh define
-/// --validate`) refuses: relative paths, `ssh` layers (the schema has no ssh
-/// disks; libvirt writes them in status XML), `nfs` layers without an
+/// --validate`) refuses: relative paths, `ssh` layers (the schema of older
+/// releases — 9.0 — has no ssh disks; 11.3's has them), `nfs` layers without an
 /// `<identity>` (the schema requires one; libvirt's own output omits it).
 fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
     for l in &bc.layers {
         let s = &l.source;
         let name = s.name.as_deref().unwrap_or("");
         match s.protocol.as_deref() {
-            Some("ssh") if s.kind == source::SourceType::Network => out.push(Diagnostic::warning(
+            Some("ssh") if s.kind == source::SourceType::Network => out.push(Diagnostic::info(
                 "schema-refuses-ssh",
-                format!("the layer ssh '{name}': libvirt's schema has no ssh disk source, so `virsh define --validate` refuses this chain (libvirt's parser takes it)"),
+                format!("the layer ssh '{name}': the schema of older libvirt releases (9.0) has no ssh disk source, so their `virsh define --validate` refuses this chain (their parser takes it; libvirt 11.3's schema accepts it)"),
             )),
             Some("nfs")
                 if s.kind == source::SourceType::Network
@@ -465,31 +646,6 @@ impl<'a> ImageIndex<'a> {
     }
 }
 
-/// Index scheme for a chain written into a disk: when the disk carries no
-/// `index` (inactive XML), layer `i` (1 = the first backing image) gets index
-/// `i`, as libvirt numbered backing stores before blockdev; when it carries
-/// some (live XML: `<source index='N'>`), the new ones continue above the
-/// largest in use, so every index of the disk stays unique. Indices inside
-/// `replaced` (the chain being replaced) do not count. Existing indices are
-/// never renumbered.
-fn indices_for(disk: &tree::Elem, n: usize, replaced: Option<(usize, usize)>) -> Vec<usize> {
-    let mut max = None;
-    let mut stack = vec![disk];
-    while let Some(e) = stack.pop() {
-        if replaced.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
-            continue;
-        }
-        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-            max = max.max(Some(i));
-        }
-        stack.extend(e.elems());
-    }
-    match max {
-        None => (1..=n).collect(),
-        Some(m) => (m + 1..=m + n).collect(),
-    }
-}
-
 /// A UTF-8 byte order mark is kept in the output but not parsed: positions
 /// in errors still count it.
 const BOM: &str = "\u{feff}";
@@ -504,6 +660,175 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
         return Ok(out);
     }
     rewrite_body(doc, forest, opts)
+}
+
+/// One disk of a document, read, with what is to be done to it.
+struct Prep<'a> {
+    el: &'a tree::Elem,
+    info: model::DiskInfo,
+    dev: String,
+    en: model::Entries<'a>,
+    child_indent: String,
+    unit: String,
+    crlf: bool,
+    src_path: Option<String>,
+    /// The chain the images give, when the disk's source matches one.
+    images: Option<BackingChain>,
+    /// Write the images' chain: `Some(None)` inserted after the source,
+    /// `Some(Some(region))` in place of the chain in `region`.
+    write: Option<Option<(usize, usize)>>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Formats libvirt follows a backing chain from (`VIR_STORAGE_FILE_BACKING`
+/// and above): cow, qcow, qcow2, qed, vmdk.
+fn has_backing(format: Option<&str>) -> bool {
+    matches!(format, Some("cow" | "qcow" | "qcow2" | "qed" | "vmdk"))
+}
+
+/// The numbering facts of a disk (see [`number`]). `live`: the document
+/// already carries numbers, so only what is written takes new ones.
+fn facts(p: &Prep, live: bool) -> number::DiskFacts {
+    let info = &p.info;
+    let bus =
+        p.el.child("target")
+            .and_then(|t| t.attr("bus"))
+            .map(str::to_string)
+            .or_else(|| {
+                info.target_dev
+                    .as_deref()
+                    .and_then(number::default_bus)
+                    .map(str::to_string)
+            });
+    let mut f = number::DiskFacts {
+        bus,
+        dev: info.target_dev.clone(),
+        numbered: info.disk_type.as_deref() != Some("vhostuser"),
+        ..Default::default()
+    };
+    let src_el = p.el.child("source");
+    let top_data_given = src_el.is_some_and(|s| s.child("dataStore").is_some());
+    if live {
+        // Only what is written takes a number: the top when it has none.
+        f.numbered = p.write.is_some();
+        f.top = src_el.is_some_and(|s| s.attr("index").is_none());
+        if let (Some(_), Some(bc)) = (p.write, &p.images) {
+            f.detected = detected_from(bc);
+            if top_data_given {
+                f.detected = number::Detected::Known {
+                    first_data: false,
+                    layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
+                };
+            }
+        }
+        return f;
+    }
+    f.top = f.numbered;
+    // An empty drive: no <source>, or a local one naming no file
+    // (libvirt's virStorageSourceIsEmpty).
+    f.empty = match &info.source {
+        Some(src) => src.is_local() && src.path.as_deref().is_none_or(str::is_empty),
+        None => info.other_source.is_none(),
+    };
+    f.top_data_given = top_data_given;
+    f.throttle = p.el.child("throttlefilters").map_or(0, |t| {
+        t.elems().filter(|e| e.name == "throttlefilter").count()
+    });
+    let replaced = matches!(p.write, Some(Some(_)));
+    let path = if replaced {
+        Vec::new()
+    } else {
+        model::main_path(&p.en)
+    };
+    let terminated = path.last().is_some_and(|&i| p.en.list[i].is_terminator());
+    let given: Vec<&model::Entry> = path
+        .iter()
+        .map(|&i| &p.en.list[i])
+        .filter(|e| !e.is_terminator())
+        .collect();
+    f.given = given
+        .iter()
+        .map(|e| {
+            e.elem
+                .child("source")
+                .is_some_and(|s| s.child("dataStore").is_some())
+        })
+        .collect();
+    let last_given = given.last();
+    // The last given layer's (else the top's) format and type.
+    let (fmt, network) = match last_given {
+        Some(e) => (
+            e.elem
+                .child("format")
+                .and_then(|x| x.attr("type"))
+                .map(str::to_string),
+            e.elem.attr("type") == Some("network"),
+        ),
+        None => (
+            info.driver_type.clone(),
+            info.disk_type.as_deref() == Some("network"),
+        ),
+    };
+    let last_data_given = match last_given {
+        Some(e) => e
+            .elem
+            .child("source")
+            .is_some_and(|s| s.child("dataStore").is_some()),
+        None => top_data_given,
+    };
+    f.detected = if f.empty || terminated || network {
+        number::Detected::Nothing
+    } else if let (Some(_), Some(bc)) = (p.write, &p.images) {
+        number::Detected::Known {
+            first_data: bc.top_data_store.is_some() && !top_data_given,
+            layers: bc.layers.iter().map(|l| l.data_store.is_some()).collect(),
+        }
+    } else if !has_backing(fmt.as_deref()) {
+        number::Detected::Nothing
+    } else if let Some(bc) = &p.images {
+        let g = given.len();
+        let data = match g {
+            0 => bc.top_data_store.is_some(),
+            _ => bc.layers.get(g - 1).is_some_and(|l| l.data_store.is_some()),
+        };
+        number::Detected::Known {
+            first_data: data && !last_data_given,
+            layers: bc
+                .layers
+                .iter()
+                .skip(g)
+                .map(|l| l.data_store.is_some())
+                .collect(),
+        }
+    } else {
+        number::Detected::Unknown
+    };
+    f
+}
+
+/// The largest `index` on any disk's `<source>` or `<backingStore>`,
+/// outside the regions being replaced.
+fn largest_index(preps: &[Prep]) -> Option<usize> {
+    let mut max = None;
+    for p in preps {
+        let skip = match p.write {
+            Some(Some(r)) => Some(r),
+            _ => None,
+        };
+        let mut stack = vec![p.el];
+        while let Some(e) = stack.pop() {
+            if skip.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
+                continue;
+            }
+            if e.name == "source" || e.name == "backingStore" {
+                if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+                    max = max.max(Some(i));
+                }
+            }
+            stack.extend(e.elems());
+        }
+    }
+    max
 }
 
 fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
@@ -529,10 +854,9 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             }
         }
     }
-    let mut diagnostics = Vec::new();
     let mut mismatch = false;
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut index = ImageIndex::new(forest);
+    let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
     for (di, (disk, info)) in d.disks.iter().zip(infos).enumerate() {
         let el = &disk.elem;
         let dev = info
@@ -544,7 +868,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         if let Some(e) = en.error {
             return Err(e);
         }
-        diagnostics.extend(en.diagnostics.iter().cloned());
+        let mut diagnostics = en.diagnostics.clone();
         let (child_indent, unit) = model::child_indent_and_unit(el, doc, &disk.indent);
         // A disk written with CRLF line ends gets CRLF in what we write.
         let crlf = doc[el.start.0..el.end.1].contains("\r\n");
@@ -560,31 +884,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 .map(|p| source::dir_of(p).trim_end_matches('/').to_string())
                 .unwrap_or_default()
         });
-        let images_chain =
-            matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
-        let write_images = |bc: &BackingChain,
-                            replaced: Option<(usize, usize)>,
-                            diags: &mut Vec<Diagnostic>|
-         -> Option<String> {
-            let top = Layer {
-                source: info.source.clone().unwrap_or_default(),
-                format: info.driver_type.clone(),
-            };
-            if !representable(&dev, &top, bc, diags)
-                || !nestable(&dev, bc.layers.len(), opts.layout, diags)
-            {
-                return None;
-            }
-            flag_schema_gaps(src_path.as_deref().unwrap_or("/"), bc, diags);
-            let mut text = String::new();
-            let idx = indices_for(el, bc.layers.len(), replaced);
-            write::chain(&mut text, bc, &child_indent, &unit, &dev, &idx, opts);
-            Some(text)
-        };
+        let images = matched.map(|m| chain_layers(forest, &forest.chain_from(m), Some(&base_dir)));
+        let mut write = None;
         match opts.mode {
             Mode::Populate => {
                 if en.list.is_empty() {
-                    let Some(bc) = &images_chain else {
+                    if images.is_none() {
                         if let Some(p) = &src_path {
                             if !forest.images.is_empty() {
                                 diagnostics.push(Diagnostic::info(
@@ -593,48 +898,14 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                                 ));
                             }
                         }
-                        continue;
-                    };
-                    let Some(src_el) = el.child("source") else {
-                        continue;
-                    };
-                    if let Some(text) = write_images(bc, None, &mut diagnostics) {
-                        if !text.is_empty() {
-                            let at = src_el.end.1;
-                            edits.push((at, at, eol(crlf, format!("\n{text}"))));
-                        }
+                    } else if el.child("source").is_some() {
+                        write = Some(None);
                     }
-                } else {
-                    if matched.is_some() {
-                        diagnostics.push(Diagnostic::info(
-                            "chain-trusted",
-                            format!("'{dev}' already has a <backingStore> chain: kept as it is"),
-                        ));
-                    }
-                    if en.flat != (opts.layout == Layout::Flat)
-                        && nestable(&dev, en.depth(), opts.layout, &mut diagnostics)
-                    {
-                        let (s, e) = en.region.expect("entries have a region");
-                        let mut text = String::new();
-                        write::entries(
-                            &mut text,
-                            doc,
-                            &en,
-                            opts.layout,
-                            &child_indent,
-                            &unit,
-                            &dev,
-                        );
-                        let text = text
-                            .strip_prefix(child_indent.as_str())
-                            .unwrap_or(&text)
-                            .to_string();
-                        edits.push((
-                            s,
-                            e,
-                            eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
-                        ));
-                    }
+                } else if matched.is_some() {
+                    diagnostics.push(Diagnostic::info(
+                        "chain-trusted",
+                        format!("'{dev}' already has a <backingStore> chain: kept as it is"),
+                    ));
                 }
             }
             Mode::Validate => {
@@ -643,46 +914,150 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         "no-chain",
                         format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
                     ));
-                    continue;
-                }
-                let Some(bc) = &images_chain else {
-                    if src_path.is_some() {
-                        diagnostics.push(Diagnostic::info(
-                            "disk-not-matched",
-                            format!("'{dev}': no image matches the disk source: its chain is not validated"),
-                        ));
-                    }
-                    continue;
-                };
-                let found = validate::compare(doc, &en, bc, &dev);
-                let bad = found
-                    .iter()
-                    .any(|d| d.severity == crate::diag::Severity::Error);
-                diagnostics.extend(found);
-                if bad {
-                    mismatch = true;
-                    if opts.replace {
-                        let (s, e) = en.region.expect("entries have a region");
-                        if let Some(text) = write_images(bc, Some((s, e)), &mut diagnostics) {
-                            let text = text
-                                .strip_prefix(child_indent.as_str())
-                                .unwrap_or(&text)
-                                .to_string();
-                            edits.push((
-                                s,
-                                e,
-                                eol(crlf, keep_between(doc, el, (s, e), text, &child_indent)),
-                            ));
-                            diagnostics.push(Diagnostic::info(
-                                "chain-replaced",
-                                format!("'{dev}': the chain was replaced with what the images say"),
-                            ));
+                } else if let Some(bc) = &images {
+                    let found = validate::compare(doc, el, &en, bc, &dev);
+                    let bad = found
+                        .iter()
+                        .any(|d| d.severity == crate::diag::Severity::Error);
+                    diagnostics.extend(found);
+                    if bad {
+                        mismatch = true;
+                        if opts.replace {
+                            write = Some(en.region);
                         }
                     }
+                } else if src_path.is_some() {
+                    diagnostics.push(Diagnostic::info(
+                        "disk-not-matched",
+                        format!(
+                            "'{dev}': no image matches the disk source: its chain is not validated"
+                        ),
+                    ));
                 }
             }
         }
+        preps.push(Prep {
+            el,
+            info,
+            dev,
+            en,
+            child_indent,
+            unit,
+            crlf,
+            src_path,
+            images,
+            write,
+            diagnostics,
+        });
     }
+    // Numbers for what is written: a freshly started VM's, or above the
+    // largest in use when the document already carries some (live XML).
+    let numbering = if opts.no_index || preps.iter().all(|p| p.write.is_none()) {
+        None
+    } else {
+        let max = largest_index(&preps);
+        let facts: Vec<number::DiskFacts> = preps.iter().map(|p| facts(p, max.is_some())).collect();
+        let n = number::number(&facts, max.map_or(1, |m| m + 1));
+        Some(n)
+    };
+    let mut diagnostics = Vec::new();
+    if let Some(n) = &numbering {
+        for (u, affected) in &n.unsure {
+            let written: Vec<&str> = affected
+                .iter()
+                .filter(|&&a| preps[a].write.is_some())
+                .map(|&a| preps[a].dev.as_str())
+                .collect();
+            if !written.is_empty() {
+                diagnostics.push(Diagnostic::info(
+                    "index-guess",
+                    format!(
+                        "the index numbers of {} assume that libvirt finds no backing layer below '{}' (no image tells its chain)",
+                        written.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
+                        preps[*u].dev
+                    ),
+                ));
+            }
+        }
+    }
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for (di, p) in preps.iter().enumerate() {
+        let el = p.el;
+        let dev = p.dev.as_str();
+        let (child_indent, unit, crlf) = (p.child_indent.as_str(), p.unit.as_str(), p.crlf);
+        diagnostics.extend(p.diagnostics.iter().cloned());
+        if let (Some(replaced), Some(bc)) = (p.write, &p.images) {
+            let top = Layer::new(
+                p.info.source.clone().unwrap_or_default(),
+                p.info.driver_type.clone(),
+            );
+            let layers_ok = representable(dev, &top, bc, &mut diagnostics)
+                && nestable(dev, bc.layers.len(), opts.layout, &mut diagnostics);
+            if !layers_ok {
+                continue;
+            }
+            flag_schema_gaps(p.src_path.as_deref().unwrap_or("/"), bc, &mut diagnostics);
+            let nums = numbering.as_ref().map(|n| &n.disks[di]);
+            let layer_nums: Vec<(usize, Option<usize>)> = match nums {
+                Some(n) => n.detected.clone(),
+                None => Vec::new(),
+            };
+            let mut text = String::new();
+            write::chain(&mut text, bc, child_indent, unit, dev, &layer_nums, opts);
+            // The top: its number and its data file, in the disk's <source>
+            // (when a chain is written at all).
+            if let Some(src_el) = el.child("source").filter(|_| !text.is_empty()) {
+                let top_index = nums.and_then(|n| n.top);
+                let top_data = bc
+                    .top_data_store
+                    .as_ref()
+                    .filter(|_| WRITE_TOP_DATA_STORE && src_el.child("dataStore").is_none())
+                    .map(|ds| (ds, nums.and_then(|n| n.first_data)));
+                for (s, e, t) in
+                    top_source_edits(doc, src_el, top_index, top_data, child_indent, unit)
+                {
+                    edits.push((s, e, eol(crlf, t)));
+                }
+            }
+            match replaced {
+                None => {
+                    if !text.is_empty() {
+                        let at = el.child("source").map_or(el.start.1, |s| s.end.1);
+                        edits.push((at, at, eol(crlf, format!("\n{text}"))));
+                    }
+                }
+                Some((s, e)) => {
+                    let text = text.strip_prefix(child_indent).unwrap_or(&text).to_string();
+                    edits.push((
+                        s,
+                        e,
+                        eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
+                    ));
+                    diagnostics.push(Diagnostic::info(
+                        "chain-replaced",
+                        format!("'{dev}': the chain was replaced with what the images say"),
+                    ));
+                }
+            }
+            continue;
+        }
+        let en = &p.en;
+        if opts.mode == Mode::Populate
+            && !en.list.is_empty()
+            && en.flat != (opts.layout == Layout::Flat)
+            && nestable(dev, en.depth(), opts.layout, &mut diagnostics)
+        {
+            let (s, e) = en.region.expect("entries have a region");
+            let mut text = String::new();
+            write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
+            edits.push((
+                s,
+                e,
+                eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
+            ));
+        }
+    }
+    sort_small(&mut edits, |e| (e.0, e.1));
     let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
     let mut at = 0;
     for (s, e, t) in edits {
@@ -696,6 +1071,93 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         diagnostics,
         mismatch,
     })
+}
+
+/// Write the top image's data file into the disk's own `<source>` when a
+/// chain from the images is written. Decided by what libvirt 11.3 does
+/// (`/work/findings/libvirt-datastore.md` of issue 13): a given chain —
+/// ours ends in `<backingStore/>` or in a layer libvirt cannot open — stops
+/// libvirt's detection, the top's data file included, and QEMU then fails to
+/// open a relative data file name; libvirt itself prints the top's
+/// `<dataStore>` when it detects it.
+pub const WRITE_TOP_DATA_STORE: bool = true;
+
+/// Edits of a disk's `<source>` for its number (` index='N'`, the last
+/// attribute, as libvirt writes it) and its data file (`<dataStore>`, the
+/// last child). An existing `index` is kept.
+fn top_source_edits(
+    doc: &str,
+    src: &tree::Elem,
+    index: Option<usize>,
+    data: Option<(&StorageSource, Option<usize>)>,
+    child_indent: &str,
+    unit: &str,
+) -> Vec<(usize, usize, String)> {
+    let inner_pad = format!("{child_indent}{unit}");
+    let ds_text = data.map(|(ds, di)| write::data_store_element(ds, di, &inner_pad, unit));
+    source_edits(doc, src, index, ds_text, child_indent, unit)
+}
+
+/// [`top_source_edits`] with the `<dataStore>` element as text (its
+/// lines indented for one level below `child_indent`).
+pub(crate) fn source_edits(
+    doc: &str,
+    src: &tree::Elem,
+    index: Option<usize>,
+    ds_text: Option<String>,
+    child_indent: &str,
+    unit: &str,
+) -> Vec<(usize, usize, String)> {
+    let index = index.filter(|_| src.attr("index").is_none());
+    let ds_text = ds_text.filter(|_| src.child("dataStore").is_none());
+    if index.is_none() && ds_text.is_none() {
+        return Vec::new();
+    }
+    let raw = &doc[src.start.0..src.start.1];
+    let cut = if src.empty { 2 } else { 1 };
+    let inner = raw[..raw.len().saturating_sub(cut)].trim_end();
+    let mut start = inner.to_string();
+    if let Some(i) = index {
+        // In the tag's own quotes.
+        if raw.contains("=\"") && !raw.contains("='") {
+            start.push_str(&format!(" index=\"{i}\""));
+        } else {
+            start.push_str(&format!(" index='{i}'"));
+        }
+    }
+    let Some(ds_text) = ds_text else {
+        start.push_str(&raw[inner.len()..]);
+        return vec![(src.start.0, src.start.1, start)];
+    };
+    let inner_pad = format!("{child_indent}{unit}");
+    if src.empty {
+        start.push_str(&format!(">\n{inner_pad}{ds_text}\n{child_indent}</source>"));
+        return vec![(src.start.0, src.start.1, start)];
+    }
+    start.push('>');
+    // Before `</source>`: after the layout that ends the last child.
+    let before = &doc[src.start.1..src.end.0];
+    let tail = if before.ends_with(&format!("\n{child_indent}")) {
+        format!("{unit}{ds_text}\n{child_indent}")
+    } else {
+        format!("\n{inner_pad}{ds_text}\n{child_indent}")
+    };
+    vec![
+        (src.start.0, src.start.1, start),
+        (src.end.0, src.end.0, tail),
+    ]
+}
+
+/// Sort a short, nearly sorted list by `key`, stably (insertion sort): the
+/// standard sorts cost several KiB of wasm for each element type.
+pub(crate) fn sort_small<T>(v: &mut [T], key: impl Fn(&T) -> (usize, usize)) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && key(&v[j - 1]) > key(&v[j]) {
+            v.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// Line ends of written text: LF, or CRLF for a disk written with CRLF.

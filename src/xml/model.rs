@@ -162,8 +162,16 @@ pub struct Entry<'a> {
     pub flat_alias: Option<usize>,
     /// Name from the flat alias (`vda[1]`), when given.
     pub name: Option<String>,
+    /// The flat alias's `at`: where the entry goes among its parent's
+    /// children when nested (see the flat grammar).
+    pub at: Option<usize>,
     /// Indentation the element was written at.
     pub indent: String,
+    /// Does the element start a line (then `indent` is its indentation,
+    /// maybe empty)?
+    pub line_start: bool,
+    /// The whitespace just before the element in its parent, if any.
+    pub lead: Option<(usize, usize)>,
 }
 
 impl Entry<'_> {
@@ -243,11 +251,28 @@ pub fn child_indents<'a>(el: &Elem, doc: &'a str) -> Vec<Option<&'a str>> {
     out
 }
 
+/// An entry to read: the element, its parent entry, its indentation and
+/// the whitespace before it.
+type Todo<'a> = (
+    &'a Elem,
+    Option<usize>,
+    Option<String>,
+    Option<(usize, usize)>,
+);
+
+/// The span of the whitespace child just before child `i` of `el`.
+fn ws_before(el: &Elem, i: usize) -> Option<(usize, usize)> {
+    match i.checked_sub(1).and_then(|j| el.children.get(j)) {
+        Some(Node::Other { span, ws: true }) => Some(*span),
+        _ => None,
+    }
+}
+
 /// Collect the entries of a disk. `root` names the disk in flat aliases.
 pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
     let mut out = Entries::default();
     // (element, parent entry, indent) to visit, in document order.
-    let mut todo: Vec<(&'a Elem, Option<usize>, String)> = Vec::new();
+    let mut todo: Vec<Todo<'a>> = Vec::new();
     let ind = child_indents(disk, doc);
     let mut region: Option<(usize, usize)> = None;
     for (i, n) in disk.children.iter().enumerate() {
@@ -258,16 +283,17 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                     None => sp,
                     Some((a, _)) => (a, sp.1),
                 });
-                todo.push((e, None, ind[i].unwrap_or("").to_string()));
+                todo.push((e, None, ind[i].map(str::to_string), ws_before(disk, i)));
             }
         }
     }
     out.region = region;
     todo.reverse();
-    while let Some((e, parent, indent)) = todo.pop() {
+    while let Some((e, parent, indent, lead)) = todo.pop() {
         let me = out.list.len();
         let mut flat_alias = None;
         let mut name = None;
+        let mut at = None;
         let mut kids = Vec::new();
         let ind = child_indents(e, doc);
         for (i, n) in e.children.iter().enumerate() {
@@ -284,8 +310,9 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
                 } else if c.name == "alias" && c.attr("parent").is_some() {
                     flat_alias = Some(i);
                     name = c.attr("name").map(str::to_string);
+                    at = c.attr("at").and_then(|v| v.parse::<usize>().ok());
                 } else if c.name == "backingStore" {
-                    kids.push((c, Some(me), ind[i].unwrap_or("").to_string()));
+                    kids.push((c, Some(me), ind[i].map(str::to_string), ws_before(e, i)));
                 }
             }
         }
@@ -295,7 +322,10 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
             parent,
             flat_alias,
             name,
-            indent,
+            at,
+            line_start: indent.is_some(),
+            indent: indent.unwrap_or_default(),
+            lead,
         });
         for k in kids.into_iter().rev() {
             todo.push(k);

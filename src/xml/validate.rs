@@ -3,6 +3,7 @@
 //! format, depth and terminator. Every divergence is one diagnostic.
 
 use super::model::{self, Entries};
+use super::tree::Elem;
 use super::BackingChain;
 use crate::diag::Diagnostic;
 use crate::source::{SourceType, StorageSource};
@@ -50,9 +51,63 @@ fn same_place(a: &StorageSource, b: &StorageSource) -> bool {
         })
 }
 
-/// Compare the XML chain of a disk (`en`) with the images' chain (`bc`).
-pub fn compare(doc: &str, en: &Entries, bc: &BackingChain, dev: &str) -> Vec<Diagnostic> {
+/// The `<dataStore>` of a `<source>`, read (`None` when there is none).
+fn data_store_of(src: Option<&Elem>, doc: &str) -> Option<StorageSource> {
+    let ds = src?.child("dataStore")?;
+    let kind = ds
+        .attr("type")
+        .and_then(SourceType::from_name)
+        .unwrap_or(SourceType::File);
+    Some(
+        ds.child("source")
+            .map(|s| model::source_of(s, kind, doc))
+            .unwrap_or_default(),
+    )
+}
+
+/// A qcow2's external data file: the XML's `<dataStore>` against the one
+/// the header names. libvirt uses a given chain as it is, so a data file
+/// the XML leaves out is one QEMU is not told about (a relative name then
+/// fails to open).
+fn compare_data(xml: Option<StorageSource>, img: Option<&StorageSource>) -> Option<String> {
+    match (xml, img) {
+        (None, None) => None,
+        (Some(x), Some(i)) if same_place(&x, i) => None,
+        (Some(x), Some(i)) => Some(format!(
+            "the XML's <dataStore> names '{}', the image header names the data file '{}'",
+            describe(&x),
+            describe(i)
+        )),
+        (None, Some(i)) => Some(format!(
+            "the XML gives no <dataStore> for the data file '{}' the image header names (libvirt uses a given chain as it is: QEMU is not told of the data file)",
+            describe(i)
+        )),
+        (Some(x), None) => Some(format!(
+            "the XML gives the <dataStore> '{}', the image header names no data file",
+            describe(&x)
+        )),
+    }
+}
+
+/// Compare the XML chain of a disk (`en`, of the `<disk>` `disk`) with the
+/// images' chain (`bc`), data files included.
+pub fn compare(
+    doc: &str,
+    disk: &Elem,
+    en: &Entries,
+    bc: &BackingChain,
+    dev: &str,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    if let Some(why) = compare_data(
+        data_store_of(disk.child("source"), doc),
+        bc.top_data_store.as_ref(),
+    ) {
+        out.push(
+            Diagnostic::error("chain-mismatch", format!("'{dev}' (its own source): {why}"))
+                .with_fix(FIX),
+        );
+    }
     let path = model::main_path(en);
     let xml_term = path.last().is_some_and(|&i| en.list[i].is_terminator());
     let layers: Vec<_> = path
@@ -97,6 +152,12 @@ pub fn compare(doc: &str, en: &Entries, bc: &BackingChain, dev: &str) -> Vec<Dia
             .child("source")
             .map(|s| model::source_of(s, kind, doc))
             .unwrap_or_default();
+        if let Some(why) = compare_data(
+            data_store_of(e.elem.child("source"), doc),
+            img.data_store.as_ref(),
+        ) {
+            out.push(mismatch(dev, depth, why));
+        }
         if !same_place(&xsrc, &img.source) {
             out.push(mismatch(
                 dev,

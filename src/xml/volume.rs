@@ -7,7 +7,7 @@
 //! RFC reply wished volumes had used.
 
 use super::tree::Elem;
-use super::{chain_layers, write, BackingChain, Layer, Options, Output, XmlError};
+use super::{chain_layers, number, write, BackingChain, Layer, Options, Output, XmlError};
 use crate::chain::Forest;
 use crate::diag::Diagnostic;
 use crate::source::{self, Host, SourceType, StorageSource};
@@ -99,13 +99,12 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
             let mut layers = Vec::new();
             if let Some(b) = vol.child("backingStore") {
                 if let Some(bp) = text_of(b.child("path"), doc) {
-                    layers.push(Layer {
-                        source: path_source(&bp, None),
-                        format: b
-                            .child("format")
+                    layers.push(Layer::new(
+                        path_source(&bp, None),
+                        b.child("format")
                             .and_then(|f| f.attr("type"))
                             .map(str::to_string),
-                    });
+                    ));
                 }
                 diagnostics.push(Diagnostic::info(
                     "volume-one-level",
@@ -115,14 +114,13 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
             BackingChain {
                 terminated: vol.child("backingStore").is_none(),
                 layers,
+                top_data_store: None,
             }
         }
     };
     let dev = "vda";
-    let top = Layer {
-        source: src.clone(),
-        format: fmt.clone(),
-    };
+    let mut top = Layer::new(src.clone(), fmt.clone());
+    top.data_store = bc.top_data_store.clone();
     for l in std::iter::once(&top).chain(&bc.layers) {
         for s in write::layer_strings(l) {
             if let Some(c) = write::unrepresentable(s) {
@@ -141,10 +139,33 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
         "  <driver name='qemu' type='{}'/>\n",
         write::escape_attr(fmt.as_deref().unwrap_or("raw"))
     ));
-    xml.push_str(&format!("  {}\n", write::source_element(&src, "  ", "  ")));
-    let idx: Vec<usize> = (1..=bc.layers.len()).collect();
+    // One disk, its chain detected: the top 1, then its data file and layers.
+    let n = number::number(
+        &[number::DiskFacts {
+            numbered: true,
+            top: true,
+            detected: super::detected_from(&bc),
+            ..Default::default()
+        }],
+        1,
+    );
+    let n = &n.disks[0];
+    let (top_index, data_index) = if opts.no_index {
+        (None, None)
+    } else {
+        (n.top, n.first_data)
+    };
+    let data = bc
+        .top_data_store
+        .as_ref()
+        .filter(|_| super::WRITE_TOP_DATA_STORE)
+        .map(|d| (d, data_index));
+    xml.push_str(&format!(
+        "  {}\n",
+        write::source_element_full(&src, top_index, data, "  ", "  ")
+    ));
     let mut text = String::new();
-    write::chain(&mut text, &bc, "  ", "  ", dev, &idx, opts);
+    write::chain(&mut text, &bc, "  ", "  ", dev, &n.detected, opts);
     if !text.is_empty() {
         xml.push_str(&text);
         xml.push('\n');

@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::model::{child_indents, Entries};
-use super::tree::{copy_reindented, Elem, Node};
+use super::model::Entries;
+use super::tree::{copy_reindented, indent_of, push_reindented_ws, Elem, Node};
 use super::{BackingChain, Layer, Layout, Options};
 use crate::source::{SourceType, StorageSource};
 
@@ -96,6 +96,38 @@ pub fn nvme_address(s: &StorageSource) -> Option<String> {
 }
 
 pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
+    source_element_full(s, None, None, pad, unit)
+}
+
+/// `<dataStore type='…'>` with `<format type='raw'/>` (libvirt writes no
+/// other) and the data file's `<source>` (its number on it), as libvirt
+/// writes it inside the owner's `<source>`; `pad` is the `<dataStore>`
+/// line's indentation.
+pub fn data_store_element(
+    ds: &StorageSource,
+    index: Option<usize>,
+    pad: &str,
+    unit: &str,
+) -> String {
+    let inner = format!("{pad}{unit}");
+    let mut o = String::from("<dataStore");
+    attr(&mut o, "type", ds.kind.name());
+    o.push_str(&format!(
+        ">\n{inner}<format type='raw'/>\n{inner}{}\n{pad}</dataStore>",
+        source_element_full(ds, index, None, &inner, unit)
+    ));
+    o
+}
+
+/// [`source_element`] with an `index` attribute (the last, as libvirt
+/// writes it) and a `<dataStore>` (the last child) when given.
+pub fn source_element_full(
+    s: &StorageSource,
+    index: Option<usize>,
+    data: Option<(&StorageSource, Option<usize>)>,
+    pad: &str,
+    unit: &str,
+) -> String {
     let mut o = String::from("<source");
     let ex = |k: &str| s.extra(k);
     let mut kids: Vec<String> = Vec::new();
@@ -200,6 +232,12 @@ pub fn source_element(s: &StorageSource, pad: &str, unit: &str) -> String {
     if let Some(v) = ex("knownhosts") {
         kids.push(empty_with("knownHosts", "path", v));
     }
+    if let Some(i) = index {
+        attr(&mut o, "index", &i.to_string());
+    }
+    if let Some((ds, di)) = data {
+        kids.push(data_store_element(ds, di, &format!("{pad}{unit}"), unit));
+    }
     if kids.is_empty() {
         o.push_str("/>");
     } else {
@@ -229,60 +267,85 @@ pub fn layer_strings(l: &Layer) -> Vec<&str> {
         v.push(x);
     }
     v.extend(l.format.as_deref());
+    if let Some(ds) = &l.data_store {
+        v.extend(ds.path.as_deref());
+        v.extend(ds.protocol.as_deref());
+        v.extend(ds.name.as_deref());
+        for h in &ds.hosts {
+            v.extend(h.name.as_deref());
+            v.extend(h.socket.as_deref());
+            v.extend(h.transport.as_deref());
+        }
+        for (k, x) in &ds.extras {
+            v.push(k);
+            v.push(x);
+        }
+    }
     v
 }
 
 /// Append the chain below a disk, each line starting with `indent` (the
 /// indentation of the disk's children), one `unit` more per nesting level.
-/// `indices[i]` is the index of layer `i`. Ends without a newline.
+/// `numbers[i]` is the index of layer `i` and of its data store; a layer
+/// without one is written without `index` (as is every layer with
+/// `opts.no_index`). Ends without a newline.
 pub fn chain(
     out: &mut String,
     bc: &BackingChain,
     indent: &str,
     unit: &str,
     dev: &str,
-    indices: &[usize],
+    numbers: &[(usize, Option<usize>)],
     opts: &Options,
 ) {
+    let no = (0, None);
+    let num = |i: usize| -> (Option<usize>, Option<usize>) {
+        let (l, d) = numbers.get(i).copied().unwrap_or(no);
+        if opts.no_index {
+            (None, None)
+        } else {
+            ((l > 0).then_some(l), d)
+        }
+    };
     let mut lines = String::new();
     match opts.layout {
-        Layout::Nested => nested(&mut lines, bc, indent, unit, indices, opts),
-        Layout::Flat => flat(&mut lines, bc, indent, unit, dev, indices, opts),
+        Layout::Nested => nested(&mut lines, bc, indent, unit, &num),
+        Layout::Flat => flat(&mut lines, bc, indent, unit, dev, &num),
     }
     out.push_str(lines.trim_end_matches('\n'));
 }
 
-fn open_tag(out: &mut String, l: &Layer, index: usize, opts: &Options) {
+type Num<'a> = &'a dyn Fn(usize) -> (Option<usize>, Option<usize>);
+
+fn open_tag(out: &mut String, l: &Layer, index: Option<usize>) {
     out.push_str("<backingStore");
     attr(out, "type", l.source.kind.name());
-    if !opts.no_index {
-        attr(out, "index", &index.to_string());
+    if let Some(i) = index {
+        attr(out, "index", &i.to_string());
     }
     out.push_str(">\n");
 }
 
-fn body(out: &mut String, l: &Layer, pad: &str, unit: &str) {
+fn body(out: &mut String, l: &Layer, data_index: Option<usize>, pad: &str, unit: &str) {
     // libvirt always writes <format>; a layer whose format nobody knows is
     // written as raw, which is what libvirt would assume.
     let f = l.format.as_deref().unwrap_or("raw");
     out.push_str(&format!("{pad}<format type='{}'/>\n", escape_attr(f)));
-    out.push_str(&format!("{pad}{}\n", source_element(&l.source, pad, unit)));
+    let data = l.data_store.as_ref().map(|d| (d, data_index));
+    out.push_str(&format!(
+        "{pad}{}\n",
+        source_element_full(&l.source, None, data, pad, unit)
+    ));
 }
 
-fn nested(
-    out: &mut String,
-    bc: &BackingChain,
-    indent: &str,
-    unit: &str,
-    indices: &[usize],
-    opts: &Options,
-) {
+fn nested(out: &mut String, bc: &BackingChain, indent: &str, unit: &str, num: Num) {
     let mut pad = indent.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
+        let (li, di) = num(i);
         out.push_str(&pad);
-        open_tag(out, l, indices[i], opts);
+        open_tag(out, l, li);
         pad.push_str(unit);
-        body(out, l, &pad, unit);
+        body(out, l, di, &pad, unit);
     }
     if bc.terminated {
         out.push_str(&format!("{pad}<backingStore/>\n"));
@@ -293,27 +356,21 @@ fn nested(
     }
 }
 
-fn flat(
-    out: &mut String,
-    bc: &BackingChain,
-    indent: &str,
-    unit: &str,
-    dev: &str,
-    indices: &[usize],
-    opts: &Options,
-) {
+fn flat(out: &mut String, bc: &BackingChain, indent: &str, unit: &str, dev: &str, num: Num) {
     let inner = format!("{indent}{unit}");
     let mut parent = dev.to_string();
     for (i, l) in bc.layers.iter().enumerate() {
-        let name = format!("{dev}[{}]", indices[i]);
+        let (li, di) = num(i);
+        // Named after the index, else the depth (the flat grammar's names).
+        let name = format!("{dev}[{}]", li.unwrap_or(i + 1));
         out.push_str(indent);
-        open_tag(out, l, indices[i], opts);
+        open_tag(out, l, li);
         out.push_str(&format!(
             "{inner}<alias name='{}' parent='{}'/>\n",
             escape_attr(&name),
             escape_attr(&parent)
         ));
-        body(out, l, &inner, unit);
+        body(out, l, di, &inner, unit);
         out.push_str(&format!("{indent}</backingStore>\n"));
         parent = name;
     }
@@ -351,50 +408,6 @@ fn end_tag(doc: &str, el: &Elem) -> String {
     }
 }
 
-/// The children of an entry that are neither `<backingStore>` nor the flat
-/// alias nor whitespace, with the indentation each was written at.
-/// The indentation is `None` when the child did not start a line and its
-/// end tag does not either (then it is copied as it is).
-fn payload<'a>(
-    doc: &'a str,
-    el: &'a Elem,
-    flat_alias: Option<usize>,
-) -> Vec<(&'a Node, Option<&'a str>)> {
-    let ind = child_indents(el, doc);
-    let mut v = Vec::new();
-    for (i, n) in el.children.iter().enumerate() {
-        match n {
-            Node::Other { ws: true, .. } => {}
-            Node::Elem(e) if e.name == "backingStore" => {}
-            _ if Some(i) == flat_alias => {}
-            Node::Elem(e) => v.push((n, ind[i].or_else(|| end_indent(doc, e)))),
-            _ => v.push((n, ind[i])),
-        }
-    }
-    v
-}
-
-/// The indentation of an element's end tag when it starts a line: the
-/// element's own indentation in any conventional layout.
-fn end_indent<'a>(doc: &'a str, e: &Elem) -> Option<&'a str> {
-    match e.children.last() {
-        Some(Node::Other { span, ws: true }) if !e.empty => {
-            crate::xml::tree::indent_of(&doc[span.0..span.1])
-        }
-        _ => None,
-    }
-}
-
-fn push_node(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
-    match n {
-        Node::Elem(e) => copy_reindented(out, doc, e, from, to),
-        // Text with something besides whitespace in it: written on its own
-        // line like the elements, so the whitespace around it is layout,
-        // not content (keeping it would grow at every round trip).
-        Node::Other { span, .. } => out.push_str(trim_layout(&doc[span.0..span.1])),
-    }
-}
-
 /// Text without the blanks and line ends around it: those are layout where
 /// text is written on a line of its own.
 pub fn trim_layout(text: &str) -> &str {
@@ -403,7 +416,7 @@ pub fn trim_layout(text: &str) -> &str {
 
 /// Names of the entries in the flat form: the name a flat alias gave, else
 /// `dev[index]`, else `dev[k]` with the lowest free `k`.
-pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
+pub fn flat_names(en: &Entries, dev: &str) -> Vec<Option<String>> {
     let mut used: HashSet<String> = en.list.iter().filter_map(|e| e.name.clone()).collect();
     let mut names = Vec::with_capacity(en.list.len());
     let mut k = 1usize;
@@ -419,7 +432,12 @@ pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
         if e.is_terminator()
             && e.name.is_none()
             && !has_kids[i]
-            && payload(doc, e.elem, e.flat_alias).is_empty()
+            && !e
+                .elem
+                .children
+                .iter()
+                .enumerate()
+                .any(|(k, n)| is_payload(n, k, e.flat_alias))
         {
             names.push(None);
             continue;
@@ -449,8 +467,205 @@ pub fn flat_names(doc: &str, en: &Entries, dev: &str) -> Vec<Option<String>> {
     names
 }
 
-/// Write the entries of a disk in `layout`, starting at the disk's child
-/// indentation `indent`. Ends without a newline.
+/// Is `n` one of an entry's own children that the layouts carry as they
+/// are (not whitespace, not a `<backingStore>`, not the flat alias)?
+fn is_payload(n: &Node, i: usize, flat_alias: Option<usize>) -> bool {
+    match n {
+        Node::Other { ws, .. } => !ws,
+        Node::Elem(e) => e.name != "backingStore" && Some(i) != flat_alias,
+    }
+}
+
+/// Where entry `i` sits among its parent's payload children (see
+/// [`is_payload`]): the flat alias's `at`, else its place when it is
+/// nested in its parent; `None` when last (libvirt's place, the default).
+fn position(doc: &str, en: &Entries, i: usize) -> Option<usize> {
+    let e = &en.list[i];
+    let p = &en.list[e.parent?];
+    let kids = &p.elem.children;
+    // Under a parent with text (regenerated layout), texts do not count:
+    // texts that come together merge.
+    let texts = has_text(doc, p.elem);
+    let count = |upto: usize| {
+        kids[..upto]
+            .iter()
+            .enumerate()
+            .filter(|&(k, n)| is_payload(n, k, p.flat_alias) && !(texts && is_text(doc, n)))
+            .count()
+    };
+    let total = count(kids.len());
+    let at = match e.at {
+        Some(at) => at,
+        None => {
+            let j = kids
+                .iter()
+                .position(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start))?;
+            count(j)
+        }
+    };
+    (at < total).then_some(at)
+}
+
+/// A byte span of the document.
+type Span = (usize, usize);
+
+/// The span of a whitespace node, if `n` is one.
+fn ws_span(n: Option<&Node>) -> Option<(usize, usize)> {
+    match n {
+        Some(Node::Other { span, ws: true }) => Some(*span),
+        _ => None,
+    }
+}
+
+/// An entry's children without its `<backingStore>` children and flat
+/// alias, each taken out with the whitespace just before it: what both
+/// layouts write as it is (re-indented). Also the whitespace that was
+/// before the flat alias.
+fn remaining(el: &Elem, flat_alias: Option<usize>) -> (Vec<&Node>, Option<Span>) {
+    let kids = &el.children;
+    let mut cut = vec![false; kids.len()];
+    let mut alias_lead = None;
+    for (i, n) in kids.iter().enumerate() {
+        let structural = match n {
+            Node::Elem(e) => e.name == "backingStore" || Some(i) == flat_alias,
+            Node::Other { .. } => false,
+        };
+        if structural {
+            cut[i] = true;
+            if i > 0 && ws_span(kids.get(i - 1)).is_some() && !cut[i - 1] {
+                cut[i - 1] = true;
+                if Some(i) == flat_alias {
+                    alias_lead = ws_span(kids.get(i - 1));
+                }
+            }
+        }
+    }
+    let rest = kids
+        .iter()
+        .zip(&cut)
+        .filter(|(_, &c)| !c)
+        .map(|(n, _)| n)
+        .collect();
+    (rest, alias_lead)
+}
+
+/// Where a child entry at payload position `p` (`None`: last) goes among
+/// its parent's kept children `rest` (see [`remaining`]), and the
+/// whitespace copied before it: before the `p`-th payload child, after the
+/// whitespace that precedes it; last, after the last payload child, with a
+/// copy of the whitespace before that one; with no payload, before the
+/// closing whitespace, with the whitespace that was before the flat alias.
+fn slot(
+    rest: &[&Node],
+    alias_lead: Option<(usize, usize)>,
+    p: Option<usize>,
+) -> (usize, Option<(usize, usize)>) {
+    let payload: Vec<usize> = rest
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !matches!(n, Node::Other { ws: true, .. }))
+        .map(|(k, _)| k)
+        .collect();
+    let ws_before = |k: usize| k.checked_sub(1).and_then(|j| ws_span(rest.get(j).copied()));
+    match (p, payload.last()) {
+        (Some(p), _) if p < payload.len() => {
+            let k = payload[p];
+            match ws_before(k) {
+                Some(w) => (k - 1, Some(w)),
+                None => (k, None),
+            }
+        }
+        (_, Some(&last)) => (last + 1, ws_before(last)),
+        (_, None) => {
+            let at = match rest.last() {
+                Some(Node::Other { ws: true, .. }) => rest.len() - 1,
+                _ => rest.len(),
+            };
+            (at, alias_lead)
+        }
+    }
+}
+
+/// Does the element hold character data (text that is not whitespace)?
+/// Such an entry's layout is regenerated (one child a line, the blanks
+/// around the text dropped): taking a `<backingStore>` out from between two
+/// texts would merge them, and the layout could not come back. libvirt's
+/// schema has no text in a `<backingStore>`.
+fn has_text(doc: &str, el: &Elem) -> bool {
+    el.children.iter().any(|n| is_text(doc, n))
+}
+
+/// Is `n` character data other than whitespace (not a comment, PI, CDATA)?
+fn is_text(doc: &str, n: &Node) -> bool {
+    match n {
+        Node::Other { span, ws: false } => {
+            let raw = &doc[span.0..span.1];
+            !(raw.starts_with("<!--") || raw.starts_with("<?") || raw.starts_with("<![CDATA["))
+        }
+        _ => false,
+    }
+}
+
+/// The kept children of an entry written one a line at `pad` (regenerated
+/// layout, see [`has_text`]), each element re-indented from the
+/// indentation it had (else `guess`).
+fn canonical_kept<'a>(
+    doc: &str,
+    el: &'a Elem,
+    flat_alias: Option<usize>,
+) -> Vec<(&'a Node, Option<String>)> {
+    let ind = super::model::child_indents(el, doc);
+    el.children
+        .iter()
+        .enumerate()
+        .filter(|&(i, n)| is_payload(n, i, flat_alias))
+        .map(|(i, n)| (n, ind[i].map(str::to_string)))
+        .collect()
+}
+
+fn push_canonical(
+    out: &mut String,
+    doc: &str,
+    n: &Node,
+    own: Option<&str>,
+    guess: &str,
+    pad: &str,
+) {
+    out.push('\n');
+    out.push_str(pad);
+    match n {
+        Node::Elem(e) => copy_reindented(out, doc, e, own.unwrap_or(guess), pad),
+        Node::Other { span, .. } => out.push_str(trim_layout(&doc[span.0..span.1])),
+    }
+}
+
+/// Copy one kept child, its whitespace re-indented from `from` to `to`.
+fn push_kept(out: &mut String, doc: &str, n: &Node, from: &str, to: &str) {
+    match n {
+        Node::Elem(e) => copy_reindented(out, doc, e, from, to),
+        Node::Other { span, ws: true } => push_reindented_ws(out, &doc[span.0..span.1], from, to),
+        Node::Other { span, .. } => out.push_str(&doc[span.0..span.1]),
+    }
+}
+
+/// Write the entries of a disk in `layout`, the disk's child indentation
+/// being `indent`: the text replaces the span from the first disk-level
+/// entry to the last, so it starts with the first entry itself (its
+/// indentation is the document's). Ends without a newline.
+///
+/// Each entry's own children are kept with the whitespace between them
+/// (re-indented with the entry), so a conversion and its inverse give the
+/// same bytes whatever the formatting:
+///
+/// * nested → flat: an entry's `<backingStore>` children go, each with the
+///   whitespace before it; the alias comes first, after a copy of the
+///   whitespace that began the entry's children (a `<backingStore/>` gets
+///   libvirt's layout, one line each); a child that was not the last of its
+///   parent's children says where it was: `<alias … at='N'/>`, N other
+///   children before it.
+/// * flat → nested: the alias goes with the whitespace before it; each
+///   child entry comes back at its place (last, or `at`), after a copy of
+///   the whitespace before the child it follows (or precedes).
 pub fn entries(
     out: &mut String,
     doc: &str,
@@ -469,43 +684,137 @@ pub fn entries(
             None => roots.push(i),
         }
     }
-    let names = flat_names(doc, en, dev);
+    let names = flat_names(en, dev);
     let mut first = true;
-    let mut sep = |out: &mut String| {
-        if !first {
-            out.push('\n');
+    // The indentation an entry was written at; one that did not start a
+    // line is taken to be where it is written now.
+    let from_of = |i: usize, to: &str| -> String {
+        let e = &en.list[i];
+        if e.line_start {
+            e.indent.clone()
+        } else {
+            to.to_string()
         }
-        first = false;
+    };
+    // How much deeper than its place gives (see [`slot`]) a child entry is
+    // indented: a nested one, against the whitespace it would be given;
+    // a flat one, against the disk's children. The flat form writes the
+    // entry that much deeper, so nesting it again gives it back.
+    let extra_of = |i: usize| -> String {
+        let e = &en.list[i];
+        let Some(pi) = e.parent else {
+            return String::new();
+        };
+        let p = &en.list[pi];
+        if has_text(doc, p.elem) {
+            return String::new();
+        }
+        let nested = p
+            .elem
+            .children
+            .iter()
+            .any(|n| matches!(n, Node::Elem(c) if c.start == e.elem.start));
+        // A parent with no child of its own to take the place from: the
+        // child entries all go where its alias went, with no extra depth.
+        if !p
+            .elem
+            .children
+            .iter()
+            .enumerate()
+            .any(|(k, n)| is_payload(n, k, p.flat_alias))
+        {
+            return String::new();
+        }
+        let base = if nested {
+            let (rest, lead) = remaining(p.elem, p.flat_alias);
+            let (_, ws) = slot(&rest, lead, position(doc, en, i));
+            match ws.and_then(|sp| indent_of(&doc[sp.0..sp.1])) {
+                Some(b) => b,
+                None => return String::new(),
+            }
+        } else {
+            indent
+        };
+        e.indent.strip_prefix(base).unwrap_or_default().to_string()
+    };
+    // The region written starts at the first entry, after the document's
+    // own whitespace: the first entry is at that indentation (its own), and
+    // its indentation is not written.
+    let first_to = roots
+        .first()
+        .filter(|&&r| en.list[r].line_start)
+        .map(|&r| en.list[r].indent.clone())
+        .unwrap_or_else(|| indent.to_string());
+    // The line ends of the whitespace before an entry (up to its last
+    // line end), when it has one.
+    let lead_head = |i: usize| -> Option<&str> {
+        let e = &en.list[i];
+        if e.parent.is_some_and(|p| has_text(doc, en.list[p].elem)) {
+            return None;
+        }
+        let (a, b) = e.lead?;
+        let w = &doc[a..b];
+        w.rfind('\n').map(|j| &w[..=j])
     };
     match layout {
         Layout::Flat => {
             // Depth-first from each root.
             let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
-            let inner = format!("{indent}{unit}");
             while let Some(i) = stack.pop() {
                 let e = &en.list[i];
                 let parent = match e.parent {
                     Some(p) => names[p].clone().unwrap_or_default(),
                     None => dev.to_string(),
                 };
-                sep(out);
-                out.push_str(indent);
+                let here = if first {
+                    first_to.clone()
+                } else {
+                    format!("{indent}{}", extra_of(i))
+                };
+                let from = from_of(i, &here);
+                // Line ends before a child entry as they were (blank lines
+                // kept); "\n" between roots.
+                if !first {
+                    match (e.parent, lead_head(i)) {
+                        (Some(_), Some(h)) => out.push_str(h),
+                        _ => out.push('\n'),
+                    }
+                }
+                if !first {
+                    out.push_str(&here);
+                }
+                first = false;
                 out.push_str(&open_form(doc, e.elem));
-                out.push('\n');
-                out.push_str(&inner);
-                out.push_str("<alias");
+                let mut alias = String::from("<alias");
                 if let Some(nm) = &names[i] {
-                    attr(out, "name", nm);
+                    attr(&mut alias, "name", nm);
                 }
-                attr(out, "parent", &parent);
-                out.push_str("/>");
-                for (node, from) in payload(doc, e.elem, e.flat_alias) {
+                attr(&mut alias, "parent", &parent);
+                if let Some(at) = position(doc, en, i) {
+                    attr(&mut alias, "at", &at.to_string());
+                }
+                alias.push_str("/>");
+                if e.elem.empty {
+                    out.push_str(&format!("\n{here}{unit}{alias}\n{here}"));
+                } else if has_text(doc, e.elem) {
+                    let inner = format!("{here}{unit}");
+                    let guess = format!("{from}{unit}");
+                    out.push_str(&format!("\n{inner}{alias}"));
+                    for (node, own) in canonical_kept(doc, e.elem, e.flat_alias) {
+                        push_canonical(out, doc, node, own.as_deref(), &guess, &inner);
+                    }
                     out.push('\n');
-                    out.push_str(&inner);
-                    push_node(out, doc, node, from.unwrap_or(&inner), &inner);
+                    out.push_str(&here);
+                } else {
+                    let (rest, _) = remaining(e.elem, e.flat_alias);
+                    if let Some(sp) = ws_span(e.elem.children.first()) {
+                        push_reindented_ws(out, &doc[sp.0..sp.1], &from, &here);
+                    }
+                    out.push_str(&alias);
+                    for node in rest {
+                        push_kept(out, doc, node, &from, &here);
+                    }
                 }
-                out.push('\n');
-                out.push_str(indent);
                 out.push_str(&end_tag(doc, e.elem));
                 for &c in kids[i].iter().rev() {
                     stack.push(c);
@@ -513,44 +822,190 @@ pub fn entries(
             }
         }
         Layout::Nested => {
-            // (entry, indent, children written?) — iterative.
             enum Step {
-                Open(usize, String),
-                Close(usize, String),
+                /// An entry, its indentation, and whether to write it.
+                Open(usize, String, bool),
+                Text(String),
             }
-            let mut stack: Vec<Step> = roots
-                .iter()
-                .rev()
-                .map(|&r| Step::Open(r, indent.to_string()))
-                .collect();
+            let mut stack: Vec<Step> = Vec::new();
+            for (k, &r) in roots.iter().enumerate().rev() {
+                stack.push(if k == 0 {
+                    Step::Open(r, first_to.clone(), false)
+                } else {
+                    Step::Open(r, indent.to_string(), true)
+                });
+                stack.push(Step::Text("\n".into()));
+            }
+            // The first separator is not written (the text starts at the
+            // first entry).
+            stack.pop();
             while let Some(step) = stack.pop() {
-                match step {
-                    Step::Open(i, pad) => {
-                        let e = &en.list[i];
-                        let pl = payload(doc, e.elem, e.flat_alias);
-                        sep(out);
-                        out.push_str(&pad);
-                        if e.is_terminator() && pl.is_empty() && kids[i].is_empty() {
-                            out.push_str(&empty_form(doc, e.elem));
-                            continue;
+                let (i, to, write_to) = match step {
+                    Step::Text(t) => {
+                        out.push_str(&t);
+                        continue;
+                    }
+                    Step::Open(i, to, w) => (i, to, w),
+                };
+                let e = &en.list[i];
+                // A regenerated layout in mid-line: its lines at the disk's
+                // children's indentation (where it came from is no guide).
+                let to = if !write_to && has_text(doc, e.elem) {
+                    indent.to_string()
+                } else {
+                    to
+                };
+                let from = from_of(i, &to);
+                let (rest, alias_lead) = remaining(e.elem, e.flat_alias);
+                let raw = |sp: (usize, usize)| &doc[sp.0..sp.1];
+                let ws_only = rest
+                    .iter()
+                    .all(|n| matches!(n, Node::Other { ws: true, .. }));
+                let empty = e.elem.empty
+                    || (kids[i].is_empty()
+                        && e.flat_alias.is_some()
+                        && ws_only
+                        && match (rest.as_slice(), alias_lead) {
+                            ([], Some(_)) => true,
+                            ([Node::Other { span, .. }], Some(l)) => raw(*span) != raw(l),
+                            _ => false,
+                        });
+                if write_to {
+                    out.push_str(&to);
+                }
+                if empty {
+                    out.push_str(&empty_form(doc, e.elem));
+                    continue;
+                }
+                out.push_str(&open_form(doc, e.elem));
+                if has_text(doc, e.elem) {
+                    // Regenerated layout: one child a line, the child
+                    // entries at their places.
+                    let inner = format!("{to}{unit}");
+                    let guess = format!("{from}{unit}");
+                    let kept = canonical_kept(doc, e.elem, e.flat_alias);
+                    // Before the p-th child that is not text (after the
+                    // texts before it), else last.
+                    let anchors: Vec<usize> = kept
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (n, _))| !is_text(doc, n))
+                        .map(|(k, _)| k)
+                        .collect();
+                    let mut at: Vec<(usize, usize)> = kids[i]
+                        .iter()
+                        .map(|&c| {
+                            let k = position(doc, en, c)
+                                .and_then(|p| anchors.get(p).copied())
+                                .unwrap_or(kept.len());
+                            (k, c)
+                        })
+                        .collect();
+                    super::sort_small(&mut at, |x| (x.0, 0));
+                    let mut steps: Vec<Step> = Vec::new();
+                    let mut text = String::new();
+                    let mut next = at.iter().peekable();
+                    for k in 0..=kept.len() {
+                        while let Some(&&(p, c)) = next.peek() {
+                            if p != k {
+                                break;
+                            }
+                            next.next();
+                            text.push('\n');
+                            steps.push(Step::Text(std::mem::take(&mut text)));
+                            steps.push(Step::Open(c, inner.clone(), true));
                         }
-                        out.push_str(&open_form(doc, e.elem));
-                        let inner = format!("{pad}{unit}");
-                        for (node, from) in pl {
-                            out.push('\n');
-                            out.push_str(&inner);
-                            push_node(out, doc, node, from.unwrap_or(&inner), &inner);
-                        }
-                        stack.push(Step::Close(i, pad));
-                        for &c in kids[i].iter().rev() {
-                            stack.push(Step::Open(c, inner.clone()));
+                        if let Some((node, own)) = kept.get(k) {
+                            push_canonical(&mut text, doc, node, own.as_deref(), &guess, &inner);
                         }
                     }
-                    Step::Close(i, pad) => {
-                        sep(out);
-                        out.push_str(&pad);
-                        out.push_str(&end_tag(doc, en.list[i].elem));
+                    text.push('\n');
+                    text.push_str(&to);
+                    text.push_str(&end_tag(doc, e.elem));
+                    steps.push(Step::Text(text));
+                    for s in steps.into_iter().rev() {
+                        stack.push(s);
                     }
+                    continue;
+                }
+                // Where each child entry goes in `rest`, and the
+                // whitespace copied before it.
+                let mut inserts: Vec<(usize, Option<Span>, usize)> = kids[i]
+                    .iter()
+                    .map(|&c| {
+                        let (at, ws) = slot(&rest, alias_lead, position(doc, en, c));
+                        (at, ws, c)
+                    })
+                    .collect();
+                super::sort_small(&mut inserts, |x| (x.0, 0));
+                // Emit: kept children and child entries in order; the end
+                // tag last. Pushed in reverse onto the stack.
+                let mut steps: Vec<Step> = Vec::new();
+                let mut text = String::new();
+                let mut next = inserts.iter().peekable();
+                // The indentation the first child entry of a place started
+                // its line at (siblings at the same place follow it).
+                let mut group: Option<String> = None;
+                for k in 0..=rest.len() {
+                    let mut first_here = true;
+                    while let Some(&&(at, ws, c)) = next.peek() {
+                        if at != k {
+                            break;
+                        }
+                        next.next();
+                        let mut w = String::new();
+                        // What comes before may end a line already (text
+                        // ending in a line end and blanks): no copy then.
+                        let line_ready = first_here && indent_of(&text).is_some();
+                        if let (Some(sp), false) = (ws, line_ready) {
+                            push_reindented_ws(&mut w, raw(sp), &from, &to);
+                        } else if let (false, Some(g)) = (first_here, &group) {
+                            w = format!("\n{g}");
+                        }
+                        {
+                            if let Some(j) = w.rfind('\n') {
+                                w.push_str(&extra_of(c));
+                                // The line ends it had (a flat entry's).
+                                if let Some(h) = lead_head(c) {
+                                    w.replace_range(..=j, h);
+                                }
+                            }
+                        }
+                        // The kid starts a line when what comes before it
+                        // ends with a line end and blanks (whitespace, or
+                        // text: the reader takes either as its
+                        // indentation); then it writes those blanks itself
+                        // and is re-indented to them. Else it goes on the
+                        // line as it is, not re-indented.
+                        text.push_str(&w);
+                        let line = indent_of(&text).map(str::to_string);
+                        if first_here {
+                            group = line.clone();
+                            first_here = false;
+                        }
+                        let step = match line {
+                            Some(ind) => {
+                                text.truncate(text.len() - ind.len());
+                                Step::Open(c, ind, true)
+                            }
+                            None => {
+                                // In mid-line: laid out as the flat form
+                                // lays it (the disk's children's
+                                // indentation and its extra depth).
+                                Step::Open(c, format!("{indent}{}", extra_of(c)), false)
+                            }
+                        };
+                        steps.push(Step::Text(std::mem::take(&mut text)));
+                        steps.push(step);
+                    }
+                    if let Some(node) = rest.get(k) {
+                        push_kept(&mut text, doc, node, &from, &to);
+                    }
+                }
+                text.push_str(&end_tag(doc, e.elem));
+                steps.push(Step::Text(text));
+                for s in steps.into_iter().rev() {
+                    stack.push(s);
                 }
             }
         }

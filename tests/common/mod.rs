@@ -207,3 +207,124 @@ pub fn assert_libvirt_valid(xml: &str, what: &str) {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A virsh to run: the system's, or one unpacked with its libraries.
+pub struct Virsh {
+    pub bin: PathBuf,
+    /// `LD_LIBRARY_PATH` for an unpacked libvirt.
+    pub lib: Option<PathBuf>,
+    /// Its RelaxNG schemas.
+    pub schemas: PathBuf,
+}
+
+/// libvirt ≥ 10.10 (it knows `<dataStore>`): the system's `virsh` when it is
+/// that new (`.ci/setup` installs libvirt 11.3 for the daemon tests; its
+/// schemas are copied into `target/libvirt-schemas`), else one unpacked from
+/// Debian's bookworm-backports `libvirt0`, `libvirt-common` and
+/// `libvirt-clients` into `target/libvirt-11` (`dpkg-deb -x`; no daemon).
+/// `None`, with a visible "skipped", when neither is there.
+pub fn libvirt11(what: &str) -> Option<Virsh> {
+    let new_enough = |out: &[u8]| {
+        let v = String::from_utf8_lossy(out);
+        let mut it = v.trim().split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+        let (maj, min) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+        (maj, min) >= (10, 10)
+    };
+    if let (Ok(o), Some(schemas)) = (
+        Command::new("virsh").arg("--version").output(),
+        schema_dir(),
+    ) {
+        if o.status.success() && new_enough(&o.stdout) && schemas.join("domain.rng").is_file() {
+            return Some(Virsh {
+                bin: PathBuf::from("virsh"),
+                lib: None,
+                schemas,
+            });
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/libvirt-11");
+    let v = Virsh {
+        bin: root.join("usr/bin/virsh"),
+        lib: Some(root.join("usr/lib/x86_64-linux-gnu")),
+        schemas: root.join("usr/share/libvirt/schemas"),
+    };
+    let runs = v.bin.is_file()
+        && v.schemas.join("domain.rng").is_file()
+        && Command::new(&v.bin)
+            .arg("--version")
+            .env("LD_LIBRARY_PATH", v.lib.as_ref().unwrap())
+            .output()
+            .is_ok_and(|o| o.status.success() && new_enough(&o.stdout));
+    if !runs {
+        skip(&format!(
+            "{what}: no libvirt ≥ 10.10: neither the system's virsh nor one unpacked in target/libvirt-11"
+        ));
+        return None;
+    }
+    Some(v)
+}
+
+/// `define` then `dumpxml` of `xml` (a domain named `name`) in `virsh -c
+/// test:///default` (libvirt's in-process test driver); the domain printed.
+pub fn virsh_define_dump_with(v: &Virsh, dir: &Path, xml: &str, name: &str) -> String {
+    let file = dir.join(format!("{name}.xml"));
+    std::fs::write(&file, xml).unwrap();
+    let script = format!("define {}\ndumpxml {name}\n", file.display());
+    let mut cmd = Command::new(&v.bin);
+    if let Some(l) = &v.lib {
+        cmd.env("LD_LIBRARY_PATH", l);
+    }
+    let out = cmd
+        .args(["-q", "-c", "test:///default"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("virsh runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("<domain"),
+        "virsh did not print the domain:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = text.find("<domain").unwrap();
+    let e = text.rfind("</domain>").unwrap() + "</domain>".len();
+    format!("{}\n", &text[s..e])
+}
+
+/// [`virsh_define_dump_with`] the system's virsh.
+pub fn virsh_define_dump(dir: &Path, xml: &str, name: &str) -> String {
+    let v = Virsh {
+        bin: PathBuf::from("virsh"),
+        lib: None,
+        schemas: schema_dir().unwrap_or_default(),
+    };
+    virsh_define_dump_with(&v, dir, xml, name)
+}
+
+/// `xmllint --relaxng` against `rng` in the schema directory `dir`.
+pub fn relaxng_in(dir: &Path, xml: &str, rng: &str, what: &str) -> Result<(), String> {
+    let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    std::fs::write(tmp.path(), xml).map_err(|e| e.to_string())?;
+    let out = Command::new("xmllint")
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(dir.join(rng))
+        .arg(tmp.path())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is not valid against {}:\n{}\n---\n{xml}",
+            dir.join(rng).display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
