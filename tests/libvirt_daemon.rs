@@ -9,7 +9,7 @@
 //! without it (or without root) the tests skip visibly, and fail under
 //! `BACKING_CHAIN_REQUIRE_ORACLES=1`. The findings behind these tests (the
 //! index rule, the verdicts, data stores) were written down with libvirt
-//! 11.3.0 and QEMU 10.0.2.
+//! 11.3.0 and QEMU 10.0.2: `docs/libvirt-findings/`.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! `index` numbers of a populated domain against those libvirt 11.3 gave
 //! the same VMs when it started them (QEMU 10.0, `virsh dumpxml` of the
-//! running VM; the cases and numbers are those of issue 13's
-//! `libvirt-index.md` findings: t1, e1, e2, nbd, ds1). The images are the
+//! running VM; the cases and numbers are those of
+//! `docs/libvirt-findings/libvirt-index.md`: t1, e1, e2, nbd, ds1). The images are the
 //! same chains, described as a probe would; the domains are the same disks.
 
 mod common;
@@ -11,7 +11,7 @@ use backing_chain::image::Format;
 use backing_chain::xml::{self, Options};
 use common::*;
 
-const D: &str = "/tmp/lv";
+const D: &str = "/srv/vm";
 
 fn q(name: &str, backing: Option<&str>) -> backing_chain::chain::Image {
     img(
@@ -28,10 +28,12 @@ fn raw(name: &str) -> backing_chain::chain::Image {
 /// A qcow2 with an external data file, as the probe reports it.
 fn with_data_file(mut im: backing_chain::chain::Image, data: &str) -> backing_chain::chain::Image {
     if let Probed::Info(info) = &mut im.probe {
-        info.format_specific = Some(serde_json::json!({
-            "type": "qcow2",
-            "data": {"compat": "1.1", "data-file": data, "data-file-raw": false}
-        }));
+        info.format_specific = Some(backing_chain::image::FormatSpecific::Other(
+            serde_json::json!({
+                "type": "qcow2",
+                "data": {"compat": "1.1", "data-file": data, "data-file-raw": false}
+            }),
+        ));
     }
     im
 }
@@ -99,13 +101,13 @@ fn t1_three_bare_disks() {
         vdc,
         "<disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file='/tmp/lv/c-top.qcow2' index='1'/>
+      <source file='/srv/vm/c-top.qcow2' index='1'/>
       <backingStore type='file' index='4'>
         <format type='qcow2'/>
-        <source file='/tmp/lv/c-mid.qcow2'/>
+        <source file='/srv/vm/c-mid.qcow2'/>
         <backingStore type='file' index='5'>
           <format type='qcow2'/>
-          <source file='/tmp/lv/c-base.qcow2'/>
+          <source file='/srv/vm/c-base.qcow2'/>
           <backingStore/>
         </backingStore>
       </backingStore>
@@ -277,10 +279,10 @@ fn ds1_data_files_take_numbers_after_their_layer() {
         disks[0],
         "<disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file='/tmp/lv/t-df.qcow2' index='2'>
+      <source file='/srv/vm/t-df.qcow2' index='2'>
         <dataStore type='file'>
           <format type='raw'/>
-          <source file='/tmp/lv/t-df.data' index='5'/>
+          <source file='/srv/vm/t-df.data' index='5'/>
         </dataStore>
       </source>
       <backingStore/>
@@ -291,13 +293,13 @@ fn ds1_data_files_take_numbers_after_their_layer() {
         disks[1],
         "<disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file='/tmp/lv/bdf-top.qcow2' index='1'/>
+      <source file='/srv/vm/bdf-top.qcow2' index='1'/>
       <backingStore type='file' index='3'>
         <format type='qcow2'/>
-        <source file='/tmp/lv/bdf-base.qcow2'>
+        <source file='/srv/vm/bdf-base.qcow2'>
           <dataStore type='file'>
             <format type='raw'/>
-            <source file='/tmp/lv/b-df.data' index='4'/>
+            <source file='/srv/vm/b-df.data' index='4'/>
           </dataStore>
         </source>
         <backingStore/>
@@ -349,7 +351,7 @@ fn adopting_a_chain_takes_the_tops_number_and_data_file() {
     let populated = xml::populate(&doc, &forest(images), &Options::default())
         .unwrap()
         .xml;
-    assert!(populated.contains("<source file='/tmp/lv/t-df.data' index='2'/>"));
+    assert!(populated.contains("<source file='/srv/vm/t-df.data' index='2'/>"));
     assert_eq!(
         xml::edit::adopt_chain(&doc, &populated, 0).unwrap(),
         populated

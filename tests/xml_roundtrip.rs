@@ -172,6 +172,25 @@ fn flat_nested_flat_keeps_quorum_comments_and_payload() {
     }
 }
 
+/// `xml` without the ` index="N"` / ` index='N'` attributes of `<source>`
+/// elements (the disks' tops; a chain's numbers are on `<backingStore>`).
+fn strip_source_indexes(xml: &str) -> String {
+    let mut res = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(i) = rest.find(" index=") {
+        let q = rest.as_bytes()[i + 7] as char;
+        let end = i + 8 + rest[i + 8..].find(q).unwrap() + 1;
+        let tag_start = rest[..i].rfind('<').unwrap();
+        res.push_str(&rest[..i]);
+        if !rest[tag_start..].starts_with("<source ") {
+            res.push_str(&rest[i..end]);
+        }
+        rest = &rest[end..];
+    }
+    res.push_str(rest);
+    res
+}
+
 #[test]
 fn populate_changes_only_the_inserted_span() {
     use backing_chain::image::Format;
@@ -201,15 +220,24 @@ fn populate_changes_only_the_inserted_span() {
     // none), vdh 8, vdg 9, vde 10, vdd 11 and its given layer 12, vdc 13,
     // vdb 14, vda 15, 16, 17; pass 2: vdb's base 18.
     let anchor = "<source file=\"/var/lib/libvirt/images/data &amp; logs.qcow2\"";
-    let at = doc.find(anchor).unwrap() + anchor.len();
-    assert!(out.xml.starts_with(&doc[..at]));
-    let rest = &out.xml[at..];
-    let rest = rest
-        .strip_prefix(" index=\"14\"/>")
-        .expect("the top's number");
-    let after = at + "/>".len();
-    assert!(rest.ends_with(&doc[after..]));
-    let inserted = &rest[..rest.len() - (doc.len() - after)];
+    let top = out.xml.find(anchor).unwrap() + anchor.len();
+    assert!(
+        out.xml[top..].starts_with(" index=\"14\"/>"),
+        "the top's number"
+    );
+    // Every other disk libvirt numbers (a source, no given chain) gets its
+    // top's number too; apart from those attributes, only the chain is new.
+    assert_eq!(
+        strip_source_indexes(&doc),
+        doc,
+        "the fixture has no top numbers"
+    );
+    let unnumbered = strip_source_indexes(&out.xml);
+    let at = doc.find(anchor).unwrap() + anchor.len() + "/>".len();
+    assert!(unnumbered.starts_with(&doc[..at]));
+    let rest = &unnumbered[at..];
+    assert!(rest.ends_with(&doc[at..]));
+    let inserted = &rest[..rest.len() - (doc.len() - at)];
     assert_eq!(
         inserted,
         "
@@ -218,6 +246,10 @@ fn populate_changes_only_the_inserted_span() {
         <source file='/var/lib/libvirt/images/data-base.qcow2'/>
         <backingStore/>
       </backingStore>"
+    );
+    assert!(
+        out.xml.matches(" index=").count() > doc.matches(" index=").count() + 2,
+        "other disks' tops are numbered"
     );
     // vdk (a qcow2 no image matches) comes before vdb in pass 2: its chain,
     // unknown, could take numbers first.

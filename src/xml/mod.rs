@@ -469,7 +469,8 @@ pub(crate) fn detected_from(bc: &BackingChain) -> number::Detected {
 /// What libvirt's parser takes but its RelaxNG schema (so `virsh define
 /// --validate`) refuses: relative paths, `ssh` layers (the schema of older
 /// releases — 9.0 — has no ssh disks; 11.3's has them), `nfs` layers without an
-/// `<identity>` (the schema requires one; libvirt's own output omits it).
+/// `<identity>` (9.0's schema requires one, 11.3's not; libvirt's own output
+/// omits it).
 fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
     for l in &bc.layers {
         let s = &l.source;
@@ -484,9 +485,9 @@ fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
                     && s.extra("user").is_none()
                     && s.extra("group").is_none() =>
             {
-                out.push(Diagnostic::warning(
+                out.push(Diagnostic::info(
                     "schema-needs-nfs-identity",
-                    format!("the layer nfs '{name}' has no <identity user group>: libvirt's schema requires one, so `virsh define --validate` refuses this chain (libvirt's parser takes it)"),
+                    format!("the layer nfs '{name}' has no <identity user group>: the schema of older libvirt releases (9.0) requires one, so their `virsh define --validate` refuses this chain (their parser takes it; libvirt 11.3's schema does not require it)"),
                 ))
             }
             _ => {}
@@ -1041,6 +1042,21 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             }
             continue;
         }
+        // A disk with no chain nothing is written into still has its top
+        // numbered, as libvirt numbers every disk's source (a network disk,
+        // a raw one, a cdrom with media); an index already there is kept.
+        // A given chain is kept as written, numbers and all.
+        if let (Some(n), Some(src_el), true) =
+            (&numbering, el.child("source"), p.en.list.is_empty())
+        {
+            if let Some(top_index) = n.disks[di].top {
+                for (s, e, t) in
+                    top_source_edits(doc, src_el, Some(top_index), None, child_indent, unit)
+                {
+                    edits.push((s, e, eol(crlf, t)));
+                }
+            }
+        }
         let en = &p.en;
         if opts.mode == Mode::Populate
             && !en.list.is_empty()
@@ -1075,7 +1091,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
 
 /// Write the top image's data file into the disk's own `<source>` when a
 /// chain from the images is written. Decided by what libvirt 11.3 does
-/// (`/work/findings/libvirt-datastore.md` of issue 13): a given chain —
+/// (`docs/libvirt-findings/libvirt-datastore.md`): a given chain —
 /// ours ends in `<backingStore/>` or in a layer libvirt cannot open — stops
 /// libvirt's detection, the top's data file included, and QEMU then fails to
 /// open a relative data file name; libvirt itself prints the top's
