@@ -215,6 +215,8 @@ export function adoptChain(doc: string, other: string, disk: number): string;
 export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
 export function parseHosts(text: string): HostSpec[];
+/** The network protocols libvirt takes in a disk's `<source protocol>` (nbd, iscsi, rbd, …), in libvirt's order. */
+export function networkProtocols(): string[];
 /** Test hook: panics. */
 export function __panicForTests(): void;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;

@@ -262,4 +262,10 @@ export const SIZE_BUDGET = 150 * 1024;
 // map of the duplicate-attribute check (246.9 KiB with them); then to 250 KiB
 // by the batch reordering that makes chains come out in the order the images
 // were given (`Session.orderAdded`, 1.0 KiB: 247.9 KiB).
-export const SIZE_CEILING = 250 * 1024;
+// Raised to 285 KiB on 2026-12-02 by issues 13 and 14 (283.9 KiB measured):
+// the safety inspector (partition tables, ISO look, extents) +4.5 KiB wasm;
+// libvirt's index numbering, <dataStore>, absent layers and the layout-keeping
+// round trips +13 KiB wasm; the element split into modules with JSDoc types
+// +13.9 KiB JS (per-file gzip, types and docs); typed facts -0.4 KiB. Issue 18
+// is where it comes down (150 KiB).
+export const SIZE_CEILING = 285 * 1024;

@@ -216,7 +216,9 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   // Nor a disk of its own in the XML, nor diagnostics about it as an image.
   const xml = `<disks>${await xmlOf(page)}</disks>`;
   assert.equal(xpath(xml, 'count(//disk)'), '2');
-  assert.equal(xpath(xml, "count(//source[@file='web1.data'])"), '0');
+  assert.equal(xpath(xml, "count(//disk/source[@file='web1.data'])"), '0');
+  // It is in the XML as libvirt's <dataStore> of its image.
+  assert.equal(xpath(xml, "count(//disk/source/dataStore/source[@file='web1.data'])"), '1');
   assert.ok(!(await page.evaluate(() => window.__diags)).some((x) => /'web1\.data' is not|no header/.test(x.message)));
   // The details of the image say it too.
   await el(page).locator('li[data-image] > .row .name:text-is("web1.qcow2")').click();
@@ -232,7 +234,12 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   assert.deepEqual((await treeOf(page)).sort(), ['1:odd.qcow2', '1:web1.data']);
   await el(page).evaluate((e) => e.undo());
   await waitTree(page, 2);
-  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').getXml().includes("'web1.data'"));
+  // Back on its image: no disk of its own (it is in web1.qcow2's <dataStore>).
+  await page.waitForFunction(() => {
+    const xml = document.querySelector('backing-chain-editor').getXml();
+    const doc = new DOMParser().parseFromString(`<r>${xml}</r>`, 'application/xml');
+    return doc.querySelectorAll('disk > source[file="web1.data"]').length === 0;
+  });
   assert.deepEqual((await treeOf(page)).sort(), ['1:odd.qcow2', '1:web1.qcow2']);
   assert.equal(await dataLine('web1.qcow2'), 'data file: web1.data (raw)');
   assert.deepEqual(errors, []);

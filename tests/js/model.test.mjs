@@ -59,7 +59,9 @@ test('EditorModel: one probe run for images added together, undo/redo over image
   // A domain XML and the flat layout: two more steps.
   m.setDomain("<domain><name>d</name><devices><disk type='file' device='disk'><source file='/images/top.qcow2'/><target dev='vda'/></disk></devices></domain>");
   m.set('layout', 'flat');
-  assert.match(m.output.xml, /<alias name='vda\[1\]' parent='vda'\/>/);
+  // The top is index 1 (libvirt numbers the disk's own source first), so
+  // the first layer's flat name is vda[2].
+  assert.match(m.output.xml, /<alias name='vda\[2\]' parent='vda'\/>/);
   assert.equal(m.goodDomain, m.domainText);
   // Malformed XML: an error with its position and reason, the last good result kept.
   m.setDomain('<domain><devices><disk');
