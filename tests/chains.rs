@@ -526,6 +526,22 @@ fn unrecorded_formats_follow_libvirts_rules() {
         Some("error")
     );
     assert_eq!(layers(&e).len(), 3, "the chain is still shown whole");
+    // Both ways out: the rebase command, and the whole chain in the domain
+    // XML (tests/libvirt_daemon.rs starts such a VM from our XML).
+    let nr = e["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "backing-format-not-recorded")
+        .unwrap();
+    assert!(nr["fix"]
+        .as_str()
+        .unwrap()
+        .starts_with("qemu-img rebase -u"));
+    assert!(
+        nr["message"].as_str().unwrap().contains("<backingStore>"),
+        "{nr:#}"
+    );
 
     // top → mid(no format) → base: refused at the second link.
     create(&p("mid3.qcow2"), "qcow2", Some(("base.qcow2", "qcow2")));
