@@ -213,7 +213,15 @@ fn probe(images: &Images, path: &str) -> Result<Image, String> {
         .0
         .get(path)
         .ok_or_else(|| format!("{path}: no fixture"))?;
-    Ok(match probe_with(Some(fx.len), |o, n| fx.serve(o, n)) {
+    let counted = std::cell::Cell::new(0u64);
+    let serve = |o, n| {
+        let r = fx.serve(o, n);
+        if let Ok(b) = &r {
+            counted.set(counted.get() + b.len() as u64);
+        }
+        r
+    };
+    Ok(match probe_with(Some(fx.len), serve) {
         Ok((info, bytes_read)) => Image {
             filename: path.to_string(),
             probe: Probed::Info(Box::new(info)),
@@ -224,7 +232,7 @@ fn probe(images: &Images, path: &str) -> Result<Image, String> {
             probe: Probed::Error {
                 error: e.to_string(),
             },
-            bytes_read: 0,
+            bytes_read: counted.get(),
         },
         Err(ProbeOrIo::Io(e)) => return Err(format!("{path}: {e}")),
     })

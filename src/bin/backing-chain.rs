@@ -67,6 +67,8 @@ fn probe_file(path: &str) -> Result<Image, String> {
 /// Probe an open file with positioned reads (one `pread` per range asked).
 fn probe_open(path: &str, f: &File) -> Result<Image, String> {
     let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+    // Counted here too: a probe that fails still read what it read.
+    let counted = std::cell::Cell::new(0u64);
     let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
         let mut buf = vec![0u8; n as usize];
         let mut got = 0;
@@ -77,6 +79,7 @@ fn probe_open(path: &str, f: &File) -> Result<Image, String> {
             }
         }
         buf.truncate(got);
+        counted.set(counted.get() + got as u64);
         Ok(buf)
     };
     let probe = image::probe_with(Some(len), read);
@@ -91,7 +94,7 @@ fn probe_open(path: &str, f: &File) -> Result<Image, String> {
             probe: Probed::Error {
                 error: e.to_string(),
             },
-            bytes_read: 0,
+            bytes_read: counted.get(),
         },
         Err(image::ProbeOrIo::Io(e)) => return Err(format!("{path}: {e}")),
     })
