@@ -3,8 +3,8 @@
 
 use std::convert::Infallible;
 
-use backing_chain::diag::Code;
 use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::diag::Code;
 use backing_chain::image::{self, Format, ImageInfo};
 use backing_chain::limits;
 use backing_chain::xml::{self, Options};

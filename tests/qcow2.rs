@@ -8,8 +8,8 @@ use common::{have_qemu_img, relaxng};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use backing_chain::diag::Code;
 use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::diag::Code;
 use backing_chain::image::{self, Format};
 use backing_chain::xml::{self, Options};
 use serde_json::Value;

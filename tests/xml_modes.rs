@@ -15,10 +15,7 @@ fn validate(doc: &str, f: &backing_chain::chain::Forest) -> xml::Output {
 }
 
 fn codes(o: &xml::Output) -> Vec<(Code, Severity)> {
-    o.diagnostics
-        .iter()
-        .map(|d| (d.code, d.severity))
-        .collect()
+    o.diagnostics.iter().map(|d| (d.code, d.severity)).collect()
 }
 
 fn mismatches(o: &xml::Output) -> Vec<&str> {

@@ -395,7 +395,10 @@ mod tests {
         let c = f.chains.iter().find(|c| c.top == 3).unwrap();
         assert_eq!(c.status, Status::Ambiguous);
         assert!(super::super::testing::codes(c).contains(&Code::AmbiguousBacking));
-        assert!(f.diagnostics.iter().any(|d| d.code == Code::DuplicateBasename));
+        assert!(f
+            .diagnostics
+            .iter()
+            .any(|d| d.code == Code::DuplicateBasename));
         // The user's choice resolves it.
         let f2 = build_with(
             f.images.clone(),

@@ -10,7 +10,7 @@
 
 use super::matching::{Index, Mapped, Matched};
 use super::{Image, Link, Match, Probed, Status};
-use crate::diag::{Code, rebase_fix, Diagnostic, Severity};
+use crate::diag::{rebase_fix, Code, Diagnostic, Severity};
 use crate::image::{Format, ImageInfo};
 use crate::limits;
 use crate::source::{protocol, StorageSource};
@@ -722,8 +722,10 @@ mod tests {
     fn image_notes_are_repeated_in_every_chain_through_it() {
         let mut base = img("/v/base", None);
         if let Probed::Info(i) = &mut base.probe {
-            i.diagnostics
-                .push(Diagnostic::warning(Code::Qcow2Dirty, "the dirty bit is set"));
+            i.diagnostics.push(Diagnostic::warning(
+                Code::Qcow2Dirty,
+                "the dirty bit is set",
+            ));
             i.diagnostics
                 .push(Diagnostic::info(Code::Encrypted, "needs a secret"));
             i.diagnostics

@@ -11,7 +11,11 @@ use crate::source::{SourceType, StorageSource};
 const FIX: &str = "replace the chain with what the images say (CLI: xml --mode validate --replace; libvirt: delete the <backingStore> element and define again)";
 
 fn mismatch(dev: &str, depth: usize, what: String) -> Diagnostic {
-    Diagnostic::error(Code::ChainMismatch, format!("'{dev}' layer {depth}: {what}")).with_fix(FIX)
+    Diagnostic::error(
+        Code::ChainMismatch,
+        format!("'{dev}' layer {depth}: {what}"),
+    )
+    .with_fix(FIX)
 }
 
 fn describe(s: &StorageSource) -> String {
@@ -104,8 +108,11 @@ pub fn compare(
         bc.top_data_store.as_ref(),
     ) {
         out.push(
-            Diagnostic::error(Code::ChainMismatch, format!("'{dev}' (its own source): {why}"))
-                .with_fix(FIX),
+            Diagnostic::error(
+                Code::ChainMismatch,
+                format!("'{dev}' (its own source): {why}"),
+            )
+            .with_fix(FIX),
         );
     }
     let path = model::main_path(en);
