@@ -88,7 +88,7 @@ fn probe(path: &Path) -> (ImageInfo, u64) {
     }
 }
 
-fn diag<'a>(info: &'a ImageInfo, code: Code) -> Option<&'a backing_chain::diag::Diagnostic> {
+fn diag(info: &ImageInfo, code: Code) -> Option<&backing_chain::diag::Diagnostic> {
     info.diagnostics.iter().find(|d| d.code == code)
 }
 
