@@ -133,7 +133,10 @@ codes! {
     /// VMDK: parentCID is set but there is no parentFileNameHint (matched by CID only).
     VmdkParentWithoutName = "vmdk-parent-without-name",
 
-    // ---- The safety inspector (`image::safety`): errors make the chain `unsafe` ----
+    // ---- The safety inspector (`image::safety`): with these codes an error
+    // makes the chain `unsafe` (`Code::is_unsafe`). Its other codes are listed
+    // with their formats (partition tables, VMDK footer and embedded
+    // extents, backing name length, missing extents). ----
     /// qcow2: guest data lives in an external data file that qemu opens.
     ExternalDataFile = "external-data-file",
     /// VMDK: an extent names a path outside the image's directory (absolute, a device, `..`, a sub-directory).
