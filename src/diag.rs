@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+mod codes;
+pub use codes::Code;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -13,8 +16,9 @@ pub enum Severity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
-    /// Stable, kebab-case (`missing-backing`, `backing-format-not-recorded`, …).
-    pub code: String,
+    /// Stable, serialised kebab-case (`missing-backing`, …): the list, with
+    /// what each means, is [`Code`].
+    pub code: Code,
     pub severity: Severity,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -25,22 +29,22 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(severity: Severity, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(severity: Severity, code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
-            code: code.to_string(),
+            code,
             severity,
             message: message.into(),
             fix: None,
             image: None,
         }
     }
-    pub fn info(code: &str, message: impl Into<String>) -> Self {
+    pub fn info(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Info, code, message)
     }
-    pub fn warning(code: &str, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, message)
     }
-    pub fn error(code: &str, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, message)
     }
     /// Say which image (forest index) this is about, unless already said.

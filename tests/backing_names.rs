@@ -9,6 +9,7 @@
 //! `StorageSource` with libvirt's element order, so the expected strings
 //! stay libvirt's own.
 
+use backing_chain::diag::Code;
 use backing_chain::source::{parse_backing_name, resolve_backing, SourceType, StorageSource};
 
 fn esc(s: &str, attr: bool) -> String {
@@ -306,7 +307,7 @@ fn backing_string_table() {
                 let dropped = p
                     .diagnostics
                     .iter()
-                    .any(|d| d.code == "credentials-dropped");
+                    .any(|d| d.code == Code::CredentialsDropped);
                 if dropped != *creds {
                     failures.push(format!(
                         "{name}\n  credentials-dropped: expected {creds}, got {dropped}"

@@ -686,7 +686,13 @@ fn missing_base_and_missing_middle() {
     assert_eq!(code, 1);
     assert_eq!(e["status"], "missing");
     assert_eq!(layers(&e).len(), 1);
-    let msg = e["diagnostics"][0]["message"].as_str().unwrap();
+    let missing = e["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["code"] == "missing-backing")
+        .unwrap_or_else(|| panic!("{e:#}"));
+    let msg = missing["message"].as_str().unwrap();
     assert!(
         msg.contains("l1.qcow2") && msg.contains("l0.qcow2"),
         "{msg}"

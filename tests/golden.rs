@@ -71,7 +71,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use backing_chain::chain::{self, BuildOptions, Forest, Image, Probed, Status};
-use backing_chain::diag::Diagnostic;
+use backing_chain::diag::{Code, Diagnostic};
 use backing_chain::image::{probe_with, ProbeOrIo};
 use backing_chain::xml::{self, Layout, Options};
 use serde_json::Value;
@@ -246,7 +246,7 @@ fn check_extents(images: &Images, img: &mut Image) {
         .filter(|(_, path)| !images.0.contains_key(path))
         .map(|(name, path)| {
             Diagnostic::error(
-                "missing-extent",
+                Code::MissingExtent,
                 format!("the extent '{name}' of this VMDK (resolved to '{path}') is missing: qemu cannot open the image"),
             )
         })

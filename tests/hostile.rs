@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 
 use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::diag::Code;
 use backing_chain::image::{self, Format, ImageInfo};
 use backing_chain::limits;
 use backing_chain::xml::{self, Options};
@@ -210,7 +211,7 @@ fn ten_thousand_deep_chain_no_recursion() {
     assert!(forest.chains[0]
         .diagnostics
         .iter()
-        .any(|d| d.code == "too-deep-for-libvirt"));
+        .any(|d| d.code == Code::TooDeepForLibvirt));
     // And the XML for it, also without recursion.
     let out = std::thread::Builder::new()
         .stack_size(256 * 1024)
@@ -462,12 +463,12 @@ fn deep_xml_chains_convert_and_validate() {
             assert_eq!(xml::convert(&doc, &flat_opts).unwrap().xml, doc);
             let o = xml::convert(&doc, &Options::default()).unwrap();
             assert_eq!(o.xml, doc, "left as it was");
-            assert!(o.diagnostics.iter().any(|d| d.code == "nested-too-deep"));
+            assert!(o.diagnostics.iter().any(|d| d.code == Code::NestedTooDeep));
             // Populating nested from the images: the same.
             let bare = "<domain><devices><disk type='file'><source file='/v/l0.qcow2'/></disk></devices></domain>";
             let o = xml::populate(bare, &forest, &Options::default()).unwrap();
             assert_eq!(o.xml, bare);
-            assert!(o.diagnostics.iter().any(|d| d.code == "nested-too-deep"));
+            assert!(o.diagnostics.iter().any(|d| d.code == Code::NestedTooDeep));
         })
         .unwrap()
         .join()
@@ -636,7 +637,7 @@ fn hostile_backing_names_never_panic_and_stay_data() {
         forest.chains[0]
             .diagnostics
             .iter()
-            .any(|d| d.code.contains("untrusted")),
+            .any(|d| d.code == Code::UntrustedBackingName),
         "{:?}",
         forest.chains[0].diagnostics
     );

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use backing_chain::chain::{self, Image, Probed, Status};
+use backing_chain::diag::Code;
 use backing_chain::image::{self, Format};
 use backing_chain::xml::{self, Options};
 use serde_json::Value;
@@ -129,7 +130,7 @@ fn fixture_chain_and_diagnostics() {
     let d = nf
         .diagnostics
         .iter()
-        .find(|d| d.code == "backing-format-not-recorded")
+        .find(|d| d.code == Code::BackingFormatNotRecorded)
         .expect("diagnostic");
     // It is about noformat.qcow2 (the image that fails to record it).
     let nf_idx = forest
@@ -522,7 +523,7 @@ fn fixture_mapping_reparents_and_the_fix_names_the_chosen_image() {
     let d = top
         .diagnostics
         .iter()
-        .find(|d| d.code == "backing-chosen")
+        .find(|d| d.code == Code::BackingChosen)
         .expect("backing-chosen");
     assert_eq!(
         d.fix.as_deref(),

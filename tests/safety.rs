@@ -14,21 +14,21 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
-use backing_chain::diag::Severity;
+use backing_chain::diag::{Code, Severity};
 use backing_chain::image::{probe_with, Format, ImageInfo, ProbeOrIo};
 use serde_json::Value;
 
 /// The codes this inspector adds; none may appear on an ordinary image.
-const SAFETY_CODES: [&str; 9] = [
-    "backing-name-too-long",
-    "external-data-file",
-    "vmdk-extent-path",
-    "vmdk-extent-protocol",
-    "vmdk-footer-mismatch",
-    "vmdk-embedded-extents",
-    "multiple-formats",
-    "partition-table",
-    "partition-table-invalid",
+const SAFETY_CODES: [Code; 9] = [
+    Code::BackingNameTooLong,
+    Code::ExternalDataFile,
+    Code::VmdkExtentPath,
+    Code::VmdkExtentProtocol,
+    Code::VmdkFooterMismatch,
+    Code::VmdkEmbeddedExtents,
+    Code::MultipleFormats,
+    Code::PartitionTable,
+    Code::PartitionTableInvalid,
 ];
 
 fn qemu_img(dir: &Path, args: &[&str]) {
@@ -88,12 +88,12 @@ fn probe(path: &Path) -> (ImageInfo, u64) {
     }
 }
 
-fn diag<'a>(info: &'a ImageInfo, code: &str) -> Option<&'a backing_chain::diag::Diagnostic> {
+fn diag(info: &ImageInfo, code: Code) -> Option<&backing_chain::diag::Diagnostic> {
     info.diagnostics.iter().find(|d| d.code == code)
 }
 
-fn codes(info: &ImageInfo) -> Vec<&str> {
-    info.diagnostics.iter().map(|d| d.code.as_str()).collect()
+fn codes(info: &ImageInfo) -> Vec<Code> {
+    info.diagnostics.iter().map(|d| d.code).collect()
 }
 
 fn patch(path: &Path, at: u64, bytes: &[u8]) {
@@ -154,7 +154,7 @@ fn too_long_backing_name_keeps_format_size_and_name() {
             Some(name.as_str()),
             "{fmt}"
         );
-        let dg = diag(&info, "backing-name-too-long").expect("flagged");
+        let dg = diag(&info, Code::BackingNameTooLong).expect("flagged");
         assert_eq!(dg.severity, Severity::Error);
         assert!(
             dg.message.contains(&name.len().to_string()),
@@ -237,7 +237,7 @@ fn qcow2_external_data_file_against_qemu_img() {
     );
     let (plain, _) = probe(&dir.join("plain.qcow2"));
     assert_eq!(plain.data_file(), None);
-    assert!(diag(&plain, "external-data-file").is_none());
+    assert!(diag(&plain, Code::ExternalDataFile).is_none());
 
     // (file, name patched in or None, severity expected)
     let cases: [(&str, Option<&str>, Severity); 6] = [
@@ -279,7 +279,7 @@ fn qcow2_external_data_file_against_qemu_img() {
                 .and_then(Value::as_bool),
             "{file}"
         );
-        let dg = diag(&info, "external-data-file").expect("flagged");
+        let dg = diag(&info, Code::ExternalDataFile).expect("flagged");
         assert_eq!(dg.severity, severity, "{file}: {}", dg.message);
         assert!(dg.message.contains(ours), "{}", dg.message);
         assert_eq!(info.virtual_size, q["virtual-size"].as_u64());
@@ -332,7 +332,7 @@ fn vmdk_extent_names_against_qemu_img() {
             .and_then(Value::as_str),
         Some("/etc/hosts")
     );
-    let dg = diag(&info, "vmdk-extent-path").expect("flagged");
+    let dg = diag(&info, Code::VmdkExtentPath).expect("flagged");
     assert_eq!(dg.severity, Severity::Error);
     assert!(dg.message.contains("/etc/hosts"));
 
@@ -346,7 +346,7 @@ fn vmdk_extent_names_against_qemu_img() {
     ] {
         std::fs::write(dir.join(file), flat_descriptor(extent)).unwrap();
         let (info, _) = probe(&dir.join(file));
-        let dg = diag(&info, "vmdk-extent-protocol").unwrap_or_else(|| panic!("{file}"));
+        let dg = diag(&info, Code::VmdkExtentProtocol).unwrap_or_else(|| panic!("{file}"));
         assert_eq!(dg.severity, Severity::Error, "{file}");
         assert!(info.vmdk_extents()[0].external);
     }
@@ -361,7 +361,7 @@ fn vmdk_extent_names_against_qemu_img() {
     let sev: Vec<Severity> = info
         .diagnostics
         .iter()
-        .filter(|d| d.code == "vmdk-extent-path")
+        .filter(|d| d.code == Code::VmdkExtentPath)
         .map(|d| d.severity)
         .collect();
     assert_eq!(sev, vec![Severity::Warning, Severity::Error]);
@@ -401,9 +401,9 @@ fn vmdk_sparse_capacity_zero_opens_its_extents() {
     );
     let (info, _) = probe(&path);
     assert_eq!(info.virtual_size, q["virtual-size"].as_u64());
-    assert!(diag(&info, "vmdk-embedded-extents").is_some());
+    assert!(diag(&info, Code::VmdkEmbeddedExtents).is_some());
     assert_eq!(
-        diag(&info, "vmdk-extent-path").map(|d| d.severity),
+        diag(&info, Code::VmdkExtentPath).map(|d| d.severity),
         Some(Severity::Error)
     );
     assert!(info.vmdk_extents()[0].external);
@@ -536,13 +536,13 @@ fn vmdk_stream_footer_checks_against_qemu_img() {
             }
             "eos.vmdk" => {
                 assert!(q.expect_err("refused").contains("Invalid footer"));
-                let dg = diag(&info, "vmdk-footer-mismatch").expect("flagged");
+                let dg = diag(&info, Code::VmdkFooterMismatch).expect("flagged");
                 assert!(dg.message.contains("end-of-stream"), "{}", dg.message);
             }
             _ => {
                 // qemu-img reads the footer's (shorter) descriptor.
                 q.expect("qemu-img reads it");
-                let dg = diag(&info, "vmdk-footer-mismatch").expect("flagged");
+                let dg = diag(&info, Code::VmdkFooterMismatch).expect("flagged");
                 assert!(
                     dg.message.contains("different descriptors"),
                     "{}",
@@ -689,14 +689,14 @@ fn raw_disks_with_gpt_and_mbr_stay_raw() {
         let t = &serde_json::json!(info.header.as_ref().expect("facts"))["partition-table"];
         assert_eq!(t["scheme"], scheme, "{file}: {t}");
         assert_eq!(t["partitions"], parts, "{file}: {t}");
-        let dg = diag(&info, "partition-table").expect("said");
+        let dg = diag(&info, Code::PartitionTable).expect("said");
         assert_eq!(dg.severity, Severity::Info);
         assert!(
-            diag(&info, "partition-table-invalid").is_none(),
+            diag(&info, Code::PartitionTableInvalid).is_none(),
             "{:?}",
             info.diagnostics
         );
-        assert!(diag(&info, "multiple-formats").is_none());
+        assert!(diag(&info, Code::MultipleFormats).is_none());
         if scheme == "gpt" {
             // 4 KiB, the footer sector, the ISO descriptor, the entries.
             assert!(read <= 4096 + 512 + 2048 + 16384, "{file}: read {read}");
@@ -709,7 +709,7 @@ fn raw_disks_with_gpt_and_mbr_stay_raw() {
     bad[512 + 40] ^= 1;
     std::fs::write(dir.join("bad.img"), &bad).unwrap();
     let (info, _) = probe(&dir.join("bad.img"));
-    let dg = diag(&info, "partition-table-invalid").expect("flagged");
+    let dg = diag(&info, Code::PartitionTableInvalid).expect("flagged");
     assert!(dg.message.contains("CRC"), "{}", dg.message);
 }
 
@@ -729,7 +729,7 @@ fn qcow2_header_over_an_iso_is_multiple_formats() {
     assert_eq!(q["format"], "raw");
     let (info, _) = probe(&dir.join("plain.iso"));
     assert_eq!(info.format, Format::Iso);
-    assert!(diag(&info, "multiple-formats").is_none());
+    assert!(diag(&info, Code::MultipleFormats).is_none());
 
     // A qcow2 of 512-byte clusters is a few KiB: it fits in the 32 KiB
     // system area.
@@ -756,7 +756,7 @@ fn qcow2_header_over_an_iso_is_multiple_formats() {
     let (info, read) = probe(&dir.join("poly.iso"));
     assert_eq!(info.format, Format::Qcow2);
     assert_eq!(info.virtual_size, q["virtual-size"].as_u64());
-    let dg = diag(&info, "multiple-formats").expect("flagged");
+    let dg = diag(&info, Code::MultipleFormats).expect("flagged");
     assert_eq!(dg.severity, Severity::Error);
     assert!(dg.message.contains("CD001"), "{}", dg.message);
     assert!(read <= 4096 + 7, "read {read}");
@@ -788,7 +788,7 @@ fn qcow2_and_vmdk_headers_over_partition_tables() {
                 assert_eq!(info.virtual_size, q["virtual-size"].as_u64(), "{name}");
             }
             assert_eq!(info.format.name(), fmt, "{name}");
-            let dg = diag(&info, "multiple-formats").unwrap_or_else(|| panic!("{name}"));
+            let dg = diag(&info, Code::MultipleFormats).unwrap_or_else(|| panic!("{name}"));
             assert!(
                 dg.message
                     .contains(if what == "mbr" { "MBR" } else { "GPT" }),
@@ -954,7 +954,7 @@ fn hostile_gpt_fields_are_bounded() {
             asked <= 4096 + 512 + 2048 + 256 * 1024,
             "field {at}: asked {asked}"
         );
-        assert!(diag(&info, "partition-table").is_some(), "field {at}");
+        assert!(diag(&info, Code::PartitionTable).is_some(), "field {at}");
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use backing_chain::diag::Severity;
+use backing_chain::diag::{Code, Severity};
 use backing_chain::image::Format;
 use backing_chain::xml::{self, Layout, Mode, Options};
 use common::*;
@@ -14,17 +14,14 @@ fn validate(doc: &str, f: &backing_chain::chain::Forest) -> xml::Output {
     xml::validate(doc, f, &Options::default()).unwrap()
 }
 
-fn codes(o: &xml::Output) -> Vec<(&str, Severity)> {
-    o.diagnostics
-        .iter()
-        .map(|d| (d.code.as_str(), d.severity))
-        .collect()
+fn codes(o: &xml::Output) -> Vec<(Code, Severity)> {
+    o.diagnostics.iter().map(|d| (d.code, d.severity)).collect()
 }
 
 fn mismatches(o: &xml::Output) -> Vec<&str> {
     o.diagnostics
         .iter()
-        .filter(|d| d.code == "chain-mismatch")
+        .filter(|d| d.code == Code::ChainMismatch)
         .map(|d| d.message.as_str())
         .collect()
 }
@@ -68,7 +65,7 @@ fn dropped_basenames_are_made_absolute_with_the_disk_directory() {
     assert!(out
         .xml
         .contains("<source file='/var/lib/libvirt/images/base.qcow2'/>"));
-    assert!(!out.diagnostics.iter().any(|d| d.code == "relative-path"));
+    assert!(!out.diagnostics.iter().any(|d| d.code == Code::RelativePath));
     // A base directory set by the user wins; a relative one is flagged.
     let o = Options {
         base_dir: Some("relative/dir".into()),
@@ -76,7 +73,7 @@ fn dropped_basenames_are_made_absolute_with_the_disk_directory() {
     };
     let out = xml::populate(&fixture("disk.xml"), &f, &o).unwrap();
     assert!(out.xml.contains("<source file='relative/dir/base.qcow2'/>"));
-    assert!(out.diagnostics.iter().any(|d| d.code == "relative-path"));
+    assert!(out.diagnostics.iter().any(|d| d.code == Code::RelativePath));
 }
 
 #[test]
@@ -114,7 +111,7 @@ fn trust_keeps_a_chain_even_when_the_images_disagree() {
     )
     .unwrap();
     assert_eq!(out.xml, doc);
-    assert!(codes(&out).contains(&("chain-trusted", Severity::Info)));
+    assert!(codes(&out).contains(&(Code::ChainTrusted, Severity::Info)));
     assert!(!out.mismatch);
 }
 
@@ -142,7 +139,7 @@ fn validate_reports_each_divergence() {
     assert!(out
         .diagnostics
         .iter()
-        .all(|d| d.code != "chain-mismatch" || d.fix.is_some()));
+        .all(|d| d.code != Code::ChainMismatch || d.fix.is_some()));
     assert_eq!(
         out.xml,
         fixture("flat.xml"),
@@ -238,7 +235,7 @@ fn an_unterminated_prefix_is_not_a_mismatch() {
 </disk>";
     let out = validate(doc, &three_layer_forest());
     assert!(!out.mismatch, "{:?}", out.diagnostics);
-    assert!(codes(&out).contains(&("chain-open", Severity::Info)));
+    assert!(codes(&out).contains(&(Code::ChainOpen, Severity::Info)));
 }
 
 #[test]
@@ -261,7 +258,7 @@ fn replace_writes_what_the_images_say() {
     )
     .unwrap();
     assert_eq!(out.xml, populated.xml);
-    assert!(codes(&out).contains(&("chain-replaced", Severity::Info)));
+    assert!(codes(&out).contains(&(Code::ChainReplaced, Severity::Info)));
     // Validating the replaced document: no mismatch left.
     let again = validate(&out.xml, &three_layer_forest());
     assert!(!again.mismatch, "{:?}", again.diagnostics);
@@ -272,10 +269,10 @@ fn quorum_siblings_and_flat_orphans_are_kept_and_flagged() {
     let doc = fixture("quorum.xml");
     let out = xml::convert(&doc, &Options::default()).unwrap();
     assert_eq!(out.xml, doc);
-    assert!(codes(&out).contains(&("quorum-siblings", Severity::Warning)));
+    assert!(codes(&out).contains(&(Code::QuorumSiblings, Severity::Warning)));
     let orphan = fixture("flat.xml").replace("parent='vda[1]'", "parent='nobody'");
     let out = xml::convert(&orphan, &Options::default()).unwrap();
-    assert!(codes(&out).contains(&("flat-orphan", Severity::Warning)));
+    assert!(codes(&out).contains(&(Code::FlatOrphan, Severity::Warning)));
     assert_eq!(
         out.xml.matches("<backingStore").count(),
         3,
@@ -360,16 +357,12 @@ fn names_xml_cannot_carry_are_diagnosed_not_mangled() {
         // NUL never reaches the writer: the name parser refuses it and the
         // chain says so; a control character is refused by the writer.
         let top_chain = f.chains.iter().find(|c| c.top == 0).expect("top chain");
-        let (code, codes): (&str, Vec<&str>) = if bad.contains('\0') {
-            let codes = top_chain
-                .diagnostics
-                .iter()
-                .map(|d| d.code.as_str())
-                .collect();
-            ("bad-backing-name", codes)
+        let (code, codes): (Code, Vec<Code>) = if bad.contains('\0') {
+            let codes = top_chain.diagnostics.iter().map(|d| d.code).collect();
+            (Code::BadBackingName, codes)
         } else {
-            let codes = out.diagnostics.iter().map(|d| d.code.as_str()).collect();
-            ("unrepresentable-name", codes)
+            let codes = out.diagnostics.iter().map(|d| d.code).collect();
+            (Code::UnrepresentableName, codes)
         };
         assert!(codes.contains(&code), "{bad:?}: {codes:?}");
     }
@@ -384,7 +377,7 @@ fn names_xml_cannot_carry_are_diagnosed_not_mangled() {
         img(lossy, Format::Qcow2, None),
     ]);
     let out = xml::populate(&fixture("disk.xml"), &f, &Options::default()).unwrap();
-    assert!(out.diagnostics.iter().any(|d| d.code == "lossy-name"));
+    assert!(out.diagnostics.iter().any(|d| d.code == Code::LossyName));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use backing_chain::diag::Code;
 use backing_chain::xml::{self, Layout, Options};
 use common::*;
 
@@ -256,9 +257,9 @@ fn populate_changes_only_the_inserted_span() {
     assert!(out
         .diagnostics
         .iter()
-        .any(|d| d.code == "index-guess" && d.message.contains("'vdk'")));
+        .any(|d| d.code == Code::IndexGuess && d.message.contains("'vdk'")));
     // The root disk already had a chain: trusted.
-    assert!(out.diagnostics.iter().any(|d| d.code == "chain-trusted"));
+    assert!(out.diagnostics.iter().any(|d| d.code == Code::ChainTrusted));
 }
 
 #[test]

@@ -315,6 +315,7 @@ fn libvirt_prints_volume_and_nvme_layers_we_write() {
 /// domain and prints each `<disk>` exactly as we wrote it.
 #[test]
 fn libvirt_prints_network_layers_we_write() {
+    use backing_chain::diag::Code;
     use backing_chain::image::Format;
     use backing_chain::xml::{self, Options};
     if !tools_present() {
@@ -377,14 +378,14 @@ fn libvirt_prints_network_layers_we_write() {
     // libvirt's schema (9.0; 11.3 takes ssh) refuses two sources its parser takes and its
     // own formatter writes: ssh (no such disk in the schema) and nfs without
     // <identity> (required there). Each is flagged; every other disk passes.
-    let codes: Vec<&str> = out.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    let codes: Vec<Code> = out.diagnostics.iter().map(|d| d.code).collect();
     let head = &out.xml[..out.xml.find("    <disk").unwrap()];
     for (disk, n) in ours.iter().zip(names) {
         let doc = format!("{head}{disk}\n  </devices>\n</domain>\n");
         let flagged = if n.starts_with("ssh:") {
-            Some("schema-refuses-ssh")
+            Some(Code::SchemaRefusesSsh)
         } else if n.starts_with("nfs:") {
-            Some("schema-needs-nfs-identity")
+            Some(Code::SchemaNeedsNfsIdentity)
         } else {
             None
         };

@@ -11,7 +11,7 @@ use std::io::{Seek, SeekFrom};
 use std::process::ExitCode;
 
 use backing_chain::chain::{self, BuildOptions, Image, Probed, Status};
-use backing_chain::diag::{Diagnostic, Severity};
+use backing_chain::diag::{Code, Diagnostic, Severity};
 use backing_chain::image;
 use backing_chain::xml::{self, Layout, Options};
 
@@ -110,7 +110,7 @@ fn check_extents(img: &mut Image, untrusted: bool) {
         .filter(|(_, path)| std::fs::metadata(path).is_err())
         .map(|(name, path)| {
             Diagnostic::error(
-                "missing-extent",
+                Code::MissingExtent,
                 format!("the extent '{name}' of this VMDK (resolved to '{path}') is missing: qemu cannot open the image"),
             )
         })
@@ -185,7 +185,7 @@ fn cmd_probe(args: &[String]) -> Result<ExitCode, String> {
         if matches!(img.probe, Probed::Error { .. })
             || img
                 .info()
-                .is_some_and(|i| i.has_diagnostic("missing-extent"))
+                .is_some_and(|i| i.has_diagnostic(Code::MissingExtent))
         {
             code = ExitCode::from(1);
         }

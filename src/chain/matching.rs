@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use super::{rules, untrusted_reason, BuildOptions, Image, Link, Match};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::source::{self, basename, SourceType, StorageSource};
 
 /// Fold `.` and `..` lexically (for matching names only; links keep the
@@ -174,7 +174,7 @@ pub(super) fn link_of(
     let Some(name) = info.backing_filename.as_deref() else {
         return Link::None.into();
     };
-    if info.has_diagnostic("backing-name-too-long") {
+    if info.has_diagnostic(Code::BackingNameTooLong) {
         // qemu refuses to open the image: the name is never looked for.
         return Link::Unparsed {
             error: "it is longer than qemu reads".into(),
@@ -327,6 +327,7 @@ pub fn extent_paths(img: &Image) -> Vec<(String, String)> {
 mod tests {
     use super::super::testing::{img, names};
     use super::super::*;
+    use crate::diag::Code;
     use crate::image::{Format, Identity};
 
     #[test]
@@ -393,8 +394,11 @@ mod tests {
         ));
         let c = f.chains.iter().find(|c| c.top == 3).unwrap();
         assert_eq!(c.status, Status::Ambiguous);
-        assert!(super::super::testing::codes(c).contains(&"ambiguous-backing"));
-        assert!(f.diagnostics.iter().any(|d| d.code == "duplicate-basename"));
+        assert!(super::super::testing::codes(c).contains(&Code::AmbiguousBacking));
+        assert!(f
+            .diagnostics
+            .iter()
+            .any(|d| d.code == Code::DuplicateBasename));
         // The user's choice resolves it.
         let f2 = build_with(
             f.images.clone(),
@@ -454,7 +458,7 @@ mod tests {
         assert!(f
             .link_diagnostics(0)
             .iter()
-            .any(|d| d.code == "matched-by-identity"));
+            .any(|d| d.code == Code::MatchedByIdentity));
         // Matched by name but the ids disagree: parentCID mismatch.
         if let Probed::Info(info) = &mut top.probe {
             info.backing_filename = Some("o.vmdk".into());
@@ -471,6 +475,6 @@ mod tests {
         assert!(f
             .link_diagnostics(0)
             .iter()
-            .any(|d| d.code == "parent-id-mismatch"));
+            .any(|d| d.code == Code::ParentIdMismatch));
     }
 }

@@ -342,6 +342,7 @@ pub fn layer_source(images: &[Image], idx: usize) -> (StorageSource, Option<Form
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use crate::diag::Code;
 
     /// A qcow2 image recording its backing (if any) as qcow2.
     pub fn img(name: &str, backing: Option<&str>) -> Image {
@@ -362,7 +363,7 @@ pub(crate) mod testing {
             .collect()
     }
 
-    pub fn codes(c: &Chain) -> Vec<&str> {
-        c.diagnostics.iter().map(|d| d.code.as_str()).collect()
+    pub fn codes(c: &Chain) -> Vec<Code> {
+        c.diagnostics.iter().map(|d| d.code).collect()
     }
 }

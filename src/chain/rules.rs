@@ -10,7 +10,7 @@
 
 use super::matching::{Index, Mapped, Matched};
 use super::{Image, Link, Match, Probed, Status};
-use crate::diag::{rebase_fix, Diagnostic, Severity};
+use crate::diag::{rebase_fix, Code, Diagnostic, Severity};
 use crate::image::{Format, ImageInfo};
 use crate::limits;
 use crate::source::{protocol, StorageSource};
@@ -93,14 +93,14 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
             };
             end(
                 Status::Unreadable,
-                Diagnostic::error("unprobed", format!("'{f}' could not be read: {msg}")),
+                Diagnostic::error(Code::Unprobed, format!("'{f}' could not be read: {msg}")),
             )
         }
         // Said by the probe (among the link's diagnostics).
         Link::Unparsed { .. }
             if img
                 .info()
-                .is_some_and(|i| i.has_diagnostic("backing-name-too-long")) =>
+                .is_some_and(|i| i.has_diagnostic(Code::BackingNameTooLong)) =>
         {
             Step::End {
                 end: Status::TooLong,
@@ -111,7 +111,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
         Link::Remote { source } => end(
             Status::Remote,
             Diagnostic::info(
-                "remote-backing",
+                Code::RemoteBacking,
                 format!(
                     "'{f}' is backed by a {} source ({}): never opened here, the chain ends there",
                     source.protocol.as_deref().unwrap_or(source.kind.name()),
@@ -122,7 +122,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
         Link::Missing { resolved } => end(
             Status::Missing,
             Diagnostic::error(
-                "missing-backing",
+                Code::MissingBacking,
                 format!(
                     "the backing file '{name}' of '{f}' (resolved to '{resolved}') is missing"
                 ),
@@ -131,7 +131,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
         Link::NotOpened { resolved } => end(
             Status::Untrusted,
             Diagnostic::warning(
-                "backing-not-opened",
+                Code::BackingNotOpened,
                 format!(
                     "the backing '{name}' of '{f}' (resolved to '{resolved}') is untrusted and was not opened: the chain is not checked beyond it"
                 ),
@@ -143,7 +143,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
         } => end(
             Status::Ambiguous,
             Diagnostic::error(
-                "ambiguous-backing",
+                Code::AmbiguousBacking,
                 format!(
                     "the backing '{name}' of '{f}' (resolved to '{resolved}') matches {} images equally well ({}): choose one",
                     candidates.len(),
@@ -168,7 +168,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
             });
             let not_followed = next.backing_name().filter(|_| as_raw).map(|b| {
                 Diagnostic::warning(
-                    "backing-not-followed",
+                    Code::BackingNotFollowed,
                     format!(
                         "'{}' is used as raw (the format '{f}' records for it), so the backing name '{b}' in its header is data, not followed",
                         next.filename
@@ -189,7 +189,7 @@ fn step(i: usize, images: &[Image], link: &Link) -> Step {
 /// the fix qemu needs (`./a:b.qcow2`).
 fn bad_name(img: &Image, name: &str, error: &str) -> Diagnostic {
     let d = Diagnostic::error(
-        "bad-backing-name",
+        Code::BadBackingName,
         format!(
             "the backing name of '{}' cannot be used: {error}",
             img.filename
@@ -219,7 +219,7 @@ fn bad_name(img: &Image, name: &str, error: &str) -> Diagnostic {
 /// The set-level diagnostic for a caller's pair naming no given image.
 pub(super) fn mapping_unknown(from: &str, to: &str) -> Diagnostic {
     Diagnostic::warning(
-        "mapping-unknown-image",
+        Code::MappingUnknownImage,
         format!("the mapping names '{to}' as the backing of '{from}', but no such image was given"),
     )
 }
@@ -231,7 +231,7 @@ pub(super) fn duplicate_basenames(index: &Index, images: &[Image], out: &mut Vec
     dups.sort_by_key(|(_, v)| v[0]);
     for (b, v) in dups {
         out.push(Diagnostic::info(
-            "duplicate-basename",
+            Code::DuplicateBasename,
             format!(
                 "{} images are named '{b}' ({}): a backing reference by that name is matched by its directory, or is ambiguous",
                 v.len(),
@@ -271,19 +271,19 @@ fn match_note(
                 same: true,
                 agrees: false,
             }) => d.push(Diagnostic::info(
-                "same-file",
+                Code::SameFile,
                 format!(
                     "the backing '{name}' of '{f}' (resolved to '{resolved}') is the file '{t}', spelt another way"
                 ),
             )),
             Some(Mapped { agrees: false, .. }) => d.push(Diagnostic::info(
-                "matched-by-mapping",
+                Code::MatchedByMapping,
                 format!("the backing '{name}' of '{f}' is '{t}' by the given mapping"),
             )),
             _ => {}
         },
         Match::Basename | Match::Suffix => d.push(Diagnostic::info(
-            "matched-by-name",
+            Code::MatchedByName,
             format!(
                 "the backing '{name}' of '{f}' (resolved to '{resolved}') is taken to be '{t}', matched by {}",
                 if *how == Match::Basename { "its file name" } else { "the longest common path" }
@@ -296,7 +296,7 @@ fn match_note(
                 .and_then(|x| x.parent_id.as_deref())
                 .unwrap_or("");
             d.push(Diagnostic::info(
-                "matched-by-identity",
+                Code::MatchedByIdentity,
                 format!(
                     "no image is named like the backing '{name}' of '{f}'; '{t}' is taken because its id {pid} is the recorded parent id"
                 ),
@@ -321,10 +321,10 @@ fn name_diagnostics(
     };
     // The probe says so itself when the header's length field is over the
     // limit (the name may be cut there); this is for facts from elsewhere.
-    if let (Some(max), false) = (max, info.has_diagnostic("backing-name-too-long")) {
+    if let (Some(max), false) = (max, info.has_diagnostic(Code::BackingNameTooLong)) {
         if name.len() > max {
             d.push(Diagnostic::error(
-                "backing-name-too-long",
+                Code::BackingNameTooLong,
                 format!(
                     "the backing name of '{f}' is {} bytes long; {} allows at most {max}",
                     name.len(),
@@ -335,7 +335,7 @@ fn name_diagnostics(
     }
     if name.contains('\u{FFFD}') {
         d.push(Diagnostic::warning(
-            "backing-name-not-utf8",
+            Code::BackingNameNotUtf8,
             format!("the backing name of '{f}' is not valid UTF-8; it was read with replacement characters and may not match the file"),
         ));
     }
@@ -344,7 +344,7 @@ fn name_diagnostics(
     }
     if let Some(why) = untrusted_reason(name) {
         d.push(Diagnostic::warning(
-            "untrusted-backing-name",
+            Code::UntrustedBackingName,
             format!("'{f}' comes from elsewhere and names its backing '{name}': {why}; check it before attaching it to a VM"),
         ));
     }
@@ -377,7 +377,7 @@ fn image_diagnostics(img: &Image, d: &mut Vec<Diagnostic>) {
     let Some(info) = img.info() else { return };
     for pd in &info.diagnostics {
         let keep = pd.severity >= Severity::Warning
-            || matches!(pd.code.as_str(), "encrypted" | "external-data-file");
+            || matches!(pd.code, Code::Encrypted | Code::ExternalDataFile);
         if keep {
             let mut pd = pd.clone();
             pd.message = format!("'{}': {}", img.filename, pd.message);
@@ -434,7 +434,7 @@ fn layer_diagnostics(
     if let Some(c) = chosen {
         out.push(
             Diagnostic::info(
-                "backing-chosen",
+                Code::BackingChosen,
                 format!(
                     "'{}' names '{name}' as its backing; '{c}' was chosen instead: the header still says '{name}' until it is rebased",
                     img.filename
@@ -448,7 +448,7 @@ fn layer_diagnostics(
     match libvirt_backing_format(info) {
         LibvirtBacking::Recorded => {}
         LibvirtBacking::NotRead => out.push(Diagnostic::warning(
-            "backing-not-read-by-libvirt",
+            Code::BackingNotReadByLibvirt,
             format!(
                 "'{}' is a {} image backed by '{name}': libvirt reads backing names from qcow2, qcow, cow, qed and vmdk images only, so it sees '{}' as a single layer and gives qemu no backing for it",
                 img.filename, info.format, img.filename
@@ -463,7 +463,7 @@ fn layer_diagnostics(
         Recorded::Format(f) if f == detected => {}
         Recorded::Format(Format::Raw) => out.push(
             Diagnostic::warning(
-                "backing-format-mismatch",
+                Code::BackingFormatMismatch,
                 format!(
                     "'{}' records its backing '{name}' as raw, but that file starts with a {detected} header. A guest can write a {detected} header into a raw disk: if the backing is really raw, keep raw (treating it as {detected} would let the guest point qemu at other files); only if it really is {detected}, fix the metadata",
                     img.filename
@@ -473,7 +473,7 @@ fn layer_diagnostics(
         ),
         Recorded::Format(f) => out.push(
             Diagnostic::error(
-                "backing-format-mismatch",
+                Code::BackingFormatMismatch,
                 format!(
                     "'{}' records its backing '{name}' as {f}, but its header says {detected}: qemu will fail to open it",
                     img.filename
@@ -483,7 +483,7 @@ fn layer_diagnostics(
         ),
         Recorded::Protocol(recorded) => out.push(
             Diagnostic::warning(
-                "backing-format-protocol",
+                Code::BackingFormatProtocol,
                 format!(
                     "'{}' records backing format '{recorded}', which is a protocol, not a format: libvirt treats the backing '{name}' as raw{}",
                     img.filename,
@@ -498,7 +498,7 @@ fn layer_diagnostics(
         ),
         Recorded::Unknown(recorded) => out.push(
             Diagnostic::error(
-                "backing-format-unknown",
+                Code::BackingFormatUnknown,
                 format!(
                     "'{}' records backing format '{recorded}', which is not an image format: qemu and libvirt refuse to open the backing '{name}'",
                     img.filename
@@ -528,7 +528,7 @@ fn layer_diagnostics(
                     ),
                 };
                 out.push(Diagnostic::warning(
-                    "parent-id-mismatch",
+                    Code::ParentIdMismatch,
                     format!("'{}': {what}", img.filename),
                 ));
             }
@@ -623,7 +623,7 @@ fn unrecorded_format(
         };
         Diagnostic::new(
             sev,
-            "backing-format-not-recorded",
+            Code::BackingFormatNotRecorded,
             format!(
                 "{why}: qed without the no-probe flag lets libvirt probe it (AUTO_SAFE) — libvirt finds {probed}{} and follows its chain, never refusing it for this",
                 if probed != detected {
@@ -635,7 +635,7 @@ fn unrecorded_format(
         )
     } else if has_backing {
         Diagnostic::error(
-            "backing-format-not-recorded",
+            Code::BackingFormatNotRecorded,
             format!(
                 "{why}, and that image ({probed}) has a backing file of its own: libvirt 6.1 and later refuses to start the VM (\"format of backing image '{name}' of image '{f}' was not specified in the image metadata\"); libvirt 6.0 and earlier used it as raw. Fix: {}{xml_way}",
                 if can_record { "record the format (the command), " } else { "" }
@@ -643,21 +643,21 @@ fn unrecorded_format(
         )
     } else if probed != Format::Raw {
         Diagnostic::warning(
-            "backing-format-not-recorded",
+            Code::BackingFormatNotRecorded,
             format!(
                 "{why}: libvirt 6.1 and later probes it, finds {probed} with no backing of its own and uses it (the VM starts); libvirt 6.0 and earlier used it as raw. Probing is what the format field exists to avoid: a guest that can write to a raw image could make it look like {probed}"
             ),
         )
     } else if detected != Format::Raw {
         Diagnostic::warning(
-            "backing-format-not-recorded",
+            Code::BackingFormatNotRecorded,
             format!(
                 "{why}: libvirt probes it and, not knowing {detected} by its first bytes, uses it as raw: the guest sees the {detected} metadata as data"
             ),
         )
     } else {
         Diagnostic::info(
-            "backing-format-not-recorded",
+            Code::BackingFormatNotRecorded,
             format!("{why} (raw, as libvirt probes it); recording it avoids format probing"),
         )
     };
@@ -687,7 +687,7 @@ fn describe(s: &StorageSource) -> String {
 mod tests {
     use super::super::testing::{codes, img};
     use super::super::*;
-    use crate::diag::Severity;
+    use crate::diag::{Code, Severity};
     #[test]
     fn format_diagnostics() {
         let mut top = img("/v/top", Some("mid"));
@@ -708,26 +708,28 @@ mod tests {
         let nr = c
             .diagnostics
             .iter()
-            .find(|d| d.code == "backing-format-not-recorded")
+            .find(|d| d.code == Code::BackingFormatNotRecorded)
             .unwrap();
         assert_eq!(nr.severity, Severity::Error);
         assert_eq!(
             nr.fix.as_deref(),
             Some("qemu-img rebase -u -f qcow2 -F qcow2 -b mid /v/top")
         );
-        assert!(codes(c).contains(&"backing-format-unknown"));
+        assert!(codes(c).contains(&Code::BackingFormatUnknown));
     }
 
     #[test]
     fn image_notes_are_repeated_in_every_chain_through_it() {
         let mut base = img("/v/base", None);
         if let Probed::Info(i) = &mut base.probe {
+            i.diagnostics.push(Diagnostic::warning(
+                Code::Qcow2Dirty,
+                "the dirty bit is set",
+            ));
             i.diagnostics
-                .push(Diagnostic::warning("qcow2-dirty", "the dirty bit is set"));
+                .push(Diagnostic::info(Code::Encrypted, "needs a secret"));
             i.diagnostics
-                .push(Diagnostic::info("encrypted", "needs a secret"));
-            i.diagnostics
-                .push(Diagnostic::info("no-header", "not repeated"));
+                .push(Diagnostic::info(Code::NoHeader, "not repeated"));
         }
         let f = build(vec![
             base,
@@ -739,9 +741,9 @@ mod tests {
             let d: Vec<&Diagnostic> = c.diagnostics.iter().collect();
             assert!(d
                 .iter()
-                .any(|d| d.code == "qcow2-dirty" && d.message.starts_with("'/v/base'")));
-            assert!(d.iter().any(|d| d.code == "encrypted"));
-            assert!(!d.iter().any(|d| d.code == "no-header"));
+                .any(|d| d.code == Code::Qcow2Dirty && d.message.starts_with("'/v/base'")));
+            assert!(d.iter().any(|d| d.code == Code::Encrypted));
+            assert!(!d.iter().any(|d| d.code == Code::NoHeader));
         }
     }
 
@@ -758,8 +760,8 @@ mod tests {
         let c = f.chains.iter().find(|c| c.top == 0).unwrap();
         assert_eq!(c.layers, vec![0, 1]);
         assert_eq!(c.status, Status::Ok);
-        assert!(codes(c).contains(&"backing-format-mismatch"));
-        assert!(codes(c).contains(&"backing-not-followed"));
+        assert!(codes(c).contains(&Code::BackingFormatMismatch));
+        assert!(codes(c).contains(&Code::BackingNotFollowed));
         assert_eq!(f.layer_format(c, 1).as_deref(), Some("raw"));
         assert_eq!(f.layer_format(c, 0).as_deref(), Some("qcow2"));
     }
@@ -779,7 +781,7 @@ mod tests {
         assert!(!f
             .chains
             .iter()
-            .any(|c| codes(c).contains(&"untrusted-backing-name")));
+            .any(|c| codes(c).contains(&Code::UntrustedBackingName)));
         let f = build_with(
             images,
             &BuildOptions {
@@ -791,7 +793,7 @@ mod tests {
             .filter(|&i| {
                 f.link_diagnostics(i)
                     .iter()
-                    .any(|d| d.code == "untrusted-backing-name")
+                    .any(|d| d.code == Code::UntrustedBackingName)
             })
             .collect();
         assert_eq!(flagged, vec![0, 1, 2]);

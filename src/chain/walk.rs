@@ -19,37 +19,28 @@
 
 use super::rules::Step;
 use super::{Chain, Forest, Status};
-use crate::diag::{shell_quote, Diagnostic, Severity};
+use crate::diag::{shell_quote, Code, Diagnostic, Severity};
 use crate::image::Format;
 use crate::limits;
 
 /// The status an error diagnostic gives its chain (the one table of it).
-pub fn status_of(code: &str) -> Status {
+pub fn status_of(code: Code) -> Status {
     match code {
-        "missing-backing" => Status::Missing,
-        "backing-loop" => Status::Loop,
-        "backing-format-not-recorded" => Status::UnprobedFormat,
-        "too-long" | "backing-name-too-long" => Status::TooLong,
-        "bad-backing-name" => Status::BadName,
-        "ambiguous-backing" => Status::Ambiguous,
-        "unprobed" => Status::Unreadable,
-        "missing-extent" => Status::Missing,
-        "backing-format-mismatch" => Status::FormatMismatch,
-        "backing-format-unknown" => Status::BadFormat,
-        "too-deep-for-libvirt" => Status::TooDeep,
-        c if UNSAFE_CODES.contains(&c) => Status::Unsafe,
+        Code::MissingBacking | Code::MissingExtent => Status::Missing,
+        Code::BackingLoop => Status::Loop,
+        Code::BackingFormatNotRecorded => Status::UnprobedFormat,
+        Code::TooLong | Code::BackingNameTooLong => Status::TooLong,
+        Code::BadBackingName => Status::BadName,
+        Code::AmbiguousBacking => Status::Ambiguous,
+        Code::Unprobed => Status::Unreadable,
+        Code::BackingFormatMismatch => Status::FormatMismatch,
+        Code::BackingFormatUnknown => Status::BadFormat,
+        Code::TooDeepForLibvirt => Status::TooDeep,
+        // The image safety checks (`image::safety`): unsafe to attach as it is.
+        c if c.is_unsafe() => Status::Unsafe,
         _ => Status::Error,
     }
 }
-
-/// Error codes of the image safety checks (the probes' inspector,
-/// `image::safety`): an image unsafe to attach as it is.
-const UNSAFE_CODES: [&str; 4] = [
-    "external-data-file",
-    "vmdk-extent-path",
-    "vmdk-extent-protocol",
-    "multiple-formats",
-];
 
 /// The chains of a built forest: one from each top (an image nobody
 /// references), then one for each loop no top reaches, starting at the
@@ -166,7 +157,7 @@ impl Walker {
             diagnostics.extend(f.link_diagnostics[cur].iter().cloned());
             if layers.len() > limits::MAX_CHAIN_DEPTH {
                 diagnostics.push(Diagnostic::error(
-                    "too-long",
+                    Code::TooLong,
                     format!(
                         "the chain from '{}' is deeper than {} layers; stopped there",
                         images[top].filename,
@@ -193,7 +184,7 @@ impl Walker {
                             .map(|&l| images[l].filename.as_str())
                             .collect();
                         diagnostics.push(Diagnostic::error(
-                            "backing-loop",
+                            Code::BackingLoop,
                             format!(
                                 "backing loop of {} image{}: {} → {}",
                                 names.len(),
@@ -225,7 +216,7 @@ impl Walker {
             let fmt = top_img.info().map_or(Format::Qcow2, |i| i.format);
             diagnostics.push(
                 Diagnostic::error(
-                    "too-deep-for-libvirt",
+                    Code::TooDeepForLibvirt,
                     format!(
                         "the chain from '{}' has {} layers; libvirt's qemu driver refuses more than {}",
                         top_img.filename,
@@ -245,7 +236,7 @@ impl Walker {
         let status = diagnostics
             .iter()
             .find(|d| d.severity == Severity::Error)
-            .map_or(end, |d| status_of(&d.code));
+            .map_or(end, |d| status_of(d.code));
         Chain {
             top,
             layers,
@@ -260,7 +251,7 @@ impl Walker {
 mod tests {
     use super::super::testing::{codes, img};
     use super::super::*;
-    use crate::diag::Diagnostic;
+    use crate::diag::{Code, Diagnostic};
     use crate::limits;
     #[test]
     fn loops_of_one_two_three_name_their_images() {
@@ -276,7 +267,7 @@ mod tests {
             let d = c
                 .diagnostics
                 .iter()
-                .find(|d| d.code == "backing-loop")
+                .find(|d| d.code == Code::BackingLoop)
                 .unwrap();
             for i in 0..k {
                 assert!(d.message.contains(&format!("/v/l{i}")), "{}", d.message);
@@ -293,7 +284,7 @@ mod tests {
         assert_eq!(f.chains[0].status, Status::Loop);
         assert!(f.chains[0].diagnostics[0..]
             .iter()
-            .any(|d| d.message.contains("/v/a → /v/b → /v/a")));
+            .any(|d| d.code == Code::BackingLoop && d.message.contains("/v/a → /v/b → /v/a")));
     }
 
     #[test]
@@ -321,7 +312,7 @@ mod tests {
         ]);
         assert_eq!(f.chains[0].status, Status::Remote);
         assert_eq!(f.chains[1].status, Status::BadName);
-        assert!(codes(&f.chains[2]).contains(&"credentials-dropped"));
+        assert!(codes(&f.chains[2]).contains(&Code::CredentialsDropped));
     }
 
     /// Chains built with shared suffixes are exactly the chains walked one
@@ -354,7 +345,7 @@ mod tests {
                             1 => info.backing_filename_format = None,
                             2 => info
                                 .diagnostics
-                                .push(Diagnostic::warning("qcow2-dirty", "dirty")),
+                                .push(Diagnostic::warning(Code::Qcow2Dirty, "dirty")),
                             _ => {}
                         }
                     }
@@ -393,8 +384,8 @@ mod tests {
         let c = &f.chains[0];
         assert_eq!(c.status, Status::TooLong);
         assert_eq!(c.layers.len(), limits::MAX_CHAIN_DEPTH + 1);
-        assert!(codes(c).contains(&"too-long"));
-        assert!(codes(c).contains(&"too-deep-for-libvirt"));
+        assert!(codes(c).contains(&Code::TooLong));
+        assert!(codes(c).contains(&Code::TooDeepForLibvirt));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::{Format, Header, ImageInfo, PartitionTable, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Iso;
 pub const DESCRIPTOR_OFFSET: u64 = 32768;
@@ -44,7 +44,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(F);
     info.virtual_size = reads.file_len();
     info.diagnostics.push(Diagnostic::info(
-        "iso-opened-as-raw",
+        Code::IsoOpenedAsRaw,
         "ISO 9660 image: qemu has no iso format and opens it as raw",
     ));
     let mut header = HeaderFacts {

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::{Format, FormatSpecific, Header, ImageInfo, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Luks;
 const SLOT_ACTIVE: u32 = 0x00ac_71f3;
@@ -142,12 +142,12 @@ fn luks1(reads: &Reads) -> Result<ImageInfo, Stop> {
             ))
         }
         None => info.diagnostics.push(Diagnostic::warning(
-            "size-unknown",
+            Code::SizeUnknown,
             "the virtual size is the file length minus the payload offset, and the file length is unknown",
         )),
     }
     info.diagnostics.push(Diagnostic::info(
-        "encrypted",
+        Code::Encrypted,
         "LUKS encrypted: opening it needs a secret (<encryption> in the disk XML)",
     ));
     info.format_specific = Some(FormatSpecific::Luks(Box::new(facts)));
@@ -240,7 +240,7 @@ fn luks2(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(F);
     info.encrypted = true;
     info.diagnostics.push(Diagnostic::error(
-        "luks2-unsupported",
+        Code::Luks2Unsupported,
         "LUKS2 header: qemu's luks driver opens only LUKS1 (the size is in the JSON area, not read)",
     ));
     info.header = Some(Header::Luks(Box::new(HeaderFacts::V2 {

@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::limits;
 
 pub mod bochs;
@@ -422,7 +422,7 @@ impl ImageInfo {
     }
 
     /// Is there a diagnostic with this code?
-    pub fn has_diagnostic(&self, code: &str) -> bool {
+    pub fn has_diagnostic(&self, code: Code) -> bool {
         self.diagnostics.iter().any(|d| d.code == code)
     }
 }
@@ -679,7 +679,7 @@ fn raw(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.virtual_size = reads.file_len();
     info.dirty_flag = Some(false);
     info.diagnostics.push(Diagnostic::info(
-        "no-header",
+        Code::NoHeader,
         "no header found: treated as raw (the format is not guessed)",
     ));
     partition_facts(reads, &mut info, "this raw disk")?;
@@ -696,7 +696,7 @@ fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<()
     let scheme = if t.gpt { "gpt" } else { "mbr" };
     let n = t.partitions.unwrap_or(0);
     info.diagnostics.push(Diagnostic::info(
-        "partition-table",
+        Code::PartitionTable,
         format!(
             "{what} holds a partition table ({scheme}, {n} partitions in use); qemu reads it as \
              it reads any data"
@@ -704,7 +704,7 @@ fn partition_facts(reads: &Reads, info: &mut ImageInfo, what: &str) -> Result<()
     ));
     if !t.problems.is_empty() {
         info.diagnostics.push(Diagnostic::warning(
-            "partition-table-invalid",
+            Code::PartitionTableInvalid,
             format!(
                 "the partition table is not what firmware and tools expect: {} (OpenStack refuses \
                  such images)",
@@ -772,7 +772,7 @@ fn second_format(format: Format, reads: &Reads, info: &mut ImageInfo) -> Result<
     }
     if !found.is_empty() {
         info.diagnostics.push(Diagnostic::error(
-            "multiple-formats",
+            Code::MultipleFormats,
             format!(
                 "besides its {format} header at byte 0 the file holds {}: it reads as more than \
                  one format, so what a VM or a tool sees depends on who looks (OpenStack refuses \
@@ -804,7 +804,7 @@ pub(crate) fn too_long_name(
     let kept = bytes.len() as u64;
     info.backing_filename = Some(lossy(bytes, &mut info.diagnostics, "backing name"));
     info.diagnostics.push(Diagnostic::error(
-        "backing-name-too-long",
+        Code::BackingNameTooLong,
         format!(
             "the header gives a backing name of {len} bytes ({kept} kept here); {format} allows \
              at most {max}: qemu refuses to open this image (\"Backing file name too long\"), \
@@ -997,7 +997,7 @@ pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> Str
         return s.to_string();
     }
     diags.push(Diagnostic::warning(
-        "name-not-utf8",
+        Code::NameNotUtf8,
         format!("the {what} is not valid UTF-8; the bytes that are not are shown as \\xNN"),
     ));
     let mut out = String::new();

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::{Format, Header, ImageInfo, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Parallels;
 const INUSE: u32 = 0x746f_6e59;
@@ -57,7 +57,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     // cluster size is in `header`.
     if inuse == INUSE {
         info.diagnostics.push(Diagnostic::warning(
-            "parallels-in-use",
+            Code::ParallelsInUse,
             "the in-use marker is set: the image was not closed cleanly",
         ));
     }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Format, Header, ImageInfo, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::limits;
 
 const F: Format = Format::Qcow;
@@ -69,7 +69,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.encrypted = crypt_method != 0;
     if crypt_method != 0 {
         info.diagnostics.push(Diagnostic::info(
-            "encrypted",
+            Code::Encrypted,
             format!(
                 "encrypted ({}): opening it needs a secret",
                 if crypt_method == 1 {

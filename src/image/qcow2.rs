@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::safety::NameKind;
 use super::{Format, FormatSpecific, ImageInfo, ProbeOptions, Range, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::limits;
 use crate::limits::{
     QCOW2_MAX_BITMAPS as MAX_BITMAPS, QCOW2_MAX_BITMAP_DIRECTORY as MAX_BITMAP_DIRECTORY,
@@ -365,7 +365,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     if unknown_incompat != 0 {
         let names = bit_names(unknown_incompat, 0, &ext.feature_names);
         info.diagnostics.push(Diagnostic::error(
-            "qcow2-unknown-incompatible",
+            Code::Qcow2UnknownIncompatible,
             format!(
                 "unknown incompatible feature bits set ({names}): qemu refuses to open this image"
             ),
@@ -374,7 +374,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     if incompat.contains(Incompatible::CORRUPT) {
         info.diagnostics.push(
             Diagnostic::error(
-                "qcow2-corrupt",
+                Code::Qcow2Corrupt,
                 "the image is marked corrupt: qemu opens it read-only only",
             )
             .with_fix("qemu-img check -r all IMAGE"),
@@ -383,7 +383,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     if incompat.contains(Incompatible::DIRTY) {
         info.diagnostics.push(
             Diagnostic::warning(
-                "qcow2-dirty",
+                Code::Qcow2Dirty,
                 "the dirty bit is set: refcounts may be stale (lazy refcounts)",
             )
             .with_fix("qemu-img check -r all IMAGE"),
@@ -396,7 +396,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
             _ => "unknown",
         };
         info.diagnostics.push(Diagnostic::info(
-            "encrypted",
+            Code::Encrypted,
             format!("encrypted ({how}): opening it needs a secret (<encryption> in the disk XML)"),
         ));
     }
@@ -416,7 +416,7 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<ImageInfo, Stop>
     ] {
         if bits != 0 {
             info.diagnostics.push(Diagnostic::info(
-                "qcow2-unknown-feature",
+                Code::Qcow2UnknownFeature,
                 format!(
                     "unknown {what} feature bits set ({})",
                     bit_names(bits, kind, &ext.feature_names)
@@ -460,7 +460,7 @@ fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
     let d = match (&ext.data_file, bit) {
         (None, false) => return,
         (None, true) => Diagnostic::warning(
-            "external-data-file",
+            Code::ExternalDataFile,
             "guest data lives in an external data file whose name the image does not record: \
              qemu opens it only when the data file is given as an option (data-file=…, \
              <dataStore> in libvirt)",
@@ -480,7 +480,7 @@ fn data_file_diagnostics(h: &Header, ext: &Extensions, info: &mut ImageInfo) {
             if !bit {
                 m.push_str("; the incompatible bit 'external data file' is not set, so qemu ignores the name");
             }
-            Diagnostic::new(kind.severity(), "external-data-file", m)
+            Diagnostic::new(kind.severity(), Code::ExternalDataFile, m)
         }
     };
     info.diagnostics.push(d);

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::{Format, Header, ImageInfo, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Qed;
 
@@ -92,7 +92,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     info.dirty_flag = Some(features & F_NEED_CHECK != 0);
     if features & !F_KNOWN != 0 {
         info.diagnostics.push(Diagnostic::error(
-            "qed-unknown-features",
+            Code::QedUnknownFeatures,
             format!(
                 "unknown feature bits 0x{:x} set: qemu refuses to open this image",
                 features & !F_KNOWN
@@ -102,7 +102,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     if features & F_NEED_CHECK != 0 {
         info.diagnostics.push(
             Diagnostic::warning(
-                "qed-need-check",
+                Code::QedNeedCheck,
                 "the need-check bit is set: the image was not closed cleanly",
             )
             .with_fix("qemu-img check -r all IMAGE"),

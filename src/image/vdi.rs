@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::{guid_le, Format, Header, Identity, ImageInfo, Reads, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Vdi;
 const SIGNATURE: u32 = 0xbeda_107f;
@@ -115,7 +115,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         // A differencing VDI names its parent only by UUID; the parent is a VDI.
         info.backing_filename_format = None;
         info.diagnostics.push(Diagnostic::warning(
-            "vdi-differencing",
+            Code::VdiDifferencing,
             format!(
                 "differencing VDI: its parent is the VDI with UUID {} (no file name is recorded); qemu opens only dynamic and static VDI",
                 guid_le(parent)
@@ -123,7 +123,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     } else if image_type != 1 && image_type != 2 {
         info.diagnostics.push(Diagnostic::error(
-            "vdi-unsupported-type",
+            Code::VdiUnsupportedType,
             format!(
                 "VDI image type {image_type} ({kind}): qemu opens only dynamic (1) and static (2)"
             ),
@@ -131,7 +131,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     if u64::from(blocks_in_image) * u64::from(block_size) < disk_size {
         info.diagnostics.push(Diagnostic::warning(
-            "vdi-size-mismatch",
+            Code::VdiSizeMismatch,
             format!("{blocks_in_image} blocks of {block_size} bytes do not cover the disk size {disk_size}"),
         ));
     }

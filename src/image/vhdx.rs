@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{guid_le, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop, View};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Vhdx;
 const HEADER1: u64 = 64 * 1024;
@@ -406,7 +406,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         (Some(a), Some(b)) => {
             if a.seq == b.seq && a.data_write != b.data_write {
                 info.diagnostics.push(Diagnostic::warning(
-                    "vhdx-headers-disagree",
+                    Code::VhdxHeadersDisagree,
                     "both headers are valid with the same sequence number but differ",
                 ));
             }
@@ -418,7 +418,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         }
         (Some(a), None) | (None, Some(a)) => {
             info.diagnostics.push(Diagnostic::warning(
-                "vhdx-header-invalid",
+                Code::VhdxHeaderInvalid,
                 "one of the two headers (at 64 KiB and 128 KiB) is not valid (signature or CRC-32C)",
             ));
             a
@@ -444,7 +444,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     if h.log_nonzero {
         info.diagnostics.push(Diagnostic::warning(
-            "vhdx-log",
+            Code::VhdxLog,
             "the log is not empty (LogGuid set): it must be replayed, which qemu does only when opening read-write",
         ));
     }
@@ -521,7 +521,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         }
         if kind != VHDX_PARENT_TYPE {
             info.diagnostics.push(Diagnostic::warning(
-                "vhdx-locator-type",
+                Code::VhdxLocatorType,
                 format!("parent locator type {kind} is not the VHDX parent locator"),
             ));
         }
@@ -536,7 +536,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 info.backing_filename_format = Some("vhdx".into());
             }
             None => info.diagnostics.push(Diagnostic::warning(
-                "vhdx-parent-unnamed",
+                Code::VhdxParentUnnamed,
                 "HasParent is set but the parent locator has no path",
             )),
         }
@@ -551,7 +551,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
             kind,
         });
         info.diagnostics.push(Diagnostic::warning(
-            "vhdx-differencing",
+            Code::VhdxDifferencing,
             "differencing VHDX: qemu's vhdx driver does not open images with a parent",
         ));
     }

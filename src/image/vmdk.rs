@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::safety::NameKind;
 use super::{Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, View};
-use crate::diag::{Diagnostic, Severity};
+use crate::diag::{Code, Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
 pub use crate::limits::VMDK_MAX_DESCRIPTOR as MAX_DESCRIPTOR;
@@ -220,7 +220,7 @@ fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descr
         }
         let Some((k, v)) = line.split_once('=') else {
             info.diagnostics.push(Diagnostic::warning(
-                "vmdk-descriptor-line",
+                Code::VmdkDescriptorLine,
                 format!(
                     "descriptor line at byte {at} is neither key=value nor an extent: {line:?}"
                 ),
@@ -345,7 +345,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
                 return Err(Stop::bad(F, 56, format!("grain directory at the end, but the file has only {len} bytes")))
             }
             None => info.diagnostics.push(Diagnostic::warning(
-                "vmdk-footer-unread",
+                Code::VmdkFooterUnread,
                 "stream-optimized: the footer header at the end was not read (file length unknown); the first header is used",
             )),
         }
@@ -426,7 +426,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
             info.virtual_size = Some(extents_size(&desc, off)?);
             mark_external(&mut desc);
             info.diagnostics.push(Diagnostic::warning(
-                "vmdk-embedded-extents",
+                Code::VmdkEmbeddedExtents,
                 "sparse header of capacity 0: qemu reads the embedded descriptor as a descriptor \
                  file and opens the files its extent lines name",
             ));
@@ -434,7 +434,7 @@ fn sparse(reads: &Reads) -> Result<ImageInfo, Stop> {
         extent_diagnostics(&desc, &mut info);
     } else {
         info.diagnostics.push(Diagnostic::warning(
-            "vmdk-no-descriptor",
+            Code::VmdkNoDescriptor,
             "sparse extent without an embedded descriptor (an extent of a multi-file disk?)",
         ));
     }
@@ -488,7 +488,7 @@ fn footer_diagnostics(first: SparseHeader, footer: Footer, info: &mut ImageInfo)
     }
     if !bad.is_empty() {
         info.diagnostics.push(Diagnostic::error(
-            "vmdk-footer-mismatch",
+            Code::VmdkFooterMismatch,
             format!("stream-optimized footer: {}", bad.join("; ")),
         ));
     }
@@ -524,7 +524,7 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
     // "parentCID") and refuses the image when there is none.
     if !text.contains("CID") {
         info.diagnostics.push(Diagnostic::warning(
-            "vmdk-cowd-no-cid",
+            Code::VmdkCowdNoCid,
             "no CID in the text at byte 512: qemu refuses to open this COWD image",
         ));
     }
@@ -561,7 +561,7 @@ fn text(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut info = ImageInfo::new(F);
     if reads.file_len().is_none_or(|l| l > MAX_DESCRIPTOR) && !bytes.contains(&0) {
         info.diagnostics.push(Diagnostic::warning(
-            "vmdk-descriptor-cap",
+            Code::VmdkDescriptorCap,
             format!("descriptor file longer than the {MAX_DESCRIPTOR}-byte cap: only the first {MAX_DESCRIPTOR} bytes were read (as qemu does)"),
         ));
     }
@@ -611,9 +611,9 @@ fn extent_diagnostics(d: &Descriptor, info: &mut ImageInfo) {
             continue;
         }
         let code = if kind == NameKind::Protocol {
-            "vmdk-extent-protocol"
+            Code::VmdkExtentProtocol
         } else {
-            "vmdk-extent-path"
+            Code::VmdkExtentPath
         };
         let (severity, opened) = if e.external {
             (
@@ -662,7 +662,7 @@ fn finish(info: &mut ImageInfo, d: Descriptor, sparse: Option<(u64, bool)>, fact
     });
     if parent.is_some() && d.parent_hint.is_none() {
         info.diagnostics.push(Diagnostic::warning(
-            "vmdk-parent-without-name",
+            Code::VmdkParentWithoutName,
             "parentCID is set but there is no parentFileNameHint: the parent can be matched only by CID",
         ));
     }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::{
     utf16, uuid_be, Format, Header, Identity, ImageInfo, PartitionTable, Range, Reads, Stop, View,
 };
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Vpc;
 
@@ -180,7 +180,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let stored = f.be_u32::<{ footer::CHECKSUM }>();
     if checksum(f.0, footer::CHECKSUM) != stored {
         info.diagnostics.push(Diagnostic::warning(
-            "vpc-checksum",
+            Code::VpcChecksum,
             format!(
                 "footer checksum at byte {} does not match its contents",
                 footer_at + footer::CHECKSUM as u64
@@ -251,7 +251,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     };
     if footer_at != 0 {
         info.diagnostics.push(Diagnostic::info(
-            "vpc-footer-only",
+            Code::VpcFooterOnly,
             "VHD footer found only at the end of the file (a fixed VHD): qemu probes this as raw, give format vpc explicitly",
         ));
     }
@@ -270,7 +270,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     }
     if checksum(d.0, dynamic::CHECKSUM) != d.be_u32::<{ dynamic::CHECKSUM }>() {
         info.diagnostics.push(Diagnostic::warning(
-            "vpc-checksum",
+            Code::VpcChecksum,
             format!(
                 "dynamic header checksum at byte {} does not match its contents",
                 data_offset + dynamic::CHECKSUM as u64
@@ -375,12 +375,12 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 info.backing_filename_format = Some("vpc".into());
             }
             None => info.diagnostics.push(Diagnostic::warning(
-                "vpc-parent-unnamed",
+                Code::VpcParentUnnamed,
                 "differencing VHD without parent name or locator: the parent can be matched only by its unique id",
             )),
         }
         info.diagnostics.push(Diagnostic::warning(
-            "vpc-differencing",
+            Code::VpcDifferencing,
             "differencing VHD: qemu's vpc driver does not follow VHD parents",
         ));
     }

@@ -5,7 +5,7 @@
 use super::{
     assign_default_ports, credentials_dropped, parse_port, Host, NameError, Parsed, StorageSource,
 };
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 /// Parse a colon-form backing name (`nbd:…`, `rbd:…`).
 pub fn parse(s: &str) -> Result<Parsed, NameError> {
@@ -138,7 +138,7 @@ pub fn rbd(s: &str) -> Result<Parsed, NameError> {
             "conf" => config = Some(v.to_string()),
             "key" | "password" => diagnostics.push(credentials_dropped("a cephx key")),
             "id" => diagnostics.push(Diagnostic::info(
-                "auth-needed",
+                Code::AuthNeeded,
                 format!("the rbd name uses the ceph user '{v}': the disk needs <auth username='{v}'> with a secret"),
             )),
             _ => {}

@@ -14,7 +14,7 @@ use super::{
     assign_default_ports, colon, credentials_dropped, parse_port, uri, Host, NameError, Parsed,
     SourceType, StorageSource,
 };
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::limits::MAX_JSON_DEPTH;
 
 fn err(m: impl Into<String>) -> NameError {
@@ -400,7 +400,7 @@ fn driver(
                 }
                 if let Some(u) = get_str(o, "user") {
                     diags.push(Diagnostic::info(
-                        "auth-needed",
+                        Code::AuthNeeded,
                         format!("the rbd source uses the ceph user '{u}': the disk needs <auth username='{u}'> with a secret"),
                     ));
                 }

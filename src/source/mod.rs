@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::limits;
 
 pub mod colon;
@@ -226,7 +226,7 @@ pub(crate) fn parse_port(s: &str) -> Result<Option<u16>, NameError> {
 /// secret itself is never repeated.
 pub(crate) fn credentials_dropped(what: &str) -> Diagnostic {
     Diagnostic::warning(
-        "credentials-dropped",
+        Code::CredentialsDropped,
         format!(
             "the backing name carries inline credentials ({what}); they were dropped: libvirt takes them from <auth> with a secret, never from the name"
         ),

@@ -145,7 +145,7 @@
 use serde::Serialize;
 
 use crate::chain::{self, Forest};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::image::Format;
 use crate::source::{self, StorageSource};
 
@@ -477,7 +477,7 @@ fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
         let name = s.name.as_deref().unwrap_or("");
         match s.protocol.as_deref() {
             Some("ssh") if s.kind == source::SourceType::Network => out.push(Diagnostic::info(
-                "schema-refuses-ssh",
+                Code::SchemaRefusesSsh,
                 format!("the layer ssh '{name}': the schema of older libvirt releases (9.0) has no ssh disk source, so their `virsh define --validate` refuses this chain (their parser takes it; libvirt 11.3's schema accepts it)"),
             )),
             Some("nfs")
@@ -486,7 +486,7 @@ fn flag_schema_gaps(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
                     && s.extra("group").is_none() =>
             {
                 out.push(Diagnostic::info(
-                    "schema-needs-nfs-identity",
+                    Code::SchemaNeedsNfsIdentity,
                     format!("the layer nfs '{name}' has no <identity user group>: the schema of older libvirt releases (9.0) requires one, so their `virsh define --validate` refuses this chain (their parser takes it; libvirt 11.3's schema does not require it)"),
                 ))
             }
@@ -506,7 +506,7 @@ fn flag_relative(top: &str, bc: &BackingChain, out: &mut Vec<Diagnostic>) {
     for p in paths {
         if !source::is_absolute(p) {
             out.push(Diagnostic::warning(
-                "relative-path",
+                Code::RelativePath,
                 format!("'{p}' is not an absolute path: libvirt's schema needs one (set the base directory)"),
             ));
         }
@@ -521,7 +521,7 @@ fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagno
             if let Some(c) = write::unrepresentable(s) {
                 ok = false;
                 out.push(Diagnostic::error(
-                    "unrepresentable-name",
+                    Code::UnrepresentableName,
                     format!(
                         "the chain of '{dev}' has the name {s:?}, whose character U+{:04X} cannot be written in XML: the chain is not written",
                         c as u32
@@ -529,7 +529,7 @@ fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagno
                 ));
             } else if s.contains('\u{FFFD}') {
                 out.push(Diagnostic::warning(
-                    "lossy-name",
+                    Code::LossyName,
                     format!(
                         "the chain of '{dev}' has the name {s:?}, which holds U+FFFD: the image header probably has bytes that are not UTF-8, and libvirt would not find this file by that name"
                     ),
@@ -547,7 +547,7 @@ fn nestable(dev: &str, depth: usize, layout: Layout, out: &mut Vec<Diagnostic>) 
         return true;
     }
     out.push(Diagnostic::error(
-        "nested-too-deep",
+        Code::NestedTooDeep,
         format!(
             "'{dev}': a chain of {depth} layers is too deep for the nested layout (at most {}); left as it was — use the flat layout",
             crate::limits::MAX_NESTED_CHAIN
@@ -894,7 +894,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         if let Some(p) = &src_path {
                             if !forest.images.is_empty() {
                                 diagnostics.push(Diagnostic::info(
-                                    "disk-not-matched",
+                                    Code::DiskNotMatched,
                                     format!("'{dev}': no image matches the disk source '{p}'"),
                                 ));
                             }
@@ -904,7 +904,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                     }
                 } else if matched.is_some() {
                     diagnostics.push(Diagnostic::info(
-                        "chain-trusted",
+                        Code::ChainTrusted,
                         format!("'{dev}' already has a <backingStore> chain: kept as it is"),
                     ));
                 }
@@ -912,7 +912,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             Mode::Validate => {
                 if en.list.is_empty() {
                     diagnostics.push(Diagnostic::info(
-                        "no-chain",
+                        Code::NoChain,
                         format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
                     ));
                 } else if let Some(bc) = &images {
@@ -929,7 +929,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                     }
                 } else if src_path.is_some() {
                     diagnostics.push(Diagnostic::info(
-                        "disk-not-matched",
+                        Code::DiskNotMatched,
                         format!(
                             "'{dev}': no image matches the disk source: its chain is not validated"
                         ),
@@ -971,7 +971,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 .collect();
             if !written.is_empty() {
                 diagnostics.push(Diagnostic::info(
-                    "index-guess",
+                    Code::IndexGuess,
                     format!(
                         "the index numbers of {} assume that libvirt finds no backing layer below '{}' (no image tells its chain)",
                         written.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
@@ -1035,7 +1035,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
                     ));
                     diagnostics.push(Diagnostic::info(
-                        "chain-replaced",
+                        Code::ChainReplaced,
                         format!("'{dev}': the chain was replaced with what the images say"),
                     ));
                 }

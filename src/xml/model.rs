@@ -5,7 +5,7 @@ use super::XmlError;
 use serde::Serialize;
 
 use super::tree::{indent_of, Elem, Node};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::source::{Host, SourceType, StorageSource};
 
 /// The facts of a `<disk>` the rewriter uses (the element itself stays as
@@ -355,11 +355,11 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
         match names.get(p) {
             Some(&j) if j < i => out.list[i].parent = Some(j),
             Some(_) => out.diagnostics.push(Diagnostic::warning(
-                "flat-order",
+                Code::FlatOrder,
                 format!("the flat <backingStore> of parent '{p}' comes before its parent: kept under the disk"),
             )),
             None => out.diagnostics.push(Diagnostic::warning(
-                "flat-orphan",
+                Code::FlatOrphan,
                 format!("no <backingStore> is named '{p}' (the parent of a flat entry under '{root}'): kept under the disk"),
             )),
         }
@@ -374,7 +374,7 @@ pub fn entries<'a>(disk: &'a Elem, doc: &str, root: &str) -> Entries<'a> {
     }
     if roots > 1 || nkids.iter().any(|&k| k > 1) {
         out.diagnostics.push(Diagnostic::warning(
-            "quorum-siblings",
+            Code::QuorumSiblings,
             format!("'{root}' has sibling <backingStore> elements (the RFC's quorum idea): kept, but libvirt's schema accepts only one per level"),
         ));
     }

@@ -5,13 +5,17 @@
 use super::model::{self, Entries};
 use super::tree::Elem;
 use super::BackingChain;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::source::{SourceType, StorageSource};
 
 const FIX: &str = "replace the chain with what the images say (CLI: xml --mode validate --replace; libvirt: delete the <backingStore> element and define again)";
 
 fn mismatch(dev: &str, depth: usize, what: String) -> Diagnostic {
-    Diagnostic::error("chain-mismatch", format!("'{dev}' layer {depth}: {what}")).with_fix(FIX)
+    Diagnostic::error(
+        Code::ChainMismatch,
+        format!("'{dev}' layer {depth}: {what}"),
+    )
+    .with_fix(FIX)
 }
 
 fn describe(s: &StorageSource) -> String {
@@ -104,8 +108,11 @@ pub fn compare(
         bc.top_data_store.as_ref(),
     ) {
         out.push(
-            Diagnostic::error("chain-mismatch", format!("'{dev}' (its own source): {why}"))
-                .with_fix(FIX),
+            Diagnostic::error(
+                Code::ChainMismatch,
+                format!("'{dev}' (its own source): {why}"),
+            )
+            .with_fix(FIX),
         );
     }
     let path = model::main_path(en);
@@ -141,7 +148,7 @@ pub fn compare(
                 format!("the XML says format '{x}', the image header says '{y}'"),
             )),
             (None, Some(y)) => out.push(Diagnostic::warning(
-                "chain-no-format",
+                Code::ChainNoFormat,
                 format!("'{dev}' layer {depth}: the XML gives no <format> (libvirt assumes raw); the image is {y}"),
             )),
             _ => {}
@@ -180,7 +187,7 @@ pub fn compare(
             ));
         } else {
             out.push(Diagnostic::info(
-                "chain-open",
+                Code::ChainOpen,
                 format!("'{dev}': the XML lists {nx} of the {ni} backing layers and does not end the chain: libvirt probes the rest from the images"),
             ));
         }
@@ -193,18 +200,18 @@ pub fn compare(
             ));
         } else {
             out.push(Diagnostic::warning(
-                "chain-unverified",
+                Code::ChainUnverified,
                 format!("'{dev}': the XML lists {nx} backing layers, the images could be followed for {ni} only: the rest is not verified"),
             ));
         }
     } else if bc.terminated && !xml_term {
         out.push(Diagnostic::info(
-            "chain-unterminated",
+            Code::ChainUnterminated,
             format!("'{dev}': the chain matches but has no terminator <backingStore/>: libvirt probes the last image again"),
         ));
     } else if !bc.terminated && xml_term {
         out.push(Diagnostic::warning(
-            "chain-unverified",
+            Code::ChainUnverified,
             format!("'{dev}': the XML ends the chain after layer {nx}; the images could not be followed that far to confirm"),
         ));
     }

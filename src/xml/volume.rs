@@ -9,7 +9,7 @@
 use super::tree::Elem;
 use super::{chain_layers, number, write, BackingChain, Layer, Options, Output, XmlError};
 use crate::chain::Forest;
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::source::{self, Host, SourceType, StorageSource};
 
 /// A volume path as a domain source. `vol_type` is the volume's `type`.
@@ -107,7 +107,7 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
                     ));
                 }
                 diagnostics.push(Diagnostic::info(
-                    "volume-one-level",
+                    Code::VolumeOneLevel,
                     "a volume lists one backing level only: the chain is left open (libvirt probes on from there)",
                 ));
             }
