@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{self, Entries};
 use super::read::{self, Document};
+use super::splice;
 use super::tree::{Elem, Node};
-use super::write::{escape_attr, escape_text, source_element};
+use super::write::{attr, empty_with, escape_text, source_element};
 use super::{describe, populate, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer};
 use crate::source::{Host, SourceType, StorageSource};
 
@@ -158,10 +159,7 @@ fn nested_doc(doc: &str) -> Result<String, XmlError> {
 }
 
 fn disk_name(el: &Elem, doc: &str, i: usize) -> String {
-    let info = model::disk_info(el, doc);
-    info.target_dev
-        .or(info.alias)
-        .unwrap_or_else(|| format!("disk{i}"))
+    model::disk_name(&model::disk_info(el, doc), i)
 }
 
 /// A disk of a parsed document, with what the operations need.
@@ -204,7 +202,7 @@ fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> 
         unit,
         layers,
         terminator,
-        crlf: doc[el.start.0..el.end.1].contains("\r\n"),
+        crlf: model::crlf(el, doc),
         entries,
     })
 }
@@ -263,54 +261,19 @@ impl Disk<'_> {
     /// the numbers of a running VM are its QEMU node names, unique in the
     /// VM (see [`super::number`]).
     fn next_index(&self, d: &Document) -> Option<usize> {
-        max_index(self.elem)?;
+        model::largest_index(self.elem, None)?;
         d.disks
             .iter()
-            .filter_map(|x| max_index(&x.elem))
+            .filter_map(|x| model::largest_index(&x.elem, None))
             .max()
             .map(|m| m + 1)
     }
 }
 
-/// The largest `index` in an element's subtree.
-fn max_index(el: &Elem) -> Option<usize> {
-    let mut max = None;
-    let mut stack = vec![el];
-    while let Some(e) = stack.pop() {
-        if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-            max = max.max(Some(i));
-        }
-        stack.extend(e.elems());
-    }
-    max
-}
-
-/// Replace spans of `doc` (sorted, not overlapping), CRLF-aware.
-fn splice(doc: &str, mut edits: Vec<(usize, usize, String)>, crlf: bool) -> String {
-    edits.sort_by_key(|e| e.0);
-    let mut out = String::with_capacity(doc.len() + 256);
-    let mut at = 0;
-    for (s, e, t) in edits {
-        out.push_str(&doc[at..s]);
-        if crlf {
-            out.push_str(&t.replace("\r\n", "\n").replace('\n', "\r\n"));
-        } else {
-            out.push_str(&t);
-        }
-        at = e;
-    }
-    out.push_str(&doc[at..]);
-    out
-}
-
-fn attr_text(k: &str, v: &str) -> String {
-    format!(" {k}='{}'", escape_attr(v))
-}
-
 fn start_tag(name: &str, attrs: &[(String, String)], empty: bool) -> String {
     let mut o = format!("<{name}");
     for (k, v) in attrs {
-        o.push_str(&attr_text(k, v));
+        attr(&mut o, k, v);
     }
     o.push_str(if empty { "/>" } else { ">" });
     o
@@ -583,7 +546,7 @@ fn new_source(
                     ("socket", h.socket.clone()),
                 ] {
                     if let Some(v) = v {
-                        e.push_str(&attr_text(k, &v));
+                        attr(&mut e, k, &v);
                     }
                 }
                 e.push_str("/>");
@@ -624,13 +587,13 @@ fn new_layer(
 ) -> String {
     let inpad = format!("{pad}{unit}");
     let mut o = String::from("<backingStore");
-    o.push_str(&attr_text("type", kind.name()));
+    attr(&mut o, "type", kind.name());
     if let Some(i) = index {
-        o.push_str(&attr_text("index", &i.to_string()));
+        attr(&mut o, "index", &i.to_string());
     }
     o.push_str(">\n");
     if let Some(f) = spec.format.as_deref().filter(|f| !f.is_empty()) {
-        o.push_str(&format!("{inpad}<format type='{}'/>\n", escape_attr(f)));
+        o.push_str(&format!("{inpad}{}\n", empty_with("format", "type", f)));
     }
     let s = storage_source(spec, kind);
     o.push_str(&format!("{inpad}{}\n", source_element(&s, &inpad, unit)));
@@ -716,7 +679,7 @@ pub fn set_layer(
                 edits.push((
                     e.start.1,
                     e.start.1,
-                    format!("\n{inpad}<format type='{}'/>", escape_attr(f)),
+                    format!("\n{inpad}{}", empty_with("format", "type", f)),
                 ));
             }
             None => {}

@@ -810,26 +810,16 @@ fn facts(p: &Prep, live: bool) -> number::DiskFacts {
 /// The largest `index` on any disk's `<source>` or `<backingStore>`,
 /// outside the regions being replaced.
 fn largest_index(preps: &[Prep]) -> Option<usize> {
-    let mut max = None;
-    for p in preps {
-        let skip = match p.write {
-            Some(Some(r)) => Some(r),
-            _ => None,
-        };
-        let mut stack = vec![p.el];
-        while let Some(e) = stack.pop() {
-            if skip.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
-                continue;
-            }
-            if e.name == "source" || e.name == "backingStore" {
-                if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
-                    max = max.max(Some(i));
-                }
-            }
-            stack.extend(e.elems());
-        }
-    }
-    max
+    preps
+        .iter()
+        .filter_map(|p| {
+            let skip = match p.write {
+                Some(Some(r)) => Some(r),
+                _ => None,
+            };
+            model::largest_index(p.el, skip)
+        })
+        .max()
 }
 
 fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlError> {
@@ -860,11 +850,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
     for (di, (disk, info)) in d.disks.iter().zip(infos).enumerate() {
         let el = &disk.elem;
-        let dev = info
-            .target_dev
-            .clone()
-            .or_else(|| info.alias.clone())
-            .unwrap_or_else(|| format!("disk{di}"));
+        let dev = model::disk_name(&info, di);
         let en = model::entries(el, doc, &dev);
         if let Some(e) = en.error {
             return Err(e);
@@ -872,7 +858,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         let mut diagnostics = en.diagnostics.clone();
         let (child_indent, unit) = model::child_indent_and_unit(el, doc, &disk.indent);
         // A disk written with CRLF line ends gets CRLF in what we write.
-        let crlf = doc[el.start.0..el.end.1].contains("\r\n");
+        let crlf = model::crlf(el, doc);
         let src_path = info
             .source
             .as_ref()
@@ -1073,15 +1059,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             ));
         }
     }
-    sort_small(&mut edits, |e| (e.0, e.1));
-    let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
-    let mut at = 0;
-    for (s, e, t) in edits {
-        xml.push_str(&doc[at..s]);
-        xml.push_str(&t);
-        at = e;
-    }
-    xml.push_str(&doc[at..]);
+    let xml = splice(doc, edits, false);
     Ok(Output {
         xml,
         diagnostics,
@@ -1176,8 +1154,24 @@ pub(crate) fn sort_small<T>(v: &mut [T], key: impl Fn(&T) -> (usize, usize)) {
     }
 }
 
+/// `doc` with spans replaced (`(start, end, text)`, not overlapping, in any
+/// order; the same start keeps the given order), each text's line ends
+/// made CRLF when `crlf`.
+pub(crate) fn splice(doc: &str, mut edits: Vec<(usize, usize, String)>, crlf: bool) -> String {
+    sort_small(&mut edits, |e| (e.0, e.1));
+    let mut xml = String::with_capacity(doc.len() + edits.iter().map(|e| e.2.len()).sum::<usize>());
+    let mut at = 0;
+    for (s, e, t) in edits {
+        xml.push_str(&doc[at..s]);
+        xml.push_str(&eol(crlf, t));
+        at = e;
+    }
+    xml.push_str(&doc[at..]);
+    xml
+}
+
 /// Line ends of written text: LF, or CRLF for a disk written with CRLF.
-fn eol(crlf: bool, text: String) -> String {
+pub(crate) fn eol(crlf: bool, text: String) -> String {
     if crlf {
         text.replace("\r\n", "\n").replace('\n', "\r\n")
     } else {
@@ -1265,11 +1259,7 @@ fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
     let mut out = Vec::with_capacity(d.disks.len());
     for (di, disk) in d.disks.iter().enumerate() {
         let info = model::disk_info(&disk.elem, doc);
-        let name = info
-            .target_dev
-            .clone()
-            .or_else(|| info.alias.clone())
-            .unwrap_or_else(|| format!("disk{di}"));
+        let name = model::disk_name(&info, di);
         let en = model::entries(&disk.elem, doc, &name);
         if let Some(e) = en.error {
             return Err(e);

@@ -30,6 +30,42 @@ pub struct DiskInfo {
     pub shareable: bool,
 }
 
+/// The name of disk `i` (its position among the document's disks) in flat
+/// aliases and messages: its `<target dev>`, else its `<alias name>`, else
+/// `diskN`.
+pub fn disk_name(info: &DiskInfo, i: usize) -> String {
+    info.target_dev
+        .clone()
+        .or_else(|| info.alias.clone())
+        .unwrap_or_else(|| format!("disk{i}"))
+}
+
+/// The largest `index` on a `<source>` or `<backingStore>` in `el`'s
+/// subtree (`el` included), leaving out the elements inside `skip` (a
+/// region being replaced).
+pub fn largest_index(el: &Elem, skip: Option<(usize, usize)>) -> Option<usize> {
+    let mut max = None;
+    let mut stack = vec![el];
+    while let Some(e) = stack.pop() {
+        if skip.is_some_and(|(s, end)| e.start.0 >= s && e.end.1 <= end) {
+            continue;
+        }
+        if e.name == "source" || e.name == "backingStore" {
+            if let Some(i) = e.attr("index").and_then(|v| v.parse::<usize>().ok()) {
+                max = max.max(Some(i));
+            }
+        }
+        stack.extend(e.elems());
+    }
+    max
+}
+
+/// Is `el` written with CRLF line ends (so what is written into it gets
+/// them too)?
+pub fn crlf(el: &Elem, doc: &str) -> bool {
+    doc[el.start.0..el.end.1].contains("\r\n")
+}
+
 /// Parse the `<source>` element of something of type `kind` into a
 /// [`StorageSource`], filling `extras` per the table in [`crate::source`].
 pub fn source_of(el: &Elem, kind: SourceType, doc: &str) -> StorageSource {

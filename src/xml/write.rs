@@ -52,7 +52,7 @@ fn escape(s: &str, by: impl Fn(u8) -> Option<&'static str>) -> String {
 }
 
 /// `<tag name='value'/>`, the value escaped.
-fn empty_with(tag: &str, name: &str, value: &str) -> String {
+pub(crate) fn empty_with(tag: &str, name: &str, value: &str) -> String {
     let mut e = format!("<{tag}");
     attr(&mut e, name, value);
     e + "/>"
@@ -69,7 +69,7 @@ pub fn escape_text(s: &str) -> String {
     })
 }
 
-fn attr(o: &mut String, k: &str, v: &str) {
+pub(crate) fn attr(o: &mut String, k: &str, v: &str) {
     o.push(' ');
     o.push_str(k);
     o.push_str("='");
@@ -330,7 +330,7 @@ fn body(out: &mut String, l: &Layer, data_index: Option<usize>, pad: &str, unit:
     // libvirt always writes <format>; a layer whose format nobody knows is
     // written as raw, which is what libvirt would assume.
     let f = l.format.as_deref().unwrap_or("raw");
-    out.push_str(&format!("{pad}<format type='{}'/>\n", escape_attr(f)));
+    out.push_str(&format!("{pad}{}\n", empty_with("format", "type", f)));
     let data = l.data_store.as_ref().map(|d| (d, data_index));
     out.push_str(&format!(
         "{pad}{}\n",
