@@ -516,44 +516,14 @@ fn new_source(
     let Some(old) = old else {
         return source_element(&s, pad, unit);
     };
+    // Where it is, written as for a new layer; then what the old kept.
     let mut attrs: Vec<(String, String)> = Vec::new();
     let mut kids: Vec<String> = Vec::new();
-    match kind {
-        SourceType::File => attrs.push(("file".into(), s.path.clone().unwrap_or_default())),
-        SourceType::Block => attrs.push(("dev".into(), s.path.clone().unwrap_or_default())),
-        SourceType::Dir => attrs.push(("dir".into(), s.path.clone().unwrap_or_default())),
-        SourceType::Volume => {
-            for k in ["pool", "volume", "mode"] {
-                attrs.extend(s.extra(k).map(|v| (k.to_string(), v.to_string())));
-            }
-        }
-        SourceType::Nvme => {
-            attrs.push(("type".into(), "pci".into()));
-            for k in ["managed", "namespace"] {
-                attrs.extend(s.extra(k).map(|v| (k.to_string(), v.to_string())));
-            }
-            kids.extend(super::write::nvme_address(&s));
-        }
-        _ => {
-            attrs.extend(s.protocol.clone().map(|p| ("protocol".to_string(), p)));
-            attrs.extend(s.name.clone().map(|n| ("name".to_string(), n)));
-            for h in &s.hosts {
-                let mut e = String::from("<host");
-                for (k, v) in [
-                    ("transport", h.transport.clone()),
-                    ("name", h.name.clone()),
-                    ("port", h.port.map(|p| p.to_string())),
-                    ("socket", h.socket.clone()),
-                ] {
-                    if let Some(v) = v {
-                        attr(&mut e, k, &v);
-                    }
-                }
-                e.push_str("/>");
-                kids.push(e);
-            }
-        }
-    }
+    super::write::source_location(
+        &s,
+        &mut |k, v| attrs.push((k.to_string(), v.to_string())),
+        &mut kids,
+    );
     for (k, v) in &old.attrs {
         let keep = if same_type {
             !LOCATION_ATTRS.contains(&k.as_str())

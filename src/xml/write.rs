@@ -119,34 +119,34 @@ pub fn data_store_element(
     o
 }
 
-/// [`source_element`] with an `index` attribute (the last, as libvirt
-/// writes it) and a `<dataStore>` (the last child) when given.
-pub fn source_element_full(
+/// What says where a `<source>` is: its location attributes (`file`,
+/// `dev`, `dir`; `protocol`, `name`, `query`, `tls`; `pool`, `volume`,
+/// `mode`; nvme's `type`, `managed`, `namespace`), given to `at` in
+/// libvirt's order, and its location children (`<host>`s, `<snapshot>`,
+/// `<config>`, nvme's `<address>`) pushed on `kids`. The one writer of
+/// these, for [`source_element_full`] and the editor's `<source>`.
+pub(crate) fn source_location(
     s: &StorageSource,
-    index: Option<usize>,
-    data: Option<(&StorageSource, Option<usize>)>,
-    pad: &str,
-    unit: &str,
-) -> String {
-    let mut o = String::from("<source");
+    at: &mut dyn FnMut(&str, &str),
+    kids: &mut Vec<String>,
+) {
     let ex = |k: &str| s.extra(k);
-    let mut kids: Vec<String> = Vec::new();
     match s.kind {
-        SourceType::File => attr(&mut o, "file", s.path.as_deref().unwrap_or("")),
-        SourceType::Block => attr(&mut o, "dev", s.path.as_deref().unwrap_or("")),
-        SourceType::Dir => attr(&mut o, "dir", s.path.as_deref().unwrap_or("")),
+        SourceType::File => at("file", s.path.as_deref().unwrap_or("")),
+        SourceType::Block => at("dev", s.path.as_deref().unwrap_or("")),
+        SourceType::Dir => at("dir", s.path.as_deref().unwrap_or("")),
         SourceType::Network => {
             if let Some(p) = &s.protocol {
-                attr(&mut o, "protocol", p);
+                at("protocol", p);
             }
             if let Some(n) = &s.name {
-                attr(&mut o, "name", n);
+                at("name", n);
             }
             if let Some(q) = ex("query") {
-                attr(&mut o, "query", q);
+                at("query", q);
             }
             if let Some(t) = ex("tls") {
-                attr(&mut o, "tls", t);
+                at("tls", t);
             }
             for h in &s.hosts {
                 let mut e = String::from("<host");
@@ -175,20 +175,35 @@ pub fn source_element_full(
         SourceType::Volume => {
             for k in ["pool", "volume", "mode"] {
                 if let Some(v) = ex(k) {
-                    attr(&mut o, k, v);
+                    at(k, v);
                 }
             }
         }
         SourceType::Nvme => {
-            attr(&mut o, "type", "pci");
+            at("type", "pci");
             for k in ["managed", "namespace"] {
                 if let Some(v) = ex(k) {
-                    attr(&mut o, k, v);
+                    at(k, v);
                 }
             }
             kids.extend(nvme_address(s));
         }
     }
+}
+
+/// [`source_element`] with an `index` attribute (the last, as libvirt
+/// writes it) and a `<dataStore>` (the last child) when given.
+pub fn source_element_full(
+    s: &StorageSource,
+    index: Option<usize>,
+    data: Option<(&StorageSource, Option<usize>)>,
+    pad: &str,
+    unit: &str,
+) -> String {
+    let mut o = String::from("<source");
+    let ex = |k: &str| s.extra(k);
+    let mut kids: Vec<String> = Vec::new();
+    source_location(s, &mut |k, v| attr(&mut o, k, v), &mut kids);
     if let (Some(off), Some(size)) = (ex("offset"), ex("size")) {
         let mut e = String::from("<slice type='storage'");
         attr(&mut e, "offset", off);
