@@ -27,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{self, Entries};
+use super::model::Disk;
 use super::read::{self, Document};
 use super::splice;
 use super::tree::{Elem, Node};
@@ -144,10 +144,11 @@ fn err(msg: impl Into<String>) -> XmlError {
 /// The document with every flat chain made nested (unchanged when none is).
 fn nested_doc(doc: &str) -> Result<String, XmlError> {
     let d = read::document(doc)?;
-    let any_flat = d.disks.iter().enumerate().any(|(i, disk)| {
-        let name = disk_name(&disk.elem, doc, i);
-        model::entries(&disk.elem, doc, &name).flat
-    });
+    let any_flat = d
+        .disks
+        .iter()
+        .enumerate()
+        .any(|(i, disk)| Disk::read(disk, doc, i).entries.flat);
     if !any_flat {
         return Ok(doc.to_string());
     }
@@ -158,24 +159,7 @@ fn nested_doc(doc: &str) -> Result<String, XmlError> {
     Ok(super::convert(doc, &o)?.xml)
 }
 
-fn disk_name(el: &Elem, doc: &str, i: usize) -> String {
-    model::disk_name(&model::disk_info(el, doc), i)
-}
-
-/// A disk of a parsed document, with what the operations need.
-struct Disk<'a> {
-    elem: &'a Elem,
-    entries: Entries<'a>,
-    /// Indentation of the disk's children.
-    child_indent: String,
-    unit: String,
-    /// Entry indices of the layers on the main path (terminator excluded).
-    layers: Vec<usize>,
-    /// Entry index of the terminator on the main path.
-    terminator: Option<usize>,
-    crlf: bool,
-}
-
+/// Disk `i` of a parsed document, or an error naming how many there are.
 fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> {
     let dn = d.disks.get(i).ok_or_else(|| {
         err(format!(
@@ -183,30 +167,10 @@ fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> 
             d.disks.len()
         ))
     })?;
-    let el = &dn.elem;
-    let name = disk_name(el, doc, i);
-    let entries = model::entries(el, doc, &name);
-    let (child_indent, unit) = model::child_indent_and_unit(el, doc, &dn.indent);
-    let path = model::main_path(&entries);
-    let terminator = path
-        .last()
-        .copied()
-        .filter(|&t| entries.list[t].is_terminator());
-    let layers = path
-        .into_iter()
-        .filter(|&t| !entries.list[t].is_terminator())
-        .collect();
-    Ok(Disk {
-        elem: el,
-        child_indent,
-        unit,
-        layers,
-        terminator,
-        crlf: model::crlf(el, doc),
-        entries,
-    })
+    Ok(Disk::read(dn, doc, i))
 }
 
+/// What the operations need of a disk, beyond [`Disk`].
 impl Disk<'_> {
     /// The element a layer at `depth + 1` nests in: the disk for 0, else
     /// the layer at `depth`.
@@ -255,18 +219,6 @@ impl Disk<'_> {
             p.push_str(&self.unit);
         }
         p
-    }
-    /// The next `index` for a new layer, or none when the disk carries no
-    /// index (inactive XML): above the largest of the whole document, as
-    /// the numbers of a running VM are its QEMU node names, unique in the
-    /// VM (see [`super::number`]).
-    fn next_index(&self, d: &Document) -> Option<usize> {
-        model::largest_index(self.elem, None)?;
-        d.disks
-            .iter()
-            .filter_map(|x| model::largest_index(&x.elem, None))
-            .max()
-            .map(|m| m + 1)
     }
 }
 
@@ -681,7 +633,7 @@ pub fn insert_layer(
     }
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
-    let index = dk.next_index(&d);
+    let index = dk.next_index(&d.disks);
     // What moves one level down: the layer at `depth`, else the terminator.
     let below = if depth <= n {
         Some(dk.entries.list[dk.layers[depth - 1]].elem)

@@ -665,13 +665,9 @@ fn rewrite(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, XmlErro
 
 /// One disk of a document, read, with what is to be done to it.
 struct Prep<'a> {
-    el: &'a tree::Elem,
-    info: model::DiskInfo,
-    dev: String,
-    en: model::Entries<'a>,
-    child_indent: String,
-    unit: String,
-    crlf: bool,
+    /// The disk as read (a disk written with CRLF line ends gets CRLF in
+    /// what is written).
+    disk: model::Disk<'a>,
     src_path: Option<String>,
     /// The chain the images give, when the disk's source matches one.
     images: Option<BackingChain>,
@@ -690,24 +686,24 @@ fn has_backing(format: Option<&str>) -> bool {
 /// The numbering facts of a disk (see [`number`]). `live`: the document
 /// already carries numbers, so only what is written takes new ones.
 fn facts(p: &Prep, live: bool) -> number::DiskFacts {
-    let info = &p.info;
-    let bus =
-        p.el.child("target")
-            .and_then(|t| t.attr("bus"))
-            .map(str::to_string)
-            .or_else(|| {
-                info.target_dev
-                    .as_deref()
-                    .and_then(number::default_bus)
-                    .map(str::to_string)
-            });
+    let (info, el) = (&p.disk.info, p.disk.elem);
+    let bus = el
+        .child("target")
+        .and_then(|t| t.attr("bus"))
+        .map(str::to_string)
+        .or_else(|| {
+            info.target_dev
+                .as_deref()
+                .and_then(number::default_bus)
+                .map(str::to_string)
+        });
     let mut f = number::DiskFacts {
         bus,
         dev: info.target_dev.clone(),
         numbered: info.disk_type.as_deref() != Some("vhostuser"),
         ..Default::default()
     };
-    let src_el = p.el.child("source");
+    let src_el = el.child("source");
     let top_data_given = src_el.is_some_and(|s| s.child("dataStore").is_some());
     if live {
         // Only what is written takes a number: the top when it has none.
@@ -732,21 +728,18 @@ fn facts(p: &Prep, live: bool) -> number::DiskFacts {
         None => info.other_source.is_none(),
     };
     f.top_data_given = top_data_given;
-    f.throttle = p.el.child("throttlefilters").map_or(0, |t| {
+    f.throttle = el.child("throttlefilters").map_or(0, |t| {
         t.elems().filter(|e| e.name == "throttlefilter").count()
     });
+    // The chain the document gives (none when it is replaced).
     let replaced = matches!(p.write, Some(Some(_)));
-    let path = if replaced {
+    let terminated = !replaced && p.disk.terminator.is_some();
+    let given: Vec<&model::Entry> = if replaced {
         Vec::new()
     } else {
-        model::main_path(&p.en)
+        let en = &p.disk.entries;
+        p.disk.layers.iter().map(|&i| &en.list[i]).collect()
     };
-    let terminated = path.last().is_some_and(|&i| p.en.list[i].is_terminator());
-    let given: Vec<&model::Entry> = path
-        .iter()
-        .map(|&i| &p.en.list[i])
-        .filter(|e| !e.is_terminator())
-        .collect();
     f.given = given
         .iter()
         .map(|e| {
@@ -817,7 +810,7 @@ fn largest_index(preps: &[Prep]) -> Option<usize> {
                 Some(Some(r)) => Some(r),
                 _ => None,
             };
-            model::largest_index(p.el, skip)
+            model::largest_index(p.disk.elem, skip)
         })
         .max()
 }
@@ -828,15 +821,16 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         let vol = d.volume.as_ref().expect("volume root");
         return volume::to_disk(doc, vol, forest, opts);
     }
-    let infos: Vec<model::DiskInfo> = d
+    let disks: Vec<model::Disk> = d
         .disks
         .iter()
-        .map(|disk| model::disk_info(&disk.elem, doc))
+        .enumerate()
+        .map(|(di, disk)| model::Disk::read(disk, doc, di))
         .collect();
     // Duplicate target devs are an error: the chains could not be told apart.
     let mut seen = std::collections::HashMap::new();
-    for (disk, info) in d.disks.iter().zip(&infos) {
-        if let Some(dev) = &info.target_dev {
+    for disk in &disks {
+        if let Some(dev) = &disk.info.target_dev {
             if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
                 return Err(XmlError::at(
                     disk.elem.start.0,
@@ -848,17 +842,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     let mut mismatch = false;
     let mut index = ImageIndex::new(forest);
     let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
-    for (di, (disk, info)) in d.disks.iter().zip(infos).enumerate() {
-        let el = &disk.elem;
-        let dev = model::disk_name(&info, di);
-        let en = model::entries(el, doc, &dev);
-        if let Some(e) = en.error {
+    for mut disk in disks {
+        if let Some(e) = disk.entries.error.take() {
             return Err(e);
         }
+        let (el, info, dev, en) = (disk.elem, &disk.info, &disk.name, &disk.entries);
         let mut diagnostics = en.diagnostics.clone();
-        let (child_indent, unit) = model::child_indent_and_unit(el, doc, &disk.indent);
-        // A disk written with CRLF line ends gets CRLF in what we write.
-        let crlf = model::crlf(el, doc);
         let src_path = info
             .source
             .as_ref()
@@ -902,7 +891,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
                     ));
                 } else if let Some(bc) = &images {
-                    let found = validate::compare(doc, el, &en, bc, &dev);
+                    let found = validate::compare(doc, el, en, bc, dev);
                     let bad = found
                         .iter()
                         .any(|d| d.severity == crate::diag::Severity::Error);
@@ -924,13 +913,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             }
         }
         preps.push(Prep {
-            el,
-            info,
-            dev,
-            en,
-            child_indent,
-            unit,
-            crlf,
+            disk,
             src_path,
             images,
             write,
@@ -953,7 +936,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             let written: Vec<&str> = affected
                 .iter()
                 .filter(|&&a| preps[a].write.is_some())
-                .map(|&a| preps[a].dev.as_str())
+                .map(|&a| preps[a].disk.name.as_str())
                 .collect();
             if !written.is_empty() {
                 diagnostics.push(Diagnostic::info(
@@ -961,7 +944,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                     format!(
                         "the index numbers of {} assume that libvirt finds no backing layer below '{}' (no image tells its chain)",
                         written.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "),
-                        preps[*u].dev
+                        preps[*u].disk.name
                     ),
                 ));
             }
@@ -969,14 +952,14 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     }
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for (di, p) in preps.iter().enumerate() {
-        let el = p.el;
-        let dev = p.dev.as_str();
-        let (child_indent, unit, crlf) = (p.child_indent.as_str(), p.unit.as_str(), p.crlf);
+        let dk = &p.disk;
+        let (el, dev) = (dk.elem, dk.name.as_str());
+        let (child_indent, unit, crlf) = (dk.child_indent.as_str(), dk.unit.as_str(), dk.crlf);
         diagnostics.extend(p.diagnostics.iter().cloned());
         if let (Some(replaced), Some(bc)) = (p.write, &p.images) {
             let top = Layer::new(
-                p.info.source.clone().unwrap_or_default(),
-                p.info.driver_type.clone(),
+                dk.info.source.clone().unwrap_or_default(),
+                dk.info.driver_type.clone(),
             );
             let layers_ok = representable(dev, &top, bc, &mut diagnostics)
                 && nestable(dev, bc.layers.len(), opts.layout, &mut diagnostics);
@@ -1033,7 +1016,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         // a raw one, a cdrom with media); an index already there is kept.
         // A given chain is kept as written, numbers and all.
         if let (Some(n), Some(src_el), true) =
-            (&numbering, el.child("source"), p.en.list.is_empty())
+            (&numbering, el.child("source"), dk.entries.list.is_empty())
         {
             if let Some(top_index) = n.disks[di].top {
                 for (s, e, t) in
@@ -1043,7 +1026,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 }
             }
         }
-        let en = &p.en;
+        let en = &dk.entries;
         if opts.mode == Mode::Populate
             && !en.list.is_empty()
             && en.flat != (opts.layout == Layout::Flat)
@@ -1258,10 +1241,14 @@ fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
     let d = read::document(doc)?;
     let mut out = Vec::with_capacity(d.disks.len());
     for (di, disk) in d.disks.iter().enumerate() {
-        let info = model::disk_info(&disk.elem, doc);
-        let name = model::disk_name(&info, di);
-        let en = model::entries(&disk.elem, doc, &name);
-        if let Some(e) = en.error {
+        let model::Disk {
+            info,
+            name,
+            entries: mut en,
+            terminator,
+            ..
+        } = model::Disk::read(disk, doc, di);
+        if let Some(e) = en.error.take() {
             return Err(e);
         }
         let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
@@ -1286,11 +1273,10 @@ fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
                 parent: e.parent,
             });
         }
-        let path = model::main_path(&en);
         out.push(DiskSummary {
             name,
             info,
-            terminated: path.last().is_some_and(|&i| en.list[i].is_terminator()),
+            terminated: terminator.is_some(),
             layout: if en.flat {
                 Layout::Flat
             } else {

@@ -4,6 +4,7 @@
 use super::XmlError;
 use serde::Serialize;
 
+use super::read::DiskNode;
 use super::tree::{indent_of, Elem, Node};
 use crate::diag::{Code, Diagnostic};
 use crate::source::{Host, SourceType, StorageSource};
@@ -38,6 +39,73 @@ pub fn disk_name(info: &DiskInfo, i: usize) -> String {
         .clone()
         .or_else(|| info.alias.clone())
         .unwrap_or_else(|| format!("disk{i}"))
+}
+
+/// One `<disk>` of a document as populate, describe and the editor use it,
+/// read once: its facts, its name, its `<backingStore>` entries, its
+/// layout (children's indentation and unit, line ends) and the chain
+/// libvirt follows.
+#[derive(Debug)]
+pub struct Disk<'a> {
+    pub elem: &'a Elem,
+    pub info: DiskInfo,
+    /// The name in flat aliases and messages ([`disk_name`]).
+    pub name: String,
+    /// The entries; their `error` is the caller's to report.
+    pub entries: Entries<'a>,
+    /// Indentation of the disk's children, and one level
+    /// ([`child_indent_and_unit`]).
+    pub child_indent: String,
+    pub unit: String,
+    /// Written with CRLF line ends ([`crlf`]).
+    pub crlf: bool,
+    /// Entry indices of the layers on the main path ([`main_path`]),
+    /// terminator excluded.
+    pub layers: Vec<usize>,
+    /// Entry index of the terminator ending the main path.
+    pub terminator: Option<usize>,
+}
+
+impl<'a> Disk<'a> {
+    /// Read disk `i` of a document (`node`: its element and indentation).
+    pub fn read(node: &'a DiskNode, doc: &str, i: usize) -> Self {
+        let elem = &node.elem;
+        let info = disk_info(elem, doc);
+        let name = disk_name(&info, i);
+        let entries = entries(elem, doc, &name);
+        let (child_indent, unit) = child_indent_and_unit(elem, doc, &node.indent);
+        let mut layers = main_path(&entries);
+        let terminator = layers
+            .last()
+            .copied()
+            .filter(|&t| entries.list[t].is_terminator());
+        if terminator.is_some() {
+            layers.pop();
+        }
+        Disk {
+            elem,
+            info,
+            name,
+            child_indent,
+            unit,
+            crlf: crlf(elem, doc),
+            layers,
+            terminator,
+            entries,
+        }
+    }
+
+    /// The next `index` for a new layer, or none when the disk carries no
+    /// index (inactive XML): above the largest of the whole document
+    /// (`all`: its disks), as the numbers of a running VM are its QEMU node
+    /// names, unique in the VM (see [`super::number`]).
+    pub fn next_index(&self, all: &[DiskNode]) -> Option<usize> {
+        largest_index(self.elem, None)?;
+        all.iter()
+            .filter_map(|x| largest_index(&x.elem, None))
+            .max()
+            .map(|m| m + 1)
+    }
 }
 
 /// The largest `index` on a `<source>` or `<backingStore>` in `el`'s
