@@ -238,11 +238,11 @@ impl Session {
     }
 
     /// Per disk and depth: the chain the document states next to the one
-    /// the images give (`xml::edit::diff`). `options` as for `xml`.
+    /// the images give (`xml::diff::diff`). `options` as for `xml`.
     pub fn diff(&mut self, domain_xml: &str, options: JsValue) -> Result<JsValue, JsValue> {
         let opts = options_from(options)?;
         let forest = self.forest();
-        let d = xml::edit::diff(domain_xml, forest, &opts).map_err(|e| xml_error(&e))?;
+        let d = xml::diff::diff(domain_xml, forest, &opts).map_err(|e| xml_error(&e))?;
         Ok(to_js(&d)?)
     }
 

@@ -400,7 +400,7 @@ fn diff_puts_the_xml_chain_next_to_the_images() {
         img("/i/mid.qcow2", Format::Qcow2, Some(("base.qcow2", "qcow2"))),
         img("/i/base.qcow2", Format::Qcow2, None),
     ]);
-    let same = edit::diff(DOM, &f, &Options::default()).unwrap();
+    let same = backing_chain::xml::diff::diff(DOM, &f, &Options::default()).unwrap();
     assert_eq!(same.len(), 1);
     assert!(same[0].matched && same[0].xml_terminated && same[0].images_terminated);
     assert_eq!(same[0].rows.len(), 2);
@@ -412,7 +412,7 @@ fn diff_puts_the_xml_chain_next_to_the_images() {
     let wrong = DOM
         .replacen("<format type='qcow2'/>", "<format type='raw'/>", 1)
         .replace("/i/base.qcow2", "/i/old.qcow2");
-    let d = edit::diff(&wrong, &f, &Options::default()).unwrap();
+    let d = backing_chain::xml::diff::diff(&wrong, &f, &Options::default()).unwrap();
     assert_eq!(d[0].rows[0].differs, vec!["format"]);
     assert_eq!(
         d[0].rows[0].xml.as_ref().unwrap().format.as_deref(),
@@ -426,7 +426,7 @@ fn diff_puts_the_xml_chain_next_to_the_images() {
     assert_eq!(d[0].rows[1].images.as_ref().unwrap().place, "/i/base.qcow2");
     // One layer short, terminated: a depth mismatch.
     let short = edit::remove_layer(DOM, 0, 2).unwrap();
-    let d = edit::diff(&short, &f, &Options::default()).unwrap();
+    let d = backing_chain::xml::diff::diff(&short, &f, &Options::default()).unwrap();
     assert_eq!(d[0].rows.len(), 2);
     assert_eq!(d[0].rows[1].differs, vec!["depth"]);
     assert!(d[0].rows[1].xml.is_none());

@@ -149,6 +149,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::image::Format;
 use crate::source::{self, StorageSource};
 
+pub mod diff;
 pub mod edit;
 pub mod model;
 pub mod number;
