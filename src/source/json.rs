@@ -440,7 +440,7 @@ fn driver(
         }
         "nvme" => {
             let dev = need_str(o, "device", drv)?;
-            if !is_pci_address(dev) {
+            if !crate::xml::model::is_pci_address(dev) {
                 return Err(err(format!("'{dev}' is not a PCI address (DDDD:BB:SS.F)")));
             }
             let ns = get_u64(o, "namespace")?
@@ -526,17 +526,4 @@ fn url_driver(o: &Obj, drv: &str, diags: &mut Vec<Diagnostic>) -> Result<Storage
         s.push_extra("timeout", t.to_string());
     }
     Ok(s)
-}
-
-/// `DDDD:BB:SS.F` in hex.
-fn is_pci_address(s: &str) -> bool {
-    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
-    let mut it = s.split(':');
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(d), Some(b), Some(sf), None) => match sf.split_once('.') {
-            Some((sl, f)) => hex(d, 4) && hex(b, 2) && hex(sl, 2) && hex(f, 1),
-            None => false,
-        },
-        _ => false,
-    }
 }

@@ -317,7 +317,11 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
             }
         }
         SourceType::Nvme => {
-            if !spec.pci.as_deref().is_some_and(is_pci_address) {
+            if !spec
+                .pci
+                .as_deref()
+                .is_some_and(super::model::is_pci_address)
+            {
                 return Err(err(format!(
                     "nvme PCI address {:?}: give DDDD:BB:SS.F in hexadecimal (e.g. 0000:01:00.0)",
                     spec.pci.as_deref().unwrap_or("")
@@ -352,23 +356,6 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
         }
     }
     Ok(k)
-}
-
-/// `DDDD:BB:SS.F`: domain (4 hex digits), bus (2), slot (2, up to 0x1f),
-/// function (1, up to 7), as libvirt's PCI addresses.
-fn is_pci_address(a: &str) -> bool {
-    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit());
-    let Some((dbs, f)) = a.rsplit_once('.') else {
-        return false;
-    };
-    let p: Vec<&str> = dbs.split(':').collect();
-    p.len() == 3
-        && hex(p[0], 4)
-        && hex(p[1], 2)
-        && hex(p[2], 2)
-        && u8::from_str_radix(p[2], 16).is_ok_and(|s| s <= 0x1f)
-        && f.len() == 1
-        && f.bytes().all(|c| (b'0'..=b'7').contains(&c))
 }
 
 fn storage_source(spec: &LayerSpec, kind: SourceType) -> StorageSource {

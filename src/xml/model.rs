@@ -108,6 +108,29 @@ impl<'a> Disk<'a> {
     }
 }
 
+/// Is `a` a PCI address libvirt takes for an nvme `<source><address>`:
+/// `DDDD:BB:SS.F` in hexadecimal — domain 4 digits, bus 2, slot 2 and at
+/// most 0x1f, function 1 and at most 7. The bounds are libvirt's
+/// `virPCIDeviceAddressIsValid` (bus <= 0xFF, slot <= 0x1F, function <= 7),
+/// which `virPCIDeviceAddressParseXML` applies to every address it reads.
+/// The one rule for the editor's nvme layers and qemu's `json:` nvme names.
+pub fn is_pci_address(a: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit());
+    let Some((dbs, f)) = a.rsplit_once('.') else {
+        return false;
+    };
+    let mut p = dbs.split(':');
+    let (Some(d), Some(b), Some(sl), None) = (p.next(), p.next(), p.next(), p.next()) else {
+        return false;
+    };
+    hex(d, 4)
+        && hex(b, 2)
+        && hex(sl, 2)
+        && u8::from_str_radix(sl, 16).is_ok_and(|s| s <= 0x1f)
+        && f.len() == 1
+        && f.bytes().all(|c| (b'0'..=b'7').contains(&c))
+}
+
 /// The largest `index` on a `<source>` or `<backingStore>` in `el`'s
 /// subtree (`el` included), leaving out the elements inside `skip` (a
 /// region being replaced).
@@ -526,4 +549,51 @@ pub fn main_path(e: &Entries) -> Vec<usize> {
         next = first_kid[n];
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_pci_address;
+
+    // libvirt's virPCIDeviceAddressIsValid: bus <= 0xFF, slot <= 0x1F,
+    // function <= 7; the string form is DDDD:BB:SS.F.
+    #[test]
+    fn pci_address_rule_is_libvirts() {
+        for ok in [
+            "0000:01:00.0",
+            "ffff:ff:1f.7",
+            "0000:00:00.0",
+            "00aB:0c:1F.3",
+        ] {
+            assert!(is_pci_address(ok), "{ok}");
+        }
+        for bad in [
+            "0000:00:20.0", // slot > 0x1f
+            "0000:01:00.8", // function > 7
+            "0000:01:00.f",
+            "01:00.0", // no domain
+            "00000:01:00.0",
+            "0000:1:00.0",
+            "0000:01:00",
+            "0000:01:00.00",
+            "0000:01:00:00.0",
+            "0000:0g:00.0",
+            "",
+        ] {
+            assert!(!is_pci_address(bad), "{bad}");
+        }
+    }
+
+    // The editor and qemu's json: nvme names use the same rule.
+    #[test]
+    fn json_nvme_names_follow_the_same_rule() {
+        let name = |dev: &str| {
+            format!(
+                "json:{{\"file\":{{\"driver\":\"nvme\",\"device\":\"{dev}\",\"namespace\":1}}}}"
+            )
+        };
+        assert!(crate::source::parse_backing_name(&name("0000:01:1f.7")).is_ok());
+        assert!(crate::source::parse_backing_name(&name("0000:01:20.0")).is_err());
+        assert!(crate::source::parse_backing_name(&name("0000:01:00.8")).is_err());
+    }
 }
