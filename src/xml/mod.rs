@@ -892,7 +892,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                         format!("'{dev}' has no <backingStore>: nothing to validate (libvirt will probe the images)"),
                     ));
                 } else if let Some(bc) = &images {
-                    let found = validate::compare(doc, el, en, bc, dev);
+                    let found = validate::compare(doc, &disk, bc);
                     let bad = found
                         .iter()
                         .any(|d| d.severity == crate::diag::Severity::Error);

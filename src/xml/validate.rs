@@ -2,7 +2,7 @@
 //! headers give, layer by layer — path (or network name and hosts), type,
 //! format, depth and terminator. Every divergence is one diagnostic.
 
-use super::model::{self, Entries};
+use super::model::{self, Disk};
 use super::tree::Elem;
 use super::BackingChain;
 use crate::diag::{Code, Diagnostic};
@@ -93,18 +93,13 @@ fn compare_data(xml: Option<StorageSource>, img: Option<&StorageSource>) -> Opti
     }
 }
 
-/// Compare the XML chain of a disk (`en`, of the `<disk>` `disk`) with the
-/// images' chain (`bc`), data files included.
-pub fn compare(
-    doc: &str,
-    disk: &Elem,
-    en: &Entries,
-    bc: &BackingChain,
-    dev: &str,
-) -> Vec<Diagnostic> {
+/// Compare the XML chain of a disk (the chain libvirt follows, as read in
+/// `disk`) with the images' chain (`bc`), data files included.
+pub fn compare(doc: &str, disk: &Disk, bc: &BackingChain) -> Vec<Diagnostic> {
+    let (en, dev) = (&disk.entries, disk.name.as_str());
     let mut out = Vec::new();
     if let Some(why) = compare_data(
-        data_store_of(disk.child("source"), doc),
+        data_store_of(disk.elem.child("source"), doc),
         bc.top_data_store.as_ref(),
     ) {
         out.push(
@@ -115,13 +110,8 @@ pub fn compare(
             .with_fix(FIX),
         );
     }
-    let path = model::main_path(en);
-    let xml_term = path.last().is_some_and(|&i| en.list[i].is_terminator());
-    let layers: Vec<_> = path
-        .iter()
-        .map(|&i| &en.list[i])
-        .filter(|e| !e.is_terminator())
-        .collect();
+    let xml_term = disk.terminator.is_some();
+    let layers: Vec<_> = disk.layers.iter().map(|&i| &en.list[i]).collect();
     for (i, e) in layers.iter().enumerate() {
         let depth = i + 1;
         let Some(img) = bc.layers.get(i) else { break };
