@@ -440,7 +440,7 @@ fn driver(
         }
         "nvme" => {
             let dev = need_str(o, "device", drv)?;
-            if !crate::xml::model::is_pci_address(dev) {
+            if !super::is_pci_address(dev) {
                 return Err(err(format!("'{dev}' is not a PCI address (DDDD:BB:SS.F)")));
             }
             let ns = get_u64(o, "namespace")?

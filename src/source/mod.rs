@@ -370,6 +370,29 @@ pub fn resolve_relative(parent_path: &str, name: &str) -> String {
     }
 }
 
+/// Is `a` a PCI address libvirt takes for an nvme `<source><address>`:
+/// `DDDD:BB:SS.F` in hexadecimal — domain 4 digits, bus 2, slot 2 and at
+/// most 0x1f, function 1 and at most 7. The bounds are libvirt's
+/// `virPCIDeviceAddressIsValid` (bus <= 0xFF, slot <= 0x1F, function <= 7),
+/// which `virPCIDeviceAddressParseXML` applies to every address it reads.
+/// The one rule for the editor's nvme layers and qemu's `json:` nvme names.
+pub fn is_pci_address(a: &str) -> bool {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|c| c.is_ascii_hexdigit());
+    let Some((dbs, f)) = a.rsplit_once('.') else {
+        return false;
+    };
+    let mut p = dbs.split(':');
+    let (Some(d), Some(b), Some(sl), None) = (p.next(), p.next(), p.next(), p.next()) else {
+        return false;
+    };
+    hex(d, 4)
+        && hex(b, 2)
+        && hex(sl, 2)
+        && u8::from_str_radix(sl, 16).is_ok_and(|s| s <= 0x1f)
+        && f.len() == 1
+        && f.bytes().all(|c| (b'0'..=b'7').contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
