@@ -10,7 +10,7 @@
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled } from './editor-wasm.js';
 import { probeMany } from './reader.js';
-import { countDisks, dataFiles, fileAttrs, ownerOf, wrapBareDisks } from './editor-stopgaps.js';
+import { countDisks, dataFiles, fileAttrs, ownerOf, repeatsProbe, wrapBareDisks } from './editor-stopgaps.js';
 
 /**
  * @typedef {import('./backing-chain-wasm').Session} Session
@@ -504,7 +504,12 @@ export class EditorModel {
       all.push({ ...d, image });
     };
     f.images.forEach((img) => (img.diagnostics ?? []).forEach((d) => push(d, img.filename)));
-    for (const ch of f.chains) for (const d of ch.diagnostics) push(d, f.images[this.ownerOf(d, ch.layers)].filename);
+    for (const ch of f.chains) {
+      for (const d of ch.diagnostics) {
+        const owner = f.images[this.ownerOf(d, ch.layers)];
+        if (!repeatsProbe(d, owner)) push(d, owner.filename);
+      }
+    }
     for (const d of f.diagnostics) push(d, null);
     for (const d of this.output?.diagnostics ?? []) push(d, null);
     for (const d of this.pathDiagnostics()) push(d, null);

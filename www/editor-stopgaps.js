@@ -98,3 +98,15 @@ export function dataFiles(images, names) {
   });
   return out;
 }
+
+/**
+ * Is `d` a chain's copy of one of `img`'s own probe diagnostics (same code,
+ * the message prefixed with the image's quoted name)? Moves to Rust: the
+ * chain could mark the notes it repeats from a probe.
+ * @param {import('./backing-chain-editor').Diagnostic} d
+ * @param {{ filename: string, diagnostics?: import('./backing-chain-editor').Diagnostic[] }} img
+ */
+export function repeatsProbe(d, img) {
+  const prefix = `'${img.filename}': `;
+  return d.message.startsWith(prefix) && (img.diagnostics ?? []).some((x) => x.code === d.code && prefix + x.message === d.message);
+}

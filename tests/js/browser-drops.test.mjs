@@ -220,6 +220,9 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   // It is in the XML as libvirt's <dataStore> of its image.
   assert.equal(xpath(xml, "count(//disk/source/dataStore/source[@file='web1.data'])"), '1');
   assert.ok(!(await page.evaluate(() => window.__diags)).some((x) => /'web1\.data' is not|no header/.test(x.message)));
+  // Each image's data-file note once: the chain's copy of a probe note is not shown again.
+  assert.equal((await page.evaluate(() => window.__diags)).filter((x) => x.code === 'external-data-file').length, 2);
+  assert.equal(await el(page).locator('li[data-image] .diag:has-text("external data file")').count(), 2);
   // The details of the image say it too.
   await el(page).locator('li[data-image] > .row .name:text-is("web1.qcow2")').click();
   assert.match(await el(page).locator('.details').innerText(), /Data file\s+web1\.data \(raw\)/);
