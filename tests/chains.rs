@@ -7,7 +7,7 @@
 //! Without qemu-img every test prints "skipped" and returns.
 
 mod common;
-use common::have_qemu_img;
+use common::{forget_backing_format, have_qemu_img};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -55,32 +55,6 @@ fn rebase(img: &Path, name: &str, bfmt: &str) {
         name,
         s(img),
     ]);
-}
-
-/// Drop the backing-format header extension of a qcow2 image (qemu-img 10
-/// refuses to write a backing name without a format): its type becomes 0,
-/// the end of the extensions.
-fn forget_backing_format(img: &Path) {
-    let mut b = std::fs::read(img).unwrap();
-    let version = u32::from_be_bytes(b[4..8].try_into().unwrap());
-    let mut off = if version >= 3 {
-        u32::from_be_bytes(b[100..104].try_into().unwrap()) as usize
-    } else {
-        72
-    };
-    loop {
-        let ty = u32::from_be_bytes(b[off..off + 4].try_into().unwrap());
-        let len = u32::from_be_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
-        if ty == 0 {
-            panic!("{img:?} records no backing format");
-        }
-        if ty == 0xE279_2ACA {
-            b[off..off + 4].copy_from_slice(&[0; 4]);
-            break;
-        }
-        off += 8 + len.div_ceil(8) * 8;
-    }
-    std::fs::write(img, b).unwrap();
 }
 
 /// The oracle: (filename, format) top → base, or None when qemu-img fails.

@@ -1157,26 +1157,6 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// Set the qcow2 backing-format extension's type to 0 (end of extensions).
-fn forget_backing_format(p: &Path) {
-    let mut b = std::fs::read(p).unwrap();
-    let mut at = if be32(&b, 4) >= 3 {
-        be32(&b, 100) as usize
-    } else {
-        72
-    };
-    loop {
-        let (ty, len) = (be32(&b, at), be32(&b, at + 4) as usize);
-        assert_ne!(ty, 0, "{}: no backing-format extension", p.display());
-        if ty == 0xE279_2ACA {
-            b[at..at + 4].fill(0);
-            break;
-        }
-        at += 8 + len.div_ceil(8) * 8;
-    }
-    std::fs::write(p, b).unwrap();
-}
-
 /// Append one byte to the qcow2 backing name (its size field + 1).
 fn lengthen_backing_name(p: &Path) {
     let mut b = std::fs::read(p).unwrap();
@@ -1262,7 +1242,7 @@ fn record() {
                 }
             }
             Then::ForgetBackingFormat => {
-                forget_backing_format(&path);
+                common::forget_backing_format(&path);
                 made.push("then the backing-format header extension's type set to 0 (end)".into());
             }
             Then::Truncate(n) => {

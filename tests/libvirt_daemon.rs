@@ -52,33 +52,13 @@ fn create(dir: &Path, fmt: &str, name: &str, backing: Option<(&str, &str)>) -> P
     dir.join(name)
 }
 
-/// Remove the backing-format header extension (type 0xe2792aca) from a
-/// qcow2 image: qemu-img no longer writes a backing file without a format,
-/// older ones did. The following extensions move up, the rest of the old
-/// extension area is zeroed; the backing file name stays where it is.
-fn strip_backing_format(path: &Path) {
-    let mut b = std::fs::read(path).unwrap();
-    let be32 = |b: &[u8], o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap()) as usize;
-    let header_len = if be32(&b, 4) >= 3 { be32(&b, 100) } else { 72 };
-    let (mut off, mut kept, mut found) = (header_len, Vec::new(), false);
-    loop {
-        let (kind, len) = (be32(&b, off), be32(&b, off + 4));
-        if kind == 0 {
-            break;
-        }
-        let whole = 8 + len.div_ceil(8) * 8;
-        if kind == 0xe279_2aca {
-            found = true;
-        } else {
-            kept.extend_from_slice(&b[off..off + whole]);
-        }
-        off += whole;
+/// A scratch directory for images, or `None` (skipped visibly) without qemu-img.
+fn scratch() -> Option<tempfile::TempDir> {
+    if !common::tool("qemu-img") {
+        common::skip("qemu-img not found");
+        return None;
     }
-    assert!(found, "{}: no backing format extension", path.display());
-    let end = off + 8;
-    kept.resize(end - header_len, 0);
-    b[header_len..end].copy_from_slice(&kept);
-    std::fs::write(path, b).unwrap();
+    Some(tempfile::tempdir().unwrap())
 }
 
 fn cli(args: &[&str]) -> (String, String, i32) {
@@ -189,11 +169,8 @@ fn verdict(case: &str, top: &Path, fmt: &str, libvirt_starts: bool) {
 
 #[test]
 fn verdict_vmdk_vmdk_vmdk_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "vmdk", "base.vmdk", None);
     create(d, "vmdk", "mid.vmdk", Some(("base.vmdk", "vmdk")));
     let top = create(d, "vmdk", "top.vmdk", Some(("mid.vmdk", "vmdk")));
@@ -202,11 +179,8 @@ fn verdict_vmdk_vmdk_vmdk_is_refused() {
 
 #[test]
 fn verdict_vmdk_vmdk_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "vmdk", "base.vmdk", None);
     let top = create(d, "vmdk", "top.vmdk", Some(("base.vmdk", "vmdk")));
     verdict("vmdk2", &top, "vmdk", true);
@@ -214,38 +188,29 @@ fn verdict_vmdk_vmdk_starts() {
 
 #[test]
 fn verdict_unrecorded_qcow2_to_base_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "qcow2", "base.qcow2", None);
     let top = create(d, "qcow2", "top.qcow2", Some(("base.qcow2", "qcow2")));
-    strip_backing_format(&top);
+    common::forget_backing_format(&top);
     verdict("q2-unrec", &top, "qcow2", true);
 }
 
 #[test]
 fn verdict_unrecorded_qcow2_to_mid_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "qcow2", "base.qcow2", None);
     create(d, "qcow2", "mid.qcow2", Some(("base.qcow2", "qcow2")));
     let top = create(d, "qcow2", "top.qcow2", Some(("mid.qcow2", "qcow2")));
-    strip_backing_format(&top);
+    common::forget_backing_format(&top);
     verdict("q3-unrec", &top, "qcow2", false);
 }
 
 #[test]
 fn verdict_qed_unrecorded_over_qcow2_chain_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "qcow2", "base.qcow2", None);
     create(d, "qcow2", "mid.qcow2", Some(("base.qcow2", "qcow2")));
     // QED records only "raw" (a feature bit); any other format is probed —
@@ -256,11 +221,8 @@ fn verdict_qed_unrecorded_over_qcow2_chain_starts() {
 
 #[test]
 fn verdict_qcow1_to_qcow2_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "qcow2", "base.qcow2", None);
     let top = create(d, "qcow", "top.qcow", Some(("base.qcow2", "qcow2")));
     verdict("qcow1", &top, "qcow", true);
@@ -268,14 +230,11 @@ fn verdict_qcow1_to_qcow2_starts() {
 
 #[test]
 fn verdict_unrecorded_qcow2_to_raw_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     create(d, "raw", "base.raw", None);
     let top = create(d, "qcow2", "top.qcow2", Some(("base.raw", "raw")));
-    strip_backing_format(&top);
+    common::forget_backing_format(&top);
     verdict("raw-unrec", &top, "qcow2", true);
 }
 
@@ -283,18 +242,15 @@ fn verdict_unrecorded_qcow2_to_raw_starts() {
 /// XML: every layer's format is given, nothing is probed.
 #[test]
 fn populated_xml_starts_what_libvirt_refuses() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     let Some(daemon) = daemon("populated xml vs refused chains") else {
         return;
     };
     create(d, "qcow2", "base.qcow2", None);
     create(d, "qcow2", "mid.qcow2", Some(("base.qcow2", "qcow2")));
     let q3 = create(d, "qcow2", "top.qcow2", Some(("mid.qcow2", "qcow2")));
-    strip_backing_format(&q3);
+    common::forget_backing_format(&q3);
     create(d, "vmdk", "base.vmdk", None);
     create(d, "vmdk", "mid.vmdk", Some(("base.vmdk", "vmdk")));
     let vk = create(d, "vmdk", "top.vmdk", Some(("mid.vmdk", "vmdk")));
@@ -486,11 +442,8 @@ fn compare(theirs: &str, ours: &str, ignore_index: bool) -> Vec<String> {
 /// `index` numbers (the top's `<source index>` too).
 #[test]
 fn populated_disks_equal_libvirts_live_view() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     let Some(daemon) = daemon("populate vs libvirt's live XML") else {
         return;
     };
@@ -520,11 +473,8 @@ fn populated_disks_equal_libvirts_live_view() {
 /// them (indexes aside: libvirt renumbers on every start).
 #[test]
 fn libvirt_keeps_the_chains_we_write() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     let Some(daemon) = daemon("libvirt keeps our chains") else {
         return;
     };
@@ -556,11 +506,8 @@ fn libvirt_keeps_the_chains_we_write() {
 /// which libvirt cannot start from the images alone.
 #[test]
 fn populated_data_store_chain_starts() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     let Some(daemon) = daemon("data stores") else {
         return;
     };
@@ -700,11 +647,8 @@ fn indexes(live: &str) -> Vec<(String, String)> {
 
 #[test]
 fn libvirt_numbers_layers_as_documented() {
-    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmp) = scratch() else { return };
     let d = tmp.path();
-    if !common::tool("qemu-img") {
-        return common::skip("qemu-img not found");
-    }
     let Some(daemon) = daemon("libvirt's index rule") else {
         return;
     };

@@ -32,21 +32,6 @@ fn cli(args: &[&str]) -> (String, String, i32) {
     )
 }
 
-fn test_domain(name: &str, disks: &str) -> String {
-    format!(
-        "<domain type='test'>
-  <name>{name}</name>
-  <memory unit='KiB'>1024</memory>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-{disks}  </devices>
-</domain>
-"
-    )
-}
-
 /// base.img (raw) ← mid.qcow2 (data file `mid.data`, a relative name) ←
 /// top.qcow2 (data file by its absolute name), in `d`.
 fn chain_with_data_files(d: &Path) -> String {

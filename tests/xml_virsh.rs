@@ -21,35 +21,6 @@ fn qemu_img(dir: &Path, args: &[&str]) {
     assert!(st.success(), "qemu-img {args:?}");
 }
 
-/// Define `xml` (a domain named `name`) in the test driver and dump it.
-fn virsh_roundtrip(dir: &Path, xml: &str, name: &str) -> String {
-    let file = dir.join(format!("{name}.xml"));
-    std::fs::write(&file, xml).unwrap();
-    let script = format!("define {}\ndumpxml {name}\n", file.display());
-    let out = Command::new("virsh")
-        .args(["-q", "-c", "test:///default"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(script.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("virsh runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        text.contains("<domain"),
-        "virsh did not print the domain:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // virsh prints "Domain … defined" first: keep the document only.
-    let s = text.find("<domain").unwrap();
-    let e = text.rfind("</domain>").unwrap() + "</domain>".len();
-    format!("{}\n", &text[s..e])
-}
-
 fn tools_present() -> bool {
     for t in ["qemu-img", "virsh"] {
         if !tool(t) {
@@ -60,22 +31,6 @@ fn tools_present() -> bool {
         }
     }
     true
-}
-
-/// A test-driver domain named `name` around `disks` (indented for `<devices>`).
-fn test_domain(name: &str, disks: &str) -> String {
-    format!(
-        "<domain type='test'>
-  <name>{name}</name>
-  <memory unit='KiB'>1024</memory>
-  <os>
-    <type>hvm</type>
-  </os>
-  <devices>
-{disks}  </devices>
-</domain>
-"
-    )
 }
 
 fn domain(name: &str, top: &Path) -> String {
@@ -157,7 +112,7 @@ fn libvirt_prints_the_chain_we_write() {
         top.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let theirs = virsh_roundtrip(d, &ours, "chain1");
+    let theirs = virsh_define_dump(d, &ours, "chain1");
     let ours_disks = disk_elements(&ours);
     let their_disks = disk_elements(&theirs);
     assert_eq!(ours_disks.len(), 2);
@@ -200,7 +155,7 @@ fn libvirt_prints_the_chain_we_write() {
     assert!(indexed.contains(&format!("<source file='{}' index='2'/>", top.display())));
     assert!(indexed.contains("<backingStore type='file' index='3'>"));
     assert!(indexed.contains("<backingStore type='file' index='4'>"));
-    let theirs = virsh_roundtrip(d, &indexed.replace("chain1", "chain2"), "chain2");
+    let theirs = virsh_define_dump(d, &indexed.replace("chain1", "chain2"), "chain2");
     assert_eq!(disk_elements(&theirs)[0], ours_disks[0]);
 
     // Validate what libvirt printed against the same images: no mismatch.
@@ -306,7 +261,7 @@ fn libvirt_prints_volume_and_nvme_layers_we_write() {
     let ours = edit::insert_layer(dom, 0, 1, &vol).unwrap();
     let ours = edit::insert_layer(&ours, 0, 2, &nvme).unwrap();
     assert!(ours.contains("<backingStore type='nvme'>"), "{ours}");
-    let theirs = virsh_roundtrip(d.path(), &ours, "vn");
+    let theirs = virsh_define_dump(d.path(), &ours, "vn");
     assert_eq!(disk_elements(&theirs), disk_elements(&ours));
 }
 
@@ -412,7 +367,7 @@ fn libvirt_prints_network_layers_we_write() {
         }
     }
     let d = tempfile::tempdir().unwrap();
-    let theirs = disk_elements(&virsh_roundtrip(d.path(), &out.xml, "net"));
+    let theirs = disk_elements(&virsh_define_dump(d.path(), &out.xml, "net"));
     for (a, b) in theirs.iter().zip(&ours) {
         assert_eq!(a, b);
     }

@@ -313,11 +313,19 @@ impl Forest {
         if pos == 0 {
             return detected;
         }
-        let overlay = &self.images[chain.layers[pos - 1]];
-        match overlay.info().map(rules::recorded_format) {
-            Some(rules::Recorded::Format(f)) => Some(f.name().to_string()),
-            Some(rules::Recorded::Protocol(_)) => Some("raw".to_string()),
-            _ => detected,
+        self.recorded_backing_format(chain.layers[pos - 1])
+            .or(detected)
+    }
+
+    /// The format image `idx` records for its backing, as qemu and libvirt
+    /// open the backing with it: a format name as it is, a protocol name
+    /// (`file`, `nbd`, …) raw; `None` when none is recorded or the name is
+    /// not a format.
+    pub fn recorded_backing_format(&self, idx: usize) -> Option<String> {
+        match self.images.get(idx)?.info().map(rules::recorded_format)? {
+            rules::Recorded::Format(f) => Some(f.name().to_string()),
+            rules::Recorded::Protocol(_) => Some("raw".to_string()),
+            _ => None,
         }
     }
 

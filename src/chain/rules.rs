@@ -454,7 +454,7 @@ fn layer_diagnostics(
                 img.filename, info.format, img.filename
             ),
         )),
-        how_probed => out.push(unrecorded_format(img, binfo, name, how_probed, fix)),
+        how_probed => out.push(unrecorded_format(&img.filename, info, binfo, name, how_probed, fix)),
     }
     // qemu's rule: a recorded format is used as is (a vmdk's backing is
     // always opened as vmdk).
@@ -592,16 +592,13 @@ fn libvirt_probe(info: &ImageInfo) -> (Format, bool) {
 
 /// The diagnostic for a backing whose format the image does not record.
 fn unrecorded_format(
-    img: &Image,
+    f: &str,
+    info: &ImageInfo,
     binfo: &ImageInfo,
     name: &str,
     how: LibvirtBacking,
     fix: impl Fn() -> String,
 ) -> Diagnostic {
-    let Some(info) = img.info() else {
-        unreachable!("called for probed images only")
-    };
-    let f = &img.filename;
     let detected = binfo.format;
     let (probed, has_backing) = libvirt_probe(binfo);
     // Only qcow2 can record a backing format (`qemu-img rebase -F`).

@@ -327,7 +327,7 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
     };
     if let Some(source) = absent {
         terminated = false;
-        if let Some(format) = recorded_format(forest, last) {
+        if let Some(format) = forest.recorded_backing_format(last) {
             layers.push(Layer::new(source, Some(format)));
         }
     }
@@ -335,26 +335,6 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
         layers,
         terminated,
         top_data_store,
-    }
-}
-
-/// The backing format image `idx` records, as qemu would open its backing
-/// with it: a format name qemu knows as it is, a protocol name (`file`,
-/// `nbd`, …) raw, as [`Forest::layer_format`] maps them; `None` when none is
-/// recorded or the name is unknown.
-fn recorded_format(forest: &Forest, idx: usize) -> Option<String> {
-    let f = forest
-        .images
-        .get(idx)?
-        .info()?
-        .backing_filename_format
-        .as_deref()?;
-    if Format::from_name(f).is_some() {
-        Some(f.to_string())
-    } else if source::protocol::is_protocol(f) {
-        Some("raw".to_string())
-    } else {
-        None
     }
 }
 

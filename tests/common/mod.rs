@@ -297,6 +297,22 @@ pub fn virsh_define_dump_with(v: &Virsh, dir: &Path, xml: &str, name: &str) -> S
     format!("{}\n", &text[s..e])
 }
 
+/// A test-driver domain named `name` around `disks` (indented for `<devices>`).
+pub fn test_domain(name: &str, disks: &str) -> String {
+    format!(
+        "<domain type='test'>
+  <name>{name}</name>
+  <memory unit='KiB'>1024</memory>
+  <os>
+    <type>hvm</type>
+  </os>
+  <devices>
+{disks}  </devices>
+</domain>
+"
+    )
+}
+
 /// [`virsh_define_dump_with`] the system's virsh.
 pub fn virsh_define_dump(dir: &Path, xml: &str, name: &str) -> String {
     let v = Virsh {
@@ -327,4 +343,27 @@ pub fn relaxng_in(dir: &Path, xml: &str, rng: &str, what: &str) -> Result<(), St
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// Turn a qcow2's backing-format header extension (type 0xE2792ACA) into the
+/// end of the extensions: qemu-img 10 refuses to write a backing name
+/// without a format, and qemu-img, libvirt and we then see none recorded.
+pub fn forget_backing_format(img: &Path) {
+    let mut b = std::fs::read(img).unwrap();
+    let be32 = |b: &[u8], o: usize| u32::from_be_bytes(b[o..o + 4].try_into().unwrap());
+    let mut at = if be32(&b, 4) >= 3 {
+        be32(&b, 100) as usize
+    } else {
+        72
+    };
+    loop {
+        let (ty, len) = (be32(&b, at), be32(&b, at + 4) as usize);
+        assert_ne!(ty, 0, "{}: no backing-format extension", img.display());
+        if ty == 0xE279_2ACA {
+            b[at..at + 4].fill(0);
+            break;
+        }
+        at += 8 + len.div_ceil(8) * 8;
+    }
+    std::fs::write(img, b).unwrap();
 }
