@@ -2,7 +2,7 @@
 //! write `<backingStore>` XML — nested (libvirt's form) or flat.
 //!
 //! The core is pure: no I/O, no clock, no web types. Adapters (the wasm
-//! facade in [`wasm`], the CLI in `src/bin/backing-chain.rs`) read bytes and
+//! facade, module `wasm`, built for wasm32 only; the CLI in `src/bin/backing-chain.rs`) read bytes and
 //! call in. See [`image`] for the sans-I/O probe contract.
 
 pub mod chain;
