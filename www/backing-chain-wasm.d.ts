@@ -1,7 +1,7 @@
-// Types of the wasm API (`pkg/backing_chain.js`, built by wasm-bindgen from
-// src/wasm.rs with --no-typescript): what each export takes and gives back.
-// The element's modules see the glue through these types (editor-wasm.js);
-// tests/js/types.test.mjs checks that every export named here exists.
+// Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
+// core): what each export takes and gives back. The element's modules see the
+// glue through these types (editor-wasm.js); a test checks that every export
+// named here exists.
 
 export type Severity = 'error' | 'warning' | 'info';
 
