@@ -944,6 +944,10 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
     }
 }
 
+/// So that `?` turns it into a `Box<dyn Error>` (the message is the inner
+/// error's, so there is no separate source).
+impl<E: std::error::Error> std::error::Error for ProbeOrIo<E> {}
+
 /// [`Reads::bytes`] gave fewer bytes than asked (it never does).
 #[cold]
 fn short_read(format: Format, offset: u64) -> Stop {
