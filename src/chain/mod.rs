@@ -276,6 +276,52 @@ pub struct BuildOptions {
 }
 
 /// Build the forest with default options (dropped files: fuzzy matching).
+///
+/// # Example
+///
+/// A base shared by two overlays, and an overlay whose backing file is not
+/// among the images (facts made by hand here; [`crate::image::probe`] gives
+/// them from the headers):
+///
+/// ```
+/// use backing_chain::chain::{self, Image, Link, Probed, Status};
+/// use backing_chain::diag::Code;
+/// use backing_chain::image::{Format, ImageInfo};
+///
+/// fn qcow2(filename: &str, backing: Option<&str>) -> Image {
+///     let mut info = ImageInfo::new(Format::Qcow2);
+///     info.backing_filename = backing.map(String::from);
+///     info.backing_filename_format = backing.map(|_| "qcow2".to_string());
+///     Image { filename: filename.into(), probe: Probed::Info(Box::new(info)), bytes_read: 0 }
+/// }
+///
+/// let forest = chain::build(vec![
+///     qcow2("/images/base.qcow2", None),
+///     qcow2("/images/vm1.qcow2", Some("base.qcow2")),
+///     qcow2("/images/vm2.qcow2", Some("/images/base.qcow2")),
+///     qcow2("/images/old.qcow2", Some("gone.qcow2")),
+/// ]);
+///
+/// // One chain per top (an image no other image references), top first.
+/// let chains: Vec<(usize, &[usize], Status)> = forest
+///     .chains
+///     .iter()
+///     .map(|c| (c.top, c.layers.as_slice(), c.status))
+///     .collect();
+/// assert_eq!(
+///     chains,
+///     [
+///         (1, &[1, 0][..], Status::Ok),
+///         (2, &[2, 0][..], Status::Ok),
+///         (3, &[3][..], Status::Missing),
+///     ]
+/// );
+/// // Who depends on the base?
+/// assert_eq!(forest.overlays[0], [1, 2]);
+/// // What old.qcow2 points at, and what is said about it.
+/// assert!(matches!(&forest.links[3], Link::Missing { resolved } if resolved == "/images/gone.qcow2"));
+/// assert_eq!(forest.chains[2].diagnostics[0].code, Code::MissingBacking);
+/// ```
 pub fn build(images: Vec<Image>) -> Forest {
     build_with(images, &BuildOptions::default())
 }

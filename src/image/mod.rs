@@ -888,6 +888,41 @@ pub(crate) fn note_name_length(info: &mut ImageInfo, len: u64) {
 
 /// Drive [`probe`] with a synchronous reader `read(offset, len) -> bytes`
 /// (short at end of file). Returns the facts and the number of bytes read.
+///
+/// # Example
+///
+/// Any [`Read`](std::io::Read) + [`Seek`](std::io::Seek) will do — a
+/// [`std::fs::File`] in a real program; here a VMDK text descriptor in
+/// memory:
+///
+/// ```
+/// use std::io::{Cursor, Read, Seek, SeekFrom};
+/// use backing_chain::image::{probe_with, Format};
+///
+/// let descriptor = "\
+/// ## Disk DescriptorFile
+/// version=1
+/// CID=5c8a2a4e
+/// parentCID=ffffffff
+/// createType=\"monolithicFlat\"
+/// RW 2097152 FLAT \"disk-flat.vmdk\" 0
+/// ";
+/// let mut file = Cursor::new(descriptor.as_bytes());
+/// let len = file.get_ref().len() as u64;
+/// let (info, bytes_read) = probe_with(Some(len), |offset, len| {
+///     file.seek(SeekFrom::Start(offset))?;
+///     let mut bytes = Vec::new();
+///     (&mut file).take(len).read_to_end(&mut bytes)?;
+///     Ok::<_, std::io::Error>(bytes)
+/// })?;
+/// assert_eq!(info.format, Format::Vmdk);
+/// assert_eq!(info.virtual_size, Some(2097152 * 512));
+/// assert_eq!(info.backing_filename, None);
+/// let extents = info.vmdk_extents();
+/// assert_eq!(extents[0].file.as_deref(), Some("disk-flat.vmdk"));
+/// assert_eq!(bytes_read, len);
+/// # Ok::<(), backing_chain::image::ProbeOrIo<std::io::Error>>(())
+/// ```
 pub fn probe_with<E>(
     file_len: Option<u64>,
     read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
