@@ -137,3 +137,9 @@ pub mod xml;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
+
+/// The examples of the crate's readme (`crates-io.md`), run by
+/// `cargo test --doc` like the others.
+#[cfg(doctest)]
+#[doc = include_str!("../crates-io.md")]
+pub struct CratesIoReadme;
