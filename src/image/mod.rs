@@ -152,8 +152,8 @@ pub struct Reads {
 
 impl Reads {
     /// Nothing read yet; `file_len` is the file's length when the caller
-    /// knows it (needed for the formats found by their footer: fixed VHD,
-    /// DMG, ISO).
+    /// knows it (needed to find the formats without a header at offset 0:
+    /// fixed VHD, DMG, ISO).
     pub fn new(file_len: Option<u64>) -> Self {
         Reads {
             len: file_len,
@@ -279,7 +279,7 @@ pub enum Format {
     Parallels,
     /// LUKS encrypted volume (version 1 or 2).
     Luks,
-    /// ISO 9660 or UDF optical disc image (qemu opens it as raw).
+    /// ISO 9660 optical disc image (qemu opens it as raw).
     Iso,
     /// Apple disk image (`koly` trailer).
     Dmg,
@@ -352,8 +352,8 @@ pub struct ImageInfo {
     /// The size of the disk the guest sees, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub virtual_size: Option<u64>,
-    /// The allocation unit, in bytes (qcow2 cluster, VMDK grain, VHD/VHDX/VDI
-    /// block), when the format has one.
+    /// The allocation unit in bytes (a qcow2, qcow or QED cluster, a VMDK
+    /// grain, a VHD, VHDX or VDI block), when `qemu-img info` prints one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_size: Option<u64>,
     /// The backing name exactly as recorded (lossy UTF-8; see diagnostics).
