@@ -57,7 +57,7 @@ pub enum Probed {
     /// The header's facts ([`crate::image::probe`]).
     Info(Box<ImageInfo>),
     /// The image could not be probed (a bad header, a failed read): the
-    /// message. Chains through it are `unreadable`.
+    /// message. A chain that reaches it ends there, `unreadable`.
     Error {
         /// What went wrong, in words.
         error: String,

@@ -17,7 +17,8 @@ use super::{
 pub struct UriParts<'a> {
     /// Before `://`, with any `+transport` (`gluster+unix`).
     pub scheme: &'a str,
-    /// Before `@` in the authority (credentials: dropped, and said so).
+    /// Before `@` in the authority: credentials, which the parser drops
+    /// and says so.
     pub userinfo: Option<&'a str>,
     /// Without IPv6 brackets.
     pub host: &'a str,
