@@ -14,9 +14,10 @@ pub use codes::Code;
 pub enum Severity {
     /// Worth knowing; nothing to fix.
     Info,
-    /// The chain works, but something is fragile or surprising.
+    /// Worth fixing or checking before use; the chain's status stays `ok`.
     Warning,
-    /// libvirt or qemu would refuse or misread the chain: the chain's
+    /// The chain is broken or unsafe as it is (libvirt or qemu would
+    /// refuse it, misread it, or open what it should not): the chain's
     /// [`Status`](crate::chain::Status) is not `ok`.
     Error,
 }

@@ -111,7 +111,8 @@ pub struct HeaderFacts {
     /// The guest disk's partition table (fixed disks: their data starts at 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_table: Option<PartitionTable>,
-    /// The disk is in a saved state (Virtual PC's hibernation).
+    /// The footer's saved-state flag: the disk belongs to a VM that was
+    /// saved (suspended).
     pub saved_state: bool,
     /// `geometry` or `current-size`: where the virtual size comes from.
     pub size_from: &'static str,
