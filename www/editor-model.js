@@ -74,6 +74,8 @@ export class EditorModel {
     this.ready = Promise.resolve();
     /** @type {[string, Set<string>] | null} */
     this.given = null;
+    /** @type {[string, Array<[string, string]>] | null} the domain XML's disks: source path, target */
+    this.targets = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -415,6 +417,43 @@ export class EditorModel {
     if (!doc) return null;
     const session = this.s;
     return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+  }
+
+  /**
+   * Which VM disk (target dev) each top image belongs to, when a domain XML
+   * is given: image filename → target. A disk's source names its image as the
+   * core matches them when it populates (same path, else the only image with
+   * that basename).
+   * @returns {Map<string, string>}
+   */
+  diskTargets() {
+    /** @type {Map<string, string>} */
+    const out = new Map();
+    const f = this.forest;
+    if (!f || !this.goodDomain) return out;
+    if (this.targets?.[0] !== this.goodDomain) {
+      /** @type {import('./backing-chain-wasm').DiskSummary[]} */
+      let disks = [];
+      try {
+        disks = describeXml(this.goodDomain);
+      } catch (e) {
+        if (e instanceof CorePanic) throw e;
+      }
+      this.targets = [this.goodDomain, disks.map((d) => [/** @type {{ path?: string } | null} */ (d.source)?.path ?? '', String(d['target-dev'] ?? d.name)])];
+    }
+    const byPath = new Map(f.images.map((im, i) => [im.filename, i]));
+    /** @type {Map<string, number>} basename → image, -1 when several share it */
+    const byBase = new Map();
+    f.images.forEach((im, i) => {
+      const b = im.filename.slice(im.filename.lastIndexOf('/') + 1);
+      byBase.set(b, byBase.has(b) ? -1 : i);
+    });
+    for (const [path, dev] of this.targets[1]) {
+      if (!path) continue;
+      const i = byPath.get(path) ?? byBase.get(path.slice(path.lastIndexOf('/') + 1)) ?? -1;
+      if (i >= 0 && !out.has(f.images[i].filename)) out.set(f.images[i].filename, dev);
+    }
+    return out;
   }
 
   /** Missing backing files (absolute paths) a host may add; when untrusted, never a flagged name. */
