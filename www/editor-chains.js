@@ -9,6 +9,7 @@ import { h } from './render.js';
 import { CorePanic, errorText } from './editor-wasm.js';
 import { mainPath } from './editor-stopgaps.js';
 import { layerForm } from './editor-layer-form.js';
+import { menuButton } from './editor-menu.js';
 
 /** Over twice this many disks, groups of this many are rendered near the screen. */
 const DISK_GROUP = 20;
@@ -32,6 +33,8 @@ export class ChainsView {
     this.m = m;
     /** @type {Editing | null} the open form */
     this.editing = null;
+    /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} what opened the form (the focus returns there) */
+    this.opener = null;
     /** @type {string | null} why the last edit was refused */
     this.editError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
@@ -100,9 +103,15 @@ export class ChainsView {
     /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} */
     let keep = null;
     if (active && body.contains(active) && !active.closest('form')) {
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+      // An action run from a row's menu: the focus goes back to the menu button.
+      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
     } else if (active && body.contains(active)) {
       keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
+    }
+    // A form closed (cancelled or applied): the focus goes back to what opened it.
+    if (!this.editing && this.opener) {
+      keep = this.opener;
+      this.opener = null;
     }
     if (lazy) {
       const now = new Set(this.groupsShown);
@@ -182,10 +191,12 @@ export class ChainsView {
         ? h(
             'td',
             { class: 'edit-only actions' },
-            h('button', { type: 'button', 'data-act': 'edit', 'aria-label': `Edit layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'edit') }, 'Edit'),
-            h('button', { type: 'button', 'data-act': 'insert', 'aria-label': `Insert a layer above layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'insert') }, 'Insert above'),
-            h('button', { type: 'button', 'data-act': 'remove', 'aria-label': `Remove layer ${r.depth} of ${d.name}`, onclick: () => this.actions.edit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) }, 'Remove'),
-            h('button', { type: 'button', 'data-act': 'seclabel', 'aria-label': `Seclabel of layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'seclabel') }, 'Seclabel'),
+            menuButton(`Actions for layer ${r.depth} of ${d.name}`, [
+              { act: 'edit', text: 'Edit…', run: () => this.open(d.disk, r.depth, 'edit') },
+              { act: 'insert', text: 'Insert a layer above…', run: () => this.open(d.disk, r.depth, 'insert') },
+              { act: 'seclabel', text: 'Seclabel…', run: () => this.open(d.disk, r.depth, 'seclabel') },
+              { act: 'remove', text: 'Remove', run: () => this.actions.edit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) },
+            ], { 'data-act': 'menu' }),
           )
         : h('td', { class: 'edit-only' });
       rows.push(
@@ -234,6 +245,9 @@ export class ChainsView {
 
   /** @param {number} disk @param {number} depth @param {Editing['kind']} kind */
   open(disk, depth, kind) {
+    // Where the focus goes back when the form closes: the row's menu, or "Add a layer at the end".
+    const append = kind === 'insert' && !this.body.querySelector(`[data-disk="${disk}"] tr[data-depth="${depth}"]`);
+    this.opener = { disk: String(disk), depth: String(depth), act: append ? 'append' : 'menu', term: 0 };
     this.editing = { disk, depth, kind };
     this.editError = null;
     this.render();

@@ -34,6 +34,8 @@ export class TreeView {
     this.toggled = new Map();
     /** @type {boolean | null} open by default (null: by the number of chains) */
     this.defaultOpen = null;
+    /** @type {boolean | null} the chains a filter shows: open unless collapsed */
+    this.filterOpen = null;
     /** @type {Set<string>} shared bases whose overlays are listed */
     this.openShared = new Set();
     this.query = '';
@@ -44,10 +46,12 @@ export class TreeView {
     this.filter = new FilterBar(id, {
       changed: (q) => {
         this.query = q;
+        this.filterOpen = null;
         this.renderTree();
       },
       expandAll: (open) => {
-        this.defaultOpen = open;
+        if (words(this.query).length) this.filterOpen = open;
+        else this.defaultOpen = open;
         this.toggled.clear();
         this.renderTree();
       },
@@ -74,6 +78,7 @@ export class TreeView {
   /** Filter the tree (the summary's links, a script). @param {string} q */
   setFilter(q) {
     this.query = q;
+    this.filterOpen = null;
     this.filter.set(q);
     this.renderTree();
   }
@@ -141,7 +146,7 @@ export class TreeView {
     this.filter.counted(shown.length, all.length, ws.length > 0);
     this.errorChains = all.filter((c) => c.error).length;
     this.none.hidden = shown.length > 0;
-    const open = this.defaultOpen ?? (ws.length > 0 || all.length <= COLLAPSE_OVER);
+    const open = ws.length ? (this.filterOpen ?? true) : (this.defaultOpen ?? all.length <= COLLAPSE_OVER);
     /** @type {HTMLElement[]} */
     const items = [];
     /** @type {Map<number, string>} image → the top of the chain it is shown in */

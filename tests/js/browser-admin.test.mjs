@@ -133,3 +133,137 @@ test('every error without a command says why: a backing loop', { skip }, async (
   const loop = page.locator(`${EL} li[data-image] > .diag.error[data-code=backing-loop]`).first();
   assert.match(await loop.locator('.how').innerText(), /No single command: the loop is broken by rebasing/);
 });
+
+/** `n` chains of base ← top, all over one shared base (made with qemu-img). */
+function manyChains(d, n, shared = 'shared-base.qcow2') {
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, shared), '1G');
+  const names = [];
+  for (let i = 0; i < n; i++) {
+    const name = `vm${String(i).padStart(2, '0')}.qcow2`;
+    qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', shared, join(d, name));
+    names.push(name);
+  }
+  return [shared, ...names];
+}
+
+test('find: the filter (name, format, status words, "/" focuses it), collapsed by default past a size, expand/collapse all, a shared base once with its overlays on demand', { skip }, async (t) => {
+  const d = subdir('find');
+  const names = manyChains(d, 60);
+  qemuImg('create', '-q', '-f', 'raw', join(d, 'plain.img'), '1M');
+  qemuImg('create', '-q', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b', 'gone.qcow2', join(d, 'orphan.qcow2'), '1G');
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [...names, 'plain.img', 'orphan.qcow2'].map((n) => join(d, n)));
+  await waitTree(page, 63);
+  const el = page.locator(EL);
+  const state = () =>
+    el.evaluate((el) => {
+      const r = el.shadowRoot;
+      const tops = [...r.querySelectorAll('ul[role=tree] > li[role=treeitem]')];
+      return {
+        tops: tops.map((li) => li.querySelector(':scope > .row .name').textContent),
+        open: tops.filter((li) => li.getAttribute('aria-expanded') === 'true').length,
+        images: [...r.querySelectorAll('li[role=treeitem][data-image]')].map((li) => li.querySelector(':scope > .row .name').textContent),
+        refs: r.querySelectorAll('li[role=treeitem][data-ref]').length,
+        overlayLinks: r.querySelectorAll('.overlays button').length,
+        count: r.querySelector('.filter [aria-live]').textContent,
+      };
+    });
+  let s = await state();
+  // 62 chains: past the size, collapsed by default; the broken one first.
+  assert.equal(s.tops.length, 62);
+  assert.equal(s.tops[0], 'orphan.qcow2');
+  assert.equal(s.open, 0);
+  // The shared base is an image item once; the other 59 chains lead to it.
+  assert.equal(s.images.filter((n) => n === 'shared-base.qcow2').length, 1);
+  assert.equal(s.refs, 59);
+  // Its overlays on demand: 60 links, once.
+  assert.equal(s.overlayLinks, 0);
+  await el.locator('button[data-act=expand-all]').click();
+  s = await state();
+  assert.equal(s.open, s.tops.filter((n) => n !== 'plain.img' && n !== 'orphan.qcow2').length);
+  await el.locator('li[data-image] > .row button.shared').click();
+  s = await state();
+  assert.equal(s.overlayLinks, 60);
+  await el.locator('button[data-act=collapse-all]').click();
+  assert.equal((await state()).open, 0);
+  // "/" focuses the filter from anywhere in the element.
+  await el.locator('li[role=treeitem]').first().focus();
+  await page.keyboard.press('/');
+  assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.getAttribute('type')), 'search');
+  // By name (a part of it), by format, by status words.
+  const filter = async (q, expect) => {
+    await page.keyboard.press('Control+a');
+    await page.keyboard.type(q);
+    await page.waitForFunction(
+      (expect) => JSON.stringify([...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]')].map((li) => li.querySelector(':scope > .row .name').textContent)) === JSON.stringify(expect),
+      expect,
+    );
+    s = await state();
+    assert.deepEqual(s.tops, expect, q);
+  };
+  await filter('vm07', ['vm07.qcow2']);
+  // A match opens its chain, and the shared base shows under it (the first chain shown).
+  assert.equal(s.open, 1);
+  assert.deepEqual(s.images, ['vm07.qcow2', 'shared-base.qcow2']);
+  await filter('raw', ['plain.img']);
+  await filter('orphan', ['orphan.qcow2']);
+  await filter('error', ['orphan.qcow2']);
+  await filter('shared vm1', Array.from({ length: 10 }, (_, i) => `vm1${i}.qcow2`));
+  assert.match(s.count, /^10 of 62 chains match$/);
+  await filter('nothing-like-this', []);
+  assert.ok(await el.locator('text=No chain matches the filter.').isVisible());
+  // Escape clears it.
+  await page.keyboard.press('Escape');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length === 62);
+  assert.deepEqual(events.errors, []);
+});
+
+test('the Backing image combobox (ARIA combobox: type to narrow, arrows, Enter) among 60 images, and one menu button per layer row (arrows inside, Escape returns)', { skip }, async (t) => {
+  const d = subdir('combo');
+  const names = manyChains(d, 60);
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, names.map((n) => join(d, n)));
+  await waitTree(page, 61);
+  const el = page.locator(EL);
+  await el.locator('input[type=search]').fill('vm42');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length === 1);
+  await el.locator('li[data-image] > .row >> text=vm42.qcow2').click();
+  const box = el.locator('.details input[role=combobox]');
+  assert.equal(await box.getAttribute('aria-expanded'), 'false');
+  assert.equal(await box.inputValue(), 'as its header says');
+  // Label, list and active option are tied together as the pattern says.
+  assert.equal(await el.locator('.details label >> text=Backing image').getAttribute('for'), await box.getAttribute('id'));
+  await box.fill('vm0');
+  assert.equal(await box.getAttribute('aria-expanded'), 'true');
+  const listId = await box.getAttribute('aria-controls');
+  const options = await el.locator(`[id="${listId}"] [role=option]`).allTextContents();
+  assert.deepEqual(options, Array.from({ length: 10 }, (_, i) => `vm0${i}.qcow2`));
+  await box.press('ArrowDown');
+  await box.press('ArrowDown');
+  const active = await box.getAttribute('aria-activedescendant');
+  assert.equal(await el.locator(`[id="${active}"]`).textContent(), 'vm01.qcow2');
+  assert.equal(await el.locator(`[id="${active}"]`).getAttribute('aria-selected'), 'true');
+  await box.press('Enter');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes("<source file='vm01.qcow2'"));
+  assert.ok((await el.evaluate((el) => el.getXml())).match(/<source file='vm42\.qcow2'[^]*?<backingStore type='file'[^>]*>\s*<format type='qcow2'\/>\s*<source file='vm01\.qcow2'/));
+  // The chains table: one tab stop per row, the actions in a menu.
+  const row = el.locator('.chains .disk').first().locator('tr[data-depth="1"]');
+  assert.equal(await row.locator('button').count(), 1);
+  const menuButton = row.locator('button[data-act=menu]');
+  assert.equal(await menuButton.getAttribute('aria-haspopup'), 'menu');
+  await menuButton.focus();
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await menuButton.getAttribute('aria-expanded'), 'true');
+  const focusedItem = () => el.evaluate((el) => el.shadowRoot.activeElement?.dataset.act);
+  assert.equal(await focusedItem(), 'edit');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await focusedItem(), 'insert');
+  await page.keyboard.press('End');
+  assert.equal(await focusedItem(), 'remove');
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await focusedItem(), 'edit', 'wraps around');
+  await page.keyboard.press('Escape');
+  assert.equal(await menuButton.getAttribute('aria-expanded'), 'false');
+  assert.equal(await focusedItem(), 'menu');
+  assert.deepEqual(events.errors, []);
+});

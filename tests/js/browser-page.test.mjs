@@ -763,7 +763,8 @@ test('a large set (300 images, 180 chains): the tree is complete at once; the XM
   }
   // An edit there works as on a small set: the layer goes from the XML and
   // the table, the group stays rendered, the focus on the disk's controls.
-  await el.locator(`.chains .disk[data-disk="${tops - 1}"] tr[data-depth="1"] button[data-act=remove]`).click();
+  await el.locator(`.chains .disk[data-disk="${tops - 1}"] tr[data-depth="1"] button[data-act=menu]`).click();
+  await el.locator(`.chains .disk[data-disk="${tops - 1}"] tr[data-depth="1"] [role=menuitem][data-act=remove]`).click();
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').domainXml.includes('<domain'));
   const after = await lastGroup();
   assert.equal(after.length, 20);
