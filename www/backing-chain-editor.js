@@ -268,8 +268,10 @@ export class BackingChainEditor extends HTMLElement {
    */
   edit(op) {
     const next = this._model.edit(op);
+    this._model.label = { what: describeOp(op, this._chains.view?.diff?.[op.disk]?.name ?? `disk ${op.disk + 1}`), where: { disk: op.disk } };
     this._chains.settle();
     this.domainXml = next;
+    this._model.label = null;
     return next;
   }
 
@@ -281,14 +283,14 @@ export class BackingChainEditor extends HTMLElement {
     return true;
   }
 
-  /** Undo the last change (images, domain XML and its edits, base directory, layout, mode, backing choices). */
+  /** Undo the last edit (images, domain XML and its edits, base directory, backing choices; not the layout or mode: view switches). The page says what was undone and shows it. */
   undo() {
-    return this._model.undo();
+    return this._model.undo().then((c) => this._showChange('Undone', c));
   }
 
   /** Redo what undo() undid. */
   redo() {
-    return this._model.redo();
+    return this._model.redo().then((c) => this._showChange('Redone', c));
   }
 
   /** The XML for the current state (`layout` defaults to the element's). @param {{ layout?: 'nested' | 'flat' }} [options] */
@@ -436,6 +438,29 @@ export class BackingChainEditor extends HTMLElement {
     }
   }
 
+  /**
+   * After undo/redo: say what changed (next to the Undo button) and show it
+   * (its disk in "Chains in the XML", or its image in the tree).
+   * @param {string} verb @param {import('./editor-model.js').Change | false} c
+   */
+  _showChange(verb, c) {
+    if (c === false) return false;
+    const { undone } = this._els;
+    undone.textContent = `${verb}: ${c?.what ?? 'a change'}.`;
+    const where = c?.where;
+    /** @type {Element | null | undefined} */
+    let target = null;
+    if (where?.disk !== undefined) target = this._chains.body.querySelector(`[data-disk="${where.disk}"]`);
+    else if (where?.image) target = this._tree.tree.querySelector(`li[data-image="${this._model.forest?.images.findIndex((im) => im.filename === where.image)}"]`);
+    if (target) {
+      target.scrollIntoView({ block: 'center' });
+      target.classList.remove('changed');
+      void (/** @type {HTMLElement} */ (target).offsetWidth);
+      target.classList.add('changed');
+    }
+    return true;
+  }
+
   /** The base directory next to the drop zone: asked for up front while there is no domain XML; says when paths are relative. */
   _syncBaseDir() {
     const { baseDir, baseBox, baseNote } = this._els;
@@ -468,11 +493,12 @@ export class BackingChainEditor extends HTMLElement {
     const images = m.forest?.images.length ?? 0;
     this._els.drop.classList.toggle('compact', images > 0);
     this._syncBaseDir();
+    this._chains.render(m);
     this._tree.disks = m.diskTargets();
+    this._tree.differs = this._chains.differences();
     this._tree.render(m);
     this._xml.render(m);
     this._domain.render(m);
-    this._chains.render(m);
     const diags = m.diagnostics();
     this._diags.render(diags);
     const chains = m.forest?.chains ?? [];
@@ -509,6 +535,7 @@ export class BackingChainEditor extends HTMLElement {
     const notice = h('p', { class: 'hint', 'aria-live': 'polite' });
     const undo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo');
     const redo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo');
+    const undone = h('p', { class: 'undone meta', role: 'status' });
     const baseDir = h('input', { type: 'text', id: `${this._id}-base0`, placeholder: '/var/lib/libvirt/images', spellcheck: false, 'aria-describedby': `${this._id}-base0-note` });
     baseDir.addEventListener('change', () => (this.baseDir = baseDir.value));
     const baseNote = h('span', { class: 'meta', id: `${this._id}-base0-note` });
@@ -524,8 +551,6 @@ export class BackingChainEditor extends HTMLElement {
         h('button', { type: 'button', class: 'primary', part: 'button', onclick: () => fileInput.click() }, 'Choose files…'),
         h('button', { type: 'button', part: 'button', onclick: () => dirInput.click() }, 'Choose a folder…'),
         h('button', { type: 'button', part: 'button', onclick: () => this.clear() }, 'Clear images'),
-        undo,
-        redo,
       ),
       baseBox,
       progress,
@@ -584,7 +609,25 @@ export class BackingChainEditor extends HTMLElement {
     });
     const top = h('div', { class: 'root', part: 'root' }, status, this._summary.el, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
     root.append(top);
-    return { root: top, status, drop, baseDir, baseBox, baseNote, progress, progressBar, progressText, notice, undo, redo };
+    // Undo / redo sit with the edits: in the toolbar of "Chains in the XML".
+    this._chains.tools.append(undo, redo, undone);
+    return { root: top, status, drop, baseDir, baseBox, baseNote, progress, progressBar, progressText, notice, undo, redo, undone };
+  }
+}
+
+/** An edit in words (what undo says it undid). @param {import('./backing-chain-editor').EditOp} op @param {string} disk */
+function describeOp(op, disk) {
+  switch (op.op) {
+    case 'set-layer':
+      return `editing layer ${op.depth} of ${disk}`;
+    case 'insert-layer':
+      return `inserting layer ${op.depth} of ${disk}`;
+    case 'remove-layer':
+      return `removing layer ${op.depth} of ${disk}`;
+    case 'set-terminator':
+      return `${op.on ? 'ending' : 'opening'} the chain of ${disk}`;
+    default:
+      return `the seclabel of layer ${op.depth} of ${disk}`;
   }
 }
 

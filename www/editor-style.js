@@ -239,6 +239,9 @@ ul.listbox [role=option].current { font-weight: 700; }
 ul.listbox .more { padding: .2rem .6rem; }
 .changed { animation: bce-flash 2s ease-out; }
 @keyframes bce-flash { from { background: color-mix(in srgb, var(--_accent) 30%, transparent); } to { background: transparent; } }
+.edit-tools { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; }
 .undone { margin: 0; font-size: .9em; }
+.undone:empty { display: none; }
+.xml-diff .sev { color: var(--_warning); }
 :host([readonly]) .drop, :host([readonly]) .edit-only { display: none; }
 `;

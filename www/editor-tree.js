@@ -43,6 +43,8 @@ export class TreeView {
     this.errorChains = 0;
     /** @type {Map<string, string>} top image filename → its disk's target (from the domain XML) */
     this.disks = new Map();
+    /** @type {Map<string, string>} disk target → how its chain in the XML differs from the images */
+    this.differs = new Map();
     this.filter = new FilterBar(id, {
       changed: (q) => {
         this.query = q;
@@ -206,6 +208,7 @@ export class TreeView {
     const disk = top ? this.disks.get(img.filename) : undefined;
     const fmt = img.error ? 'unreadable' : img.format;
     const status = top && chain.status !== 'ok' ? chain.status : null;
+    const xmlDiff = disk ? this.differs.get(disk) : undefined;
     const row = h(
       'div',
       { class: 'row' },
@@ -235,6 +238,7 @@ export class TreeView {
       img.identity ? h('span', { class: 'meta identity' }, Object.entries(img.identity).map(([k, v]) => `${k} ${v}`).join(', ')) : null,
       top ? h('span', { class: `badge ${status ? 'error' : ''}` }, status ?? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}`) : null,
       ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
+      xmlDiff ? h('span', { class: 'badge error xml-differs' }, 'XML differs') : null,
     );
     const end = last ? this.endText(chain) : null;
     // What a screen reader says: name, format, size, disk, status, the first message, sharing, the end.
@@ -244,6 +248,7 @@ export class TreeView {
       fmt,
       sizeText,
       disk && `disk ${disk}`,
+      xmlDiff && `the domain XML differs: ${xmlDiff}`,
       status && `chain ${status}`,
       counts.error ? `${counts.error} error${counts.error > 1 ? 's' : ''}` : null,
       counts.warning ? `${counts.warning} warning${counts.warning > 1 ? 's' : ''}` : null,
@@ -257,6 +262,7 @@ export class TreeView {
       if (/** @type {Element} */ (ev.target).classList.contains('twisty')) this.toggle(item);
       this.select(idx, item);
     });
+    if (xmlDiff) item.append(h('div', { class: 'diag warning xml-diff' }, h('span', { class: 'sev' }, `${SEVERITY_ICON.warning} XML`), h('span', { class: 'msg' }, `The chain in the domain XML differs from the images — ${xmlDiff}.`)));
     const data = m.dataText(idx);
     if (data) item.append(h('div', { class: 'meta datafile' }, `data file: ${data}`));
     for (const d of own) item.append(diagView(d, adviceFor(d, idx, f, chain.layers)));

@@ -267,3 +267,91 @@ test('the Backing image combobox (ARIA combobox: type to narrow, arrows, Enter) 
   assert.equal(await focusedItem(), 'menu');
   assert.deepEqual(events.errors, []);
 });
+
+const domainOf = (disks) => `<domain type='kvm'>
+  <name>web1</name>
+  <memory unit='KiB'>524288</memory>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+${disks}  </devices>
+</domain>
+`;
+const diskOf = (file, dev, chain = '') => `    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/${file}'/>
+${chain}      <target dev='${dev}' bus='virtio'/>
+    </disk>
+`;
+
+test('one state, two views: target dev on the tops, a tree reparent shows in the table, a table edit is marked in the tree at once, validate says "not given", one form across a mode switch, focus back to the opener, undo undoes edits only and shows what', { skip }, async (t) => {
+  const d = subdir('two-views');
+  makeChain(d);
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, 'other-base.qcow2'), '1G');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'other-base.qcow2', join(d, 'data.qcow2'));
+  const { page, events } = await openPage(t);
+  const el = page.locator(EL);
+  await dropFiles(page, EL, ['top.qcow2', 'mid.qcow2', 'base.qcow2', 'data.qcow2', 'other-base.qcow2'].map((n) => join(d, n)));
+  await waitTree(page, 5);
+  await el.evaluate((e, x) => (e.domainXml = x), domainOf(diskOf('top.qcow2', 'vda') + diskOf('data.qcow2', 'vdb')));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.badge.disk'));
+  const diskBadge = (name) => el.locator(`li[data-image]:has(> .row .name:text-is("${name}")) > .row .badge.disk`).innerText();
+  assert.equal(await diskBadge('top.qcow2'), 'vda');
+  assert.equal(await diskBadge('data.qcow2'), 'vdb');
+  // The tree's reparent shows in the table (the chain of vdb comes from the images).
+  const place = (disk, depth) => el.locator(`.chains .disk[data-name="${disk}"] tr[data-depth="${depth}"] td[data-field=place]`).innerText();
+  assert.equal(await place('vdb', 1), '/var/lib/libvirt/images/other-base.qcow2');
+  await el.locator('li[data-image] > .row >> text=data.qcow2').click();
+  const box = el.locator('.details input[role=combobox]');
+  await box.fill('mid.qcow2');
+  await box.press('ArrowDown');
+  await box.press('Enter');
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains .disk[data-name="vdb"] tr[data-depth="1"] td[data-field=place]').textContent.endsWith('/mid.qcow2'));
+  assert.equal(await place('vdb', 2), '/var/lib/libvirt/images/base.qcow2');
+  // A table edit that disagrees with the images is marked at once, on the row and in the tree.
+  await el.locator('.chains .disk[data-name="vda"] tr[data-depth="2"] button[data-act=menu]').click();
+  await el.locator('.chains .disk[data-name="vda"] tr[data-depth="2"] [role=menuitem][data-act=edit]').click();
+  await el.locator('form.edit [name=path]').fill('/var/lib/libvirt/images/elsewhere.qcow2');
+  await el.locator('form.edit button[type=submit]').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains .disk[data-name="vda"] tr.row-differs'));
+  // Focus went back to the row's menu button.
+  assert.deepEqual(await el.evaluate((e) => {
+    const a = e.shadowRoot.activeElement;
+    return [a?.dataset.act, a?.closest('tr')?.dataset.depth, a?.closest('.disk')?.dataset.name];
+  }), ['menu', '2', 'vda']);
+  assert.match(await el.locator('.chains .disk[data-name="vda"] tr[data-depth="2"] td.images').innerText(), /\/var\/lib\/libvirt\/images\/base\.qcow2/);
+  assert.equal(await el.locator('li[data-image]:has(> .row .name:text-is("top.qcow2")) > .row .xml-differs').count(), 1);
+  // Undo undoes edits, not view switches, and shows what it undid.
+  await el.locator('label >> text=Flat (proposal)').click();
+  await el.locator('label >> text=Validate').click();
+  await el.locator('.chains button >> text=Undo').click();
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').getXml().includes('elsewhere'));
+  assert.equal(await el.evaluate((e) => e.layout), 'flat');
+  assert.equal(await el.evaluate((e) => e.mode), 'validate');
+  assert.equal(await el.locator('.undone').innerText(), 'Undone: editing layer 2 of vda.');
+  assert.ok(await el.locator('.chains .disk[data-name="vda"]').evaluate((x) => x.classList.contains('changed')));
+  await el.locator('.chains button >> text=Redo').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('elsewhere'));
+  assert.equal(await el.locator('.undone').innerText(), 'Redone: editing layer 2 of vda.');
+  await el.evaluate((e) => (e.layout = 'nested'));
+  // Validate: vdb has no chain in the XML: "not given", not a red mismatch.
+  const vdb = el.locator('.chains .disk[data-name="vdb"]');
+  assert.match(await vdb.locator('h3').innerText(), /not given/);
+  assert.equal(await vdb.locator('tr.row-differs, td.differs').count(), 0);
+  assert.match(await vdb.locator('tr[data-depth="1"] td.images').innerText(), /^not given in the XML; the images: file \/var\/lib\/libvirt\/images\/mid\.qcow2/);
+  // One form, whatever the mode: open "Add a layer at the end" of vda, switch modes.
+  await el.locator('.chains .disk[data-name="vda"] button[data-act=append]').click();
+  for (const mode of ['Populate', 'Validate', 'Populate']) {
+    await el.locator(`label >> text=${mode}`).click();
+    await page.waitForFunction((m) => document.querySelector('backing-chain-editor').mode === m.toLowerCase(), mode);
+    assert.equal(await el.locator('form.edit').count(), 1, mode);
+    const dupes = await el.evaluate((e) => {
+      const ids = [...e.shadowRoot.querySelectorAll('[id]')].map((x) => x.id);
+      return ids.filter((id, i) => ids.indexOf(id) !== i);
+    });
+    assert.deepEqual(dupes, [], mode);
+  }
+  // Cancel: the focus goes back to the button that opened the form.
+  await el.locator('form.edit button >> text=Cancel').click();
+  assert.equal(await el.evaluate((e) => e.shadowRoot.activeElement?.dataset.act), 'append');
+  assert.deepEqual(events.errors, []);
+});
