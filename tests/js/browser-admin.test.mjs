@@ -355,3 +355,47 @@ test('one state, two views: target dev on the tops, a tree reparent shows in the
   assert.equal(await el.evaluate((e) => e.shadowRoot.activeElement?.dataset.act), 'append');
   assert.deepEqual(events.errors, []);
 });
+
+test('output: without a domain XML the base directory is asked for next to the drop zone and relative paths are said; downloads are named after the VM and layout', { skip }, async (t) => {
+  const d = subdir('output');
+  makeChain(d);
+  const { page, events } = await openPage(t);
+  const el = page.locator(EL);
+  const base = el.locator('.drop .field.base');
+  assert.ok(await base.isVisible(), 'asked for up front');
+  await dropFiles(page, EL, ['top.qcow2', 'mid.qcow2', 'base.qcow2'].map((n) => join(d, n)));
+  await waitTree(page, 3);
+  assert.match(await base.locator('.meta').innerText(), /relative .* libvirt needs absolute paths/);
+  const download = async () => {
+    const [dl] = await Promise.all([page.waitForEvent('download'), el.locator('.output button >> text=Download').click()]);
+    const path = await dl.path();
+    return { name: dl.suggestedFilename(), text: (await import('node:fs')).readFileSync(path, 'utf8') };
+  };
+  let dl = await download();
+  assert.equal(dl.name, 'disks.xml');
+  assert.match(dl.text, /<source file='top\.qcow2'/);
+  // The base directory given next to the drop zone: absolute paths, said so.
+  await base.locator('input').fill('/srv/vm images');
+  await base.locator('input').press('Enter');
+  await base.locator('input').blur();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('/srv/vm images/top.qcow2'));
+  assert.match(await base.locator('.meta').innerText(), /^Paths in the XML: \/srv\/vm images\/<name>\.$/);
+  assert.equal(await el.locator('.domain input[type=text]').inputValue(), '/srv/vm images');
+  // With a domain XML: named after the VM, and the layout.
+  await el.evaluate((e) => (e.domainXml = "<domain type='kvm'><name>web1</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/srv/vm images/top.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>"));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('web1'));
+  assert.equal(await base.isVisible(), false, 'the domain XML says where the images are');
+  dl = await download();
+  assert.equal(dl.name, 'web1.xml');
+  assert.equal(dl.text, await el.evaluate((e) => e.getXml()));
+  await el.locator('label >> text=Flat (proposal)').click();
+  dl = await download();
+  assert.equal(dl.name, 'web1.flat.xml');
+  assert.match(dl.text, /<alias /);
+  // A hostile VM name makes a plain file name.
+  await el.evaluate((e) => (e.domainXml = e.domainXml.replace('<name>web1</name>', '<name>../../etc/x y</name>')));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('etc/x y'));
+  dl = await download();
+  assert.equal(dl.name, 'etc_x_y.flat.xml');
+  assert.deepEqual(events.errors, []);
+});
