@@ -84,16 +84,15 @@ section { background: var(--_surface); border: 1px solid var(--_border); border-
   .main { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
 }
 .empty { color: var(--_muted); margin: .25rem 0; }
-ul[role=tree], ul[role=group] { list-style: none; margin: 0; padding: 0; }
-ul[role=group] { margin-left: 1.1rem; border-left: 1px solid var(--_border); padding-left: .4rem; }
-li[role=treeitem] { margin: .15rem 0; }
+ul[role=tree] { list-style: none; margin: 0; padding: 0; }
+li[role=treeitem] { margin: .15rem 0 .15rem calc((var(--level, 1) - 1) * 1.1rem); }
+li[role=treeitem][aria-level]:not([aria-level="1"]) { border-left: 1px solid var(--_border); padding-left: .4rem; }
 /* Thousands of images: the browser skips style, layout and paint of chains,
    disks and diagnostics that are off screen (they stay in the DOM, the
    accessibility tree and find-in-page). */
 .many ul[role=tree] > li[role=treeitem], .many .chains .disk, .many .diags li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
 li[role=treeitem]:focus { outline: none; }
 li[role=treeitem]:focus-visible > .row { outline: 2px solid var(--_focus); outline-offset: 1px; }
-li[role=treeitem][aria-expanded=false] > ul[role=group] { display: none; }
 .row { display: flex; flex-wrap: wrap; gap: .2rem .5rem; align-items: baseline; padding: .2rem .35rem; border-radius: 4px; cursor: pointer; }
 li[aria-selected=true] > .row { background: var(--_sel); }
 .twisty { width: 1rem; display: inline-block; color: var(--_muted); flex: none; }

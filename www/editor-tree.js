@@ -157,8 +157,9 @@ export class TreeView {
     for (const ci of shown) {
       const { chain, perLayer } = all[ci];
       const topName = f.images[chain.top].filename;
-      /** @type {Node} */
-      let parentGroup = frag;
+      // A flat list of items (aria-level says the depth): an item's text is
+      // its own (its name comes from its content), not its descendants'.
+      let hide = false;
       for (let depth = 0; depth < chain.layers.length; depth++) {
         const idx = chain.layers[depth];
         const key = `${topName}\u0000${depth}`;
@@ -166,20 +167,21 @@ export class TreeView {
         if (at !== undefined) {
           // A shared base appears once: here, a line that leads to it.
           const ref = this.refItem(idx, depth + 1, key, at);
-          /** @type {ParentNode} */ (parentGroup).append(ref);
+          ref.hidden = hide;
+          frag.append(ref);
           items.push(ref);
           break;
         }
         placed.set(idx, topName);
         const last = depth === chain.layers.length - 1;
         const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], chain, depth, last);
-        /** @type {ParentNode} */ (parentGroup).append(item);
+        item.hidden = hide;
+        frag.append(item);
         items.push(item);
         if (last) break;
-        setOpen(item, this.toggled.get(key) ?? open);
-        const group = h('ul', { role: 'group' });
-        item.append(group);
-        parentGroup = group;
+        const isOpen = this.toggled.get(key) ?? open;
+        setOpen(item, isOpen);
+        hide ||= !isOpen;
       }
     }
     tree.append(frag);
@@ -213,6 +215,7 @@ export class TreeView {
       'div',
       { class: 'row' },
       h('span', { class: 'twisty', 'aria-hidden': 'true' }),
+      disk ? h('span', { class: 'sr-only' }, 'disk ') : null,
       disk ? h('span', { class: 'badge disk', title: 'the VM disk (target dev) this chain belongs to' }, disk) : null,
       h('span', { class: 'name' }, img.filename),
       h('span', { class: `badge ${img.error ? 'error' : 'fmt'}` }, fmt),
@@ -236,27 +239,16 @@ export class TreeView {
           )
         : null,
       img.identity ? h('span', { class: 'meta identity' }, Object.entries(img.identity).map(([k, v]) => `${k} ${v}`).join(', ')) : null,
-      top ? h('span', { class: `badge ${status ? 'error' : ''}` }, status ?? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}`) : null,
+      top ? h('span', { class: `badge ${status ? 'error' : ''}` }, status ? h('span', { class: 'sr-only' }, 'chain ') : null, status ?? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}`) : null,
       ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
       xmlDiff ? h('span', { class: 'badge error xml-differs' }, 'XML differs') : null,
     );
+    spaced(row);
     const end = last ? this.endText(chain) : null;
-    // What a screen reader says: name, format, size, disk, status, the first message, sharing, the end.
-    const first = own.find((d) => d.severity !== 'info');
-    const label = [
-      img.filename,
-      fmt,
-      sizeText,
-      disk && `disk ${disk}`,
-      xmlDiff && `the domain XML differs: ${xmlDiff}`,
-      status && `chain ${status}`,
-      counts.error ? `${counts.error} error${counts.error > 1 ? 's' : ''}` : null,
-      counts.warning ? `${counts.warning} warning${counts.warning > 1 ? 's' : ''}` : null,
-      first && `${first.severity}: ${first.message}`,
-      users.length > 1 && `shared by ${users.length} overlays`,
-      end && end.text,
-    ].filter(Boolean).join(', ');
-    const item = h('li', { role: 'treeitem', 'aria-level': String(level), 'aria-selected': String(selected), 'aria-label': label, 'data-key': key, 'data-image': String(idx), class: counts.error || status ? 'has-error' : null }, row);
+    // Its accessible name comes from its content (the row, its messages, how
+    // the chain ends): a few words only screen readers get fill the gaps.
+    const item = h('li', { role: 'treeitem', 'aria-level': String(level), 'aria-selected': String(selected), 'data-key': key, 'data-image': String(idx), class: counts.error || status ? 'has-error' : null }, row);
+    item.style.setProperty('--level', String(level));
     row.addEventListener('click', (ev) => {
       ev.stopPropagation();
       if (/** @type {Element} */ (ev.target).classList.contains('twisty')) this.toggle(item);
@@ -278,7 +270,7 @@ export class TreeView {
     }
     // How the chain ends: part of its last layer, not an item of its own.
     if (end) item.append(h('div', { class: `end${end.bad ? ' bad' : ''}` }, end.text, end.hint ? h('span', { class: 'meta' }, ` ${end.hint}`) : null));
-    return item;
+    return spaced(item);
   }
 
   /** A layer already shown under another chain (a shared base): a line that leads there. @param {number} idx @param {number} level @param {string} key @param {string} at */
@@ -289,9 +281,10 @@ export class TreeView {
     const text = `shared base, shown once, under ${at}`;
     const li = h(
       'li',
-      { role: 'treeitem', class: 'ref', 'aria-level': String(level), 'aria-selected': 'false', 'aria-label': `${img.filename}, ${text}${users > 1 ? `, shared by ${users} overlays` : ''}`, 'data-key': key, 'data-ref': String(idx) },
-      h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }, '↪'), h('span', { class: 'name' }, img.filename), h('span', { class: 'meta' }, text)),
+      { role: 'treeitem', class: 'ref', 'aria-level': String(level), 'aria-selected': 'false', 'data-key': key, 'data-ref': String(idx) },
+      spaced(h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }, '↪'), h('span', { class: 'name' }, img.filename), h('span', { class: 'meta' }, `${text}${users > 1 ? `, shared by ${users} overlays` : ''}`))),
     );
+    li.style.setProperty('--level', String(level));
     li.addEventListener('click', (ev) => {
       ev.stopPropagation();
       this.select(idx);
@@ -321,12 +314,16 @@ export class TreeView {
 
   /** @returns {HTMLElement[]} */
   visibleItems() {
-    return [...this.tree.querySelectorAll('li[role=treeitem]')].filter((li) => {
-      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) {
-        if (p.getAttribute('aria-expanded') === 'false') return false;
-      }
-      return true;
-    }).map((li) => /** @type {HTMLElement} */ (li));
+    return /** @type {HTMLElement[]} */ ([...this.tree.querySelectorAll('li[role=treeitem]:not([hidden])')]);
+  }
+
+  /** The item above `li` in its chain (the tree is a flat list with levels). @param {Element} li */
+  parentOf(li) {
+    const level = Number(li.getAttribute('aria-level'));
+    for (let p = li.previousElementSibling; p; p = p.previousElementSibling) {
+      if (Number(p.getAttribute('aria-level')) < level) return /** @type {HTMLElement} */ (p);
+    }
+    return null;
   }
 
   /** @param {HTMLElement | null | undefined} li */
@@ -344,6 +341,13 @@ export class TreeView {
     const next = open ?? !now;
     setOpen(li, next);
     this.toggled.set(String(li.dataset.key), next);
+    // The items below it in its chain show or hide.
+    const level = Number(li.getAttribute('aria-level'));
+    let hide = !next;
+    for (let n = /** @type {HTMLElement | null} */ (li.nextElementSibling); n && Number(n.getAttribute('aria-level')) > level; n = /** @type {HTMLElement | null} */ (n.nextElementSibling)) {
+      n.hidden = hide;
+      if (n.getAttribute('aria-expanded') === 'false') hide = true;
+    }
   }
 
   /** @param {KeyboardEvent} ev */
@@ -368,12 +372,12 @@ export class TreeView {
         break;
       case 'ArrowRight':
         if (li.getAttribute('aria-expanded') === 'false') this.toggle(li, true);
-        else if (li.getAttribute('aria-expanded') === 'true') this.focusItem(li.querySelector(':scope > ul > li[role=treeitem]'));
+        else if (li.getAttribute('aria-expanded') === 'true') this.focusItem(items[i + 1]);
         break;
       case 'ArrowLeft': {
         if (li.getAttribute('aria-expanded') === 'true') this.toggle(li, false);
         else {
-          const parent = /** @type {HTMLElement | null} */ (li.parentElement?.closest('li[role=treeitem]'));
+          const parent = this.parentOf(li);
           if (parent) this.focusItem(parent);
         }
         break;
@@ -401,9 +405,16 @@ export class TreeView {
       i.setAttribute('aria-selected', String(n !== undefined && f.images[Number(n)]?.filename === this.selected));
     }
     li ??= this.tree.querySelector(`li[data-image="${idx}"]`);
+    if (!li && this.query) {
+      // Filtered out: show everything again.
+      this.setFilter('');
+      li = this.tree.querySelector(`li[data-image="${idx}"]`);
+    }
     if (li) {
-      // Open the ancestors so the selected node shows.
-      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) this.toggle(/** @type {HTMLElement} */ (p), true);
+      // Open the ancestors (top first) so the selected node shows.
+      const up = [];
+      for (let p = this.parentOf(li); p; p = this.parentOf(p)) up.unshift(p);
+      for (const p of up) this.toggle(p, true);
       this.focusItem(li);
     }
     this.renderDetails();
@@ -419,7 +430,7 @@ function setOpen(li, open) {
 
 /** A command and its Copy button. @param {string} command */
 function commandView(command) {
-  return h(
+  return spaced(h(
         'div',
         { class: 'fix' },
         h('code', null, command),
@@ -438,7 +449,7 @@ function commandView(command) {
           },
           'Copy',
         ),
-      );
+      ));
 }
 
 /**
@@ -447,7 +458,7 @@ function commandView(command) {
  * @param {Diagnostic} d @param {import('./editor-fixes.js').Advice | null} advice
  */
 function diagView(d, advice) {
-  return h(
+  return spaced(h(
     'div',
     { class: `diag ${d.severity}`, 'data-code': d.code },
     h('span', { class: 'sev', title: d.severity }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`),
@@ -456,5 +467,16 @@ function diagView(d, advice) {
     d.fix ? commandView(d.fix) : null,
     advice ? h('div', { class: 'how' }, advice.how) : null,
     advice?.command ? commandView(advice.command) : null,
-  );
+  ));
+}
+
+/**
+ * A space between the children of a flex or grid box: nothing on screen
+ * (whitespace between such items is not laid out), but a name computed from
+ * the content gets words, not "orphan.qcow2qcow21 GiB".
+ * @template {HTMLElement} T @param {T} el @returns {T}
+ */
+function spaced(el) {
+  for (const c of [...el.children].slice(1)) c.before(' ');
+  return el;
 }

@@ -61,7 +61,7 @@ async function waitTree(page, n) {
 
 /** The tops of the tree in order, as shown (image items of level 1, not hidden). */
 function tops(page) {
-  return page.locator(EL).evaluate((el) => [...el.shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]')].map((li) => li.querySelector(':scope > .row .name').textContent));
+  return page.locator(EL).evaluate((el) => [...el.shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]')].map((li) => li.querySelector(':scope > .row .name').textContent));
 }
 
 test('problems first: the summary counts and links, chains with errors sorted first, a compact drop bar, and a missing backing gets a rebase command that a shell runs for any name', { skip }, async (t) => {
@@ -100,7 +100,7 @@ test('problems first: the summary counts and links, chains with errors sorted fi
   assert.ok(first.includes(orphan));
   // The errors link filters the tree to the chains with errors.
   await summary.locator('button[data-filter=error]').click();
-  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li').length === 1);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[aria-level="1"]').length === 1);
   assert.deepEqual(await tops(page), [orphan]);
   assert.equal(await page.locator(`${EL} .filter input`).inputValue(), 'error');
   // The missing backing: copy it here, or rebase onto the base of the same size, with the command.
@@ -158,7 +158,7 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   const state = () =>
     el.evaluate((el) => {
       const r = el.shadowRoot;
-      const tops = [...r.querySelectorAll('ul[role=tree] > li[role=treeitem]')];
+      const tops = [...r.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]')];
       return {
         tops: tops.map((li) => li.querySelector(':scope > .row .name').textContent),
         open: tops.filter((li) => li.getAttribute('aria-expanded') === 'true').length,
@@ -195,7 +195,7 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
     await page.keyboard.press('Control+a');
     await page.keyboard.type(q);
     await page.waitForFunction(
-      (expect) => JSON.stringify([...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]')].map((li) => li.querySelector(':scope > .row .name').textContent)) === JSON.stringify(expect),
+      (expect) => JSON.stringify([...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]')].map((li) => li.querySelector(':scope > .row .name').textContent)) === JSON.stringify(expect),
       expect,
     );
     s = await state();
@@ -214,7 +214,7 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   assert.ok(await el.locator('text=No chain matches the filter.').isVisible());
   // Escape clears it.
   await page.keyboard.press('Escape');
-  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length === 62);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]').length === 62);
   assert.deepEqual(events.errors, []);
 });
 
@@ -226,7 +226,7 @@ test('the Backing image combobox (ARIA combobox: type to narrow, arrows, Enter) 
   await waitTree(page, 61);
   const el = page.locator(EL);
   await el.locator('input[type=search]').fill('vm42');
-  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length === 1);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]').length === 1);
   await el.locator('li[data-image] > .row >> text=vm42.qcow2').click();
   const box = el.locator('.details input[role=combobox]');
   assert.equal(await box.getAttribute('aria-expanded'), 'false');
@@ -397,5 +397,75 @@ test('output: without a domain XML the base directory is asked for next to the d
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('etc/x y'));
   dl = await download();
   assert.equal(dl.name, 'etc_x_y.flat.xml');
+  assert.deepEqual(events.errors, []);
+});
+
+test('accessible: axe-core finds no serious or critical violation inside the element in the loaded, validate, edit-form, narrow (390 px) and dark states', { skip }, async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { createRequire } = await import('node:module');
+  const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  const d = subdir('axe');
+  makeChain(d);
+  qemuImg('create', '-q', '-f', 'qcow2', '-u', '-F', 'qcow2', '-b', 'gone.qcow2', join(d, 'orphan.qcow2'), '1G');
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(d, 'other.qcow2'));
+  const { page, events } = await openPage(t);
+  const el = page.locator(EL);
+  await dropFiles(page, EL, ['top.qcow2', 'mid.qcow2', 'base.qcow2', 'orphan.qcow2', 'other.qcow2'].map((n) => join(d, n)));
+  await waitTree(page, 5);
+  const given = `      <backingStore type='file'>
+        <format type='qcow2'/>
+        <source file='/var/lib/libvirt/images/mid.qcow2'/>
+        <backingStore type='file'>
+          <format type='raw'/>
+          <source file='/var/lib/libvirt/images/old-base.img'/>
+        </backingStore>
+      </backingStore>
+`;
+  await el.evaluate((e, x) => (e.domainXml = x), domainOf(diskOf('top.qcow2', 'vda', given) + diskOf('orphan.qcow2', 'vdb')));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').getXml().includes('web1'));
+  // axe-core, evaluated in the page (its CSP allows no inline script tag), run over the element: it walks the open shadow root.
+  await page.evaluate(axeSource);
+  const check = async (state) => {
+    const found = await page.evaluate(async () => {
+      const r = await globalThis.axe.run(document.querySelector('backing-chain-editor'), { resultTypes: ['violations'] });
+      return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}) ×${v.nodes.length}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+    });
+    assert.deepEqual(found, [], state);
+    // It really looked inside: the shadow DOM's tree items were checked.
+    const seen = await page.evaluate(async () => (await globalThis.axe.run(document.querySelector('backing-chain-editor'), { runOnly: ['aria-allowed-attr'] })).passes.flatMap((p) => p.nodes).length);
+    assert.ok(seen > 10, `${state}: axe saw ${seen} nodes`);
+  };
+  await el.locator('li[data-image] > .row >> text=mid.qcow2').click();
+  await check('loaded');
+  // Each item's accessible name (as axe computes it) carries its status, message, sharing, the end of the chain.
+  const names = await page.evaluate(() => {
+    const host = document.querySelector('backing-chain-editor');
+    globalThis.axe.setup(host);
+    try {
+      return Object.fromEntries([...host.shadowRoot.querySelectorAll('li[role=treeitem]')].map((li) => [li.querySelector('.name').textContent + (li.dataset.ref ? ' (ref)' : ''), globalThis.axe.commons.text.accessibleText(li)]));
+    } finally {
+      globalThis.axe.teardown();
+    }
+  });
+  assert.match(names['orphan.qcow2'], /^disk vdb orphan\.qcow2 qcow2 1 GiB chain missing 1 error .*error the backing file 'gone\.qcow2' of 'orphan\.qcow2' .* is missing/);
+  assert.match(names['base.qcow2'], /^base\.qcow2 qcow2 1 GiB shared by 2 overlays .*end of chain/);
+  assert.match(names['base.qcow2 (ref)'], /^base\.qcow2 shared base, shown once, under (top|other)\.qcow2, shared by 2 overlays$/);
+  assert.equal(await el.locator('li[role=treeitem].end, li[role=treeitem] li').count(), 0, 'the end of a chain is not an item of its own');
+  await el.locator('.chains .disk[data-name="vda"] tr[data-depth="2"] button[data-act=menu]').click();
+  await check('menu open');
+  await el.locator('.chains .disk[data-name="vda"] tr[data-depth="2"] [role=menuitem][data-act=edit]').click();
+  await check('edit form');
+  await el.locator('label >> text=Validate').click();
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').mode === 'validate');
+  assert.equal(await el.locator('form.edit').count(), 1);
+  await check('validate, edit form');
+  await el.locator('.details input[role=combobox]').fill('o');
+  await check('validate, combobox open');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await check('narrow');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await check('narrow, dark');
+  await page.setViewportSize({ width: 1440, height: 900 });
+  await check('dark');
   assert.deepEqual(events.errors, []);
 });
