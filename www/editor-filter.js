@@ -46,7 +46,7 @@ export class FilterBar {
     this.input = h('input', {
       type: 'search',
       id: `${id}-filter`,
-      placeholder: 'name, path, format, error, shared, orphan…',
+      placeholder: 'name, format, error, shared, orphan…',
       spellcheck: false,
       autocomplete: 'off',
       'aria-keyshortcuts': '/',
