@@ -411,13 +411,6 @@ pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: 
     crate::diag::rebase_fix(format, backing_format, backing, image)
 }
 
-/// A word quoted for a POSIX shell as the core's fix commands quote it
-/// (`diag::shell_quote`).
-#[wasm_bindgen(js_name = shellQuote)]
-pub fn shell_quote(word: &str) -> String {
-    crate::diag::shell_quote(word)
-}
-
 /// Test hook, nothing else: panics with the fixed message
 /// `backing-chain test panic (__panicForTests)`. It exists only so the
 /// browser tests can check that the page recovers from a Rust panic (a wasm

@@ -219,8 +219,6 @@ export function parseHosts(text: string): HostSpec[];
 export function networkProtocols(): string[];
 /** `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING IMAGE`, every word shell-quoted (the core's fix builder). */
 export function rebaseCommand(format: string, backingFormat: string, backing: string, image: string): string;
-/** A word quoted for a POSIX shell as the core's fix commands quote it. */
-export function shellQuote(word: string): string;
 /** Test hook: panics. */
 export function __panicForTests(): void;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;

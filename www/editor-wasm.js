@@ -136,8 +136,6 @@ export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a)
 
 /** @type {Glue['rebaseCommand']} */
 export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));
-/** @type {Glue['shellQuote']} */
-export const shellQuote = (...a) => guard(core, () => core.glue.shellQuote(...a));
 
 /** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
 export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;
