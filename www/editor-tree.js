@@ -186,7 +186,8 @@ export class TreeView {
     }
     tree.append(frag);
     // Roving tabindex: the focused, else the selected, else the first item.
-    const target = items.find((i) => i.dataset.key === focusedKey) ?? items.find((i) => i.getAttribute('aria-selected') === 'true') ?? items[0];
+    const visible = items.filter((i) => !i.hidden);
+    const target = visible.find((i) => i.dataset.key === focusedKey) ?? visible.find((i) => i.getAttribute('aria-selected') === 'true') ?? visible[0];
     for (const i of items) i.tabIndex = i === target ? 0 : -1;
     if (focusedKey && target) target.focus();
   }

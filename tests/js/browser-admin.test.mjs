@@ -173,6 +173,8 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   assert.equal(s.tops.length, 62);
   assert.equal(s.tops[0], 'orphan.qcow2');
   assert.equal(s.open, 0);
+  // The one tab stop of the tree is on an item that shows.
+  assert.deepEqual(await el.evaluate((el) => [...el.shadowRoot.querySelectorAll('li[role=treeitem][tabindex="0"]')].map((li) => li.hidden)), [false]);
   // The shared base is an image item once; the other 59 chains lead to it.
   assert.equal(s.images.filter((n) => n === 'shared-base.qcow2').length, 1);
   assert.equal(s.refs, 59);
