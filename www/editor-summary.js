@@ -42,7 +42,7 @@ export class SummaryView {
         h(
           'li',
           { 'data-code': d.code },
-          h('button', { type: 'button', class: 'linkish', onclick: () => this.actions.select(d.image) }, h('span', { class: `sev ${d.severity}` }, `${SEVERITY_ICON[d.severity]} `), d.image ? `${d.image}: ` : '', d.message),
+          h('button', { type: 'button', class: 'linkish', onclick: () => this.actions.select(d.image) }, h('span', { class: `sev ${d.severity}` }, `${SEVERITY_ICON[d.severity]} `), d.message),
         ),
       ),
       ...(worst.length > FIRST ? [h('li', { class: 'meta' }, `and ${formatCount(worst.length - FIRST)} more in Diagnostics`)] : []),
