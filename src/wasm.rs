@@ -402,6 +402,15 @@ pub fn network_protocols() -> Array {
         .collect()
 }
 
+/// The core's fix command that rewrites an image's backing name and format
+/// in its header (`qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING
+/// IMAGE`, every word shell-quoted: `diag::rebase_fix`), for a backing the
+/// page proposes (a missing backing's replacement).
+#[wasm_bindgen(js_name = rebaseCommand)]
+pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: &str) -> String {
+    crate::diag::rebase_fix(format, backing_format, backing, image)
+}
+
 /// Test hook, nothing else: panics with the fixed message
 /// `backing-chain test panic (__panicForTests)`. It exists only so the
 /// browser tests can check that the page recovers from a Rust panic (a wasm

@@ -217,6 +217,8 @@ export function seclabels(doc: string): Seclabel[][][];
 export function parseHosts(text: string): HostSpec[];
 /** The network protocols libvirt takes in a disk's `<source protocol>` (nbd, iscsi, rbd, …), in libvirt's order. */
 export function networkProtocols(): string[];
+/** `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING IMAGE`, every word shell-quoted (the core's fix builder). */
+export function rebaseCommand(format: string, backingFormat: string, backing: string, image: string): string;
 /** Test hook: panics. */
 export function __panicForTests(): void;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;

@@ -134,6 +134,9 @@ export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
 /** @type {Glue['parseHosts']} */
 export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a));
 
+/** @type {Glue['rebaseCommand']} */
+export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));
+
 /** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
 export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;
 

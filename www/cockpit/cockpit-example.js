@@ -103,6 +103,50 @@ async function show(domain) {
 
 editor.addEventListener('backing-chain-editor-change', (e) => console.debug('backing-chain XML', e.detail.xml.length, 'bytes'));
 
+// Alerts at the top (PatternFly's inline alerts): what is wrong with the
+// VM's chains, in one line per severity; the element lists the details.
+const alerts = document.getElementById('alerts');
+editor.addEventListener('backing-chain-editor-diagnostics', (e) => {
+  const errors = e.detail.diagnostics.filter((d) => d.severity === 'error');
+  const warnings = e.detail.diagnostics.filter((d) => d.severity === 'warning');
+  alerts.replaceChildren(
+    ...[['danger', errors, 'error'], ['warning', warnings, 'warning']]
+      .filter(([, list]) => list.length)
+      .map(([kind, list, word]) => {
+        const box = document.createElement('div');
+        box.className = `alert ${kind}`;
+        box.setAttribute('role', kind === 'danger' ? 'alert' : 'status');
+        const title = document.createElement('p');
+        title.className = 'title';
+        title.textContent = `${list.length} ${word}${list.length === 1 ? '' : 's'} in the disk chains`;
+        const first = document.createElement('p');
+        first.textContent = list[0].message; // text, never HTML
+        box.append(title, first);
+        return box;
+      }),
+  );
+});
+
+// Confirmation before a destructive edit: the element's edit event is
+// cancelable; the edit is vetoed, and made from script once confirmed.
+const dialog = document.getElementById('confirm');
+const DESTRUCTIVE = { 'remove-layer': 'Remove this layer from the chain?', 'remove-seclabel': 'Remove this seclabel?' };
+editor.addEventListener('backing-chain-editor-edit', (e) => {
+  const { op } = e.detail;
+  if (!DESTRUCTIVE[op.op]) return;
+  e.preventDefault();
+  document.getElementById('confirm-title').textContent = DESTRUCTIVE[op.op];
+  document.getElementById('confirm-text').textContent = `Layer ${op.depth} of disk ${op.disk + 1}: the domain XML shown loses it (the images are not touched). Undo brings it back.`;
+  dialog.onclick = (ev) => {
+    const v = ev.target.value;
+    if (!v) return;
+    dialog.close();
+    if (v === 'ok') editor.edit(op);
+  };
+  dialog.showModal();
+  dialog.querySelector('button[value=cancel]').focus();
+});
+
 document.getElementById('pick').addEventListener('submit', (ev) => {
   ev.preventDefault();
   show(select.value).catch((e) => (status.textContent = String(e.message ?? e)));
