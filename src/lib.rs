@@ -5,6 +5,7 @@
 //! facade in [`wasm`], the CLI in `src/bin/backing-chain.rs`) read bytes and
 //! call in. See [`image`] for the sans-I/O probe contract.
 
+pub mod audit;
 pub mod chain;
 pub mod diag;
 pub mod image;
