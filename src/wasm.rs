@@ -419,3 +419,73 @@ pub fn panic_for_tests() {
 struct InfoAnswer<'a> {
     info: &'a image::ImageInfo,
 }
+
+// ---- The image-store audit (`audit`) ----
+
+/// Options of [`Session::audit`].
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+struct AuditJsOptions {
+    /// File sizes by image filename (the page knows `File.size`).
+    sizes: std::collections::HashMap<String, f64>,
+    /// Flag chains deeper than this (`deep-chain`).
+    deep_chain: Option<usize>,
+}
+
+/// What [`Session::audit`] returns.
+#[derive(serde::Serialize)]
+struct AuditAnswer<'a> {
+    report: &'a crate::audit::Audit,
+    csv: String,
+    script: String,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Audit the session's images with any number of domain XML inputs
+    /// (`[{label, text}]`; one text may hold several `<domain>` documents).
+    /// Returns `{ report, csv, script }`: the audit (JSON keys in README.md),
+    /// the CSV (one row per image) and the fix script. A domain that is not
+    /// well-formed is reported in `report['domain-errors']`, never thrown.
+    pub fn audit(&mut self, domains: JsValue, options: JsValue) -> Result<JsValue, JsError> {
+        let domains: Vec<crate::audit::DomainText> =
+            if domains.is_undefined() || domains.is_null() {
+                Vec::new()
+            } else {
+                serde_wasm_bindgen::from_value(domains)
+                    .map_err(|e| JsError::new(&format!("bad domains: {e}")))?
+            };
+        let o: AuditJsOptions = if options.is_undefined() || options.is_null() {
+            AuditJsOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
+        };
+        let build = self.build.clone();
+        let images = self.forest().images.clone();
+        let facts: Vec<crate::audit::FileFacts> = images
+            .iter()
+            .map(|i| crate::audit::FileFacts {
+                size: o
+                    .sizes
+                    .get(&i.filename)
+                    .filter(|s| **s >= 0.0)
+                    .map(|s| *s as u64),
+                id: None,
+            })
+            .collect();
+        let mut opts = crate::audit::AuditOptions {
+            build,
+            ..Default::default()
+        };
+        if let Some(d) = o.deep_chain {
+            opts.deep_chain = d;
+        }
+        let a = crate::audit::audit(images, &facts, &domains, &opts);
+        to_js(&AuditAnswer {
+            csv: crate::audit::report::csv(&a),
+            script: crate::audit::report::script(&a),
+            report: &a,
+        })
+    }
+}
