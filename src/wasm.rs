@@ -422,16 +422,6 @@ struct InfoAnswer<'a> {
 
 // ---- The image-store audit (`audit`) ----
 
-/// Options of [`Session::audit`].
-#[derive(Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", default)]
-struct AuditJsOptions {
-    /// File sizes by image filename (the page knows `File.size`).
-    sizes: std::collections::HashMap<String, f64>,
-    /// Flag chains deeper than this (`deep-chain`).
-    deep_chain: Option<usize>,
-}
-
 /// What [`Session::audit`] returns.
 #[derive(serde::Serialize)]
 struct AuditAnswer<'a> {
@@ -448,29 +438,41 @@ impl Session {
     /// the CSV (one row per image) and the fix script. A domain that is not
     /// well-formed is reported in `report['domain-errors']`, never thrown.
     pub fn audit(&mut self, domains: JsValue, options: JsValue) -> Result<JsValue, JsError> {
-        let domains: Vec<crate::audit::DomainText> =
-            if domains.is_undefined() || domains.is_null() {
-                Vec::new()
+        let mut texts = Vec::new();
+        if !(domains.is_undefined() || domains.is_null()) {
+            let list: Array = domains
+                .dyn_into()
+                .map_err(|_| JsError::new("domains must be an array of {label, text}"))?;
+            for (k, d) in list.iter().enumerate() {
+                let field = |key: &str| js_sys::Reflect::get(&d, &key.into()).ok()?.as_string();
+                let text = field("text")
+                    .ok_or_else(|| JsError::new(&format!("domains[{k}].text must be a string")))?;
+                let label = field("label").unwrap_or_else(|| format!("domain {}", k + 1));
+                texts.push(crate::audit::DomainText { label, text });
+            }
+        }
+        let domains = texts;
+        // Options read with Reflect (a serde map of sizes costs the wasm
+        // more): `sizes` by image filename, `deep-chain`.
+        let get = |o: &JsValue, k: &str| {
+            if o.is_object() {
+                js_sys::Reflect::get(o, &k.into()).ok()
             } else {
-                serde_wasm_bindgen::from_value(domains)
-                    .map_err(|e| JsError::new(&format!("bad domains: {e}")))?
-            };
-        let o: AuditJsOptions = if options.is_undefined() || options.is_null() {
-            AuditJsOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
+                None
+            }
         };
+        let sizes = get(&options, "sizes").filter(JsValue::is_object);
         let build = self.build.clone();
         let images = self.forest().images.clone();
         let facts: Vec<crate::audit::FileFacts> = images
             .iter()
             .map(|i| crate::audit::FileFacts {
-                size: o
-                    .sizes
-                    .get(&i.filename)
-                    .filter(|s| **s >= 0.0)
-                    .map(|s| *s as u64),
+                size: sizes
+                    .as_ref()
+                    .and_then(|s| get(s, &i.filename))
+                    .and_then(|v| v.as_f64())
+                    .filter(|s| *s >= 0.0)
+                    .map(|s| s as u64),
                 id: None,
             })
             .collect();
@@ -478,8 +480,8 @@ impl Session {
             build,
             ..Default::default()
         };
-        if let Some(d) = o.deep_chain {
-            opts.deep_chain = d;
+        if let Some(d) = get(&options, "deep-chain").and_then(|v| v.as_f64()) {
+            opts.deep_chain = d.max(0.0) as usize;
         }
         let a = crate::audit::audit(images, &facts, &domains, &opts);
         to_js(&AuditAnswer {

@@ -389,7 +389,7 @@ pub fn audit(
     let mut ext: HashMap<String, usize> = HashMap::new();
     let mut external: Vec<External> = Vec::new();
     // image → (vm, disk) claiming it as its file
-    let mut claims: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+    let mut claims: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
     for (di, doc) in docs.iter().enumerate() {
         let vm_name = doc
             .name
@@ -448,7 +448,7 @@ pub fn audit(
                 match find_image(&by_name, path) {
                     Found::One(i) => {
                         disk.image = Some(i);
-                        claims.entry(i).or_default().push((vi, k));
+                        claims[i].push((vi, k));
                         let ch = forest.chain_from(i);
                         for (depth, &l) in ch.layers.iter().enumerate() {
                             users[l].push(user(depth));
@@ -512,9 +512,7 @@ pub fn audit(
     }
 
     // Two disks claiming one image as their file.
-    let mut claimed: Vec<_> = claims.into_iter().filter(|(_, c)| c.len() > 1).collect();
-    claimed.sort_unstable();
-    for (img, c) in claimed {
+    for (img, c) in claims.iter().enumerate().filter(|(_, c)| c.len() > 1) {
         let all_shareable = c.iter().all(|&(v, k)| {
             let d = &vms[v].disks[k];
             d.shareable || d.readonly
@@ -638,14 +636,12 @@ pub fn audit(
             }
         }
     }
-    if tour.in_loop.iter().any(|&b| b) {
-        for i in 0..n {
-            if tour.in_loop[i] && broken[i].is_none() {
-                broken[i] = Some(Broken {
-                    status: Status::Loop,
-                    message: format!("'{}' is on a backing loop", forest.images[i].filename),
-                });
-            }
+    for (i, b) in broken.iter_mut().enumerate() {
+        if tour.in_loop[i] && b.is_none() {
+            *b = Some(Broken {
+                status: Status::Loop,
+                message: format!("'{}' is on a backing loop", forest.images[i].filename),
+            });
         }
     }
 
@@ -838,22 +834,27 @@ fn mixed_formats(forest: &Forest, ch: &chain::Chain) -> Option<Vec<String>> {
 }
 
 fn duplicates(forest: &Forest, facts: &[FileFacts], out: &mut Vec<Diagnostic>) {
-    let mut groups: HashMap<(u8, &str), Vec<usize>> = HashMap::new();
+    // (kind, id, image), sorted: equal ids are neighbours.
+    let mut ids: Vec<(u8, &str, usize)> = Vec::new();
     for (i, im) in forest.images.iter().enumerate() {
         if let Some(id) = facts.get(i).and_then(|f| f.id.as_deref()) {
-            groups.entry((0, id)).or_default().push(i);
+            ids.push((0, id, i));
         }
         if let Some(id) = im
             .info()
             .and_then(|x| x.identity.as_ref())
             .and_then(|x| x.id.as_deref())
         {
-            groups.entry((1, id)).or_default().push(i);
+            ids.push((1, id, i));
         }
     }
-    let mut dup: Vec<_> = groups.into_iter().filter(|(_, v)| v.len() > 1).collect();
-    dup.sort_unstable();
-    for ((kind, id), v) in dup {
+    ids.sort_unstable();
+    for g in ids.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        if g.len() < 2 {
+            continue;
+        }
+        let (kind, id) = (g[0].0, g[0].1);
+        let v: Vec<usize> = g.iter().map(|x| x.2).collect();
         let names: Vec<&str> = v
             .iter()
             .map(|&i| forest.images[i].filename.as_str())
@@ -1078,13 +1079,16 @@ fn commit_plan(
             }
         }
     }
-    let through: std::collections::HashSet<(usize, &str)> =
-        users[i].iter().map(|u| (u.vm, u.disk.as_str())).collect();
-    let hazard_disks: Vec<User> = users[b]
-        .iter()
-        .filter(|u| !through.contains(&(u.vm, u.disk.as_str())))
-        .cloned()
-        .collect();
+    // Every user of `i` is a user of `b` (the same disk, one deeper); both
+    // lists are in the order the disks were read: one merge pass.
+    let mut hazard_disks: Vec<User> = Vec::new();
+    let mut j = 0;
+    for u in &users[b] {
+        match users[i].get(j) {
+            Some(x) if x.vm == u.vm && x.disk == u.disk => j += 1,
+            _ => hazard_disks.push(u.clone()),
+        }
+    }
     let mut running = Vec::new();
     for u in &users[i] {
         let dom = shell_quote(&vms[u.vm].name);
