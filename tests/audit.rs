@@ -41,6 +41,10 @@ const NL_TOP: &str = "nl\nover.qcow2";
 const NL_MID: &str = "nl mid.qcow2";
 const NL_BASE: &str = "nl base.qcow2";
 const DATA: &str = "data.raw";
+const LONE: &str = "lone.qcow2";
+const LONE_LINK: &str = "lone link.qcow2";
+const VMDK: &str = "disk.vmdk";
+const OVER_VMDK: &str = "over-vmdk.qcow2";
 
 fn qemu_img(dir: &Path, args: &[&str]) {
     let o = Command::new("qemu-img")
@@ -93,6 +97,17 @@ fn make_store(dir: &Path) {
         forget_backing_format(&dir.join(top));
     }
     qemu_img(dir, &["create", "-q", "-f", "raw", DATA, "8M"]);
+    // One file under two names (a hard link).
+    create(dir, LONE, None);
+    std::fs::hard_link(dir.join(LONE), dir.join(LONE_LINK)).unwrap();
+    // A chain mixing formats: qcow2 over vmdk.
+    qemu_img(dir, &["create", "-q", "-f", "vmdk", VMDK, "16M"]);
+    qemu_img(
+        dir,
+        &[
+            "create", "-q", "-f", "qcow2", "-b", VMDK, "-F", "vmdk", OVER_VMDK,
+        ],
+    );
 }
 
 fn xml_attr(s: &str) -> String {
@@ -142,14 +157,16 @@ fn write_domains(dir: &Path, xdir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn audit_cli(dir: &Path, domains: &[&Path], kind: &str) -> (String, i32) {
+    audit_cli_with(dir, domains, &[kind])
+}
+
+fn audit_cli_with(dir: &Path, domains: &[&Path], args: &[&str]) -> (String, i32) {
     let mut c = Command::new(BIN);
     c.arg("audit");
     for d in domains {
         c.arg("--domain").arg(d);
     }
-    if !kind.is_empty() {
-        c.arg(kind);
-    }
+    c.args(args.iter().filter(|a| !a.is_empty()));
     let o = c.arg(dir).output().unwrap();
     assert!(
         o.status.code() != Some(2),
@@ -310,10 +327,12 @@ fn the_store_every_verdict() {
     for n in [V1_S2, V1_S1, V1_BASE, GOLDEN, UNREC_MID, UNREC_BASE] {
         assert_eq!(role(n), "layer", "{n}");
     }
-    for n in [ORPHAN, OLD_OVER, DANGLING, NL_TOP] {
+    for n in [
+        ORPHAN, OLD_OVER, DANGLING, NL_TOP, LONE, LONE_LINK, OVER_VMDK,
+    ] {
         assert_eq!(role(n), "orphan-top", "{n}");
     }
-    for n in [OLD_BASE, NL_BASE] {
+    for n in [OLD_BASE, NL_BASE, VMDK] {
         assert_eq!(role(n), "unused-base", "{n}");
     }
     assert_eq!(role(NL_MID), "unused-layer");
@@ -494,6 +513,45 @@ fn the_store_every_verdict() {
     let line = text[..pos].matches('\n').count() + 1;
     assert_eq!(errs[0]["line"], line);
     assert_eq!(a.v["vms"].as_array().unwrap().len(), 3);
+
+    // One file under two names; a chain mixing qcow2 and vmdk.
+    let finding = |code: &str| -> Vec<&Value> {
+        a.v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["code"] == code)
+            .collect()
+    };
+    let dup = finding("duplicate-image");
+    assert_eq!(dup.len(), 1);
+    let first = dup[0]["image"].as_u64().unwrap() as usize;
+    assert!(first == a.idx(LONE) || first == a.idx(LONE_LINK));
+    let mixed = finding("mixed-formats");
+    assert_eq!(mixed.len(), 1);
+    assert_eq!(
+        mixed[0]["image"].as_u64().unwrap() as usize,
+        a.idx(OVER_VMDK)
+    );
+    // No chain is deeper than the default threshold (100).
+    assert!(finding("deep-chain").is_empty());
+}
+
+#[test]
+fn deep_chain_threshold() {
+    let Some(s) = store() else { return };
+    let (d1, _) = write_domains(&s.dir, &s.xdir);
+    // vm1's chain has 4 layers, every other chain of the store 3 or fewer.
+    let (json, _) = audit_cli_with(&s.dir, &[&d1], &["--json", "--deep-chain", "3"]);
+    let a = View::new(&json, &s.dir);
+    let deep: Vec<usize> = a.v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] == "deep-chain")
+        .map(|d| d["image"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(deep, [a.idx(V1_TOP)]);
 }
 
 #[test]

@@ -400,18 +400,25 @@ pub fn audit(
         let mut disks = Vec::with_capacity(doc.disks.len());
         for (k, d) in doc.disks.iter().enumerate() {
             let src = d.info.source.as_ref();
-            let network = src.is_some_and(|s| !s.is_local());
-            let source = src.and_then(|s| {
-                if s.is_local() {
-                    s.path.clone()
-                } else {
-                    Some(format!(
+            let network = src.is_some_and(|s| s.kind == SourceType::Network);
+            // A path (file, block, dir), `protocol:name` (network), `pool/volume`
+            // (volume), the PCI address (nvme), else the socket (vhost-user).
+            let source = src
+                .and_then(|s| match s.kind {
+                    SourceType::File | SourceType::Block | SourceType::Dir => s.path.clone(),
+                    SourceType::Network => Some(format!(
                         "{}:{}",
-                        s.protocol.as_deref().unwrap_or(s.kind.name()),
+                        s.protocol.as_deref().unwrap_or("network"),
                         s.name.as_deref().unwrap_or("")
-                    ))
-                }
-            });
+                    )),
+                    SourceType::Volume => Some(format!(
+                        "{}/{}",
+                        s.extra("pool").unwrap_or(""),
+                        s.extra("volume").unwrap_or("")
+                    )),
+                    SourceType::Nvme => s.extra("pci").map(str::to_string),
+                })
+                .or_else(|| d.info.other_source.clone());
             let mut disk = VmDisk {
                 name: d.name.clone(),
                 disk_type: d.info.disk_type.clone(),
