@@ -463,7 +463,12 @@ impl Session {
         };
         let sizes = get(&options, "sizes").filter(JsValue::is_object);
         let build = self.build.clone();
-        let images = self.forest().images.clone();
+        // The images move into the audit and come back with its forest
+        // (built with the session's options: the same forest); not copied.
+        let images = match self.forest.take() {
+            Some(f) => f.images,
+            None => std::mem::take(&mut self.images),
+        };
         let facts: Vec<crate::audit::FileFacts> = images
             .iter()
             .map(|i| crate::audit::FileFacts {
@@ -484,10 +489,12 @@ impl Session {
             opts.deep_chain = d.max(0.0) as usize;
         }
         let a = crate::audit::audit(images, &facts, &domains, &opts);
-        to_js(&AuditAnswer {
+        let answer = to_js(&AuditAnswer {
             csv: crate::audit::report::csv(&a),
             script: crate::audit::report::script(&a),
             report: &a,
-        })
+        });
+        self.forest = Some(a.forest);
+        answer
     }
 }

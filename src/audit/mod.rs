@@ -368,16 +368,35 @@ pub fn audit(
     }
 
     // ---- Names: exact paths, then relative drop names by path suffix ----
-    let present: std::collections::HashSet<&str> =
-        opts.present_outside.iter().map(String::as_str).collect();
-    let absent: std::collections::HashSet<&str> =
-        opts.absent_outside.iter().map(String::as_str).collect();
-    let mut by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(n);
+    // Sets as maps of the kinds the crate already uses (a smaller wasm).
+    let present: HashMap<&str, usize> = opts
+        .present_outside
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect();
+    let absent: HashMap<&str, usize> = opts
+        .absent_outside
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.as_str(), k))
+        .collect();
+    // Normalised name → first image; `same_name[i]`: the next image with
+    // the same normalised name.
+    let mut by_name: HashMap<String, usize> = HashMap::with_capacity(n);
+    let mut same_name: Vec<Option<usize>> = vec![None; n];
+    let mut last_of: Vec<usize> = (0..n).collect();
     for (i, im) in forest.images.iter().enumerate() {
-        by_name
-            .entry(chain::normalize(&im.filename))
-            .or_default()
-            .push(i);
+        match by_name.entry(chain::normalize(&im.filename)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                let first = *e.get();
+                same_name[last_of[first]] = Some(i);
+                last_of[first] = i;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i);
+            }
+        }
     }
 
     // ---- Pre-order over the overlay trees (iterative) ----
@@ -452,7 +471,7 @@ pub fn audit(
                 .filter(|s| matches!(s.kind, SourceType::File | SourceType::Block))
                 .and_then(|s| s.path.as_deref())
             {
-                match find_image(&by_name, path) {
+                match find_image(&by_name, &same_name, path) {
                     Found::One(i) => {
                         disk.image = Some(i);
                         claims[i].push((vi, k));
@@ -476,7 +495,7 @@ pub fn audit(
                         ));
                     }
                     Found::None => {
-                        let missing = absent.contains(path);
+                        let missing = absent.contains_key(path);
                         let e = external_entry(&mut ext, &mut external, path, missing);
                         external[e].disks.push(user(0));
                         if missing {
@@ -493,7 +512,7 @@ pub fn audit(
                                 format!(
                                     "VM '{vm_name}' disk '{}': '{path}' is not among the images{}",
                                     d.name,
-                                    if present.contains(path) {
+                                    if present.contains_key(path) {
                                         " (it exists outside the drop)"
                                     } else {
                                         ""
@@ -555,7 +574,8 @@ pub fn audit(
             Link::Image { index, .. } => backing[i] = Some(*index),
             Link::Missing { resolved } | Link::NotOpened { resolved } => {
                 let path = chain::normalize(resolved);
-                let known = present.contains(path.as_str()) || present.contains(resolved.as_str());
+                let known =
+                    present.contains_key(path.as_str()) || present.contains_key(resolved.as_str());
                 let e = external_entry(&mut ext, &mut external, &path, !known);
                 external[e].backing_of.push(i);
                 backing_outside[i] = Some(path);
@@ -569,7 +589,7 @@ pub fn audit(
     for i in 0..n {
         let outside_ok = backing_outside[i]
             .as_deref()
-            .is_some_and(|p| present.contains(p));
+            .is_some_and(|p| present.contains_key(p));
         if let Some(d) = forest.link_diagnostics(i).iter().find(|d| {
             d.severity == Severity::Error && !(outside_ok && d.code == Code::MissingBacking)
         }) {
@@ -580,7 +600,11 @@ pub fn audit(
         }
     }
     let mut places: Vec<Vec<ChainPlace>> = vec![Vec::new(); n];
-    let mut fixes_seen = std::collections::HashSet::new();
+    // Each fix once (keyed by code, image and command).
+    let mut fixes_seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let fix_key = |d: &Diagnostic, i: Option<usize>| {
+        format!("{}\0{i:?}\0{}", d.code, d.fix.as_deref().unwrap_or(""))
+    };
     for ch in &forest.chains {
         for (depth, &l) in ch.layers.iter().enumerate() {
             places[l].push(ChainPlace { top: ch.top, depth });
@@ -591,7 +615,7 @@ pub fn audit(
                     let outside_ok = d.code == Code::MissingBacking
                         && backing_outside[i]
                             .as_deref()
-                            .is_some_and(|p| present.contains(p));
+                            .is_some_and(|p| present.contains_key(p));
                     if broken[i].is_none() && !outside_ok {
                         broken[i] = Some(Broken {
                             status: chain::status_of(d.code),
@@ -600,7 +624,7 @@ pub fn audit(
                     }
                 }
             }
-            if d.fix.is_some() && fixes_seen.insert((d.code, d.fix.clone(), d.image)) {
+            if d.fix.is_some() && fixes_seen.insert(fix_key(d, d.image)) {
                 findings.push(d.clone());
             }
         }
@@ -637,7 +661,7 @@ pub fn audit(
     for (i, im) in forest.images.iter().enumerate() {
         if let Some(info) = im.info() {
             for d in &info.diagnostics {
-                if d.fix.is_some() && fixes_seen.insert((d.code, d.fix.clone(), Some(i))) {
+                if d.fix.is_some() && fixes_seen.insert(fix_key(d, Some(i))) {
                     findings.push(d.clone().at(i));
                 }
             }
@@ -692,7 +716,6 @@ pub fn audit(
                 }
             }
         }
-        vm.exclusive.sort_unstable();
         vm.total_file_size = total;
         vm.exclusive_file_size = vm
             .exclusive
@@ -781,20 +804,28 @@ enum Found {
 
 /// The image a disk's path names: the same (normalised) path, else the
 /// dropped relative name that is the longest suffix of the path at a `/`.
-fn find_image(by_name: &HashMap<String, Vec<usize>>, path: &str) -> Found {
+fn find_image(by_name: &HashMap<String, usize>, same: &[Option<usize>], path: &str) -> Found {
     let norm = chain::normalize(path);
-    let pick = |v: &Vec<usize>| match v.as_slice() {
-        [one] => Found::One(*one),
-        many => Found::Many(many.to_vec()),
+    let pick = |first: usize| match same[first] {
+        None => Found::One(first),
+        Some(_) => {
+            let mut v = vec![first];
+            let mut cur = first;
+            while let Some(next) = same[cur] {
+                v.push(next);
+                cur = next;
+            }
+            Found::Many(v)
+        }
     };
-    if let Some(v) = by_name.get(&norm) {
-        return pick(v);
+    if let Some(&i) = by_name.get(&norm) {
+        return pick(i);
     }
     let mut at = 0;
     while let Some(k) = norm[at..].find('/') {
         at += k + 1;
-        if let Some(v) = by_name.get(&norm[at..]) {
-            return pick(v);
+        if let Some(&i) = by_name.get(&norm[at..]) {
+            return pick(i);
         }
     }
     Found::None
@@ -841,47 +872,50 @@ fn mixed_formats(forest: &Forest, ch: &chain::Chain) -> Option<Vec<String>> {
 }
 
 fn duplicates(forest: &Forest, facts: &[FileFacts], out: &mut Vec<Diagnostic>) {
-    // (kind, id, image), sorted: equal ids are neighbours.
-    let mut ids: Vec<(u8, &str, usize)> = Vec::new();
-    for (i, im) in forest.images.iter().enumerate() {
-        if let Some(id) = facts.get(i).and_then(|f| f.id.as_deref()) {
-            ids.push((0, id, i));
-        }
-        if let Some(id) = im
+    // One map per kind of id (the same file; the same recorded id), then
+    // the groups in image order (deterministic, no sort).
+    let file_id = |i: usize| facts.get(i).and_then(|f| f.id.as_deref());
+    let image_id = |i: usize| {
+        forest.images[i]
             .info()
             .and_then(|x| x.identity.as_ref())
             .and_then(|x| x.id.as_deref())
-        {
-            ids.push((1, id, i));
+    };
+    for kind in 0..2 {
+        let id_of = |i: usize| if kind == 0 { file_id(i) } else { image_id(i) };
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for i in 0..forest.images.len() {
+            if let Some(id) = id_of(i) {
+                groups.entry(id).or_default().push(i);
+            }
         }
-    }
-    ids.sort_unstable();
-    for g in ids.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
-        if g.len() < 2 {
-            continue;
+        for i in 0..forest.images.len() {
+            let Some(id) = id_of(i) else { continue };
+            let v = &groups[id];
+            if v.len() < 2 || v[0] != i {
+                continue;
+            }
+            let names: Vec<&str> = v
+                .iter()
+                .map(|&i| forest.images[i].filename.as_str())
+                .collect();
+            let what = if kind == 0 {
+                "the same file".to_string()
+            } else {
+                format!("the same recorded image id {id}")
+            };
+            out.push(
+                Diagnostic::warning(
+                    Code::DuplicateImage,
+                    format!(
+                        "{} names are {what}: {} — deleting one of them through another name's VM or chain deletes it for all",
+                        v.len(),
+                        names.join(", ")
+                    ),
+                )
+                .at(i),
+            );
         }
-        let (kind, id) = (g[0].0, g[0].1);
-        let v: Vec<usize> = g.iter().map(|x| x.2).collect();
-        let names: Vec<&str> = v
-            .iter()
-            .map(|&i| forest.images[i].filename.as_str())
-            .collect();
-        let what = if kind == 0 {
-            "the same file".to_string()
-        } else {
-            format!("the same recorded image id {id}")
-        };
-        out.push(
-            Diagnostic::warning(
-                Code::DuplicateImage,
-                format!(
-                    "{} names are {what}: {} — deleting one of them through another name's VM or chain deletes it for all",
-                    v.len(),
-                    names.join(", ")
-                ),
-            )
-            .at(v[0]),
-        );
     }
 }
 

@@ -268,4 +268,11 @@ export const SIZE_BUDGET = 150 * 1024;
 // round trips +13 KiB wasm; the element split into modules with JSDoc types
 // +13.9 KiB JS (per-file gzip, types and docs); typed facts -0.4 KiB. Issue 18
 // is where it comes down (150 KiB).
-export const SIZE_CEILING = 285 * 1024;
+// Raised to 302 KiB by issue 16 (300.7 KiB measured; 282.0 KiB on the same
+// tree without it): the image-store audit (`src/audit`, `Session.audit`)
+// +18.7 KiB, of which the audit model itself (users, dependents, roles,
+// verdicts, plans, per-VM totals, messages) about 17 KB raw wasm, the
+// several-domains reader 2.6 KB, CSV and fix script 3.7 KB, its serde
+// serialisers about 5 KB. Sorting, extra hash-map kinds, serde maps of
+// options and a copy of the images were taken out again (-6 KiB).
+export const SIZE_CEILING = 302 * 1024;
