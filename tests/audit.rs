@@ -685,3 +685,50 @@ fn text_output_and_exit_codes() {
     let (_, code) = audit_cli(&clean, &[&x], "");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn a_backing_outside_the_drop_is_not_broken() {
+    let Some(s) = store() else { return };
+    // Only a sub-directory is audited; the base lives beside it.
+    let sub = s.dir.join("vm4");
+    std::fs::create_dir_all(&sub).unwrap();
+    qemu_img(
+        &sub,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "../golden.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+        ],
+    );
+    let x = s.xdir.join("vm4.xml");
+    std::fs::write(
+        &x,
+        domain("vm4", &disk("vda", "qcow2", &sub.join("top.qcow2"))),
+    )
+    .unwrap();
+    let (json, code) = audit_cli(&sub, &[&x], "--json");
+    assert_eq!(code, 0, "{json}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let golden = s.dir.join(GOLDEN);
+    assert_eq!(v["images"].as_array().unwrap().len(), 1);
+    assert!(v["images"][0]["broken"].is_null());
+    assert_eq!(v["images"][0]["backing-outside"], golden.to_str().unwrap());
+    assert_eq!(v["external"][0]["state"], "outside-drop");
+    assert_eq!(
+        v["vms"][0]["disks"][0]["ends-outside"],
+        golden.to_str().unwrap()
+    );
+    // The same with the base deleted: missing, broken, exit 1.
+    std::fs::remove_file(&golden).unwrap();
+    let (json, code) = audit_cli(&sub, &[&x], "--json");
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["images"][0]["broken"]["status"], "missing");
+    assert_eq!(v["external"][0]["state"], "missing");
+}

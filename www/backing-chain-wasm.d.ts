@@ -235,6 +235,7 @@ export interface AuditVmDisk {
   readonly: boolean;
   shareable: boolean;
   'new-xml': string | null;
+  'ends-outside': string | null;
 }
 export interface AuditVm {
   name: string;

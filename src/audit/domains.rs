@@ -245,6 +245,44 @@ mod tests {
     }
 
     #[test]
+    fn hostile_inputs_are_reported_not_panicked_on() {
+        let deep = format!(
+            "<domain>{}{}</domain>",
+            "<a>".repeat(5000),
+            "</a>".repeat(5000)
+        );
+        let inputs = [
+            "<domain",
+            "<<<>>>",
+            "</domain>",
+            "<domain><name>",
+            "\u{feff}<domain/>",
+            "<domain/><domain/>",
+            "<!DOCTYPE domain [<!ENTITY x 'y'>]><domain><name>&x;</name></domain>",
+            "<domain><name>\u{1}</name></domain>",
+            "<domainx/><domstatus><domain><name>s</name></domain></domstatus>",
+            "<domain>\u{e9}\u{1F600}<devices><disk type='file'><source file='a'/>",
+            &deep,
+        ];
+        for text in inputs {
+            let (docs, errs) = read_all(&[t("h", text)]);
+            for e in &errs {
+                assert!(
+                    e.position <= text.len() && e.line >= 1 && e.column >= 1,
+                    "{text:?}"
+                );
+            }
+            assert!(docs.len() + errs.len() >= 1, "{text:?}: nothing said");
+        }
+        // A status XML: the name is the inner domain's.
+        let (docs, _) = read_all(&[t(
+            "s",
+            "<domstatus state='running'><domain><name>s</name></domain></domstatus>",
+        )]);
+        assert_eq!(docs[0].name.as_deref(), Some("s"));
+    }
+
+    #[test]
     fn unclosed_and_empty() {
         let (docs, errs) = read_all(&[t("a", "<domain><name>x</name>"), t("b", "  ")]);
         assert!(docs.is_empty());

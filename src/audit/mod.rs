@@ -250,6 +250,10 @@ pub struct VmDisk {
     /// change (it gives another chain, or none while libvirt would probe
     /// an unrecorded backing format).
     pub new_xml: Option<String>,
+    /// Where the chain leaves the drop at a file the caller says exists
+    /// (the CLI stats it): the chain is not broken there, only not audited
+    /// further (its `status` is still `missing`: the forest did not see it).
+    pub ends_outside: Option<String>,
 }
 
 /// A VM (one domain document).
@@ -338,8 +342,11 @@ impl Audit {
             || self.summary.missing > 0
             || self.summary.domain_errors > 0
             || self.vms.iter().flat_map(|v| &v.disks).any(|d| {
-                d.status
-                    .is_some_and(|s| s != Status::Ok && s != Status::Remote)
+                d.status.is_some_and(|s| {
+                    s != Status::Ok
+                        && s != Status::Remote
+                        && !(s == Status::Missing && d.ends_outside.is_some())
+                })
             })
     }
 }
@@ -451,6 +458,7 @@ pub fn audit(
                 readonly: d.info.readonly,
                 shareable: d.info.shareable,
                 new_xml: None,
+                ends_outside: None,
             };
             let user = |depth| User {
                 vm: vi,
@@ -480,6 +488,14 @@ pub fn audit(
                             users[l].push(user(depth));
                         }
                         disk.status = Some(ch.status);
+                        if let Some(Link::Missing { resolved }) =
+                            ch.layers.last().and_then(|&l| forest.links.get(l))
+                        {
+                            let p = chain::normalize(resolved);
+                            if present.contains_key(p.as_str()) {
+                                disk.ends_outside = Some(p);
+                            }
+                        }
                         disk.new_xml = new_disk_xml(doc, domains, k, &ch, &forest);
                         disk.chain = ch.layers;
                     }

@@ -731,14 +731,12 @@ mod audit_cli {
                 vm.exclusive_file_size
             );
             for d in &vm.disks {
-                let st = d.status.map_or(
-                    if d.network {
-                        "network"
-                    } else {
-                        "not among the images"
-                    },
-                    |s| s.name(),
-                );
+                let st = match (&d.ends_outside, d.status) {
+                    (Some(p), _) => format!("continues outside the drop at {p}"),
+                    (None, Some(s)) => s.name().to_string(),
+                    (None, None) if d.network => "network".into(),
+                    (None, None) => "not among the images".into(),
+                };
                 let _ = writeln!(
                     w,
                     "  {} → {} ({st}, {} layers)",
