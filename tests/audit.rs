@@ -479,6 +479,8 @@ fn the_store_every_verdict() {
     assert!(nx.contains("<backingStore type='file'>"), "{nx}");
     assert!(nx.contains(&xml_attr(s.dir.join(UNREC_MID).to_str().unwrap())));
     assert!(vm3["disks"][0]["new-xml"].is_null());
+    // libvirt's schema takes it (xmllint with libvirt's RelaxNG).
+    assert_libvirt_valid(&test_domain("vm3", nx), "vm3 vdb with its chain");
 
     // Store-level findings.
     let codes = a.codes();
@@ -610,6 +612,13 @@ fn the_fix_script_runs_and_its_dry_run_changes_nothing() {
     assert!(script.starts_with("#!/bin/sh\n"));
     assert!(script.contains("\nset -eu\n"));
     assert!(!script.contains("rm "), "nothing destructive:\n{script}");
+    // The <disk> of the VM disk libvirt refuses, commented, with its chain.
+    let at = script
+        .find("# ---- VM 'vm3' disk 'vdb'")
+        .expect("vm3 vdb's new <disk> in the script");
+    assert!(script[at..].contains("\n#   <disk type='file' device='disk'>\n"));
+    assert!(script[at..].contains("\n#     <backingStore type='file'>\n"));
+    assert!(script[at..].contains("\n#   </disk>\n"));
     let path = s.xdir.join("fix.sh");
     std::fs::write(&path, &script).unwrap();
     // Before: the two tops record no backing format.

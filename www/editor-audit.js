@@ -38,6 +38,7 @@ export function layout(r) {
   /** @type {Map<string, GNode>} */
   const byId = new Map();
   const level = r.images.map((e) => e.chains.reduce((m, c) => Math.max(m, c.depth), 0));
+  const extAt = new Map(r.external.map((x, k) => [x.path, k]));
   let row = 0;
   let cols = 3;
   /** @param {GNode} n */
@@ -59,7 +60,7 @@ export function layout(r) {
   };
   /** @param {string} path @param {number} at @param {number} col */
   const external = (path, at, col) => {
-    const k = r.external.findIndex((x) => x.path === path);
+    const k = extAt.get(path) ?? -1;
     const id = `x${k}`;
     const got = byId.get(id);
     if (got) return got;

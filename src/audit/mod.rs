@@ -1266,13 +1266,25 @@ fn new_disk_xml(
     }
     let text = domains.get(doc.input)?.text.get(doc.start..doc.end)?;
     let d = crate::xml::read::document(text).ok()?;
-    let (s, e) = d.disks.get(k)?.elem.span();
+    let node = d.disks.get(k)?;
+    let (s, e) = node.elem.span();
     let disk = text.get(s..e)?;
     let out = crate::xml::populate(disk, forest, &opts).ok()?;
     if has_chain && !out.mismatch {
         return None;
     }
-    Some(out.xml)
+    // The element as it would stand alone: its lines lose the indentation
+    // the disk had in its document (the first line never had it).
+    let mut xml = String::with_capacity(out.xml.len());
+    for (n, line) in out.xml.split_inclusive('\n').enumerate() {
+        let line = if n > 0 {
+            line.strip_prefix(node.indent.as_str()).unwrap_or(line)
+        } else {
+            line
+        };
+        xml.push_str(line);
+    }
+    Some(xml)
 }
 
 #[cfg(test)]
