@@ -741,3 +741,147 @@ fn a_backing_outside_the_drop_is_not_broken() {
     assert_eq!(v["images"][0]["broken"]["status"], "missing");
     assert_eq!(v["external"][0]["state"], "missing");
 }
+
+mod random_stores {
+    //! The audit's linear walks against brute force, on random stores: any
+    //! backing links (loops, missing files, shared bases) and any VMs.
+    use super::*;
+    use backing_chain::audit::{self, AuditOptions, Deletable, DomainText, Role};
+    use backing_chain::image::Format;
+    use proptest::prelude::*;
+
+    /// The chain from `t` following the audit's own backing links (a loop
+    /// ends at the first repeat).
+    fn chain(backing: &[Option<usize>], t: usize) -> Vec<usize> {
+        let mut out = vec![t];
+        let mut cur = t;
+        while let Some(b) = backing[cur] {
+            if out.contains(&b) {
+                break;
+            }
+            out.push(b);
+            cur = b;
+        }
+        out
+    }
+
+    /// Does following the backing links from `x` come back to `x`?
+    fn on_loop(backing: &[Option<usize>], x: usize) -> bool {
+        let mut cur = backing[x];
+        for _ in 0..backing.len() {
+            match cur {
+                Some(c) if c == x => return true,
+                Some(c) => cur = backing[c],
+                None => return false,
+            }
+        }
+        false
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        #[test]
+        fn dependents_users_roles_and_verdicts_match_brute_force(
+            links in prop::collection::vec(prop::option::of(0usize..40), 1..30),
+            vms in prop::collection::vec(prop::collection::vec(0usize..34, 0..4), 0..6),
+        ) {
+            let n = links.len();
+            // Image k backs on image links[k] when it exists, else on a
+            // file that is not there.
+            let images: Vec<_> = (0..n)
+                .map(|k| {
+                    let b = links[k].map(|j| format!("i{j}.qcow2"));
+                    img(&format!("/s/i{k}.qcow2"), Format::Qcow2, b.as_deref().map(|b| (b, "qcow2")))
+                })
+                .collect();
+            let mut text = String::new();
+            for (v, disks) in vms.iter().enumerate() {
+                let d: String = disks
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &i)| format!("<disk type='file' device='disk'><source file='/s/i{i}.qcow2'/><target dev='vd{}'/></disk>", (b'a' + k as u8) as char))
+                    .collect();
+                text.push_str(&format!("<domain><name>v{v}</name><devices>{d}</devices></domain>"));
+            }
+            let a = audit::audit(
+                images,
+                &[],
+                &[DomainText { label: "x".into(), text }],
+                &AuditOptions::default(),
+            );
+            prop_assert_eq!(a.images.len(), n);
+            let backing: Vec<Option<usize>> = a.images.iter().map(|e| e.backing).collect();
+            let chains: Vec<Vec<usize>> = (0..n).map(|t| chain(&backing, t)).collect();
+            for i in 0..n {
+                let e = &a.images[i];
+                // Dependents: every other image whose chain holds i.
+                let mut want: Vec<usize> = (0..n).filter(|&j| j != i && chains[j].contains(&i)).collect();
+                want.sort_unstable();
+                let mut got = e.dependents.clone();
+                got.sort_unstable();
+                prop_assert_eq!(e.dependents_count, want.len(), "image {}", i);
+                prop_assert_eq!(got, want, "image {}", i);
+                // Users: every VM disk whose file's chain holds i, at its depth.
+                let mut want_users = Vec::new();
+                for (v, disks) in vms.iter().enumerate() {
+                    for (k, &t) in disks.iter().enumerate() {
+                        if t < n {
+                            if let Some(d) = chains[t].iter().position(|&x| x == i) {
+                                want_users.push((v, k, d));
+                            }
+                        }
+                    }
+                }
+                let got_users: Vec<(usize, usize, usize)> = e
+                    .users
+                    .iter()
+                    .map(|u| (u.vm, (u.disk.as_bytes()[2] - b'a') as usize, u.depth))
+                    .collect();
+                prop_assert_eq!(&got_users, &want_users, "users of {}", i);
+                // Committing into the backing: the hazard is every other
+                // image on the backing and every disk using it not through i.
+                if let (Some(b), Some(c)) = (e.backing, &e.commit) {
+                    if !on_loop(&backing, b) {
+                        let want = (0..n)
+                            .filter(|&j| j != b && chains[j].contains(&b) && !chains[j].contains(&i))
+                            .count();
+                        prop_assert_eq!(c.hazard_count, want, "hazard of {}", i);
+                        let through: Vec<(usize, &str)> =
+                            e.users.iter().map(|u| (u.vm, u.disk.as_str())).collect();
+                        let want_disks = a.images[b]
+                            .users
+                            .iter()
+                            .filter(|u| !through.contains(&(u.vm, u.disk.as_str())))
+                            .count();
+                        prop_assert_eq!(c.hazard_disks.len(), want_disks, "hazard disks of {}", i);
+                    }
+                }
+                // Roles and the delete verdict follow.
+                let unused = matches!(e.role, Role::OrphanTop | Role::UnusedBase | Role::UnusedLayer);
+                prop_assert_eq!(unused, want_users.is_empty());
+                prop_assert_eq!(
+                    e.delete.verdict == Deletable::Safe,
+                    want_users.is_empty() && e.dependents_count == 0
+                );
+            }
+            // Files a VM alone uses: exactly those only its disks use, with
+            // nothing unused standing on them (an image on a loop is never
+            // counted: deleting it breaks the loop's other images).
+            for (v, vm) in a.vms.iter().enumerate() {
+                let mut want: Vec<usize> = (0..n)
+                    .filter(|&x| {
+                        let e = &a.images[x];
+                        !e.users.is_empty()
+                            && e.users.iter().all(|u| u.vm == v)
+                            && e.dependents.iter().all(|&d| !a.images[d].users.is_empty())
+                            && !on_loop(&backing, x)
+                    })
+                    .collect();
+                let mut got = vm.exclusive.clone();
+                got.sort_unstable();
+                want.sort_unstable();
+                prop_assert_eq!(got, want, "VM {}", v);
+            }
+        }
+    }
+}
