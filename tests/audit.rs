@@ -854,6 +854,7 @@ mod random_stores {
                             .filter(|u| !through.contains(&(u.vm, u.disk.as_str())))
                             .count();
                         prop_assert_eq!(c.hazard_disks.len(), want_disks, "hazard disks of {}", i);
+                        prop_assert_eq!(c.hazard_disks_count, want_disks, "hazard disk count of {}", i);
                     }
                 }
                 // Roles and the delete verdict follow.
@@ -884,4 +885,44 @@ mod random_stores {
             }
         }
     }
+}
+
+/// A 10,000-deep chain used by one VM, audited on a 256 KiB stack: no
+/// recursion anywhere; the base's dependents are counted exactly and listed
+/// up to the cap.
+#[test]
+fn a_deep_chain_on_a_small_stack() {
+    use backing_chain::audit::{self, AuditOptions, DomainText};
+    use backing_chain::image::Format;
+    const N: usize = 10_000;
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let images: Vec<_> = (0..N)
+                .map(|i| {
+                    let b = (i > 0).then(|| format!("l{}.qcow2", i - 1));
+                    img(&format!("/d/l{i}.qcow2"), Format::Qcow2, b.as_deref().map(|b| (b, "qcow2")))
+                })
+                .collect();
+            let text = format!(
+                "<domain><name>deep</name><devices><disk type='file' device='disk'><source file='/d/l{}.qcow2'/><target dev='vda'/></disk></devices></domain>",
+                N - 1
+            );
+            let a = audit::audit(
+                images,
+                &[],
+                &[DomainText { label: "d".into(), text }],
+                &AuditOptions::default(),
+            );
+            let base = &a.images[0];
+            assert_eq!(base.dependents_count, N - 1);
+            assert_eq!(base.dependents.len(), backing_chain::limits::AUDIT_MAX_LISTED);
+            assert_eq!(base.users[0].depth, N - 1);
+            assert_eq!(a.vms[0].disks[0].status.map(|s| s.name()), Some("too-deep"));
+            assert!(a.findings.iter().any(|d| d.code == "deep-chain"));
+            assert_eq!(a.vms[0].exclusive.len(), N);
+        })
+        .unwrap()
+        .join()
+        .expect("audited on a 256 KiB stack");
 }

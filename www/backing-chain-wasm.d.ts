@@ -192,6 +192,7 @@ export interface AuditPlan {
   'hazard-images': number[];
   'hazard-count': number;
   'hazard-disks': AuditUser[];
+  'hazard-disks-count': number;
   'xml-changes': AuditUser[];
   running: string[];
   offline: string[];

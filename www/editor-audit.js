@@ -268,7 +268,7 @@ export function details(r, n) {
   const plan = (title, p) => p && h('section', null,
     h('h4', null, `${title} ${p.into === e.index ? '' : `into ${name(p.into)}`}`),
     p['hazard-count'] ? h('p', { class: 'hazard' }, `Shared-base hazard: ${p['hazard-count']} other image(s) stand on ${name(p.into)}: ${p['hazard-images'].map(name).join(', ')}`) : null,
-    p['hazard-disks'].length ? h('div', { class: 'hazard' }, 'VM disks whose disk would change:', userList(p['hazard-disks'])) : null,
+    p['hazard-disks-count'] ? h('div', { class: 'hazard' }, `${p['hazard-disks-count']} VM disk(s) whose disk would change:`, userList(p['hazard-disks'])) : null,
     h('p', null, 'VM disks whose XML must change:'), userList(p['xml-changes']),
     p.running.length ? h('p', null, 'Running VMs:') : null, p.running.map((c) => h('pre', null, c)),
     h('p', null, 'VMs shut off:'), p.offline.map((c) => h('pre', null, c)),

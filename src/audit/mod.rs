@@ -176,8 +176,10 @@ pub struct CommitPlan {
     /// How many, exactly.
     pub hazard_count: usize,
     /// VM disks using the backing not through this image: their guest
-    /// would see its disk change.
+    /// would see its disk change (capped list).
     pub hazard_disks: Vec<User>,
+    /// How many, exactly.
+    pub hazard_disks_count: usize,
     /// VM disks whose XML must change afterwards (their chain loses this
     /// layer; a disk whose file this is gets the backing as its file).
     pub xml_changes: Vec<User>,
@@ -716,6 +718,14 @@ pub fn audit(
     let file_size = |i: usize| facts.get(i).and_then(|f| f.size);
 
     // ---- Per VM: total and exclusive sizes ----
+    // The one VM using each image, if only one does (one pass over users).
+    let sole_vm: Vec<Option<usize>> = users
+        .iter()
+        .map(|u| {
+            let first = u.first()?.vm;
+            u.iter().all(|x| x.vm == first).then_some(first)
+        })
+        .collect();
     let mut stamp = vec![usize::MAX; n];
     for (vi, vm) in vms.iter_mut().enumerate() {
         let mut total = 0u64;
@@ -724,7 +734,7 @@ pub fn audit(
                 if stamp[l] != vi {
                     stamp[l] = vi;
                     total = total.saturating_add(file_size(l).unwrap_or(0));
-                    let only_me = users[l].iter().all(|u| u.vm == vi);
+                    let only_me = sole_vm[l] == Some(vi);
                     let unused_above = tour.count_in_dependents(l, &unused_prefix);
                     if only_me && unused_above == 0 && !tour.in_loop[l] {
                         vm.exclusive.push(l);
@@ -1125,22 +1135,25 @@ fn commit_plan(
     let mut hazard_images = Vec::new();
     let mut hazard_count = 0;
     if !tour.in_loop[b] {
-        for pos in bf..bt {
-            let x = tour.order[pos];
-            if x == b || (pos >= xf && pos < xt) {
-                continue;
-            }
-            hazard_count += 1;
-            if hazard_images.len() < limits::AUDIT_MAX_LISTED {
-                hazard_images.push(x);
-            }
-        }
+        // `b`'s range is `b`, then its dependents; `i`'s subtree is a
+        // sub-range of it: the rest is the hazard. Counted from the sizes,
+        // listed up to the cap (never a walk over `i`'s subtree: a deep
+        // chain would make that quadratic).
+        hazard_count = (bt - bf) - 1 - (xt - xf);
+        let rest = (bf + 1..xf).chain(xt..bt);
+        hazard_images.extend(rest.take(limits::AUDIT_MAX_LISTED).map(|p| tour.order[p]));
     }
     // Every user of `i` is a user of `b` (the same disk, one deeper); both
-    // lists are in the order the disks were read: one merge pass.
+    // lists are in the order the disks were read: one merge pass, stopped
+    // at the cap (a base under thousands of clones is not walked once per
+    // clone).
     let mut hazard_disks: Vec<User> = Vec::new();
+    let hazard_disks_count = users[b].len().saturating_sub(users[i].len());
     let mut j = 0;
     for u in &users[b] {
+        if hazard_disks.len() >= limits::AUDIT_MAX_LISTED.min(hazard_disks_count) {
+            break;
+        }
         match users[i].get(j) {
             Some(x) if x.vm == u.vm && x.disk == u.disk => j += 1,
             _ => hazard_disks.push(u.clone()),
@@ -1177,10 +1190,9 @@ fn commit_plan(
         ));
     }
     let mut check_first = String::from(CHECK_FIRST);
-    if hazard_count > 0 || !hazard_disks.is_empty() {
+    if hazard_count > 0 || hazard_disks_count > 0 {
         check_first = format!(
-            "DO NOT commit while other chains stand on '{bname}': {hazard_count} other image(s) and {} VM disk(s) use it not through '{name}' and would see its content change (corruption). {check_first}",
-            hazard_disks.len()
+            "DO NOT commit while other chains stand on '{bname}': {hazard_count} other image(s) and {hazard_disks_count} VM disk(s) use it not through '{name}' and would see its content change (corruption). {check_first}"
         );
     }
     CommitPlan {
@@ -1188,6 +1200,7 @@ fn commit_plan(
         hazard_images,
         hazard_count,
         hazard_disks,
+        hazard_disks_count,
         xml_changes: users[i].clone(),
         running,
         offline,
@@ -1215,6 +1228,7 @@ fn flatten_plan(forest: &Forest, users: &[Vec<User>], vms: &[Vm], i: usize) -> C
         hazard_images: Vec::new(),
         hazard_count: 0,
         hazard_disks: Vec::new(),
+        hazard_disks_count: 0,
         xml_changes: users[i].iter().filter(|u| u.depth == 0).cloned().collect(),
         running,
         // Safe-mode rebase onto nothing: copies every backing cluster into
