@@ -407,12 +407,13 @@ fn the_store_every_verdict() {
     assert_eq!(c["into"].as_u64().unwrap() as usize, a.idx(GOLDEN));
     assert_eq!(a.names(&c["hazard-images"]), sorted(&[CLONE_B, ORPHAN]));
     assert_eq!(c["hazard-count"], 2);
-    let hd = c["hazard-disks"].as_array().unwrap();
-    assert_eq!(hd.len(), 1);
-    assert_eq!(
-        (hd[0]["name"].as_str(), hd[0]["disk"].as_str()),
-        (Some("vm3"), Some("vda"))
-    );
+    // One disk uses the base not through clone-a: vm3's vda (golden's
+    // users less clone-a's).
+    assert_eq!(c["hazard-disks-count"], 1);
+    assert!(c["check-first"]
+        .as_str()
+        .unwrap()
+        .contains("2 other image(s) and 1 VM disk(s)"));
     let xc = c["xml-changes"].as_array().unwrap();
     assert_eq!(xc.len(), 1);
     assert_eq!(xc[0]["name"], "vm2");
@@ -430,7 +431,7 @@ fn the_store_every_verdict() {
     // stands there; vm1's disk has the layer right below its top (depth 1).
     let c = &a.img(V1_S2)["commit"];
     assert_eq!(c["hazard-count"], 0);
-    assert!(c["hazard-disks"].as_array().unwrap().is_empty());
+    assert_eq!(c["hazard-disks-count"], 0);
     assert_eq!(c["xml-changes"][0]["depth"], 1);
     assert!(c["running"][0].as_str().unwrap().contains("--top "));
     // The overlay of the committed layer is rebased onto the backing.
@@ -853,7 +854,6 @@ mod random_stores {
                             .iter()
                             .filter(|u| !through.contains(&(u.vm, u.disk.as_str())))
                             .count();
-                        prop_assert_eq!(c.hazard_disks.len(), want_disks, "hazard disks of {}", i);
                         prop_assert_eq!(c.hazard_disks_count, want_disks, "hazard disk count of {}", i);
                     }
                 }

@@ -191,7 +191,6 @@ export interface AuditPlan {
   into: number;
   'hazard-images': number[];
   'hazard-count': number;
-  'hazard-disks': AuditUser[];
   'hazard-disks-count': number;
   'xml-changes': AuditUser[];
   running: string[];

@@ -243,6 +243,15 @@ export function picture(g, onSelect) {
 const userList = (users) => (users.length ? h('ul', null, users.map((u) => h('li', null, `VM ${u.name}, disk ${u.disk}, depth ${u.depth}`))) : h('p', null, 'none'));
 
 /**
+ * The VM disks that use `into` not through image `i` (a commit's hazard).
+ * @param {Report} r @param {number} i @param {number} into
+ */
+export function hazardDisks(r, i, into) {
+  const through = new Set(r.images[i].users.map((u) => `${u.vm}\u0000${u.disk}`));
+  return r.images[into].users.filter((u) => !through.has(`${u.vm}\u0000${u.disk}`));
+}
+
+/**
  * What is known of the selected node: its verdicts.
  * @param {Report} r @param {GNode | null} n
  */
@@ -268,7 +277,7 @@ export function details(r, n) {
   const plan = (title, p) => p && h('section', null,
     h('h4', null, `${title} ${p.into === e.index ? '' : `into ${name(p.into)}`}`),
     p['hazard-count'] ? h('p', { class: 'hazard' }, `Shared-base hazard: ${p['hazard-count']} other image(s) stand on ${name(p.into)}: ${p['hazard-images'].map(name).join(', ')}`) : null,
-    p['hazard-disks-count'] ? h('div', { class: 'hazard' }, `${p['hazard-disks-count']} VM disk(s) whose disk would change:`, userList(p['hazard-disks'])) : null,
+    p['hazard-disks-count'] ? h('div', { class: 'hazard' }, `${p['hazard-disks-count']} VM disk(s) whose disk would change:`, userList(hazardDisks(r, e.index, p.into))) : null,
     h('p', null, 'VM disks whose XML must change:'), userList(p['xml-changes']),
     p.running.length ? h('p', null, 'Running VMs:') : null, p.running.map((c) => h('pre', null, c)),
     h('p', null, 'VMs shut off:'), p.offline.map((c) => h('pre', null, c)),

@@ -175,10 +175,10 @@ pub struct CommitPlan {
     pub hazard_images: Vec<usize>,
     /// How many, exactly.
     pub hazard_count: usize,
-    /// VM disks using the backing not through this image: their guest
-    /// would see its disk change (capped list).
-    pub hazard_disks: Vec<User>,
-    /// How many, exactly.
+    /// How many VM disks use the backing not through this image: their
+    /// guest would see its disk change. They are the backing's `users`
+    /// less this image's (not listed again: a base under thousands of
+    /// clones would list its users once per clone).
     pub hazard_disks_count: usize,
     /// VM disks whose XML must change afterwards (their chain loses this
     /// layer; a disk whose file this is gets the backing as its file).
@@ -1143,22 +1143,8 @@ fn commit_plan(
         let rest = (bf + 1..xf).chain(xt..bt);
         hazard_images.extend(rest.take(limits::AUDIT_MAX_LISTED).map(|p| tour.order[p]));
     }
-    // Every user of `i` is a user of `b` (the same disk, one deeper); both
-    // lists are in the order the disks were read: one merge pass, stopped
-    // at the cap (a base under thousands of clones is not walked once per
-    // clone).
-    let mut hazard_disks: Vec<User> = Vec::new();
+    // Every user of `i` is a user of `b` (the same disk, one deeper).
     let hazard_disks_count = users[b].len().saturating_sub(users[i].len());
-    let mut j = 0;
-    for u in &users[b] {
-        if hazard_disks.len() >= limits::AUDIT_MAX_LISTED.min(hazard_disks_count) {
-            break;
-        }
-        match users[i].get(j) {
-            Some(x) if x.vm == u.vm && x.disk == u.disk => j += 1,
-            _ => hazard_disks.push(u.clone()),
-        }
-    }
     let mut running = Vec::new();
     for u in &users[i] {
         let dom = shell_quote(&vms[u.vm].name);
@@ -1199,7 +1185,6 @@ fn commit_plan(
         into: b,
         hazard_images,
         hazard_count,
-        hazard_disks,
         hazard_disks_count,
         xml_changes: users[i].clone(),
         running,
@@ -1227,7 +1212,6 @@ fn flatten_plan(forest: &Forest, users: &[Vec<User>], vms: &[Vm], i: usize) -> C
         into: i,
         hazard_images: Vec::new(),
         hazard_count: 0,
-        hazard_disks: Vec::new(),
         hazard_disks_count: 0,
         xml_changes: users[i].iter().filter(|u| u.depth == 0).cloned().collect(),
         running,
@@ -1358,7 +1342,7 @@ mod tests {
         assert_eq!(a.images[1].delete.verdict, Deletable::InUse);
         let c = a.images[1].commit.as_ref().unwrap();
         assert_eq!(c.hazard_images, [2]);
-        assert_eq!(c.hazard_disks.len(), 1);
+        assert_eq!(c.hazard_disks_count, 1);
         assert_eq!(a.vms[0].exclusive, [1]);
     }
 

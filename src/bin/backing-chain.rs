@@ -715,7 +715,7 @@ mod audit_cli {
                     "  commit into {}: {} other image(s) and {} other VM disk(s) on it; {} disk XML(s) to change",
                     a.images[c.into].filename,
                     c.hazard_count,
-                    c.hazard_disks.len(),
+                    c.hazard_disks_count,
                     c.xml_changes.len()
                 );
             }

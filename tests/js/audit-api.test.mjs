@@ -49,7 +49,7 @@ test('Session.audit: users, verdicts, hazard, a broken domain with its position'
   assert.equal(report.images[idx("orphan 'x'.qcow2")].delete.verdict, 'safe');
   const commit = report.images[idx('a.qcow2')].commit;
   assert.equal(commit['hazard-count'], 2);
-  assert.deepEqual(commit['hazard-disks'].map((u) => u.name), ['vb']);
+  assert.equal(commit['hazard-disks-count'], 1);
   assert.deepEqual(report.vms.map((v) => v.name), ['va', 'vb']);
   assert.deepEqual(report.vms[0].exclusive, [idx('a.qcow2')]);
   assert.equal(report['domain-errors'].length, 1);
