@@ -694,6 +694,17 @@ fn text_output_and_exit_codes() {
     .unwrap();
     let (_, code) = audit_cli(&clean, &[&x], "");
     assert_eq!(code, 0);
+    // Domain XML found under the PATH is read as such, not probed.
+    std::fs::copy(&x, clean.join("c.xml")).unwrap();
+    let (json, code) = audit_cli(&clean, &[], "--json");
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["images"].as_array().unwrap().len(), 2);
+    assert_eq!(v["vms"][0]["name"], "c");
+    assert_eq!(
+        v["vms"][0]["disks"][0]["chain"].as_array().unwrap().len(),
+        2
+    );
 }
 
 #[test]

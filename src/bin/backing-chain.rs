@@ -29,9 +29,10 @@ const USAGE: &str = "usage:
     --replace: with --mode validate, write what the images say into diverging disks
     --untrusted: images from elsewhere: flag backing names that reach outside the
                  image directories (/etc/…, .., json:) and never open them
-    audit: PATHs are images or directories (walked recursively); each --domain file
-           may hold several <domain> documents; --script writes the fix script
-           (sh; -n or DRY_RUN=1 for a dry run); exit 1 when something is broken
+    audit: PATHs are images or directories (walked recursively; *.xml found there is
+           domain XML, *.json is skipped); each --domain file may hold several
+           <domain> documents; --script writes the fix script (sh; -n or DRY_RUN=1
+           for a dry run); exit 1 when something is broken
 
 exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
 
@@ -534,6 +535,12 @@ mod audit_cli {
         None
     }
 
+    fn has_ext(p: &Path, ext: &str) -> bool {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    }
+
     fn name_of(p: &Path) -> Result<String, String> {
         p.to_str()
             .map(str::to_string)
@@ -570,7 +577,17 @@ mod audit_cli {
                 _ => {}
             }
         }
-        let files = walk(&paths)?;
+        // As on the page: XML found under the PATHs is domain XML, JSON
+        // (qemu-img output) is not an image; everything else is probed.
+        let (docs, files): (Vec<PathBuf>, Vec<PathBuf>) = walk(&paths)?
+            .into_iter()
+            .filter(|p| !has_ext(p, "json"))
+            .partition(|p| has_ext(p, "xml"));
+        for p in docs {
+            let label = name_of(&p)?;
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{label}: {e}"))?;
+            domains.push(DomainText { label, text });
+        }
         let mut images = Vec::with_capacity(files.len());
         let mut facts = Vec::with_capacity(files.len());
         for p in &files {
