@@ -29,10 +29,16 @@
 //!
 //! Linear: index maps for names, one iterative depth-first pass over the
 //! overlay trees (pre-order numbering: the dependents of an image are a
-//! contiguous range of that order, counted without listing), users added
-//! once per layer of each VM disk's chain (the output's size). Lists of
-//! dependents are capped at [`limits::AUDIT_MAX_LISTED`]; counts are exact.
-//! No recursion.
+//! contiguous range of that order, counted without listing; a commit's
+//! shared-base hazard is the backing's range less the image's, counted from
+//! the sizes), users added once per layer of each VM disk's chain (the
+//! output's size). Lists of dependents and of hazard images are capped at
+//! [`limits::AUDIT_MAX_LISTED`]; counts are exact; a commit's hazard disks
+//! are only counted (the backing's `users` less the image's), so a base
+//! under thousands of clones is not listed once per clone. No recursion.
+//! One cost is not linear in the worst case: a VM disk whose file is not a
+//! chain top (other images stand on it) gets its chain from
+//! [`Forest::chain_from`], whose walker is sized by the number of images.
 //!
 //! The JSON keys (kebab-case) are documented in README.md ("Image-store
 //! audit") and are stable.
