@@ -482,6 +482,21 @@ fn the_store_every_verdict() {
     assert!(vm3["disks"][0]["new-xml"].is_null());
     // libvirt's schema takes it (xmllint with libvirt's RelaxNG).
     assert_libvirt_valid(&test_domain("vm3", nx), "vm3 vdb with its chain");
+    // libvirt itself (its test driver) keeps the chain as given.
+    if tool("virsh") {
+        let dumped = virsh_define_dump(&s.xdir, &test_domain("vm3", nx), "vm3");
+        let mid = xml_attr(s.dir.join(UNREC_MID).to_str().unwrap());
+        let base = xml_attr(s.dir.join(UNREC_BASE).to_str().unwrap());
+        let (m, b) = (dumped.find(&mid), dumped.find(&base));
+        assert!(m.is_some() && b.is_some() && m < b, "{dumped}");
+        assert_eq!(
+            dumped.matches("<backingStore type='file'>").count(),
+            2,
+            "{dumped}"
+        );
+    } else {
+        skip("virsh not found: the new <disk> is not defined in libvirt's test driver");
+    }
 
     // Store-level findings.
     let codes = a.codes();
