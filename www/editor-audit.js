@@ -141,8 +141,10 @@ function svg(tag, attrs) {
 export function picture(g, onSelect) {
   const W = Math.max(g.cols * COL, 400);
   const H = Math.max(g.rows * ROW + ROW, 200);
-  const root = svg('svg', { class: 'audit-graph', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'xMinYMin meet', role: 'group', 'aria-label': 'The store: VMs, disks and their chains', tabindex: 0 });
-  const view = { x: 0, y: 0, w: W, h: H };
+  // A tall store opens on its first lanes at full width (readable); 0 comes back here.
+  const H0 = Math.min(H, Math.max(W * 0.6, 200));
+  const root = svg('svg', { class: 'audit-graph', viewBox: `0 0 ${W} ${H0}`, preserveAspectRatio: 'xMinYMin meet', role: 'group', 'aria-label': 'The store: VMs, disks and their chains', tabindex: 0 });
+  const view = { x: 0, y: 0, w: W, h: H0 };
   const apply = () => root.setAttribute('viewBox', `${view.x} ${view.y} ${view.w} ${view.h}`);
   /** @param {number} f @param {number} cx @param {number} cy */
   const zoom = (f, cx, cy) => {
@@ -195,12 +197,19 @@ export function picture(g, onSelect) {
     });
     root.append(el);
   }
+  // Ctrl (or ⌘) + wheel zooms around the pointer; the wheel alone pans.
   root.addEventListener('wheel', (ev) => {
     ev.preventDefault();
     const box = root.getBoundingClientRect();
-    const cx = view.x + ((ev.clientX - box.left) / box.width) * view.w;
-    const cy = view.y + ((ev.clientY - box.top) / box.height) * view.h;
-    zoom(ev.deltaY > 0 ? 1.2 : 1 / 1.2, cx, cy);
+    if (ev.ctrlKey || ev.metaKey) {
+      const cx = view.x + ((ev.clientX - box.left) / box.width) * view.w;
+      const cy = view.y + ((ev.clientY - box.top) / box.height) * view.h;
+      zoom(ev.deltaY > 0 ? 1.2 : 1 / 1.2, cx, cy);
+    } else {
+      view.x += (ev.deltaX / box.width) * view.w;
+      view.y += (ev.deltaY / box.height) * view.h;
+      apply();
+    }
   }, { passive: false });
   /** @type {{ x: number, y: number, vx: number, vy: number } | null} */
   let drag = null;
@@ -223,7 +232,7 @@ export function picture(g, onSelect) {
       '+': () => zoom(1 / 1.2, view.x + view.w / 2, view.y + view.h / 2),
       '=': () => zoom(1 / 1.2, view.x + view.w / 2, view.y + view.h / 2),
       '-': () => zoom(1.2, view.x + view.w / 2, view.y + view.h / 2),
-      0: () => Object.assign(view, { x: 0, y: 0, w: W, h: H }),
+      0: () => Object.assign(view, { x: 0, y: 0, w: W, h: H0 }),
       ArrowLeft: () => (view.x -= step),
       ArrowRight: () => (view.x += step),
       ArrowUp: () => (view.y -= step),
