@@ -89,7 +89,7 @@ function draw(r) {
       h('button', { type: 'button', onclick: () => last && download('fix.sh', 'text/x-shellscript', last.script) }, 'Download the fix script'),
       h('button', { type: 'button', onclick: () => last && download('audit.csv', 'text/csv', last.csv) }, 'Download CSV'),
       h('button', { type: 'button', onclick: () => last && download('audit.json', 'application/json', JSON.stringify(last.report, null, 2)) }, 'Download JSON'),
-      h('span', null, 'Zoom: Ctrl + wheel or + / −; pan: wheel, drag or arrow keys; 0 resets.')),
+      h('span', null, 'Zoom: Ctrl + wheel or + / −; pan: wheel, drag or arrow keys; 0 resets. On a node: arrow keys move along the links and columns, Enter selects.')),
     h('ul', { class: 'audit-errors', hidden: !errors.length }, errors),
     h('div', { class: 'audit-body' }, svgEl, side),
     h('details', { class: 'audit-findings' }, h('summary', null, `Findings (${r.findings.length})`),

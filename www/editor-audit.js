@@ -158,6 +158,30 @@ export function picture(g, onSelect) {
   };
   const at = (/** @type {GNode} */ n) => ({ x: n.col * COL + 10, y: n.row * ROW + 10 });
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  // Keyboard moves between nodes: → along an edge (towards the base), ←
+  // back along one, ↓ ↑ to the next node of the same column.
+  /** @type {Map<string, string>} */
+  const out = new Map();
+  /** @type {Map<string, string>} */
+  const into = new Map();
+  for (const e of g.edges) {
+    if (!out.has(e.from)) out.set(e.from, e.to);
+    if (!into.has(e.to)) into.set(e.to, e.from);
+  }
+  /** @type {GNode[][]} */
+  const columns = [];
+  for (const n of g.nodes) (columns[n.col] ??= []).push(n);
+  for (const c of columns) c?.sort((a, b) => a.row - b.row);
+  /** @type {Map<string, SVGElement>} */
+  const els = new Map();
+  /** @param {GNode} n @param {string} key */
+  const neighbour = (n, key) => {
+    if (key === 'ArrowRight') return out.get(n.id);
+    if (key === 'ArrowLeft') return into.get(n.id);
+    const c = columns[n.col];
+    const k = c.indexOf(n) + (key === 'ArrowDown' ? 1 : -1);
+    return c[k]?.id;
+  };
   if (g.unusedFrom < g.rows) {
     const y = g.unusedFrom * ROW + 4;
     root.append(svg('line', { x1: 0, y1: y, x2: W, y2: y, class: 'band' }));
@@ -193,8 +217,24 @@ export function picture(g, onSelect) {
       if (ev.key === 'Enter' || ev.key === ' ') {
         ev.preventDefault();
         onSelect(n);
+      } else if (ev.key.startsWith('Arrow')) {
+        ev.preventDefault();
+        const next = neighbour(n, ev.key);
+        const target = next && els.get(next);
+        if (target) {
+          target.focus();
+          const m = /** @type {GNode} */ (byId.get(/** @type {string} */ (next)));
+          const q = at(m);
+          // Keep the focused node in view.
+          if (q.x < view.x || q.x + NODE_W > view.x + view.w || q.y < view.y || q.y + NODE_H > view.y + view.h) {
+            view.x = q.x - view.w / 4;
+            view.y = q.y - view.h / 3;
+            apply();
+          }
+        }
       }
     });
+    els.set(n.id, el);
     root.append(el);
   }
   // Ctrl (or ⌘) + wheel zooms around the pointer; the wheel alone pans.

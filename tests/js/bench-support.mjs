@@ -275,8 +275,8 @@ export const SIZE_BUDGET = 150 * 1024;
 // several-domains reader 2.6 KB, CSV and fix script 3.7 KB, its serde
 // serialisers about 5 KB. Sorting, extra hash-map kinds, serde maps of
 // options and a copy of the images were taken out again (-6 KiB).
-// Then to 309 KiB by the audit page (issue 16; 307.8 KiB measured):
-// www/editor-audit.js (the SVG picture, its layout, zoom/pan, the table and
-// the verdicts view) 4.9 KiB and www/audit.js (the page's wiring) 2.2 KiB;
-// the element does not load them.
-export const SIZE_CEILING = 309 * 1024;
+// Then to 310 KiB by the audit page (issue 16; 309.1 KiB measured):
+// www/editor-audit.js (the SVG picture, its layout, zoom/pan, keyboard moves
+// between nodes, the table and the verdicts view) 5.5 KiB and www/audit.js
+// (the page's wiring) 2.2 KiB; the element does not load them.
+export const SIZE_CEILING = 310 * 1024;

@@ -105,6 +105,13 @@ test('the audit page: drop a store and domains, picture, selection, script, host
   assert.match(side, /VM va, disk vda, depth 1/);
   assert.match(side, /VM vb, disk vda, depth 1/);
   assert.match(side, /Can I delete it\? breaks-others/);
+  // Arrow keys move between nodes: ← from the base to a clone standing on
+  // it, → back along its link to the base.
+  await page.keyboard.press('ArrowLeft');
+  const left = await page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+  assert.match(left, /^(clone-a|clone-b|orphan)\.qcow2/);
+  await page.keyboard.press('ArrowRight');
+  assert.match(await page.evaluate(() => document.activeElement?.getAttribute('aria-label')), /^golden\.qcow2/);
   // A clone's commit names the hazard: the other clone and the orphan.
   await page.locator('.audit-graph .node.image[aria-label^="clone-a.qcow2"]').click();
   assert.match(await page.locator('.audit-details').textContent(), /Shared-base hazard: 2 other image\(s\)/);
