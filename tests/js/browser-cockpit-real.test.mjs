@@ -98,6 +98,10 @@ before(async () => {
   qemuImg('create', '-q', '-f', 'qcow2', join(images, 'data-base.qcow2'), '64M');
   qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'data-base.qcow2', join(images, 'data.qcow2'));
   qemuImg('create', '-q', '-f', 'qcow2', join(images, 'idle.qcow2'), '64M');
+  // Left over in the same directory: an overlay of the running VM's base that
+  // no VM uses (an orphan top), and a base nothing stands on (it looks unused).
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(images, "old snap's.qcow2"));
+  qemuImg('create', '-q', '-f', 'qcow2', join(images, 'spare.qcow2'), '64M');
   const disk = (file, dev) => `    <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='${file}'/>
@@ -124,6 +128,7 @@ ${disks.join('\n')}
   mkdirSync(app, { recursive: true });
   for (const name of readdirSync(WWW).filter((n) => n.endsWith('.js'))) cpSync(join(WWW, name), join(app, name));
   cpSync(join(WWW, 'pkg'), join(app, 'pkg'), { recursive: true });
+  cpSync(join(WWW, 'audit.css'), join(app, 'audit.css'));
   cpSync(join(WWW, 'cockpit'), app, { recursive: true });
 
   const port = await freePort();
@@ -208,6 +213,22 @@ test('real Cockpit: the example lists every VM with its disks, and shows the cha
   assert.ok(xml.includes(`<name>${vms[0]}</name>`));
 
   await page.screenshot({ path: join(ARTIFACTS, 'cockpit-real.png'), fullPage: true });
+
+  // The audit of the whole connection: every VM's XML, every image in their
+  // directories, read through the bridge; roles as the test built them.
+  await page.locator('#audit').click();
+  await page.locator('#status', { hasText: /^audit: \d+ images/ }).waitFor({ timeout: 60000 });
+  await page.locator('#audit-out svg.audit-graph').waitFor();
+  const roleOf = async (file) => page.locator('#audit-out table.audit-table tbody tr').filter({ has: page.getByRole('button', { name: file, exact: true }) }).locator('td').first().innerText();
+  assert.equal(await roleOf(want.vda[0]), 'in-use');
+  assert.equal(await roleOf(want.vda[2]), 'layer');
+  assert.equal(await roleOf(join(images, 'idle.qcow2')), 'in-use');
+  assert.equal(await roleOf(join(images, "old snap's.qcow2")), 'orphan-top');
+  assert.equal(await roleOf(join(images, 'spare.qcow2')), 'orphan-top');
+  // Deleting the shared base would break the running VM's disk and the orphan.
+  const usersOfBase = await page.locator('#audit-out table.audit-table tbody tr').filter({ has: page.getByRole('button', { name: want.vda[2], exact: true }) }).locator('td').nth(3).innerText();
+  assert.ok(usersOfBase.includes(`${vms[0]}:vda`), usersOfBase);
+  await page.screenshot({ path: join(ARTIFACTS, 'cockpit-real-audit.png'), fullPage: true });
   assert.deepEqual(await page.evaluate(() => /** @type {any} */ (window).__csp), []);
   assert.deepEqual(errors, []);
   // The image files are untouched by the reads (qemu-img still sees the same chain).

@@ -90,12 +90,13 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
   </domain>
 </node>
 `);
-  // Installed as the example's header says: www/*.js, www/pkg, www/cockpit/*.
+  // Installed as the example's header says: www/*.js, www/audit.css, www/pkg, www/cockpit/*.
   const root = join(dir, 'site');
   const app = join(root, 'backing-chain');
   mkdirSync(app, { recursive: true });
   for (const name of readdirSync(WWW).filter((n) => n.endsWith('.js'))) cpSync(join(WWW, name), join(app, name));
   cpSync(join(WWW, 'pkg'), join(app, 'pkg'), { recursive: true });
+  cpSync(join(WWW, 'audit.css'), join(app, 'audit.css'));
   cpSync(join(WWW, 'cockpit'), app, { recursive: true });
   mkdirSync(join(root, 'base1'));
   writeFileSync(join(root, 'base1', 'cockpit.js'), BRIDGE);

@@ -4,11 +4,14 @@
 //
 // Install (as the user who logs into Cockpit):
 //   mkdir -p ~/.local/share/cockpit/backing-chain
-//   cp -r www/*.js www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
+//   cp -r www/*.js www/audit.css www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
 // The element's modules (www/*.js: the element and its parts) then sit next
 // to this file. (From the npm package: its files instead of www/*.js and www/pkg.)
 /* global cockpit */
 import { register } from './backing-chain-editor.js';
+import { loadWasm, newSession } from './editor-wasm.js';
+import { probeMany } from './reader.js';
+import { layout, picture, details, table as auditTable } from './editor-audit.js';
 
 // A bundler that turns this into a classic script cannot use import.meta.url:
 // it must pass wasmUrl. Here (an ES module) this is just explicit.
@@ -150,6 +153,60 @@ editor.addEventListener('backing-chain-editor-edit', (e) => {
 document.getElementById('pick').addEventListener('submit', (ev) => {
   ev.preventDefault();
   show(select.value).catch((e) => (status.textContent = String(e.message ?? e)));
+});
+
+// The image-store audit: every VM's domain XML and every image file in the
+// directories their disks live in (plus libvirt's default images directory),
+// headers read on the host with dd; which VM uses which file, what is left
+// over, and what deleting or committing a file would break.
+const auditOut = document.getElementById('audit-out');
+
+/** Image files (size, path) directly in `dir`, NUL-separated so any name
+ *  survives (as bytes: Cockpit's text channels refuse NUL). */
+async function filesIn(dir) {
+  const out = await cockpit.spawn(['find', dir, '-maxdepth', '1', '-type', 'f', '-printf', '%s\\t%p\\0'], { superuser: 'try', binary: true, err: 'message' })
+    .catch(() => new Uint8Array(0));
+  return new TextDecoder().decode(out instanceof Uint8Array ? out : new Uint8Array(out)).split('\0').filter(Boolean).map((line) => {
+    const tab = line.indexOf('\t');
+    return { size: Number(line.slice(0, tab)), path: line.slice(tab + 1) };
+  });
+}
+
+async function audit() {
+  status.textContent = `auditing ${connection.value}…`;
+  await loadWasm();
+  const names = [...select.options].map((o) => o.value);
+  const domains = [];
+  const dirs = new Set(['/var/lib/libvirt/images']);
+  for (const name of names) {
+    const text = await virsh('dumpxml', '--inactive', name);
+    domains.push({ label: name, text });
+    for (const d of disksOf(text)) if (d.type === 'file' && d.source.startsWith('/')) dirs.add(d.source.slice(0, d.source.lastIndexOf('/')) || '/');
+  }
+  const files = (await Promise.all([...dirs].map(filesIn))).flat().filter((f) => !/\.(xml|json|log|iso\.part)$/i.test(f.path));
+  const session = newSession();
+  session.setUntrusted(true);
+  const sizes = Object.fromEntries(files.map((f) => [f.path, f.size]));
+  await probeMany(/** @type {any} */ (session), files.map((f) => ({ name: f.path, size: f.size, reader: hostReader(f.path) })),
+    (done, total) => (status.textContent = `audit: read ${done} of ${total} image header(s)…`));
+  const { report } = session.audit(domains, { sizes });
+  const g = layout(report);
+  const side = document.createElement('div');
+  side.className = 'audit-details';
+  side.setAttribute('aria-live', 'polite');
+  side.append(details(report, null));
+  const select1 = (n) => side.replaceChildren(details(report, n));
+  const byIndex = new Map(g.nodes.filter((n) => n.kind === 'image').map((n) => [n.index, n]));
+  const body = document.createElement('div');
+  body.className = 'audit-body';
+  body.append(picture(g, select1), side);
+  auditOut.replaceChildren(body, auditTable(report, (i) => { const n = byIndex.get(i); if (n) select1(n); }));
+  const sm = report.summary;
+  status.textContent = `audit: ${sm.images} images, ${sm.vms} VMs: ${sm['in-use']} in use, ${sm.layers} layers, ${sm['orphan-tops']} orphan tops, ${sm['unused-bases']} unused bases, ${sm.broken} broken`;
+}
+
+document.getElementById('audit').addEventListener('click', () => {
+  audit().catch((e) => (status.textContent = `audit: ${e.message ?? e}`));
 });
 
 const refresh = () => listVms().catch((e) => (status.textContent = `virsh: ${e.message ?? e}`));
