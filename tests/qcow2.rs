@@ -369,7 +369,8 @@ fn unreadable_input_exits_2() {
     assert!(err.contains("/nonexistent/x.qcow2"), "{err}");
     let (code, _, err) = cli(&["frobnicate"]);
     assert_eq!(code, 2);
-    assert!(err.contains("usage"), "{err}");
+    assert!(err.contains("'frobnicate'"), "{err}");
+    assert!(err.contains("Usage: backing-chain"), "{err}");
 }
 
 #[test]

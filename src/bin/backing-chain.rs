@@ -10,35 +10,149 @@ use std::io::{Read, Write};
 use std::io::{Seek, SeekFrom};
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
 use backing_chain::chain::{self, BuildOptions, Image, Probed, Status};
 use backing_chain::diag::{Code, Diagnostic, Severity};
 use backing_chain::image;
 use backing_chain::xml::{self, Layout, Options};
 
-const USAGE: &str = "usage:
-  backing-chain probe [--json] FILE...
-  backing-chain chain [--json] [--untrusted] TOP...
-  backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
-                    [--replace] [--base-dir DIR] [--no-index] [--untrusted]
-                    [--qemu-img-json FILE|-] IMAGE...
-  backing-chain audit [--domain FILE|-]... [--json|--csv|--script] [--deep-chain N] PATH...
-    --domain: a domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
-    --qemu-img-json: the output of `qemu-img info --backing-chain --output=json`,
-                     used instead of (or with) reading IMAGE headers
-    --mode validate: compare each disk's chain with the images; exit 1 on a mismatch
-    --replace: with --mode validate, write what the images say into diverging disks
-    --untrusted: images from elsewhere: flag backing names that reach outside the
-                 image directories (/etc/…, .., json:) and never open them
-    audit: PATHs are images or directories (walked recursively; *.xml found there is
-           domain XML, *.json is skipped); each --domain file may hold several
-           <domain> documents; --script writes the fix script (sh; -n or DRY_RUN=1
-           for a dry run); exit 1 when something is broken
+/// The command line: clap parses it (help, version, errors that name the
+/// flag, exit 2 on a usage error), each subcommand calls into the core.
+#[derive(Parser)]
+#[command(
+    name = "backing-chain",
+    version,
+    about = "Read disk image headers, build libvirt backing chains, write <backingStore> XML",
+    after_help = "Exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input.",
+    arg_required_else_help = true,
+    propagate_version = true,
+    args_override_self = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
+#[derive(Subcommand)]
+enum Command {
+    /// Read each FILE's header and print its format, size, backing file and diagnostics
+    #[command(after_help = "Exit codes: 0 fine, 1 a FILE's header is broken or a VMDK extent is \
+        missing, 2 usage or unreadable input.")]
+    Probe {
+        /// JSON (keys as `qemu-img info --output=json`) instead of text
+        #[arg(long)]
+        json: bool,
+        /// Image files (any format; raw when no header is found)
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+    },
+    /// Follow each TOP's backing files on disk, as `qemu-img info --backing-chain` does
+    #[command(after_help = "Exit codes: 0 fine, 1 a chain is broken or has an error \
+        diagnostic, 2 usage or unreadable input.")]
+    Chain {
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// Images from elsewhere: flag backing names that reach outside the image
+        /// directories (/etc/…, .., json:) and never open them
+        #[arg(long)]
+        untrusted: bool,
+        /// The top image of each chain
+        #[arg(value_name = "TOP", required = true)]
+        tops: Vec<String>,
+    },
+    /// Write the domain XML with each disk's chain as <backingStore>, or bare <disk> elements
+    #[command(after_help = "Exit codes: 0 fine, 1 an error diagnostic or (validate) a \
+        mismatch, 2 usage or unreadable input.")]
+    Xml(XmlArgs),
+    /// Audit an image store: which VM uses which file, what is left over, what is safe to delete
+    #[command(after_help = "Exit codes: 0 fine, 1 something is broken, 2 usage or \
+        unreadable input.")]
+    Audit(AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "For example, in bash: \
+        source <(backing-chain completions bash)")]
+    Completions {
+        /// The shell to write the script for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args)]
+struct XmlArgs {
+    /// A domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
+    #[arg(long, value_name = "FILE|-")]
+    domain: Option<String>,
+    /// nested (libvirt's) or flat (the 2014 RFC's proposal)
+    #[arg(long, value_enum, default_value_t = LayoutArg::Nested)]
+    layout: LayoutArg,
+    /// populate: write the chains; validate: compare each disk's chain with the
+    /// images, exit 1 on a mismatch
+    #[arg(long, value_enum, default_value_t = ModeArg::Populate, requires_if("validate", "domain"))]
+    mode: ModeArg,
+    /// With --mode validate: write what the images say into diverging disks
+    #[arg(long)]
+    replace: bool,
+    /// Make relative image names absolute from DIR (default: the directory of
+    /// the disk's own <source>)
+    #[arg(long, value_name = "DIR")]
+    base_dir: Option<String>,
+    /// No index='N' attributes (as libvirt's inactive XML)
+    #[arg(long)]
+    no_index: bool,
+    /// Images from elsewhere: flag backing names that reach outside the image
+    /// directories (/etc/…, .., json:) and never open them
+    #[arg(long)]
+    untrusted: bool,
+    /// The output of `qemu-img info --backing-chain --output=json`, used instead
+    /// of (or with) reading IMAGE headers
+    #[arg(long, value_name = "FILE|-")]
+    qemu_img_json: Vec<String>,
+    /// Images whose chains are followed on disk (the tops and their backing files)
+    #[arg(value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Nested,
+    Flat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Populate,
+    Validate,
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Domain XML; each file may hold several <domain> documents (repeatable)
+    #[arg(long, value_name = "FILE|-")]
+    domain: Vec<String>,
+    /// JSON instead of text
+    #[arg(long, overrides_with_all = ["csv", "script"])]
+    json: bool,
+    /// CSV, one row per image
+    #[arg(long, overrides_with_all = ["json", "script"])]
+    csv: bool,
+    /// The fix script (sh; -n or DRY_RUN=1 for a dry run)
+    #[arg(long, overrides_with_all = ["json", "csv"])]
+    script: bool,
+    /// Flag chains deeper than N layers
+    #[arg(long, value_name = "N")]
+    deep_chain: Option<usize>,
+    /// Images or directories (walked recursively; *.xml found there is domain
+    /// XML, *.json is skipped)
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<String>,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    let cli = Cli::parse();
+    match run(cli.command) {
         Ok(code) => code,
         Err(msg) => {
             eprintln!("backing-chain: {msg}");
@@ -47,20 +161,21 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> Result<ExitCode, String> {
-    let Some((cmd, rest)) = args.split_first() else {
-        return Err(USAGE.into());
-    };
-    match cmd.as_str() {
-        "probe" => cmd_probe(rest),
-        "chain" => cmd_chain(rest),
-        "xml" => cmd_xml(rest),
-        "audit" => audit_cli::cmd_audit(rest),
-        "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+fn run(cmd: Command) -> Result<ExitCode, String> {
+    match cmd {
+        Command::Probe { json, files } => cmd_probe(&files, json),
+        Command::Chain {
+            json,
+            untrusted,
+            tops,
+        } => cmd_chain(&tops, json, untrusted),
+        Command::Xml(a) => cmd_xml(&a),
+        Command::Audit(a) => audit_cli::cmd_audit(&a),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "backing-chain", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        other => Err(format!("unknown command '{other}'\n{USAGE}")),
     }
 }
 
@@ -138,52 +253,11 @@ fn read_at(mut f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
     f.read(buf)
 }
 
-/// Options (with their values) and positional arguments.
-type Split<'a> = (Vec<(&'a str, Option<&'a str>)>, Vec<&'a str>);
-
-fn split_flags<'a>(args: &'a [String], with_value: &[&str]) -> Result<Split<'a>, String> {
-    let mut flags = Vec::new();
-    let mut pos = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            pos.extend(it.by_ref().map(String::as_str));
-            break;
-        }
-        if a.starts_with("--") {
-            if with_value.contains(&a.as_str()) {
-                let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-                flags.push((a.as_str(), Some(v.as_str())));
-            } else {
-                flags.push((a.as_str(), None));
-            }
-        } else {
-            pos.push(a.as_str());
-        }
-    }
-    Ok((flags, pos))
-}
-
-fn check_flags(flags: &[(&str, Option<&str>)], allowed: &[&str]) -> Result<(), String> {
-    for (f, _) in flags {
-        if !allowed.contains(f) {
-            return Err(format!("unknown option {f}\n{USAGE}"));
-        }
-    }
-    Ok(())
-}
-
 fn image_json(img: &Image) -> serde_json::Value {
     serde_json::to_value(img).unwrap_or(serde_json::Value::Null)
 }
 
-fn cmd_probe(args: &[String]) -> Result<ExitCode, String> {
-    let (flags, files) = split_flags(args, &[])?;
-    check_flags(&flags, &["--json"])?;
-    if files.is_empty() {
-        return Err(format!("probe needs at least one FILE\n{USAGE}"));
-    }
-    let json = flags.iter().any(|(f, _)| *f == "--json");
+fn cmd_probe(files: &[String], json: bool) -> Result<ExitCode, String> {
     let mut out = Vec::new();
     let mut code = ExitCode::SUCCESS;
     for f in files {
@@ -263,7 +337,7 @@ fn write_diags(w: &mut impl Write, d: &[Diagnostic], pad: &str) -> std::io::Resu
 /// path grows too long.
 /// Follow each TOP's backing files on disk. With `untrusted`, a backing
 /// name the core flags ([`chain::untrusted_reason`]) is never opened.
-fn collect_on_disk(tops: &[&str], untrusted: bool) -> Result<OnDisk, String> {
+fn collect_on_disk(tops: &[String], untrusted: bool) -> Result<OnDisk, String> {
     use std::collections::HashMap;
     #[cfg(unix)]
     fn file_key(m: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -276,8 +350,8 @@ fn collect_on_disk(tops: &[&str], untrusted: bool) -> Result<OnDisk, String> {
     }
     let mut out = OnDisk::default();
     let mut by_path: HashMap<String, usize> = HashMap::new();
-    for &t in tops {
-        let mut path = t.to_string();
+    for t in tops {
+        let mut path = t.clone();
         let mut prev: Option<usize> = None;
         let mut on_chain: HashMap<(u64, u64), usize> = HashMap::new();
         loop {
@@ -338,14 +412,7 @@ struct OnDisk {
     mapping: Vec<(String, String)>,
 }
 
-fn cmd_chain(args: &[String]) -> Result<ExitCode, String> {
-    let (flags, tops) = split_flags(args, &[])?;
-    check_flags(&flags, &["--json", "--untrusted"])?;
-    if tops.is_empty() {
-        return Err(format!("chain needs at least one TOP\n{USAGE}"));
-    }
-    let json = flags.iter().any(|(f, _)| *f == "--json");
-    let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
+fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, String> {
     let disk = collect_on_disk(&tops, untrusted)?;
     let opts = BuildOptions {
         same_files: disk.mapping,
@@ -415,47 +482,31 @@ fn read_arg(p: &str) -> Result<String, String> {
     }
 }
 
-fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
-    let valued = [
-        "--domain",
-        "--layout",
-        "--mode",
-        "--base-dir",
-        "--qemu-img-json",
-    ];
-    let (flags, files) = split_flags(args, &valued)?;
-    let mut allowed = valued.to_vec();
-    allowed.extend(["--no-index", "--replace", "--untrusted"]);
-    check_flags(&flags, &allowed)?;
-    let mut opts = Options::default();
-    let mut domain = None;
-    let mut json_images = Vec::new();
-    for (f, v) in &flags {
-        match (*f, *v) {
-            ("--layout", Some("nested")) => opts.layout = Layout::Nested,
-            ("--layout", Some("flat")) => opts.layout = Layout::Flat,
-            ("--layout", Some(o)) => return Err(format!("--layout is nested or flat, not '{o}'")),
-            ("--mode", Some("populate")) => opts.mode = xml::Mode::Populate,
-            ("--mode", Some("validate")) => opts.mode = xml::Mode::Validate,
-            ("--mode", Some(o)) => {
-                return Err(format!("--mode is populate or validate, not '{o}'"))
-            }
-            ("--replace", _) => opts.replace = true,
-            ("--base-dir", Some(d)) => opts.base_dir = Some(d.to_string()),
-            ("--no-index", _) => opts.no_index = true,
-            ("--domain", Some(p)) => domain = Some(read_arg(p)?),
-            ("--qemu-img-json", Some(p)) => {
-                let text = read_arg(p)?;
-                json_images.extend(xml::qemu_json::images(&text).map_err(|e| format!("{p}: {e}"))?);
-            }
-            _ => {}
-        }
-    }
+fn cmd_xml(a: &XmlArgs) -> Result<ExitCode, String> {
+    let opts = Options {
+        layout: match a.layout {
+            LayoutArg::Nested => Layout::Nested,
+            LayoutArg::Flat => Layout::Flat,
+        },
+        mode: match a.mode {
+            ModeArg::Populate => xml::Mode::Populate,
+            ModeArg::Validate => xml::Mode::Validate,
+        },
+        replace: a.replace,
+        base_dir: a.base_dir.clone(),
+        no_index: a.no_index,
+    };
     if opts.replace && opts.mode != xml::Mode::Validate {
         return Err("--replace goes with --mode validate".into());
     }
-    let untrusted = flags.iter().any(|(f, _)| *f == "--untrusted");
-    let mut images = collect_on_disk(&files, untrusted)?.images;
+    let domain = a.domain.as_deref().map(read_arg).transpose()?;
+    let mut json_images = Vec::new();
+    for p in &a.qemu_img_json {
+        let text = read_arg(p)?;
+        json_images.extend(xml::qemu_json::images(&text).map_err(|e| format!("{p}: {e}"))?);
+    }
+    let untrusted = a.untrusted;
+    let mut images = collect_on_disk(&a.images, untrusted)?.images;
     images.extend(json_images);
     let forest = chain::build_with(
         images,
@@ -503,7 +554,7 @@ mod audit_cli {
     /// Every regular file under the paths (directories walked iteratively;
     /// symbolic links to directories are not followed), made absolute
     /// without resolving links (the XML names files as the host does).
-    fn walk(paths: &[&str]) -> Result<Vec<PathBuf>, String> {
+    fn walk(paths: &[String]) -> Result<Vec<PathBuf>, String> {
         let mut out = Vec::new();
         let mut stack: Vec<PathBuf> = Vec::new();
         for p in paths {
@@ -549,36 +600,20 @@ mod audit_cli {
             .ok_or_else(|| format!("{}: the name is not UTF-8", p.display()))
     }
 
-    pub fn cmd_audit(args: &[String]) -> Result<ExitCode, String> {
-        let (flags, paths) = split_flags(args, &["--domain", "--deep-chain"])?;
-        check_flags(
-            &flags,
-            &["--domain", "--deep-chain", "--json", "--csv", "--script"],
-        )?;
-        if paths.is_empty() {
-            return Err(format!("audit needs at least one PATH\n{USAGE}"));
-        }
+    pub fn cmd_audit(args: &AuditArgs) -> Result<ExitCode, String> {
         let mut opts = AuditOptions::default();
         opts.build.exact_paths = true;
-        let mut domains = Vec::new();
-        let mut out_kind = "text";
-        for (f, v) in &flags {
-            match (*f, *v) {
-                ("--domain", Some(p)) => domains.push(DomainText {
-                    label: p.to_string(),
-                    text: read_arg(p)?,
-                }),
-                ("--deep-chain", Some(n)) => {
-                    opts.deep_chain = n
-                        .parse()
-                        .map_err(|_| format!("--deep-chain takes a number, not '{n}'"))?
-                }
-                ("--json", _) => out_kind = "json",
-                ("--csv", _) => out_kind = "csv",
-                ("--script", _) => out_kind = "script",
-                _ => {}
-            }
+        if let Some(n) = args.deep_chain {
+            opts.deep_chain = n;
         }
+        let mut domains = Vec::new();
+        for p in &args.domain {
+            domains.push(DomainText {
+                label: p.to_string(),
+                text: read_arg(p)?,
+            });
+        }
+        let paths = &args.paths;
         // As on the page: XML found under the PATHs is domain XML, JSON
         // (qemu-img output) is not an image; everything else is probed.
         let (docs, files): (Vec<PathBuf>, Vec<PathBuf>) = walk(&paths)?
@@ -649,18 +684,15 @@ mod audit_cli {
         let a = audit::audit(images, &facts, &domains, &opts);
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
-        match out_kind {
-            "json" => {
-                serde_json::to_writer_pretty(&mut w, &a).map_err(|e| e.to_string())?;
-                let _ = writeln!(w);
-            }
-            "csv" => {
-                let _ = w.write_all(audit::report::csv(&a).as_bytes());
-            }
-            "script" => {
-                let _ = w.write_all(audit::report::script(&a).as_bytes());
-            }
-            _ => print_text(&mut w, &a),
+        if args.json {
+            serde_json::to_writer_pretty(&mut w, &a).map_err(|e| e.to_string())?;
+            let _ = writeln!(w);
+        } else if args.csv {
+            let _ = w.write_all(audit::report::csv(&a).as_bytes());
+        } else if args.script {
+            let _ = w.write_all(audit::report::script(&a).as_bytes());
+        } else {
+            print_text(&mut w, &a);
         }
         w.flush().map_err(|e| e.to_string())?;
         Ok(if a.is_broken() {
