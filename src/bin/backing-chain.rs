@@ -63,11 +63,11 @@ enum Command {
         #[arg(value_name = "TOP", required = true)]
         tops: Vec<String>,
     },
-    /// Write the domain XML with each disk's chain as <backingStore>, or bare <disk> elements
+    /// Write domain XML with each disk's chain as <backingStore> (or bare <disk> elements)
     #[command(after_help = "Exit codes: 0 fine, 1 an error diagnostic or (validate) a \
         mismatch, 2 usage or unreadable input.")]
     Xml(XmlArgs),
-    /// Audit an image store: which VM uses which file, what is left over, what is safe to delete
+    /// Audit an image store: which VM uses what, what is left over, what is safe to delete
     #[command(after_help = "Exit codes: 0 fine, 1 something is broken, 2 usage or \
         unreadable input.")]
     Audit(AuditArgs),
@@ -142,8 +142,8 @@ struct AuditArgs {
     #[arg(long, overrides_with_all = ["json", "csv"])]
     script: bool,
     /// Flag chains deeper than N layers
-    #[arg(long, value_name = "N")]
-    deep_chain: Option<usize>,
+    #[arg(long, value_name = "N", default_value_t = backing_chain::limits::AUDIT_DEEP_CHAIN)]
+    deep_chain: usize,
     /// Images or directories (walked recursively; *.xml found there is domain
     /// XML, *.json is skipped)
     #[arg(value_name = "PATH", required = true)]
@@ -172,11 +172,41 @@ fn run(cmd: Command) -> Result<ExitCode, String> {
         Command::Xml(a) => cmd_xml(&a),
         Command::Audit(a) => audit_cli::cmd_audit(&a),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "backing-chain", &mut std::io::stdout());
+            let mut out = std::io::stdout().lock();
+            out.write_all(completions(shell).as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| format!("stdout: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The completion script for `shell`.
+///
+/// clap_complete's bash script never completes a subcommand's options when
+/// the program's name has a hyphen (its dispatch loop and its case labels
+/// escape the name differently: clap-rs/clap issue 6421, open). So the bash
+/// script is made for `backing_chain`, where both agree, and its `complete`
+/// lines are then bound to `backing-chain`.
+fn completions(shell: clap_complete::Shell) -> String {
+    const NAME: &str = "backing-chain";
+    const BASH_NAME: &str = "backing_chain";
+    let bash = shell == clap_complete::Shell::Bash;
+    let mut out = Vec::new();
+    let name = if bash { BASH_NAME } else { NAME };
+    clap_complete::generate(shell, &mut Cli::command(), name, &mut out);
+    let script = String::from_utf8_lossy(&out).into_owned();
+    if !bash {
+        return script;
+    }
+    let suffix = format!(" {BASH_NAME}");
+    script
+        .lines()
+        .map(|l| match l.strip_suffix(&suffix) {
+            Some(head) if l.trim_start().starts_with("complete ") => format!("{head} {NAME}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect()
 }
 
 /// Probe one file through the sans-I/O loop with positioned reads.
@@ -603,9 +633,7 @@ mod audit_cli {
     pub fn cmd_audit(args: &AuditArgs) -> Result<ExitCode, String> {
         let mut opts = AuditOptions::default();
         opts.build.exact_paths = true;
-        if let Some(n) = args.deep_chain {
-            opts.deep_chain = n;
-        }
+        opts.deep_chain = args.deep_chain;
         let mut domains = Vec::new();
         for p in &args.domain {
             domains.push(DomainText {
