@@ -508,3 +508,114 @@ fn a_type_change_drops_what_belongs_to_the_old_type() {
     );
     assert_libvirt_valid(&out, "file made a block device");
 }
+
+/// A document with a nested disk, a flat one written with CRLF line ends
+/// (a comment between its entries) and a flat one with an index, for the
+/// test below.
+fn mixed_doc() -> String {
+    let second = DOM[DOM.find("    <disk ").unwrap()..DOM.find("  </devices>").unwrap()]
+        .replace("'vda'", "'vdb'")
+        .replace(
+            "<source file='/i/top.qcow2'/>",
+            "<source file='/i/top.qcow2' index='3'/>",
+        )
+        .replace(
+            "<backingStore type='file'>\n        <format",
+            "<backingStore type='file' index='2'>\n        <format",
+        );
+    let third = DOM[DOM.find("    <disk ").unwrap()..DOM.find("  </devices>").unwrap()]
+        .replace("'vda'", "'vdc'");
+    let doc = DOM.replace("  </devices>", &format!("{second}{third}  </devices>"));
+    let flat = xml::convert(
+        &doc,
+        &Options {
+            layout: xml::Layout::Flat,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .xml;
+    // Disk 0 back to nested; disk 1 with CRLF and a comment between entries.
+    let starts: Vec<usize> = flat.match_indices("    <disk ").map(|(i, _)| i).collect();
+    let ends: Vec<usize> = flat.match_indices("</disk>").map(|(i, _)| i + 7).collect();
+    let disk0 = &DOM[DOM.find("    <disk ").unwrap()..DOM.find("</disk>").unwrap() + 7];
+    let disk1 = flat[starts[1]..ends[1]]
+        .replacen("\n      <backingStore type='file'>\n        <alias name='vdb[1]'", "\n      <!-- between -->\n      <backingStore type='file'>\n        <alias name='vdb[1]'", 1)
+        .replace('\n', "\r\n");
+    assert!(disk1.contains("<!-- between -->"), "{disk1}");
+    format!(
+        "{}{disk0}{}{disk1}{}",
+        &flat[..starts[0]],
+        &flat[ends[0]..starts[1]],
+        &flat[ends[1]..]
+    )
+}
+
+// An edit reads the document once and converts only what it must; the
+// result is the same as converting the whole document to nested first and
+// editing that (what `xml::convert` gives, the editor's old first step), for
+// every operation on every disk and depth, errors included.
+#[test]
+fn an_edit_of_a_flat_document_is_the_edit_of_its_nested_form() {
+    let doc = mixed_doc();
+    let nested = xml::convert(&doc, &Options::default()).unwrap().xml;
+    assert_ne!(doc, nested);
+    assert!(!nested.contains("<alias name="));
+    let label = SeclabelSpec {
+        model: "selinux".into(),
+        relabel: Some(false),
+        label: Some("x".into()),
+    };
+    let mut ops = Vec::new();
+    for disk in 0..4 {
+        for depth in 0..4 {
+            ops.push(Op::SetLayer {
+                disk,
+                depth,
+                layer: file("/n/set.qcow2", Some("raw")),
+            });
+            ops.push(Op::InsertLayer {
+                disk,
+                depth,
+                layer: file("/n/new.qcow2", Some("qcow2")),
+            });
+            ops.push(Op::RemoveLayer { disk, depth });
+            ops.push(Op::SetSeclabel {
+                disk,
+                depth,
+                seclabel: label.clone(),
+            });
+            ops.push(Op::RemoveSeclabel {
+                disk,
+                depth,
+                model: "dac".into(),
+            });
+        }
+        ops.push(Op::SetTerminator { disk, on: false });
+        ops.push(Op::SetTerminator { disk, on: true });
+    }
+    let mut changed = 0;
+    for op in &ops {
+        let direct = edit::apply(&doc, op);
+        assert_eq!(direct, edit::apply(&nested, op), "{op:?}");
+        if let Ok(out) = direct {
+            changed += usize::from(out != nested);
+            // Disk 1 keeps its CRLF line ends, the others have none.
+            let disks: Vec<&str> = out.split("<disk ").skip(1).collect();
+            let disk1 = &disks[1][..disks[1].find("</disk>").unwrap()];
+            assert_eq!(
+                disk1.matches('\n').count(),
+                disk1.matches("\r\n").count(),
+                "{op:?}"
+            );
+            assert!(disk1.contains("\r\n"));
+            assert!(
+                !disks[0].contains('\r') && !disks[2].contains('\r'),
+                "{op:?}"
+            );
+        }
+    }
+    assert!(changed > 20, "{changed}");
+    assert_eq!(edit::seclabels(&doc), edit::seclabels(&nested));
+    assert_eq!(edit::seclabels(&doc).unwrap().len(), 3);
+}

@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 
-use super::edit::{disk, nested_doc, ws_before};
+use super::edit::{ws_before, Nested};
 use super::read;
 use super::tree::Elem;
 use super::{
-    describe, populate, splice, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer,
+    describe, populate, summary, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer,
 };
 
 /// One layer, for the side-by-side view.
@@ -106,18 +106,21 @@ fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
 /// a chain), per depth. The core's validate diagnostics say the same in
 /// words; this is the data for a side-by-side view.
 pub fn diff(doc: &str, forest: &Forest, opts: &Options) -> Result<Vec<DiskDiff>, XmlError> {
-    let doc = nested_doc(doc)?;
-    let stated = describe(&doc)?;
-    // The same document with every chain removed, then populated.
-    let d = read::document(&doc)?;
-    let mut cuts = Vec::new();
-    for i in 0..d.disks.len() {
-        let dk = disk(&d, &doc, i)?;
-        if let Some((s, e)) = dk.entries.region {
-            cuts.push((ws_before(dk.elem, first_at(dk.elem, s)), e, String::new()));
-        }
-    }
-    let bare = splice(&doc, cuts, false);
+    // The document read once: each disk in the nested form, described,
+    // and the document with every chain removed (then populated).
+    let d = read::document(doc)?;
+    let nested = Nested::new(doc, &d)?;
+    let stated = (0..nested.len())
+        .map(|i| nested.with_disk(i, summary))
+        .collect::<Result<Vec<DiskSummary>, XmlError>>()?;
+    let bare = nested.edit(None, |_, dk| {
+        Ok(dk
+            .entries
+            .region
+            .map(|(s, e)| (ws_before(dk.elem, first_at(dk.elem, s)), e, String::new()))
+            .into_iter()
+            .collect())
+    })?;
     let o = Options {
         layout: Layout::Nested,
         mode: Mode::Populate,

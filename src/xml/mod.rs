@@ -808,25 +808,11 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         .enumerate()
         .map(|(di, disk)| model::Disk::read(disk, doc, di))
         .collect();
-    // Duplicate target devs are an error: the chains could not be told apart.
-    let mut seen = std::collections::HashMap::new();
-    for disk in &disks {
-        if let Some(dev) = &disk.info.target_dev {
-            if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
-                return Err(XmlError::at(
-                    disk.elem.start.0,
-                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
-                ));
-            }
-        }
-    }
+    check_disks(&disks)?;
     let mut mismatch = false;
     let mut index = ImageIndex::new(forest);
     let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
-    for mut disk in disks {
-        if let Some(e) = disk.entries.error.take() {
-            return Err(e);
-        }
+    for disk in disks {
         let (el, info, dev, en) = (disk.elem, &disk.info, &disk.name, &disk.entries);
         let mut diagnostics = en.diagnostics.clone();
         let src_path = info
@@ -1007,20 +993,8 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 }
             }
         }
-        let en = &dk.entries;
-        if opts.mode == Mode::Populate
-            && !en.list.is_empty()
-            && en.flat != (opts.layout == Layout::Flat)
-            && nestable(dev, en.depth(), opts.layout, &mut diagnostics)
-        {
-            let (s, e) = en.region.expect("entries have a region");
-            let mut text = String::new();
-            write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
-            edits.push((
-                s,
-                e,
-                eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
-            ));
+        if opts.mode == Mode::Populate {
+            edits.extend(relayout(doc, dk, opts.layout, &mut diagnostics));
         }
     }
     let xml = splice(doc, edits, false);
@@ -1029,6 +1003,59 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         diagnostics,
         mismatch,
     })
+}
+
+/// What makes a document's disks unusable for a rewrite or an edit: two
+/// disks with the same target dev (their chains could not be told apart),
+/// or a chain that cannot be read (the first, in document order).
+pub(crate) fn check_disks(disks: &[model::Disk]) -> Result<(), XmlError> {
+    let mut seen = std::collections::HashMap::new();
+    for disk in disks {
+        if let Some(dev) = &disk.info.target_dev {
+            if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
+                return Err(XmlError::at(
+                    disk.elem.start.0,
+                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
+                ));
+            }
+        }
+    }
+    match disks.iter().find_map(|d| d.entries.error.as_ref()) {
+        Some(e) => Err(e.clone()),
+        None => Ok(()),
+    }
+}
+
+/// The edit that writes disk `dk`'s given chain in `layout` (the span of
+/// its disk-level `<backingStore>`s and the new text, with the disk's line
+/// ends), when it is written in the other layout; none when it already is,
+/// or when it is too deep to nest (said in `diagnostics`).
+pub(crate) fn relayout(
+    doc: &str,
+    dk: &model::Disk,
+    layout: Layout,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(usize, usize, String)> {
+    let en = &dk.entries;
+    if en.list.is_empty()
+        || en.flat == (layout == Layout::Flat)
+        || !nestable(&dk.name, en.depth(), layout, diagnostics)
+    {
+        return None;
+    }
+    let (s, e) = en.region.expect("entries have a region");
+    let mut text = String::new();
+    write::entries(
+        &mut text,
+        doc,
+        en,
+        layout,
+        &dk.child_indent,
+        &dk.unit,
+        &dk.name,
+    );
+    let text = keep_between(doc, dk.elem, (s, e), text, &dk.child_indent);
+    Some((s, e, eol(dk.crlf, text)))
 }
 
 /// Write the top image's data file into the disk's own `<source>` when a
@@ -1220,52 +1247,52 @@ pub fn describe(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
 
 fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
     let d = read::document(doc)?;
-    let mut out = Vec::with_capacity(d.disks.len());
-    for (di, disk) in d.disks.iter().enumerate() {
-        let model::Disk {
-            info,
-            name,
-            entries: mut en,
-            terminator,
-            ..
-        } = model::Disk::read(disk, doc, di);
-        if let Some(e) = en.error.take() {
-            return Err(e);
-        }
-        let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
-        for e in &en.list {
-            let kind = e.elem.attr("type").map(str::to_string);
-            let st = kind.as_deref().and_then(source::SourceType::from_name);
-            let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
-            layers.push(XmlLayer {
-                source: match (e.elem.child("source"), st) {
-                    (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
-                    _ => None,
-                },
-                format: e
-                    .elem
-                    .child("format")
-                    .or(e.elem.child("driver"))
-                    .and_then(|f| f.attr("type"))
-                    .map(str::to_string),
-                index: e.elem.attr("index").map(str::to_string),
-                kind,
-                depth,
-                parent: e.parent,
-            });
-        }
-        out.push(DiskSummary {
-            name,
-            info,
-            terminated: terminator.is_some(),
-            layout: if en.flat {
-                Layout::Flat
-            } else {
-                Layout::Nested
+    d.disks
+        .iter()
+        .enumerate()
+        .map(|(di, disk)| summary(doc, &model::Disk::read(disk, doc, di)))
+        .collect()
+}
+
+/// What a disk read from `doc` says ([`describe`]); an error when its
+/// chain cannot be read.
+pub(crate) fn summary(doc: &str, dk: &model::Disk) -> Result<DiskSummary, XmlError> {
+    let en = &dk.entries;
+    if let Some(e) = &en.error {
+        return Err(e.clone());
+    }
+    let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
+    for e in &en.list {
+        let kind = e.elem.attr("type").map(str::to_string);
+        let st = kind.as_deref().and_then(source::SourceType::from_name);
+        let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
+        layers.push(XmlLayer {
+            source: match (e.elem.child("source"), st) {
+                (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
+                _ => None,
             },
-            diagnostics: en.diagnostics.clone(),
-            layers,
+            format: e
+                .elem
+                .child("format")
+                .or(e.elem.child("driver"))
+                .and_then(|f| f.attr("type"))
+                .map(str::to_string),
+            index: e.elem.attr("index").map(str::to_string),
+            kind,
+            depth,
+            parent: e.parent,
         });
     }
-    Ok(out)
+    Ok(DiskSummary {
+        name: dk.name.clone(),
+        info: dk.info.clone(),
+        terminated: dk.terminator.is_some(),
+        layout: if en.flat {
+            Layout::Flat
+        } else {
+            Layout::Nested
+        },
+        diagnostics: en.diagnostics.clone(),
+        layers,
+    })
 }

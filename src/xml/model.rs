@@ -96,15 +96,12 @@ impl<'a> Disk<'a> {
     }
 
     /// The next `index` for a new layer, or none when the disk carries no
-    /// index (inactive XML): above the largest of the whole document
-    /// (`all`: its disks), as the numbers of a running VM are its QEMU node
-    /// names, unique in the VM (see [`super::number`]).
-    pub fn next_index(&self, all: &[DiskNode]) -> Option<usize> {
+    /// index (inactive XML): above `largest`, the largest of the whole
+    /// document, as the numbers of a running VM are its QEMU node names,
+    /// unique in the VM (see [`super::number`]).
+    pub fn next_index(&self, largest: Option<usize>) -> Option<usize> {
         largest_index(self.elem, None)?;
-        all.iter()
-            .filter_map(|x| largest_index(&x.elem, None))
-            .max()
-            .map(|m| m + 1)
+        largest.map(|m| m + 1)
     }
 }
 
