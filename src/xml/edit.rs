@@ -142,30 +142,30 @@ fn err(msg: impl Into<String>) -> XmlError {
 /// A text edit: the span `[start, end)` of a text and what replaces it.
 type Edit = (usize, usize, String);
 
-/// A document read once, for the editor: its disks as read and, for each
-/// flat one, the edit that writes its chain nested. Operations and views
-/// work on the nested form, and every flat disk of the document is
-/// converted (as [`super::convert`] would: the same checks, the same
-/// text); the document is not read again, only a flat disk being edited is
-/// (its element alone, once converted).
+/// A document read once, for the editor: its disks and, for each flat
+/// one, the edit that writes its chain nested. Operations and views work
+/// on the nested form, and every flat disk of the document is converted (as
+/// [`super::convert`] would: the same checks, the same text). The document
+/// is not read again; a disk is read ([`Disk::read`]) when it is used — all
+/// of them only when one is flat — and a flat disk being edited is read
+/// again alone, once converted.
 pub(super) struct Nested<'a> {
     doc: &'a str,
     nodes: &'a [DiskNode],
-    disks: Vec<Disk<'a>>,
     /// Per disk, when any is flat: the edit writing its chain nested.
     relayout: Vec<Option<Edit>>,
 }
 
 impl<'a> Nested<'a> {
     pub(super) fn new(doc: &'a str, d: &'a Document) -> Result<Self, XmlError> {
-        let disks: Vec<Disk<'a>> = d
-            .disks
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Disk::read(n, doc, i))
-            .collect();
         let mut relayout = Vec::new();
-        if disks.iter().any(|k| k.entries.flat) {
+        if d.disks.iter().any(|n| super::model::is_flat(&n.elem)) {
+            let disks: Vec<Disk<'a>> = d
+                .disks
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Disk::read(n, doc, i))
+                .collect();
             super::check_disks(&disks)?;
             // What convert would say (a chain too deep to nest stays flat)
             // is not the editor's to report.
@@ -178,23 +178,23 @@ impl<'a> Nested<'a> {
         Ok(Nested {
             doc,
             nodes: &d.disks,
-            disks,
             relayout,
         })
     }
 
     /// Disk `i` as read, or an error naming how many there are.
-    pub(super) fn disk(&self, i: usize) -> Result<&Disk<'a>, XmlError> {
-        self.disks.get(i).ok_or_else(|| {
+    fn disk(&self, i: usize) -> Result<Disk<'a>, XmlError> {
+        let node = self.nodes.get(i).ok_or_else(|| {
             err(format!(
                 "there is no disk {i} (the document has {})",
-                self.disks.len()
+                self.nodes.len()
             ))
-        })
+        })?;
+        Ok(Disk::read(node, self.doc, i))
     }
 
     pub(super) fn len(&self) -> usize {
-        self.disks.len()
+        self.nodes.len()
     }
 
     /// The largest `index` in the document.
@@ -213,11 +213,10 @@ impl<'a> Nested<'a> {
         i: usize,
         f: impl FnOnce(&str, &Disk<'_>) -> Result<R, XmlError>,
     ) -> Result<R, XmlError> {
-        let dk = self.disk(i)?;
         let Some((s, e, t)) = self.relayout.get(i).and_then(Option::as_ref) else {
-            return f(self.doc, dk);
+            return f(self.doc, &self.disk(i)?);
         };
-        let (ds, de) = dk.elem.span();
+        let (ds, de) = self.nodes[i].elem.span();
         let text = splice(&self.doc[ds..de], vec![(s - ds, e - ds, t.clone())], false);
         let mut node = read::document(&text)?
             .disks
@@ -237,20 +236,17 @@ impl<'a> Nested<'a> {
         only: Option<usize>,
         mut f: impl FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
     ) -> Result<String, XmlError> {
-        if let Some(i) = only {
-            self.disk(i)?;
-        }
         let mut edits = Vec::new();
-        for (i, dk) in self.disks.iter().enumerate() {
+        for i in 0..self.nodes.len().max(only.map_or(0, |o| o + 1)) {
             let converted = self.relayout.get(i).and_then(Option::as_ref);
             if only.is_some_and(|o| o != i) {
                 edits.extend(converted.cloned());
                 continue;
             }
-            let (ds, de) = dk.elem.span();
             self.with_disk(i, |text, dk| {
                 let mine = f(text, dk)?;
                 if converted.is_some() {
+                    let (ds, de) = self.nodes[i].elem.span();
                     edits.push((ds, de, splice(text, mine, dk.crlf)));
                 } else {
                     edits.extend(mine.into_iter().map(|(s, e, t)| (s, e, eol(dk.crlf, t))));
