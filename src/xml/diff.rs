@@ -82,23 +82,7 @@ fn side(l: &XmlLayer) -> DiffSide {
 /// The main path of a described disk: its layers (terminator excluded) and
 /// whether it ends with one.
 fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
-    let mut out = Vec::new();
-    let mut cur: Option<usize> = None;
-    let mut seen = vec![false; s.layers.len()];
-    loop {
-        let Some(n) = s.layers.iter().position(|l| l.parent == cur) else {
-            return (out, false);
-        };
-        if seen[n] {
-            return (out, false);
-        }
-        seen[n] = true;
-        if s.layers[n].kind.is_none() {
-            return (out, true);
-        }
-        out.push(&s.layers[n]);
-        cur = Some(n);
-    }
+    (s.main.iter().map(|&i| &s.layers[i]).collect(), s.terminated)
 }
 
 /// Each disk's chain as the document states it next to the chain the
