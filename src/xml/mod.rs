@@ -470,7 +470,8 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
             .filter(|_| WRITE_TOP_DATA_STORE)
             .map(|d| (d, data_index));
         out.xml.push_str("<disk type='file' device='disk'>\n");
-        out.xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
+        out.xml
+            .push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
         out.xml.push_str(&format!(
             "  {}\n",
             write::source_element_full(&top_layer.source, top_index, data, "  ", "  ")
@@ -483,7 +484,8 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
             out.xml.push_str(&text);
             out.xml.push('\n');
         }
-        out.xml.push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
+        out.xml
+            .push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
         out.xml.push_str("</disk>\n");
         out.disks += 1;
         out.wrote(&bc.relative, false);
