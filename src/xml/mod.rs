@@ -401,23 +401,13 @@ fn data_store(
     if format != Some("qcow2") {
         return None;
     }
-    let img = forest.images.get(idx)?;
-    let name = data_file_name(img.info()?)?;
-    let parsed = source::resolve_backing(&StorageSource::file(img.filename.as_str()), name).ok()?;
-    let mut src = parsed.source;
+    let (_, mut src) = chain::data_file_source(forest.images.get(idx)?)?;
     if src.is_local() {
         if let Some(p) = src.path.take() {
             src.path = Some(absolutize(&p, base_dir));
         }
     }
     Some(src)
-}
-
-/// The external data file name a qcow2 header records.
-fn data_file_name(info: &crate::image::ImageInfo) -> Option<&str> {
-    info.data_file()
-        .map(|(name, _)| name)
-        .filter(|n| !n.is_empty())
 }
 
 /// Bare `<disk>` elements, one per chain top, for callers without a domain.
