@@ -246,6 +246,14 @@ impl Session {
         Ok(to_js(&d)?)
     }
 
+    /// Every image's external data file (qcow2): `[{image, name,
+    /// resolved, file}]`, `file` the one of `names` (the images' and any
+    /// other file's the page knows) it is (`chain::Forest::data_files`).
+    #[wasm_bindgen(js_name = dataFiles)]
+    pub fn data_files(&mut self, names: Vec<String>) -> Result<JsValue, JsError> {
+        to_js(&self.forest().data_files(&names))
+    }
+
     pub fn clear(&mut self) {
         self.images_mut().clear();
     }
@@ -274,8 +282,10 @@ impl Session {
     }
 
     /// XML for the chains: the domain (or `<disk>`) XML populated when given,
-    /// bare `<disk>` elements otherwise. `options`: `{ layout, "base-dir", "no-index" }`.
-    /// Returns `{ xml, diagnostics }`. A malformed document throws an `Error`
+    /// bare `<disk>` elements otherwise (in a minimal `<domain>` when
+    /// several and `wrap`). `options`: `{ layout, mode, replace, wrap,
+    /// "base-dir", "no-index" }`. Returns `{ xml, diagnostics, mismatch,
+    /// disks, paths }` (`xml::Output`). A malformed document throws an `Error`
     /// whose `position` property is the byte offset (UTF-8) of the problem.
     pub fn xml(
         &mut self,
