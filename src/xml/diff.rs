@@ -94,10 +94,14 @@ pub fn diff(doc: &str, forest: &Forest, opts: &Options) -> Result<Vec<DiskDiff>,
     // and the document with every chain removed (then populated).
     let d = read::document(doc)?;
     let nested = Nested::new(doc, &d)?;
-    let stated = (0..nested.len())
-        .map(|i| nested.with_disk(i, summary))
-        .collect::<Result<Vec<DiskSummary>, XmlError>>()?;
-    let bare = nested.edit(None, |_, dk| {
+    let mut stated = Vec::with_capacity(nested.len());
+    for i in 0..nested.len() {
+        nested.with_disk(i, &mut |doc, dk| {
+            stated.push(summary(doc, dk)?);
+            Ok(())
+        })?;
+    }
+    let bare = nested.edit(None, &mut |_, dk| {
         Ok(dk
             .entries
             .region

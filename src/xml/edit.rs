@@ -208,11 +208,11 @@ impl<'a> Nested<'a> {
     /// Run `f` on disk `i` in the nested form, with the text its spans are
     /// in: the document, or (a flat disk) the disk's element converted and
     /// read alone.
-    pub(super) fn with_disk<R>(
+    pub(super) fn with_disk(
         &self,
         i: usize,
-        f: impl FnOnce(&str, &Disk<'_>) -> Result<R, XmlError>,
-    ) -> Result<R, XmlError> {
+        f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<(), XmlError>,
+    ) -> Result<(), XmlError> {
         let Some((s, e, t)) = self.relayout.get(i).and_then(Option::as_ref) else {
             return f(self.doc, &self.disk(i)?);
         };
@@ -234,7 +234,7 @@ impl<'a> Nested<'a> {
     pub(super) fn edit(
         &self,
         only: Option<usize>,
-        mut f: impl FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
+        f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
     ) -> Result<String, XmlError> {
         let mut edits = Vec::new();
         for i in 0..self.nodes.len().max(only.map_or(0, |o| o + 1)) {
@@ -243,7 +243,7 @@ impl<'a> Nested<'a> {
                 edits.extend(converted.cloned());
                 continue;
             }
-            self.with_disk(i, |text, dk| {
+            self.with_disk(i, &mut |text, dk| {
                 let mine = f(text, dk)?;
                 if converted.is_some() {
                     let (ds, de) = self.nodes[i].elem.span();
@@ -262,7 +262,7 @@ impl<'a> Nested<'a> {
 fn edit_disk(
     doc: &str,
     disk_i: usize,
-    f: impl FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
+    f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
 ) -> Result<String, XmlError> {
     let d = read::document(doc)?;
     Nested::new(doc, &d)?.edit(Some(disk_i), f)
@@ -629,7 +629,7 @@ pub fn set_layer(
     spec: &LayerSpec,
 ) -> Result<String, XmlError> {
     let kind = check_kind(spec)?;
-    edit_disk(doc, disk_i, |doc, dk| {
+    edit_disk(doc, disk_i, &mut |doc, dk| {
         set_layer_in(doc, dk, depth, spec, kind)
     })
 }
@@ -718,7 +718,7 @@ pub fn insert_layer(
     let d = read::document(doc)?;
     let nested = Nested::new(doc, &d)?;
     let largest = nested.largest_index();
-    nested.edit(Some(disk_i), |doc, dk| {
+    nested.edit(Some(disk_i), &mut |doc, dk| {
         insert_layer_in(doc, dk, depth, spec, kind, largest)
     })
 }
@@ -766,7 +766,7 @@ fn insert_layer_in(
 
 /// Remove the layer at `depth`; the rest of the chain moves up a level.
 pub fn remove_layer(doc: &str, disk_i: usize, depth: usize) -> Result<String, XmlError> {
-    edit_disk(doc, disk_i, |doc, dk| {
+    edit_disk(doc, disk_i, &mut |doc, dk| {
         let e = dk.layer(depth)?;
         let pad = dk.pad(depth);
         let inpad = format!("{pad}{}", dk.unit);
@@ -780,7 +780,7 @@ pub fn remove_layer(doc: &str, disk_i: usize, depth: usize) -> Result<String, Xm
 
 /// Say (`on`) or stop saying that the chain ends after its last layer.
 pub fn set_terminator(doc: &str, disk_i: usize, on: bool) -> Result<String, XmlError> {
-    edit_disk(doc, disk_i, |_, dk| {
+    edit_disk(doc, disk_i, &mut |_, dk| {
         let n = dk.layers.len();
         Ok(match (on, dk.terminator) {
             (true, Some(_)) | (false, None) => Vec::new(),
@@ -827,7 +827,9 @@ pub fn set_seclabel(
             )));
         }
     }
-    edit_disk(doc, disk_i, |doc, dk| set_seclabel_in(doc, dk, depth, spec))
+    edit_disk(doc, disk_i, &mut |doc, dk| {
+        set_seclabel_in(doc, dk, depth, spec)
+    })
 }
 
 fn set_seclabel_in(
@@ -905,7 +907,7 @@ pub fn remove_seclabel(
     depth: usize,
     model_name: &str,
 ) -> Result<String, XmlError> {
-    edit_disk(doc, disk_i, |_, dk| {
+    edit_disk(doc, disk_i, &mut |_, dk| {
         let (src, _) = source_at(dk, depth)?;
         Ok(src
             .elems()
@@ -931,9 +933,14 @@ pub struct Seclabel {
 pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
     let d = read::document(doc)?;
     let nested = Nested::new(doc, &d)?;
-    (0..nested.len())
-        .map(|i| nested.with_disk(i, |doc, dk| Ok(disk_seclabels(doc, dk))))
-        .collect()
+    let mut all = Vec::with_capacity(nested.len());
+    for i in 0..nested.len() {
+        nested.with_disk(i, &mut |doc, dk| {
+            all.push(disk_seclabels(doc, dk));
+            Ok(())
+        })?;
+    }
+    Ok(all)
 }
 
 /// The `<seclabel>`s of each source of a disk (depth 0: its own).
