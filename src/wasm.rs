@@ -250,7 +250,9 @@ impl Session {
     /// resolved, file}]`, `file` the one of `names` (the images' and any
     /// other file's the page knows) it is (`chain::Forest::data_files`).
     #[wasm_bindgen(js_name = dataFiles)]
-    pub fn data_files(&mut self, names: Vec<String>) -> Result<JsValue, JsError> {
+    pub fn data_files(&mut self, names: JsValue) -> Result<JsValue, JsError> {
+        let names: Vec<String> = serde_wasm_bindgen::from_value(names)
+            .map_err(|e| JsError::new(&format!("names: {e}")))?;
         to_js(&self.forest().data_files(&names))
     }
 
