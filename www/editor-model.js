@@ -379,7 +379,7 @@ export class EditorModel {
         out = session.xml(this.goodDomain || null, this.options());
       } catch (e) {
         if (e instanceof CorePanic) throw e;
-        out = { xml: '', diagnostics: [] };
+        out = { xml: '', diagnostics: [], disks: 0, paths: [] };
         xmlError ??= { message: errorText(e), position: null };
       }
     }
