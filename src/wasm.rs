@@ -414,17 +414,6 @@ pub fn network_protocols() -> Array {
         .collect()
 }
 
-/// Test hook, nothing else: panics with the fixed message
-/// `backing-chain test panic (__panicForTests)`. It exists only so the
-/// browser tests can check that the page recovers from a Rust panic (a wasm
-/// trap): the message is reported and a fresh instance takes over. It reads
-/// and changes no state.
-#[wasm_bindgen(js_name = __panicForTests)]
-pub fn panic_for_tests() {
-    install_panic_hook();
-    panic!("backing-chain test panic (__panicForTests)");
-}
-
 /// `{ info }`, serialised straight to text: the facts' serde code is then
 /// built for one serializer only (not also for `serde_json::Value`).
 #[derive(serde::Serialize)]

@@ -250,7 +250,5 @@ export function seclabels(doc: string): Seclabel[][][];
 export function parseHosts(text: string): HostSpec[];
 /** The network protocols libvirt takes in a disk's `<source protocol>` (nbd, iscsi, rbd, …), in libvirt's order. */
 export function networkProtocols(): string[];
-/** Test hook: panics. */
-export function __panicForTests(): void;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
 export default function init(module?: { module_or_path?: RequestInfo | URL | BufferSource | WebAssembly.Module } | RequestInfo | URL | BufferSource | WebAssembly.Module): Promise<unknown>;
