@@ -246,13 +246,12 @@ impl Session {
         Ok(to_js(&d)?)
     }
 
-    /// Every image's external data file (qcow2): `[{image, name,
-    /// resolved, file}]`, `file` the one of `names` (the images' and any
-    /// other file's the page knows) it is (`chain::Forest::data_files`).
+    /// Every image's external data file (qcow2): `[{image, name, file}]`,
+    /// `file` the one of `names` (the images' and any other file's the page
+    /// knows) it is (`chain::Forest::data_files`).
     #[wasm_bindgen(js_name = dataFiles)]
-    pub fn data_files(&mut self, names: JsValue) -> Result<JsValue, JsError> {
-        let names: Vec<String> = serde_wasm_bindgen::from_value(names)
-            .map_err(|e| JsError::new(&format!("names: {e}")))?;
+    pub fn data_files(&mut self, names: Array) -> Result<JsValue, JsError> {
+        let names: Vec<String> = names.iter().filter_map(|n| n.as_string()).collect();
         to_js(&self.forest().data_files(&names))
     }
 

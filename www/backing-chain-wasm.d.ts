@@ -99,8 +99,6 @@ export interface DataFile {
   image: number;
   /** The name its header gives. */
   name: string;
-  /** Resolved against the image, when a file. */
-  resolved: string | null;
   /** The known file (of the names given) it is. */
   file: string | null;
 }

@@ -370,6 +370,7 @@ pub struct DataFile {
     /// The name the header gives.
     pub name: String,
     /// The name resolved against the image, when it is a file.
+    #[serde(skip)]
     pub resolved: Option<String>,
     /// The known file it is.
     pub file: Option<String>,

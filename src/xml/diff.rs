@@ -82,7 +82,11 @@ fn side(l: &XmlLayer) -> DiffSide {
 /// The main path of a described disk: its layers (terminator excluded) and
 /// whether it ends with one.
 fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
-    (s.main.iter().map(|&i| &s.layers[i]).collect(), s.terminated)
+    let mut out = Vec::with_capacity(s.main.len());
+    for &i in &s.main {
+        out.push(&s.layers[i]);
+    }
+    (out, s.terminated)
 }
 
 /// Each disk's chain as the document states it next to the chain the
@@ -102,12 +106,10 @@ pub fn diff(doc: &str, forest: &Forest, opts: &Options) -> Result<Vec<DiskDiff>,
         })?;
     }
     let bare = nested.edit(None, &mut |_, dk| {
-        Ok(dk
-            .entries
-            .region
-            .map(|(s, e)| (ws_before(dk.elem, first_at(dk.elem, s)), e, String::new()))
-            .into_iter()
-            .collect())
+        Ok(match dk.entries.region {
+            Some((s, e)) => vec![(ws_before(dk.elem, first_at(dk.elem, s)), e, String::new())],
+            None => Vec::new(),
+        })
     })?;
     let o = Options {
         layout: Layout::Nested,

@@ -160,20 +160,17 @@ impl<'a> Nested<'a> {
     pub(super) fn new(doc: &'a str, d: &'a Document) -> Result<Self, XmlError> {
         let mut relayout = Vec::new();
         if d.disks.iter().any(|n| super::model::is_flat(&n.elem)) {
-            let disks: Vec<Disk<'a>> = d
-                .disks
-                .iter()
-                .enumerate()
-                .map(|(i, n)| Disk::read(n, doc, i))
-                .collect();
+            let mut disks = Vec::with_capacity(d.disks.len());
+            for (i, n) in d.disks.iter().enumerate() {
+                disks.push(Disk::read(n, doc, i));
+            }
             super::check_disks(&disks)?;
             // What convert would say (a chain too deep to nest stays flat)
             // is not the editor's to report.
             let mut unused = Vec::new();
-            relayout = disks
-                .iter()
-                .map(|k| super::relayout(doc, k, Layout::Nested, &mut unused))
-                .collect();
+            for k in &disks {
+                relayout.push(super::relayout(doc, k, Layout::Nested, &mut unused));
+            }
         }
         Ok(Nested {
             doc,
@@ -249,7 +246,9 @@ impl<'a> Nested<'a> {
                     let (ds, de) = self.nodes[i].elem.span();
                     edits.push((ds, de, splice(text, mine, dk.crlf)));
                 } else {
-                    edits.extend(mine.into_iter().map(|(s, e, t)| (s, e, eol(dk.crlf, t))));
+                    for (s, e, t) in mine {
+                        edits.push((s, e, eol(dk.crlf, t)));
+                    }
                 }
                 Ok(())
             })?;
@@ -909,12 +908,13 @@ pub fn remove_seclabel(
 ) -> Result<String, XmlError> {
     edit_disk(doc, disk_i, &mut |_, dk| {
         let (src, _) = source_at(dk, depth)?;
-        Ok(src
+        let found = src
             .elems()
-            .find(|c| c.name == "seclabel" && c.attr("model") == Some(model_name))
-            .map(|f| (ws_before(src, f), f.end.1, String::new()))
-            .into_iter()
-            .collect())
+            .find(|c| c.name == "seclabel" && c.attr("model") == Some(model_name));
+        Ok(match found {
+            Some(f) => vec![(ws_before(src, f), f.end.1, String::new())],
+            None => Vec::new(),
+        })
     })
 }
 
@@ -945,21 +945,22 @@ pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
 
 /// The `<seclabel>`s of each source of a disk (depth 0: its own).
 fn disk_seclabels(doc: &str, dk: &Disk<'_>) -> Vec<Vec<Seclabel>> {
-    (0..=dk.layers.len())
-        .map(|depth| match source_at(dk, depth) {
-            Ok((src, _)) => src
-                .elems()
-                .filter(|c| c.name == "seclabel")
-                .map(|c| Seclabel {
+    let mut out = Vec::with_capacity(dk.layers.len() + 1);
+    for depth in 0..=dk.layers.len() {
+        let mut list = Vec::new();
+        if let Ok((src, _)) = source_at(dk, depth) {
+            for c in src.elems().filter(|c| c.name == "seclabel") {
+                list.push(Seclabel {
                     model: c.attr("model").map(str::to_string),
                     relabel: c.attr("relabel").map(str::to_string),
                     label: c.child("label").and_then(|l| l.text(doc)),
                     others: c.elems().filter(|x| x.name != "label").count(),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        })
-        .collect()
+                });
+            }
+        }
+        out.push(list);
+    }
+    out
 }
 
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of
