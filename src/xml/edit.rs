@@ -7,7 +7,13 @@
 //! follows (1 = the first backing layer; depth 0 = the disk's own source,
 //! for [`set_seclabel`] only). Operations work on the nested form; a disk
 //! whose chain is flat is converted to nested first (every flat disk of the
-//! document is, by [`super::convert`]).
+//! document is, with the text [`super::convert`] writes).
+//!
+//! An edit reads the document once (`Nested`): the disks are kept as
+//! element trees over the original bytes, the edited disk is read into the
+//! [`Disk`] model (a flat one is converted and its element alone read
+//! again), the operation gives the spans it replaces, and the document is
+//! written once, by one splice of those spans and the conversions.
 //!
 //! * [`set_layer`]: a layer's `type`, `<source>` (path, or protocol, name and
 //!   hosts; every other attribute and child of `<source>` — `<seclabel>`,
@@ -142,6 +148,10 @@ fn err(msg: impl Into<String>) -> XmlError {
 /// A text edit: the span `[start, end)` of a text and what replaces it.
 type Edit = (usize, usize, String);
 
+/// An operation on one disk in the nested form: the edits of the text its
+/// spans are in ([`Nested::with_disk`]).
+type DiskOp<'f> = dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError> + 'f;
+
 /// A document read once, for the editor: its disks and, for each flat
 /// one, the edit that writes its chain nested. Operations and views work
 /// on the nested form, and every flat disk of the document is converted (as
@@ -228,11 +238,7 @@ impl<'a> Nested<'a> {
     /// (edits in the spans of the text it is given, see
     /// [`Nested::with_disk`]) and every disk nested: one splice of the
     /// document.
-    pub(super) fn edit(
-        &self,
-        only: Option<usize>,
-        f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
-    ) -> Result<String, XmlError> {
+    pub(super) fn edit(&self, only: Option<usize>, f: &mut DiskOp<'_>) -> Result<String, XmlError> {
         let mut edits = Vec::new();
         for i in 0..self.nodes.len().max(only.map_or(0, |o| o + 1)) {
             let converted = self.relayout.get(i).and_then(Option::as_ref);
@@ -258,11 +264,7 @@ impl<'a> Nested<'a> {
 }
 
 /// Read `doc` once and edit disk `disk_i` with `f` ([`Nested::edit`]).
-fn edit_disk(
-    doc: &str,
-    disk_i: usize,
-    f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError>,
-) -> Result<String, XmlError> {
+fn edit_disk(doc: &str, disk_i: usize, f: &mut DiskOp<'_>) -> Result<String, XmlError> {
     let d = read::document(doc)?;
     Nested::new(doc, &d)?.edit(Some(disk_i), f)
 }
