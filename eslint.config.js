@@ -38,7 +38,7 @@ export default [
   },
   {
     // Node, and the browser for the bodies of page.evaluate().
-    files: ['tests/**/*.mjs', 'tests/**/*.js', '*.js'],
+    files: ['tests/**/*.mjs', 'tests/**/*.js', '*.js', '.ci/**/*.mjs'],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 ];

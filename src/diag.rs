@@ -1,26 +1,40 @@
 //! Diagnostics: stable code, severity, a message naming the images, and the
 //! command that fixes the problem when one exists.
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 mod codes;
 pub use codes::Code;
 
+/// How bad it is, in increasing order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; nothing to fix.
     Info,
+    /// Worth fixing or checking before use; the chain's status stays `ok`.
     Warning,
+    /// The chain is broken or unsafe as it is (libvirt or qemu would
+    /// refuse it, misread it, or open what it should not): the chain's
+    /// [`Status`](crate::chain::Status) is not `ok`.
     Error,
 }
 
+/// One finding about an image, a link, a chain or the whole set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     /// Stable, serialised kebab-case (`missing-backing`, …): the list, with
     /// what each means, is [`Code`].
     pub code: Code,
+    /// How bad it is.
     pub severity: Severity,
+    /// What is wrong, in words, naming the images (names are text: quote
+    /// or escape them when showing it).
     pub message: String,
+    /// A shell command (words quoted with [`shell_quote`]) that fixes it,
+    /// when one exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
     /// The image it is about (index into the forest's images), when known.
@@ -38,6 +52,7 @@ fn is_false(b: &bool) -> bool {
 }
 
 impl Diagnostic {
+    /// A diagnostic with no fix and no image.
     pub fn new(severity: Severity, code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
@@ -48,12 +63,15 @@ impl Diagnostic {
             from_probe: false,
         }
     }
+    /// [`Diagnostic::new`] with [`Severity::Info`].
     pub fn info(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Info, code, message)
     }
+    /// [`Diagnostic::new`] with [`Severity::Warning`].
     pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, message)
     }
+    /// [`Diagnostic::new`] with [`Severity::Error`].
     pub fn error(code: Code, message: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, message)
     }
@@ -62,6 +80,7 @@ impl Diagnostic {
         self.image.get_or_insert(image);
         self
     }
+    /// Add the command that fixes it.
     pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self

@@ -1,6 +1,8 @@
 //! Every bound the core enforces, in one place. Each limit names the error it
 //! gives when reached.
 
+#![warn(missing_docs)]
+
 /// Largest single read a probe asks for (bytes). A header that would need more
 /// in one piece is reported as "needs N bytes in one piece".
 pub const MAX_READ: u64 = 1 << 20;

@@ -413,6 +413,15 @@ pub fn network_protocols() -> Array {
         .collect()
 }
 
+/// The core's fix command that rewrites an image's backing name and format
+/// in its header (`qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING
+/// IMAGE`, every word shell-quoted: `diag::rebase_fix`), for a backing the
+/// page proposes (a missing backing's replacement).
+#[wasm_bindgen(js_name = rebaseCommand)]
+pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: &str) -> String {
+    crate::diag::rebase_fix(format, backing_format, backing, image)
+}
+
 /// `{ info }`, serialised straight to text: the facts' serde code is then
 /// built for one serializer only (not also for `serde_json::Value`).
 #[derive(serde::Serialize)]

@@ -25,6 +25,7 @@ import { XmlView } from './editor-xml.js';
 import { DomainView } from './editor-domain.js';
 import { ChainsView } from './editor-chains.js';
 import { DiagnosticsView } from './editor-diagnostics.js';
+import { SummaryView } from './editor-summary.js';
 
 export { CorePanic, WasmLoadError, loadWasm };
 
@@ -115,11 +116,17 @@ export class BackingChainEditor extends HTMLElement {
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
     this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
-    this._diags = new DiagnosticsView(id, {
-      select: (image) => {
-        const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
-        if (i >= 0) this._tree.select(i);
+    const select = (/** @type {string | null} */ image) => {
+      const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
+      if (i >= 0) this._tree.select(i);
+    };
+    this._diags = new DiagnosticsView(id, { select });
+    this._summary = new SummaryView(id, {
+      filter: (q) => {
+        this._tree.setFilter(q);
+        this._tree.filter.input.focus();
       },
+      select,
     });
     const root = this.attachShadow({ mode: 'open' });
     root.adoptedStyleSheets = [styleSheet()];
@@ -212,6 +219,7 @@ export class BackingChainEditor extends HTMLElement {
     v = v == null ? '' : String(v);
     if (this._domain.baseDir.value !== v) this._domain.baseDir.value = v;
     this._model.set('baseDir', v);
+    this._syncBaseDir();
   }
   /** The forest JSON from the core (images, links, chains, overlays). */
   get forest() {
@@ -261,8 +269,10 @@ export class BackingChainEditor extends HTMLElement {
    */
   edit(op) {
     const next = this._model.edit(op);
+    this._model.label = { what: describeOp(op, this._chains.view?.diff?.[op.disk]?.name ?? `disk ${op.disk + 1}`), where: { disk: op.disk } };
     this._chains.settle();
     this.domainXml = next;
+    this._model.label = null;
     return next;
   }
 
@@ -274,14 +284,14 @@ export class BackingChainEditor extends HTMLElement {
     return true;
   }
 
-  /** Undo the last change (images, domain XML and its edits, base directory, layout, mode, backing choices). */
+  /** Undo the last edit (images, domain XML and its edits, base directory, backing choices; not the layout or mode: view switches). The page says what was undone and shows it. */
   undo() {
-    return this._model.undo();
+    return this._model.undo().then((c) => this._showChange('Undone', c));
   }
 
   /** Redo what undo() undid. */
   redo() {
-    return this._model.redo();
+    return this._model.redo().then((c) => this._showChange('Redone', c));
   }
 
   /** The XML for the current state (`layout` defaults to the element's). @param {{ layout?: 'nested' | 'flat' }} [options] */
@@ -429,6 +439,44 @@ export class BackingChainEditor extends HTMLElement {
     }
   }
 
+  /**
+   * After undo/redo: say what changed (next to the Undo button) and show it
+   * (its disk in "Chains in the XML", or its image in the tree).
+   * @param {string} verb @param {import('./editor-model.js').Change | false} c
+   */
+  _showChange(verb, c) {
+    if (c === false) return false;
+    const { undone } = this._els;
+    undone.textContent = `${verb}: ${c?.what ?? 'a change'}.`;
+    const where = c?.where;
+    /** @type {Element | null | undefined} */
+    let target = null;
+    if (where?.disk !== undefined) target = this._chains.body.querySelector(`[data-disk="${where.disk}"]`);
+    else if (where?.image) target = this._tree.tree.querySelector(`li[data-image="${this._model.forest?.images.findIndex((im) => im.filename === where.image)}"]`);
+    if (target) {
+      target.scrollIntoView({ block: 'center' });
+      target.classList.remove('changed');
+      void (/** @type {HTMLElement} */ (target).offsetWidth);
+      target.classList.add('changed');
+    }
+    return true;
+  }
+
+  /** The base directory next to the drop zone: asked for up front while there is no domain XML; says when paths are relative. */
+  _syncBaseDir() {
+    const { baseDir, baseBox, baseNote } = this._els;
+    const m = this._model;
+    if (baseDir.value !== m.baseDir) baseDir.value = m.baseDir;
+    baseBox.hidden = !!m.goodDomain;
+    const rel = (m.forest?.images ?? []).some((im) => !im.filename.startsWith('/'));
+    baseNote.textContent = m.baseDir.trim()
+      ? `Paths in the XML: ${m.baseDir.trim().replace(/\/+$/, '')}/<name>.`
+      : rel
+        ? 'Paths in the XML are relative to where the images were dropped from: libvirt needs absolute paths. Give the directory the images live in on the host.'
+        : 'Where the images live on the host: dropped names become absolute paths.';
+    baseNote.classList.toggle('warn', !m.baseDir.trim() && rel);
+  }
+
   /** @param {string} message @param {string} what */
   _showPanic(message, what) {
     this._model.panicMessage = message;
@@ -443,12 +491,19 @@ export class BackingChainEditor extends HTMLElement {
     const m = this._model;
     m.compute();
     this._els.root.classList.toggle('many', (m.forest?.images.length ?? 0) > MANY_IMAGES);
+    const images = m.forest?.images.length ?? 0;
+    this._els.drop.classList.toggle('compact', images > 0);
+    this._syncBaseDir();
+    this._chains.render(m);
+    this._tree.disks = m.diskTargets();
+    this._tree.differs = this._chains.differences();
     this._tree.render(m);
     this._xml.render(m);
     this._domain.render(m);
-    this._chains.render(m);
     const diags = m.diagnostics();
     this._diags.render(diags);
+    const chains = m.forest?.chains ?? [];
+    this._summary.render(diags, { chains: chains.length, images, errorChains: this._tree.errorChains });
     const xml = m.output?.xml ?? '';
     if (xml !== this._lastXml) {
       this._lastXml = xml;
@@ -481,10 +536,15 @@ export class BackingChainEditor extends HTMLElement {
     const notice = h('p', { class: 'hint', 'aria-live': 'polite' });
     const undo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Z', onclick: () => this.undo() }, 'Undo');
     const redo = h('button', { type: 'button', disabled: true, 'aria-keyshortcuts': 'Control+Shift+Z Control+Y', onclick: () => this.redo() }, 'Redo');
+    const undone = h('p', { class: 'undone meta', role: 'status' });
+    const baseDir = h('input', { type: 'text', id: `${this._id}-base0`, placeholder: '/var/lib/libvirt/images', spellcheck: false, 'aria-describedby': `${this._id}-base0-note` });
+    baseDir.addEventListener('change', () => (this.baseDir = baseDir.value));
+    const baseNote = h('span', { class: 'meta', id: `${this._id}-base0-note` });
+    const baseBox = h('div', { class: 'field base edit-only' }, h('label', { for: baseDir.id }, 'Base directory on the host'), baseDir, baseNote);
     const drop = h(
       'section',
       { class: 'drop', 'aria-label': 'Add disk images' },
-      h('p', null, h('strong', null, 'Drop disk images, folders or a domain XML here')),
+      h('p', { class: 'lead' }, h('strong', null, 'Drop disk images, folders or a domain XML here')),
       h('p', { class: 'hint' }, 'Only the headers are read (a few KiB per image, however large); nothing leaves this browser.'),
       h(
         'div',
@@ -492,9 +552,8 @@ export class BackingChainEditor extends HTMLElement {
         h('button', { type: 'button', class: 'primary', part: 'button', onclick: () => fileInput.click() }, 'Choose files…'),
         h('button', { type: 'button', part: 'button', onclick: () => dirInput.click() }, 'Choose a folder…'),
         h('button', { type: 'button', part: 'button', onclick: () => this.clear() }, 'Clear images'),
-        undo,
-        redo,
       ),
+      baseBox,
       progress,
       notice,
       fileInput,
@@ -539,9 +598,37 @@ export class BackingChainEditor extends HTMLElement {
         .then((entries) => this._addEntries(entries))
         .catch((e) => this._notice(`The drop could not be read: ${errorText(e)}`));
     });
-    const top = h('div', { class: 'root', part: 'root' }, status, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
+    // "/" focuses the tree's filter (outside text fields).
+    this.addEventListener('keydown', (ev) => {
+      if (ev.key !== '/' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      const t = ev.composedPath()[0];
+      if (t instanceof HTMLTextAreaElement || t instanceof HTMLInputElement || t instanceof HTMLSelectElement) return;
+      if (this._tree.filter.el.hidden) return;
+      ev.preventDefault();
+      this._tree.filter.input.focus();
+      this._tree.filter.input.select();
+    });
+    const top = h('div', { class: 'root', part: 'root' }, status, this._summary.el, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
     root.append(top);
-    return { root: top, status, progress, progressBar, progressText, notice, undo, redo };
+    // Undo / redo sit with the edits: in the toolbar of "Chains in the XML".
+    this._chains.tools.append(undo, redo, undone);
+    return { root: top, status, drop, baseDir, baseBox, baseNote, progress, progressBar, progressText, notice, undo, redo, undone };
+  }
+}
+
+/** An edit in words (what undo says it undid). @param {import('./backing-chain-editor').EditOp} op @param {string} disk */
+function describeOp(op, disk) {
+  switch (op.op) {
+    case 'set-layer':
+      return `editing layer ${op.depth} of ${disk}`;
+    case 'insert-layer':
+      return `inserting layer ${op.depth} of ${disk}`;
+    case 'remove-layer':
+      return `removing layer ${op.depth} of ${disk}`;
+    case 'set-terminator':
+      return `${op.on ? 'ending' : 'opening'} the chain of ${disk}`;
+    default:
+      return `the seclabel of layer ${op.depth} of ${disk}`;
   }
 }
 

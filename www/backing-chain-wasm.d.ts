@@ -1,7 +1,7 @@
-// Types of the wasm API (`pkg/backing_chain.js`, built by wasm-bindgen from
-// src/wasm.rs with --no-typescript): what each export takes and gives back.
-// The element's modules see the glue through these types (editor-wasm.js);
-// tests/js/types.test.mjs checks that every export named here exists.
+// Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
+// core): what each export takes and gives back. The element's modules see the
+// glue through these types (editor-wasm.js); a test checks that every export
+// named here exists.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -248,5 +248,7 @@ export function seclabels(doc: string): Seclabel[][][];
 export function parseHosts(text: string): HostSpec[];
 /** The network protocols libvirt takes in a disk's `<source protocol>` (nbd, iscsi, rbd, …), in libvirt's order. */
 export function networkProtocols(): string[];
+/** `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING IMAGE`, every word shell-quoted (the core's fix builder). */
+export function rebaseCommand(format: string, backingFormat: string, backing: string, image: string): string;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
 export default function init(module?: { module_or_path?: RequestInfo | URL | BufferSource | WebAssembly.Module } | RequestInfo | URL | BufferSource | WebAssembly.Module): Promise<unknown>;

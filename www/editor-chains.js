@@ -8,6 +8,7 @@
 import { h } from './render.js';
 import { CorePanic, errorText } from './editor-wasm.js';
 import { layerForm } from './editor-layer-form.js';
+import { menuButton } from './editor-menu.js';
 
 /** Over twice this many disks, groups of this many are rendered near the screen. */
 const DISK_GROUP = 20;
@@ -31,6 +32,8 @@ export class ChainsView {
     this.m = m;
     /** @type {Editing | null} the open form */
     this.editing = null;
+    /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} what opened the form (the focus returns there) */
+    this.opener = null;
     /** @type {string | null} why the last edit was refused */
     this.editError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
@@ -43,10 +46,12 @@ export class ChainsView {
     this.note = h('p', { class: 'hint meta' });
     this.replace = h('button', { type: 'button', class: 'primary edit-only', hidden: true, onclick: () => actions.replace() }, 'Replace with what the images say');
     this.error = h('p', { class: 'edit-error', role: 'alert', hidden: true });
+    /** Undo / redo (the element puts them here: with the edits). */
+    this.tools = h('div', { class: 'edit-tools edit-only', role: 'group', 'aria-label': 'Edit history' });
     this.el = h(
       'section',
       { class: 'chains', 'aria-labelledby': `${id}-ch` },
-      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-ch` }, 'Chains in the XML'), h('span', { class: 'spacer' }), this.replace),
+      h('div', { class: 'toolbar' }, h('h2', { id: `${id}-ch` }, 'Chains in the XML'), h('span', { class: 'spacer' }), this.replace, this.tools),
       this.note,
       this.error,
       this.body,
@@ -99,9 +104,15 @@ export class ChainsView {
     /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} */
     let keep = null;
     if (active && body.contains(active) && !active.closest('form')) {
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+      // An action run from a row's menu: the focus goes back to the menu button.
+      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
     } else if (active && body.contains(active)) {
       keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
+    }
+    // A form closed (cancelled or applied): the focus goes back to what opened it.
+    if (!this.editing && this.opener) {
+      keep = this.opener;
+      this.opener = null;
     }
     if (lazy) {
       const now = new Set(this.groupsShown);
@@ -160,37 +171,43 @@ export class ChainsView {
     const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
     const rowsIn = d.rows;
     const bad = rowsIn.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+    // The images' column: always in validate mode; in populate mode as soon as
+    // an edit makes the XML's chain disagree with the images (marked at once).
+    const cols = validate || bad;
     let status = '';
     if (validate) {
-      if (!d['has-chain']) status = 'no <backingStore> in the XML: libvirt probes the images';
+      if (!d['has-chain']) status = 'not given: no <backingStore> in the XML, libvirt probes the images';
       else if (!d.matched) status = 'no image matches the disk source: not validated';
       else status = bad ? 'differs from the images' : 'matches the images';
-    }
+    } else if (bad) status = 'the XML differs from the images (kept as written)';
     const ed = this.editing?.disk === d.disk ? this.editing : null;
-    const head = h('tr', null, h('th', { scope: 'col' }, 'Depth'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Source'), h('th', { scope: 'col' }, 'Format'), validate ? h('th', { scope: 'col' }, 'The images say') : null, h('th', { scope: 'col', class: 'edit-only' }, 'Edit'));
+    const head = h('tr', null, h('th', { scope: 'col' }, 'Depth'), h('th', { scope: 'col' }, 'Type'), h('th', { scope: 'col' }, 'Source'), h('th', { scope: 'col' }, 'Format'), cols ? h('th', { scope: 'col' }, 'The images say') : null, h('th', { scope: 'col', class: 'edit-only' }, 'Edit'));
     const rows = [];
     for (const r of rowsIn) {
       const x = r.xml;
       const m = r.images;
-      // Differences are marked in validate mode only (populate keeps the XML's chain as it is).
-      const diff = new Set(validate ? r.differs : []);
+      // What differs (a layer the XML does not give is "not given", not a difference).
+      const differs = r.differs.filter((x) => x !== 'unstated');
+      const diff = new Set(cols ? differs : []);
       /** @param {string} field @param {string | null | undefined} text @param {string} label */
       const cell = (field, text, label) => h('td', { class: diff.has(field) ? 'differs' : null, 'data-field': field, 'data-label': label }, text ?? '—');
-      const imgText = m ? `${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
+      const imgText = m ? `${r.differs.includes('unstated') ? 'not given in the XML; the images: ' : ''}${m.type ?? ''} ${m.place}${m.format ? ` (${m.format})` : ''}` : diff.has('depth') ? 'no such layer: the chain ends above' : diff.has('unverified') ? 'not followed that far' : '—';
       const actions = x
         ? h(
             'td',
             { class: 'edit-only actions' },
-            h('button', { type: 'button', 'data-act': 'edit', 'aria-label': `Edit layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'edit') }, 'Edit'),
-            h('button', { type: 'button', 'data-act': 'insert', 'aria-label': `Insert a layer above layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'insert') }, 'Insert above'),
-            h('button', { type: 'button', 'data-act': 'remove', 'aria-label': `Remove layer ${r.depth} of ${d.name}`, onclick: () => this.actions.edit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) }, 'Remove'),
-            h('button', { type: 'button', 'data-act': 'seclabel', 'aria-label': `Seclabel of layer ${r.depth} of ${d.name}`, onclick: () => this.open(d.disk, r.depth, 'seclabel') }, 'Seclabel'),
+            menuButton(`Actions for layer ${r.depth} of ${d.name}`, [
+              { act: 'edit', text: 'Edit…', run: () => this.open(d.disk, r.depth, 'edit') },
+              { act: 'insert', text: 'Insert a layer above…', run: () => this.open(d.disk, r.depth, 'insert') },
+              { act: 'seclabel', text: 'Seclabel…', run: () => this.open(d.disk, r.depth, 'seclabel') },
+              { act: 'remove', text: 'Remove', run: () => this.actions.edit({ op: 'remove-layer', disk: d.disk, depth: r.depth }) },
+            ], { 'data-act': 'menu' }),
           )
         : h('td', { class: 'edit-only' });
       rows.push(
         h(
           'tr',
-          { 'data-depth': String(r.depth), class: validate && r.differs.length ? 'row-differs' : null },
+          { 'data-depth': String(r.depth), class: diff.size ? 'row-differs' : null },
           h('td', { class: 'depth', 'data-label': 'Layer' }, String(r.depth)),
           cell('type', x?.type, 'Type'),
           h(
@@ -200,11 +217,12 @@ export class ChainsView {
             ...(labels[r.depth] ?? []).map((l) => h('div', { class: 'seclabel meta' }, labelText(l))),
           ),
           cell('format', x?.format, 'Format'),
-          validate ? h('td', { class: r.differs.length ? 'differs images' : 'images', 'data-differs': r.differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
+          cols ? h('td', { class: diff.size ? 'differs images' : 'images', 'data-differs': differs.join(' '), 'data-label': 'The images say' }, imgText) : null,
           actions,
         ),
       );
-      if (ed && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: validate ? '6' : '5' }, this.form(d, ed, layers[r.depth - 1], labels[r.depth] ?? []))));
+      // The form once: under its layer (a row of the XML), or at the end (below).
+      if (ed && x && ed.depth === r.depth) rows.push(h('tr', { class: 'form-row' }, h('td', { colspan: cols ? '6' : '5' }, this.form(d, ed, layers[r.depth - 1], labels[r.depth] ?? []))));
     }
     const n = rowsIn.filter((r) => r.xml).length;
     const term = h('input', {
@@ -213,17 +231,17 @@ export class ChainsView {
       disabled: this.actions.readonly(),
       onchange: (/** @type {Event} */ ev) => this.actions.edit({ op: 'set-terminator', disk: d.disk, on: /** @type {HTMLInputElement} */ (ev.target).checked }),
     });
-    const termDiff = validate && d.matched && d['has-chain'] && d['xml-terminated'] !== d['images-terminated'];
+    const termDiff = cols && d.matched && d['has-chain'] && d['xml-terminated'] !== d['images-terminated'];
     const foot = h(
       'div',
       { class: 'chain-foot' },
-      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, n ? ` The chain ends after layer ${n} (<backingStore/>)` : ' The disk has no backing image (<backingStore/>)', validate && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
+      h('label', { class: termDiff ? 'differs terminator' : 'terminator' }, term, n ? ` End of chain after layer ${n}` : ' No backing image: end of chain at the disk', h('span', { class: 'meta' }, ' (an empty <backingStore/>: libvirt looks no further)'), cols && d.matched ? ` — the images: ${d['images-terminated'] ? 'it ends' : 'not known to end'}` : ''),
       h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this.open(d.disk, n + 1, 'insert') }, 'Add a layer at the end'),
     );
     const tail = ed && ed.depth === n + 1 ? this.form(d, ed, null) : null;
     return h(
       'div',
-      { class: `disk${bad && validate ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
+      { class: `disk${bad ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
       h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
       h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
       foot,
@@ -231,8 +249,27 @@ export class ChainsView {
     );
   }
 
+  /**
+   * Disks whose chain in the XML disagrees with the images (the last render;
+   * none while many disks are rendered lazily): target → what differs, in words.
+   * @returns {Map<string, string>}
+   */
+  differences() {
+    /** @type {Map<string, string>} */
+    const out = new Map();
+    for (const d of this.view?.diff ?? []) {
+      const rows = d.rows.filter((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+      if (!rows.length) continue;
+      out.set(d.name, rows.map((r) => `layer ${r.depth}: the XML ${r.xml ? `says ${r.xml.place}${r.xml.format ? ` (${r.xml.format})` : ''}` : 'ends above'}, the images ${r.images ? `say ${r.images.place}${r.images.format ? ` (${r.images.format})` : ''}` : 'end above'}`).join('; '));
+    }
+    return out;
+  }
+
   /** @param {number} disk @param {number} depth @param {Editing['kind']} kind */
   open(disk, depth, kind) {
+    // Where the focus goes back when the form closes: the row's menu, or "Add a layer at the end".
+    const append = kind === 'insert' && !this.body.querySelector(`[data-disk="${disk}"] tr[data-depth="${depth}"]`);
+    this.opener = { disk: String(disk), depth: String(depth), act: append ? 'append' : 'menu', term: 0 };
     this.editing = { disk, depth, kind };
     this.editError = null;
     this.render();

@@ -4,6 +4,7 @@
 // image (reparent).
 
 import { h, humanSize, formatCount } from './render.js';
+import { combobox } from './editor-combobox.js';
 
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
@@ -64,21 +65,22 @@ export function renderDetails(box, m, selected, act) {
     );
   }
   const remove = h('button', { type: 'button', class: 'edit-only', onclick: () => act.remove(img.filename) }, 'Remove from the set');
-  // Reparent: the user's choice of backing image overrides every match.
-  const pick = h(
-    'select',
-    { id: `${act.id}-backing`, 'aria-describedby': `${act.id}-backing-hint` },
-    h('option', { value: '' }, 'as its header says'),
-    ...f.images.filter((o, i) => i !== idx).map((o) => h('option', { value: o.filename }, o.filename)),
-  );
-  pick.value = m.mapping.get(img.filename) ?? '';
-  pick.addEventListener('change', () => act.setBacking(img.filename, pick.value || null));
+  // Reparent: the user's choice of backing image overrides every match (a
+  // searchable combobox: there may be hundreds of images).
+  const pick = combobox({
+    id: `${act.id}-backing`,
+    label: 'Backing images',
+    describedby: `${act.id}-backing-hint`,
+    options: [{ value: '', text: 'as its header says' }, ...f.images.filter((o, i) => i !== idx).map((o) => ({ value: o.filename, text: o.filename }))],
+    value: m.mapping.get(img.filename) ?? '',
+    choose: (v) => act.setBacking(img.filename, v || null),
+  });
   const reparent = h(
     'div',
     { class: 'field edit-only' },
-    h('label', { for: pick.id }, 'Backing image'),
-    pick,
-    h('span', { class: 'meta', id: `${act.id}-backing-hint` }, m.mapping.has(img.filename) ? 'your choice (overrides the header’s name)' : 'choose among the known images to reparent'),
+    h('label', { for: pick.input.id }, 'Backing image'),
+    pick.el,
+    h('span', { class: 'meta', id: `${act.id}-backing-hint` }, m.mapping.has(img.filename) ? 'your choice (overrides the header’s name)' : 'type to search the known images; choose one to reparent'),
   );
   box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), reparent, h('div', { class: 'field' }, remove));
 }

@@ -18,7 +18,9 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, from?: string, json?: string }} Job a probe job (reader), or images from a qemu-img JSON document (json)
  * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
- * @typedef {{ domain: string, baseDir: string, layout: 'nested' | 'flat', mode: 'populate' | 'validate', mapping: Map<string, string>, images: Map<string, Meta> }} Snapshot
+ * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
+ * @typedef {{ disk?: number, image?: string }} Where
+ * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
  * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
  */
@@ -71,6 +73,10 @@ export class EditorModel {
     this.panicMessage = null;
     /** @type {Promise<unknown>} resolves once the wasm is loaded (set by the element) */
     this.ready = Promise.resolve();
+    /** @type {Change} what the next record() is about (set by the element for an edit) */
+    this.label = null;
+    /** @type {[string, Array<[string, string]>] | null} the domain XML's disks: source path, target */
+    this.targets = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -91,13 +97,19 @@ export class EditorModel {
 
   /** @returns {Snapshot} */
   snapshot() {
-    return { domain: this.domainText, baseDir: this.baseDir, layout: this.layout, mode: this.mode, mapping: new Map(this.mapping), images: new Map(this.meta) };
+    return { domain: this.domainText, baseDir: this.baseDir, mapping: new Map(this.mapping), images: new Map(this.meta) };
   }
 
-  /** Remember the state before a change (not while undoing/redoing). */
-  record() {
+  /**
+   * Remember the state before a change (not while undoing/redoing), with
+   * what the change is (the caller's `label`, set just before, wins).
+   * @param {string} what @param {Where} [where]
+   */
+  record(what = 'a change', where) {
+    const label = this.label;
+    this.label = null;
     if (this.restoring || !this.session) return;
-    this.undoStack.push(this.snapshot());
+    this.undoStack.push({ ...this.snapshot(), change: label ?? { what, where } });
     if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
     this.redoStack = [];
     this.historyChanged();
@@ -113,18 +125,20 @@ export class EditorModel {
     this.hooks.history(this.undoStack.length > 0, this.redoStack.length > 0);
   }
 
+  /** Undo the last edit (not a view switch); resolves with what was undone, or false. @returns {Promise<Change | false>} */
   undo() {
     const snap = this.undoStack.pop();
     if (!snap) return Promise.resolve(false);
-    this.redoStack.push(this.snapshot());
-    return this.restore(snap).then(() => true);
+    this.redoStack.push({ ...this.snapshot(), change: snap.change });
+    return this.restore(snap).then(() => snap.change ?? null);
   }
 
+  /** @returns {Promise<Change | false>} */
   redo() {
     const snap = this.redoStack.pop();
     if (!snap) return Promise.resolve(false);
-    this.undoStack.push(this.snapshot());
-    return this.restore(snap).then(() => true);
+    this.undoStack.push({ ...this.snapshot(), change: snap.change });
+    return this.restore(snap).then(() => snap.change ?? null);
   }
 
   /** @param {Snapshot} snap */
@@ -133,8 +147,6 @@ export class EditorModel {
     try {
       this.domainText = snap.domain;
       this.baseDir = snap.baseDir;
-      this.layout = snap.layout;
-      this.mode = snap.mode;
       this.mapping = new Map(snap.mapping);
       this.applyMapping();
       this.hooks.restored();
@@ -177,20 +189,20 @@ export class EditorModel {
   /** @param {string} text */
   setDomain(text) {
     if (text === this.domainText) return;
-    this.record();
+    this.record('the domain XML');
     this.domainText = text;
     this.hooks.changed();
   }
 
   /**
-   * layout, mode, baseDir: recorded, then recomputed.
+   * layout, mode (view switches, not undone), baseDir (recorded): then recomputed.
    * @template {'layout' | 'mode' | 'baseDir'} K
    * @param {K} key
    * @param {EditorModel[K]} value
    */
   set(key, value) {
     if (this[key] === value) return;
-    this.record();
+    if (key === 'baseDir') this.record('the base directory');
     Object.assign(this, { [key]: value });
     this.hooks.changed();
   }
@@ -206,7 +218,7 @@ export class EditorModel {
   setBacking(image, backing) {
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
-    this.record();
+    this.record(`the backing of ${image}`, { image });
     if (backing === null) this.mapping.delete(image);
     else this.mapping.set(image, backing);
     this.applyMapping();
@@ -218,7 +230,7 @@ export class EditorModel {
     await this.ready;
     await settled();
     if (!this.session) throw new CorePanic(this.panicMessage ?? 'the core is not running');
-    this.record();
+    this.record('images from qemu-img JSON');
     /** @type {string[]} */
     let names;
     try {
@@ -235,7 +247,7 @@ export class EditorModel {
   /** @param {string} name */
   remove(name) {
     if (!this.session || !this.meta.has(name)) return false;
-    this.record();
+    this.record(`removing ${name}`);
     this.session.remove(name);
     this.meta.delete(name);
     this.hooks.changed();
@@ -243,7 +255,7 @@ export class EditorModel {
   }
 
   clear() {
-    if (this.meta.size) this.record();
+    if (this.meta.size) this.record('clearing the images');
     this.session?.clear();
     this.meta.clear();
     this.hooks.changed();
@@ -307,7 +319,7 @@ export class EditorModel {
       const waiters = this.waiters.splice(0);
       // The same name again replaces the image (last one wins).
       const batch = this.jobs.splice(0);
-      if (batch.some((b) => b.record)) this.record();
+      if (batch.some((b) => b.record)) this.record(`adding ${batch.length} image${batch.length === 1 ? '' : 's'}`);
       const byName = new Map();
       for (const { job } of batch) byName.set(job.name, job);
       /** @type {Job[]} */
@@ -412,6 +424,43 @@ export class EditorModel {
     if (!doc) return null;
     const session = this.s;
     return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+  }
+
+  /**
+   * Which VM disk (target dev) each top image belongs to, when a domain XML
+   * is given: image filename → target. A disk's source names its image as the
+   * core matches them when it populates (same path, else the only image with
+   * that basename).
+   * @returns {Map<string, string>}
+   */
+  diskTargets() {
+    /** @type {Map<string, string>} */
+    const out = new Map();
+    const f = this.forest;
+    if (!f || !this.goodDomain) return out;
+    if (this.targets?.[0] !== this.goodDomain) {
+      /** @type {import('./backing-chain-wasm').DiskSummary[]} */
+      let disks = [];
+      try {
+        disks = describeXml(this.goodDomain);
+      } catch (e) {
+        if (e instanceof CorePanic) throw e;
+      }
+      this.targets = [this.goodDomain, disks.map((d) => [/** @type {{ path?: string } | null} */ (d.source)?.path ?? '', String(d['target-dev'] ?? d.name)])];
+    }
+    const byPath = new Map(f.images.map((im, i) => [im.filename, i]));
+    /** @type {Map<string, number>} basename → image, -1 when several share it */
+    const byBase = new Map();
+    f.images.forEach((im, i) => {
+      const b = im.filename.slice(im.filename.lastIndexOf('/') + 1);
+      byBase.set(b, byBase.has(b) ? -1 : i);
+    });
+    for (const [path, dev] of this.targets[1]) {
+      if (!path) continue;
+      const i = byPath.get(path) ?? byBase.get(path.slice(path.lastIndexOf('/') + 1)) ?? -1;
+      if (i >= 0 && !out.has(f.images[i].filename)) out.set(f.images[i].filename, dev);
+    }
+    return out;
   }
 
   /** Missing backing files (absolute paths) a host may add; when untrusted, never a flagged name. */

@@ -84,16 +84,15 @@ section { background: var(--_surface); border: 1px solid var(--_border); border-
   .main { grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); }
 }
 .empty { color: var(--_muted); margin: .25rem 0; }
-ul[role=tree], ul[role=group] { list-style: none; margin: 0; padding: 0; }
-ul[role=group] { margin-left: 1.1rem; border-left: 1px solid var(--_border); padding-left: .4rem; }
-li[role=treeitem] { margin: .15rem 0; }
+ul[role=tree] { list-style: none; margin: 0; padding: 0; }
+li[role=treeitem] { margin: .15rem 0 .15rem calc((var(--level, 1) - 1) * 1.1rem); }
+li[role=treeitem][aria-level]:not([aria-level="1"]) { border-left: 1px solid var(--_border); padding-left: .4rem; }
 /* Thousands of images: the browser skips style, layout and paint of chains,
    disks and diagnostics that are off screen (they stay in the DOM, the
    accessibility tree and find-in-page). */
 .many ul[role=tree] > li[role=treeitem], .many .chains .disk, .many .diags li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
 li[role=treeitem]:focus { outline: none; }
 li[role=treeitem]:focus-visible > .row { outline: 2px solid var(--_focus); outline-offset: 1px; }
-li[role=treeitem][aria-expanded=false] > ul[role=group] { display: none; }
 .row { display: flex; flex-wrap: wrap; gap: .2rem .5rem; align-items: baseline; padding: .2rem .35rem; border-radius: 4px; cursor: pointer; }
 li[aria-selected=true] > .row { background: var(--_sel); }
 .twisty { width: 1rem; display: inline-block; color: var(--_muted); flex: none; }
@@ -120,8 +119,6 @@ button.badge[aria-expanded=false]::after { content: " ▾"; }
   table.chain td.actions { white-space: normal; }
 }
 .meta { color: var(--_muted); font-size: .9em; }
-.end .row { cursor: default; color: var(--_muted); font-style: italic; }
-.end.bad .row { color: var(--_error); font-style: normal; }
 .diag { display: grid; grid-template-columns: auto minmax(0, 1fr); gap: .1rem .4rem; margin: .2rem 0 .2rem 1.5rem; font-size: .92em; }
 .diag .sev { font-weight: 700; }
 .diag.error .sev { color: var(--_error); }
@@ -192,5 +189,58 @@ tr.row-differs { background: color-mix(in srgb, var(--_error) 8%, transparent); 
 form.edit { border: 1px solid var(--_border); border-radius: var(--_radius); padding: .5rem .6rem; background: var(--_bg); margin: .3rem 0; }
 form.edit select { background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); padding: .25rem .4rem; }
 .field select { max-width: 100%; }
+.summary .counts { margin: 0; display: flex; flex-wrap: wrap; gap: .2rem .5rem; align-items: baseline; font-weight: 600; }
+.summary .count.error { color: var(--_error); }
+.summary .count.warning { color: var(--_warning); }
+.summary .count.info { color: var(--_info); }
+.summary .count.none { color: var(--_muted); font-weight: normal; }
+.summary .meta { font-weight: normal; }
+.summary .first { list-style: none; margin: .3rem 0 0; padding: 0; display: grid; gap: .15rem; }
+.summary .first .linkish { color: var(--_fg); text-decoration: none; }
+.summary .first .linkish:hover { text-decoration: underline; }
+.summary .sev.error { color: var(--_error); }
+.summary .sev.warning { color: var(--_warning); }
+.drop.compact { padding: .4rem .75rem; display: flex; flex-wrap: wrap; gap: .4rem .75rem; align-items: center; justify-content: flex-start; text-align: left; border-width: 1px; }
+.drop.compact .lead strong { font-weight: 600; }
+.drop.compact .hint:not(:empty) { font-size: .85em; }
+.drop.compact > .hint:first-of-type { display: none; }
+.drop.compact .buttons { justify-content: flex-start; }
+.drop .field.base { margin: 0; justify-content: center; }
+.drop.compact .field.base { justify-content: flex-start; flex: 1 1 100%; }
+.field.base .meta.warn { color: var(--_warning); }
+.filter { display: flex; flex-wrap: wrap; gap: .4rem .5rem; align-items: center; margin-bottom: .5rem; }
+.filter[hidden] { display: none; }
+.filter input { flex: 1 1 12rem; min-width: 0; background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); padding: .3rem .5rem; }
+.filter button { min-height: 1.8rem; padding: .1rem .5rem; font-size: .9em; }
+.badge.disk { color: var(--_fg); border-color: var(--_fg); font-family: var(--_mono); }
+.ref > .row { color: var(--_muted); }
+.ref > .row .name { font-weight: normal; }
+li.has-error > .row .name { color: var(--_error); }
+.size[title] { cursor: help; }
+.diag .code { font-family: var(--_mono); font-size: .78em; color: var(--_muted); }
+.diag .how { grid-column: 2; font-size: .95em; }
+li[role=treeitem] > .end { margin: .1rem 0 .2rem 1.6rem; color: var(--_muted); font-style: italic; font-size: .92em; }
+li[role=treeitem] > .end.bad { color: var(--_error); font-style: normal; }
+.menu-wrap { position: relative; display: inline-block; }
+button.kebab { min-height: 1.8rem; padding: 0 .55rem; font-weight: 700; }
+ul.menu { position: absolute; right: 0; z-index: 5; list-style: none; margin: .2rem 0 0; padding: .25rem 0; min-width: 11rem; background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); box-shadow: 0 4px 14px rgb(0 0 0 / .18); }
+ul.menu[hidden] { display: none; }
+ul.menu [role=menuitem] { padding: .3rem .8rem; cursor: pointer; white-space: nowrap; }
+ul.menu [role=menuitem]:hover, ul.menu [role=menuitem]:focus { background: var(--_sel); outline: none; }
+ul.menu [role=menuitem]:focus-visible { outline: 2px solid var(--_focus); outline-offset: -2px; }
+.combo { position: relative; flex: 1 1 16rem; min-width: 0; }
+.combo input { width: 100%; background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); padding: .3rem .5rem; font-family: var(--_mono); }
+ul.listbox { position: absolute; left: 0; right: 0; z-index: 5; list-style: none; margin: .2rem 0 0; padding: .2rem 0; max-height: 16rem; overflow: auto; background: var(--_bg); border: 1px solid var(--_border); border-radius: var(--_radius); box-shadow: 0 4px 14px rgb(0 0 0 / .18); }
+ul.listbox[hidden] { display: none; }
+ul.listbox [role=option] { padding: .2rem .6rem; cursor: pointer; font-family: var(--_mono); font-size: .92em; overflow-wrap: anywhere; }
+ul.listbox [role=option][aria-selected=true] { background: var(--_sel); outline: 1px solid var(--_focus); }
+ul.listbox [role=option].current { font-weight: 700; }
+ul.listbox .more { padding: .2rem .6rem; }
+.changed { animation: bce-flash 2s ease-out; }
+@keyframes bce-flash { from { background: color-mix(in srgb, var(--_accent) 30%, transparent); } to { background: transparent; } }
+.edit-tools { display: flex; flex-wrap: wrap; gap: .4rem; align-items: center; }
+.undone { margin: 0; font-size: .9em; }
+.undone:empty { display: none; }
+.xml-diff .sev { color: var(--_warning); }
 :host([readonly]) .drop, :host([readonly]) .edit-only { display: none; }
 `;

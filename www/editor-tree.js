@@ -4,7 +4,9 @@
 // details. `render(model)` redraws it; selection, collapsed and opened
 // shared bases are this view's own state.
 
-import { h, humanSize, copyText, SEVERITY_ICON } from './render.js';
+import { h, humanSize, formatCount, copyText, SEVERITY_ICON } from './render.js';
+import { FilterBar, match, words } from './editor-filter.js';
+import { adviceFor } from './editor-fixes.js';
 import { renderDetails } from './editor-details.js';
 
 /**
@@ -14,6 +16,11 @@ import { renderDetails } from './editor-details.js';
  * @typedef {{ remove(name: string): void, setBacking(image: string, backing: string | null): void }} TreeActions
  */
 
+/** From this many chains on, the chains start collapsed (Expand all opens them). */
+const COLLAPSE_OVER = 40;
+/** @type {Record<string, number>} */
+const SEV_ORDER = { error: 0, warning: 1, info: 2 };
+
 export class TreeView {
   /** @param {string} id prefix of element ids @param {EditorModel} m @param {TreeActions} actions */
   constructor(id, m, actions) {
@@ -22,25 +29,59 @@ export class TreeView {
     this.m = m;
     /** @type {string | null} image filename */
     this.selected = null;
-    /** @type {Set<string>} keys of collapsed items */
-    this.collapsed = new Set();
+    /** @type {Map<string, boolean>} keys of items opened or closed by the user (else: the default) */
+    this.toggled = new Map();
+    /** @type {boolean | null} open by default (null: by the number of chains) */
+    this.defaultOpen = null;
+    /** @type {boolean | null} the chains a filter shows: open unless collapsed */
+    this.filterOpen = null;
     /** @type {Set<string>} shared bases whose overlays are listed */
     this.openShared = new Set();
+    this.query = '';
+    /** Chains with an error (the last render). */
+    this.errorChains = 0;
+    /** @type {Map<string, string>} top image filename → its disk's target (from the domain XML) */
+    this.disks = new Map();
+    /** @type {Map<string, string>} disk target → how its chain in the XML differs from the images */
+    this.differs = new Map();
+    this.filter = new FilterBar(id, {
+      changed: (q) => {
+        this.query = q;
+        this.filterOpen = null;
+        this.renderTree();
+      },
+      expandAll: (open) => {
+        if (words(this.query).length) this.filterOpen = open;
+        else this.defaultOpen = open;
+        this.toggled.clear();
+        this.renderTree();
+      },
+    });
     this.tree = h('ul', { role: 'tree', 'aria-label': 'Backing chains, top to base', id: `${id}-tree` });
     this.tree.addEventListener('keydown', (ev) => this.key(ev));
     this.empty = h('p', { class: 'empty' }, 'No images yet. Drop qcow2 (or other) disk images — top, middle and base layers — or a whole folder, and their chains appear here, top first.');
+    this.none = h('p', { class: 'empty', hidden: true }, 'No chain matches the filter.');
     this.details = h('div', { class: 'details', 'aria-live': 'polite' });
-    this.el = h('section', { class: 'forest', 'aria-labelledby': `${id}-fh` }, h('h2', { id: `${id}-fh` }, 'Backing chains'), this.empty, this.tree, this.details);
+    this.el = h('section', { class: 'forest', 'aria-labelledby': `${id}-fh` }, h('h2', { id: `${id}-fh` }, 'Backing chains'), this.filter.el, this.empty, this.none, this.tree, this.details);
   }
 
   get forest() {
     return this.m.f;
   }
 
-  /** Forget the selection and collapsed items (the images were cleared). */
+  /** Forget the selection and opened items (the images were cleared). */
   reset() {
     this.selected = null;
-    this.collapsed.clear();
+    this.toggled.clear();
+    this.defaultOpen = null;
+  }
+
+  /** Filter the tree (the summary's links, a script). @param {string} q */
+  setFilter(q) {
+    this.query = q;
+    this.filterOpen = null;
+    this.filter.set(q);
+    this.renderTree();
   }
 
   /** @param {EditorModel} m */
@@ -55,21 +96,10 @@ export class TreeView {
     renderDetails(this.details, m, this.selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
   }
 
-  renderTree() {
+  /** Per chain: its diagnostics by layer, severities, and the facts the filter matches on. */
+  chainFacts() {
     const f = this.forest;
-    const tree = this.tree;
-    const root = /** @type {ShadowRoot | Document} */ (tree.getRootNode());
-    const focusedKey = /** @type {HTMLElement | null} */ (root.activeElement)?.dataset?.key;
-    tree.replaceChildren();
-    this.empty.hidden = f.images.length > 0;
-    tree.hidden = f.images.length === 0;
-    if (!f.images.length) return;
-    if (!f.images.some((im) => im.filename === this.selected)) this.selected = null;
-    /** @type {HTMLElement[]} */
-    const items = [];
-    const all = document.createDocumentFragment();
-    f.chains.forEach((chain, ci) => {
-      // Diagnostics of this chain, attached to the layer they name.
+    return f.chains.map((chain) => {
       /** @type {Map<number, Diagnostic[]>} */
       const perLayer = new Map();
       for (const d of chain.diagnostics) {
@@ -79,53 +109,117 @@ export class TreeView {
         if (!perLayer.has(o)) perLayer.set(o, []);
         perLayer.get(o)?.push(d);
       }
-      /** @type {Node} */
-      let parentGroup = all;
-      chain.layers.forEach((idx, depth) => {
-        const key = `${ci}/${depth}`;
-        const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], depth === 0 ? chain : null);
-        // Every layer has children: the next layer, or how the chain ends.
-        setOpen(item, !this.collapsed.has(key));
-        /** @type {ParentNode} */ (parentGroup).append(item);
-        items.push(item);
-        const group = h('ul', { role: 'group' });
-        item.append(group);
-        parentGroup = group;
-      });
-      // How the chain ends.
-      const end = this.endItem(chain, chain.layers.length + 1, `${ci}/end`);
-      /** @type {ParentNode} */ (parentGroup).append(end);
-      items.push(end);
+      const severities = new Set();
+      for (const ds of perLayer.values()) for (const d of ds) severities.add(d.severity);
+      for (const i of chain.layers) for (const d of f.images[i].diagnostics ?? []) severities.add(d.severity);
+      const disk = this.disks.get(f.images[chain.top]?.filename);
+      /** @type {import('./editor-filter.js').ChainFacts} */
+      const facts = {
+        names: chain.layers.map((i) => f.images[i].filename),
+        formats: chain.layers.map((i) => f.images[i].format ?? 'unreadable'),
+        disks: disk ? [disk.toLowerCase()] : [],
+        status: chain.status,
+        end: chain.end,
+        severities,
+        shared: chain.layers.some((i) => (f.overlays[i]?.length ?? 0) > 1),
+      };
+      return { chain, perLayer, facts, error: severities.has('error') || (chain.status !== 'ok' && chain.status !== 'remote' && chain.status !== 'untrusted') };
     });
-    tree.append(all);
+  }
+
+  renderTree() {
+    const f = this.forest;
+    const tree = this.tree;
+    const root = /** @type {ShadowRoot | Document} */ (tree.getRootNode());
+    const focusedKey = /** @type {HTMLElement | null} */ (root.activeElement)?.dataset?.key;
+    tree.replaceChildren();
+    this.empty.hidden = f.images.length > 0;
+    tree.hidden = f.images.length === 0;
+    this.filter.el.hidden = f.images.length === 0;
+    this.none.hidden = true;
+    if (!f.images.length) return;
+    if (!f.images.some((im) => im.filename === this.selected)) this.selected = null;
+    const all = this.chainFacts();
+    // Chains with errors first; otherwise in the order given (a stable sort).
+    const order = all.map((_, i) => i).sort((a, b) => Number(all[b].error) - Number(all[a].error) || a - b);
+    const ws = words(this.query);
+    const shown = ws.length ? order.filter((i) => match(ws, all[i].facts)) : order;
+    this.filter.counted(shown.length, all.length, ws.length > 0);
+    this.errorChains = all.filter((c) => c.error).length;
+    this.none.hidden = shown.length > 0;
+    const open = ws.length ? (this.filterOpen ?? true) : (this.defaultOpen ?? all.length <= COLLAPSE_OVER);
+    /** @type {HTMLElement[]} */
+    const items = [];
+    /** @type {Map<number, string>} image → the top of the chain it is shown in */
+    const placed = new Map();
+    const frag = document.createDocumentFragment();
+    for (const ci of shown) {
+      const { chain, perLayer } = all[ci];
+      const topName = f.images[chain.top].filename;
+      // A flat list of items (aria-level says the depth): an item's text is
+      // its own (its name comes from its content), not its descendants'.
+      let hide = false;
+      for (let depth = 0; depth < chain.layers.length; depth++) {
+        const idx = chain.layers[depth];
+        const key = `${topName}\u0000${depth}`;
+        const at = placed.get(idx);
+        if (at !== undefined) {
+          // A shared base appears once: here, a line that leads to it.
+          const ref = this.refItem(idx, depth + 1, key, at);
+          ref.hidden = hide;
+          frag.append(ref);
+          items.push(ref);
+          break;
+        }
+        placed.set(idx, topName);
+        const last = depth === chain.layers.length - 1;
+        const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], chain, depth, last);
+        item.hidden = hide;
+        frag.append(item);
+        items.push(item);
+        if (last) break;
+        const isOpen = this.toggled.get(key) ?? open;
+        setOpen(item, isOpen);
+        hide ||= !isOpen;
+      }
+    }
+    tree.append(frag);
     // Roving tabindex: the focused, else the selected, else the first item.
-    const target = items.find((i) => i.dataset.key === focusedKey) ?? items.find((i) => i.getAttribute('aria-selected') === 'true') ?? items[0];
+    const visible = items.filter((i) => !i.hidden);
+    const target = visible.find((i) => i.dataset.key === focusedKey) ?? visible.find((i) => i.getAttribute('aria-selected') === 'true') ?? visible[0];
     for (const i of items) i.tabIndex = i === target ? 0 : -1;
     if (focusedKey && target) target.focus();
   }
 
   /**
    * @param {number} idx @param {number} level @param {string} key
-   * @param {Diagnostic[]} diags @param {Chain | null} chain the chain, on its top layer
+   * @param {Diagnostic[]} diags @param {Chain} chain @param {number} depth @param {boolean} last the chain ends here
    */
-  item(idx, level, key, diags, chain) {
+  item(idx, level, key, diags, chain, depth, last) {
     const m = this.m;
     const f = this.forest;
     const img = f.images[idx];
     const selected = img.filename === this.selected;
     const sizeText = img['virtual-size'] !== undefined ? humanSize(img['virtual-size']) : null;
+    const own = [...(img.diagnostics ?? []), ...diags].sort((a, b) => (SEV_ORDER[a.severity] ?? 3) - (SEV_ORDER[b.severity] ?? 3));
     /** @type {Record<string, number>} */
     const counts = { error: 0, warning: 0, info: 0 };
-    for (const d of [...diags, ...(img.diagnostics ?? [])]) counts[d.severity] = (counts[d.severity] ?? 0) + 1;
+    for (const d of own) counts[d.severity] = (counts[d.severity] ?? 0) + 1;
     const users = f.overlays[idx] ?? [];
+    const top = depth === 0;
+    const disk = top ? this.disks.get(img.filename) : undefined;
+    const fmt = img.error ? 'unreadable' : img.format;
+    const status = top && chain.status !== 'ok' ? chain.status : null;
+    const xmlDiff = disk ? this.differs.get(disk) : undefined;
     const row = h(
       'div',
       { class: 'row' },
       h('span', { class: 'twisty', 'aria-hidden': 'true' }),
+      disk ? h('span', { class: 'sr-only' }, 'disk ') : null,
+      disk ? h('span', { class: 'badge disk', title: 'the VM disk (target dev) this chain belongs to' }, disk) : null,
       h('span', { class: 'name' }, img.filename),
-      img.error ? h('span', { class: 'badge error' }, 'unreadable') : h('span', { class: 'badge fmt' }, img.format),
-      sizeText ? h('span', { class: 'meta' }, sizeText) : null,
-      h('span', { class: 'meta' }, `read ${humanSize(img['bytes-read'])}`),
+      h('span', { class: `badge ${img.error ? 'error' : 'fmt'}` }, fmt),
+      h('span', { class: 'meta size', title: `${sizeText ? `virtual size ${sizeText}; ` : ''}read ${humanSize(img['bytes-read'])} of the file (${formatCount(img['bytes-read'])} bytes: its header)` }, sizeText ?? 'size unknown'),
       users.length > 1
         ? h(
             'button',
@@ -145,19 +239,25 @@ export class TreeView {
           )
         : null,
       img.identity ? h('span', { class: 'meta identity' }, Object.entries(img.identity).map(([k, v]) => `${k} ${v}`).join(', ')) : null,
-      chain ? h('span', { class: `badge ${chain.status === 'ok' ? '' : 'error'}` }, chain.status === 'ok' ? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}` : chain.status) : null,
+      top ? h('span', { class: `badge ${status ? 'error' : ''}` }, status ? h('span', { class: 'sr-only' }, 'chain ') : null, status ?? `${chain.layers.length} layer${chain.layers.length > 1 ? 's' : ''}`) : null,
       ...['error', 'warning'].filter((s) => counts[s]).map((s) => h('span', { class: `badge ${s}` }, `${counts[s]} ${s}${counts[s] > 1 ? 's' : ''}`)),
+      xmlDiff ? h('span', { class: 'badge error xml-differs' }, 'XML differs') : null,
     );
-    const label = `${img.filename}, ${img.error ? 'unreadable' : img.format}${sizeText ? `, ${sizeText}` : ''}${counts.error ? `, ${counts.error} errors` : ''}`;
-    const item = h('li', { role: 'treeitem', 'aria-level': String(level), 'aria-selected': String(selected), 'aria-label': label, 'data-key': key, 'data-image': String(idx) }, row);
+    spaced(row);
+    const end = last ? this.endText(chain) : null;
+    // Its accessible name comes from its content (the row, its messages, how
+    // the chain ends): a few words only screen readers get fill the gaps.
+    const item = h('li', { role: 'treeitem', 'aria-level': String(level), 'aria-selected': String(selected), 'data-key': key, 'data-image': String(idx), class: counts.error || status ? 'has-error' : null }, row);
+    item.style.setProperty('--level', String(level));
     row.addEventListener('click', (ev) => {
       ev.stopPropagation();
       if (/** @type {Element} */ (ev.target).classList.contains('twisty')) this.toggle(item);
       this.select(idx, item);
     });
+    if (xmlDiff) item.append(h('div', { class: 'diag warning xml-diff' }, h('span', { class: 'sev' }, `${SEVERITY_ICON.warning} XML`), h('span', { class: 'msg' }, `The chain in the domain XML differs from the images — ${xmlDiff}.`)));
     const data = m.dataText(idx);
     if (data) item.append(h('div', { class: 'meta datafile' }, `data file: ${data}`));
-    for (const d of [...(img.diagnostics ?? []), ...diags]) item.append(diagView(d));
+    for (const d of own) item.append(diagView(d, adviceFor(d, idx, f, chain.layers)));
     if (users.length > 1 && this.openShared.has(img.filename)) {
       item.append(
         h(
@@ -168,46 +268,62 @@ export class TreeView {
         ),
       );
     }
-    return item;
+    // How the chain ends: part of its last layer, not an item of its own.
+    if (end) item.append(h('div', { class: `end${end.bad ? ' bad' : ''}` }, end.text, end.hint ? h('span', { class: 'meta' }, ` ${end.hint}`) : null));
+    return spaced(item);
   }
 
-  /** How a chain ends. @param {Chain} chain @param {number} level @param {string} key */
-  endItem(chain, level, key) {
+  /** A layer already shown under another chain (a shared base): a line that leads there. @param {number} idx @param {number} level @param {string} key @param {string} at */
+  refItem(idx, level, key, at) {
+    const f = this.forest;
+    const img = f.images[idx];
+    const users = f.overlays[idx]?.length ?? 0;
+    const text = `shared base, shown once, under ${at}`;
+    const li = h(
+      'li',
+      { role: 'treeitem', class: 'ref', 'aria-level': String(level), 'aria-selected': 'false', 'data-key': key, 'data-ref': String(idx) },
+      spaced(h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }, '↪'), h('span', { class: 'name' }, img.filename), h('span', { class: 'meta' }, `${text}${users > 1 ? `, shared by ${users} overlays` : ''}`))),
+    );
+    li.style.setProperty('--level', String(level));
+    li.addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      this.select(idx);
+    });
+    return li;
+  }
+
+  /** How a chain ends, in words. @param {Chain} chain @returns {{ text: string, bad: boolean, hint?: string }} */
+  endText(chain) {
     const f = this.forest;
     const last = chain.layers[chain.layers.length - 1];
     const link = f.links[last];
-    let text;
-    let bad = true;
     // How the walk ended (the status is the first problem, maybe higher up).
     switch (chain.end) {
       case 'ok':
-        text = 'end of chain — the base has no backing file (terminator <backingStore/>)';
-        bad = false;
-        break;
+        return { text: 'end of chain', bad: false, hint: '(no backing file; the XML closes it with an empty <backingStore/>)' };
       case 'missing':
-        text = `missing: ${link?.resolved ?? '?'} (not among the dropped files)`;
-        break;
+        return { text: `missing: ${link?.resolved ?? '?'} (not among the dropped files)`, bad: true };
       case 'loop':
-        text = `loop: back to ${f.images[/** @type {number} */ (link?.index)]?.filename ?? '?'}`;
-        break;
+        return { text: `loop: back to ${f.images[/** @type {number} */ (link?.index)]?.filename ?? '?'}`, bad: true };
       case 'remote':
-        text = `remote source, not opened: ${link?.source?.protocol ?? link?.source?.type ?? ''} ${link?.source?.name ?? link?.source?.path ?? ''}`;
-        bad = false;
-        break;
+        return { text: `remote source, not opened: ${link?.source?.protocol ?? link?.source?.type ?? ''} ${link?.source?.name ?? link?.source?.path ?? ''}`, bad: false };
       default:
-        text = `chain stops here: ${chain.end}`;
+        return { text: `chain stops here: ${chain.end}`, bad: true };
     }
-    return h('li', { role: 'treeitem', class: `end${bad ? ' bad' : ''}`, 'aria-level': String(level), 'aria-selected': 'false', 'data-key': key }, h('div', { class: 'row' }, h('span', { class: 'twisty', 'aria-hidden': 'true' }), text));
   }
 
   /** @returns {HTMLElement[]} */
   visibleItems() {
-    return [...this.tree.querySelectorAll('li[role=treeitem]')].filter((li) => {
-      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) {
-        if (p.getAttribute('aria-expanded') === 'false') return false;
-      }
-      return true;
-    }).map((li) => /** @type {HTMLElement} */ (li));
+    return /** @type {HTMLElement[]} */ ([...this.tree.querySelectorAll('li[role=treeitem]:not([hidden])')]);
+  }
+
+  /** The item above `li` in its chain (the tree is a flat list with levels). @param {Element} li */
+  parentOf(li) {
+    const level = Number(li.getAttribute('aria-level'));
+    for (let p = li.previousElementSibling; p; p = p.previousElementSibling) {
+      if (Number(p.getAttribute('aria-level')) < level) return /** @type {HTMLElement} */ (p);
+    }
+    return null;
   }
 
   /** @param {HTMLElement | null | undefined} li */
@@ -224,9 +340,14 @@ export class TreeView {
     const now = li.getAttribute('aria-expanded') === 'true';
     const next = open ?? !now;
     setOpen(li, next);
-    const key = String(li.dataset.key);
-    if (next) this.collapsed.delete(key);
-    else this.collapsed.add(key);
+    this.toggled.set(String(li.dataset.key), next);
+    // The items below it in its chain show or hide.
+    const level = Number(li.getAttribute('aria-level'));
+    let hide = !next;
+    for (let n = /** @type {HTMLElement | null} */ (li.nextElementSibling); n && Number(n.getAttribute('aria-level')) > level; n = /** @type {HTMLElement | null} */ (n.nextElementSibling)) {
+      n.hidden = hide;
+      if (n.getAttribute('aria-expanded') === 'false') hide = true;
+    }
   }
 
   /** @param {KeyboardEvent} ev */
@@ -251,12 +372,12 @@ export class TreeView {
         break;
       case 'ArrowRight':
         if (li.getAttribute('aria-expanded') === 'false') this.toggle(li, true);
-        else if (li.getAttribute('aria-expanded') === 'true') this.focusItem(li.querySelector(':scope > ul > li[role=treeitem]'));
+        else if (li.getAttribute('aria-expanded') === 'true') this.focusItem(items[i + 1]);
         break;
       case 'ArrowLeft': {
         if (li.getAttribute('aria-expanded') === 'true') this.toggle(li, false);
         else {
-          const parent = /** @type {HTMLElement | null} */ (li.parentElement?.closest('li[role=treeitem]'));
+          const parent = this.parentOf(li);
           if (parent) this.focusItem(parent);
         }
         break;
@@ -264,6 +385,7 @@ export class TreeView {
       case 'Enter':
       case ' ':
         if (li.dataset.image !== undefined) this.select(Number(li.dataset.image), li);
+        else if (li.dataset.ref !== undefined) this.select(Number(li.dataset.ref));
         break;
       default:
         handled = false;
@@ -283,9 +405,16 @@ export class TreeView {
       i.setAttribute('aria-selected', String(n !== undefined && f.images[Number(n)]?.filename === this.selected));
     }
     li ??= this.tree.querySelector(`li[data-image="${idx}"]`);
+    if (!li && this.query) {
+      // Filtered out: show everything again.
+      this.setFilter('');
+      li = this.tree.querySelector(`li[data-image="${idx}"]`);
+    }
     if (li) {
-      // Open the ancestors so the selected node shows.
-      for (let p = li.parentElement?.closest('li[role=treeitem]'); p; p = p.parentElement?.closest('li[role=treeitem]')) this.toggle(/** @type {HTMLElement} */ (p), true);
+      // Open the ancestors (top first) so the selected node shows.
+      const up = [];
+      for (let p = this.parentOf(li); p; p = this.parentOf(p)) up.unshift(p);
+      for (const p of up) this.toggle(p, true);
       this.focusItem(li);
     }
     this.renderDetails();
@@ -299,29 +428,55 @@ function setOpen(li, open) {
   if (tw) tw.textContent = open ? '▾' : '▸';
 }
 
-/** One diagnostic under its layer, with its fix and a Copy button. @param {Diagnostic} d */
-function diagView(d) {
-  const fix = d.fix
-    ? h(
+/** A command and its Copy button. @param {string} command */
+function commandView(command) {
+  return spaced(h(
         'div',
         { class: 'fix' },
-        h('code', null, d.fix),
+        h('code', null, command),
         h(
           'button',
           {
             type: 'button',
-            'aria-label': `Copy the command: ${d.fix}`,
+            'aria-label': `Copy the command: ${command}`,
             onclick: async (/** @type {Event} */ ev) => {
               ev.stopPropagation();
               const b = /** @type {HTMLElement} */ (ev.target);
-              const ok = await copyText(/** @type {string} */ (d.fix), b.getRootNode());
+              const ok = await copyText(command, b.getRootNode());
               b.textContent = ok ? 'Copied' : 'Copy failed';
               setTimeout(() => (b.textContent = 'Copy'), 1500);
             },
           },
           'Copy',
         ),
-      )
-    : null;
-  return h('div', { class: `diag ${d.severity}`, 'data-code': d.code }, h('span', { class: 'sev', title: d.severity }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`), h('span', { class: 'msg' }, d.message), fix);
+      ));
+}
+
+/**
+ * One diagnostic under its layer: what it says, its code (small), its fix
+ * with a Copy button, or what to do when no command fixes it.
+ * @param {Diagnostic} d @param {import('./editor-fixes.js').Advice | null} advice
+ */
+function diagView(d, advice) {
+  return spaced(h(
+    'div',
+    { class: `diag ${d.severity}`, 'data-code': d.code },
+    h('span', { class: 'sev', title: d.severity }, `${SEVERITY_ICON[d.severity] ?? ''} ${d.severity}`),
+    h('span', { class: 'msg' }, d.message, ' ', h('span', { class: 'code' }, d.code)),
+    d.fix ? h('div', { class: 'how' }, 'Fix:') : null,
+    d.fix ? commandView(d.fix) : null,
+    advice ? h('div', { class: 'how' }, advice.how) : null,
+    advice?.command ? commandView(advice.command) : null,
+  ));
+}
+
+/**
+ * A space between the children of a flex or grid box: nothing on screen
+ * (whitespace between such items is not laid out), but a name computed from
+ * the content gets words, not "orphan.qcow2qcow21 GiB".
+ * @template {HTMLElement} T @param {T} el @returns {T}
+ */
+function spaced(el) {
+  for (const c of [...el.children].slice(1)) c.before(' ');
+  return el;
 }

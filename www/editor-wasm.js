@@ -134,6 +134,9 @@ export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
 /** @type {Glue['parseHosts']} */
 export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a));
 
+/** @type {Glue['rebaseCommand']} */
+export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));
+
 /** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
 export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;
 
@@ -208,7 +211,7 @@ async function doLoad(url) {
     throw new WasmLoadError(
       'file',
       'The WebAssembly module cannot be loaded from a file:// page.',
-      'Serve the directory over HTTP instead, e.g. `npm start` (then open http://127.0.0.1:8080/) or `python3 -m http.server -d www`.',
+      'Serve the page over HTTP instead (any static server that sends .wasm files as application/wasm, e.g. `python3 -m http.server`).',
     );
   }
   let resp;
@@ -218,14 +221,14 @@ async function doLoad(url) {
     throw new WasmLoadError('network', `The WebAssembly module could not be fetched from ${url}.`, errorText(e));
   }
   if (!resp.ok) {
-    throw new WasmLoadError('http', `The WebAssembly module could not be fetched: HTTP ${resp.status} for ${url}.`, 'Build it first with `bash .ci/build` (it goes to www/pkg/).');
+    throw new WasmLoadError('http', `The WebAssembly module could not be fetched: HTTP ${resp.status} for ${url}.`, 'Check that backing_chain_bg.wasm is served at that URL, or give its URL with register({ wasmUrl }).');
   }
   const type = (resp.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/wasm') {
     throw new WasmLoadError(
       'mime',
       `The server sends the WebAssembly module as “${type || 'no type'}”, not application/wasm.`,
-      'Configure the server to send .wasm files with the MIME type application/wasm (python3 -m http.server and `npm start` do).',
+      'Configure the server to send .wasm files with the MIME type application/wasm (python3 -m http.server does).',
     );
   }
   const bytes = await resp.arrayBuffer();

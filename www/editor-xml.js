@@ -127,10 +127,29 @@ export class XmlView {
   downloadXml() {
     const blob = new Blob([this.m.output?.xml ?? ''], { type: 'application/xml' });
     const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: this.m.goodDomain ? 'domain.xml' : 'disks.xml', class: 'offscreen' });
+    const a = h('a', { href: url, download: downloadName(this.m.goodDomain, this.m.layout), class: 'offscreen' });
     /** @type {ParentNode} */ (this.el.getRootNode()).append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   }
+}
+
+/**
+ * A download's name: the VM's `<name>` and the layout (`web1.xml`,
+ * `web1.flat.xml`); `disks.xml` without a domain. The name is read with the
+ * browser's XML parser (text only, nothing loaded) and kept to characters
+ * safe in a file name.
+ * @param {string} domain @param {string} layout
+ */
+export function downloadName(domain, layout) {
+  let name = '';
+  if (domain) {
+    const doc = new DOMParser().parseFromString(domain, 'application/xml');
+    const root = doc.documentElement;
+    const dom = root?.localName === 'domain' ? root : root?.querySelector(':scope > domain');
+    name = dom?.querySelector(':scope > name')?.textContent?.trim() ?? '';
+  }
+  name = name.replace(/[^A-Za-z0-9._+-]+/g, '_').replace(/^[._]+/, '').slice(0, 100) || (domain ? 'domain' : 'disks');
+  return `${name}${layout === 'flat' ? '.flat' : ''}.xml`;
 }

@@ -157,7 +157,7 @@ export function filesFromList(fileList) {
   return rebase(Array.from(fileList, (file) => ({ file, path: file.webkitRelativePath || file.name })));
 }
 
-/** Names relative to what was dropped (www/README.md): one folder alone is the root. @param {Entry[]} list @returns {Entry[]} */
+/** Names relative to what was dropped: one folder alone is the root. @param {Entry[]} list @returns {Entry[]} */
 export function rebase(list) {
   const tops = new Set(list.filter((e) => e.path.includes('/') || !isDocument(e.path)).map((e) => e.path.split('/')[0]));
   const one = tops.size === 1;

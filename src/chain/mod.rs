@@ -17,6 +17,8 @@
 //! sources in libvirt and qemu, the cost). Building is O(images + Σ chain
 //! lengths) and uses no recursion.
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 use crate::diag::Diagnostic;
@@ -39,20 +41,31 @@ use rules::Step;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Image {
+    /// The name backing references are matched against.
     pub filename: String,
+    /// The facts, or why there are none (flattened into the image's JSON).
     #[serde(flatten)]
     pub probe: Probed,
+    /// Bytes the caller read to probe it (reported, not checked).
     pub bytes_read: u64,
 }
 
+/// A probe's outcome, as the builder takes it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", untagged)]
 pub enum Probed {
+    /// The header's facts ([`crate::image::probe`]).
     Info(Box<ImageInfo>),
-    Error { error: String },
+    /// The image could not be probed (a bad header, a failed read): the
+    /// message. A chain that reaches it ends there, `unreadable`.
+    Error {
+        /// What went wrong, in words.
+        error: String,
+    },
 }
 
 impl Image {
+    /// The facts, unless the probe failed.
     pub fn info(&self) -> Option<&ImageInfo> {
         match &self.probe {
             Probed::Info(i) => Some(i),
@@ -88,26 +101,44 @@ pub enum Link {
     None,
     /// Another image of the set (index into `Forest::images`).
     Image {
+        /// The backing image.
         index: usize,
+        /// The backing name as a path, relative names joined to the
+        /// image's directory ([`backing_path`]).
         resolved: String,
+        /// How the reference was matched.
         #[serde(rename = "match")]
         how: Match,
     },
     /// A local file that is not in the set.
-    Missing { resolved: String },
+    Missing {
+        /// The path looked for.
+        resolved: String,
+    },
     /// An untrusted backing name ([`BuildOptions::untrusted`],
     /// [`untrusted_reason`]) that is not in the set: the caller must not
     /// open it, so it is not looked for; the chain ends there.
-    NotOpened { resolved: String },
+    NotOpened {
+        /// The path the name stands for.
+        resolved: String,
+    },
     /// Several images fit equally well: the user must choose.
     Ambiguous {
+        /// The path looked for.
         resolved: String,
+        /// The images that fit, by index.
         candidates: Vec<usize>,
     },
     /// A network or other non-file source: never opened, the chain ends here.
-    Remote { source: StorageSource },
+    Remote {
+        /// The source the backing name gives.
+        source: StorageSource,
+    },
     /// The backing name could not be parsed.
-    Unparsed { error: String },
+    Unparsed {
+        /// Why, in words.
+        error: String,
+    },
     /// The image itself could not be probed.
     Unprobed,
 }
@@ -182,10 +213,14 @@ impl Status {
 /// One chain from a top to its base.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chain {
+    /// The top image's index (the image a disk's `<source>` names).
     pub top: usize,
     /// Image indices, top first.
     pub layers: Vec<usize>,
+    /// The first problem from the top down, or `ok`.
     pub status: Status,
+    /// What was noticed along the chain: each layer's and link's
+    /// diagnostics, then the chain's own (depth, loops, …).
     pub diagnostics: Vec<Diagnostic>,
     /// How the walk ended: `Ok` at a base with no backing file (the chain
     /// is complete: XML gets a terminator), else what stopped it. `status`
@@ -196,6 +231,7 @@ pub struct Chain {
 /// All images, how they link, and the chains from every top.
 #[derive(Debug, Clone, Serialize)]
 pub struct Forest {
+    /// The images as given, in order: every index refers to this list.
     pub images: Vec<Image>,
     /// `links[i]`: what image `i`'s backing reference points at.
     pub links: Vec<Link>,
@@ -240,6 +276,52 @@ pub struct BuildOptions {
 }
 
 /// Build the forest with default options (dropped files: fuzzy matching).
+///
+/// # Example
+///
+/// A base shared by two overlays, and an overlay whose backing file is not
+/// among the images (facts made by hand here; [`crate::image::probe`] gives
+/// them from the headers):
+///
+/// ```
+/// use backing_chain::chain::{self, Image, Link, Probed, Status};
+/// use backing_chain::diag::Code;
+/// use backing_chain::image::{Format, ImageInfo};
+///
+/// fn qcow2(filename: &str, backing: Option<&str>) -> Image {
+///     let mut info = ImageInfo::new(Format::Qcow2);
+///     info.backing_filename = backing.map(String::from);
+///     info.backing_filename_format = backing.map(|_| "qcow2".to_string());
+///     Image { filename: filename.into(), probe: Probed::Info(Box::new(info)), bytes_read: 0 }
+/// }
+///
+/// let forest = chain::build(vec![
+///     qcow2("/images/base.qcow2", None),
+///     qcow2("/images/vm1.qcow2", Some("base.qcow2")),
+///     qcow2("/images/vm2.qcow2", Some("/images/base.qcow2")),
+///     qcow2("/images/old.qcow2", Some("gone.qcow2")),
+/// ]);
+///
+/// // One chain per top (an image no other image references), top first.
+/// let chains: Vec<(usize, &[usize], Status)> = forest
+///     .chains
+///     .iter()
+///     .map(|c| (c.top, c.layers.as_slice(), c.status))
+///     .collect();
+/// assert_eq!(
+///     chains,
+///     [
+///         (1, &[1, 0][..], Status::Ok),
+///         (2, &[2, 0][..], Status::Ok),
+///         (3, &[3][..], Status::Missing),
+///     ]
+/// );
+/// // Who depends on the base?
+/// assert_eq!(forest.overlays[0], [1, 2]);
+/// // What old.qcow2 points at, and what is said about it.
+/// assert!(matches!(&forest.links[3], Link::Missing { resolved } if resolved == "/images/gone.qcow2"));
+/// assert_eq!(forest.chains[2].diagnostics[0].code, Code::MissingBacking);
+/// ```
 pub fn build(images: Vec<Image>) -> Forest {
     build_with(images, &BuildOptions::default())
 }

@@ -18,9 +18,13 @@ const V2: u32 = 0x0002_0000;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Bytes of allocation bitmap in front of each extent.
     pub bitmap_size: u32,
+    /// Entries of the catalog (one per extent of the disk).
     pub catalog_entries: u32,
+    /// Bytes of guest data per extent.
     pub extent_size: u32,
+    /// Bytes before the catalog.
     pub header_size: u32,
     /// 1 or 2.
     pub version: u32,
@@ -31,6 +35,8 @@ fn field_is(head: &[u8], at: usize, len: usize, text: &str) -> bool {
         .is_some_and(|f| super::cstr(f) == text)
 }
 
+/// Magic, type `Redolog`, subtype `Growing` and a known version at the
+/// start of `head`: the images qemu's bochs driver opens.
 pub fn matches(head: &[u8]) -> bool {
     field_is(head, 0, 32, "Bochs Virtual HD Image")
         && field_is(head, 32, 16, "Redolog")
@@ -38,6 +44,9 @@ pub fn matches(head: &[u8]) -> bool {
         && View::<68>::of(head).is_some_and(|h| matches!(h.le_u32::<64>(), V1 | V2))
 }
 
+/// Read the header (512 bytes at 0): virtual size and [`HeaderFacts`], or
+/// the bytes still needed; extent size, catalog and disk size checked
+/// against qemu's bounds.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<512> = reads.view(F, 0)?;
     let version = b.le_u32::<64>();

@@ -16,14 +16,19 @@ use crate::limits::CLOOP_MAX_BLOCK as MAX_BLOCK;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Uncompressed bytes per block (a multiple of 512).
     pub block_size: u32,
+    /// Number of blocks.
     pub blocks: u32,
 }
 
+/// The V2.0 shell script preamble at the start of `head`.
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
 
+/// Read block size and count (136 bytes at 0): the virtual size is their
+/// product; bounds as qemu's.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<136> = reads.view(F, 0)?;
     let block_size = b.be_u32::<128>();

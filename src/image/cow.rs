@@ -19,12 +19,16 @@ const NAME_LEN: usize = 1024;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// The backing file's modification time (Unix seconds) when the COW
+    /// file was made.
     pub mtime: u32,
+    /// Bytes per sector of the bitmap.
     pub sector_size: u32,
     /// 2 or 3.
     pub version: u32,
 }
 
+/// Magic `OOOM` and version 2 or 3 at the start of `head`.
 pub fn matches(head: &[u8]) -> bool {
     View::<8>::of(head)
         .is_some_and(|h| h.be_u32::<0>() == MAGIC && matches!(h.be_u32::<4>(), 2 | 3))
@@ -59,6 +63,8 @@ fn fields<
     })
 }
 
+/// Read the header: size, backing name (whose format is not recorded) and
+/// [`HeaderFacts`], or the bytes still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let head: View<8> = reads.view(F, 0)?;
     let version = head.be_u32::<4>();

@@ -18,23 +18,38 @@ const F: Format = Format::Dmg;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Bytes of the data fork (the compressed chunks).
     pub data_fork_length: u64,
+    /// Where the data fork starts.
     pub data_fork_offset: u64,
+    /// The trailer's flags word.
     pub flags: u32,
+    /// The image variant word.
     pub image_variant: u32,
+    /// Bytes of the resource fork.
     pub rsrc_fork_length: u64,
+    /// Where the resource fork starts.
     pub rsrc_fork_offset: u64,
+    /// The guest disk's size in 512-byte sectors.
     pub sector_count: u64,
+    /// Where the `koly` trailer was read (file length − 512).
     pub trailer_offset: u64,
+    /// The trailer's version (4 in the images Apple's tools write).
     pub version: u32,
+    /// Bytes of the XML property list (the block tables).
     pub xml_length: u64,
+    /// Where the XML property list starts.
     pub xml_offset: u64,
 }
 
+/// `koly` and a header size of 512 at the start of `t`, the last 512
+/// bytes of the file.
 pub fn matches_trailer(t: &[u8]) -> bool {
     t.starts_with(b"koly") && View::<12>::of(t).is_some_and(|t| t.be_u32::<8>() == 512)
 }
 
+/// Read the `koly` trailer (the file length must be known): virtual size
+/// and [`HeaderFacts`], or the bytes still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let Some(len) = reads.file_len() else {
         return Err(Stop::bad(

@@ -11,7 +11,9 @@ use super::{Format, Header, ImageInfo, PartitionTable, Reads, Stop, View};
 use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Iso;
+/// Where the first volume descriptor starts (sector 16 of 2048 bytes).
 pub const DESCRIPTOR_OFFSET: u64 = 32768;
+/// The size of a volume descriptor.
 pub const DESCRIPTOR_LEN: u64 = 2048;
 
 /// `CD001` at byte 1 of the first volume descriptor.
@@ -24,6 +26,8 @@ pub fn matches_descriptor(d: &[u8]) -> bool {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// 0 boot record, 1 primary, 2 supplementary, 3 partition, 255 set
+    /// terminator.
     pub descriptor_type: u8,
     /// Primary volume descriptors (type 1) only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,6 +43,8 @@ pub struct HeaderFacts {
     pub volume_space_size: Option<u32>,
 }
 
+/// Read the first volume descriptor: the virtual size is the file length
+/// (qemu opens the image as raw) and an `iso-opened-as-raw` info says so.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let d: View<{ DESCRIPTOR_LEN as usize }> = reads.view(F, DESCRIPTOR_OFFSET)?;
     let mut info = ImageInfo::new(F);

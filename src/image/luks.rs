@@ -19,10 +19,14 @@ const F: Format = Format::Luks;
 const SLOT_ACTIVE: u32 = 0x00ac_71f3;
 const SLOT_INACTIVE: u32 = 0x0000_dead;
 
+/// The magic `LUKS\xba\xbe` at the start of `head` (either version).
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"LUKS\xba\xbe")
 }
 
+/// Read the header: for LUKS1 the virtual size (file length minus the
+/// payload offset) and what `qemu-img info` prints; for LUKS2 the binary
+/// header's facts and an error `luks2-unsupported`.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<8> = reads.view(F, 0)?;
     match b.be_u16::<6>() {
@@ -51,7 +55,9 @@ fn cipher_alg(name: &str, mode: &str, key_bytes: u32) -> String {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum HeaderFacts {
+    /// LUKS1: what `format-specific` does not already say.
     V1 {
+        /// Length of the master key in bytes.
         #[serde(rename = "key-bytes")]
         key_bytes: u32,
         /// Always 1.
@@ -60,12 +66,20 @@ pub enum HeaderFacts {
     /// LUKS2 (qemu does not open it): its binary header.
     #[serde(rename_all = "kebab-case")]
     V2 {
+        /// Checksum algorithm of the header (`sha256`).
         checksum_alg: String,
+        /// Where this binary header is (0 for the primary, its size for
+        /// the secondary copy).
         header_offset: u64,
+        /// Bytes of binary header plus JSON area.
         header_size: u64,
+        /// The volume label (may be empty).
         label: String,
+        /// Sequence id, incremented on every metadata update.
         sequence_id: u64,
+        /// The secondary label (may be empty).
         subsystem: String,
+        /// The volume UUID, as text.
         uuid: String,
         /// Always 2.
         version: u32,
@@ -88,20 +102,30 @@ pub struct V1 {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Specific {
+    /// Cipher and key size, as qemu names them (`aes-256`; XTS keys count
+    /// half).
     pub cipher_alg: String,
+    /// Block cipher mode (`xts`, `cbc`).
     pub cipher_mode: String,
     /// Always false: the header is read from the image itself.
     pub detached_header: bool,
     /// `luks` under a qcow2's `encrypt`; absent for a LUKS image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<&'static str>,
+    /// Hash of the key derivation (`sha256`).
     pub hash_alg: String,
+    /// IV generator (`plain64`, `essiv`).
     pub ivgen_alg: String,
+    /// The IV generator's hash (`essiv:sha256` gives `sha256`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ivgen_hash_alg: Option<String>,
+    /// PBKDF2 iterations of the master key digest.
     pub master_key_iters: u32,
+    /// Where the encrypted data starts, in bytes.
     pub payload_offset: u64,
+    /// The 8 key slots, in order.
     pub slots: Vec<KeySlot>,
+    /// The volume UUID, as text.
     pub uuid: String,
 }
 
@@ -109,10 +133,12 @@ pub struct Specific {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct KeySlot {
+    /// The slot holds a key.
     pub active: bool,
     /// Active slots only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iters: Option<u32>,
+    /// Where the slot's key material starts, in bytes.
     pub key_offset: u64,
     /// Active slots only.
     #[serde(skip_serializing_if = "Option::is_none")]

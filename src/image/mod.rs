@@ -37,6 +37,8 @@
 //! [`crate::limits::MAX_ROUNDS`] times; the bytes the caller read are its to
 //! count (`bytes-read`).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -64,11 +66,14 @@ pub mod vpc;
 /// A byte range `[offset, offset + len)` of the image file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Range {
+    /// First byte of the range.
     pub offset: u64,
+    /// Number of bytes.
     pub len: u64,
 }
 
 impl Range {
+    /// The range `[offset, offset + len)`.
     pub fn new(offset: u64, len: u64) -> Self {
         Range { offset, len }
     }
@@ -95,6 +100,8 @@ pub struct ProbeError {
     pub format: Option<Format>,
     /// Byte offset in the file the problem is about.
     pub offset: u64,
+    /// What is wrong, in words (without the format and offset, which
+    /// [`Display`](std::fmt::Display) adds).
     pub message: String,
 }
 
@@ -119,11 +126,14 @@ impl std::error::Error for ProbeError {}
 /// `?` on [`Reads::bytes`] turns "not read yet" into [`Stop::Need`].
 #[derive(Debug, Clone)]
 pub enum Stop {
+    /// These ranges must be read first (becomes [`Step::Need`]).
     Need(Vec<Range>),
+    /// The header is bad: the probe fails with this error.
     Bad(ProbeError),
 }
 
 impl Stop {
+    /// A [`Stop::Bad`] about `format`'s header at byte `offset`.
     pub fn bad(format: Format, offset: u64, message: impl Into<String>) -> Stop {
         Stop::Bad(ProbeError {
             format: Some(format),
@@ -141,6 +151,9 @@ pub struct Reads {
 }
 
 impl Reads {
+    /// Nothing read yet; `file_len` is the file's length when the caller
+    /// knows it (needed to find the formats without a header at offset 0:
+    /// fixed VHD, DMG, ISO).
     pub fn new(file_len: Option<u64>) -> Self {
         Reads {
             len: file_len,
@@ -244,24 +257,40 @@ impl Reads {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// No header: the guest's bytes as they are.
     Raw,
+    /// QEMU copy-on-write, versions 2 and 3.
     Qcow2,
+    /// QEMU copy-on-write version 1 (legacy).
     Qcow,
+    /// User Mode Linux COW (legacy).
     Cow,
+    /// QEMU enhanced disk.
     Qed,
+    /// VMware virtual disk: hosted sparse extent or text descriptor.
     Vmdk,
+    /// Virtual PC / Hyper-V VHD (qemu's name `vpc`).
     Vpc,
+    /// Hyper-V VHDX.
     Vhdx,
+    /// VirtualBox disk image.
     Vdi,
+    /// Parallels disk image.
     Parallels,
+    /// LUKS encrypted volume (version 1 or 2).
     Luks,
+    /// ISO 9660 optical disc image (qemu opens it as raw).
     Iso,
+    /// Apple disk image (`koly` trailer).
     Dmg,
+    /// Bochs disk image.
     Bochs,
+    /// Linux compressed loop image.
     Cloop,
 }
 
 impl Format {
+    /// Every format, in the order of the enum.
     pub const ALL: [Format; 15] = [
         Format::Raw,
         Format::Qcow2,
@@ -318,9 +347,13 @@ impl std::fmt::Display for Format {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct ImageInfo {
+    /// The format the header says (`raw` when there is none).
     pub format: Format,
+    /// The size of the disk the guest sees, in bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub virtual_size: Option<u64>,
+    /// The allocation unit in bytes (a qcow2, qcow or QED cluster, a VMDK
+    /// grain, a VHD, VHDX or VDI block), when `qemu-img info` prints one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_size: Option<u64>,
     /// The backing name exactly as recorded (lossy UTF-8; see diagnostics).
@@ -329,13 +362,17 @@ pub struct ImageInfo {
     /// The backing format, only when the image records it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_filename_format: Option<String>,
+    /// The guest data is encrypted (qcow2 AES or LUKS, qcow AES, LUKS).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub encrypted: bool,
+    /// The image was not closed cleanly (qcow2 dirty bit, QED need-check
+    /// bit): `qemu-img info`'s `dirty-flag`, for the formats it prints it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dirty_flag: Option<bool>,
     /// Identity for matching layers by id rather than name (VMDK CID, VHD/VHDX/VDI ids).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// `format-specific` of `qemu-img info` (qcow2, vmdk, luks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format_specific: Option<FormatSpecific>,
     /// Internal snapshots (qcow2), as `qemu-img info` lists them; only
@@ -346,11 +383,14 @@ pub struct ImageInfo {
     /// locators, ids): kept for the page and for diagnostics.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<Header>,
+    /// What is wrong or worth knowing about this image alone (the chain's
+    /// own findings are in [`crate::chain::Forest::diagnostics`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl ImageInfo {
+    /// Facts of a `format` image with nothing known yet.
     pub fn new(format: Format) -> Self {
         ImageInfo {
             format,
@@ -431,8 +471,11 @@ impl ImageInfo {
 /// `{"data": {...}, "type": FORMAT}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FormatSpecific {
+    /// Compat level, refcount bits, data file, encryption, bitmaps.
     Qcow2(Box<qcow2::Specific>),
+    /// CID, parent CID, create type, extents.
     Vmdk(vmdk::Specific),
+    /// Cipher, hash, key slots.
     Luks(Box<luks::Specific>),
     /// Taken as is from elsewhere (qemu-img's own JSON): any shape.
     Other(serde_json::Value),
@@ -467,19 +510,33 @@ fn tagged<S: serde::Serializer, T: Serialize>(
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum Header {
+    /// See [`qcow2::HeaderFacts`].
     Qcow2(Box<qcow2::HeaderFacts>),
+    /// See [`vmdk::HeaderFacts`].
     Vmdk(Box<vmdk::HeaderFacts>),
+    /// See [`vhdx::HeaderFacts`].
     Vhdx(Box<vhdx::HeaderFacts>),
+    /// See [`vpc::HeaderFacts`].
     Vpc(Box<vpc::HeaderFacts>),
+    /// See [`vdi::HeaderFacts`].
     Vdi(Box<vdi::HeaderFacts>),
+    /// See [`qed::HeaderFacts`].
     Qed(Box<qed::HeaderFacts>),
+    /// See [`qcow::HeaderFacts`].
     Qcow(Box<qcow::HeaderFacts>),
+    /// See [`cow::HeaderFacts`].
     Cow(Box<cow::HeaderFacts>),
+    /// See [`parallels::HeaderFacts`].
     Parallels(Box<parallels::HeaderFacts>),
+    /// See [`luks::HeaderFacts`].
     Luks(Box<luks::HeaderFacts>),
+    /// See [`iso::HeaderFacts`].
     Iso(Box<iso::HeaderFacts>),
+    /// See [`dmg::HeaderFacts`].
     Dmg(Box<dmg::HeaderFacts>),
+    /// See [`bochs::HeaderFacts`].
     Bochs(Box<bochs::HeaderFacts>),
+    /// See [`cloop::HeaderFacts`].
     Cloop(Box<cloop::HeaderFacts>),
     /// A raw disk: only its partition table.
     Raw(RawFacts),
@@ -510,7 +567,9 @@ impl Header {
 /// A byte range of the file, as `{length, offset}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Region {
+    /// Number of bytes.
     pub length: u64,
+    /// First byte.
     pub offset: u64,
 }
 
@@ -518,12 +577,14 @@ pub struct Region {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub struct RawFacts {
+    /// The MBR or GPT found at the start of the disk.
     pub partition_table: PartitionTable,
 }
 
 /// `header.partition-table`: the scheme and the partitions in use.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PartitionTable {
+    /// Partition entries in use, when the table could be read.
     pub partitions: Option<u64>,
     /// `mbr` or `gpt`.
     pub scheme: &'static str,
@@ -533,8 +594,12 @@ pub struct PartitionTable {
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Identity {
+    /// This layer's own id (VMDK CID as 8 hex digits, VHD UUID, VHDX data
+    /// write GUID, VDI UUID).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The id the layer records for its parent; matches the parent's `id`
+    /// when the chain is intact.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
 }
@@ -823,6 +888,41 @@ pub(crate) fn note_name_length(info: &mut ImageInfo, len: u64) {
 
 /// Drive [`probe`] with a synchronous reader `read(offset, len) -> bytes`
 /// (short at end of file). Returns the facts and the number of bytes read.
+///
+/// # Example
+///
+/// Any [`Read`](std::io::Read) + [`Seek`](std::io::Seek) will do — a
+/// [`std::fs::File`] in a real program; here a VMDK text descriptor in
+/// memory:
+///
+/// ```
+/// use std::io::{Cursor, Read, Seek, SeekFrom};
+/// use backing_chain::image::{probe_with, Format};
+///
+/// let descriptor = "\
+/// ## Disk DescriptorFile
+/// version=1
+/// CID=5c8a2a4e
+/// parentCID=ffffffff
+/// createType=\"monolithicFlat\"
+/// RW 2097152 FLAT \"disk-flat.vmdk\" 0
+/// ";
+/// let mut file = Cursor::new(descriptor.as_bytes());
+/// let len = file.get_ref().len() as u64;
+/// let (info, bytes_read) = probe_with(Some(len), |offset, len| {
+///     file.seek(SeekFrom::Start(offset))?;
+///     let mut bytes = Vec::new();
+///     (&mut file).take(len).read_to_end(&mut bytes)?;
+///     Ok::<_, std::io::Error>(bytes)
+/// })?;
+/// assert_eq!(info.format, Format::Vmdk);
+/// assert_eq!(info.virtual_size, Some(2097152 * 512));
+/// assert_eq!(info.backing_filename, None);
+/// let extents = info.vmdk_extents();
+/// assert_eq!(extents[0].file.as_deref(), Some("disk-flat.vmdk"));
+/// assert_eq!(bytes_read, len);
+/// # Ok::<(), backing_chain::image::ProbeOrIo<std::io::Error>>(())
+/// ```
 pub fn probe_with<E>(
     file_len: Option<u64>,
     read: impl FnMut(u64, u64) -> Result<Vec<u8>, E>,
@@ -864,7 +964,9 @@ pub fn probe_with_opts<E>(
 /// Error of [`probe_with`]: the header, or the caller's reader.
 #[derive(Debug)]
 pub enum ProbeOrIo<E> {
+    /// The bytes read are not a header this crate accepts.
     Probe(ProbeError),
+    /// The reader failed.
     Io(E),
 }
 
@@ -876,6 +978,10 @@ impl<E: std::fmt::Display> std::fmt::Display for ProbeOrIo<E> {
         }
     }
 }
+
+/// So that `?` turns it into a `Box<dyn Error>` (the message is the inner
+/// error's, so there is no separate source).
+impl<E: std::error::Error> std::error::Error for ProbeOrIo<E> {}
 
 /// [`Reads::bytes`] gave fewer bytes than asked (it never does).
 #[cold]

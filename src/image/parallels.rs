@@ -18,24 +18,35 @@ const INUSE: u32 = 0x746f_6e59;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Entries of the block allocation table.
     pub bat_entries: u32,
     /// Bytes.
     pub cluster_size: u64,
+    /// The geometry's cylinders (informational).
     pub cylinders: u32,
     /// Bytes.
     pub data_offset: u64,
+    /// Offset of the format extension cluster, in 512-byte sectors (0 when
+    /// there is none).
     pub ext_offset: u64,
+    /// Bit 0: the image is empty.
     pub flags: u32,
+    /// The geometry's heads (informational).
     pub heads: u32,
+    /// The in-use marker is set: not closed cleanly.
     pub in_use: bool,
+    /// `WithoutFreeSpace` or `WithouFreSpacExt` (the extended format).
     pub magic: String,
 }
 
+/// One of the two magics and version 2 at the start of `head`.
 pub fn matches(head: &[u8]) -> bool {
     (head.starts_with(b"WithoutFreeSpace") || head.starts_with(b"WithouFreSpacExt"))
         && View::<20>::of(head).is_some_and(|h| h.le_u32::<16>() == 2)
 }
 
+/// Read the 64-byte header: virtual size and [`HeaderFacts`], or the bytes
+/// still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<64> = reads.view(F, 0)?;
     let tracks = b.le_u32::<28>();

@@ -81,14 +81,18 @@ pub fn is_volume_descriptor(d: &[u8]) -> bool {
 /// Where the first volume descriptor of an ISO 9660 / UDF image is, and how
 /// many of its bytes [`is_volume_descriptor`] looks at.
 pub const ISO_AT: u64 = 32768;
+/// See [`ISO_AT`].
 pub const ISO_SIG_LEN: u64 = 7;
 
 /// What [`table`] finds: scheme, used entries (`None` when the GPT entry
 /// array could not be read), and the problems (reasons for a
 /// `partition-table-invalid` warning).
 pub struct Table {
+    /// A protective MBR and a valid GPT header (else an MBR).
     pub gpt: bool,
+    /// Entries in use.
     pub partitions: Option<u64>,
+    /// What OpenStack's checks find wrong, in words.
     pub problems: Vec<&'static str>,
 }
 

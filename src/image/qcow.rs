@@ -11,19 +11,23 @@ use crate::limits;
 const F: Format = Format::Qcow;
 const HEADER_LEN: usize = 48;
 
-/// `QFI\xfb` with version 1.
 /// `header` of a qcow (version 1). (Fields in the order of their keys, as every object of the
 /// JSON.)
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Where the backing name is (0: no backing file).
     pub backing_file_offset: u64,
     /// The real length of a backing name too long to keep whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_name_length: Option<u64>,
+    /// 0 none, 1 AES.
     pub crypt_method: u32,
+    /// Where the L1 table starts.
     pub l1_table_offset: u64,
+    /// log2 of the entries per L2 table.
     pub l2_bits: u32,
+    /// The header's mtime field (qemu does not use it).
     pub mtime: u32,
     /// Always 1.
     pub version: u32,
@@ -34,6 +38,8 @@ pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"QFI\xfb") && View::<8>::of(head).is_some_and(|h| h.be_u32::<4>() == 1)
 }
 
+/// Read the 48-byte header and the backing name: size, cluster size,
+/// encryption and [`HeaderFacts`], or the bytes still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<HEADER_LEN> = reads.view(F, 0)?;
     let backing_offset = b.be_u64::<8>();

@@ -57,27 +57,37 @@ bitflags! {
     /// Incompatible feature bits: qemu refuses an image with one it does not know.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Incompatible: u64 {
+        /// Refcounts may be inconsistent (lazy refcounts, not closed cleanly).
         const DIRTY = 1 << 0;
+        /// Metadata may be corrupt: qemu opens the image read-only.
         const CORRUPT = 1 << 1;
+        /// Guest data lives in an external data file.
         const DATA_FILE = 1 << 2;
+        /// `compression_type` is not zlib.
         const COMPRESSION = 1 << 3;
+        /// L2 entries of 128 bits with subclusters.
         const EXTENDED_L2 = 1 << 4;
     }
 
     /// Compatible feature bits.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Compatible: u64 {
+        /// Refcount updates may be deferred (the dirty bit then says so).
         const LAZY_REFCOUNTS = 1 << 0;
     }
 
     /// Autoclear feature bits: cleared by writers that do not know them.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct Autoclear: u64 {
+        /// The bitmaps extension is consistent with the image.
         const BITMAPS = 1 << 0;
+        /// The external data file is a valid raw image on its own.
         const DATA_FILE_RAW = 1 << 1;
     }
 }
 
+/// The magic `QFI\xfb` at the start of `head` (shared with qcow version 1:
+/// see [`crate::image::detect_head`]).
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(MAGIC)
 }
@@ -85,27 +95,46 @@ pub fn matches(head: &[u8]) -> bool {
 /// The fixed part of a qcow2 header.
 #[derive(Debug, Clone)]
 pub struct Header {
+    /// 2 or 3.
     pub version: u32,
+    /// Where the backing name is (0: no backing file).
     pub backing_file_offset: u64,
+    /// Bytes of the backing name (no NUL).
     pub backing_file_size: u32,
+    /// log2 of the cluster size (9..=21).
     pub cluster_bits: u32,
+    /// Virtual size in bytes.
     pub size: u64,
+    /// 0 none, 1 AES (legacy), 2 LUKS.
     pub crypt_method: u32,
+    /// Entries of the active L1 table.
     pub l1_size: u32,
+    /// Where the active L1 table starts.
     pub l1_table_offset: u64,
+    /// Where the refcount table starts.
     pub refcount_table_offset: u64,
+    /// Clusters of the refcount table.
     pub refcount_table_clusters: u32,
+    /// Internal snapshots.
     pub nb_snapshots: u32,
+    /// Where the snapshot table starts.
     pub snapshots_offset: u64,
+    /// Incompatible feature bits (version 3; empty for 2).
     pub incompatible_features: Incompatible,
+    /// Compatible feature bits (version 3; empty for 2).
     pub compatible_features: Compatible,
+    /// Autoclear feature bits (version 3; empty for 2).
     pub autoclear_features: Autoclear,
+    /// log2 of the refcount width in bits (4 for version 2).
     pub refcount_order: u32,
+    /// Bytes of the header before the extensions (72 for version 2).
     pub header_length: u32,
+    /// 0 zlib, 1 zstd (when `header_length` holds it; else 0).
     pub compression_type: u8,
 }
 
 impl Header {
+    /// `1 << cluster_bits`.
     pub fn cluster_size(&self) -> u64 {
         1u64 << self.cluster_bits
     }
@@ -311,6 +340,9 @@ fn lossy_name(data: &[u8], info: &mut ImageInfo, what: &str) -> String {
     super::lossy(data, &mut info.diagnostics, what)
 }
 
+/// Read the header, its extensions and the backing name (all in cluster
+/// 0): size, cluster size, backing name and format, dirty and encrypted
+/// flags, `format-specific` and [`HeaderFacts`], or the bytes still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     probe_opts(reads, &ProbeOptions::default())
 }
@@ -683,6 +715,7 @@ pub struct Specific {
     pub bitmaps: Option<Vec<Bitmap>>,
     /// `0.10` (version 2) or `1.1` (version 3).
     pub compat: &'static str,
+    /// `zlib` or `zstd`.
     pub compression_type: &'static str,
     /// Version 3 only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -693,6 +726,7 @@ pub struct Specific {
     /// With `data_file`: guest data is kept as a raw image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_file_raw: Option<bool>,
+    /// How the image is encrypted, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encrypt: Option<Encrypt>,
     /// Version 3 only.
@@ -701,6 +735,7 @@ pub struct Specific {
     /// Version 3 only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lazy_refcounts: Option<bool>,
+    /// Width of a refcount entry (16 unless the image was made otherwise).
     pub refcount_bits: u64,
 }
 
@@ -710,7 +745,10 @@ pub struct Specific {
 #[serde(untagged)]
 pub enum Encrypt {
     /// The legacy AES-CBC encryption (`crypt_method` 1).
-    Aes { format: &'static str },
+    Aes {
+        /// Always `aes`.
+        format: &'static str,
+    },
     /// A LUKS header in the clusters of the full disk encryption extension.
     Luks(Box<super::luks::Specific>),
 }
@@ -729,7 +767,9 @@ bitflags! {
 pub struct Bitmap {
     /// `in-use`, `auto`.
     pub flags: Vec<&'static str>,
+    /// Bytes of guest data one bit stands for.
     pub granularity: u64,
+    /// The bitmap's name.
     pub name: String,
 }
 
@@ -737,14 +777,22 @@ pub struct Bitmap {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Snapshot {
+    /// Nanoseconds part of `date_sec`.
     pub date_nsec: u32,
+    /// When the snapshot was taken, host wall clock in Unix seconds.
     pub date_sec: u32,
+    /// The guest's instruction count (record/replay), when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icount: Option<u64>,
+    /// The snapshot's unique id string.
     pub id: String,
+    /// The snapshot's name.
     pub name: String,
+    /// Nanoseconds part of `vm_clock_sec`.
     pub vm_clock_nsec: u64,
+    /// The guest clock when the snapshot was taken, in seconds.
     pub vm_clock_sec: u64,
+    /// Bytes of saved VM state (0 for a disk-only snapshot).
     pub vm_state_size: u64,
 }
 
@@ -752,33 +800,50 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// The autoclear bit of the bitmaps extension.
     pub autoclear_bitmaps: bool,
+    /// Autoclear feature bits as a number.
     pub autoclear_features: u64,
     /// The real length of a backing name too long to keep whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_name_length: Option<u64>,
+    /// Where the bitmap directory starts (bitmaps extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bitmap_directory_offset: Option<u64>,
+    /// Bytes of the bitmap directory (bitmaps extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bitmap_directory_size: Option<u64>,
+    /// Compatible feature bits as a number.
     pub compatible_features: u64,
+    /// The compression type bit is set (not zlib).
     pub compressed: bool,
+    /// 0 none, 1 AES, 2 LUKS.
     pub crypt_method: u32,
     /// `null` when there is no such extension.
     pub full_disk_encryption_header: Option<Region>,
+    /// See [`Header::header_length`].
     pub header_length: u32,
+    /// Incompatible feature bits as a number.
     pub incompatible_features: u64,
+    /// See [`Header::l1_size`].
     pub l1_size: u32,
+    /// See [`Header::l1_table_offset`].
     pub l1_table_offset: u64,
+    /// Persistent bitmaps (bitmaps extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nb_bitmaps: Option<u32>,
+    /// See [`Header::nb_snapshots`].
     pub nb_snapshots: u32,
+    /// See [`Header::refcount_table_clusters`].
     pub refcount_table_clusters: u32,
+    /// See [`Header::refcount_table_offset`].
     pub refcount_table_offset: u64,
+    /// See [`Header::snapshots_offset`].
     pub snapshots_offset: u64,
     /// Header extension types this reader does not know.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_extensions: Vec<u32>,
+    /// 2 or 3.
     pub version: u32,
 }
 

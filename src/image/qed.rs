@@ -31,14 +31,19 @@ mod at {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Autoclear feature bits (none defined).
     pub autoclear_features: u64,
     /// The real length of a backing name too long to keep whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backing_name_length: Option<u64>,
+    /// Compatible feature bits (none defined).
     pub compat_features: u64,
+    /// Feature bits: 1 backing file, 2 need check, 4 backing format is
+    /// raw (no probing).
     pub features: u64,
     /// Clusters.
     pub header_size: u32,
+    /// Where the L1 table starts.
     pub l1_table_offset: u64,
     /// Clusters.
     pub table_size: u32,
@@ -51,10 +56,14 @@ const F_KNOWN: u64 = 0x07;
 /// qemu reads a QED backing name into a PATH_MAX (4096) buffer with its NUL.
 const MAX_NAME: u64 = crate::limits::MAX_BACKING_NAME_PATH as u64;
 
+/// The magic `QED\0` at the start of `head`.
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"QED\0")
 }
 
+/// Read the header and the backing name: size, cluster size, the
+/// need-check bit as the dirty flag and [`HeaderFacts`], or the bytes still
+/// needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<{ at::END }> = reads.view(F, 0)?;
     let cluster_size = b.le_u32::<{ at::CLUSTER_SIZE }>();

@@ -45,24 +45,37 @@ mod at {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Blocks that hold data.
     pub blocks_allocated: u32,
+    /// Blocks of the whole disk (entries of the block map).
     pub blocks_in_image: u32,
+    /// The free-text description (up to 256 bytes).
     pub description: String,
+    /// Bytes of the header after the pre-header.
     pub header_size: u32,
+    /// Image flags word (VirtualBox's; qemu ignores it).
     pub image_flags: u32,
     /// `dynamic`, `static`, `undo`, `differencing` or `unknown`.
     pub image_type: &'static str,
+    /// Where the block map starts.
     pub offset_bmap: u32,
+    /// Where the data blocks start.
     pub offset_data: u32,
+    /// Bytes per sector (512).
     pub sector_size: u32,
+    /// This image's UUID.
     pub uuid: String,
+    /// The UUID of the last snapshot.
     pub uuid_last_snap: String,
+    /// The UUID this image links to (undo and differencing images).
     pub uuid_link: String,
+    /// The parent image's UUID (differencing images; nil otherwise).
     pub uuid_parent: String,
     /// `MAJOR.MINOR`.
     pub version: String,
 }
 
+/// The signature `0xbeda107f` at 0x40 of `head`.
 pub fn matches(head: &[u8]) -> bool {
     View::<{ at::HEADER_SIZE }>::of(head)
         .is_some_and(|h| h.le_u32::<{ at::SIGNATURE }>() == SIGNATURE)
@@ -72,6 +85,9 @@ fn is_nil(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
+/// Read the header (0x1c8 bytes): size, block size, UUIDs as
+/// [`Identity`] and [`HeaderFacts`]; differencing and other types qemu
+/// does not open are said in diagnostics.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let b: View<{ at::END }> = reads.view(F, 0)?;
     let version = b.le_u32::<{ at::VERSION }>();

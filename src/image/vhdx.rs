@@ -55,18 +55,28 @@ const VHDX_PARENT_TYPE: &str = "b04aefb7-d19e-4a81-b789-25b8e9445913";
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// The block allocation table region, from the region table.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bat_region: Option<Region>,
+    /// Bytes per payload block (file parameters item).
     pub block_size: u32,
     /// The file type identifier's creator (UTF-16).
     pub creator: String,
+    /// The current header's DataWriteGuid: changes when guest data is
+    /// written; a child's `parent_linkage` names it.
     pub data_write_guid: String,
+    /// The current header's FileWriteGuid: changes when the file is first
+    /// opened for writing.
     pub file_write_guid: String,
+    /// A differencing disk (file parameters bit 1, HasParent).
     pub has_parent: bool,
+    /// Blocks stay allocated (file parameters bit 0, a fixed VHDX).
     pub leave_blocks_allocated: bool,
+    /// The current header's LogGuid: not nil when the log must be replayed.
     pub log_guid: String,
     /// `null` without the metadata item.
     pub logical_sector_size: Option<u32>,
+    /// The metadata region, from the region table.
     pub metadata_region: Region,
     /// `null` without the metadata item.
     pub page83: Option<String>,
@@ -75,14 +85,20 @@ pub struct HeaderFacts {
     pub parent_locator: Option<ParentLocator>,
     /// `null` without the metadata item.
     pub physical_sector_size: Option<u32>,
+    /// The current header's sequence number (the larger of the two valid
+    /// headers).
     pub sequence_number: u64,
+    /// The current header's version (1).
     pub version: u16,
 }
 
 /// The parent locator metadata item: its type GUID and key/value pairs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ParentLocator {
+    /// The key/value pairs (`parent_linkage`, `relative_path`,
+    /// `absolute_win32_path`, …), UTF-16 decoded.
     pub entries: BTreeMap<String, String>,
+    /// The locator type GUID (the VHDX one for a VHDX parent).
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -98,6 +114,7 @@ fn short_item(len: usize, at: u64) -> Stop {
     Stop::bad(F, at, format!("metadata item of {len} bytes is too short"))
 }
 
+/// The file type identifier `vhdxfile` at the start of `head`.
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"vhdxfile")
 }
@@ -208,6 +225,10 @@ fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
     }))
 }
 
+/// Read the file type identifier, both headers, the region table, the
+/// metadata table and its items: size, block size, the parent locator's
+/// names as backing name and [`HeaderFacts`], or the bytes still needed
+/// (in a few rounds, only the ranges these need).
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let first = reads.bytes(F, 0, 520)?;
     let creator = utf16(&first[8..520], false);

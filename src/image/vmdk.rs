@@ -74,6 +74,8 @@ const NO_PARENT: u32 = 0xffff_ffff;
 const COWD_DESCRIPTOR_AT: u64 = 512;
 const COWD_DESCRIPTOR: u64 = 20 * 512;
 
+/// A sparse extent header at the start of `head`: `KDMV` (hosted sparse)
+/// or `COWD` (VMware 3 / ESX sparse).
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"KDMV") || head.starts_with(b"COWD")
 }
@@ -136,11 +138,17 @@ pub struct Extent {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Specific {
+    /// The descriptor's content id `CID` (changes when the disk is written).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cid: Option<u32>,
+    /// The descriptor's `createType` (`monolithicSparse`,
+    /// `streamOptimized`, `twoGbMaxExtentFlat`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_type: Option<String>,
+    /// The extents, as qemu-img lists them.
     pub extents: Vec<ExtentInfo>,
+    /// The descriptor's `parentCID`: the parent's `CID` when this layer was
+    /// made (`ffffffff`, no parent, is left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_cid: Option<u32>,
 }
@@ -155,11 +163,13 @@ pub struct ExtentInfo {
     /// Only `true` is printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compressed: Option<bool>,
+    /// The extent's file name as the descriptor gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// The extent type of a descriptor file's extent, `""` for the sparse
     /// extent the descriptor is embedded in.
     pub format: String,
+    /// Bytes of the guest disk this extent holds.
     pub virtual_size: u64,
 }
 
@@ -170,6 +180,7 @@ pub struct ExtentInfo {
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// 0 none, 1 deflate (stream-optimized).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compress_algorithm: Option<u16>,
     /// The descriptor's other `key=value` lines (at most 64).
@@ -182,7 +193,10 @@ pub struct HeaderFacts {
     pub descriptor_size: Option<u64>,
     /// The descriptor's `version=` (`null` when absent).
     pub descriptor_version: Option<String>,
+    /// The descriptor's extent lines.
     pub extents: Vec<Extent>,
+    /// The sparse header's flags (bit 0 valid newline test, 1 redundant
+    /// grain table, 16 compressed grains, 17 markers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flags: Option<u32>,
     /// Sectors; all ones when the grain directory is at the end.
@@ -191,6 +205,7 @@ pub struct HeaderFacts {
     /// Where the header used was read: 0, or the footer's near the end.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_offset: Option<u64>,
+    /// Grains and tables are preceded by stream markers (flag bit 17).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub markers: Option<bool>,
     /// `null` when absent.
@@ -302,6 +317,10 @@ fn parse_extent(line: &str, at: u64) -> Result<Extent, Stop> {
     })
 }
 
+/// Read a sparse header (and its footer and embedded descriptor) or a
+/// descriptor file: size, grain, `CID`/`parentCID` as [`Identity`],
+/// `parentFileNameHint` as backing name, the extents, or the bytes still
+/// needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let head = reads.bytes_upto(F, 0, 4)?;
     if head.starts_with(b"KDMV") {

@@ -71,53 +71,78 @@ mod dynamic {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct HeaderFacts {
+    /// Bytes per data block (dynamic header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_size: Option<u32>,
+    /// The footer's creator application, trailing blanks cut (`vpc`,
+    /// `qemu`, `win`, `qem2`, …), which decides where the size comes from.
     pub creator_app: String,
+    /// The creator application's version (major in the high 16 bits).
     pub creator_version: u32,
+    /// The footer's current size in bytes.
     pub current_size: u64,
     /// `fixed`, `dynamic` or `differencing`.
     pub disk_type: &'static str,
     /// Where the footer was read: 0 (the copy at the start of dynamic and
     /// differencing disks) or 512 bytes before the end (fixed disks).
     pub footer_offset: u64,
+    /// The footer's disk geometry.
     pub geometry: Geometry,
+    /// Entries of the block allocation table (dynamic header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_table_entries: Option<u32>,
+    /// The footer's size in bytes when the disk was made.
     pub original_size: u64,
     /// Differencing disks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_locators: Option<Vec<Locator>>,
+    /// The parent's name as the dynamic header records it (UTF-16,
+    /// differencing disks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_name: Option<String>,
+    /// The parent's modification time, seconds since 2000-01-01 UTC
+    /// (differencing disks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_timestamp: Option<u32>,
+    /// The parent's unique id (differencing disks): its footer's
+    /// `unique_id` when the chain is intact.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_unique_id: Option<String>,
     /// The guest disk's partition table (fixed disks: their data starts at 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition_table: Option<PartitionTable>,
+    /// The footer's saved-state flag: the disk belongs to a VM that was
+    /// saved (suspended).
     pub saved_state: bool,
     /// `geometry` or `current-size`: where the virtual size comes from.
     pub size_from: &'static str,
+    /// Where the block allocation table starts (dynamic header).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table_offset: Option<u64>,
+    /// The footer's unique id (UUID).
     pub unique_id: String,
 }
 
 /// The footer's CHS geometry.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Geometry {
+    /// Cylinders.
     pub cylinders: u64,
+    /// Heads.
     pub heads: u64,
+    /// Sectors per track.
     pub sectors: u64,
 }
 
 /// A parent locator entry of a differencing disk, with its path.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Locator {
+    /// Bytes of path data.
     pub length: u64,
+    /// Where the path data starts.
     pub offset: u64,
+    /// The path: UTF-16 for `W2ku`/`W2ru`, text up to a NUL for the
+    /// others, empty for an unknown platform.
     pub path: String,
     /// The platform code as text (`W2ku`, `W2ru`, `Mac `, …).
     pub platform: String,
@@ -127,6 +152,8 @@ pub struct Locator {
 const MAX_GEOMETRY: u64 = 65535 * 16 * 255;
 use crate::limits::VPC_MAX_LOCATOR as MAX_LOCATOR;
 
+/// The cookie `conectix` at the start of `head` (the footer copy of a
+/// dynamic or differencing disk, or the last 512 bytes of a fixed one).
 pub fn matches(head: &[u8]) -> bool {
     head.starts_with(b"conectix")
 }
@@ -152,6 +179,11 @@ fn platform(code: u32) -> Option<&'static str> {
     })
 }
 
+/// Read the footer (at 0, else at the end of the file) and, for dynamic
+/// and differencing disks, the dynamic header and the parent locators:
+/// size (as qemu computes it), block size, unique ids as [`Identity`], a
+/// parent locator's path (relative first) or the parent name as backing
+/// name, or the bytes still needed.
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let head = reads.bytes_upto(F, 0, 512)?;
     let footer_at = if matches(head) {

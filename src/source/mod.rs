@@ -3,6 +3,8 @@
 //!
 //! This module never looks at files.
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic};
@@ -17,16 +19,23 @@ pub mod uri;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceType {
+    /// A regular file (`<source file=…>`).
     #[default]
     File,
+    /// A block device (`<source dev=…>`).
     Block,
+    /// A host directory shown as a FAT disk (`<source dir=…>`).
     Dir,
+    /// A network protocol (`<source protocol=… name=…>` with `<host>`s).
     Network,
+    /// A storage pool volume (`<source pool=… volume=…>`).
     Volume,
+    /// An NVMe namespace on a PCI controller (`<source type='pci'>`).
     Nvme,
 }
 
 impl SourceType {
+    /// The `type` attribute's value.
     pub fn name(self) -> &'static str {
         match self {
             SourceType::File => "file",
@@ -37,6 +46,7 @@ impl SourceType {
             SourceType::Nvme => "nvme",
         }
     }
+    /// The type a `type` attribute names, if it is one.
     pub fn from_name(s: &str) -> Option<SourceType> {
         Some(match s {
             "file" => SourceType::File,
@@ -53,13 +63,16 @@ impl SourceType {
 /// A `<host>` of a network source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Host {
+    /// Host name or address (`None` for a unix socket).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// TCP port, when given or defaulted for the protocol.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// `tcp` (default, not written), `unix`, `rdma`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+    /// The unix socket path (`transport` `unix`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket: Option<String>,
 }
@@ -68,6 +81,7 @@ pub struct Host {
 /// backing name or a `<source>` element can say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct StorageSource {
+    /// The `type` attribute.
     #[serde(rename = "type")]
     pub kind: SourceType,
     /// file / block / dir: the path.
@@ -79,6 +93,7 @@ pub struct StorageSource {
     /// network: the `name` attribute (export, `vol/path`, `pool/image`, URL path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// network: the `<host>` elements, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<Host>,
     /// Everything else `<source>` may carry, as (key, value) in order. Keys
@@ -104,6 +119,7 @@ pub struct StorageSource {
 }
 
 impl StorageSource {
+    /// A `type='file'` source at `path`.
     pub fn file(path: impl Into<String>) -> Self {
         StorageSource {
             kind: SourceType::File,
@@ -132,7 +148,10 @@ impl StorageSource {
 /// A backing name turned into a source, with what was noticed on the way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Parsed {
+    /// Where the backing name points.
     pub source: StorageSource,
+    /// What the name itself gets wrong or drops (credentials, odd
+    /// characters, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -140,10 +159,12 @@ pub struct Parsed {
 /// Why a backing name could not be turned into a source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NameError {
+    /// What is wrong, in words.
     pub message: String,
 }
 
 impl NameError {
+    /// An error saying `message`.
     pub fn new(message: impl Into<String>) -> Self {
         NameError {
             message: message.into(),

@@ -25,7 +25,9 @@ pub enum Kind {
 /// One protocol name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Protocol {
+    /// The name as qemu and libvirt write it (`nbd`, `host_device`, …).
     pub name: &'static str,
+    /// Network or local.
     pub kind: Kind,
 }
 

@@ -15,12 +15,18 @@ use super::{
 /// The pieces of a URI, not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UriParts<'a> {
+    /// Before `://`, with any `+transport` (`gluster+unix`).
     pub scheme: &'a str,
+    /// Before `@` in the authority: credentials, which the parser drops
+    /// and says so.
     pub userinfo: Option<&'a str>,
     /// Without IPv6 brackets.
     pub host: &'a str,
+    /// After the host's `:`, as written.
     pub port: Option<&'a str>,
+    /// From the `/` after the authority up to `?` or `#`.
     pub path: &'a str,
+    /// After `?`, up to `#`.
     pub query: Option<&'a str>,
 }
 

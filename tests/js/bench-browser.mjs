@@ -6,7 +6,8 @@
 //   Input.dispatchDragEvent (as a user's drop: File objects read with
 //   Blob.slice). Timed in the page from the drop event (a capture listener on
 //   window, first to see it) to the element's tree showing every chain (one
-//   top-level item per chain, each ending in "end of chain"), after two
+//   top-level item per chain, each ending in "end of chain" or leading to its
+//   shared base, shown once), after two
 //   animation frames. A fresh page per round. Target < 1 s. Its rounds
 //   alternate with those of the wasm API page below, and the line gives the
 //   median per-round ratio of the two (the machine's load changes).
@@ -159,8 +160,10 @@ try {
                   files: ev.dataTransfer?.files.length,
                   chains: top,
                   images: el.forest.images.length,
-                  ends: tree.querySelectorAll('li.end').length,
-                  badEnds: tree.querySelectorAll('li.end.bad').length,
+                  // How each chain ends: at its base (part of the last layer's item), or
+                  // where it joins a shared base shown under an earlier chain.
+                  ends: tree.querySelectorAll('li[role=treeitem] > .end').length + tree.querySelectorAll('li[role=treeitem][data-ref]').length,
+                  badEnds: tree.querySelectorAll('li[role=treeitem] > .end.bad').length,
                 };
               }),
             );

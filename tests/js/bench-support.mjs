@@ -268,4 +268,10 @@ export const SIZE_BUDGET = 150 * 1024;
 // round trips +13 KiB wasm; the element split into modules with JSDoc types
 // +13.9 KiB JS (per-file gzip, types and docs); typed facts -0.4 KiB. Issue 18
 // is where it comes down (150 KiB).
-export const SIZE_CEILING = 285 * 1024;
+// Raised to 300 KiB on 2026-12-02 by issue 15 (295.6 KiB measured): the page
+// an admin wants — five new view modules (summary 1.2, filter 1.6, fixes 1.6,
+// combobox 1.6, menu 1.3 KiB gzipped) and the tree, chains table, element,
+// styles and model growing by 7.4 KiB (sorting, filter, shared base once,
+// accessible names, XML differences, undo that says what it undid); the wasm
+// +0.1 KiB (rebaseCommand).
+export const SIZE_CEILING = 300 * 1024;

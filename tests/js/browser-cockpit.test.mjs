@@ -164,6 +164,28 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
   assert.ok(bytes <= 3 * 16384, `${bytes} bytes asked of the host`);
   await page.screenshot({ path: join(ARTIFACTS, 'cockpit-example.png'), fullPage: true });
 
+  // PatternFly 5's look through the element's custom properties (the theme
+  // block; no PatternFly loaded here, so its default values).
+  const el = page.locator('backing-chain-editor');
+  assert.equal(await el.evaluate((e) => getComputedStyle(e).getPropertyValue('--bce-accent').trim()), '#06c');
+  assert.equal(await el.locator('button.primary').first().evaluate((b) => getComputedStyle(b).backgroundColor), 'rgb(0, 102, 204)');
+  assert.match(await el.evaluate((e) => getComputedStyle(e.shadowRoot.querySelector('.root')).fontFamily), /^RedHatText/);
+  // Confirmation before a destructive edit: Cancel keeps the layer, Remove removes it.
+  const before = await el.evaluate((e) => e.getXml());
+  const removeLayer = async () => {
+    await el.locator('.chains tr[data-depth="1"] button[data-act=menu]').click();
+    await el.locator('.chains tr[data-depth="1"] [role=menuitem][data-act=remove]').click();
+    await page.locator('dialog#confirm[open]').waitFor();
+    assert.match(await page.locator('#confirm-title').innerText(), /Remove this layer/);
+  };
+  await removeLayer();
+  await page.locator('dialog#confirm button >> text=Cancel').click();
+  assert.equal(await el.evaluate((e) => e.getXml()), before);
+  await removeLayer();
+  await page.locator('dialog#confirm button >> text=Remove').click();
+  await page.waitForFunction((b) => document.querySelector('backing-chain-editor').getXml() !== b, before);
+  assert.ok(!(await el.evaluate((e) => e.getXml({ layout: 'nested' }))).includes(f.mid.replace(/.*\//, '')), 'the layer is gone');
+
   // vm2: the example's element is untrusted; the escaping backing name is
   // flagged and its file is never read on the host.
   // dd reads of `p`, however the path is spelt ('images/../outside/…' is the same file).
@@ -176,6 +198,10 @@ test('Cockpit example: a VM chosen, its disk chain read on the host through dd; 
     return page.locator('#status').innerText();
   };
   assert.equal(await showVm2(), '1 image(s) read');
+  // Alerts at the top of the page say what is wrong (text, from the element's diagnostics event).
+  const alert = page.locator('#alerts .alert.warning');
+  assert.match(await alert.locator('.title').innerText(), /^\d+ warnings? in the disk chains$/);
+  assert.ok((await page.locator('#alerts').boundingBox()).y < (await page.locator('backing-chain-editor').boundingBox()).y);
   assert.ok((await readsOf(evil)) > 0);
   assert.equal(await readsOf(secret), 0);
   assert.match((await page.locator('backing-chain-editor .diags li[data-code=untrusted-backing-name]').allInnerTexts()).join('\n'), /\.\.\/outside\/secret\.qcow2/);

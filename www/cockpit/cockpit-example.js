@@ -1,11 +1,12 @@
-// Cockpit example: show the backing chains of a VM's disks, reading only the
-// image headers on the host through the element's custom reader.
+// Cockpit example: every VM of a libvirt connection with its disks, and the
+// backing chains of a chosen VM's disks, reading only the image headers on the
+// host through the element's custom reader.
 //
 // Install (as the user who logs into Cockpit):
 //   mkdir -p ~/.local/share/cockpit/backing-chain
 //   cp -r www/*.js www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
 // The element's modules (www/*.js: the element and its parts) then sit next
-// to this file.
+// to this file. (From the npm package: its files instead of www/*.js and www/pkg.)
 /* global cockpit */
 import { register } from './backing-chain-editor.js';
 
@@ -14,10 +15,13 @@ import { register } from './backing-chain-editor.js';
 register({ wasmUrl: new URL('./pkg/backing_chain_bg.wasm', import.meta.url).href });
 
 const editor = document.querySelector('backing-chain-editor');
-const select = document.getElementById('domain');
+const connection = /** @type {HTMLSelectElement} */ (document.getElementById('connection'));
+const select = /** @type {HTMLSelectElement} */ (document.getElementById('domain'));
 const status = document.getElementById('status');
+const table = document.getElementById('vms');
 
 const run = (argv) => cockpit.spawn(argv, { superuser: 'try', err: 'message' });
+const virsh = (...args) => run(['virsh', '-c', connection.value, ...args]);
 
 /** reader(offset, length) for a file on the host: `dd` reads just that range. */
 function hostReader(path) {
@@ -34,6 +38,47 @@ async function fileSize(path) {
   return Number((await run(['stat', '-L', '-c', '%s', path])).trim());
 }
 
+/** A VM's disks from its XML: target dev and what backs it (a file, a block device, a network source…). */
+function disksOf(xml) {
+  const doc = new DOMParser().parseFromString(xml, 'application/xml');
+  return [...doc.querySelectorAll('devices > disk')].map((d) => {
+    const src = d.querySelector(':scope > source');
+    const type = d.getAttribute('type') ?? 'file';
+    const where = src?.getAttribute('file') ?? src?.getAttribute('dev') ?? src?.getAttribute('name') ?? src?.getAttribute('volume') ?? src?.getAttribute('dir') ?? '';
+    return { target: d.querySelector(':scope > target')?.getAttribute('dev') ?? '?', type, source: where, device: d.getAttribute('device') ?? 'disk' };
+  });
+}
+
+/** Every VM of the connection with its state and disks, in the table and the select. */
+async function listVms() {
+  status.textContent = `listing ${connection.value}…`;
+  select.replaceChildren();
+  const body = table.querySelector('tbody');
+  body.replaceChildren();
+  const names = (await virsh('list', '--all', '--name')).split('\n').map((n) => n.trim()).filter(Boolean);
+  for (const name of names) {
+    const [state, xml] = await Promise.all([virsh('domstate', name).catch(() => '?'), virsh('dumpxml', '--inactive', name).catch(() => '')]);
+    const tr = document.createElement('tr');
+    tr.dataset.vm = name;
+    const disks = document.createElement('ul');
+    for (const d of disksOf(xml)) {
+      const li = document.createElement('li');
+      // Names from the host are text, never HTML.
+      li.textContent = `${d.target} (${d.device}, ${d.type}): ${d.source || 'no source'}`;
+      disks.append(li);
+    }
+    const cells = [name, state.trim()].map((t) => Object.assign(document.createElement('td'), { textContent: t }));
+    const dcell = document.createElement('td');
+    dcell.append(disks);
+    tr.append(...cells, dcell);
+    body.append(tr);
+  }
+  table.hidden = names.length === 0;
+  // The choice is offered once the list is complete (no race with a `show`).
+  for (const name of names) select.append(new Option(name, name));
+  status.textContent = names.length ? `${names.length} virtual machine(s)` : `no virtual machine on ${connection.value}`;
+}
+
 /** Probe the disks of the domain, then follow missing backing files that are
  *  absolute local paths (the element never opens anything on its own). The
  *  element is `untrusted` (index.html): a backing name the core flags as
@@ -42,26 +87,71 @@ async function fileSize(path) {
 async function show(domain) {
   status.textContent = `reading ${domain}…`;
   editor.clear();
-  const xml = await run(['virsh', '-c', 'qemu:///system', 'dumpxml', '--inactive', domain]);
+  const xml = await virsh('dumpxml', '--inactive', domain);
   editor.domainXml = xml;
-  const sources = [...new DOMParser().parseFromString(xml, 'application/xml').querySelectorAll('disk[type=file] > source[file]')].map((s) => s.getAttribute('file'));
+  const sources = disksOf(xml).filter((d) => (d.type === 'file' || d.type === 'block') && d.source.startsWith('/')).map((d) => d.source);
   const seen = new Set();
-  let todo = sources;
+  let todo = [...new Set(sources)];
   for (let round = 0; todo.length && round < 64; round++) {
     for (const path of todo) seen.add(path);
     await Promise.all(todo.map(async (path) => editor.addImage(path, hostReader(path), { size: await fileSize(path).catch(() => -1) })));
     todo = editor.missingBackings().filter((p) => !seen.has(p));
   }
+  for (const tr of table.querySelectorAll('tbody tr')) tr.toggleAttribute('aria-current', tr.dataset.vm === domain);
   status.textContent = `${seen.size} image(s) read`;
 }
 
 editor.addEventListener('backing-chain-editor-change', (e) => console.debug('backing-chain XML', e.detail.xml.length, 'bytes'));
+
+// Alerts at the top (PatternFly's inline alerts): what is wrong with the
+// VM's chains, in one line per severity; the element lists the details.
+const alerts = document.getElementById('alerts');
+editor.addEventListener('backing-chain-editor-diagnostics', (e) => {
+  const errors = e.detail.diagnostics.filter((d) => d.severity === 'error');
+  const warnings = e.detail.diagnostics.filter((d) => d.severity === 'warning');
+  alerts.replaceChildren(
+    ...[['danger', errors, 'error'], ['warning', warnings, 'warning']]
+      .filter(([, list]) => list.length)
+      .map(([kind, list, word]) => {
+        const box = document.createElement('div');
+        box.className = `alert ${kind}`;
+        box.setAttribute('role', kind === 'danger' ? 'alert' : 'status');
+        const title = document.createElement('p');
+        title.className = 'title';
+        title.textContent = `${list.length} ${word}${list.length === 1 ? '' : 's'} in the disk chains`;
+        const first = document.createElement('p');
+        first.textContent = list[0].message; // text, never HTML
+        box.append(title, first);
+        return box;
+      }),
+  );
+});
+
+// Confirmation before a destructive edit: the element's edit event is
+// cancelable; the edit is vetoed, and made from script once confirmed.
+const dialog = document.getElementById('confirm');
+const DESTRUCTIVE = { 'remove-layer': 'Remove this layer from the chain?', 'remove-seclabel': 'Remove this seclabel?' };
+editor.addEventListener('backing-chain-editor-edit', (e) => {
+  const { op } = e.detail;
+  if (!DESTRUCTIVE[op.op]) return;
+  e.preventDefault();
+  document.getElementById('confirm-title').textContent = DESTRUCTIVE[op.op];
+  document.getElementById('confirm-text').textContent = `Layer ${op.depth} of disk ${op.disk + 1}: the domain XML shown loses it (the images are not touched). Undo brings it back.`;
+  dialog.onclick = (ev) => {
+    const v = ev.target.value;
+    if (!v) return;
+    dialog.close();
+    if (v === 'ok') editor.edit(op);
+  };
+  dialog.showModal();
+  dialog.querySelector('button[value=cancel]').focus();
+});
 
 document.getElementById('pick').addEventListener('submit', (ev) => {
   ev.preventDefault();
   show(select.value).catch((e) => (status.textContent = String(e.message ?? e)));
 });
 
-run(['virsh', '-c', 'qemu:///system', 'list', '--all', '--name']).then((out) => {
-  for (const name of out.split('\n').filter(Boolean)) select.append(new Option(name, name));
-}, (e) => (status.textContent = `virsh: ${e.message ?? e}`));
+const refresh = () => listVms().catch((e) => (status.textContent = `virsh: ${e.message ?? e}`));
+connection.addEventListener('change', refresh);
+refresh();

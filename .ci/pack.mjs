@@ -1,0 +1,51 @@
+// Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
+// `bash .ci/build`). It copies what <backing-chain-editor> loads — the
+// element module and every module it imports, found by following its
+// relative imports, their .d.ts files, the wasm API module and the .wasm —
+// with package/package.json and package/README.md into OUTDIR/package
+// (default target/npm), runs `npm pack` there and prints the tarball's path.
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const WWW = join(ROOT, 'www');
+const out = resolve(process.argv[2] ?? join(ROOT, 'target', 'npm'));
+const dest = join(out, 'package');
+
+/** The element module and every www/ module it imports (static or dynamic, relative paths). */
+function closure(entry) {
+  const seen = new Set();
+  const todo = [entry];
+  while (todo.length) {
+    const f = todo.pop();
+    if (seen.has(f)) continue;
+    seen.add(f);
+    const src = readFileSync(join(WWW, f), 'utf8');
+    for (const m of src.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]\.\/([\w./-]+?\.js)(?:\?[^'"]*)?['"]/g)) {
+      if (!m[1].startsWith('pkg/')) todo.push(m[1]);
+    }
+  }
+  return [...seen].sort();
+}
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package', 'package.json'), 'utf8'));
+const cargo = readFileSync(join(ROOT, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1];
+if (cargo && cargo !== pkg.version) throw new Error(`package/package.json version ${pkg.version} differs from Cargo.toml's ${cargo}`);
+for (const f of ['pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+  if (!existsSync(join(WWW, f))) throw new Error(`www/${f} is missing: run bash .ci/build first`);
+}
+
+rmSync(dest, { recursive: true, force: true });
+mkdirSync(join(dest, 'pkg'), { recursive: true });
+const modules = closure('backing-chain-editor.js');
+for (const f of modules) cpSync(join(WWW, f), join(dest, f));
+for (const f of ['backing-chain-editor.d.ts', 'backing-chain-wasm.d.ts', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+  cpSync(join(WWW, f), join(dest, f));
+}
+for (const f of ['LICENSE-MIT', 'LICENSE-APACHE']) cpSync(join(ROOT, f), join(dest, f));
+cpSync(join(ROOT, 'package', 'README.md'), join(dest, 'README.md'));
+writeFileSync(join(dest, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
+const name = execFileSync('npm', ['pack', '--silent', '--pack-destination', out], { cwd: dest, encoding: 'utf8' }).trim().split('\n').pop();
+process.stdout.write(join(out, name) + '\n');
