@@ -448,6 +448,7 @@ impl Forest {
 /// An image's external data file ([`Forest::data_files`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DataFile {
+    /// The image (index into [`Forest::images`]) whose header names it.
     pub image: usize,
     /// The name the header gives.
     pub name: String,
