@@ -128,6 +128,7 @@
 //! }
 //! ```
 
+pub mod audit;
 pub mod chain;
 pub mod diag;
 pub mod image;

@@ -90,3 +90,12 @@ pub const CLOOP_MAX_BLOCK: u32 = 64 << 20;
 /// Largest GPT partition entry array read (bytes; 128 entries of 128 bytes
 /// is 16 KiB). Larger: a `partition-table-invalid` problem.
 pub const GPT_MAX_ENTRY_ARRAY: u64 = 256 * 1024;
+
+/// The audit: most images listed per "dependents" / "would break" /
+/// "hazard" list of one image (the counts are always exact). Without a cap
+/// a 10,000-deep chain would list ~50 million dependents.
+pub const AUDIT_MAX_LISTED: usize = 100;
+
+/// The audit: a chain deeper than this is flagged `deep-chain` (a warning;
+/// libvirt refuses more than [`LIBVIRT_MAX_DEPTH`], an error of the chain).
+pub const AUDIT_DEEP_CHAIN: usize = 100;

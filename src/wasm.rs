@@ -428,3 +428,82 @@ pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: 
 struct InfoAnswer<'a> {
     info: &'a image::ImageInfo,
 }
+
+// ---- The image-store audit (`audit`) ----
+
+/// What [`Session::audit`] returns.
+#[derive(serde::Serialize)]
+struct AuditAnswer<'a> {
+    report: &'a crate::audit::Audit,
+    csv: String,
+    script: String,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Audit the session's images with any number of domain XML inputs
+    /// (`[{label, text}]`; one text may hold several `<domain>` documents).
+    /// Returns `{ report, csv, script }`: the audit (JSON keys in README.md),
+    /// the CSV (one row per image) and the fix script. A domain that is not
+    /// well-formed is reported in `report['domain-errors']`, never thrown.
+    pub fn audit(&mut self, domains: JsValue, options: JsValue) -> Result<JsValue, JsError> {
+        let mut texts = Vec::new();
+        if !(domains.is_undefined() || domains.is_null()) {
+            let list: Array = domains
+                .dyn_into()
+                .map_err(|_| JsError::new("domains must be an array of {label, text}"))?;
+            for (k, d) in list.iter().enumerate() {
+                let field = |key: &str| js_sys::Reflect::get(&d, &key.into()).ok()?.as_string();
+                let text = field("text")
+                    .ok_or_else(|| JsError::new(&format!("domains[{k}].text must be a string")))?;
+                let label = field("label").unwrap_or_else(|| format!("domain {}", k + 1));
+                texts.push(crate::audit::DomainText { label, text });
+            }
+        }
+        let domains = texts;
+        // Options read with Reflect (a serde map of sizes costs the wasm
+        // more): `sizes` by image filename, `deep-chain`.
+        let get = |o: &JsValue, k: &str| {
+            if o.is_object() {
+                js_sys::Reflect::get(o, &k.into()).ok()
+            } else {
+                None
+            }
+        };
+        let sizes = get(&options, "sizes").filter(JsValue::is_object);
+        let build = self.build.clone();
+        // The images move into the audit and come back with its forest
+        // (built with the session's options: the same forest); not copied.
+        let images = match self.forest.take() {
+            Some(f) => f.images,
+            None => std::mem::take(&mut self.images),
+        };
+        let facts: Vec<crate::audit::FileFacts> = images
+            .iter()
+            .map(|i| crate::audit::FileFacts {
+                size: sizes
+                    .as_ref()
+                    .and_then(|s| get(s, &i.filename))
+                    .and_then(|v| v.as_f64())
+                    .filter(|s| *s >= 0.0)
+                    .map(|s| s as u64),
+                id: None,
+            })
+            .collect();
+        let mut opts = crate::audit::AuditOptions {
+            build,
+            ..Default::default()
+        };
+        if let Some(d) = get(&options, "deep-chain").and_then(|v| v.as_f64()) {
+            opts.deep_chain = d.max(0.0) as usize;
+        }
+        let a = crate::audit::audit(images, &facts, &domains, &opts);
+        let answer = to_js(&AuditAnswer {
+            csv: crate::audit::report::csv(&a),
+            script: crate::audit::report::script(&a),
+            report: &a,
+        });
+        self.forest = Some(a.forest);
+        answer
+    }
+}

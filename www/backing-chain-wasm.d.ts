@@ -213,6 +213,88 @@ export interface Seclabel {
   others: number;
 }
 
+/** The image-store audit (`audit::Audit`; keys documented in README.md). */
+export type AuditRole = 'in-use' | 'layer' | 'orphan-top' | 'unused-base' | 'unused-layer';
+export interface AuditUser { vm: number; name: string; disk: string; depth: number }
+export interface AuditPlan {
+  into: number;
+  'hazard-images': number[];
+  'hazard-count': number;
+  'hazard-disks-count': number;
+  'xml-changes': AuditUser[];
+  running: string[];
+  offline: string[];
+  'check-first': string;
+}
+export interface AuditImage {
+  index: number;
+  filename: string;
+  format: string | null;
+  'virtual-size': number | null;
+  'file-size': number | null;
+  backing: number | null;
+  'backing-outside': string | null;
+  role: AuditRole;
+  broken: { status: Chain['status']; message: string } | null;
+  users: AuditUser[];
+  overlays: number[];
+  dependents: number[];
+  'dependents-count': number;
+  chains: Array<{ top: number; depth: number }>;
+  delete: {
+    verdict: 'safe' | 'in-use' | 'breaks-others';
+    reasons: string[];
+    'breaks-images': number[];
+    'breaks-disks': AuditUser[];
+  };
+  commit: AuditPlan | null;
+  flatten: AuditPlan | null;
+  diagnostics: Diagnostic[];
+}
+export interface AuditVmDisk {
+  name: string;
+  'disk-type': string | null;
+  device: string | null;
+  source: string | null;
+  network: boolean;
+  image: number | null;
+  chain: number[];
+  status: Chain['status'] | null;
+  'xml-layers': number;
+  readonly: boolean;
+  shareable: boolean;
+  'new-xml': string | null;
+  'ends-outside': string | null;
+}
+export interface AuditVm {
+  name: string;
+  input: string;
+  start: number;
+  end: number;
+  disks: AuditVmDisk[];
+  'total-file-size': number;
+  exclusive: number[];
+  'exclusive-file-size': number;
+}
+export interface AuditReport {
+  summary: {
+    images: number; vms: number; 'in-use': number; layers: number; 'orphan-tops': number;
+    'unused-bases': number; 'unused-layers': number; broken: number; 'outside-drop': number;
+    missing: number; 'domain-errors': number; 'unused-file-size': number;
+  };
+  images: AuditImage[];
+  vms: AuditVm[];
+  external: Array<{ path: string; state: 'outside-drop' | 'missing'; 'backing-of': number[]; disks: AuditUser[] }>;
+  'domain-errors': Array<{ input: string; position: number; line: number; column: number; message: string }>;
+  findings: Diagnostic[];
+}
+export interface AuditOptions {
+  /** File sizes by image filename. */
+  sizes?: Record<string, number>;
+  /** Flag chains deeper than this (default 100; libvirt refuses more than 200). */
+  'deep-chain'?: number;
+}
+
 export class Session {
   constructor();
   probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
@@ -232,6 +314,8 @@ export class Session {
   forest(): Forest;
   /** Throws an XmlError for a malformed document. */
   xml(domainXml: string | null, options?: XmlOptions): XmlOutput;
+  /** The image-store audit of the session's images and the domains given; a malformed domain is reported, not thrown. */
+  audit(domains: Array<{ label: string; text: string }> | null, options?: AuditOptions): { report: AuditReport; csv: string; script: string };
   free(): void;
 }
 

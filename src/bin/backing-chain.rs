@@ -21,6 +21,7 @@ const USAGE: &str = "usage:
   backing-chain xml [--domain FILE|-] [--layout nested|flat] [--mode populate|validate]
                     [--replace] [--base-dir DIR] [--no-index] [--untrusted]
                     [--qemu-img-json FILE|-] IMAGE...
+  backing-chain audit [--domain FILE|-]... [--json|--csv|--script] [--deep-chain N] PATH...
     --domain: a domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
     --qemu-img-json: the output of `qemu-img info --backing-chain --output=json`,
                      used instead of (or with) reading IMAGE headers
@@ -28,6 +29,10 @@ const USAGE: &str = "usage:
     --replace: with --mode validate, write what the images say into diverging disks
     --untrusted: images from elsewhere: flag backing names that reach outside the
                  image directories (/etc/…, .., json:) and never open them
+    audit: PATHs are images or directories (walked recursively; *.xml found there is
+           domain XML, *.json is skipped); each --domain file may hold several
+           <domain> documents; --script writes the fix script (sh; -n or DRY_RUN=1
+           for a dry run); exit 1 when something is broken
 
 exit codes: 0 fine, 1 an error diagnostic, 2 usage or unreadable input";
 
@@ -50,6 +55,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         "probe" => cmd_probe(rest),
         "chain" => cmd_chain(rest),
         "xml" => cmd_xml(rest),
+        "audit" => audit_cli::cmd_audit(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -484,4 +490,284 @@ fn cmd_xml(args: &[String]) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `backing-chain audit`: walk the PATHs, probe every file, read every
+/// domain, print the audit (text, JSON, CSV or the fix script).
+mod audit_cli {
+    use super::*;
+    use backing_chain::audit::{self, AuditOptions, DomainText, FileFacts};
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+
+    /// Every regular file under the paths (directories walked iteratively;
+    /// symbolic links to directories are not followed), made absolute
+    /// without resolving links (the XML names files as the host does).
+    fn walk(paths: &[&str]) -> Result<Vec<PathBuf>, String> {
+        let mut out = Vec::new();
+        let mut stack: Vec<PathBuf> = Vec::new();
+        for p in paths {
+            let abs = std::path::absolute(p).map_err(|e| format!("{p}: {e}"))?;
+            std::fs::metadata(&abs).map_err(|e| format!("{p}: {e}"))?;
+            stack.push(abs);
+        }
+        while let Some(p) = stack.pop() {
+            let lm = std::fs::symlink_metadata(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if lm.is_dir() {
+                let mut entries: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .collect();
+                entries.sort();
+                stack.extend(entries.into_iter().rev());
+            } else if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    #[cfg(unix)]
+    fn file_id(m: &std::fs::Metadata) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        Some(format!("{}:{}", m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    fn file_id(_: &std::fs::Metadata) -> Option<String> {
+        None
+    }
+
+    fn has_ext(p: &Path, ext: &str) -> bool {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+    }
+
+    fn name_of(p: &Path) -> Result<String, String> {
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: the name is not UTF-8", p.display()))
+    }
+
+    pub fn cmd_audit(args: &[String]) -> Result<ExitCode, String> {
+        let (flags, paths) = split_flags(args, &["--domain", "--deep-chain"])?;
+        check_flags(
+            &flags,
+            &["--domain", "--deep-chain", "--json", "--csv", "--script"],
+        )?;
+        if paths.is_empty() {
+            return Err(format!("audit needs at least one PATH\n{USAGE}"));
+        }
+        let mut opts = AuditOptions::default();
+        opts.build.exact_paths = true;
+        let mut domains = Vec::new();
+        let mut out_kind = "text";
+        for (f, v) in &flags {
+            match (*f, *v) {
+                ("--domain", Some(p)) => domains.push(DomainText {
+                    label: p.to_string(),
+                    text: read_arg(p)?,
+                }),
+                ("--deep-chain", Some(n)) => {
+                    opts.deep_chain = n
+                        .parse()
+                        .map_err(|_| format!("--deep-chain takes a number, not '{n}'"))?
+                }
+                ("--json", _) => out_kind = "json",
+                ("--csv", _) => out_kind = "csv",
+                ("--script", _) => out_kind = "script",
+                _ => {}
+            }
+        }
+        // As on the page: XML found under the PATHs is domain XML, JSON
+        // (qemu-img output) is not an image; everything else is probed.
+        let (docs, files): (Vec<PathBuf>, Vec<PathBuf>) = walk(&paths)?
+            .into_iter()
+            .filter(|p| !has_ext(p, "json"))
+            .partition(|p| has_ext(p, "xml"));
+        for p in docs {
+            let label = name_of(&p)?;
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{label}: {e}"))?;
+            domains.push(DomainText { label, text });
+        }
+        let mut images = Vec::with_capacity(files.len());
+        let mut facts = Vec::with_capacity(files.len());
+        for p in &files {
+            let name = name_of(p)?;
+            let (img, meta) = match File::open(p).and_then(|f| f.metadata().map(|m| (f, m))) {
+                Ok((f, m)) => match probe_open(&name, &f, m.len()) {
+                    Ok(mut img) => {
+                        check_extents(&mut img, false);
+                        (img, Some(m))
+                    }
+                    Err(e) => (unreadable(&name, e), Some(m)),
+                },
+                Err(e) => (unreadable(&name, e.to_string()), None),
+            };
+            facts.push(FileFacts {
+                size: meta.as_ref().map(|m| m.len()),
+                id: meta.as_ref().and_then(file_id),
+            });
+            images.push(img);
+        }
+        // Paths named but not given: do they exist? (The core does no I/O.)
+        let given: HashSet<&str> = images.iter().map(|i| i.filename.as_str()).collect();
+        let mut named: Vec<String> = Vec::new();
+        for img in &images {
+            if let Some(b) = img.info().and_then(|i| i.backing_filename.as_deref()) {
+                if let Ok(Some(p)) = chain::backing_path(&img.filename, b) {
+                    named.push(chain::normalize(&p));
+                }
+            }
+        }
+        let (docs, _) = audit::domains::read_all(&domains);
+        for d in &docs {
+            for disk in &d.disks {
+                if let Some(p) = disk
+                    .info
+                    .source
+                    .as_ref()
+                    .filter(|s| s.is_local())
+                    .and_then(|s| s.path.as_deref())
+                {
+                    named.push(p.to_string());
+                }
+            }
+        }
+        named.sort();
+        named.dedup();
+        for p in named {
+            if given.contains(p.as_str()) {
+                continue;
+            }
+            if std::fs::metadata(&p).is_ok() {
+                opts.present_outside.push(p);
+            } else {
+                opts.absent_outside.push(p);
+            }
+        }
+        let a = audit::audit(images, &facts, &domains, &opts);
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        match out_kind {
+            "json" => {
+                serde_json::to_writer_pretty(&mut w, &a).map_err(|e| e.to_string())?;
+                let _ = writeln!(w);
+            }
+            "csv" => {
+                let _ = w.write_all(audit::report::csv(&a).as_bytes());
+            }
+            "script" => {
+                let _ = w.write_all(audit::report::script(&a).as_bytes());
+            }
+            _ => print_text(&mut w, &a),
+        }
+        w.flush().map_err(|e| e.to_string())?;
+        Ok(if a.is_broken() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+
+    fn unreadable(name: &str, error: String) -> Image {
+        Image {
+            filename: name.to_string(),
+            probe: Probed::Error { error },
+            bytes_read: 0,
+        }
+    }
+
+    fn size(n: Option<u64>) -> String {
+        n.map_or("?".into(), |n| n.to_string())
+    }
+
+    fn json_name<T: serde::Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    fn print_text(w: &mut impl Write, a: &audit::Audit) {
+        let s = &a.summary;
+        let _ = writeln!(
+            w,
+            "{} images: {} in use, {} layers, {} orphan tops, {} unused bases, {} unused layers, {} broken; {} VMs; {} outside the drop, {} missing; {} domain errors; {} bytes in unused images",
+            s.images, s.in_use, s.layers, s.orphan_tops, s.unused_bases, s.unused_layers, s.broken,
+            s.vms, s.outside_drop, s.missing, s.domain_errors, s.unused_file_size
+        );
+        for e in &a.images {
+            let _ = writeln!(
+                w,
+                "\n{} [{}, virtual {}, file {}] {}",
+                e.filename,
+                e.format.as_deref().unwrap_or("?"),
+                size(e.virtual_size),
+                size(e.file_size),
+                json_name(&e.role)
+            );
+            if let Some(b) = &e.broken {
+                let _ = writeln!(w, "  broken ({}): {}", b.status.name(), b.message);
+            }
+            if let Some(b) = e.backing {
+                let _ = writeln!(w, "  backing: {}", a.images[b].filename);
+            } else if let Some(b) = &e.backing_outside {
+                let _ = writeln!(w, "  backing (not among the images): {b}");
+            }
+            for u in &e.users {
+                let _ = writeln!(
+                    w,
+                    "  used by VM '{}' disk {} at depth {}",
+                    u.name, u.disk, u.depth
+                );
+            }
+            let _ = writeln!(
+                w,
+                "  delete: {} — {}",
+                json_name(&e.delete.verdict),
+                e.delete.reasons.join("; ")
+            );
+            if let Some(c) = &e.commit {
+                let _ = writeln!(
+                    w,
+                    "  commit into {}: {} other image(s) and {} other VM disk(s) on it; {} disk XML(s) to change",
+                    a.images[c.into].filename,
+                    c.hazard_count,
+                    c.hazard_disks_count,
+                    c.xml_changes.len()
+                );
+            }
+        }
+        for vm in &a.vms {
+            let _ = writeln!(
+                w,
+                "\nVM '{}' ({}): {} disks, {} bytes in its chains, {} bytes only it uses",
+                vm.name,
+                vm.input,
+                vm.disks.len(),
+                vm.total_file_size,
+                vm.exclusive_file_size
+            );
+            for d in &vm.disks {
+                let st = match (&d.ends_outside, d.status) {
+                    (Some(p), _) => format!("continues outside the drop at {p}"),
+                    (None, Some(s)) => s.name().to_string(),
+                    (None, None) if d.network => "network".into(),
+                    (None, None) => "not among the images".into(),
+                };
+                let _ = writeln!(
+                    w,
+                    "  {} → {} ({st}, {} layers)",
+                    d.name,
+                    d.source.as_deref().unwrap_or("(no source)"),
+                    d.chain.len()
+                );
+            }
+        }
+        if !a.findings.is_empty() {
+            let _ = writeln!(w, "\nfindings:");
+            let _ = write_diags(w, &a.findings, "  ");
+        }
+    }
 }

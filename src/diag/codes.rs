@@ -245,6 +245,26 @@ codes! {
     IndexGuess = "index-guess",
     /// The disk's chain was replaced with what the images say.
     ChainReplaced = "chain-replaced",
+
+    // ---- The store audit (`audit`): many images and many domains ----
+    /// A domain XML (one of several documents) is not well-formed: reported with its position, the others still load.
+    DomainNotWellFormed = "domain-not-well-formed",
+    /// A VM disk's file is not among the images (not dropped, or elsewhere on the host).
+    DiskOutsideDrop = "disk-outside-drop",
+    /// A VM disk's file does not exist (the CLI looks; the core does no I/O).
+    DiskFileMissing = "disk-file-missing",
+    /// Several dropped images fit a VM disk's source path equally well.
+    DiskAmbiguous = "disk-ambiguous",
+    /// A network disk (nbd, rbd, iscsi, …): listed, never matched to dropped images.
+    NetworkDisk = "network-disk",
+    /// Several VM disks (of one VM or of several) use the same image as their top.
+    SharedDisk = "shared-disk",
+    /// Two dropped names are the same image (same file, or the same recorded id).
+    DuplicateImage = "duplicate-image",
+    /// A chain mixes image formats (a raw base under qcow2 is not counted).
+    MixedFormats = "mixed-formats",
+    /// A chain deeper than the audit's threshold (libvirt refuses more than 200 layers).
+    DeepChain = "deep-chain",
 }
 
 impl Code {

@@ -274,4 +274,16 @@ export const SIZE_BUDGET = 150 * 1024;
 // styles and model growing by 7.4 KiB (sorting, filter, shared base once,
 // accessible names, XML differences, undo that says what it undid); the wasm
 // +0.1 KiB (rebaseCommand).
-export const SIZE_CEILING = 300 * 1024;
+// Raised to 302 KiB by issue 16 (300.7 KiB measured; 282.0 KiB on the same
+// tree without it): the image-store audit (`src/audit`, `Session.audit`)
+// +18.7 KiB, of which the audit model itself (users, dependents, roles,
+// verdicts, plans, per-VM totals, messages) about 17 KB raw wasm, the
+// several-domains reader 2.6 KB, CSV and fix script 3.7 KB, its serde
+// serialisers about 5 KB. Sorting, extra hash-map kinds, serde maps of
+// options and a copy of the images were taken out again (-6 KiB).
+// Then to 310 KiB by the audit page (issue 16; 309.1 KiB measured):
+// www/editor-audit.js (the SVG picture, its layout, zoom/pan, keyboard moves
+// between nodes, the table and the verdicts view) 5.5 KiB and www/audit.js
+// (the page's wiring) 2.2 KiB; the element does not load them.
+// Both together (issues 15 and 16 merged): 322.9 KiB measured, ceiling 325 KiB.
+export const SIZE_CEILING = 325 * 1024;
