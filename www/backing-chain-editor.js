@@ -11,8 +11,9 @@
 // EditorModel (editor-model.js); each section of the shadow DOM is a view
 // with a render(model) (editor-tree.js, editor-xml.js, editor-domain.js,
 // editor-chains.js, editor-diagnostics.js); the wasm and panic recovery are
-// editor-wasm.js. The element owns no parsing: what it still works out from
-// the core's results waits for the core in editor-stopgaps.js.
+// editor-wasm.js. The element owns no parsing: the core says what the views
+// show (main paths, disk counts, how paths were written, data files, which
+// layer a diagnostic is about).
 
 import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setWasmUrl, unwatch, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';

@@ -10,7 +10,6 @@
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled } from './editor-wasm.js';
 import { probeMany } from './reader.js';
-import { countDisks, dataFiles, fileAttrs, ownerOf, repeatsProbe, wrapBareDisks } from './editor-stopgaps.js';
 
 /**
  * @typedef {import('./backing-chain-wasm').Session} Session
@@ -22,7 +21,7 @@ import { countDisks, dataFiles, fileAttrs, ownerOf, repeatsProbe, wrapBareDisks 
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
- * @typedef {{ xml: string, diagnostics: Diagnostic[], mismatch?: boolean }} Output
+ * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
  */
 
@@ -74,8 +73,6 @@ export class EditorModel {
     this.panicMessage = null;
     /** @type {Promise<unknown>} resolves once the wasm is loaded (set by the element) */
     this.ready = Promise.resolve();
-    /** @type {[string, Set<string>] | null} */
-    this.given = null;
     /** @type {Change} what the next record() is about (set by the element for an edit) */
     this.label = null;
     /** @type {[string, Array<[string, string]>] | null} the domain XML's disks: source path, target */
@@ -394,7 +391,7 @@ export class EditorModel {
         out = session.xml(this.goodDomain || null, this.options());
       } catch (e) {
         if (e instanceof CorePanic) throw e;
-        out = { xml: '', diagnostics: [] };
+        out = { xml: '', diagnostics: [], disks: 0, paths: [] };
         xmlError ??= { message: errorText(e), position: null };
       }
     }
@@ -404,7 +401,7 @@ export class EditorModel {
 
   /** Number of disks in the result. */
   diskCount() {
-    return countDisks(this.output?.xml ?? '');
+    return this.output?.disks ?? 0;
   }
 
   /**
@@ -414,8 +411,8 @@ export class EditorModel {
    */
   effectiveDoc() {
     const session = this.s;
-    const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate' });
-    return this.goodDomain ? out.xml : wrapBareDisks(out.xml);
+    const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate', wrap: true });
+    return this.goodDomain || out.disks ? out.xml : null;
   }
 
   /**
@@ -482,7 +479,7 @@ export class EditorModel {
     const session = this.s;
     for (const n of this.parked.keys()) if (!this.meta.has(n)) this.parked.delete(n);
     const names = () => [...(this.f).images.map((o) => o.filename), ...this.parked.keys()];
-    const used = new Set([...dataFiles(f.images, names()).values()].map((d) => d[1]));
+    const used = new Set(session.dataFiles(names()).map((d) => d.file));
     const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this.meta.get(im.filename)?.job.reader);
     for (const im of park) {
       this.parked.set(im.filename, im.error ? 'unreadable' : /** @type {string} */ (im.format));
@@ -494,7 +491,7 @@ export class EditorModel {
       this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
     }
     if (park.length) this.forest = session.forest();
-    this.data = dataFiles((this.f).images, names());
+    this.data = new Map(session.dataFiles(names()).map((d) => [d.image, [d.name, d.file ?? undefined]]));
   }
 
   /** The data file of image `idx`, in words (or undefined). @param {number} idx */
@@ -505,24 +502,16 @@ export class EditorModel {
 
   // ---- diagnostics ---------------------------------------------------------
 
-  /** Written paths from relative image names: relative, or absolute by a guessed directory. @returns {Diagnostic[]} */
+  /** Written paths from relative image names: relative, or absolute by a guessed directory (the core says which). @returns {Diagnostic[]} */
   pathDiagnostics() {
-    const from = new Map();
-    for (const im of this.f.images) if (!im.filename.startsWith('/')) from.set(im.filename, this.meta.get(im.filename)?.job.from ?? 'the folder the files came from');
-    if (this.baseDir.trim() || !from.size) return [];
-    if (this.given?.[0] !== this.goodDomain) this.given = [this.goodDomain, fileAttrs(this.goodDomain)];
-    const given = this.given[1];
+    if (this.baseDir.trim()) return [];
     /** @type {Map<string, Set<string>>} origin → directories ('' = relative) */
     const per = new Map();
-    for (const v of fileAttrs(this.output?.xml ?? '')) {
-      if (given.has(v)) continue;
-      for (let i = 0; i >= 0; i = v.indexOf('/', i) + 1 || -1) {
-        const o = from.get(v.slice(i));
-        if (o === undefined) continue;
-        if (!per.has(o)) per.set(o, new Set());
-        per.get(o)?.add(i ? v.slice(0, i - 1) || '/' : '');
-        break;
-      }
+    for (const p of this.output?.paths ?? []) {
+      if (p['base-dir'] !== null && !p.guessed) continue;
+      const o = this.meta.get(p.image)?.job.from ?? 'the folder the files came from';
+      if (!per.has(o)) per.set(o, new Set());
+      per.get(o)?.add(p['base-dir'] ?? '');
     }
     return [...per].map(([o, dirs]) => {
       const abs = [...dirs].filter(Boolean);
@@ -534,9 +523,10 @@ export class EditorModel {
     });
   }
 
-  /** @param {Diagnostic} diag @param {number[]} layers */
+  /** The layer a chain diagnostic is about (the core says: `image`). @param {Diagnostic} diag @param {number[]} layers */
   ownerOf(diag, layers) {
-    return ownerOf(diag, layers, this.f.images);
+    const i = diag.image;
+    return typeof i === 'number' && layers.includes(i) ? i : layers[0];
   }
 
   /** Every diagnostic once, errors first, each with the image it is about (a name, or null). */
@@ -555,8 +545,8 @@ export class EditorModel {
     f.images.forEach((img) => (img.diagnostics ?? []).forEach((d) => push(d, img.filename)));
     for (const ch of f.chains) {
       for (const d of ch.diagnostics) {
-        const owner = f.images[this.ownerOf(d, ch.layers)];
-        if (!repeatsProbe(d, owner)) push(d, owner.filename);
+        // A copy of the image's own probe note was listed with the image.
+        if (!d['from-probe']) push(d, f.images[this.ownerOf(d, ch.layers)].filename);
       }
     }
     for (const d of f.diagnostics) push(d, null);
