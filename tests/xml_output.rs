@@ -224,3 +224,78 @@ fn describe_gives_the_main_path() {
         d.main.iter().map(|&i| &d.layers[i]).collect::<Vec<_>>()
     );
 }
+
+/// Which disk each image is the source of, by the rule populate matches with:
+/// the same path, else the only image with that basename; an image whose
+/// basename two images share is matched by its full path only.
+#[test]
+fn targets_name_the_disk_each_image_is_the_source_of() {
+    let f = forest(vec![
+        img("vm/top.qcow2", Format::Qcow2, Some(("base.qcow2", "qcow2"))),
+        img("vm/base.qcow2", Format::Qcow2, None),
+        img("/srv/a/data.qcow2", Format::Qcow2, None),
+        img("/srv/b/data.qcow2", Format::Qcow2, None),
+        img("/srv/c/logs.qcow2", Format::Qcow2, None),
+    ]);
+    let doc = "<domain type='kvm'>
+  <name>d</name>
+  <memory unit='KiB'>524288</memory>
+  <os>
+    <type arch='x86_64'>hvm</type>
+  </os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/top.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/srv/b/data.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/elsewhere/data.qcow2'/>
+      <target dev='vdc' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/mnt/logs.qcow2'/>
+      <alias name='ua-logs'/>
+    </disk>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source protocol='nbd' name='top.qcow2'>
+        <host name='example.org' port='10809'/>
+      </source>
+      <target dev='vde' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+";
+    type Rewrite =
+        fn(&str, &backing_chain::chain::Forest, &Options) -> Result<xml::Output, xml::XmlError>;
+    for (mode, rewrite) in [
+        ("populate", xml::populate as Rewrite),
+        ("validate", xml::validate),
+    ] {
+        let out = rewrite(doc, &f, &Options::default()).unwrap();
+        let got: Vec<(&str, &str)> = out
+            .targets
+            .iter()
+            .map(|t| (t.disk.as_str(), f.images[t.image].filename.as_str()))
+            .collect();
+        // vdc: two images are named data.qcow2, neither at /elsewhere: none.
+        // The network disk's name is no local path: none.
+        assert_eq!(
+            got,
+            [
+                ("vda", "vm/top.qcow2"),
+                ("vdb", "/srv/b/data.qcow2"),
+                ("ua-logs", "/srv/c/logs.qcow2"),
+            ],
+            "{mode:?}"
+        );
+    }
+}

@@ -91,6 +91,16 @@ export interface XmlOutput {
   disks: number;
   /** How the relative image names were written, each once. */
   paths: WrittenPath[];
+  /** The document's disks whose source is one of the images, in document order. */
+  targets: DiskTarget[];
+}
+
+/** A disk of the document and the image its source is (`xml::DiskTarget`). */
+export interface DiskTarget {
+  /** The disk's name: target dev, else alias, else `diskN`. */
+  disk: string;
+  /** Index into `Forest.images`. */
+  image: number;
 }
 
 /** An image's external data file (`chain::DataFile`). */

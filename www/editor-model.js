@@ -75,8 +75,6 @@ export class EditorModel {
     this.ready = Promise.resolve();
     /** @type {Change} what the next record() is about (set by the element for an edit) */
     this.label = null;
-    /** @type {[string, Array<[string, string]>] | null} the domain XML's disks: source path, target */
-    this.targets = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -391,7 +389,7 @@ export class EditorModel {
         out = session.xml(this.goodDomain || null, this.options());
       } catch (e) {
         if (e instanceof CorePanic) throw e;
-        out = { xml: '', diagnostics: [], disks: 0, paths: [] };
+        out = { xml: '', diagnostics: [], disks: 0, paths: [], targets: [] };
         xmlError ??= { message: errorText(e), position: null };
       }
     }
@@ -438,27 +436,10 @@ export class EditorModel {
     const out = new Map();
     const f = this.forest;
     if (!f || !this.goodDomain) return out;
-    if (this.targets?.[0] !== this.goodDomain) {
-      /** @type {import('./backing-chain-wasm').DiskSummary[]} */
-      let disks = [];
-      try {
-        disks = describeXml(this.goodDomain);
-      } catch (e) {
-        if (e instanceof CorePanic) throw e;
-      }
-      this.targets = [this.goodDomain, disks.map((d) => [/** @type {{ path?: string } | null} */ (d.source)?.path ?? '', String(d['target-dev'] ?? d.name)])];
-    }
-    const byPath = new Map(f.images.map((im, i) => [im.filename, i]));
-    /** @type {Map<string, number>} basename → image, -1 when several share it */
-    const byBase = new Map();
-    f.images.forEach((im, i) => {
-      const b = im.filename.slice(im.filename.lastIndexOf('/') + 1);
-      byBase.set(b, byBase.has(b) ? -1 : i);
-    });
-    for (const [path, dev] of this.targets[1]) {
-      if (!path) continue;
-      const i = byPath.get(path) ?? byBase.get(path.slice(path.lastIndexOf('/') + 1)) ?? -1;
-      if (i >= 0 && !out.has(f.images[i].filename)) out.set(f.images[i].filename, dev);
+    // The core says which disk each image is the source of (its own rule).
+    for (const t of this.output?.targets ?? []) {
+      const name = f.images[t.image]?.filename;
+      if (name !== undefined && !out.has(name)) out.set(name, t.disk);
     }
     return out;
   }

@@ -256,6 +256,20 @@ pub struct Output {
     /// The paths written from images named by a relative name (a dropped
     /// file knows no directory), each once: how each was written.
     pub paths: Vec<WrittenPath>,
+    /// The disks of the document whose source is one of the images (same
+    /// path, else the only image with that basename: the rule populate and
+    /// validate match with), in document order: which VM disk each chain
+    /// top belongs to.
+    pub targets: Vec<DiskTarget>,
+}
+
+/// A disk of the document and the image its source is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskTarget {
+    /// The disk's name: its target dev, else its alias, else `diskN`.
+    pub disk: String,
+    /// Index into [`Forest::images`].
+    pub image: usize,
 }
 
 /// A path written from an image named by a relative name.
@@ -418,6 +432,7 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         mismatch: false,
         disks: 0,
         paths: Vec::new(),
+        targets: Vec::new(),
     };
     let chains: Vec<BackingChain> = (0..forest.chains.len())
         .map(|ci| backing_chain(forest, ci, opts.base_dir.as_deref()))
@@ -880,6 +895,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
     let mut mismatch = false;
     let mut index = ImageIndex::new(forest);
     let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
+    let mut targets = Vec::new();
     for disk in disks {
         let (el, info, dev, en) = (disk.elem, &disk.info, &disk.name, &disk.entries);
         let mut diagnostics = en.diagnostics.clone();
@@ -889,6 +905,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             .filter(|s| s.is_local())
             .and_then(|s| s.path.clone());
         let matched = src_path.as_deref().and_then(|p| index.find(p));
+        if let Some(image) = matched {
+            targets.push(DiskTarget {
+                disk: dev.to_string(),
+                image,
+            });
+        }
         let base_dir = opts.base_dir.clone().unwrap_or_else(|| {
             src_path
                 .as_deref()
@@ -1074,6 +1096,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         mismatch,
         disks: preps.len(),
         paths: Vec::new(),
+        targets,
     };
     out.wrote(&relative, opts.base_dir.is_none());
     Ok(out)

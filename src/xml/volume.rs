@@ -178,5 +178,6 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
         mismatch: false,
         disks: 1,
         paths: Vec::new(),
+        targets: Vec::new(),
     })
 }
