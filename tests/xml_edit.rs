@@ -711,3 +711,52 @@ fn every_fixture_edits_as_its_nested_form_does() {
     }
     assert!(compared > 500, "{compared}");
 }
+
+/// A numbered chain (live XML) keeps its numbers increasing downwards: a
+/// layer inserted above a numbered one takes no number (libvirt numbers every
+/// layer again when it starts the VM), one added at the end takes the next
+/// number of the document; the result is valid for libvirt's schema.
+#[test]
+fn an_inserted_layer_keeps_the_numbers_increasing_downwards() {
+    let numbered = DOM
+        .replace(
+            "<source file='/i/top.qcow2'/>",
+            "<source file='/i/top.qcow2' index='1'/>",
+        )
+        .replacen("<backingStore type='file'>", "<backingStore type='file' index='2'>", 1)
+        .replacen(
+            "<backingStore type='file'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+            "<backingStore type='file' index='3'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+            1,
+        );
+    assert_eq!(numbered.matches(" index='").count(), 3, "{numbered}");
+    // Each layer's number, top → base, in document order (a nested chain).
+    let numbers = |doc: &str| -> Vec<Option<u32>> {
+        doc.lines()
+            .filter_map(|l| {
+                if l.contains("<backingStore type=") || l.contains("<source file='/i/top.qcow2'") {
+                    Some(
+                        l.split(" index='")
+                            .nth(1)
+                            .map(|r| r[..r.find('\'').unwrap()].parse().unwrap()),
+                    )
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    assert_eq!(numbers(&numbered), [Some(1), Some(2), Some(3)]);
+    for depth in 1..=2 {
+        let out =
+            edit::insert_layer(&numbered, 0, depth, &file("/i/new.qcow2", Some("qcow2"))).unwrap();
+        let mut want = vec![Some(1), Some(2), Some(3)];
+        want.insert(depth, None);
+        assert_eq!(numbers(&out), want, "depth {depth}:\n{out}");
+        assert_libvirt_valid(&out, "inserted above a numbered layer");
+    }
+    // At the end (before the terminator): the next number of the document.
+    let out = edit::insert_layer(&numbered, 0, 3, &file("/i/new.qcow2", Some("qcow2"))).unwrap();
+    assert_eq!(numbers(&out), [Some(1), Some(2), Some(3), Some(4)], "{out}");
+    assert_libvirt_valid(&out, "added at the end of a numbered chain");
+}

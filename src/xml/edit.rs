@@ -741,7 +741,17 @@ fn insert_layer_in(
     }
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
-    let index = dk.next_index(largest);
+    // A numbered chain keeps its numbers increasing downwards: a layer
+    // added at the end takes the next number of the document (above every
+    // other, unique in the VM); one inserted above a numbered layer takes
+    // none — libvirt ignores given numbers and numbers every layer again
+    // when it starts the VM (`xml::number`), and renumbering the layers
+    // below would collide with other disks' numbers.
+    let index = if depth > n {
+        dk.next_index(largest)
+    } else {
+        None
+    };
     // What moves one level down: the layer at `depth`, else the terminator.
     let below = if depth <= n {
         Some(dk.entries.list[dk.layers[depth - 1]].elem)
