@@ -72,6 +72,8 @@ export class BackingChainEditor extends HTMLElement {
   addImage(name: string, reader: Reader, options?: { size?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];
+  /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */
+  focusFilter(): boolean;
   setBacking(image: string, backing: string | null): void;
   /** Returns the new domain XML; a refused edit throws and changes nothing. */
   edit(op: EditOp): string;

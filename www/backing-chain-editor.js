@@ -226,6 +226,17 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.forest;
   }
 
+  /**
+   * Focus the tree's filter box (what "/" does inside the element; a page may
+   * bind its own shortcut to this). False when there is no tree to filter yet.
+   */
+  focusFilter() {
+    if (this._tree.filter.el.hidden) return false;
+    this._tree.filter.input.focus();
+    this._tree.filter.input.select();
+    return true;
+  }
+
   /** Missing backing files (absolute paths) a host may add; with `untrusted`, never a flagged name. */
   missingBackings() {
     return this._model.missingBackings();
@@ -603,10 +614,7 @@ export class BackingChainEditor extends HTMLElement {
       if (ev.key !== '/' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
       const t = ev.composedPath()[0];
       if (t instanceof HTMLTextAreaElement || t instanceof HTMLInputElement || t instanceof HTMLSelectElement) return;
-      if (this._tree.filter.el.hidden) return;
-      ev.preventDefault();
-      this._tree.filter.input.focus();
-      this._tree.filter.input.select();
+      if (this.focusFilter()) ev.preventDefault();
     });
     const top = h('div', { class: 'root', part: 'root' }, status, this._summary.el, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
     root.append(top);

@@ -188,10 +188,24 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   assert.equal(s.overlayLinks, 60);
   await el.locator('button[data-act=collapse-all]').click();
   assert.equal((await state()).open, 0);
-  // "/" focuses the filter from anywhere in the element.
+  // "/" focuses the filter from anywhere in the element…
   await el.locator('li[role=treeitem]').first().focus();
   await page.keyboard.press('/');
   assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.getAttribute('type')), 'search');
+  // …and from anywhere on the page (the page binds it to focusFilter()).
+  await page.evaluate(() => /** @type {HTMLElement} */ (document.activeElement)?.blur());
+  await page.locator('body').click({ position: { x: 2, y: 2 } });
+  assert.equal(await page.evaluate(() => document.activeElement === document.body), true);
+  await page.keyboard.press('/');
+  assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.getAttribute('type')), 'search');
+  // Typed into a text field outside the tree, "/" is just a character.
+  const domainText = el.locator('textarea').first();
+  await domainText.focus();
+  const before = await domainText.inputValue();
+  await page.keyboard.press('/');
+  assert.equal(await domainText.inputValue(), before + '/');
+  await domainText.fill(before);
+  await el.locator('input[type=search]').focus();
   // By name (a part of it), by format, by status words.
   const filter = async (q, expect) => {
     await page.keyboard.press('Control+a');
