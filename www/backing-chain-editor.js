@@ -310,6 +310,18 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.xml(layout);
   }
 
+  /**
+   * The image-store audit of the images added (and the element's domain XML,
+   * when given): which VM uses which file, roles, what deleting or committing
+   * a file would break, per-VM totals, a fix script and CSV. `domains` adds
+   * more VMs' domain XML (several documents in one text are fine).
+   * @param {Array<{ label: string, text: string }>} [domains]
+   * @param {{ 'deep-chain'?: number }} [options]
+   */
+  audit(domains = [], options = {}) {
+    return this._model.audit(domains, options);
+  }
+
   /** Forget one image (by the name it was added with). @param {string} name */
   removeImage(name) {
     return this._model.remove(String(name));

@@ -452,6 +452,20 @@ export class EditorModel {
     return [...new Set(f.links.filter((l, i) => l.kind === 'missing' && l.resolved?.startsWith('/') && !bad.has(i)).map((l) => /** @type {string} */ (l.resolved)))];
   }
 
+  /**
+   * The image-store audit of the images in the set: the element's domain XML
+   * (when given, labelled `domain`) and `domains` (any number of VMs' XML).
+   * @param {Array<{ label: string, text: string }>} domains
+   * @param {{ 'deep-chain'?: number }} [options]
+   */
+  audit(domains, options = {}) {
+    /** @type {Record<string, number>} */
+    const sizes = {};
+    for (const [name, m] of this.meta) if (m.size >= 0) sizes[name] = m.size;
+    const all = this.goodDomain ? [{ label: 'domain', text: this.goodDomain }, ...domains] : [...domains];
+    return this.s.audit(all, { ...options, sizes });
+  }
+
   // ---- qcow2 data files ----------------------------------------------------
 
   /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
