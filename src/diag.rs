@@ -40,6 +40,15 @@ pub struct Diagnostic {
     /// The image it is about (index into the forest's images), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<usize>,
+    /// A chain's copy of one of `image`'s own probe notes (the message
+    /// prefixed with its quoted name): a page that lists the image's notes
+    /// has shown it already.
+    #[serde(rename = "from-probe", skip_serializing_if = "is_false")]
+    pub from_probe: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Diagnostic {
@@ -51,6 +60,7 @@ impl Diagnostic {
             message: message.into(),
             fix: None,
             image: None,
+            from_probe: false,
         }
     }
     /// [`Diagnostic::new`] with [`Severity::Info`].

@@ -246,6 +246,15 @@ impl Session {
         Ok(to_js(&d)?)
     }
 
+    /// Every image's external data file (qcow2): `[{image, name, file}]`,
+    /// `file` the one of `names` (the images' and any other file's the page
+    /// knows) it is (`chain::Forest::data_files`).
+    #[wasm_bindgen(js_name = dataFiles)]
+    pub fn data_files(&mut self, names: Array) -> Result<JsValue, JsError> {
+        let names: Vec<String> = names.iter().filter_map(|n| n.as_string()).collect();
+        to_js(&self.forest().data_files(&names))
+    }
+
     pub fn clear(&mut self) {
         self.images_mut().clear();
     }
@@ -274,8 +283,10 @@ impl Session {
     }
 
     /// XML for the chains: the domain (or `<disk>`) XML populated when given,
-    /// bare `<disk>` elements otherwise. `options`: `{ layout, "base-dir", "no-index" }`.
-    /// Returns `{ xml, diagnostics }`. A malformed document throws an `Error`
+    /// bare `<disk>` elements otherwise (in a minimal `<domain>` when
+    /// several and `wrap`). `options`: `{ layout, mode, replace, wrap,
+    /// "base-dir", "no-index" }`. Returns `{ xml, diagnostics, mismatch,
+    /// disks, paths }` (`xml::Output`). A malformed document throws an `Error`
     /// whose `position` property is the byte offset (UTF-8) of the problem.
     pub fn xml(
         &mut self,
@@ -409,17 +420,6 @@ pub fn network_protocols() -> Array {
 #[wasm_bindgen(js_name = rebaseCommand)]
 pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: &str) -> String {
     crate::diag::rebase_fix(format, backing_format, backing, image)
-}
-
-/// Test hook, nothing else: panics with the fixed message
-/// `backing-chain test panic (__panicForTests)`. It exists only so the
-/// browser tests can check that the page recovers from a Rust panic (a wasm
-/// trap): the message is reported and a fresh instance takes over. It reads
-/// and changes no state.
-#[wasm_bindgen(js_name = __panicForTests)]
-pub fn panic_for_tests() {
-    install_panic_hook();
-    panic!("backing-chain test panic (__panicForTests)");
 }
 
 /// `{ info }`, serialised straight to text: the facts' serde code is then

@@ -330,6 +330,12 @@ fn chain_output(images: &Images, tops: &[&str]) -> String {
         diagnostics: &'a [Diagnostic],
     }
     let chains: Vec<_> = top_idx.iter().map(|&t| (t, forest.chain_from(t))).collect();
+    // Every chain diagnostic names the layer it is about (a page attaches it there).
+    for (_, ch) in &chains {
+        for d in &ch.diagnostics {
+            assert!(d.image.is_some_and(|i| ch.layers.contains(&i)), "{d:?}");
+        }
+    }
     let v: Vec<ChainOut> = chains
         .iter()
         .map(|(t, ch)| ChainOut {

@@ -9,6 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use backing_chain::chain::{Image, Probed};
+use backing_chain::image::{self, Range, Reads, Step};
 use backing_chain::xml::{self, Layout, Options};
 use common::*;
 
@@ -285,4 +287,71 @@ fn a_given_data_store_is_kept_compared_and_restored() {
     ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("(its own source)"), "{err}");
+}
+
+// The forest says where each data file is and which known file it is (the
+// page parks a dropped data file instead of showing it as a disk): names
+// as qemu-img itself prints them, a relative one resolved against its
+// image, matched by path or by the end of it.
+#[test]
+fn the_forest_resolves_and_matches_data_files() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let top = chain_with_data_files(d);
+    // Each image probed from its whole bytes (they are small).
+    let images = ["top.qcow2", "mid.qcow2", "base.img"].map(|n| {
+        let bytes = std::fs::read(d.join(n)).unwrap();
+        let mut reads = Reads::new(Some(bytes.len() as u64));
+        reads.insert(Range::new(0, bytes.len() as u64), bytes);
+        let Ok(Step::Done(info)) = image::probe(&reads) else {
+            panic!("{n} is probed in one step");
+        };
+        Image {
+            filename: d.join(n).display().to_string(),
+            probe: Probed::Info(info),
+            bytes_read: 0,
+        }
+    });
+    let f = backing_chain::chain::build(images.to_vec());
+    // qemu-img says the same names.
+    let out = Command::new("qemu-img")
+        .args(["info", "--backing-chain", "--output=json", &top])
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let said: Vec<&str> = info
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["format-specific"]["data"]["data-file"].as_str())
+        .collect();
+    assert_eq!(
+        said,
+        [format!("{}/top.data", d.display()).as_str(), "mid.data"]
+    );
+    let dir = d.display().to_string();
+    let names = vec![format!("{dir}/mid.data"), "top.data".to_string()];
+    let found = f.data_files(&names);
+    assert_eq!(found.len(), 2, "{found:?}");
+    let of = |n: &str| {
+        found
+            .iter()
+            .find(|x| f.images[x.image].filename == format!("{dir}/{n}"))
+            .unwrap()
+    };
+    let mid = of("mid.qcow2");
+    assert_eq!(mid.name, "mid.data");
+    assert_eq!(
+        mid.resolved.as_deref(),
+        Some(format!("{dir}/mid.data").as_str())
+    );
+    assert_eq!(mid.file.as_deref(), Some(names[0].as_str()));
+    let top = of("top.qcow2");
+    assert_eq!(top.name, format!("{dir}/top.data"));
+    assert_eq!(top.file.as_deref(), Some("top.data"));
+    // Nothing known by that name: no file.
+    assert!(f.data_files(&[]).iter().all(|x| x.file.is_none()));
 }

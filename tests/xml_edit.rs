@@ -508,3 +508,255 @@ fn a_type_change_drops_what_belongs_to_the_old_type() {
     );
     assert_libvirt_valid(&out, "file made a block device");
 }
+
+/// A document with a nested disk, a flat one written with CRLF line ends
+/// (a comment between its entries) and a flat one with an index, for the
+/// test below.
+fn mixed_doc() -> String {
+    let second = DOM[DOM.find("    <disk ").unwrap()..DOM.find("  </devices>").unwrap()]
+        .replace("'vda'", "'vdb'")
+        .replace(
+            "<source file='/i/top.qcow2'/>",
+            "<source file='/i/top.qcow2' index='3'/>",
+        )
+        .replace(
+            "<backingStore type='file'>\n        <format",
+            "<backingStore type='file' index='2'>\n        <format",
+        );
+    let third = DOM[DOM.find("    <disk ").unwrap()..DOM.find("  </devices>").unwrap()]
+        .replace("'vda'", "'vdc'");
+    let doc = DOM.replace("  </devices>", &format!("{second}{third}  </devices>"));
+    let flat = xml::convert(
+        &doc,
+        &Options {
+            layout: xml::Layout::Flat,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .xml;
+    // Disk 0 back to nested; disk 1 with CRLF and a comment between entries.
+    let starts: Vec<usize> = flat.match_indices("    <disk ").map(|(i, _)| i).collect();
+    let ends: Vec<usize> = flat.match_indices("</disk>").map(|(i, _)| i + 7).collect();
+    let disk0 = &DOM[DOM.find("    <disk ").unwrap()..DOM.find("</disk>").unwrap() + 7];
+    let disk1 = flat[starts[1]..ends[1]]
+        .replacen("\n      <backingStore type='file'>\n        <alias name='vdb[1]'", "\n      <!-- between -->\n      <backingStore type='file'>\n        <alias name='vdb[1]'", 1)
+        .replace('\n', "\r\n");
+    assert!(disk1.contains("<!-- between -->"), "{disk1}");
+    format!(
+        "{}{disk0}{}{disk1}{}",
+        &flat[..starts[0]],
+        &flat[ends[0]..starts[1]],
+        &flat[ends[1]..]
+    )
+}
+
+// An edit reads the document once and converts only what it must; the
+// result is the same as converting the whole document to nested first and
+// editing that (what `xml::convert` gives, the editor's old first step), for
+// every operation on every disk and depth, errors included.
+#[test]
+fn an_edit_of_a_flat_document_is_the_edit_of_its_nested_form() {
+    let doc = mixed_doc();
+    let nested = xml::convert(&doc, &Options::default()).unwrap().xml;
+    assert_ne!(doc, nested);
+    assert!(!nested.contains("<alias name="));
+    let label = SeclabelSpec {
+        model: "selinux".into(),
+        relabel: Some(false),
+        label: Some("x".into()),
+    };
+    let mut ops = Vec::new();
+    for disk in 0..4 {
+        for depth in 0..4 {
+            ops.push(Op::SetLayer {
+                disk,
+                depth,
+                layer: file("/n/set.qcow2", Some("raw")),
+            });
+            ops.push(Op::InsertLayer {
+                disk,
+                depth,
+                layer: file("/n/new.qcow2", Some("qcow2")),
+            });
+            ops.push(Op::RemoveLayer { disk, depth });
+            ops.push(Op::SetSeclabel {
+                disk,
+                depth,
+                seclabel: label.clone(),
+            });
+            ops.push(Op::RemoveSeclabel {
+                disk,
+                depth,
+                model: "dac".into(),
+            });
+        }
+        ops.push(Op::SetTerminator { disk, on: false });
+        ops.push(Op::SetTerminator { disk, on: true });
+    }
+    let mut changed = 0;
+    for op in &ops {
+        let direct = edit::apply(&doc, op);
+        assert_eq!(direct, edit::apply(&nested, op), "{op:?}");
+        if let Ok(out) = direct {
+            changed += usize::from(out != nested);
+            // Disk 1 keeps its CRLF line ends, the others have none.
+            let disks: Vec<&str> = out.split("<disk ").skip(1).collect();
+            let disk1 = &disks[1][..disks[1].find("</disk>").unwrap()];
+            assert_eq!(
+                disk1.matches('\n').count(),
+                disk1.matches("\r\n").count(),
+                "{op:?}"
+            );
+            assert!(disk1.contains("\r\n"));
+            assert!(
+                !disks[0].contains('\r') && !disks[2].contains('\r'),
+                "{op:?}"
+            );
+        }
+    }
+    assert!(changed > 20, "{changed}");
+    assert_eq!(edit::seclabels(&doc), edit::seclabels(&nested));
+    assert_eq!(edit::seclabels(&doc).unwrap().len(), 3);
+}
+
+// The same, over every document of the XML fixtures (hand-written chains,
+// libvirt's own test inputs, regressions the fuzzers found) in both layouts:
+// an edit reads the document once and gives what converting it to nested
+// and editing that gave.
+#[test]
+fn every_fixture_edits_as_its_nested_form_does() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xml");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("regressions")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    files.sort();
+    let mut compared = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let flat = xml::convert(
+            &text,
+            &Options {
+                layout: xml::Layout::Flat,
+                ..Default::default()
+            },
+        );
+        for doc in std::iter::once(text.clone()).chain(flat.ok().map(|o| o.xml)) {
+            // A <volume> has no disk to edit (convert would make it one).
+            if xml::read::document(&doc).is_ok_and(|d| d.root == xml::Root::Volume) {
+                continue;
+            }
+            let nested = match xml::convert(&doc, &Options::default()) {
+                Ok(o) => o.xml,
+                Err(_) => continue,
+            };
+            let disks = xml::describe(&nested).map_or(0, |d| d.len());
+            for disk in 0..=disks {
+                for depth in 0..=3 {
+                    for op in [
+                        Op::SetLayer {
+                            disk,
+                            depth,
+                            layer: file("/n/set.qcow2", Some("raw")),
+                        },
+                        Op::InsertLayer {
+                            disk,
+                            depth,
+                            layer: file("/n/new.qcow2", None),
+                        },
+                        Op::RemoveLayer { disk, depth },
+                        Op::SetSeclabel {
+                            disk,
+                            depth,
+                            seclabel: SeclabelSpec {
+                                model: "dac".into(),
+                                relabel: Some(true),
+                                label: None,
+                            },
+                        },
+                        Op::RemoveSeclabel {
+                            disk,
+                            depth,
+                            model: "selinux".into(),
+                        },
+                        Op::SetTerminator {
+                            disk,
+                            on: depth % 2 == 0,
+                        },
+                    ] {
+                        let direct = edit::apply(&doc, &op);
+                        let before = edit::apply(&nested, &op);
+                        // Errors may name a byte of the document each was given.
+                        match (&direct, &before) {
+                            (Ok(a), Ok(b)) => assert_eq!(a, b, "{}: {op:?}", f.display()),
+                            (Err(a), Err(b)) => {
+                                assert_eq!(a.message, b.message, "{}: {op:?}", f.display())
+                            }
+                            _ => panic!("{}: {op:?}: {direct:?} / {before:?}", f.display()),
+                        }
+                        compared += 1;
+                    }
+                }
+            }
+            assert_eq!(
+                edit::seclabels(&doc),
+                edit::seclabels(&nested),
+                "{}",
+                f.display()
+            );
+        }
+    }
+    assert!(compared > 500, "{compared}");
+}
+
+/// A numbered chain (live XML) keeps its numbers increasing downwards: a
+/// layer inserted above a numbered one takes no number (libvirt numbers every
+/// layer again when it starts the VM), one added at the end takes the next
+/// number of the document; the result is valid for libvirt's schema.
+#[test]
+fn an_inserted_layer_keeps_the_numbers_increasing_downwards() {
+    let numbered = DOM
+        .replace(
+            "<source file='/i/top.qcow2'/>",
+            "<source file='/i/top.qcow2' index='1'/>",
+        )
+        .replacen("<backingStore type='file'>", "<backingStore type='file' index='2'>", 1)
+        .replacen(
+            "<backingStore type='file'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+            "<backingStore type='file' index='3'>\n          <format type='qcow2'/>\n          <source file='/i/base.qcow2'/>",
+            1,
+        );
+    assert_eq!(numbered.matches(" index='").count(), 3, "{numbered}");
+    // Each layer's number, top → base, in document order (a nested chain).
+    let numbers = |doc: &str| -> Vec<Option<u32>> {
+        doc.lines()
+            .filter_map(|l| {
+                if l.contains("<backingStore type=") || l.contains("<source file='/i/top.qcow2'") {
+                    Some(
+                        l.split(" index='")
+                            .nth(1)
+                            .map(|r| r[..r.find('\'').unwrap()].parse().unwrap()),
+                    )
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    assert_eq!(numbers(&numbered), [Some(1), Some(2), Some(3)]);
+    for depth in 1..=2 {
+        let out =
+            edit::insert_layer(&numbered, 0, depth, &file("/i/new.qcow2", Some("qcow2"))).unwrap();
+        let mut want = vec![Some(1), Some(2), Some(3)];
+        want.insert(depth, None);
+        assert_eq!(numbers(&out), want, "depth {depth}:\n{out}");
+        assert_libvirt_valid(&out, "inserted above a numbered layer");
+    }
+    // At the end (before the terminator): the next number of the document.
+    let out = edit::insert_layer(&numbered, 0, 3, &file("/i/new.qcow2", Some("qcow2"))).unwrap();
+    assert_eq!(numbers(&out), [Some(1), Some(2), Some(3), Some(4)], "{out}");
+    assert_libvirt_valid(&out, "added at the end of a numbered chain");
+}

@@ -3,9 +3,9 @@
 // Checked against the JS with `tsc --noEmit` (tsconfig.json); the wasm API
 // itself is in backing-chain-wasm.d.ts.
 
-import type { Forest, Diagnostic, EditOp } from './backing-chain-wasm';
+import type { Forest, Diagnostic, EditOp, AuditReport } from './backing-chain-wasm';
 
-export type { Forest, Image, Link, Chain, Diagnostic, Severity, EditOp, LayerSpec, HostSpec, SeclabelSpec } from './backing-chain-wasm';
+export type { Forest, Image, Link, Chain, Diagnostic, Severity, EditOp, LayerSpec, HostSpec, SeclabelSpec, AuditReport } from './backing-chain-wasm';
 
 /** Why the wasm could not load (`kind` is also set as `data-wasm` on the element). */
 export type WasmLoadErrorKind = 'file' | 'network' | 'http' | 'mime' | 'csp' | 'compile' | 'unknown' | 'internal';
@@ -72,6 +72,10 @@ export class BackingChainEditor extends HTMLElement {
   addImage(name: string, reader: Reader, options?: { size?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];
+  /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */
+  audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
+  /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */
+  focusFilter(): boolean;
   setBacking(image: string, backing: string | null): void;
   /** Returns the new domain XML; a refused edit throws and changes nothing. */
   edit(op: EditOp): string;

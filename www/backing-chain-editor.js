@@ -11,8 +11,9 @@
 // EditorModel (editor-model.js); each section of the shadow DOM is a view
 // with a render(model) (editor-tree.js, editor-xml.js, editor-domain.js,
 // editor-chains.js, editor-diagnostics.js); the wasm and panic recovery are
-// editor-wasm.js. The element owns no parsing: what it still works out from
-// the core's results waits for the core in editor-stopgaps.js.
+// editor-wasm.js. The element owns no parsing: the core says what the views
+// show (main paths, disk counts, how paths were written, data files, which
+// layer a diagnostic is about).
 
 import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setWasmUrl, unwatch, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
@@ -225,6 +226,17 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.forest;
   }
 
+  /**
+   * Focus the tree's filter box (what "/" does inside the element; a page may
+   * bind its own shortcut to this). False when there is no tree to filter yet.
+   */
+  focusFilter() {
+    if (this._tree.filter.el.hidden) return false;
+    this._tree.filter.input.focus();
+    this._tree.filter.input.select();
+    return true;
+  }
+
   /** Missing backing files (absolute paths) a host may add; with `untrusted`, never a flagged name. */
   missingBackings() {
     return this._model.missingBackings();
@@ -296,6 +308,18 @@ export class BackingChainEditor extends HTMLElement {
   /** The XML for the current state (`layout` defaults to the element's). @param {{ layout?: 'nested' | 'flat' }} [options] */
   getXml({ layout } = {}) {
     return this._model.xml(layout);
+  }
+
+  /**
+   * The image-store audit of the images added (and the element's domain XML,
+   * when given): which VM uses which file, roles, what deleting or committing
+   * a file would break, per-VM totals, a fix script and CSV. `domains` adds
+   * more VMs' domain XML (several documents in one text are fine).
+   * @param {Array<{ label: string, text: string }>} [domains]
+   * @param {{ 'deep-chain'?: number }} [options]
+   */
+  audit(domains = [], options = {}) {
+    return this._model.audit(domains, options);
   }
 
   /** Forget one image (by the name it was added with). @param {string} name */
@@ -602,10 +626,7 @@ export class BackingChainEditor extends HTMLElement {
       if (ev.key !== '/' || ev.ctrlKey || ev.metaKey || ev.altKey) return;
       const t = ev.composedPath()[0];
       if (t instanceof HTMLTextAreaElement || t instanceof HTMLInputElement || t instanceof HTMLSelectElement) return;
-      if (this._tree.filter.el.hidden) return;
-      ev.preventDefault();
-      this._tree.filter.input.focus();
-      this._tree.filter.input.select();
+      if (this.focusFilter()) ev.preventDefault();
     });
     const top = h('div', { class: 'root', part: 'root' }, status, this._summary.el, drop, h('div', { class: 'main' }, this._tree.el, this._xml.el), this._chains.el, this._domain.el, this._diags.el);
     root.append(top);

@@ -12,6 +12,8 @@ export interface Diagnostic {
   message: string;
   fix?: string;
   image?: number | string | null;
+  /** A chain's copy of one of its image's own probe notes. */
+  'from-probe'?: boolean;
 }
 
 /** One probed image, keys as `qemu-img info --output=json` where they overlap. */
@@ -67,6 +69,17 @@ export interface XmlOptions {
   replace?: boolean;
   'base-dir'?: string;
   'no-index'?: boolean;
+  /** Without a domain: several bare disks come in a minimal `<domain>` (one document edits apply to). */
+  wrap?: boolean;
+}
+
+/** A path written from an image named by a relative name (`xml::WrittenPath`). */
+export interface WrittenPath {
+  image: string;
+  /** The directory it was made absolute with; null: written relative. */
+  'base-dir': string | null;
+  /** `base-dir` is the directory of the disk's own source: no base directory was given. */
+  guessed: boolean;
 }
 
 export interface XmlOutput {
@@ -74,6 +87,30 @@ export interface XmlOutput {
   diagnostics: Diagnostic[];
   /** Validate mode: a chain differs from the images. */
   mismatch?: boolean;
+  /** How many `<disk>` elements `xml` has. */
+  disks: number;
+  /** How the relative image names were written, each once. */
+  paths: WrittenPath[];
+  /** The document's disks whose source is one of the images, in document order. */
+  targets: DiskTarget[];
+}
+
+/** A disk of the document and the image its source is (`xml::DiskTarget`). */
+export interface DiskTarget {
+  /** The disk's name: target dev, else alias, else `diskN`. */
+  disk: string;
+  /** Index into `Forest.images`. */
+  image: number;
+}
+
+/** An image's external data file (`chain::DataFile`). */
+export interface DataFile {
+  /** Index into `Forest.images`. */
+  image: number;
+  /** The name its header gives. */
+  name: string;
+  /** The known file (of the names given) it is. */
+  file: string | null;
 }
 
 /** A chunk read for the probe: `[offset, bytes, askedLength]`. */
@@ -152,6 +189,8 @@ export interface DiskSummary {
   name: string;
   /** Every `<backingStore>` in depth-first order, terminators included. */
   layers: XmlLayer[];
+  /** The chain libvirt follows, first backing layer down: positions in `layers`, terminator excluded. */
+  main: number[];
   terminated: boolean;
   diagnostics: Diagnostic[];
   [key: string]: unknown;
@@ -279,6 +318,8 @@ export class Session {
   setUntrusted(on: boolean): void;
   /** Per disk and depth: the chain the document states next to the one the images give. */
   diff(domainXml: string, options?: XmlOptions): DiskDiff[];
+  /** Each image's data file, matched to `names` (the files the page knows). */
+  dataFiles(names: string[]): DataFile[];
   clear(): void;
   forest(): Forest;
   /** Throws an XmlError for a malformed document. */
@@ -303,7 +344,5 @@ export function parseHosts(text: string): HostSpec[];
 export function networkProtocols(): string[];
 /** `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING IMAGE`, every word shell-quoted (the core's fix builder). */
 export function rebaseCommand(format: string, backingFormat: string, backing: string, image: string): string;
-/** Test hook: panics. */
-export function __panicForTests(): void;
 export function initSync(module: { module: BufferSource | WebAssembly.Module } | BufferSource | WebAssembly.Module): unknown;
 export default function init(module?: { module_or_path?: RequestInfo | URL | BufferSource | WebAssembly.Module } | RequestInfo | URL | BufferSource | WebAssembly.Module): Promise<unknown>;

@@ -7,7 +7,6 @@
 
 import { h } from './render.js';
 import { CorePanic, errorText } from './editor-wasm.js';
-import { mainPath } from './editor-stopgaps.js';
 import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
 
@@ -166,7 +165,7 @@ export class ChainsView {
 
   /** @param {DiskDiff} d @param {DiskSummary | undefined} desc @param {boolean} validate */
   diskView(d, desc, validate) {
-    const layers = desc ? mainPath(desc) : [];
+    const layers = desc ? desc.main.map((i) => desc.layers[i]) : [];
     const labels = this.view?.labels?.[d.disk] ?? [];
     /** @param {Seclabel} l */
     const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;

@@ -10,7 +10,6 @@
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled } from './editor-wasm.js';
 import { probeMany } from './reader.js';
-import { countDisks, dataFiles, fileAttrs, ownerOf, repeatsProbe, wrapBareDisks } from './editor-stopgaps.js';
 
 /**
  * @typedef {import('./backing-chain-wasm').Session} Session
@@ -22,7 +21,7 @@ import { countDisks, dataFiles, fileAttrs, ownerOf, repeatsProbe, wrapBareDisks 
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
- * @typedef {{ xml: string, diagnostics: Diagnostic[], mismatch?: boolean }} Output
+ * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
  */
 
@@ -74,12 +73,8 @@ export class EditorModel {
     this.panicMessage = null;
     /** @type {Promise<unknown>} resolves once the wasm is loaded (set by the element) */
     this.ready = Promise.resolve();
-    /** @type {[string, Set<string>] | null} */
-    this.given = null;
     /** @type {Change} what the next record() is about (set by the element for an edit) */
     this.label = null;
-    /** @type {[string, Array<[string, string]>] | null} the domain XML's disks: source path, target */
-    this.targets = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -394,7 +389,7 @@ export class EditorModel {
         out = session.xml(this.goodDomain || null, this.options());
       } catch (e) {
         if (e instanceof CorePanic) throw e;
-        out = { xml: '', diagnostics: [] };
+        out = { xml: '', diagnostics: [], disks: 0, paths: [], targets: [] };
         xmlError ??= { message: errorText(e), position: null };
       }
     }
@@ -404,7 +399,7 @@ export class EditorModel {
 
   /** Number of disks in the result. */
   diskCount() {
-    return countDisks(this.output?.xml ?? '');
+    return this.output?.disks ?? 0;
   }
 
   /**
@@ -414,8 +409,8 @@ export class EditorModel {
    */
   effectiveDoc() {
     const session = this.s;
-    const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate' });
-    return this.goodDomain ? out.xml : wrapBareDisks(out.xml);
+    const out = session.xml(this.goodDomain || null, { ...this.options('nested'), mode: 'populate', wrap: true });
+    return this.goodDomain || out.disks ? out.xml : null;
   }
 
   /**
@@ -441,27 +436,10 @@ export class EditorModel {
     const out = new Map();
     const f = this.forest;
     if (!f || !this.goodDomain) return out;
-    if (this.targets?.[0] !== this.goodDomain) {
-      /** @type {import('./backing-chain-wasm').DiskSummary[]} */
-      let disks = [];
-      try {
-        disks = describeXml(this.goodDomain);
-      } catch (e) {
-        if (e instanceof CorePanic) throw e;
-      }
-      this.targets = [this.goodDomain, disks.map((d) => [/** @type {{ path?: string } | null} */ (d.source)?.path ?? '', String(d['target-dev'] ?? d.name)])];
-    }
-    const byPath = new Map(f.images.map((im, i) => [im.filename, i]));
-    /** @type {Map<string, number>} basename → image, -1 when several share it */
-    const byBase = new Map();
-    f.images.forEach((im, i) => {
-      const b = im.filename.slice(im.filename.lastIndexOf('/') + 1);
-      byBase.set(b, byBase.has(b) ? -1 : i);
-    });
-    for (const [path, dev] of this.targets[1]) {
-      if (!path) continue;
-      const i = byPath.get(path) ?? byBase.get(path.slice(path.lastIndexOf('/') + 1)) ?? -1;
-      if (i >= 0 && !out.has(f.images[i].filename)) out.set(f.images[i].filename, dev);
+    // The core says which disk each image is the source of (its own rule).
+    for (const t of this.output?.targets ?? []) {
+      const name = f.images[t.image]?.filename;
+      if (name !== undefined && !out.has(name)) out.set(name, t.disk);
     }
     return out;
   }
@@ -474,6 +452,20 @@ export class EditorModel {
     return [...new Set(f.links.filter((l, i) => l.kind === 'missing' && l.resolved?.startsWith('/') && !bad.has(i)).map((l) => /** @type {string} */ (l.resolved)))];
   }
 
+  /**
+   * The image-store audit of the images in the set: the element's domain XML
+   * (when given, labelled `domain`) and `domains` (any number of VMs' XML).
+   * @param {Array<{ label: string, text: string }>} domains
+   * @param {{ 'deep-chain'?: number }} [options]
+   */
+  audit(domains, options = {}) {
+    /** @type {Record<string, number>} */
+    const sizes = {};
+    for (const [name, m] of this.meta) if (m.size >= 0) sizes[name] = m.size;
+    const all = this.goodDomain ? [{ label: 'domain', text: this.goodDomain }, ...domains] : [...domains];
+    return this.s.audit(all, { ...options, sizes });
+  }
+
   // ---- qcow2 data files ----------------------------------------------------
 
   /** A dropped data file leaves the session (no chain, no <disk>) while an image names it; it is probed again when none does. */
@@ -482,7 +474,7 @@ export class EditorModel {
     const session = this.s;
     for (const n of this.parked.keys()) if (!this.meta.has(n)) this.parked.delete(n);
     const names = () => [...(this.f).images.map((o) => o.filename), ...this.parked.keys()];
-    const used = new Set([...dataFiles(f.images, names()).values()].map((d) => d[1]));
+    const used = new Set(session.dataFiles(names()).map((d) => d.file));
     const park = f.images.filter((im, j) => used.has(im.filename) && f.links[j].kind === 'none' && !f.overlays[j]?.length && this.meta.get(im.filename)?.job.reader);
     for (const im of park) {
       this.parked.set(im.filename, im.error ? 'unreadable' : /** @type {string} */ (im.format));
@@ -494,7 +486,7 @@ export class EditorModel {
       this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
     }
     if (park.length) this.forest = session.forest();
-    this.data = dataFiles((this.f).images, names());
+    this.data = new Map(session.dataFiles(names()).map((d) => [d.image, [d.name, d.file ?? undefined]]));
   }
 
   /** The data file of image `idx`, in words (or undefined). @param {number} idx */
@@ -505,24 +497,16 @@ export class EditorModel {
 
   // ---- diagnostics ---------------------------------------------------------
 
-  /** Written paths from relative image names: relative, or absolute by a guessed directory. @returns {Diagnostic[]} */
+  /** Written paths from relative image names: relative, or absolute by a guessed directory (the core says which). @returns {Diagnostic[]} */
   pathDiagnostics() {
-    const from = new Map();
-    for (const im of this.f.images) if (!im.filename.startsWith('/')) from.set(im.filename, this.meta.get(im.filename)?.job.from ?? 'the folder the files came from');
-    if (this.baseDir.trim() || !from.size) return [];
-    if (this.given?.[0] !== this.goodDomain) this.given = [this.goodDomain, fileAttrs(this.goodDomain)];
-    const given = this.given[1];
+    if (this.baseDir.trim()) return [];
     /** @type {Map<string, Set<string>>} origin → directories ('' = relative) */
     const per = new Map();
-    for (const v of fileAttrs(this.output?.xml ?? '')) {
-      if (given.has(v)) continue;
-      for (let i = 0; i >= 0; i = v.indexOf('/', i) + 1 || -1) {
-        const o = from.get(v.slice(i));
-        if (o === undefined) continue;
-        if (!per.has(o)) per.set(o, new Set());
-        per.get(o)?.add(i ? v.slice(0, i - 1) || '/' : '');
-        break;
-      }
+    for (const p of this.output?.paths ?? []) {
+      if (p['base-dir'] !== null && !p.guessed) continue;
+      const o = this.meta.get(p.image)?.job.from ?? 'the folder the files came from';
+      if (!per.has(o)) per.set(o, new Set());
+      per.get(o)?.add(p['base-dir'] ?? '');
     }
     return [...per].map(([o, dirs]) => {
       const abs = [...dirs].filter(Boolean);
@@ -534,9 +518,10 @@ export class EditorModel {
     });
   }
 
-  /** @param {Diagnostic} diag @param {number[]} layers */
+  /** The layer a chain diagnostic is about (the core says: `image`). @param {Diagnostic} diag @param {number[]} layers */
   ownerOf(diag, layers) {
-    return ownerOf(diag, layers, this.f.images);
+    const i = diag.image;
+    return typeof i === 'number' && layers.includes(i) ? i : layers[0];
   }
 
   /** Every diagnostic once, errors first, each with the image it is about (a name, or null). */
@@ -555,8 +540,8 @@ export class EditorModel {
     f.images.forEach((img) => (img.diagnostics ?? []).forEach((d) => push(d, img.filename)));
     for (const ch of f.chains) {
       for (const d of ch.diagnostics) {
-        const owner = f.images[this.ownerOf(d, ch.layers)];
-        if (!repeatsProbe(d, owner)) push(d, owner.filename);
+        // A copy of the image's own probe note was listed with the image.
+        if (!d['from-probe']) push(d, f.images[this.ownerOf(d, ch.layers)].filename);
       }
     }
     for (const d of f.diagnostics) push(d, null);

@@ -8,7 +8,6 @@ import { h, humanSize, formatCount, copyText, SEVERITY_ICON } from './render.js'
 import { FilterBar, match, words } from './editor-filter.js';
 import { adviceFor } from './editor-fixes.js';
 import { renderDetails } from './editor-details.js';
-import { repeatsProbe } from './editor-stopgaps.js';
 
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
@@ -106,7 +105,7 @@ export class TreeView {
       for (const d of chain.diagnostics) {
         const o = this.m.ownerOf(d, chain.layers);
         // The chain repeats an image's own probe notes ('name': …): shown once, with the image.
-        if (repeatsProbe(d, f.images[o])) continue;
+        if (d['from-probe']) continue;
         if (!perLayer.has(o)) perLayer.set(o, []);
         perLayer.get(o)?.push(d);
       }

@@ -415,6 +415,61 @@ impl Forest {
     pub fn link_diagnostics(&self, idx: usize) -> &[Diagnostic] {
         &self.link_diagnostics[idx]
     }
+
+    /// Every image's external data file (qcow2): the name its header
+    /// gives, resolved against the image ([`data_file_source`]), and which
+    /// of `names` (the images' and any other file's the caller knows) it
+    /// is: the same name, else the first that ends its path.
+    pub fn data_files(&self, names: &[String]) -> Vec<DataFile> {
+        let mut out = Vec::new();
+        for (i, img) in self.images.iter().enumerate() {
+            let Some((name, src)) = data_file_source(img) else {
+                continue;
+            };
+            let resolved = src.path.filter(|_| src.kind == SourceType::File);
+            let file = resolved.as_deref().and_then(|p| {
+                names.iter().find(|n| *n == p).or_else(|| {
+                    names
+                        .iter()
+                        .find(|n| p.strip_suffix(n.as_str()).is_some_and(|d| d.ends_with('/')))
+                })
+            });
+            out.push(DataFile {
+                image: i,
+                name: name.to_string(),
+                file: file.cloned(),
+                resolved,
+            });
+        }
+        out
+    }
+}
+
+/// An image's external data file ([`Forest::data_files`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataFile {
+    /// The image (index into [`Forest::images`]) whose header names it.
+    pub image: usize,
+    /// The name the header gives.
+    pub name: String,
+    /// The name resolved against the image, when it is a file.
+    #[serde(skip)]
+    pub resolved: Option<String>,
+    /// The known file it is.
+    pub file: Option<String>,
+}
+
+/// The external data file image `img` records (qcow2) and where it is:
+/// the name resolved against the image as libvirt resolves a backing name
+/// (a relative name joins the image's directory). `None` without one.
+pub fn data_file_source(img: &Image) -> Option<(&str, StorageSource)> {
+    let name = img.info()?.data_file()?.0;
+    if name.is_empty() {
+        return None;
+    }
+    let parsed =
+        crate::source::resolve_backing(&StorageSource::file(img.filename.as_str()), name).ok()?;
+    Some((name, parsed.source))
 }
 
 /// The source and format of layer `idx` as the XML writer wants them: the

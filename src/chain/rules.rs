@@ -381,6 +381,7 @@ fn image_diagnostics(img: &Image, d: &mut Vec<Diagnostic>) {
         if keep {
             let mut pd = pd.clone();
             pd.message = format!("'{}': {}", img.filename, pd.message);
+            pd.from_probe = true;
             d.push(pd);
         }
     }
@@ -741,6 +742,19 @@ mod tests {
                 .any(|d| d.code == Code::Qcow2Dirty && d.message.starts_with("'/v/base'")));
             assert!(d.iter().any(|d| d.code == Code::Encrypted));
             assert!(!d.iter().any(|d| d.code == Code::NoHeader));
+            // The copies say so (a page shows them once, with the image);
+            // what the chain itself says does not.
+            for x in &d {
+                let copied = matches!(x.code, Code::Qcow2Dirty | Code::Encrypted);
+                assert_eq!(x.from_probe, copied, "{x:?}");
+                assert_eq!(x.image, copied.then_some(0).or(x.image), "{x:?}");
+            }
+        }
+        // Every chain diagnostic says which of its layers it is about.
+        for c in &f.chains {
+            for x in &c.diagnostics {
+                assert!(x.image.is_some_and(|i| c.layers.contains(&i)), "{x:?}");
+            }
         }
     }
 

@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 
-use super::edit::{disk, nested_doc, ws_before};
+use super::edit::{ws_before, Nested};
 use super::read;
 use super::tree::Elem;
 use super::{
-    describe, populate, splice, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer,
+    describe, populate, summary, DiskSummary, Forest, Layout, Mode, Options, XmlError, XmlLayer,
 };
 
 /// One layer, for the side-by-side view.
@@ -82,23 +82,11 @@ fn side(l: &XmlLayer) -> DiffSide {
 /// The main path of a described disk: its layers (terminator excluded) and
 /// whether it ends with one.
 fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
-    let mut out = Vec::new();
-    let mut cur: Option<usize> = None;
-    let mut seen = vec![false; s.layers.len()];
-    loop {
-        let Some(n) = s.layers.iter().position(|l| l.parent == cur) else {
-            return (out, false);
-        };
-        if seen[n] {
-            return (out, false);
-        }
-        seen[n] = true;
-        if s.layers[n].kind.is_none() {
-            return (out, true);
-        }
-        out.push(&s.layers[n]);
-        cur = Some(n);
+    let mut out = Vec::with_capacity(s.main.len());
+    for &i in &s.main {
+        out.push(&s.layers[i]);
     }
+    (out, s.terminated)
 }
 
 /// Each disk's chain as the document states it next to the chain the
@@ -106,18 +94,23 @@ fn main_layers(s: &DiskSummary) -> (Vec<&XmlLayer>, bool) {
 /// a chain), per depth. The core's validate diagnostics say the same in
 /// words; this is the data for a side-by-side view.
 pub fn diff(doc: &str, forest: &Forest, opts: &Options) -> Result<Vec<DiskDiff>, XmlError> {
-    let doc = nested_doc(doc)?;
-    let stated = describe(&doc)?;
-    // The same document with every chain removed, then populated.
-    let d = read::document(&doc)?;
-    let mut cuts = Vec::new();
-    for i in 0..d.disks.len() {
-        let dk = disk(&d, &doc, i)?;
-        if let Some((s, e)) = dk.entries.region {
-            cuts.push((ws_before(dk.elem, first_at(dk.elem, s)), e, String::new()));
-        }
+    // The document read once: each disk in the nested form, described,
+    // and the document with every chain removed (then populated).
+    let d = read::document(doc)?;
+    let nested = Nested::new(doc, &d)?;
+    let mut stated = Vec::with_capacity(nested.len());
+    for i in 0..nested.len() {
+        nested.with_disk(i, &mut |doc, dk| {
+            stated.push(summary(doc, dk)?);
+            Ok(())
+        })?;
     }
-    let bare = splice(&doc, cuts, false);
+    let bare = nested.edit(None, &mut |_, dk| {
+        Ok(match dk.entries.region {
+            Some((s, e)) => vec![(ws_before(dk.elem, first_at(dk.elem, s)), e, String::new())],
+            None => Vec::new(),
+        })
+    })?;
     let o = Options {
         layout: Layout::Nested,
         mode: Mode::Populate,

@@ -7,7 +7,13 @@
 //! follows (1 = the first backing layer; depth 0 = the disk's own source,
 //! for [`set_seclabel`] only). Operations work on the nested form; a disk
 //! whose chain is flat is converted to nested first (every flat disk of the
-//! document is, by [`super::convert`]).
+//! document is, with the text [`super::convert`] writes).
+//!
+//! An edit reads the document once (`Nested`): the disks are kept as
+//! element trees over the original bytes, the edited disk is read into the
+//! [`Disk`] model (a flat one is converted and its element alone read
+//! again), the operation gives the spans it replaces, and the document is
+//! written once, by one splice of those spans and the conversions.
 //!
 //! * [`set_layer`]: a layer's `type`, `<source>` (path, or protocol, name and
 //!   hosts; every other attribute and child of `<source>` — `<seclabel>`,
@@ -26,11 +32,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::Disk;
-use super::read::{self, Document};
-use super::splice;
+use super::read::{self, DiskNode, Document};
 use super::tree::{Elem, Node};
 use super::write::{attr, empty_with, escape_text, source_element};
-use super::{Layout, Options, XmlError};
+use super::{eol, splice};
+use super::{Layout, XmlError};
 use crate::source::{Host, SourceType, StorageSource};
 
 /// A network host as the editor gives it.
@@ -139,33 +145,128 @@ fn err(msg: impl Into<String>) -> XmlError {
     XmlError::at(0, msg)
 }
 
-/// The document with every flat chain made nested (unchanged when none is).
-pub(super) fn nested_doc(doc: &str) -> Result<String, XmlError> {
-    let d = read::document(doc)?;
-    let any_flat = d
-        .disks
-        .iter()
-        .enumerate()
-        .any(|(i, disk)| Disk::read(disk, doc, i).entries.flat);
-    if !any_flat {
-        return Ok(doc.to_string());
-    }
-    let o = Options {
-        layout: Layout::Nested,
-        ..Options::default()
-    };
-    Ok(super::convert(doc, &o)?.xml)
+/// A text edit: the span `[start, end)` of a text and what replaces it.
+type Edit = (usize, usize, String);
+
+/// An operation on one disk in the nested form: the edits of the text its
+/// spans are in ([`Nested::with_disk`]).
+type DiskOp<'f> = dyn FnMut(&str, &Disk<'_>) -> Result<Vec<Edit>, XmlError> + 'f;
+
+/// A document read once, for the editor: its disks and, for each flat
+/// one, the edit that writes its chain nested. Operations and views work
+/// on the nested form, and every flat disk of the document is converted (as
+/// [`super::convert`] would: the same checks, the same text). The document
+/// is not read again; a disk is read ([`Disk::read`]) when it is used — all
+/// of them only when one is flat — and a flat disk being edited is read
+/// again alone, once converted.
+pub(super) struct Nested<'a> {
+    doc: &'a str,
+    nodes: &'a [DiskNode],
+    /// Per disk, when any is flat: the edit writing its chain nested.
+    relayout: Vec<Option<Edit>>,
 }
 
-/// Disk `i` of a parsed document, or an error naming how many there are.
-pub(super) fn disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> {
-    let dn = d.disks.get(i).ok_or_else(|| {
-        err(format!(
-            "there is no disk {i} (the document has {})",
-            d.disks.len()
-        ))
-    })?;
-    Ok(Disk::read(dn, doc, i))
+impl<'a> Nested<'a> {
+    pub(super) fn new(doc: &'a str, d: &'a Document) -> Result<Self, XmlError> {
+        let mut relayout = Vec::new();
+        if d.disks.iter().any(|n| super::model::is_flat(&n.elem)) {
+            let mut disks = Vec::with_capacity(d.disks.len());
+            for (i, n) in d.disks.iter().enumerate() {
+                disks.push(Disk::read(n, doc, i));
+            }
+            super::check_disks(&disks)?;
+            // What convert would say (a chain too deep to nest stays flat)
+            // is not the editor's to report.
+            let mut unused = Vec::new();
+            for k in &disks {
+                relayout.push(super::relayout(doc, k, Layout::Nested, &mut unused));
+            }
+        }
+        Ok(Nested {
+            doc,
+            nodes: &d.disks,
+            relayout,
+        })
+    }
+
+    /// Disk `i` as read, or an error naming how many there are.
+    fn disk(&self, i: usize) -> Result<Disk<'a>, XmlError> {
+        let node = self.nodes.get(i).ok_or_else(|| {
+            err(format!(
+                "there is no disk {i} (the document has {})",
+                self.nodes.len()
+            ))
+        })?;
+        Ok(Disk::read(node, self.doc, i))
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The largest `index` in the document.
+    fn largest_index(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .filter_map(|x| super::model::largest_index(&x.elem, None))
+            .max()
+    }
+
+    /// Run `f` on disk `i` in the nested form, with the text its spans are
+    /// in: the document, or (a flat disk) the disk's element converted and
+    /// read alone.
+    pub(super) fn with_disk(
+        &self,
+        i: usize,
+        f: &mut dyn FnMut(&str, &Disk<'_>) -> Result<(), XmlError>,
+    ) -> Result<(), XmlError> {
+        let Some((s, e, t)) = self.relayout.get(i).and_then(Option::as_ref) else {
+            return f(self.doc, &self.disk(i)?);
+        };
+        let (ds, de) = self.nodes[i].elem.span();
+        let text = splice(&self.doc[ds..de], vec![(s - ds, e - ds, t.clone())], false);
+        let mut node = read::document(&text)?
+            .disks
+            .pop()
+            .ok_or_else(|| err("internal: a converted disk is no <disk>"))?;
+        node.indent.clone_from(&self.nodes[i].indent);
+        let converted = Disk::read(&node, &text, i);
+        f(&text, &converted)
+    }
+
+    /// The document with disk `only` (else every disk) edited by `f`
+    /// (edits in the spans of the text it is given, see
+    /// [`Nested::with_disk`]) and every disk nested: one splice of the
+    /// document.
+    pub(super) fn edit(&self, only: Option<usize>, f: &mut DiskOp<'_>) -> Result<String, XmlError> {
+        let mut edits = Vec::new();
+        for i in 0..self.nodes.len().max(only.map_or(0, |o| o + 1)) {
+            let converted = self.relayout.get(i).and_then(Option::as_ref);
+            if only.is_some_and(|o| o != i) {
+                edits.extend(converted.cloned());
+                continue;
+            }
+            self.with_disk(i, &mut |text, dk| {
+                let mine = f(text, dk)?;
+                if converted.is_some() {
+                    let (ds, de) = self.nodes[i].elem.span();
+                    edits.push((ds, de, splice(text, mine, dk.crlf)));
+                } else {
+                    for (s, e, t) in mine {
+                        edits.push((s, e, eol(dk.crlf, t)));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(splice(self.doc, edits, false))
+    }
+}
+
+/// Read `doc` once and edit disk `disk_i` with `f` ([`Nested::edit`]).
+fn edit_disk(doc: &str, disk_i: usize, f: &mut DiskOp<'_>) -> Result<String, XmlError> {
+    let d = read::document(doc)?;
+    Nested::new(doc, &d)?.edit(Some(disk_i), f)
 }
 
 /// What the operations need of a disk, beyond [`Disk`].
@@ -529,9 +630,18 @@ pub fn set_layer(
     spec: &LayerSpec,
 ) -> Result<String, XmlError> {
     let kind = check_kind(spec)?;
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
+    edit_disk(doc, disk_i, &mut |doc, dk| {
+        set_layer_in(doc, dk, depth, spec, kind)
+    })
+}
+
+fn set_layer_in(
+    doc: &str,
+    dk: &Disk<'_>,
+    depth: usize,
+    spec: &LayerSpec,
+    kind: SourceType,
+) -> Result<Vec<Edit>, XmlError> {
     let e = dk.layer(depth)?;
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
@@ -555,7 +665,7 @@ pub fn set_layer(
         ));
     }
     let src = e.child("source");
-    let text = new_source(&doc, src, e.attr("type"), spec, kind, &inpad, &dk.unit);
+    let text = new_source(doc, src, e.attr("type"), spec, kind, &inpad, &dk.unit);
     match src {
         Some(s) => {
             if doc[s.start.0..s.end.1] != text {
@@ -595,7 +705,7 @@ pub fn set_layer(
     if e.empty {
         return Err(err(format!("layer {depth} is an empty element")));
     }
-    Ok(splice(&doc, edits, dk.crlf))
+    Ok(edits)
 }
 
 /// Insert a new layer at `depth` (1 ..= layers + 1).
@@ -606,9 +716,22 @@ pub fn insert_layer(
     spec: &LayerSpec,
 ) -> Result<String, XmlError> {
     let kind = check_kind(spec)?;
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
+    let d = read::document(doc)?;
+    let nested = Nested::new(doc, &d)?;
+    let largest = nested.largest_index();
+    nested.edit(Some(disk_i), &mut |doc, dk| {
+        insert_layer_in(doc, dk, depth, spec, kind, largest)
+    })
+}
+
+fn insert_layer_in(
+    doc: &str,
+    dk: &Disk<'_>,
+    depth: usize,
+    spec: &LayerSpec,
+    kind: SourceType,
+    largest: Option<usize>,
+) -> Result<Vec<Edit>, XmlError> {
     let n = dk.layers.len();
     if depth == 0 || depth > n + 1 {
         return Err(err(format!(
@@ -618,7 +741,17 @@ pub fn insert_layer(
     }
     let pad = dk.pad(depth);
     let inpad = format!("{pad}{}", dk.unit);
-    let index = dk.next_index(&d.disks);
+    // A numbered chain keeps its numbers increasing downwards: a layer
+    // added at the end takes the next number of the document (above every
+    // other, unique in the VM); one inserted above a numbered layer takes
+    // none — libvirt ignores given numbers and numbers every layer again
+    // when it starts the VM (`xml::number`), and renumbering the layers
+    // below would collide with other disks' numbers.
+    let index = if depth > n {
+        dk.next_index(largest)
+    } else {
+        None
+    };
     // What moves one level down: the layer at `depth`, else the terminator.
     let below = if depth <= n {
         Some(dk.entries.list[dk.layers[depth - 1]].elem)
@@ -627,7 +760,7 @@ pub fn insert_layer(
     };
     let edit = match below {
         Some(b) => {
-            let inner = reindented(&doc, b, &pad, &inpad);
+            let inner = reindented(doc, b, &pad, &inpad);
             let text = new_layer(spec, kind, index, &pad, &dk.unit, Some(&inner));
             (b.start.0, b.end.1, text)
         }
@@ -639,43 +772,39 @@ pub fn insert_layer(
             (at, at, format!("\n{pad}{text}"))
         }
     };
-    Ok(splice(&doc, vec![edit], dk.crlf))
+    Ok(vec![edit])
 }
 
 /// Remove the layer at `depth`; the rest of the chain moves up a level.
 pub fn remove_layer(doc: &str, disk_i: usize, depth: usize) -> Result<String, XmlError> {
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
-    let e = dk.layer(depth)?;
-    let pad = dk.pad(depth);
-    let inpad = format!("{pad}{}", dk.unit);
-    let child = e.elems().find(|c| c.name == "backingStore");
-    let edit = match child {
-        Some(c) => (e.start.0, e.end.1, reindented(&doc, c, &inpad, &pad)),
-        None => (ws_before(dk.owner(depth - 1), e), e.end.1, String::new()),
-    };
-    Ok(splice(&doc, vec![edit], dk.crlf))
+    edit_disk(doc, disk_i, &mut |doc, dk| {
+        let e = dk.layer(depth)?;
+        let pad = dk.pad(depth);
+        let inpad = format!("{pad}{}", dk.unit);
+        let child = e.elems().find(|c| c.name == "backingStore");
+        Ok(vec![match child {
+            Some(c) => (e.start.0, e.end.1, reindented(doc, c, &inpad, &pad)),
+            None => (ws_before(dk.owner(depth - 1), e), e.end.1, String::new()),
+        }])
+    })
 }
 
 /// Say (`on`) or stop saying that the chain ends after its last layer.
 pub fn set_terminator(doc: &str, disk_i: usize, on: bool) -> Result<String, XmlError> {
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
-    let n = dk.layers.len();
-    let edit = match (on, dk.terminator) {
-        (true, Some(_)) | (false, None) => return Ok(doc),
-        (false, Some(t)) => {
-            let te = dk.entries.list[t].elem;
-            (ws_before(dk.owner(n), te), te.end.1, String::new())
-        }
-        (true, None) => {
-            let at = dk.open_end()?;
-            (at, at, format!("\n{}<backingStore/>", dk.pad(n + 1)))
-        }
-    };
-    Ok(splice(&doc, vec![edit], dk.crlf))
+    edit_disk(doc, disk_i, &mut |_, dk| {
+        let n = dk.layers.len();
+        Ok(match (on, dk.terminator) {
+            (true, Some(_)) | (false, None) => Vec::new(),
+            (false, Some(t)) => {
+                let te = dk.entries.list[t].elem;
+                vec![(ws_before(dk.owner(n), te), te.end.1, String::new())]
+            }
+            (true, None) => {
+                let at = dk.open_end()?;
+                vec![(at, at, format!("\n{}<backingStore/>", dk.pad(n + 1)))]
+            }
+        })
+    })
 }
 
 /// The `<source>` at `depth` (0: the disk's own) and its indentation.
@@ -709,10 +838,18 @@ pub fn set_seclabel(
             )));
         }
     }
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
-    let (src, pad) = source_at(&dk, depth)?;
+    edit_disk(doc, disk_i, &mut |doc, dk| {
+        set_seclabel_in(doc, dk, depth, spec)
+    })
+}
+
+fn set_seclabel_in(
+    doc: &str,
+    dk: &Disk<'_>,
+    depth: usize,
+    spec: &SeclabelSpec,
+) -> Result<Vec<Edit>, XmlError> {
+    let (src, pad) = source_at(dk, depth)?;
     let inpad = format!("{pad}{}", dk.unit);
     let found = src
         .elems()
@@ -741,7 +878,7 @@ pub fn set_seclabel(
     let mut kids: Vec<String> = Vec::new();
     let mut placed = false;
     if let Some(f) = found {
-        for (i, t) in kept_children(&doc, f, |_| false) {
+        for (i, t) in kept_children(doc, f, |_| false) {
             if matches!(&f.children[i], Node::Elem(c) if c.name == "label") {
                 if let (Some(l), false) = (&label, placed) {
                     kids.push(l.clone());
@@ -771,7 +908,7 @@ pub fn set_seclabel(
             (at, at, format!("\n{inpad}{text}"))
         }
     };
-    Ok(splice(&doc, vec![edit], dk.crlf))
+    Ok(vec![edit])
 }
 
 /// Remove the `<seclabel model=…>` of the source at `depth`.
@@ -781,21 +918,16 @@ pub fn remove_seclabel(
     depth: usize,
     model_name: &str,
 ) -> Result<String, XmlError> {
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let dk = disk(&d, &doc, disk_i)?;
-    let (src, _) = source_at(&dk, depth)?;
-    let Some(f) = src
-        .elems()
-        .find(|c| c.name == "seclabel" && c.attr("model") == Some(model_name))
-    else {
-        return Ok(doc);
-    };
-    Ok(splice(
-        &doc,
-        vec![(ws_before(src, f), f.end.1, String::new())],
-        dk.crlf,
-    ))
+    edit_disk(doc, disk_i, &mut |_, dk| {
+        let (src, _) = source_at(dk, depth)?;
+        let found = src
+            .elems()
+            .find(|c| c.name == "seclabel" && c.attr("model") == Some(model_name));
+        Ok(match found {
+            Some(f) => vec![(ws_before(src, f), f.end.1, String::new())],
+            None => Vec::new(),
+        })
+    })
 }
 
 /// A `<seclabel>` as written (for an editor to show and prefill).
@@ -811,31 +943,36 @@ pub struct Seclabel {
 /// The `<seclabel>`s of every source of every disk: `result[disk][depth]`
 /// (depth 0: the disk's own source, then each layer of its chain).
 pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
-    let doc = nested_doc(doc)?;
-    let d = read::document(&doc)?;
-    let mut all = Vec::with_capacity(d.disks.len());
-    for disk_i in 0..d.disks.len() {
-        let dk = disk(&d, &doc, disk_i)?;
-        let mut out = Vec::with_capacity(dk.layers.len() + 1);
-        for depth in 0..=dk.layers.len() {
-            let list = match source_at(&dk, depth) {
-                Ok((src, _)) => src
-                    .elems()
-                    .filter(|c| c.name == "seclabel")
-                    .map(|c| Seclabel {
-                        model: c.attr("model").map(str::to_string),
-                        relabel: c.attr("relabel").map(str::to_string),
-                        label: c.child("label").and_then(|l| l.text(&doc)),
-                        others: c.elems().filter(|x| x.name != "label").count(),
-                    })
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            out.push(list);
-        }
-        all.push(out);
+    let d = read::document(doc)?;
+    let nested = Nested::new(doc, &d)?;
+    let mut all = Vec::with_capacity(nested.len());
+    for i in 0..nested.len() {
+        nested.with_disk(i, &mut |doc, dk| {
+            all.push(disk_seclabels(doc, dk));
+            Ok(())
+        })?;
     }
     Ok(all)
+}
+
+/// The `<seclabel>`s of each source of a disk (depth 0: its own).
+fn disk_seclabels(doc: &str, dk: &Disk<'_>) -> Vec<Vec<Seclabel>> {
+    let mut out = Vec::with_capacity(dk.layers.len() + 1);
+    for depth in 0..=dk.layers.len() {
+        let mut list = Vec::new();
+        if let Ok((src, _)) = source_at(dk, depth) {
+            for c in src.elems().filter(|c| c.name == "seclabel") {
+                list.push(Seclabel {
+                    model: c.attr("model").map(str::to_string),
+                    relabel: c.attr("relabel").map(str::to_string),
+                    label: c.child("label").and_then(|l| l.text(doc)),
+                    others: c.elems().filter(|x| x.name != "label").count(),
+                });
+            }
+        }
+        out.push(list);
+    }
+    out
 }
 
 /// `doc` with disk `disk_i`'s chain taken from `other` (another version of
@@ -845,8 +982,8 @@ pub fn seclabels(doc: &str) -> Result<Vec<Vec<Vec<Seclabel>>>, XmlError> {
 pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlError> {
     let d = read::document(doc)?;
     let o = read::document(other)?;
-    let dk = disk(&d, doc, disk_i)?;
-    let ok = disk(&o, other, disk_i)?;
+    let dk = nth_disk(&d, doc, disk_i)?;
+    let ok = nth_disk(&o, other, disk_i)?;
     let Some((os, oe)) = ok.entries.region else {
         return Ok(doc.to_string());
     };
@@ -901,4 +1038,15 @@ pub fn adopt_chain(doc: &str, other: &str, disk_i: usize) -> Result<String, XmlE
         ));
     }
     Ok(splice(doc, edits, dk.crlf))
+}
+
+/// Disk `i` of a read document, or an error naming how many there are.
+fn nth_disk<'a>(d: &'a Document, doc: &str, i: usize) -> Result<Disk<'a>, XmlError> {
+    let dn = d.disks.get(i).ok_or_else(|| {
+        err(format!(
+            "there is no disk {i} (the document has {})",
+            d.disks.len()
+        ))
+    })?;
+    Ok(Disk::read(dn, doc, i))
 }

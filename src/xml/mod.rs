@@ -187,6 +187,10 @@ pub struct Options {
     /// Validate mode: replace each chain that diverges with what the images
     /// say (the RFC's "delete the element and define again", in one step).
     pub replace: bool,
+    /// Without a domain ([`disks`]): several bare disks come in a minimal
+    /// `<domain>`, one document that edits ([`edit`]) apply to; one disk
+    /// stays bare.
+    pub wrap: bool,
 }
 
 /// What to do with the disks (the 2014 RFC's modes).
@@ -234,6 +238,10 @@ pub struct BackingChain {
     /// disk's own `<source>`: see [`WRITE_TOP_DATA_STORE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_data_store: Option<StorageSource>,
+    /// The layers from images named by a relative name: the name and the
+    /// directory it was made absolute with (none: left relative).
+    #[serde(skip)]
+    pub relative: Vec<(String, Option<String>)>,
 }
 
 /// Result of a rewrite: the XML and what was noticed.
@@ -243,6 +251,55 @@ pub struct Output {
     pub diagnostics: Vec<Diagnostic>,
     /// Validate mode: did any chain diverge from the images?
     pub mismatch: bool,
+    /// How many `<disk>` elements `xml` has.
+    pub disks: usize,
+    /// The paths written from images named by a relative name (a dropped
+    /// file knows no directory), each once: how each was written.
+    pub paths: Vec<WrittenPath>,
+    /// The disks of the document whose source is one of the images (same
+    /// path, else the only image with that basename: the rule populate and
+    /// validate match with), in document order: which VM disk each chain
+    /// top belongs to.
+    pub targets: Vec<DiskTarget>,
+}
+
+/// A disk of the document and the image its source is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskTarget {
+    /// The disk's name: its target dev, else its alias, else `diskN`.
+    pub disk: String,
+    /// Index into [`Forest::images`].
+    pub image: usize,
+}
+
+/// A path written from an image named by a relative name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WrittenPath {
+    /// The image's name.
+    pub image: String,
+    /// The directory it was made absolute with; none: written relative
+    /// (libvirt's schema wants absolute paths).
+    pub base_dir: Option<String>,
+    /// `base_dir` is a guess, the directory of the disk's own source: no
+    /// base directory was given.
+    pub guessed: bool,
+}
+
+impl Output {
+    /// Say how the relative names of a chain written were written, each once.
+    fn wrote(&mut self, relative: &[(String, Option<String>)], guessed: bool) {
+        for (image, base_dir) in relative {
+            let w = WrittenPath {
+                image: image.clone(),
+                base_dir: base_dir.clone(),
+                guessed: guessed && base_dir.is_some(),
+            };
+            if !self.paths.contains(&w) {
+                self.paths.push(w);
+            }
+        }
+    }
 }
 
 /// Error reading an XML document: where and why.
@@ -294,10 +351,16 @@ pub fn backing_chain(forest: &Forest, chain_idx: usize, base_dir: Option<&str>) 
 /// it is left out (libvirt would refuse to guess it).
 pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) -> BackingChain {
     let mut layers = Vec::with_capacity(ch.layers.len());
+    let mut relative = Vec::new();
     for (pos, &idx) in ch.layers.iter().enumerate().skip(1) {
         let (mut src, _) = chain::layer_source(&forest.images, idx);
         if let Some(p) = src.path.take() {
-            src.path = Some(absolutize(&p, base_dir));
+            let written = absolutize(&p, base_dir);
+            if !source::is_absolute(&p) {
+                let dir = (written != p).then(|| base_dir.unwrap_or("").to_string());
+                relative.push((p, dir));
+            }
+            src.path = Some(written);
         }
         // The format qemu opens it with: the one its overlay records (a
         // raw-recorded file with a qcow2 header is raw), else its header's.
@@ -335,6 +398,7 @@ pub fn chain_layers(forest: &Forest, ch: &chain::Chain, base_dir: Option<&str>) 
         layers,
         terminated,
         top_data_store,
+        relative,
     }
 }
 
@@ -351,10 +415,7 @@ fn data_store(
     if format != Some("qcow2") {
         return None;
     }
-    let img = forest.images.get(idx)?;
-    let name = data_file_name(img.info()?)?;
-    let parsed = source::resolve_backing(&StorageSource::file(img.filename.as_str()), name).ok()?;
-    let mut src = parsed.source;
+    let (_, mut src) = chain::data_file_source(forest.images.get(idx)?)?;
     if src.is_local() {
         if let Some(p) = src.path.take() {
             src.path = Some(absolutize(&p, base_dir));
@@ -363,17 +424,16 @@ fn data_store(
     Some(src)
 }
 
-/// The external data file name a qcow2 header records.
-fn data_file_name(info: &crate::image::ImageInfo) -> Option<&str> {
-    info.data_file()
-        .map(|(name, _)| name)
-        .filter(|n| !n.is_empty())
-}
-
 /// Bare `<disk>` elements, one per chain top, for callers without a domain.
 pub fn disks(forest: &Forest, opts: &Options) -> Output {
-    let mut xml = String::new();
-    let mut diagnostics = Vec::new();
+    let mut out = Output {
+        xml: String::new(),
+        diagnostics: Vec::new(),
+        mismatch: false,
+        disks: 0,
+        paths: Vec::new(),
+        targets: Vec::new(),
+    };
     let chains: Vec<BackingChain> = (0..forest.chains.len())
         .map(|ci| backing_chain(forest, ci, opts.base_dir.as_deref()))
         .collect();
@@ -397,10 +457,10 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
         let dev = target_name(ci);
         let fmt = top.info().map_or(Format::Raw, |i| i.format);
         let top_path = absolutize(&top.filename, opts.base_dir.as_deref());
-        flag_schema_gaps(&top_path, bc, &mut diagnostics);
+        flag_schema_gaps(&top_path, bc, &mut out.diagnostics);
         let mut top_layer = Layer::new(StorageSource::file(top_path.clone()), None);
         top_layer.data_store = bc.top_data_store.clone();
-        if !representable(&dev, &top_layer, bc, &mut diagnostics) {
+        if !representable(&dev, &top_layer, bc, &mut out.diagnostics) {
             continue;
         }
         let n = &numbering.disks[ci];
@@ -414,28 +474,51 @@ pub fn disks(forest: &Forest, opts: &Options) -> Output {
             .as_ref()
             .filter(|_| WRITE_TOP_DATA_STORE)
             .map(|d| (d, data_index));
-        xml.push_str("<disk type='file' device='disk'>\n");
-        xml.push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
-        xml.push_str(&format!(
+        out.xml.push_str("<disk type='file' device='disk'>\n");
+        out.xml
+            .push_str(&format!("  <driver name='qemu' type='{}'/>\n", fmt.name()));
+        out.xml.push_str(&format!(
             "  {}\n",
             write::source_element_full(&top_layer.source, top_index, data, "  ", "  ")
         ));
         let mut text = String::new();
-        if nestable(&dev, bc.layers.len(), opts.layout, &mut diagnostics) {
+        if nestable(&dev, bc.layers.len(), opts.layout, &mut out.diagnostics) {
             write::chain(&mut text, bc, "  ", "  ", &dev, &n.detected, opts);
         }
         if !text.is_empty() {
-            xml.push_str(&text);
-            xml.push('\n');
+            out.xml.push_str(&text);
+            out.xml.push('\n');
         }
-        xml.push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
-        xml.push_str("</disk>\n");
+        out.xml
+            .push_str(&format!("  <target dev='{dev}' bus='virtio'/>\n"));
+        out.xml.push_str("</disk>\n");
+        out.disks += 1;
+        out.wrote(&bc.relative, false);
+        if !source::is_absolute(&top.filename) {
+            let dir = opts.base_dir.clone().filter(|d| !d.is_empty());
+            out.wrote(&[(top.filename.clone(), dir)], false);
+        }
     }
-    Output {
-        xml,
-        diagnostics,
-        mismatch: false,
+    if opts.wrap && out.disks > 1 {
+        out.xml = in_domain(&out.xml);
     }
+    out
+}
+
+/// Bare disks in a minimal `<domain>` that libvirt's schema accepts (one
+/// document an edit can apply to), each line of `disks` four blanks deeper
+/// (no line break is in an attribute: they are written `&#10;`).
+fn in_domain(disks: &str) -> String {
+    let mut xml = String::from("<domain type='kvm'>\n  <name>backing-chain</name>\n  <memory unit='KiB'>524288</memory>\n  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n  <devices>\n");
+    for line in disks.lines() {
+        if !line.is_empty() {
+            xml.push_str("    ");
+        }
+        xml.push_str(line);
+        xml.push('\n');
+    }
+    xml.push_str("  </devices>\n</domain>\n");
+    xml
 }
 
 /// What libvirt detects of a chain written from the images (pass 2 of
@@ -808,25 +891,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         .enumerate()
         .map(|(di, disk)| model::Disk::read(disk, doc, di))
         .collect();
-    // Duplicate target devs are an error: the chains could not be told apart.
-    let mut seen = std::collections::HashMap::new();
-    for disk in &disks {
-        if let Some(dev) = &disk.info.target_dev {
-            if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
-                return Err(XmlError::at(
-                    disk.elem.start.0,
-                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
-                ));
-            }
-        }
-    }
+    check_disks(&disks)?;
     let mut mismatch = false;
     let mut index = ImageIndex::new(forest);
     let mut preps: Vec<Prep> = Vec::with_capacity(d.disks.len());
-    for mut disk in disks {
-        if let Some(e) = disk.entries.error.take() {
-            return Err(e);
-        }
+    let mut targets = Vec::new();
+    for disk in disks {
         let (el, info, dev, en) = (disk.elem, &disk.info, &disk.name, &disk.entries);
         let mut diagnostics = en.diagnostics.clone();
         let src_path = info
@@ -835,6 +905,12 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             .filter(|s| s.is_local())
             .and_then(|s| s.path.clone());
         let matched = src_path.as_deref().and_then(|p| index.find(p));
+        if let Some(image) = matched {
+            targets.push(DiskTarget {
+                disk: dev.to_string(),
+                image,
+            });
+        }
         let base_dir = opts.base_dir.clone().unwrap_or_else(|| {
             src_path
                 .as_deref()
@@ -932,6 +1008,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
         }
     }
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut relative = Vec::new();
     for (di, p) in preps.iter().enumerate() {
         let dk = &p.disk;
         let (el, dev) = (dk.elem, dk.name.as_str());
@@ -955,6 +1032,7 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
             };
             let mut text = String::new();
             write::chain(&mut text, bc, child_indent, unit, dev, &layer_nums, opts);
+            relative.extend(bc.relative.iter().cloned());
             // The top: its number and its data file, in the disk's <source>
             // (when a chain is written at all).
             if let Some(src_el) = el.child("source").filter(|_| !text.is_empty()) {
@@ -1007,28 +1085,74 @@ fn rewrite_body(doc: &str, forest: &Forest, opts: &Options) -> Result<Output, Xm
                 }
             }
         }
-        let en = &dk.entries;
-        if opts.mode == Mode::Populate
-            && !en.list.is_empty()
-            && en.flat != (opts.layout == Layout::Flat)
-            && nestable(dev, en.depth(), opts.layout, &mut diagnostics)
-        {
-            let (s, e) = en.region.expect("entries have a region");
-            let mut text = String::new();
-            write::entries(&mut text, doc, en, opts.layout, child_indent, unit, dev);
-            edits.push((
-                s,
-                e,
-                eol(crlf, keep_between(doc, el, (s, e), text, child_indent)),
-            ));
+        if opts.mode == Mode::Populate {
+            edits.extend(relayout(doc, dk, opts.layout, &mut diagnostics));
         }
     }
     let xml = splice(doc, edits, false);
-    Ok(Output {
+    let mut out = Output {
         xml,
         diagnostics,
         mismatch,
-    })
+        disks: preps.len(),
+        paths: Vec::new(),
+        targets,
+    };
+    out.wrote(&relative, opts.base_dir.is_none());
+    Ok(out)
+}
+
+/// What makes a document's disks unusable for a rewrite or an edit: two
+/// disks with the same target dev (their chains could not be told apart),
+/// or a chain that cannot be read (the first, in document order).
+pub(crate) fn check_disks(disks: &[model::Disk]) -> Result<(), XmlError> {
+    let mut seen = std::collections::HashMap::new();
+    for disk in disks {
+        if let Some(dev) = &disk.info.target_dev {
+            if let Some(first) = seen.insert(dev.as_str(), disk.elem.start.0) {
+                return Err(XmlError::at(
+                    disk.elem.start.0,
+                    format!("two disks have the target dev '{dev}' (the first at byte {first})"),
+                ));
+            }
+        }
+    }
+    match disks.iter().find_map(|d| d.entries.error.as_ref()) {
+        Some(e) => Err(e.clone()),
+        None => Ok(()),
+    }
+}
+
+/// The edit that writes disk `dk`'s given chain in `layout` (the span of
+/// its disk-level `<backingStore>`s and the new text, with the disk's line
+/// ends), when it is written in the other layout; none when it already is,
+/// or when it is too deep to nest (said in `diagnostics`).
+pub(crate) fn relayout(
+    doc: &str,
+    dk: &model::Disk,
+    layout: Layout,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(usize, usize, String)> {
+    let en = &dk.entries;
+    if en.list.is_empty()
+        || en.flat == (layout == Layout::Flat)
+        || !nestable(&dk.name, en.depth(), layout, diagnostics)
+    {
+        return None;
+    }
+    let (s, e) = en.region.expect("entries have a region");
+    let mut text = String::new();
+    write::entries(
+        &mut text,
+        doc,
+        en,
+        layout,
+        &dk.child_indent,
+        &dk.unit,
+        &dk.name,
+    );
+    let text = keep_between(doc, dk.elem, (s, e), text, &dk.child_indent);
+    Some((s, e, eol(dk.crlf, text)))
 }
 
 /// Write the top image's data file into the disk's own `<source>` when a
@@ -1200,6 +1324,9 @@ pub struct DiskSummary {
     pub info: model::DiskInfo,
     /// Every `<backingStore>` in depth-first order, terminators included.
     pub layers: Vec<XmlLayer>,
+    /// The chain libvirt follows (the first child at each level), from the
+    /// first backing layer down: positions in `layers`, terminator excluded.
+    pub main: Vec<usize>,
     /// Does the chain libvirt would follow end with `<backingStore/>`?
     pub terminated: bool,
     pub layout: Layout,
@@ -1220,52 +1347,53 @@ pub fn describe(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
 
 fn describe_body(doc: &str) -> Result<Vec<DiskSummary>, XmlError> {
     let d = read::document(doc)?;
-    let mut out = Vec::with_capacity(d.disks.len());
-    for (di, disk) in d.disks.iter().enumerate() {
-        let model::Disk {
-            info,
-            name,
-            entries: mut en,
-            terminator,
-            ..
-        } = model::Disk::read(disk, doc, di);
-        if let Some(e) = en.error.take() {
-            return Err(e);
-        }
-        let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
-        for e in &en.list {
-            let kind = e.elem.attr("type").map(str::to_string);
-            let st = kind.as_deref().and_then(source::SourceType::from_name);
-            let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
-            layers.push(XmlLayer {
-                source: match (e.elem.child("source"), st) {
-                    (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
-                    _ => None,
-                },
-                format: e
-                    .elem
-                    .child("format")
-                    .or(e.elem.child("driver"))
-                    .and_then(|f| f.attr("type"))
-                    .map(str::to_string),
-                index: e.elem.attr("index").map(str::to_string),
-                kind,
-                depth,
-                parent: e.parent,
-            });
-        }
-        out.push(DiskSummary {
-            name,
-            info,
-            terminated: terminator.is_some(),
-            layout: if en.flat {
-                Layout::Flat
-            } else {
-                Layout::Nested
+    d.disks
+        .iter()
+        .enumerate()
+        .map(|(di, disk)| summary(doc, &model::Disk::read(disk, doc, di)))
+        .collect()
+}
+
+/// What a disk read from `doc` says ([`describe`]); an error when its
+/// chain cannot be read.
+pub(crate) fn summary(doc: &str, dk: &model::Disk) -> Result<DiskSummary, XmlError> {
+    let en = &dk.entries;
+    if let Some(e) = &en.error {
+        return Err(e.clone());
+    }
+    let mut layers: Vec<XmlLayer> = Vec::with_capacity(en.list.len());
+    for e in &en.list {
+        let kind = e.elem.attr("type").map(str::to_string);
+        let st = kind.as_deref().and_then(source::SourceType::from_name);
+        let depth = e.parent.map_or(1, |p| layers[p].depth + 1);
+        layers.push(XmlLayer {
+            source: match (e.elem.child("source"), st) {
+                (Some(s), Some(k)) => Some(model::source_of(s, k, doc)),
+                _ => None,
             },
-            diagnostics: en.diagnostics.clone(),
-            layers,
+            format: e
+                .elem
+                .child("format")
+                .or(e.elem.child("driver"))
+                .and_then(|f| f.attr("type"))
+                .map(str::to_string),
+            index: e.elem.attr("index").map(str::to_string),
+            kind,
+            depth,
+            parent: e.parent,
         });
     }
-    Ok(out)
+    Ok(DiskSummary {
+        name: dk.name.clone(),
+        info: dk.info.clone(),
+        main: dk.layers.clone(),
+        terminated: dk.terminator.is_some(),
+        layout: if en.flat {
+            Layout::Flat
+        } else {
+            Layout::Nested
+        },
+        diagnostics: en.diagnostics.clone(),
+        layers,
+    })
 }

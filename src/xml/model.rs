@@ -96,19 +96,34 @@ impl<'a> Disk<'a> {
     }
 
     /// The next `index` for a new layer, or none when the disk carries no
-    /// index (inactive XML): above the largest of the whole document
-    /// (`all`: its disks), as the numbers of a running VM are its QEMU node
-    /// names, unique in the VM (see [`super::number`]).
-    pub fn next_index(&self, all: &[DiskNode]) -> Option<usize> {
+    /// index (inactive XML): above `largest`, the largest of the whole
+    /// document, as the numbers of a running VM are its QEMU node names,
+    /// unique in the VM (see [`super::number`]).
+    pub fn next_index(&self, largest: Option<usize>) -> Option<usize> {
         largest_index(self.elem, None)?;
-        all.iter()
-            .filter_map(|x| largest_index(&x.elem, None))
-            .max()
-            .map(|m| m + 1)
+        largest.map(|m| m + 1)
     }
 }
 
 pub use crate::source::is_pci_address;
+
+/// Is a disk's chain in the flat form (an entry with an `<alias parent>`)?
+/// The answer of [`entries`]`(…).flat`, without reading the entries: what
+/// the editor asks of every disk before it reads the one it edits.
+pub fn is_flat(disk: &Elem) -> bool {
+    let mut todo: Vec<&Elem> = disk.elems().filter(|e| e.name == "backingStore").collect();
+    while let Some(e) = todo.pop() {
+        for c in e.elems() {
+            if c.name == "alias" && c.attr("parent").is_some() {
+                return true;
+            }
+            if c.name == "backingStore" {
+                todo.push(c);
+            }
+        }
+    }
+    false
+}
 
 /// The largest `index` on a `<source>` or `<backingStore>` in `el`'s
 /// subtree (`el` included), leaving out the elements inside `skip` (a
@@ -560,6 +575,32 @@ mod tests {
             "",
         ] {
             assert!(!is_pci_address(bad), "{bad}");
+        }
+    }
+
+    // is_flat answers what entries() finds, for every shape of chain.
+    #[test]
+    fn is_flat_agrees_with_the_entries() {
+        let bs = |inner: &str| {
+            format!("<backingStore type='file'><source file='/b'/>{inner}</backingStore>")
+        };
+        let shapes = [
+            (String::new(), false),
+            (bs(""), false),
+            (bs(&bs("<backingStore/>")), false),
+            (bs("<alias name='x'/>"), false),
+            (bs("<alias name='vda[1]' parent='vda'/>"), true),
+            (bs(&bs("<alias name='vda[2]' parent='vda[1]'/>")), true),
+            (format!("{}{}", bs(""), bs("<alias parent='vda'/>")), true),
+            ("<source><alias parent='vda'/></source>".to_string(), false),
+        ];
+        for (chain, flat) in shapes {
+            let doc =
+                format!("<disk type='file'><source file='/t'/>{chain}<target dev='vda'/></disk>");
+            let d = super::super::read::document(&doc).unwrap();
+            let el = &d.disks[0].elem;
+            assert_eq!(super::entries(el, &doc, "vda").flat, flat, "{doc}");
+            assert_eq!(super::is_flat(el), flat, "{doc}");
         }
     }
 

@@ -115,6 +115,7 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
                 terminated: vol.child("backingStore").is_none(),
                 layers,
                 top_data_store: None,
+                relative: Vec::new(),
             }
         }
     };
@@ -175,5 +176,8 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
         xml,
         diagnostics,
         mismatch: false,
+        disks: 1,
+        paths: Vec::new(),
+        targets: Vec::new(),
     })
 }

@@ -188,10 +188,24 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   assert.equal(s.overlayLinks, 60);
   await el.locator('button[data-act=collapse-all]').click();
   assert.equal((await state()).open, 0);
-  // "/" focuses the filter from anywhere in the element.
+  // "/" focuses the filter from anywhere in the element…
   await el.locator('li[role=treeitem]').first().focus();
   await page.keyboard.press('/');
   assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.getAttribute('type')), 'search');
+  // …and from anywhere on the page (the page binds it to focusFilter()).
+  await page.evaluate(() => /** @type {HTMLElement} */ (document.activeElement)?.blur());
+  await page.locator('body').click({ position: { x: 2, y: 2 } });
+  assert.equal(await page.evaluate(() => document.activeElement === document.body), true);
+  await page.keyboard.press('/');
+  assert.equal(await el.evaluate((el) => el.shadowRoot.activeElement?.getAttribute('type')), 'search');
+  // Typed into a text field outside the tree, "/" is just a character.
+  const domainText = el.locator('textarea').first();
+  await domainText.focus();
+  const before = await domainText.inputValue();
+  await page.keyboard.press('/');
+  assert.equal(await domainText.inputValue(), before + '/');
+  await domainText.fill(before);
+  await el.locator('input[type=search]').focus();
   // By name (a part of it), by format, by status words.
   const filter = async (q, expect) => {
     await page.keyboard.press('Control+a');
@@ -469,5 +483,34 @@ test('accessible: axe-core finds no serious or critical violation inside the ele
   await check('narrow, dark');
   await page.setViewportSize({ width: 1440, height: 900 });
   await check('dark');
+  assert.deepEqual(events.errors, []);
+});
+
+test('the element answers the store audit: the images dropped, its domain XML and more VMs given to audit()', { skip }, async (t) => {
+  const d = subdir('element-audit');
+  const c = makeChain(d); // base ← mid ← top
+  qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(d, 'clone.qcow2'));
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, 'spare.qcow2'), '64M');
+  const vm = (name, file) => `<domain type='kvm'><name>${name}</name><memory>524288</memory><os><type>hvm</type></os><devices>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${file}'/><target dev='vda' bus='virtio'/></disk>
+</devices></domain>`;
+  const { page, events } = await openPage(t);
+  const el = page.locator(EL);
+  await el.evaluate((e, x) => (e.domainXml = x), vm('web1', join(d, 'top.qcow2')));
+  await dropFiles(page, EL, [c.top, c.mid, c.base, join(d, 'clone.qcow2'), join(d, 'spare.qcow2')]);
+  await waitTree(page, 5);
+  const r = await el.evaluate((e, x) => e.audit([{ label: 'web2.xml', text: x }]), vm('web2', join(d, 'clone.qcow2')));
+  const byName = Object.fromEntries(r.report.images.map((im) => [im.filename.slice(im.filename.lastIndexOf('/') + 1), im]));
+  assert.equal(byName['top.qcow2'].role, 'in-use');
+  assert.equal(byName['clone.qcow2'].role, 'in-use');
+  assert.equal(byName['mid.qcow2'].role, 'layer');
+  assert.equal(byName['base.qcow2'].role, 'layer');
+  assert.equal(byName['spare.qcow2'].role, 'orphan-top');
+  // The shared base: both VMs use it; deleting it is not safe, the spare is.
+  assert.deepEqual(byName['base.qcow2'].users.map((u) => u.name).sort(), ['web1', 'web2']);
+  assert.notEqual(byName['base.qcow2'].delete.verdict, 'safe');
+  assert.equal(byName['spare.qcow2'].delete.verdict, 'safe');
+  assert.deepEqual(r.report.vms.map((v) => v.name).sort(), ['web1', 'web2']);
+  assert.match(r.script, /^#!\/bin\/sh/);
   assert.deepEqual(events.errors, []);
 });

@@ -432,6 +432,36 @@ test('a pasted domain XML gets its disk populated; malformed XML shows the error
   assert.equal(await xmlText(page), xml);
 });
 
+/**
+ * Make the wasm instance of the glue module at `url` panic, from outside: no
+ * test hook ships in the wasm. The glue instantiates once per copy, and its
+ * initSync() hands back that instance's raw exports; the test then does what
+ * the glue never does, calling the raw describeXml export with bytes that are
+ * not UTF-8 (a lone continuation byte, 0x80, in text). The core takes them
+ * for a &str, a string slice in its XML reader panics (a real Rust panic:
+ * the panic hook reports it to the page) and the instance traps.
+ * @returns {Promise<string>} what the raw call threw
+ */
+function corePanic(page, url) {
+  return page.evaluate(async (url) => {
+    const glue = await import(url);
+    const raw = glue.initSync();
+    const enc = new TextEncoder();
+    // After 256 valid bytes: Rust's panic message quotes the first 256 bytes.
+    const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
+    // The glue's own steps: malloc (__wbindgen_export) and a return slot on the shadow stack.
+    const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
+    new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+    const ret = raw.__wbindgen_add_to_stack_pointer(-16);
+    try {
+      raw.describeXml(ret, ptr, bytes.length);
+      return 'no trap';
+    } catch (e) {
+      return `${e.constructor.name}: ${e.message}`;
+    }
+  }, url);
+}
+
 test('a Rust panic is reported in the page and a fresh core takes over with the last good state', { skip }, async (t) => {
   const d = subdir('panic');
   const f = makeChain(d);
@@ -445,23 +475,16 @@ test('a Rust panic is reported in the page and a fresh core takes over with the 
   const before = await xmlText(page);
   assert.equal(xpath(before, "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
   requests = [];
-  // The test hook panics inside the wasm instance the element uses (the same glue module).
-  const trap = await page.evaluate(async () => {
-    const glue = await import('/pkg/backing_chain.js');
-    try {
-      glue.__panicForTests();
-      return 'no trap';
-    } catch (e) {
-      return `${e.constructor.name}: ${e.message}`;
-    }
-  });
+  // A real panic inside the wasm instance the element uses (the same glue module).
+  const trap = await corePanic(page, '/pkg/backing_chain.js');
   assert.match(trap, /^RuntimeError: /);
   const el = page.locator('backing-chain-editor');
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
   // The message, as text, in an alert.
   const status = el.locator('.status');
   assert.equal(await status.getAttribute('role'), 'alert');
-  assert.match(await status.innerText(), /backing-chain test panic \(__panicForTests\)/);
+  // The core's panic hook gave the message: where in the core, and why.
+  assert.match(await status.innerText(), /backing-chain internal error: panicked at src\/xml\/\S+\.rs:\d+:\d+:.*byte index \d+ is not a char boundary/);
   assert.match(await status.innerText(), /restarted/);
   assert.equal(await status.evaluate((s) => s.querySelectorAll('.panic *').length), 0);
   await page.screenshot({ path: join(ARTIFACTS, 'page-panic-recovered.png'), fullPage: true });
@@ -500,15 +523,9 @@ test('a Rust panic is reported in the page and a fresh core takes over with the 
   await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('pre.xml').textContent.includes('/dev/vg/base'));
   assert.equal(xpath(await xmlText(page), "string(//disk[target/@dev='vda']/backingStore/backingStore/source/@file)"), '/var/lib/libvirt/images/base.qcow2');
   // A second panic recovers too (a third instance), keeping all six images.
-  await page.evaluate(async () => {
-    document.querySelector('backing-chain-editor').dataset.wasm = 'before the second panic';
-    const glue = await import('/pkg/backing_chain.js');
-    try {
-      glue.__panicForTests();
-    } catch {
-      // the trap is what this test wants
-    }
-  });
+  await page.evaluate(() => (document.querySelector('backing-chain-editor').dataset.wasm = 'before the second panic'));
+  // The instance now in use is the second copy of the glue's.
+  assert.match(await corePanic(page, '/pkg/backing_chain.js?instance=1'), /^RuntimeError: /);
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').dataset.wasm === 'recovered');
   await waitTree(page, 6);
   assert.equal((await treeOf(page)).length, 6);
