@@ -59,7 +59,8 @@ fn help_of_the_tool_lists_every_subcommand() {
         assert!(out.contains("Usage: backing-chain <COMMAND>"), "{out}");
         for (sub, _) in SUBCOMMANDS {
             assert!(
-                out.lines().any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+                out.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
                 "{args:?} does not list {sub}:\n{out}"
             );
         }
@@ -83,7 +84,10 @@ fn help_of_each_subcommand_names_its_options() {
             "{sub}:\n{out}"
         );
         for f in *flags {
-            assert!(out.contains(&format!("{f} ")), "{sub} --help lacks {f}:\n{out}");
+            assert!(
+                out.contains(&format!("{f} ")),
+                "{sub} --help lacks {f}:\n{out}"
+            );
         }
         // `-h`, and `help SUB`, give the same text.
         assert_eq!(text(&cli(&[sub, "-h"]).stdout), out, "{sub} -h");
@@ -117,7 +121,10 @@ fn a_bad_flag_is_named_and_exits_2() {
             err.contains("unexpected argument '--frobnicate'"),
             "{sub}: {err}"
         );
-        assert!(err.contains(&format!("Usage: backing-chain {sub}")), "{err}");
+        assert!(
+            err.contains(&format!("Usage: backing-chain {sub}")),
+            "{err}"
+        );
     }
     // A near miss gets the flag it probably meant.
     let err = text(&cli(&["probe", "--jsn", "x"]).stderr);
@@ -126,12 +133,18 @@ fn a_bad_flag_is_named_and_exits_2() {
     let o = cli(&["xml", "--layout", "sideways", "x"]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("'sideways'") && err.contains("--layout"), "{err}");
+    assert!(
+        err.contains("'sideways'") && err.contains("--layout"),
+        "{err}"
+    );
     assert!(err.contains("nested") && err.contains("flat"), "{err}");
     let o = cli(&["audit", "--deep-chain", "many", "x"]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);
-    assert!(err.contains("'many'") && err.contains("--deep-chain"), "{err}");
+    assert!(
+        err.contains("'many'") && err.contains("--deep-chain"),
+        "{err}"
+    );
     // An option without its value, a missing operand, a missing --domain.
     let err = text(&cli(&["xml", "x", "--domain"]).stderr);
     assert!(err.contains("'--domain <FILE|->'"), "{err}");
@@ -145,7 +158,10 @@ fn a_bad_flag_is_named_and_exits_2() {
         let o = cli(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = text(&o.stderr);
-        assert!(err.contains("required") && err.contains(what), "{args:?}: {err}");
+        assert!(
+            err.contains("required") && err.contains(what),
+            "{args:?}: {err}"
+        );
     }
     let o = cli(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
@@ -199,12 +215,18 @@ while IFS= read -r line; do
 done
 "#;
     let cases: &[(&str, &[&str])] = &[
-        ("backing-chain ", &["probe", "chain", "xml", "audit", "completions"]),
+        (
+            "backing-chain ",
+            &["probe", "chain", "xml", "audit", "completions"],
+        ),
         ("backing-chain x", &["xml"]),
         ("backing-chain xml --la", &["--layout"]),
         ("backing-chain xml --layout ", &["nested", "flat"]),
         ("backing-chain xml --mode v", &["validate"]),
-        ("backing-chain audit --", &["--domain", "--csv", "--script", "--deep-chain"]),
+        (
+            "backing-chain audit --",
+            &["--domain", "--csv", "--script", "--deep-chain"],
+        ),
         ("backing-chain chain --un", &["--untrusted"]),
         ("backing-chain completions ", &["bash", "zsh", "fish"]),
     ];
@@ -220,7 +242,12 @@ done
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
@@ -258,14 +285,20 @@ fn fish_completes_subcommands_options_and_values() {
             .collect()
     };
     for (line, want) in [
-        ("backing-chain ", &["probe", "chain", "xml", "audit", "completions"][..]),
+        (
+            "backing-chain ",
+            &["probe", "chain", "xml", "audit", "completions"][..],
+        ),
         ("backing-chain xml --la", &["--layout"]),
         ("backing-chain xml --layout ", &["nested", "flat"]),
         ("backing-chain audit --d", &["--domain", "--deep-chain"]),
     ] {
         let got = complete(line);
         for w in want {
-            assert!(got.iter().any(|g| g == w), "{line:?} completes to {got:?}, not {w}");
+            assert!(
+                got.iter().any(|g| g == w),
+                "{line:?} completes to {got:?}, not {w}"
+            );
         }
     }
 }
@@ -295,7 +328,8 @@ fn an_unknown_shell_is_a_usage_error() {
 /// The README shows the tool's help as the tool prints it.
 #[test]
 fn readme_shows_the_help_as_printed() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut helps = vec![("backing-chain --help".to_string(), cli(&["--help"]))];
     for (sub, _) in SUBCOMMANDS {
         helps.push((format!("backing-chain {sub} --help"), cli(&[sub, "--help"])));

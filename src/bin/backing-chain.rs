@@ -38,8 +38,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Read each FILE's header and print its format, size, backing file and diagnostics
-    #[command(after_help = "Exit codes: 0 fine, 1 a FILE's header is broken or a VMDK extent is \
-        missing, 2 usage or unreadable input.")]
+    #[command(
+        after_help = "Exit codes: 0 fine, 1 a FILE's header is broken or a VMDK extent is \
+        missing, 2 usage or unreadable input."
+    )]
     Probe {
         /// JSON (keys as `qemu-img info --output=json`) instead of text
         #[arg(long)]
@@ -49,8 +51,10 @@ enum Command {
         files: Vec<String>,
     },
     /// Follow each TOP's backing files on disk, as `qemu-img info --backing-chain` does
-    #[command(after_help = "Exit codes: 0 fine, 1 a chain is broken or has an error \
-        diagnostic, 2 usage or unreadable input.")]
+    #[command(
+        after_help = "Exit codes: 0 fine, 1 a chain is broken or has an error \
+        diagnostic, 2 usage or unreadable input."
+    )]
     Chain {
         /// JSON instead of text
         #[arg(long)]
@@ -64,8 +68,10 @@ enum Command {
         tops: Vec<String>,
     },
     /// Write domain XML with each disk's chain as <backingStore> (or bare <disk> elements)
-    #[command(after_help = "Exit codes: 0 fine, 1 an error diagnostic or (validate) a \
-        mismatch, 2 usage or unreadable input.")]
+    #[command(
+        after_help = "Exit codes: 0 fine, 1 an error diagnostic or (validate) a \
+        mismatch, 2 usage or unreadable input."
+    )]
     Xml(XmlArgs),
     /// Audit an image store: which VM uses what, what is left over, what is safe to delete
     #[command(after_help = "Exit codes: 0 fine, 1 something is broken, 2 usage or \
@@ -443,7 +449,7 @@ struct OnDisk {
 }
 
 fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, String> {
-    let disk = collect_on_disk(&tops, untrusted)?;
+    let disk = collect_on_disk(tops, untrusted)?;
     let opts = BuildOptions {
         same_files: disk.mapping,
         exact_paths: true,
@@ -525,6 +531,7 @@ fn cmd_xml(a: &XmlArgs) -> Result<ExitCode, String> {
         replace: a.replace,
         base_dir: a.base_dir.clone(),
         no_index: a.no_index,
+        ..Options::default()
     };
     if opts.replace && opts.mode != xml::Mode::Validate {
         return Err("--replace goes with --mode validate".into());
@@ -644,7 +651,7 @@ mod audit_cli {
         let paths = &args.paths;
         // As on the page: XML found under the PATHs is domain XML, JSON
         // (qemu-img output) is not an image; everything else is probed.
-        let (docs, files): (Vec<PathBuf>, Vec<PathBuf>) = walk(&paths)?
+        let (docs, files): (Vec<PathBuf>, Vec<PathBuf>) = walk(paths)?
             .into_iter()
             .filter(|p| !has_ext(p, "json"))
             .partition(|p| has_ext(p, "xml"));
