@@ -342,3 +342,54 @@ fn readme_shows_the_help_as_printed() {
         );
     }
 }
+
+/// As before clap: a repeated option takes its last value, and of the
+/// audit's output kinds the last one given wins.
+#[test]
+fn the_last_of_repeated_options_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = |args: &[&str]| {
+        let o = cli(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let csv = out(&["audit", "--csv", d]);
+    let json = out(&["audit", "--json", d]);
+    assert_ne!(csv, json);
+    assert_eq!(out(&["audit", "--json", "--csv", d]), csv);
+    assert_eq!(out(&["audit", "--csv", "--script", "--json", d]), json);
+    assert_eq!(
+        out(&[
+            "audit",
+            "--deep-chain",
+            "1",
+            "--deep-chain",
+            "5",
+            "--json",
+            d
+        ]),
+        json
+    );
+    // A repeated option is no error; `-` is a value (standard input), and
+    // `--` ends the options.
+    let xml = "<disk type='file' device='disk'><source file='/nowhere/a.qcow2'/><target dev='vda'/></disk>";
+    let mut c = Command::new(BIN)
+        .args([
+            "xml", "--layout", "flat", "--layout", "nested", "--domain", "-", "--",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("<source file='/nowhere/a.qcow2'"),
+        "{}",
+        text(&o.stdout)
+    );
+}
