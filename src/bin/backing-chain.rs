@@ -1,5 +1,6 @@
-//! backing-chain CLI: a thin adapter over the core. Reads files, calls the
-//! core's probes and builders, prints text or JSON.
+//! backing-chain CLI: a thin adapter over the core. clap parses the
+//! command line (help, version, completions, usage errors); each subcommand
+//! reads files, calls the core's probes and builders, prints text or JSON.
 //!
 //! Exit codes: 0 fine; 1 a chain or validation has an error diagnostic;
 //! 2 usage or unreadable input.
