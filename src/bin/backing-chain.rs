@@ -574,7 +574,7 @@ mod meta_cmds {
         meta::walk_with(info, len, opts, read).map_err(|e| format!("{path}: {e}"))
     }
 
-    fn info_of<'a>(img: &'a Image) -> Result<&'a ImageInfo, String> {
+    fn info_of(img: &Image) -> Result<&ImageInfo, String> {
         img.info().ok_or_else(|| match &img.probe {
             backing_chain::chain::Probed::Error { error } => format!("{}: {error}", img.filename),
             _ => img.filename.clone(),
@@ -650,7 +650,9 @@ mod meta_cmds {
         for img in &images {
             let info = info_of(img)?;
             let layer = walk(&img.filename, info, WalkOptions::default())?;
-            let len = std::fs::metadata(&img.filename).map(|m| m.len()).unwrap_or(0);
+            let len = std::fs::metadata(&img.filename)
+                .map(|m| m.len())
+                .unwrap_or(0);
             outs.push(LayerOut {
                 filename: img.filename.clone(),
                 format: layer.format,

@@ -63,7 +63,9 @@ pub enum Kind {
 /// A run of guest bytes `[start, start + length)` of one layer. `offset` is
 /// where the bytes are in the image file (or its external data file), when
 /// qemu reports it (`qemu-img map`'s `offset`): data and preallocated zero
-/// clusters, never compressed ones nor encrypted images.
+/// clusters, and unallocated subclusters of an allocated cluster (shown
+/// when no backing provides them); never compressed clusters nor those of
+/// encrypted images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Extent {
     pub start: u64,
@@ -277,12 +279,14 @@ impl Walk {
                 offset: 0,
                 file_len,
             })),
-            (Format::Vpc, Some(Header::Vpc(h))) if h.disk_type == "fixed" => Ok(Walk(Inner::Whole {
-                format: Format::Vpc,
-                virtual_size: vs.unwrap_or(h.current_size),
-                offset: 0,
-                file_len,
-            })),
+            (Format::Vpc, Some(Header::Vpc(h))) if h.disk_type == "fixed" => {
+                Ok(Walk(Inner::Whole {
+                    format: Format::Vpc,
+                    virtual_size: vs.unwrap_or(h.current_size),
+                    offset: 0,
+                    file_len,
+                }))
+            }
             (f, _) => Err(MetaError::new(
                 f,
                 format!("allocation is not read for {f} images yet (qcow2, raw and fixed VHD are)"),
@@ -317,10 +321,9 @@ impl Walk {
     pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
         match &mut self.0 {
             Inner::Qcow2(w) => w.feed(range, bytes),
-            Inner::Whole { format, .. } => Err(MetaError::new(
-                *format,
-                "no read was asked for this image",
-            )),
+            Inner::Whole { format, .. } => {
+                Err(MetaError::new(*format, "no read was asked for this image"))
+            }
         }
     }
 
@@ -503,7 +506,8 @@ pub fn chain_map(layers: &[&Layer]) -> Vec<MapEntry> {
                     zero: true,
                     data: false,
                     compressed: false,
-                    offset: None,
+                    // Preallocated but unallocated (qcow2 subclusters).
+                    offset: off,
                 });
                 break;
             }
@@ -682,14 +686,23 @@ mod tests {
     fn map_goes_below_unallocated_and_stops_at_a_short_backing() {
         let top = layer(
             300,
-            &[(0, 100, Kind::Data, Some(1000)), (100, 200, Kind::Unallocated, None)],
+            &[
+                (0, 100, Kind::Data, Some(1000)),
+                (100, 200, Kind::Unallocated, None),
+            ],
         );
         let base = layer(200, &[(0, 200, Kind::Data, Some(5000))]);
         let m = chain_map(&[&top, &base]);
         assert_eq!(m.len(), 3);
         assert_eq!((m[0].depth, m[0].offset), (0, Some(1000)));
-        assert_eq!((m[1].start, m[1].length, m[1].depth, m[1].offset), (100, 100, 1, Some(5100)));
-        assert_eq!((m[2].start, m[2].depth, m[2].present, m[2].zero), (200, 0, false, true));
+        assert_eq!(
+            (m[1].start, m[1].length, m[1].depth, m[1].offset),
+            (100, 100, 1, Some(5100))
+        );
+        assert_eq!(
+            (m[2].start, m[2].depth, m[2].present, m[2].zero),
+            (200, 0, false, true)
+        );
         let s = summary(2, &m);
         assert_eq!(s.never_written, 100);
         assert_eq!(s.provides[1].bytes, 100);

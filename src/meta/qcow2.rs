@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Allocation, Check, Extent, Kind, Layer, MetaError, Plan, Problem, WalkOptions};
 use crate::diag::{Code, Diagnostic};
-use crate::image::{FormatSpecific, Header, ImageInfo, Range};
 use crate::image::Format;
+use crate::image::{FormatSpecific, Header, ImageInfo, Range};
 use crate::limits;
 
 const F: Format = Format::Qcow2;
@@ -428,7 +428,11 @@ impl Walker {
             ItemKind::BitmapTable(i) => format!("the table of bitmap {i}"),
             ItemKind::L2 => "an L2 table".to_string(),
         };
-        if self.diags.iter().filter(|d| d.code == Code::MetaPastEof).count()
+        if self
+            .diags
+            .iter()
+            .filter(|d| d.code == Code::MetaPastEof)
+            .count()
             < limits::META_MAX_PROBLEMS
         {
             self.diags.push(Diagnostic::error(
@@ -499,7 +503,9 @@ impl Walker {
                             if size * 8 > limits::QCOW2_MAX_L1_BYTES || off & (self.cs - 1) != 0 {
                                 self.corruption(
                                     self.snapshots_offset,
-                                    format!("snapshot {i}: its L1 table is too large or not aligned"),
+                                    format!(
+                                        "snapshot {i}: its L1 table is too large or not aligned"
+                                    ),
                                 );
                                 self.snapshots[i].1 = 0;
                                 continue;
@@ -642,20 +648,21 @@ impl Walker {
     }
 
     fn meta_corrupt(&mut self, message: String) {
-        if self.diags.iter().filter(|d| d.code == Code::MetaCorrupt).count()
+        if self
+            .diags
+            .iter()
+            .filter(|d| d.code == Code::MetaCorrupt)
+            .count()
             < limits::META_MAX_PROBLEMS
         {
-            self.diags
-                .push(Diagnostic::error(Code::MetaCorrupt, message).with_fix("qemu-img check IMAGE"));
+            self.diags.push(
+                Diagnostic::error(Code::MetaCorrupt, message).with_fix("qemu-img check IMAGE"),
+            );
         }
     }
 
     pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
-        let Some(wi) = self
-            .wants
-            .iter()
-            .position(|w| !w.done && w.range == range)
-        else {
+        let Some(wi) = self.wants.iter().position(|w| !w.done && w.range == range) else {
             return Err(MetaError::new(
                 F,
                 format!(
@@ -769,7 +776,12 @@ impl Walker {
         };
         let n = self.l2_size() as usize;
         let stride = if self.extended { 2 } else { 1 };
-        let get = |j: usize| (be64(buf, j * stride), if stride == 2 { be64(buf, j * 2 + 1) } else { 0 });
+        let get = |j: usize| {
+            (
+                be64(buf, j * stride),
+                if stride == 2 { be64(buf, j * 2 + 1) } else { 0 },
+            )
+        };
         let off = at & L1E_OFFSET_MASK;
         // Allocation: the active L1 entries that name it (with an offset).
         for &i in &u.active {
@@ -954,7 +966,9 @@ impl Walker {
                     } else if alloc {
                         (Kind::Data, offset_of(host + k * sc))
                     } else {
-                        (Kind::Unallocated, None)
+                        // Unallocated but with host space (qemu reports the
+                        // offset when no backing provides the bytes).
+                        (Kind::Unallocated, offset_of(host + k * sc))
                     }
                 }
                 Ct::ZeroPlain | Ct::Unallocated => {
@@ -972,6 +986,21 @@ impl Walker {
     /// Count one reference to each cluster of `[offset, offset + size)`.
     fn inc(&mut self, offset: u64, size: u64) -> Result<(), MetaError> {
         if !self.check || size == 0 {
+            return Ok(());
+        }
+        // qemu counts no reference that reaches a cluster or more past the
+        // end of the file (the last cluster may be partly written): that
+        // is a corruption of its own.
+        if i128::from(offset) + i128::from(size) - i128::from(self.file_len) >= i128::from(self.cs)
+        {
+            self.corruption(
+                offset,
+                format!(
+                    "a reference to {size} bytes at byte {offset} reaches past the end of the \
+                     file ({} bytes)",
+                    self.file_len
+                ),
+            );
             return Ok(());
         }
         let first = offset >> self.cluster_bits;
@@ -1064,7 +1093,13 @@ impl Walker {
             pos = (start + span).min(self.virtual_size);
         }
         if pos < self.virtual_size {
-            push_run(&mut extents, pos, self.virtual_size - pos, Kind::Unallocated, None);
+            push_run(
+                &mut extents,
+                pos,
+                self.virtual_size - pos,
+                Kind::Unallocated,
+                None,
+            );
         }
         let allocation = Allocation::from_extents(self.virtual_size, &extents, false);
         let check = if self.check {
@@ -1196,7 +1231,9 @@ impl Walker {
                     w.problem(
                         "leak",
                         at,
-                        format!("cluster {k}: refcount {stored}, referenced {computed} times (leaked)"),
+                        format!(
+                            "cluster {k}: refcount {stored}, referenced {computed} times (leaked)"
+                        ),
                     );
                 }
             }
@@ -1223,7 +1260,11 @@ impl Walker {
                     ks.retain(|&k| k < lo || k >= hi);
                     continue;
                 }
-                if self.refblocks.get(idx as usize).is_some_and(Option::is_some) {
+                if self
+                    .refblocks
+                    .get(idx as usize)
+                    .is_some_and(Option::is_some)
+                {
                     for k in lo..hi {
                         if self.stored(k).unwrap_or(0) > 0 {
                             ks.insert(k);
@@ -1235,7 +1276,11 @@ impl Walker {
                 visit(self, k);
             }
         }
-        let total_clusters = self.virtual_size.div_ceil(512).saturating_mul(512).div_ceil(cs);
+        let total_clusters = self
+            .virtual_size
+            .div_ceil(512)
+            .saturating_mul(512)
+            .div_ceil(cs);
         let advice = if self.n.corruptions > 0 {
             Some("qemu-img check -r all IMAGE".to_string())
         } else if self.n.leaks > 0 {
@@ -1295,7 +1340,12 @@ fn push_run(runs: &mut Vec<Extent>, start: u64, length: u64, kind: Kind, offset:
 /// qemu's `qcow2_calc_prealloc_size`: the bytes of a fully allocated qcow2
 /// of `total_size` bytes (header, L2 and L1 tables, refcount structures
 /// found as a fixed point, and the data).
-pub fn prealloc_size(total_size: u64, cluster_size: u64, refcount_order: u32, extended: bool) -> u64 {
+pub fn prealloc_size(
+    total_size: u64,
+    cluster_size: u64,
+    refcount_order: u32,
+    extended: bool,
+) -> u64 {
     let aligned = total_size.div_ceil(cluster_size) * cluster_size;
     let l2e = if extended { 16 } else { 8 };
     let mut meta = cluster_size;
@@ -1305,7 +1355,11 @@ pub fn prealloc_size(total_size: u64, cluster_size: u64, refcount_order: u32, ex
     let mut nl1e = nl2e * l2e / cluster_size;
     nl1e = nl1e.div_ceil(cluster_size / 8) * (cluster_size / 8);
     meta += nl1e * 8;
-    meta += refcount_metadata_size((meta + aligned) / cluster_size, cluster_size, refcount_order);
+    meta += refcount_metadata_size(
+        (meta + aligned) / cluster_size,
+        cluster_size,
+        refcount_order,
+    );
     meta + aligned
 }
 

@@ -1,0 +1,728 @@
+//! Metadata walks (`backing_chain::meta`) against qemu-img: every figure of
+//! `backing-chain map|measure|check --json` is compared with `qemu-img map
+//! --output=json`, `qemu-img measure --output=json -O qcow2` and `qemu-img
+//! check --output=json` on the same images, made here with qemu-img and
+//! written with qemu-io (data, zeroes, compressed writes, discards), and on
+//! images broken on purpose. Nothing expected is copied from our output.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use backing_chain::image;
+use backing_chain::meta::{self, Kind, Layer, Walk, WalkOptions};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
+
+fn need_tools() -> bool {
+    if common::have_qemu_img() && common::tool("qemu-io") {
+        true
+    } else {
+        common::skip("qemu-img or qemu-io is not installed");
+        false
+    }
+}
+
+fn run(cmd: &str, args: &[&str], dir: &Path) -> String {
+    let o = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd} {args:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn create(dir: &Path, name: &str, opts: &str, size: &str, backing: Option<(&str, &str)>) {
+    let mut a = vec!["create", "-q", "-f", "qcow2"];
+    if !opts.is_empty() {
+        a.extend(["-o", opts]);
+    }
+    if let Some((b, f)) = backing {
+        a.extend(["-b", b, "-F", f]);
+    }
+    a.extend([name, size]);
+    run("qemu-img", &a, dir);
+}
+
+/// qemu-io commands on one image (`-f FORMAT`).
+fn io(dir: &Path, name: &str, fmt: &str, cmds: &[&str]) {
+    let mut a = vec!["-f", fmt];
+    for c in cmds {
+        a.extend(["-c", c]);
+    }
+    a.push(name);
+    run("qemu-io", &a, dir);
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+fn ours(dir: &Path, cmd: &str, name: &str) -> Value {
+    let o = Command::new(BIN)
+        .args([cmd, "--json", name])
+        .current_dir(dir)
+        .output()
+        .expect("backing-chain runs");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.is_empty(),
+        "backing-chain {cmd} {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    json(&out)[0].clone()
+}
+
+/// Our map of `name`'s chain equals qemu-img's, entry for entry.
+fn same_map(dir: &Path, name: &str) -> Value {
+    let theirs = json(&run("qemu-img", &["map", "--output=json", name], dir));
+    let o = ours(dir, "map", name);
+    assert_eq!(o["map"], theirs, "map of {name}");
+    o
+}
+
+/// Our measure equals qemu-img's (required, fully-allocated, bitmaps).
+fn same_measure(dir: &Path, name: &str) {
+    let theirs = json(&run(
+        "qemu-img",
+        &["measure", "--output=json", "-O", "qcow2", name],
+        dir,
+    ));
+    let o = ours(dir, "measure", name);
+    for k in ["required", "fully-allocated", "bitmaps"] {
+        assert_eq!(o.get(k), theirs.get(k), "measure {k} of {name}");
+    }
+}
+
+/// qemu-img check's JSON (it exits 2 for corruptions, 3 for leaks).
+fn qemu_check(dir: &Path, name: &str) -> Value {
+    let o = Command::new("qemu-img")
+        .args(["check", "--output=json", name])
+        .current_dir(dir)
+        .output()
+        .expect("qemu-img check runs");
+    json(&String::from_utf8_lossy(&o.stdout))
+}
+
+/// Every key qemu-img check prints, with the same value in ours; and ours
+/// prints no figure qemu-img leaves out (it omits zeroes).
+fn same_check(dir: &Path, name: &str) -> Value {
+    let theirs = qemu_check(dir, name);
+    let o = ours(dir, "check", name);
+    let t = theirs.as_object().expect("object");
+    for (k, v) in t {
+        assert_eq!(o.get(k), Some(v), "check {k} of {name}: ours {o:#}");
+    }
+    for k in [
+        "corruptions",
+        "leaks",
+        "image-end-offset",
+        "total-clusters",
+        "allocated-clusters",
+        "fragmented-clusters",
+        "compressed-clusters",
+    ] {
+        assert_eq!(
+            o.get(k).is_some(),
+            t.contains_key(k),
+            "check key {k} of {name}: ours {o:#}, qemu-img {theirs:#}"
+        );
+    }
+    o
+}
+
+fn all_three(dir: &Path, name: &str) -> Value {
+    let m = same_map(dir, name);
+    same_measure(dir, name);
+    same_check(dir, name);
+    m
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+#[test]
+fn chain_of_three_v3_with_data_zeroes_compressed_and_discards() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "base.qcow2", "", "8M", None);
+    io(
+        d,
+        "base.qcow2",
+        "qcow2",
+        &[
+            "write -P 1 0 2M",
+            "write -z 2M 256k",
+            "write -c -P 2 3M 192k",
+            "write -P 3 5M 64k",
+            "discard 5M 64k",
+            "write -P 4 7M 128k",
+        ],
+    );
+    create(d, "mid.qcow2", "", "8M", Some(("base.qcow2", "qcow2")));
+    io(
+        d,
+        "mid.qcow2",
+        "qcow2",
+        &[
+            "write -P 5 1M 512k",
+            "write -z 3M 64k",
+            "discard 0 64k",
+            "write -c -P 6 6M 64k",
+        ],
+    );
+    create(d, "top.qcow2", "", "12M", Some(("mid.qcow2", "qcow2")));
+    io(
+        d,
+        "top.qcow2",
+        "qcow2",
+        &["write -P 7 1200k 8k", "write -z 4M 1M", "write -P 8 10M 1M"],
+    );
+    for n in ["base.qcow2", "mid.qcow2", "top.qcow2"] {
+        all_three(d, n);
+    }
+    // Each layer provides something; the sums tile the disk.
+    let m = same_map(d, "top.qcow2");
+    let s = &m["summary"];
+    let provided: u64 = s["provides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        provided + s["never-written"].as_u64().unwrap(),
+        12 << 20,
+        "{s:#}"
+    );
+    for p in s["provides"].as_array().unwrap() {
+        assert!(p["bytes"].as_u64().unwrap() > 0, "{s:#}");
+    }
+}
+
+#[test]
+fn version_2_images() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "base.qcow2", "compat=0.10", "4M", None);
+    io(
+        d,
+        "base.qcow2",
+        "qcow2",
+        &[
+            "write -P 1 0 1M",
+            "write -c -P 2 2M 128k",
+            "write -z 3M 64k",
+        ],
+    );
+    create(
+        d,
+        "top.qcow2",
+        "compat=0.10",
+        "4M",
+        Some(("base.qcow2", "qcow2")),
+    );
+    io(
+        d,
+        "top.qcow2",
+        "qcow2",
+        &["write -P 3 512k 64k", "write -z 0 64k"],
+    );
+    all_three(d, "base.qcow2");
+    all_three(d, "top.qcow2");
+}
+
+#[test]
+fn extended_l2_subclusters() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "base.qcow2", "extended_l2=on", "4M", None);
+    io(
+        d,
+        "base.qcow2",
+        "qcow2",
+        &[
+            "write -P 1 0 4k",
+            "write -P 1 8k 12k",
+            "write -z 64k 6k",
+            "write -P 2 1M 64k",
+            "write -z 1M 2k",
+            "write -c -P 3 2M 64k",
+        ],
+    );
+    create(
+        d,
+        "top.qcow2",
+        "extended_l2=on,cluster_size=128k",
+        "4M",
+        Some(("base.qcow2", "qcow2")),
+    );
+    io(
+        d,
+        "top.qcow2",
+        "qcow2",
+        &["write -P 4 4k 4k", "write -z 1M 16k", "discard 2M 4k"],
+    );
+    all_three(d, "base.qcow2");
+    all_three(d, "top.qcow2");
+}
+
+#[test]
+fn external_data_file_raw_and_not() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    for (name, raw) in [("a.qcow2", "on"), ("b.qcow2", "off")] {
+        create(
+            d,
+            name,
+            &format!("data_file={name}.data,data_file_raw={raw}"),
+            "4M",
+            None,
+        );
+        io(
+            d,
+            name,
+            "qcow2",
+            &["write -P 1 64k 1M", "write -z 2M 64k", "discard 3M 64k"],
+        );
+        same_map(d, name);
+        same_check(d, name);
+        same_measure(d, name);
+    }
+}
+
+#[test]
+fn cluster_sizes_and_refcount_widths() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    // Writes cover whole clusters: without a backing, qemu leaves the rest
+    // of a partly written cluster as a hole in the host file, and when the
+    // file has fewer blocks than allocated clusters `qemu-img map` reports
+    // those holes as zeroes (qcow2's metadata-preallocation heuristic, a
+    // host file system fact no metadata holds).
+    for (i, (opts, data, cs)) in [
+        ("cluster_size=512", "write -P 1 1000k 1100k", "512"),
+        ("cluster_size=2M", "write -P 1 0 2M", "2M"),
+        ("refcount_bits=1", "write -P 1 960k 1152k", "64k"),
+        ("refcount_bits=64", "write -P 1 960k 1152k", "64k"),
+        (
+            "cluster_size=4k,refcount_bits=2",
+            "write -P 1 1000k 1100k",
+            "4k",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let n = format!("i{i}.qcow2");
+        create(d, &n, opts, "6M", None);
+        io(
+            d,
+            &n,
+            "qcow2",
+            &[
+                data,
+                "write -z 2304k 512k",
+                &format!("write -c -P 2 4M {cs}"),
+            ],
+        );
+        all_three(d, &n);
+    }
+}
+
+#[test]
+fn internal_snapshots_and_bitmaps() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "s.qcow2", "", "4M", None);
+    io(d, "s.qcow2", "qcow2", &["write -P 1 0 1M"]);
+    run("qemu-img", &["snapshot", "-c", "one", "s.qcow2"], d);
+    io(d, "s.qcow2", "qcow2", &["write -P 2 512k 1M"]);
+    run("qemu-img", &["snapshot", "-c", "two", "s.qcow2"], d);
+    io(
+        d,
+        "s.qcow2",
+        "qcow2",
+        &["write -P 3 0 64k", "write -c -P 4 3M 64k"],
+    );
+    run(
+        "qemu-img",
+        &["bitmap", "--add", "-g", "64k", "s.qcow2", "b1"],
+        d,
+    );
+    run("qemu-img", &["bitmap", "--add", "s.qcow2", "second"], d);
+    let c = same_check(d, "s.qcow2");
+    assert!(c.get("corruptions").is_none(), "{c:#}");
+    same_map(d, "s.qcow2");
+    same_measure(d, "s.qcow2");
+}
+
+#[test]
+fn raw_base_fully_written() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    run(
+        "qemu-img",
+        &["create", "-q", "-f", "raw", "base.raw", "2M"],
+        d,
+    );
+    // Every byte written: no holes, so qemu-img sees what we see.
+    io(d, "base.raw", "raw", &["write -P 9 0 2M"]);
+    create(d, "top.qcow2", "", "3M", Some(("base.raw", "raw")));
+    io(d, "top.qcow2", "qcow2", &["write -P 1 64k 64k"]);
+    let m = same_map(d, "top.qcow2");
+    same_measure(d, "top.qcow2");
+    assert_eq!(
+        m["layers"][1]["allocation"]["fully-allocated-by-definition"],
+        true
+    );
+}
+
+// ---- Images broken on purpose ----
+
+fn be64_at(f: &Path, at: u64) -> u64 {
+    let b = std::fs::read(f).unwrap();
+    u64::from_be_bytes(b[at as usize..at as usize + 8].try_into().unwrap())
+}
+
+fn put64(f: &Path, at: u64, v: u64) {
+    let mut b = std::fs::read(f).unwrap();
+    b[at as usize..at as usize + 8].copy_from_slice(&v.to_be_bytes());
+    std::fs::write(f, b).unwrap();
+}
+
+fn put16(f: &Path, at: u64, v: u16) {
+    let mut b = std::fs::read(f).unwrap();
+    b[at as usize..at as usize + 2].copy_from_slice(&v.to_be_bytes());
+    std::fs::write(f, b).unwrap();
+}
+
+const OFF: u64 = 0x00ff_ffff_ffff_fe00;
+
+/// (L2 table offset of L1 entry 0, file offset of L2 entry `j`).
+fn l2_entry_at(f: &Path, j: u64) -> (u64, u64) {
+    let l1 = be64_at(f, 40);
+    let l2 = be64_at(f, l1) & OFF;
+    (l2, l2 + j * 8)
+}
+
+/// File offset of the 16-bit refcount of host cluster `k` (64 KiB clusters).
+fn refcount_at(f: &Path, k: u64) -> u64 {
+    let rt = be64_at(f, 48);
+    let block = be64_at(f, rt + (k >> 15) * 8) & !0x1ff;
+    block + (k & 0x7fff) * 2
+}
+
+/// A fresh image with 4 data clusters at guest 0..256k.
+fn victim(d: &Path, name: &str) -> PathBuf {
+    create(d, name, "", "4M", None);
+    io(d, name, "qcow2", &["write -P 1 0 256k"]);
+    d.join(name)
+}
+
+#[test]
+fn broken_images_check_like_qemu_img() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+
+    // A leaked cluster: the L2 entry cleared after the write.
+    let f = victim(d, "leak.qcow2");
+    let (_, e) = l2_entry_at(&f, 1);
+    put64(&f, e, 0);
+    let c = same_check(d, "leak.qcow2");
+    assert_eq!(c["leaks"], 1, "{c:#}");
+    assert!(c["advice"].as_str().unwrap().contains("-r leaks"));
+
+    // Refcount 0 for a used cluster.
+    let f = victim(d, "rc0.qcow2");
+    let (_, e) = l2_entry_at(&f, 2);
+    let host = be64_at(&f, e) & OFF;
+    put16(&f, refcount_at(&f, host >> 16), 0);
+    let c = same_check(d, "rc0.qcow2");
+    assert!(c["corruptions"].as_u64().unwrap() >= 1, "{c:#}");
+    assert!(c["advice"].as_str().unwrap().contains("-r all"));
+
+    // Refcount 2 for a cluster used once: a leak and a wrong COPIED flag.
+    let f = victim(d, "rc2.qcow2");
+    let (_, e) = l2_entry_at(&f, 0);
+    let host = be64_at(&f, e) & OFF;
+    put16(&f, refcount_at(&f, host >> 16), 2);
+    same_check(d, "rc2.qcow2");
+
+    // Two L2 entries pointing to one cluster.
+    let f = victim(d, "twice.qcow2");
+    let (_, e0) = l2_entry_at(&f, 0);
+    let (_, e3) = l2_entry_at(&f, 3);
+    put64(&f, e3, be64_at(&f, e0));
+    same_check(d, "twice.qcow2");
+
+    // An L2 entry past the end of the file.
+    let f = victim(d, "eof.qcow2");
+    let (_, e) = l2_entry_at(&f, 1);
+    let len = std::fs::metadata(&f).unwrap().len();
+    put64(&f, e, (1 << 63) | (len + (10 << 16)));
+    same_check(d, "eof.qcow2");
+
+    // Reserved bits in an L2 entry, and an unaligned data offset.
+    let f = victim(d, "reserved.qcow2");
+    let (_, e) = l2_entry_at(&f, 1);
+    put64(&f, e, be64_at(&f, e) | 0x2);
+    let (_, e) = l2_entry_at(&f, 2);
+    put64(&f, e, be64_at(&f, e) | 0x1000);
+    same_check(d, "reserved.qcow2");
+
+    // An L1 entry with reserved bits and without its COPIED flag.
+    let f = victim(d, "l1.qcow2");
+    let l1 = be64_at(&f, 40);
+    put64(&f, l1, (be64_at(&f, l1) & !(1 << 63)) | (1 << 60));
+    same_check(d, "l1.qcow2");
+}
+
+// ---- The core, without qemu ----
+
+fn layer_of(bytes: &[u8], opts: WalkOptions) -> Result<Layer, String> {
+    let len = bytes.len() as u64;
+    let read = |o: u64, n: u64| -> Result<Vec<u8>, std::convert::Infallible> {
+        let s = (o as usize).min(bytes.len());
+        let e = (o.saturating_add(n) as usize).min(bytes.len());
+        Ok(bytes[s..e].to_vec())
+    };
+    let (info, _) = image::probe_with(Some(len), read).map_err(|e| e.to_string())?;
+    meta::walk_with(&info, len, opts, read).map_err(|e| e.to_string())
+}
+
+#[test]
+fn plan_is_an_upper_bound_then_exact() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "p.qcow2", "", "1G", None);
+    io(
+        d,
+        "p.qcow2",
+        "qcow2",
+        &["write -P 1 0 1M", "write -P 1 600M 1M"],
+    );
+    let bytes = std::fs::read(d.join("p.qcow2")).unwrap();
+    let len = bytes.len() as u64;
+    let read = |o: u64, n: u64| -> Result<Vec<u8>, std::convert::Infallible> {
+        Ok(bytes[o as usize..(o + n).min(len) as usize].to_vec())
+    };
+    let (info, _) = image::probe_with(Some(len), read).unwrap();
+    for check in [false, true] {
+        let mut w = Walk::new(&info, len, WalkOptions { check }).unwrap();
+        let before = w.plan();
+        assert!(!before.exact);
+        let mut rounds = 0;
+        let mut exact_seen = None;
+        loop {
+            let need = w.need().unwrap();
+            if need.is_empty() {
+                break;
+            }
+            rounds += 1;
+            let p = w.plan();
+            if p.exact && exact_seen.is_none() {
+                exact_seen = Some(p.bytes_total);
+            }
+            for r in need {
+                assert!(r.len <= backing_chain::limits::MAX_READ);
+                w.feed(r, &read(r.offset, r.len).unwrap()).unwrap();
+            }
+        }
+        let read_total = w.plan().bytes_read;
+        let layer = w.finish().unwrap();
+        assert_eq!(exact_seen, Some(read_total), "check={check}");
+        assert!(before.bytes_total >= read_total);
+        // One L1 round, then the two L2 tables (and, with check, a round of
+        // refcount blocks between).
+        assert_eq!(rounds, if check { 3 } else { 2 });
+        assert_eq!(layer.allocation.data, 2 << 20);
+        assert_eq!(layer.bytes_read, read_total);
+        // Metadata only: a tiny part of the file.
+        assert!(read_total < len / 4, "{read_total} of {len}");
+    }
+}
+
+#[test]
+fn hostile_tables_give_errors_not_hangs() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "h.qcow2", "", "64M", None);
+    io(d, "h.qcow2", "qcow2", &["write -P 1 0 128k"]);
+    let good = std::fs::read(d.join("h.qcow2")).unwrap();
+    // An L1 table of 2^32-1 entries.
+    let mut b = good.clone();
+    b[36..40].copy_from_slice(&u32::MAX.to_be_bytes());
+    let e = layer_of(&b, WalkOptions::default()).unwrap_err();
+    assert!(e.contains("L1"), "{e}");
+    // The L1 table past the end of the file: zeroes, with a diagnostic.
+    let mut b = good.clone();
+    b[40..48].copy_from_slice(&(1u64 << 40).to_be_bytes());
+    let l = layer_of(&b, WalkOptions { check: true }).unwrap();
+    assert_eq!(l.allocation.unallocated, 64 << 20);
+    assert!(l.diagnostics.iter().any(|d| d.code == "meta-past-eof"));
+    // Every L1 entry pointing at the L1 table itself (a "loop").
+    let mut b = good.clone();
+    let l1 = u64::from_be_bytes(b[40..48].try_into().unwrap());
+    for i in 0..1u64 {
+        let at = (l1 + i * 8) as usize;
+        b[at..at + 8].copy_from_slice(&l1.to_be_bytes());
+    }
+    let l = layer_of(&b, WalkOptions { check: true }).unwrap();
+    assert!(l.check.unwrap().corruptions > 0);
+}
+
+/// A small deterministic generator (xorshift), for the property tests.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn random_tables_never_panic_and_allocation_fits_the_disk() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "r.qcow2", "cluster_size=4k", "16M", None);
+    io(
+        d,
+        "r.qcow2",
+        "qcow2",
+        &["write -P 1 0 64k", "write -P 2 8M 64k"],
+    );
+    let good = std::fs::read(d.join("r.qcow2")).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..300 {
+        let mut b = good.clone();
+        // Scribble over metadata clusters (after the header).
+        for _ in 0..(1 + rng.next() % 24) {
+            let at = 4096 + (rng.next() % (b.len() as u64 - 4104)) as usize;
+            let v = match rng.next() % 4 {
+                0 => rng.next(),
+                1 => rng.next() & 0x00ff_ffff_ffff_fe00,
+                2 => (rng.next() % (b.len() as u64 * 2)) & !0xfff,
+                _ => 0,
+            };
+            b[at..at + 8].copy_from_slice(&v.to_be_bytes());
+        }
+        for check in [false, true] {
+            if let Ok(l) = layer_of(&b, WalkOptions { check }) {
+                let a = &l.allocation;
+                assert_eq!(
+                    a.data + a.zero + a.compressed + a.unallocated,
+                    a.virtual_size,
+                    "round {round}"
+                );
+                let mut pos = 0;
+                for e in &l.extents {
+                    assert_eq!(e.start, pos, "round {round}");
+                    pos += e.length;
+                }
+                assert_eq!(pos, l.virtual_size, "round {round}");
+            }
+        }
+    }
+}
+
+#[test]
+fn chain_maps_tile_the_disk() {
+    let mut rng = Rng(42);
+    for _ in 0..500 {
+        let depth = 1 + (rng.next() % 4) as usize;
+        let layers: Vec<Layer> = (0..depth)
+            .map(|_| {
+                let size = 1 + rng.next() % 5000;
+                let mut ext = Vec::new();
+                let mut pos = 0;
+                while pos < size {
+                    let len = (1 + rng.next() % 700).min(size - pos);
+                    let kind = match rng.next() % 4 {
+                        0 => Kind::Data,
+                        1 => Kind::Zero,
+                        2 => Kind::Compressed,
+                        _ => Kind::Unallocated,
+                    };
+                    let offset = (kind == Kind::Data).then(|| rng.next() % 100_000);
+                    ext.push(meta::Extent {
+                        start: pos,
+                        length: len,
+                        kind,
+                        offset,
+                    });
+                    pos += len;
+                }
+                Layer {
+                    format: image::Format::Qcow2,
+                    virtual_size: size,
+                    cluster_size: None,
+                    allocation: Default::default(),
+                    extents: ext,
+                    check: None,
+                    bytes_read: 0,
+                    diagnostics: Vec::new(),
+                }
+            })
+            .collect();
+        let refs: Vec<&Layer> = layers.iter().collect();
+        let map = meta::chain_map(&refs);
+        let mut pos = 0;
+        for e in &map {
+            assert_eq!(e.start, pos);
+            assert!(e.length > 0);
+            assert!(e.depth < depth);
+            pos += e.length;
+        }
+        assert_eq!(pos, layers[0].virtual_size);
+        let s = meta::summary(depth, &map);
+        let sum: u64 = s.provides.iter().map(|p| p.bytes).sum();
+        assert_eq!(sum + s.never_written, layers[0].virtual_size);
+        let m = meta::measure(layers[0].virtual_size, &map, None);
+        assert!(m.required <= m.fully_allocated);
+    }
+}
