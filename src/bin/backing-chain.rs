@@ -603,6 +603,8 @@ mod meta_cmds {
         filename: String,
         format: backing_chain::image::Format,
         allocation: meta::Allocation,
+        /// Each kind as a percent of the virtual size.
+        percent: Percent,
         /// Bytes `qemu-img commit` of this layer copies into its backing
         /// (none for the base).
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -611,6 +613,14 @@ mod meta_cmds {
         file_length: u64,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         diagnostics: Vec<backing_chain::diag::Diagnostic>,
+    }
+
+    #[derive(Serialize)]
+    struct Percent {
+        data: f64,
+        zero: f64,
+        compressed: f64,
+        unallocated: f64,
     }
 
     #[derive(Serialize)]
@@ -657,6 +667,15 @@ mod meta_cmds {
                 filename: img.filename.clone(),
                 format: layer.format,
                 allocation: layer.allocation.clone(),
+                percent: {
+                    let a = &layer.allocation;
+                    Percent {
+                        data: a.percent(a.data),
+                        zero: a.percent(a.zero),
+                        compressed: a.percent(a.compressed),
+                        unallocated: a.percent(a.unallocated),
+                    }
+                },
                 commit_bytes: None,
                 bytes_read: layer.bytes_read,
                 file_length: len,

@@ -75,10 +75,11 @@ pub struct Extent {
     pub offset: Option<u64>,
 }
 
-/// Allocation of one layer, in bytes of guest data, and each as a percent of
-/// the virtual size. `data + zero + compressed + unallocated` is the
-/// virtual size.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Allocation of one layer, in bytes of guest data. `data + zero +
+/// compressed + unallocated` is the virtual size; [`Allocation::percent`]
+/// gives each as a percent of it (the CLI prints those; the wasm API leaves
+/// the division to JS, which keeps float formatting out of the module).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Allocation {
     pub virtual_size: u64,
@@ -86,10 +87,6 @@ pub struct Allocation {
     pub zero: u64,
     pub compressed: u64,
     pub unallocated: u64,
-    pub data_percent: f64,
-    pub zero_percent: f64,
-    pub compressed_percent: f64,
-    pub unallocated_percent: f64,
     /// Raw and fixed-size formats: every byte is allocated by definition
     /// (holes in the file are invisible from its bytes; `qemu-img map`
     /// reports them as zero where the host file system has them).
@@ -112,18 +109,16 @@ impl Allocation {
                 Kind::Unallocated => a.unallocated += e.length,
             }
         }
-        let pct = |b: u64| {
-            if virtual_size == 0 {
-                0.0
-            } else {
-                (b as f64 * 10000.0 / virtual_size as f64).round() / 100.0
-            }
-        };
-        a.data_percent = pct(a.data);
-        a.zero_percent = pct(a.zero);
-        a.compressed_percent = pct(a.compressed);
-        a.unallocated_percent = pct(a.unallocated);
         a
+    }
+
+    /// `bytes` as a percent of the virtual size, to two decimals.
+    pub fn percent(&self, bytes: u64) -> f64 {
+        if self.virtual_size == 0 {
+            0.0
+        } else {
+            (bytes as f64 * 10000.0 / self.virtual_size as f64).round() / 100.0
+        }
     }
 
     /// Bytes allocated in the layer (data, zero, compressed): what a
@@ -183,7 +178,7 @@ impl MetaError {
 }
 
 /// One layer's metadata, read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Layer {
     pub format: Format,
@@ -204,7 +199,7 @@ pub struct Layer {
 /// `qemu-img check --output=json`'s figures (the keys it prints, and only
 /// when not zero, as it prints them), plus the first problems found and the
 /// repair qemu-img would advise (never run here).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Check {
     pub filename: String,

@@ -16,8 +16,6 @@
 //! L1 tables, the refcount blocks (check) and one counter per cluster of
 //! the file (check).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::{Allocation, Check, Extent, Kind, Layer, MetaError, Plan, Problem, WalkOptions};
 use crate::diag::{Code, Diagnostic};
 use crate::image::Format;
@@ -112,7 +110,8 @@ struct Counters {
 #[derive(Debug, Default)]
 struct Refs {
     dense: Vec<u32>,
-    beyond: BTreeMap<u64, u32>,
+    /// (cluster, references), sorted by cluster.
+    beyond: Vec<(u64, u32)>,
     max: u64,
 }
 
@@ -153,9 +152,11 @@ pub struct Walker {
     snapshots: Vec<(u64, u64)>,
     snap_l1: Vec<Vec<u64>>,
     bitmaps: Vec<(u64, u64)>,
-    l2_use: BTreeMap<u64, L2Use>,
+    /// (L2 table offset, who points to it), sorted by offset.
+    l2_use: Vec<(u64, L2Use)>,
 
-    runs: BTreeMap<u64, Vec<Extent>>,
+    /// (active L1 index, the runs of its L2 table).
+    runs: Vec<(u64, Vec<Extent>)>,
     refs: Refs,
     n: Counters,
     problems: Vec<Problem>,
@@ -293,11 +294,11 @@ impl Walker {
             snapshots: Vec::new(),
             snap_l1: Vec::new(),
             bitmaps: Vec::new(),
-            l2_use: BTreeMap::new(),
-            runs: BTreeMap::new(),
+            l2_use: Vec::new(),
+            runs: Vec::new(),
             refs: Refs {
                 dense: Vec::new(),
-                beyond: BTreeMap::new(),
+                beyond: Vec::new(),
                 max,
             },
             n: Counters::default(),
@@ -397,7 +398,7 @@ impl Walker {
                 o += n;
             }
         }
-        pieces.sort_unstable_by_key(|p| p.0);
+        sort_by_key(&mut pieces, |p| p.0);
         for (at, len, item, off) in pieces {
             match self.wants.last_mut() {
                 Some(w) if w.range.end() == at && w.range.len + len <= limits::MAX_READ => {
@@ -588,6 +589,7 @@ impl Walker {
 
     fn l2_round(&mut self) -> Result<(), MetaError> {
         self.phase = Phase::L2;
+        let mut uses: Vec<(u64, Option<u32>)> = Vec::new();
         let l1 = std::mem::take(&mut self.l1);
         for (i, &e) in l1.iter().enumerate() {
             if e == 0 {
@@ -607,7 +609,7 @@ impl Walker {
             if off == 0 && !self.check {
                 continue;
             }
-            self.l2_use.entry(off).or_default().active.push(i as u32);
+            uses.push((off, Some(i as u32)));
         }
         self.l1 = l1;
         let snaps = std::mem::take(&mut self.snap_l1);
@@ -620,13 +622,25 @@ impl Walker {
                 let off = e & L1E_OFFSET_MASK;
                 self.l1_entry_checks(e, i as u64, at);
                 self.inc(off, self.cs)?;
-                self.l2_use.entry(off).or_default().snaps += 1;
+                uses.push((off, None));
+            }
+        }
+        sort_by_key(&mut uses, |u| u.0);
+        for (off, active) in uses {
+            if self.l2_use.last().is_none_or(|l| l.0 != off) {
+                self.l2_use.push((off, L2Use::default()));
+            }
+            if let Some((_, u)) = self.l2_use.last_mut() {
+                match active {
+                    Some(i) => u.active.push(i),
+                    None => u.snaps += 1,
+                }
             }
         }
         let t: Vec<(ItemKind, u64, u64)> = self
             .l2_use
-            .keys()
-            .map(|&off| (ItemKind::L2, off, self.cs))
+            .iter()
+            .map(|&(off, _)| (ItemKind::L2, off, self.cs))
             .collect();
         self.round(t)
     }
@@ -771,9 +785,10 @@ impl Walker {
     }
 
     fn l2_table(&mut self, at: u64, buf: &[u8]) -> Result<(), MetaError> {
-        let Some(u) = self.l2_use.remove(&at) else {
+        let Ok(k) = self.l2_use.binary_search_by_key(&at, |u| u.0) else {
             return Ok(());
         };
+        let u = std::mem::take(&mut self.l2_use[k].1);
         let n = self.l2_size() as usize;
         let stride = if self.extended { 2 } else { 1 };
         let get = |j: usize| {
@@ -798,7 +813,7 @@ impl Walker {
                 let (e, bm) = get(j);
                 self.extents_of(e, bm, guest, &mut runs);
             }
-            self.runs.insert(u64::from(i), runs);
+            self.runs.push((u64::from(i), runs));
         }
         if !self.check {
             return Ok(());
@@ -1018,7 +1033,17 @@ impl Walker {
         for k in first..=last {
             let slot = match self.refs.dense.get_mut(k as usize) {
                 Some(s) => s,
-                None => self.refs.beyond.entry(k).or_insert(0),
+                None => {
+                    let b = &mut self.refs.beyond;
+                    let j = match b.binary_search_by_key(&k, |e| e.0) {
+                        Ok(j) => j,
+                        Err(j) => {
+                            b.insert(j, (k, 0));
+                            j
+                        }
+                    };
+                    &mut b[j].1
+                }
             };
             if u64::from(*slot) >= max {
                 self.n.corruptions += 1;
@@ -1038,7 +1063,11 @@ impl Walker {
     fn computed(&self, k: u64) -> u64 {
         match self.refs.dense.get(k as usize) {
             Some(&v) => u64::from(v),
-            None => u64::from(self.refs.beyond.get(&k).copied().unwrap_or(0)),
+            None => {
+                let b = &self.refs.beyond;
+                b.binary_search_by_key(&k, |e| e.0)
+                    .map_or(0, |j| u64::from(b[j].1))
+            }
         }
     }
 
@@ -1081,7 +1110,8 @@ impl Walker {
         let span = self.l2_size() * self.cs;
         let mut extents: Vec<Extent> = Vec::new();
         let mut pos = 0u64;
-        let runs = std::mem::take(&mut self.runs);
+        let mut runs = std::mem::take(&mut self.runs);
+        sort_by_key(&mut runs, |r| r.0);
         for (i, r) in runs {
             let start = i * span;
             if start > pos {
@@ -1179,7 +1209,7 @@ impl Walker {
         }
         // check_refblocks
         let file_clusters = self.file_len.div_ceil(cs);
-        let mut nb = file_clusters.max(self.refs.beyond.keys().next_back().map_or(0, |k| k + 1));
+        let mut nb = file_clusters.max(self.refs.beyond.last().map_or(0, |e| e.0 + 1));
         for i in 0..self.reftable.len() {
             let off = self.reftable[i];
             let cluster = off >> self.cluster_bits;
@@ -1205,7 +1235,7 @@ impl Walker {
                 }
             }
         }
-        nb = nb.max(self.refs.beyond.keys().next_back().map_or(0, |k| k + 1));
+        nb = nb.max(self.refs.beyond.last().map_or(0, |e| e.0 + 1));
         // compare_refcounts
         let mut highest = 0u64;
         let mut visit = |w: &mut Walker, k: u64| {
@@ -1244,7 +1274,7 @@ impl Walker {
         if nb > file_clusters {
             // Past the end of the file: the clusters referenced there, and
             // those the refcount blocks give a count.
-            let mut ks: BTreeSet<u64> = self.refs.beyond.keys().copied().collect();
+            let mut ks: Vec<u64> = self.refs.beyond.iter().map(|e| e.0).collect();
             let bits = self.cluster_bits + 3 - self.refcount_order;
             let per = 1u64 << bits;
             let last_idx = ((nb - 1) >> bits).min(self.reftable.len() as u64);
@@ -1267,11 +1297,13 @@ impl Walker {
                 {
                     for k in lo..hi {
                         if self.stored(k).unwrap_or(0) > 0 {
-                            ks.insert(k);
+                            ks.push(k);
                         }
                     }
                 }
             }
+            sort_by_key(&mut ks, |&k| k);
+            ks.dedup();
             for k in ks {
                 visit(self, k);
             }
@@ -1308,6 +1340,40 @@ impl Walker {
     pub fn version(&self) -> u32 {
         self.version
     }
+}
+
+/// Sort by a u64 key, stable, in linear time: an LSD radix sort on the
+/// bytes of the key that vary (the standard sorts add kilobytes of code to
+/// the wasm for each element type).
+fn sort_by_key<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+    if v.len() < 2 {
+        return;
+    }
+    let keys: Vec<u64> = v.iter().map(&key).collect();
+    let mut order: Vec<u32> = (0..v.len() as u32).collect();
+    let mut next = vec![0u32; v.len()];
+    let varying = keys.iter().fold(0u64, |a, &k| a | (k ^ keys[0]));
+    for byte in 0..8 {
+        let shift = byte * 8;
+        if (varying >> shift) & 0xff == 0 {
+            continue;
+        }
+        let mut count = [0usize; 257];
+        for &i in &order {
+            count[((keys[i as usize] >> shift) & 0xff) as usize + 1] += 1;
+        }
+        for b in 0..256 {
+            count[b + 1] += count[b];
+        }
+        for &i in &order {
+            let b = ((keys[i as usize] >> shift) & 0xff) as usize;
+            next[count[b]] = i;
+            count[b] += 1;
+        }
+        std::mem::swap(&mut order, &mut next);
+    }
+    let mut slots: Vec<Option<T>> = v.drain(..).map(Some).collect();
+    v.extend(order.iter().filter_map(|&i| slots[i as usize].take()));
 }
 
 /// Append a run, merged with the last when qemu-img would merge them (same

@@ -268,4 +268,9 @@ export const SIZE_BUDGET = 150 * 1024;
 // round trips +13 KiB wasm; the element split into modules with JSDoc types
 // +13.9 KiB JS (per-file gzip, types and docs); typed facts -0.4 KiB. Issue 18
 // is where it comes down (150 KiB).
-export const SIZE_CEILING = 285 * 1024;
+// Raised to 306 KiB on 2026-12-02 by issue 17 (304.4 KiB measured, 281.3
+// before): the metadata walks (qcow2 L1/L2/refcount/snapshot/bitmap walker,
+// check, chain map, measure; MetaWalk/MetaChain) +22.1 KiB wasm, +0.9 KiB glue,
+// after taking out the ordered maps and the standard sorts (a radix sort
+// instead: -7.9 KiB).
+export const SIZE_CEILING = 306 * 1024;
