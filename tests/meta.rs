@@ -726,3 +726,29 @@ fn chain_maps_tile_the_disk() {
         assert!(m.required <= m.fully_allocated);
     }
 }
+
+/// Every input the `meta` fuzz target found failing, through what it
+/// checks (`tests/fixtures/meta-regressions/`, the fuzz input layout).
+#[test]
+fn fuzz_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meta-regressions");
+    for e in std::fs::read_dir(&dir).expect("regressions dir") {
+        let data = std::fs::read(e.expect("entry").path()).expect("read");
+        let Some(file) = common::fuzz_input::FuzzFile::parse(&data) else {
+            continue;
+        };
+        let Ok((info, _)) = image::probe_with(Some(file.len), |o, n| {
+            Ok::<_, std::convert::Infallible>(file.read(o, n))
+        }) else {
+            continue;
+        };
+        for check in [false, true] {
+            if let Ok(l) = meta::walk_with(&info, file.len, WalkOptions { check }, |o, n| {
+                Ok::<_, std::convert::Infallible>(file.read(o, n))
+            }) {
+                let pos: u64 = l.extents.iter().map(|e| e.length).sum();
+                assert_eq!(pos, l.virtual_size);
+            }
+        }
+    }
+}

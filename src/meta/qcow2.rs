@@ -1114,6 +1114,9 @@ impl Walker {
         sort_by_key(&mut runs, |r| r.0);
         for (i, r) in runs {
             let start = i * span;
+            if start >= self.virtual_size {
+                break;
+            }
             if start > pos {
                 push_run(&mut extents, pos, start - pos, Kind::Unallocated, None);
             }
