@@ -44,6 +44,7 @@ use crate::diag::{Code, Diagnostic};
 use crate::image::{Format, Header, ImageInfo, Range};
 use crate::limits;
 
+pub mod blocks;
 pub mod qcow2;
 
 /// What a run of guest bytes holds in one layer.
@@ -250,6 +251,8 @@ pub struct Walk(Inner);
 #[derive(Debug)]
 enum Inner {
     Qcow2(Box<qcow2::Walker>),
+    /// vdi, vpc dynamic, qed.
+    Blocks(Box<blocks::Walker>),
     /// Every byte allocated with data, at its own offset (raw, fixed VHD).
     Whole {
         format: Format,
@@ -274,17 +277,23 @@ impl Walk {
                 offset: 0,
                 file_len,
             })),
-            (Format::Vpc, Some(Header::Vpc(h))) if h.disk_type == "fixed" => {
-                Ok(Walk(Inner::Whole {
-                    format: Format::Vpc,
-                    virtual_size: vs.unwrap_or(h.current_size),
-                    offset: 0,
-                    file_len,
-                }))
+            (Format::Vdi | Format::Vpc | Format::Qed, _) => {
+                match blocks::Walker::new(info, file_len)? {
+                    Some(w) => Ok(Walk(Inner::Blocks(Box::new(w)))),
+                    // A fixed VHD: the disk is the file's first bytes.
+                    None => Ok(Walk(Inner::Whole {
+                        format: Format::Vpc,
+                        virtual_size: vs.unwrap_or(0),
+                        offset: 0,
+                        file_len,
+                    })),
+                }
             }
             (f, _) => Err(MetaError::new(
                 f,
-                format!("allocation is not read for {f} images yet (qcow2, raw and fixed VHD are)"),
+                format!(
+                    "allocation is not read for {f} images yet (qcow2, qed, vdi, vpc and raw are)"
+                ),
             )),
         }
     }
@@ -294,6 +303,7 @@ impl Walk {
     pub fn plan(&self) -> Plan {
         match &self.0 {
             Inner::Qcow2(w) => w.plan(),
+            Inner::Blocks(w) => w.plan(),
             Inner::Whole { file_len, .. } => Plan {
                 bytes_total: 0,
                 exact: true,
@@ -307,6 +317,7 @@ impl Walk {
     pub fn need(&mut self) -> Result<Vec<Range>, MetaError> {
         match &mut self.0 {
             Inner::Qcow2(w) => w.need(),
+            Inner::Blocks(w) => w.need(),
             Inner::Whole { .. } => Ok(Vec::new()),
         }
     }
@@ -316,6 +327,7 @@ impl Walk {
     pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
         match &mut self.0 {
             Inner::Qcow2(w) => w.feed(range, bytes),
+            Inner::Blocks(w) => w.feed(range, bytes),
             Inner::Whole { format, .. } => {
                 Err(MetaError::new(*format, "no read was asked for this image"))
             }
@@ -326,6 +338,7 @@ impl Walk {
     pub fn finish(self) -> Result<Layer, MetaError> {
         match self.0 {
             Inner::Qcow2(w) => w.finish(),
+            Inner::Blocks(w) => w.finish(),
             Inner::Whole {
                 format,
                 virtual_size,

@@ -1348,7 +1348,7 @@ impl Walker {
 /// Sort by a u64 key, stable, in linear time: an LSD radix sort on the
 /// bytes of the key that vary (the standard sorts add kilobytes of code to
 /// the wasm for each element type).
-fn sort_by_key<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+pub(crate) fn sort_by_key<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     if v.len() < 2 {
         return;
     }
@@ -1381,7 +1381,13 @@ fn sort_by_key<T>(v: &mut Vec<T>, key: impl Fn(&T) -> u64) {
 
 /// Append a run, merged with the last when qemu-img would merge them (same
 /// kind, offsets contiguous or both absent).
-fn push_run(runs: &mut Vec<Extent>, start: u64, length: u64, kind: Kind, offset: Option<u64>) {
+pub(crate) fn push_run(
+    runs: &mut Vec<Extent>,
+    start: u64,
+    length: u64,
+    kind: Kind,
+    offset: Option<u64>,
+) {
     if length == 0 {
         return;
     }

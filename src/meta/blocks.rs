@@ -1,0 +1,435 @@
+//! Block-map formats: vdi (block map), vpc dynamic (BAT), qed (L1/L2
+//! tables), after what qemu's drivers report (`vdi_co_block_status`,
+//! `vpc_co_block_status`, `bdrv_qed_co_block_status`): a vdi or vpc block
+//! that is not allocated reads as zeroes from the image itself (these
+//! formats have no backing in qemu), a qed cluster that is not allocated
+//! comes from the backing.
+//!
+//! At most two rounds: the table (qed: the L1 table), then qed's L2 tables,
+//! each read once, adjacent ones merged into reads of up to
+//! [`limits::MAX_READ`].
+
+use super::{Allocation, Extent, Kind, Layer, MetaError, Plan};
+use crate::diag::{Code, Diagnostic};
+use crate::image::{Format, Header, ImageInfo, Range};
+use crate::limits;
+
+/// One read: the range, the parts of tables it fills (table, offset inside
+/// it, length), and whether it was fed.
+type Want = (Range, Vec<(usize, u64, u64)>, bool);
+
+/// Tables being read in one round: each `(at, len)` with its bytes.
+#[derive(Debug, Default)]
+struct Batch {
+    tables: Vec<(u64, u64, Vec<u8>)>,
+    wants: Vec<Want>,
+}
+
+impl Batch {
+    /// Tables sorted by offset (callers give them so), clipped to the file.
+    fn new(tables: &[(u64, u64)], file_len: u64) -> Batch {
+        let mut b = Batch::default();
+        for &(at, len) in tables {
+            let in_file = len.min(file_len.saturating_sub(at));
+            let i = b.tables.len();
+            b.tables.push((at, len, vec![0; in_file as usize]));
+            let mut o = 0;
+            while o < in_file {
+                let n = (in_file - o).min(limits::MAX_READ);
+                match b.wants.last_mut() {
+                    Some((r, parts, _)) if r.end() == at + o && r.len + n <= limits::MAX_READ => {
+                        r.len += n;
+                        parts.push((i, o, n));
+                    }
+                    _ => b
+                        .wants
+                        .push((Range::new(at + o, n), vec![(i, o, n)], false)),
+                }
+                o += n;
+            }
+        }
+        b
+    }
+
+    fn open(&self) -> Vec<Range> {
+        self.wants.iter().filter(|w| !w.2).map(|w| w.0).collect()
+    }
+
+    fn planned(&self) -> u64 {
+        self.wants.iter().map(|w| w.0.len).sum()
+    }
+
+    fn feed(&mut self, range: Range, bytes: &[u8], format: Format) -> Result<(), MetaError> {
+        let Some(w) = self.wants.iter_mut().find(|w| !w.2 && w.0 == range) else {
+            return Err(MetaError::new(format, "bytes not asked for in this round"));
+        };
+        w.2 = true;
+        let mut at = 0u64;
+        for &(t, off, len) in &w.1 {
+            let end = (at + len).min(bytes.len() as u64);
+            if at < end {
+                let n = (end - at) as usize;
+                self.tables[t].2[off as usize..off as usize + n]
+                    .copy_from_slice(&bytes[at as usize..end as usize]);
+            }
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind2 {
+    Vdi { offset_data: u64 },
+    Vpc { bitmap: u64 },
+    Qed { header_end: u64 },
+}
+
+/// The walker for vdi, vpc and qed.
+#[derive(Debug)]
+pub struct Walker {
+    format: Format,
+    kind: Kind2,
+    virtual_size: u64,
+    block: u64,
+    file_len: u64,
+    table_at: u64,
+    entries: u64,
+    round: u8,
+    batch: Batch,
+    planned: u64,
+    read: u64,
+    upper: u64,
+    table: Vec<u64>,
+    l2: Vec<(u64, Vec<u8>)>,
+    diags: Vec<Diagnostic>,
+}
+
+fn le32(b: &[u8], i: usize) -> u64 {
+    b.get(i * 4..i * 4 + 4).map_or(0, |s| {
+        u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    })
+}
+
+fn be32(b: &[u8], i: usize) -> u64 {
+    b.get(i * 4..i * 4 + 4).map_or(0, |s| {
+        u64::from(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    })
+}
+
+fn le64(b: &[u8], i: usize) -> u64 {
+    b.get(i * 8..i * 8 + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+impl Walker {
+    pub fn new(info: &ImageInfo, file_len: u64) -> Result<Option<Walker>, MetaError> {
+        let f = info.format;
+        let bad = |m: &str| MetaError::new(f, m);
+        let virtual_size = info.virtual_size.unwrap_or(0);
+        let block = info.cluster_size.unwrap_or(0);
+        let (kind, table_at, entries, entry_bytes) = match &info.header {
+            Some(Header::Vdi(h)) if f == Format::Vdi => {
+                if h.image_type != "dynamic" && h.image_type != "static" {
+                    return Err(bad("qemu opens only dynamic and static VDI images"));
+                }
+                let n = u64::from(h.blocks_in_image);
+                (
+                    Kind2::Vdi {
+                        offset_data: u64::from(h.offset_data),
+                    },
+                    u64::from(h.offset_bmap),
+                    n,
+                    4,
+                )
+            }
+            Some(Header::Vpc(h)) if f == Format::Vpc => {
+                if h.disk_type == "fixed" {
+                    return Ok(None);
+                }
+                if h.disk_type != "dynamic" {
+                    return Err(bad("qemu's vpc driver opens no differencing VHD"));
+                }
+                let (Some(at), Some(n)) = (h.table_offset, h.max_table_entries) else {
+                    return Err(bad("no block allocation table in the header"));
+                };
+                let bitmap = (block / 512 / 8).div_ceil(512) * 512;
+                (Kind2::Vpc { bitmap }, at, u64::from(n), 4)
+            }
+            Some(Header::Qed(h)) if f == Format::Qed => {
+                let bytes = u64::from(h.table_size) * block;
+                (
+                    Kind2::Qed {
+                        header_end: u64::from(h.header_size) * block,
+                    },
+                    h.l1_table_offset,
+                    bytes / 8,
+                    8,
+                )
+            }
+            _ => return Err(bad("no header facts")),
+        };
+        if block == 0 || !block.is_power_of_two() {
+            return Err(bad("the block size is not a power of two"));
+        }
+        let bytes = entries * entry_bytes;
+        if bytes > limits::META_MAX_BYTES {
+            return Err(MetaError::new(
+                f,
+                format!(
+                    "the table has {entries} entries: above the limit of {} bytes",
+                    limits::META_MAX_BYTES
+                ),
+            ));
+        }
+        let in_file = |at: u64, len: u64| len.min(file_len.saturating_sub(at));
+        let mut upper = in_file(table_at, bytes);
+        if let Kind2::Qed { .. } = kind {
+            // Each L1 entry may name an L2 table of the same size.
+            upper = upper.saturating_add(entries.saturating_mul(bytes).min(file_len));
+        }
+        Ok(Some(Walker {
+            format: f,
+            kind,
+            virtual_size,
+            block,
+            file_len,
+            table_at,
+            entries,
+            round: 0,
+            batch: Batch::default(),
+            planned: 0,
+            read: 0,
+            upper,
+            table: Vec::new(),
+            l2: Vec::new(),
+            diags: Vec::new(),
+        }))
+    }
+
+    pub fn plan(&self) -> Plan {
+        let exact = self.round >= 2 || (self.round == 1 && !matches!(self.kind, Kind2::Qed { .. }));
+        Plan {
+            bytes_total: if exact {
+                self.planned
+            } else {
+                self.upper.max(self.planned)
+            },
+            exact,
+            bytes_read: self.read,
+            file_len: self.file_len,
+        }
+    }
+
+    fn table_bytes(&self) -> u64 {
+        match self.kind {
+            Kind2::Qed { .. } => self.entries * 8,
+            _ => self.entries * 4,
+        }
+    }
+
+    pub fn need(&mut self) -> Result<Vec<Range>, MetaError> {
+        loop {
+            let open = self.batch.open();
+            if !open.is_empty() {
+                return Ok(open);
+            }
+            match self.round {
+                0 => {
+                    let len = self.table_bytes();
+                    if self.table_at.saturating_add(len) > self.file_len {
+                        self.diags.push(Diagnostic::error(
+                            Code::MetaPastEof,
+                            format!(
+                                "the {} table at byte {} ({len} bytes) lies past the end of the \
+                                 file: read as zeroes",
+                                self.format, self.table_at
+                            ),
+                        ));
+                    }
+                    self.batch = Batch::new(&[(self.table_at, len)], self.file_len);
+                    self.planned += self.batch.planned();
+                    self.round = 1;
+                }
+                1 => {
+                    let t = std::mem::take(&mut self.batch.tables);
+                    let buf = t.into_iter().next().map(|t| t.2).unwrap_or_default();
+                    self.table = match self.kind {
+                        Kind2::Qed { .. } => {
+                            (0..self.entries as usize).map(|i| le64(&buf, i)).collect()
+                        }
+                        Kind2::Vdi { .. } => {
+                            (0..self.entries as usize).map(|i| le32(&buf, i)).collect()
+                        }
+                        Kind2::Vpc { .. } => {
+                            (0..self.entries as usize).map(|i| be32(&buf, i)).collect()
+                        }
+                    };
+                    self.round = 2;
+                    if let Kind2::Qed { header_end } = self.kind {
+                        let len = self.table_bytes();
+                        let mut l2: Vec<u64> = Vec::new();
+                        for (i, &e) in self.table.iter().enumerate() {
+                            if e == 0 {
+                                continue;
+                            }
+                            if !self.valid(e, header_end) {
+                                self.diags.push(Diagnostic::error(
+                                    Code::MetaCorrupt,
+                                    format!(
+                                        "L1 entry {i} names an L2 table at {e}, not a valid \
+                                         cluster offset: qemu refuses to read this part of the disk"
+                                    ),
+                                ));
+                                continue;
+                            }
+                            l2.push(e);
+                        }
+                        super::qcow2::sort_by_key(&mut l2, |&o| o);
+                        l2.dedup();
+                        let tables: Vec<(u64, u64)> = l2.iter().map(|&o| (o, len)).collect();
+                        self.planned += tables
+                            .iter()
+                            .map(|&(o, l)| l.min(self.file_len.saturating_sub(o)))
+                            .sum::<u64>();
+                        if self.planned > limits::META_MAX_BYTES {
+                            return Err(MetaError::new(
+                                self.format,
+                                "the tables need more bytes than the limit of one walk",
+                            ));
+                        }
+                        self.batch = Batch::new(&tables, self.file_len);
+                    }
+                }
+                2 => {
+                    let t = std::mem::take(&mut self.batch.tables);
+                    self.l2 = t.into_iter().map(|(at, _, b)| (at, b)).collect();
+                    self.round = 3;
+                }
+                _ => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    /// qed's `qed_check_cluster_offset`: aligned, past the header, in the file.
+    fn valid(&self, off: u64, header_end: u64) -> bool {
+        off & (self.block - 1) == 0 && off >= header_end && off < self.file_len
+    }
+
+    pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
+        self.read += bytes.len() as u64;
+        self.batch.feed(range, bytes, self.format)
+    }
+
+    pub fn finish(mut self) -> Result<Layer, MetaError> {
+        if self.round < 3 {
+            return Err(MetaError::new(self.format, "the walk is not complete"));
+        }
+        let mut ext: Vec<Extent> = Vec::new();
+        let vs = self.virtual_size;
+        let b = self.block;
+        match self.kind {
+            Kind2::Vdi { offset_data } => {
+                for (i, &e) in self.table.iter().enumerate() {
+                    let g = i as u64 * b;
+                    if g >= vs {
+                        break;
+                    }
+                    let len = b.min(vs - g);
+                    if e < 0xffff_fffe {
+                        push(&mut ext, g, len, Kind::Data, Some(offset_data + e * b));
+                    } else {
+                        push(&mut ext, g, len, Kind::Zero, None);
+                    }
+                }
+            }
+            Kind2::Vpc { bitmap } => {
+                for (i, &e) in self.table.iter().enumerate() {
+                    let g = i as u64 * b;
+                    if g >= vs {
+                        break;
+                    }
+                    let len = b.min(vs - g);
+                    if e != 0xffff_ffff {
+                        push(&mut ext, g, len, Kind::Data, Some(e * 512 + bitmap));
+                    } else {
+                        push(&mut ext, g, len, Kind::Zero, None);
+                    }
+                }
+            }
+            Kind2::Qed { header_end } => {
+                let per = self.entries;
+                let span = per * b;
+                for (i, &e) in self.table.iter().enumerate() {
+                    let base = i as u64 * span;
+                    if base >= vs {
+                        break;
+                    }
+                    let l2 = if e != 0 && self.valid(e, header_end) {
+                        self.l2
+                            .binary_search_by_key(&e, |t| t.0)
+                            .ok()
+                            .map(|k| std::mem::take(&mut self.l2[k].1))
+                    } else {
+                        None
+                    };
+                    let Some(t) = l2 else {
+                        push(&mut ext, base, span.min(vs - base), Kind::Unallocated, None);
+                        continue;
+                    };
+                    for j in 0..per {
+                        let g = base + j * b;
+                        if g >= vs {
+                            break;
+                        }
+                        let len = b.min(vs - g);
+                        let c = le64(&t, j as usize);
+                        match c {
+                            0 => push(&mut ext, g, len, Kind::Unallocated, None),
+                            1 => push(&mut ext, g, len, Kind::Zero, None),
+                            c if self.valid(c, header_end) => {
+                                push(&mut ext, g, len, Kind::Data, Some(c))
+                            }
+                            c => {
+                                if self.diags.len() < limits::META_MAX_PROBLEMS {
+                                    self.diags.push(Diagnostic::error(
+                                        Code::MetaCorrupt,
+                                        format!(
+                                            "the cluster of guest offset {g} is at {c}, not a \
+                                             valid cluster offset: qemu refuses to read it"
+                                        ),
+                                    ));
+                                }
+                                push(&mut ext, g, len, Kind::Unallocated, None)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Past the table: qed unallocated, vdi/vpc zeroes.
+        let covered = ext.last().map_or(0, |e| e.start + e.length);
+        if covered < vs {
+            let k = match self.kind {
+                Kind2::Qed { .. } => Kind::Unallocated,
+                _ => Kind::Zero,
+            };
+            push(&mut ext, covered, vs - covered, k, None);
+        }
+        Ok(Layer {
+            format: self.format,
+            virtual_size: vs,
+            cluster_size: Some(b),
+            allocation: Allocation::from_extents(vs, &ext, false),
+            extents: ext,
+            check: None,
+            bytes_read: self.read,
+            diagnostics: self.diags,
+        })
+    }
+}
+
+fn push(runs: &mut Vec<Extent>, start: u64, length: u64, kind: Kind, offset: Option<u64>) {
+    super::qcow2::push_run(runs, start, length, kind, offset);
+}
