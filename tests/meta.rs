@@ -905,3 +905,27 @@ fn qed_vdi_vpc_alone_and_in_chains() {
     same_map(d, "top.qed");
     same_measure(d, "top.qed");
 }
+
+/// An interrupted writer with lazy refcounts: qemu-io aborts after its
+/// writes, the dirty bit stays set and the refcounts were never written.
+#[test]
+fn interrupted_write_with_lazy_refcounts() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "l.qcow2", "lazy_refcounts=on", "4M", None);
+    let st = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -c 0; qemu-io -c 'write -P 1 0 1M' -c 'write -P 2 2M 64k' -c abort l.qcow2",
+        ])
+        .current_dir(d)
+        .output()
+        .expect("sh");
+    assert!(!st.status.success(), "qemu-io aborted");
+    let c = same_check(d, "l.qcow2");
+    assert!(c["corruptions"].as_u64().unwrap() > 0, "{c:#}");
+    same_map(d, "l.qcow2");
+}
