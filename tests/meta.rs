@@ -929,3 +929,65 @@ fn interrupted_write_with_lazy_refcounts() {
     assert!(c["corruptions"].as_u64().unwrap() > 0, "{c:#}");
     same_map(d, "l.qcow2");
 }
+
+/// VMDK sparse extents in one file (monolithicSparse, streamOptimized, with
+/// zero grains), alone, under a qcow2 overlay, and a vmdk overlay over a
+/// vmdk base: map and measure as qemu-img gives them.
+#[test]
+fn vmdk_sparse_alone_and_in_chains() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    for (i, opts) in ["", "subformat=streamOptimized", "zeroed_grain=on"]
+        .iter()
+        .enumerate()
+    {
+        let n = format!("v{i}.vmdk");
+        let mut a = vec!["create", "-q", "-f", "vmdk"];
+        if !opts.is_empty() {
+            a.extend(["-o", opts]);
+        }
+        a.extend([n.as_str(), "8M"]);
+        run("qemu-img", &a, d);
+        // streamOptimized is written front to back, whole grains, no zero
+        // writes.
+        let cmds: &[&str] = if opts.contains("stream") {
+            &["write -P 1 0 1M", "write -P 2 3M 128k"]
+        } else {
+            &["write -P 1 0 1M", "write -P 2 3M 100k", "write -z 5M 64k"]
+        };
+        io(d, &n, "vmdk", cmds);
+        same_map(d, &n);
+        same_measure(d, &n);
+        let top = format!("top{i}.qcow2");
+        create(d, &top, "", "8M", Some((&n, "vmdk")));
+        io(d, &top, "qcow2", &["write -P 4 512k 1M"]);
+        same_map(d, &top);
+        same_measure(d, &top);
+    }
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vmdk",
+            "-b",
+            "v0.vmdk",
+            "-F",
+            "vmdk",
+            "over.vmdk",
+        ],
+        d,
+    );
+    io(
+        d,
+        "over.vmdk",
+        "vmdk",
+        &["write -P 5 2M 128k", "write -z 6M 64k"],
+    );
+    same_map(d, "over.vmdk");
+    same_measure(d, "over.vmdk");
+}

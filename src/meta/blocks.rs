@@ -20,14 +20,14 @@ type Want = (Range, Vec<(usize, u64, u64)>, bool);
 
 /// Tables being read in one round: each `(at, len)` with its bytes.
 #[derive(Debug, Default)]
-struct Batch {
+pub(super) struct Batch {
     tables: Vec<(u64, u64, Vec<u8>)>,
     wants: Vec<Want>,
 }
 
 impl Batch {
     /// Tables sorted by offset (callers give them so), clipped to the file.
-    fn new(tables: &[(u64, u64)], file_len: u64) -> Batch {
+    pub(super) fn new(tables: &[(u64, u64)], file_len: u64) -> Batch {
         let mut b = Batch::default();
         for &(at, len) in tables {
             let in_file = len.min(file_len.saturating_sub(at));
@@ -51,15 +51,33 @@ impl Batch {
         b
     }
 
-    fn open(&self) -> Vec<Range> {
+    /// The tables' offsets, in order.
+    pub(super) fn offsets(&self) -> Vec<u64> {
+        self.tables.iter().map(|t| t.0).collect()
+    }
+
+    /// The tables' bytes (what is past the end of the file is not there:
+    /// it reads as zeroes), leaving the batch empty.
+    pub(super) fn take(&mut self) -> Vec<Vec<u8>> {
+        let t = std::mem::take(&mut self.tables);
+        *self = Batch::default();
+        t.into_iter().map(|t| t.2).collect()
+    }
+
+    pub(super) fn open(&self) -> Vec<Range> {
         self.wants.iter().filter(|w| !w.2).map(|w| w.0).collect()
     }
 
-    fn planned(&self) -> u64 {
+    pub(super) fn planned(&self) -> u64 {
         self.wants.iter().map(|w| w.0.len).sum()
     }
 
-    fn feed(&mut self, range: Range, bytes: &[u8], format: Format) -> Result<(), MetaError> {
+    pub(super) fn feed(
+        &mut self,
+        range: Range,
+        bytes: &[u8],
+        format: Format,
+    ) -> Result<(), MetaError> {
         let Some(w) = self.wants.iter_mut().find(|w| !w.2 && w.0 == range) else {
             return Err(MetaError::new(format, "bytes not asked for in this round"));
         };

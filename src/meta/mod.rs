@@ -46,6 +46,7 @@ use crate::limits;
 
 pub mod blocks;
 pub mod qcow2;
+pub mod vmdk;
 
 /// What a run of guest bytes holds in one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,6 +254,8 @@ enum Inner {
     Qcow2(Box<qcow2::Walker>),
     /// vdi, vpc dynamic, qed.
     Blocks(Box<blocks::Walker>),
+    /// VMDK sparse extents in one file.
+    Vmdk(Box<vmdk::Walker>),
     /// Every byte allocated with data, at its own offset (raw, fixed VHD).
     Whole {
         format: Format,
@@ -289,10 +292,14 @@ impl Walk {
                     })),
                 }
             }
+            (Format::Vmdk, _) => Ok(Walk(Inner::Vmdk(Box::new(vmdk::Walker::new(
+                info, file_len,
+            )?)))),
             (f, _) => Err(MetaError::new(
                 f,
                 format!(
-                    "allocation is not read for {f} images yet (qcow2, qed, vdi, vpc and raw are)"
+                    "allocation is not read for {f} images yet (qcow2, qed, vdi, vpc, vmdk \
+                     sparse and raw are)"
                 ),
             )),
         }
@@ -304,6 +311,7 @@ impl Walk {
         match &self.0 {
             Inner::Qcow2(w) => w.plan(),
             Inner::Blocks(w) => w.plan(),
+            Inner::Vmdk(w) => w.plan(),
             Inner::Whole { file_len, .. } => Plan {
                 bytes_total: 0,
                 exact: true,
@@ -318,6 +326,7 @@ impl Walk {
         match &mut self.0 {
             Inner::Qcow2(w) => w.need(),
             Inner::Blocks(w) => w.need(),
+            Inner::Vmdk(w) => w.need(),
             Inner::Whole { .. } => Ok(Vec::new()),
         }
     }
@@ -328,6 +337,7 @@ impl Walk {
         match &mut self.0 {
             Inner::Qcow2(w) => w.feed(range, bytes),
             Inner::Blocks(w) => w.feed(range, bytes),
+            Inner::Vmdk(w) => w.feed(range, bytes),
             Inner::Whole { format, .. } => {
                 Err(MetaError::new(*format, "no read was asked for this image"))
             }
@@ -339,6 +349,7 @@ impl Walk {
         match self.0 {
             Inner::Qcow2(w) => w.finish(),
             Inner::Blocks(w) => w.finish(),
+            Inner::Vmdk(w) => w.finish(),
             Inner::Whole {
                 format,
                 virtual_size,
