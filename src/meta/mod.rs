@@ -280,7 +280,7 @@ impl Walk {
                 offset: 0,
                 file_len,
             })),
-            (Format::Vdi | Format::Vpc | Format::Qed, _) => {
+            (Format::Vdi | Format::Vpc | Format::Qed | Format::Vhdx, _) => {
                 match blocks::Walker::new(info, file_len)? {
                     Some(w) => Ok(Walk(Inner::Blocks(Box::new(w)))),
                     // A fixed VHD: the disk is the file's first bytes.
@@ -298,8 +298,8 @@ impl Walk {
             (f, _) => Err(MetaError::new(
                 f,
                 format!(
-                    "allocation is not read for {f} images yet (qcow2, qed, vdi, vpc, vmdk \
-                     sparse and raw are)"
+                    "allocation is not read for {f} images yet (qcow2, qed, vdi, vpc, vhdx, \
+                     vmdk sparse and raw are)"
                 ),
             )),
         }
