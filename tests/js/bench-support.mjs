@@ -272,5 +272,6 @@ export const SIZE_BUDGET = 150 * 1024;
 // before): the metadata walks (qcow2 L1/L2/refcount/snapshot/bitmap walker,
 // check, chain map, measure; MetaWalk/MetaChain) +22.1 KiB wasm, +0.9 KiB glue,
 // after taking out the ordered maps and the standard sorts (a radix sort
-// instead: -7.9 KiB).
-export const SIZE_CEILING = 306 * 1024;
+// instead: -7.9 KiB); then to 313 KiB (311.1 measured) by the qed, vdi,
+// vpc, vhdx and VMDK sparse walkers (+6.7 KiB).
+export const SIZE_CEILING = 313 * 1024;
