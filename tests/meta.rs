@@ -1043,7 +1043,12 @@ fn more_broken_images_check_like_qemu_img() {
     // Extended L2: a subcluster both allocated and zero; an unallocated
     // cluster with allocated subclusters.
     create(d, "x.qcow2", "extended_l2=on", "4M", None);
-    io(d, "x.qcow2", "qcow2", &["write -P 1 0 64k", "write -P 1 64k 4k"]);
+    io(
+        d,
+        "x.qcow2",
+        "qcow2",
+        &["write -P 1 0 64k", "write -P 1 64k 4k"],
+    );
     let f = d.join("x.qcow2");
     let l1 = be64_at(&f, 40);
     let l2 = be64_at(&f, l1) & OFF;
@@ -1089,4 +1094,37 @@ fn more_broken_images_check_like_qemu_img() {
         }
         same_check(d, name);
     }
+}
+
+/// qed check (qemu's `qed_check`): clean, then with a cleared L2 entry (a
+/// leak), one cluster named twice and an unaligned offset (corruptions).
+#[test]
+fn qed_check_like_qemu_img() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    run("qemu-img", &["create", "-q", "-f", "qed", "x.qed", "8M"], d);
+    io(
+        d,
+        "x.qed",
+        "qed",
+        &["write -P 1 0 1M", "write -P 2 3M 100k", "write -z 5M 64k"],
+    );
+    let c = same_check(d, "x.qed");
+    assert!(c.get("corruptions").is_none() && c.get("leaks").is_none());
+    let f = d.join("x.qed");
+    let mut b = std::fs::read(&f).unwrap();
+    let le = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let l1 = le(&b, 40) as usize;
+    let l2 = le(&b, l1) as usize;
+    let e0 = le(&b, l2);
+    b[l2 + 8..l2 + 16].copy_from_slice(&0u64.to_le_bytes());
+    b[l2 + 24..l2 + 32].copy_from_slice(&e0.to_le_bytes());
+    b[l2 + 32..l2 + 40].copy_from_slice(&(e0 + 77).to_le_bytes());
+    std::fs::write(d.join("y.qed"), b).unwrap();
+    let c = same_check(d, "y.qed");
+    assert!(c["corruptions"].as_u64().unwrap() >= 2, "{c:#}");
+    assert!(c["leaks"].as_u64().unwrap() >= 1, "{c:#}");
 }

@@ -132,6 +132,10 @@ pub struct Walker {
     table: Vec<u64>,
     l2: Vec<(u64, Vec<u8>)>,
     diags: Vec<Diagnostic>,
+    /// qed: also run `qemu-img check`'s qed check.
+    check: bool,
+    /// qed: `table_size` (clusters per table) and the image size.
+    qed_table_clusters: u64,
 }
 
 fn le32(b: &[u8], i: usize) -> u64 {
@@ -153,7 +157,7 @@ fn le64(b: &[u8], i: usize) -> u64 {
 }
 
 impl Walker {
-    pub fn new(info: &ImageInfo, file_len: u64) -> Result<Option<Walker>, MetaError> {
+    pub fn new(info: &ImageInfo, file_len: u64, check: bool) -> Result<Option<Walker>, MetaError> {
         let f = info.format;
         let bad = |m: &str| MetaError::new(f, m);
         let virtual_size = info.virtual_size.unwrap_or(0);
@@ -251,6 +255,11 @@ impl Walker {
             table: Vec::new(),
             l2: Vec::new(),
             diags: Vec::new(),
+            check,
+            qed_table_clusters: match &info.header {
+                Some(Header::Qed(h)) => u64::from(h.table_size),
+                _ => 0,
+            },
         }))
     }
 
@@ -360,7 +369,97 @@ impl Walker {
 
     /// qed's `qed_check_cluster_offset`: aligned, past the header, in the file.
     fn valid(&self, off: u64, header_end: u64) -> bool {
-        off & (self.block - 1) == 0 && off >= header_end && off < self.file_len
+        // qemu keeps the file size rounded down to a cluster.
+        off & (self.block - 1) == 0 && off >= header_end && off < self.file_len & !(self.block - 1)
+    }
+
+    /// `qemu-img check` of a qed image (qemu's `qed_check`): every cluster
+    /// referenced once (the L1 table, L2 tables, data clusters), offsets
+    /// valid, and clusters of the file nothing references are leaks.
+    fn qed_check(&self, header_end: u64) -> super::Check {
+        let b = self.block;
+        let nclusters = (self.file_len & !(b - 1)) / b;
+        let mut used = vec![0u64; nclusters.div_ceil(64) as usize];
+        let mut c = super::Check {
+            filename: String::new(),
+            format: Format::Qed,
+            check_errors: 0,
+            corruptions: 0,
+            leaks: 0,
+            image_end_offset: 0,
+            total_clusters: self.virtual_size.div_ceil(b),
+            allocated_clusters: 0,
+            fragmented_clusters: 0,
+            compressed_clusters: 0,
+            problems: Vec::new(),
+            advice: None,
+        };
+        let mut set = |c: &mut super::Check, off: u64, n: u64| -> bool {
+            let mut bad = 0;
+            for k in off / b..(off / b).saturating_add(n) {
+                let Some(w) = used.get_mut((k / 64) as usize) else {
+                    continue;
+                };
+                if *w & (1 << (k % 64)) != 0 {
+                    bad += 1;
+                }
+                *w |= 1 << (k % 64);
+            }
+            c.corruptions += bad;
+            bad == 0
+        };
+        let tc = self.qed_table_clusters;
+        set(&mut c, self.table_at, tc);
+        for &e in &self.table {
+            if e == 0 {
+                continue;
+            }
+            let end = e.wrapping_add(tc.saturating_sub(1) * b);
+            if end < e || !self.valid(e, header_end) || !self.valid(end, header_end) {
+                c.corruptions += 1;
+                continue;
+            }
+            if !set(&mut c, e, tc) {
+                continue;
+            }
+            let Ok(k) = self.l2.binary_search_by_key(&e, |t| t.0) else {
+                c.check_errors += 1;
+                continue;
+            };
+            let t = &self.l2[k].1;
+            let mut last = 0u64;
+            for j in 0..self.entries as usize {
+                let o = le64(t, j);
+                if o == 0 || o == 1 {
+                    continue;
+                }
+                c.allocated_clusters += 1;
+                if last != 0 && last + b != o {
+                    c.fragmented_clusters += 1;
+                }
+                last = o;
+                if !self.valid(o, header_end) {
+                    c.corruptions += 1;
+                    continue;
+                }
+                set(&mut c, o, 1);
+            }
+        }
+        if c.check_errors == 0 {
+            for k in header_end / b..nclusters {
+                if used[(k / 64) as usize] & (1 << (k % 64)) == 0 {
+                    c.leaks += 1;
+                }
+            }
+        }
+        c.advice = if c.corruptions > 0 {
+            Some("qemu-img check -r all IMAGE".into())
+        } else if c.leaks > 0 {
+            Some("qemu-img check -r leaks IMAGE".into())
+        } else {
+            None
+        };
+        c
     }
 
     pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
@@ -369,6 +468,7 @@ impl Walker {
     }
 
     pub fn finish(mut self) -> Result<Layer, MetaError> {
+        let mut check = None;
         if self.round < 3 {
             return Err(MetaError::new(self.format, "the walk is not complete"));
         }
@@ -406,6 +506,9 @@ impl Walker {
             }
             Kind2::Vhdx { .. } => {}
             Kind2::Qed { header_end } => {
+                if self.check {
+                    check = Some(self.qed_check(header_end));
+                }
                 let per = self.entries;
                 let span = per * b;
                 for (i, &e) in self.table.iter().enumerate() {
@@ -510,7 +613,7 @@ impl Walker {
             cluster_size: Some(b),
             allocation: Allocation::from_extents(vs, &ext, false),
             extents: ext,
-            check: None,
+            check,
             bytes_read: self.read,
             diagnostics: self.diags,
         })

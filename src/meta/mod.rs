@@ -281,7 +281,7 @@ impl Walk {
                 file_len,
             })),
             (Format::Vdi | Format::Vpc | Format::Qed | Format::Vhdx, _) => {
-                match blocks::Walker::new(info, file_len)? {
+                match blocks::Walker::new(info, file_len, opts.check)? {
                     Some(w) => Ok(Walk(Inner::Blocks(Box::new(w)))),
                     // A fixed VHD: the disk is the file's first bytes.
                     None => Ok(Walk(Inner::Whole {
