@@ -1128,3 +1128,28 @@ fn qed_check_like_qemu_img() {
     assert!(c["corruptions"].as_u64().unwrap() >= 2, "{c:#}");
     assert!(c["leaks"].as_u64().unwrap() >= 1, "{c:#}");
 }
+
+/// An L1 table larger than one read (2 MiB: 512-byte clusters, 8 GiB) and
+/// L2 tables spread over the disk: read in pieces of at most MAX_READ.
+#[test]
+fn l1_table_larger_than_one_read() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "big.qcow2", "cluster_size=512", "8G", None);
+    io(
+        d,
+        "big.qcow2",
+        "qcow2",
+        &[
+            "write -P 1 0 64k",
+            "write -P 2 3G 4k",
+            "write -z 5G 1k",
+            "write -c -P 3 7G 512",
+            "write -P 4 8191M 1M",
+        ],
+    );
+    all_three(d, "big.qcow2");
+}
