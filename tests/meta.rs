@@ -1153,3 +1153,56 @@ fn l1_table_larger_than_one_read() {
     );
     all_three(d, "big.qcow2");
 }
+
+/// vdi and vmdk checks (qemu's `vdi_co_check`, `vmdk_co_check`): clean
+/// images, a vdi block map with a block index used twice and one too large,
+/// a VMDK grain past the end of the file (qemu-img stops there: "Check
+/// failed").
+#[test]
+fn vdi_and_vmdk_check_like_qemu_img() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    run("qemu-img", &["create", "-q", "-f", "vdi", "v.vdi", "8M"], d);
+    io(d, "v.vdi", "vdi", &["write -P 1 0 3M"]);
+    same_check(d, "v.vdi");
+    run(
+        "qemu-img",
+        &["create", "-q", "-f", "vmdk", "k.vmdk", "8M"],
+        d,
+    );
+    io(d, "k.vmdk", "vmdk", &["write -P 1 0 1M"]);
+    same_check(d, "k.vmdk");
+
+    // vdi: the block map at offset-bmap (from qemu-img's own info).
+    let info = json(&run("qemu-img", &["info", "--output=json", "v.vdi"], d));
+    assert_eq!(info["format"], "vdi");
+    let mut b = std::fs::read(d.join("v.vdi")).unwrap();
+    let bmap = u32::from_le_bytes(b[0x154..0x158].try_into().unwrap()) as usize;
+    b[bmap + 8..bmap + 12].copy_from_slice(&0u32.to_le_bytes());
+    b[bmap + 16..bmap + 20].copy_from_slice(&99u32.to_le_bytes());
+    std::fs::write(d.join("w.vdi"), b).unwrap();
+    let c = same_check(d, "w.vdi");
+    assert_eq!(c["corruptions"], 2, "{c:#}");
+
+    // vmdk: grain 1 of the first grain table past the end of the file.
+    let f = d.join("k.vmdk");
+    let mut b = std::fs::read(&f).unwrap();
+    let gd = u64::from_le_bytes(b[56..64].try_into().unwrap()) as usize * 512;
+    let gt = u32::from_le_bytes(b[gd..gd + 4].try_into().unwrap()) as usize * 512;
+    let past = (b.len() / 512 + 100) as u32;
+    b[gt + 4..gt + 8].copy_from_slice(&past.to_le_bytes());
+    std::fs::write(d.join("j.vmdk"), b).unwrap();
+    let o = Command::new("qemu-img")
+        .args(["check", "--output=json", "j.vmdk"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("points after EOF").count(), 1, "{err}");
+    let c = ours(d, "check", "j.vmdk");
+    assert_eq!(c["corruptions"], 1, "{c:#}");
+}

@@ -134,8 +134,10 @@ pub struct Walker {
     diags: Vec<Diagnostic>,
     /// qed: also run `qemu-img check`'s qed check.
     check: bool,
-    /// qed: `table_size` (clusters per table) and the image size.
+    /// qed: `table_size` (clusters per table).
     qed_table_clusters: u64,
+    /// vdi: the header's count of allocated blocks.
+    vdi_allocated: u64,
 }
 
 fn le32(b: &[u8], i: usize) -> u64 {
@@ -260,6 +262,10 @@ impl Walker {
                 Some(Header::Qed(h)) => u64::from(h.table_size),
                 _ => 0,
             },
+            vdi_allocated: match &info.header {
+                Some(Header::Vdi(h)) => u64::from(h.blocks_allocated),
+                _ => 0,
+            },
         }))
     }
 
@@ -373,6 +379,38 @@ impl Walker {
         off & (self.block - 1) == 0 && off >= header_end && off < self.file_len & !(self.block - 1)
     }
 
+    /// `qemu-img check` of a vdi image (qemu's `vdi_co_check`): each block
+    /// index used once and inside the image, and the header's count of
+    /// allocated blocks right.
+    fn vdi_check(&self) -> super::Check {
+        let n = self.entries;
+        let mut c = empty_check(Format::Vdi);
+        let mut seen = vec![false; n as usize];
+        let mut allocated = 0u64;
+        for &e in &self.table {
+            if e >= 0xffff_fffe {
+                continue;
+            }
+            match seen.get_mut(e as usize) {
+                Some(s) => {
+                    allocated += 1;
+                    if *s {
+                        c.corruptions += 1;
+                    }
+                    *s = true;
+                }
+                None => c.corruptions += 1,
+            }
+        }
+        if allocated != self.vdi_allocated {
+            c.corruptions += 1;
+        }
+        if c.corruptions > 0 {
+            c.advice = Some("qemu-img convert (qemu-img check cannot repair vdi)".into());
+        }
+        c
+    }
+
     /// `qemu-img check` of a qed image (qemu's `qed_check`): every cluster
     /// referenced once (the L1 table, L2 tables, data clusters), offsets
     /// valid, and clusters of the file nothing references are leaks.
@@ -380,20 +418,8 @@ impl Walker {
         let b = self.block;
         let nclusters = (self.file_len & !(b - 1)) / b;
         let mut used = vec![0u64; nclusters.div_ceil(64) as usize];
-        let mut c = super::Check {
-            filename: String::new(),
-            format: Format::Qed,
-            check_errors: 0,
-            corruptions: 0,
-            leaks: 0,
-            image_end_offset: 0,
-            total_clusters: self.virtual_size.div_ceil(b),
-            allocated_clusters: 0,
-            fragmented_clusters: 0,
-            compressed_clusters: 0,
-            problems: Vec::new(),
-            advice: None,
-        };
+        let mut c = empty_check(Format::Qed);
+        c.total_clusters = self.virtual_size.div_ceil(b);
         let mut set = |c: &mut super::Check, off: u64, n: u64| -> bool {
             let mut bad = 0;
             for k in off / b..(off / b).saturating_add(n) {
@@ -477,6 +503,9 @@ impl Walker {
         let b = self.block;
         match self.kind {
             Kind2::Vdi { offset_data } => {
+                if self.check {
+                    check = Some(self.vdi_check());
+                }
                 for (i, &e) in self.table.iter().enumerate() {
                     let g = i as u64 * b;
                     if g >= vs {
@@ -617,6 +646,24 @@ impl Walker {
             bytes_read: self.read,
             diagnostics: self.diags,
         })
+    }
+}
+
+/// A check with nothing counted yet.
+pub(super) fn empty_check(format: Format) -> super::Check {
+    super::Check {
+        filename: String::new(),
+        format,
+        check_errors: 0,
+        corruptions: 0,
+        leaks: 0,
+        image_end_offset: 0,
+        total_clusters: 0,
+        allocated_clusters: 0,
+        fragmented_clusters: 0,
+        compressed_clusters: 0,
+        problems: Vec::new(),
+        advice: None,
     }
 }
 

@@ -293,7 +293,7 @@ impl Walk {
                 }
             }
             (Format::Vmdk, _) => Ok(Walk(Inner::Vmdk(Box::new(vmdk::Walker::new(
-                info, file_len,
+                info, file_len, opts.check,
             )?)))),
             (f, _) => Err(MetaError::new(
                 f,

@@ -33,6 +33,7 @@ pub struct Walker {
     planned: u64,
     read: u64,
     diags: Vec<Diagnostic>,
+    check: bool,
 }
 
 fn le32(b: &[u8], i: usize) -> u64 {
@@ -42,7 +43,7 @@ fn le32(b: &[u8], i: usize) -> u64 {
 }
 
 impl Walker {
-    pub fn new(info: &ImageInfo, file_len: u64) -> Result<Walker, MetaError> {
+    pub fn new(info: &ImageInfo, file_len: u64, check: bool) -> Result<Walker, MetaError> {
         let Some(Header::Vmdk(h)) = &info.header else {
             return Err(MetaError::new(F, "no VMDK header facts"));
         };
@@ -76,6 +77,7 @@ impl Walker {
             planned: 0,
             read: 0,
             diags: Vec::new(),
+            check,
         })
     }
 
@@ -182,6 +184,9 @@ impl Walker {
         let g = self.grain;
         let span = self.gtes * g;
         let mut ext: Vec<Extent> = Vec::new();
+        // qemu's vmdk_co_check: every grain read from the file must start
+        // inside it; it stops at the first that does not.
+        let mut check = self.check.then(|| super::blocks::empty_check(F));
         for (i, &e) in self.gd.iter().enumerate() {
             let base = i as u64 * span;
             if base >= vs {
@@ -201,12 +206,36 @@ impl Walker {
                     break;
                 }
                 let len = g.min(vs - at);
-                match le32(table, j as usize) {
+                let s = le32(table, j as usize);
+                if let Some(c) = check.as_mut() {
+                    // qemu stops at the first such grain (one corruption,
+                    // and `qemu-img check` says "Check failed").
+                    if c.corruptions == 0
+                        && s != 0
+                        && !(s == 1 && self.zero_grain)
+                        && s * 512 >= self.file_len
+                    {
+                        c.corruptions += 1;
+                        if c.problems.len() < limits::META_MAX_PROBLEMS {
+                            c.problems.push(super::Problem {
+                                class: "corruption",
+                                offset: s * 512,
+                                message: format!("the grain of guest offset {at} points past the end of the file"),
+                            });
+                        }
+                    }
+                }
+                match s {
                     0 => push(&mut ext, at, len, Kind::Unallocated, None),
                     1 if self.zero_grain => push(&mut ext, at, len, Kind::Zero, None),
                     _ if self.compressed => push(&mut ext, at, len, Kind::Compressed, None),
                     s => push(&mut ext, at, len, Kind::Data, Some(s * 512)),
                 }
+            }
+        }
+        if let Some(c) = check.as_mut() {
+            if c.corruptions > 0 {
+                c.advice = Some("qemu-img convert (qemu-img check cannot repair vmdk)".into());
             }
         }
         let covered = ext.last().map_or(0, |e| e.start + e.length);
@@ -219,7 +248,7 @@ impl Walker {
             cluster_size: Some(g),
             allocation: Allocation::from_extents(vs, &ext, false),
             extents: ext,
-            check: None,
+            check,
             bytes_read: self.read,
             diagnostics: self.diags,
         })
