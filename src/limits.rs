@@ -97,8 +97,9 @@ pub const GPT_MAX_ENTRY_ARRAY: u64 = 256 * 1024;
 pub const META_MAX_BYTES: u64 = 1 << 30;
 
 /// Most clusters of an image file a check counts references for (one 32-bit
-/// counter each: 512 MiB). More: "the file has more than N clusters".
-pub const META_MAX_CLUSTERS: u64 = 1 << 27;
+/// counter each: 256 MiB; a 4 TiB file of 64 KiB clusters). More: "the file
+/// has more than N clusters".
+pub const META_MAX_CLUSTERS: u64 = 1 << 26;
 
 /// Most clusters one table reference may span in a check (a crypto header,
 /// a snapshot table, a bitmap table claiming more: "claims N clusters").

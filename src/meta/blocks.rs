@@ -78,7 +78,13 @@ impl Batch {
         bytes: &[u8],
         format: Format,
     ) -> Result<(), MetaError> {
-        let Some(w) = self.wants.iter_mut().find(|w| !w.2 && w.0 == range) else {
+        // Sorted by offset (tables are given in order): a binary search.
+        let first = self.wants.partition_point(|w| w.0.offset < range.offset);
+        let Some(w) = self.wants[first..]
+            .iter_mut()
+            .take_while(|w| w.0.offset == range.offset)
+            .find(|w| !w.2 && w.0 == range)
+        else {
             return Err(MetaError::new(format, "bytes not asked for in this round"));
         };
         w.2 = true;

@@ -676,7 +676,17 @@ impl Walker {
     }
 
     pub fn feed(&mut self, range: Range, bytes: &[u8]) -> Result<(), MetaError> {
-        let Some(wi) = self.wants.iter().position(|w| !w.done && w.range == range) else {
+        // The wants are sorted by offset: find the first at this offset,
+        // then the first not fed with this very range (linear overall).
+        let first = self
+            .wants
+            .partition_point(|w| w.range.offset < range.offset);
+        let Some(wi) = self.wants[first..]
+            .iter()
+            .take_while(|w| w.range.offset == range.offset)
+            .position(|w| !w.done && w.range == range)
+            .map(|i| first + i)
+        else {
             return Err(MetaError::new(
                 F,
                 format!(
