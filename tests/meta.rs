@@ -1206,3 +1206,35 @@ fn vdi_and_vmdk_check_like_qemu_img() {
     let c = ours(d, "check", "j.vmdk");
     assert_eq!(c["corruptions"], 1, "{c:#}");
 }
+
+/// Snapshot table entries broken on purpose: an L1 table offset not
+/// aligned, an L1 size above qemu's limit, an L1 table past the end of the
+/// file. qemu-img check drops the snapshot's references (leaks) and counts
+/// a corruption; so do we.
+#[test]
+fn broken_snapshot_entries_check_like_qemu_img() {
+    if !need_tools() {
+        return;
+    }
+    let t = tmp();
+    let d = t.path();
+    create(d, "s.qcow2", "", "4M", None);
+    io(d, "s.qcow2", "qcow2", &["write -P 1 0 1M"]);
+    run("qemu-img", &["snapshot", "-c", "one", "s.qcow2"], d);
+    io(d, "s.qcow2", "qcow2", &["write -P 2 0 64k"]);
+    same_check(d, "s.qcow2");
+    let good = std::fs::read(d.join("s.qcow2")).unwrap();
+    let so = u64::from_be_bytes(good[64..72].try_into().unwrap()) as usize;
+    let l1 = u64::from_be_bytes(good[so..so + 8].try_into().unwrap());
+    for (name, at, bytes) in [
+        ("a.qcow2", so, (l1 + 8).to_be_bytes().to_vec()),
+        ("b.qcow2", so + 8, 0x0100_0000u32.to_be_bytes().to_vec()),
+        ("c.qcow2", so, (1u64 << 40).to_be_bytes().to_vec()),
+    ] {
+        let mut b = good.clone();
+        b[at..at + bytes.len()].copy_from_slice(&bytes);
+        std::fs::write(d.join(name), b).unwrap();
+        let c = same_check(d, name);
+        assert!(c["corruptions"].as_u64().unwrap() >= 1, "{name}: {c:#}");
+    }
+}
