@@ -22,6 +22,11 @@ const USAGE: &str = "usage:
                     [--replace] [--base-dir DIR] [--no-index] [--untrusted]
                     [--qemu-img-json FILE|-] IMAGE...
   backing-chain audit [--domain FILE|-]... [--json|--csv|--script] [--deep-chain N] PATH...
+  backing-chain map|measure|check [--json] IMAGE...
+    map: which layer of IMAGE's chain provides each range (qemu-img map), and
+         how much each layer holds; measure: the chain flattened into a new
+         qcow2 (qemu-img measure -O qcow2) and what committing each layer
+         copies; check: refcounts recomputed (qemu-img check). Metadata only.
     --domain: a domain, status, bare <disk> or <volume> XML (a volume becomes a <disk>)
     --qemu-img-json: the output of `qemu-img info --backing-chain --output=json`,
                      used instead of (or with) reading IMAGE headers
@@ -56,6 +61,7 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
         "chain" => cmd_chain(rest),
         "xml" => cmd_xml(rest),
         "audit" => audit_cli::cmd_audit(rest),
+        "map" | "measure" | "check" => meta_cmds::run(cmd, rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -768,6 +774,360 @@ mod audit_cli {
         if !a.findings.is_empty() {
             let _ = writeln!(w, "\nfindings:");
             let _ = write_diags(w, &a.findings, "  ");
+        }
+    }
+}
+
+/// `map`, `measure` and `check`: the metadata walks (`backing_chain::meta`)
+/// over native positioned reads.
+mod meta_cmds {
+    use std::fs::File;
+    use std::io::Write;
+    use std::process::ExitCode;
+
+    use backing_chain::chain::Image;
+    use backing_chain::image::ImageInfo;
+    use backing_chain::meta::{self, Layer, WalkOptions};
+    use serde::Serialize;
+
+    pub fn run(cmd: &str, args: &[String]) -> Result<ExitCode, String> {
+        let (flags, files) = super::split_flags(args, &[])?;
+        super::check_flags(&flags, &["--json"])?;
+        if files.is_empty() {
+            return Err(format!("{cmd} needs at least one IMAGE\n{}", super::USAGE));
+        }
+        let json = flags.iter().any(|(f, _)| *f == "--json");
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        let mut code = ExitCode::SUCCESS;
+        let mut out: Vec<serde_json::Value> = Vec::new();
+        for f in files {
+            let v = match cmd {
+                "check" => {
+                    let (c, layer) = check(f)?;
+                    if c.corruptions > 0 || c.check_errors > 0 {
+                        code = ExitCode::from(1);
+                    }
+                    if !json {
+                        print_check(&mut w, &c, &layer);
+                    }
+                    serde_json::to_value(&c)
+                }
+                _ => {
+                    let m = chain_map(f)?;
+                    if !json {
+                        if cmd == "map" {
+                            print_map(&mut w, &m);
+                        } else {
+                            print_measure(&mut w, &m);
+                        }
+                    }
+                    if cmd == "map" {
+                        serde_json::to_value(&m)
+                    } else {
+                        serde_json::to_value(MeasureOut {
+                            filename: &m.filename,
+                            measure: m.measure,
+                            layers: &m.layers,
+                        })
+                    }
+                }
+            };
+            out.push(v.map_err(|e| e.to_string())?);
+        }
+        if json {
+            serde_json::to_writer_pretty(&mut w, &out).map_err(|e| e.to_string())?;
+            let _ = writeln!(w);
+        }
+        w.flush().map_err(|e| e.to_string())?;
+        Ok(code)
+    }
+
+    /// Walk one open file's metadata with positioned reads.
+    fn walk(path: &str, info: &ImageInfo, opts: WalkOptions) -> Result<Layer, String> {
+        let f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+        let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; n as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                match super::read_at(&f, &mut buf[got..], off + got as u64)? {
+                    0 => break,
+                    k => got += k,
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        };
+        meta::walk_with(info, len, opts, read).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn info_of(img: &Image) -> Result<&ImageInfo, String> {
+        img.info().ok_or_else(|| match &img.probe {
+            backing_chain::chain::Probed::Error { error } => format!("{}: {error}", img.filename),
+            _ => img.filename.clone(),
+        })
+    }
+
+    /// `check`'s figures, with `filename` set.
+    fn check(path: &str) -> Result<(meta::Check, Layer), String> {
+        let img = super::probe_file(path)?;
+        let info = info_of(&img)?;
+        let mut layer = walk(path, info, WalkOptions { check: true })?;
+        let mut c = layer
+            .check
+            .take()
+            .ok_or_else(|| format!("{path}: {} images are not checked", info.format))?;
+        c.filename = path.to_string();
+        if let Some(a) = &c.advice {
+            c.advice = Some(a.replace("IMAGE", &backing_chain::diag::shell_quote(path)));
+        }
+        Ok((c, layer))
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct LayerOut {
+        filename: String,
+        format: backing_chain::image::Format,
+        allocation: meta::Allocation,
+        /// Each kind as a percent of the virtual size.
+        percent: Percent,
+        /// Bytes `qemu-img commit` of this layer copies into its backing
+        /// (none for the base).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        commit_bytes: Option<u64>,
+        bytes_read: u64,
+        file_length: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        diagnostics: Vec<backing_chain::diag::Diagnostic>,
+    }
+
+    #[derive(Serialize)]
+    struct Percent {
+        data: f64,
+        zero: f64,
+        compressed: f64,
+        unallocated: f64,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct MapOut {
+        filename: String,
+        /// `qemu-img map --output=json`'s entries.
+        map: Vec<meta::MapEntry>,
+        summary: meta::Summary,
+        measure: meta::Measure,
+        layers: Vec<LayerOut>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct MeasureOut<'a> {
+        filename: &'a str,
+        #[serde(flatten)]
+        measure: meta::Measure,
+        layers: &'a [LayerOut],
+    }
+
+    /// The chain of `top` on disk, each layer walked, and the map.
+    fn chain_map(top: &str) -> Result<MapOut, String> {
+        let disk = super::collect_on_disk(&[top], false)?;
+        let images = disk.images;
+        if let Some(last) = images.last() {
+            if let Some(b) = last.info().and_then(|i| i.backing_filename.as_deref()) {
+                return Err(format!(
+                    "{top}: the backing '{b}' of {} was not found: the map needs every layer",
+                    last.filename
+                ));
+            }
+        }
+        let mut layers = Vec::new();
+        let mut outs = Vec::new();
+        for img in &images {
+            let info = info_of(img)?;
+            let layer = walk(&img.filename, info, WalkOptions::default())?;
+            let len = std::fs::metadata(&img.filename)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            outs.push(LayerOut {
+                filename: img.filename.clone(),
+                format: layer.format,
+                allocation: layer.allocation.clone(),
+                percent: {
+                    let a = &layer.allocation;
+                    Percent {
+                        data: a.percent(a.data),
+                        zero: a.percent(a.zero),
+                        compressed: a.percent(a.compressed),
+                        unallocated: a.percent(a.unallocated),
+                    }
+                },
+                commit_bytes: None,
+                bytes_read: layer.bytes_read,
+                file_length: len,
+                diagnostics: layer.diagnostics.clone(),
+            });
+            layers.push(layer);
+        }
+        let n = outs.len();
+        for (o, l) in outs.iter_mut().zip(&layers).take(n.saturating_sub(1)) {
+            o.commit_bytes = Some(meta::commit_bytes(l));
+        }
+        let refs: Vec<&Layer> = layers.iter().collect();
+        let map = meta::chain_map(&refs);
+        let summary = meta::summary(refs.len(), &map);
+        let vs = refs.first().map_or(0, |l| l.virtual_size);
+        let bitmaps = images
+            .first()
+            .and_then(|i| i.info())
+            .and_then(meta::bitmaps_size);
+        let measure = meta::measure(vs, &map, bitmaps);
+        Ok(MapOut {
+            filename: top.to_string(),
+            map,
+            summary,
+            measure,
+            layers: outs,
+        })
+    }
+
+    fn size(b: u64) -> String {
+        const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+        let mut v = b as f64;
+        let mut u = 0;
+        while v >= 1024.0 && u + 1 < U.len() {
+            v /= 1024.0;
+            u += 1;
+        }
+        if u == 0 {
+            format!("{b} B")
+        } else {
+            format!("{v:.1} {}", U[u])
+        }
+    }
+
+    fn print_layers(w: &mut impl Write, m: &MapOut) {
+        for (d, (l, p)) in m.layers.iter().zip(&m.summary.provides).enumerate() {
+            let a = &l.allocation;
+            let _ = writeln!(
+                w,
+                "  depth {d} {} [{}]: provides {} ({} as zeroes); holds data {}, zero {}, \
+                 compressed {}, unallocated {}{}",
+                l.filename,
+                l.format,
+                size(p.bytes),
+                size(p.zero),
+                size(a.data),
+                size(a.zero),
+                size(a.compressed),
+                size(a.unallocated),
+                if a.fully_allocated_by_definition {
+                    " (fully allocated by definition)"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                w,
+                "    read {} of {} of metadata",
+                size(l.bytes_read),
+                size(l.file_length)
+            );
+        }
+        let _ = writeln!(w, "  never written: {}", size(m.summary.never_written));
+    }
+
+    fn print_map(w: &mut impl Write, m: &MapOut) {
+        let _ = writeln!(w, "{}:", m.filename);
+        let _ = writeln!(
+            w,
+            "  {:<20} {:<20} {:>5} {:<8} {:<20}",
+            "start", "length", "depth", "what", "offset"
+        );
+        for e in &m.map {
+            let what = match (e.present, e.zero, e.compressed) {
+                (false, _, _) => "none",
+                (true, true, _) => "zero",
+                (true, false, true) => "compr",
+                _ => "data",
+            };
+            let _ = writeln!(
+                w,
+                "  {:<20} {:<20} {:>5} {:<8} {}",
+                e.start,
+                e.length,
+                e.depth,
+                what,
+                e.offset.map(|o| o.to_string()).unwrap_or_default()
+            );
+        }
+        print_layers(w, m);
+    }
+
+    fn print_measure(w: &mut impl Write, m: &MapOut) {
+        let _ = writeln!(w, "{}:", m.filename);
+        let _ = writeln!(
+            w,
+            "  flattened into a new qcow2: required size {} ({}), fully allocated size {} ({})",
+            m.measure.required,
+            size(m.measure.required),
+            m.measure.fully_allocated,
+            size(m.measure.fully_allocated)
+        );
+        if let Some(b) = m.measure.bitmaps {
+            let _ = writeln!(w, "  bitmaps size: {b}");
+        }
+        for l in &m.layers {
+            if let Some(c) = l.commit_bytes {
+                let _ = writeln!(
+                    w,
+                    "  qemu-img commit {} copies {} ({c} bytes) into its backing",
+                    l.filename,
+                    size(c)
+                );
+            }
+        }
+    }
+
+    fn print_check(w: &mut impl Write, c: &meta::Check, layer: &Layer) {
+        let _ = writeln!(w, "{}:", c.filename);
+        for p in &c.problems {
+            let _ = writeln!(w, "  {} at byte {}: {}", p.class, p.offset, p.message);
+        }
+        if c.corruptions == 0 && c.leaks == 0 && c.check_errors == 0 {
+            let _ = writeln!(w, "  No errors were found on the image.");
+        } else {
+            let _ = writeln!(
+                w,
+                "  {} corruptions, {} leaked clusters, {} check errors",
+                c.corruptions, c.leaks, c.check_errors
+            );
+        }
+        if c.total_clusters > 0 {
+            let _ = writeln!(
+                w,
+                "  {}/{} = {:.2}% allocated, {:.2}% fragmented, {:.2}% compressed clusters",
+                c.allocated_clusters,
+                c.total_clusters,
+                c.allocated_clusters as f64 * 100.0 / c.total_clusters as f64,
+                pct(c.fragmented_clusters, c.allocated_clusters),
+                pct(c.compressed_clusters, c.allocated_clusters),
+            );
+        }
+        let _ = writeln!(w, "  Image end offset: {}", c.image_end_offset);
+        if let Some(a) = &c.advice {
+            let _ = writeln!(w, "  repair (never run by backing-chain): {a}");
+        }
+        let _ = writeln!(w, "  read {} of metadata", size(layer.bytes_read));
+    }
+
+    fn pct(a: u64, b: u64) -> f64 {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
         }
     }
 }
