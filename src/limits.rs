@@ -99,3 +99,34 @@ pub const AUDIT_MAX_LISTED: usize = 100;
 /// The audit: a chain deeper than this is flagged `deep-chain` (a warning;
 /// libvirt refuses more than [`LIBVIRT_MAX_DEPTH`], an error of the chain).
 pub const AUDIT_DEEP_CHAIN: usize = 100;
+
+// Metadata walks (src/meta/): allocation, map, measure, check.
+
+/// Most bytes one metadata walk reads in all (tables of every kind). More:
+/// the walk stops with "the tables need more than N bytes". 1 GiB is the L2
+/// tables of 8 TiB of allocated data at 64 KiB clusters.
+pub const META_MAX_BYTES: u64 = 1 << 30;
+
+/// Most clusters of an image file a check counts references for (one 32-bit
+/// counter each: 256 MiB; a 4 TiB file of 64 KiB clusters). More: "the file
+/// has more than N clusters".
+pub const META_MAX_CLUSTERS: u64 = 1 << 26;
+
+/// Most clusters one table reference may span in a check (a crypto header,
+/// a snapshot table, a bitmap table claiming more: "claims N clusters").
+pub const META_MAX_SPAN: u64 = 1 << 24;
+
+/// Most problems a check lists with their location (all are counted).
+pub const META_MAX_PROBLEMS: usize = 20;
+
+/// qemu's cap on a qcow2 L1 table (bytes, `QCOW_MAX_L1_SIZE`). More: an
+/// error, as qemu refuses to open the image.
+pub const QCOW2_MAX_L1_BYTES: u64 = 32 << 20;
+
+/// qemu's cap on a qcow2 refcount table (bytes, `QCOW_MAX_REFTABLE_SIZE`).
+/// More: an error, as qemu refuses to open the image.
+pub const QCOW2_MAX_REFTABLE_BYTES: u64 = 8 << 20;
+
+/// qemu's cap on the whole qcow2 snapshot table (bytes,
+/// `QCOW_MAX_SNAPSHOTS_SIZE`). More: an error.
+pub const QCOW2_MAX_SNAPSHOT_TABLE: u64 = 64 << 20;

@@ -507,3 +507,183 @@ impl Session {
         answer
     }
 }
+
+// ---- Metadata walks (issue 17): allocation, map, measure, check ----
+
+/// One image's metadata walk: the header is probed first, then the tables
+/// are read (`meta::Walk`). `step(chunks)` takes the bytes read for the
+/// ranges the last answer asked for (`[offset, Uint8Array, askedLen]`) and
+/// answers `{ need, plan }` (read these next; `plan` says how many bytes in
+/// all, exact or an upper bound) or `{ layer }` once done. A header or
+/// table that cannot be read throws.
+#[wasm_bindgen]
+pub struct MetaWalk {
+    file_len: u64,
+    opts: crate::meta::WalkOptions,
+    reads: Reads,
+    info: Option<Box<image::ImageInfo>>,
+    walk: Option<crate::meta::Walk>,
+    layer: Option<crate::meta::Layer>,
+}
+
+#[wasm_bindgen]
+impl MetaWalk {
+    /// `options`: `{ check: bool }` (also read what `qemu-img check` reads).
+    #[wasm_bindgen(constructor)]
+    pub fn new(file_len: f64, options: JsValue) -> Result<MetaWalk, JsError> {
+        install_panic_hook();
+        let opts = if options.is_undefined() || options.is_null() {
+            crate::meta::WalkOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
+        };
+        Ok(MetaWalk {
+            file_len: file_len.max(0.0) as u64,
+            opts,
+            reads: Reads::new(Some(file_len.max(0.0) as u64)),
+            info: None,
+            walk: None,
+            layer: None,
+        })
+    }
+
+    pub fn step(&mut self, chunks: Array) -> Result<JsValue, JsError> {
+        let meta_err = |e: crate::meta::MetaError| JsError::new(&e.to_string());
+        if self.info.is_none() {
+            for (range, bytes) in meta_chunks(&chunks)? {
+                self.reads.insert(range, bytes);
+            }
+            match image::probe(&self.reads) {
+                Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
+                Ok(Step::Done(info)) => {
+                    let w = crate::meta::Walk::new(&info, self.file_len, self.opts)
+                        .map_err(meta_err)?;
+                    self.info = Some(info);
+                    self.walk = Some(w);
+                    self.reads = Reads::new(None);
+                }
+                Err(e) => return Err(JsError::new(&e.to_string())),
+            }
+        } else if let Some(w) = self.walk.as_mut() {
+            for (range, bytes) in meta_chunks(&chunks)? {
+                w.feed(range, &bytes).map_err(meta_err)?;
+            }
+        }
+        let Some(w) = self.walk.as_mut() else {
+            return Err(JsError::new("the walk is finished"));
+        };
+        let need = w.need().map_err(meta_err)?;
+        if !need.is_empty() {
+            let plan = w.plan();
+            return to_js(&serde_json::json!({ "need": need, "plan": plan }));
+        }
+        let layer = self
+            .walk
+            .take()
+            .map(|w| w.finish())
+            .transpose()
+            .map_err(meta_err)?;
+        self.layer = layer;
+        to_js(&LayerAnswer {
+            layer: self.layer.as_ref(),
+        })
+    }
+
+    /// Bytes the walk reads: `{ bytes-total, exact, bytes-read, file-len }`.
+    pub fn plan(&self) -> Result<JsValue, JsError> {
+        match &self.walk {
+            Some(w) => to_js(&w.plan()),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
+    /// The header facts (`Image` keys), once probed.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        match &self.info {
+            Some(i) => to_js(i),
+            None => Ok(JsValue::NULL),
+        }
+    }
+}
+
+/// `[offset, Uint8Array, askedLen]` chunks as (range asked, bytes).
+fn meta_chunks(chunks: &Array) -> Result<Vec<(Range, Vec<u8>)>, JsError> {
+    let mut out = Vec::new();
+    for c in chunks.iter() {
+        let c: Array = c
+            .dyn_into()
+            .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
+        let offset = c
+            .get(0)
+            .as_f64()
+            .ok_or_else(|| JsError::new("chunk offset must be a number"))?;
+        let bytes: Uint8Array = c
+            .get(1)
+            .dyn_into()
+            .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
+        let asked = c.get(2).as_f64().unwrap_or(f64::from(bytes.length()));
+        out.push((Range::new(offset as u64, asked as u64), bytes.to_vec()));
+    }
+    Ok(out)
+}
+
+/// `{ layer }` of a finished walk.
+#[derive(serde::Serialize)]
+struct LayerAnswer<'a> {
+    layer: Option<&'a crate::meta::Layer>,
+}
+
+/// The layers of one chain (top first, as added): its map, summary,
+/// measure and commit estimates (`meta::chain_map`, `summary`, `measure`,
+/// `commit_bytes`).
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct MetaChain {
+    layers: Vec<crate::meta::Layer>,
+    bitmaps: Option<u64>,
+}
+
+#[wasm_bindgen]
+impl MetaChain {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> MetaChain {
+        install_panic_hook();
+        MetaChain::default()
+    }
+
+    /// Add a finished walk's layer below the ones added before.
+    pub fn push(&mut self, walk: &MetaWalk) -> Result<(), JsError> {
+        let layer = walk
+            .layer
+            .clone()
+            .ok_or_else(|| JsError::new("the walk is not finished"))?;
+        if self.layers.is_empty() {
+            self.bitmaps = walk.info.as_deref().and_then(crate::meta::bitmaps_size);
+        }
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    /// `{ map, summary, measure, commit }`: `map` as `qemu-img map
+    /// --output=json`, `measure` as `qemu-img measure --output=json -O
+    /// qcow2`, `commit[d]` the bytes `qemu-img commit` of layer `d` copies.
+    pub fn result(&self) -> Result<JsValue, JsError> {
+        let refs: Vec<&crate::meta::Layer> = self.layers.iter().collect();
+        let map = crate::meta::chain_map(&refs);
+        let summary = crate::meta::summary(refs.len(), &map);
+        let vs = refs.first().map_or(0, |l| l.virtual_size);
+        let measure = crate::meta::measure(vs, &map, self.bitmaps);
+        let commit: Vec<u64> = refs
+            .iter()
+            .take(refs.len().saturating_sub(1))
+            .map(|l| crate::meta::commit_bytes(l))
+            .collect();
+        to_js(&serde_json::json!({
+            "map": map,
+            "summary": summary,
+            "measure": measure,
+            "commit": commit,
+        }))
+    }
+}

@@ -31,6 +31,9 @@ const SUBCOMMANDS: &[(&str, &[&str])] = &[
         "audit",
         &["--domain", "--json", "--csv", "--script", "--deep-chain"],
     ),
+    ("map", &["--json"]),
+    ("measure", &["--json"]),
+    ("check", &["--json"]),
     ("completions", &[]),
 ];
 
@@ -153,6 +156,9 @@ fn a_bad_flag_is_named_and_exits_2() {
         (&["chain", "--json"], "<TOP>"),
         (&["audit"], "<PATH>"),
         (&["xml", "--mode", "validate", "x"], "--domain"),
+        (&["map", "--json"], "<IMAGE>"),
+        (&["measure"], "<IMAGE>"),
+        (&["check"], "<IMAGE>"),
         (&["completions"], "<SHELL>"),
     ] {
         let o = cli(args);

@@ -329,6 +329,105 @@ export class Session {
   free(): void;
 }
 
+// ---- Metadata walks (issue 17): allocation, map, measure, check ----
+
+/** How many bytes a metadata walk reads: exact once the tables that point to the rest are read, an upper bound before. */
+export interface MetaPlan {
+  'bytes-total': number;
+  exact: boolean;
+  'bytes-read': number;
+  'file-len': number;
+}
+
+/** Guest bytes of one layer by kind (they add up to the virtual size; percents are left to the caller). */
+export interface Allocation {
+  'virtual-size': number;
+  data: number;
+  zero: number;
+  compressed: number;
+  unallocated: number;
+  /** Raw and fixed formats: every byte counts as allocated. */
+  'fully-allocated-by-definition'?: boolean;
+}
+
+export interface Extent {
+  start: number;
+  length: number;
+  kind: 'data' | 'zero' | 'compressed' | 'unallocated';
+  offset?: number;
+}
+
+/** `qemu-img check --output=json`'s keys (zero figures left out, as qemu-img does), plus the first problems and the advised repair. */
+export interface MetaCheck {
+  filename: string;
+  format: string;
+  'check-errors': number;
+  corruptions?: number;
+  leaks?: number;
+  'image-end-offset'?: number;
+  'total-clusters'?: number;
+  'allocated-clusters'?: number;
+  'fragmented-clusters'?: number;
+  'compressed-clusters'?: number;
+  problems?: Array<{ class: 'corruption' | 'leak'; offset: number; message: string }>;
+  advice?: string;
+}
+
+export interface MetaLayer {
+  format: string;
+  'virtual-size': number;
+  'cluster-size'?: number;
+  allocation: Allocation;
+  extents: Extent[];
+  check?: MetaCheck;
+  'bytes-read': number;
+  diagnostics?: Diagnostic[];
+}
+
+export type MetaAnswer = { need: Array<{ offset: number; len: number }>; plan?: MetaPlan } | { layer: MetaLayer };
+
+/** One entry of `qemu-img map --output=json`. */
+export interface MapEntry {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+  compressed: boolean;
+  offset?: number;
+}
+
+export interface MetaChainResult {
+  map: MapEntry[];
+  summary: {
+    provides: Array<{ depth: number; bytes: number; zero: number }>;
+    'never-written': number;
+    'virtual-size': number;
+  };
+  /** `qemu-img measure --output=json -O qcow2` of the chain flattened. */
+  measure: { required: number; 'fully-allocated': number; bitmaps?: number };
+  /** `commit[d]`: bytes `qemu-img commit` of layer d copies into its backing. */
+  commit: number[];
+}
+
+/** One image's metadata walk: header first, then its tables. A bad header or table throws. */
+export class MetaWalk {
+  constructor(fileLen: number, options?: { check?: boolean });
+  step(chunks: Chunk[]): MetaAnswer;
+  plan(): MetaPlan | null;
+  info(): Image | null;
+  free(): void;
+}
+
+/** The layers of one chain, top first: map, summary, measure, commit estimates. */
+export class MetaChain {
+  constructor();
+  push(walk: MetaWalk): void;
+  result(): MetaChainResult;
+  free(): void;
+}
+
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
 /** Each disk of a document and its chain as written (`xml::describe`). */
 export function describeXml(doc: string): DiskSummary[];

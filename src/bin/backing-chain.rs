@@ -78,6 +78,22 @@ enum Command {
     #[command(after_help = "Exit codes: 0 fine, 1 something is broken, 2 usage or \
         unreadable input.")]
     Audit(AuditArgs),
+    /// Which chain layer provides each range (qemu-img map) and how much each layer holds
+    #[command(
+        after_help = "Metadata tables only. Exit codes: 0 fine, 2 usage or unreadable input."
+    )]
+    Map(MetaArgs),
+    /// The chain flattened into a new qcow2 (qemu-img measure), each layer's commit size
+    #[command(
+        after_help = "Metadata tables only. Exit codes: 0 fine, 2 usage or unreadable input."
+    )]
+    Measure(MetaArgs),
+    /// Refcounts recomputed from the tables, compared with the stored ones (qemu-img check)
+    #[command(
+        after_help = "Metadata tables only; nothing is repaired. Exit codes: 0 fine, 1 \
+        corruptions or check errors, 2 usage or unreadable input."
+    )]
+    Check(MetaArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "For example, in bash: \
         source <(backing-chain completions bash)")]
@@ -119,6 +135,17 @@ struct XmlArgs {
     qemu_img_json: Vec<String>,
     /// Images whose chains are followed on disk (the tops and their backing files)
     #[arg(value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+/// `map`, `measure` and `check` take the same arguments.
+#[derive(clap::Args)]
+struct MetaArgs {
+    /// JSON (keys as qemu-img's --output=json) instead of text
+    #[arg(long)]
+    json: bool,
+    /// Images (map and measure follow each one's backing chain on disk)
+    #[arg(value_name = "IMAGE", required = true)]
     images: Vec<String>,
 }
 
@@ -178,6 +205,9 @@ fn run(cmd: Command) -> Result<ExitCode, String> {
         } => cmd_chain(&tops, json, untrusted),
         Command::Xml(a) => cmd_xml(&a),
         Command::Audit(a) => audit_cli::cmd_audit(&a),
+        Command::Map(a) => meta_cmds::run("map", &a.images, a.json),
+        Command::Measure(a) => meta_cmds::run("measure", &a.images, a.json),
+        Command::Check(a) => meta_cmds::run("check", &a.images, a.json),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             out.write_all(completions(shell).as_bytes())
@@ -374,7 +404,7 @@ fn write_diags(w: &mut impl Write, d: &[Diagnostic], pad: &str) -> std::io::Resu
 /// path grows too long.
 /// Follow each TOP's backing files on disk. With `untrusted`, a backing
 /// name the core flags ([`chain::untrusted_reason`]) is never opened.
-fn collect_on_disk(tops: &[String], untrusted: bool) -> Result<OnDisk, String> {
+fn collect_on_disk<S: AsRef<str>>(tops: &[S], untrusted: bool) -> Result<OnDisk, String> {
     use std::collections::HashMap;
     #[cfg(unix)]
     fn file_key(m: &std::fs::Metadata) -> Option<(u64, u64)> {
@@ -388,7 +418,7 @@ fn collect_on_disk(tops: &[String], untrusted: bool) -> Result<OnDisk, String> {
     let mut out = OnDisk::default();
     let mut by_path: HashMap<String, usize> = HashMap::new();
     for t in tops {
-        let mut path = t.clone();
+        let mut path = t.as_ref().to_string();
         let mut prev: Option<usize> = None;
         let mut on_chain: HashMap<(u64, u64), usize> = HashMap::new();
         loop {
@@ -836,6 +866,354 @@ mod audit_cli {
         if !a.findings.is_empty() {
             let _ = writeln!(w, "\nfindings:");
             let _ = write_diags(w, &a.findings, "  ");
+        }
+    }
+}
+
+/// `map`, `measure` and `check`: the metadata walks (`backing_chain::meta`)
+/// over native positioned reads.
+mod meta_cmds {
+    use std::fs::File;
+    use std::io::Write;
+    use std::process::ExitCode;
+
+    use backing_chain::chain::Image;
+    use backing_chain::image::ImageInfo;
+    use backing_chain::meta::{self, Layer, WalkOptions};
+    use serde::Serialize;
+
+    pub fn run(cmd: &str, files: &[String], json: bool) -> Result<ExitCode, String> {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        let mut code = ExitCode::SUCCESS;
+        let mut out: Vec<serde_json::Value> = Vec::new();
+        for f in files {
+            let v = match cmd {
+                "check" => {
+                    let (c, layer) = check(f)?;
+                    if c.corruptions > 0 || c.check_errors > 0 {
+                        code = ExitCode::from(1);
+                    }
+                    if !json {
+                        print_check(&mut w, &c, &layer);
+                    }
+                    serde_json::to_value(&c)
+                }
+                _ => {
+                    let m = chain_map(f)?;
+                    if !json {
+                        if cmd == "map" {
+                            print_map(&mut w, &m);
+                        } else {
+                            print_measure(&mut w, &m);
+                        }
+                    }
+                    if cmd == "map" {
+                        serde_json::to_value(&m)
+                    } else {
+                        serde_json::to_value(MeasureOut {
+                            filename: &m.filename,
+                            measure: m.measure,
+                            layers: &m.layers,
+                        })
+                    }
+                }
+            };
+            out.push(v.map_err(|e| e.to_string())?);
+        }
+        if json {
+            serde_json::to_writer_pretty(&mut w, &out).map_err(|e| e.to_string())?;
+            let _ = writeln!(w);
+        }
+        w.flush().map_err(|e| e.to_string())?;
+        Ok(code)
+    }
+
+    /// Walk one open file's metadata with positioned reads.
+    fn walk(path: &str, info: &ImageInfo, opts: WalkOptions) -> Result<Layer, String> {
+        let f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+        let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+        let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
+            let mut buf = vec![0u8; n as usize];
+            let mut got = 0;
+            while got < buf.len() {
+                match super::read_at(&f, &mut buf[got..], off + got as u64)? {
+                    0 => break,
+                    k => got += k,
+                }
+            }
+            buf.truncate(got);
+            Ok(buf)
+        };
+        meta::walk_with(info, len, opts, read).map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn info_of(img: &Image) -> Result<&ImageInfo, String> {
+        img.info().ok_or_else(|| match &img.probe {
+            backing_chain::chain::Probed::Error { error } => format!("{}: {error}", img.filename),
+            _ => img.filename.clone(),
+        })
+    }
+
+    /// `check`'s figures, with `filename` set.
+    fn check(path: &str) -> Result<(meta::Check, Layer), String> {
+        let img = super::probe_file(path)?;
+        let info = info_of(&img)?;
+        let mut layer = walk(path, info, WalkOptions { check: true })?;
+        let mut c = layer
+            .check
+            .take()
+            .ok_or_else(|| format!("{path}: {} images are not checked", info.format))?;
+        c.filename = path.to_string();
+        if let Some(a) = &c.advice {
+            c.advice = Some(a.replace("IMAGE", &backing_chain::diag::shell_quote(path)));
+        }
+        Ok((c, layer))
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct LayerOut {
+        filename: String,
+        format: backing_chain::image::Format,
+        allocation: meta::Allocation,
+        /// Each kind as a percent of the virtual size.
+        percent: Percent,
+        /// Bytes `qemu-img commit` of this layer copies into its backing
+        /// (none for the base).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        commit_bytes: Option<u64>,
+        bytes_read: u64,
+        file_length: u64,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        diagnostics: Vec<backing_chain::diag::Diagnostic>,
+    }
+
+    #[derive(Serialize)]
+    struct Percent {
+        data: f64,
+        zero: f64,
+        compressed: f64,
+        unallocated: f64,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct MapOut {
+        filename: String,
+        /// `qemu-img map --output=json`'s entries.
+        map: Vec<meta::MapEntry>,
+        summary: meta::Summary,
+        measure: meta::Measure,
+        layers: Vec<LayerOut>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    struct MeasureOut<'a> {
+        filename: &'a str,
+        #[serde(flatten)]
+        measure: meta::Measure,
+        layers: &'a [LayerOut],
+    }
+
+    /// The chain of `top` on disk, each layer walked, and the map.
+    fn chain_map(top: &str) -> Result<MapOut, String> {
+        let disk = super::collect_on_disk(&[top], false)?;
+        let images = disk.images;
+        if let Some(last) = images.last() {
+            if let Some(b) = last.info().and_then(|i| i.backing_filename.as_deref()) {
+                return Err(format!(
+                    "{top}: the backing '{b}' of {} was not found: the map needs every layer",
+                    last.filename
+                ));
+            }
+        }
+        let mut layers = Vec::new();
+        let mut outs = Vec::new();
+        for img in &images {
+            let info = info_of(img)?;
+            let layer = walk(&img.filename, info, WalkOptions::default())?;
+            let len = std::fs::metadata(&img.filename)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            outs.push(LayerOut {
+                filename: img.filename.clone(),
+                format: layer.format,
+                allocation: layer.allocation.clone(),
+                percent: {
+                    let a = &layer.allocation;
+                    Percent {
+                        data: a.percent(a.data),
+                        zero: a.percent(a.zero),
+                        compressed: a.percent(a.compressed),
+                        unallocated: a.percent(a.unallocated),
+                    }
+                },
+                commit_bytes: None,
+                bytes_read: layer.bytes_read,
+                file_length: len,
+                diagnostics: layer.diagnostics.clone(),
+            });
+            layers.push(layer);
+        }
+        let n = outs.len();
+        for (o, l) in outs.iter_mut().zip(&layers).take(n.saturating_sub(1)) {
+            o.commit_bytes = Some(meta::commit_bytes(l));
+        }
+        let refs: Vec<&Layer> = layers.iter().collect();
+        let map = meta::chain_map(&refs);
+        let summary = meta::summary(refs.len(), &map);
+        let vs = refs.first().map_or(0, |l| l.virtual_size);
+        let bitmaps = images
+            .first()
+            .and_then(|i| i.info())
+            .and_then(meta::bitmaps_size);
+        let measure = meta::measure(vs, &map, bitmaps);
+        Ok(MapOut {
+            filename: top.to_string(),
+            map,
+            summary,
+            measure,
+            layers: outs,
+        })
+    }
+
+    fn size(b: u64) -> String {
+        const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+        let mut v = b as f64;
+        let mut u = 0;
+        while v >= 1024.0 && u + 1 < U.len() {
+            v /= 1024.0;
+            u += 1;
+        }
+        if u == 0 {
+            format!("{b} B")
+        } else {
+            format!("{v:.1} {}", U[u])
+        }
+    }
+
+    fn print_layers(w: &mut impl Write, m: &MapOut) {
+        for (d, (l, p)) in m.layers.iter().zip(&m.summary.provides).enumerate() {
+            let a = &l.allocation;
+            let _ = writeln!(
+                w,
+                "  depth {d} {} [{}]: provides {} ({} as zeroes); holds data {}, zero {}, \
+                 compressed {}, unallocated {}{}",
+                l.filename,
+                l.format,
+                size(p.bytes),
+                size(p.zero),
+                size(a.data),
+                size(a.zero),
+                size(a.compressed),
+                size(a.unallocated),
+                if a.fully_allocated_by_definition {
+                    " (fully allocated by definition)"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                w,
+                "    read {} of {} of metadata",
+                size(l.bytes_read),
+                size(l.file_length)
+            );
+        }
+        let _ = writeln!(w, "  never written: {}", size(m.summary.never_written));
+    }
+
+    fn print_map(w: &mut impl Write, m: &MapOut) {
+        let _ = writeln!(w, "{}:", m.filename);
+        let _ = writeln!(
+            w,
+            "  {:<20} {:<20} {:>5} {:<8} {:<20}",
+            "start", "length", "depth", "what", "offset"
+        );
+        for e in &m.map {
+            let what = match (e.present, e.zero, e.compressed) {
+                (false, _, _) => "none",
+                (true, true, _) => "zero",
+                (true, false, true) => "compr",
+                _ => "data",
+            };
+            let _ = writeln!(
+                w,
+                "  {:<20} {:<20} {:>5} {:<8} {}",
+                e.start,
+                e.length,
+                e.depth,
+                what,
+                e.offset.map(|o| o.to_string()).unwrap_or_default()
+            );
+        }
+        print_layers(w, m);
+    }
+
+    fn print_measure(w: &mut impl Write, m: &MapOut) {
+        let _ = writeln!(w, "{}:", m.filename);
+        let _ = writeln!(
+            w,
+            "  flattened into a new qcow2: required size {} ({}), fully allocated size {} ({})",
+            m.measure.required,
+            size(m.measure.required),
+            m.measure.fully_allocated,
+            size(m.measure.fully_allocated)
+        );
+        if let Some(b) = m.measure.bitmaps {
+            let _ = writeln!(w, "  bitmaps size: {b}");
+        }
+        for l in &m.layers {
+            if let Some(c) = l.commit_bytes {
+                let _ = writeln!(
+                    w,
+                    "  qemu-img commit {} copies {} ({c} bytes) into its backing",
+                    l.filename,
+                    size(c)
+                );
+            }
+        }
+    }
+
+    fn print_check(w: &mut impl Write, c: &meta::Check, layer: &Layer) {
+        let _ = writeln!(w, "{}:", c.filename);
+        for p in &c.problems {
+            let _ = writeln!(w, "  {} at byte {}: {}", p.class, p.offset, p.message);
+        }
+        if c.corruptions == 0 && c.leaks == 0 && c.check_errors == 0 {
+            let _ = writeln!(w, "  No errors were found on the image.");
+        } else {
+            let _ = writeln!(
+                w,
+                "  {} corruptions, {} leaked clusters, {} check errors",
+                c.corruptions, c.leaks, c.check_errors
+            );
+        }
+        if c.total_clusters > 0 {
+            let _ = writeln!(
+                w,
+                "  {}/{} = {:.2}% allocated, {:.2}% fragmented, {:.2}% compressed clusters",
+                c.allocated_clusters,
+                c.total_clusters,
+                c.allocated_clusters as f64 * 100.0 / c.total_clusters as f64,
+                pct(c.fragmented_clusters, c.allocated_clusters),
+                pct(c.compressed_clusters, c.allocated_clusters),
+            );
+        }
+        let _ = writeln!(w, "  Image end offset: {}", c.image_end_offset);
+        if let Some(a) = &c.advice {
+            let _ = writeln!(w, "  repair (never run by backing-chain): {a}");
+        }
+        let _ = writeln!(w, "  read {} of metadata", size(layer.bytes_read));
+    }
+
+    fn pct(a: u64, b: u64) -> f64 {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
         }
     }
 }

@@ -204,6 +204,18 @@ codes! {
     /// The chain has more layers than libvirt's qemu driver accepts.
     TooDeepForLibvirt = "too-deep-for-libvirt",
 
+    // ---- Metadata walks: allocation, map, check (`meta`) ----
+    /// A raw or fixed-size image: every byte counts as allocated (no tables to read).
+    MetaFullyAllocated = "meta-fully-allocated",
+    /// A metadata table lies (partly) past the end of the file: read as zeroes, as qemu reads it.
+    MetaPastEof = "meta-past-eof",
+    /// A metadata entry qemu refuses to follow (offset not aligned, reserved bits, invalid subcluster bitmap).
+    MetaCorrupt = "meta-corrupt",
+    /// `check`: refcounts too low, clusters referenced twice, bad entries: repair with `qemu-img check -r all`.
+    CheckCorruptions = "check-corruptions",
+    /// `check`: leaked clusters (allocated but unused): repair with `qemu-img check -r leaks`.
+    CheckLeaks = "check-leaks",
+
     // ---- Domain and volume XML (`xml`) ----
     /// A flat `<backingStore>` comes before its parent: kept under the disk.
     FlatOrder = "flat-order",

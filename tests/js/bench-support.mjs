@@ -286,4 +286,11 @@ export const SIZE_BUDGET = 150 * 1024;
 // between nodes, the table and the verdicts view) 5.5 KiB and www/audit.js
 // (the page's wiring) 2.2 KiB; the element does not load them.
 // Both together (issues 15 and 16 merged): 322.9 KiB measured, ceiling 325 KiB.
-export const SIZE_CEILING = 325 * 1024;
+// Raised to 306 KiB on 2026-12-02 by issue 17 (304.4 KiB measured, 281.3
+// before): the metadata walks (qcow2 L1/L2/refcount/snapshot/bitmap walker,
+// check, chain map, measure; MetaWalk/MetaChain) +22.1 KiB wasm, +0.9 KiB glue,
+// after taking out the ordered maps and the standard sorts (a radix sort
+// instead: -7.9 KiB); then to 313 KiB (311.1 measured) by the qed, vdi,
+// vpc, vhdx and VMDK sparse walkers (+6.7 KiB).
+// Issues 14, 15, 16 and 17 merged: 356.0 KiB measured (wasm 678,339 bytes raw), ceiling 358 KiB.
+export const SIZE_CEILING = 358 * 1024;
