@@ -39,7 +39,6 @@
 
 #![warn(missing_docs)]
 
-
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic};
