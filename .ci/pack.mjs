@@ -1,10 +1,12 @@
 // Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
 // `bash .ci/build`). It copies what <backing-chain-editor> loads — the
 // element module and every module it imports, found by following its
-// relative imports, their .d.ts files, the wasm API module and the .wasm —
+// relative imports (`.ci/ship.mjs`; each minified), their .d.ts files, the
+// wasm API module (minified) and the .wasm —
 // with package/package.json and package/README.md into OUTDIR/package
 // (default target/npm), runs `npm pack` there and prints the tarball's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closure, minify } from './ship.mjs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,22 +15,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const WWW = join(ROOT, 'www');
 const out = resolve(process.argv[2] ?? join(ROOT, 'target', 'npm'));
 const dest = join(out, 'package');
-
-/** The element module and every www/ module it imports (static or dynamic, relative paths). */
-function closure(entry) {
-  const seen = new Set();
-  const todo = [entry];
-  while (todo.length) {
-    const f = todo.pop();
-    if (seen.has(f)) continue;
-    seen.add(f);
-    const src = readFileSync(join(WWW, f), 'utf8');
-    for (const m of src.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]\.\/([\w./-]+?\.js)(?:\?[^'"]*)?['"]/g)) {
-      if (!m[1].startsWith('pkg/')) todo.push(m[1]);
-    }
-  }
-  return [...seen].sort();
-}
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package', 'package.json'), 'utf8'));
 const cargo = readFileSync(join(ROOT, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1];
@@ -39,9 +25,13 @@ for (const f of ['pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
 
 rmSync(dest, { recursive: true, force: true });
 mkdirSync(join(dest, 'pkg'), { recursive: true });
-const modules = closure('backing-chain-editor.js');
-for (const f of modules) cpSync(join(WWW, f), join(dest, f));
-for (const f of ['backing-chain-editor.d.ts', 'backing-chain-wasm.d.ts', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+// The JS modules ship minified one by one (same names, same imports: issue
+// 18); the types, the docs in them and the wasm as they are.
+const modules = closure(WWW, 'backing-chain-editor.js');
+for (const f of [...modules, 'pkg/backing_chain.js']) {
+  writeFileSync(join(dest, f), minify(readFileSync(join(WWW, f), 'utf8')));
+}
+for (const f of ['backing-chain-editor.d.ts', 'backing-chain-wasm.d.ts', 'pkg/backing_chain_bg.wasm']) {
   cpSync(join(WWW, f), join(dest, f));
 }
 for (const f of ['LICENSE-MIT', 'LICENSE-APACHE']) cpSync(join(ROOT, f), join(dest, f));

@@ -78,7 +78,7 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     install_panic_hook();
     let reads = reads_from(file_len, &chunks)?;
     match image::probe(&reads) {
-        Ok(Step::Need(r)) => to_js(&serde_json::json!({ "need": r })),
+        Ok(Step::Need(r)) => to_js(&NeedAnswer { need: &r }),
         Ok(Step::Done(info)) => to_js(&InfoAnswer { info: &info }),
         Err(e) => Err(JsError::new(&e.to_string())),
     }
@@ -114,14 +114,14 @@ impl Session {
         let reads = reads_from(file_len, &chunks)?;
         let bytes_read = reads.bytes_held();
         let (probe, answer) = match image::probe(&reads) {
-            Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
+            Ok(Step::Need(r)) => return to_js(&NeedAnswer { need: &r }),
             Ok(Step::Done(info)) => {
                 let answer = to_js(&InfoAnswer { info: &info })?;
                 (Probed::Info(info), answer)
             }
             Err(e) => {
                 let msg = e.to_string();
-                let answer = to_js(&serde_json::json!({ "error": msg }))?;
+                let answer = to_js(&ErrorAnswer { error: &msg })?;
                 (Probed::Error { error: msg }, answer)
             }
         };
@@ -427,6 +427,20 @@ pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: 
 #[derive(serde::Serialize)]
 struct InfoAnswer<'a> {
     info: &'a image::ImageInfo,
+}
+
+/// `{ need: [{offset, len}] }`: the reads a probe step asks for (a typed
+/// answer, not a `serde_json::Value`: the value serializer stays out of the
+/// wasm).
+#[derive(serde::Serialize)]
+struct NeedAnswer<'a> {
+    need: &'a [Range],
+}
+
+/// `{ error }`: a probe that failed on the image's header.
+#[derive(serde::Serialize)]
+struct ErrorAnswer<'a> {
+    error: &'a str,
 }
 
 // ---- The image-store audit (`audit`) ----

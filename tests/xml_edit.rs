@@ -760,3 +760,59 @@ fn an_inserted_layer_keeps_the_numbers_increasing_downwards() {
     assert_eq!(numbers(&out), [Some(1), Some(2), Some(3), Some(4)], "{out}");
     assert_libvirt_valid(&out, "added at the end of a numbered chain");
 }
+
+/// Every operation reads back what it writes as data (`op` tag and fields),
+/// and a missing field or an unknown `op` is an error that names it.
+#[test]
+fn ops_as_data_round_trip() {
+    let layer = file("/var/lib/libvirt/images/b.qcow2", Some("qcow2"));
+    let seclabel = edit::SeclabelSpec {
+        model: "dac".into(),
+        relabel: Some(false),
+        label: None,
+    };
+    let ops = [
+        Op::SetLayer {
+            disk: 1,
+            depth: 2,
+            layer: layer.clone(),
+        },
+        Op::InsertLayer {
+            disk: 0,
+            depth: 1,
+            layer,
+        },
+        Op::RemoveLayer { disk: 2, depth: 3 },
+        Op::SetTerminator { disk: 0, on: true },
+        Op::SetSeclabel {
+            disk: 0,
+            depth: 1,
+            seclabel,
+        },
+        Op::RemoveSeclabel {
+            disk: 0,
+            depth: 0,
+            model: "selinux".into(),
+        },
+    ];
+    for op in ops {
+        let text = serde_json::to_string(&op).unwrap();
+        let back: Op = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, op, "{text}");
+    }
+    for (text, want) in [
+        (
+            r#"{"op":"set-layer","disk":0,"depth":1}"#,
+            "missing field `layer`",
+        ),
+        (r#"{"op":"remove-layer","depth":1}"#, "missing field `disk`"),
+        (r#"{"disk":0}"#, "missing field `op`"),
+        (
+            r#"{"op":"frobnicate","disk":0}"#,
+            "unknown variant `frobnicate`",
+        ),
+    ] {
+        let e = serde_json::from_str::<Op>(text).unwrap_err().to_string();
+        assert!(e.contains(want), "{text}: {e}");
+    }
+}

@@ -39,8 +39,6 @@
 
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::diag::{Code, Diagnostic};
@@ -147,7 +145,10 @@ impl Stop {
 #[derive(Debug, Clone, Default)]
 pub struct Reads {
     len: Option<u64>,
-    chunks: BTreeMap<u64, Vec<u8>>,
+    /// By offset, one chunk per offset. A sorted vector, not a `BTreeMap`:
+    /// a probe holds a handful of chunks (one per read it asked for), and
+    /// each kind of `BTreeMap` costs the wasm about 11 KB (issue 18).
+    chunks: Vec<(u64, Vec<u8>)>,
 }
 
 impl Reads {
@@ -157,7 +158,7 @@ impl Reads {
     pub fn new(file_len: Option<u64>) -> Self {
         Reads {
             len: file_len,
-            chunks: BTreeMap::new(),
+            chunks: Vec::new(),
         }
     }
 
@@ -173,22 +174,25 @@ impl Reads {
             let end = asked.offset + bytes.len() as u64;
             self.len = Some(self.len.map_or(end, |l| l.min(end)));
         }
-        match self.chunks.get(&asked.offset) {
-            Some(old) if old.len() >= bytes.len() => {}
-            _ => {
-                self.chunks.insert(asked.offset, bytes);
+        match self.chunks.binary_search_by_key(&asked.offset, |c| c.0) {
+            Ok(i) => {
+                if self.chunks[i].1.len() < bytes.len() {
+                    self.chunks[i].1 = bytes;
+                }
             }
+            Err(i) => self.chunks.insert(i, (asked.offset, bytes)),
         }
     }
 
     /// Total bytes held (what the caller has read).
     pub fn bytes_held(&self) -> u64 {
-        self.chunks.values().map(|c| c.len() as u64).sum()
+        self.chunks.iter().map(|c| c.1.len() as u64).sum()
     }
 
     /// The bytes `[offset, offset + len)` if one chunk covers them.
     fn covered(&self, offset: u64, len: u64) -> Option<&[u8]> {
-        let (start, chunk) = self.chunks.range(..=offset).next_back()?;
+        let at = self.chunks.partition_point(|c| c.0 <= offset);
+        let (start, chunk) = self.chunks.get(at.checked_sub(1)?)?;
         let rel = offset - start;
         let end = rel.checked_add(len)?;
         if end <= chunk.len() as u64 {
