@@ -1,7 +1,8 @@
 // Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
 // `bash .ci/build`). It copies what <backing-chain-editor> loads — the
 // element module and every module it imports, found by following its
-// relative imports, their .d.ts files, the wasm API module and the .wasm —
+// relative imports, the probe worker and its imports, their .d.ts files, the
+// wasm API module and the .wasm —
 // with package/package.json and package/README.md into OUTDIR/package
 // (default target/npm), runs `npm pack` there and prints the tarball's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +40,8 @@ for (const f of ['pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
 
 rmSync(dest, { recursive: true, force: true });
 mkdirSync(join(dest, 'pkg'), { recursive: true });
-const modules = closure('backing-chain-editor.js');
+// The probe worker is started by URL (new URL('./probe-worker.js', import.meta.url)), not imported.
+const modules = [...new Set([...closure('backing-chain-editor.js'), ...closure('probe-worker.js')])].sort();
 for (const f of modules) cpSync(join(WWW, f), join(dest, f));
 for (const f of ['backing-chain-editor.d.ts', 'backing-chain-wasm.d.ts', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
   cpSync(join(WWW, f), join(dest, f));
