@@ -10,14 +10,20 @@
 //   shared base, shown once), after two
 //   animation frames. A fresh page per round. Target < 1 s. Its rounds
 //   alternate with those of the wasm API page below, and the line gives the
-//   median per-round ratio of the two (the machine's load changes).
+//   median per-round ratio of the two (the machine's load changes), the
+//   ratio to the bare reads of the same bytes (issue 18: ≤ 1.2×) and to one
+//   4 KiB read per file, the time to the first chain visible (the first
+//   top-level item in the tree, two frames later) and the main thread's
+//   longest task during the drop (PerformanceObserver 'longtask'; ≤ 100 ms).
+//   Dropped files are probed in the element's Web Worker.
 // Then, on a tiny test page calling the wasm API directly:
 // * 1,000 qcow2 images made with qemu-img (groups of ten sharing bases) are
 //   handed to an <input type=file multiple> with setInputFiles (what a drop
 //   hands the page: File objects). Timed in the page from the change event to
 //   the tree rendered (probed with Blob.slice reads, forest built, one <li>
-//   per chain, two animation frames). Target < 1 s. Alternated with a
-//   baseline that only reads the same 4 KiB of every file and lists the names:
+//   per chain, two animation frames). Target < 1 s. Alternated with two
+//   baselines that only read and list the names: the same byte ranges the
+//   probe read of each file (all at once), and the first 4 KiB of each file;
 //   the ratio is the cost of the wasm work over the bare reads.
 // * Bytes read per image stay within the per-format budget.
 // * A 100 GB sparse raw image and a 100 GB qcow2 with metadata preallocated:
@@ -172,10 +178,13 @@ try {
             requestAnimationFrame(() => requestAnimationFrame(() => (first = performance.now() - t0)));
           });
           seen.observe(tree, { childList: true });
+          let over = false;
           const check = () => {
             const top = tree.querySelectorAll(':scope > li[aria-level="1"][data-image]').length;
-            if (top < want) return;
+            if (top < want || over) return;
+            over = true;
             el.removeEventListener('backing-chain-editor-diagnostics', check);
+            all.disconnect();
             requestAnimationFrame(() =>
               requestAnimationFrame(() => {
                 const end = performance.now();
@@ -185,6 +194,9 @@ try {
                   ms: end - t0,
                   firstMs: first ?? end - t0,
                   longest: Math.max(0, ...during.map((e) => e.duration)),
+                  // The same counted from the page's first drop listener (the drop's
+                  // task begins with the browser making the drop's File objects).
+                  longestOurs: Math.max(0, ...during.map((e) => e.startTime + e.duration - Math.max(e.startTime, t0))),
                   over100: during.filter((e) => e.duration > 100).length,
                   files: ev.dataTransfer?.files.length,
                   chains: top,
@@ -198,6 +210,9 @@ try {
             );
           };
           el.addEventListener('backing-chain-editor-diagnostics', check);
+          // The tree adds what is below its first screenful in later tasks.
+          const all = new MutationObserver(check);
+          all.observe(tree, { childList: true });
         },
         { capture: true, once: true },
       );
@@ -224,6 +239,7 @@ try {
   const pageRead4kRatios = [];
   const firsts = [];
   const longest = [];
+  const longestOurs = [];
   const over100 = [];
   let shown;
   let last;
@@ -251,6 +267,7 @@ try {
     pageReadRatios.push(p.ms / b.ms);
     firsts.push(p.firstMs);
     longest.push(p.longest);
+    longestOurs.push(p.longestOurs);
     over100.push(p.over100);
     shown = p;
     last = f;
@@ -285,7 +302,7 @@ try {
   );
   report(
     `browser drop ${N} qcow2 on the page's element: the main thread's longest task`,
-    `${fmtMs(Math.max(...longest))} (per round ${longest.map((x) => x.toFixed(0)).join(', ')} ms; tasks over 100 ms: ${over100.join(', ')})`,
+    `${fmtMs(Math.max(...longest))} (per round ${longest.map((x) => x.toFixed(0)).join(', ')} ms; tasks over 100 ms: ${over100.join(', ')}); from the page's first drop listener on: ${fmtMs(Math.max(...longestOurs))} (per round ${longestOurs.map((x) => x.toFixed(0)).join(', ')} ms)`,
     '≤ 100 ms',
     Math.max(...longest) <= 100,
   );
