@@ -286,4 +286,8 @@ export const SIZE_BUDGET = 150 * 1024;
 // between nodes, the table and the verdicts view) 5.5 KiB and www/audit.js
 // (the page's wiring) 2.2 KiB; the element does not load them.
 // Both together (issues 15 and 16 merged): 322.9 KiB measured, ceiling 325 KiB.
-export const SIZE_CEILING = 325 * 1024;
+// Then to 330 KiB by the probe worker (issue 18; 328.7 KiB measured):
+// www/probe-worker.js 1.6 KiB (loaded when files are dropped, not at first
+// paint), reader.js +2.5 KiB (the worker client and its fallbacks), the
+// tree's later tasks +0.6 KiB (BENCHMARKS.md).
+export const SIZE_CEILING = 330 * 1024;
