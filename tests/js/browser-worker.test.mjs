@@ -180,7 +180,7 @@ test('a file changed on disk after it was picked (its File refuses reads) is sho
   assert.deepEqual(errors, []);
 });
 
-test('a tree of 150 chains shows its first screenful at once, the rest in later tasks; End and select reach the last chain before those tasks ran', { skip }, async (t) => {
+test('a tree of 150 chains shows its first screenful at once, the rest in later tasks; End reaches the last chain before those tasks ran', { skip }, async (t) => {
   const { page, errors } = await openPage(t);
   await page.evaluate(() => {
     const i = document.createElement('input');
