@@ -378,7 +378,7 @@ export class BackingChainEditor extends HTMLElement {
     }
     if (xmlDocs.length > 1) this._notice(`Only the first XML document is used (${xmlDocs.length} dropped).`);
     // The size (a round trip in Chromium) is asked for in the probe, among other reads.
-    await this._model.probe(images.map((e) => ({ name: e.path, from: e.from, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
+    await this._model.probe(images.map((e) => ({ name: e.path, from: e.from, file: e.file, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
   }
 
   /** @param {string} text */

@@ -137,6 +137,9 @@ export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a)
 /** @type {Glue['rebaseCommand']} */
 export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));
 
+/** The compiled wasm module (once loaded), for a probe worker's instance. */
+export const wasmModule = () => compiled;
+
 /** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
 export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;
 
