@@ -40,8 +40,8 @@ export const EVENTS: {
   readonly progress: 'backing-chain-editor-progress';
 };
 
-/** `backing-chain-editor-progress`: bytes of `image`'s metadata read so far, of the bytes its walk will read (`total` 0 while the header is probed). */
-export type ProgressEvent = CustomEvent<{ image: string; done: number; total: number }>;
+/** `backing-chain-editor-progress`: bytes of `image`'s metadata read so far (`done`), of the bytes its walk will read (`total`; 0 while the header is probed, an upper bound until the tables that point to the rest are read), of a file of `size` bytes. */
+export type ProgressEvent = CustomEvent<{ image: string; done: number; total: number; size: number }>;
 
 /** Options of `allocation()` / `chainMap()`: `check` also runs qemu-img check's walk; `signal` cancels (the promise rejects with its reason). */
 export interface MetaOptions {
@@ -51,7 +51,7 @@ export interface MetaOptions {
 
 /** `chainMap()`: the chain's map, summary and estimates, and each layer's walk (top first). */
 export interface ChainMapResult extends MetaChainResult {
-  layers: Array<{ image: string; layer: MetaLayer; bytesRead: number; reads: number }>;
+  layers: Array<{ image: string; layer: MetaLayer; bytesRead: number; reads: number; size: number }>;
 }
 
 /** `backing-chain-editor-change`: the resulting XML changed. */

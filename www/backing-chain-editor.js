@@ -338,7 +338,7 @@ export class BackingChainEditor extends HTMLElement {
    */
   async allocation(image, { check = false, signal } = {}) {
     const src = this._source(String(image));
-    const { layer, walk } = await walkImage(src, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total }) });
+    const { layer, walk } = await walkImage(src, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
     walk.free();
     return layer;
   }
@@ -354,7 +354,7 @@ export class BackingChainEditor extends HTMLElement {
    */
   async chainMap(top, { check = false, signal } = {}) {
     const sources = this._chainNames(String(top)).map((n) => this._source(n));
-    return walkChain(sources, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total }) });
+    return walkChain(sources, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
   }
 
   /** Names of the chain from `top` down, following the links the tree shows. @param {string} top */

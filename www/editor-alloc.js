@@ -12,7 +12,7 @@ import { h, humanSize, formatCount } from './render.js';
 /**
  * @typedef {Awaited<ReturnType<typeof import('./editor-meta.js').walkChain>>} ChainResult
  * @typedef {{ chainMap(top: string, o: { check?: boolean, signal?: AbortSignal }): Promise<ChainResult>, chainOf(top: string): string[] }} AllocActions
- * @typedef {{ state: 'running' | 'done' | 'error' | 'cancelled', ctl?: AbortController, image?: string, done: number, total: number, result?: ChainResult, error?: string }} Run
+ * @typedef {{ state: 'running' | 'done' | 'error' | 'cancelled', ctl?: AbortController, image?: string, done: number, total: number, size: number, result?: ChainResult, error?: string }} Run
  */
 
 const KINDS = /** @type {const} */ (['data', 'compressed', 'zero', 'unallocated']);
@@ -62,18 +62,19 @@ export class AllocView {
     this.runs.get(name)?.ctl?.abort();
     const ctl = new AbortController();
     /** @type {Run} */
-    const run = { state: 'running', ctl, done: 0, total: 0 };
+    const run = { state: 'running', ctl, done: 0, total: 0, size: 0 };
     this.runs.set(name, run);
-    /** @type {Map<string, { done: number, total: number }>} */
+    /** @type {Map<string, { done: number, total: number, size: number }>} */
     const per = new Map();
     /** @param {Event} ev */
     const onProgress = (ev) => {
       const d = /** @type {CustomEvent} */ (ev).detail;
       if (this.runs.get(name) !== run) return;
-      per.set(d.image, { done: d.done, total: d.total });
+      per.set(d.image, { done: d.done, total: d.total, size: d.size ?? 0 });
       run.image = d.image;
       run.done = [...per.values()].reduce((s, x) => s + x.done, 0);
       run.total = [...per.values()].reduce((s, x) => s + x.total, 0);
+      run.size = [...per.values()].reduce((s, x) => s + x.size, 0);
       this.progress(name);
     };
     const host = this.boxes.get(name)?.getRootNode();
@@ -104,7 +105,7 @@ export class AllocView {
       bar.max = Math.max(run.total, 1);
       bar.value = run.done;
     }
-    if (text) text.textContent = `Reading the metadata of ${run.image ?? name}: ${humanSize(run.done)}${run.total ? ` of ${humanSize(run.total)}` : ''}`;
+    if (text) text.textContent = `Reading the metadata of ${run.image ?? name}: ${humanSize(run.done)} read${run.total ? ` (will read ${humanSize(run.total)} of ${humanSize(run.size)} so far)` : ''}`;
   }
 
   /** @param {string} name */
@@ -141,7 +142,8 @@ export class AllocView {
   /** @param {ChainResult} r */
   results(r) {
     const vs = r.summary['virtual-size'];
-    const fileTotal = r.layers.reduce((s, l) => s + (l.layer['bytes-read'] ?? 0), 0);
+    const readTotal = r.layers.reduce((s, l) => s + l.bytesRead, 0);
+    const fileTotal = r.layers.reduce((s, l) => s + l.size, 0);
     /** @type {HTMLElement[]} */
     const out = [];
     const names = r.layers.map((l) => l.image);
@@ -168,9 +170,17 @@ export class AllocView {
           return s;
         }),
       );
-      out.push(h('h5', null, 'Chain map (guest disk, left to right)'), strip);
+      const key = h(
+        'p',
+        { class: 'meta legend', 'aria-hidden': 'true' },
+        names.flatMap((n, d) => [h('span', { class: `key d${Math.min(d, 5)}` }), ` ${n} `]),
+        h('span', { class: 'key none' }),
+        ' never written (lighter: zeroes)',
+      );
+      out.push(h('h5', null, 'Chain map (guest disk, left to right)'), strip, key);
     }
-    const provides = r.summary.provides.map((p) => `${p.depth === 0 ? 'top ' : p.depth === names.length - 1 && names.length > 1 ? 'base ' : ''}${names[p.depth] ?? `depth ${p.depth}`} provides ${humanSize(p.bytes)}`);
+    const role = (/** @type {number} */ d) => (names.length < 2 ? '' : d === 0 ? ' (top)' : d === names.length - 1 ? ' (base)' : '');
+    const provides = r.summary.provides.map((p) => `${names[p.depth] ?? `depth ${p.depth}`}${role(p.depth)} provides ${humanSize(p.bytes)}`);
     out.push(h('p', { class: 'summary-line' }, `${provides.join(', ')}; ${humanSize(r.summary['never-written'])} never written (of ${humanSize(vs)}).`));
     /** @type {HTMLElement[]} */
     const est = [];
@@ -178,7 +188,7 @@ export class AllocView {
     const add = (k, v) => est.push(h('dt', null, k), h('dd', null, v));
     add('Flattened into one qcow2 (qemu-img measure)', `required ${humanSize(r.measure.required)} (${formatCount(r.measure.required)} bytes), fully allocated ${humanSize(r.measure['fully-allocated'])}${r.measure.bitmaps ? `, bitmaps ${humanSize(r.measure.bitmaps)}` : ''}`);
     r.commit.forEach((bytes, d) => add(`qemu-img commit of ${names[d]}`, `copies ${humanSize(bytes)} (${formatCount(bytes)} bytes) into ${names[d + 1]}`));
-    add('Metadata read', `${humanSize(fileTotal)} in all (${formatCount(fileTotal)} bytes)`);
+    add('Metadata read', `${humanSize(readTotal)} (${formatCount(readTotal)} bytes) of ${humanSize(fileTotal)} of files (${pct(readTotal, fileTotal)})`);
     out.push(h('dl', { class: 'estimates' }, est));
     // Check results as diagnostics.
     /** @type {HTMLElement[]} */

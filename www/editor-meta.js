@@ -19,7 +19,7 @@ const PARALLEL = 4;
  * @typedef {import('./backing-chain-wasm').MetaLayer} MetaLayer
  * @typedef {import('./backing-chain-wasm').MetaPlan} MetaPlan
  * @typedef {import('./backing-chain-wasm').MetaChainResult} MetaChainResult
- * @typedef {{ image: string, done: number, total: number, plan: MetaPlan | null }} Progress bytes read of the bytes the walk will read (`total` 0 while the header is probed)
+ * @typedef {{ image: string, done: number, total: number, size: number, plan: MetaPlan | null }} Progress bytes read of the bytes the walk will read (`total` 0 while the header is probed) of a file of `size` bytes
  * @typedef {{ name: string, reader: Reader, size: number }} Source
  * @typedef {{ check?: boolean, signal?: AbortSignal, onProgress?: (p: Progress) => void }} WalkOptions
  */
@@ -47,7 +47,7 @@ export async function walkImage(src, { check = false, signal, onProgress } = {})
     let reads = 0;
     /** @type {MetaPlan | null} */
     let plan = null;
-    const report = () => onProgress?.({ image: src.name, done: bytesRead, total: plan ? Math.max(plan['bytes-total'], bytesRead) : 0, plan });
+    const report = () => onProgress?.({ image: src.name, done: bytesRead, total: plan ? Math.max(plan['bytes-total'], bytesRead) : 0, size: src.size, plan });
     for (let round = 0; round < MAX_ROUNDS; round++) {
       /** @type {any} */
       const answer = walk.step(chunks);
@@ -97,12 +97,12 @@ export async function walkImage(src, { check = false, signal, onProgress } = {})
 /**
  * Walk the layers of a chain (top first) and put them together: `{ map,
  * summary, measure, commit, layers }` (`layers[d]`: `{ image, layer,
- * bytesRead, reads }`).
+ * bytesRead, reads, size }`).
  * @param {Source[]} sources @param {WalkOptions} [options]
  */
 export async function walkChain(sources, options = {}) {
   const chain = newMetaChain();
-  /** @type {Array<{ image: string, layer: MetaLayer, bytesRead: number, reads: number }>} */
+  /** @type {Array<{ image: string, layer: MetaLayer, bytesRead: number, reads: number, size: number }>} */
   const layers = [];
   try {
     for (const src of sources) {
@@ -112,7 +112,7 @@ export async function walkChain(sources, options = {}) {
       } finally {
         walk.free();
       }
-      layers.push({ image: src.name, layer, bytesRead, reads });
+      layers.push({ image: src.name, layer, bytesRead, reads, size: src.size });
     }
     /** @type {MetaChainResult} */
     const r = chain.result();

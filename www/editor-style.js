@@ -255,13 +255,13 @@ ul.listbox .more { padding: .2rem .6rem; }
 .a-zero { background: repeating-linear-gradient(45deg, var(--_muted) 0 2px, transparent 2px 5px); }
 .a-unallocated { background: transparent; }
 .legend .key { display: inline-block; width: .8rem; height: .8rem; border: 1px solid var(--_border); vertical-align: middle; }
-.mapstrip .d0 { background: var(--_accent); }
-.mapstrip .d1 { background: var(--_x-value); }
-.mapstrip .d2 { background: var(--_x-attr); }
-.mapstrip .d3 { background: var(--_warning); }
-.mapstrip .d4, .mapstrip .d5 { background: var(--_info); }
+.d0 { background: var(--bce-layer-0, #0b5cad); }
+.d1 { background: var(--bce-layer-1, #1d7a3a); }
+.d2 { background: var(--bce-layer-2, #c06a00); }
+.d3 { background: var(--bce-layer-3, #8e2c6b); }
+.d4, .d5 { background: var(--bce-layer-4, #4d5866); }
 .mapstrip .zero { opacity: .45; }
-.mapstrip .none { background: transparent; }
+.mapstrip .none, .legend .none { background: transparent; }
 .alloc .estimates dd { margin-left: 1rem; }
 .alloc .problems { margin: .2rem 0 .2rem 1rem; font-size: .92em; }
 :host([readonly]) .drop, :host([readonly]) .edit-only { display: none; }

@@ -180,7 +180,8 @@ test('the view: Show allocation draws a bar per layer in proportion, the chain m
   assert.equal(await segs.nth(widest).getAttribute('data-depth'), String(qmap[widest].depth));
   // Summary, measure, commit, check.
   const text = await alloc.innerText();
-  assert.match(text, /top top\.qcow2 provides 4\.5 MiB/);
+  assert.match(text, /top\.qcow2 \(top\) provides 4\.5 MiB/);
+  assert.match(text, /Metadata read\s+.* of .* of files \(\d\.\d %\)/);
   assert.match(text, /never written/);
   const qm = JSON.parse(qemuImg('measure', '--output=json', '-O', 'qcow2', p('top.qcow2')));
   assert.ok(text.includes(`required ${(qm.required / MiB).toFixed(1)} MiB`) || text.includes(`(${qm.required.toLocaleString('en-US')} bytes)`), text);
