@@ -6,7 +6,7 @@
 // button) with a host's custom reader that counts what it is asked for.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, statSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -252,5 +252,61 @@ test('a host reader: allocation() through it, an AbortSignal cancels (rejects, n
   await new Promise((res) => setTimeout(res, 400));
   assert.equal(log.length, afterCancel);
   assert.ok(await page.locator(`${EL} .details button.show-alloc`).isVisible());
+  assert.deepEqual(events.errors, []);
+});
+
+/** qcow2 surgery as tests/meta.rs does it: 64 KiB clusters, a fresh image with 4 data clusters. */
+const OFF = 0x00ff_ffff_ffff_fe00n;
+function victim(d, name) {
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, name), '4M');
+  qemuIo(join(d, name), 'write -P 1 0 256k');
+  return join(d, name);
+}
+const be64 = (b, at) => b.readBigUInt64BE(Number(at));
+function l2Entry(b, j) {
+  const l2 = be64(b, be64(b, 40)) & OFF;
+  return l2 + BigInt(j) * 8n;
+}
+function refcountAt(b, k) {
+  const rt = be64(b, 48);
+  const block = be64(b, rt + (k >> 15n) * 8n) & ~0x1ffn;
+  return block + (k & 0x7fffn) * 2n;
+}
+
+test('check results in the view: a leaked cluster and a refcount of 0 as qemu-img check counts them, with its advice', { skip }, async (t) => {
+  const d = join(dir, 'broken');
+  mkdirSync(d, { recursive: true });
+  // A leaked cluster: the L2 entry cleared after the write.
+  const leak = victim(d, 'leak.qcow2');
+  let b = readFileSync(leak);
+  b.writeBigUInt64BE(0n, Number(l2Entry(b, 1)));
+  writeFileSync(leak, b);
+  // Refcount 0 for a used cluster.
+  const rc0 = victim(d, 'rc0.qcow2');
+  b = readFileSync(rc0);
+  const host = be64(b, l2Entry(b, 2)) & OFF;
+  b.writeUInt16BE(0, Number(refcountAt(b, host >> 16n)));
+  writeFileSync(rc0, b);
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [leak, rc0]);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 2);
+  for (const [n, sev, repair] of [
+    ['leak.qcow2', 'warning', '-r leaks'],
+    ['rc0.qcow2', 'error', '-r all'],
+  ]) {
+    const q = qemuCheck(join(d, n));
+    const got = await page.locator(EL).evaluate((el, n) => el.allocation(n, { check: true }), n);
+    for (const k of CHECK_KEYS) assert.equal(got.check[k], q[k], `${n} ${k}`);
+    await page.locator(`${EL} li[data-image] > .row >> text=${n}`).click();
+    await page.locator(`${EL} .details button.show-alloc`).click();
+    const line = page.locator(`${EL} .details .alloc .diags.check li[data-code=check]`);
+    await line.waitFor();
+    assert.ok(await line.evaluate((li, sev) => li.classList.contains(sev), sev), `${n}: ${sev}`);
+    const text = await line.innerText();
+    if (q.leaks) assert.ok(text.includes(`${q.leaks} leaked cluster`), text);
+    if (q.corruptions) assert.ok(text.includes(`${q.corruptions} corruption`), text);
+    assert.ok(text.includes(repair), text);
+    assert.ok((await line.locator('.problems li').count()) >= 1);
+  }
   assert.deepEqual(events.errors, []);
 });
