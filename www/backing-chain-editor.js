@@ -115,7 +115,11 @@ export class BackingChainEditor extends HTMLElement {
       rebuild: () => this._rebuild(),
     };
     const m = this._model;
-    this._alloc = new AllocView(id, { chainMap: (top, o) => this.chainMap(top, o), chainOf: (top) => this._chainNames(top) });
+    this._alloc = new AllocView(id, {
+      chainMap: (top, o) => this.chainMap(top, o),
+      chainOf: (top) => this._chainNames(top),
+      readers: (top) => this._chainNames(top).map((n) => m.meta.get(n)?.job.reader),
+    });
     // The details' allocation section (editor-alloc.js) rides along with the tree's actions.
     const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._alloc.el(n) };
     this._tree = new TreeView(id, m, treeActions);
@@ -384,6 +388,7 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Forget one image (by the name it was added with). @param {string} name */
   removeImage(name) {
+    this._alloc.forget(String(name));
     return this._model.remove(String(name));
   }
 

@@ -11,8 +11,8 @@ import { h, humanSize, formatCount } from './render.js';
 
 /**
  * @typedef {Awaited<ReturnType<typeof import('./editor-meta.js').walkChain>>} ChainResult
- * @typedef {{ chainMap(top: string, o: { check?: boolean, signal?: AbortSignal }): Promise<ChainResult>, chainOf(top: string): string[] }} AllocActions
- * @typedef {{ state: 'running' | 'done' | 'error' | 'cancelled', ctl?: AbortController, image?: string, done: number, total: number, size: number, result?: ChainResult, error?: string }} Run
+ * @typedef {{ chainMap(top: string, o: { check?: boolean, signal?: AbortSignal }): Promise<ChainResult>, chainOf(top: string): string[], readers(top: string): unknown[] }} AllocActions
+ * @typedef {{ state: 'running' | 'done' | 'error' | 'cancelled', ctl?: AbortController, image?: string, done: number, total: number, size: number, result?: ChainResult, error?: string, readers: unknown[] }} Run
  */
 
 const KINDS = /** @type {const} */ (['data', 'compressed', 'zero', 'unallocated']);
@@ -46,14 +46,47 @@ export class AllocView {
     this.boxes.clear();
   }
 
-  /** The section for `name` (kept across renders of the details). @param {string} name */
+  /** Forget what was read for chains through `name` (it was removed). @param {string} name */
+  forget(name) {
+    for (const [top, r] of this.runs) {
+      if (top === name || r.result?.layers.some((l) => l.image === name)) {
+        r.ctl?.abort();
+        this.runs.delete(top);
+        this.boxes.delete(top);
+      }
+    }
+    this.boxes.delete(name);
+  }
+
+  /**
+   * The section for `name` (kept across renders of the details). A result
+   * read through other readers than the chain has now (an image dropped
+   * again, a reparent) is dropped.
+   * @param {string} name
+   */
   el(name) {
+    /** @type {unknown[]} */
+    let now = [];
+    try {
+      now = this.act.readers(name);
+    } catch {
+      // not known (any more)
+    }
     let box = this.boxes.get(name);
+    let redraw = !box;
+    const run = this.runs.get(name);
+    if (run && run.state !== 'running' && (run.readers.length !== now.length || run.readers.some((r, i) => r !== now[i]))) {
+      this.runs.delete(name);
+      redraw = true;
+    }
     if (!box) {
       box = h('section', { class: 'alloc', 'aria-label': `Allocation of the chain from ${name}` });
       this.boxes.set(name, box);
-      this.draw(name);
     }
+    // The button says how many layers the chain has now.
+    if (box.dataset.layers !== String(now.length)) redraw = true;
+    box.dataset.layers = String(now.length);
+    if (redraw) this.draw(name);
     return box;
   }
 
@@ -62,7 +95,7 @@ export class AllocView {
     this.runs.get(name)?.ctl?.abort();
     const ctl = new AbortController();
     /** @type {Run} */
-    const run = { state: 'running', ctl, done: 0, total: 0, size: 0 };
+    const run = { state: 'running', ctl, done: 0, total: 0, size: 0, readers: this.act.readers(name) };
     this.runs.set(name, run);
     /** @type {Map<string, { done: number, total: number, size: number }>} */
     const per = new Map();

@@ -188,6 +188,11 @@ test('the view: Show allocation draws a bar per layer in proportion, the chain m
   assert.match(text, /qemu-img commit of top\.qcow2\s+copies/);
   assert.equal(await alloc.locator('.diags.check li').count(), 3);
   assert.match(text, /no errors were found/);
+  // Dropping mid.qcow2 again (a new file under the same name): what was read through the old one is dropped.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await dropFiles(page, EL, [p('mid.qcow2')]);
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('.details .alloc-layers'));
+  assert.equal(await page.locator(`${EL} .details button.show-alloc`).innerText(), 'Show allocation (3 layers)');
   assert.deepEqual(events.errors, []);
 });
 
