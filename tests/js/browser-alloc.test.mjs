@@ -3,7 +3,8 @@
 // of three, dropped with CDP; the element's allocation() / chainMap() figures
 // against qemu-img map / measure / check on the same files, the bars drawn in
 // proportion, progress events, cancel (an AbortSignal, and the view's Cancel
-// button) with a host's custom reader that counts what it is asked for.
+// button) with a host's custom reader that counts what it is asked for;
+// check lines for broken images (one with a hostile name), axe-core.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, mkdirSync, statSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
@@ -188,6 +189,14 @@ test('the view: Show allocation draws a bar per layer in proportion, the chain m
   assert.match(text, /qemu-img commit of top\.qcow2\s+copies/);
   assert.equal(await alloc.locator('.diags.check li').count(), 3);
   assert.match(text, /no errors were found/);
+  // axe-core over the element with the results shown: no serious or critical violation.
+  const { createRequire } = await import('node:module');
+  await page.evaluate(readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+  const found = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document.querySelector('backing-chain-editor'), { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+  assert.deepEqual(found, []);
   // Dropping mid.qcow2 again (a new file under the same name): what was read through the old one is dropped.
   await page.evaluate(() => window.scrollTo(0, 0));
   await dropFiles(page, EL, [p('mid.qcow2')]);
@@ -282,7 +291,8 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
   const d = join(dir, 'broken');
   mkdirSync(d, { recursive: true });
   // A leaked cluster: the L2 entry cleared after the write.
-  const leak = victim(d, 'leak.qcow2');
+  const LEAK = '<img src=x onerror=alert(1)>leak.qcow2';
+  const leak = victim(d, LEAK);
   let b = readFileSync(leak);
   b.writeBigUInt64BE(0n, Number(l2Entry(b, 1)));
   writeFileSync(leak, b);
@@ -296,13 +306,13 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
   await dropFiles(page, EL, [leak, rc0]);
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 2);
   for (const [n, sev, repair] of [
-    ['leak.qcow2', 'warning', '-r leaks'],
+    [LEAK, 'warning', '-r leaks'],
     ['rc0.qcow2', 'error', '-r all'],
   ]) {
     const q = qemuCheck(join(d, n));
     const got = await page.locator(EL).evaluate((el, n) => el.allocation(n, { check: true }), n);
     for (const k of CHECK_KEYS) assert.equal(got.check[k], q[k], `${n} ${k}`);
-    await page.locator(`${EL} li[data-image] > .row >> text=${n}`).click();
+    await page.locator(`${EL} li[data-image] > .row .name`, { hasText: n }).click();
     await page.locator(`${EL} .details button.show-alloc`).click();
     const line = page.locator(`${EL} .details .alloc .diags.check li[data-code=check]`);
     await line.waitFor();
@@ -312,6 +322,10 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
     if (q.corruptions) assert.ok(text.includes(`${q.corruptions} corruption`), text);
     assert.ok(text.includes(repair), text);
     assert.ok((await line.locator('.problems li').count()) >= 1);
+    // A name from a file is text: shown as typed, no element made of it.
+    assert.ok(text.includes(n));
+    assert.equal(await page.locator(`${EL} .details .alloc img`).count(), 0);
+    assert.equal(await page.locator(`${EL} .details .alloc-layers .name`).first().innerText(), n);
   }
   assert.deepEqual(events.errors, []);
 });
