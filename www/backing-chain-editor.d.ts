@@ -3,7 +3,7 @@
 // Checked against the JS with `tsc --noEmit` (tsconfig.json); the wasm API
 // itself is in backing-chain-wasm.d.ts.
 
-import type { Forest, Diagnostic, EditOp, AuditReport, MetaLayer, MetaChainResult } from './backing-chain-wasm';
+import type { Forest, Diagnostic, EditOp, AuditReport, MetaLayer, MetaChainResult, MetaCheck } from './backing-chain-wasm';
 
 export type { Forest, Image, Link, Chain, Diagnostic, Severity, EditOp, LayerSpec, HostSpec, SeclabelSpec, AuditReport } from './backing-chain-wasm';
 
@@ -91,6 +91,8 @@ export class BackingChainEditor extends HTMLElement {
   audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
   /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. */
   allocation(image: string, options?: MetaOptions): Promise<MetaLayer>;
+  /** `qemu-img check --output=json`'s figures for one image (its metadata walk with `check`); rejects for a format that is not checked. */
+  check(image: string, options?: { signal?: AbortSignal }): Promise<MetaCheck>;
   /** The chain from `top` down: `qemu-img map` entries, who provides what, `qemu-img measure -O qcow2` of it flattened, commit bytes per layer. */
   chainMap(top: string, options?: MetaOptions): Promise<ChainMapResult>;
   /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */

@@ -348,6 +348,18 @@ export class BackingChainEditor extends HTMLElement {
   }
 
   /**
+   * `qemu-img check --output=json`'s figures for one image added (zero
+   * figures left out, as qemu-img does), the first problems and the advised
+   * repair (never run by us): `allocation(image, { check: true })`'s `check`.
+   * @param {string} image @param {{ signal?: AbortSignal }} [options]
+   */
+  async check(image, { signal } = {}) {
+    const layer = await this.allocation(image, { check: true, signal });
+    if (!layer.check) throw new Error(`${image}: ${layer.format} images are not checked`);
+    return layer.check;
+  }
+
+  /**
    * The chain from `top` down (as the tree shows it): `{ map, summary,
    * measure, commit, layers }` — `qemu-img map --output=json` of `top`,
    * what each layer provides, `qemu-img measure -O qcow2` of the chain

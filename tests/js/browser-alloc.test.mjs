@@ -4,7 +4,8 @@
 // against qemu-img map / measure / check on the same files, the bars drawn in
 // proportion, progress events, cancel (an AbortSignal, and the view's Cancel
 // button) with a host's custom reader that counts what it is asked for;
-// check lines for broken images (one with a hostile name), axe-core.
+// check lines and check() for broken images (one with a hostile name) and a
+// raw image (not checked, as qemu-img), axe-core.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, mkdirSync, statSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
@@ -312,6 +313,7 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
     const q = qemuCheck(join(d, n));
     const got = await page.locator(EL).evaluate((el, n) => el.allocation(n, { check: true }), n);
     for (const k of CHECK_KEYS) assert.equal(got.check[k], q[k], `${n} ${k}`);
+    assert.deepEqual(await page.locator(EL).evaluate((el, n) => el.check(n), n), got.check);
     await page.locator(`${EL} li[data-image] > .row .name`, { hasText: n }).click();
     await page.locator(`${EL} .details button.show-alloc`).click();
     const line = page.locator(`${EL} .details .alloc .diags.check li[data-code=check]`);
@@ -327,5 +329,14 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
     assert.equal(await page.locator(`${EL} .details .alloc img`).count(), 0);
     assert.equal(await page.locator(`${EL} .details .alloc-layers .name`).first().innerText(), n);
   }
+  // A raw image: qemu-img does not check it, and check() says so.
+  const raw = join(d, 'plain.raw');
+  qemuImg('create', '-q', '-f', 'raw', raw, '1M');
+  assert.throws(() => execFileSync('qemu-img', ['check', '-f', 'raw', raw], { stdio: 'pipe' }), /does not support checks/);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await dropFiles(page, EL, [raw]);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 3);
+  const r = await page.locator(EL).evaluate((el) => el.check('plain.raw').then(() => 'resolved', (e) => e.message));
+  assert.match(r, /raw images are not checked/);
   assert.deepEqual(events.errors, []);
 });
