@@ -261,6 +261,17 @@ test('a host reader: allocation() through it, an AbortSignal cancels (rejects, n
   await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
   await page.locator(`${EL} .details button.show-alloc`).click();
   await page.locator(`${EL} .details .alloc-progress progress`).waitFor();
+  // Before the tables are read, what will be read is said: "will read X of <the file's size>".
+  const fileSize = statSync(p('top.qcow2')).size;
+  await page.waitForFunction(() => /will read/.test(document.querySelector('backing-chain-editor').shadowRoot.querySelector('.alloc-progress .meta')?.textContent ?? ''));
+  const said = await page.locator(`${EL} .details .alloc-progress .meta`).innerText();
+  assert.ok(said.includes(`of ${(fileSize / MiB).toFixed(1)} MiB`), said);
+  assert.ok(await page.locator(`${EL} .details .alloc-progress progress`).evaluate((b) => b.max > 1 && b.value <= b.max));
+  // The rest stays usable meanwhile: another image's details, then back to the reading one.
+  await page.locator(`${EL} li[data-image] > .row >> text=mid.qcow2`).click();
+  assert.equal(await page.locator(`${EL} .details h3`).innerText(), 'mid.qcow2');
+  assert.ok(await page.locator(`${EL} .details button.show-alloc`).isVisible());
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
   await page.locator(`${EL} .details button.cancel-alloc`).click();
   await page.locator(`${EL} .details .alloc >> text=Cancelled.`).waitFor();
   const afterCancel = log.length;
