@@ -321,4 +321,12 @@ export const SIZE_BUDGET = 150 * 1024;
 // paint), reader.js +2.5 KiB (the worker client and its fallbacks), the
 // tree's later tasks +0.6 KiB (BENCHMARKS.md).
 // With the worker merged too: 301.1 KiB as shipped (first paint 292.2 KiB; every file as written 329.5 KiB; wasm 666,316 bytes raw), ceiling 303 KiB.
-export const SIZE_CEILING = 303 * 1024;
+// Raised to 364 KiB by issue 17's page and element part (363.7 KiB measured,
+// the same wasm): www/editor-alloc.js (the allocation bars, chain map strip,
+// summary, estimates, check lines, progress and Cancel) 4.3 KiB,
+// www/editor-meta.js (the MetaWalk loop: batched reads through each image's
+// reader, progress, AbortSignal) 1.9 KiB, the element's allocation()/check()/chainMap()
+// +1.0 KiB, styles +0.3, guarded MetaWalk/MetaChain in editor-wasm.js +0.2 KiB
+// (+7.8 KiB of JS in all).
+// With the allocation view merged too (issue 17, +4.6 KiB minified): 305.7 KiB as shipped (first paint 296.8 KiB; every file as written 337.3 KiB), ceiling 308 KiB.
+export const SIZE_CEILING = 308 * 1024;
