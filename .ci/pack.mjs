@@ -1,8 +1,8 @@
 // Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
 // `bash .ci/build`). It copies what <backing-chain-editor> loads — the
 // element module and every module it imports, found by following its
-// relative imports (`.ci/ship.mjs`; each minified), their .d.ts files, the
-// wasm API module (minified) and the .wasm —
+// relative imports (`.ci/ship.mjs`; each minified), the probe worker and
+// its imports, their .d.ts files, the wasm API module (minified) and the .wasm —
 // with package/package.json and package/README.md into OUTDIR/package
 // (default target/npm), runs `npm pack` there and prints the tarball's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,8 +26,10 @@ for (const f of ['pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
 rmSync(dest, { recursive: true, force: true });
 mkdirSync(join(dest, 'pkg'), { recursive: true });
 // The JS modules ship minified one by one (same names, same imports: issue
-// 18); the types, the docs in them and the wasm as they are.
-const modules = closure(WWW, 'backing-chain-editor.js');
+// 18); the types, the docs in them and the wasm as they are. The probe
+// worker is started by URL (new URL('./probe-worker.js', import.meta.url)),
+// not imported: its closure is added.
+const modules = [...new Set([...closure(WWW, 'backing-chain-editor.js'), ...closure(WWW, 'probe-worker.js')])].sort();
 for (const f of [...modules, 'pkg/backing_chain.js']) {
   writeFileSync(join(dest, f), minify(readFileSync(join(WWW, f), 'utf8')));
 }

@@ -3,7 +3,7 @@
 // Checked against the JS with `tsc --noEmit` (tsconfig.json); the wasm API
 // itself is in backing-chain-wasm.d.ts.
 
-import type { Forest, Diagnostic, EditOp, AuditReport } from './backing-chain-wasm';
+import type { Forest, Diagnostic, EditOp, AuditReport, MetaLayer, MetaChainResult, MetaCheck } from './backing-chain-wasm';
 
 export type { Forest, Image, Link, Chain, Diagnostic, Severity, EditOp, LayerSpec, HostSpec, SeclabelSpec, AuditReport } from './backing-chain-wasm';
 
@@ -37,7 +37,22 @@ export const EVENTS: {
   readonly change: 'backing-chain-editor-change';
   readonly diagnostics: 'backing-chain-editor-diagnostics';
   readonly edit: 'backing-chain-editor-edit';
+  readonly progress: 'backing-chain-editor-progress';
 };
+
+/** `backing-chain-editor-progress`: bytes of `image`'s metadata read so far (`done`), of the bytes its walk will read (`total`; 0 while the header is probed, an upper bound until the tables that point to the rest are read), of a file of `size` bytes. */
+export type ProgressEvent = CustomEvent<{ image: string; done: number; total: number; size: number }>;
+
+/** Options of `allocation()` / `chainMap()`: `check` also runs qemu-img check's walk; `signal` cancels (the promise rejects with its reason). */
+export interface MetaOptions {
+  check?: boolean;
+  signal?: AbortSignal;
+}
+
+/** `chainMap()`: the chain's map, summary and estimates, and each layer's walk (top first). */
+export interface ChainMapResult extends MetaChainResult {
+  layers: Array<{ image: string; layer: MetaLayer; bytesRead: number; reads: number; size: number }>;
+}
 
 /** `backing-chain-editor-change`: the resulting XML changed. */
 export type ChangeEvent = CustomEvent<{ xml: string }>;
@@ -74,6 +89,12 @@ export class BackingChainEditor extends HTMLElement {
   missingBackings(): string[];
   /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */
   audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
+  /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. */
+  allocation(image: string, options?: MetaOptions): Promise<MetaLayer>;
+  /** `qemu-img check --output=json`'s figures for one image (its metadata walk with `check`); rejects for a format that is not checked. */
+  check(image: string, options?: { signal?: AbortSignal }): Promise<MetaCheck>;
+  /** The chain from `top` down: `qemu-img map` entries, who provides what, `qemu-img measure -O qcow2` of it flattened, commit bytes per layer. */
+  chainMap(top: string, options?: MetaOptions): Promise<ChainMapResult>;
   /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */
   focusFilter(): boolean;
   setBacking(image: string, backing: string | null): void;
@@ -96,6 +117,7 @@ export interface BackingChainEditorEventMap extends HTMLElementEventMap {
   'backing-chain-editor-change': ChangeEvent;
   'backing-chain-editor-diagnostics': DiagnosticsEvent;
   'backing-chain-editor-edit': EditEvent;
+  'backing-chain-editor-progress': ProgressEvent;
   /** @deprecated use `backing-chain-editor-change` (`detail.xml`) */
   change: CustomEvent<string>;
   /** @deprecated use `backing-chain-editor-diagnostics` (`detail.diagnostics`) */

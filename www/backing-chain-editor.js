@@ -26,6 +26,8 @@ import { DomainView } from './editor-domain.js';
 import { ChainsView } from './editor-chains.js';
 import { DiagnosticsView } from './editor-diagnostics.js';
 import { SummaryView } from './editor-summary.js';
+import { walkChain, walkImage } from './editor-meta.js';
+import { AllocView } from './editor-alloc.js';
 
 export { CorePanic, WasmLoadError, loadWasm };
 
@@ -46,6 +48,7 @@ export const EVENTS = Object.freeze({
   change: `${TAG}-change`,
   diagnostics: `${TAG}-diagnostics`,
   edit: `${TAG}-edit`,
+  progress: `${TAG}-progress`,
 });
 
 /**
@@ -112,7 +115,14 @@ export class BackingChainEditor extends HTMLElement {
       rebuild: () => this._rebuild(),
     };
     const m = this._model;
-    this._tree = new TreeView(id, m, { remove: (n) => this.removeImage(n), setBacking: (i, b) => this.setBacking(i, b) });
+    this._alloc = new AllocView(id, {
+      chainMap: (top, o) => this.chainMap(top, o),
+      chainOf: (top) => this._chainNames(top),
+      readers: (top) => this._chainNames(top).map((n) => m.meta.get(n)?.job.reader),
+    });
+    // The details' allocation section (editor-alloc.js) rides along with the tree's actions.
+    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._alloc.el(n) };
+    this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
     this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
@@ -322,14 +332,82 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.audit(domains, options);
   }
 
+  /**
+   * The allocation of one image added (data / zero / compressed /
+   * unallocated bytes, extents; with `check`, what `qemu-img check` says),
+   * from its metadata tables read through the reader it was added with.
+   * Fires `backing-chain-editor-progress`; `signal` cancels (the promise
+   * rejects with its reason and nothing more is read).
+   * @param {string} image @param {{ check?: boolean, signal?: AbortSignal }} [options]
+   */
+  async allocation(image, { check = false, signal } = {}) {
+    const src = this._source(String(image));
+    const { layer, walk } = await walkImage(src, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
+    walk.free();
+    return layer;
+  }
+
+  /**
+   * `qemu-img check --output=json`'s figures for one image added (zero
+   * figures left out, as qemu-img does), the first problems and the advised
+   * repair (never run by us): `allocation(image, { check: true })`'s `check`.
+   * @param {string} image @param {{ signal?: AbortSignal }} [options]
+   */
+  async check(image, { signal } = {}) {
+    const layer = await this.allocation(image, { check: true, signal });
+    if (!layer.check) throw new Error(`${image}: ${layer.format} images are not checked`);
+    return layer.check;
+  }
+
+  /**
+   * The chain from `top` down (as the tree shows it): `{ map, summary,
+   * measure, commit, layers }` — `qemu-img map --output=json` of `top`,
+   * what each layer provides, `qemu-img measure -O qcow2` of the chain
+   * flattened, the bytes `qemu-img commit` of each layer copies, and each
+   * layer's allocation (and check, with `check`). Progress and cancel as
+   * `allocation()`.
+   * @param {string} top @param {{ check?: boolean, signal?: AbortSignal }} [options]
+   */
+  async chainMap(top, { check = false, signal } = {}) {
+    const sources = this._chainNames(String(top)).map((n) => this._source(n));
+    return walkChain(sources, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
+  }
+
+  /** Names of the chain from `top` down, following the links the tree shows. @param {string} top */
+  _chainNames(top) {
+    const f = this._model.forest;
+    if (!f) throw new Error('the element is not ready');
+    let i = f.images.findIndex((im) => im.filename === top);
+    if (i < 0) throw new Error(`no image named ${JSON.stringify(top)} was added`);
+    const names = [];
+    const seen = new Set();
+    while (i !== undefined && i >= 0 && !seen.has(i)) {
+      seen.add(i);
+      names.push(f.images[i].filename);
+      const l = f.links[i];
+      i = l?.kind === 'image' ? (l.index ?? -1) : -1;
+    }
+    return names;
+  }
+
+  /** The reader an image was added with. @param {string} name */
+  _source(name) {
+    const m = this._model.meta.get(name);
+    if (!m) throw new Error(`no image named ${JSON.stringify(name)} was added`);
+    if (!m.job.reader) throw new Error(`${name}: added from qemu-img JSON, there is nothing to read`);
+    return { name, reader: m.job.reader, size: m.size };
+  }
+
   /** Forget one image (by the name it was added with). @param {string} name */
   removeImage(name) {
+    this._alloc.forget(String(name));
     return this._model.remove(String(name));
   }
 
   /** Forget every image (the domain XML stays). */
   clear() {
     this._tree.reset();
+    this._alloc.reset();
     this._model.clear();
   }
 
@@ -378,7 +456,7 @@ export class BackingChainEditor extends HTMLElement {
     }
     if (xmlDocs.length > 1) this._notice(`Only the first XML document is used (${xmlDocs.length} dropped).`);
     // The size (a round trip in Chromium) is asked for in the probe, among other reads.
-    await this._model.probe(images.map((e) => ({ name: e.path, from: e.from, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
+    await this._model.probe(images.map((e) => ({ name: e.path, from: e.from, file: e.file, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
   }
 
   /** @param {string} text */

@@ -8,7 +8,7 @@ import { combobox } from './editor-combobox.js';
 
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
- * @typedef {{ id: string, select(idx: number): void, remove(name: string): void, setBacking(image: string, backing: string | null): void }} DetailsActions
+ * @typedef {{ id: string, select(idx: number): void, remove(name: string): void, setBacking(image: string, backing: string | null): void, alloc?(name: string): HTMLElement }} DetailsActions
  */
 
 /**
@@ -82,5 +82,5 @@ export function renderDetails(box, m, selected, act) {
     pick.el,
     h('span', { class: 'meta', id: `${act.id}-backing-hint` }, m.mapping.has(img.filename) ? 'your choice (overrides the header’s name)' : 'type to search the known images; choose one to reparent'),
   );
-  box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), reparent, h('div', { class: 'field' }, remove));
+  box.replaceChildren(h('h3', null, img.filename), h('dl', null, rows), reparent, h('div', { class: 'field' }, remove), act.alloc && !img.error && meta?.job.reader ? act.alloc(img.filename) : '');
 }

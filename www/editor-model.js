@@ -8,7 +8,7 @@
 // `changed()` after every recomputation (render), `progress(done, total)`,
 // `history(canUndo, canRedo)`, `restored()` after undo/redo (sync the inputs).
 
-import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled } from './editor-wasm.js';
+import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
 import { probeMany } from './reader.js';
 
 /**
@@ -16,7 +16,7 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
- * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, from?: string, json?: string }} Job a probe job (reader), or images from a qemu-img JSON document (json)
+ * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string }} Job a probe job (reader; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
  * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
@@ -67,6 +67,8 @@ export class EditorModel {
     this.waiters = [];
     /** @type {Promise<void> | null} */
     this.running = null;
+    /** Dropped files may be probed in a Web Worker (false: always on the page's thread). */
+    this.worker = true;
     this.pending = 0;
     this.done = 0;
     /** @type {string | null} */
@@ -329,10 +331,15 @@ export class EditorModel {
       const base = this.done;
       try {
         // Only jobs with a reader are queued (images from JSON come back from their text).
-        const results = await probeMany(session, /** @type {any[]} */ (jobs), (n) => {
-          this.done = base + n;
-          this.hooks.progress(this.done, this.pending);
-        });
+        const results = await probeMany(
+          session,
+          /** @type {any[]} */ (jobs),
+          (n) => {
+            this.done = base + n;
+            this.hooks.progress(this.done, this.pending);
+          },
+          { module: this.worker ? wasmModule() : null },
+        );
         results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: r.size, job: jobs[i] }));
         this.hooks.changed();
         for (const w of waiters) w.ok();

@@ -242,5 +242,27 @@ ul.listbox .more { padding: .2rem .6rem; }
 .undone { margin: 0; font-size: .9em; }
 .undone:empty { display: none; }
 .xml-diff .sev { color: var(--_warning); }
+.alloc { margin-top: .8rem; border-top: 1px solid var(--_border); padding-top: .5rem; }
+.alloc h4, .alloc h5 { margin: .3rem 0; }
+.alloc-progress { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
+.alloc-layers { list-style: none; margin: 0; padding: 0; }
+.alloc-layers > li { margin: .3rem 0; }
+.alloc-layers .name { font-family: var(--_mono); overflow-wrap: anywhere; }
+.abar, .mapstrip { display: flex; height: .9rem; border: 1px solid var(--_border); border-radius: 3px; overflow: hidden; background: var(--_surface); margin: .15rem 0; }
+.abar > span, .mapstrip > span { display: block; height: 100%; min-width: 0; }
+.a-data { background: var(--_accent); }
+.a-compressed { background: var(--_x-attr); }
+.a-zero { background: repeating-linear-gradient(45deg, var(--_muted) 0 2px, transparent 2px 5px); }
+.a-unallocated { background: transparent; }
+.legend .key { display: inline-block; width: .8rem; height: .8rem; border: 1px solid var(--_border); vertical-align: middle; }
+.d0 { background: var(--bce-layer-0, #0b5cad); }
+.d1 { background: var(--bce-layer-1, #1d7a3a); }
+.d2 { background: var(--bce-layer-2, #c06a00); }
+.d3 { background: var(--bce-layer-3, #8e2c6b); }
+.d4, .d5 { background: var(--bce-layer-4, #4d5866); }
+.mapstrip .zero { opacity: .45; }
+.mapstrip .none, .legend .none { background: transparent; }
+.alloc .estimates dd { margin-left: 1rem; }
+.alloc .problems { margin: .2rem 0 .2rem 1rem; font-size: .92em; }
 :host([readonly]) .drop, :host([readonly]) .edit-only { display: none; }
 `;

@@ -18,6 +18,9 @@ import { renderDetails } from './editor-details.js';
 
 /** From this many chains on, the chains start collapsed (Expand all opens them). */
 const COLLAPSE_OVER = 40;
+/** Items built in the render's own task (more than a screenful), then per later task. */
+const FIRST_ITEMS = 150;
+const CHUNK = 400;
 /** @type {Record<string, number>} */
 const SEV_ORDER = { error: 0, warning: 1, info: 2 };
 
@@ -44,6 +47,10 @@ export class TreeView {
     this.disks = new Map();
     /** @type {Map<string, string>} disk target → how its chain in the XML differs from the images */
     this.differs = new Map();
+    /** Renders so far (a later task of an older render stops). */
+    this.gen = 0;
+    /** @type {(() => void) | null} adds the chains not in the tree yet */
+    this.rest = null;
     this.filter = new FilterBar(id, {
       changed: (q) => {
         this.query = q;
@@ -133,6 +140,8 @@ export class TreeView {
     const root = /** @type {ShadowRoot | Document} */ (tree.getRootNode());
     const focusedKey = /** @type {HTMLElement | null} */ (root.activeElement)?.dataset?.key;
     tree.replaceChildren();
+    this.gen++; // an older render's later tasks stop
+    this.rest = null;
     this.empty.hidden = f.images.length > 0;
     tree.hidden = f.images.length === 0;
     this.filter.el.hidden = f.images.length === 0;
@@ -148,47 +157,84 @@ export class TreeView {
     this.errorChains = all.filter((c) => c.error).length;
     this.none.hidden = shown.length > 0;
     const open = ws.length ? (this.filterOpen ?? true) : (this.defaultOpen ?? all.length <= COLLAPSE_OVER);
-    /** @type {HTMLElement[]} */
-    const items = [];
     /** @type {Map<number, string>} image → the top of the chain it is shown in */
     const placed = new Map();
-    const frag = document.createDocumentFragment();
-    for (const ci of shown) {
-      const { chain, perLayer } = all[ci];
-      const topName = f.images[chain.top].filename;
-      // A flat list of items (aria-level says the depth): an item's text is
-      // its own (its name comes from its content), not its descendants'.
-      let hide = false;
-      for (let depth = 0; depth < chain.layers.length; depth++) {
-        const idx = chain.layers[depth];
-        const key = `${topName}\u0000${depth}`;
-        const at = placed.get(idx);
-        if (at !== undefined) {
-          // A shared base appears once: here, a line that leads to it.
-          const ref = this.refItem(idx, depth + 1, key, at);
-          ref.hidden = hide;
-          frag.append(ref);
-          items.push(ref);
-          break;
-        }
-        placed.set(idx, topName);
-        const last = depth === chain.layers.length - 1;
-        const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], chain, depth, last);
-        item.hidden = hide;
-        frag.append(item);
-        items.push(item);
-        if (last) break;
-        const isOpen = this.toggled.get(key) ?? open;
-        setOpen(item, isOpen);
-        hide ||= !isOpen;
+    // The first screenful (and more) at once; the rest of the chains in
+    // later tasks of CHUNK items each, so that no task builds thousands of
+    // items; finish() adds them at once where all are needed (keys, select).
+    const gen = ++this.gen;
+    /** @type {HTMLElement | null} the item with tabindex 0 */
+    let target = null;
+    let at = 0;
+    /** @param {number} budget items to add (whole chains) */
+    const some = (budget) => {
+      if (gen !== this.gen) return;
+      const frag = document.createDocumentFragment();
+      /** @type {HTMLElement[]} */
+      const items = [];
+      while (at < shown.length && items.length < budget) this.chainItems(all[shown[at++]], placed, open, items);
+      for (const i of items) frag.append(i);
+      tree.append(frag);
+      // Roving tabindex: the focused, else the selected, else the first item.
+      const visible = items.filter((i) => !i.hidden);
+      const want = visible.find((i) => i.dataset.key === focusedKey) ?? (target ? null : (visible.find((i) => i.getAttribute('aria-selected') === 'true') ?? visible[0]));
+      for (const i of items) i.tabIndex = -1;
+      if (want) {
+        if (target) target.tabIndex = -1;
+        target = want;
+        target.tabIndex = 0;
+        if (focusedKey && want.dataset.key === focusedKey) want.focus();
       }
+      if (at >= shown.length) this.rest = null;
+    };
+    this.rest = () => some(Infinity);
+    some(FIRST_ITEMS);
+    const step = () => {
+      if (gen !== this.gen || at >= shown.length) return;
+      some(CHUNK);
+      setTimeout(step, 0);
+    };
+    setTimeout(step, 0);
+  }
+
+  /** Every chain in the tree now (not in later tasks). */
+  finish() {
+    this.rest?.();
+  }
+
+  /**
+   * The items of one chain (a flat list: aria-level says the depth) into `items`.
+   * @param {{ chain: Chain, perLayer: Map<number, Diagnostic[]> }} c
+   * @param {Map<number, string>} placed image → the top of the chain it is shown in
+   * @param {boolean} open @param {HTMLElement[]} items
+   */
+  chainItems({ chain, perLayer }, placed, open, items) {
+    const f = this.forest;
+    const topName = f.images[chain.top].filename;
+    // A flat list of items (aria-level says the depth): an item's text is
+    // its own (its name comes from its content), not its descendants'.
+    let hide = false;
+    for (let depth = 0; depth < chain.layers.length; depth++) {
+      const idx = chain.layers[depth];
+      const key = `${topName}\u0000${depth}`;
+      const at = placed.get(idx);
+      if (at !== undefined) {
+        // A shared base appears once: here, a line that leads to it.
+        const ref = this.refItem(idx, depth + 1, key, at);
+        ref.hidden = hide;
+        items.push(ref);
+        break;
+      }
+      placed.set(idx, topName);
+      const last = depth === chain.layers.length - 1;
+      const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], chain, depth, last);
+      item.hidden = hide;
+      items.push(item);
+      if (last) break;
+      const isOpen = this.toggled.get(key) ?? open;
+      setOpen(item, isOpen);
+      hide ||= !isOpen;
     }
-    tree.append(frag);
-    // Roving tabindex: the focused, else the selected, else the first item.
-    const visible = items.filter((i) => !i.hidden);
-    const target = visible.find((i) => i.dataset.key === focusedKey) ?? visible.find((i) => i.getAttribute('aria-selected') === 'true') ?? visible[0];
-    for (const i of items) i.tabIndex = i === target ? 0 : -1;
-    if (focusedKey && target) target.focus();
   }
 
   /**
@@ -314,6 +360,7 @@ export class TreeView {
 
   /** @returns {HTMLElement[]} */
   visibleItems() {
+    this.finish();
     return /** @type {HTMLElement[]} */ ([...this.tree.querySelectorAll('li[role=treeitem]:not([hidden])')]);
   }
 
@@ -398,6 +445,7 @@ export class TreeView {
 
   /** Select image `idx` (its item `li`, else found), open its ancestors, focus it. @param {number} idx @param {HTMLElement | null} [li] */
   select(idx, li) {
+    this.finish();
     const f = this.forest;
     this.selected = f.images[idx]?.filename ?? null;
     for (const i of this.tree.querySelectorAll('li[role=treeitem]')) {

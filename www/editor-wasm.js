@@ -123,6 +123,32 @@ export function newSession() {
   return p;
 }
 
+/**
+ * A guarded wrapper of one wasm object (a trap becomes a CorePanic).
+ * @template {object} T @param {Core} c @param {T} o @returns {T}
+ */
+function guarded(c, o) {
+  return new Proxy(o, {
+    get(t, k) {
+      if (k === '__raw') return t;
+      const v = guard(c, () => Reflect.get(t, k));
+      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => guard(c, () => v.apply(t, a)) : v;
+    },
+  });
+}
+
+/** A metadata walk of the current instance (issue 17). @param {number} fileLen @param {{ check?: boolean }} [options] */
+export function newMetaWalk(fileLen, options) {
+  const c = core;
+  return guarded(c, guard(c, () => new c.glue.MetaWalk(fileLen, options)));
+}
+
+/** A chain of metadata walks of the current instance. */
+export function newMetaChain() {
+  const c = core;
+  return guarded(c, guard(c, () => new c.glue.MetaChain()));
+}
+
 /** @type {Glue['describeXml']} */
 export const describeXml = (...a) => guard(core, () => core.glue.describeXml(...a));
 /** @type {Glue['editXml']} */
@@ -136,6 +162,9 @@ export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a)
 
 /** @type {Glue['rebaseCommand']} */
 export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));
+
+/** The compiled wasm module (once loaded), for a probe worker's instance. */
+export const wasmModule = () => compiled;
 
 /** Is the instance `session` was made in dead (a panic), with no restart under way? @param {object} session */
 export const needsRebuild = (session) => !!owner.get(session)?.dead && !recovering;

@@ -27,40 +27,43 @@ export function blobReader(file) {
 /**
  * Run the probe loop for one image against a wasm `Session`.
  * `size` is the file length or -1 when unknown (or a promise of it). Resolves
- * to `{ name, size, bytesRead, reads, result }` where `result` is the core's
- * last answer (`{info}` or `{error}`); a reader failure adds the image as
- * unreadable and resolves with `{error}`.
+ * to `{ name, size, bytesRead, reads, result, chunks }` where `result` is the
+ * core's last answer (`{info}` or `{error}`) and `chunks` what was read; a
+ * reader failure adds the image as unreadable and resolves with `{error}`
+ * and `unreadable` (the message). `from` continues a probe begun elsewhere
+ * (the chunks read so far, and their count).
  * @param {Prober} session @param {string} name @param {number | Promise<number> | undefined} size @param {Reader} reader
+ * @param {{ chunks?: Array<[number, Uint8Array, number]>, bytesRead?: number, reads?: number }} [from]
  */
-export async function probeImage(session, name, size, reader) {
-  /** @type {Array<[number, Uint8Array, number]>} */
-  const chunks = [];
-  let bytesRead = 0;
-  let reads = 0;
+export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0 } = {}) {
   try {
     size = (await size) ?? -1;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       /** @type {{ need?: Array<{ offset: number, len: number }> }} */
       const answer = session.probe(name, size, chunks);
-      if (!answer.need) return { name, size, bytesRead, reads, result: answer };
-      for (const { offset, len } of answer.need) {
+      if (!answer.need) return { name, size, bytesRead, reads, result: answer, chunks };
+      // The reads of one round go out together.
+      const got = await Promise.all(answer.need.map(({ offset, len }) => reader(offset, Math.min(len, MAX_READ))));
+      answer.need.forEach(({ offset, len }, n) => {
         const want = Math.min(len, MAX_READ);
-        const got = await reader(offset, want);
-        if (!(got instanceof Uint8Array)) throw new TypeError('the reader must resolve to a Uint8Array');
-        const bytes = got.length > want ? got.subarray(0, want) : got;
+        if (!(got[n] instanceof Uint8Array)) throw new TypeError('the reader must resolve to a Uint8Array');
+        const bytes = got[n].length > want ? got[n].subarray(0, want) : got[n];
         bytesRead += bytes.length;
         reads += 1;
         chunks.push([offset, bytes, len]);
-      }
+      });
     }
     throw new Error(`the probe asked for more than ${MAX_ROUNDS} rounds of reads`);
   } catch (e) {
     const x = /** @type {any} */ (e);
     const message = `cannot read: ${x && x.message ? x.message : String(x)}`;
     session.addUnreadable(name, message);
-    return { name, size: typeof size === 'number' ? size : -1, bytesRead, reads, result: { error: message } };
+    return { name, size: typeof size === 'number' ? size : -1, bytesRead, reads, result: { error: message }, chunks, unreadable: message };
   }
 }
+
+/** Names that are files, never folders: disk images and the documents a drop may hold. */
+const FILE_NAME = /\.(qcow2?|qed|cow|vmdk|vhdx?|vpc|vdi|hdd|img|raw|iso|dmg|luks|bochs|cloop|xml|json)$/i;
 
 /**
  * Collect the files of a drop (files and whole folders). Every
@@ -82,12 +85,21 @@ export function collectDrop(dataTransfer) {
   // getAsFileSystemHandle: Chromium only, not in TypeScript's DOM types.
   /** @type {any[]} */
   const withHandles = files;
-  if (files.length && withHandles.every((i) => i.getAsFileSystemHandle)) {
-    const plain = files.map((i) => i.getAsFile());
-    return Promise.all(withHandles.map((i, n) => i.getAsFileSystemHandle().catch(() => plain[n]))).then(walkHandles).then(rebase);
+  // A name with a disk image's or document's extension is taken as a file
+  // without asking (getAsFile costs nothing: 1,000 items in ~1 ms, against
+  // 30–260 ms of handles or entries); the others may be folders.
+  const plain = files.map((i) => i.getAsFile());
+  const known = plain.map((f) => !!f && FILE_NAME.test(f.name));
+  if (files.length && withHandles.every((i, n) => known[n] || i.getAsFileSystemHandle)) {
+    return Promise.all(withHandles.map((i, n) => (known[n] ? plain[n] : i.getAsFileSystemHandle().catch(() => plain[n])))).then(walkHandles).then(rebase);
   }
   for (const item of items) {
     if (item.kind !== 'file') continue;
+    const n = files.indexOf(item);
+    if (known[n]) {
+      loose.push(/** @type {File} */ (plain[n]));
+      continue;
+    }
     const entry = typeof item.webkitGetAsEntry === 'function' ? item.webkitGetAsEntry() : null;
     // Folders are walked; a file is taken as is (getAsFile is synchronous,
     // entry.file() would be one round trip to the browser per file).
@@ -179,15 +191,123 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
   return file.text();
 }
 
+/**
+ * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File> }} ProbeJob
+ * @typedef {{ name: string, size: number, bytesRead: number, reads: number, result: unknown }} ProbeResult
+ * @typedef {{ k: number, size: number, chunks: Array<[number, Uint8Array, number]>, bytesRead: number, reads: number, unreadable?: string }} WorkerResult
+ */
+
+/** How long a probe worker may take to start before its files are probed here instead. */
+const WORKER_START_MS = 10_000;
+
+/** The probe worker's URL, beside this module; null where this module was
+ *  bundled (its URL names another file, or none: a classic bundle). */
+function workerUrl() {
+  try {
+    const here = new URL(import.meta.url);
+    return here.pathname.endsWith('/reader.js') ? new URL('./probe-worker.js', here) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The page's one probe worker (probe-worker.js): Files go in, the chunks each
+ * probe needed come back in batches. Null where workers are unavailable
+ * (a bundle, no Worker, a CSP without worker-src for it) or one failed.
+ */
+class ProbeWorker {
+  /** @param {URL} url @param {WebAssembly.Module} module */
+  constructor(url, module) {
+    this.failed = false;
+    this.next = 0;
+    /** @type {Map<number, { got(r: WorkerResult): void, fail(): void }>} */
+    this.batches = new Map();
+    this.worker = new Worker(url, { type: 'module', name: 'backing-chain probe' });
+    const fail = () => this.fail();
+    this.worker.addEventListener('error', (ev) => {
+      ev.preventDefault();
+      fail();
+    });
+    this.worker.addEventListener('messageerror', fail);
+    this.timer = setTimeout(fail, WORKER_START_MS);
+    this.worker.addEventListener('message', (ev) => {
+      const d = ev.data;
+      if (d.ready) clearTimeout(this.timer);
+      else if (d.failed) fail();
+      else if (d.results) for (const r of d.results) this.batches.get(d.batch)?.got(r);
+    });
+    this.worker.postMessage({ module });
+  }
+
+  fail() {
+    if (this.failed) return;
+    this.failed = true;
+    clearTimeout(this.timer);
+    this.worker.terminate();
+    for (const b of this.batches.values()) b.fail();
+    this.batches.clear();
+  }
+
+  /**
+   * Probe `files` in the worker; `got(k, result)` for the k-th as it comes.
+   * Resolves to the ks left unprobed when the worker failed (else none).
+   * @param {File[]} files @param {(k: number, r: WorkerResult) => void} got @returns {Promise<number[]>}
+   */
+  probe(files, got) {
+    if (this.failed) return Promise.resolve(files.map((_, k) => k));
+    const batch = this.next++;
+    const left = new Set(files.keys());
+    return new Promise((ok) => {
+      this.batches.set(batch, {
+        got: (r) => {
+          if (!left.delete(r.k)) return;
+          got(r.k, r);
+          if (!left.size) {
+            this.batches.delete(batch);
+            ok([]);
+          }
+        },
+        fail: () => ok([...left]),
+      });
+      if (!files.length) ok([]);
+      else this.worker.postMessage({ batch, files });
+    });
+  }
+}
+
+/** @type {ProbeWorker | null} */
+let probeWorker = null;
+
+/** The probe worker, started on first use (null: probe on this thread). @param {WebAssembly.Module | null | undefined} module */
+function getWorker(module) {
+  if (probeWorker) return probeWorker.failed ? null : probeWorker;
+  const url = workerUrl();
+  if (!module || !url || typeof Worker !== 'function') return null;
+  try {
+    probeWorker = new ProbeWorker(url, module);
+  } catch {
+    return null; // refused at once (a CSP): this thread probes
+  }
+  return probeWorker;
+}
+
 /** Probe many images, `parallel` at a time (a pool: a slow file holds up
  *  only its own slot), yielding to the event loop every 12 ms so the page
- *  stays responsive. `onProgress(done, total)`. Results in `jobs` order.
+ *  stays responsive. Given the compiled wasm `module`, jobs with a `file`
+ *  are probed in a Web Worker (reads and probe loops off the page's thread;
+ *  this thread then makes one `probe` call per image with the chunks the
+ *  worker read); jobs with only a reader (a host's), and every job when no
+ *  worker can run, are probed here. `onProgress(done, total)`. Results in
+ *  `jobs` order.
  * @param {Prober & { orderAdded(perm: Uint32Array): void }} session
- * @param {Array<{ name: string, size?: number | Promise<number>, reader: Reader }>} jobs
+ * @param {ProbeJob[]} jobs
  * @param {(done: number, total: number) => void} [onProgress]
+ * @param {{ parallel?: number, module?: WebAssembly.Module | null }} [options]
+ * @returns {Promise<ProbeResult[]>}
  */
-export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {}) {
-  /** @type {Array<{ name: string, size: number, bytesRead: number, reads: number, result: unknown }>} */
+export async function probeMany(session, jobs, onProgress, { parallel = 64, module = null } = {}) {
+  /** @type {ProbeResult[]} */
   const results = new Array(jobs.length);
   // The session adds each image when its probe ends, in any order: note
   // that order, then put the batch in `jobs` order (chains and bare disks
@@ -206,22 +326,84 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64 } = {
       added.push(name);
     },
   };
-  let next = 0;
   let done = 0;
+  const progress = () => onProgress?.(++done, jobs.length);
   let lastYield = performance.now();
-  const slot = async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      const j = jobs[i];
-      results[i] = await probeImage(noting, j.name, j.size, j.reader);
-      onProgress?.(++done, jobs.length);
-      if (performance.now() - lastYield > 12) {
-        await new Promise((ok) => setTimeout(ok, 0));
-        lastYield = performance.now();
+  /** Probe jobs `todo` (indices) on this thread, `parallel` at a time. @param {number[]} todo */
+  const here = async (todo) => {
+    let next = 0;
+    const slot = async () => {
+      while (next < todo.length) {
+        const i = todo[next++];
+        const j = jobs[i];
+        results[i] = await probeImage(noting, j.name, j.size, j.reader);
+        progress();
+        if (performance.now() - lastYield > 12) {
+          await new Promise((ok) => setTimeout(ok, 0));
+          lastYield = performance.now();
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, slot));
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, slot));
+  const worker = jobs.some((j) => j.file) ? getWorker(module) : null;
+  /** @type {number[]} */
+  const local = [];
+  /** @type {number[]} */
+  const remote = [];
+  jobs.forEach((j, i) => (worker && j.file ? remote : local).push(i));
+  /** @type {Promise<unknown>[]} */
+  const finishing = [];
+  /** The worker's answer for job i: one `probe` call with its chunks (a
+   *  probe that still needs bytes goes on here). @param {number} i @param {WorkerResult} r */
+  const take = (i, r) => {
+    const j = jobs[i];
+    const { size, bytesRead, reads, chunks } = r;
+    if (r.unreadable !== undefined) {
+      noting.addUnreadable(j.name, r.unreadable);
+      results[i] = { name: j.name, size, bytesRead, reads, result: { error: r.unreadable } };
+    } else {
+      const answer = noting.probe(j.name, size, chunks);
+      if (answer.need) {
+        finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads }).then((x) => (results[i] = x)));
+        return;
+      }
+      results[i] = { name: j.name, size, bytesRead, reads, result: answer };
+    }
+    progress();
+  };
+  /** Files to the worker in groups (a group waits for its File handles),
+   *  one task each: posting a File costs this thread ~0.1 ms. What the
+   *  worker could not probe is probed here. */
+  const viaWorker = async () => {
+    const w = /** @type {ProbeWorker} */ (worker);
+    const GROUP = 64;
+    /** @type {Promise<number[]>[]} */
+    const sent = [];
+    for (let at = 0; at < remote.length; at += GROUP) {
+      if (at) await new Promise((ok) => setTimeout(ok, 0));
+      const ids = remote.slice(at, at + GROUP);
+      const files = await Promise.allSettled(ids.map((i) => jobs[i].file));
+      /** @type {number[]} */
+      const ok = [];
+      /** @type {File[]} */
+      const okFiles = [];
+      files.forEach((f, n) => {
+        if (f.status === 'fulfilled' && f.value instanceof Blob) {
+          ok.push(ids[n]);
+          okFiles.push(f.value);
+        } else local.push(ids[n]); // its reader says why it cannot be read
+      });
+      sent.push(w.probe(okFiles, (k, r) => take(ok[k], r)).then((left) => left.map((k) => ok[k])));
+    }
+    const left = (await Promise.all(sent)).flat();
+    await here(left);
+  };
+  await Promise.all([remote.length ? viaWorker() : null, here(local)]);
+  // Files refused to the worker after `here(local)` started.
+  const late = local.filter((i) => !results[i]);
+  if (late.length) await here(late);
+  await Promise.all(finishing);
   const at = new Map(added.map((name, k) => [name, k]));
   if (added.length === jobs.length && at.size === jobs.length) {
     session.orderAdded(Uint32Array.from(jobs, (j) => at.get(j.name) ?? 0));

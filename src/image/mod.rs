@@ -189,17 +189,19 @@ impl Reads {
         self.chunks.iter().map(|c| c.1.len() as u64).sum()
     }
 
-    /// The bytes `[offset, offset + len)` if one chunk covers them.
+    /// The bytes `[offset, offset + len)` if one chunk covers them (not
+    /// only the nearest below `offset`: a small chunk read in the same round
+    /// as a larger one, such as the 7 bytes at 32768 asked with the header,
+    /// may lie inside it). Chunks are few (bounded by the rounds).
     fn covered(&self, offset: u64, len: u64) -> Option<&[u8]> {
         let at = self.chunks.partition_point(|c| c.0 <= offset);
-        let (start, chunk) = self.chunks.get(at.checked_sub(1)?)?;
-        let rel = offset - start;
-        let end = rel.checked_add(len)?;
-        if end <= chunk.len() as u64 {
-            Some(&chunk[rel as usize..end as usize])
-        } else {
-            None
-        }
+        // Any chunk starting at or before `offset` may hold the range (a
+        // short chunk just before it must not hide a longer one further back).
+        self.chunks[..at].iter().rev().find_map(|(start, chunk)| {
+            let rel = offset - start;
+            let end = rel.checked_add(len)?;
+            (end <= chunk.len() as u64).then(|| &chunk[rel as usize..end as usize])
+        })
     }
 
     /// The bytes `[offset, offset + len)`, or `Stop::Need` for them, or a
@@ -632,7 +634,7 @@ pub fn probe(reads: &Reads) -> Result<Step, ProbeError> {
 pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<Step, ProbeError> {
     let head = match reads.bytes_upto(Format::Raw, 0, FIRST_READ.len) {
         Ok(h) => h,
-        Err(Stop::Need(_)) => return Ok(Step::Need(vec![FIRST_READ])),
+        Err(Stop::Need(_)) => return Ok(Step::Need(first_reads(reads))),
         Err(Stop::Bad(e)) => return Err(e),
     };
     let result = match detect_head(head) {
@@ -647,6 +649,22 @@ pub fn probe_opts(reads: &Reads, opts: &ProbeOptions) -> Result<Step, ProbeError
         Err(Stop::Need(ranges)) => Ok(Step::Need(ranges)),
         Err(Stop::Bad(e)) => Err(e),
     }
+}
+
+/// The first round's reads: the header, and with it the 7 bytes at 32768
+/// that every format's check for a second format (or raw's for an ISO) reads
+/// when the file is long enough to hold an ISO volume descriptor
+/// ([`second_format`], [`tail`]): asked together, they cost one round of
+/// reads instead of two.
+fn first_reads(reads: &Reads) -> Vec<Range> {
+    let mut out = vec![FIRST_READ];
+    if reads
+        .file_len()
+        .is_some_and(|l| l >= partition::ISO_AT + iso::DESCRIPTOR_LEN)
+    {
+        out.push(Range::new(partition::ISO_AT, partition::ISO_SIG_LEN));
+    }
+    out
 }
 
 /// The format whose signature is in the first bytes of the file, in an order
@@ -712,8 +730,8 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
                 .into(),
         }));
     };
-    // The footer first (a fixed VHD then costs exactly its 512 bytes), the
-    // ISO descriptor only when the footer is not one.
+    // The footer first (a fixed VHD then costs its 512 bytes), the ISO
+    // descriptor only when the footer is not one.
     if len >= 512 {
         let f = reads.bytes(Format::Raw, len - 512, 512)?;
         if vpc::matches(f) {
@@ -727,7 +745,14 @@ fn tail(reads: &Reads) -> Result<ImageInfo, Stop> {
         }
     }
     if len >= iso::DESCRIPTOR_OFFSET + iso::DESCRIPTOR_LEN {
-        let d = reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN)?;
+        // Its signature came with the header ([`first_reads`]): the whole
+        // descriptor is read only for an ISO.
+        let sig = reads.bytes(Format::Raw, partition::ISO_AT, partition::ISO_SIG_LEN)?;
+        let d = if iso::matches_descriptor(sig) {
+            reads.bytes(Format::Raw, iso::DESCRIPTOR_OFFSET, iso::DESCRIPTOR_LEN)?
+        } else {
+            sig
+        };
         if iso::matches_descriptor(d) {
             // A hybrid ISO (isohybrid) also holds a partition table: bootable
             // ISOs do, and that is not a second format.

@@ -92,7 +92,8 @@ pub struct SeclabelSpec {
 }
 
 /// One edit, for callers that pass operations as data (the wasm facade).
-/// Read through [`OpFields`]: `op` and the fields, no buffering.
+/// Read through a private struct of its fields (`op` and the rest), no
+/// buffering of the whole object as serde's tagged-enum reader does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case", try_from = "OpFields")]
 pub enum Op {

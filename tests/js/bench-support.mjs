@@ -247,7 +247,9 @@ export function gzippedSize() {
       // Examples of embedding (www/cockpit/…-example.js) are not the component.
       return /\.(wasm|m?js)$/.test(e.name) && !/example/.test(e.name) ? [p] : [];
     });
-  const element = new Set([...closure(www, 'backing-chain-editor.js'), 'pkg/backing_chain.js']);
+  // What the npm package ships minified: the element's modules, the probe
+  // worker's (started by URL on a drop, not at first paint) and the glue.
+  const element = new Set([...closure(www, 'backing-chain-editor.js'), ...closure(www, 'probe-worker.js'), 'pkg/backing_chain.js']);
   const first = new Set([...closure(www, 'backing-chain-editor.js', true), 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']);
   const gz = (b) => gzipSync(b, { level: 9 }).length;
   const rows = walk(www).map((p) => {
@@ -314,4 +316,17 @@ export const SIZE_BUDGET = 150 * 1024;
 // read without serde's buffering tagged-enum reader (−10.5), the probe's reads
 // in a sorted vector instead of a BTreeMap (−1.5).
 // Issues 14–18 merged (the metadata walks included): 298.9 KiB as shipped (first paint 290.7 KiB; every file as written 324.7 KiB; wasm 665,995 bytes raw), ceiling 301 KiB.
-export const SIZE_CEILING = 301 * 1024;
+// The probe worker (issue 18; branch figure 328.7 KiB before the size steps) (issue 18; 328.7 KiB measured):
+// www/probe-worker.js 1.6 KiB (loaded when files are dropped, not at first
+// paint), reader.js +2.5 KiB (the worker client and its fallbacks), the
+// tree's later tasks +0.6 KiB (BENCHMARKS.md).
+// With the worker merged too: 301.1 KiB as shipped (first paint 292.2 KiB; every file as written 329.5 KiB; wasm 666,316 bytes raw), ceiling 303 KiB.
+// Raised to 364 KiB by issue 17's page and element part (363.7 KiB measured,
+// the same wasm): www/editor-alloc.js (the allocation bars, chain map strip,
+// summary, estimates, check lines, progress and Cancel) 4.3 KiB,
+// www/editor-meta.js (the MetaWalk loop: batched reads through each image's
+// reader, progress, AbortSignal) 1.9 KiB, the element's allocation()/check()/chainMap()
+// +1.0 KiB, styles +0.3, guarded MetaWalk/MetaChain in editor-wasm.js +0.2 KiB
+// (+7.8 KiB of JS in all).
+// With the allocation view merged too (issue 17, +4.6 KiB minified): 305.7 KiB as shipped (first paint 296.8 KiB; every file as written 337.3 KiB), ceiling 308 KiB.
+export const SIZE_CEILING = 308 * 1024;

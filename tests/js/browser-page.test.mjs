@@ -681,7 +681,7 @@ test('dropping a domain XML file fills the editor', { skip }, async (t) => {
   assert.equal(xpath(await xmlText(page), "string(//disk/backingStore/source/@file)"), '/var/lib/libvirt/images/mid.qcow2');
 });
 
-test('a large set (300 images, 180 chains): the tree is complete at once; the XML, the chains in the XML and the diagnostics appear as they come into view, with the right content', { skip }, async (t) => {
+test('a large set (300 images, 180 chains): the tree shows its first screenful at once and every chain a few tasks later; the XML, the chains in the XML and the diagnostics appear as they come into view, with the right content', { skip }, async (t) => {
   // Headers made by qemu-img (a base, and an overlay whose backing name is
   // patched per image), read from memory through addImage.
   const tpl = templates(subdir('large-tpl'));
@@ -724,7 +724,11 @@ test('a large set (300 images, 180 chains): the tree is complete at once; the XM
         pending: r.querySelectorAll('.diags li.pending').length,
       };
     });
-  // The tree: every chain, each with how it ends.
+  // The tree: its first items at once (at least a screenful), then every
+  // chain, each with how it ends.
+  const first = await el.evaluate((el) => el.shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length);
+  assert.ok(first >= 40, `${first} items at first`);
+  await page.waitForFunction((n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"][data-image]').length === n, tops);
   let s = await state();
   assert.equal(s.tops, tops);
   // Each chain ends once: at its base, or where it joins a shared base shown under an earlier chain.
@@ -828,10 +832,14 @@ test('a 100 GiB image costs a few KiB: only Blob.slice ranges are read, never th
   await waitTree(page, 2);
   const { sliced, whole } = await page.evaluate(() => ({ sliced: window.__sliced, whole: window.__whole }));
   assert.deepEqual(whole, []);
-  assert.ok(sliced.length >= 2);
-  const total = sliced.reduce((a, [, s, e]) => a + (e - s), 0);
-  assert.ok(total <= 128 * 1024, `sliced ${total} bytes`);
-  assert.ok(sliced.some(([size]) => size === 100 * 1024 ** 3), 'the 100 GiB file was sliced');
+  // Dropped files are read in the probe worker (Blob.slice there, not
+  // watched here); what came back is the bytes each probe holds.
+  assert.deepEqual(sliced, []);
+  const forest = await page.locator('backing-chain-editor').evaluate((e) => e.forest);
+  const read = Object.fromEntries(forest.images.map((im) => [im.filename, im['bytes-read']]));
+  assert.ok(read['big.qcow2'] > 0 && read['disk.raw'] > 0, JSON.stringify(read));
+  const total = read['big.qcow2'] + read['disk.raw'];
+  assert.ok(total <= 128 * 1024, `read ${total} bytes`);
   const rows = await page.locator('backing-chain-editor li[data-image] > .row').allInnerTexts();
   assert.match(rows.find((r) => r.includes('big.qcow2')), /100 GiB/);
   assert.match(rows.find((r) => r.includes('disk.raw')), /raw/);

@@ -121,7 +121,7 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   const pkgDir = join(project, 'node_modules', 'backing-chain-editor');
   const files = walk(pkgDir).sort();
   for (const f of ['package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'backing-chain-editor.js', 'backing-chain-editor.d.ts',
-    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'probe-worker.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   // Only what the element loads: not the demo page, not the Cockpit example, no tests.
@@ -147,12 +147,15 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   assert.doesNotMatch(readFileSync(join(pkgDir, 'README.md'), 'utf8'), /\.ci\/|\bwww\/|tests\/js/);
 });
 
-for (const [name, path, wasmFrom] of [
-  ['an esbuild ES-module bundle', '/esm.html', /\/dist-esm\/backing_chain_bg-\w+\.wasm$/],
-  ['an esbuild classic (IIFE) bundle with register({ wasmUrl })', '/iife.html', /\/dist-iife\/backing_chain_bg-\w+\.wasm$/],
-  ['plain ES modules through an import map, no bundler', '/map.html', /\/node_modules\/backing-chain-editor\/pkg\/backing_chain_bg\.wasm$/],
+// A bundle has no probe-worker.js beside its code (the page's thread probes:
+// no request for it, no error); plain modules start the worker from 'self',
+// which the strict CSP allows (worker-src falls back to script-src).
+for (const [name, path, wasmFrom, worker] of [
+  ['an esbuild ES-module bundle', '/esm.html', /\/dist-esm\/backing_chain_bg-\w+\.wasm$/, false],
+  ['an esbuild classic (IIFE) bundle with register({ wasmUrl })', '/iife.html', /\/dist-iife\/backing_chain_bg-\w+\.wasm$/, false],
+  ['plain ES modules through an import map, no bundler', '/map.html', /\/node_modules\/backing-chain-editor\/pkg\/backing_chain_bg\.wasm$/, true],
 ]) {
-  test(`${name}: under script-src 'self' 'wasm-unsafe-eval' a drop shows the chain`, { skip }, async (t) => {
+  test(`${name}: under script-src 'self' 'wasm-unsafe-eval' a drop shows the chain (probed ${worker ? 'in the probe worker' : "on the page's thread"})`, { skip }, async (t) => {
     const base = await serveProject();
     const p = await browser.context.newPage();
     t.after(() => p.close());
@@ -161,6 +164,8 @@ for (const [name, path, wasmFrom] of [
     p.on('pageerror', (e) => errors.push(String(e)));
     p.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
     p.on('request', (r) => requests.push(r.url()));
+    const workers = [];
+    p.on('worker', (w) => workers.push(new URL(w.url()).pathname));
     p.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
     await p.goto(base + path);
     await p.locator('backing-chain-editor').evaluate((e) => /** @type {any} */ (e).ready);
@@ -180,6 +185,8 @@ for (const [name, path, wasmFrom] of [
     // The wasm came from where the consumer put it; nothing left the origin.
     assert.ok(requests.some((u) => wasmFrom.test(new URL(u).pathname)), `the .wasm was fetched from ${wasmFrom}: ${requests.join(' ')}`);
     assert.deepEqual(requests.filter((u) => !u.startsWith(base)), []);
+    assert.deepEqual(workers, worker ? ['/node_modules/backing-chain-editor/probe-worker.js'] : []);
+    if (!worker) assert.ok(!requests.some((u) => u.includes('probe-worker')), 'a bundle does not ask for the worker');
     await p.screenshot({ path: join(ARTIFACTS, `package${path.replace(/\W+/g, '-')}.png`) });
     assert.deepEqual(errors, []);
   });

@@ -1,0 +1,353 @@
+// Inside the layers, in Chromium (issue 17, page and element): real qcow2
+// images made by qemu-img and written with qemu-io at each level of a chain
+// of three, dropped with CDP; the element's allocation() / chainMap() figures
+// against qemu-img map / measure / check on the same files, the bars drawn in
+// proportion, progress events, cancel (an AbortSignal, and the view's Cancel
+// button) with a host's custom reader that counts what it is asked for;
+// check lines and check() for broken images (one with a hostile name) and a
+// raw image (not checked, as qemu-img), axe-core.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, mkdirSync, statSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer } from '../support/server.mjs';
+import { launch, dropFiles } from '../support/browser.mjs';
+import { haveQemuImg, haveTool, qemuImg } from '../support/images.mjs';
+
+const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
+const EL = 'backing-chain-editor';
+const MiB = 1024 * 1024;
+
+let server;
+let origin;
+let browser;
+let dir;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bce-alloc-'));
+  server = await startServer();
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function openPage(t) {
+  const page = await browser.context.newPage();
+  const events = { errors: [] };
+  page.on('pageerror', (e) => events.errors.push(e.message));
+  t.after(() => page.close());
+  await page.goto(origin + '/');
+  await page.locator(EL).evaluate((e) => e.ready);
+  return { page, events };
+}
+
+function qemuIo(path, ...cmds) {
+  execFileSync('qemu-io', ['-f', 'qcow2', ...cmds.flatMap((c) => ['-c', c]), path], { stdio: 'ignore' });
+}
+
+/** A chain of three with data at each level (and zeroes, a compressed write, a discard). */
+function makeThree(name) {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  const p = (n) => join(d, n);
+  qemuImg('create', '-q', '-f', 'qcow2', p('base.qcow2'), '64M');
+  qemuIo(p('base.qcow2'), 'write -P 0x11 0 8M', 'write -c -P 0x44 40M 256k');
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', p('mid.qcow2'), '64M');
+  qemuIo(p('mid.qcow2'), 'write -P 0x22 8M 8M', 'write -z 2M 1M', 'discard 0 64k');
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'mid.qcow2', '-F', 'qcow2', p('top.qcow2'), '64M');
+  qemuIo(p('top.qcow2'), 'write -P 0x33 16M 4M', 'write -P 0x55 1M 512k');
+  return { d, p, names: ['top.qcow2', 'mid.qcow2', 'base.qcow2'] };
+}
+
+/** qemu-img map of one layer alone (its backing cut), summed by kind. */
+function layerOracle(path) {
+  const spec = JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null });
+  const map = JSON.parse(qemuImg('map', '--output=json', `json:${spec}`));
+  const sum = (f) => map.filter(f).reduce((s, e) => s + e.length, 0);
+  return {
+    data: sum((e) => e.present && e.data && !e.compressed),
+    compressed: sum((e) => e.present && e.compressed),
+    zero: sum((e) => e.present && e.zero && !e.data),
+    unallocated: sum((e) => !e.present),
+  };
+}
+
+function qemuCheck(path) {
+  try {
+    return JSON.parse(execFileSync('qemu-img', ['check', '--output=json', path], { encoding: 'utf8' }));
+  } catch (e) {
+    return JSON.parse(e.stdout);
+  }
+}
+
+const CHECK_KEYS = ['check-errors', 'corruptions', 'leaks', 'image-end-offset', 'total-clusters', 'allocated-clusters', 'fragmented-clusters', 'compressed-clusters'];
+
+test('allocation() and chainMap() of a dropped chain of three give qemu-img map, measure and check figures, with progress, reading a small fraction', { skip }, async (t) => {
+  const { p, names } = makeThree('three');
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, names.map(p));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 3);
+  const got = await page.locator(EL).evaluate(async (el) => {
+    const seen = [];
+    const on = (e) => seen.push(e.detail);
+    el.addEventListener('backing-chain-editor-progress', on);
+    const chain = await el.chainMap('top.qcow2', { check: true });
+    const alone = await el.allocation('mid.qcow2', { check: true });
+    el.removeEventListener('backing-chain-editor-progress', on);
+    return { chain, alone, seen };
+  });
+  // The map and measure of the chain: qemu-img's, entry for entry.
+  assert.deepEqual(got.chain.map, JSON.parse(qemuImg('map', '--output=json', p('top.qcow2'))));
+  assert.deepEqual(got.chain.measure, JSON.parse(qemuImg('measure', '--output=json', '-O', 'qcow2', p('top.qcow2'))));
+  assert.deepEqual(got.chain.layers.map((l) => l.image), names);
+  // The summary: each depth's share is what qemu-img map says that depth provides.
+  const qmap = got.chain.map;
+  for (const pr of got.chain.summary.provides) {
+    assert.equal(pr.bytes, qmap.filter((e) => e.present && e.depth === pr.depth).reduce((s, e) => s + e.length, 0), `depth ${pr.depth}`);
+  }
+  assert.equal(got.chain.summary['never-written'], qmap.filter((e) => !e.present).reduce((s, e) => s + e.length, 0));
+  // Commit of top into mid copies what top holds (data and zeroes): what its layer alone maps as present.
+  const topAlone = layerOracle(p('top.qcow2'));
+  assert.equal(got.chain.commit.length, 2);
+  assert.equal(got.chain.commit[0], topAlone.data + topAlone.compressed + topAlone.zero);
+  // Each layer alone: allocation by kind as qemu-img map of the layer with its backing cut; check as qemu-img check.
+  let read = 0;
+  let files = 0;
+  for (const [i, n] of names.entries()) {
+    const { layer, bytesRead } = got.chain.layers[i];
+    const a = layer.allocation;
+    const q = layerOracle(p(n));
+    for (const k of ['data', 'compressed', 'zero', 'unallocated']) assert.equal(a[k], q[k], `${n} ${k}`);
+    assert.equal(a['virtual-size'], 64 * MiB);
+    const qc = qemuCheck(p(n));
+    for (const k of CHECK_KEYS) assert.equal(layer.check[k], qc[k], `${n} check ${k}`);
+    read += bytesRead;
+    files += statSync(p(n)).size;
+  }
+  assert.deepEqual(got.alone.allocation, got.chain.layers[1].layer.allocation);
+  // A small fraction of the files is read.
+  assert.ok(read < files * 0.05, `read ${read} of ${files}`);
+  // Progress: every image reported, totals known before the tables are read, the last report complete.
+  for (const n of names) {
+    const mine = got.seen.filter((s) => s.image === n);
+    assert.ok(mine.length >= 2, `${n}: ${mine.length} progress events`);
+    assert.ok(mine.some((s) => s.total > 0 && s.done < s.total), `${n}: a total known before all was read`);
+    const last = mine.at(-1);
+    assert.equal(last.done, last.total);
+  }
+  assert.deepEqual(events.errors, []);
+});
+
+test('the view: Show allocation draws a bar per layer in proportion, the chain map strip, the summary, estimates and check lines', { skip }, async (t) => {
+  const { p, names } = makeThree('view');
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, names.map(p));
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 3);
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  await page.locator(`${EL} .details button.show-alloc`).click();
+  await page.locator(`${EL} .alloc-layers`).waitFor();
+  const alloc = page.locator(`${EL} .details .alloc`);
+  // One bar per layer, top first; the data segment's share of the bar is the data's share of the disk.
+  const rows = alloc.locator('.alloc-layers > li');
+  assert.equal(await rows.count(), 3);
+  for (const [i, n] of names.entries()) {
+    const row = rows.nth(i);
+    assert.equal(await row.locator('.name').innerText(), n);
+    const q = layerOracle(p(n));
+    const bar = (await row.locator('.abar').boundingBox()).width;
+    const data = (await row.locator('.abar .a-data').boundingBox()).width;
+    assert.ok(Math.abs(data / bar - q.data / (64 * MiB)) < 0.01, `${n}: ${data}/${bar} vs ${q.data}`);
+    // The figures as text for screen readers.
+    const label = await row.locator('.abar').getAttribute('aria-label');
+    assert.ok(label.includes(`allocated ${q.data / MiB}.0 MiB`) || label.includes(`allocated ${q.data / MiB} MiB`), label);
+    assert.match(label, /unallocated .* %\)/);
+  }
+  // The compressed write of the base is drawn.
+  assert.ok((await rows.nth(2).locator('.a-compressed').boundingBox()).width > 0);
+  // The chain map strip: a segment per qemu-img map entry, in proportion.
+  const qmap = JSON.parse(qemuImg('map', '--output=json', p('top.qcow2')));
+  const segs = alloc.locator('.mapstrip > span');
+  assert.equal(await segs.count(), qmap.length);
+  const strip = (await alloc.locator('.mapstrip').boundingBox()).width;
+  const widest = qmap.reduce((b, e, i) => (e.length > qmap[b].length ? i : b), 0);
+  const w = (await segs.nth(widest).boundingBox()).width;
+  assert.ok(Math.abs(w / strip - qmap[widest].length / (64 * MiB)) < 0.01);
+  assert.equal(await segs.nth(widest).getAttribute('data-depth'), String(qmap[widest].depth));
+  // Summary, measure, commit, check.
+  const text = await alloc.innerText();
+  assert.match(text, /top\.qcow2 \(top\) provides 4\.5 MiB/);
+  assert.match(text, /Metadata read\s+.* of .* of files \(\d\.\d %\)/);
+  assert.match(text, /never written/);
+  const qm = JSON.parse(qemuImg('measure', '--output=json', '-O', 'qcow2', p('top.qcow2')));
+  assert.ok(text.includes(`required ${(qm.required / MiB).toFixed(1)} MiB`) || text.includes(`(${qm.required.toLocaleString('en-US')} bytes)`), text);
+  assert.match(text, /qemu-img commit of top\.qcow2\s+copies/);
+  assert.equal(await alloc.locator('.diags.check li').count(), 3);
+  assert.match(text, /no errors were found/);
+  // axe-core over the element with the results shown: no serious or critical violation.
+  const { createRequire } = await import('node:module');
+  await page.evaluate(readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+  const found = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document.querySelector('backing-chain-editor'), { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+  });
+  assert.deepEqual(found, []);
+  // Dropping mid.qcow2 again (a new file under the same name): what was read through the old one is dropped.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await dropFiles(page, EL, [p('mid.qcow2')]);
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('.details .alloc-layers'));
+  assert.equal(await page.locator(`${EL} .details button.show-alloc`).innerText(), 'Show allocation (3 layers)');
+  assert.deepEqual(events.errors, []);
+});
+
+test('a host reader: allocation() through it, an AbortSignal cancels (rejects, nothing more is read), and the view’s Cancel button', { skip }, async (t) => {
+  const { p } = makeThree('host');
+  const { page, events } = await openPage(t);
+  // The host's channel: reads served from the file here, counted.
+  const log = [];
+  let slow = 0;
+  await page.exposeFunction('hostRead', async (name, offset, length) => {
+    log.push([name, offset, length]);
+    if (slow) await new Promise((r) => setTimeout(r, slow));
+    const fd = openSync(p(name), 'r');
+    try {
+      const buf = Buffer.alloc(length);
+      const n = readSync(fd, buf, 0, length, offset);
+      return buf.subarray(0, n).toString('base64');
+    } finally {
+      closeSync(fd);
+    }
+  });
+  await page.locator(EL).evaluate(async (el, sizes) => {
+    const reader = (name) => async (off, len) => Uint8Array.from(atob(await window.hostRead(name, off, len)), (c) => c.charCodeAt(0));
+    for (const [n, size] of Object.entries(sizes)) await el.addImage(n, reader(n), { size });
+  }, Object.fromEntries(['top.qcow2', 'mid.qcow2', 'base.qcow2'].map((n) => [n, statSync(p(n)).size])));
+  // A full walk through the host's reader equals qemu-img's figures.
+  log.length = 0;
+  const a = await page.locator(EL).evaluate((el) => el.allocation('top.qcow2', { check: true }));
+  const q = layerOracle(p('top.qcow2'));
+  for (const k of ['data', 'compressed', 'zero', 'unallocated']) assert.equal(a.allocation[k], q[k], k);
+  const qc = qemuCheck(p('top.qcow2'));
+  for (const k of CHECK_KEYS) assert.equal(a.check[k], qc[k], `check ${k}`);
+  const full = log.length;
+  assert.ok(full >= 2 && log.every(([n]) => n === 'top.qcow2'));
+  // Cancel with an AbortSignal on the first progress report: the promise rejects, and nothing more is read after.
+  log.length = 0;
+  slow = 30;
+  const r = await page.locator(EL).evaluate(async (el) => {
+    const ctl = new AbortController();
+    el.addEventListener('backing-chain-editor-progress', () => ctl.abort(), { once: true });
+    try {
+      await el.chainMap('top.qcow2', { check: true, signal: ctl.signal });
+      return { ok: true };
+    } catch (e) {
+      return { ok: false, name: e.name };
+    }
+  });
+  assert.deepEqual(r, { ok: false, name: 'AbortError' });
+  const atReject = log.length;
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal(log.length, atReject, 'no read after the walk was cancelled');
+  assert.ok(atReject < full, `${atReject} reads of ${full}`);
+  // The view: Show allocation, the progress bar and Cancel; the rest stays usable.
+  slow = 150;
+  log.length = 0;
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  await page.locator(`${EL} .details button.show-alloc`).click();
+  await page.locator(`${EL} .details .alloc-progress progress`).waitFor();
+  // Before the tables are read, what will be read is said: "will read X of <the file's size>".
+  const fileSize = statSync(p('top.qcow2')).size;
+  await page.waitForFunction(() => /will read/.test(document.querySelector('backing-chain-editor').shadowRoot.querySelector('.alloc-progress .meta')?.textContent ?? ''));
+  const said = await page.locator(`${EL} .details .alloc-progress .meta`).innerText();
+  assert.ok(said.includes(`of ${(fileSize / MiB).toFixed(1)} MiB`), said);
+  assert.ok(await page.locator(`${EL} .details .alloc-progress progress`).evaluate((b) => b.max > 1 && b.value <= b.max));
+  // The rest stays usable meanwhile: another image's details, then back to the reading one.
+  await page.locator(`${EL} li[data-image] > .row >> text=mid.qcow2`).click();
+  assert.equal(await page.locator(`${EL} .details h3`).innerText(), 'mid.qcow2');
+  assert.ok(await page.locator(`${EL} .details button.show-alloc`).isVisible());
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  await page.locator(`${EL} .details button.cancel-alloc`).click();
+  await page.locator(`${EL} .details .alloc >> text=Cancelled.`).waitFor();
+  const afterCancel = log.length;
+  await new Promise((res) => setTimeout(res, 400));
+  assert.equal(log.length, afterCancel);
+  assert.ok(await page.locator(`${EL} .details button.show-alloc`).isVisible());
+  assert.deepEqual(events.errors, []);
+});
+
+/** qcow2 surgery as tests/meta.rs does it: 64 KiB clusters, a fresh image with 4 data clusters. */
+const OFF = 0x00ff_ffff_ffff_fe00n;
+function victim(d, name) {
+  qemuImg('create', '-q', '-f', 'qcow2', join(d, name), '4M');
+  qemuIo(join(d, name), 'write -P 1 0 256k');
+  return join(d, name);
+}
+const be64 = (b, at) => b.readBigUInt64BE(Number(at));
+function l2Entry(b, j) {
+  const l2 = be64(b, be64(b, 40)) & OFF;
+  return l2 + BigInt(j) * 8n;
+}
+function refcountAt(b, k) {
+  const rt = be64(b, 48);
+  const block = be64(b, rt + (k >> 15n) * 8n) & ~0x1ffn;
+  return block + (k & 0x7fffn) * 2n;
+}
+
+test('check results in the view: a leaked cluster and a refcount of 0 as qemu-img check counts them, with its advice', { skip }, async (t) => {
+  const d = join(dir, 'broken');
+  mkdirSync(d, { recursive: true });
+  // A leaked cluster: the L2 entry cleared after the write.
+  const LEAK = '<img src=x onerror=alert(1)>leak.qcow2';
+  const leak = victim(d, LEAK);
+  let b = readFileSync(leak);
+  b.writeBigUInt64BE(0n, Number(l2Entry(b, 1)));
+  writeFileSync(leak, b);
+  // Refcount 0 for a used cluster.
+  const rc0 = victim(d, 'rc0.qcow2');
+  b = readFileSync(rc0);
+  const host = be64(b, l2Entry(b, 2)) & OFF;
+  b.writeUInt16BE(0, Number(refcountAt(b, host >> 16n)));
+  writeFileSync(rc0, b);
+  const { page, events } = await openPage(t);
+  await dropFiles(page, EL, [leak, rc0]);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 2);
+  for (const [n, sev, repair] of [
+    [LEAK, 'warning', '-r leaks'],
+    ['rc0.qcow2', 'error', '-r all'],
+  ]) {
+    const q = qemuCheck(join(d, n));
+    const got = await page.locator(EL).evaluate((el, n) => el.allocation(n, { check: true }), n);
+    for (const k of CHECK_KEYS) assert.equal(got.check[k], q[k], `${n} ${k}`);
+    assert.deepEqual(await page.locator(EL).evaluate((el, n) => el.check(n), n), got.check);
+    await page.locator(`${EL} li[data-image] > .row .name`, { hasText: n }).click();
+    await page.locator(`${EL} .details button.show-alloc`).click();
+    const line = page.locator(`${EL} .details .alloc .diags.check li[data-code=check]`);
+    await line.waitFor();
+    assert.ok(await line.evaluate((li, sev) => li.classList.contains(sev), sev), `${n}: ${sev}`);
+    const text = await line.innerText();
+    if (q.leaks) assert.ok(text.includes(`${q.leaks} leaked cluster`), text);
+    if (q.corruptions) assert.ok(text.includes(`${q.corruptions} corruption`), text);
+    assert.ok(text.includes(repair), text);
+    assert.ok((await line.locator('.problems li').count()) >= 1);
+    // A name from a file is text: shown as typed, no element made of it.
+    assert.ok(text.includes(n));
+    assert.equal(await page.locator(`${EL} .details .alloc img`).count(), 0);
+    assert.equal(await page.locator(`${EL} .details .alloc-layers .name`).first().innerText(), n);
+  }
+  // A raw image: qemu-img does not check it, and check() says so.
+  const raw = join(d, 'plain.raw');
+  qemuImg('create', '-q', '-f', 'raw', raw, '1M');
+  assert.throws(() => execFileSync('qemu-img', ['check', '-f', 'raw', raw], { stdio: 'pipe' }), /does not support checks/);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await dropFiles(page, EL, [raw]);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 3);
+  const r = await page.locator(EL).evaluate((el) => el.check('plain.raw').then(() => 'resolved', (e) => e.message));
+  assert.match(r, /raw images are not checked/);
+  assert.deepEqual(events.errors, []);
+});
