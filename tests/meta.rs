@@ -1238,3 +1238,73 @@ fn broken_snapshot_entries_check_like_qemu_img() {
         assert!(c["corruptions"].as_u64().unwrap() >= 1, "{name}: {c:#}");
     }
 }
+
+/// `chain --json --allocation`: each layer's allocation is what qemu-img map
+/// says that layer provides (depth 0 of a map of the layer opened alone:
+/// `data` and present `zero` bytes), for a chain of three with data at each
+/// level and zeroes in the top.
+#[test]
+fn chain_allocation_is_what_each_layer_provides_per_qemu_img_map() {
+    if !need_tools() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    create(dir, "base.qcow2", "", "64M", None);
+    io(
+        dir,
+        "base.qcow2",
+        "qcow2",
+        &["write -P 0x11 0 4M", "write -c -P 0x12 8M 1M"],
+    );
+    create(dir, "mid.qcow2", "", "64M", Some(("base.qcow2", "qcow2")));
+    io(dir, "mid.qcow2", "qcow2", &["write -P 0x21 2M 2M"]);
+    create(dir, "top.qcow2", "", "64M", Some(("mid.qcow2", "qcow2")));
+    io(
+        dir,
+        "top.qcow2",
+        "qcow2",
+        &["write -P 0x31 1M 512k", "write -z 16M 1M"],
+    );
+    let o = Command::new(BIN)
+        .args(["chain", "--json", "--allocation", "top.qcow2"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    let images = v[0]["images"].as_array().expect("images");
+    assert_eq!(images.len(), 3);
+    for im in images {
+        let name = im["filename"].as_str().unwrap();
+        // The layer alone: qemu-img map of it with its backing cut off.
+        let alone = format!(
+            "json:{{\"driver\":\"qcow2\",\"backing\":null,\"file\":{{\"driver\":\"file\",\"filename\":\"{}\"}}}}",
+            dir.join(name).display()
+        );
+        let map = json(&run("qemu-img", &["map", "--output=json", &alone], dir));
+        let (mut data, mut zero) = (0u64, 0u64);
+        for e in map.as_array().unwrap() {
+            let len = e["length"].as_u64().unwrap();
+            if e["depth"] == 0 && e["present"] == true {
+                if e["data"] == true {
+                    data += len;
+                } else if e["zero"] == true {
+                    zero += len;
+                }
+            }
+        }
+        let a = &im["allocation"];
+        let compressed = a["compressed"].as_u64().unwrap();
+        assert_eq!(
+            a["data"].as_u64().unwrap() + compressed,
+            data,
+            "{name}: {a}"
+        );
+        assert_eq!(a["zero"].as_u64().unwrap(), zero, "{name}: {a}");
+        assert_eq!(a["virtual-size"].as_u64().unwrap(), 64 << 20);
+    }
+    // Something of each kind, so the comparison compares something.
+    assert!(images[0]["allocation"]["zero"].as_u64().unwrap() > 0);
+    assert!(images[2]["allocation"]["compressed"].as_u64().unwrap() > 0);
+}

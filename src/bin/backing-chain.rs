@@ -16,6 +16,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use backing_chain::chain::{self, BuildOptions, Image, Probed, Status};
 use backing_chain::diag::{Code, Diagnostic, Severity};
 use backing_chain::image;
+use backing_chain::meta;
 use backing_chain::xml::{self, Layout, Options};
 
 /// The command line: clap parses it (help, version, errors that name the
@@ -64,6 +65,10 @@ enum Command {
         /// directories (/etc/…, .., json:) and never open them
         #[arg(long)]
         untrusted: bool,
+        /// Also read each layer's metadata tables and say what it holds (data, zero,
+        /// compressed, unallocated bytes; as `map` does)
+        #[arg(long)]
+        allocation: bool,
         /// The top image of each chain
         #[arg(value_name = "TOP", required = true)]
         tops: Vec<String>,
@@ -201,8 +206,9 @@ fn run(cmd: Command) -> Result<ExitCode, String> {
         Command::Chain {
             json,
             untrusted,
+            allocation,
             tops,
-        } => cmd_chain(&tops, json, untrusted),
+        } => cmd_chain(&tops, json, untrusted, allocation),
         Command::Xml(a) => cmd_xml(&a),
         Command::Audit(a) => audit_cli::cmd_audit(&a),
         Command::Map(a) => meta_cmds::run("map", &a.images, a.json),
@@ -479,7 +485,12 @@ struct OnDisk {
     mapping: Vec<(String, String)>,
 }
 
-fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, String> {
+fn cmd_chain(
+    tops: &[String],
+    json: bool,
+    untrusted: bool,
+    allocation: bool,
+) -> Result<ExitCode, String> {
     let disk = collect_on_disk(tops, untrusted)?;
     let opts = BuildOptions {
         same_files: disk.mapping,
@@ -488,6 +499,18 @@ fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, S
         ..Default::default()
     };
     let forest = chain::build_with(disk.images, &opts);
+    // --allocation: each image's metadata walk (by index), or why there is none.
+    let alloc: Vec<Option<Result<meta::Allocation, String>>> = forest
+        .images
+        .iter()
+        .map(|img| {
+            allocation.then(|| {
+                let info = img.info().ok_or_else(|| "not probed".to_string())?;
+                meta_cmds::walk(&img.filename, info, meta::WalkOptions { check: false })
+                    .map(|l| l.allocation)
+            })
+        })
+        .collect();
     let mut code = ExitCode::SUCCESS;
     let mut out = Vec::new();
     let stdout = std::io::stdout();
@@ -508,6 +531,29 @@ fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, S
                 let img = &forest.images[l];
                 let fmt = img.info().map_or("?".to_string(), |i| i.format.to_string());
                 let _ = writeln!(w, "{}{} [{fmt}]", "  ".repeat(depth + 1), img.filename);
+                match &alloc[l] {
+                    Some(Ok(a)) => {
+                        let _ = writeln!(
+                            w,
+                            "{}allocation: data {} B, zero {} B, compressed {} B, unallocated {} B of {} B{}",
+                            "  ".repeat(depth + 2),
+                            a.data,
+                            a.zero,
+                            a.compressed,
+                            a.unallocated,
+                            a.virtual_size,
+                            if a.fully_allocated_by_definition {
+                                " (fully allocated by definition)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    Some(Err(e)) => {
+                        let _ = writeln!(w, "{}allocation: {e}", "  ".repeat(depth + 2));
+                    }
+                    None => {}
+                }
             }
             let _ = write_diags(&mut w, &ch.diagnostics, "  ");
         }
@@ -518,15 +564,37 @@ fn cmd_chain(tops: &[String], json: bool, untrusted: bool) -> Result<ExitCode, S
         struct ChainOut<'a> {
             filename: &'a str,
             status: Status,
-            images: Vec<&'a Image>,
+            images: Vec<ImageOut<'a>>,
             diagnostics: &'a [Diagnostic],
+        }
+        /// An image, and with --allocation what its tables say it holds
+        /// (`allocation`) or why they could not be read (`allocation-error`).
+        #[derive(serde::Serialize)]
+        struct ImageOut<'a> {
+            #[serde(flatten)]
+            image: &'a Image,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            allocation: Option<&'a meta::Allocation>,
+            #[serde(rename = "allocation-error", skip_serializing_if = "Option::is_none")]
+            allocation_error: Option<&'a str>,
         }
         let v: Vec<ChainOut> = out
             .iter()
             .map(|(t, ch)| ChainOut {
                 filename: &forest.images[*t].filename,
                 status: ch.status,
-                images: ch.layers.iter().map(|&l| &forest.images[l]).collect(),
+                images: ch
+                    .layers
+                    .iter()
+                    .map(|&l| ImageOut {
+                        image: &forest.images[l],
+                        allocation: alloc[l].as_ref().and_then(|a| a.as_ref().ok()),
+                        allocation_error: alloc[l]
+                            .as_ref()
+                            .and_then(|a| a.as_ref().err())
+                            .map(String::as_str),
+                    })
+                    .collect(),
                 diagnostics: &ch.diagnostics,
             })
             .collect();
@@ -930,7 +998,7 @@ mod meta_cmds {
     }
 
     /// Walk one open file's metadata with positioned reads.
-    fn walk(path: &str, info: &ImageInfo, opts: WalkOptions) -> Result<Layer, String> {
+    pub(super) fn walk(path: &str, info: &ImageInfo, opts: WalkOptions) -> Result<Layer, String> {
         let f = File::open(path).map_err(|e| format!("{path}: {e}"))?;
         let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
         let read = |off: u64, n: u64| -> std::io::Result<Vec<u8>> {
