@@ -362,6 +362,23 @@ pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
 /// or white space. Returns `xml::edit::HostSpec`s (`{name, port, transport,
 /// socket}`, unset ones null); a host the URI splitter (`source::uri::split`,
 /// as for backing names) or the port parser refuses throws an `Error`.
+/// The `<name>` of the first `<domain>` in `doc` (the audit's reader of
+/// domain documents), or `undefined` when there is none or the text is not
+/// well-formed: what a download is named after.
+#[wasm_bindgen(js_name = domainName)]
+pub fn domain_name(doc: &str) -> Option<String> {
+    install_panic_hook();
+    let input = [crate::audit::DomainText {
+        label: String::new(),
+        text: doc.to_string(),
+    }];
+    crate::audit::domains::read_all(&input)
+        .0
+        .into_iter()
+        .next()
+        .and_then(|d| d.name)
+}
+
 #[wasm_bindgen(js_name = parseHosts)]
 pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
     install_panic_hook();

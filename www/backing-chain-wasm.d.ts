@@ -439,6 +439,8 @@ export function adoptChain(doc: string, other: string, disk: number): string;
 export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
 export function parseHosts(text: string): HostSpec[];
+/** The `<name>` of the first `<domain>` of a text (the audit's reader), undefined when none or not well-formed. */
+export function domainName(doc: string): string | undefined;
 /** The network protocols libvirt takes in a disk's `<source protocol>` (nbd, iscsi, rbd, …), in libvirt's order. */
 export function networkProtocols(): string[];
 /** `qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING IMAGE`, every word shell-quoted (the core's fix builder). */

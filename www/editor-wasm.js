@@ -159,6 +159,8 @@ export const adoptChain = (...a) => guard(core, () => core.glue.adoptChain(...a)
 export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
 /** @type {Glue['parseHosts']} */
 export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a));
+/** @type {Glue['domainName']} */
+export const domainName = (...a) => guard(core, () => core.glue.domainName(...a));
 
 /** @type {Glue['rebaseCommand']} */
 export const rebaseCommand = (...a) => guard(core, () => core.glue.rebaseCommand(...a));

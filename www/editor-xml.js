@@ -3,6 +3,7 @@
 // screen), the mode and layout switches, Copy and Download.
 
 import { h, highlightXml, xmlPieces, whenNear, copyText } from './render.js';
+import { CorePanic, domainName } from './editor-wasm.js';
 
 /** Over 4 times this many lines, the XML is highlighted in pieces of this many. */
 const XML_PIECE = 100;
@@ -137,18 +138,19 @@ export class XmlView {
 
 /**
  * A download's name: the VM's `<name>` and the layout (`web1.xml`,
- * `web1.flat.xml`); `disks.xml` without a domain. The name is read with the
- * browser's XML parser (text only, nothing loaded) and kept to characters
- * safe in a file name.
+ * `web1.flat.xml`); `disks.xml` without a domain. The name is the core's
+ * reading of the domain's `<name>` (`domainName`), kept to characters safe in
+ * a file name.
  * @param {string} domain @param {string} layout
  */
 export function downloadName(domain, layout) {
   let name = '';
   if (domain) {
-    const doc = new DOMParser().parseFromString(domain, 'application/xml');
-    const root = doc.documentElement;
-    const dom = root?.localName === 'domain' ? root : root?.querySelector(':scope > domain');
-    name = dom?.querySelector(':scope > name')?.textContent?.trim() ?? '';
+    try {
+      name = domainName(domain)?.trim() ?? '';
+    } catch (e) {
+      if (e instanceof CorePanic) throw e;
+    }
   }
   name = name.replace(/[^A-Za-z0-9._+-]+/g, '_').replace(/^[._]+/, '').slice(0, 100) || (domain ? 'domain' : 'disks');
   return `${name}${layout === 'flat' ? '.flat' : ''}.xml`;
