@@ -15,45 +15,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use backing_chain::audit::{self, AuditOptions, DomainText, FileFacts};
-use backing_chain::chain::{Image, Probed};
-use backing_chain::image::{Format, ImageInfo};
+use backing_chain::chain::Image;
 use criterion::{BatchSize, Criterion};
 
 const MAX_RATIO: f64 = 1.5;
 const MAX_SECS: f64 = 1.0;
 
-fn image(filename: String, backing: Option<String>) -> Image {
-    let mut info = ImageInfo::new(Format::Qcow2);
-    info.virtual_size = Some(10 << 30);
-    info.cluster_size = Some(65536);
-    if backing.is_some() {
-        info.backing_filename_format = Some("qcow2".into());
-    }
-    info.backing_filename = backing;
-    Image {
-        filename,
-        probe: Probed::Info(Box::new(info)),
-        bytes_read: 4096,
-    }
-}
-
-fn path(g: usize, k: usize) -> String {
-    format!("/var/lib/libvirt/images/pool{}/g{g}-{k}.qcow2", g % 37)
-}
-
 /// `n` images, `n / 20` domains (each group of twenty images: one VM).
 fn store(n: usize) -> (Vec<Image>, Vec<FileFacts>, Vec<DomainText>) {
-    let images: Vec<Image> = (0..n)
-        .map(|i| {
-            let (g, k) = (i / 10, i % 10);
-            let backing = match k {
-                0 => None,
-                1..=4 => Some(format!("g{g}-{}.qcow2", k - 1)),
-                _ => Some(format!("g{g}-2.qcow2")),
-            };
-            image(path(g, k), backing)
-        })
-        .collect();
+    let images = common::forest_images(n);
     let facts = (0..n)
         .map(|i| FileFacts {
             size: Some(196_608 + i as u64),
@@ -65,8 +35,8 @@ fn store(n: usize) -> (Vec<Image>, Vec<FileFacts>, Vec<DomainText>) {
         let g = v * 2;
         text.push_str(&format!(
             "<domain type='kvm'>\n  <name>vm{v}</name>\n  <devices>\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2'/>\n      <source file='{}'/>\n      <target dev='vdb' bus='virtio'/>\n    </disk>\n  </devices>\n</domain>\n",
-            path(g, 4),
-            path(g + 1, 5)
+            common::group_path(g, 4),
+            common::group_path(g + 1, 5)
         ));
     }
     let domains = vec![DomainText {
@@ -89,7 +59,7 @@ fn wide(n: usize) -> (Vec<Image>, Vec<FileFacts>, Vec<DomainText>) {
             } else {
                 format!("clone{i}.qcow2")
             };
-            image(format!("{dir}/{name}"), backing)
+            common::qcow2_image(format!("{dir}/{name}"), backing)
         })
         .collect();
     let facts = vec![FileFacts::default(); n];

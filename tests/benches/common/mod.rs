@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use backing_chain::chain::{Image, Probed};
+use backing_chain::image::{Format, ImageInfo};
+
 /// `cargo bench` passes `--bench`; without it (`cargo test --benches`) or
 /// with criterion's `--test` (`cargo bench -- --test`, `.ci/bench --quick`)
 /// the benches run once, quickly, as a smoke test.
@@ -289,4 +292,45 @@ pub fn criterion_mean(group: &str, id: &str) -> Option<f64> {
         .join("estimates.json");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
     Some(v.pointer("/mean/point_estimate")?.as_f64()? * 1e-9)
+}
+
+/// A probed qcow2 image (10 GiB, 64 KiB clusters) named `filename`,
+/// backed by `backing` when given: the benches' synthetic stores.
+pub fn qcow2_image(filename: String, backing: Option<String>) -> Image {
+    let mut info = ImageInfo::new(Format::Qcow2);
+    info.virtual_size = Some(10 << 30);
+    info.cluster_size = Some(65536);
+    if backing.is_some() {
+        info.backing_filename_format = Some("qcow2".into());
+    }
+    info.backing_filename = backing;
+    Image {
+        filename,
+        probe: Probed::Info(Box::new(info)),
+        bytes_read: 4096,
+    }
+}
+
+/// Where image `k` of group `g` lives in [`forest_images`]: 37 pool
+/// directories, names relative to them in the backing names.
+pub fn group_path(g: usize, k: usize) -> String {
+    format!("/var/lib/libvirt/images/pool{}/g{g}-{k}.qcow2", g % 37)
+}
+
+/// Groups of ten: base ← l1 ← l2 ← l3 ← l4, and five overlays on l2.
+/// Backing names are relative (as `qemu-img create -b name` writes them).
+pub fn forest_images(n: usize) -> Vec<Image> {
+    (0..n)
+        .map(|i| {
+            let g = i / 10;
+            let k = i % 10;
+            let name = |k: usize| format!("g{g}-{k}.qcow2");
+            let backing = match k {
+                0 => None,
+                1..=4 => Some(name(k - 1)),
+                _ => Some(name(2)),
+            };
+            qcow2_image(group_path(g, k), backing)
+        })
+        .collect()
 }
