@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles } from '../support/browser.mjs';
+import { launch, dropFiles, openElementPage } from '../support/browser.mjs';
 import { haveQemuImg, makeChain, qemuImg, qemuInfo } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
@@ -35,16 +35,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function openPage(t, { width } = {}) {
-  const page = await browser.context.newPage();
-  const events = { errors: [] };
-  page.on('pageerror', (e) => events.errors.push(e.message));
-  t.after(() => page.close());
-  if (width) await page.setViewportSize({ width, height: 900 });
-  await page.goto(origin + '/');
-  await page.locator(EL).evaluate((e) => e.ready);
-  return { page, events };
-}
+const openPage = (t, o) => openElementPage(browser, origin + '/', t, o);
 
 function subdir(name) {
   const d = join(dir, name);

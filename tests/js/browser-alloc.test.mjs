@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles } from '../support/browser.mjs';
+import { launch, dropFiles, openElementPage } from '../support/browser.mjs';
 import { haveQemuImg, haveTool, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
@@ -38,15 +38,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function openPage(t) {
-  const page = await browser.context.newPage();
-  const events = { errors: [] };
-  page.on('pageerror', (e) => events.errors.push(e.message));
-  t.after(() => page.close());
-  await page.goto(origin + '/');
-  await page.locator(EL).evaluate((e) => e.ready);
-  return { page, events };
-}
+const openPage = (t) => openElementPage(browser, origin + '/', t);
 
 function qemuIo(path, ...cmds) {
   execFileSync('qemu-io', ['-f', 'qcow2', ...cmds.flatMap((c) => ['-c', c]), path], { stdio: 'ignore' });

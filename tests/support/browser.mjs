@@ -32,6 +32,22 @@ export async function launch({ viewport = { width: 1280, height: 900 }, colorSch
   };
 }
 
+/**
+ * A fresh page of `browser` (from `launch`) at `url` with the element ready;
+ * page errors are collected in `events.errors`, the page closes with test `t`.
+ * @param {{ width?: number }} [o] a viewport width (height 900)
+ */
+export async function openElementPage(browser, url, t, { width } = {}) {
+  const page = await browser.context.newPage();
+  const events = { errors: [] };
+  page.on('pageerror', (e) => events.errors.push(e.message));
+  t.after(() => page.close());
+  if (width) await page.setViewportSize({ width, height: 900 });
+  await page.goto(url);
+  await page.locator('backing-chain-editor').evaluate((e) => e.ready);
+  return { page, events };
+}
+
 /** Drop real files (absolute paths) on the element at its centre with trusted CDP drag events. */
 export async function dropFiles(page, selector, paths) {
   const box = await page.locator(selector).boundingBox();
