@@ -84,7 +84,8 @@ export class BackingChainEditor extends HTMLElement {
   readonly forest: Forest | null;
 
   addFiles(files: FileList | File[]): Promise<void>;
-  addImage(name: string, reader: Reader, options?: { size?: number }): Promise<void>;
+  /** `span`: the ranges of one probe round within this many bytes are asked of `reader` in one call (default 65536; 0: each range as the core asks). */
+  addImage(name: string, reader: Reader, options?: { size?: number; span?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];
   /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */

@@ -262,13 +262,16 @@ export class BackingChainEditor extends HTMLElement {
 
   /**
    * Add an image read through `reader(offset, length) → Promise<Uint8Array>`.
+   * The ranges the core asks for in one round are asked of the reader in one
+   * call while they lie within `span` bytes (default 64 KiB; 0: one call per
+   * range, as the core asks): see `coalesce` in reader.js.
    * @param {string} name
    * @param {(offset: number, length: number) => Promise<Uint8Array>} reader
-   * @param {{ size?: number }} [options]
+   * @param {{ size?: number, span?: number }} [options]
    */
-  addImage(name, reader, { size = -1 } = {}) {
+  addImage(name, reader, { size = -1, span } = {}) {
     if (typeof reader !== 'function') throw new TypeError('addImage(name, reader): reader must be a function');
-    return this._model.probe([{ name: String(name), size, reader }]);
+    return this._model.probe([{ name: String(name), size, reader, ...(span === undefined ? {} : { span: Math.max(0, Number(span) || 0) }) }]);
   }
 
   /** Add the images of a `qemu-img info --backing-chain --output=json` document. Returns their names. @param {string} text */

@@ -16,7 +16,7 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
- * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string }} Job a probe job (reader; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
+ * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string, span?: number }} Job a probe job (reader, `span`: reader.js `coalesce`; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
  * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where

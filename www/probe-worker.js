@@ -9,7 +9,9 @@
 //
 // In:  { module: WebAssembly.Module }, then { batch, files: File[] }.
 // Out: { ready: true } | { failed: message } once started; then
-//      { batch, results: [{ k, size, chunks, bytesRead, reads, unreadable? }] }.
+//      { batch, results: [{ k, size, chunks, bytesRead, reads, fileReads, fileBytes, unreadable? }] }
+//      (chunks: the ranges the core asked for; fileReads/fileBytes: the
+//      reads from the file, ranges close together read in one: reader.js).
 
 import init, { probeStep } from './pkg/backing_chain.js';
 import { blobReader, probeImage } from './reader.js';
@@ -77,7 +79,7 @@ async function pump() {
     const { batch, k, file } = /** @type {{ batch: number, k: number, file: File }} */ (queue.shift());
     const r = await probeImage(prober, file.name, file.size, blobReader(file));
     if (dead) break;
-    send(batch, { k, size: r.size, chunks: r.chunks, bytesRead: r.bytesRead, reads: r.reads, unreadable: r.unreadable });
+    send(batch, { k, size: r.size, chunks: r.chunks, bytesRead: r.bytesRead, reads: r.reads, fileReads: r.fileReads, fileBytes: r.fileBytes, unreadable: r.unreadable });
   }
 }
 

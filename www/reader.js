@@ -1,15 +1,29 @@
 // @ts-check
 // Reading images the sans-I/O way: the core says which byte ranges it needs,
-// we read exactly those (Blob.slice for files, or a host-supplied reader) and
-// call it again. Never the whole file.
+// we read them (Blob.slice for files, or a host-supplied reader) and call it
+// again with exactly those bytes. Never the whole file. The ranges of one
+// round that lie close together are read from the file in one read (a
+// browser's or a host's cost is per read, not per byte); the core still gets
+// only the ranges it asked for.
 
 /** Upper bound on probe rounds on this side too (the core bounds its own). */
 const MAX_ROUNDS = 64;
 /** Upper bound on one read (the core caps its requests lower). */
 const MAX_READ = 16 * 1024 * 1024;
+/**
+ * The ranges of one probe round are read together, in one read, while the
+ * bytes from the first one's start to the last one's end stay within this
+ * span: a qcow2's first round (its 4 KiB header and the 7 bytes at 32768 of
+ * the ISO/UDF check) is one read of 32,775 bytes instead of two reads.
+ * Chromium's cost is per read (an IPC and a file open each): 1,000 files
+ * read with one 32 KiB slice each take about 0.6× the time of two slices
+ * each (BENCHMARKS.md). A host's reader may ask for less (`span`).
+ */
+export const COALESCE_SPAN = 64 * 1024;
 
 /**
  * @typedef {(offset: number, length: number) => Promise<Uint8Array>} Reader
+ * @typedef {{ offset: number, len: number, parts: number[] }} Span one read from the file: `parts` are the indices of the ranges it covers
  * @typedef {{ probe(name: string, size: number, chunks: Array<[number, Uint8Array, number]>): any, addUnreadable(name: string, message: string): void }} Prober
  * @typedef {{ file: File | Promise<File>, path: string, from?: string }} Entry
  */
@@ -25,32 +39,86 @@ export function blobReader(file) {
 }
 
 /**
+ * The reads that cover the ranges `need` of one round: ranges (in offset
+ * order) go into one read while it spans at most `span` bytes from its first
+ * byte to its last; a range inside a read already made joins it whatever its
+ * size. Each range is in exactly one read; a read never starts before its
+ * first range nor ends after its last, so it asks for nothing past the end
+ * the core asked for. `span` 0: one read per range, as asked.
+ * @param {Array<{ offset: number, len: number }>} need @param {number} [span]
+ * @returns {Span[]}
+ */
+export function coalesce(need, span = COALESCE_SPAN) {
+  const order = need.map((_, n) => n).sort((a, b) => need[a].offset - need[b].offset || need[a].len - need[b].len);
+  /** @type {Span[]} */
+  const out = [];
+  for (const n of order) {
+    const { offset, len } = need[n];
+    const last = out[out.length - 1];
+    const end = offset + len;
+    if (last && offset >= last.offset && (end <= last.offset + last.len || end - last.offset <= span)) {
+      last.len = Math.max(last.len, end - last.offset);
+      last.parts.push(n);
+    } else {
+      out.push({ offset, len, parts: [n] });
+    }
+  }
+  return out;
+}
+
+/**
  * Run the probe loop for one image against a wasm `Session`.
  * `size` is the file length or -1 when unknown (or a promise of it). Resolves
- * to `{ name, size, bytesRead, reads, result, chunks }` where `result` is the
- * core's last answer (`{info}` or `{error}`) and `chunks` what was read; a
- * reader failure adds the image as unreadable and resolves with `{error}`
- * and `unreadable` (the message). `from` continues a probe begun elsewhere
- * (the chunks read so far, and their count).
+ * to `{ name, size, bytesRead, reads, fileReads, fileBytes, result, chunks }`
+ * where `result` is the core's last answer (`{info}` or `{error}`), `chunks`
+ * the ranges the core asked for with their bytes, `bytesRead` and `reads`
+ * their bytes and count (what the core used), `fileReads` and `fileBytes`
+ * the reader's calls and the bytes they returned (what was read from the
+ * file: the ranges of a round within `span` bytes are one call, see
+ * `coalesce`); a reader failure adds the image as unreadable and resolves
+ * with `{error}` and `unreadable` (the message). `from` continues a probe
+ * begun elsewhere (the chunks read so far, and their counts).
  * @param {Prober} session @param {string} name @param {number | Promise<number> | undefined} size @param {Reader} reader
- * @param {{ chunks?: Array<[number, Uint8Array, number]>, bytesRead?: number, reads?: number }} [from]
+ * @param {{ chunks?: Array<[number, Uint8Array, number]>, bytesRead?: number, reads?: number, fileReads?: number, fileBytes?: number, span?: number }} [from]
  */
-export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0 } = {}) {
+export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0, fileReads = 0, fileBytes = 0, span = COALESCE_SPAN } = {}) {
   try {
     size = (await size) ?? -1;
     for (let round = 0; round < MAX_ROUNDS; round++) {
       /** @type {{ need?: Array<{ offset: number, len: number }> }} */
       const answer = session.probe(name, size, chunks);
-      if (!answer.need) return { name, size, bytesRead, reads, result: answer, chunks };
-      // The reads of one round go out together.
-      const got = await Promise.all(answer.need.map(({ offset, len }) => reader(offset, Math.min(len, MAX_READ))));
+      if (!answer.need) return { name, size, bytesRead, reads, fileReads, fileBytes, result: answer, chunks };
+      const want = answer.need.map(({ offset, len }) => ({ offset, len: Math.min(len, MAX_READ) }));
+      // The reads of one round go out together, ranges close together in one read.
+      const spans = coalesce(want, span);
+      const got = await Promise.all(spans.map((s) => reader(s.offset, s.len)));
+      /** @type {Uint8Array[]} */
+      const parts = new Array(want.length);
+      spans.forEach((s, k) => {
+        const g = got[k];
+        if (!(g instanceof Uint8Array)) throw new TypeError('the reader must resolve to a Uint8Array');
+        fileReads += 1;
+        fileBytes += Math.min(g.length, s.len);
+        if (s.parts.length === 1) {
+          parts[s.parts[0]] = g.length > s.len ? g.subarray(0, s.len) : g;
+          return;
+        }
+        // The ranges asked for, copied out of the read into one buffer of
+        // their own (the core gets and keeps only those bytes).
+        const at = s.parts.map((n) => Math.min(g.length, want[n].offset - s.offset));
+        const lens = s.parts.map((n, i) => Math.max(0, Math.min(g.length - at[i], want[n].len)));
+        const own = new Uint8Array(lens.reduce((a, b) => a + b, 0));
+        let o = 0;
+        s.parts.forEach((n, i) => {
+          own.set(g.subarray(at[i], at[i] + lens[i]), o);
+          parts[n] = own.subarray(o, o + lens[i]);
+          o += lens[i];
+        });
+      });
       answer.need.forEach(({ offset, len }, n) => {
-        const want = Math.min(len, MAX_READ);
-        if (!(got[n] instanceof Uint8Array)) throw new TypeError('the reader must resolve to a Uint8Array');
-        const bytes = got[n].length > want ? got[n].subarray(0, want) : got[n];
-        bytesRead += bytes.length;
+        bytesRead += parts[n].length;
         reads += 1;
-        chunks.push([offset, bytes, len]);
+        chunks.push([offset, parts[n], len]);
       });
     }
     throw new Error(`the probe asked for more than ${MAX_ROUNDS} rounds of reads`);
@@ -58,7 +126,7 @@ export async function probeImage(session, name, size, reader, { chunks = /** @ty
     const x = /** @type {any} */ (e);
     const message = `cannot read: ${x && x.message ? x.message : String(x)}`;
     session.addUnreadable(name, message);
-    return { name, size: typeof size === 'number' ? size : -1, bytesRead, reads, result: { error: message }, chunks, unreadable: message };
+    return { name, size: typeof size === 'number' ? size : -1, bytesRead, reads, fileReads, fileBytes, result: { error: message }, chunks, unreadable: message };
   }
 }
 
@@ -192,9 +260,9 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
 }
 
 /**
- * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File> }} ProbeJob
- * @typedef {{ name: string, size: number, bytesRead: number, reads: number, result: unknown }} ProbeResult
- * @typedef {{ k: number, size: number, chunks: Array<[number, Uint8Array, number]>, bytesRead: number, reads: number, unreadable?: string }} WorkerResult
+ * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File>, span?: number }} ProbeJob `span`: see `coalesce` (default COALESCE_SPAN)
+ * @typedef {{ name: string, size: number, bytesRead: number, reads: number, fileReads: number, fileBytes: number, result: unknown }} ProbeResult
+ * @typedef {{ k: number, size: number, chunks: Array<[number, Uint8Array, number]>, bytesRead: number, reads: number, fileReads: number, fileBytes: number, unreadable?: string }} WorkerResult
  */
 
 /** How long a probe worker may take to start before its files are probed here instead. */
@@ -336,7 +404,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
       while (next < todo.length) {
         const i = todo[next++];
         const j = jobs[i];
-        results[i] = await probeImage(noting, j.name, j.size, j.reader);
+        results[i] = await probeImage(noting, j.name, j.size, j.reader, { span: j.span });
         progress();
         if (performance.now() - lastYield > 12) {
           await new Promise((ok) => setTimeout(ok, 0));
@@ -358,17 +426,17 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
    *  probe that still needs bytes goes on here). @param {number} i @param {WorkerResult} r */
   const take = (i, r) => {
     const j = jobs[i];
-    const { size, bytesRead, reads, chunks } = r;
+    const { size, bytesRead, reads, fileReads, fileBytes, chunks } = r;
     if (r.unreadable !== undefined) {
       noting.addUnreadable(j.name, r.unreadable);
-      results[i] = { name: j.name, size, bytesRead, reads, result: { error: r.unreadable } };
+      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: { error: r.unreadable } };
     } else {
       const answer = noting.probe(j.name, size, chunks);
       if (answer.need) {
-        finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads }).then((x) => (results[i] = x)));
+        finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads, fileReads, fileBytes, span: j.span }).then((x) => (results[i] = x)));
         return;
       }
-      results[i] = { name: j.name, size, bytesRead, reads, result: answer };
+      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: answer };
     }
     progress();
   };
