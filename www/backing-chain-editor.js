@@ -38,6 +38,18 @@ const asLayout = (v) => (v === 'flat' ? 'flat' : 'nested');
 const asMode = (v) => (v === 'validate' ? 'validate' : 'populate');
 /** From this many images on, rows off screen are not laid out. */
 const MANY_IMAGES = 200;
+/**
+ * Past this many images, and with no domain XML (whose disks the tree
+ * names), a render is split over tasks: the forest and the tree's first
+ * screenful at once, the tree's other chains in its own later tasks, then
+ * the XML, then the views made from it (the summary, the XML pane, the
+ * chains in the XML, the diagnostics) and the events. A 1,000-image drop
+ * shows its tree without waiting for the XML of 600 disks, and no one task
+ * does both.
+ */
+const SPLIT_RENDER_AT = MANY_IMAGES;
+/** Tasks the XML waits for the tree's later tasks, at most. */
+const TREE_WAIT_TASKS = 64;
 
 /**
  * The element's events (bubbling, composed). `edit` is cancelable: a
@@ -84,6 +96,8 @@ export class BackingChainEditor extends HTMLElement {
     super();
     const id = (this._id = `bce${++uid}`);
     this._lastXml = '';
+    /** Renders started: a later part of a split render runs only for the latest. */
+    this._renders = 0;
     /** @type {(v: BackingChainEditor) => void} */
     let ok = () => {};
     /** @type {(e: unknown) => void} */
@@ -593,20 +607,58 @@ export class BackingChainEditor extends HTMLElement {
 
   _render() {
     const m = this._model;
-    m.compute();
+    const gen = ++this._renders;
+    const split = (m.session?.length ?? 0) > SPLIT_RENDER_AT && !m.domainText.trim() && !m.goodDomain;
+    if (!split) {
+      m.compute();
+      this._renderTree(true);
+      this._renderOutput(false);
+      return;
+    }
+    // The tree from the forest alone (no domain XML: no disk names, no
+    // differences to show), then the XML once the tree has every chain.
+    m.computeForest();
+    this._renderTree(false);
+    const busy = [this._summary.el, this._xml.el, this._chains.el, this._diags.el];
+    for (const el of busy) el.setAttribute('aria-busy', 'true');
+    /** @param {() => void} fn */
+    const next = (fn) => setTimeout(() => gen === this._renders && this._safely(fn), 0);
+    let waited = 0;
+    const xml = () => {
+      if (this._tree.rest && waited++ < TREE_WAIT_TASKS) return next(xml);
+      if (!m.session) return; // the core stopped: _rebuild renders again
+      m.computeXml();
+      next(() => {
+        for (const el of busy) el.removeAttribute('aria-busy');
+        this._renderOutput(true);
+      });
+    };
+    next(xml);
+  }
+
+  /** The tree (with the chains table before it when `withChains`: the tree shows its differences). @param {boolean} withChains */
+  _renderTree(withChains) {
+    const m = this._model;
     this._els.root.classList.toggle('many', (m.forest?.images.length ?? 0) > MANY_IMAGES);
     const images = m.forest?.images.length ?? 0;
     this._els.drop.classList.toggle('compact', images > 0);
     this._syncBaseDir();
-    this._chains.render(m);
+    if (withChains) this._chains.render(m);
     this._tree.disks = m.diskTargets();
     this._tree.differs = this._chains.differences();
     this._tree.render(m);
+  }
+
+  /** What the XML gives: the XML pane, the chains in it (`withChains`), the domain, the diagnostics, the summary, and the events. @param {boolean} withChains */
+  _renderOutput(withChains) {
+    const m = this._model;
+    if (withChains) this._chains.render(m);
     this._xml.render(m);
     this._domain.render(m);
     const diags = m.diagnostics();
     this._diags.render(diags);
     const chains = m.forest?.chains ?? [];
+    const images = m.forest?.images.length ?? 0;
     this._summary.render(diags, { chains: chains.length, images, errorChains: this._tree.errorChains });
     const xml = m.output?.xml ?? '';
     if (xml !== this._lastXml) {

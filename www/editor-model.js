@@ -371,9 +371,19 @@ export class EditorModel {
 
   /** Recompute forest, XML and its error from the core. */
   compute() {
-    const session = this.s;
-    this.forest = session.forest();
+    this.computeForest();
+    this.computeXml();
+  }
+
+  /** Recompute the forest only (the element renders the tree from it before the XML is computed, in a later task, when there is no domain XML). */
+  computeForest() {
+    this.forest = this.s.forest();
     this.park();
+  }
+
+  /** Recompute the XML and its error from the core (after computeForest). */
+  computeXml() {
+    const session = this.s;
     /** @type {Output | null} */
     let out = null;
     /** @type {{ message: string, position: number | null } | null} */

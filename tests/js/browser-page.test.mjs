@@ -704,6 +704,10 @@ test('a large set (300 images, 180 chains): the tree shows its first screenful a
           return el.addImage(e.name, async (o, l) => data.slice(o, o + l), { size: e.backing ? top.size : base.size });
         }),
       );
+      // Over 200 images and no domain XML: the tree first; the XML and the
+      // views made from it in later tasks (busy till then).
+      const r = el.shadowRoot;
+      window.__atFirst = { busy: [...r.querySelectorAll('[aria-busy=true]')].length, tree: r.querySelectorAll('ul[role=tree] > li[role=treeitem]').length, xml: r.querySelector('pre.xml')?.textContent ?? '' };
     },
     { base: { b64: b64(tpl.base.bytes), size: tpl.base.size }, top: { b64: b64(tpl.top.bytes), size: tpl.top.size }, nameAt: tpl.nameAt, layout },
   );
@@ -729,6 +733,9 @@ test('a large set (300 images, 180 chains): the tree shows its first screenful a
   const first = await el.evaluate((el) => el.shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem]').length);
   assert.ok(first >= 40, `${first} items at first`);
   await page.waitForFunction((n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"][data-image]').length === n, tops);
+  const atFirst = await page.evaluate(() => window.__atFirst);
+  assert.ok(atFirst.tree >= 40 && atFirst.busy >= 2 && !atFirst.xml.includes('<disk'), JSON.stringify(atFirst));
+  await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('[aria-busy=true]'));
   let s = await state();
   assert.equal(s.tops, tops);
   // Each chain ends once: at its base, or where it joins a shared base shown under an earlier chain.
