@@ -15,9 +15,9 @@
 // show (main paths, disk counts, how paths were written, data files, which
 // layer a diagnostic is about).
 
-import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setWasmUrl, unwatch, watch } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
-import { blobReader, collectDrop, filesFromList, isDocument, readText } from './reader.js';
+import { blobReader, collectDrop, filesFromList, isDocument, readText, warmProbeWorker } from './reader.js';
 import { h, formatCount } from './render.js';
 import { CSS } from './editor-style.js';
 import { TreeView } from './editor-tree.js';
@@ -476,6 +476,11 @@ export class BackingChainEditor extends HTMLElement {
     await this._model.probe(images.map((e) => ({ name: e.path, from: e.from, file: e.file, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) })));
   }
 
+  /** Files are coming (dragged over the element, a file picker opened): start the probe worker now. */
+  _warm() {
+    if (this._model.worker && this._model.session) warmProbeWorker(wasmModule());
+  }
+
   /** @param {string} text */
   _pasteJson(text) {
     this.addQemuImgJson(text).then(
@@ -697,6 +702,11 @@ export class BackingChainEditor extends HTMLElement {
     baseDir.addEventListener('change', () => (this.baseDir = baseDir.value));
     const baseNote = h('span', { class: 'meta', id: `${this._id}-base0-note` });
     const baseBox = h('div', { class: 'field base edit-only' }, h('label', { for: baseDir.id }, 'Base directory on the host'), baseDir, baseNote);
+    /** A picker's button: the probe worker starts while the dialog is open. @param {HTMLInputElement} input */
+    const choose = (input) => () => {
+      this._warm();
+      input.click();
+    };
     const drop = h(
       'section',
       { class: 'drop', 'aria-label': 'Add disk images' },
@@ -705,8 +715,8 @@ export class BackingChainEditor extends HTMLElement {
       h(
         'div',
         { class: 'buttons' },
-        h('button', { type: 'button', class: 'primary', part: 'button', onclick: () => fileInput.click() }, 'Choose files…'),
-        h('button', { type: 'button', part: 'button', onclick: () => dirInput.click() }, 'Choose a folder…'),
+        h('button', { type: 'button', class: 'primary', part: 'button', onclick: choose(fileInput) }, 'Choose files…'),
+        h('button', { type: 'button', part: 'button', onclick: choose(dirInput) }, 'Choose a folder…'),
         h('button', { type: 'button', part: 'button', onclick: () => this.clear() }, 'Clear images'),
       ),
       baseBox,
@@ -732,6 +742,7 @@ export class BackingChainEditor extends HTMLElement {
       ev.preventDefault();
       ev.dataTransfer.dropEffect = 'copy';
       drop.classList.add('over');
+      if ([...(ev.dataTransfer.types ?? [])].includes('Files')) this._warm();
     });
     this.addEventListener('dragleave', (ev) => {
       if (ev.target === this || !this.contains(/** @type {Node | null} */ (ev.relatedTarget))) drop.classList.remove('over');

@@ -346,15 +346,29 @@ class ProbeWorker {
 
 /** @type {ProbeWorker | null} */
 let probeWorker = null;
+/** A worker was refused at once (a CSP): not asked again. */
+let refused = false;
+
+/**
+ * Start the probe worker ahead of a drop (while files are dragged over the
+ * element, or a file picker is open): its start — loading its scripts and
+ * instantiating the wasm, 100–200 ms on a busy 2-core machine — then
+ * overlaps the user's gesture instead of delaying the first reads.
+ * @param {WebAssembly.Module | null | undefined} module
+ */
+export function warmProbeWorker(module) {
+  getWorker(module);
+}
 
 /** The probe worker, started on first use (null: probe on this thread). @param {WebAssembly.Module | null | undefined} module */
 function getWorker(module) {
   if (probeWorker) return probeWorker.failed ? null : probeWorker;
   const url = workerUrl();
-  if (!module || !url || typeof Worker !== 'function') return null;
+  if (!module || !url || refused || typeof Worker !== 'function') return null;
   try {
     probeWorker = new ProbeWorker(url, module);
   } catch {
+    refused = true;
     return null; // refused at once (a CSP): this thread probes
   }
   return probeWorker;
