@@ -40,7 +40,7 @@ export function blobReader(file) {
 
 /**
  * The reads that cover the ranges `need` of one round: ranges (in offset
- * order) go into one read while it spans at most `span` bytes from its first
+ * order, the longer first at one offset) go into one read while it spans at most `span` bytes from its first
  * byte to its last; a range inside a read already made joins it whatever its
  * size. Each range is in exactly one read; a read never starts before its
  * first range nor ends after its last, so it asks for nothing past the end
@@ -49,7 +49,7 @@ export function blobReader(file) {
  * @returns {Span[]}
  */
 export function coalesce(need, span = COALESCE_SPAN) {
-  const order = need.map((_, n) => n).sort((a, b) => need[a].offset - need[b].offset || need[a].len - need[b].len);
+  const order = need.map((_, n) => n).sort((a, b) => need[a].offset - need[b].offset || need[b].len - need[a].len);
   /** @type {Span[]} */
   const out = [];
   for (const n of order) {

@@ -5,7 +5,7 @@
 // byte on the forest.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
@@ -39,6 +39,18 @@ before(async () => {
   }
   qemuImg('create', '-q', '-f', 'raw', join(dir, 'd.raw'), '1M');
   more.push(join(dir, 'd.raw'));
+  // A qcow2 (512-byte clusters: it fits in 32 KiB) over an ISO 9660 image:
+  // its 7 bytes at 32768 say CD001, read in the same read as its header.
+  qemuImg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512', join(dir, 'small.qcow2'), '1M');
+  const poly = Buffer.alloc(64 * 2048);
+  poly[32768] = 1;
+  poly.write('CD001\x01', 32769, 'latin1');
+  poly[34816] = 255;
+  poly.write('CD001\x01', 34817, 'latin1');
+  readFileSync(join(dir, 'small.qcow2')).copy(poly, 0);
+  writeFileSync(join(dir, 'poly.iso'), poly);
+  rmSync(join(dir, 'small.qcow2'));
+  more.unshift(join(dir, 'poly.iso'));
   files = [chain.top, chain.mid, chain.base, ...more];
   browser = await launch();
 });
@@ -110,6 +122,10 @@ test('a drop is probed in the worker, and the forest is the one the page-thread 
   assert.deepEqual(viaWorker.images.map((im) => im.filename), files.map((p) => p.slice(p.lastIndexOf('/') + 1)));
   // Only the header bytes were read (and what a qcow2 needs beyond: 7 bytes at 32768).
   for (const im of viaWorker.images) assert.ok(im['bytes-read'] <= 16 << 10, `${im.filename}: ${im['bytes-read']} bytes`);
+  // The ISO descriptor behind the qcow2 header, read with it in one read: a second format.
+  const poly = viaWorker.images.find((im) => im.filename === 'poly.iso');
+  assert.equal(poly['bytes-read'], 4096 + 7);
+  assert.ok(poly.diagnostics.some((d) => d.code === 'multiple-formats' && /CD001/.test(d.message)), JSON.stringify(poly.diagnostics));
 });
 
 test("under a strict CSP (script-src 'self' 'wasm-unsafe-eval', no worker-src) the worker starts from 'self' and probes", { skip }, async (t) => {

@@ -45,3 +45,41 @@ test('the folder picker (webkitRelativePath) is one folder; the file picker give
   assert.equal(filesFromList(picked)[0].file, picked[0]);
   assert.deepEqual(filesFromList([{ name: 'x.qcow2', webkitRelativePath: '' }]).map((e) => [e.path, e.from]), [['x.qcow2', undefined]]);
 });
+
+// ---- coalesce: the reads that cover one probe round's ranges ------------
+
+import { coalesce, COALESCE_SPAN } from '../../www/reader.js';
+
+test("coalesce: a qcow2's first round (4 KiB header, 7 bytes at 32768) is one read covering both", () => {
+  assert.deepEqual(coalesce([{ offset: 0, len: 4096 }, { offset: 32768, len: 7 }]), [{ offset: 0, len: 32775, parts: [0, 1] }]);
+  // As the core asks (span 0): one read per range.
+  assert.deepEqual(coalesce([{ offset: 0, len: 4096 }, { offset: 32768, len: 7 }], 0), [
+    { offset: 0, len: 4096, parts: [0] },
+    { offset: 32768, len: 7, parts: [1] },
+  ]);
+});
+
+test('coalesce: ranges further apart than the span are read on their own; a read never ends past the last range', () => {
+  const need = [{ offset: 1 << 30, len: 512 }, { offset: 0, len: 4096 }, { offset: 65536, len: 100 }, { offset: 32768, len: 7 }];
+  const reads = coalesce(need);
+  assert.equal(COALESCE_SPAN, 64 * 1024);
+  // In offset order; the parts name the ranges by their place in `need`.
+  assert.deepEqual(reads, [
+    { offset: 0, len: 32775, parts: [1, 3] },
+    { offset: 65536, len: 100, parts: [2] },
+    { offset: 1 << 30, len: 512, parts: [0] },
+  ]);
+  // Every range in exactly one read, inside it.
+  const seen = reads.flatMap((r) => r.parts).sort();
+  assert.deepEqual(seen, [0, 1, 2, 3]);
+  for (const r of reads) for (const p of r.parts) assert.ok(need[p].offset >= r.offset && need[p].offset + need[p].len <= r.offset + r.len);
+});
+
+test('coalesce: a range inside a larger read joins it whatever its size; a big read is never grown past the span', () => {
+  assert.deepEqual(coalesce([{ offset: 0, len: 1 << 20 }, { offset: 4096, len: 16 }, { offset: 0, len: 7 }]), [{ offset: 0, len: 1 << 20, parts: [0, 2, 1] }]);
+  assert.deepEqual(coalesce([{ offset: 0, len: 1 << 20 }, { offset: (1 << 20) + 1, len: 16 }]), [
+    { offset: 0, len: 1 << 20, parts: [0] },
+    { offset: (1 << 20) + 1, len: 16, parts: [1] },
+  ]);
+  assert.deepEqual(coalesce([]), []);
+});
