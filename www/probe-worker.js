@@ -2,7 +2,8 @@
 // The probe worker (a module worker started by reader.js): the page posts the
 // compiled wasm module, then Files in batches; here each File is read with
 // Blob.slice, its probe loop run with `probeStep` (the same core as the
-// page's), and what each probe read — its final chunks — goes back in
+// page's; the reads of the probes in flight made together: batchedBlobReads
+// in reader.js), and what each probe read — its final chunks — goes back in
 // batches, so that the page's session adds the image with one `probe` call,
 // without reading again. Reads, probe loops and their waits stay off the
 // page's main thread.
@@ -14,7 +15,7 @@
 //      reads from the file, ranges close together read in one: reader.js).
 
 import init, { probeStep } from './pkg/backing_chain.js';
-import { blobReader, probeImage } from './reader.js';
+import { batchedBlobReads, probeImage } from './reader.js';
 
 /** Probes in flight at once (as on the page). */
 const PARALLEL = 64;
@@ -22,6 +23,8 @@ const PARALLEL = 64;
 const FLUSH_AT = 64;
 const FLUSH_MS = 8;
 
+/** The reads of the probes in flight, made together (reader.js). */
+const reader = batchedBlobReads();
 /** @type {Promise<unknown> | null} */
 let ready = null;
 /** @type {Array<{ batch: number, k: number, file: File }>} */
@@ -77,7 +80,7 @@ function send(batch, r) {
 async function pump() {
   while (queue.length && !dead) {
     const { batch, k, file } = /** @type {{ batch: number, k: number, file: File }} */ (queue.shift());
-    const r = await probeImage(prober, file.name, file.size, blobReader(file));
+    const r = await probeImage(prober, file.name, file.size, reader(file));
     if (dead) break;
     send(batch, { k, size: r.size, chunks: r.chunks, bytesRead: r.bytesRead, reads: r.reads, fileReads: r.fileReads, fileBytes: r.fileBytes, unreadable: r.unreadable });
   }

@@ -83,3 +83,72 @@ test('coalesce: a range inside a larger read joins it whatever its size; a big r
   ]);
   assert.deepEqual(coalesce([]), []);
 });
+
+// ---- batchedBlobReads: the reads of many files made together ------------
+
+import { batchedBlobReads } from '../../www/reader.js';
+
+/** Count `new Blob(...)` calls made while `fn` runs (a composite read makes one). */
+async function countingBlobs(fn) {
+  const Real = globalThis.Blob;
+  let made = 0;
+  globalThis.Blob = class extends Real {
+    constructor(...a) {
+      super(...a);
+      made++;
+    }
+  };
+  try {
+    return { got: await fn(), made };
+  } finally {
+    globalThis.Blob = Real;
+  }
+}
+
+const bytesOf = (n, seed) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255);
+
+test('batchedBlobReads: reads asked for in one task are one read of a Blob of their slices; each reader gets its own bytes', async () => {
+  const files = Array.from({ length: 40 }, (_, k) => new Blob([bytesOf(5000 + k * 100, k)]));
+  const read = batchedBlobReads();
+  const { got, made } = await countingBlobs(() => Promise.all(files.map((f, k) => read(f)(k * 10, 4096))));
+  files.forEach((f, k) => {
+    const want = bytesOf(5000 + k * 100, k).slice(k * 10, k * 10 + 4096);
+    assert.deepEqual(got[k], want, `file ${k}`);
+    // Its own buffer (transferable without taking others' bytes along).
+    assert.equal(got[k].buffer.byteLength, 4096);
+  });
+  // 40 reads: 3 composite Blobs of at most 16 slices (the slices themselves are not counted: slice() makes no `new Blob`).
+  assert.equal(made, 3);
+});
+
+test('batchedBlobReads: past the end, empty; a read cut short by the end of the file; one slot (parts 1) reads each alone', async () => {
+  const f = new Blob([bytesOf(1000, 3)]);
+  const read = batchedBlobReads();
+  const [past, cut, whole] = await Promise.all([read(f)(2000, 10), read(f)(990, 100), read(f)(0, 1000)]);
+  assert.equal(past.length, 0);
+  assert.deepEqual(cut, bytesOf(1000, 3).slice(990));
+  assert.deepEqual(whole, bytesOf(1000, 3));
+  const alone = batchedBlobReads(1);
+  const { got, made } = await countingBlobs(() => Promise.all([alone(f)(0, 10), alone(f)(10, 10)]));
+  assert.deepEqual(got, [bytesOf(1000, 3).slice(0, 10), bytesOf(1000, 3).slice(10, 20)]);
+  assert.equal(made, 0);
+});
+
+test('batchedBlobReads: a file that cannot be read fails its own read only (the others are read again one by one)', async () => {
+  const good = [new Blob([bytesOf(3000, 1)]), new Blob([bytesOf(3000, 2)])];
+  // A Blob whose reads fail, as a File changed on disk after it was picked does in a browser.
+  const bad = new Blob([bytesOf(3000, 9)]);
+  bad.slice = () => {
+    const b = new Blob(['x']);
+    b.arrayBuffer = () => Promise.reject(new Error('NotReadableError'));
+    return b;
+  };
+  const read = batchedBlobReads();
+  const got = await Promise.allSettled([read(good[0])(0, 512), read(bad)(0, 512), read(good[1])(100, 512)]);
+  assert.equal(got[0].status, 'fulfilled');
+  assert.deepEqual(got[0].value, bytesOf(3000, 1).slice(0, 512));
+  assert.equal(got[1].status, 'rejected');
+  assert.match(String(got[1].reason), /NotReadable/);
+  assert.equal(got[2].status, 'fulfilled');
+  assert.deepEqual(got[2].value, bytesOf(3000, 2).slice(100, 612));
+});
