@@ -84,7 +84,7 @@ export class BackingChainEditor extends HTMLElement {
   readonly forest: Forest | null;
 
   addFiles(files: FileList | File[]): Promise<void>;
-  /** `span`: the ranges of one probe round within this many bytes are asked of `reader` in one call (default 65536; 0: each range as the core asks). */
+  /** `span`: the ranges of one probe round within this many bytes are asked of `reader` in one call (default 0: each range as the core asks). */
   addImage(name: string, reader: Reader, options?: { size?: number; span?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];

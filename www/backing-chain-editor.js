@@ -276,9 +276,9 @@ export class BackingChainEditor extends HTMLElement {
 
   /**
    * Add an image read through `reader(offset, length) → Promise<Uint8Array>`.
-   * The ranges the core asks for in one round are asked of the reader in one
-   * call while they lie within `span` bytes (default 64 KiB; 0: one call per
-   * range, as the core asks): see `coalesce` in reader.js.
+   * The reader is asked for the ranges the core asks for, one call each; with
+   * `span` (65536, say), for those of one round that lie within `span` bytes
+   * in one call: see `coalesce` in reader.js.
    * @param {string} name
    * @param {(offset: number, length: number) => Promise<Uint8Array>} reader
    * @param {{ size?: number, span?: number }} [options]
@@ -711,7 +711,7 @@ export class BackingChainEditor extends HTMLElement {
       'section',
       { class: 'drop', 'aria-label': 'Add disk images' },
       h('p', { class: 'lead' }, h('strong', null, 'Drop disk images, folders or a domain XML here')),
-      h('p', { class: 'hint' }, 'Only the headers are read (a few KiB per image, however large); nothing leaves this browser.'),
+      h('p', { class: 'hint' }, 'Only the headers are read (a few KiB of each image, in reads of up to 64 KiB, however large); nothing leaves this browser.'),
       h(
         'div',
         { class: 'buttons' },

@@ -52,7 +52,7 @@ export function renderDetails(box, m, selected, act) {
   if (img.identity) add('Identity', Object.entries(img.identity).map(([k, v]) => `${k}: ${v}`).join(', '));
   if (img.encrypted) add('Encrypted', 'yes');
   if (img['dirty-flag'] !== undefined) add('Dirty', img['dirty-flag'] ? 'yes' : 'no');
-  add('Bytes read', `${formatCount(img['bytes-read'])} bytes${meta ? ` in ${meta.reads} read${meta.reads === 1 ? '' : 's'}` : ''}`);
+  add('Bytes read', `${formatCount(img['bytes-read'])} bytes${meta ? ` in ${meta.reads} range${meta.reads === 1 ? '' : 's'}` : ''}${meta?.fileReads ? ` (from the file: ${formatCount(meta.fileBytes ?? 0)} bytes in ${meta.fileReads} read${meta.fileReads === 1 ? '' : 's'})` : ''}`);
   const users = f.overlays[idx] ?? [];
   if (users.length) {
     add(

@@ -17,7 +17,7 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string, span?: number }} Job a probe job (reader, `span`: reader.js `coalesce`; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
- * @typedef {{ size: number, bytesRead: number, reads: number, job: Job }} Meta
+ * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`)
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
@@ -340,7 +340,7 @@ export class EditorModel {
           },
           { module: this.worker ? wasmModule() : null },
         );
-        results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, size: r.size, job: jobs[i] }));
+        results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, fileBytes: r.fileBytes, fileReads: r.fileReads, size: r.size, job: jobs[i] }));
         this.hooks.changed();
         for (const w of waiters) w.ok();
       } catch (e) {

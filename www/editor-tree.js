@@ -4,7 +4,7 @@
 // details. `render(model)` redraws it; selection, collapsed and opened
 // shared bases are this view's own state.
 
-import { h, humanSize, formatCount, copyText, SEVERITY_ICON } from './render.js';
+import { h, humanSize, copyText, bytesReadText, SEVERITY_ICON } from './render.js';
 import { FilterBar, match, words } from './editor-filter.js';
 import { adviceFor } from './editor-fixes.js';
 import { renderDetails } from './editor-details.js';
@@ -265,7 +265,7 @@ export class TreeView {
       disk ? h('span', { class: 'badge disk', title: 'the VM disk (target dev) this chain belongs to' }, disk) : null,
       h('span', { class: 'name' }, img.filename),
       h('span', { class: `badge ${img.error ? 'error' : 'fmt'}` }, fmt),
-      h('span', { class: 'meta size', title: `${sizeText ? `virtual size ${sizeText}; ` : ''}the probe used ${humanSize(img['bytes-read'])} of the file (${formatCount(img['bytes-read'])} bytes: its header; ranges close together are read in one piece of up to 64 KiB)` }, sizeText ?? 'size unknown'),
+      h('span', { class: 'meta size', title: `${sizeText ? `virtual size ${sizeText}; ` : ''}${bytesReadText(img['bytes-read'], m.meta.get(img.filename))}` }, sizeText ?? 'size unknown'),
       users.length > 1
         ? h(
             'button',

@@ -1,10 +1,11 @@
 // @ts-check
 // Reading images the sans-I/O way: the core says which byte ranges it needs,
 // we read them (Blob.slice for files, or a host-supplied reader) and call it
-// again with exactly those bytes. Never the whole file. The ranges of one
-// round that lie close together are read from the file in one read (a
-// browser's or a host's cost is per read, not per byte); the core still gets
-// only the ranges it asked for.
+// again with exactly those bytes. Never the whole file. Reading a Blob, the
+// ranges of one round that lie close together are read in one read (a
+// browser's cost is per read, not per byte); the core still gets only the
+// ranges it asked for. A host's reader is asked for the ranges as the core
+// asks, unless it says otherwise (`span`).
 
 /** Upper bound on probe rounds on this side too (the core bounds its own). */
 const MAX_ROUNDS = 64;
@@ -17,25 +18,30 @@ const MAX_READ = 16 * 1024 * 1024;
  * the ISO/UDF check) is one read of 32,775 bytes instead of two reads.
  * Chromium's cost is per read (an IPC and a file open each): 1,000 files
  * read with one 32 KiB slice each take about 0.6× the time of two slices
- * each (BENCHMARKS.md). A host's reader may ask for less (`span`).
+ * each (BENCHMARKS.md). The span is a reader's own: Blob readers carry
+ * this one; a host's reader none (0: each range as the core asks) unless
+ * given one (`addImage(name, reader, { span })`).
  */
 export const COALESCE_SPAN = 64 * 1024;
 
 /**
- * @typedef {(offset: number, length: number) => Promise<Uint8Array>} Reader
+ * @typedef {((offset: number, length: number) => Promise<Uint8Array>) & { span?: number }} Reader `span`: the ranges of a round within this many bytes are asked of it in one call (`coalesce`; none: each range as asked)
  * @typedef {{ offset: number, len: number, parts: number[] }} Span one read from the file: `parts` are the indices of the ranges it covers
  * @typedef {{ probe(name: string, size: number, chunks: Array<[number, Uint8Array, number]>): any, addUnreadable(name: string, message: string): void }} Prober
  * @typedef {{ file: File | Promise<File>, path: string, from?: string }} Entry
  */
 
-/** A reader over a Blob/File (or a promise of one): (offset, length) → Promise<Uint8Array>. @param {Blob | Promise<Blob>} file @returns {Reader} */
+/** A reader over a Blob/File (or a promise of one): (offset, length) → Promise<Uint8Array>; its span is COALESCE_SPAN. @param {Blob | Promise<Blob>} file @returns {Reader} */
 export function blobReader(file) {
-  return async (offset, length) => {
+  /** @type {Reader} */
+  const read = async (offset, length) => {
     const blob = await file;
     const end = Math.min(blob.size, offset + length);
     if (offset >= end) return new Uint8Array(0);
     return new Uint8Array(await blob.slice(offset, end).arrayBuffer());
   };
+  read.span = COALESCE_SPAN;
+  return read;
 }
 
 /** A read of many Blobs at once takes at most this many parts (16: 0.73×
@@ -99,18 +105,20 @@ export function batchedBlobReads(parts = BATCH_PARTS) {
       i = j;
     }
   };
-  return (/** @type {Blob} */ blob) =>
-    /** @type {Reader} */ (
-      (offset, length) => {
-        const end = Math.min(blob.size, offset + length);
-        if (offset >= end) return Promise.resolve(new Uint8Array(0));
-        return new Promise((ok, ko) => {
-          pending.push({ blob, offset, end, ok, ko });
-          if (pending.length >= parts) flush();
-          else timer ??= setTimeout(flush, 0);
-        });
-      }
-    );
+  return (/** @type {Blob} */ blob) => {
+    /** @type {Reader} */
+    const read = (offset, length) => {
+      const end = Math.min(blob.size, offset + length);
+      if (offset >= end) return Promise.resolve(new Uint8Array(0));
+      return new Promise((ok, ko) => {
+        pending.push({ blob, offset, end, ok, ko });
+        if (pending.length >= parts) flush();
+        else timer ??= setTimeout(flush, 0);
+      });
+    };
+    read.span = COALESCE_SPAN;
+    return read;
+  };
 }
 
 /**
@@ -149,14 +157,15 @@ export function coalesce(need, span = COALESCE_SPAN) {
  * the ranges the core asked for with their bytes, `bytesRead` and `reads`
  * their bytes and count (what the core used), `fileReads` and `fileBytes`
  * the reader's calls and the bytes they returned (what was read from the
- * file: the ranges of a round within `span` bytes are one call, see
- * `coalesce`); a reader failure adds the image as unreadable and resolves
+ * file: the ranges of a round within `span` bytes — by default the
+ * reader's own, `reader.span`, else 0 — are one call, see `coalesce`); a
+ * reader failure adds the image as unreadable and resolves
  * with `{error}` and `unreadable` (the message). `from` continues a probe
  * begun elsewhere (the chunks read so far, and their counts).
  * @param {Prober} session @param {string} name @param {number | Promise<number> | undefined} size @param {Reader} reader
  * @param {{ chunks?: Array<[number, Uint8Array, number]>, bytesRead?: number, reads?: number, fileReads?: number, fileBytes?: number, span?: number }} [from]
  */
-export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0, fileReads = 0, fileBytes = 0, span = COALESCE_SPAN } = {}) {
+export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0, fileReads = 0, fileBytes = 0, span = reader.span ?? 0 } = {}) {
   try {
     size = (await size) ?? -1;
     for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -335,7 +344,7 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
 }
 
 /**
- * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File>, span?: number }} ProbeJob `span`: see `coalesce` (default COALESCE_SPAN)
+ * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File>, span?: number }} ProbeJob `span`: see `coalesce` (default: the reader's own)
  * @typedef {{ name: string, size: number, bytesRead: number, reads: number, fileReads: number, fileBytes: number, result: unknown }} ProbeResult
  * @typedef {{ k: number, size: number, chunks: Array<[number, Uint8Array, number]>, bytesRead: number, reads: number, fileReads: number, fileBytes: number, unreadable?: string }} WorkerResult
  */

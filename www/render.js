@@ -55,6 +55,19 @@ export function formatCount(n) {
   return COUNT.format(n);
 }
 
+/**
+ * What a probe read, for a tooltip: the bytes read from the file (ranges
+ * close together are read in one piece) and, of them, the header bytes the
+ * core used (its `bytes-read`).
+ * @param {number} used @param {{ fileBytes?: number, fileReads?: number } | undefined} meta
+ */
+export function bytesReadText(used, meta) {
+  const header = `${humanSize(used)} (${formatCount(used)} bytes: its header)`;
+  if (!meta?.fileReads) return `read ${header} of the file`;
+  const n = meta.fileReads;
+  return `read ${humanSize(meta.fileBytes ?? 0)} of the file in ${n} read${n === 1 ? '' : 's'}, of which the probe used ${header}`;
+}
+
 /** One XML token: a comment, PI, CDATA section, declaration or tag. */
 const TOKEN = /<!--[\s\S]*?(?:-->|$)|<\?[\s\S]*?(?:\?>|$)|<!\[CDATA\[[\s\S]*?(?:\]\]>|$)|<![^>]*>?|<\/?[^\s/>]+(?:\s+[^\s=/>]+(?:\s*=\s*(?:'[^']*'|"[^"]*"|[^\s>]*))?)*\s*\/?>?/g;
 

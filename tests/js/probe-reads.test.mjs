@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { haveQemuImg, qemuImg, qemuInfo } from '../support/images.mjs';
 import { formatImages } from './bench-support.mjs';
-import { probeImage } from '../../www/reader.js';
+import { COALESCE_SPAN, blobReader, probeImage } from '../../www/reader.js';
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
@@ -37,8 +37,8 @@ function reader(bytes, calls, have = bytes.length) {
   };
 }
 
-/** Probe `bytes` through a Session (as the page does), noting what the core was given each round. */
-async function probe(name, bytes, { size = bytes.length, span, have } = {}) {
+/** Probe `bytes` through a Session (as the page does), noting what the core was given each round; `span` as a Blob's reader has it unless given. */
+async function probe(name, bytes, { size = bytes.length, span = COALESCE_SPAN, have } = {}) {
   const s = new wasm.Session();
   const calls = [];
   const given = [];
@@ -51,7 +51,7 @@ async function probe(name, bytes, { size = bytes.length, span, have } = {}) {
       s.addUnreadable(n, m);
     },
   };
-  const r = await probeImage(session, name, size, reader(bytes, calls, have), span === undefined ? {} : { span });
+  const r = await probeImage(session, name, size, reader(bytes, calls, have), { span });
   const image = s.forest().images[0];
   s.free();
   return { r, calls, given, image };
@@ -113,6 +113,14 @@ test('a qcow2 whose 7 bytes at 32768 say ISO: one read covers the header and the
   assert.deepEqual(two.calls, [[0, 4096], [32768, 7]]);
   assert.deepEqual(two.given, one.given);
   assert.deepEqual(two.image, one.image);
+
+  // The span is the reader's own: a Blob's reader has COALESCE_SPAN, a host's reader none.
+  assert.equal(blobReader(new Blob([poly])).span, COALESCE_SPAN);
+  const calls = [];
+  const s = new wasm.Session();
+  await probeImage(s, 'poly.iso', poly.length, reader(poly, calls));
+  s.free();
+  assert.deepEqual(calls, [[0, 4096], [32768, 7]]);
 });
 
 test('files shorter than the coalesced read: the core gets what each range would have got on its own', { skip }, async (t) => {
