@@ -43,7 +43,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startServer } from '../support/server.mjs';
 import { dropFiles } from '../support/browser.mjs';
-import { ROOT, bigImages, budgetFor, fmtMs, forestLayout, hasQemuImg, makeLayout, median, report } from './bench-support.mjs';
+import { ROOT, bigImages, budgetFor, dropTiming, fmtMs, forestLayout, hasQemuImg, makeLayout, median, report } from './bench-support.mjs';
 
 const FULL = !process.argv.includes('--quick');
 const ROUNDS = FULL ? 5 : 1;
@@ -186,63 +186,7 @@ try {
     const tab = await context.newPage();
     const errs = [];
     tab.on('pageerror', (e) => errs.push(e.message));
-    await tab.addInitScript((want) => {
-      // The main thread's long tasks (over 50 ms), from the page's start.
-      const longTasks = [];
-      new PerformanceObserver((list) => longTasks.push(...list.getEntries())).observe({ type: 'longtask', buffered: true });
-      window.addEventListener(
-        'drop',
-        (ev) => {
-          const t0 = performance.now();
-          const el = document.querySelector('backing-chain-editor');
-          const tree = el.shadowRoot.querySelector('ul[role=tree]');
-          // The first chain visible: the first top-level item in the tree, painted.
-          let first = null;
-          const seen = new MutationObserver(() => {
-            if (!tree.querySelector(':scope > li[aria-level="1"]')) return;
-            seen.disconnect();
-            requestAnimationFrame(() => requestAnimationFrame(() => (first = performance.now() - t0)));
-          });
-          seen.observe(tree, { childList: true });
-          let over = false;
-          const check = () => {
-            const top = tree.querySelectorAll(':scope > li[aria-level="1"][data-image]').length;
-            if (top < want || over) return;
-            over = true;
-            el.removeEventListener('backing-chain-editor-diagnostics', check);
-            all.disconnect();
-            requestAnimationFrame(() =>
-              requestAnimationFrame(() => {
-                const end = performance.now();
-                // Tasks that ran (in part) between the drop and now; the drop's own task began before t0.
-                const during = longTasks.filter((e) => e.startTime + e.duration > t0 - 1 && e.startTime < end);
-                window.benchResult = {
-                  ms: end - t0,
-                  firstMs: first ?? end - t0,
-                  longest: Math.max(0, ...during.map((e) => e.duration)),
-                  // The same counted from the page's first drop listener (the drop's
-                  // task begins with the browser making the drop's File objects).
-                  longestOurs: Math.max(0, ...during.map((e) => e.startTime + e.duration - Math.max(e.startTime, t0))),
-                  over100: during.filter((e) => e.duration > 100).length,
-                  files: ev.dataTransfer?.files.length,
-                  chains: top,
-                  images: el.forest.images.length,
-                  // How each chain ends: at its base (part of the last layer's item), or
-                  // where it joins a shared base shown under an earlier chain.
-                  ends: tree.querySelectorAll('li[role=treeitem] > .end').length + tree.querySelectorAll('li[role=treeitem][data-ref]').length,
-                  badEnds: tree.querySelectorAll('li[role=treeitem] > .end.bad').length,
-                };
-              }),
-            );
-          };
-          el.addEventListener('backing-chain-editor-diagnostics', check);
-          // The tree adds what is below its first screenful in later tasks.
-          const all = new MutationObserver(check);
-          all.observe(tree, { childList: true });
-        },
-        { capture: true, once: true },
-      );
-    }, tops);
+    await tab.addInitScript(dropTiming, tops);
     await tab.goto(`${origin}/`);
     await tab.locator('backing-chain-editor').evaluate((e) => e.ready);
     await dropFiles(tab, 'backing-chain-editor', paths);
