@@ -614,7 +614,9 @@ export class BackingChainEditor extends HTMLElement {
     const m = this._model;
     const gen = ++this._renders;
     const split = (m.session?.length ?? 0) > SPLIT_RENDER_AT && !m.domainText.trim() && !m.goodDomain;
+    const busy = [this._summary.el, this._xml.el, this._chains.el, this._diags.el];
     if (!split) {
+      for (const el of busy) el.removeAttribute('aria-busy'); // a split render this one replaces
       m.compute();
       this._renderTree(true);
       this._renderOutput(false);
@@ -624,7 +626,6 @@ export class BackingChainEditor extends HTMLElement {
     // differences to show), then the XML once the tree has every chain.
     m.computeForest();
     this._renderTree(false);
-    const busy = [this._summary.el, this._xml.el, this._chains.el, this._diags.el];
     for (const el of busy) el.setAttribute('aria-busy', 'true');
     /** @param {() => void} fn */
     const next = (fn) => setTimeout(() => gen === this._renders && this._safely(fn), 0);
