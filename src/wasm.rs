@@ -348,6 +348,21 @@ pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValu
     xml::edit::adopt_chain(doc, other, disk).map_err(|e| xml_error(&e))
 }
 
+#[wasm_bindgen]
+impl Session {
+    /// For each disk of `doc`: which of the session's images (indexes into
+    /// `forest().images`) its source and each layer of its stated chain are,
+    /// matched as populate and validate match a disk's source
+    /// (`xml::images_of`): `[{disk, source, layers}]`, `null` for none. The
+    /// page follows a chain edit in the tree with it (a reparent).
+    #[wasm_bindgen(js_name = xmlImages)]
+    pub fn xml_images(&mut self, doc: &str) -> Result<JsValue, JsValue> {
+        let forest = self.forest();
+        let d = xml::images_of(doc, forest).map_err(|e| xml_error(&e))?;
+        Ok(to_js(&d)?)
+    }
+}
+
 /// The `<seclabel>`s of each source of each disk's chain: `[disk][depth]`,
 /// depth 0 the disk's own source (`xml::edit::seclabels`).
 #[wasm_bindgen(js_name = seclabels)]

@@ -103,6 +103,16 @@ export interface DiskTarget {
   image: number;
 }
 
+/** Which known image each place of a disk's stated chain is (`xml::DiskImages`): indexes into `Forest.images`, null for none. */
+export interface DiskImages {
+  /** The disk's position among the document's disks. */
+  disk: number;
+  /** The image the disk's own source is. */
+  source: number | null;
+  /** Each layer of the main path, depth 1 first (terminator excluded). */
+  layers: Array<number | null>;
+}
+
 /** An image's external data file (`chain::DataFile`). */
 export interface DataFile {
   /** Index into `Forest.images`. */
@@ -193,6 +203,8 @@ export interface DiskSummary {
   main: number[];
   terminated: boolean;
   diagnostics: Diagnostic[];
+  /** The disk's own `<source>` (none for an empty cdrom, vhostuser, …). */
+  source?: StorageSource | null;
   [key: string]: unknown;
 }
 
@@ -318,6 +330,8 @@ export class Session {
   setUntrusted(on: boolean): void;
   /** Per disk and depth: the chain the document states next to the one the images give. */
   diff(domainXml: string, options?: XmlOptions): DiskDiff[];
+  /** Which of the images each disk's source and stated layers are (matched as populate matches a disk's source). Throws an XmlError for a malformed document. */
+  xmlImages(doc: string): DiskImages[];
   /** Each image's data file, matched to `names` (the files the page knows). */
   dataFiles(names: string[]): DataFile[];
   clear(): void;

@@ -239,14 +239,35 @@ export class ChainsView {
       h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this.open(d.disk, n + 1, 'insert') }, 'Add a layer at the end'),
     );
     const tail = ed && ed.depth === n + 1 ? this.form(d, ed, null) : null;
+    // What the last edit of this chain did in the tree (a reparent), or why not.
+    const fw = this.followed(d.disk);
+    const follow = fw && (fw.done.length || fw.notes.length)
+      ? h(
+          'div',
+          { class: 'follow meta' },
+          fw.done.length ? h('p', { class: 'follow-done' }, `In the tree too: ${fw.done.join('; ')}.`) : null,
+          fw.notes.length ? h('p', { class: 'follow-not' }, `Not a reparent in the tree: ${fw.notes.join('; ')}.`) : null,
+        )
+      : null;
     return h(
       'div',
       { class: `disk${bad ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
       h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
+      follow,
       h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
       foot,
       tail,
     );
+  }
+
+  /**
+   * What the last chain edit did in the tree, when it was made to disk
+   * `disk` of the domain XML shown now (after an undo it is not).
+   * @param {number} disk
+   */
+  followed(disk) {
+    const fw = this.m.followed;
+    return fw && fw.disk === disk && fw.domain === this.m.domainText ? fw : null;
   }
 
   /**
@@ -260,7 +281,8 @@ export class ChainsView {
     for (const d of this.view?.diff ?? []) {
       const rows = d.rows.filter((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
       if (!rows.length) continue;
-      out.set(d.name, rows.map((r) => `layer ${r.depth}: the XML ${r.xml ? `says ${r.xml.place}${r.xml.format ? ` (${r.xml.format})` : ''}` : 'ends above'}, the images ${r.images ? `say ${r.images.place}${r.images.format ? ` (${r.images.format})` : ''}` : 'end above'}`).join('; '));
+      const why = this.followed(d.disk)?.notes ?? [];
+      out.set(d.name, rows.map((r) => `layer ${r.depth}: the XML ${r.xml ? `says ${r.xml.place}${r.xml.format ? ` (${r.xml.format})` : ''}` : 'ends above'}, the images ${r.images ? `say ${r.images.place}${r.images.format ? ` (${r.images.format})` : ''}` : 'end above'}`).join('; ') + (why.length ? `; not a reparent: ${why.join('; ')}` : ''));
     }
     return out;
   }

@@ -6,7 +6,14 @@
 //
 // The element calls its methods and is told through the hooks it passes:
 // `changed()` after every recomputation (render), `progress(done, total)`,
-// `history(canUndo, canRedo)`, `restored()` after undo/redo (sync the inputs).
+// `history(canUndo, canRedo)`, `restored()` after undo/redo or when the
+// model itself rewrote the domain XML (sync the inputs).
+//
+// One state, two views: the tree shows the images with the user's backing
+// choices (`mapping`), the "Chains in the XML" table the domain XML. A table
+// edit that makes a known image back another one is also a backing choice
+// (`follow`, in the same undo step); a tree reparent rewrites each stated
+// chain of the domain XML that agreed with the images before it (`setBacking`).
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
 import { probeMany } from './reader.js';
@@ -23,6 +30,8 @@ import { probeMany } from './reader.js';
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
  * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
+ * @typedef {{ domain: string, disk: number, pairs: Array<[string, string]>, notes: string[] }} Follow what a chain edit means in the tree: the backing choices it makes (image → backing), and why a change is not one
+ * @typedef {{ domain: string, disk: number, done: string[], notes: string[] }} Followed what the last chain edit did in the tree (shown while the domain XML is `domain`)
  */
 
 const UNDO_LIMIT = 200;
@@ -77,6 +86,10 @@ export class EditorModel {
     this.ready = Promise.resolve();
     /** @type {Change} what the next record() is about (set by the element for an edit) */
     this.label = null;
+    /** @type {Follow | null} the backing choices of the edit edit() returned (applied when its XML is set) */
+    this.pendingFollow = null;
+    /** @type {Followed | null} what the last chain edit did in the tree */
+    this.followed = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -108,6 +121,7 @@ export class EditorModel {
   record(what = 'a change', where) {
     const label = this.label;
     this.label = null;
+    this.followed = null;
     if (this.restoring || !this.session) return;
     this.undoStack.push({ ...this.snapshot(), change: label ?? { what, where } });
     if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
@@ -186,12 +200,50 @@ export class EditorModel {
     this.session?.setUntrusted(this.untrusted);
   }
 
-  /** @param {string} text */
+  /**
+   * The domain XML. The XML of a chain edit (what edit() returned) brings its
+   * backing choices with it, in the same undo step.
+   * @param {string} text
+   */
   setDomain(text) {
+    const follow = this.pendingFollow?.domain === text ? this.pendingFollow : null;
+    this.pendingFollow = null;
     if (text === this.domainText) return;
     this.record('the domain XML');
     this.domainText = text;
+    if (follow) this.follow(follow);
     this.hooks.changed();
+  }
+
+  /**
+   * Make a chain edit's backing choices (recorded already, with the XML).
+   * The core has the last word: a choice it does not follow (an image whose
+   * header names no backing file, …) is taken back and said.
+   * @param {Follow} fw
+   */
+  follow(fw) {
+    const notes = [...fw.notes];
+    /** @type {string[]} */
+    const done = [];
+    if (fw.pairs.length) {
+      for (const [c, p] of fw.pairs) this.mapping.set(c, p);
+      this.applyMapping();
+      const f = this.s.forest();
+      const at = new Map(f.images.map((im, i) => [im.filename, i]));
+      let undo = false;
+      for (const [c, p] of fw.pairs) {
+        const link = f.links[at.get(c) ?? -1];
+        if (link?.kind === 'image' && link.index === at.get(p)) {
+          done.push(`${c} is backed by ${p}`);
+          continue;
+        }
+        this.mapping.delete(c);
+        undo = true;
+        notes.push(`${c} cannot be given ${p} as its backing image: ${whyNoChoice(link)}`);
+      }
+      if (undo) this.applyMapping();
+    }
+    this.followed = { domain: fw.domain, disk: fw.disk, done, notes };
   }
 
   /**
@@ -214,15 +266,60 @@ export class EditorModel {
     this.hooks.changed();
   }
 
-  /** @param {string} image @param {string | null} backing */
+  /**
+   * The user's backing choice for `image` (null: as its header says). A
+   * chain the domain XML states (kept as written, trusted) follows when it
+   * goes through `image` and agreed with the images down to it: the chain
+   * is written again from the images (as "Replace with what the images say"
+   * does), in the same undo step. One that disagreed above `image` already,
+   * or has a seclabel there (a rewrite would drop it), stays as the user
+   * wrote it (and is marked).
+   * @param {string} image @param {string | null} backing
+   */
   setBacking(image, backing) {
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
+    const doc = this.goodDomain && this.goodDomain === this.domainText ? this.goodDomain : '';
+    const follow = doc ? this.through(doc, image) : [];
     if (backing === null) this.mapping.delete(image);
     else this.mapping.set(image, backing);
     this.applyMapping();
+    if (follow.length) {
+      const fromImages = this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml;
+      let next = doc;
+      for (const d of follow) next = adoptChain(next, fromImages, d);
+      if (next !== doc) {
+        this.domainText = next;
+        this.hooks.restored();
+      }
+    }
     this.hooks.changed();
+  }
+
+  /**
+   * The disks of `doc` whose stated chain goes through `image` (its source
+   * or a layer) and agrees with the images down to it (type, place, format
+   * of each layer), with no seclabel on those layers.
+   * @param {string} doc @param {string} image @returns {number[]}
+   */
+  through(doc, image) {
+    const idx = this.forest?.images.findIndex((im) => im.filename === image) ?? -1;
+    if (idx < 0) return [];
+    const where = this.s.xmlImages(doc);
+    const labels = seclabels(doc);
+    /** @type {number[]} */
+    const out = [];
+    for (const d of this.s.diff(doc, this.options('nested'))) {
+      const w = where[d.disk];
+      if (!d['has-chain'] || !d.matched || !w) continue;
+      const k = [w.source, ...w.layers].indexOf(idx);
+      if (k < 0) continue;
+      if (d.rows.some((r) => r.depth <= k && r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'))) continue;
+      if ((labels[d.disk] ?? []).some((l, depth) => depth >= 1 && depth <= k && l.length)) continue;
+      out.push(d.disk);
+    }
+    return out;
   }
 
   /** @param {string} text @returns {Promise<string[]>} */
@@ -261,13 +358,97 @@ export class EditorModel {
     this.hooks.changed();
   }
 
-  /** @param {EditOp} op @returns {string} the new domain XML (not yet set) */
+  /**
+   * A chain edit: the new domain XML (not yet set: setDomain() sets it, and
+   * with it the backing choices the edit makes in the tree).
+   * @param {EditOp} op @returns {string}
+   */
   edit(op) {
     if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
     const eff = this.effectiveDoc();
     if (!eff) throw new Error('nothing to edit: no disk');
     const base = this.goodDomain ? adoptChain(this.goodDomain, eff, op.disk) : eff;
-    return editXml(base, op);
+    const next = editXml(base, op);
+    this.pendingFollow = this.reparents(next, op);
+    return next;
+  }
+
+  /**
+   * What a chain edit means in the tree. The chain is the disk's source,
+   * then its layers (as the core matches them to images: same path, else
+   * the only image of that basename). Each pair the edit makes (an image
+   * above, the one below) is a backing choice when both are images and the
+   * tree does not show it already; else a note says why it is not a
+   * reparent: a layer that is no image the page knows, an image made to end
+   * the chain (removing the last layer, the terminator: the tree follows the
+   * header's backing name; a choice names an image, never "none").
+   * @param {string} after the domain XML the edit gives @param {EditOp} op
+   * @returns {Follow}
+   */
+  reparents(after, op) {
+    const f = this.f;
+    const s = this.s;
+    const disk = op.disk;
+    /** @type {Follow} */
+    const out = { domain: after, disk, pairs: [], notes: [] };
+    const now = s.xmlImages(after)[disk];
+    if (!now) return out;
+    /** @type {Array<number | null>} index 0: the disk's source, k: the layer at depth k */
+    const chain = [now.source, ...now.layers];
+    const desc = describeXml(after)[disk];
+    /** @param {number} k */
+    const place = (k) => {
+      if (k === 0) return `the disk's source${desc?.source?.path ? ` ${desc.source.path}` : ''}`;
+      const src = desc?.layers[desc.main[k - 1]]?.source;
+      if (!src) return `layer ${k}`;
+      return src.path ?? `the ${src.protocol ?? src.type} source ${src.name ?? ''}`.trimEnd();
+    };
+    /** Places already said to be no image. */
+    const unknown = new Set();
+    /** @param {number} k the pair (chain[k] backed by chain[k + 1]) */
+    const pair = (k) => {
+      if (k < 0 || k + 1 >= chain.length) return;
+      const c = chain[k];
+      const p = chain[k + 1];
+      if (c === null || p === null) {
+        const what = p === null ? k + 1 : k;
+        if (unknown.has(what)) return;
+        unknown.add(what);
+        out.notes.push(`${what ? `layer ${what} (${place(what)})` : place(0)} is not among the images: the tree cannot show it${c !== null ? ` as the backing of ${f.images[c].filename}` : ''}`);
+        return;
+      }
+      const link = f.links[c];
+      if (link?.kind === 'image' && link.index === p) return; // the tree shows it already
+      if (c === p) {
+        out.notes.push(`${f.images[c].filename} cannot back itself`);
+        return;
+      }
+      out.pairs.push([f.images[c].filename, f.images[p].filename]);
+    };
+    /** The chain ends at chain[k] in the XML: the tree follows the header there. @param {number} k */
+    const ends = (k) => {
+      const c = chain[k];
+      if (c === null || c === undefined) return;
+      const link = f.links[c];
+      if (!link || link.kind === 'none') return;
+      out.notes.push(`the chain ends at ${f.images[c].filename} in the XML, but its header names a backing file (${f.images[c]['backing-filename'] ?? '?'}): the tree follows the header; a backing choice names an image, never none (qemu-img rebase -b '' makes it a base, copying the data in)`);
+    };
+    switch (op.op) {
+      case 'set-layer':
+      case 'insert-layer':
+        pair(op.depth - 1);
+        pair(op.depth);
+        break;
+      case 'remove-layer':
+        if (op.depth < chain.length) pair(op.depth - 1);
+        else ends(op.depth - 1);
+        break;
+      case 'set-terminator':
+        if (op.on) ends(chain.length - 1);
+        break;
+      default:
+    }
+    return out;
   }
 
   /** Validate mode: the domain XML with what the images say in each diverging disk, or null. */
@@ -558,5 +739,25 @@ export class EditorModel {
     const order = { error: 0, warning: 1, info: 2 };
     all.sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3));
     return all;
+  }
+}
+
+/**
+ * Why the core does not follow a backing choice for an image, from its link.
+ * @param {import('./backing-chain-wasm').Link | undefined} link
+ */
+function whyNoChoice(link) {
+  switch (link?.kind) {
+    case 'none':
+      return 'its header names no backing file (a base); a choice cannot give it one (qemu-img rebase can)';
+    case 'remote':
+      return 'its header names a network backing, not an image file';
+    case 'unparsed':
+      return `its backing name cannot be read (${link.error ?? 'unparsed'})`;
+    case 'unprobed':
+    case undefined:
+      return 'it could not be read';
+    default:
+      return `the core does not follow the choice (${link?.kind})`;
   }
 }
