@@ -97,8 +97,17 @@ export class BackingChainEditor extends HTMLElement {
   chainMap(top: string, options?: MetaOptions): Promise<ChainMapResult>;
   /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */
   focusFilter(): boolean;
+  /**
+   * Choose the backing image of `image` among the known images (`null`: as its header says). A chain the
+   * domain XML states that goes through `image` and agreed with the images down to it is written again from
+   * the images, in the same undo step.
+   */
   setBacking(image: string, backing: string | null): void;
-  /** Returns the new domain XML; a refused edit throws and changes nothing. */
+  /**
+   * Edit a disk's chain in the domain XML. Returns the new domain XML; a refused edit throws and changes
+   * nothing. When the edit makes one known image back another, that is also a backing choice (as
+   * `setBacking`), in the same undo step.
+   */
   edit(op: EditOp): string;
   replaceWithImages(): boolean;
   undo(): Promise<boolean>;

@@ -285,7 +285,9 @@ export class BackingChainEditor extends HTMLElement {
    * Edit a disk's chain in the domain XML (the core's xml::edit operations).
    * A chain that came from the images is first written into the domain XML,
    * so it is kept (trusted) from then on. Returns the new domain XML; a
-   * refused edit throws and changes nothing.
+   * refused edit throws and changes nothing. An edit that makes one known
+   * image back another is also a backing choice (the tree shows it), in the
+   * same undo step.
    * @param {import('./backing-chain-editor').EditOp} op
    */
   edit(op) {
