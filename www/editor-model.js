@@ -31,7 +31,7 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
  * @typedef {{ domain: string, disk: number, pairs: Array<[string, string]>, notes: string[] }} Follow what a chain edit means in the tree: the backing choices it makes (image → backing), and why a change is not one
- * @typedef {{ domain: string, disk: number, done: string[], notes: string[] }} Followed what the last chain edit did in the tree (shown while the domain XML is `domain`)
+ * @typedef {Follow & { done: string[] }} Followed what the last chain edit did in the tree (shown while the domain XML is `domain`)
  */
 
 const UNDO_LIMIT = 200;
@@ -222,28 +222,25 @@ export class EditorModel {
    * @param {Follow} fw
    */
   follow(fw) {
-    const notes = [...fw.notes];
+    const { pairs, notes } = fw;
     /** @type {string[]} */
     const done = [];
-    if (fw.pairs.length) {
-      for (const [c, p] of fw.pairs) this.mapping.set(c, p);
+    if (pairs.length) {
+      for (const [c, p] of pairs) this.mapping.set(c, p);
       this.applyMapping();
       const f = this.s.forest();
       const at = new Map(f.images.map((im, i) => [im.filename, i]));
-      let undo = false;
-      for (const [c, p] of fw.pairs) {
+      for (const [c, p] of pairs) {
         const link = f.links[at.get(c) ?? -1];
-        if (link?.kind === 'image' && link.index === at.get(p)) {
-          done.push(`${c} is backed by ${p}`);
-          continue;
+        if (link?.kind === 'image' && link.index === at.get(p)) done.push(`${c} is backed by ${p}`);
+        else {
+          this.mapping.delete(c);
+          notes.push(`${c} cannot be given ${p} as its backing image: ${NO_CHOICE[link?.kind ?? 'unprobed'] ?? link?.kind}`);
         }
-        this.mapping.delete(c);
-        undo = true;
-        notes.push(`${c} cannot be given ${p} as its backing image: ${whyNoChoice(link)}`);
       }
-      if (undo) this.applyMapping();
+      if (done.length < pairs.length) this.applyMapping();
     }
-    this.followed = { domain: fw.domain, disk: fw.disk, done, notes };
+    this.followed = { ...fw, done };
   }
 
   /**
@@ -280,7 +277,7 @@ export class EditorModel {
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
-    const doc = this.goodDomain && this.goodDomain === this.domainText ? this.goodDomain : '';
+    const doc = this.goodDomain === this.domainText ? this.goodDomain : '';
     const follow = doc ? this.through(doc, image) : [];
     if (backing === null) this.mapping.delete(image);
     else this.mapping.set(image, backing);
@@ -304,19 +301,18 @@ export class EditorModel {
    * @param {string} doc @param {string} image @returns {number[]}
    */
   through(doc, image) {
-    const idx = this.forest?.images.findIndex((im) => im.filename === image) ?? -1;
-    if (idx < 0) return [];
+    const idx = this.f.images.findIndex((im) => im.filename === image);
     const where = this.s.xmlImages(doc);
     const labels = seclabels(doc);
     /** @type {number[]} */
     const out = [];
     for (const d of this.s.diff(doc, this.options('nested'))) {
       const w = where[d.disk];
-      if (!d['has-chain'] || !d.matched || !w) continue;
+      if (!d['has-chain'] || !d.matched) continue;
       const k = [w.source, ...w.layers].indexOf(idx);
       if (k < 0) continue;
-      if (d.rows.some((r) => r.depth <= k && r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'))) continue;
-      if ((labels[d.disk] ?? []).some((l, depth) => depth >= 1 && depth <= k && l.length)) continue;
+      if (d.rows.some((r) => r.depth <= k && rowDiffers(r))) continue;
+      if (labels[d.disk]?.slice(1, k + 1).some((l) => l.length)) continue;
       out.push(d.disk);
     }
     return out;
@@ -387,22 +383,16 @@ export class EditorModel {
    */
   reparents(after, op) {
     const f = this.f;
-    const s = this.s;
     const disk = op.disk;
+    /** @param {number} i */
+    const name = (i) => f.images[i].filename;
     /** @type {Follow} */
     const out = { domain: after, disk, pairs: [], notes: [] };
-    const now = s.xmlImages(after)[disk];
+    const now = this.s.xmlImages(after)[disk];
     if (!now) return out;
     /** @type {Array<number | null>} index 0: the disk's source, k: the layer at depth k */
     const chain = [now.source, ...now.layers];
     const desc = describeXml(after)[disk];
-    /** @param {number} k */
-    const place = (k) => {
-      if (k === 0) return `the disk's source${desc?.source?.path ? ` ${desc.source.path}` : ''}`;
-      const src = desc?.layers[desc.main[k - 1]]?.source;
-      if (!src) return `layer ${k}`;
-      return src.path ?? `the ${src.protocol ?? src.type} source ${src.name ?? ''}`.trimEnd();
-    };
     /** Places already said to be no image. */
     const unknown = new Set();
     /** @param {number} k the pair (chain[k] backed by chain[k + 1]) */
@@ -411,43 +401,26 @@ export class EditorModel {
       const c = chain[k];
       const p = chain[k + 1];
       if (c === null || p === null) {
-        const what = p === null ? k + 1 : k;
-        if (unknown.has(what)) return;
-        unknown.add(what);
-        out.notes.push(`${what ? `layer ${what} (${place(what)})` : place(0)} is not among the images: the tree cannot show it${c !== null ? ` as the backing of ${f.images[c].filename}` : ''}`);
-        return;
-      }
-      const link = f.links[c];
-      if (link?.kind === 'image' && link.index === p) return; // the tree shows it already
-      if (c === p) {
-        out.notes.push(`${f.images[c].filename} cannot back itself`);
-        return;
-      }
-      out.pairs.push([f.images[c].filename, f.images[p].filename]);
+        const at = p === null ? k + 1 : k;
+        const src = at ? desc?.layers[desc.main[at - 1]]?.source : desc?.source;
+        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images${c !== null ? `: the tree cannot show it as the backing of ${name(c)}` : ''}`);
+        unknown.add(at);
+      } else if (c === p) out.notes.push(`${name(c)} cannot back itself`);
+      // (A pair the tree shows already is no choice to make.)
+      else if (f.links[c]?.kind !== 'image' || f.links[c].index !== p) out.pairs.push([name(c), name(p)]);
     };
     /** The chain ends at chain[k] in the XML: the tree follows the header there. @param {number} k */
     const ends = (k) => {
       const c = chain[k];
-      if (c === null || c === undefined) return;
-      const link = f.links[c];
-      if (!link || link.kind === 'none') return;
-      out.notes.push(`the chain ends at ${f.images[c].filename} in the XML, but its header names a backing file (${f.images[c]['backing-filename'] ?? '?'}): the tree follows the header; a backing choice names an image, never none (qemu-img rebase -b '' makes it a base, copying the data in)`);
+      if (c != null && (f.links[c]?.kind ?? 'none') !== 'none') out.notes.push(`the XML ends the chain at ${name(c)}, whose header names a backing file (${f.images[c]['backing-filename']}): a choice names an image, never none`);
     };
-    switch (op.op) {
-      case 'set-layer':
-      case 'insert-layer':
-        pair(op.depth - 1);
-        pair(op.depth);
-        break;
-      case 'remove-layer':
-        if (op.depth < chain.length) pair(op.depth - 1);
-        else ends(op.depth - 1);
-        break;
-      case 'set-terminator':
-        if (op.on) ends(chain.length - 1);
-        break;
-      default:
-    }
+    if (op.op === 'set-layer' || op.op === 'insert-layer') {
+      pair(op.depth - 1);
+      pair(op.depth);
+    } else if (op.op === 'remove-layer') {
+      if (op.depth < chain.length) pair(op.depth - 1);
+      else ends(op.depth - 1);
+    } else if (op.op === 'set-terminator' && op.on) ends(chain.length - 1);
     return out;
   }
 
@@ -743,21 +716,11 @@ export class EditorModel {
 }
 
 /**
- * Why the core does not follow a backing choice for an image, from its link.
- * @param {import('./backing-chain-wasm').Link | undefined} link
+ * Does a row of the diff say the XML and the images disagree (type, place,
+ * format, or where the chain ends; a layer the XML leaves unstated does not)?
+ * @param {{ differs: string[] }} r
  */
-function whyNoChoice(link) {
-  switch (link?.kind) {
-    case 'none':
-      return 'its header names no backing file (a base); a choice cannot give it one (qemu-img rebase can)';
-    case 'remote':
-      return 'its header names a network backing, not an image file';
-    case 'unparsed':
-      return `its backing name cannot be read (${link.error ?? 'unparsed'})`;
-    case 'unprobed':
-    case undefined:
-      return 'it could not be read';
-    default:
-      return `the core does not follow the choice (${link?.kind})`;
-  }
-}
+export const rowDiffers = (r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth');
+
+/** Why the core does not follow a backing choice for an image, by its link's kind. @type {Record<string, string>} */
+const NO_CHOICE = { none: 'its header names no backing file (a base)', remote: 'its backing is a network source', unparsed: 'its backing name cannot be read', unprobed: 'it could not be read' };
