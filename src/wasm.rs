@@ -353,8 +353,9 @@ impl Session {
     /// For each disk of `doc`: which of the session's images (indexes into
     /// `forest().images`) its source and each layer of its stated chain are,
     /// matched as populate and validate match a disk's source
-    /// (`xml::images_of`): `[{disk, source, layers}]`, `null` for none. The
-    /// page follows a chain edit in the tree with it (a reparent).
+    /// (`xml::images_of`): one `{source, layers, stated}` per disk, `null`
+    /// for none. The page follows a chain edit in the tree with it (a
+    /// reparent).
     #[wasm_bindgen(js_name = xmlImages)]
     pub fn xml_images(&mut self, doc: &str) -> Result<JsValue, JsValue> {
         let forest = self.forest();

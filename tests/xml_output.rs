@@ -355,7 +355,6 @@ fn images_of_names_the_image_of_each_stated_layer() {
     let name = |i: Option<usize>| i.map(|i| f.images[i].filename.as_str());
     let got = xml::images_of(doc, &f).unwrap();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].disk, 0);
     assert_eq!(name(got[0].source), Some("vm/top.qcow2"));
     let layers: Vec<Option<&str>> = got[0].layers.iter().map(|&i| name(i)).collect();
     assert_eq!(
@@ -368,8 +367,17 @@ fn images_of_names_the_image_of_each_stated_layer() {
             None
         ]
     );
-    assert_eq!((got[1].disk, got[1].source), (1, None));
+    assert!(got[0].stated);
+    assert_eq!((got[1].source, got[1].stated), (None, false));
     assert!(got[1].layers.is_empty());
+    // A terminator alone states a chain (of no layer).
+    let ended = doc.replacen(
+        "<target dev='vdb'",
+        "<backingStore/>\n      <target dev='vdb'",
+        1,
+    );
+    let e = &xml::images_of(&ended, &f).unwrap()[1];
+    assert!(e.stated && e.layers.is_empty());
     // The sources agree with what populate says (`targets`).
     let out = xml::populate(doc, &f, &Options::default()).unwrap();
     assert_eq!(out.targets.len(), 1);

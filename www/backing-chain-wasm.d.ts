@@ -103,14 +103,14 @@ export interface DiskTarget {
   image: number;
 }
 
-/** Which known image each place of a disk's stated chain is (`xml::DiskImages`): indexes into `Forest.images`, null for none. */
+/** Which known image each place of a disk's stated chain is (`xml::DiskImages`; one per disk, in document order): indexes into `Forest.images`, null for none. */
 export interface DiskImages {
-  /** The disk's position among the document's disks. */
-  disk: number;
   /** The image the disk's own source is. */
   source: number | null;
   /** Each layer of the main path, depth 1 first (terminator excluded). */
   layers: Array<number | null>;
+  /** Does the document state a chain (a `<backingStore>`, a terminator alone too)? */
+  stated: boolean;
 }
 
 /** An image's external data file (`chain::DataFile`). */

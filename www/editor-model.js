@@ -235,7 +235,7 @@ export class EditorModel {
         if (link?.kind === 'image' && link.index === at.get(p)) done.push(`${c} is backed by ${p}`);
         else {
           this.mapping.delete(c);
-          notes.push(`${c} cannot be given ${p} as its backing image: ${NO_CHOICE[link?.kind ?? 'unprobed'] ?? link?.kind}`);
+          notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link?.kind ?? 'unprobed'] ?? link?.kind}`);
         }
       }
       if (done.length < pairs.length) this.applyMapping();
@@ -301,16 +301,22 @@ export class EditorModel {
    * @param {string} doc @param {string} image @returns {number[]}
    */
   through(doc, image) {
+    // A source or layer names the image by its path or its basename: a text without it has none.
+    if (!doc.includes(image.slice(image.lastIndexOf('/') + 1))) return [];
     const idx = this.f.images.findIndex((im) => im.filename === image);
-    const where = this.s.xmlImages(doc);
+    /** @type {Map<number, number>} disk → the image's depth in its stated chain */
+    const at = new Map();
+    this.s.xmlImages(doc).forEach((w, disk) => {
+      const k = [w.source, ...w.layers].indexOf(idx);
+      if (w.stated && k >= 0) at.set(disk, k);
+    });
+    if (!at.size) return [];
     const labels = seclabels(doc);
     /** @type {number[]} */
     const out = [];
     for (const d of this.s.diff(doc, this.options('nested'))) {
-      const w = where[d.disk];
-      if (!d['has-chain'] || !d.matched) continue;
-      const k = [w.source, ...w.layers].indexOf(idx);
-      if (k < 0) continue;
+      const k = at.get(d.disk) ?? -1;
+      if (k < 0 || !d.matched) continue;
       if (d.rows.some((r) => r.depth <= k && rowDiffers(r))) continue;
       if (labels[d.disk]?.slice(1, k + 1).some((l) => l.length)) continue;
       out.push(d.disk);
@@ -392,7 +398,8 @@ export class EditorModel {
     if (!now) return out;
     /** @type {Array<number | null>} index 0: the disk's source, k: the layer at depth k */
     const chain = [now.source, ...now.layers];
-    const desc = describeXml(after)[disk];
+    /** @type {import('./backing-chain-wasm').DiskSummary | undefined} read when a note needs a layer's source */
+    let desc;
     /** Places already said to be no image. */
     const unknown = new Set();
     /** @param {number} k the pair (chain[k] backed by chain[k + 1]) */
@@ -400,14 +407,16 @@ export class EditorModel {
       if (k < 0 || k + 1 >= chain.length) return;
       const c = chain[k];
       const p = chain[k + 1];
+      // A place that is no image: said once. Two images: a choice, unless the
+      // tree shows it already or the image would back itself (no choice: the
+      // row stays marked).
       if (c === null || p === null) {
         const at = p === null ? k + 1 : k;
+        desc ??= describeXml(after)[disk];
         const src = at ? desc?.layers[desc.main[at - 1]]?.source : desc?.source;
-        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images${c !== null ? `: the tree cannot show it as the backing of ${name(c)}` : ''}`);
+        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images (the tree shows only those)`);
         unknown.add(at);
-      } else if (c === p) out.notes.push(`${name(c)} cannot back itself`);
-      // (A pair the tree shows already is no choice to make.)
-      else if (f.links[c]?.kind !== 'image' || f.links[c].index !== p) out.pairs.push([name(c), name(p)]);
+      } else if (c !== p && (f.links[c]?.kind !== 'image' || f.links[c].index !== p)) out.pairs.push([name(c), name(p)]);
     };
     /** The chain ends at chain[k] in the XML: the tree follows the header there. @param {number} k */
     const ends = (k) => {

@@ -1316,16 +1316,18 @@ pub struct XmlLayer {
 
 /// Which known image each place of a disk's chain is, as the document
 /// states the chain: the disk's own source and each layer libvirt follows.
+/// [`images_of`] gives one per disk, in [`describe`]'s order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiskImages {
-    /// The disk's position among the document's disks ([`describe`]'s order).
-    pub disk: usize,
     /// Index into [`Forest::images`] of the image the disk's source is.
     pub source: Option<usize>,
     /// The same for each layer of the main path, depth 1 first (terminator
     /// excluded); `None` for a layer that is no known image (a network
     /// layer, a path no image has).
     pub layers: Vec<Option<usize>>,
+    /// Does the document state a chain (a `<backingStore>`, a terminator
+    /// alone too)? Else populate writes the images' chain.
+    pub stated: bool,
 }
 
 /// For each disk of `doc`: which of `forest`'s images its source and each
@@ -1342,7 +1344,7 @@ pub fn images_of(doc: &str, forest: &Forest) -> Result<Vec<DiskImages>, XmlError
             .and_then(|p| index.find(p))
     };
     let mut out = Vec::with_capacity(disks.len());
-    for (disk, d) in disks.iter().enumerate() {
+    for d in &disks {
         let source = find(d.info.source.as_ref());
         let layers = d
             .main
@@ -1350,9 +1352,9 @@ pub fn images_of(doc: &str, forest: &Forest) -> Result<Vec<DiskImages>, XmlError
             .map(|&i| find(d.layers[i].source.as_ref()))
             .collect();
         out.push(DiskImages {
-            disk,
             source,
             layers,
+            stated: !d.layers.is_empty(),
         });
     }
     Ok(out)
