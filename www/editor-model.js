@@ -234,6 +234,8 @@ export class EditorModel {
         const link = f.links[at.get(c) ?? -1];
         if (link?.kind === 'image' && link.index === at.get(p)) done.push(`${c} is backed by ${p}`);
         else {
+          // (A choice the core does not follow for `c` never was followed: an
+          // earlier one for it was as inert, and goes too.)
           this.mapping.delete(c);
           notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link?.kind ?? 'unprobed'] ?? link?.kind}`);
         }
@@ -301,8 +303,6 @@ export class EditorModel {
    * @param {string} doc @param {string} image @returns {number[]}
    */
   through(doc, image) {
-    // A source or layer names the image by its path or its basename: a text without it has none.
-    if (!doc.includes(image.slice(image.lastIndexOf('/') + 1))) return [];
     const idx = this.f.images.findIndex((im) => im.filename === image);
     /** @type {Map<number, number>} disk → the image's depth in its stated chain */
     const at = new Map();
