@@ -8,7 +8,8 @@
 // against what the images' headers (qemu-img info) and the choices say.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -239,6 +240,13 @@ test('an edit that cannot be a reparent stays marked and says why: a layer no im
   assert.match(await diff.innerText(), /layer 1: the XML says \/srv\/elsewhere\/new\.qcow2 \(qcow2\), the images say \/var\/lib\/libvirt\/images\/mid\.qcow2 \(qcow2\).*not a reparent: layer 1 \(\/srv\/elsewhere\/new\.qcow2\) is not among the images/);
   assert.equal(await el.evaluate((e) => e.shadowRoot.querySelector('.details input[role=combobox]')?.value ?? null), null, 'nothing selected');
   assert.deepEqual(chainInXml(await el.evaluate((e) => e.domainXml)).layers, ['/srv/elsewhere/new.qcow2', `${DIR}/mid.qcow2`, `${DIR}/base.qcow2`]);
+  // axe-core inside the element's shadow DOM: the notes add no serious or critical violation.
+  await page.evaluate(readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+  const found = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document.querySelector('backing-chain-editor'), { resultTypes: ['violations'] });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} ×${v.nodes.length}: ${v.nodes[0].target.join(' ')}`);
+  });
+  assert.deepEqual(found, []);
   await undo();
   assert.equal(await vda.locator('tr.row-differs').count(), 0);
   // 2. Remove the last layer: a backing choice cannot say "no backing".
