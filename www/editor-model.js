@@ -12,8 +12,9 @@
 // One state, two views: the tree shows the images with the user's backing
 // choices (`mapping`), the "Chains in the XML" table the domain XML. A table
 // edit that makes a known image back another one is also a backing choice
-// (`follow`, in the same undo step); a tree reparent rewrites each stated
-// chain of the domain XML that agreed with the images before it (`setBacking`).
+// (`follow`, in the same undo step); a reparent (in the tree, or by such an
+// edit) writes again each stated chain of the domain XML that goes through
+// the image and agreed with the images down to it (`through`, `restate`).
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
 import { probeMany } from './reader.js';
@@ -211,8 +212,28 @@ export class EditorModel {
     if (text === this.domainText) return;
     this.record('the domain XML');
     this.domainText = text;
-    if (follow) this.follow(follow);
+    if (follow) {
+      // Other disks whose stated chain goes through an image the edit
+      // reparents follow too (as for a tree reparent), once the core took it.
+      const through = follow.pairs.map(([c]) => this.through(text, c));
+      this.follow(follow);
+      const others = new Set(through.flatMap((ds, i) => (this.mapping.get(follow.pairs[i][0]) === follow.pairs[i][1] ? ds : [])));
+      others.delete(follow.disk);
+      this.domainText = follow.domain = this.restate(text, [...others]);
+      this.hooks.restored();
+    }
     this.hooks.changed();
+  }
+
+  /**
+   * `doc` with the chains of `disks` written again from the images (as
+   * "Replace with what the images say" does, for those disks only).
+   * @param {string} doc @param {number[]} disks
+   */
+  restate(doc, disks) {
+    const fromImages = disks.length ? this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml : '';
+    for (const d of disks) doc = adoptChain(doc, fromImages, d);
+    return doc;
   }
 
   /**
@@ -229,20 +250,21 @@ export class EditorModel {
       for (const [c, p] of pairs) this.mapping.set(c, p);
       this.applyMapping();
       const f = this.s.forest();
-      const at = new Map(f.images.map((im, i) => [im.filename, i]));
+      /** @param {string} n */
+      const at = (n) => f.images.findIndex((im) => im.filename === n);
       for (const [c, p] of pairs) {
-        const link = f.links[at.get(c) ?? -1];
-        if (link?.kind === 'image' && link.index === at.get(p)) done.push(`${c} is backed by ${p}`);
+        const link = f.links[at(c)];
+        if (link.kind === 'image' && link.index === at(p)) done.push(`${c} is backed by ${p}`);
         else {
           // (A choice the core does not follow for `c` never was followed: an
           // earlier one for it was as inert, and goes too.)
           this.mapping.delete(c);
-          notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link?.kind ?? 'unprobed'] ?? link?.kind}`);
+          notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link.kind] ?? link.kind}`);
         }
       }
       if (done.length < pairs.length) this.applyMapping();
     }
-    this.followed = { ...fw, done };
+    this.followed = Object.assign(fw, { done }); // the same object: setDomain() may restate its domain
   }
 
   /**
@@ -284,14 +306,10 @@ export class EditorModel {
     if (backing === null) this.mapping.delete(image);
     else this.mapping.set(image, backing);
     this.applyMapping();
-    if (follow.length) {
-      const fromImages = this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml;
-      let next = doc;
-      for (const d of follow) next = adoptChain(next, fromImages, d);
-      if (next !== doc) {
-        this.domainText = next;
-        this.hooks.restored();
-      }
+    const next = this.restate(doc, follow);
+    if (next !== doc) {
+      this.domainText = next;
+      this.hooks.restored();
     }
     this.hooks.changed();
   }
@@ -304,24 +322,17 @@ export class EditorModel {
    */
   through(doc, image) {
     const idx = this.f.images.findIndex((im) => im.filename === image);
-    /** @type {Map<number, number>} disk → the image's depth in its stated chain */
-    const at = new Map();
-    this.s.xmlImages(doc).forEach((w, disk) => {
-      const k = [w.source, ...w.layers].indexOf(idx);
-      if (w.stated && k >= 0) at.set(disk, k);
-    });
-    if (!at.size) return [];
+    // Per disk: the image's depth in its stated chain (-1: none).
+    const at = this.s.xmlImages(doc).map((w) => (w.stated ? [w.source, ...w.layers].indexOf(idx) : -1));
+    if (at.every((k) => k < 0)) return [];
     const labels = seclabels(doc);
-    /** @type {number[]} */
-    const out = [];
-    for (const d of this.s.diff(doc, this.options('nested'))) {
-      const k = at.get(d.disk) ?? -1;
-      if (k < 0 || !d.matched) continue;
-      if (d.rows.some((r) => r.depth <= k && rowDiffers(r))) continue;
-      if (labels[d.disk]?.slice(1, k + 1).some((l) => l.length)) continue;
-      out.push(d.disk);
-    }
-    return out;
+    return this.s
+      .diff(doc, this.options('nested'))
+      .filter((d) => {
+        const k = at[d.disk];
+        return k >= 0 && d.matched && !d.rows.some((r) => r.depth <= k && rowDiffers(r)) && !labels[d.disk]?.slice(1, k + 1).some((l) => l.length);
+      })
+      .map((d) => d.disk);
   }
 
   /** @param {string} text @returns {Promise<string[]>} */
@@ -395,7 +406,6 @@ export class EditorModel {
     /** @type {Follow} */
     const out = { domain: after, disk, pairs: [], notes: [] };
     const now = this.s.xmlImages(after)[disk];
-    if (!now) return out;
     /** @type {Array<number | null>} index 0: the disk's source, k: the layer at depth k */
     const chain = [now.source, ...now.layers];
     /** @type {import('./backing-chain-wasm').DiskSummary | undefined} read when a note needs a layer's source */
@@ -413,15 +423,15 @@ export class EditorModel {
       if (c === null || p === null) {
         const at = p === null ? k + 1 : k;
         desc ??= describeXml(after)[disk];
-        const src = at ? desc?.layers[desc.main[at - 1]]?.source : desc?.source;
-        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images (the tree shows only those)`);
+        const src = at ? desc.layers[desc.main[at - 1]]?.source : desc.source;
+        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images`);
         unknown.add(at);
       } else if (c !== p && (f.links[c]?.kind !== 'image' || f.links[c].index !== p)) out.pairs.push([name(c), name(p)]);
     };
     /** The chain ends at chain[k] in the XML: the tree follows the header there. @param {number} k */
     const ends = (k) => {
       const c = chain[k];
-      if (c != null && (f.links[c]?.kind ?? 'none') !== 'none') out.notes.push(`the XML ends the chain at ${name(c)}, whose header names a backing file (${f.images[c]['backing-filename']}): a choice names an image, never none`);
+      if (c != null && f.links[c].kind !== 'none') out.notes.push(`the XML ends the chain at ${name(c)}, but its header names ${f.images[c]['backing-filename']} (a choice cannot say none)`);
     };
     if (op.op === 'set-layer' || op.op === 'insert-layer') {
       pair(op.depth - 1);
