@@ -242,7 +242,7 @@ export class ChainsView {
     const tail = ed && ed.depth === n + 1 ? this.form(d, ed, null) : null;
     // What the last edit of this chain did in the tree (a reparent), or why not.
     const fw = this.followed(d.disk);
-    const follow = fw && h('div', { class: 'follow meta' }, fw.done.length ? h('p', { class: 'follow-done' }, `In the tree too: ${fw.done.join('; ')}.`) : null, fw.notes.length ? h('p', { class: 'follow-not' }, `Not a reparent in the tree: ${fw.notes.join('; ')}.`) : null);
+    const follow = fw && h('div', { class: 'follow meta' }, fw.done.length ? h('p', { class: 'follow-done' }, `Also in the tree: ${fw.done.join('; ')}.`) : null, fw.notes.length ? h('p', { class: 'follow-not' }, `Not in the tree: ${fw.notes.join('; ')}.`) : null);
     return h(
       'div',
       { class: `disk${bad ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },

@@ -213,13 +213,8 @@ export class EditorModel {
     this.record('the domain XML');
     this.domainText = text;
     if (follow) {
-      // Other disks whose stated chain goes through an image the edit
-      // reparents follow too (as for a tree reparent), once the core took it.
-      const through = follow.pairs.map(([c]) => this.through(text, c));
       this.follow(follow);
-      const others = new Set(through.flatMap((ds, i) => (this.mapping.get(follow.pairs[i][0]) === follow.pairs[i][1] ? ds : [])));
-      others.delete(follow.disk);
-      this.domainText = follow.domain = this.restate(text, [...others]);
+      this.domainText = follow.domain;
       this.hooks.restored();
     }
     this.hooks.changed();
@@ -243,28 +238,36 @@ export class EditorModel {
    * @param {Follow} fw
    */
   follow(fw) {
-    const { pairs, notes } = fw;
+    const { pairs, notes, disk, domain } = fw;
+    // Other disks whose stated chain goes through an image the edit
+    // reparents follow too (as for a tree reparent), once the core took it.
+    const through = pairs.map(([c]) => this.through(domain, c, disk));
     /** @type {string[]} */
     const done = [];
+    /** @type {number[]} */
+    const others = [];
     if (pairs.length) {
       for (const [c, p] of pairs) this.mapping.set(c, p);
       this.applyMapping();
       const f = this.s.forest();
       /** @param {string} n */
       const at = (n) => f.images.findIndex((im) => im.filename === n);
-      for (const [c, p] of pairs) {
+      pairs.forEach(([c, p], i) => {
         const link = f.links[at(c)];
-        if (link.kind === 'image' && link.index === at(p)) done.push(`${c} is backed by ${p}`);
-        else {
+        if (link.kind === 'image' && link.index === at(p)) {
+          done.push(`${c} is backed by ${p}`);
+          others.push(...through[i]);
+        } else {
           // (A choice the core does not follow for `c` never was followed: an
           // earlier one for it was as inert, and goes too.)
           this.mapping.delete(c);
           notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link.kind] ?? link.kind}`);
         }
-      }
+      });
       if (done.length < pairs.length) this.applyMapping();
     }
-    this.followed = Object.assign(fw, { done }); // the same object: setDomain() may restate its domain
+    // The same object: the chains view shows it while the domain XML is this.
+    this.followed = Object.assign(fw, { done, domain: this.restate(domain, [...new Set(others)]) });
   }
 
   /**
@@ -318,12 +321,13 @@ export class EditorModel {
    * The disks of `doc` whose stated chain goes through `image` (its source
    * or a layer) and agrees with the images down to it (type, place, format
    * of each layer), with no seclabel on those layers.
-   * @param {string} doc @param {string} image @returns {number[]}
+   * @param {string} doc @param {string} image @param {number} [skip] a disk left out
+   * @returns {number[]}
    */
-  through(doc, image) {
+  through(doc, image, skip = -1) {
     const idx = this.f.images.findIndex((im) => im.filename === image);
     // Per disk: the image's depth in its stated chain (-1: none).
-    const at = this.s.xmlImages(doc).map((w) => (w.stated ? [w.source, ...w.layers].indexOf(idx) : -1));
+    const at = this.s.xmlImages(doc).map((w, i) => (w.stated && i !== skip ? [w.source, ...w.layers].indexOf(idx) : -1));
     if (at.every((k) => k < 0)) return [];
     const labels = seclabels(doc);
     return this.s

@@ -193,7 +193,7 @@ test('a table edit (row menu, form) that names a known image reparents in the tr
   // The table agrees with the tree: nothing marked, and it says what the edit did there.
   const vda = el.locator('.chains .disk[data-name="vda"]');
   assert.equal(await vda.locator('tr.row-differs, td.differs').count(), 0);
-  assert.equal(await vda.locator('.follow-done').innerText(), 'In the tree too: top.qcow2 is backed by alt.qcow2.');
+  assert.equal(await vda.locator('.follow-done').innerText(), 'Also in the tree: top.qcow2 is backed by alt.qcow2.');
   assert.equal(await item(el, 'top.qcow2').locator('.xml-differs').count(), 0);
   // The details of top: the backing choice the edit made.
   await item(el, 'top.qcow2').locator('> .row .name').click();
@@ -234,7 +234,7 @@ test('an edit that cannot be a reparent stays marked and says why: a layer no im
   await el.locator('form.edit button[type=submit]').click();
   await marked();
   assert.deepEqual(await tree(el), before, 'the tree is unchanged');
-  assert.equal(await vda.locator('.follow-not').innerText(), 'Not a reparent in the tree: layer 1 (/srv/elsewhere/new.qcow2) is not among the images.');
+  assert.equal(await vda.locator('.follow-not').innerText(), 'Not in the tree: layer 1 (/srv/elsewhere/new.qcow2) is not among the images.');
   // The tree marks the top, with the difference and why.
   const diff = item(el, 'top.qcow2').locator('> .xml-diff');
   assert.match(await diff.innerText(), /layer 1: the XML says \/srv\/elsewhere\/new\.qcow2 \(qcow2\), the images say \/var\/lib\/libvirt\/images\/mid\.qcow2 \(qcow2\).*not a reparent: layer 1 \(\/srv\/elsewhere\/new\.qcow2\) is not among the images/);
@@ -253,14 +253,14 @@ test('an edit that cannot be a reparent stays marked and says why: a layer no im
   await rowAction(el, 'vda', 2, 'remove');
   await marked();
   assert.deepEqual(await tree(el), before);
-  assert.equal(await vda.locator('.follow-not').innerText(), 'Not a reparent in the tree: the XML ends the chain at mid.qcow2, but its header names base.qcow2 (a choice cannot say none).');
+  assert.equal(await vda.locator('.follow-not').innerText(), 'Not in the tree: the XML ends the chain at mid.qcow2, but its header names base.qcow2 (a choice cannot say none).');
   await undo();
   // 3. Layer 1 becomes lone.qcow2, a base: top is reparented onto it, but
   //    lone cannot be given base.qcow2 (its header names no backing file).
   await editLayer(el, 1, `${DIR}/lone.qcow2`);
   await marked();
   assert.deepEqual(await tree(el), ['top.qcow2', '  lone.qcow2', 'mid.qcow2', '  base.qcow2', 'alt.qcow2', '  base.qcow2 (ref)']);
-  assert.equal(await vda.locator('.follow-done').innerText(), 'In the tree too: top.qcow2 is backed by lone.qcow2.');
+  assert.equal(await vda.locator('.follow-done').innerText(), 'Also in the tree: top.qcow2 is backed by lone.qcow2.');
   assert.match(await vda.locator('.follow-not').innerText(), /lone\.qcow2 cannot be backed by base\.qcow2: its header names no backing file \(a base\)/);
   assert.equal(await vda.locator('tr.row-differs').getAttribute('data-depth'), '2');
   // What the images say (qemu-img): the chain the tree shows ends at lone.
@@ -376,7 +376,7 @@ test('a table edit that reparents a shared image: another disk whose stated chai
   assert.deepEqual(chainInXml(domain, 'vdb'), want, 'vdb follows');
   assert.deepEqual(chainInXml(domain), chainFromImages({ 'mid.qcow2': 'lone.qcow2' }));
   assert.equal(await el.locator('.chains tr.row-differs').count(), 0);
-  assert.equal(await el.locator('.chains .disk[data-name="vda"] .follow-done').innerText(), 'In the tree too: mid.qcow2 is backed by lone.qcow2.');
+  assert.equal(await el.locator('.chains .disk[data-name="vda"] .follow-done').innerText(), 'Also in the tree: mid.qcow2 is backed by lone.qcow2.');
   assert.equal(await parentByKeyboard(page, el, 'lone.qcow2'), 'mid.qcow2');
   validDomain(await el.evaluate((e) => e.getXml()));
   // One undo: both disks' chains and the tree.
