@@ -3,20 +3,20 @@
 //! (an array, top first, or one object) becomes the same [`Image`]s a probe
 //! would give, so the chain builder and the XML writer treat it alike.
 
-use serde_json::Value;
-
 use super::XmlError;
 use crate::chain::{Image, Probed};
 use crate::image::{Format, ImageInfo};
+use crate::json::{self, Value};
+use crate::limits::{MAX_QEMU_JSON_BYTES, MAX_QEMU_JSON_DEPTH};
 
 /// Parse the JSON document into images (top first).
 pub fn images(text: &str) -> Result<Vec<Image>, XmlError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        XmlError::at(
-            byte_offset(text, e.line(), e.column()),
-            format!("qemu-img JSON: {e}"),
-        )
-    })?;
+    let limits = json::Limits {
+        depth: MAX_QEMU_JSON_DEPTH,
+        bytes: MAX_QEMU_JSON_BYTES,
+    };
+    let v = json::parse(text, limits)
+        .map_err(|e| XmlError::at(e.offset, format!("qemu-img JSON: {e}")))?;
     let items: Vec<&Value> = match &v {
         Value::Array(a) => a.iter().collect(),
         Value::Object(_) => vec![&v],
@@ -61,15 +61,4 @@ pub fn images(text: &str) -> Result<Vec<Image>, XmlError> {
         });
     }
     Ok(out)
-}
-
-fn byte_offset(text: &str, line: usize, column: usize) -> usize {
-    let mut off = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i + 1 == line {
-            return off + column.saturating_sub(1).min(l.len());
-        }
-        off += l.len();
-    }
-    off
 }
