@@ -191,17 +191,18 @@ impl Value {
 }
 
 impl serde::Serialize for Value {
-    /// Numbers as `u64`, `i64`, else `f64` (a number no `f64` holds: its
-    /// text, as a string); objects in document order.
+    /// Integers as `u64` or `i64`; any other number (a fraction, an
+    /// exponent, an integer past 64 bits: qemu-img prints none) as a string
+    /// of its exact text, never rounded through an `f64`. Objects in
+    /// document order.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
         match self {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
-            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.0.parse::<f64>()) {
-                (Some(u), _, _) => s.serialize_u64(u),
-                (None, Some(i), _) => s.serialize_i64(i),
-                (None, None, Ok(f)) if f.is_finite() => s.serialize_f64(f),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => s.serialize_u64(u),
+                (None, Some(i)) => s.serialize_i64(i),
                 _ => s.serialize_str(&n.0),
             },
             Value::String(t) => s.serialize_str(t),
@@ -649,10 +650,10 @@ mod tests {
         assert!(matches!(&a[1], Value::Number(n) if n.as_str() == "18446744073709551616"));
         assert!(matches!(&a[2], Value::Number(n) if n.as_str() == "1e999999"));
         assert_eq!(a[3].as_u64(), None);
-        // Serialised: integers as integers, the rest as close as f64 goes.
+        // Serialised: integers as integers, the rest as their exact text.
         assert_eq!(
             serde_json::to_string(&Value::Array(a)).unwrap(),
-            r#"[18446744073709551615,1.8446744073709552e+19,"1e999999",0]"#
+            r#"[18446744073709551615,"18446744073709551616","1e999999",0]"#
         );
     }
 
