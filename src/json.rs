@@ -115,6 +115,12 @@ impl Object {
         }
     }
 
+    /// Add a member whose key the caller knows is not set yet (no search:
+    /// building a large object stays linear).
+    pub(crate) fn push_new(&mut self, key: String, value: Value) {
+        self.0.push((key, value));
+    }
+
     /// The members in document order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v))
@@ -643,7 +649,11 @@ mod tests {
 
     #[test]
     fn numbers_are_kept_exactly() {
-        let v = parse("[18446744073709551615, 18446744073709551616, 1e999999, -0]", L).unwrap();
+        let v = parse(
+            "[18446744073709551615, 18446744073709551616, 1e999999, -0]",
+            L,
+        )
+        .unwrap();
         let Value::Array(a) = v else { panic!() };
         assert_eq!(a[0].as_u64(), Some(u64::MAX));
         assert_eq!(a[1].as_u64(), None);
@@ -692,7 +702,10 @@ mod tests {
             let e = err(text);
             assert_eq!(e.offset, *offset, "{text:?}: {e}");
             assert!(e.to_string().contains(what), "{text:?}: {e}");
-            assert!(e.to_string().ends_with(&format!(" at byte {offset}")), "{e}");
+            assert!(
+                e.to_string().ends_with(&format!(" at byte {offset}")),
+                "{e}"
+            );
         }
     }
 
@@ -734,5 +747,132 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::TooDeep(100));
         let e = parse("[1, 2]", Limits { depth: 4, bytes: 5 }).unwrap_err();
         assert_eq!(e.kind, ErrorKind::TooLong(5));
+    }
+
+    /// Does our value hold what serde_json's does? Numbers compare as
+    /// what they are: u64, i64, else the f64 their text stands for.
+    fn same(ours: &Value, theirs: &serde_json::Value) -> bool {
+        use serde_json::Value as J;
+        match (ours, theirs) {
+            (Value::Null, J::Null) => true,
+            (Value::Bool(a), J::Bool(b)) => a == b,
+            (Value::Number(a), J::Number(b)) => match (b.as_u64(), b.as_i64()) {
+                (Some(u), _) => a.as_u64() == Some(u),
+                (None, Some(i)) => a.as_i64() == Some(i),
+                _ => a.as_str().parse::<f64>().ok() == b.as_f64(),
+            },
+            (Value::String(a), J::String(b)) => a == b,
+            (Value::Array(a), J::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(a), J::Object(b)) => {
+                a.len() == b.len() && b.iter().all(|(k, y)| a.get(k).is_some_and(|x| same(x, y)))
+            }
+            _ => false,
+        }
+    }
+
+    /// Every character past ASCII as `\uXXXX` escapes (pairs past the BMP).
+    fn ascii_escaped(text: &str) -> String {
+        let mut out = String::new();
+        for c in text.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>(), 0..12).prop_map(|v| v.into_iter().collect())
+    }
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value as J;
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            any::<u64>().prop_map(J::from),
+            any::<i64>().prop_map(J::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(J::from),
+            text().prop_map(J::String),
+        ];
+        leaf.prop_recursive(6, 96, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(J::Array),
+                proptest::collection::btree_map(text(), inner, 0..8)
+                    .prop_map(|m| J::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Random sequences of JSON tokens, right and wrong.
+    fn token_soup() -> impl Strategy<Value = String> {
+        let tokens = vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\"a\"",
+            "\"b\"",
+            "1",
+            "-",
+            "0",
+            "e5",
+            ".5",
+            "true",
+            "nul",
+            "null",
+            "\"\\u00e9\"",
+            "\"\\ud800\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\x\"",
+            "\"\t\"",
+            "'a'",
+            "\"",
+        ];
+        proptest::collection::vec(proptest::sample::select(tokens), 0..16).prop_map(|v| v.concat())
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// On valid documents (compact, pretty, escaped to ASCII) the reader
+        /// agrees with serde_json.
+        #[test]
+        fn agrees_with_serde_json_on_valid_documents(v in arb_json()) {
+            let limits = Limits { depth: 64, bytes: usize::MAX };
+            let compact = serde_json::to_string(&v).unwrap();
+            for text in [compact.clone(), serde_json::to_string_pretty(&v).unwrap(), ascii_escaped(&compact)] {
+                let ours = parse(&text, limits).unwrap();
+                prop_assert!(same(&ours, &v), "{text}: {ours:?}");
+            }
+        }
+
+        /// On any text, it accepts what serde_json accepts, but for keys set
+        /// twice, and refuses what serde_json refuses.
+        #[test]
+        fn accepts_and_refuses_as_serde_json(text in token_soup()) {
+            let ours = parse(&text, L);
+            let theirs = serde_json::from_str::<serde_json::Value>(&text);
+            match (&ours, &theirs) {
+                (Ok(v), Ok(j)) => prop_assert!(same(v, j)),
+                (Err(e), Ok(_)) => prop_assert!(matches!(e.kind, ErrorKind::DuplicateKey(_)), "{text}: {e}"),
+                (Ok(_), Err(e)) => prop_assert!(false, "{text}: serde_json refuses it: {e}"),
+                (Err(e), Err(_)) => prop_assert!(e.offset <= text.len()),
+            }
+        }
     }
 }

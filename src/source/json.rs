@@ -93,7 +93,7 @@ fn nest(members: Vec<Member>, depth: usize) -> Result<Object, NameError> {
     for (key, mut group) in groups {
         if group.len() == 1 && group[0].path.is_empty() {
             let m = group.remove(0);
-            out.insert(key, m.value);
+            out.push_new(key, m.value);
             continue;
         }
         if depth >= MAX_JSON_DEPTH {
@@ -119,13 +119,11 @@ fn nest(members: Vec<Member>, depth: usize) -> Result<Object, NameError> {
                 }
                 (true, _) => {
                     let named = if i == 0 { second } else { m.full };
-                    return Err(err(format!(
-                        "the JSON backing name sets '{named}' twice"
-                    )));
+                    return Err(err(format!("the JSON backing name sets '{named}' twice")));
                 }
             }
         }
-        out.insert(key, arrays(Value::Object(nest(inner, depth + 1)?)));
+        out.push_new(key, arrays(Value::Object(nest(inner, depth + 1)?)));
     }
     Ok(out)
 }
@@ -536,4 +534,111 @@ fn url_driver(o: &Obj, drv: &str, diags: &mut Vec<Diagnostic>) -> Result<Storage
         s.push_extra("timeout", t.to_string());
     }
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> Result<String, String> {
+        parse(name)
+            .map(|p| p.source.path.unwrap_or_default())
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn a_key_set_twice_is_an_error_as_in_qemu() {
+        let e = path(r#"{"driver":"file","filename":"/a","filename":"/b"}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "the JSON backing name is not valid JSON: the key \"filename\" is set twice at byte 33"
+        );
+        // Once dotted keys are spread out too.
+        for (name, key) in [
+            (r#"{"file.driver":"file","file":{"driver":"file"}}"#, "file"),
+            (
+                r#"{"file":{"driver":"file"},"file.driver":"file"}"#,
+                "file.driver",
+            ),
+            (
+                r#"{"file.filename":"/a","file.filename.x":"/b"}"#,
+                "file.filename.x",
+            ),
+            (r#"{"a.b":1,"a.c":2,"a":3}"#, "a"),
+        ] {
+            assert_eq!(
+                path(name).unwrap_err(),
+                format!("the JSON backing name sets '{key}' twice"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn objects_and_dotted_keys_merge() {
+        assert_eq!(
+            path(r#"{"file":{"driver":"file"},"file.filename":"/x"}"#).as_deref(),
+            Ok("/x")
+        );
+        assert_eq!(
+            path(r#"{"driver":"raw","file.filename":"/y","file":{"driver":"file"}}"#).as_deref(),
+            Ok("/y")
+        );
+    }
+
+    #[test]
+    fn only_exact_indexes_make_arrays() {
+        let obj = |keys: &[&str]| {
+            Value::Object(
+                keys.iter()
+                    .map(|k| (k.to_string(), Value::Bool(true)))
+                    .collect(),
+            )
+        };
+        assert!(matches!(arrays(obj(&["1", "0", "2"])), Value::Array(a) if a.len() == 3));
+        for keys in [&["0", "2"][..], &["00", "1"], &["+0"], &["0", "x"], &[]] {
+            assert!(matches!(arrays(obj(keys)), Value::Object(_)), "{keys:?}");
+        }
+        // Placed by index, not by the order they were written in.
+        let v = parse(
+            r#"{"driver":"gluster","volume":"v","path":"p","server.1.host":"b","server.0.host":"a"}"#,
+        )
+        .unwrap();
+        let names: Vec<_> = v.source.hosts.iter().map(|h| h.name.clone()).collect();
+        assert_eq!(names, [Some("a".to_string()), Some("b".to_string())]);
+    }
+
+    #[test]
+    fn many_dotted_keys_take_linear_time() {
+        // 60,000 keys under one dotted prefix, near the 1 MiB cap.
+        let mut name = String::from(r#"{"driver":"file","filename":"/x""#);
+        for i in 0..60_000 {
+            name.push_str(&format!(r#","pad.k{i}":0"#));
+        }
+        name.push('}');
+        assert!(name.len() < MAX_BACKING_NAME_PARSE);
+        let t = std::time::Instant::now();
+        assert_eq!(path(&name).as_deref(), Ok("/x"));
+        // Quadratic work would take minutes here; this is well under a second.
+        assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn numbers_stay_exact() {
+        let base = r#""file":{"driver":"file","filename":"/x"}"#;
+        let slice = |v: &str| {
+            parse(&format!(r#"{{"driver":"raw","size":{v},{base}}}"#))
+                .map(|p| p.source)
+                .map_err(|e| e.message)
+        };
+        let s = slice("18446744073709551615").unwrap();
+        assert!(format!("{s:?}").contains("18446744073709551615"), "{s:?}");
+        for bad in ["18446744073709551616", "1e3", "1.0", "-1", "1e999999"] {
+            assert_eq!(
+                slice(bad).unwrap_err(),
+                "malformed 'size' in the JSON backing name",
+                "{bad}"
+            );
+        }
+    }
 }
