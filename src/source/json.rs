@@ -145,7 +145,7 @@ fn arrays(v: Value) -> Value {
         return Value::Object(m);
     }
     // Keys are unique, so they are a permutation of 0..n.
-    let mut slots: Vec<Option<Value>> = vec![None; n];
+    let mut slots: Vec<Option<Value>> = (0..n).map(|_| None).collect();
     for (k, v) in m {
         if let Some(slot) = k.parse::<usize>().ok().and_then(|i| slots.get_mut(i)) {
             *slot = Some(v);
