@@ -13,18 +13,22 @@
 //!   rounded through a float, and a number too big for any type is still
 //!   read (its users say which key is malformed);
 //! - duplicate keys refused, as qemu's parser refuses them (`duplicate
-//!   key`); objects keep their keys in document order;
+//!   key`), in n log n time whatever the keys (an ordered map, not a hash
+//!   set: in wasm std's hash keys are fixed, so whoever writes the keys
+//!   could make every one collide); objects keep their keys in document
+//!   order;
 //! - errors with the byte offset where the text goes wrong.
 //!
 //! qemu's own parser also reads single-quoted strings and `\'`; libvirt's
 //! (json-c, strict) does not, and neither does this one: such a name gets
 //! its own message.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::fmt;
 
-/// An object with more keys than this checks duplicates through a hash set
-/// (fewer: a scan of its keys), so a document of many keys stays linear.
+/// An object with more keys than this checks duplicates through an ordered
+/// map (the kind the XML reader's attribute check uses: no new code); fewer,
+/// by comparing each key with the ones before it.
 const SMALL_OBJECT: usize = 16;
 
 /// Bounds of one [`parse`].
@@ -271,12 +275,26 @@ enum Open {
     Array(Vec<Value>),
     Object {
         members: Object,
-        /// The key whose value is being read, and where it starts.
+        /// Where each member's key starts.
+        key_at: Vec<usize>,
+        /// The key whose value is being read.
         key: String,
-        key_at: usize,
-        /// Keys seen, once the object is past [`SMALL_OBJECT`] members.
-        seen: Option<HashSet<String>>,
     },
+}
+
+/// The first key of `members` set twice, with where it is set again.
+fn duplicate(members: &Object, key_at: &[usize]) -> Option<Error> {
+    let keys = &members.0;
+    let again = if keys.len() <= SMALL_OBJECT {
+        (1..keys.len()).find(|&i| keys[..i].iter().any(|(k, _)| *k == keys[i].0))
+    } else {
+        let mut seen: BTreeMap<&[u8], usize> = BTreeMap::new();
+        (0..keys.len()).find(|&i| seen.insert(keys[i].0.as_bytes(), i).is_some())
+    }?;
+    Some(Error {
+        offset: key_at.get(again).copied().unwrap_or(0),
+        kind: ErrorKind::DuplicateKey(keys[again].0.clone()),
+    })
 }
 
 const END: &str = "the text ends before the JSON value does";
@@ -527,12 +545,11 @@ pub fn parse(text: &str, limits: Limits) -> Result<Value, Error> {
                     r.at += 1;
                     Value::Object(Object::new())
                 } else {
-                    let (key, key_at) = r.key()?;
+                    let (key, at) = r.key()?;
                     open.push(Open::Object {
                         members: Object::new(),
+                        key_at: vec![at],
                         key,
-                        key_at,
-                        seen: None,
                     });
                     continue;
                 }
@@ -577,36 +594,29 @@ pub fn parse(text: &str, limits: Limits) -> Result<Value, Error> {
                 }
                 Open::Object {
                     mut members,
+                    mut key_at,
                     key,
-                    key_at,
-                    mut seen,
                 } => {
-                    let twice = match seen.as_mut() {
-                        Some(set) => !set.insert(key.clone()),
-                        None => members.0.iter().any(|(k, _)| *k == key),
-                    };
-                    if twice {
-                        return Err(Error {
-                            offset: key_at,
-                            kind: ErrorKind::DuplicateKey(key),
-                        });
-                    }
                     members.0.push((key, value));
-                    if seen.is_none() && members.len() > SMALL_OBJECT {
-                        seen = Some(members.0.iter().map(|(k, _)| k.clone()).collect());
-                    }
                     match r.separator(b'}') {
                         Some(b',') => {
-                            let (key, key_at) = r.key()?;
+                            let (key, at) = r.key()?;
+                            key_at.push(at);
                             open.push(Open::Object {
                                 members,
-                                key,
                                 key_at,
-                                seen,
+                                key,
                             });
                             break;
                         }
-                        Some(_) => value = Value::Object(members),
+                        Some(_) => {
+                            // Checked once the object is whole: its members
+                            // are not moved while the check borrows them.
+                            if let Some(e) = duplicate(&members, &key_at) {
+                                return Err(e);
+                            }
+                            value = Value::Object(members);
+                        }
                         None => return Err(r.unexpected("expected ',' or '}' in an object")),
                     }
                 }

@@ -9,7 +9,7 @@
 //! 4. dispatch on `driver`. `raw` (only at the top) may carry
 //!    `offset`/`size`, which become a storage slice.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::{
     assign_default_ports, colon, credentials_dropped, parse_port, uri, Host, NameError, Parsed,
@@ -77,16 +77,26 @@ fn deflatten(v: Value, depth: usize) -> Result<Value, NameError> {
 /// grouped by their first component (in order of first appearance), and a
 /// group of more than one member becomes an object of its own, merging the
 /// members that are objects already. Anything else set twice is an error.
-/// Each member is handled once per component of its path: linear.
+/// Each member is handled once per component of its path, through an
+/// ordered map (n log n whatever the keys; the kind the XML reader uses).
 fn nest(members: Vec<Member>, depth: usize) -> Result<Object, NameError> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<(String, Vec<Member>)> = Vec::new();
-    for mut m in members {
+    let mut group_of = Vec::with_capacity(members.len());
+    let mut firsts = 0;
+    {
+        let mut index: BTreeMap<&[u8], usize> = BTreeMap::new();
+        for m in &members {
+            let first = m.path.first().map_or(&b""[..], |p| p.as_bytes());
+            let i = *index.entry(first).or_insert(firsts);
+            firsts += usize::from(i == firsts);
+            group_of.push(i);
+        }
+    }
+    let mut groups: Vec<(String, Vec<Member>)> = Vec::with_capacity(firsts);
+    for (mut m, i) in members.into_iter().zip(group_of) {
         let first = m.path.remove(0);
-        let i = *index.entry(first.clone()).or_insert_with(|| {
+        if i == groups.len() {
             groups.push((first, Vec::new()));
-            groups.len() - 1
-        });
+        }
         groups[i].1.push(m);
     }
     let mut out = Object::new();
@@ -609,7 +619,7 @@ mod tests {
     }
 
     #[test]
-    fn many_dotted_keys_take_linear_time() {
+    fn many_dotted_keys_take_n_log_n_time() {
         // 60,000 keys under one dotted prefix, near the 1 MiB cap.
         let mut name = String::from(r#"{"driver":"file","filename":"/x""#);
         for i in 0..60_000 {
@@ -619,7 +629,8 @@ mod tests {
         assert!(name.len() < MAX_BACKING_NAME_PARSE);
         let t = std::time::Instant::now();
         assert_eq!(path(&name).as_deref(), Ok("/x"));
-        // Quadratic work would take minutes here; this is well under a second.
+        // Quadratic work took 44 s here (a search per key); this is under a
+        // second.
         assert!(t.elapsed().as_secs() < 20, "{:?}", t.elapsed());
     }
 

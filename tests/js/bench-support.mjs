@@ -332,5 +332,5 @@ export const SIZE_BUDGET = 150 * 1024;
 // then domainName (download names from the core, +0.4 KiB): 306.1 KiB as
 // shipped (first paint 297.2 KiB; every file as written 337.7 KiB), ceiling 308 KiB.
 // Then the core's own JSON reader instead of serde_json's parser and Value
-// (issue 18): 293.3 KiB as shipped (first paint 284.4 KiB), ceiling 295 KiB.
+// (issue 18): 293.4 KiB as shipped (first paint 284.5 KiB), ceiling 295 KiB.
 export const SIZE_CEILING = 295 * 1024;
