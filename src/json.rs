@@ -19,9 +19,9 @@
 //!   order;
 //! - errors with the byte offset where the text goes wrong.
 //!
-//! qemu's own parser also reads single-quoted strings and `\'`; libvirt's
-//! (json-c, strict) does not, and neither does this one: such a name gets
-//! its own message.
+//! qemu's own parser also reads single-quoted strings and `\'` (its
+//! extensions beyond RFC 8259); this one does not, as serde_json did not
+//! before it, and says so in its message.
 
 use std::collections::BTreeMap;
 use std::fmt;
