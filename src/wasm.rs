@@ -464,7 +464,7 @@ struct InfoAnswer<'a> {
 
 /// `{ need: [{offset, len}] }`: the reads a probe step asks for (a typed
 /// answer, not a `serde_json::Value`: the value serializer stays out of the
-/// wasm).
+/// wasm; so do the other answers below).
 #[derive(serde::Serialize)]
 struct NeedAnswer<'a> {
     need: &'a [Range],
@@ -474,6 +474,23 @@ struct NeedAnswer<'a> {
 #[derive(serde::Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
+}
+
+/// `{ need, plan }`: the reads a metadata walk asks for next, and how far
+/// it is (keys sorted, as every answer's).
+#[derive(serde::Serialize)]
+struct WalkNeedAnswer<'a> {
+    need: &'a [Range],
+    plan: &'a crate::meta::Plan,
+}
+
+/// `{ commit, map, measure, summary }`: what [`MetaChain::result`] returns.
+#[derive(serde::Serialize)]
+struct ChainResultAnswer<'a> {
+    commit: &'a [u64],
+    map: &'a [crate::meta::MapEntry],
+    measure: &'a crate::meta::Measure,
+    summary: &'a crate::meta::Summary,
 }
 
 // ---- The image-store audit (`audit`) ----
@@ -602,7 +619,7 @@ impl MetaWalk {
                 self.reads.insert(range, bytes);
             }
             match image::probe(&self.reads) {
-                Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
+                Ok(Step::Need(r)) => return to_js(&NeedAnswer { need: &r }),
                 Ok(Step::Done(info)) => {
                     let w = crate::meta::Walk::new(&info, self.file_len, self.opts)
                         .map_err(meta_err)?;
@@ -623,7 +640,10 @@ impl MetaWalk {
         let need = w.need().map_err(meta_err)?;
         if !need.is_empty() {
             let plan = w.plan();
-            return to_js(&serde_json::json!({ "need": need, "plan": plan }));
+            return to_js(&WalkNeedAnswer {
+                need: &need,
+                plan: &plan,
+            });
         }
         let layer = self
             .walk
@@ -726,11 +746,11 @@ impl MetaChain {
             .take(refs.len().saturating_sub(1))
             .map(|l| crate::meta::commit_bytes(l))
             .collect();
-        to_js(&serde_json::json!({
-            "map": map,
-            "summary": summary,
-            "measure": measure,
-            "commit": commit,
-        }))
+        to_js(&ChainResultAnswer {
+            commit: &commit,
+            map: &map,
+            measure: &measure,
+            summary: &summary,
+        })
     }
 }
