@@ -1,7 +1,9 @@
 // Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
 // core): what each export takes and gives back. The element's modules see the
 // glue through these types (editor-wasm.js); a test checks that every export
-// named here exists.
+// named here exists. The metadata walks (`MetaWalk`, `MetaChain`) are in the
+// second module, typed in backing-chain-wasm-meta.d.ts; their values
+// (`MetaLayer`, `MetaChainResult`, …) here.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -423,23 +425,6 @@ export interface MetaChainResult {
   measure: { required: number; 'fully-allocated': number; bitmaps?: number };
   /** `commit[d]`: bytes `qemu-img commit` of layer d copies into its backing. */
   commit: number[];
-}
-
-/** One image's metadata walk: header first, then its tables. A bad header or table throws. */
-export class MetaWalk {
-  constructor(fileLen: number, options?: { check?: boolean });
-  step(chunks: Chunk[]): MetaAnswer;
-  plan(): MetaPlan | null;
-  info(): Image | null;
-  free(): void;
-}
-
-/** The layers of one chain, top first: map, summary, measure, commit estimates. */
-export class MetaChain {
-  constructor();
-  push(walk: MetaWalk): void;
-  result(): MetaChainResult;
-  free(): void;
 }
 
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
