@@ -2,11 +2,12 @@
 // `bash .ci/build`). It copies what <backing-chain-editor> loads — the
 // element module and every module it imports, found by following its
 // relative imports (`.ci/ship.mjs`; each minified), the probe worker and
-// its imports, their .d.ts files, the wasm API module (minified) and the .wasm —
+// its imports, their .d.ts files, the two wasm modules' glue (minified) and
+// .wasm files (the core and the metadata walks loaded on first use) —
 // with package/package.json and package/README.md into OUTDIR/package
 // (default target/npm), runs `npm pack` there and prints the tarball's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { closure, minify } from './ship.mjs';
+import { WASM_MODULES, closure, minify } from './ship.mjs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +20,7 @@ const dest = join(out, 'package');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package', 'package.json'), 'utf8'));
 const cargo = readFileSync(join(ROOT, 'Cargo.toml'), 'utf8').match(/^version\s*=\s*"([^"]+)"/m)?.[1];
 if (cargo && cargo !== pkg.version) throw new Error(`package/package.json version ${pkg.version} differs from Cargo.toml's ${cargo}`);
-for (const f of ['pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+for (const f of WASM_MODULES.flatMap((m) => [m.glue, m.wasm])) {
   if (!existsSync(join(WWW, f))) throw new Error(`www/${f} is missing: run bash .ci/build first`);
 }
 
@@ -30,10 +31,10 @@ mkdirSync(join(dest, 'pkg'), { recursive: true });
 // worker is started by URL (new URL('./probe-worker.js', import.meta.url)),
 // not imported: its closure is added.
 const modules = [...new Set([...closure(WWW, 'backing-chain-editor.js'), ...closure(WWW, 'probe-worker.js')])].sort();
-for (const f of [...modules, 'pkg/backing_chain.js']) {
+for (const f of [...modules, ...WASM_MODULES.map((m) => m.glue)]) {
   writeFileSync(join(dest, f), minify(readFileSync(join(WWW, f), 'utf8')));
 }
-for (const f of ['backing-chain-editor.d.ts', 'backing-chain-wasm.d.ts', 'pkg/backing_chain_bg.wasm']) {
+for (const f of ['backing-chain-editor.d.ts', ...WASM_MODULES.flatMap((m) => [m.types, m.wasm])]) {
   cpSync(join(WWW, f), join(dest, f));
 }
 for (const f of ['LICENSE-MIT', 'LICENSE-APACHE']) cpSync(join(ROOT, f), join(dest, f));

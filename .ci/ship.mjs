@@ -32,6 +32,17 @@ export function closure(www, entry, staticOnly = false) {
   return [...seen].sort();
 }
 
+/**
+ * The page's wasm modules (issue 18): the core, loaded at first paint, and
+ * the metadata walks, loaded the first time the user asks for an
+ * allocation, a check or a chain map. Each is its wasm-bindgen glue (shipped
+ * minified) and its .wasm (as built).
+ */
+export const WASM_MODULES = Object.freeze([
+  { glue: 'pkg/backing_chain.js', wasm: 'pkg/backing_chain_bg.wasm', types: 'backing-chain-wasm.d.ts', firstPaint: true },
+  { glue: 'pkg/backing_chain_meta.js', wasm: 'pkg/backing_chain_meta_bg.wasm', types: 'backing-chain-wasm-meta.d.ts', firstPaint: false },
+]);
+
 /** One ES module minified as it ships. @param {string} code @returns {string} */
 export function minify(code) {
   return transformSync(code, { format: 'esm', minify: true, legalComments: 'none' }).code;

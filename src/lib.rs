@@ -132,6 +132,7 @@ pub mod audit;
 pub mod chain;
 pub mod diag;
 pub mod image;
+pub mod json;
 pub mod limits;
 pub mod meta;
 pub mod source;

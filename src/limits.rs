@@ -40,8 +40,17 @@ pub const MAX_XML_BYTES: usize = 64 << 20;
 pub const MAX_BACKING_NAME_PARSE: usize = 1 << 20;
 
 /// Deepest JSON nesting (objects and arrays, after deflattening dotted keys)
-/// accepted in a `json:` backing name; checked before serde_json recurses.
+/// accepted in a `json:` backing name ("nests deeper than N levels").
 pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Deepest JSON nesting accepted in a `qemu-img info --output=json`
+/// document (qemu-img's own are 6 deep: bitmaps' flags in `format-specific`).
+pub const MAX_QEMU_JSON_DEPTH: usize = 64;
+
+/// Largest `qemu-img info --output=json` document accepted (bytes): about
+/// 100,000 images of qemu-img's output, the deepest chain the core follows
+/// ([`MAX_CHAIN_DEPTH`]).
+pub const MAX_QEMU_JSON_BYTES: usize = 128 << 20;
 
 // Image probes (src/image/): caps on what a header may make a probe read or
 // accept. Most are qemu's own, so an image past them is one qemu refuses too.

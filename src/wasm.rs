@@ -3,14 +3,21 @@
 //! Results cross as JSON text parsed by `JSON.parse` (64-bit sizes from
 //! hostile headers stay numbers instead of failing); options come in through
 //! `serde-wasm-bindgen`. Every error is a JS `Error` with a message.
+//!
+//! Built with no feature it exports everything. The page splits it in two
+//! (issue 18, `.ci/build`): `wasm-no-meta` leaves out the metadata walks
+//! (`MetaWalk`, `MetaChain`: loaded at first paint), `wasm-meta-only` keeps
+//! only them (a second module the element loads when the user asks).
 
 use std::sync::Once;
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
+#[cfg(not(feature = "wasm-meta-only"))]
 use crate::chain::{self, Image, Probed};
 use crate::image::{self, Range, Reads, Step};
+#[cfg(not(feature = "wasm-meta-only"))]
 use crate::xml;
 
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
@@ -18,19 +25,29 @@ fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
     js_sys::JSON::parse(&s).map_err(|_| JsError::new("internal: JSON.parse failed"))
 }
 
+#[cfg(all(feature = "wasm-no-meta", feature = "wasm-meta-only"))]
+compile_error!(
+    "the features wasm-no-meta and wasm-meta-only exclude each other: build one module at a time"
+);
+
+/// The global a panic message is written to. The metadata module has its
+/// own, so that a panic in it is not taken for one of the page's core.
+#[cfg(not(feature = "wasm-meta-only"))]
+const PANIC_GLOBAL: &str = "backingChainPanic";
+#[cfg(feature = "wasm-meta-only")]
+const PANIC_GLOBAL: &str = "backingChainMetaPanic";
+
 static HOOK: Once = Once::new();
 
 /// Report Rust panics to the page: the message goes to `console.error` and
-/// to `globalThis.backingChainPanic` (a string) before the wasm traps.
+/// to `globalThis.backingChainPanic` (a string; `backingChainMetaPanic` in
+/// the metadata module) before the wasm traps.
 fn install_panic_hook() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let msg = format!("backing-chain internal error: {info}");
-            let _ = js_sys::Reflect::set(
-                &js_sys::global(),
-                &"backingChainPanic".into(),
-                &msg.clone().into(),
-            );
+            let _ =
+                js_sys::Reflect::set(&js_sys::global(), &PANIC_GLOBAL.into(), &msg.clone().into());
             web_log(&msg);
         }));
     });
@@ -42,6 +59,7 @@ extern "C" {
     fn web_log(s: &str);
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 fn reads_from(file_len: f64, chunks: &Array) -> Result<Reads, JsError> {
     let len = if file_len >= 0.0 {
         Some(file_len as u64)
@@ -73,6 +91,7 @@ fn reads_from(file_len: f64, chunks: &Array) -> Result<Reads, JsError> {
 /// One probe step. `chunks` is an array of `[offset, Uint8Array, askedLen]`;
 /// `fileLen` the file size (or a negative number when unknown). Returns
 /// `{ need: [{offset, len}] }` or `{ info: {...} }`; a bad header throws.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = probeStep)]
 pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     install_panic_hook();
@@ -85,6 +104,7 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
 }
 
 /// A set of probed images and the chains they form.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct Session {
@@ -93,6 +113,7 @@ pub struct Session {
     build: chain::BuildOptions,
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 impl Session {
     #[wasm_bindgen(constructor)]
@@ -306,6 +327,7 @@ impl Session {
 /// A JS `Error` for a malformed XML document: `message` as `Display` gives it
 /// ("XML error at byte N: …"), `position` the byte offset (UTF-8) and
 /// `reason` the message alone, so that callers never strip the prefix.
+#[cfg(not(feature = "wasm-meta-only"))]
 fn xml_error(e: &xml::XmlError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let _ = js_sys::Reflect::set(&err, &"position".into(), &(e.position as f64).into());
@@ -313,6 +335,7 @@ fn xml_error(e: &xml::XmlError) -> JsValue {
     err.into()
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
     if options.is_undefined() || options.is_null() {
         return Ok(xml::Options::default());
@@ -322,6 +345,7 @@ fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
 }
 
 /// Each disk of a document and its chain as written (`xml::describe`).
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = describeXml)]
 pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
@@ -333,6 +357,7 @@ pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
 /// `{op: 'set-layer' | 'insert-layer' | 'remove-layer' | 'set-terminator' |
 /// 'set-seclabel' | 'remove-seclabel', disk, depth, ...}`). Returns the new
 /// document; a refused edit throws.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = editXml)]
 pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
     install_panic_hook();
@@ -342,14 +367,33 @@ pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
 }
 
 /// `doc` with disk `disk`'s chain taken from `other` (`xml::edit::adopt_chain`).
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = adoptChain)]
 pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValue> {
     install_panic_hook();
     xml::edit::adopt_chain(doc, other, disk).map_err(|e| xml_error(&e))
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
+#[wasm_bindgen]
+impl Session {
+    /// For each disk of `doc`: which of the session's images (indexes into
+    /// `forest().images`) its source and each layer of its stated chain are,
+    /// matched as populate and validate match a disk's source
+    /// (`xml::images_of`): one `{source, layers, stated}` per disk, `null`
+    /// for none. The page follows a chain edit in the tree with it (a
+    /// reparent).
+    #[wasm_bindgen(js_name = xmlImages)]
+    pub fn xml_images(&mut self, doc: &str) -> Result<JsValue, JsValue> {
+        let forest = self.forest();
+        let d = xml::images_of(doc, forest).map_err(|e| xml_error(&e))?;
+        Ok(to_js(&d)?)
+    }
+}
+
 /// The `<seclabel>`s of each source of each disk's chain: `[disk][depth]`,
 /// depth 0 the disk's own source (`xml::edit::seclabels`).
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = seclabels)]
 pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
@@ -365,6 +409,7 @@ pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
 /// The `<name>` of the first `<domain>` in `doc` (the audit's reader of
 /// domain documents), or `undefined` when there is none or the text is not
 /// well-formed: what a download is named after.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = domainName)]
 pub fn domain_name(doc: &str) -> Option<String> {
     install_panic_hook();
@@ -379,6 +424,7 @@ pub fn domain_name(doc: &str) -> Option<String> {
         .and_then(|d| d.name)
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = parseHosts)]
 pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
     install_panic_hook();
@@ -423,6 +469,7 @@ pub fn parse_hosts(text: &str) -> Result<JsValue, JsError> {
 /// The network protocols a network layer may have (`<source protocol>`, the
 /// schemes of backing URIs), in libvirt's order: the core's one list
 /// (`source::protocol::network`), for the page's protocol choice.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = networkProtocols)]
 pub fn network_protocols() -> Array {
     crate::source::protocol::network()
@@ -434,6 +481,7 @@ pub fn network_protocols() -> Array {
 /// in its header (`qemu-img rebase -u -f FORMAT -F BACKING_FORMAT -b BACKING
 /// IMAGE`, every word shell-quoted: `diag::rebase_fix`), for a backing the
 /// page proposes (a missing backing's replacement).
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = rebaseCommand)]
 pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: &str) -> String {
     crate::diag::rebase_fix(format, backing_format, backing, image)
@@ -441,6 +489,7 @@ pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: 
 
 /// `{ info }`, serialised straight to text: the facts' serde code is then
 /// built for one serializer only (not also for `serde_json::Value`).
+#[cfg(not(feature = "wasm-meta-only"))]
 #[derive(serde::Serialize)]
 struct InfoAnswer<'a> {
     info: &'a image::ImageInfo,
@@ -448,21 +497,42 @@ struct InfoAnswer<'a> {
 
 /// `{ need: [{offset, len}] }`: the reads a probe step asks for (a typed
 /// answer, not a `serde_json::Value`: the value serializer stays out of the
-/// wasm).
+/// wasm; so do the other answers below). Both modules answer it.
 #[derive(serde::Serialize)]
 struct NeedAnswer<'a> {
     need: &'a [Range],
 }
 
 /// `{ error }`: a probe that failed on the image's header.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[derive(serde::Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
 }
 
+#[cfg(not(feature = "wasm-no-meta"))]
+/// `{ need, plan }`: the reads a metadata walk asks for next, and how far
+/// it is (keys sorted, as every answer's).
+#[derive(serde::Serialize)]
+struct WalkNeedAnswer<'a> {
+    need: &'a [Range],
+    plan: &'a crate::meta::Plan,
+}
+
+#[cfg(not(feature = "wasm-no-meta"))]
+/// `{ commit, map, measure, summary }`: what [`MetaChain::result`] returns.
+#[derive(serde::Serialize)]
+struct ChainResultAnswer<'a> {
+    commit: &'a [u64],
+    map: &'a [crate::meta::MapEntry],
+    measure: &'a crate::meta::Measure,
+    summary: &'a crate::meta::Summary,
+}
+
 // ---- The image-store audit (`audit`) ----
 
 /// What [`Session::audit`] returns.
+#[cfg(not(feature = "wasm-meta-only"))]
 #[derive(serde::Serialize)]
 struct AuditAnswer<'a> {
     report: &'a crate::audit::Audit,
@@ -470,6 +540,7 @@ struct AuditAnswer<'a> {
     script: String,
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 impl Session {
     /// Audit the session's images with any number of domain XML inputs
@@ -547,6 +618,7 @@ impl Session {
 /// answers `{ need, plan }` (read these next; `plan` says how many bytes in
 /// all, exact or an upper bound) or `{ layer }` once done. A header or
 /// table that cannot be read throws.
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 pub struct MetaWalk {
     file_len: u64,
@@ -557,6 +629,7 @@ pub struct MetaWalk {
     layer: Option<crate::meta::Layer>,
 }
 
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 impl MetaWalk {
     /// `options`: `{ check: bool }` (also read what `qemu-img check` reads).
@@ -586,7 +659,7 @@ impl MetaWalk {
                 self.reads.insert(range, bytes);
             }
             match image::probe(&self.reads) {
-                Ok(Step::Need(r)) => return to_js(&serde_json::json!({ "need": r })),
+                Ok(Step::Need(r)) => return to_js(&NeedAnswer { need: &r }),
                 Ok(Step::Done(info)) => {
                     let w = crate::meta::Walk::new(&info, self.file_len, self.opts)
                         .map_err(meta_err)?;
@@ -607,7 +680,10 @@ impl MetaWalk {
         let need = w.need().map_err(meta_err)?;
         if !need.is_empty() {
             let plan = w.plan();
-            return to_js(&serde_json::json!({ "need": need, "plan": plan }));
+            return to_js(&WalkNeedAnswer {
+                need: &need,
+                plan: &plan,
+            });
         }
         let layer = self
             .walk
@@ -639,6 +715,7 @@ impl MetaWalk {
 }
 
 /// `[offset, Uint8Array, askedLen]` chunks as (range asked, bytes).
+#[cfg(not(feature = "wasm-no-meta"))]
 fn meta_chunks(chunks: &Array) -> Result<Vec<(Range, Vec<u8>)>, JsError> {
     let mut out = Vec::new();
     for c in chunks.iter() {
@@ -660,6 +737,7 @@ fn meta_chunks(chunks: &Array) -> Result<Vec<(Range, Vec<u8>)>, JsError> {
 }
 
 /// `{ layer }` of a finished walk.
+#[cfg(not(feature = "wasm-no-meta"))]
 #[derive(serde::Serialize)]
 struct LayerAnswer<'a> {
     layer: Option<&'a crate::meta::Layer>,
@@ -668,6 +746,7 @@ struct LayerAnswer<'a> {
 /// The layers of one chain (top first, as added): its map, summary,
 /// measure and commit estimates (`meta::chain_map`, `summary`, `measure`,
 /// `commit_bytes`).
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct MetaChain {
@@ -675,6 +754,7 @@ pub struct MetaChain {
     bitmaps: Option<u64>,
 }
 
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 impl MetaChain {
     #[wasm_bindgen(constructor)]
@@ -710,11 +790,11 @@ impl MetaChain {
             .take(refs.len().saturating_sub(1))
             .map(|l| crate::meta::commit_bytes(l))
             .collect();
-        to_js(&serde_json::json!({
-            "map": map,
-            "summary": summary,
-            "measure": measure,
-            "commit": commit,
-        }))
+        to_js(&ChainResultAnswer {
+            commit: &commit,
+            map: &map,
+            measure: &measure,
+            summary: &summary,
+        })
     }
 }

@@ -28,11 +28,17 @@ fn raw(name: &str) -> backing_chain::chain::Image {
 /// A qcow2 with an external data file, as the probe reports it.
 fn with_data_file(mut im: backing_chain::chain::Image, data: &str) -> backing_chain::chain::Image {
     if let Probed::Info(info) = &mut im.probe {
+        let text = serde_json::json!({
+            "type": "qcow2",
+            "data": {"compat": "1.1", "data-file": data, "data-file-raw": false}
+        })
+        .to_string();
+        let limits = backing_chain::json::Limits {
+            depth: 8,
+            bytes: 1 << 20,
+        };
         info.format_specific = Some(backing_chain::image::FormatSpecific::Other(
-            serde_json::json!({
-                "type": "qcow2",
-                "data": {"compat": "1.1", "data-file": data, "data-file-raw": false}
-            }),
+            backing_chain::json::parse(&text, limits).unwrap(),
         ));
     }
     im

@@ -299,3 +299,89 @@ fn targets_name_the_disk_each_image_is_the_source_of() {
         );
     }
 }
+
+/// Which image each layer of a stated chain is (`xml::images_of`), by the
+/// rule populate matches a disk's source with; and the same answer as
+/// `targets` for the sources. A network layer, a path no image has and a
+/// basename two images share are no image; the terminator is no layer.
+#[test]
+fn images_of_names_the_image_of_each_stated_layer() {
+    let f = forest(vec![
+        img("vm/top.qcow2", Format::Qcow2, Some(("base.qcow2", "qcow2"))),
+        img("vm/base.qcow2", Format::Qcow2, None),
+        img("/srv/a/data.qcow2", Format::Qcow2, None),
+        img("/srv/b/data.qcow2", Format::Qcow2, None),
+        img("other.qcow2", Format::Qcow2, None),
+    ]);
+    let doc = "<domain type='kvm'>
+  <name>d</name>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/top.qcow2'/>
+      <backingStore type='file'>
+        <format type='qcow2'/>
+        <source file='/var/lib/libvirt/images/other.qcow2'/>
+        <backingStore type='network'>
+          <format type='raw'/>
+          <source protocol='nbd' name='base.qcow2'>
+            <host name='example.org' port='10809'/>
+          </source>
+          <backingStore type='file'>
+            <format type='qcow2'/>
+            <source file='/elsewhere/data.qcow2'/>
+            <backingStore type='file'>
+              <format type='qcow2'/>
+              <source file='/srv/b/data.qcow2'/>
+              <backingStore type='file'>
+                <format type='qcow2'/>
+                <source file='/nowhere/gone.qcow2'/>
+                <backingStore/>
+              </backingStore>
+            </backingStore>
+          </backingStore>
+        </backingStore>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/mnt/unknown.qcow2'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+";
+    let name = |i: Option<usize>| i.map(|i| f.images[i].filename.as_str());
+    let got = xml::images_of(doc, &f).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(name(got[0].source), Some("vm/top.qcow2"));
+    let layers: Vec<Option<&str>> = got[0].layers.iter().map(|&i| name(i)).collect();
+    assert_eq!(
+        layers,
+        [
+            Some("other.qcow2"),
+            None,
+            None,
+            Some("/srv/b/data.qcow2"),
+            None
+        ]
+    );
+    assert!(got[0].stated);
+    assert_eq!((got[1].source, got[1].stated), (None, false));
+    assert!(got[1].layers.is_empty());
+    // A terminator alone states a chain (of no layer).
+    let ended = doc.replacen(
+        "<target dev='vdb'",
+        "<backingStore/>\n      <target dev='vdb'",
+        1,
+    );
+    let e = &xml::images_of(&ended, &f).unwrap()[1];
+    assert!(e.stated && e.layers.is_empty());
+    // The sources agree with what populate says (`targets`).
+    let out = xml::populate(doc, &f, &Options::default()).unwrap();
+    assert_eq!(out.targets.len(), 1);
+    assert_eq!(Some(out.targets[0].image), got[0].source);
+    // A malformed document is an error, not a panic.
+    assert!(xml::images_of("<domain><devices><disk>", &f).is_err());
+}

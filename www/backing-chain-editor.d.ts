@@ -27,10 +27,14 @@ export function loadWasm(): Promise<void>;
 /**
  * Define the element (once; importing the module already defines
  * `backing-chain-editor` unless something did). `wasmUrl` locates
- * backing_chain_bg.wasm for hosts that bundle the module; call before the
- * first element is connected.
+ * backing_chain_bg.wasm for hosts that bundle the module; `metaWasmUrl`
+ * the second module, backing_chain_meta_bg.wasm (the metadata walks behind
+ * `allocation()`, `check()`, `chainMap()` and the details' allocation view:
+ * fetched the first time one is asked for, not at first paint; by default
+ * beside `wasmUrl`, else in pkg/ beside the module). Call before the first
+ * element is connected.
  */
-export function register(options?: { wasmUrl?: string | URL; name?: string }): typeof BackingChainEditor;
+export function register(options?: { wasmUrl?: string | URL; metaWasmUrl?: string | URL; name?: string }): typeof BackingChainEditor;
 
 /** The event names (all bubbling and composed). */
 export const EVENTS: {
@@ -90,7 +94,7 @@ export class BackingChainEditor extends HTMLElement {
   missingBackings(): string[];
   /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */
   audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
-  /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. */
+  /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. The first call loads the metadata module (`register({ metaWasmUrl })`); when it cannot be loaded the promise rejects with a `WasmLoadError` (the rest of the element keeps working), after a panic in it with a `CorePanic` (the next call gets a fresh instance). */
   allocation(image: string, options?: MetaOptions): Promise<MetaLayer>;
   /** `qemu-img check --output=json`'s figures for one image (its metadata walk with `check`); rejects for a format that is not checked. */
   check(image: string, options?: { signal?: AbortSignal }): Promise<MetaCheck>;
@@ -98,8 +102,17 @@ export class BackingChainEditor extends HTMLElement {
   chainMap(top: string, options?: MetaOptions): Promise<ChainMapResult>;
   /** Focus the tree's filter box ("/" inside the element does it); false when there is no tree yet. */
   focusFilter(): boolean;
+  /**
+   * Choose the backing image of `image` among the known images (`null`: as its header says). A chain the
+   * domain XML states that goes through `image` and agreed with the images down to it is written again from
+   * the images, in the same undo step.
+   */
   setBacking(image: string, backing: string | null): void;
-  /** Returns the new domain XML; a refused edit throws and changes nothing. */
+  /**
+   * Edit a disk's chain in the domain XML. Returns the new domain XML; a refused edit throws and changes
+   * nothing. When the edit makes one known image back another, that is also a backing choice (as
+   * `setBacking`), in the same undo step.
+   */
   edit(op: EditOp): string;
   replaceWithImages(): boolean;
   undo(): Promise<boolean>;

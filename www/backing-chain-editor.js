@@ -4,6 +4,8 @@
 //
 //   import { register } from './backing-chain-editor.js';
 //   register({ wasmUrl: '/path/to/backing_chain_bg.wasm' }); // optional
+//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the metadata walks,
+//   // fetched on first use; default: beside wasmUrl)
 //   <backing-chain-editor domain-xml="…" layout="nested|flat" readonly>
 //
 // This file is the element: its attributes, public methods, events and the
@@ -15,7 +17,7 @@
 // show (main paths, disk counts, how paths were written, data files, which
 // layer a diagnostic is about).
 
-import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
 import { blobReader, collectDrop, filesFromList, isDocument, readText, warmProbeWorker } from './reader.js';
 import { h, formatCount } from './render.js';
@@ -26,8 +28,6 @@ import { DomainView } from './editor-domain.js';
 import { ChainsView } from './editor-chains.js';
 import { DiagnosticsView } from './editor-diagnostics.js';
 import { SummaryView } from './editor-summary.js';
-import { walkChain, walkImage } from './editor-meta.js';
-import { AllocView } from './editor-alloc.js';
 
 export { CorePanic, WasmLoadError, loadWasm };
 
@@ -66,11 +66,15 @@ export const EVENTS = Object.freeze({
 /**
  * Define the element (once). `wasmUrl` locates backing_chain_bg.wasm for hosts
  * that bundle this module into a classic script, where import.meta.url
- * cannot. Call before the first element is connected.
- * @param {{ wasmUrl?: string | URL, name?: string }} [options]
+ * cannot; `metaWasmUrl` the second module, backing_chain_meta_bg.wasm
+ * (allocation, map, check: fetched on first use; by default beside
+ * `wasmUrl`, else in pkg/ beside this module). Call before the first element
+ * is connected.
+ * @param {{ wasmUrl?: string | URL, metaWasmUrl?: string | URL, name?: string }} [options]
  */
-export function register({ wasmUrl: url, name = TAG } = {}) {
+export function register({ wasmUrl: url, metaWasmUrl, name = TAG } = {}) {
   if (url) setWasmUrl(url);
+  if (metaWasmUrl) setMetaWasmUrl(metaWasmUrl);
   if (!customElements.get(name)) customElements.define(name, name === TAG ? BackingChainEditor : class extends BackingChainEditor {});
   return /** @type {typeof BackingChainEditor} */ (customElements.get(name));
 }
@@ -129,13 +133,12 @@ export class BackingChainEditor extends HTMLElement {
       rebuild: () => this._rebuild(),
     };
     const m = this._model;
-    this._alloc = new AllocView(id, {
-      chainMap: (top, o) => this.chainMap(top, o),
-      chainOf: (top) => this._chainNames(top),
-      readers: (top) => this._chainNames(top).map((n) => m.meta.get(n)?.job.reader),
-    });
-    // The details' allocation section (editor-alloc.js) rides along with the tree's actions.
-    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._alloc.el(n) };
+    /** @type {import('./editor-alloc.js').AllocView | null} the details' allocation section, once editor-alloc.js is loaded */
+    this._alloc = null;
+    /** @type {Promise<import('./editor-alloc.js').AllocView> | undefined} */
+    this._allocLoading = undefined;
+    // The details' allocation section (editor-alloc.js, loaded when first shown) rides along with the tree's actions.
+    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._allocEl(n) };
     this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
@@ -302,7 +305,9 @@ export class BackingChainEditor extends HTMLElement {
    * Edit a disk's chain in the domain XML (the core's xml::edit operations).
    * A chain that came from the images is first written into the domain XML,
    * so it is kept (trusted) from then on. Returns the new domain XML; a
-   * refused edit throws and changes nothing.
+   * refused edit throws and changes nothing. An edit that makes one known
+   * image back another is also a backing choice (the tree shows it), in the
+   * same undo step.
    * @param {import('./backing-chain-editor').EditOp} op
    */
   edit(op) {
@@ -359,6 +364,7 @@ export class BackingChainEditor extends HTMLElement {
    */
   async allocation(image, { check = false, signal } = {}) {
     const src = this._source(String(image));
+    const { walkImage } = await import('./editor-meta.js');
     const { layer, walk } = await walkImage(src, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
     walk.free();
     return layer;
@@ -387,7 +393,39 @@ export class BackingChainEditor extends HTMLElement {
    */
   async chainMap(top, { check = false, signal } = {}) {
     const sources = this._chainNames(String(top)).map((n) => this._source(n));
+    const { walkChain } = await import('./editor-meta.js');
     return walkChain(sources, { check, signal, onProgress: (p) => this._emit(EVENTS.progress, { image: p.image, done: p.done, total: p.total, size: p.size }) });
+  }
+
+  /**
+   * The details' allocation section for `name`: editor-alloc.js is imported
+   * the first time one is shown (not at first paint); until then an empty
+   * section stands in and is replaced once it is there.
+   * @param {string} name @returns {HTMLElement}
+   */
+  _allocEl(name) {
+    if (this._alloc) return this._alloc.el(name);
+    const box = h('section', { class: 'alloc', 'aria-label': `Allocation of the chain from ${name}`, 'aria-busy': 'true' });
+    const m = this._model;
+    this._allocLoading ??= import('./editor-alloc.js').then(({ AllocView }) => {
+      this._alloc ??= new AllocView(this._id, {
+        chainMap: (top, o) => this.chainMap(top, o),
+        chainOf: (top) => this._chainNames(top),
+        readers: (top) => this._chainNames(top).map((n) => m.meta.get(n)?.job.reader),
+      });
+      return this._alloc;
+    });
+    this._allocLoading.then(
+      (a) => {
+        if (box.isConnected) box.replaceWith(a.el(name));
+      },
+      (e) => {
+        this._allocLoading = undefined;
+        box.removeAttribute('aria-busy');
+        box.replaceChildren(h('p', { class: 'diag error', role: 'alert' }, `The allocation view could not be loaded: ${errorText(e)}`));
+      },
+    );
+    return box;
   }
 
   /** Names of the chain from `top` down, following the links the tree shows. @param {string} top */
@@ -417,14 +455,14 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Forget one image (by the name it was added with). @param {string} name */
   removeImage(name) {
-    this._alloc.forget(String(name));
+    this._alloc?.forget(String(name));
     return this._model.remove(String(name));
   }
 
   /** Forget every image (the domain XML stays). */
   clear() {
     this._tree.reset();
-    this._alloc.reset();
+    this._alloc?.reset();
     this._model.clear();
   }
 

@@ -1,7 +1,9 @@
 // Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
 // core): what each export takes and gives back. The element's modules see the
 // glue through these types (editor-wasm.js); a test checks that every export
-// named here exists.
+// named here exists. The metadata walks (`MetaWalk`, `MetaChain`) are in the
+// second module, typed in backing-chain-wasm-meta.d.ts; their values
+// (`MetaLayer`, `MetaChainResult`, …) here.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -103,6 +105,16 @@ export interface DiskTarget {
   image: number;
 }
 
+/** Which known image each place of a disk's stated chain is (`xml::DiskImages`; one per disk, in document order): indexes into `Forest.images`, null for none. */
+export interface DiskImages {
+  /** The image the disk's own source is. */
+  source: number | null;
+  /** Each layer of the main path, depth 1 first (terminator excluded). */
+  layers: Array<number | null>;
+  /** Does the document state a chain (a `<backingStore>`, a terminator alone too)? */
+  stated: boolean;
+}
+
 /** An image's external data file (`chain::DataFile`). */
 export interface DataFile {
   /** Index into `Forest.images`. */
@@ -193,6 +205,8 @@ export interface DiskSummary {
   main: number[];
   terminated: boolean;
   diagnostics: Diagnostic[];
+  /** The disk's own `<source>` (none for an empty cdrom, vhostuser, …). */
+  source?: StorageSource | null;
   [key: string]: unknown;
 }
 
@@ -318,6 +332,8 @@ export class Session {
   setUntrusted(on: boolean): void;
   /** Per disk and depth: the chain the document states next to the one the images give. */
   diff(domainXml: string, options?: XmlOptions): DiskDiff[];
+  /** Which of the images each disk's source and stated layers are (matched as populate matches a disk's source). Throws an XmlError for a malformed document. */
+  xmlImages(doc: string): DiskImages[];
   /** Each image's data file, matched to `names` (the files the page knows). */
   dataFiles(names: string[]): DataFile[];
   clear(): void;
@@ -409,23 +425,6 @@ export interface MetaChainResult {
   measure: { required: number; 'fully-allocated': number; bitmaps?: number };
   /** `commit[d]`: bytes `qemu-img commit` of layer d copies into its backing. */
   commit: number[];
-}
-
-/** One image's metadata walk: header first, then its tables. A bad header or table throws. */
-export class MetaWalk {
-  constructor(fileLen: number, options?: { check?: boolean });
-  step(chunks: Chunk[]): MetaAnswer;
-  plan(): MetaPlan | null;
-  info(): Image | null;
-  free(): void;
-}
-
-/** The layers of one chain, top first: map, summary, measure, commit estimates. */
-export class MetaChain {
-  constructor();
-  push(walk: MetaWalk): void;
-  result(): MetaChainResult;
-  free(): void;
 }
 
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;

@@ -9,6 +9,7 @@ import { h } from './render.js';
 import { CorePanic, errorText } from './editor-wasm.js';
 import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
+import { rowDiffers } from './editor-model.js';
 
 /** Over twice this many disks, groups of this many are rendered near the screen. */
 const DISK_GROUP = 20;
@@ -170,7 +171,7 @@ export class ChainsView {
     /** @param {Seclabel} l */
     const labelText = (l) => `seclabel ${l.model ?? '?'}${l.relabel ? ` relabel=${l.relabel}` : ''}${l.label != null ? ` label=${l.label}` : ''}${l.others ? ` (+${l.others} more)` : ''}`;
     const rowsIn = d.rows;
-    const bad = rowsIn.some((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+    const bad = rowsIn.some(rowDiffers);
     // The images' column: always in validate mode; in populate mode as soon as
     // an edit makes the XML's chain disagree with the images (marked at once).
     const cols = validate || bad;
@@ -239,14 +240,28 @@ export class ChainsView {
       h('button', { type: 'button', class: 'edit-only', 'data-act': 'append', onclick: () => this.open(d.disk, n + 1, 'insert') }, 'Add a layer at the end'),
     );
     const tail = ed && ed.depth === n + 1 ? this.form(d, ed, null) : null;
+    // What the last edit of this chain did in the tree (a reparent), or why not.
+    const fw = this.followed(d.disk);
+    const follow = fw && h('div', { class: 'follow meta' }, fw.done.length ? h('p', { class: 'follow-done' }, `Also in the tree: ${fw.done.join('; ')}.`) : null, fw.notes.length ? h('p', { class: 'follow-not' }, `Not in the tree: ${fw.notes.join('; ')}.`) : null);
     return h(
       'div',
       { class: `disk${bad ? ' bad' : ''}`, 'data-disk': String(d.disk), 'data-name': d.name },
       h('h3', { tabindex: '-1' }, d.name, status ? h('span', { class: `badge ${bad ? 'error' : ''}` }, status) : null),
+      follow,
       h('div', { class: 'table-wrap' }, h('table', { class: 'chain' }, h('thead', null, head), h('tbody', null, rows))),
       foot,
       tail,
     );
+  }
+
+  /**
+   * What the last chain edit did in the tree, when it was made to disk
+   * `disk` of the domain XML shown now (after an undo it is not).
+   * @param {number} disk
+   */
+  followed(disk) {
+    const fw = this.m.followed;
+    return fw && fw.disk === disk && fw.domain === this.m.domainText ? fw : null;
   }
 
   /**
@@ -258,9 +273,10 @@ export class ChainsView {
     /** @type {Map<string, string>} */
     const out = new Map();
     for (const d of this.view?.diff ?? []) {
-      const rows = d.rows.filter((r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth'));
+      const rows = d.rows.filter(rowDiffers);
       if (!rows.length) continue;
-      out.set(d.name, rows.map((r) => `layer ${r.depth}: the XML ${r.xml ? `says ${r.xml.place}${r.xml.format ? ` (${r.xml.format})` : ''}` : 'ends above'}, the images ${r.images ? `say ${r.images.place}${r.images.format ? ` (${r.images.format})` : ''}` : 'end above'}`).join('; '));
+      const why = this.followed(d.disk)?.notes ?? [];
+      out.set(d.name, rows.map((r) => `layer ${r.depth}: the XML ${r.xml ? `says ${r.xml.place}${r.xml.format ? ` (${r.xml.format})` : ''}` : 'ends above'}, the images ${r.images ? `say ${r.images.place}${r.images.format ? ` (${r.images.format})` : ''}` : 'end above'}`).join('; ') + (why.length ? `; not a reparent: ${why.join('; ')}` : ''));
     }
     return out;
   }

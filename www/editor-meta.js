@@ -5,9 +5,11 @@
 // Promise<Uint8Array>` otherwise). The core (MetaWalk) says which ranges it
 // needs, already merged into as few as it can; they are read a few at a time,
 // progress is reported in bytes from the walk's plan, and an AbortSignal stops
-// it between reads (nothing more is read once it is aborted).
+// it between reads (nothing more is read once it is aborted). The walks run
+// in the metadata module (a second wasm module, loaded on first use: issue
+// 18); the element imports this module only when a walk is asked for.
 
-import { newMetaChain, newMetaWalk } from './editor-wasm.js';
+import { loadMeta, newMetaChain, newMetaWalk } from './editor-wasm.js';
 
 /** Upper bound on rounds of reads per image (the core bounds its own). */
 const MAX_ROUNDS = 256;
@@ -22,6 +24,7 @@ const PARALLEL = 4;
  * @typedef {{ image: string, done: number, total: number, size: number, plan: MetaPlan | null }} Progress bytes read of the bytes the walk will read (`total` 0 while the header is probed) of a file of `size` bytes
  * @typedef {{ name: string, reader: Reader, size: number }} Source
  * @typedef {{ check?: boolean, signal?: AbortSignal, onProgress?: (p: Progress) => void }} WalkOptions
+ * @typedef {import('./editor-wasm.js').MetaCore} MetaCore
  */
 
 /** @param {AbortSignal | undefined} signal */
@@ -31,13 +34,17 @@ function stopIfAborted(signal) {
 
 /**
  * Walk one image's metadata. Resolves to `{ layer, walk, bytesRead, reads, plan }`;
- * the walk is returned unfreed for a MetaChain (the caller frees it).
- * @param {Source} src @param {WalkOptions} [options]
+ * the walk is returned unfreed for a MetaChain of the same instance `meta`
+ * (the caller frees it). Rejects with a WasmLoadError when the metadata
+ * module cannot be loaded.
+ * @param {Source} src @param {WalkOptions} [options] @param {MetaCore} [meta] the metadata instance (default: the current one, loaded on first use)
  */
-export async function walkImage(src, { check = false, signal, onProgress } = {}) {
+export async function walkImage(src, { check = false, signal, onProgress } = {}, meta) {
   stopIfAborted(signal);
   if (!(src.size >= 0)) throw new Error(`${src.name}: the file size is not known (give addImage a size)`);
-  const walk = newMetaWalk(src.size, { check });
+  const c = meta ?? (await loadMeta());
+  stopIfAborted(signal);
+  const walk = newMetaWalk(c, src.size, { check });
   try {
     /** @type {Array<[number, Uint8Array, number]>} */
     const header = [];
@@ -101,12 +108,14 @@ export async function walkImage(src, { check = false, signal, onProgress } = {})
  * @param {Source[]} sources @param {WalkOptions} [options]
  */
 export async function walkChain(sources, options = {}) {
-  const chain = newMetaChain();
+  stopIfAborted(options.signal);
+  const meta = await loadMeta();
+  const chain = newMetaChain(meta);
   /** @type {Array<{ image: string, layer: MetaLayer, bytesRead: number, reads: number, size: number }>} */
   const layers = [];
   try {
     for (const src of sources) {
-      const { layer, walk, bytesRead, reads } = await walkImage(src, options);
+      const { layer, walk, bytesRead, reads } = await walkImage(src, options, meta);
       try {
         chain.push(walk);
       } finally {

@@ -6,7 +6,15 @@
 //
 // The element calls its methods and is told through the hooks it passes:
 // `changed()` after every recomputation (render), `progress(done, total)`,
-// `history(canUndo, canRedo)`, `restored()` after undo/redo (sync the inputs).
+// `history(canUndo, canRedo)`, `restored()` after undo/redo or when the
+// model itself rewrote the domain XML (sync the inputs).
+//
+// One state, two views: the tree shows the images with the user's backing
+// choices (`mapping`), the "Chains in the XML" table the domain XML. A table
+// edit that makes a known image back another one is also a backing choice
+// (`follow`, in the same undo step); a reparent (in the tree, or by such an
+// edit) writes again each stated chain of the domain XML that goes through
+// the image and agreed with the images down to it (`through`, `restate`).
 
 import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
 import { probeMany } from './reader.js';
@@ -23,6 +31,8 @@ import { probeMany } from './reader.js';
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
  * @typedef {import('./backing-chain-wasm').XmlOutput} Output
  * @typedef {{ changed(): void, progress(done: number, total: number): void, history(canUndo: boolean, canRedo: boolean): void, restored(): void }} Hooks
+ * @typedef {{ domain: string, disk: number, pairs: Array<[string, string]>, notes: string[] }} Follow what a chain edit means in the tree: the backing choices it makes (image → backing), and why a change is not one
+ * @typedef {Follow & { done: string[] }} Followed what the last chain edit did in the tree (shown while the domain XML is `domain`)
  */
 
 const UNDO_LIMIT = 200;
@@ -77,6 +87,10 @@ export class EditorModel {
     this.ready = Promise.resolve();
     /** @type {Change} what the next record() is about (set by the element for an edit) */
     this.label = null;
+    /** @type {Follow | null} the backing choices of the edit edit() returned (applied when its XML is set) */
+    this.pendingFollow = null;
+    /** @type {Followed | null} what the last chain edit did in the tree */
+    this.followed = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -108,6 +122,7 @@ export class EditorModel {
   record(what = 'a change', where) {
     const label = this.label;
     this.label = null;
+    this.followed = null;
     if (this.restoring || !this.session) return;
     this.undoStack.push({ ...this.snapshot(), change: label ?? { what, where } });
     if (this.undoStack.length > UNDO_LIMIT) this.undoStack.shift();
@@ -186,12 +201,73 @@ export class EditorModel {
     this.session?.setUntrusted(this.untrusted);
   }
 
-  /** @param {string} text */
+  /**
+   * The domain XML. The XML of a chain edit (what edit() returned) brings its
+   * backing choices with it, in the same undo step.
+   * @param {string} text
+   */
   setDomain(text) {
+    const follow = this.pendingFollow?.domain === text ? this.pendingFollow : null;
+    this.pendingFollow = null;
     if (text === this.domainText) return;
     this.record('the domain XML');
     this.domainText = text;
+    if (follow) {
+      this.follow(follow);
+      this.domainText = follow.domain;
+      this.hooks.restored();
+    }
     this.hooks.changed();
+  }
+
+  /**
+   * `doc` with the chains of `disks` written again from the images (as
+   * "Replace with what the images say" does, for those disks only).
+   * @param {string} doc @param {number[]} disks
+   */
+  restate(doc, disks) {
+    const fromImages = disks.length ? this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml : '';
+    for (const d of disks) doc = adoptChain(doc, fromImages, d);
+    return doc;
+  }
+
+  /**
+   * Make a chain edit's backing choices (recorded already, with the XML).
+   * The core has the last word: a choice it does not follow (an image whose
+   * header names no backing file, …) is taken back and said.
+   * @param {Follow} fw
+   */
+  follow(fw) {
+    const { pairs, notes, disk, domain } = fw;
+    // Other disks whose stated chain goes through an image the edit
+    // reparents follow too (as for a tree reparent), once the core took it.
+    const through = pairs.map(([c]) => this.through(domain, c, disk));
+    /** @type {string[]} */
+    const done = [];
+    /** @type {number[]} */
+    const others = [];
+    if (pairs.length) {
+      for (const [c, p] of pairs) this.mapping.set(c, p);
+      this.applyMapping();
+      const f = this.s.forest();
+      /** @param {string} n */
+      const at = (n) => f.images.findIndex((im) => im.filename === n);
+      pairs.forEach(([c, p], i) => {
+        const link = f.links[at(c)];
+        if (link.kind === 'image' && link.index === at(p)) {
+          done.push(`${c} is backed by ${p}`);
+          others.push(...through[i]);
+        } else {
+          // (A choice the core does not follow for `c` never was followed: an
+          // earlier one for it was as inert, and goes too.)
+          this.mapping.delete(c);
+          notes.push(`${c} cannot be backed by ${p}: ${NO_CHOICE[link.kind] ?? link.kind}`);
+        }
+      });
+      if (done.length < pairs.length) this.applyMapping();
+    }
+    // The same object: the chains view shows it while the domain XML is this.
+    this.followed = Object.assign(fw, { done, domain: this.restate(domain, [...new Set(others)]) });
   }
 
   /**
@@ -214,15 +290,53 @@ export class EditorModel {
     this.hooks.changed();
   }
 
-  /** @param {string} image @param {string | null} backing */
+  /**
+   * The user's backing choice for `image` (null: as its header says). A
+   * chain the domain XML states (kept as written, trusted) follows when it
+   * goes through `image` and agreed with the images down to it: the chain
+   * is written again from the images (as "Replace with what the images say"
+   * does), in the same undo step. One that disagreed above `image` already,
+   * or has a seclabel there (a rewrite would drop it), stays as the user
+   * wrote it (and is marked).
+   * @param {string} image @param {string | null} backing
+   */
   setBacking(image, backing) {
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
+    const doc = this.goodDomain === this.domainText ? this.goodDomain : '';
+    const follow = doc ? this.through(doc, image) : [];
     if (backing === null) this.mapping.delete(image);
     else this.mapping.set(image, backing);
     this.applyMapping();
+    const next = this.restate(doc, follow);
+    if (next !== doc) {
+      this.domainText = next;
+      this.hooks.restored();
+    }
     this.hooks.changed();
+  }
+
+  /**
+   * The disks of `doc` whose stated chain goes through `image` (its source
+   * or a layer) and agrees with the images down to it (type, place, format
+   * of each layer), with no seclabel on those layers.
+   * @param {string} doc @param {string} image @param {number} [skip] a disk left out
+   * @returns {number[]}
+   */
+  through(doc, image, skip = -1) {
+    const idx = this.f.images.findIndex((im) => im.filename === image);
+    // Per disk: the image's depth in its stated chain (-1: none).
+    const at = this.s.xmlImages(doc).map((w, i) => (w.stated && i !== skip ? [w.source, ...w.layers].indexOf(idx) : -1));
+    if (at.every((k) => k < 0)) return [];
+    const labels = seclabels(doc);
+    return this.s
+      .diff(doc, this.options('nested'))
+      .filter((d) => {
+        const k = at[d.disk];
+        return k >= 0 && d.matched && !d.rows.some((r) => r.depth <= k && rowDiffers(r)) && !labels[d.disk]?.slice(1, k + 1).some((l) => l.length);
+      })
+      .map((d) => d.disk);
   }
 
   /** @param {string} text @returns {Promise<string[]>} */
@@ -261,13 +375,76 @@ export class EditorModel {
     this.hooks.changed();
   }
 
-  /** @param {EditOp} op @returns {string} the new domain XML (not yet set) */
+  /**
+   * A chain edit: the new domain XML (not yet set: setDomain() sets it, and
+   * with it the backing choices the edit makes in the tree).
+   * @param {EditOp} op @returns {string}
+   */
   edit(op) {
     if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
     const eff = this.effectiveDoc();
     if (!eff) throw new Error('nothing to edit: no disk');
     const base = this.goodDomain ? adoptChain(this.goodDomain, eff, op.disk) : eff;
-    return editXml(base, op);
+    const next = editXml(base, op);
+    this.pendingFollow = this.reparents(next, op);
+    return next;
+  }
+
+  /**
+   * What a chain edit means in the tree. The chain is the disk's source,
+   * then its layers (as the core matches them to images: same path, else
+   * the only image of that basename). Each pair the edit makes (an image
+   * above, the one below) is a backing choice when both are images and the
+   * tree does not show it already; else a note says why it is not a
+   * reparent: a layer that is no image the page knows, an image made to end
+   * the chain (removing the last layer, the terminator: the tree follows the
+   * header's backing name; a choice names an image, never "none").
+   * @param {string} after the domain XML the edit gives @param {EditOp} op
+   * @returns {Follow}
+   */
+  reparents(after, op) {
+    const f = this.f;
+    const disk = op.disk;
+    /** @param {number} i */
+    const name = (i) => f.images[i].filename;
+    /** @type {Follow} */
+    const out = { domain: after, disk, pairs: [], notes: [] };
+    const now = this.s.xmlImages(after)[disk];
+    /** @type {Array<number | null>} index 0: the disk's source, k: the layer at depth k */
+    const chain = [now.source, ...now.layers];
+    /** @type {import('./backing-chain-wasm').DiskSummary | undefined} read when a note needs a layer's source */
+    let desc;
+    /** Places already said to be no image. */
+    const unknown = new Set();
+    /** @param {number} k the pair (chain[k] backed by chain[k + 1]) */
+    const pair = (k) => {
+      if (k < 0 || k + 1 >= chain.length) return;
+      const c = chain[k];
+      const p = chain[k + 1];
+      // A place that is no image: said once. Two images: a choice, unless the
+      // tree shows it already or the image would back itself (no choice: the
+      // row stays marked).
+      if (c === null || p === null) {
+        const at = p === null ? k + 1 : k;
+        desc ??= describeXml(after)[disk];
+        const src = at ? desc.layers[desc.main[at - 1]]?.source : desc.source;
+        if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images`);
+        unknown.add(at);
+      } else if (c !== p && (f.links[c]?.kind !== 'image' || f.links[c].index !== p)) out.pairs.push([name(c), name(p)]);
+    };
+    /** The chain ends at chain[k] in the XML: the tree follows the header there. @param {number} k */
+    const ends = (k) => {
+      const c = chain[k];
+      if (c != null && f.links[c].kind !== 'none') out.notes.push(`the XML ends the chain at ${name(c)}, but its header names ${f.images[c]['backing-filename']} (a choice cannot say none)`);
+    };
+    if (op.op === 'set-layer' || op.op === 'insert-layer') {
+      pair(op.depth - 1);
+      pair(op.depth);
+    } else if (op.op === 'remove-layer') {
+      if (op.depth < chain.length) pair(op.depth - 1);
+      else ends(op.depth - 1);
+    } else if (op.op === 'set-terminator' && op.on) ends(chain.length - 1);
+    return out;
   }
 
   /** Validate mode: the domain XML with what the images say in each diverging disk, or null. */
@@ -570,3 +747,13 @@ export class EditorModel {
     return all;
   }
 }
+
+/**
+ * Does a row of the diff say the XML and the images disagree (type, place,
+ * format, or where the chain ends; a layer the XML leaves unstated does not)?
+ * @param {{ differs: string[] }} r
+ */
+export const rowDiffers = (r) => r.differs.some((x) => x === 'type' || x === 'place' || x === 'format' || x === 'depth');
+
+/** Why the core does not follow a backing choice for an image, by its link's kind. @type {Record<string, string>} */
+const NO_CHOICE = { none: 'its header names no backing file (a base)', remote: 'its backing is a network source', unparsed: 'its backing name cannot be read', unprobed: 'it could not be read' };

@@ -123,30 +123,162 @@ export function newSession() {
   return p;
 }
 
-/**
- * A guarded wrapper of one wasm object (a trap becomes a CorePanic).
- * @template {object} T @param {Core} c @param {T} o @returns {T}
- */
-function guarded(c, o) {
-  return new Proxy(o, {
-    get(t, k) {
-      if (k === '__raw') return t;
-      const v = guard(c, () => Reflect.get(t, k));
-      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => guard(c, () => v.apply(t, a)) : v;
+// ---- The metadata module (issue 17's walks; issue 18: a second module) ----
+//
+// MetaWalk and MetaChain live in their own wasm module
+// (pkg/backing_chain_meta.js + backing_chain_meta_bg.wasm), fetched the first
+// time the user asks for an allocation, a check or a chain map: first paint
+// does not load it. Its panic hook writes `globalThis.backingChainMetaPanic`,
+// not the core's global: a panic in it fails the walks under way (CorePanic)
+// and the next walk gets a fresh instance; the page's core is not touched.
+// A module that cannot be loaded (404, refused by the page's CSP, …) fails
+// the walk with a WasmLoadError; the next walk tries again.
+
+/** @typedef {typeof import('./backing-chain-wasm-meta')} MetaGlue the metadata module's API (backing-chain-wasm-meta.d.ts) */
+/** @typedef {{ glue: MetaGlue, dead: boolean, panic: string | null }} MetaCore */
+
+/** @type {string | null} register({ metaWasmUrl }) */
+let metaWasmUrl = null;
+/** @type {Promise<MetaCore> | null} the current metadata instance (loaded or loading) */
+let metaLoading = null;
+/** @type {MetaCore | null} */
+let metaCore = null;
+/** @type {WebAssembly.Module | null} */
+let metaCompiled = null;
+let metaInstances = 0;
+
+/** Instance `c` trapped: its walks fail, the next walk makes a fresh instance. @param {MetaCore | null} c @param {string} message */
+function metaPanicked(c, message) {
+  if (!c || c.dead) return;
+  c.dead = true;
+  c.panic = message;
+  if (metaCore === c) {
+    metaCore = null;
+    metaLoading = null;
+  }
+}
+
+if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainMetaPanic')?.set) {
+  /** @type {unknown} */
+  let last;
+  Object.defineProperty(globalThis, 'backingChainMetaPanic', {
+    configurable: true,
+    get: () => last,
+    set: (v) => {
+      last = v;
+      metaPanicked(metaCore, String(v));
     },
   });
 }
 
-/** A metadata walk of the current instance (issue 17). @param {number} fileLen @param {{ check?: boolean }} [options] */
-export function newMetaWalk(fileLen, options) {
-  const c = core;
-  return guarded(c, guard(c, () => new c.glue.MetaWalk(fileLen, options)));
+/**
+ * Run `fn` against metadata instance `c`; a trap (or a dead instance) becomes a CorePanic.
+ * @template T @param {MetaCore} c @param {() => T} fn @returns {T}
+ */
+function metaGuard(c, fn) {
+  if (c.dead) throw new CorePanic(String(c.panic));
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) metaPanicked(c, String(/** @type {any} */ (globalThis).backingChainMetaPanic ?? `backing-chain internal error: ${e.message}`));
+    if (c.dead) throw new CorePanic(String(c.panic));
+    throw e;
+  }
 }
 
-/** A chain of metadata walks of the current instance. */
-export function newMetaChain() {
-  const c = core;
-  return guarded(c, guard(c, () => new c.glue.MetaChain()));
+/**
+ * A guarded wrapper of one object of the metadata module.
+ * @template {object} T @param {MetaCore} c @param {T} o @returns {T}
+ */
+function metaGuarded(c, o) {
+  return new Proxy(o, {
+    get(t, k) {
+      if (k === '__raw') return t;
+      const v = metaGuard(c, () => Reflect.get(t, k));
+      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => metaGuard(c, () => v.apply(t, a)) : v;
+    },
+  });
+}
+
+/**
+ * Where backing_chain_meta_bg.wasm is (before its first load).
+ * @param {string | URL} url
+ */
+export function setMetaWasmUrl(url) {
+  if (metaCompiled && String(url) !== metaWasmUrl) console.warn('backing-chain-editor: register({ metaWasmUrl }) came after the metadata module was loaded; it is ignored');
+  metaWasmUrl = String(url);
+}
+
+/** The metadata module's URL: as registered, else beside a registered core's, else in pkg/ beside this module. */
+function defaultMetaWasmUrl() {
+  if (metaWasmUrl) return metaWasmUrl;
+  if (wasmUrl) {
+    try {
+      return new URL('backing_chain_meta_bg.wasm', new URL(wasmUrl, globalThis.document?.baseURI ?? globalThis.location?.href)).href;
+    } catch {
+      // a relative URL without a base: fall through
+    }
+  }
+  try {
+    return new URL('./pkg/backing_chain_meta_bg.wasm', import.meta.url).href;
+  } catch {
+    return 'pkg/backing_chain_meta_bg.wasm';
+  }
+}
+
+/**
+ * The metadata module, loaded on first use (and again after a panic or a
+ * failed load). Rejects with a WasmLoadError.
+ * @returns {Promise<MetaCore>}
+ */
+export function loadMeta() {
+  if (!metaLoading) {
+    const p = doLoadMeta();
+    metaLoading = p;
+    p.then(
+      (c) => {
+        if (metaLoading === p) metaCore = c;
+      },
+      () => {
+        if (metaLoading === p) metaLoading = null;
+      },
+    );
+  }
+  return metaLoading;
+}
+
+/** @returns {Promise<MetaCore>} */
+async function doLoadMeta() {
+  // The page's core first: it says why WebAssembly cannot run here at all.
+  await loadWasm();
+  if (!metaCompiled) {
+    const url = defaultMetaWasmUrl();
+    metaCompiled = await compileFrom(url, { noun: 'the metadata module (allocation, map, check)', file: 'backing_chain_meta_bg.wasm', option: 'metaWasmUrl' });
+  }
+  // A fresh instance after a panic needs a second copy of the glue (it keeps its instance).
+  /** @type {MetaGlue} */
+  let glue;
+  try {
+    glue = metaInstances++ === 0 ? await import('./pkg/backing_chain_meta.js') : await import(new URL(`./pkg/backing_chain_meta.js?instance=${metaInstances}`, import.meta.url).href);
+  } catch (e) {
+    throw new WasmLoadError('network', 'The metadata module’s JavaScript (backing_chain_meta.js) could not be loaded.', errorText(e));
+  }
+  try {
+    await glue.default({ module_or_path: metaCompiled });
+  } catch (e) {
+    throw new WasmLoadError('compile', 'The metadata module (allocation, map, check) could not be started.', errorText(e));
+  }
+  return { glue, dead: false, panic: null };
+}
+
+/** A metadata walk (issue 17). @param {MetaCore} c @param {number} fileLen @param {{ check?: boolean }} [options] */
+export function newMetaWalk(c, fileLen, options) {
+  return metaGuarded(c, metaGuard(c, () => new c.glue.MetaWalk(fileLen, options)));
+}
+
+/** A chain of metadata walks, in instance `c` (its walks must be of the same instance). @param {MetaCore} c */
+export function newMetaChain(c) {
+  return metaGuarded(c, metaGuard(c, () => new c.glue.MetaChain()));
 }
 
 /** @type {Glue['describeXml']} */
@@ -238,10 +370,27 @@ export function loadWasm() {
 
 /** @param {string} url */
 async function doLoad(url) {
+  compiled = await compileFrom(url, { noun: 'the WebAssembly module', file: 'backing_chain_bg.wasm', option: 'wasmUrl' });
+  try {
+    await firstGlue.default({ module_or_path: compiled });
+  } catch (e) {
+    throw new WasmLoadError('compile', 'The WebAssembly module could not be started.', errorText(e));
+  }
+}
+
+/**
+ * Fetch and compile one wasm module; every failure a WasmLoadError that
+ * says what to do.
+ * @param {string} url
+ * @param {{ noun: string, file: string, option: string }} names the module in words, its file name, its register() option
+ * @returns {Promise<WebAssembly.Module>}
+ */
+async function compileFrom(url, { noun, file, option }) {
+  const what = noun[0].toUpperCase() + noun.slice(1);
   if (globalThis.location?.protocol === 'file:') {
     throw new WasmLoadError(
       'file',
-      'The WebAssembly module cannot be loaded from a file:// page.',
+      `${what} cannot be loaded from a file:// page.`,
       'Serve the page over HTTP instead (any static server that sends .wasm files as application/wasm, e.g. `python3 -m http.server`).',
     );
   }
@@ -249,23 +398,22 @@ async function doLoad(url) {
   try {
     resp = await fetch(url);
   } catch (e) {
-    throw new WasmLoadError('network', `The WebAssembly module could not be fetched from ${url}.`, errorText(e));
+    throw new WasmLoadError('network', `${what} could not be fetched from ${url}.`, `${errorText(e)} (a Content-Security-Policy whose connect-src leaves it out refuses it too).`);
   }
   if (!resp.ok) {
-    throw new WasmLoadError('http', `The WebAssembly module could not be fetched: HTTP ${resp.status} for ${url}.`, 'Check that backing_chain_bg.wasm is served at that URL, or give its URL with register({ wasmUrl }).');
+    throw new WasmLoadError('http', `${what} could not be fetched: HTTP ${resp.status} for ${url}.`, `Check that ${file} is served at that URL, or give its URL with register({ ${option} }).`);
   }
   const type = (resp.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/wasm') {
     throw new WasmLoadError(
       'mime',
-      `The server sends the WebAssembly module as “${type || 'no type'}”, not application/wasm.`,
+      `The server sends ${noun} as “${type || 'no type'}”, not application/wasm.`,
       'Configure the server to send .wasm files with the MIME type application/wasm (python3 -m http.server does).',
     );
   }
   const bytes = await resp.arrayBuffer();
   try {
-    compiled = await WebAssembly.compile(bytes);
-    await firstGlue.default({ module_or_path: compiled });
+    return await WebAssembly.compile(bytes);
   } catch (e) {
     const msg = errorText(e);
     if (/unsafe-eval|content security policy|csp/i.test(msg)) {
@@ -275,7 +423,7 @@ async function doLoad(url) {
         "Add 'wasm-unsafe-eval' to script-src, e.g. script-src 'self' 'wasm-unsafe-eval'. (" + msg + ')',
       );
     }
-    throw new WasmLoadError('compile', 'The WebAssembly module could not be started.', msg);
+    throw new WasmLoadError('compile', `${what} could not be started.`, msg);
   }
 }
 

@@ -431,7 +431,7 @@ impl ImageInfo {
                 let name = data.get("data-file")?.as_str()?;
                 let raw = data
                     .get("data-file-raw")
-                    .and_then(serde_json::Value::as_bool)
+                    .and_then(crate::json::Value::as_bool)
                     .unwrap_or(false);
                 Some((name, raw))
             }
@@ -484,7 +484,7 @@ pub enum FormatSpecific {
     /// Cipher, hash, key slots.
     Luks(Box<luks::Specific>),
     /// Taken as is from elsewhere (qemu-img's own JSON): any shape.
-    Other(serde_json::Value),
+    Other(crate::json::Value),
 }
 
 impl Serialize for FormatSpecific {
@@ -1207,10 +1207,18 @@ mod typed_tests {
             serde_json::to_string(&fs).unwrap(),
             r#"{"data":{"cid":1,"extents":[]},"type":"vmdk"}"#
         );
-        let other = serde_json::json!({ "type": "qcow2", "data": { "data-file": "d.raw" } });
+        let text = r#"{"type": "qcow2", "data": {"data-file": "d.raw"}}"#;
+        let limits = crate::json::Limits {
+            depth: 8,
+            bytes: 100,
+        };
+        let other = crate::json::parse(text, limits).unwrap();
         let mut info = ImageInfo::new(Format::Qcow2);
-        info.format_specific = Some(FormatSpecific::Other(other.clone()));
-        assert_eq!(serde_json::to_value(&info.format_specific).unwrap(), other);
+        info.format_specific = Some(FormatSpecific::Other(other));
+        assert_eq!(
+            serde_json::to_value(&info.format_specific).unwrap(),
+            serde_json::from_str::<serde_json::Value>(text).unwrap()
+        );
         assert_eq!(info.data_file(), Some(("d.raw", false)));
     }
 }

@@ -1314,6 +1314,52 @@ pub struct XmlLayer {
     pub parent: Option<usize>,
 }
 
+/// Which known image each place of a disk's chain is, as the document
+/// states the chain: the disk's own source and each layer libvirt follows.
+/// [`images_of`] gives one per disk, in [`describe`]'s order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskImages {
+    /// Index into [`Forest::images`] of the image the disk's source is.
+    pub source: Option<usize>,
+    /// The same for each layer of the main path, depth 1 first (terminator
+    /// excluded); `None` for a layer that is no known image (a network
+    /// layer, a path no image has).
+    pub layers: Vec<Option<usize>>,
+    /// Does the document state a chain (a `<backingStore>`, a terminator
+    /// alone too)? Else populate writes the images' chain.
+    pub stated: bool,
+}
+
+/// For each disk of `doc`: which of `forest`'s images its source and each
+/// layer of its stated chain are, matched as [`populate`] and [`validate`]
+/// match a disk's source (same path, else the only image with that
+/// basename). An editor uses it to follow an edit of the chain in the
+/// images' view (a reparent).
+pub fn images_of(doc: &str, forest: &Forest) -> Result<Vec<DiskImages>, XmlError> {
+    let disks = describe(doc)?;
+    let mut index = ImageIndex::new(forest);
+    let mut find = |s: Option<&StorageSource>| {
+        s.filter(|s| s.is_local())
+            .and_then(|s| s.path.as_deref())
+            .and_then(|p| index.find(p))
+    };
+    let mut out = Vec::with_capacity(disks.len());
+    for d in &disks {
+        let source = find(d.info.source.as_ref());
+        let layers = d
+            .main
+            .iter()
+            .map(|&i| find(d.layers[i].source.as_ref()))
+            .collect();
+        out.push(DiskImages {
+            source,
+            layers,
+            stated: !d.layers.is_empty(),
+        });
+    }
+    Ok(out)
+}
+
 /// What a document says about one disk and its chain.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]

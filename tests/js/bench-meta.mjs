@@ -17,7 +17,7 @@ const PAGE = `<!doctype html><meta charset=utf-8><title>backing-chain meta bench
 <input type=file id=f><script type=module src=/bench/meta.js></script>`;
 
 const SCRIPT = `
-import init, { MetaWalk, MetaChain } from '/pkg/backing_chain.js';
+import init, { MetaWalk, MetaChain } from '/pkg/backing_chain_meta.js';
 await init();
 document.getElementById('f').addEventListener('change', async (ev) => {
   const t0 = performance.now();
@@ -55,7 +55,7 @@ if (!hasQemuImg()) {
   report('meta (wasm)', 'skipped: no qemu-img', '-', null);
   process.exit(0);
 }
-const { MetaWalk, MetaChain } = await loadWasm();
+const { MetaWalk, MetaChain } = await loadWasm('backing_chain_meta');
 const dir = mkdtempSync(join(tmpdir(), 'bench-meta-'));
 try {
   qemuImg(['create', '-q', '-f', 'qcow2', '-o', 'preallocation=metadata', 'big.qcow2', '50G'], dir);

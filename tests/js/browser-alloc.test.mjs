@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles, openElementPage } from '../support/browser.mjs';
+import { launch, dropFiles, makeChain, openElementPage } from '../support/browser.mjs';
 import { haveQemuImg, haveTool, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
@@ -341,5 +341,167 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
   await page.waitForFunction(() => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= 3);
   const r = await page.locator(EL).evaluate((el) => el.check('plain.raw').then(() => 'resolved', (e) => e.message));
   assert.match(r, /raw images are not checked/);
+  assert.deepEqual(events.errors, []);
+});
+
+// ---- The metadata module (issue 18): a second wasm module, loaded on first use ----
+
+const META = /\/pkg\/backing_chain_meta(_bg\.wasm|\.js)(\?|$)/;
+const ON_DEMAND = /\/(editor-meta|editor-alloc)\.js$/;
+
+/** A page whose every request is counted from the start (openElementPage listens too late). */
+async function countedPage(t, url = origin + '/') {
+  const page = await browser.context.newPage();
+  const events = { errors: [], requests: [] };
+  page.on('pageerror', (e) => events.errors.push(e.message));
+  page.on('request', (r) => events.requests.push(new URL(r.url()).pathname + new URL(r.url()).search));
+  t.after(() => page.close());
+  await page.goto(url);
+  await page.locator(EL).evaluate((e) => e.ready);
+  return { page, events };
+}
+
+/** allocation() of each name: the figures by kind, or the error's name, kind and message. */
+function allocationsOf(page, names) {
+  return page.locator(EL).evaluate(async (el, names) => {
+    const out = {};
+    for (const n of names) {
+      try {
+        const { allocation: a } = await el.allocation(n);
+        out[n] = { data: a.data, compressed: a.compressed, zero: a.zero, unallocated: a.unallocated };
+      } catch (e) {
+        out[n] = { error: e.name, kind: e.kind, message: e.message, detail: e.detail };
+      }
+    }
+    return out;
+  }, names);
+}
+
+/** The element still works: the tree has `n` images, the XML names the top, no alert from the core. */
+async function stillWorks(page, n, top) {
+  await page.waitForFunction((n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= n, n);
+  const xml = await page.locator(EL).evaluate((el) => el.getXml({ layout: 'nested' }));
+  assert.match(xml, new RegExp(`<source file='[^']*${top.replace('.', '\\.')}'`));
+  assert.notEqual(await page.locator(EL).evaluate((el) => el.dataset.wasm ?? ''), 'recovered');
+}
+
+test('first paint does not fetch the metadata module; the first allocation fetches it once and its figures are qemu-img’s', { skip }, async (t) => {
+  const { p, names } = makeThree('split-load');
+  const { page, events } = await countedPage(t);
+  await page.waitForLoadState('networkidle');
+  assert.ok(events.requests.includes('/pkg/backing_chain_bg.wasm'), events.requests.join(' '));
+  assert.deepEqual(events.requests.filter((u) => META.test(u) || ON_DEMAND.test(u)), [], 'nothing of the metadata walks at first paint');
+  // A drop shows the tree without it.
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'a drop does not need it');
+  // Selecting an image shows the details' allocation section: its view module comes, not the wasm.
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  await page.locator(`${EL} .details button.show-alloc`).waitFor();
+  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), ['/editor-alloc.js']);
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
+  // The first walk: the glue and the wasm of the metadata module, once each.
+  const got = await allocationsOf(page, names);
+  for (const n of names) assert.deepEqual(got[n], layerOracle(p(n)), n);
+  await page.locator(`${EL} .details button.show-alloc`).click();
+  await page.locator(`${EL} .alloc-layers`).waitFor();
+  assert.equal(await page.locator(`${EL} .details .alloc-layers > li`).count(), 3);
+  assert.deepEqual(events.requests.filter((u) => META.test(u)).sort(), ['/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta_bg.wasm']);
+  assert.equal(events.requests.filter((u) => u === '/editor-meta.js').length, 1);
+  assert.deepEqual(events.errors, []);
+});
+
+test('the metadata module answers 404: allocation() rejects with a WasmLoadError that says so, the tree and XML keep working, a later try loads it', { skip }, async (t) => {
+  const { p, names } = makeThree('split-404');
+  const g = makeChain(join(dir, 'split-404'), { base: 'b2.qcow2', mid: 'm2.qcow2', top: 't2.qcow2' });
+  const { page, events } = await countedPage(t);
+  let refuse = true;
+  await page.route('**/pkg/backing_chain_meta_bg.wasm', (r) => (refuse ? r.fulfill({ status: 404, body: 'nope' }) : r.continue()));
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  const got = await allocationsOf(page, ['top.qcow2']);
+  assert.equal(got['top.qcow2'].error, 'WasmLoadError');
+  assert.equal(got['top.qcow2'].kind, 'http');
+  assert.match(got['top.qcow2'].message, /^The metadata module \(allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
+  assert.match(got['top.qcow2'].detail, /register\(\{ metaWasmUrl \}\)/);
+  // check() and chainMap() too.
+  const others = await page.locator(EL).evaluate(async (el) => Promise.all([el.check('top.qcow2'), el.chainMap('top.qcow2')].map((x) => x.then(() => 'resolved', (e) => e.name))));
+  assert.deepEqual(others, ['WasmLoadError', 'WasmLoadError']);
+  // The view says it in its alert, in words.
+  await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
+  await page.locator(`${EL} .details button.show-alloc`).click();
+  const alert = page.locator(`${EL} .details .alloc .diag.error`);
+  await alert.waitFor();
+  assert.match(await alert.innerText(), /Could not read the metadata: The metadata module .* HTTP 404/);
+  // Everything else keeps working: another drop, the tree, the XML.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await dropFiles(page, EL, [g.base, g.mid, g.top]);
+  await stillWorks(page, 6, 'top.qcow2');
+  assert.equal(await page.locator(EL).evaluate((el) => el.forest.chains.length), 2);
+  // Served again: the next walk loads it.
+  refuse = false;
+  const again = await allocationsOf(page, ['mid.qcow2']);
+  assert.deepEqual(again['mid.qcow2'], layerOracle(p('mid.qcow2')));
+  assert.deepEqual(events.errors, []);
+});
+
+test('a Content-Security-Policy that refuses the metadata module’s URL: allocation() rejects with a WasmLoadError, the page works on', { skip }, async (t) => {
+  const { p, names } = makeThree('split-csp');
+  const csp = (o) => `default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src ${o}/pkg/backing_chain_bg.wasm`;
+  const srv = await startServer({
+    handle: (req, res, url) => {
+      if (url.pathname !== '/csp.html') return false;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': csp(`http://${req.headers.host}`) });
+      res.end('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CSP</title><link rel="icon" href="data:,"><script type="module" src="/backing-chain-editor.js"></script></head><body><backing-chain-editor></backing-chain-editor></body></html>');
+      return true;
+    },
+  });
+  t.after(() => srv.close());
+  const { page, events } = await countedPage(t, `http://127.0.0.1:${srv.address().port}/csp.html`);
+  const violations = [];
+  page.on('console', (m) => m.type() === 'error' && violations.push(m.text()));
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  const got = await allocationsOf(page, ['top.qcow2']);
+  assert.equal(got['top.qcow2'].error, 'WasmLoadError');
+  assert.equal(got['top.qcow2'].kind, 'network');
+  assert.match(got['top.qcow2'].message, /^The metadata module \(allocation, map, check\) could not be fetched from http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
+  assert.match(got['top.qcow2'].detail, /Content-Security-Policy/);
+  // The browser refused it (a CSP violation), it did not fail on its own.
+  assert.ok(violations.some((v) => /Content Security Policy/.test(v) && v.includes('backing_chain_meta_bg.wasm')), violations.join('\n'));
+  await stillWorks(page, 3, 'top.qcow2');
+  assert.deepEqual(events.errors, []);
+});
+
+test('a panic in the metadata module fails the walk under way with a CorePanic, not the page’s core; the next walk gets a fresh instance', { skip }, async (t) => {
+  const { p, names } = makeThree('split-panic');
+  const { page, events } = await countedPage(t);
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  // The module's panic hook writes globalThis.backingChainMetaPanic (its own
+  // global; the core's is backingChainPanic) before the wasm traps: written
+  // here during a walk, as the hook does.
+  const failed = await page.locator(EL).evaluate(async (el) => {
+    const once = () => {
+      el.removeEventListener('backing-chain-editor-progress', once);
+      globalThis.backingChainMetaPanic = 'backing-chain internal error: panicked at src/meta/test.rs:1:1: test';
+    };
+    el.addEventListener('backing-chain-editor-progress', once);
+    try {
+      await el.allocation('top.qcow2');
+      return 'resolved';
+    } catch (e) {
+      return `${e.name}: ${e.message}`;
+    }
+  });
+  assert.equal(failed, 'CorePanic: backing-chain internal error: panicked at src/meta/test.rs:1:1: test');
+  // The core is untouched: no restart, no alert, the tree and XML as before.
+  await stillWorks(page, 3, 'top.qcow2');
+  assert.equal(await page.locator(`${EL} .status[role=alert]`).count(), 0);
+  assert.ok(!events.requests.some((u) => u.startsWith('/pkg/backing_chain.js?instance=')), 'the core was not restarted');
+  // The next walk: a fresh instance (a second copy of the glue; the .wasm is not fetched again), qemu-img's figures.
+  const got = await allocationsOf(page, names);
+  for (const n of names) assert.deepEqual(got[n], layerOracle(p(n)), n);
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm', '/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta.js?instance=2']);
   assert.deepEqual(events.errors, []);
 });

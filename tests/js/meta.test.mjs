@@ -1,5 +1,5 @@
-// The metadata walks of the wasm module (MetaWalk, MetaChain), in Node, on
-// the build the page loads, against qemu-img map/measure/check run on the
+// The metadata walks (MetaWalk, MetaChain), in Node, on the build the page
+// loads (the second wasm module, backing_chain_meta: issue 18), against qemu-img map/measure/check run on the
 // same images (made here with qemu-img and written with qemu-io).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,11 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { haveQemuImg, haveTool, qemuImg } from '../support/images.mjs';
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
-const wasm = await import(join(PKG, 'backing_chain.js'));
+const wasm = await import(join(PKG, 'backing_chain_meta.js'));
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
 
 before(() => {
-  wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
+  wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
 });
 
 function tmp(t) {
@@ -115,4 +115,15 @@ test('MetaWalk: a raw image is fully allocated by definition; a bad header throw
   const bad = new Uint8Array(4096);
   bad.set([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 9]); // qcow2 magic, version 9
   assert.throws(() => w.step([[0, bad, 4096]]), /version/);
+});
+
+test('the split (issue 18): the core module the page loads first has no metadata walks, the metadata module nothing else', async () => {
+  const core = await import(join(PKG, 'backing_chain.js'));
+  assert.equal(core.MetaWalk, undefined);
+  assert.equal(core.MetaChain, undefined);
+  assert.equal(typeof core.Session, 'function');
+  assert.deepEqual(Object.keys(wasm).filter((k) => !['default', 'initSync'].includes(k)).sort(), ['MetaChain', 'MetaWalk']);
+  // Its own instance: the page's core is not initialised by it.
+  const exports = wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
+  assert.ok(!('session_new' in exports) && 'metawalk_new' in exports, Object.keys(exports).join(' '));
 });

@@ -2,8 +2,10 @@
 // tarball, a fresh project installs it offline, and three consumer pages load
 // the element under a strict Content-Security-Policy in Chromium — an esbuild
 // ES-module bundle, an esbuild classic (IIFE) bundle that passes
-// register({ wasmUrl }), and plain ES modules through an import map — and a
-// drop of a qemu-img chain shows that chain.
+// register({ wasmUrl, metaWasmUrl }), and plain ES modules through an import
+// map — and a drop of a qemu-img chain shows that chain; allocation() then
+// loads the second wasm module (the metadata walks, issue 18) and gives
+// qemu-img map's figures.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, ARTIFACTS } from '../support/browser.mjs';
-import { haveQemuImg, makeChain } from '../support/images.mjs';
+import { haveQemuImg, haveTool, makeChain, qemuImg } from '../support/images.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
@@ -37,7 +39,8 @@ function walk(d, pre = '') {
 const CONSUMER = `
 import { register } from 'backing-chain-editor';
 import wasmUrl from 'backing-chain-editor/backing_chain_bg.wasm';
-register({ wasmUrl });
+import metaWasmUrl from 'backing-chain-editor/backing_chain_meta_bg.wasm';
+register({ wasmUrl, metaWasmUrl });
 `;
 
 const IMPORT_MAP = JSON.stringify({ imports: { 'backing-chain-editor': '/node_modules/backing-chain-editor/backing-chain-editor.js' } });
@@ -88,6 +91,11 @@ before(async () => {
   const imgs = join(dir, 'images');
   mkdirSync(imgs);
   chain = makeChain(imgs);
+  // Data in the base and the top, for the allocation figures (qemu-io writes them).
+  if (haveTool('qemu-io')) {
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x11 0 4M', chain.base], { stdio: 'ignore' });
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x22 8M 1M', '-c', 'write -z 16M 64k', chain.top], { stdio: 'ignore' });
+  }
   browser = await launch();
 });
 
@@ -96,6 +104,22 @@ after(async () => {
   server?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** qemu-img map of one layer alone (its backing cut), summed by kind. @param {string} path */
+function layerOracle(path) {
+  const spec = JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null });
+  const map = JSON.parse(qemuImg('map', '--output=json', `json:${spec}`));
+  const sum = (f) => map.filter(f).reduce((s, e) => s + e.length, 0);
+  return {
+    data: sum((e) => e.present && e.data && !e.compressed),
+    compressed: sum((e) => e.present && e.compressed),
+    zero: sum((e) => e.present && e.zero && !e.data),
+    unallocated: sum((e) => !e.present),
+  };
+}
+
+/** @param {{ data: number, compressed: number, zero: number, unallocated: number }} a */
+const pick = ({ data, compressed, zero, unallocated }) => ({ data, compressed, zero, unallocated });
 
 /** Serve the consumer project with the CSP; the import map page adds its map's hash. */
 async function serveProject() {
@@ -121,7 +145,9 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   const pkgDir = join(project, 'node_modules', 'backing-chain-editor');
   const files = walk(pkgDir).sort();
   for (const f of ['package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'backing-chain-editor.js', 'backing-chain-editor.d.ts',
-    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'probe-worker.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm']) {
+    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'probe-worker.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
+    // The metadata walks, loaded on first use (issue 18): their modules, glue, .wasm and types.
+    'editor-meta.js', 'editor-alloc.js', 'pkg/backing_chain_meta.js', 'pkg/backing_chain_meta_bg.wasm', 'backing-chain-wasm-meta.d.ts']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   // Only what the element loads: not the demo page, not the Cockpit example, no tests.
@@ -129,7 +155,7 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   // Every relative import of a packaged module resolves inside the package.
   for (const f of files.filter((x) => x.endsWith('.js'))) {
     const text = readFileSync(join(pkgDir, f), 'utf8');
-    for (const m of text.matchAll(/\bfrom\s*['"](\.{1,2}\/[^'"?]+)/g)) {
+    for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"?]+)/g)) {
       assert.ok(existsSync(join(pkgDir, dirname(f), m[1])), `${f} imports ${m[1]}, which is in the package`);
     }
     // Nothing names this repository's layout or tools (a message must make sense to an embedder).
@@ -150,10 +176,10 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
 // A bundle has no probe-worker.js beside its code (the page's thread probes:
 // no request for it, no error); plain modules start the worker from 'self',
 // which the strict CSP allows (worker-src falls back to script-src).
-for (const [name, path, wasmFrom, worker] of [
-  ['an esbuild ES-module bundle', '/esm.html', /\/dist-esm\/backing_chain_bg-\w+\.wasm$/, false],
-  ['an esbuild classic (IIFE) bundle with register({ wasmUrl })', '/iife.html', /\/dist-iife\/backing_chain_bg-\w+\.wasm$/, false],
-  ['plain ES modules through an import map, no bundler', '/map.html', /\/node_modules\/backing-chain-editor\/pkg\/backing_chain_bg\.wasm$/, true],
+for (const [name, path, wasmFrom, worker, metaFrom] of [
+  ['an esbuild ES-module bundle', '/esm.html', /\/dist-esm\/backing_chain_bg-\w+\.wasm$/, false, /\/dist-esm\/backing_chain_meta_bg-\w+\.wasm$/],
+  ['an esbuild classic (IIFE) bundle with register({ wasmUrl, metaWasmUrl })', '/iife.html', /\/dist-iife\/backing_chain_bg-\w+\.wasm$/, false, /\/dist-iife\/backing_chain_meta_bg-\w+\.wasm$/],
+  ['plain ES modules through an import map, no bundler', '/map.html', /\/node_modules\/backing-chain-editor\/pkg\/backing_chain_bg\.wasm$/, true, /\/node_modules\/backing-chain-editor\/pkg\/backing_chain_meta_bg\.wasm$/],
 ]) {
   test(`${name}: under script-src 'self' 'wasm-unsafe-eval' a drop shows the chain (probed ${worker ? 'in the probe worker' : "on the page's thread"})`, { skip }, async (t) => {
     const base = await serveProject();
@@ -187,6 +213,19 @@ for (const [name, path, wasmFrom, worker] of [
     assert.deepEqual(requests.filter((u) => !u.startsWith(base)), []);
     assert.deepEqual(workers, worker ? ['/node_modules/backing-chain-editor/probe-worker.js'] : []);
     if (!worker) assert.ok(!requests.some((u) => u.includes('probe-worker')), 'a bundle does not ask for the worker');
+    // The metadata module is not loaded until asked for; then allocation() works from where the consumer put it.
+    assert.ok(!requests.some((u) => /backing_chain_meta/.test(u)), 'not fetched before the first allocation');
+    const got = await p.locator('backing-chain-editor').evaluate(async (e) => {
+      const el = /** @type {any} */ (e);
+      const layers = [];
+      for (const n of ['top.qcow2', 'mid.qcow2', 'base.qcow2']) layers.push((await el.allocation(n)).allocation);
+      return { layers, map: (await el.chainMap('top.qcow2')).map };
+    });
+    assert.deepEqual(got.map, JSON.parse(qemuImg('map', '--output=json', chain.top)));
+    for (const [i, f] of [chain.top, chain.mid, chain.base].entries()) assert.deepEqual(pick(got.layers[i]), layerOracle(f), f);
+    assert.ok(got.layers[2].data > 0 || !haveTool('qemu-io'), 'the base holds data');
+    assert.equal(requests.filter((u) => metaFrom.test(new URL(u).pathname)).length, 1, `the metadata .wasm was fetched once from ${metaFrom}: ${requests.join(' ')}`);
+    assert.deepEqual(requests.filter((u) => !u.startsWith(base)), []);
     await p.screenshot({ path: join(ARTIFACTS, `package${path.replace(/\W+/g, '-')}.png`) });
     assert.deepEqual(errors, []);
   });

@@ -38,6 +38,23 @@ test('backing-chain-wasm.d.ts declares every export of the wasm glue, and nothin
   assert.deepEqual([...real].filter((n) => !session.has(n)), [], 'Session: present but not declared');
 });
 
+test('backing-chain-wasm-meta.d.ts declares every export of the metadata module’s glue, and nothing it lacks', async () => {
+  const glue = await import(join(WWW, 'pkg', 'backing_chain_meta.js'));
+  const text = dts('backing-chain-wasm-meta.d.ts');
+  const declared = new Set([...text.matchAll(/^export (?:default )?(?:function|class) (\w+)/gm)].map((m) => m[1]));
+  declared.delete('init');
+  const exported = new Set(Object.keys(glue).filter((k) => k !== 'default'));
+  assert.deepEqual([...declared].filter((n) => !exported.has(n)), [], 'declared but not exported');
+  assert.deepEqual([...exported].filter((n) => !declared.has(n)), [], 'exported but not declared');
+  for (const cls of ['MetaWalk', 'MetaChain']) {
+    const real = new Set(Object.getOwnPropertyNames(glue[cls].prototype).filter((k) => k !== 'constructor' && !k.startsWith('__')));
+    const decl = members(text, cls);
+    decl.delete('constructor');
+    assert.deepEqual([...decl].filter((n) => !real.has(n)), [], `${cls}: declared but missing`);
+    assert.deepEqual([...real].filter((n) => !decl.has(n)), [], `${cls}: present but not declared`);
+  }
+});
+
 test('backing-chain-editor.d.ts declares the element’s public members and events as the module has them', async () => {
   // Enough of a browser for the module to load (it defines the element on import).
   const defined = [];
