@@ -613,7 +613,7 @@ export class BackingChainEditor extends HTMLElement {
     /** @type {Element | null | undefined} */
     let target = null;
     if (where?.disk !== undefined) target = this._chains.body.querySelector(`[data-disk="${where.disk}"]`);
-    else if (where?.image) target = this._tree.tree.querySelector(`li[data-image="${this._model.forest?.images.findIndex((im) => im.filename === where.image)}"]`);
+    else if (where?.image) target = this._tree.itemOf(this._model.forest?.images.findIndex((im) => im.filename === where.image) ?? -1);
     if (target) {
       target.scrollIntoView({ block: 'center' });
       target.classList.remove('changed');

@@ -13,6 +13,7 @@ import { renderDetails } from './editor-details.js';
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
  * @typedef {import('./backing-chain-editor').Chain} Chain
+ * @typedef {{ idx: number, depth: number, key: string, at?: string, last: boolean }} Plan an item of a chain: a layer, or (`at`) the line to a shared base shown under that top
  * @typedef {{ remove(name: string): void, setBacking(image: string, backing: string | null): void }} TreeActions
  */
 
@@ -51,6 +52,10 @@ export class TreeView {
     this.gen = 0;
     /** @type {(() => void) | null} adds the chains not in the tree yet */
     this.rest = null;
+    /** @type {Map<HTMLElement, { rest: Plan[], chain: Chain, perLayer: Map<number, Diagnostic[]>, open: boolean }>} a closed item → the items under it, built when it first opens */
+    this.pending = new Map();
+    /** @type {Map<number, HTMLElement>} image → the closed item it waits under */
+    this.owners = new Map();
     this.filter = new FilterBar(id, {
       changed: (q) => {
         this.query = q;
@@ -140,6 +145,8 @@ export class TreeView {
     const root = /** @type {ShadowRoot | Document} */ (tree.getRootNode());
     const focusedKey = /** @type {HTMLElement | null} */ (root.activeElement)?.dataset?.key;
     tree.replaceChildren();
+    this.pending = new Map();
+    this.owners = new Map();
     this.gen++; // an older render's later tasks stop
     this.rest = null;
     this.empty.hidden = f.images.length > 0;
@@ -213,28 +220,74 @@ export class TreeView {
     const topName = f.images[chain.top].filename;
     // A flat list of items (aria-level says the depth): an item's text is
     // its own (its name comes from its content), not its descendants'.
-    let hide = false;
+    // Where a shared base was shown already: a line that leads to it. The
+    // plan is made for the whole chain (the shared bases' places), the items
+    // only down to the first closed one: what is under it is built when it
+    // first opens (`materialize`), so a collapsed tree of thousands of
+    // chains builds one item per chain.
+    /** @type {Plan[]} */
+    const plan = [];
     for (let depth = 0; depth < chain.layers.length; depth++) {
       const idx = chain.layers[depth];
       const key = `${topName}\u0000${depth}`;
       const at = placed.get(idx);
       if (at !== undefined) {
-        // A shared base appears once: here, a line that leads to it.
-        const ref = this.refItem(idx, depth + 1, key, at);
-        ref.hidden = hide;
-        items.push(ref);
+        plan.push({ idx, depth, key, at, last: true });
         break;
       }
       placed.set(idx, topName);
-      const last = depth === chain.layers.length - 1;
-      const item = this.item(idx, depth + 1, key, perLayer.get(idx) ?? [], chain, depth, last);
-      item.hidden = hide;
-      items.push(item);
-      if (last) break;
-      const isOpen = this.toggled.get(key) ?? open;
-      setOpen(item, isOpen);
-      hide ||= !isOpen;
+      plan.push({ idx, depth, key, last: depth === chain.layers.length - 1 });
     }
+    let n = 0;
+    for (; n < plan.length; n++) {
+      const item = this.planItem(plan[n], chain, perLayer, open);
+      items.push(item);
+      if (item.getAttribute('aria-expanded') === 'false' && n + 1 < plan.length) {
+        const rest = plan.slice(n + 1);
+        this.pending.set(item, { rest, chain, perLayer, open });
+        for (const r of rest) if (r.at === undefined) this.owners.set(r.idx, item);
+        break;
+      }
+    }
+  }
+
+  /**
+   * One planned item: a layer, or the line to a shared base shown elsewhere.
+   * @param {Plan} p @param {Chain} chain @param {Map<number, Diagnostic[]>} perLayer @param {boolean} open
+   */
+  planItem(p, chain, perLayer, open) {
+    if (p.at !== undefined) return this.refItem(p.idx, p.depth + 1, p.key, p.at);
+    const item = this.item(p.idx, p.depth + 1, p.key, perLayer.get(p.idx) ?? [], chain, p.depth, p.last);
+    if (!p.last) setOpen(item, this.toggled.get(p.key) ?? open);
+    return item;
+  }
+
+  /**
+   * Build the items under `li` that were left for its first opening (they
+   * come hidden, as under a closed item; `toggle` shows them).
+   * @param {HTMLElement} li
+   */
+  materialize(li) {
+    const p = this.pending.get(li);
+    if (!p) return;
+    this.pending.delete(li);
+    /** @type {HTMLElement[]} */
+    const items = p.rest.map((r) => this.planItem(r, p.chain, p.perLayer, p.open));
+    for (const i of items) {
+      i.hidden = true;
+      i.tabIndex = -1;
+      const idx = i.dataset.image;
+      if (idx !== undefined && this.owners.get(Number(idx)) === li) this.owners.delete(Number(idx));
+    }
+    li.after(...items);
+  }
+
+  /** The tree item of image `idx` (built if it waits under a closed item), or null. @param {number} idx @returns {HTMLElement | null} */
+  itemOf(idx) {
+    this.finish();
+    const owner = this.owners.get(idx);
+    if (owner) this.materialize(owner);
+    return this.tree.querySelector(`li[data-image="${idx}"]`);
   }
 
   /**
@@ -386,6 +439,7 @@ export class TreeView {
     if (!li.hasAttribute('aria-expanded')) return;
     const now = li.getAttribute('aria-expanded') === 'true';
     const next = open ?? !now;
+    if (next) this.materialize(li);
     setOpen(li, next);
     this.toggled.set(String(li.dataset.key), next);
     // The items below it in its chain show or hide.
@@ -452,11 +506,11 @@ export class TreeView {
       const n = /** @type {HTMLElement} */ (i).dataset.image;
       i.setAttribute('aria-selected', String(n !== undefined && f.images[Number(n)]?.filename === this.selected));
     }
-    li ??= this.tree.querySelector(`li[data-image="${idx}"]`);
+    li ??= this.itemOf(idx);
     if (!li && this.query) {
       // Filtered out: show everything again.
       this.setFilter('');
-      li = this.tree.querySelector(`li[data-image="${idx}"]`);
+      li = this.itemOf(idx);
     }
     if (li) {
       // Open the ancestors (top first) so the selected node shows.

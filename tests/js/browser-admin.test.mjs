@@ -43,11 +43,17 @@ function subdir(name) {
   return d;
 }
 
+/**
+ * Wait for `n` images in the element's forest and every chain's top in the
+ * tree (past 40 chains they are collapsed, and what is under a closed item
+ * is built when it first opens).
+ */
 async function waitTree(page, n) {
-  await page.waitForFunction(
-    (n) => document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('li[role=treeitem][data-image]').length >= n,
-    n,
-  );
+  await page.waitForFunction((n) => {
+    const el = document.querySelector('backing-chain-editor');
+    const f = el.forest;
+    return !!f && f.images.length >= n && el.shadowRoot.querySelectorAll('ul[role=tree] > li[role=treeitem][aria-level="1"]').length === f.chains.length;
+  }, n);
 }
 
 /** The tops of the tree in order, as shown (image items of level 1, not hidden). */
@@ -166,13 +172,17 @@ test('find: the filter (name, format, status words, "/" focuses it), collapsed b
   assert.equal(s.open, 0);
   // The one tab stop of the tree is on an item that shows.
   assert.deepEqual(await el.evaluate((el) => [...el.shadowRoot.querySelectorAll('li[role=treeitem][tabindex="0"]')].map((li) => li.hidden)), [false]);
+  // Collapsed, a chain is one item: what is under it is built when it opens.
+  assert.equal(s.images.length, 62);
+  assert.equal(s.refs, 0);
+  assert.equal(s.overlayLinks, 0);
+  await el.locator('button[data-act=expand-all]').click();
+  s = await state();
   // The shared base is an image item once; the other 59 chains lead to it.
   assert.equal(s.images.filter((n) => n === 'shared-base.qcow2').length, 1);
   assert.equal(s.refs, 59);
   // Its overlays on demand: 60 links, once.
   assert.equal(s.overlayLinks, 0);
-  await el.locator('button[data-act=expand-all]').click();
-  s = await state();
   assert.equal(s.open, s.tops.filter((n) => n !== 'plain.img' && n !== 'orphan.qcow2').length);
   await el.locator('li[data-image] > .row button.shared').click();
   s = await state();

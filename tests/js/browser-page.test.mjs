@@ -740,7 +740,12 @@ test('a large set (300 images, 180 chains): the tree shows its first screenful a
   await page.waitForFunction(() => !document.querySelector('backing-chain-editor').shadowRoot.querySelector('[aria-busy=true]'));
   let s = await state();
   assert.equal(s.tops, tops);
-  // Each chain ends once: at its base, or where it joins a shared base shown under an earlier chain.
+  // Collapsed (past 40 chains), each chain is its top item only; opened, …
+  assert.equal(s.ends + s.refs, 0);
+  await el.locator('button[data-act=expand-all]').click();
+  s = await state();
+  assert.equal(s.tops, tops);
+  // … each chain ends once: at its base, or where it joins a shared base shown under an earlier chain.
   assert.equal(s.ends + s.refs, tops);
   // The XML: all of its text is in the pane, in pieces; the top piece is
   // highlighted, the last (far below the pane's visible part) not yet.
