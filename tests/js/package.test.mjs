@@ -145,11 +145,15 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   const pkgDir = join(project, 'node_modules', 'backing-chain-editor');
   const files = walk(pkgDir).sort();
   for (const f of ['package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'backing-chain-editor.js', 'backing-chain-editor.d.ts',
-    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'probe-worker.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
+    'backing-chain-wasm.d.ts', 'probe-worker.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
     // The metadata walks, loaded on first use (issue 18): their modules, glue, .wasm and types.
     'editor-meta.js', 'editor-alloc.js', 'pkg/backing_chain_meta.js', 'pkg/backing_chain_meta_bg.wasm', 'backing-chain-wasm-meta.d.ts']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
+  // The element ships bundled (issue 18): its static imports are in
+  // backing-chain-editor.js; only the on-demand modules, the worker and the
+  // glues are files of their own.
+  assert.deepEqual(files.filter((f) => f.endsWith('.js')), ['backing-chain-editor.js', 'editor-alloc.js', 'editor-meta.js', 'pkg/backing_chain.js', 'pkg/backing_chain_meta.js', 'probe-worker.js']);
   // Only what the element loads: not the demo page, not the Cockpit example, no tests.
   for (const f of files) assert.doesNotMatch(f, /^(index\.html|app\.js|page\.css|cockpit\/|docs\/|tests?\/|src\/)/, f);
   // Every relative import of a packaged module resolves inside the package.
@@ -195,6 +199,11 @@ for (const [name, path, wasmFrom, worker, metaFrom] of [
     p.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
     await p.goto(base + path);
     await p.locator('backing-chain-editor').evaluate((e) => /** @type {any} */ (e).ready);
+    // Until the element is ready, the import-map page fetches the page, its
+    // script, the element (one file), the core's glue and its .wasm: nothing else.
+    if (path === '/map.html') {
+      assert.deepEqual(requests.map((u) => new URL(u).pathname), ['/map.html', '/src/map.js', '/node_modules/backing-chain-editor/backing-chain-editor.js', '/node_modules/backing-chain-editor/pkg/backing_chain.js', '/node_modules/backing-chain-editor/pkg/backing_chain_bg.wasm']);
+    }
     await dropFiles(p, 'backing-chain-editor', [chain.top, chain.mid, chain.base]);
     await p.waitForFunction(() => {
       const f = /** @type {any} */ (document.querySelector('backing-chain-editor')).forest;
