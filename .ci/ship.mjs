@@ -1,8 +1,9 @@
 // What ships, shared by the packer (`.ci/pack.mjs`) and the size accounting
 // (`tests/js/bench-support.mjs`, issue 18): which www/ modules the element
-// loads, and each module minified on its own (esbuild, ES module in, ES
-// module out: the same file names and the same relative imports, so a page
-// loads the same modules; only white space, comments and local names go).
+// loads (closure), the element bundled as the npm package ships it (bundle:
+// esbuild, ES modules in and out, the static part in one file) and the
+// wasm-bindgen glue minified on its own (minify). www/ itself is served as
+// written (`npm start`).
 import { readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -87,7 +88,6 @@ export async function bundle(www) {
   const statics = closure(www, ENTRY, true);
   const lazy = closure(www, ENTRY).filter((f) => !statics.includes(f));
   const common = { bundle: true, format: /** @type {const} */ ('esm'), minify: true, legalComments: /** @type {const} */ ('none'), write: false, outdir: '/', absWorkingDir: www, logLevel: /** @type {const} */ ('error'), external: ['./pkg/*'] };
-  const rel = (/** @type {string} */ p) => relative(www, p).split(sep).join('/');
 
   // Which modules of the entry's the on-demand ones import, and which names
   // (`import { a, b as c } from './m.js'`; anything else is refused).
@@ -144,11 +144,25 @@ export async function bundle(www) {
     },
   };
 
-  const main = await build({ ...common, entryPoints: [{ in: 'backing-chain:entry', out: ENTRY.replace(/\.js$/, '') }], plugins: [mainPlugin] });
-  const parts = await build({ ...common, entryPoints: lazy.map((f) => ({ in: `./${f}`, out: f.replace(/\.js$/, '') })), splitting: true, plugins: [lazyPlugin] });
+  const main = await build({ ...common, entryPoints: [{ in: 'backing-chain:entry', out: ENTRY.replace(/\.js$/, '') }], plugins: [mainPlugin], metafile: true });
+  const parts = await build({ ...common, entryPoints: lazy.map((f) => ({ in: `./${f}`, out: f.replace(/\.js$/, '') })), splitting: true, plugins: [lazyPlugin], metafile: true });
+  // One copy of each module: the entry holds exactly the static ones, the
+  // on-demand files none of them; the entry exports what ENTRY does (and the aliases).
+  const inputs = (/** @type {import('esbuild').Metafile} */ m) => Object.values(m.outputs).flatMap((o) => Object.keys(o.inputs)).filter((i) => !i.includes(':'));
+  const got = inputs(main.metafile).sort();
+  if (got.join() !== statics.join()) throw new Error(`.ci/ship.mjs: the entry bundles ${got.join(', ')}; its static imports are ${statics.join(', ')}`);
+  const twice = inputs(parts.metafile).filter((i) => statics.includes(i));
+  if (twice.length) throw new Error(`.ci/ship.mjs: the on-demand modules would carry a second copy of ${twice.join(', ')} (import them by name: \`import { … } from\`)`);
+  const own = await build({ ...common, bundle: false, external: undefined, entryPoints: [ENTRY], metafile: true });
+  const exported = Object.values(main.metafile.outputs).find((o) => o.entryPoint)?.exports ?? [];
+  const missing = Object.values(own.metafile.outputs)[0].exports.filter((e) => !exported.includes(e));
+  if (missing.length) throw new Error(`.ci/ship.mjs: the bundled entry does not export ${missing.join(', ')}`);
   const worker = await build({ ...common, entryPoints: [`./${WORKER}`] });
-  const out = [...main.outputFiles, ...parts.outputFiles, ...worker.outputFiles].map((o) => ({ file: rel(join(www, o.path)).replace(/^(\.\.\/)+/, ''), code: o.text, first: false }));
-  for (const o of out) o.first = o.file === ENTRY;
+  // Output paths are under outdir '/': the file's name in the package.
+  const out = [...main.outputFiles, ...parts.outputFiles, ...worker.outputFiles].map((o) => {
+    const file = relative('/', o.path).split(sep).join('/');
+    return { file, code: o.text, first: file === ENTRY };
+  });
   for (const m of WASM_MODULES) out.push({ file: m.glue, code: minify(readFileSync(join(www, m.glue), 'utf8')), first: m.firstPaint });
   return out.sort((a, b) => (a.file < b.file ? -1 : 1));
 }

@@ -363,6 +363,12 @@ export const SIZE_BUDGET = 150 * 1024;
 // probes first; ~78 KB of code), the serde serialisers of the header facts
 // and layers, float formatting (serde-wasm-bindgen's error messages), the
 // allocator and the wasm-bindgen runtime.
-export const SIZE_CEILING = 395 * 1024;
-/** What the size test enforces for first paint (266.5 KiB measured with the wasm split in two, issue 18). */
-export const FIRST_PAINT_CEILING = 269 * 1024;
+// Lowered by 7 KiB (both ceilings) by the element shipped bundled (issue 18,
+// branch wt3-bundle: 372.4 KiB measured in all, 379.4 before; first paint
+// 249.1 KiB, 256.4 before): its 18 static modules in one ES module (JS at
+// first paint 40,216 → 33,071 B gzipped), the CSS minified as CSS (−357 B),
+// the probe worker one file with reader.js in it; written as main's ceiling
+// less the step, so that the wasm steps' own lowering adds up.
+export const SIZE_CEILING = (395 - 7) * 1024;
+/** What the size test enforces for first paint (266.5 KiB measured with the wasm split in two, issue 18; 249.1 KiB with the element bundled, −7 KiB). */
+export const FIRST_PAINT_CEILING = (269 - 7) * 1024;
