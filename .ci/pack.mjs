@@ -1,13 +1,14 @@
 // Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
-// `bash .ci/build`). It copies what <backing-chain-editor> loads — the
-// element module and every module it imports, found by following its
-// relative imports (`.ci/ship.mjs`; each minified), the probe worker and
-// its imports, their .d.ts files, the two wasm modules' glue (minified) and
-// .wasm files (the core and the metadata walks loaded on first use) —
+// `bash .ci/build`). It writes what <backing-chain-editor> loads, bundled by
+// `.ci/ship.mjs`: backing-chain-editor.js (the element and every module it
+// imports statically, one minified ES module), editor-meta.js and
+// editor-alloc.js (imported on demand), probe-worker.js (with its imports),
+// the two wasm modules' glue (minified) and .wasm files (the core and the
+// metadata walks loaded on first use), and the .d.ts files —
 // with package/package.json and package/README.md into OUTDIR/package
 // (default target/npm), runs `npm pack` there and prints the tarball's path.
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { WASM_MODULES, closure, minify } from './ship.mjs';
+import { WASM_MODULES, bundle } from './ship.mjs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,14 +27,11 @@ for (const f of WASM_MODULES.flatMap((m) => [m.glue, m.wasm])) {
 
 rmSync(dest, { recursive: true, force: true });
 mkdirSync(join(dest, 'pkg'), { recursive: true });
-// The JS modules ship minified one by one (same names, same imports: issue
-// 18); the types, the docs in them and the wasm as they are. The probe
-// worker is started by URL (new URL('./probe-worker.js', import.meta.url)),
-// not imported: its closure is added.
-const modules = [...new Set([...closure(WWW, 'backing-chain-editor.js'), ...closure(WWW, 'probe-worker.js')])].sort();
-for (const f of [...modules, ...WASM_MODULES.map((m) => m.glue)]) {
-  writeFileSync(join(dest, f), minify(readFileSync(join(WWW, f), 'utf8')));
-}
+// The JS ships bundled (issue 18, `.ci/ship.mjs` bundle()): the element and
+// its static imports in one module, the modules it imports on demand, the
+// probe worker (started by URL) and the two glues each a file of their own;
+// the types, the docs in them and the wasm as they are.
+for (const { file, code } of await bundle(WWW)) writeFileSync(join(dest, file), code);
 for (const f of ['backing-chain-editor.d.ts', ...WASM_MODULES.flatMap((m) => [m.types, m.wasm])]) {
   cpSync(join(WWW, f), join(dest, f));
 }

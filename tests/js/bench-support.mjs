@@ -7,7 +7,7 @@ import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { haveQemuImg } from '../support/images.mjs';
-import { WASM_MODULES, closure, minify } from '../../.ci/ship.mjs';
+import { ENTRY, WASM_MODULES, WORKER, bundle, closure } from '../../.ci/ship.mjs';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const PKG = join(ROOT, 'www/pkg');
@@ -232,17 +232,19 @@ export async function makeLayout(dir, layout, parallel = 4) {
 }
 
 /** The component as it ships, gzipped at level 9 one file at a time (as a
- * server sends them): the element's modules and the wasm-bindgen glue
- * minified one by one as the npm package ships them (`.ci/ship.mjs`, used by
- * `.ci/pack.mjs`; the package test runs the element from that package), the
- * wasm, and the pages' own modules in www/ (app.js, the audit page) as
- * written, as `npm start` serves them. Returns {rows: [{file, raw, gz,
- * written, shipped, first}], total, first, written}: `gz` what ships, `written`
- * the file as written gzipped, `first` whether the element loads it at start
- * (its static imports, the core's glue and wasm: first paint; not the
- * metadata module, its glue and the modules the element imports on demand,
- * which count in the total only). */
-export function gzippedSize() {
+ * server sends them): the element as the npm package ships it
+ * (`.ci/ship.mjs` bundle(), used by `.ci/pack.mjs`; the package test runs the
+ * element from that package) — backing-chain-editor.js (the element and its
+ * static imports in one module), the modules it imports on demand, the probe
+ * worker, the wasm-bindgen glue minified — the wasm, and the pages' own
+ * modules in www/ (app.js, the audit page) as written, as `npm start` serves
+ * them. Returns {rows: [{file, raw, gz, written, shipped, first}], total,
+ * first, written}: `gz` what ships, `written` the www/ files it is made of as
+ * written gzipped one by one (the total: every www/ file once), `first` whether the element loads it at start
+ * (the bundled entry, the core's glue and wasm: first paint; not the metadata
+ * module, its glue and the modules imported on demand, which count in the
+ * total only). @returns {Promise<{ rows: Array<{ file: string, raw: number, gz: number, written: number, shipped: string, first: boolean }>, total: number, first: number, written: number }>} */
+export async function gzippedSize() {
   const www = join(ROOT, 'www');
   const walk = (dir) =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -251,21 +253,33 @@ export function gzippedSize() {
       // Examples of embedding (www/cockpit/…-example.js) are not the component.
       return /\.(wasm|m?js)$/.test(e.name) && !/example/.test(e.name) ? [p] : [];
     });
-  // What the npm package ships minified: the element's modules, the probe
-  // worker's (started by URL on a drop, not at first paint) and the glue.
-  const element = new Set([...closure(www, 'backing-chain-editor.js'), ...closure(www, 'probe-worker.js'), ...WASM_MODULES.map((m) => m.glue)]);
-  const first = new Set([...closure(www, 'backing-chain-editor.js', true), ...WASM_MODULES.filter((m) => m.firstPaint).flatMap((m) => [m.glue, m.wasm])]);
   const gz = (b) => gzipSync(b, { level: 9 }).length;
-  const rows = walk(www).map((p) => {
-    const file = relative(www, p);
-    const raw = readFileSync(p);
-    const written = gz(raw);
-    const shipped = element.has(file) ? 'minified' : file.endsWith('.wasm') ? 'wasm' : 'as written';
-    const out = shipped === 'minified' ? Buffer.from(minify(raw.toString('utf8'))) : raw;
-    return { file, raw: out.length, gz: gz(out), written, shipped, first: first.has(file) };
-  });
+  const writtenGz = (/** @type {string} */ f) => gz(readFileSync(join(www, f)));
+  // What the bundle is made of, as written: the entry's static imports; each
+  // on-demand module and the worker their own closures less the entry's.
+  const statics = closure(www, ENTRY, true);
+  const sources = (/** @type {string} */ f) => (f === ENTRY ? statics : f.startsWith('pkg/') ? [f] : closure(www, f, true).filter((m) => f === WORKER || !statics.includes(m)));
+  const shipped = await bundle(www);
+  const element = new Set([...closure(www, ENTRY), ...closure(www, WORKER), ...WASM_MODULES.map((m) => m.glue)]);
+  const rows = [
+    ...shipped.map(({ file, code, first }) => {
+      const out = Buffer.from(code);
+      const parts = sources(file);
+      return { file, raw: out.length, gz: gz(out), written: parts.reduce((s, f) => s + writtenGz(f), 0), shipped: file.startsWith('pkg/') ? 'minified' : `bundled (${parts.length} module${parts.length === 1 ? '' : 's'})`, first };
+    }),
+    ...walk(www)
+      .map((p) => relative(www, p))
+      .filter((file) => !element.has(file))
+      .map((file) => {
+        const raw = readFileSync(join(www, file));
+        const isWasm = file.endsWith('.wasm');
+        return { file, raw: raw.length, gz: gz(raw), written: gz(raw), shipped: isWasm ? 'wasm' : 'as written', first: isWasm && WASM_MODULES.some((m) => m.firstPaint && m.wasm === file) };
+      }),
+  ].sort((a, b) => (a.file < b.file ? -1 : 1));
   const sum = (rs, k = 'gz') => rs.reduce((s, r) => s + r[k], 0);
-  return { rows, total: sum(rows), first: sum(rows.filter((r) => r.first)), written: sum(rows, 'written') };
+  // Every www/ file once as written (reader.js is in the entry and the worker).
+  const written = walk(www).reduce((s, p) => s + gz(readFileSync(p)), 0);
+  return { rows, total: sum(rows), first: sum(rows.filter((r) => r.first)), written };
 }
 /** Issue 7's target for wasm + JS gzipped (reported by .ci/bench; missed today). */
 export const SIZE_BUDGET = 150 * 1024;
@@ -349,9 +363,15 @@ export const SIZE_BUDGET = 150 * 1024;
 // probes first; ~78 KB of code), the serde serialisers of the header facts
 // and layers, float formatting (serde-wasm-bindgen's error messages), the
 // allocator and the wasm-bindgen runtime.
-export const SIZE_CEILING = 395 * 1024;
-/** What the size test enforces for first paint (266.5 KiB measured with the wasm split in two, issue 18). */
-export const FIRST_PAINT_CEILING = 269 * 1024;
+// Lowered by 7 KiB (both ceilings) by the element shipped bundled (issue 18,
+// branch wt3-bundle: 372.4 KiB measured in all, 379.4 before; first paint
+// 249.1 KiB, 256.4 before): its 18 static modules in one ES module (JS at
+// first paint 40,216 → 33,071 B gzipped), the CSS minified as CSS (−357 B),
+// the probe worker one file with reader.js in it; written as main's ceiling
+// less the step, so that the wasm steps' own lowering adds up.
+export const SIZE_CEILING = (395 - 7) * 1024;
+/** What the size test enforces for first paint (266.5 KiB measured with the wasm split in two, issue 18; 249.1 KiB with the element bundled, −7 KiB). */
+export const FIRST_PAINT_CEILING = (269 - 7) * 1024;
 
 /**
  * Run in the page before its scripts (`addInitScript(dropTiming, tops)`): times
@@ -403,10 +423,6 @@ export function dropTiming(want) {
               files: ev.dataTransfer?.files.length,
               chains: top,
               images: el.forest.images.length,
-              // How each chain ends: at its base (part of the last layer's item), or
-              // where it joins a shared base shown under an earlier chain.
-              ends: tree.querySelectorAll('li[role=treeitem] > .end').length + tree.querySelectorAll('li[role=treeitem][data-ref]').length,
-              badEnds: tree.querySelectorAll('li[role=treeitem] > .end.bad').length,
             };
           }),
         );

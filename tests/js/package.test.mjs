@@ -145,11 +145,15 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
   const pkgDir = join(project, 'node_modules', 'backing-chain-editor');
   const files = walk(pkgDir).sort();
   for (const f of ['package.json', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE', 'backing-chain-editor.js', 'backing-chain-editor.d.ts',
-    'backing-chain-wasm.d.ts', 'editor-wasm.js', 'editor-model.js', 'reader.js', 'probe-worker.js', 'render.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
+    'backing-chain-wasm.d.ts', 'probe-worker.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
     // The metadata walks, loaded on first use (issue 18): their modules, glue, .wasm and types.
     'editor-meta.js', 'editor-alloc.js', 'pkg/backing_chain_meta.js', 'pkg/backing_chain_meta_bg.wasm', 'backing-chain-wasm-meta.d.ts']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
+  // The element ships bundled (issue 18): its static imports are in
+  // backing-chain-editor.js; only the on-demand modules, the worker and the
+  // glues are files of their own.
+  assert.deepEqual(files.filter((f) => f.endsWith('.js')), ['backing-chain-editor.js', 'editor-alloc.js', 'editor-meta.js', 'pkg/backing_chain.js', 'pkg/backing_chain_meta.js', 'probe-worker.js']);
   // Only what the element loads: not the demo page, not the Cockpit example, no tests.
   for (const f of files) assert.doesNotMatch(f, /^(index\.html|app\.js|page\.css|cockpit\/|docs\/|tests?\/|src\/)/, f);
   // Every relative import of a packaged module resolves inside the package.
@@ -195,6 +199,11 @@ for (const [name, path, wasmFrom, worker, metaFrom] of [
     p.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
     await p.goto(base + path);
     await p.locator('backing-chain-editor').evaluate((e) => /** @type {any} */ (e).ready);
+    // Until the element is ready, the import-map page fetches the page, its
+    // script, the element (one file), the core's glue and its .wasm: nothing else.
+    if (path === '/map.html') {
+      assert.deepEqual(requests.map((u) => new URL(u).pathname), ['/map.html', '/src/map.js', '/node_modules/backing-chain-editor/backing-chain-editor.js', '/node_modules/backing-chain-editor/pkg/backing_chain.js', '/node_modules/backing-chain-editor/pkg/backing_chain_bg.wasm']);
+    }
     await dropFiles(p, 'backing-chain-editor', [chain.top, chain.mid, chain.base]);
     await p.waitForFunction(() => {
       const f = /** @type {any} */ (document.querySelector('backing-chain-editor')).forest;
@@ -230,3 +239,64 @@ for (const [name, path, wasmFrom, worker, metaFrom] of [
     assert.deepEqual(errors, []);
   });
 }
+
+// Issue 18: the bundled element still finds what it loads by its own URL. A
+// real Rust panic in the core (the raw describeXml export given bytes that
+// are not UTF-8, as browser-page.test.mjs does: no test hook ships) makes
+// the element import a second copy of the glue, pkg/backing_chain.js?instance=1
+// beside the bundle, and keep its chain; a panic in the metadata module (its
+// hook's global written during a walk) fails that walk with a CorePanic and
+// the next walk imports pkg/backing_chain_meta.js?instance=2.
+test('from the package (plain ES modules): a core panic and a metadata panic recover through the glue beside the bundle', { skip }, async (t) => {
+  const base = await serveProject();
+  const p = await browser.context.newPage();
+  t.after(() => p.close());
+  const errors = [];
+  const requests = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  p.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
+  p.on('request', (r) => requests.push(new URL(r.url()).pathname + new URL(r.url()).search));
+  await p.goto(base + '/map.html');
+  const el = p.locator('backing-chain-editor');
+  await el.evaluate((e) => /** @type {any} */ (e).ready);
+  await dropFiles(p, 'backing-chain-editor', [chain.top, chain.mid, chain.base]);
+  await p.waitForFunction(() => /** @type {any} */ (document.querySelector('backing-chain-editor')).forest?.images.length === 3);
+  const PKG = '/node_modules/backing-chain-editor/pkg/';
+  const trap = await p.evaluate(async (url) => {
+    const raw = (await import(url)).initSync();
+    const enc = new TextEncoder();
+    const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
+    const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
+    new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+    const ret = raw.__wbindgen_add_to_stack_pointer(-16);
+    try {
+      raw.describeXml(ret, ptr, bytes.length);
+      return 'no trap';
+    } catch (e) {
+      return `${/** @type {any} */ (e).constructor.name}`;
+    }
+  }, PKG + 'backing_chain.js');
+  assert.equal(trap, 'RuntimeError');
+  await p.waitForFunction(() => /** @type {HTMLElement} */ (document.querySelector('backing-chain-editor')).dataset.wasm === 'recovered');
+  assert.ok(requests.includes(PKG + 'backing_chain.js?instance=1'), requests.join(' '));
+  assert.equal(await el.evaluate((e) => /** @type {any} */ (e).forest.images.length), 3);
+  const failed = await el.evaluate(async (e) => {
+    const x = /** @type {any} */ (e);
+    const once = () => {
+      x.removeEventListener('backing-chain-editor-progress', once);
+      /** @type {any} */ (globalThis).backingChainMetaPanic = 'backing-chain internal error: panicked at src/meta/test.rs:1:1: test';
+    };
+    x.addEventListener('backing-chain-editor-progress', once);
+    try {
+      await x.allocation('top.qcow2');
+      return 'resolved';
+    } catch (err) {
+      return `${err.name}: ${err.message}`;
+    }
+  });
+  assert.equal(failed, 'CorePanic: backing-chain internal error: panicked at src/meta/test.rs:1:1: test');
+  const got = await el.evaluate(async (e) => /** @type {any} */ (e).allocation('base.qcow2').then((r) => r.allocation));
+  assert.deepEqual(pick(got), layerOracle(chain.base));
+  assert.deepEqual(requests.filter((u) => u.includes('backing_chain_meta')), [PKG + 'backing_chain_meta_bg.wasm', PKG + 'backing_chain_meta.js', PKG + 'backing_chain_meta.js?instance=2']);
+  assert.deepEqual(errors, []);
+});

@@ -6,7 +6,9 @@
 //   mkdir -p ~/.local/share/cockpit/backing-chain
 //   cp -r www/*.js www/audit.css www/pkg www/cockpit/* ~/.local/share/cockpit/backing-chain/
 // The element's modules (www/*.js: the element and its parts) then sit next
-// to this file. (From the npm package: its files instead of www/*.js and www/pkg.)
+// to this file. (Not the npm package's files: this example imports the
+// element's own modules — editor-wasm.js, reader.js, editor-audit.js — which
+// the package bundles into backing-chain-editor.js or leaves out.)
 /* global cockpit */
 import { register } from './backing-chain-editor.js';
 import { loadWasm, newSession } from './editor-wasm.js';
