@@ -316,6 +316,11 @@ export class BackingChainEditor extends HTMLElement {
     this._chains.settle();
     this.domainXml = next;
     this._model.label = null;
+    // What the edit did in the tree, or why not, is said as well as shown.
+    const fw = this._model.followed;
+    if (fw && fw.domain === this._model.domainText && (fw.done.length || fw.notes.length)) {
+      this._notice([fw.done.length ? `Also in the tree: ${fw.done.join('; ')}.` : '', fw.notes.length ? `Not in the tree: ${fw.notes.join('; ')}.` : ''].filter(Boolean).join(' '));
+    }
     return next;
   }
 

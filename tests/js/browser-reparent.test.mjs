@@ -194,6 +194,8 @@ test('a table edit (row menu, form) that names a known image reparents in the tr
   const vda = el.locator('.chains .disk[data-name="vda"]');
   assert.equal(await vda.locator('tr.row-differs, td.differs').count(), 0);
   assert.equal(await vda.locator('.follow-done').innerText(), 'Also in the tree: top.qcow2 is backed by alt.qcow2.');
+  // … and a screen reader hears it (the element's polite live region).
+  assert.equal(await el.locator('p.hint[aria-live=polite]').innerText(), 'Also in the tree: top.qcow2 is backed by alt.qcow2.');
   assert.equal(await item(el, 'top.qcow2').locator('.xml-differs').count(), 0);
   // The details of top: the backing choice the edit made.
   await item(el, 'top.qcow2').locator('> .row .name').click();
@@ -235,6 +237,7 @@ test('an edit that cannot be a reparent stays marked and says why: a layer no im
   await marked();
   assert.deepEqual(await tree(el), before, 'the tree is unchanged');
   assert.equal(await vda.locator('.follow-not').innerText(), 'Not in the tree: layer 1 (/srv/elsewhere/new.qcow2) is not among the images.');
+  assert.equal(await el.locator('p.hint[aria-live=polite]').innerText(), 'Not in the tree: layer 1 (/srv/elsewhere/new.qcow2) is not among the images.');
   // The tree marks the top, with the difference and why.
   const diff = item(el, 'top.qcow2').locator('> .xml-diff');
   assert.match(await diff.innerText(), /layer 1: the XML says \/srv\/elsewhere\/new\.qcow2 \(qcow2\), the images say \/var\/lib\/libvirt\/images\/mid\.qcow2 \(qcow2\).*not a reparent: layer 1 \(\/srv\/elsewhere\/new\.qcow2\) is not among the images/);
