@@ -614,10 +614,11 @@ impl Session {
 
 /// One image's metadata walk: the header is probed first, then the tables
 /// are read (`meta::Walk`). `step(chunks)` takes the bytes read for the
-/// ranges the last answer asked for (`[offset, Uint8Array, askedLen]`) and
-/// answers `{ need, plan }` (read these next; `plan` says how many bytes in
-/// all, exact or an upper bound) or `{ layer }` once done. A header or
-/// table that cannot be read throws.
+/// ranges the last answer asked for (`[offset, Uint8Array, askedLen]`; only
+/// those: the walk keeps the header's earlier reads itself) and answers
+/// `{ need, plan }` (read these next; `plan` says how many bytes in all,
+/// exact or an upper bound) or `{ layer }` once done. A header or table
+/// that cannot be read throws.
 #[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 pub struct MetaWalk {
@@ -636,12 +637,7 @@ impl MetaWalk {
     #[wasm_bindgen(constructor)]
     pub fn new(file_len: f64, options: JsValue) -> Result<MetaWalk, JsError> {
         install_panic_hook();
-        let opts = if options.is_undefined() || options.is_null() {
-            crate::meta::WalkOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
-        };
+        let opts = walk_options(&options)?;
         Ok(MetaWalk {
             file_len: file_len.max(0.0) as u64,
             opts,
@@ -704,14 +700,31 @@ impl MetaWalk {
             None => Ok(JsValue::NULL),
         }
     }
+}
 
-    /// The header facts (`Image` keys), once probed.
-    pub fn info(&self) -> Result<JsValue, JsError> {
-        match &self.info {
-            Some(i) => to_js(i),
-            None => Ok(JsValue::NULL),
-        }
+/// The walk's options, `{ check }`, read with `Reflect`: through
+/// serde-wasm-bindgen they brought its deserializer and, through serde's
+/// error messages, float formatting into the metadata module (issue 18).
+#[cfg(not(feature = "wasm-no-meta"))]
+fn walk_options(options: &JsValue) -> Result<crate::meta::WalkOptions, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(crate::meta::WalkOptions::default());
     }
+    if !options.is_object() {
+        return Err(JsError::new(
+            "bad options: expected an object like { check: true }",
+        ));
+    }
+    let check = js_sys::Reflect::get(options, &"check".into())
+        .map_err(|_| JsError::new("bad options: check cannot be read"))?;
+    let check = if check.is_undefined() {
+        false
+    } else {
+        check
+            .as_bool()
+            .ok_or_else(|| JsError::new("bad options: check must be true or false"))?
+    };
+    Ok(crate::meta::WalkOptions { check })
 }
 
 /// `[offset, Uint8Array, askedLen]` chunks as (range asked, bytes).
