@@ -21,8 +21,14 @@ use crate::image::{self, Range, Reads, Step};
 #[cfg(not(feature = "wasm-meta-only"))]
 use crate::xml;
 
+/// An answer as a JS value: written as JSON text, then `JSON.parse`d.
+/// Writing it cannot fail for the answers here (every map key is text, no
+/// serializer of ours errs), so the error is a fixed message: the one of
+/// serde_json would bring its `Display`, every parse error's text and
+/// std's I/O error names into the wasm (issue 18).
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
-    let s = serde_json::to_string(v).map_err(|e| JsError::new(&e.to_string()))?;
+    let s = serde_json::to_string(v)
+        .map_err(|_| JsError::new("internal: an answer could not be written as JSON"))?;
     js_sys::JSON::parse(&s).map_err(|_| JsError::new("internal: JSON.parse failed"))
 }
 
