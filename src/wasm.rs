@@ -1,8 +1,9 @@
 //! The wasm facade: JS values in, core calls, JS values out. No logic here.
 //!
 //! Results cross as JSON text parsed by `JSON.parse` (64-bit sizes from
-//! hostile headers stay numbers instead of failing); options come in through
-//! `serde-wasm-bindgen`. Every error is a JS `Error` with a message.
+//! hostile headers stay numbers instead of failing); options and edits are
+//! read from plain JS objects by hand (`js_read`: no serde deserializer in
+//! the wasm). Every error is a JS `Error` with a message.
 //!
 //! Built with no feature it exports everything. The page splits it in two
 //! (issue 18, `.ci/build`): `wasm-no-meta` leaves out the metadata walks
@@ -20,8 +21,14 @@ use crate::image::{self, Range, Reads, Step};
 #[cfg(not(feature = "wasm-meta-only"))]
 use crate::xml;
 
+/// An answer as a JS value: written as JSON text, then `JSON.parse`d.
+/// Writing it cannot fail for the answers here (every map key is text, no
+/// serializer of ours errs), so the error is a fixed message: the one of
+/// serde_json would bring its `Display`, every parse error's text and
+/// std's I/O error names into the wasm (issue 18).
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
-    let s = serde_json::to_string(v).map_err(|e| JsError::new(&e.to_string()))?;
+    let s = serde_json::to_string(v)
+        .map_err(|_| JsError::new("internal: an answer could not be written as JSON"))?;
     js_sys::JSON::parse(&s).map_err(|_| JsError::new("internal: JSON.parse failed"))
 }
 
@@ -238,11 +245,10 @@ impl Session {
     /// filename; they override every other match (`BuildOptions.mapping`).
     #[wasm_bindgen(js_name = setMapping)]
     pub fn set_mapping(&mut self, pairs: JsValue) -> Result<(), JsError> {
-        let m: Vec<(String, String)> = if pairs.is_undefined() || pairs.is_null() {
+        let m = if pairs.is_undefined() || pairs.is_null() {
             Vec::new()
         } else {
-            serde_wasm_bindgen::from_value(pairs)
-                .map_err(|e| JsError::new(&format!("mapping: {e}")))?
+            js_read::mapping(&pairs).map_err(|e| JsError::new(&format!("mapping: {e}")))?
         };
         self.build.mapping = m;
         self.images_mut();
@@ -340,7 +346,7 @@ fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
     if options.is_undefined() || options.is_null() {
         return Ok(xml::Options::default());
     }
-    serde_wasm_bindgen::from_value(options)
+    js_read::xml_options(&options)
         .map_err(|e| JsValue::from(JsError::new(&format!("bad options: {e}"))))
 }
 
@@ -361,7 +367,7 @@ pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
 #[wasm_bindgen(js_name = editXml)]
 pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
     install_panic_hook();
-    let op: xml::edit::Op = serde_wasm_bindgen::from_value(op)
+    let op = js_read::edit_op(&op)
         .map_err(|e| JsValue::from(JsError::new(&format!("bad edit: {e}"))))?;
     xml::edit::apply(doc, &op).map_err(|e| xml_error(&e))
 }
@@ -610,14 +616,273 @@ impl Session {
     }
 }
 
+/// The page's arguments (the XML options, an edit, the backing choices)
+/// read from plain JS objects by hand. Through serde-wasm-bindgen they
+/// brought its deserializer, serde's derived readers and, through serde's
+/// error messages, float formatting into the core module (about 40 KB of
+/// the wasm, issue 18). The same rules as serde's derived readers: an
+/// absent or `undefined` field takes its default, `null` is `None` where
+/// the field is optional, other keys are ignored; an error names the field.
+#[cfg(not(feature = "wasm-meta-only"))]
+mod js_read {
+    use js_sys::{Array, Reflect};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    use crate::xml::edit::{HostSpec, LayerSpec, Op, OpFields, SeclabelSpec};
+    use crate::xml::{Layout, Mode, Options};
+
+    /// The largest integer a JS number holds exactly (2^53 - 1).
+    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+    /// A JS object being read; `path` names it in errors (`layer.hosts[1]`).
+    struct Obj<'a> {
+        value: &'a JsValue,
+        path: String,
+    }
+
+    impl<'a> Obj<'a> {
+        /// `value` as an object (not null, not an array).
+        fn new(value: &'a JsValue, path: String) -> Result<Self, String> {
+            if !value.is_object() || Array::is_array(value) {
+                return Err(if path.is_empty() {
+                    "expected an object".to_string()
+                } else {
+                    format!("`{path}` must be an object")
+                });
+            }
+            Ok(Obj { value, path })
+        }
+
+        /// The field's name with its object's path, for messages.
+        fn name(&self, key: &str) -> String {
+            if self.path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{}.{key}", self.path)
+            }
+        }
+
+        /// The field's value; `None` when absent or `undefined`.
+        fn get(&self, key: &str) -> Result<Option<JsValue>, String> {
+            let v = Reflect::get(self.value, &JsValue::from_str(key))
+                .map_err(|_| format!("`{}` cannot be read", self.name(key)))?;
+            Ok((!v.is_undefined()).then_some(v))
+        }
+
+        /// An optional field: absent, `undefined` or `null` is `None`.
+        fn opt(&self, key: &str) -> Result<Option<JsValue>, String> {
+            Ok(self.get(key)?.filter(|v| !v.is_null()))
+        }
+
+        fn string(&self, key: &str) -> Result<Option<String>, String> {
+            self.opt(key)?
+                .map(|v| {
+                    v.as_string()
+                        .ok_or_else(|| format!("`{}` must be a string", self.name(key)))
+                })
+                .transpose()
+        }
+
+        /// A field that is not optional: `null` is refused, as serde does.
+        fn required_string(&self, key: &str) -> Result<Option<String>, String> {
+            match self.get(key)? {
+                None => Ok(None),
+                Some(v) => v
+                    .as_string()
+                    .map(Some)
+                    .ok_or_else(|| format!("`{}` must be a string", self.name(key))),
+            }
+        }
+
+        fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
+            self.opt(key)?
+                .map(|v| {
+                    v.as_bool()
+                        .ok_or_else(|| format!("`{}` must be true or false", self.name(key)))
+                })
+                .transpose()
+        }
+
+        /// A field that is not optional (`null` refused), false when absent.
+        fn flag(&self, key: &str) -> Result<bool, String> {
+            match self.get(key)? {
+                None => Ok(false),
+                Some(v) => v
+                    .as_bool()
+                    .ok_or_else(|| format!("`{}` must be true or false", self.name(key))),
+            }
+        }
+
+        /// A whole number from 0 to `max`.
+        fn integer(&self, key: &str, max: u64) -> Result<Option<u64>, String> {
+            self.opt(key)?
+                .map(|v| {
+                    v.as_f64()
+                        .filter(|n| {
+                            n.fract() == 0.0
+                                && *n >= 0.0
+                                && *n <= (max as f64).min(MAX_SAFE_INTEGER)
+                        })
+                        .map(|n| n as u64)
+                        .ok_or_else(|| {
+                            format!(
+                                "`{}` must be a whole number from 0 to {max}",
+                                self.name(key)
+                            )
+                        })
+                })
+                .transpose()
+        }
+
+        fn index(&self, key: &str) -> Result<Option<usize>, String> {
+            Ok(self.integer(key, usize::MAX as u64)?.map(|n| n as usize))
+        }
+
+        /// A nested object.
+        fn object(&self, key: &str) -> Result<Option<(JsValue, String)>, String> {
+            Ok(self.opt(key)?.map(|v| (v, self.name(key))))
+        }
+    }
+
+    /// `value` when it is one of `names`' strings.
+    fn one_of<T: Copy>(o: &Obj<'_>, key: &str, names: &[(&str, T)]) -> Result<Option<T>, String> {
+        let Some(s) = o.required_string(key)? else {
+            return Ok(None);
+        };
+        names
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, v)| *v)
+            .map(Some)
+            .ok_or_else(|| {
+                let list: Vec<String> = names.iter().map(|(n, _)| format!("`{n}`")).collect();
+                format!(
+                    "`{}` is `{s}`, expected one of {}",
+                    o.name(key),
+                    list.join(", ")
+                )
+            })
+    }
+
+    /// [`Options`]: `{ layout, no-index, base-dir, mode, replace, wrap }`.
+    pub(super) fn xml_options(value: &JsValue) -> Result<Options, String> {
+        let o = Obj::new(value, String::new())?;
+        let layout = [("nested", Layout::Nested), ("flat", Layout::Flat)];
+        let mode = [("populate", Mode::Populate), ("validate", Mode::Validate)];
+        Ok(Options {
+            layout: one_of(&o, "layout", &layout)?.unwrap_or_default(),
+            no_index: o.flag("no-index")?,
+            base_dir: o.string("base-dir")?,
+            mode: one_of(&o, "mode", &mode)?.unwrap_or_default(),
+            replace: o.flag("replace")?,
+            wrap: o.flag("wrap")?,
+        })
+    }
+
+    /// An edit, `{ op, disk, depth, layer | on | seclabel | model }`: read
+    /// into the fields every operation has, then checked as the serde
+    /// reader checks them (`Op::try_from`: the same messages).
+    pub(super) fn edit_op(value: &JsValue) -> Result<Op, String> {
+        let o = Obj::new(value, String::new())?;
+        let layer = match o.object("layer")? {
+            Some((v, path)) => Some(layer_spec(&Obj::new(&v, path)?)?),
+            None => None,
+        };
+        let seclabel = match o.object("seclabel")? {
+            Some((v, path)) => Some(seclabel_spec(&Obj::new(&v, path)?)?),
+            None => None,
+        };
+        let fields = OpFields {
+            op: o
+                .required_string("op")?
+                .ok_or_else(|| "missing field `op`".to_string())?,
+            disk: o.index("disk")?,
+            depth: o.index("depth")?,
+            layer,
+            on: o.boolean("on")?,
+            seclabel,
+            model: o.string("model")?,
+        };
+        Op::try_from(fields)
+    }
+
+    fn layer_spec(o: &Obj<'_>) -> Result<LayerSpec, String> {
+        let mut hosts = Vec::new();
+        if let Some(list) = o.get("hosts")? {
+            let list: Array = list
+                .dyn_into()
+                .map_err(|_| format!("`{}` must be an array", o.name("hosts")))?;
+            for (k, h) in list.iter().enumerate() {
+                let h = Obj::new(&h, format!("{}[{k}]", o.name("hosts")))?;
+                hosts.push(HostSpec {
+                    name: h.string("name")?,
+                    port: h.integer("port", u16::MAX.into())?.map(|p| p as u16),
+                    transport: h.string("transport")?,
+                    socket: h.string("socket")?,
+                });
+            }
+        }
+        Ok(LayerSpec {
+            kind: o.required_string("type")?.unwrap_or_default(),
+            path: o.string("path")?,
+            protocol: o.string("protocol")?,
+            name: o.string("name")?,
+            hosts,
+            pool: o.string("pool")?,
+            volume: o.string("volume")?,
+            mode: o.string("mode")?,
+            pci: o.string("pci")?,
+            namespace: o.integer("namespace", u32::MAX.into())?.map(|n| n as u32),
+            managed: o.boolean("managed")?,
+            format: o.string("format")?,
+        })
+    }
+
+    fn seclabel_spec(o: &Obj<'_>) -> Result<SeclabelSpec, String> {
+        Ok(SeclabelSpec {
+            model: o.required_string("model")?.unwrap_or_default(),
+            relabel: o.boolean("relabel")?,
+            label: o.string("label")?,
+        })
+    }
+
+    /// The backing choices, `[[image, backing image], ...]` (an array or
+    /// any other iterable of pairs, such as a `Map`).
+    pub(super) fn mapping(value: &JsValue) -> Result<Vec<(String, String)>, String> {
+        let not_pairs = || "expected an array of [image, backing image] pairs".to_string();
+        if !value.is_object() {
+            return Err(not_pairs());
+        }
+        let list = js_sys::try_iter(value)
+            .ok()
+            .flatten()
+            .ok_or_else(not_pairs)?;
+        let mut out = Vec::new();
+        for (k, pair) in list.enumerate() {
+            let pair = pair.map_err(|_| not_pairs())?;
+            let pair = pair.dyn_ref::<Array>().filter(|p| p.length() == 2);
+            match pair.map(|p| (p.get(0).as_string(), p.get(1).as_string())) {
+                Some((Some(a), Some(b))) => out.push((a, b)),
+                _ => {
+                    return Err(format!(
+                        "[{k}] must be a pair of strings [image, backing image]"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 // ---- Metadata walks (issue 17): allocation, map, measure, check ----
 
 /// One image's metadata walk: the header is probed first, then the tables
 /// are read (`meta::Walk`). `step(chunks)` takes the bytes read for the
-/// ranges the last answer asked for (`[offset, Uint8Array, askedLen]`) and
-/// answers `{ need, plan }` (read these next; `plan` says how many bytes in
-/// all, exact or an upper bound) or `{ layer }` once done. A header or
-/// table that cannot be read throws.
+/// ranges the last answer asked for (`[offset, Uint8Array, askedLen]`; only
+/// those: the walk keeps the header's earlier reads itself) and answers
+/// `{ need, plan }` (read these next; `plan` says how many bytes in all,
+/// exact or an upper bound) or `{ layer }` once done. A header or table
+/// that cannot be read throws.
 #[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen]
 pub struct MetaWalk {
@@ -636,12 +901,7 @@ impl MetaWalk {
     #[wasm_bindgen(constructor)]
     pub fn new(file_len: f64, options: JsValue) -> Result<MetaWalk, JsError> {
         install_panic_hook();
-        let opts = if options.is_undefined() || options.is_null() {
-            crate::meta::WalkOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("bad options: {e}")))?
-        };
+        let opts = walk_options(&options)?;
         Ok(MetaWalk {
             file_len: file_len.max(0.0) as u64,
             opts,
@@ -704,14 +964,31 @@ impl MetaWalk {
             None => Ok(JsValue::NULL),
         }
     }
+}
 
-    /// The header facts (`Image` keys), once probed.
-    pub fn info(&self) -> Result<JsValue, JsError> {
-        match &self.info {
-            Some(i) => to_js(i),
-            None => Ok(JsValue::NULL),
-        }
+/// The walk's options, `{ check }`, read with `Reflect`: through
+/// serde-wasm-bindgen they brought its deserializer and, through serde's
+/// error messages, float formatting into the metadata module (issue 18).
+#[cfg(not(feature = "wasm-no-meta"))]
+fn walk_options(options: &JsValue) -> Result<crate::meta::WalkOptions, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(crate::meta::WalkOptions::default());
     }
+    if !options.is_object() {
+        return Err(JsError::new(
+            "bad options: expected an object like { check: true }",
+        ));
+    }
+    let check = js_sys::Reflect::get(options, &"check".into())
+        .map_err(|_| JsError::new("bad options: check cannot be read"))?;
+    let check = if check.is_undefined() {
+        false
+    } else {
+        check
+            .as_bool()
+            .ok_or_else(|| JsError::new("bad options: check must be true or false"))?
+    };
+    Ok(crate::meta::WalkOptions { check })
 }
 
 /// `[offset, Uint8Array, askedLen]` chunks as (range asked, bytes).

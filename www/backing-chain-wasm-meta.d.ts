@@ -4,14 +4,14 @@
 // backing-chain-wasm.d.ts. A test checks that every export named here exists.
 // A wasm built from the crate with no feature exports these from the core too.
 
-import type { Chunk, Image, MetaAnswer, MetaChainResult, MetaPlan } from './backing-chain-wasm';
+import type { Chunk, MetaAnswer, MetaChainResult, MetaPlan } from './backing-chain-wasm';
 
 /** One image's metadata walk: header first, then its tables. A bad header or table throws. */
 export class MetaWalk {
   constructor(fileLen: number, options?: { check?: boolean });
+  /** The bytes of the ranges the last answer asked for (the walk keeps the earlier ones). */
   step(chunks: Chunk[]): MetaAnswer;
   plan(): MetaPlan | null;
-  info(): Image | null;
   free(): void;
 }
 

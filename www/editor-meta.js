@@ -47,8 +47,6 @@ export async function walkImage(src, { check = false, signal, onProgress } = {},
   const walk = newMetaWalk(c, src.size, { check });
   try {
     /** @type {Array<[number, Uint8Array, number]>} */
-    const header = [];
-    /** @type {Array<[number, Uint8Array, number]>} */
     let chunks = [];
     let bytesRead = 0;
     let reads = 0;
@@ -86,13 +84,8 @@ export async function walkImage(src, { check = false, signal, onProgress } = {},
         }
       };
       await Promise.all(Array.from({ length: Math.min(PARALLEL, need.length) }, worker));
-      // The header probe takes every chunk read so far; the table walk the new ones only.
-      if (walk.info() === null) {
-        header.push(...fresh);
-        chunks = header;
-      } else {
-        chunks = fresh;
-      }
+      // Only the new chunks: the walk keeps the header's earlier reads itself.
+      chunks = fresh;
     }
     throw new Error(`${src.name}: the metadata walk asked for more than ${MAX_ROUNDS} rounds of reads`);
   } catch (e) {

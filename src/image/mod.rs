@@ -141,6 +141,73 @@ impl Stop {
     }
 }
 
+/// Text keys and their values, sorted by key, each key once; serialised as
+/// a JSON object (as a `BTreeMap<String, String>` was). A VMDK descriptor's
+/// other `key=value` lines, a VHDX parent locator's entries. A sorted
+/// vector, not a `BTreeMap`: the two were the wasm's last use of that kind
+/// of map (about 5 KB of code, issue 18).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextMap(Vec<(String, String)>);
+
+impl TextMap {
+    /// No pairs.
+    pub fn new() -> Self {
+        TextMap(Vec::new())
+    }
+
+    /// The pairs in any order; of a key given twice the later value is
+    /// kept. n log n whatever the keys: ordered through the same kind of
+    /// map as the XML reader's attribute check (`BTreeMap<&[u8], usize>`,
+    /// already in the wasm; a sort of the pairs would add one of its own).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        let mut last: std::collections::BTreeMap<&[u8], usize> = Default::default();
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            last.insert(k.as_bytes(), i);
+        }
+        let order: Vec<usize> = last.into_values().collect();
+        let mut pairs: Vec<Option<(String, String)>> = pairs.into_iter().map(Some).collect();
+        TextMap(order.into_iter().filter_map(|i| pairs[i].take()).collect())
+    }
+
+    /// Set `key` to `value` (replacing its value if it is there). Linear in
+    /// the number of keys: for maps of a bounded size.
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.0.binary_search_by(|p| p.0.as_str().cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|p| p.0.as_str().cmp(key))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// No keys.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The pairs, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl Serialize for TextMap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
 /// The bytes read so far.
 #[derive(Debug, Clone, Default)]
 pub struct Reads {
@@ -1160,6 +1227,33 @@ pub(crate) fn lossy(data: &[u8], diags: &mut Vec<Diagnostic>, what: &str) -> Str
 #[cfg(test)]
 mod typed_tests {
     use super::*;
+
+    #[test]
+    fn text_map_keeps_keys_sorted_once_and_the_last_value() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let m = TextMap::from_pairs(vec![p("b", "1"), p("a", "2"), p("b", "3"), p("", "4")]);
+        let pairs: Vec<(&str, &str)> = m.iter().collect();
+        assert_eq!(pairs, [("", "4"), ("a", "2"), ("b", "3")]);
+        assert_eq!((m.get("b"), m.get("c"), m.len()), (Some("3"), None, 3));
+        // As a BTreeMap<String, String> serialises: an object, keys sorted.
+        let reference: std::collections::BTreeMap<String, String> =
+            [p("b", "1"), p("a", "2"), p("b", "3"), p("", "4")]
+                .into_iter()
+                .collect();
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            serde_json::to_string(&reference).unwrap()
+        );
+        let mut n = TextMap::new();
+        for (k, v) in [("z", "1"), ("é", "2"), ("Z", "3"), ("z", "4")] {
+            n.insert(k.into(), v.into());
+        }
+        assert_eq!(
+            n.iter().collect::<Vec<_>>(),
+            [("Z", "3"), ("z", "4"), ("é", "2")]
+        );
+        assert!(TextMap::from_pairs(Vec::new()).is_empty());
+    }
 
     #[test]
     fn views_read_fields_in_both_byte_orders() {

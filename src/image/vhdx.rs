@@ -24,11 +24,11 @@
 //!
 //! Only these few ranges are read, wherever the metadata region lies.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::{guid_le, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop, View};
+use super::{
+    guid_le, utf16, Format, Identity, ImageInfo, Range, Reads, Region, Stop, TextMap, View,
+};
 use crate::diag::{Code, Diagnostic};
 
 const F: Format = Format::Vhdx;
@@ -97,7 +97,7 @@ pub struct HeaderFacts {
 pub struct ParentLocator {
     /// The key/value pairs (`parent_linkage`, `relative_path`,
     /// `absolute_win32_path`, …), UTF-16 decoded.
-    pub entries: BTreeMap<String, String>,
+    pub entries: TextMap,
     /// The locator type GUID (the VHDX one for a VHDX parent).
     #[serde(rename = "type")]
     pub kind: String,
@@ -525,7 +525,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                 format!("{kv} parent locator entries do not fit the item"),
             ));
         }
-        let mut pairs = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(kv);
         let (entries, _) = loc[20..20 + 12 * kv].as_chunks::<12>();
         for (i, e) in entries.iter().enumerate() {
             let e = View(e);
@@ -538,15 +538,16 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
                     format!("parent locator entry {i} points outside the item"),
                 ));
             };
-            pairs.insert(utf16(k, false), utf16(v, false));
+            pairs.push((utf16(k, false), utf16(v, false)));
         }
+        let pairs = TextMap::from_pairs(pairs);
         if kind != VHDX_PARENT_TYPE {
             info.diagnostics.push(Diagnostic::warning(
                 Code::VhdxLocatorType,
                 format!("parent locator type {kind} is not the VHDX parent locator"),
             ));
         }
-        let get = |k: &str| pairs.get(k).cloned();
+        let get = |k: &str| pairs.get(k).map(str::to_string);
         let name = get("relative_path")
             .or_else(|| get("absolute_win32_path"))
             .or_else(|| get("volume_path"));

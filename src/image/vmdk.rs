@@ -21,12 +21,10 @@
 //! The descriptor gives `CID`, `parentCID`, `createType`,
 //! `parentFileNameHint` and the extent lines `ACCESS SECTORS TYPE "FILE" [OFFSET]`.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::safety::NameKind;
-use super::{Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, View};
+use super::{Format, FormatSpecific, Identity, ImageInfo, Reads, Stop, TextMap, View};
 use crate::diag::{Code, Diagnostic, Severity};
 
 const F: Format = Format::Vmdk;
@@ -103,7 +101,7 @@ struct Descriptor {
     create_type: Option<String>,
     parent_hint: Option<String>,
     extents: Vec<Extent>,
-    other: BTreeMap<String, String>,
+    other: TextMap,
 }
 
 /// One extent line of a descriptor: `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
@@ -184,7 +182,7 @@ pub struct HeaderFacts {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compress_algorithm: Option<u16>,
     /// The descriptor's other `key=value` lines (at most 64).
-    pub descriptor: BTreeMap<String, String>,
+    pub descriptor: TextMap,
     /// Bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub descriptor_offset: Option<u64>,

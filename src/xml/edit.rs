@@ -131,15 +131,16 @@ pub enum Op {
 /// serde's own reading of an internally tagged enum buffers the object in a
 /// generic `Content` tree before it knows the variant, about 38 KB of the
 /// wasm for this one type (issue 18); this reads the fields once.
-#[derive(Deserialize)]
-struct OpFields {
-    op: String,
-    disk: Option<usize>,
-    depth: Option<usize>,
-    layer: Option<LayerSpec>,
-    on: Option<bool>,
-    seclabel: Option<SeclabelSpec>,
-    model: Option<String>,
+/// The wasm facade fills it by hand from a JS object (no serde there).
+#[derive(Deserialize, Default)]
+pub(crate) struct OpFields {
+    pub(crate) op: String,
+    pub(crate) disk: Option<usize>,
+    pub(crate) depth: Option<usize>,
+    pub(crate) layer: Option<LayerSpec>,
+    pub(crate) on: Option<bool>,
+    pub(crate) seclabel: Option<SeclabelSpec>,
+    pub(crate) model: Option<String>,
 }
 
 impl TryFrom<OpFields> for Op {

@@ -24,7 +24,6 @@ document.getElementById('f').addEventListener('change', async (ev) => {
   const file = ev.target.files[0];
   const w = new MetaWalk(file.size);
   let chunks = [];
-  let header = [];
   let bytes = 0;
   for (;;) {
     const r = w.step(chunks);
@@ -42,7 +41,7 @@ document.getElementById('f').addEventListener('change', async (ev) => {
       bytes += b.byteLength;
       return [offset, b, len];
     }));
-    if (w.info() === null) { header = header.concat(fresh); chunks = header; } else { chunks = fresh; }
+    chunks = fresh;
   }
 });
 window.benchReady = true;
@@ -66,7 +65,6 @@ try {
   const walkOnce = () => {
     const w = new MetaWalk(size);
     let chunks = [];
-    const header = [];
     let bytes = 0;
     for (;;) {
       const r = w.step(chunks);
@@ -84,12 +82,7 @@ try {
         bytes += got;
         return [offset, new Uint8Array(buf.buffer, buf.byteOffset, got), len];
       });
-      if (w.info() === null) {
-        header.push(...fresh);
-        chunks = header;
-      } else {
-        chunks = fresh;
-      }
+      chunks = fresh;
     }
   };
   const first = walkOnce();

@@ -34,7 +34,6 @@ function walkFile(path, options) {
   try {
     const size = fstatSync(fd).size;
     const w = new wasm.MetaWalk(size, options);
-    const header = [];
     let chunks = [];
     const plans = [];
     for (let round = 0; round < 64; round++) {
@@ -47,14 +46,8 @@ function walkFile(path, options) {
         const got = readSync(fd, buf, 0, len, offset);
         fresh.push([offset, new Uint8Array(buf.buffer, buf.byteOffset, got), len]);
       }
-      // The header probe takes every chunk read so far; the table walk
-      // the new ones only.
-      if (w.info() === null) {
-        header.push(...fresh);
-        chunks = header;
-      } else {
-        chunks = fresh;
-      }
+      // Only the new chunks: the walk keeps the header's earlier reads.
+      chunks = fresh;
     }
     throw new Error('too many rounds');
   } finally {
@@ -115,6 +108,24 @@ test('MetaWalk: a raw image is fully allocated by definition; a bad header throw
   const bad = new Uint8Array(4096);
   bad.set([0x51, 0x46, 0x49, 0xfb, 0, 0, 0, 9]); // qcow2 magic, version 9
   assert.throws(() => w.step([[0, bad, 4096]]), /version/);
+});
+
+test('MetaWalk: a header probed in several rounds (VHDX) needs only the new chunks at each step', { skip }, (t) => {
+  const dir = tmp(t);
+  const f = join(dir, 'w.vhdx');
+  // 1 MiB blocks: the 3 MiB at 0 and the 1 MiB at 32 MiB written fill four.
+  qemuImg('create', '-q', '-f', 'vhdx', '-o', 'block_size=1M', f, '64M');
+  execFileSync('qemu-io', ['-f', 'vhdx', '-c', 'write -P 1 0 3M', '-c', 'write -P 2 32M 1M', f], { stdio: 'ignore' });
+  const { layer, plans } = walkFile(f);
+  assert.ok(plans.length > 0);
+  assert.equal(layer.allocation['virtual-size'], 64 * 1024 * 1024);
+  assert.equal(layer.allocation.data, 4 * 1024 * 1024);
+});
+
+test('MetaWalk options: { check } true or false, anything else is a clear error', () => {
+  for (const ok of [undefined, null, {}, { check: false }, { check: true }]) new wasm.MetaWalk(4096, ok).free();
+  assert.throws(() => new wasm.MetaWalk(4096, { check: 'yes' }), /^Error: bad options: check must be true or false$/);
+  assert.throws(() => new wasm.MetaWalk(4096, 5), /^Error: bad options: expected an object/);
 });
 
 test('the split (issue 18): the core module the page loads first has no metadata walks, the metadata module nothing else', async () => {
