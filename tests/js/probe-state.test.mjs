@@ -227,3 +227,36 @@ test('the core’s limits hold through a Probe: no more rounds than limits::MAX_
   // limit is the core's own, a bound on what one probe reads at once.)
   assert.deepEqual(probeFile(oldStep, path).result, last);
 });
+
+// Last in this file: it makes the wasm instance panic.
+test('the element’s guarded session (editor-wasm.js): the Probes it makes are guarded, addProbe takes them back, and after a panic a step is a CorePanic', { skip }, async (t) => {
+  const { newSession, CorePanic } = await import('../../www/editor-wasm.js');
+  const dir = tmp(t);
+  const path = join(dir, 'a.qcow2');
+  qemuImg('create', '-q', '-f', 'qcow2', path, '1G');
+  const s = newSession();
+  const p = s.newProbe(statSync(path).size);
+  assert.ok(p.__raw instanceof wasm.Probe, 'a Probe behind a guard');
+  const { answers } = probeState(p, path);
+  assert.equal(answers.at(-1).info.format, 'qcow2');
+  s.addProbe('a.qcow2', p);
+  assert.equal(p.__raw.__wbg_ptr, 0, 'used up');
+  assert.deepEqual(s.forest().images.map((i) => [i.filename, i.format]), [['a.qcow2', 'qcow2']]);
+
+  // A real panic in the instance (as browser-page.test.mjs makes one: the raw
+  // describeXml export given bytes that are not UTF-8), then a guarded step.
+  const q = s.newProbe(100);
+  const raw = wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
+  const enc = new TextEncoder();
+  const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
+  const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
+  new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+  const console0 = console.error;
+  console.error = () => {}; // the panic hook's report
+  try {
+    assert.throws(() => raw.describeXml(raw.__wbindgen_add_to_stack_pointer(-16), ptr, bytes.length), WebAssembly.RuntimeError);
+  } finally {
+    console.error = console0;
+  }
+  assert.throws(() => q.step([]), (e) => e instanceof CorePanic && /backing-chain internal error: panicked at src\/xml/.test(e.message));
+});
