@@ -71,14 +71,13 @@ fn known_len(file_len: f64) -> Option<u64> {
     (file_len >= 0.0).then_some(file_len as u64)
 }
 
-/// A chunk's offset or asked length: a whole number from 0 to 2^53 - 1.
+/// A chunk's offset or asked length: a whole number from 0 to 2^53 - 1
+/// (else the error `bad`).
 #[cfg(not(feature = "wasm-meta-only"))]
-fn chunk_number(v: &JsValue, what: &str) -> Result<u64, JsError> {
+fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
     match v.as_f64() {
         Some(n) if (0.0..=MAX_CHUNK_NUMBER).contains(&n) && n.fract() == 0.0 => Ok(n as u64),
-        _ => Err(JsError::new(&format!(
-            "chunk {what} must be a whole number from 0 to 2^53 - 1"
-        ))),
+        _ => Err(JsError::new(bad)),
     }
 }
 
@@ -95,7 +94,10 @@ fn probe_chunks(chunks: &Array, len: Option<u64>) -> Result<Vec<(Range, Vec<u8>)
         let c: Array = c
             .dyn_into()
             .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
-        let offset = chunk_number(&c.get(0), "offset")?;
+        let offset = chunk_number(
+            &c.get(0),
+            "chunk offset must be a whole number from 0 to 2^53 - 1",
+        )?;
         let bytes: Uint8Array = c
             .get(1)
             .dyn_into()
@@ -105,16 +107,21 @@ fn probe_chunks(chunks: &Array, len: Option<u64>) -> Result<Vec<(Range, Vec<u8>)
         let asked = if asked.is_undefined() || asked.is_null() {
             held
         } else {
-            chunk_number(&asked, "askedLen")?
+            chunk_number(
+                &asked,
+                "chunk askedLen must be a whole number from 0 to 2^53 - 1",
+            )?
         };
-        if held > asked {
+        let bad = if held > asked {
+            "more bytes than its askedLen"
+        } else if len.is_some_and(|l| held > 0 && offset >= l) {
+            "bytes past the end of the file"
+        } else {
+            ""
+        };
+        if !bad.is_empty() {
             return Err(JsError::new(&format!(
-                "chunk at {offset} holds {held} bytes, more than the {asked} asked"
-            )));
-        }
-        if let Some(l) = len.filter(|l| held > 0 && offset >= *l) {
-            return Err(JsError::new(&format!(
-                "chunk at {offset} lies outside the file ({l} bytes)"
+                "chunk at {offset} ({held} bytes): {bad}"
             )));
         }
         out.push((Range::new(offset, asked), bytes.to_vec()));
@@ -210,16 +217,11 @@ impl Probe {
 #[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = probeStep)]
 pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
-    install_panic_hook();
-    let len = known_len(file_len);
-    let mut reads = Reads::new(len);
-    for (range, bytes) in probe_chunks(&chunks, len)? {
-        reads.insert(range, bytes);
-    }
-    match image::probe(&reads) {
-        Ok(Step::Need(r)) => to_js(&NeedAnswer { need: &r }),
-        Ok(Step::Done(info)) => to_js(&InfoAnswer { info: &info }),
-        Err(e) => Err(JsError::new(&e.to_string())),
+    let mut probe = Probe::new(file_len);
+    let answer = probe.step(chunks)?;
+    match probe.outcome {
+        Some(Probed::Error { error }) => Err(JsError::new(&error)),
+        _ => Ok(answer),
     }
 }
 
