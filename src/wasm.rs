@@ -81,53 +81,70 @@ fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
     }
 }
 
-/// `[offset, Uint8Array, askedLen]` chunks as (range asked, bytes), checked
-/// against the file length `len` when known: a chunk that holds more bytes
-/// than it asked for, or bytes that start at or past the file's end, is an
-/// error (no read of the file can give them). All or nothing: nothing is
-/// kept from a list with a bad chunk. Each chunk's bytes are copied into
+/// One `[offset, Uint8Array, askedLen]` chunk as (offset, bytes, asked
+/// length), checked against the file length `len` when known: a chunk that
+/// holds more bytes than it asked for, or bytes that start at or past the
+/// file's end, is an error (no read of the file can give them).
+#[cfg(not(feature = "wasm-meta-only"))]
+fn probe_chunk(c: JsValue, len: Option<u64>) -> Result<(u64, Uint8Array, u64), JsError> {
+    let c: Array = c
+        .dyn_into()
+        .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
+    let offset = chunk_number(
+        &c.get(0),
+        "chunk offset must be a whole number from 0 to 2^53 - 1",
+    )?;
+    let bytes: Uint8Array = c
+        .get(1)
+        .dyn_into()
+        .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
+    let held = u64::from(bytes.length());
+    let asked = c.get(2);
+    let asked = if asked.is_undefined() || asked.is_null() {
+        held
+    } else {
+        chunk_number(
+            &asked,
+            "chunk askedLen must be a whole number from 0 to 2^53 - 1",
+        )?
+    };
+    let bad = if held > asked {
+        "more bytes than its askedLen"
+    } else if len.is_some_and(|l| held > 0 && offset >= l) {
+        "bytes past the end of the file"
+    } else {
+        return Ok((offset, bytes, asked));
+    };
+    Err(JsError::new(&format!(
+        "chunk at {offset} ({held} bytes): {bad}"
+    )))
+}
+
+/// Add `chunks` to `reads`, all or nothing: every chunk is checked
+/// ([`probe_chunk`]) before any is added. Each chunk's bytes are copied into
 /// the wasm once, here.
 #[cfg(not(feature = "wasm-meta-only"))]
-fn probe_chunks(chunks: &Array, len: Option<u64>) -> Result<Vec<(Range, Vec<u8>)>, JsError> {
-    let mut out = Vec::with_capacity(chunks.length() as usize);
+fn add_chunks(reads: &mut Reads, chunks: &Array) -> Result<(), JsError> {
+    let len = reads.file_len();
     for c in chunks.iter() {
-        let c: Array = c
-            .dyn_into()
-            .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
-        let offset = chunk_number(
-            &c.get(0),
-            "chunk offset must be a whole number from 0 to 2^53 - 1",
-        )?;
-        let bytes: Uint8Array = c
-            .get(1)
-            .dyn_into()
-            .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
-        let held = u64::from(bytes.length());
-        let asked = c.get(2);
-        let asked = if asked.is_undefined() || asked.is_null() {
-            held
-        } else {
-            chunk_number(
-                &asked,
-                "chunk askedLen must be a whole number from 0 to 2^53 - 1",
-            )?
-        };
-        let bad = if held > asked {
-            "more bytes than its askedLen"
-        } else if len.is_some_and(|l| held > 0 && offset >= l) {
-            "bytes past the end of the file"
-        } else {
-            ""
-        };
-        if !bad.is_empty() {
-            return Err(JsError::new(&format!(
-                "chunk at {offset} ({held} bytes): {bad}"
-            )));
-        }
-        out.push((Range::new(offset, asked), bytes.to_vec()));
+        probe_chunk(c, len)?;
     }
-    Ok(out)
+    for c in chunks.iter() {
+        let (offset, bytes, asked) = probe_chunk(c, len)?;
+        reads.insert(Range::new(offset, asked), bytes.to_vec());
+    }
+    Ok(())
 }
+
+/// A [`Probe`]'s answer once it has asked for `limits::MAX_ROUNDS` rounds
+/// (the words of `image::probe_with`).
+#[cfg(not(feature = "wasm-meta-only"))]
+const TOO_MANY_ROUNDS: &str = "header needs more than 16 reads";
+#[cfg(not(feature = "wasm-meta-only"))]
+const _: () = assert!(
+    crate::limits::MAX_ROUNDS == 16,
+    "TOO_MANY_ROUNDS names the limit"
+);
 
 /// A probe that keeps what it was given: `step(chunks)` takes only the
 /// chunks read for the ranges the last answer asked for (`[offset,
@@ -168,28 +185,24 @@ impl Probe {
         if self.outcome.is_some() {
             return Err(JsError::new("the probe is finished"));
         }
-        for (range, bytes) in probe_chunks(&chunks, self.reads.file_len())? {
-            self.reads.insert(range, bytes);
-        }
+        add_chunks(&mut self.reads, &chunks)?;
         self.steps += 1;
         let (outcome, answer) = match image::probe(&self.reads) {
             Ok(Step::Need(r)) if self.steps < crate::limits::MAX_ROUNDS => {
                 return to_js(&NeedAnswer { need: &r });
             }
-            // As `image::probe_with`: no more rounds than the core's limit.
-            Ok(Step::Need(_)) => {
-                let msg = format!("header needs more than {} reads", crate::limits::MAX_ROUNDS);
-                let answer = to_js(&ErrorAnswer { error: &msg })?;
-                (Probed::Error { error: msg }, answer)
-            }
             Ok(Step::Done(info)) => {
                 let answer = to_js(&InfoAnswer { info: &info })?;
                 (Probed::Info(info), answer)
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let answer = to_js(&ErrorAnswer { error: &msg })?;
-                (Probed::Error { error: msg }, answer)
+            // As `image::probe_with`: no more rounds than the core's limit.
+            other => {
+                let error = match other {
+                    Err(e) => e.to_string(),
+                    _ => TOO_MANY_ROUNDS.to_owned(),
+                };
+                let answer = to_js(&ErrorAnswer { error: &error })?;
+                (Probed::Error { error }, answer)
             }
         };
         self.outcome = Some(outcome);
