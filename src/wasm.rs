@@ -208,18 +208,6 @@ impl Probe {
         self.outcome = Some(outcome);
         Ok(answer)
     }
-
-    /// Whether the probe answered `{ info }` or `{ error }`.
-    #[wasm_bindgen(getter)]
-    pub fn done(&self) -> bool {
-        self.outcome.is_some()
-    }
-
-    /// Bytes the probe was given (what the caller read for it).
-    #[wasm_bindgen(getter, js_name = bytesRead)]
-    pub fn bytes_read(&self) -> f64 {
-        self.reads.bytes_held() as f64
-    }
 }
 
 /// One probe step. `chunks` is an array of `[offset, Uint8Array, askedLen]`
@@ -271,7 +259,7 @@ impl Session {
     ) -> Result<JsValue, JsError> {
         let mut probe = Probe::new(file_len);
         let answer = probe.step(chunks)?;
-        if probe.done() {
+        if probe.outcome.is_some() {
             self.add_probe(filename, probe)?;
         }
         Ok(answer)

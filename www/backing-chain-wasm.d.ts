@@ -331,10 +331,6 @@ export class Probe {
   /** `fileLen`: the file's size, negative when unknown. */
   constructor(fileLen: number);
   step(chunks: Chunk[]): ProbeAnswer;
-  /** Whether it answered `{ info }` or `{ error }`. */
-  readonly done: boolean;
-  /** Bytes it was given (what the caller read for it). */
-  readonly bytesRead: number;
   free(): void;
 }
 
