@@ -13,7 +13,7 @@
 //           `step` and `addProbe`.
 // Alternated in one run (ABAB…), median of the per-round ratios. `--base
 // DIR`: also time the probeStep loop of another build's www/pkg (main's),
-// loaded beside this one, to show that the old API did not get slower.
+// loaded beside this one: what the worker ran before, against a Probe.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,7 +124,7 @@ try {
     s1.free();
     s2.free();
     
-    const base = baseStep ? `; main's probeStep loop ${fmtMs(times[4] / 1000)} (${ratio(4, 0).toFixed(2)}× this build's)` : '';
+    const base = baseStep ? `; main's probeStep loop ${fmtMs(times[4] / 1000)} (${ratio(4, 0).toFixed(2)}× this build's): a Probe ${ratio(1, 4).toFixed(2)}× of it` : '';
     report(
       `probe state ${label}`,
       `${rounds.length} round(s): bytes into the wasm ${copiedOld} → ${copiedNew} (${(copiedNew / copiedOld).toFixed(2)}×); worker loop ${fmtMs(times[0] / 1000)} → ${fmtMs(times[1] / 1000)} (${ratio(1, 0).toFixed(2)}×); page loop ${fmtMs(times[2] / 1000)} → ${fmtMs(times[3] / 1000)} (${ratio(3, 2).toFixed(2)}×)${base}`,
