@@ -66,47 +66,170 @@ extern "C" {
     fn web_log(s: &str);
 }
 
+/// Largest offset or length a chunk may name: JS numbers are exact whole
+/// numbers up to 2^53 - 1 (`Number.MAX_SAFE_INTEGER`); past it a number
+/// names no byte of a real file.
 #[cfg(not(feature = "wasm-meta-only"))]
-fn reads_from(file_len: f64, chunks: &Array) -> Result<Reads, JsError> {
-    let len = if file_len >= 0.0 {
-        Some(file_len as u64)
-    } else {
-        None
-    };
-    let mut reads = Reads::new(len);
-    for c in chunks.iter() {
-        let c: Array = c
-            .dyn_into()
-            .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
-        let offset =
-            c.get(0)
-                .as_f64()
-                .ok_or_else(|| JsError::new("chunk offset must be a number"))? as u64;
-        let bytes: Uint8Array = c
-            .get(1)
-            .dyn_into()
-            .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
-        let asked = c
-            .get(2)
-            .as_f64()
-            .map_or(bytes.length() as u64, |a| a as u64);
-        reads.insert(Range::new(offset, asked), bytes.to_vec());
-    }
-    Ok(reads)
+const MAX_CHUNK_NUMBER: f64 = 9_007_199_254_740_991.0;
+
+/// The file length a caller gives: a negative number (or NaN) when unknown.
+#[cfg(not(feature = "wasm-meta-only"))]
+fn known_len(file_len: f64) -> Option<u64> {
+    (file_len >= 0.0).then_some(file_len as u64)
 }
 
-/// One probe step. `chunks` is an array of `[offset, Uint8Array, askedLen]`;
-/// `fileLen` the file size (or a negative number when unknown). Returns
-/// `{ need: [{offset, len}] }` or `{ info: {...} }`; a bad header throws.
+/// A chunk's offset or asked length: a whole number from 0 to 2^53 - 1
+/// (else the error `bad`).
+#[cfg(not(feature = "wasm-meta-only"))]
+fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
+    match v.as_f64() {
+        Some(n) if (0.0..=MAX_CHUNK_NUMBER).contains(&n) && n.fract() == 0.0 => Ok(n as u64),
+        _ => Err(JsError::new(bad)),
+    }
+}
+
+/// One `[offset, Uint8Array, askedLen]` chunk as (offset, bytes, asked
+/// length), checked against the file length `len` when known: a chunk that
+/// holds more bytes than it asked for, or bytes that start at or past the
+/// file's end, is an error (no read of the file can give them).
+#[cfg(not(feature = "wasm-meta-only"))]
+fn probe_chunk(c: JsValue, len: Option<u64>) -> Result<(u64, Uint8Array, u64), JsError> {
+    let c: Array = c
+        .dyn_into()
+        .map_err(|_| JsError::new("chunk must be [offset, bytes, askedLen]"))?;
+    let offset = chunk_number(
+        &c.get(0),
+        "chunk offset must be a whole number from 0 to 2^53 - 1",
+    )?;
+    let bytes: Uint8Array = c
+        .get(1)
+        .dyn_into()
+        .map_err(|_| JsError::new("chunk bytes must be a Uint8Array"))?;
+    let held = u64::from(bytes.length());
+    let asked = c.get(2);
+    let asked = if asked.is_undefined() || asked.is_null() {
+        held
+    } else {
+        chunk_number(
+            &asked,
+            "chunk askedLen must be a whole number from 0 to 2^53 - 1",
+        )?
+    };
+    let bad = if held > asked {
+        "more bytes than its askedLen"
+    } else if len.is_some_and(|l| held > 0 && offset >= l) {
+        "bytes past the end of the file"
+    } else {
+        return Ok((offset, bytes, asked));
+    };
+    Err(JsError::new(&format!(
+        "chunk at {offset} ({held} bytes): {bad}"
+    )))
+}
+
+/// Add `chunks` to `reads`, all or nothing: every chunk is checked
+/// ([`probe_chunk`]) before any is added. Each chunk's bytes are copied into
+/// the wasm once, here.
+#[cfg(not(feature = "wasm-meta-only"))]
+fn add_chunks(reads: &mut Reads, chunks: &Array) -> Result<(), JsError> {
+    let len = reads.file_len();
+    for c in chunks.iter() {
+        probe_chunk(c, len)?;
+    }
+    for c in chunks.iter() {
+        let (offset, bytes, asked) = probe_chunk(c, len)?;
+        reads.insert(Range::new(offset, asked), bytes.to_vec());
+    }
+    Ok(())
+}
+
+/// A [`Probe`]'s answer once it has asked for `limits::MAX_ROUNDS` rounds
+/// (the words of `image::probe_with`).
+#[cfg(not(feature = "wasm-meta-only"))]
+const TOO_MANY_ROUNDS: &str = "header needs more than 16 reads";
+#[cfg(not(feature = "wasm-meta-only"))]
+const _: () = assert!(
+    crate::limits::MAX_ROUNDS == 16,
+    "TOO_MANY_ROUNDS names the limit"
+);
+
+/// A probe that keeps what it was given: `step(chunks)` takes only the
+/// chunks read for the ranges the last answer asked for (`[offset,
+/// Uint8Array, askedLen]`), adds them to the reads it holds, and answers
+/// `{ need: [{offset, len}] }` (read these next), `{ info }` or `{ error }`
+/// (a bad header, or more than `limits::MAX_ROUNDS` rounds). Each chunk
+/// crosses into the wasm once, however many rounds the probe takes (a
+/// `probeStep` loop passes every chunk again at each round). Malformed
+/// chunks throw and are not kept. `Session.addProbe` adds the finished
+/// probe's image to a session without its bytes crossing again.
+#[cfg(not(feature = "wasm-meta-only"))]
+#[wasm_bindgen]
+pub struct Probe {
+    reads: Reads,
+    /// Steps taken (each a round of reads, the first excepted).
+    steps: usize,
+    /// The outcome, once the probe is finished.
+    outcome: Option<Probed>,
+}
+
+#[cfg(not(feature = "wasm-meta-only"))]
+#[wasm_bindgen]
+impl Probe {
+    /// A probe of a file of `fileLen` bytes (a negative number when unknown).
+    #[wasm_bindgen(constructor)]
+    pub fn new(file_len: f64) -> Probe {
+        install_panic_hook();
+        Probe {
+            reads: Reads::new(known_len(file_len)),
+            steps: 0,
+            outcome: None,
+        }
+    }
+
+    /// One round: add `chunks` (the bytes read for the last `need`; none at
+    /// first) and probe. See [`Probe`].
+    pub fn step(&mut self, chunks: Array) -> Result<JsValue, JsError> {
+        if self.outcome.is_some() {
+            return Err(JsError::new("the probe is finished"));
+        }
+        add_chunks(&mut self.reads, &chunks)?;
+        self.steps += 1;
+        let (outcome, answer) = match image::probe(&self.reads) {
+            Ok(Step::Need(r)) if self.steps < crate::limits::MAX_ROUNDS => {
+                return to_js(&NeedAnswer { need: &r });
+            }
+            Ok(Step::Done(info)) => {
+                let answer = to_js(&InfoAnswer { info: &info })?;
+                (Probed::Info(info), answer)
+            }
+            // As `image::probe_with`: no more rounds than the core's limit.
+            other => {
+                let error = match other {
+                    Err(e) => e.to_string(),
+                    _ => TOO_MANY_ROUNDS.to_owned(),
+                };
+                let answer = to_js(&ErrorAnswer { error: &error })?;
+                (Probed::Error { error }, answer)
+            }
+        };
+        self.outcome = Some(outcome);
+        Ok(answer)
+    }
+}
+
+/// One probe step. `chunks` is an array of `[offset, Uint8Array, askedLen]`
+/// (every chunk read so far); `fileLen` the file size (or a negative number
+/// when unknown). Returns `{ need: [{offset, len}] }` or `{ info: {...} }`;
+/// a bad header throws. A loop of these passes every chunk again at each
+/// round: [`Probe`] keeps them instead.
 #[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = probeStep)]
 pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
-    install_panic_hook();
-    let reads = reads_from(file_len, &chunks)?;
-    match image::probe(&reads) {
-        Ok(Step::Need(r)) => to_js(&NeedAnswer { need: &r }),
-        Ok(Step::Done(info)) => to_js(&InfoAnswer { info: &info }),
-        Err(e) => Err(JsError::new(&e.to_string())),
+    let mut probe = Probe::new(file_len);
+    let answer = probe.step(chunks)?;
+    match probe.outcome {
+        Some(Probed::Error { error }) => Err(JsError::new(&error)),
+        _ => Ok(answer),
     }
 }
 
@@ -133,32 +256,46 @@ impl Session {
     /// `{ need: [...] }`, or, once the header is read, adds the image to the
     /// session and returns `{ info }` — or `{ error }` for a bad header (the
     /// image is added with its error: a chain that reaches it says so).
+    /// Every chunk read so far is passed at each call: a probe of several
+    /// rounds is cheaper with [`Probe`] and [`Session::add_probe`].
     pub fn probe(
         &mut self,
         filename: String,
         file_len: f64,
         chunks: Array,
     ) -> Result<JsValue, JsError> {
-        let reads = reads_from(file_len, &chunks)?;
-        let bytes_read = reads.bytes_held();
-        let (probe, answer) = match image::probe(&reads) {
-            Ok(Step::Need(r)) => return to_js(&NeedAnswer { need: &r }),
-            Ok(Step::Done(info)) => {
-                let answer = to_js(&InfoAnswer { info: &info })?;
-                (Probed::Info(info), answer)
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                let answer = to_js(&ErrorAnswer { error: &msg })?;
-                (Probed::Error { error: msg }, answer)
-            }
-        };
+        let mut probe = Probe::new(file_len);
+        let answer = probe.step(chunks)?;
+        if probe.outcome.is_some() {
+            self.add_probe(filename, probe)?;
+        }
+        Ok(answer)
+    }
+
+    /// A new [`Probe`] of this session's wasm instance (as `new
+    /// Probe(fileLen)`), for [`Session::add_probe`].
+    #[wasm_bindgen(js_name = newProbe)]
+    pub fn new_probe(&self, file_len: f64) -> Probe {
+        Probe::new(file_len)
+    }
+
+    /// Add the image of a finished probe (one that answered `{ info }` or
+    /// `{ error }`) as `filename`, with the bytes it was given: what
+    /// [`Session::probe`] adds from the same chunks, without the chunks
+    /// crossing again. The probe is used up (freed); an unfinished one is
+    /// an error.
+    #[wasm_bindgen(js_name = addProbe)]
+    pub fn add_probe(&mut self, filename: String, probe: Probe) -> Result<(), JsError> {
+        let bytes_read = probe.reads.bytes_held();
+        let probe = probe
+            .outcome
+            .ok_or_else(|| JsError::new("the probe is not finished: it still needs reads"))?;
         self.images_mut().push(Image {
             filename,
             probe,
             bytes_read,
         });
-        Ok(answer)
+        Ok(())
     }
 
     /// Add an image that could not be read at all (the reader failed).

@@ -319,9 +319,29 @@ export interface AuditOptions {
   'deep-chain'?: number;
 }
 
+/**
+ * One image's probe, kept in the wasm: each `step` is given only the chunks
+ * read for the ranges the last answer asked for (none at first), so each
+ * chunk crosses into the wasm once. Answers `{ need }` until `{ info }` or
+ * `{ error }` (a bad header, or more rounds than the core allows); malformed
+ * chunks throw and are not kept. `Session.addProbe` adds the finished
+ * probe's image and uses the probe up; else call `free()`.
+ */
+export class Probe {
+  /** `fileLen`: the file's size, negative when unknown. */
+  constructor(fileLen: number);
+  step(chunks: Chunk[]): ProbeAnswer;
+  free(): void;
+}
+
 export class Session {
   constructor();
+  /** One step of a probe given every chunk read so far (a `Probe` is given each chunk once); adds the image once it answers `{ info }` or `{ error }`. */
   probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
+  /** A `Probe` of this session's wasm instance. */
+  newProbe(fileLen: number): Probe;
+  /** Add the image of a finished probe as `filename` (the probe is used up); an unfinished probe throws. */
+  addProbe(filename: string, probe: Probe): void;
   addUnreadable(filename: string, error: string): void;
   readonly length: number;
   remove(filename: string): boolean;
@@ -427,6 +447,7 @@ export interface MetaChainResult {
   commit: number[];
 }
 
+/** One probe step given every chunk read so far (a bad header throws); `Probe` is given each chunk once. */
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
 /** Each disk of a document and its chain as written (`xml::describe`). */
 export function describeXml(doc: string): DiskSummary[];

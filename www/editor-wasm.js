@@ -105,20 +105,37 @@ function guard(c, fn) {
   }
 }
 
+/** The wasm object behind a guarded one (a `Probe` given back to `Session.addProbe`). @param {unknown} x */
+const unwrap = (x) => (x !== null && typeof x === 'object' && /** @type {any} */ (x).__raw) || x;
+
 /**
- * A Session of the current instance whose every call is guarded.
+ * A guarded wrapper of one object of instance `c`: every call is guarded, its
+ * arguments unwrapped, and the objects it returns of the instance's other
+ * classes (`Session.newProbe`'s `Probe`) guarded in turn.
+ * @template {object} T @param {Core} c @param {T} o @returns {T}
+ */
+function guarded(c, o) {
+  return new Proxy(o, {
+    get(t, k) {
+      if (k === '__raw') return t;
+      const v = guard(c, () => Reflect.get(t, k));
+      if (typeof v !== 'function') return v;
+      return (/** @type {unknown[]} */ ...a) => {
+        const r = guard(c, () => v.apply(t, a.map(unwrap)));
+        return r instanceof c.glue.Probe ? guarded(c, r) : r;
+      };
+    },
+  });
+}
+
+/**
+ * A Session of the current instance whose every call is guarded (and the
+ * `Probe`s it makes).
  * @returns {import('./backing-chain-wasm').Session}
  */
 export function newSession() {
   const c = core;
-  const s = new c.glue.Session();
-  const p = new Proxy(s, {
-    get(t, k) {
-      if (k === '__raw') return t;
-      const v = guard(c, () => Reflect.get(t, k));
-      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => guard(c, () => v.apply(t, a)) : v;
-    },
-  });
+  const p = guarded(c, new c.glue.Session());
   owner.set(p, c);
   return p;
 }

@@ -1,12 +1,13 @@
 // @ts-check
 // The probe worker (a module worker started by reader.js): the page posts the
 // compiled wasm module, then Files in batches; here each File is read with
-// Blob.slice, its probe loop run with `probeStep` (the same core as the
-// page's; the reads of the probes in flight made together: batchedBlobReads
-// in reader.js), and what each probe read — its final chunks — goes back in
-// batches, so that the page's session adds the image with one `probe` call,
-// without reading again. Reads, probe loops and their waits stay off the
-// page's main thread.
+// Blob.slice, its probe loop run with a `Probe` (the same core as the
+// page's; each chunk crosses into this instance once, however many rounds;
+// the reads of the probes in flight made together: batchedBlobReads in
+// reader.js), and what each probe read — its final chunks — goes back in
+// batches, so that the page's session adds the image with one `probe` call
+// (one crossing each), without reading again. Reads, probe loops and their
+// waits stay off the page's main thread.
 //
 // In:  { module: WebAssembly.Module }, then { batch, files: File[] }.
 // Out: { ready: true } | { failed: message } once started; then
@@ -14,7 +15,7 @@
 //      (chunks: the ranges the core asked for; fileReads/fileBytes: the
 //      reads from the file, ranges close together read in one: reader.js).
 
-import init, { probeStep } from './pkg/backing_chain.js';
+import init, { Probe } from './pkg/backing_chain.js';
 import { batchedBlobReads, probeImage } from './reader.js';
 
 /** Probes in flight at once (as on the page). */
@@ -37,21 +38,27 @@ let waiting = 0;
 let timer = null;
 let dead = false;
 
-/** The core's answer, or `{ error }` for a bad header (the page's session
- *  gets the same chunks and says the same). A trap kills this worker: the
- *  page then probes what is left itself. */
+/** What the probes run against: a `Probe` per image, used up when it
+ *  answers (the page's session adds the image from the chunks). A trap
+ *  kills this worker: the page then probes what is left itself.
+ *  @type {import('./reader.js').Prober} */
 const prober = {
-  /** @param {string} _name @param {number} size @param {Array<[number, Uint8Array, number]>} chunks */
-  probe(_name, size, chunks) {
-    try {
-      return probeStep(size, chunks);
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) {
-        dead = true;
-        throw e;
-      }
-      return { error: String(/** @type {any} */ (e)?.message ?? e) };
-    }
+  newProbe(size) {
+    const p = new Probe(size);
+    return {
+      step(chunks) {
+        try {
+          return p.step(chunks);
+        } catch (e) {
+          if (e instanceof WebAssembly.RuntimeError) dead = true;
+          throw e;
+        }
+      },
+      free: () => p.free(),
+    };
+  },
+  addProbe(_name, probe) {
+    probe.free();
   },
   addUnreadable() {},
 };

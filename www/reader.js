@@ -27,7 +27,9 @@ export const COALESCE_SPAN = 64 * 1024;
 /**
  * @typedef {((offset: number, length: number) => Promise<Uint8Array>) & { span?: number }} Reader `span`: the ranges of a round within this many bytes are asked of it in one call (`coalesce`; none: each range as asked)
  * @typedef {{ offset: number, len: number, parts: number[] }} Span one read from the file: `parts` are the indices of the ranges it covers
- * @typedef {{ probe(name: string, size: number, chunks: Array<[number, Uint8Array, number]>): any, addUnreadable(name: string, message: string): void }} Prober
+ * @typedef {[number, Uint8Array, number]} Chunk `[offset, bytes, askedLength]`: the bytes read for one range the core asked for
+ * @typedef {{ step(chunks: Chunk[]): any, free(): void }} ProbeState one image's probe, kept in the wasm (its `Probe`): each step is given only the chunks read since the last
+ * @typedef {{ newProbe(size: number): ProbeState, addProbe(name: string, probe: ProbeState): void, addUnreadable(name: string, message: string): void }} Prober what probes images: a wasm `Session` (`addProbe` adds the finished probe's image and uses the probe up), or a worker's own
  * @typedef {{ file: File | Promise<File>, path: string, from?: string }} Entry
  */
 
@@ -150,7 +152,10 @@ export function coalesce(need, span = COALESCE_SPAN) {
 }
 
 /**
- * Run the probe loop for one image against a wasm `Session`.
+ * Run the probe loop for one image against a wasm `Session`: a `Probe` of
+ * the session's (`session.newProbe(size)`) keeps the bytes read, each round
+ * gives it only the chunks just read (each chunk crosses into the wasm
+ * once), and the finished probe's image is added with `addProbe`.
  * `size` is the file length or -1 when unknown (or a promise of it). Resolves
  * to `{ name, size, bytesRead, reads, fileReads, fileBytes, result, chunks }`
  * where `result` is the core's last answer (`{info}` or `{error}`), `chunks`
@@ -161,17 +166,28 @@ export function coalesce(need, span = COALESCE_SPAN) {
  * reader's own, `reader.span`, else 0 — are one call, see `coalesce`); a
  * reader failure adds the image as unreadable and resolves
  * with `{error}` and `unreadable` (the message). `from` continues a probe
- * begun elsewhere (the chunks read so far, and their counts).
+ * begun elsewhere (the chunks read so far, given in the first step, and their counts).
  * @param {Prober} session @param {string} name @param {number | Promise<number> | undefined} size @param {Reader} reader
- * @param {{ chunks?: Array<[number, Uint8Array, number]>, bytesRead?: number, reads?: number, fileReads?: number, fileBytes?: number, span?: number }} [from]
+ * @param {{ chunks?: Chunk[], bytesRead?: number, reads?: number, fileReads?: number, fileBytes?: number, span?: number }} [from]
  */
-export async function probeImage(session, name, size, reader, { chunks = /** @type {Array<[number, Uint8Array, number]>} */ ([]), bytesRead = 0, reads = 0, fileReads = 0, fileBytes = 0, span = reader.span ?? 0 } = {}) {
+export async function probeImage(session, name, size, reader, { chunks = /** @type {Chunk[]} */ ([]), bytesRead = 0, reads = 0, fileReads = 0, fileBytes = 0, span = reader.span ?? 0 } = {}) {
+  /** @type {ProbeState | null} */
+  let probe = null;
   try {
     size = (await size) ?? -1;
+    probe = session.newProbe(size);
+    /** The chunks the probe has not been given yet. */
+    let fresh = chunks.slice();
     for (let round = 0; round < MAX_ROUNDS; round++) {
       /** @type {{ need?: Array<{ offset: number, len: number }> }} */
-      const answer = session.probe(name, size, chunks);
-      if (!answer.need) return { name, size, bytesRead, reads, fileReads, fileBytes, result: answer, chunks };
+      const answer = probe.step(fresh);
+      if (!answer.need) {
+        const done = probe;
+        probe = null;
+        session.addProbe(name, done);
+        return { name, size, bytesRead, reads, fileReads, fileBytes, result: answer, chunks };
+      }
+      fresh = [];
       const want = answer.need.map(({ offset, len }) => ({ offset, len: Math.min(len, MAX_READ) }));
       // The reads of one round go out together, ranges close together in one read.
       const spans = coalesce(want, span);
@@ -202,11 +218,19 @@ export async function probeImage(session, name, size, reader, { chunks = /** @ty
       answer.need.forEach(({ offset, len }, n) => {
         bytesRead += parts[n].length;
         reads += 1;
-        chunks.push([offset, parts[n], len]);
+        /** @type {Chunk} */
+        const c = [offset, parts[n], len];
+        chunks.push(c);
+        fresh.push(c);
       });
     }
     throw new Error(`the probe asked for more than ${MAX_ROUNDS} rounds of reads`);
   } catch (e) {
+    try {
+      probe?.free();
+    } catch {
+      // its instance trapped: nothing to free
+    }
     const x = /** @type {any} */ (e);
     const message = `cannot read: ${x && x.message ? x.message : String(x)}`;
     session.addUnreadable(name, message);
@@ -346,7 +370,7 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
 /**
  * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File>, span?: number }} ProbeJob `span`: see `coalesce` (default: the reader's own)
  * @typedef {{ name: string, size: number, bytesRead: number, reads: number, fileReads: number, fileBytes: number, result: unknown }} ProbeResult
- * @typedef {{ k: number, size: number, chunks: Array<[number, Uint8Array, number]>, bytesRead: number, reads: number, fileReads: number, fileBytes: number, unreadable?: string }} WorkerResult
+ * @typedef {{ k: number, size: number, chunks: Chunk[], bytesRead: number, reads: number, fileReads: number, fileBytes: number, unreadable?: string }} WorkerResult
  */
 
 /** How long a probe worker may take to start before its files are probed here instead. */
@@ -463,10 +487,11 @@ function getWorker(module) {
  *  stays responsive. Given the compiled wasm `module`, jobs with a `file`
  *  are probed in a Web Worker (reads and probe loops off the page's thread;
  *  this thread then makes one `probe` call per image with the chunks the
- *  worker read); jobs with only a reader (a host's), and every job when no
- *  worker can run, are probed here. `onProgress(done, total)`. Results in
- *  `jobs` order.
- * @param {Prober & { orderAdded(perm: Uint32Array): void }} session
+ *  worker read: each chunk crosses into the page's wasm once); jobs with
+ *  only a reader (a host's), and every job when no worker can run, are
+ *  probed here (`probeImage`: a `Probe` per image). `onProgress(done,
+ *  total)`. Results in `jobs` order.
+ * @param {Prober & { probe(name: string, size: number, chunks: Chunk[]): any, orderAdded(perm: Uint32Array): void }} session
  * @param {ProbeJob[]} jobs
  * @param {(done: number, total: number) => void} [onProgress]
  * @param {{ parallel?: number, module?: WebAssembly.Module | null }} [options]
@@ -480,12 +505,17 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
   // then come out as the images were given, whatever the reads took).
   /** @type {string[]} */
   const added = [];
-  /** @type {Prober} */
+  /** @type {Prober & { probe(name: string, size: number, chunks: Chunk[]): any }} */
   const noting = {
     probe(name, size, chunks) {
       const answer = session.probe(name, size, chunks);
       if (!answer.need) added.push(name);
       return answer;
+    },
+    newProbe: (size) => session.newProbe(size),
+    addProbe(name, probe) {
+      session.addProbe(name, probe);
+      added.push(name);
     },
     addUnreadable(name, message) {
       session.addUnreadable(name, message);

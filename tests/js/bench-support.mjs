@@ -141,6 +141,46 @@ export function probeFile(step, path) {
   }
 }
 
+/** Images whose probe through wasm takes more than one round of reads (and
+ * a few that take one, for comparison), made by qemu-img in `dir`: vhdx
+ * (header, region tables, metadata: six rounds), raw and fixed VPC (the
+ * footer and the ISO descriptor after the header), qcow2 with a dirty
+ * bitmap or LUKS encryption (their header extensions' tables), a VMDK
+ * descriptor longer than 4 KiB (twoGbMaxExtentFlat of 300 GB: 150 extents,
+ * sparse files); one round: qcow2 with internal snapshots (the page's probe
+ * does not read the snapshot table), VMDK monolithicSparse and
+ * twoGbMaxExtentSparse. Returns [{label, format, path}]. */
+export function multiRoundImages(dir) {
+  mkdirSync(dir, { recursive: true });
+  const secret = ['--object', 'secret,id=s0,data=benchpass'];
+  const todo = [
+    { label: 'vhdx', format: 'vhdx', name: 'm.vhdx', runs: [['create', '-q', '-f', 'vhdx', 'm.vhdx', '1G']] },
+    { label: 'raw', format: 'raw', name: 'm.raw', runs: [['create', '-q', '-f', 'raw', 'm.raw', '1G']] },
+    { label: 'vpc-fixed', format: 'vpc', name: 'm-fixed.vpc', runs: [['create', '-q', '-f', 'vpc', '-o', 'subformat=fixed', 'm-fixed.vpc', '64M']] },
+    { label: 'qcow2 with a bitmap', format: 'qcow2', name: 'm-bitmap.qcow2', runs: [['create', '-q', '-f', 'qcow2', 'm-bitmap.qcow2', '1G'], ['bitmap', '--add', 'm-bitmap.qcow2', 'b0']] },
+    { label: 'qcow2 LUKS-encrypted', format: 'qcow2', name: 'm-luks.qcow2', runs: [['create', '-q', ...secret, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', 'm-luks.qcow2', '1G']] },
+    { label: 'vmdk twoGbMaxExtentFlat 300G (6 KiB descriptor)', format: 'vmdk', name: 'm-2gbflat.vmdk', runs: [['create', '-q', '-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentFlat', 'm-2gbflat.vmdk', '300G']] },
+    { label: 'qcow2 with 2 snapshots', format: 'qcow2', name: 'm-snap.qcow2', runs: [['create', '-q', '-f', 'qcow2', 'm-snap.qcow2', '1G'], ['snapshot', '-c', 's1', 'm-snap.qcow2'], ['snapshot', '-c', 's2', 'm-snap.qcow2']] },
+    { label: 'vmdk monolithicSparse', format: 'vmdk', name: 'm-sparse.vmdk', runs: [['create', '-q', '-f', 'vmdk', 'm-sparse.vmdk', '1G']] },
+    { label: 'vmdk twoGbMaxExtentSparse', format: 'vmdk', name: 'm-2gb.vmdk', runs: [['create', '-q', '-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', 'm-2gb.vmdk', '5G']] },
+  ];
+  return todo.map(({ label, format, name, runs }) => {
+    const path = join(dir, name);
+    if (!existsSync(path)) for (const args of runs) qemuImg(args, dir);
+    return { label, format, path };
+  });
+}
+
+/** The chunks a probe asks for, read from `path` once: [{need, chunks}] per
+ * round (`chunks`: the bytes read for that round's `need`, as the page reads
+ * them), the final answer, the file's size and the bytes read. `step` is
+ * the old stateless step (`probeStep` or a session's `probe` bound to a name). */
+export function recordProbe(step, path) {
+  const { steps, result, size, bytesRead } = probeFile(step, path);
+  const rounds = steps.slice(1).map((all, k) => all.slice(steps[k].length));
+  return { rounds, result, size, bytesRead };
+}
+
 /** Groups of ten sharing bases: base ← l1 ← l2 ← l3 ← l4, five overlays on l2.
  * Names have a fixed length (9 characters + `.qcow2`). */
 export function forestLayout(n) {

@@ -37,15 +37,25 @@ function reader(bytes, calls, have = bytes.length) {
   };
 }
 
-/** Probe `bytes` through a Session (as the page does), noting what the core was given each round; `span` as a Blob's reader has it unless given. */
+/** Probe `bytes` through a Session (as the page does: a `Probe` of the session's), noting what the core was given each round (the chunks just read); `span` as a Blob's reader has it unless given. */
 async function probe(name, bytes, { size = bytes.length, span = COALESCE_SPAN, have } = {}) {
   const s = new wasm.Session();
   const calls = [];
   const given = [];
   const session = {
-    probe(n, sz, chunks) {
-      given.push(chunks.map(([o, b, l]) => [o, Array.from(b), l]));
-      return s.probe(n, sz, chunks);
+    newProbe(sz) {
+      const p = s.newProbe(sz);
+      return {
+        raw: p,
+        step(chunks) {
+          given.push(chunks.map(([o, b, l]) => [o, Array.from(b), l]));
+          return p.step(chunks);
+        },
+        free: () => p.free(),
+      };
+    },
+    addProbe(n, p) {
+      s.addProbe(n, p.raw);
     },
     addUnreadable(n, m) {
       s.addUnreadable(n, m);

@@ -29,13 +29,14 @@ test('backing-chain-wasm.d.ts declares every export of the wasm glue, and nothin
   const exported = new Set(Object.keys(glue).filter((k) => k !== 'default'));
   assert.deepEqual([...declared].filter((n) => !exported.has(n)), [], 'declared but not exported');
   assert.deepEqual([...exported].filter((n) => !declared.has(n)), [], 'exported but not declared');
-  // Session: every method and getter, both ways.
-  const proto = glue.Session.prototype;
-  const real = new Set(Object.getOwnPropertyNames(proto).filter((k) => k !== 'constructor' && !k.startsWith('__')));
-  const session = members(text, 'Session');
-  session.delete('constructor');
-  assert.deepEqual([...session].filter((n) => !real.has(n)), [], 'Session: declared but missing');
-  assert.deepEqual([...real].filter((n) => !session.has(n)), [], 'Session: present but not declared');
+  // Session and Probe: every method and getter, both ways.
+  for (const cls of ['Session', 'Probe']) {
+    const real = new Set(Object.getOwnPropertyNames(glue[cls].prototype).filter((k) => k !== 'constructor' && !k.startsWith('__')));
+    const decl = members(text, cls);
+    decl.delete('constructor');
+    assert.deepEqual([...decl].filter((n) => !real.has(n)), [], `${cls}: declared but missing`);
+    assert.deepEqual([...real].filter((n) => !decl.has(n)), [], `${cls}: present but not declared`);
+  }
 });
 
 test('backing-chain-wasm-meta.d.ts declares every export of the metadata module’s glue, and nothing it lacks', async () => {
