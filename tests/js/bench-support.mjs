@@ -483,7 +483,11 @@ export function dropTiming(want) {
 // 202,526 B gzipped); the VMDK/VHDX key=value pairs in a sorted vector (core
 // −0.9, meta +0.6 KiB); a fixed message for the JSON writer's impossible
 // error (serde_json's error texts out: −0.4 core, −1.3 meta).
-export const SIZE_CEILING = 344 * 1024;
+// All merged on main (the JSON reader, the split, the bundle, wt3-size2 and the
+// stateful probe, +1.1 KiB of wasm and glue): 338.6 KiB as shipped, first
+// paint 234.2 KiB (core wasm 523,317 B, 201,765 B gzipped; meta wasm 223,241
+// B, 90,410 B gzipped): the ceilings follow them down.
+export const SIZE_CEILING = 340 * 1024;
 /**
  * What the size test enforces for first paint. 266.5 KiB measured with the
  * wasm split in two (issue 18), ceiling 269 KiB; lowered to 241 KiB by the
@@ -491,4 +495,4 @@ export const SIZE_CEILING = 344 * 1024;
  * without serde-wasm-bindgen, its glue 4,569 → 3,885 B, the pairs and the
  * JSON writer's error as said above).
  */
-export const FIRST_PAINT_CEILING = 241 * 1024;
+export const FIRST_PAINT_CEILING = 236 * 1024;
