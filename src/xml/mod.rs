@@ -1331,7 +1331,7 @@ pub struct DiskImages {
 }
 
 /// For each disk of `doc`: which of `forest`'s images its source and each
-/// layer of its stated chain are, matched as [`populate`] and [`validate`]
+/// layer of its stated chain are, matched as [`populate`] and [`validate()`]
 /// match a disk's source (same path, else the only image with that
 /// basename). An editor uses it to follow an edit of the chain in the
 /// images' view (a reparent).
