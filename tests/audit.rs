@@ -46,19 +46,6 @@ const LONE_LINK: &str = "lone link.qcow2";
 const VMDK: &str = "disk.vmdk";
 const OVER_VMDK: &str = "over-vmdk.qcow2";
 
-fn qemu_img(dir: &Path, args: &[&str]) {
-    let o = Command::new("qemu-img")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn create(dir: &Path, name: &str, backing: Option<&str>) {
     match backing {
         Some(b) => qemu_img(
@@ -66,7 +53,7 @@ fn create(dir: &Path, name: &str, backing: Option<&str>) {
             &["create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", name],
         ),
         None => qemu_img(dir, &["create", "-q", "-f", "qcow2", name, "16M"]),
-    }
+    };
 }
 
 /// Make the store in `dir`.

@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::libvirtd::{self, chain_view, disks, Daemon, Vm};
+use common::qemu_img;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
 
@@ -26,19 +27,6 @@ fn daemon(what: &str) -> Option<&'static Daemon> {
         return None;
     }
     libvirtd::daemon(what)
-}
-
-fn qemu_img(dir: &Path, args: &[&str]) {
-    let out = Command::new("qemu-img")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("qemu-img runs");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `qemu-img create -q -f FMT [-b BACKING -F BFMT] NAME 16M` in `dir`.

@@ -5,26 +5,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use backing_chain::chain::{self, Image, Probed};
 use backing_chain::image::probe_with;
 use backing_chain::xml::{self, Options};
 use common::*;
-
-fn qemu_img(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("qemu-img runs");
-    assert!(
-        o.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn probed(path: &Path) -> Image {
     let bytes = std::fs::read(path).unwrap();

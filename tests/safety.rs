@@ -7,7 +7,7 @@
 //! the specs); where qemu-img has an opinion it is the oracle.
 
 mod common;
-use common::have_qemu_img;
+use common::{have_qemu_img, qemu_img};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -30,19 +30,6 @@ const SAFETY_CODES: [Code; 9] = [
     Code::PartitionTable,
     Code::PartitionTableInvalid,
 ];
-
-fn qemu_img(dir: &Path, args: &[&str]) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("qemu-img runs");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// `qemu-img info --output=json [-f fmt] file`: Ok(JSON) or Err(stderr).
 fn qemu_info(dir: &Path, file: &str, fmt: Option<&str>) -> Result<Value, String> {

@@ -16,15 +16,6 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
 
-fn qemu_img(dir: &Path, args: &[&str]) {
-    let st = Command::new("qemu-img")
-        .current_dir(dir)
-        .args(args)
-        .status()
-        .expect("qemu-img runs");
-    assert!(st.success(), "qemu-img {args:?}");
-}
-
 fn cli(args: &[&str]) -> (String, String, i32) {
     let out = Command::new(BIN).args(args).output().unwrap();
     (

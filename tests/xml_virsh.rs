@@ -12,15 +12,6 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_backing-chain");
 
-fn qemu_img(dir: &Path, args: &[&str]) {
-    let st = Command::new("qemu-img")
-        .current_dir(dir)
-        .args(args)
-        .status()
-        .expect("qemu-img runs");
-    assert!(st.success(), "qemu-img {args:?}");
-}
-
 fn tools_present() -> bool {
     for t in ["qemu-img", "virsh"] {
         if !tool(t) {

@@ -186,6 +186,22 @@ pub fn disk_elements(xml: &str) -> Vec<String> {
     v
 }
 
+/// `qemu-img ARGS` run in `dir`; fails the test (with qemu-img's stderr)
+/// when it fails. Returns what it printed.
+pub fn qemu_img(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("qemu-img")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("qemu-img runs");
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("qemu-img prints UTF-8")
+}
+
 /// Is qemu-img here? Prints a visible "skipped" line when not.
 pub fn have_qemu_img() -> bool {
     let ok = Command::new("qemu-img")
