@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, makeChain, openElementPage } from '../support/browser.mjs';
-import { haveQemuImg, haveTool, qemuImg } from '../support/images.mjs';
+import { haveQemuImg, haveTool, layerOracle, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
 const EL = 'backing-chain-editor';
@@ -58,18 +58,6 @@ function makeThree(name) {
   return { d, p, names: ['top.qcow2', 'mid.qcow2', 'base.qcow2'] };
 }
 
-/** qemu-img map of one layer alone (its backing cut), summed by kind. */
-function layerOracle(path) {
-  const spec = JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null });
-  const map = JSON.parse(qemuImg('map', '--output=json', `json:${spec}`));
-  const sum = (f) => map.filter(f).reduce((s, e) => s + e.length, 0);
-  return {
-    data: sum((e) => e.present && e.data && !e.compressed),
-    compressed: sum((e) => e.present && e.compressed),
-    zero: sum((e) => e.present && e.zero && !e.data),
-    unallocated: sum((e) => !e.present),
-  };
-}
 
 function qemuCheck(path) {
   try {

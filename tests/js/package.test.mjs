@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles, ARTIFACTS } from '../support/browser.mjs';
-import { haveQemuImg, haveTool, makeChain, qemuImg } from '../support/images.mjs';
+import { launch, dropFiles, corePanic, ARTIFACTS } from '../support/browser.mjs';
+import { haveQemuImg, haveTool, layerOracle, makeChain, qemuImg } from '../support/images.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
@@ -105,18 +105,6 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** qemu-img map of one layer alone (its backing cut), summed by kind. @param {string} path */
-function layerOracle(path) {
-  const spec = JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null });
-  const map = JSON.parse(qemuImg('map', '--output=json', `json:${spec}`));
-  const sum = (f) => map.filter(f).reduce((s, e) => s + e.length, 0);
-  return {
-    data: sum((e) => e.present && e.data && !e.compressed),
-    compressed: sum((e) => e.present && e.compressed),
-    zero: sum((e) => e.present && e.zero && !e.data),
-    unallocated: sum((e) => !e.present),
-  };
-}
 
 /** @param {{ data: number, compressed: number, zero: number, unallocated: number }} a */
 const pick = ({ data, compressed, zero, unallocated }) => ({ data, compressed, zero, unallocated });
@@ -262,21 +250,8 @@ test('from the package (plain ES modules): a core panic and a metadata panic rec
   await dropFiles(p, 'backing-chain-editor', [chain.top, chain.mid, chain.base]);
   await p.waitForFunction(() => /** @type {any} */ (document.querySelector('backing-chain-editor')).forest?.images.length === 3);
   const PKG = '/node_modules/backing-chain-editor/pkg/';
-  const trap = await p.evaluate(async (url) => {
-    const raw = (await import(url)).initSync();
-    const enc = new TextEncoder();
-    const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
-    const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
-    new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
-    const ret = raw.__wbindgen_add_to_stack_pointer(-16);
-    try {
-      raw.describeXml(ret, ptr, bytes.length);
-      return 'no trap';
-    } catch (e) {
-      return `${/** @type {any} */ (e).constructor.name}`;
-    }
-  }, PKG + 'backing_chain.js');
-  assert.equal(trap, 'RuntimeError');
+  const trap = await corePanic(p, PKG + 'backing_chain.js');
+  assert.match(trap, /^RuntimeError: /);
   await p.waitForFunction(() => /** @type {HTMLElement} */ (document.querySelector('backing-chain-editor')).dataset.wasm === 'recovered');
   assert.ok(requests.includes(PKG + 'backing_chain.js?instance=1'), requests.join(' '));
   assert.equal(await el.evaluate((e) => /** @type {any} */ (e).forest.images.length), 3);

@@ -81,3 +81,33 @@ export async function dropText(page, selector, text, mimeType = 'text/plain') {
 export async function shadowText(page, css, host = 'backing-chain-editor') {
   return page.locator(host).locator(css).allInnerTexts();
 }
+
+/**
+ * Make the wasm instance of the glue module at `url` panic, from outside: no
+ * test hook ships in the wasm. The glue instantiates once per copy, and its
+ * initSync() hands back that instance's raw exports; the test then does what
+ * the glue never does, calling the raw describeXml export with bytes that are
+ * not UTF-8 (a lone continuation byte, 0x80, in text). The core takes them
+ * for a &str, a string slice in its XML reader panics (a real Rust panic:
+ * the panic hook reports it to the page) and the instance traps.
+ * @returns {Promise<string>} what the raw call threw
+ */
+export function corePanic(page, url) {
+  return page.evaluate(async (url) => {
+    const glue = await import(url);
+    const raw = glue.initSync();
+    const enc = new TextEncoder();
+    // After 256 valid bytes: Rust's panic message quotes the first 256 bytes.
+    const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
+    // The glue's own steps: malloc (__wbindgen_export) and a return slot on the shadow stack.
+    const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
+    new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+    const ret = raw.__wbindgen_add_to_stack_pointer(-16);
+    try {
+      raw.describeXml(ret, ptr, bytes.length);
+      return 'no trap';
+    } catch (e) {
+      return `${e.constructor.name}: ${e.message}`;
+    }
+  }, url);
+}

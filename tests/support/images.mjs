@@ -88,3 +88,16 @@ export function probeFile(session, name, path) {
     closeSync(fd);
   }
 }
+
+/** qemu-img map of one layer alone (its backing cut), summed by kind. @param {string} path */
+export function layerOracle(path) {
+  const spec = JSON.stringify({ driver: 'qcow2', file: { driver: 'file', filename: path }, backing: null });
+  const map = JSON.parse(qemuImg('map', '--output=json', `json:${spec}`));
+  const sum = (f) => map.filter(f).reduce((s, e) => s + e.length, 0);
+  return {
+    data: sum((e) => e.present && e.data && !e.compressed),
+    compressed: sum((e) => e.present && e.compressed),
+    zero: sum((e) => e.present && e.zero && !e.data),
+    unallocated: sum((e) => !e.present),
+  };
+}
