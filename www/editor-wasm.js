@@ -41,12 +41,15 @@ export class WasmLoadError extends Error {
 }
 
 /**
- * @typedef {{ glue: Glue, dead: boolean, panic: string | null }} Core
+ * @typedef {{ dead: boolean, panic: string | null, global: string, onTrap(message: string): void }} Instance
+ *   a wasm instance's state: dead after a trap (with the panic message), the
+ *   global its panic hook writes, what to do when it traps
+ * @typedef {Instance & { glue: Glue }} Core
  * @typedef {{ panicked(message: string): void, unrecoverable(message: string, e: unknown): void, rebuild(): void }} Watcher
  */
 
 /** @type {Core} the current instance */
-let core = { glue: firstGlue, dead: false, panic: null };
+let core = coreInstance(firstGlue);
 /** @type {WebAssembly.Module | null} for fresh instances */
 let compiled = null;
 let instances = 0;
@@ -62,6 +65,11 @@ const graveyard = [];
 let wasmUrl = null;
 /** @type {Promise<void> | null} */
 let loading = null;
+
+/** A record of a core instance made from `glue`. @param {Glue} glue @returns {Core} */
+function coreInstance(glue) {
+  return { glue, dead: false, panic: null, global: 'backingChainPanic', onTrap: panicked };
+}
 
 /** @param {string} message */
 function panicked(message) {
@@ -86,9 +94,10 @@ if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainPanic')?.set) {
 }
 
 /**
- * Run `fn` against instance `c`; a trap (or a dead instance) becomes a CorePanic.
+ * Run `fn` against instance `c` (the core or the metadata module); a trap (or
+ * a dead instance) becomes a CorePanic.
  * @template T
- * @param {Core} c
+ * @param {Instance} c
  * @param {() => T} fn
  * @returns {T}
  */
@@ -98,7 +107,7 @@ function guard(c, fn) {
     return fn();
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) {
-      panicked(String(/** @type {any} */ (globalThis).backingChainPanic ?? `backing-chain internal error: ${e.message}`));
+      c.onTrap(String(/** @type {any} */ (globalThis)[c.global] ?? `backing-chain internal error: ${e.message}`));
     }
     if (c.dead) throw new CorePanic(String(c.panic));
     throw e;
@@ -112,7 +121,7 @@ const unwrap = (x) => (x !== null && typeof x === 'object' && /** @type {any} */
  * A guarded wrapper of one object of instance `c`: every call is guarded, its
  * arguments unwrapped, and the objects it returns of the instance's other
  * classes (`Session.newProbe`'s `Probe`) guarded in turn.
- * @template {object} T @param {Core} c @param {T} o @returns {T}
+ * @template {object} T @param {Core | MetaCore} c @param {T} o @returns {T}
  */
 function guarded(c, o) {
   return new Proxy(o, {
@@ -122,7 +131,8 @@ function guarded(c, o) {
       if (typeof v !== 'function') return v;
       return (/** @type {unknown[]} */ ...a) => {
         const r = guard(c, () => v.apply(t, a.map(unwrap)));
-        return r instanceof c.glue.Probe ? guarded(c, r) : r;
+        const Probe = /** @type {any} */ (c.glue).Probe;
+        return Probe && r instanceof Probe ? guarded(c, r) : r;
       };
     },
   });
@@ -152,7 +162,7 @@ export function newSession() {
 // the walk with a WasmLoadError; the next walk tries again.
 
 /** @typedef {typeof import('./backing-chain-wasm-meta')} MetaGlue the metadata module's API (backing-chain-wasm-meta.d.ts) */
-/** @typedef {{ glue: MetaGlue, dead: boolean, panic: string | null }} MetaCore */
+/** @typedef {Instance & { glue: MetaGlue }} MetaCore */
 
 /** @type {string | null} register({ metaWasmUrl }) */
 let metaWasmUrl = null;
@@ -184,35 +194,6 @@ if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainMetaPanic')?.set) 
     set: (v) => {
       last = v;
       metaPanicked(metaCore, String(v));
-    },
-  });
-}
-
-/**
- * Run `fn` against metadata instance `c`; a trap (or a dead instance) becomes a CorePanic.
- * @template T @param {MetaCore} c @param {() => T} fn @returns {T}
- */
-function metaGuard(c, fn) {
-  if (c.dead) throw new CorePanic(String(c.panic));
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof WebAssembly.RuntimeError) metaPanicked(c, String(/** @type {any} */ (globalThis).backingChainMetaPanic ?? `backing-chain internal error: ${e.message}`));
-    if (c.dead) throw new CorePanic(String(c.panic));
-    throw e;
-  }
-}
-
-/**
- * A guarded wrapper of one object of the metadata module.
- * @template {object} T @param {MetaCore} c @param {T} o @returns {T}
- */
-function metaGuarded(c, o) {
-  return new Proxy(o, {
-    get(t, k) {
-      if (k === '__raw') return t;
-      const v = metaGuard(c, () => Reflect.get(t, k));
-      return typeof v === 'function' ? (/** @type {unknown[]} */ ...a) => metaGuard(c, () => v.apply(t, a)) : v;
     },
   });
 }
@@ -285,17 +266,19 @@ async function doLoadMeta() {
   } catch (e) {
     throw new WasmLoadError('compile', 'The metadata module (allocation, map, check) could not be started.', errorText(e));
   }
-  return { glue, dead: false, panic: null };
+  /** @type {MetaCore} */
+  const c = { glue, dead: false, panic: null, global: 'backingChainMetaPanic', onTrap: (m) => metaPanicked(c, m) };
+  return c;
 }
 
 /** A metadata walk (issue 17). @param {MetaCore} c @param {number} fileLen @param {{ check?: boolean }} [options] */
 export function newMetaWalk(c, fileLen, options) {
-  return metaGuarded(c, metaGuard(c, () => new c.glue.MetaWalk(fileLen, options)));
+  return guarded(c, guard(c, () => new c.glue.MetaWalk(fileLen, options)));
 }
 
 /** A chain of metadata walks, in instance `c` (its walks must be of the same instance). @param {MetaCore} c */
 export function newMetaChain(c) {
-  return metaGuarded(c, metaGuard(c, () => new c.glue.MetaChain()));
+  return guarded(c, guard(c, () => new c.glue.MetaChain()));
 }
 
 /** @type {Glue['describeXml']} */
@@ -349,7 +332,7 @@ async function recover(dead, message) {
     /** @type {Glue} */
     const fresh = await import(url);
     await fresh.default({ module_or_path: /** @type {WebAssembly.Module} */ (compiled) });
-    if (core === dead) core = { glue: fresh, dead: false, panic: null };
+    if (core === dead) core = coreInstance(fresh);
   })();
   try {
     await recovering;
