@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
 import { WWW } from '../support/server.mjs';
 
 function sources(dir = WWW) {
@@ -39,4 +40,17 @@ test("the page's CSP: no 'unsafe-inline' or 'unsafe-eval', WebAssembly allowed, 
   assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i);
   const manifest = JSON.parse(readFileSync(join(WWW, 'cockpit', 'manifest.json'), 'utf8'));
   assert.equal(manifest['content-security-policy'], "script-src 'self' 'wasm-unsafe-eval'");
+});
+
+test("the built wasm modules name no path of the machine that built them (cargo's home, the checkout)", () => {
+  const home = process.env.CARGO_HOME || join(homedir(), '.cargo');
+  const checkout = resolve(WWW, '..');
+  const mods = readdirSync(join(WWW, 'pkg')).filter((n) => n.endsWith('.wasm'));
+  assert.ok(mods.length >= 2, 'bash .ci/build first: www/pkg has no wasm');
+  for (const n of mods) {
+    const text = readFileSync(join(WWW, 'pkg', n)).toString('latin1');
+    // A dependency's panic location was `<cargo home>/registry/src/<index>/<crate>/src/…`.
+    assert.ok(text.includes('quick-xml-') || text.includes('.rs'), `${n}: no source file names at all (is this the built wasm?)`);
+    for (const p of [home, checkout, '/registry/src/']) assert.ok(!text.includes(p), `${n} contains ${p}`);
+  }
 });
