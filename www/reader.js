@@ -486,12 +486,13 @@ function getWorker(module) {
  *  only its own slot), yielding to the event loop every 12 ms so the page
  *  stays responsive. Given the compiled wasm `module`, jobs with a `file`
  *  are probed in a Web Worker (reads and probe loops off the page's thread;
- *  this thread then makes one `probe` call per image with the chunks the
+ *  this thread then makes one `probeQuiet` call per image with the chunks the
  *  worker read: each chunk crosses into the page's wasm once); jobs with
  *  only a reader (a host's), and every job when no worker can run, are
  *  probed here (`probeImage`: a `Probe` per image). `onProgress(done,
- *  total)`. Results in `jobs` order.
- * @param {Prober & { probe(name: string, size: number, chunks: Chunk[]): any, orderAdded(perm: Uint32Array): void }} session
+ *  total)`. Results in `jobs` order; an image the worker probed has
+ *  `result: { done: true }` (its facts are in the session's forest).
+ * @param {Prober & { probeQuiet(name: string, size: number, chunks: Chunk[]): any, orderAdded(perm: Uint32Array): void }} session
  * @param {ProbeJob[]} jobs
  * @param {(done: number, total: number) => void} [onProgress]
  * @param {{ parallel?: number, module?: WebAssembly.Module | null }} [options]
@@ -505,10 +506,10 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
   // then come out as the images were given, whatever the reads took).
   /** @type {string[]} */
   const added = [];
-  /** @type {Prober & { probe(name: string, size: number, chunks: Chunk[]): any }} */
+  /** @type {Prober & { probeQuiet(name: string, size: number, chunks: Chunk[]): any }} */
   const noting = {
-    probe(name, size, chunks) {
-      const answer = session.probe(name, size, chunks);
+    probeQuiet(name, size, chunks) {
+      const answer = session.probeQuiet(name, size, chunks);
       if (!answer.need) added.push(name);
       return answer;
     },
@@ -550,7 +551,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
   jobs.forEach((j, i) => (worker && j.file ? remote : local).push(i));
   /** @type {Promise<unknown>[]} */
   const finishing = [];
-  /** The worker's answer for job i: one `probe` call with its chunks (a
+  /** The worker's answer for job i: one `probeQuiet` call with its chunks (a
    *  probe that still needs bytes goes on here). @param {number} i @param {WorkerResult} r */
   const take = (i, r) => {
     const j = jobs[i];
@@ -559,7 +560,8 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
       noting.addUnreadable(j.name, r.unreadable);
       results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: { error: r.unreadable } };
     } else {
-      const answer = noting.probe(j.name, size, chunks);
+      // `{ done: true }` once added: the facts are not written out (the forest has them).
+      const answer = noting.probeQuiet(j.name, size, chunks);
       if (answer.need) {
         finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads, fileReads, fileBytes, span: j.span }).then((x) => (results[i] = x)));
         return;
