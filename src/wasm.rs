@@ -210,7 +210,8 @@ impl Probe {
     pub fn step_quiet(&mut self, chunks: Array) -> Result<JsValue, JsError> {
         match self.advance(&chunks)? {
             Some(need) => to_js(&NeedAnswer { need: &need }),
-            None => to_js(&DoneAnswer { done: true }),
+            None => js_sys::JSON::parse(r#"{"done":true}"#)
+                .map_err(|_| JsError::new("internal: JSON.parse failed")),
         }
     }
 }
@@ -256,6 +257,30 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     }
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
+impl Session {
+    /// One probe step given every chunk read so far (`probe`,
+    /// `probeQuiet`): the image is added once the probe is finished.
+    fn probe_once(
+        &mut self,
+        filename: String,
+        file_len: f64,
+        chunks: Array,
+        quiet: bool,
+    ) -> Result<JsValue, JsError> {
+        let mut probe = Probe::new(file_len);
+        let answer = if quiet {
+            probe.step_quiet(chunks)?
+        } else {
+            probe.step(chunks)?
+        };
+        if probe.outcome.is_some() {
+            self.add_probe(filename, probe)?;
+        }
+        Ok(answer)
+    }
+}
+
 /// A set of probed images and the chains they form.
 #[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
@@ -287,12 +312,7 @@ impl Session {
         file_len: f64,
         chunks: Array,
     ) -> Result<JsValue, JsError> {
-        let mut probe = Probe::new(file_len);
-        let answer = probe.step(chunks)?;
-        if probe.outcome.is_some() {
-            self.add_probe(filename, probe)?;
-        }
-        Ok(answer)
+        self.probe_once(filename, file_len, chunks, false)
     }
 
     /// As [`Session::probe`], but once the image is added it answers `{
@@ -306,12 +326,7 @@ impl Session {
         file_len: f64,
         chunks: Array,
     ) -> Result<JsValue, JsError> {
-        let mut probe = Probe::new(file_len);
-        let answer = probe.step_quiet(chunks)?;
-        if probe.outcome.is_some() {
-            self.add_probe(filename, probe)?;
-        }
-        Ok(answer)
+        self.probe_once(filename, file_len, chunks, true)
     }
 
     /// A new [`Probe`] of this session's wasm instance (as `new
@@ -693,13 +708,6 @@ struct NeedAnswer<'a> {
 #[derive(serde::Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
-}
-
-/// `{ done: true }`: a finished probe, its facts not written (`stepQuiet`).
-#[cfg(not(feature = "wasm-meta-only"))]
-#[derive(serde::Serialize)]
-struct DoneAnswer {
-    done: bool,
 }
 
 #[cfg(not(feature = "wasm-no-meta"))]
