@@ -571,16 +571,22 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
     progress();
   };
   /** Files to the worker in groups (a group waits for its File handles),
-   *  one task each: posting a File costs this thread ~0.1 ms. What the
+   *  one task each: posting a File costs this thread a synchronous round
+   *  trip to the browser for its size and date, 0.2–0.5 ms, several ms on
+   *  a loaded machine; a group after one that took longer than GROUP_MS is
+   *  made smaller in proportion, so that no task posts for long. What the
    *  worker could not probe is probed here. */
   const viaWorker = async () => {
     const w = /** @type {ProbeWorker} */ (worker);
     const GROUP = 64;
+    const GROUP_MS = 40;
+    let group = GROUP;
     /** @type {Promise<number[]>[]} */
     const sent = [];
-    for (let at = 0; at < remote.length; at += GROUP) {
+    for (let at = 0; at < remote.length; ) {
       if (at) await new Promise((ok) => setTimeout(ok, 0));
-      const ids = remote.slice(at, at + GROUP);
+      const ids = remote.slice(at, at + group);
+      at += ids.length;
       const files = await Promise.allSettled(ids.map((i) => jobs[i].file));
       /** @type {number[]} */
       const ok = [];
@@ -592,7 +598,10 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
           okFiles.push(f.value);
         } else local.push(ids[n]); // its reader says why it cannot be read
       });
+      const t = performance.now();
       sent.push(w.probe(okFiles, (k, r) => take(ok[k], r)).then((left) => left.map((k) => ok[k])));
+      const took = performance.now() - t;
+      group = Math.max(8, Math.min(GROUP, Math.floor((ids.length * GROUP_MS) / Math.max(took, 1))));
     }
     const left = (await Promise.all(sent)).flat();
     await here(left);
