@@ -189,31 +189,55 @@ impl Probe {
     /// One round: add `chunks` (the bytes read for the last `need`; none at
     /// first) and probe. See [`Probe`].
     pub fn step(&mut self, chunks: Array) -> Result<JsValue, JsError> {
+        if let Some(need) = self.advance(&chunks)? {
+            return to_js(&NeedAnswer { need: &need });
+        }
+        match &self.outcome {
+            Some(Probed::Info(info)) => to_js(&InfoAnswer { info }),
+            Some(Probed::Error { error }) => to_js(&ErrorAnswer { error }),
+            None => Err(JsError::new(
+                "internal: a finished probe without an outcome",
+            )),
+        }
+    }
+
+    /// As `step`, but a finished probe answers `{ done: true }` instead of
+    /// `{ info }` or `{ error }`: for a caller that only needs to know it is
+    /// finished (the page's probe worker, which hands the chunks to the
+    /// page; `Session.addProbe` adds the image either way). Writing the
+    /// facts as JSON and parsing them back is most of a qcow2's last step.
+    #[wasm_bindgen(js_name = stepQuiet)]
+    pub fn step_quiet(&mut self, chunks: Array) -> Result<JsValue, JsError> {
+        match self.advance(&chunks)? {
+            Some(need) => to_js(&NeedAnswer { need: &need }),
+            None => js_sys::JSON::parse(r#"{"done":true}"#)
+                .map_err(|_| JsError::new("internal: JSON.parse failed")),
+        }
+    }
+}
+
+#[cfg(not(feature = "wasm-meta-only"))]
+impl Probe {
+    /// Add `chunks` and probe: the ranges to read next, or `None` once the
+    /// probe is finished (its outcome set).
+    fn advance(&mut self, chunks: &Array) -> Result<Option<Vec<Range>>, JsError> {
         if self.outcome.is_some() {
             return Err(JsError::new("the probe is finished"));
         }
-        add_chunks(&mut self.reads, &chunks)?;
+        add_chunks(&mut self.reads, chunks)?;
         self.steps += 1;
-        let (outcome, answer) = match image::probe(&self.reads) {
-            Ok(Step::Need(r)) if self.steps < crate::limits::MAX_ROUNDS => {
-                return to_js(&NeedAnswer { need: &r });
-            }
-            Ok(Step::Done(info)) => {
-                let answer = to_js(&InfoAnswer { info: &info })?;
-                (Probed::Info(info), answer)
-            }
+        self.outcome = Some(match image::probe(&self.reads) {
+            Ok(Step::Need(r)) if self.steps < crate::limits::MAX_ROUNDS => return Ok(Some(r)),
+            Ok(Step::Done(info)) => Probed::Info(info),
             // As `image::probe_with`: no more rounds than the core's limit.
-            other => {
-                let error = match other {
-                    Err(e) => e.to_string(),
-                    _ => TOO_MANY_ROUNDS.to_owned(),
-                };
-                let answer = to_js(&ErrorAnswer { error: &error })?;
-                (Probed::Error { error }, answer)
-            }
-        };
-        self.outcome = Some(outcome);
-        Ok(answer)
+            Ok(Step::Need(_)) => Probed::Error {
+                error: TOO_MANY_ROUNDS.to_owned(),
+            },
+            Err(e) => Probed::Error {
+                error: e.to_string(),
+            },
+        });
+        Ok(None)
     }
 }
 
@@ -230,6 +254,30 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     match probe.outcome {
         Some(Probed::Error { error }) => Err(JsError::new(&error)),
         _ => Ok(answer),
+    }
+}
+
+#[cfg(not(feature = "wasm-meta-only"))]
+impl Session {
+    /// One probe step given every chunk read so far (`probe`,
+    /// `probeQuiet`): the image is added once the probe is finished.
+    fn probe_once(
+        &mut self,
+        filename: String,
+        file_len: f64,
+        chunks: Array,
+        quiet: bool,
+    ) -> Result<JsValue, JsError> {
+        let mut probe = Probe::new(file_len);
+        let answer = if quiet {
+            probe.step_quiet(chunks)?
+        } else {
+            probe.step(chunks)?
+        };
+        if probe.outcome.is_some() {
+            self.add_probe(filename, probe)?;
+        }
+        Ok(answer)
     }
 }
 
@@ -264,12 +312,21 @@ impl Session {
         file_len: f64,
         chunks: Array,
     ) -> Result<JsValue, JsError> {
-        let mut probe = Probe::new(file_len);
-        let answer = probe.step(chunks)?;
-        if probe.outcome.is_some() {
-            self.add_probe(filename, probe)?;
-        }
-        Ok(answer)
+        self.probe_once(filename, file_len, chunks, false)
+    }
+
+    /// As [`Session::probe`], but once the image is added it answers `{
+    /// done: true }` instead of its facts (`Probe.stepQuiet`): the page adds
+    /// the images its probe worker read with this, and never reads those
+    /// facts (the forest has them).
+    #[wasm_bindgen(js_name = probeQuiet)]
+    pub fn probe_quiet(
+        &mut self,
+        filename: String,
+        file_len: f64,
+        chunks: Array,
+    ) -> Result<JsValue, JsError> {
+        self.probe_once(filename, file_len, chunks, true)
     }
 
     /// A new [`Probe`] of this session's wasm instance (as `new

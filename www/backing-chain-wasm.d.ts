@@ -128,6 +128,8 @@ export interface DataFile {
 /** A chunk read for the probe: `[offset, bytes, askedLength]`. */
 export type Chunk = [number, Uint8Array, number];
 export type ProbeAnswer = { need: Array<{ offset: number; len: number }> } | { info: Image } | { error: string };
+/** `Probe.stepQuiet` / `Session.probeQuiet`: the reads to make next, or finished (the image's facts not written). */
+export type QuietProbeAnswer = { need: Array<{ offset: number; len: number }> } | { done: true };
 
 /** The core's XML errors: `message` is "XML error at byte N: reason". */
 export interface XmlError extends Error {
@@ -331,6 +333,8 @@ export class Probe {
   /** `fileLen`: the file's size, negative when unknown. */
   constructor(fileLen: number);
   step(chunks: Chunk[]): ProbeAnswer;
+  /** As `step`, but a finished probe answers `{ done: true }`, its facts not written (a caller that only adds the image). */
+  stepQuiet(chunks: Chunk[]): QuietProbeAnswer;
   free(): void;
 }
 
@@ -338,6 +342,8 @@ export class Session {
   constructor();
   /** One step of a probe given every chunk read so far (a `Probe` is given each chunk once); adds the image once it answers `{ info }` or `{ error }`. */
   probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
+  /** As `probe`, but once the image is added it answers `{ done: true }` instead of its facts (the forest has them). */
+  probeQuiet(filename: string, fileLen: number, chunks: Chunk[]): QuietProbeAnswer;
   /** A `Probe` of this session's wasm instance. */
   newProbe(fileLen: number): Probe;
   /** Add the image of a finished probe as `filename` (the probe is used up); an unfinished probe throws. */

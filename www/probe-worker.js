@@ -5,7 +5,7 @@
 // page's; each chunk crosses into this instance once, however many rounds;
 // the reads of the probes in flight made together: batchedBlobReads in
 // reader.js), and what each probe read — its final chunks — goes back in
-// batches, so that the page's session adds the image with one `probe` call
+// batches, so that the page's session adds the image with one `probeQuiet` call
 // (one crossing each), without reading again. Reads, probe loops and their
 // waits stay off the page's main thread.
 //
@@ -48,7 +48,9 @@ const prober = {
     return {
       step(chunks) {
         try {
-          return p.step(chunks);
+          // Finished: `{ done: true }`, the facts not written (the page's
+          // session adds the image from the chunks).
+          return p.stepQuiet(chunks);
         } catch (e) {
           if (e instanceof WebAssembly.RuntimeError) dead = true;
           throw e;

@@ -452,6 +452,24 @@ class ProbeWorker {
   }
 }
 
+/**
+ * Resolves in a task of its own, queued at once (a MessageChannel message):
+ * a chain of `setTimeout(0)` is held back 4 ms a step from its fifth step
+ * on, idle time between the groups of Files posted to the worker (~60 ms
+ * of a 1,000-file drop's ~500 ms of posting).
+ * @returns {Promise<void>}
+ */
+function nextTask() {
+  return new Promise((ok) => {
+    const c = new MessageChannel();
+    c.port1.onmessage = () => {
+      c.port1.close();
+      ok();
+    };
+    c.port2.postMessage(null);
+  });
+}
+
 /** @type {ProbeWorker | null} */
 let probeWorker = null;
 /** A worker was refused at once (a CSP): not asked again. */
@@ -486,12 +504,13 @@ function getWorker(module) {
  *  only its own slot), yielding to the event loop every 12 ms so the page
  *  stays responsive. Given the compiled wasm `module`, jobs with a `file`
  *  are probed in a Web Worker (reads and probe loops off the page's thread;
- *  this thread then makes one `probe` call per image with the chunks the
+ *  this thread then makes one `probeQuiet` call per image with the chunks the
  *  worker read: each chunk crosses into the page's wasm once); jobs with
  *  only a reader (a host's), and every job when no worker can run, are
  *  probed here (`probeImage`: a `Probe` per image). `onProgress(done,
- *  total)`. Results in `jobs` order.
- * @param {Prober & { probe(name: string, size: number, chunks: Chunk[]): any, orderAdded(perm: Uint32Array): void }} session
+ *  total)`. Results in `jobs` order; an image the worker probed has
+ *  `result: { done: true }` (its facts are in the session's forest).
+ * @param {Prober & { probeQuiet(name: string, size: number, chunks: Chunk[]): any, orderAdded(perm: Uint32Array): void }} session
  * @param {ProbeJob[]} jobs
  * @param {(done: number, total: number) => void} [onProgress]
  * @param {{ parallel?: number, module?: WebAssembly.Module | null }} [options]
@@ -505,10 +524,10 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
   // then come out as the images were given, whatever the reads took).
   /** @type {string[]} */
   const added = [];
-  /** @type {Prober & { probe(name: string, size: number, chunks: Chunk[]): any }} */
+  /** @type {Prober & { probeQuiet(name: string, size: number, chunks: Chunk[]): any }} */
   const noting = {
-    probe(name, size, chunks) {
-      const answer = session.probe(name, size, chunks);
+    probeQuiet(name, size, chunks) {
+      const answer = session.probeQuiet(name, size, chunks);
       if (!answer.need) added.push(name);
       return answer;
     },
@@ -550,7 +569,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
   jobs.forEach((j, i) => (worker && j.file ? remote : local).push(i));
   /** @type {Promise<unknown>[]} */
   const finishing = [];
-  /** The worker's answer for job i: one `probe` call with its chunks (a
+  /** The worker's answer for job i: one `probeQuiet` call with its chunks (a
    *  probe that still needs bytes goes on here). @param {number} i @param {WorkerResult} r */
   const take = (i, r) => {
     const j = jobs[i];
@@ -559,7 +578,8 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
       noting.addUnreadable(j.name, r.unreadable);
       results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: { error: r.unreadable } };
     } else {
-      const answer = noting.probe(j.name, size, chunks);
+      // `{ done: true }` once added: the facts are not written out (the forest has them).
+      const answer = noting.probeQuiet(j.name, size, chunks);
       if (answer.need) {
         finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads, fileReads, fileBytes, span: j.span }).then((x) => (results[i] = x)));
         return;
@@ -569,16 +589,22 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
     progress();
   };
   /** Files to the worker in groups (a group waits for its File handles),
-   *  one task each: posting a File costs this thread ~0.1 ms. What the
+   *  one task each: posting a File costs this thread a synchronous round
+   *  trip to the browser for its size and date, 0.2–0.5 ms, several ms on
+   *  a loaded machine; a group after one that took longer than GROUP_MS is
+   *  made smaller in proportion, so that no task posts for long. What the
    *  worker could not probe is probed here. */
   const viaWorker = async () => {
     const w = /** @type {ProbeWorker} */ (worker);
     const GROUP = 64;
+    const GROUP_MS = 40;
+    let group = GROUP;
     /** @type {Promise<number[]>[]} */
     const sent = [];
-    for (let at = 0; at < remote.length; at += GROUP) {
-      if (at) await new Promise((ok) => setTimeout(ok, 0));
-      const ids = remote.slice(at, at + GROUP);
+    for (let at = 0; at < remote.length; ) {
+      if (at) await nextTask();
+      const ids = remote.slice(at, at + group);
+      at += ids.length;
       const files = await Promise.allSettled(ids.map((i) => jobs[i].file));
       /** @type {number[]} */
       const ok = [];
@@ -590,7 +616,10 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
           okFiles.push(f.value);
         } else local.push(ids[n]); // its reader says why it cannot be read
       });
+      const t = performance.now();
       sent.push(w.probe(okFiles, (k, r) => take(ok[k], r)).then((left) => left.map((k) => ok[k])));
+      const took = performance.now() - t;
+      group = Math.max(8, Math.min(GROUP, Math.floor((ids.length * GROUP_MS) / Math.max(took, 1))));
     }
     const left = (await Promise.all(sent)).flat();
     await here(left);

@@ -30,6 +30,9 @@ const PATCHES = {
   batch8: ['/probe-worker.js', 'const reader = batchedBlobReads();', 'const reader = batchedBlobReads(8);'],
   nowarm: ['/backing-chain-editor.js', '  _warm() {', '  _warm() {\n    return;'],
   noworker: ['/reader.js', "if (!module || !url || refused || typeof Worker !== 'function') return null;", 'return null;'],
+  group16: ['/reader.js', 'const GROUP = 64;', 'const GROUP = 16;'],
+  group256: ['/reader.js', 'const GROUP = 64;', 'const GROUP = 256;'],
+  group1000: ['/reader.js', 'const GROUP = 64;', 'const GROUP = 1000;'],
 };
 
 const N = 1_000;

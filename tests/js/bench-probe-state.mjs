@@ -11,6 +11,9 @@
 //   page:   `Session.probe(name, size, every chunk so far)` per round (the
 //           page-thread path: hosts' readers) against `Session.newProbe`,
 //           `step` and `addProbe`.
+// And each against its quiet form (`Probe.stepQuiet`, `Session.probeQuiet`:
+// a finished probe answers `{ done: true }`, its facts not written), what
+// the worker and the page run for a dropped file.
 // Alternated in one run (ABAB…), median of the per-round ratios. `--base
 // DIR`: also time the probeStep loop of another build's www/pkg (main's),
 // loaded beside this one: what the worker ran before, against a Probe.
@@ -118,16 +121,30 @@ try {
       s2.addProbe('img', p);
       if (++k2 % 256 === 0) s2.clear();
     };
-    const fns = [stateless(probeStep), stateful, pageOld, pageNew];
+    // The same without the facts written at the end (`stepQuiet`,
+    // `probeQuiet`: what the worker and the page run for a dropped file).
+    const statefulQuiet = () => {
+      const p = new Probe(size);
+      for (const cs of calls) p.stepQuiet(cs);
+      p.free();
+    };
+    const s3 = new Session();
+    let k3 = 0;
+    const pageQuiet = () => {
+      for (const cs of cumulative) s3.probeQuiet('img', size, cs);
+      if (++k3 % 256 === 0) s3.clear();
+    };
+    const fns = [stateless(probeStep), stateful, pageOld, pageNew, statefulQuiet, pageQuiet];
     if (baseStep) fns.push(stateless(baseStep));
     const { times, ratio } = alternate(fns);
     s1.free();
     s2.free();
-    
-    const base = baseStep ? `; main's probeStep loop ${fmtMs(times[4] / 1000)} (${ratio(4, 0).toFixed(2)}× this build's): a Probe ${ratio(1, 4).toFixed(2)}× of it` : '';
+    s3.free();
+    const quiet = `; without the facts: a Probe ${fmtMs(times[1] / 1000)} → stepQuiet ${fmtMs(times[4] / 1000)} (${ratio(4, 1).toFixed(2)}×), Session.probe ${fmtMs(times[2] / 1000)} → probeQuiet ${fmtMs(times[5] / 1000)} (${ratio(5, 2).toFixed(2)}×)`;
+    const base = baseStep ? `; main's probeStep loop ${fmtMs(times[6] / 1000)} (${ratio(6, 0).toFixed(2)}× this build's): a Probe ${ratio(1, 6).toFixed(2)}× of it` : '';
     report(
       `probe state ${label}`,
-      `${rounds.length} round(s): bytes into the wasm ${copiedOld} → ${copiedNew} (${(copiedNew / copiedOld).toFixed(2)}×); worker loop ${fmtMs(times[0] / 1000)} → ${fmtMs(times[1] / 1000)} (${ratio(1, 0).toFixed(2)}×); page loop ${fmtMs(times[2] / 1000)} → ${fmtMs(times[3] / 1000)} (${ratio(3, 2).toFixed(2)}×)${base}`,
+      `${rounds.length} round(s): bytes into the wasm ${copiedOld} → ${copiedNew} (${(copiedNew / copiedOld).toFixed(2)}×); worker loop ${fmtMs(times[0] / 1000)} → ${fmtMs(times[1] / 1000)} (${ratio(1, 0).toFixed(2)}×); page loop ${fmtMs(times[2] / 1000)} → ${fmtMs(times[3] / 1000)} (${ratio(3, 2).toFixed(2)}×)${quiet}${base}`,
       'each chunk once (time: reported)',
       copiedNew <= copiedOld,
     );

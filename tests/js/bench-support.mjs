@@ -457,6 +457,7 @@ export function dropTiming(want) {
               // task begins with the browser making the drop's File objects).
               longestOurs: Math.max(0, ...during.map((e) => e.startTime + e.duration - Math.max(e.startTime, t0))),
               over100: during.filter((e) => e.duration > 100).length,
+              over100Ours: during.filter((e) => e.startTime + e.duration - Math.max(e.startTime, t0) > 100).length,
               files: ev.dataTransfer?.files.length,
               chains: top,
               images: el.forest.images.length,

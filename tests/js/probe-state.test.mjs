@@ -3,7 +3,9 @@
 // read so far at every round (`probeStep`, `Session.probe`). For every
 // format qemu-img makes (and the images that take several rounds) both ways
 // give the same answers round by round, the same bytes read and the same
-// image in a session; qemu-img says what each image is. Hostile chunks
+// image in a session (and so do the quiet forms, `stepQuiet` and
+// `probeQuiet`, which answer `{ done: true }` instead of the facts);
+// qemu-img says what each image is. Hostile chunks
 // (outside the file, more bytes than asked, offsets that name no byte,
 // overlapping) are clean errors or the old API's answer, never a trap; the
 // core's limits (rounds, one read's size) hold through a Probe.
@@ -106,8 +108,24 @@ test('every format qemu-img makes: a Probe given each chunk once answers as prob
     assert.equal(b.length, 1, label);
     assert.deepEqual(b, a, `${label}: the same image`);
     assert.equal(b[0]['bytes-read'], held, label);
-    s1.free();
-    s2.free();
+
+    // The quiet forms (what the worker and the page run for a dropped
+    // file): the same reads asked for round by round, `{ done: true }`
+    // instead of the facts at the end, and the same image added.
+    const pq = new wasm.Probe(size);
+    const quiet = probeState({ step: (c) => pq.stepQuiet(c) }, path);
+    assert.deepEqual(quiet.answers, [...oldAnswers.slice(0, -1), { done: true }], `${label}: stepQuiet`);
+    assert.deepEqual(quiet.given.flat(), old.steps.at(-1), label);
+    assert.throws(() => pq.stepQuiet([]), /the probe is finished/, label);
+    const s3 = new wasm.Session();
+    s3.addProbe(label, pq);
+    const s4 = new wasm.Session();
+    const pageQuiet = probeFile((sz, chunks) => s4.probeQuiet(label, sz, chunks), path);
+    assert.deepEqual(pageQuiet.result, { done: true }, `${label}: probeQuiet`);
+    assert.deepEqual(pageQuiet.steps, old.steps, `${label}: probeQuiet asks as probe`);
+    assert.deepEqual(s3.forest().images, a, `${label}: the same image after stepQuiet`);
+    assert.deepEqual(s4.forest().images, a, `${label}: the same image after probeQuiet`);
+    for (const s of [s1, s2, s3, s4]) s.free();
 
     // The oracle: the format qemu-img sees (a fixed VHD has only a footer,
     // which qemu's probe does not look at: opened as vpc when told so).
