@@ -92,8 +92,8 @@ export class BackingChainEditor extends HTMLElement {
   addImage(name: string, reader: Reader, options?: { size?: number; span?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];
-  /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */
-  audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
+  /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. It runs in the on-demand module (loaded after first paint; a `WasmLoadError` rejects when it cannot be loaded). */
+  audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): Promise<{ report: AuditReport; csv: string; script: string }>;
   /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. The first call loads the metadata module (`register({ metaWasmUrl })`); when it cannot be loaded the promise rejects with a `WasmLoadError` (the rest of the element keeps working), after a panic in it with a `CorePanic` (the next call gets a fresh instance). */
   allocation(image: string, options?: MetaOptions): Promise<MetaLayer>;
   /** `qemu-img check --output=json`'s figures for one image (its metadata walk with `check`); rejects for a format that is not checked. */
@@ -105,15 +105,17 @@ export class BackingChainEditor extends HTMLElement {
   /**
    * Choose the backing image of `image` among the known images (`null`: as its header says). A chain the
    * domain XML states that goes through `image` and agreed with the images down to it is written again from
-   * the images, in the same undo step.
+   * the images, in the same undo step. Resolves once applied (with a domain XML, after the on-demand
+   * module is loaded: a `WasmLoadError` rejects and nothing changes).
    */
-  setBacking(image: string, backing: string | null): void;
+  setBacking(image: string, backing: string | null): Promise<void>;
   /**
-   * Edit a disk's chain in the domain XML. Returns the new domain XML; a refused edit throws and changes
-   * nothing. When the edit makes one known image back another, that is also a backing choice (as
+   * Edit a disk's chain in the domain XML. Resolves with the new domain XML (the edits are in the on-demand
+   * module: it is loaded first when it is not yet; a `WasmLoadError` rejects); a refused edit rejects and
+   * changes nothing. When the edit makes one known image back another, that is also a backing choice (as
    * `setBacking`), in the same undo step.
    */
-  edit(op: EditOp): string;
+  edit(op: EditOp): Promise<string>;
   replaceWithImages(): boolean;
   undo(): Promise<boolean>;
   redo(): Promise<boolean>;

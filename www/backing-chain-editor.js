@@ -17,7 +17,7 @@
 // show (main paths, disk counts, how paths were written, data files, which
 // layer a diagnostic is about).
 
-import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, bury, errorText, loadMeta, loadWasm, needsRebuild, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
 import { blobReader, collectDrop, filesFromList, isDocument, readText, warmProbeWorker } from './reader.js';
 import { h, formatCount } from './render.js';
@@ -138,11 +138,11 @@ export class BackingChainEditor extends HTMLElement {
     /** @type {Promise<import('./editor-alloc.js').AllocView> | undefined} */
     this._allocLoading = undefined;
     // The details' allocation section (editor-alloc.js, loaded when first shown) rides along with the tree's actions.
-    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._allocEl(n) };
+    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => void this.setBacking(i, b).catch((e) => e instanceof CorePanic || this._notice(`The backing of ${i} was not changed: ${errorText(e)}`)), alloc: (/** @type {string} */ n) => this._allocEl(n) };
     this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
-    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
+    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn), loaded: () => this._update() });
     const select = (/** @type {string | null} */ image) => {
       const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
       if (i >= 0) this._tree.select(i);
@@ -178,6 +178,10 @@ export class BackingChainEditor extends HTMLElement {
         this._els.status.className = 'status';
         this._ready.ok(this);
         this._update();
+        // The on-demand module (edits, diff, audit) once the first paint is
+        // done and the page is idle: the chains table rarely waits for it.
+        const idle = globalThis.requestIdleCallback ?? ((/** @type {() => void} */ f) => setTimeout(f, 200));
+        idle(() => this._preloadEdits());
       },
       (e) => {
         const err = e instanceof WasmLoadError ? e : new WasmLoadError('unknown', 'The WebAssembly module could not be loaded.', errorText(e));
@@ -296,9 +300,15 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.addQemuImgJson(String(text));
   }
 
-  /** Choose the backing image of `image` among the known images (`null`: as its header says). @param {string} image @param {string | null} backing */
+  /**
+   * Choose the backing image of `image` among the known images (`null`: as
+   * its header says). Resolves once it is applied; with a domain XML that
+   * takes the on-demand module (loaded first if it is not yet: a
+   * WasmLoadError rejects, and nothing changes).
+   * @param {string} image @param {string | null} backing
+   */
   setBacking(image, backing) {
-    this._model.setBacking(String(image), backing == null || backing === '' ? null : String(backing));
+    return this._model.setBacking(String(image), backing == null || backing === '' ? null : String(backing));
   }
 
   /**
@@ -307,10 +317,13 @@ export class BackingChainEditor extends HTMLElement {
    * so it is kept (trusted) from then on. Returns the new domain XML; a
    * refused edit throws and changes nothing. An edit that makes one known
    * image back another is also a backing choice (the tree shows it), in the
-   * same undo step.
+   * same undo step. Resolves with the new XML once the on-demand module
+   * (the edits) is loaded; rejects with a WasmLoadError when it cannot be.
    * @param {import('./backing-chain-editor').EditOp} op
+   * @returns {Promise<string>}
    */
-  edit(op) {
+  async edit(op) {
+    await this._model.loadEdits();
     const next = this._model.edit(op);
     this._model.label = { what: describeOp(op, this._chains.view?.diff?.[op.disk]?.name ?? `disk ${op.disk + 1}`), where: { disk: op.disk } };
     this._chains.settle();
@@ -351,7 +364,9 @@ export class BackingChainEditor extends HTMLElement {
    * The image-store audit of the images added (and the element's domain XML,
    * when given): which VM uses which file, roles, what deleting or committing
    * a file would break, per-VM totals, a fix script and CSV. `domains` adds
-   * more VMs' domain XML (several documents in one text are fine).
+   * more VMs' domain XML (several documents in one text are fine). Runs in
+   * the on-demand module (loaded first when it is not yet: a
+   * WasmLoadError rejects).
    * @param {Array<{ label: string, text: string }>} [domains]
    * @param {{ 'deep-chain'?: number }} [options]
    */
@@ -487,11 +502,12 @@ export class BackingChainEditor extends HTMLElement {
       this._chains.render(); // a checkbox the user ticked shows the state again
       return;
     }
-    try {
-      this.edit(op);
-    } catch (e) {
-      this._chains.refused(e);
-    }
+    this.edit(op).catch((e) => this._chains.refused(e));
+  }
+
+  /** Start loading the on-demand module (its failure is said where it is needed: the chains table, edit(), audit()). */
+  _preloadEdits() {
+    if (this._model.session) loadMeta().catch(() => {});
   }
 
   /** @param {Array<{ path: string, file: File | Promise<File>, from?: string }>} entries */
@@ -563,7 +579,10 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Recompute forest + XML from the core and re-render everything. */
   _update() {
-    if (!this._model.session) return;
+    const m = this._model;
+    if (!m.session) return;
+    // A domain XML or an image: the chains table needs the on-demand module.
+    if (m.domainText || m.meta.size) this._preloadEdits();
     this._safely(() => this._render());
   }
 

@@ -1,9 +1,11 @@
 // Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
 // core): what each export takes and gives back. The element's modules see the
 // glue through these types (editor-wasm.js); a test checks that every export
-// named here exists. The metadata walks (`MetaWalk`, `MetaChain`) are in the
-// second module, typed in backing-chain-wasm-meta.d.ts; their values
-// (`MetaLayer`, `MetaChainResult`, …) here.
+// named here exists. The metadata walks (`MetaWalk`, `MetaChain`), the XML
+// edits (`editXml`, `adoptChain`, `seclabels`, `describeXml`) and a
+// session's `diff` and `audit` are in the second module (loaded after first
+// paint), typed in backing-chain-wasm-meta.d.ts; their values
+// (`MetaLayer`, `DiskDiff`, `AuditReport`, …) here.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -350,8 +352,6 @@ export class Session {
   addQemuImgJson(text: string): string[];
   setMapping(pairs: Array<[string, string]>): void;
   setUntrusted(on: boolean): void;
-  /** Per disk and depth: the chain the document states next to the one the images give. */
-  diff(domainXml: string, options?: XmlOptions): DiskDiff[];
   /** Which of the images each disk's source and stated layers are (matched as populate matches a disk's source). Throws an XmlError for a malformed document. */
   xmlImages(doc: string): DiskImages[];
   /** Each image's data file, matched to `names` (the files the page knows). */
@@ -360,8 +360,6 @@ export class Session {
   forest(): Forest;
   /** Throws an XmlError for a malformed document. */
   xml(domainXml: string | null, options?: XmlOptions): XmlOutput;
-  /** The image-store audit of the session's images and the domains given; a malformed domain is reported, not thrown. */
-  audit(domains: Array<{ label: string; text: string }> | null, options?: AuditOptions): { report: AuditReport; csv: string; script: string };
   free(): void;
 }
 
@@ -449,14 +447,6 @@ export interface MetaChainResult {
 
 /** One probe step given every chunk read so far (a bad header throws); `Probe` is given each chunk once. */
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
-/** Each disk of a document and its chain as written (`xml::describe`). */
-export function describeXml(doc: string): DiskSummary[];
-/** Apply one edit; returns the new document, a refused edit throws. */
-export function editXml(doc: string, op: EditOp): string;
-/** `doc` with disk `disk`'s chain taken from `other`. */
-export function adoptChain(doc: string, other: string, disk: number): string;
-/** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
-export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
 export function parseHosts(text: string): HostSpec[];
 /** The `<name>` of the first `<domain>` of a text (the audit's reader), undefined when none or not well-formed. */

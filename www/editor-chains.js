@@ -6,7 +6,7 @@
 // it; the open form and the last refusal are this view's own state.
 
 import { h } from './render.js';
-import { CorePanic, errorText } from './editor-wasm.js';
+import { CorePanic, errorText, isMetaPanic, metaLoaded } from './editor-wasm.js';
 import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
 import { rowDiffers } from './editor-model.js';
@@ -22,7 +22,7 @@ const DISK_GROUP = 20;
  * @typedef {import('./backing-chain-wasm').Seclabel} Seclabel
  * @typedef {ReturnType<EditorModel['chainView']>} ChainView
  * @typedef {{ disk: number, depth: number, kind: 'edit' | 'insert' | 'seclabel' }} Editing
- * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void }} ChainsActions
+ * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void, loaded(): void }} ChainsActions `loaded`: the on-demand module arrived (or failed to): render again
  */
 
 export class ChainsView {
@@ -39,6 +39,14 @@ export class ChainsView {
     this.editError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
     this.view = undefined;
+    /** Waiting for the on-demand module (edits, diff: editor-wasm.js `loadMeta`) in this render. */
+    this.loading = false;
+    /** @type {Promise<void> | null} its load under way */
+    this.waiting = null;
+    /** @type {unknown} why it could not be loaded (shown, with a way to try again) */
+    this.loadError = null;
+    /** @type {string | null} it stopped (a panic) and is loaded again: said once */
+    this.panicNote = null;
     /** @type {Set<number>} */
     this.groupsShown = new Set();
     /** @type {IntersectionObserver | null} */
@@ -65,18 +73,54 @@ export class ChainsView {
     this.editError = null;
   }
 
-  /** The model's chain view, once per render; an error is shown, not thrown. */
+  /**
+   * The model's chain view, once per render; an error is shown, not thrown.
+   * Until the on-demand module is there: null, `loading`, and a render again
+   * once it is (or once it failed to load: `loadError`).
+   */
   chainView() {
     if (this.view !== undefined) return this.view;
     this.view = null;
+    if (metaLoaded()) this.loadError = null;
+    if (this.loadError) return null;
+    if (!metaLoaded()) {
+      this.awaitModule();
+      return null;
+    }
     try {
       this.view = this.m.chainView();
     } catch (e) {
-      if (e instanceof CorePanic) throw e;
+      if (e instanceof CorePanic && !isMetaPanic(e)) throw e;
+      if (isMetaPanic(e)) {
+        // Its instance is gone: a fresh one is loaded, and the table drawn again.
+        this.panicNote = `The editing module stopped with an internal error and was started again (${errorText(e)}).`;
+        this.awaitModule();
+        return null;
+      }
       this.error.hidden = false;
       this.error.textContent ||= errorText(e); // an edit's refusal first
     }
     return this.view;
+  }
+
+  /** Load the on-demand module (once at a time); render again when it is there or failed to load. */
+  awaitModule() {
+    this.loading = true;
+    if (this.waiting) return;
+    const done = () => {
+      this.waiting = null;
+      this.actions.loaded();
+    };
+    this.waiting = this.m.loadEdits().then(done, (e) => {
+      this.loadError = e;
+      done();
+    });
+  }
+
+  /** Forget a failed load and render again (which loads again). */
+  retry() {
+    this.loadError = null;
+    this.actions.loaded();
   }
 
   /** @param {EditorModel} [m] */
@@ -92,9 +136,25 @@ export class ChainsView {
     error.hidden = !this.editError;
     error.textContent = this.editError ? `The edit was refused: ${this.editError}` : '';
     this.view = undefined;
+    this.loading = false;
     const view = lazy ? null : this.chainView();
     replace.hidden = !(validate && m.output?.mismatch);
-    note.textContent = !view && !lazy
+    if (this.loading || this.loadError) body.setAttribute('aria-busy', 'true');
+    else body.removeAttribute('aria-busy');
+    if (this.loadError) {
+      const e = /** @type {any} */ (this.loadError);
+      error.hidden = false;
+      error.replaceChildren(`The chain editor could not be loaded: ${errorText(e)}${e?.detail ? ` ${e.detail}` : ''} `, h('button', { type: 'button', onclick: () => this.retry() }, 'Try again'));
+    } else if (this.panicNote && !this.loading) {
+      error.hidden = false;
+      error.textContent = this.panicNote;
+      this.panicNote = null;
+    }
+    note.textContent = this.loading
+      ? 'Loading the chain editor…'
+      : this.loadError
+        ? ''
+        : !view && !lazy
       ? 'No disk yet: drop images or give a domain XML.'
       : validate
         ? 'Validate: each chain as the XML states it, next to what the image headers say; differences are marked.'
@@ -299,7 +359,7 @@ export class ChainsView {
 
   /** An edit was refused: say why. @param {unknown} e */
   refused(e) {
-    if (e instanceof CorePanic) return; // reported, and the core restarts
+    if (e instanceof CorePanic && !isMetaPanic(e)) return; // reported, and the core restarts
     this.editError = errorText(e, { reason: true });
     this.render();
   }

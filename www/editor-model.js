@@ -16,7 +16,7 @@
 // edit) writes again each stated chain of the domain XML that goes through
 // the image and agreed with the images down to it (`through`, `restate`).
 
-import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
+import { CorePanic, errorText, loadMeta, metaLoaded, newMetaSession, newSession, settled, wasmModule, xmlEdits } from './editor-wasm.js';
 import { probeMany } from './reader.js';
 
 /**
@@ -25,7 +25,8 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string, span?: number }} Job a probe job (reader, `span`: reader.js `coalesce`; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
- * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`)
+ * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job, chunks?: import('./reader.js').Chunk[], unreadable?: string }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`); `chunks`: the bytes the probe was given, `unreadable`: why the file could not be read (the on-demand module's session adds the same image from them: `mirror`)
+ * @typedef {import('./editor-wasm.js').MetaCore} MetaCore
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
@@ -91,6 +92,10 @@ export class EditorModel {
     this.pendingFollow = null;
     /** @type {Followed | null} what the last chain edit did in the tree */
     this.followed = null;
+    /** Changes of the session so far: the on-demand module's session (`mirror`) is filled again when it missed one. */
+    this.gen = 0;
+    /** @type {{ core: MetaCore, gen: number, session: import('./backing-chain-wasm-meta').Session } | null} */
+    this.mirrored = null;
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -105,6 +110,88 @@ export class EditorModel {
   start() {
     this.session = newSession();
     this.applyMapping();
+  }
+
+  // ---- the on-demand module: edits, diff, audit -----------------------------
+
+  /** The on-demand module's XML edits, once it is loaded (else an error: `loadEdits()` first). */
+  ed() {
+    const c = metaLoaded();
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, diff, audit) is not loaded yet');
+    return xmlEdits(c);
+  }
+
+  /** Load the on-demand module (once; again after a failure or a panic). Rejects with a WasmLoadError. */
+  loadEdits() {
+    return loadMeta();
+  }
+
+  /**
+   * The on-demand module's session (`diff`, `audit`), holding what the
+   * core's session holds: filled from what this model keeps (each image's
+   * chunks, or its qemu-img JSON document, or why it was unreadable; the
+   * backing choices; untrusted), in the core's order. Made again whole when
+   * the core's session changed since (`gen`) or the module was restarted.
+   */
+  mirror() {
+    const c = metaLoaded();
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, diff, audit) is not loaded yet');
+    const was = this.mirrored;
+    if (was && was.core === c && was.gen === this.gen) return was.session;
+    this.mirrored = null;
+    if (was && !was.core.dead) was.session.free();
+    const names = this.s.forest().images.map((im) => im.filename);
+    const ms = newMetaSession(c);
+    try {
+      /** @type {Map<string, number>} name → when it was added to `ms` (a name added again moves to the end) */
+      const order = new Map();
+      let k = 0;
+      /** @param {string} n */
+      const added = (n) => {
+        order.delete(n);
+        order.set(n, k++);
+      };
+      /** @type {Map<string, string>} image → the qemu-img JSON document that added it last */
+      const from = new Map();
+      const texts = new Set();
+      for (const n of names) {
+        const json = this.meta.get(n)?.job.json;
+        if (json !== undefined) texts.add(json);
+      }
+      for (const t of texts) {
+        for (const n of ms.addQemuImgJson(t)) {
+          added(n);
+          from.set(n, t);
+        }
+      }
+      const want = new Set(names);
+      for (const n of [...order.keys()]) {
+        const job = this.meta.get(n)?.job;
+        if (!want.has(n) || job?.json === undefined || job.json !== from.get(n)) {
+          ms.remove(n);
+          order.delete(n);
+        }
+      }
+      for (const n of names) {
+        const m = this.meta.get(n);
+        if (!m || m.job.json !== undefined) continue;
+        if (m.unreadable !== undefined || !m.chunks) ms.addUnreadable(n, m.unreadable ?? 'not read');
+        else if (/** @type {any} */ (ms.probe(n, m.size, m.chunks)).need) throw new Error(`internal: the probe of ${n} needs more than the bytes it was given`);
+        added(n);
+      }
+      if (order.size !== names.length || names.some((n) => !order.has(n))) throw new Error('internal: the on-demand module’s session does not hold the core’s images');
+      // Its images in the core's order: `orderAdded` with every image as the tail.
+      const at = [...order.keys()];
+      const pos = new Map(at.map((n, i) => [n, i]));
+      ms.orderAdded(Uint32Array.from(names, (n) => /** @type {number} */ (pos.get(n))));
+      ms.setMapping([...this.mapping]);
+      ms.setUntrusted(this.untrusted);
+    } catch (e) {
+      if (!c.dead) ms.free();
+      throw e;
+    }
+    this.mirrored = { core: c, gen: this.gen, session: ms };
+    return ms;
   }
 
   // ---- undo / redo ------------------------------------------------------
@@ -185,6 +272,7 @@ export class EditorModel {
           else if (!this.meta.has(n)) session.remove(n);
         }
       }
+      this.gen++;
       const probe = again.filter((j) => j.json === undefined);
       if (probe.length) await this.probe(probe, { record: false });
       else this.hooks.changed();
@@ -199,6 +287,7 @@ export class EditorModel {
   applyMapping() {
     this.session?.setMapping([...this.mapping]);
     this.session?.setUntrusted(this.untrusted);
+    this.gen++;
   }
 
   /**
@@ -226,7 +315,9 @@ export class EditorModel {
    * @param {string} doc @param {number[]} disks
    */
   restate(doc, disks) {
-    const fromImages = disks.length ? this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml : '';
+    if (!disks.length) return doc;
+    const fromImages = this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml;
+    const { adoptChain } = this.ed();
     for (const d of disks) doc = adoptChain(doc, fromImages, d);
     return doc;
   }
@@ -298,9 +389,14 @@ export class EditorModel {
    * does), in the same undo step. One that disagreed above `image` already,
    * or has a seclabel there (a rewrite would drop it), stays as the user
    * wrote it (and is marked).
+   * With a domain XML, that takes the on-demand module (diff, edits): it is
+   * loaded first when it is not yet (the promise rejects with a
+   * WasmLoadError when it cannot be, and nothing changes).
    * @param {string} image @param {string | null} backing
+   * @returns {Promise<void>}
    */
-  setBacking(image, backing) {
+  async setBacking(image, backing) {
+    if (this.goodDomain && this.goodDomain === this.domainText && !metaLoaded()) await loadMeta();
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
@@ -329,8 +425,8 @@ export class EditorModel {
     // Per disk: the image's depth in its stated chain (-1: none).
     const at = this.s.xmlImages(doc).map((w, i) => (w.stated && i !== skip ? [w.source, ...w.layers].indexOf(idx) : -1));
     if (at.every((k) => k < 0)) return [];
-    const labels = seclabels(doc);
-    return this.s
+    const labels = this.ed().seclabels(doc);
+    return this.mirror()
       .diff(doc, this.options('nested'))
       .filter((d) => {
         const k = at[d.disk];
@@ -352,6 +448,8 @@ export class EditorModel {
     } catch (e) {
       this.unrecord();
       throw e;
+    } finally {
+      this.gen++;
     }
     for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text } });
     this.hooks.changed();
@@ -363,6 +461,7 @@ export class EditorModel {
     if (!this.session || !this.meta.has(name)) return false;
     this.record(`removing ${name}`);
     this.session.remove(name);
+    this.gen++;
     this.meta.delete(name);
     this.hooks.changed();
     return true;
@@ -371,17 +470,20 @@ export class EditorModel {
   clear() {
     if (this.meta.size) this.record('clearing the images');
     this.session?.clear();
+    this.gen++;
     this.meta.clear();
     this.hooks.changed();
   }
 
   /**
    * A chain edit: the new domain XML (not yet set: setDomain() sets it, and
-   * with it the backing choices the edit makes in the tree).
+   * with it the backing choices the edit makes in the tree). The on-demand
+   * module must be loaded (`loadEdits()`).
    * @param {EditOp} op @returns {string}
    */
   edit(op) {
     if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    const { adoptChain, editXml } = this.ed();
     const eff = this.effectiveDoc();
     if (!eff) throw new Error('nothing to edit: no disk');
     const base = this.goodDomain ? adoptChain(this.goodDomain, eff, op.disk) : eff;
@@ -426,7 +528,7 @@ export class EditorModel {
       // row stays marked).
       if (c === null || p === null) {
         const at = p === null ? k + 1 : k;
-        desc ??= describeXml(after)[disk];
+        desc ??= this.ed().describeXml(after)[disk];
         const src = at ? desc.layers[desc.main[at - 1]]?.source : desc.source;
         if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images`);
         unknown.add(at);
@@ -505,6 +607,7 @@ export class EditorModel {
         session.remove(j.name);
         this.meta.delete(j.name);
       }
+      this.gen++;
       const base = this.done;
       try {
         // Only jobs with a reader are queued (images from JSON come back from their text).
@@ -517,10 +620,12 @@ export class EditorModel {
           },
           { module: this.worker ? wasmModule() : null },
         );
-        results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, fileBytes: r.fileBytes, fileReads: r.fileReads, size: r.size, job: jobs[i] }));
+        this.gen++;
+        results.forEach((r, i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, fileBytes: r.fileBytes, fileReads: r.fileReads, size: r.size, job: jobs[i], chunks: r.chunks, unreadable: r.unreadable }));
         this.hooks.changed();
         for (const w of waiters) w.ok();
       } catch (e) {
+        this.gen++;
         for (const w of waiters) w.ko(e);
       }
     }
@@ -609,13 +714,14 @@ export class EditorModel {
 
   /**
    * Per disk of the document edits apply to (validate: of the domain XML):
-   * the diff with the images, its description and seclabels.
+   * the diff with the images, its description and seclabels. The on-demand
+   * module must be loaded (`loadEdits()`).
    */
   chainView() {
     const doc = this.mode === 'validate' && this.goodDomain ? this.goodDomain : this.effectiveDoc();
     if (!doc) return null;
-    const session = this.s;
-    return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+    const { describeXml, seclabels } = this.ed();
+    return { doc, diff: this.mirror().diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
   }
 
   /**
@@ -649,15 +755,19 @@ export class EditorModel {
   /**
    * The image-store audit of the images in the set: the element's domain XML
    * (when given, labelled `domain`) and `domains` (any number of VMs' XML).
+   * It runs in the on-demand module, loaded first when it is not yet.
    * @param {Array<{ label: string, text: string }>} domains
    * @param {{ 'deep-chain'?: number }} [options]
    */
-  audit(domains, options = {}) {
+  async audit(domains, options = {}) {
+    if (!metaLoaded()) await loadMeta();
+    await settled();
+    if (!this.session) throw new CorePanic(this.panicMessage ?? 'the core is not running');
     /** @type {Record<string, number>} */
     const sizes = {};
     for (const [name, m] of this.meta) if (m.size >= 0) sizes[name] = m.size;
     const all = this.goodDomain ? [{ label: 'domain', text: this.goodDomain }, ...domains] : [...domains];
-    return this.s.audit(all, { ...options, sizes });
+    return this.mirror().audit(all, { ...options, sizes });
   }
 
   // ---- qcow2 data files ----------------------------------------------------
@@ -673,6 +783,7 @@ export class EditorModel {
     for (const im of park) {
       this.parked.set(im.filename, im.error ? 'unreadable' : /** @type {string} */ (im.format));
       session.remove(im.filename);
+      this.gen++;
     }
     for (const n of this.parked.keys()) {
       if (used.has(n)) continue;

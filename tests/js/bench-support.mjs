@@ -487,12 +487,22 @@ export function dropTiming(want) {
 // stateful probe, +1.1 KiB of wasm and glue): 338.6 KiB as shipped, first
 // paint 234.2 KiB (core wasm 523,317 B, 201,765 B gzipped; meta wasm 223,241
 // B, 90,410 B gzipped): the ceilings follow them down.
-export const SIZE_CEILING = 340 * 1024;
+// Raised (wt4-split, written reason): the edits, Session.diff and
+// Session.audit moved out of the core into the on-demand module, which now
+// also holds a session of its own (probing, chain building, the XML reader:
+// a copy of what the core has) so that diff and audit run there. First
+// paint 234.2 → 203.6 KiB (core wasm 201,765 → 169,590 B gzipped); the
+// on-demand module 90,410 → 223,676 B gzipped, so the total rises 338.6 →
+// 439.5 KiB. The issue asks for first paint; the total is what a page that
+// also edits or audits loads (the element fetches the second module when
+// idle after first paint).
+export const SIZE_CEILING = 441 * 1024;
 /**
  * What the size test enforces for first paint. 266.5 KiB measured with the
  * wasm split in two (issue 18), ceiling 269 KiB; lowered to 241 KiB by the
  * same wt3-size2 steps (239.6 KiB measured, 256.4 before: the core wasm
  * without serde-wasm-bindgen, its glue 4,569 → 3,885 B, the pairs and the
- * JSON writer's error as said above).
+ * JSON writer's error as said above). Lowered to 205 KiB when the edits,
+ * diff and audit moved to the on-demand module (203.6 KiB measured).
  */
-export const FIRST_PAINT_CEILING = 236 * 1024;
+export const FIRST_PAINT_CEILING = 205 * 1024;

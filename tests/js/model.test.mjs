@@ -16,6 +16,15 @@ const { EditorModel } = await import(join(WWW, 'editor-model.js'));
 
 before(() => glue.initSync({ module: readFileSync(join(WWW, 'pkg', 'backing_chain_bg.wasm')) }));
 
+// The on-demand module (edits, diff, audit) is fetched by editor-wasm.js's
+// loadMeta(): Node's fetch has no file: URLs, so they are read here (as a
+// server sends them: application/wasm).
+const netFetch = globalThis.fetch;
+globalThis.fetch = async (url, init) => {
+  if (!String(url).startsWith('file:')) return netFetch(url, init);
+  return new Response(readFileSync(new URL(String(url))), { headers: { 'content-type': 'application/wasm' } });
+};
+
 /** A reader of a file, as a host's addImage reader. */
 const fileReader = (path) => async (offset, length) => {
   const fd = openSync(path, 'r');
@@ -98,7 +107,10 @@ test('EditorModel: backing choices, edits of the bare disks, missing backings', 
   m.setBacking(f.top, f.base);
   assert.deepEqual(m.forest.chains[0].layers.map((i) => m.forest.images[i].filename), [f.top, f.base]);
   assert.deepEqual(m.missingBackings(), []);
-  // An edit of a chain that came from the images gives a domain XML of its own.
+  // An edit of a chain that came from the images gives a domain XML of its own
+  // (the edits are in the on-demand module: loaded first).
+  assert.throws(() => m.edit({ op: 'set-terminator', disk: 0, on: false }), /the on-demand module \(edits, diff, audit\) is not loaded yet/);
+  await m.loadEdits();
   const next = m.edit({ op: 'set-terminator', disk: 0, on: false });
   assert.match(next, /<disk /);
   assert.doesNotMatch(next, /<backingStore\/>/);

@@ -229,7 +229,7 @@ for (const [name, path, wasmFrom, worker, metaFrom] of [
 }
 
 // Issue 18: the bundled element still finds what it loads by its own URL. A
-// real Rust panic in the core (the raw describeXml export given bytes that
+// real Rust panic in the core (the raw domainName export given bytes that
 // are not UTF-8, as browser-page.test.mjs does: no test hook ships) makes
 // the element import a second copy of the glue, pkg/backing_chain.js?instance=1
 // beside the bundle, and keep its chain; a panic in the metadata module (its

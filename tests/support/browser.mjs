@@ -86,7 +86,8 @@ export async function shadowText(page, css, host = 'backing-chain-editor') {
  * Make the wasm instance of the glue module at `url` panic, from outside: no
  * test hook ships in the wasm. The glue instantiates once per copy, and its
  * initSync() hands back that instance's raw exports; the test then does what
- * the glue never does, calling the raw describeXml export with bytes that are
+ * the glue never does, calling a raw export that reads XML text (the core's
+ * domainName, the on-demand module's describeXml) with bytes that are
  * not UTF-8 (a lone continuation byte, 0x80, in text). The core takes them
  * for a &str, a string slice in its XML reader panics (a real Rust panic:
  * the panic hook reports it to the page) and the instance traps.
@@ -104,7 +105,7 @@ export function corePanic(page, url) {
     new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
     const ret = raw.__wbindgen_add_to_stack_pointer(-16);
     try {
-      raw.describeXml(ret, ptr, bytes.length);
+      (raw.describeXml ?? raw.domainName)(ret, ptr, bytes.length);
       return 'no trap';
     } catch (e) {
       return `${e.constructor.name}: ${e.message}`;
