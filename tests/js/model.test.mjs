@@ -7,7 +7,7 @@ import { readFileSync, mkdtempSync, rmSync, openSync, readSync, closeSync, statS
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
 import { WWW } from '../support/server.mjs';
-import { haveQemuImg, makeChain } from '../support/images.mjs';
+import { haveQemuImg, makeChain, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 // The same module instance the model's editor-wasm.js imports.
@@ -119,4 +119,41 @@ test('EditorModel: backing choices, edits of the bare disks, missing backings', 
   const d = m.diagnostics();
   const order = { error: 0, warning: 1, info: 2 };
   for (let i = 1; i < d.length; i++) assert.ok(order[d[i - 1].severity] <= order[d[i].severity]);
+});
+
+test('EditorModel: the on-demand module’s session holds the core’s images (probed, unreadable, from qemu-img JSON), order and backing choices, and is filled again after each change', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bce-model-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = makeChain(dir);
+  const other = mkdtempSync(join(dir, 'json-'));
+  const g = makeChain(other);
+  const { m } = model();
+  // Probed images given in an order the chains do not follow, and one whose reader fails.
+  await m.probe([
+    ...[f.base, f.top, f.mid].map((p) => ({ name: p, size: statSync(p).size, reader: fileReader(p) })),
+    { name: '/gone.qcow2', size: 4096, reader: async () => { throw new Error('the file went away'); } },
+  ]);
+  // Images from a qemu-img JSON document.
+  await m.addQemuImgJson(qemuImg('info', '--backing-chain', '--output=json', g.top));
+  await m.loadEdits();
+  // Two instances of the wasm, one filled from what the model keeps: the same forest.
+  const core = m.s.forest();
+  assert.equal(core.images.length, 7);
+  assert.ok(core.images.some((im) => im.filename === '/gone.qcow2' && im.error));
+  const ms = m.mirror();
+  assert.deepEqual(ms.forest(), core);
+  assert.equal(m.mirror(), ms, 'no change: the same session');
+  // A backing choice (top backed by base), a removal: filled again, the same forest again.
+  await m.setBacking(f.top, f.base);
+  const chosen = m.mirror();
+  assert.notEqual(chosen, ms);
+  assert.deepEqual(chosen.forest(), m.s.forest());
+  // top → base and mid → base, /gone.qcow2 alone, the JSON chain of three.
+  assert.deepEqual(m.s.forest().chains.map((c) => c.layers.length).sort(), [1, 2, 2, 3]);
+  m.remove(f.mid);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
+  // Undo brings mid back (probed again through its job): the same again.
+  await m.undo();
+  assert.equal(m.s.forest().images.length, 7);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
 });
