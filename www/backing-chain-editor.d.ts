@@ -28,10 +28,12 @@ export function loadWasm(): Promise<void>;
  * Define the element (once; importing the module already defines
  * `backing-chain-editor` unless something did). `wasmUrl` locates
  * backing_chain_bg.wasm for hosts that bundle the module; `metaWasmUrl`
- * the second module, backing_chain_meta_bg.wasm (the metadata walks behind
+ * the second module, backing_chain_meta_bg.wasm (the chain edits and the
+ * chains table's diff, `edit()`, `audit()`, and the metadata walks behind
  * `allocation()`, `check()`, `chainMap()` and the details' allocation view:
- * fetched the first time one is asked for, not at first paint; by default
- * beside `wasmUrl`, else in pkg/ beside the module). Call before the first
+ * fetched when the page is idle after first paint, or when a domain XML or
+ * an image arrives, not at first paint; by default beside `wasmUrl`, else in
+ * pkg/ beside the module). Call before the first
  * element is connected.
  */
 export function register(options?: { wasmUrl?: string | URL; metaWasmUrl?: string | URL; name?: string }): typeof BackingChainEditor;

@@ -4,8 +4,8 @@
 //
 //   import { register } from './backing-chain-editor.js';
 //   register({ wasmUrl: '/path/to/backing_chain_bg.wasm' }); // optional
-//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the metadata walks,
-//   // fetched on first use; default: beside wasmUrl)
+//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the edits, diff, audit
+//   // and metadata walks, fetched after first paint; default: beside wasmUrl)
 //   <backing-chain-editor domain-xml="…" layout="nested|flat" readonly>
 //
 // This file is the element: its attributes, public methods, events and the
@@ -67,9 +67,10 @@ export const EVENTS = Object.freeze({
  * Define the element (once). `wasmUrl` locates backing_chain_bg.wasm for hosts
  * that bundle this module into a classic script, where import.meta.url
  * cannot; `metaWasmUrl` the second module, backing_chain_meta_bg.wasm
- * (allocation, map, check: fetched on first use; by default beside
- * `wasmUrl`, else in pkg/ beside this module). Call before the first element
- * is connected.
+ * (the chain edits, the chains table's diff, audit, allocation, map, check:
+ * fetched when the page is idle after first paint, or when a domain XML or
+ * an image arrives; by default beside `wasmUrl`, else in pkg/ beside this
+ * module). Call before the first element is connected.
  * @param {{ wasmUrl?: string | URL, metaWasmUrl?: string | URL, name?: string }} [options]
  */
 export function register({ wasmUrl: url, metaWasmUrl, name = TAG } = {}) {

@@ -94,6 +94,8 @@ export class EditorModel {
     this.followed = null;
     /** Changes of the session so far: the on-demand module's session (`mirror`) is filled again when it missed one. */
     this.gen = 0;
+    /** `gen` when `forest` was read from the core (the mirror takes the images' order from it when it is current). */
+    this.forestGen = -1;
     /** @type {{ core: MetaCore, gen: number, session: import('./backing-chain-wasm-meta').Session } | null} */
     this.mirrored = null;
   }
@@ -140,7 +142,7 @@ export class EditorModel {
     if (was && was.core === c && was.gen === this.gen) return was.session;
     this.mirrored = null;
     if (was && !was.core.dead) was.session.free();
-    const names = this.s.forest().images.map((im) => im.filename);
+    const names = (this.forest && this.forestGen === this.gen ? this.forest : this.s.forest()).images.map((im) => im.filename);
     const ms = newMetaSession(c);
     try {
       /** @type {Map<string, number>} name → when it was added to `ms` (a name added again moves to the end) */
@@ -660,6 +662,7 @@ export class EditorModel {
   /** Recompute the forest only (the element renders the tree from it before the XML is computed, in a later task, when there is no domain XML). */
   computeForest() {
     this.forest = this.s.forest();
+    this.forestGen = this.gen;
     this.park();
   }
 
@@ -790,7 +793,10 @@ export class EditorModel {
       this.parked.delete(n);
       this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
     }
-    if (park.length) this.forest = session.forest();
+    if (park.length) {
+      this.forest = session.forest();
+      this.forestGen = this.gen;
+    }
     this.data = new Map(session.dataFiles(names()).map((d) => [d.image, [d.name, d.file ?? undefined]]));
   }
 
