@@ -143,7 +143,7 @@ export class BackingChainEditor extends HTMLElement {
     this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
-    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn), loaded: () => this._update() });
+    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn), loaded: () => this._chainsLoaded() });
     const select = (/** @type {string | null} */ image) => {
       const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
       if (i >= 0) this._tree.select(i);
@@ -504,6 +504,24 @@ export class BackingChainEditor extends HTMLElement {
       return;
     }
     this.edit(op).catch((e) => this._chains.refused(e));
+  }
+
+  /**
+   * The on-demand module arrived (or failed to): the chains table again, and
+   * the tree when the differences it marks changed. Not a whole render: a
+   * split render under way (many images) goes on.
+   */
+  _chainsLoaded() {
+    const m = this._model;
+    if (!m.session || !m.forest) return;
+    this._safely(() => {
+      this._chains.render(m);
+      const differs = this._chains.differences();
+      const was = this._tree.differs;
+      if (differs.size === was.size && [...differs].every(([k, v]) => was.get(k) === v)) return;
+      this._tree.differs = differs;
+      this._tree.render(m);
+    });
   }
 
   /** Start loading the on-demand module (its failure is said where it is needed: the chains table, edit(), audit()). */
