@@ -7,15 +7,17 @@
 //!
 //! Built with no feature it exports everything. The page splits it in two
 //! (issue 18, `.ci/build`): `wasm-no-meta` is the first module, loaded at
-//! first paint (probing, the forest, the XML writer); it leaves out what is
-//! only needed when the user edits, diffs, audits or walks metadata. That is
-//! `wasm-meta-only`, the second module the element loads after first paint
-//! or when the user asks: the metadata walks (`MetaWalk`, `MetaChain`), the
-//! XML edits (`editXml`, `adoptChain`, `seclabels`, `describeXml`) and a
-//! `Session` of its own with `diff` and `audit` (the page fills it from
-//! what its model keeps: `www/editor-model.js`, `mirror`). Both modules have
-//! the session's probing and building; only the second one has `diff` and
-//! `audit`, only the first one `xml`, `xmlImages`, `dataFiles`.
+//! first paint: probing, the forest, the XML writer and what a page showing
+//! data draws (`Session.diff`, `describeXml`, `seclabels`: the chains table
+//! and the tree's marked differences). It leaves out what is only needed
+//! when the user edits, audits or walks metadata. That is `wasm-meta-only`,
+//! the second module the element loads only when the user applies an edit,
+//! sets a backing with a domain XML, audits or walks metadata: the walks
+//! (`MetaWalk`, `MetaChain`), `editXml`, `adoptChain`, and a `Session` of
+//! its own with `audit` (the page fills it from what its model keeps:
+//! `www/editor-model.js`, `mirror`). Both modules have the session's probing
+//! and building; only the second one has `audit`, only the first one `xml`,
+//! `xmlImages`, `dataFiles`, `diff`.
 
 use std::sync::Once;
 
@@ -395,7 +397,7 @@ impl Session {
         self.images_mut();
     }
 
-    #[cfg(not(feature = "wasm-no-meta"))]
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// Per disk and depth: the chain the document states next to the one
     /// the images give (`xml::diff::diff`). `options` as for `xml`.
     pub fn diff(&mut self, domain_xml: &str, options: JsValue) -> Result<JsValue, JsValue> {
@@ -474,6 +476,7 @@ fn xml_error(e: &xml::XmlError) -> JsValue {
     err.into()
 }
 
+#[cfg(not(feature = "wasm-meta-only"))]
 fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
     if options.is_undefined() || options.is_null() {
         return Ok(xml::Options::default());
@@ -483,7 +486,7 @@ fn options_from(options: JsValue) -> Result<xml::Options, JsValue> {
 }
 
 /// Each disk of a document and its chain as written (`xml::describe`).
-#[cfg(not(feature = "wasm-no-meta"))]
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = describeXml)]
 pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
@@ -531,7 +534,7 @@ impl Session {
 
 /// The `<seclabel>`s of each source of each disk's chain: `[disk][depth]`,
 /// depth 0 the disk's own source (`xml::edit::seclabels`).
-#[cfg(not(feature = "wasm-no-meta"))]
+#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen(js_name = seclabels)]
 pub fn seclabels(doc: &str) -> Result<JsValue, JsValue> {
     install_panic_hook();
@@ -759,6 +762,7 @@ mod js_read {
 
     #[cfg(not(feature = "wasm-no-meta"))]
     use crate::xml::edit::{HostSpec, LayerSpec, Op, OpFields, SeclabelSpec};
+    #[cfg(not(feature = "wasm-meta-only"))]
     use crate::xml::{Layout, Mode, Options};
 
     #[cfg(not(feature = "wasm-no-meta"))]
@@ -835,6 +839,7 @@ mod js_read {
                 .transpose()
         }
 
+        #[cfg(not(feature = "wasm-meta-only"))]
         /// A field that is not optional (`null` refused), false when absent.
         fn flag(&self, key: &str) -> Result<bool, String> {
             match self.get(key)? {
@@ -879,6 +884,7 @@ mod js_read {
         }
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// `value` when it is one of `names`' strings.
     fn one_of<T: Copy>(o: &Obj<'_>, key: &str, names: &[(&str, T)]) -> Result<Option<T>, String> {
         let Some(s) = o.required_string(key)? else {
@@ -899,6 +905,7 @@ mod js_read {
             })
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// [`Options`]: `{ layout, no-index, base-dir, mode, replace, wrap }`.
     pub(super) fn xml_options(value: &JsValue) -> Result<Options, String> {
         let o = Obj::new(value, String::new())?;

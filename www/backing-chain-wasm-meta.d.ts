@@ -1,12 +1,12 @@
 // Types of the on-demand module (`pkg/backing_chain_meta.js`, the
-// wasm-bindgen glue of the second wasm module the element loads after first
-// paint or on first use: issue 17's metadata walks, the XML edits and a
-// session's diff and audit, split out of the core in issue 18). Its values
+// wasm-bindgen glue of the second wasm module the element loads when the
+// user edits, audits or walks metadata: issue 17's metadata walks, the XML
+// edits and a session's audit, split out of the core in issue 18). Its values
 // are typed in backing-chain-wasm.d.ts. A test checks that every export
 // named here exists. A wasm built from the crate with no feature exports
 // these from the core too.
 
-import type { AuditOptions, AuditReport, Chunk, DiskDiff, DiskSummary, EditOp, Forest, MetaAnswer, MetaChainResult, MetaPlan, ProbeAnswer, Seclabel, XmlOptions } from './backing-chain-wasm';
+import type { AuditOptions, AuditReport, Chunk, EditOp, Forest, MetaAnswer, MetaChainResult, MetaPlan, ProbeAnswer } from './backing-chain-wasm';
 
 /** A probe of this module's instance (`Session.newProbe`), as the core's `Probe`. */
 export class Probe {
@@ -17,7 +17,7 @@ export class Probe {
 
 /**
  * A session of this module: the core's Session without the XML writer
- * (`xml`, `xmlImages`, `dataFiles`), with `diff` and `audit`. The element
+ * (`xml`, `xmlImages`, `dataFiles`, `diff`), with `audit`. The element
  * fills it from what its model keeps (the same images, in the same order).
  */
 export class Session {
@@ -36,8 +36,6 @@ export class Session {
   addQemuImgJson(text: string): string[];
   setMapping(pairs: Array<[string, string]>): void;
   setUntrusted(on: boolean): void;
-  /** Per disk and depth: the chain the document states next to the one the images give. */
-  diff(domainXml: string, options?: XmlOptions): DiskDiff[];
   clear(): void;
   forest(): Forest;
   /** The image-store audit of the session's images and the domains given; a malformed domain is reported, not thrown. */
@@ -45,14 +43,10 @@ export class Session {
   free(): void;
 }
 
-/** Each disk of a document and its chain as written (`xml::describe`). */
-export function describeXml(doc: string): DiskSummary[];
 /** Apply one edit; returns the new document, a refused edit throws. */
 export function editXml(doc: string, op: EditOp): string;
 /** `doc` with disk `disk`'s chain taken from `other`. */
 export function adoptChain(doc: string, other: string, disk: number): string;
-/** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
-export function seclabels(doc: string): Seclabel[][][];
 
 /** One image's metadata walk: header first, then its tables. A bad header or table throws. */
 export class MetaWalk {

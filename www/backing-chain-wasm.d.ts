@@ -2,10 +2,10 @@
 // core): what each export takes and gives back. The element's modules see the
 // glue through these types (editor-wasm.js); a test checks that every export
 // named here exists. The metadata walks (`MetaWalk`, `MetaChain`), the XML
-// edits (`editXml`, `adoptChain`, `seclabels`, `describeXml`) and a
-// session's `diff` and `audit` are in the second module (loaded after first
-// paint), typed in backing-chain-wasm-meta.d.ts; their values
-// (`MetaLayer`, `DiskDiff`, `AuditReport`, …) here.
+// edits (`editXml`, `adoptChain`) and a session's `audit` are in the second
+// module (loaded when the user edits, audits or walks metadata), typed in
+// backing-chain-wasm-meta.d.ts; their values (`MetaLayer`, `AuditReport`,
+// …) here.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -352,6 +352,8 @@ export class Session {
   addQemuImgJson(text: string): string[];
   setMapping(pairs: Array<[string, string]>): void;
   setUntrusted(on: boolean): void;
+  /** Per disk and depth: the chain the document states next to the one the images give. */
+  diff(domainXml: string, options?: XmlOptions): DiskDiff[];
   /** Which of the images each disk's source and stated layers are (matched as populate matches a disk's source). Throws an XmlError for a malformed document. */
   xmlImages(doc: string): DiskImages[];
   /** Each image's data file, matched to `names` (the files the page knows). */
@@ -447,6 +449,10 @@ export interface MetaChainResult {
 
 /** One probe step given every chunk read so far (a bad header throws); `Probe` is given each chunk once. */
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
+/** Each disk of a document and its chain as written (`xml::describe`). */
+export function describeXml(doc: string): DiskSummary[];
+/** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
+export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */
 export function parseHosts(text: string): HostSpec[];
 /** The `<name>` of the first `<domain>` of a text (the audit's reader), undefined when none or not well-formed. */

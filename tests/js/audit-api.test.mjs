@@ -11,7 +11,7 @@ import { haveQemuImg, qemuImg, probeFile } from '../support/images.mjs';
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
-// The on-demand module: the edits, and a session with diff and audit (issue 18).
+// The on-demand module: the edits, and a session with audit (issue 18).
 const meta = await import(join(PKG, 'backing_chain_meta.js'));
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 
