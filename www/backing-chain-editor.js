@@ -4,8 +4,8 @@
 //
 //   import { register } from './backing-chain-editor.js';
 //   register({ wasmUrl: '/path/to/backing_chain_bg.wasm' }); // optional
-//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the edits, diff, audit
-//   // and metadata walks, fetched after first paint; default: beside wasmUrl)
+//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the edits, audit and
+//   // metadata walks, fetched when the user edits or asks; default: beside wasmUrl)
 //   <backing-chain-editor domain-xml="…" layout="nested|flat" readonly>
 //
 // This file is the element: its attributes, public methods, events and the
@@ -17,7 +17,7 @@
 // show (main paths, disk counts, how paths were written, data files, which
 // layer a diagnostic is about).
 
-import { CorePanic, WasmLoadError, bury, errorText, loadMeta, loadWasm, needsRebuild, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, prefetchMeta, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
 import { blobReader, collectDrop, filesFromList, isDocument, readText, warmProbeWorker } from './reader.js';
 import { h, formatCount } from './render.js';
@@ -67,9 +67,11 @@ export const EVENTS = Object.freeze({
  * Define the element (once). `wasmUrl` locates backing_chain_bg.wasm for hosts
  * that bundle this module into a classic script, where import.meta.url
  * cannot; `metaWasmUrl` the second module, backing_chain_meta_bg.wasm
- * (the chain edits, the chains table's diff, audit, allocation, map, check:
- * fetched when the page is idle after first paint, or when a domain XML or
- * an image arrives; by default beside `wasmUrl`, else in pkg/ beside this
+ * (the chain edits, audit, allocation, map, check: fetched when the user
+ * applies an edit, sets a backing a domain XML's chain follows, audits or
+ * asks for an allocation, a check or a map, and started early when they
+ * open an edit form or a row's menu; a page that only shows data never
+ * fetches it; by default beside `wasmUrl`, else in pkg/ beside this
  * module). Call before the first element is connected.
  * @param {{ wasmUrl?: string | URL, metaWasmUrl?: string | URL, name?: string }} [options]
  */
@@ -139,11 +141,11 @@ export class BackingChainEditor extends HTMLElement {
     /** @type {Promise<import('./editor-alloc.js').AllocView> | undefined} */
     this._allocLoading = undefined;
     // The details' allocation section (editor-alloc.js, loaded when first shown) rides along with the tree's actions.
-    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => void this.setBacking(i, b).catch((e) => e instanceof CorePanic || this._notice(`The backing of ${i} was not changed: ${errorText(e)}`)), alloc: (/** @type {string} */ n) => this._allocEl(n) };
+    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => void this.setBacking(i, b).catch((e) => e instanceof CorePanic || this._notice(`The backing of ${i} was not changed: ${errorText(e)}`)), alloc: (/** @type {string} */ n) => this._allocEl(n), prefetch: () => void (m.goodDomain && !this.readonly && prefetchMeta()) };
     this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
-    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn), loaded: () => this._chainsLoaded() });
+    this._chains = new ChainsView(id, m, { edit: (op) => this._userEdit(op), replace: () => this.replaceWithImages(), readonly: () => this.readonly, safely: (fn) => this._safely(fn) });
     const select = (/** @type {string | null} */ image) => {
       const i = m.forest?.images.findIndex((im) => im.filename === image) ?? -1;
       if (i >= 0) this._tree.select(i);
@@ -179,10 +181,6 @@ export class BackingChainEditor extends HTMLElement {
         this._els.status.className = 'status';
         this._ready.ok(this);
         this._update();
-        // The on-demand module (edits, diff, audit) once the first paint is
-        // done and the page is idle: the chains table rarely waits for it.
-        const idle = globalThis.requestIdleCallback ?? ((/** @type {() => void} */ f) => setTimeout(f, 200));
-        idle(() => this._preloadEdits());
       },
       (e) => {
         const err = e instanceof WasmLoadError ? e : new WasmLoadError('unknown', 'The WebAssembly module could not be loaded.', errorText(e));
@@ -303,9 +301,10 @@ export class BackingChainEditor extends HTMLElement {
 
   /**
    * Choose the backing image of `image` among the known images (`null`: as
-   * its header says). Resolves once it is applied; with a domain XML that
-   * takes the on-demand module (loaded first if it is not yet: a
-   * WasmLoadError rejects, and nothing changes).
+   * its header says). Resolves once it is applied. When a chain the domain
+   * XML states follows (it goes through `image`), that chain is written by
+   * the on-demand module (loaded first if it is not yet: a WasmLoadError
+   * rejects, and nothing changes).
    * @param {string} image @param {string | null} backing
    */
   setBacking(image, backing) {
@@ -503,30 +502,7 @@ export class BackingChainEditor extends HTMLElement {
       this._chains.render(); // a checkbox the user ticked shows the state again
       return;
     }
-    this.edit(op).catch((e) => this._chains.refused(e));
-  }
-
-  /**
-   * The on-demand module arrived (or failed to): the chains table again, and
-   * the tree when the differences it marks changed. Not a whole render: a
-   * split render under way (many images) goes on.
-   */
-  _chainsLoaded() {
-    const m = this._model;
-    if (!m.session || !m.forest) return;
-    this._safely(() => {
-      this._chains.render(m);
-      const differs = this._chains.differences();
-      const was = this._tree.differs;
-      if (differs.size === was.size && [...differs].every(([k, v]) => was.get(k) === v)) return;
-      this._tree.differs = differs;
-      this._tree.render(m);
-    });
-  }
-
-  /** Start loading the on-demand module (its failure is said where it is needed: the chains table, edit(), audit()). */
-  _preloadEdits() {
-    if (this._model.session) loadMeta().catch(() => {});
+    this.edit(op).catch((e) => this._chains.refused(e, op));
   }
 
   /** @param {Array<{ path: string, file: File | Promise<File>, from?: string }>} entries */
@@ -598,10 +574,7 @@ export class BackingChainEditor extends HTMLElement {
 
   /** Recompute forest + XML from the core and re-render everything. */
   _update() {
-    const m = this._model;
-    if (!m.session) return;
-    // A domain XML or an image: the chains table needs the on-demand module.
-    if (m.domainText || m.meta.size) this._preloadEdits();
+    if (!this._model.session) return;
     this._safely(() => this._render());
   }
 

@@ -6,7 +6,7 @@
 // it; the open form and the last refusal are this view's own state.
 
 import { h } from './render.js';
-import { CorePanic, errorText, isMetaPanic, metaLoaded } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, errorText, isMetaPanic, prefetchMeta } from './editor-wasm.js';
 import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
 import { rowDiffers } from './editor-model.js';
@@ -22,7 +22,7 @@ const DISK_GROUP = 20;
  * @typedef {import('./backing-chain-wasm').Seclabel} Seclabel
  * @typedef {ReturnType<EditorModel['chainView']>} ChainView
  * @typedef {{ disk: number, depth: number, kind: 'edit' | 'insert' | 'seclabel' }} Editing
- * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void, loaded(): void }} ChainsActions `loaded`: the on-demand module arrived (or failed to): render again
+ * @typedef {{ edit(op: EditOp): void, replace(): void, readonly(): boolean, safely(fn: () => void): void }} ChainsActions
  */
 
 export class ChainsView {
@@ -39,14 +39,8 @@ export class ChainsView {
     this.editError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
     this.view = undefined;
-    /** Waiting for the on-demand module (edits, diff: editor-wasm.js `loadMeta`) in this render. */
-    this.loading = false;
-    /** @type {Promise<void> | null} its load under way */
-    this.waiting = null;
-    /** @type {unknown} why it could not be loaded (shown, with a way to try again) */
+    /** @type {{ error: unknown, op: EditOp } | null} an edit that waits for the on-demand module, which could not be loaded (said, with a way to try the edit again) */
     this.loadError = null;
-    /** @type {string | null} it stopped (a panic) and is loaded again: said once */
-    this.panicNote = null;
     /** @type {Set<number>} */
     this.groupsShown = new Set();
     /** @type {IntersectionObserver | null} */
@@ -65,62 +59,42 @@ export class ChainsView {
       this.error,
       this.body,
     );
+    // Opening a row's menu or a form, or focusing a control: the on-demand
+    // module (the edits) starts loading, so that the edit rarely waits.
+    this.el.addEventListener('pointerdown', () => this.prefetch());
+    this.el.addEventListener('focusin', () => this.prefetch());
   }
 
   /** Close the form and forget a refusal (an edit went through). */
   settle() {
     this.editing = null;
     this.editError = null;
+    this.loadError = null;
   }
 
-  /**
-   * The model's chain view, once per render; an error is shown, not thrown.
-   * Until the on-demand module is there: null, `loading`, and a render again
-   * once it is (or once it failed to load: `loadError`).
-   */
+  /** The model's chain view, once per render; an error is shown, not thrown. */
   chainView() {
     if (this.view !== undefined) return this.view;
     this.view = null;
-    if (metaLoaded()) this.loadError = null;
-    if (this.loadError) return null;
-    if (!metaLoaded()) {
-      this.awaitModule();
-      return null;
-    }
     try {
       this.view = this.m.chainView();
     } catch (e) {
-      if (e instanceof CorePanic && !isMetaPanic(e)) throw e;
-      if (isMetaPanic(e)) {
-        // Its instance is gone: a fresh one is loaded, and the table drawn again.
-        this.panicNote = `The editing module stopped with an internal error and was started again (${errorText(e)}).`;
-        this.awaitModule();
-        return null;
-      }
+      if (e instanceof CorePanic) throw e;
       this.error.hidden = false;
       this.error.textContent ||= errorText(e); // an edit's refusal first
     }
     return this.view;
   }
 
-  /** Load the on-demand module (once at a time); render again when it is there or failed to load. */
-  awaitModule() {
-    this.loading = true;
-    if (this.waiting) return;
-    const done = () => {
-      this.waiting = null;
-      this.actions.loaded();
-    };
-    this.waiting = this.m.loadEdits().then(done, (e) => {
-      this.loadError = e;
-      done();
-    });
+  /** Try again an edit that waited for the on-demand module, which could not be loaded. @param {EditOp} op */
+  retry(op) {
+    this.loadError = null;
+    this.actions.edit(op);
   }
 
-  /** Forget a failed load and render again (which loads again). */
-  retry() {
-    this.loadError = null;
-    this.actions.loaded();
+  /** The user is about to edit (a menu, a form, an editing control): start fetching the on-demand module. */
+  prefetch() {
+    if (!this.actions.readonly()) prefetchMeta();
   }
 
   /** @param {EditorModel} [m] */
@@ -136,25 +110,18 @@ export class ChainsView {
     error.hidden = !this.editError;
     error.textContent = this.editError ? `The edit was refused: ${this.editError}` : '';
     this.view = undefined;
-    this.loading = false;
     const view = lazy ? null : this.chainView();
     replace.hidden = !(validate && m.output?.mismatch);
-    if (this.loading || this.loadError) body.setAttribute('aria-busy', 'true');
-    else body.removeAttribute('aria-busy');
     if (this.loadError) {
-      const e = /** @type {any} */ (this.loadError);
+      const { error: e, op } = this.loadError;
+      const detail = /** @type {any} */ (e)?.detail;
       error.hidden = false;
-      error.replaceChildren(`The chain editor could not be loaded: ${errorText(e)}${e?.detail ? ` ${e.detail}` : ''} `, h('button', { type: 'button', onclick: () => this.retry() }, 'Try again'));
-    } else if (this.panicNote && !this.loading) {
-      error.hidden = false;
-      error.textContent = this.panicNote;
-      this.panicNote = null;
+      error.replaceChildren(
+        `The edit was not applied: the chain editor could not be loaded: ${errorText(e)}${detail ? ` ${detail}` : ''} `,
+        h('button', { type: 'button', onclick: () => this.retry(op) }, 'Try again'),
+      );
     }
-    note.textContent = this.loading
-      ? 'Loading the chain editor…'
-      : this.loadError
-        ? ''
-        : !view && !lazy
+    note.textContent = !view && !lazy
       ? 'No disk yet: drop images or give a domain XML.'
       : validate
         ? 'Validate: each chain as the XML states it, next to what the image headers say; differences are marked.'
@@ -348,6 +315,8 @@ export class ChainsView {
     this.opener = { disk: String(disk), depth: String(depth), act: append ? 'append' : 'menu', term: 0 };
     this.editing = { disk, depth, kind };
     this.editError = null;
+    this.loadError = null;
+    this.prefetch();
     this.render();
     /** @type {HTMLElement | null} */ (this.body.querySelector('form.edit input, form.edit select'))?.focus();
   }
@@ -357,10 +326,21 @@ export class ChainsView {
     this.render();
   }
 
-  /** An edit was refused: say why. @param {unknown} e */
-  refused(e) {
+  /**
+   * An edit was refused, or could not be applied: say why. `op` (the edit):
+   * when the on-demand module could not be loaded, a button tries it again.
+   * @param {unknown} e @param {EditOp} [op]
+   */
+  refused(e, op) {
     if (e instanceof CorePanic && !isMetaPanic(e)) return; // reported, and the core restarts
-    this.editError = errorText(e, { reason: true });
+    if (e instanceof WasmLoadError && op) {
+      this.editError = null;
+      this.loadError = { error: e, op };
+    } else {
+      this.loadError = null;
+      // A panic of the on-demand module: the next edit gets a fresh instance of it.
+      this.editError = isMetaPanic(e) ? `the chain editor stopped with an internal error (${errorText(e)}); it is started again at the next edit.` : errorText(e, { reason: true });
+    }
     this.render();
   }
 

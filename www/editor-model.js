@@ -16,7 +16,7 @@
 // edit) writes again each stated chain of the domain XML that goes through
 // the image and agreed with the images down to it (`through`, `restate`).
 
-import { CorePanic, errorText, loadMeta, metaLoaded, newMetaSession, newSession, settled, wasmModule, xmlEdits } from './editor-wasm.js';
+import { CorePanic, describeXml, errorText, loadMeta, metaLoaded, newMetaSession, newSession, seclabels, settled, wasmModule, xmlEdits } from './editor-wasm.js';
 import { probeMany } from './reader.js';
 
 /**
@@ -98,6 +98,14 @@ export class EditorModel {
     this.forestGen = -1;
     /** @type {{ core: MetaCore, gen: number, session: import('./backing-chain-wasm-meta').Session } | null} */
     this.mirrored = null;
+    /** @type {Set<string>} each qemu-img JSON document given to the core's session, in the order it was last given (`mirror` replays them so) */
+    this.jsonOrder = new Set();
+  }
+
+  /** The core's session was given qemu-img JSON document `text` (now). @param {string} text */
+  jsonGiven(text) {
+    this.jsonOrder.delete(text);
+    this.jsonOrder.add(text);
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -114,12 +122,12 @@ export class EditorModel {
     this.applyMapping();
   }
 
-  // ---- the on-demand module: edits, diff, audit -----------------------------
+  // ---- the on-demand module: edits, audit -----------------------------------
 
   /** The on-demand module's XML edits, once it is loaded (else an error: `loadEdits()` first). */
   ed() {
     const c = metaLoaded();
-    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, diff, audit) is not loaded yet');
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
     return xmlEdits(c);
   }
 
@@ -129,7 +137,7 @@ export class EditorModel {
   }
 
   /**
-   * The on-demand module's session (`diff`, `audit`), holding what the
+   * The on-demand module's session (`audit`), holding what the
    * core's session holds: filled from what this model keeps (each image's
    * chunks, or its qemu-img JSON document, or why it was unreadable; the
    * backing choices; untrusted), in the core's order. Made again whole when
@@ -137,7 +145,7 @@ export class EditorModel {
    */
   mirror() {
     const c = metaLoaded();
-    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, diff, audit) is not loaded yet');
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
     const was = this.mirrored;
     if (was && was.core === c && was.gen === this.gen) return was.session;
     this.mirrored = null;
@@ -153,23 +161,19 @@ export class EditorModel {
         order.delete(n);
         order.set(n, k++);
       };
-      /** @type {Map<string, string>} image → the qemu-img JSON document that added it last */
-      const from = new Map();
+      // The documents the core's images came from, replayed in the order
+      // the core was given them: an image named in several documents is the
+      // one of the document given last, in both sessions.
       const texts = new Set();
       for (const n of names) {
         const json = this.meta.get(n)?.job.json;
         if (json !== undefined) texts.add(json);
       }
-      for (const t of texts) {
-        for (const n of ms.addQemuImgJson(t)) {
-          added(n);
-          from.set(n, t);
-        }
-      }
+      for (const t of [...this.jsonOrder]) if (!texts.has(t)) this.jsonOrder.delete(t);
+      for (const t of this.jsonOrder) for (const n of ms.addQemuImgJson(t)) added(n);
       const want = new Set(names);
       for (const n of [...order.keys()]) {
-        const job = this.meta.get(n)?.job;
-        if (!want.has(n) || job?.json === undefined || job.json !== from.get(n)) {
+        if (!want.has(n) || this.meta.get(n)?.job.json === undefined) {
           ms.remove(n);
           order.delete(n);
         }
@@ -181,7 +185,10 @@ export class EditorModel {
         else if (/** @type {any} */ (ms.probe(n, m.size, m.chunks)).need) throw new Error(`internal: the probe of ${n} needs more than the bytes it was given`);
         added(n);
       }
-      if (order.size !== names.length || names.some((n) => !order.has(n))) throw new Error('internal: the on-demand module’s session does not hold the core’s images');
+      const missing = names.filter((n) => !order.has(n));
+      if (missing.length || order.size !== names.length) {
+        throw new Error(`The on-demand module’s session could not be given the same images as the page’s (${missing.length ? `not: ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''}` : 'more images'}); remove and add again the qemu-img JSON documents they came from.`);
+      }
       // Its images in the core's order: `orderAdded` with every image as the tail.
       const at = [...order.keys()];
       const pos = new Map(at.map((n, i) => [n, i]));
@@ -268,7 +275,9 @@ export class EditorModel {
       // Images from qemu-img JSON come back from their document.
       const texts = new Set(again.filter((j) => j.json !== undefined).map((j) => /** @type {string} */ (j.json)));
       for (const text of texts) {
-        for (const n of session.addQemuImgJson(text)) {
+        const names = session.addQemuImgJson(text);
+        this.jsonGiven(text);
+        for (const n of names) {
           const m = snap.images.get(n);
           if (m && m.job.json === text) this.meta.set(n, m);
           else if (!this.meta.has(n)) session.remove(n);
@@ -391,14 +400,16 @@ export class EditorModel {
    * does), in the same undo step. One that disagreed above `image` already,
    * or has a seclabel there (a rewrite would drop it), stays as the user
    * wrote it (and is marked).
-   * With a domain XML, that takes the on-demand module (diff, edits): it is
-   * loaded first when it is not yet (the promise rejects with a
-   * WasmLoadError when it cannot be, and nothing changes).
+   * A chain that follows is written by the on-demand module (`adoptChain`):
+   * it is loaded first when it is not yet (the promise rejects with a
+   * WasmLoadError when it cannot be, and nothing changes); a choice no
+   * stated chain follows does not load it.
    * @param {string} image @param {string | null} backing
    * @returns {Promise<void>}
    */
   async setBacking(image, backing) {
-    if (this.goodDomain && this.goodDomain === this.domainText && !metaLoaded()) await loadMeta();
+    const stated = this.goodDomain && this.goodDomain === this.domainText ? this.goodDomain : '';
+    if (stated && (this.mapping.get(image) ?? null) !== backing && !metaLoaded() && this.through(stated, image).length) await loadMeta();
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
@@ -427,8 +438,8 @@ export class EditorModel {
     // Per disk: the image's depth in its stated chain (-1: none).
     const at = this.s.xmlImages(doc).map((w, i) => (w.stated && i !== skip ? [w.source, ...w.layers].indexOf(idx) : -1));
     if (at.every((k) => k < 0)) return [];
-    const labels = this.ed().seclabels(doc);
-    return this.mirror()
+    const labels = seclabels(doc);
+    return this.s
       .diff(doc, this.options('nested'))
       .filter((d) => {
         const k = at[d.disk];
@@ -447,6 +458,7 @@ export class EditorModel {
     let names;
     try {
       names = this.session.addQemuImgJson(text);
+      this.jsonGiven(text);
     } catch (e) {
       this.unrecord();
       throw e;
@@ -530,7 +542,7 @@ export class EditorModel {
       // row stays marked).
       if (c === null || p === null) {
         const at = p === null ? k + 1 : k;
-        desc ??= this.ed().describeXml(after)[disk];
+        desc ??= describeXml(after)[disk];
         const src = at ? desc.layers[desc.main[at - 1]]?.source : desc.source;
         if (!unknown.has(at)) out.notes.push(`${at ? `layer ${at}` : 'the disk’s source'} (${src?.path ?? src?.name ?? src?.type}) is not among the images`);
         unknown.add(at);
@@ -717,14 +729,12 @@ export class EditorModel {
 
   /**
    * Per disk of the document edits apply to (validate: of the domain XML):
-   * the diff with the images, its description and seclabels. The on-demand
-   * module must be loaded (`loadEdits()`).
+   * the diff with the images, its description and seclabels (the core's).
    */
   chainView() {
     const doc = this.mode === 'validate' && this.goodDomain ? this.goodDomain : this.effectiveDoc();
     if (!doc) return null;
-    const { describeXml, seclabels } = this.ed();
-    return { doc, diff: this.mirror().diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+    return { doc, diff: this.s.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
   }
 
   /**

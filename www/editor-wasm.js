@@ -162,12 +162,14 @@ export function newSession() {
 
 // ---- The on-demand module (issue 17's walks, the edits; issue 18) ----
 //
-// MetaWalk and MetaChain, the XML edits (editXml, adoptChain, seclabels,
-// describeXml) and a Session with `diff` and `audit` live in their own wasm
-// module (pkg/backing_chain_meta.js + backing_chain_meta_bg.wasm): first
-// paint does not load it. The element starts loading it once the first
-// paint is done and the page is idle, or as soon as a domain XML or an
-// image arrives; the chains table says "loading" until it is there. Its
+// MetaWalk and MetaChain, the XML edits (editXml, adoptChain) and a Session
+// with `audit` live in their own wasm module (pkg/backing_chain_meta.js +
+// backing_chain_meta_bg.wasm): a page that shows data (the tree, the XML,
+// the chains table and its differences: all in the core) never loads it.
+// The element loads it when the user applies an edit, sets a backing with a
+// domain XML, audits, or asks for an allocation, a check or a map; it starts
+// fetching and compiling it (`prefetchMeta`, no instance) when the user
+// opens an edit form or a row's menu, or focuses an editing control. Its
 // panic hook writes `globalThis.backingChainMetaPanic`, not the core's
 // global: a panic in it fails the calls under way (a CorePanic whose
 // `global` says so: `isMetaPanic`) and the next call gets a fresh instance;
@@ -184,7 +186,7 @@ let metaWasmUrl = null;
 let metaLoading = null;
 /** @type {MetaCore | null} */
 let metaCore = null;
-/** @type {WebAssembly.Module | null} */
+/** @type {Promise<WebAssembly.Module> | null} its compiled module (fetched and compiled, or under way; null again after a failure) */
 let metaCompiled = null;
 let metaInstances = 0;
 
@@ -259,14 +261,33 @@ export function loadMeta() {
   return metaLoading;
 }
 
+/** The on-demand module fetched and compiled (once; again after a failure). @returns {Promise<WebAssembly.Module>} */
+function compileMeta() {
+  if (!metaCompiled) {
+    const p = compileFrom(defaultMetaWasmUrl(), { noun: 'the on-demand module (edits, audit, allocation, map, check)', file: 'backing_chain_meta_bg.wasm', option: 'metaWasmUrl' });
+    metaCompiled = p;
+    p.catch(() => {
+      if (metaCompiled === p) metaCompiled = null;
+    });
+  }
+  return metaCompiled;
+}
+
+/**
+ * Start fetching and compiling the on-demand module, without an instance
+ * (the user is about to edit): the load that follows only instantiates it.
+ * A failure is not said here but by the load that needs it (which tries
+ * again). Does nothing before the page's core is loaded.
+ */
+export function prefetchMeta() {
+  if (compiled && !metaCore && !metaLoading) compileMeta().catch(() => {});
+}
+
 /** @returns {Promise<MetaCore>} */
 async function doLoadMeta() {
   // The page's core first: it says why WebAssembly cannot run here at all.
   await loadWasm();
-  if (!metaCompiled) {
-    const url = defaultMetaWasmUrl();
-    metaCompiled = await compileFrom(url, { noun: 'the on-demand module (edits, audit, allocation, map, check)', file: 'backing_chain_meta_bg.wasm', option: 'metaWasmUrl' });
-  }
+  const module = await compileMeta();
   // A fresh instance after a panic needs a second copy of the glue (it keeps its instance).
   /** @type {MetaGlue} */
   let glue;
@@ -276,7 +297,7 @@ async function doLoadMeta() {
     throw new WasmLoadError('network', 'The on-demand module’s JavaScript (backing_chain_meta.js) could not be loaded.', errorText(e));
   }
   try {
-    await glue.default({ module_or_path: metaCompiled });
+    await glue.default({ module_or_path: module });
   } catch (e) {
     throw new WasmLoadError('compile', 'The on-demand module (edits, audit, allocation, map, check) could not be started.', errorText(e));
   }
@@ -299,32 +320,31 @@ export function newMetaChain(c) {
 export const metaLoaded = () => (metaCore && !metaCore.dead ? metaCore : null);
 
 /**
- * The XML edits and reads of the on-demand module's instance `c`, guarded.
+ * The XML edits of the on-demand module's instance `c`, guarded.
  * @param {MetaCore} c
  */
 export function xmlEdits(c) {
   const g = c.glue;
   return {
-    /** @type {MetaGlue['describeXml']} */
-    describeXml: (...a) => guard(c, () => g.describeXml(...a)),
     /** @type {MetaGlue['editXml']} */
     editXml: (...a) => guard(c, () => g.editXml(...a)),
     /** @type {MetaGlue['adoptChain']} */
     adoptChain: (...a) => guard(c, () => g.adoptChain(...a)),
-    /** @type {MetaGlue['seclabels']} */
-    seclabels: (...a) => guard(c, () => g.seclabels(...a)),
   };
 }
 
 /**
- * A Session of the on-demand module's instance `c` (for `diff` and
- * `audit`), guarded.
+ * A Session of the on-demand module's instance `c` (for `audit`), guarded.
  * @param {MetaCore} c
  * @returns {import('./backing-chain-wasm-meta').Session}
  */
 export function newMetaSession(c) {
   return guarded(c, guard(c, () => new c.glue.Session()));
 }
+/** @type {Glue['describeXml']} */
+export const describeXml = (...a) => guard(core, () => core.glue.describeXml(...a));
+/** @type {Glue['seclabels']} */
+export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
 /** @type {Glue['parseHosts']} */
 export const parseHosts = (...a) => guard(core, () => core.glue.parseHosts(...a));
 /** @type {Glue['domainName']} */

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { corePanic, launch, dropFiles, makeChain, openElementPage } from '../support/browser.mjs';
+import { corePanic, launch, dropFiles, dropText, makeChain, openElementPage } from '../support/browser.mjs';
 import { haveQemuImg, haveTool, layerOracle, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
@@ -332,7 +332,7 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
   assert.deepEqual(events.errors, []);
 });
 
-// ---- The on-demand module (issue 18): a second wasm module, loaded after first paint ----
+// ---- The on-demand module (issue 18): a second wasm module, loaded when the user edits, audits or walks ----
 
 const META = /\/pkg\/backing_chain_meta(_bg\.wasm|\.js)(\?|$)/;
 const ON_DEMAND = /\/(editor-meta|editor-alloc)\.js$/;
@@ -374,24 +374,33 @@ async function stillWorks(page, n, top) {
   assert.notEqual(await page.locator(EL).evaluate((el) => el.dataset.wasm ?? ''), 'recovered');
 }
 
-test('first paint does not wait for the on-demand module: it is fetched once after the core’s wasm is in, when the page is idle; the first allocation uses it and its figures are qemu-img’s', { skip }, async (t) => {
+/** A domain XML whose one disk is top.qcow2 (its chain not stated: validate marks it). */
+const DOMAIN = "<domain type='kvm'><name>vm</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='top.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
+
+test('a page that shows data loads no more than first paint: images and a domain XML dropped, the tree, the XML, the chains table and its differences drawn, and the on-demand module is not fetched; the first allocation fetches it once, its figures are qemu-img’s', { skip }, async (t) => {
   const { p, names } = makeThree('split-load');
   const { page, events } = await countedPage(t);
   await page.waitForLoadState('networkidle');
   assert.ok(events.requests.includes('/pkg/backing_chain_bg.wasm'), events.requests.join(' '));
-  // Fetched after the core's wasm has arrived (so never on first paint's way), once.
-  const timing = await page.evaluate(() => Object.fromEntries(performance.getEntriesByType('resource').filter((r) => /backing_chain(_meta)?_bg\.wasm$/.test(r.name)).map((r) => [new URL(r.name).pathname, { start: r.startTime, end: r.responseEnd }])));
-  const core = timing['/pkg/backing_chain_bg.wasm'];
-  const meta = timing['/pkg/backing_chain_meta_bg.wasm'];
-  assert.ok(core && meta && meta.start >= core.end, JSON.stringify(timing));
-  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), [], 'nothing of the metadata views at first paint');
-  // A drop shows the tree; the module is not fetched again.
+  // Images and a domain XML dropped, shown in validate mode (the table's "images say" column, its differences marked).
   await dropFiles(page, EL, names.map(p));
   await stillWorks(page, 3, 'top.qcow2');
-  // Selecting an image shows the details' allocation section: its view module comes, not the wasm again.
+  await dropText(page, EL, DOMAIN);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').domainXml.includes('<name>vm</name>'));
+  // The XML pane populates it from the images.
+  assert.match(await page.locator(EL).evaluate((el) => el.getXml({ layout: 'nested' })), /<name>vm<\/name>[\s\S]*top\.qcow2[\s\S]*mid\.qcow2[\s\S]*base\.qcow2/);
+  await page.locator(EL).evaluate((el) => (el.mode = 'validate'));
+  await page.waitForFunction(() => [...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains [data-disk="0"] th')].some((th) => th.textContent === 'The images say'));
+  // The chain is not stated in the XML: its layers below the source are marked.
+  assert.ok((await page.locator(`${EL} .chains [data-disk="0"] td.images`).count()) >= 2);
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'the on-demand module is not fetched to show data');
+  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), [], 'nor the metadata views');
+  // Selecting an image shows the details' allocation section: its view module comes, not the wasm.
   await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
   await page.locator(`${EL} .details button.show-alloc`).waitFor();
   assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), ['/editor-alloc.js']);
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
   // The first walk: the glue and the wasm of the on-demand module, once each.
   const got = await allocationsOf(page, names);
   for (const n of names) assert.deepEqual(got[n], layerOracle(p(n)), n);
@@ -497,7 +506,7 @@ test('a panic in the metadata module fails the walk under way with a CorePanic, 
   assert.deepEqual(events.errors, []);
 });
 
-test('the chains table waits for the on-demand module (its edits and diff): "loading", then why it could not be loaded with a way to try again, while the tree and XML work; edit() and audit() reject with the WasmLoadError; Try again loads it', { skip }, async (t) => {
+test('an edit waits for the on-demand module: opening a row’s menu starts fetching it; a 404 is said on the chains table’s refusal line with a way to try the edit again, while the tree, XML and table work; edit() and audit() reject with the WasmLoadError; served again, Try again applies the edit', { skip }, async (t) => {
   const { p, names } = makeThree('split-chains');
   /** @type {() => void} */
   let release = () => {};
@@ -512,18 +521,30 @@ test('the chains table waits for the on-demand module (its edits and diff): "loa
   );
   await dropFiles(page, EL, names.map(p));
   await stillWorks(page, 3, 'top.qcow2');
-  // While the module is on its way: the table says so, its body is busy.
-  const note = page.locator(`${EL} .chains > .hint`);
-  await page.waitForFunction(() => /Loading the chain editor/.test(document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains > .hint').textContent));
-  assert.equal(await page.locator(`${EL} .chains-body`).getAttribute('aria-busy'), 'true');
-  assert.equal(await page.locator(`${EL} .chains [data-disk]`).count(), 0);
-  // It fails (404): the table says why, in words, with a button to try again.
+  // The table is drawn from the core at once: no loading state, the chain's rows.
+  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).first().waitFor();
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2); // mid and base below the source, top
+  assert.equal(await page.locator(`${EL} .chains-body`).getAttribute('aria-busy'), null);
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
+  // Opening a row's menu: the module's wasm is asked for (held here), before any edit.
+  const asked = page.waitForRequest((r) => r.url().endsWith('/pkg/backing_chain_meta_bg.wasm'));
+  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth="1"] button[data-act=menu]`).click();
+  await asked;
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm'], 'fetched, not instantiated (no glue yet)');
+  await page.keyboard.press('Escape');
+  // It fails (404); the edit the user makes (the chain no longer ends after
+  // base: no empty <backingStore/>) asks again and says why, where they acted.
   release();
+  assert.match(await page.locator(EL).evaluate((el) => el.getXml()), /<backingStore\/>/);
+  await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).click();
   const alert = page.locator(`${EL} .chains .edit-error`);
   await alert.locator('button', { hasText: 'Try again' }).waitFor();
-  assert.match(await alert.innerText(), /^The chain editor could not be loaded: The on-demand module \(edits, audit, allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\. Check that backing_chain_meta_bg\.wasm is served/);
-  assert.equal(await note.innerText(), '');
+  assert.match(await alert.innerText(), /^The edit was not applied: the chain editor could not be loaded: The on-demand module \(edits, audit, allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\. Check that backing_chain_meta_bg\.wasm is served/);
+  // Nothing changed, and the rest works: the tree, the XML, the table.
+  assert.equal(await page.locator(EL).evaluate((el) => el.domainXml), '');
   await stillWorks(page, 3, 'top.qcow2');
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2);
   // The public calls that need it reject with the WasmLoadError, and change nothing.
   const calls = await page.locator(EL).evaluate(async (el) => {
     const r = (x) => x.then(() => 'resolved', (e) => `${e.name} ${e.kind}`);
@@ -531,20 +552,20 @@ test('the chains table waits for the on-demand module (its edits and diff): "loa
   });
   assert.deepEqual(calls, ['WasmLoadError http', 'WasmLoadError http']);
   assert.equal(await page.locator(EL).evaluate((el) => el.domainXml), '');
-  // Served again: Try again loads it and the table shows the chain.
+  // Served again: Try again applies the edit the user made.
   refuse = false;
   await alert.locator('button', { hasText: 'Try again' }).click();
-  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).first().waitFor();
-  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2); // mid and base below the source, top
+  await page.waitForFunction(() => /<disk /.test(document.querySelector('backing-chain-editor').domainXml));
+  assert.doesNotMatch(await page.locator(EL).evaluate((el) => el.domainXml), /<backingStore\/>/);
   assert.equal(await alert.isHidden(), true);
-  // And the edits work: an edit through the element, the XML follows.
-  assert.match(await page.locator(EL).evaluate((el) => el.getXml()), /<backingStore\/>/);
-  const next = await page.locator(EL).evaluate((el) => el.edit({ op: 'set-terminator', disk: 0, on: false }));
-  assert.doesNotMatch(next, /<backingStore\/>/);
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).isChecked(), false);
+  // And the next edit goes through edit() at once.
+  const next = await page.locator(EL).evaluate((el) => el.edit({ op: 'set-terminator', disk: 0, on: true }));
+  assert.match(next, /<backingStore\/>/);
   assert.deepEqual(events.errors, []);
 });
 
-test('a real panic in the on-demand module (its raw describeXml given bytes that are not UTF-8): the page’s core is untouched, the chains table and audit() come back on a fresh instance', { skip }, async (t) => {
+test('a real panic in the on-demand module (its raw adoptChain given bytes that are not UTF-8): the page’s core is untouched, the chains table is the core’s, and the next edit and audit() run on a fresh instance', { skip }, async (t) => {
   const { p, names } = makeThree('split-chains-panic');
   const { page, events } = await countedPage(t);
   await dropFiles(page, EL, names.map(p));
@@ -555,14 +576,19 @@ test('a real panic in the on-demand module (its raw describeXml given bytes that
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   assert.match(await corePanic(page, '/pkg/backing_chain_meta.js'), /^RuntimeError: /);
   assert.match(await page.evaluate(() => String(globalThis.backingChainMetaPanic)), /^backing-chain internal error: panicked at src\/xml\//);
-  // The core was not restarted; the tree and XML as before.
+  // The core was not restarted; the tree, the XML and the table as before.
   await stillWorks(page, 3, 'top.qcow2');
   assert.ok(!events.requests.some((u) => u.startsWith('/pkg/backing_chain.js?instance=')), 'the core was not restarted');
-  // A re-render (validate mode) and audit(): a fresh instance, the same answers.
   await page.locator(EL).evaluate((el) => (el.mode = 'validate'));
   await page.waitForFunction(() => [...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains [data-disk="0"] th')].some((th) => th.textContent === 'The images say'));
   assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2);
+  await page.locator(EL).evaluate((el) => (el.mode = 'populate'));
+  // audit() and an edit from the table: a fresh instance, the same answers.
   assert.deepEqual(await page.locator(EL).evaluate(async (el) => (await el.audit()).report.summary), before);
+  await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).click();
+  await page.waitForFunction(() => /<disk /.test(document.querySelector('backing-chain-editor').domainXml));
+  assert.doesNotMatch(await page.locator(EL).evaluate((el) => el.domainXml), /<backingStore\/>/);
+  assert.equal(await page.locator(`${EL} .chains .edit-error`).isHidden(), true);
   assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm', '/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta.js?instance=2']);
   assert.deepEqual(events.errors, []);
 });
