@@ -502,6 +502,7 @@ export class BackingChainEditor extends HTMLElement {
       this._chains.render(); // a checkbox the user ticked shows the state again
       return;
     }
+    this._chains.editStarts();
     this.edit(op).catch((e) => this._chains.refused(e, op));
   }
 

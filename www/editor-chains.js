@@ -86,6 +86,30 @@ export class ChainsView {
     return this.view;
   }
 
+  /**
+   * Where the keyboard focus is in the table, to put it back after a render.
+   * @returns {{ disk?: string, depth?: string, act?: string, term?: number } | null}
+   */
+  focused() {
+    const body = this.body;
+    const active = /** @type {HTMLElement | null} */ ((/** @type {ShadowRoot | Document} */ (body.getRootNode())).activeElement);
+    if (active && body.contains(active) && !active.closest('form')) {
+      // An action run from a row's menu: the focus goes back to the menu button.
+      return { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+    }
+    if (active && body.contains(active)) return { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
+    return null;
+  }
+
+  /**
+   * An edit starts: it may wait for the on-demand module, while the menu
+   * it came from closes and the focus leaves it; the render after it puts
+   * the focus back where it was now.
+   */
+  editStarts() {
+    if (!this.editing) this.opener ??= this.focused();
+  }
+
   /** Try again an edit that waited for the on-demand module, which could not be loaded. @param {EditOp} op */
   retry(op) {
     this.loadError = null;
@@ -128,15 +152,7 @@ export class ChainsView {
         : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
     // Keep the keyboard focus across the re-render (the same control, else its disk),
     // so that Ctrl+Z right after an edit still reaches the element.
-    const active = /** @type {HTMLElement | null} */ ((/** @type {ShadowRoot | Document} */ (body.getRootNode())).activeElement);
-    /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} */
-    let keep = null;
-    if (active && body.contains(active) && !active.closest('form')) {
-      // An action run from a row's menu: the focus goes back to the menu button.
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
-    } else if (active && body.contains(active)) {
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
-    }
+    let keep = this.focused();
     // A form closed (cancelled or applied): the focus goes back to what opened it.
     if (!this.editing && this.opener) {
       keep = this.opener;
