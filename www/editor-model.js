@@ -25,7 +25,7 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string, span?: number }} Job a probe job (reader, `span`: reader.js `coalesce`; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
- * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job, chunks?: import('./reader.js').Chunk[], unreadable?: string }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`); `chunks`: the bytes the probe was given, `unreadable`: why the file could not be read (the on-demand module's session adds the same image from them: `mirror`)
+ * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job, chunks?: import('./reader.js').Chunk[], unreadable?: string, given?: number }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`); `chunks`: the bytes the probe was given, `unreadable`: why the file could not be read (the on-demand module's session adds the same image from them: `mirror`); `given`: for an image from qemu-img JSON, when its document was given (`jsonGivenCount`: an undo gives the documents again in that order)
  * @typedef {import('./editor-wasm.js').MetaCore} MetaCore
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
@@ -100,6 +100,8 @@ export class EditorModel {
     this.mirrored = null;
     /** @type {Set<string>} each qemu-img JSON document given to the core's session, in the order it was last given (`mirror` replays them so) */
     this.jsonOrder = new Set();
+    /** qemu-img JSON documents given so far (`Meta.given`) */
+    this.jsonGivenCount = 0;
   }
 
   /** The core's session was given qemu-img JSON document `text` (now). @param {string} text */
@@ -272,15 +274,29 @@ export class EditorModel {
         }
       }
       const again = [...snap.images.values()].filter((m) => !this.meta.has(m.job.name)).map((m) => m.job);
-      // Images from qemu-img JSON come back from their document.
-      const texts = new Set(again.filter((j) => j.json !== undefined).map((j) => /** @type {string} */ (j.json)));
-      for (const text of texts) {
-        const names = session.addQemuImgJson(text);
-        this.jsonGiven(text);
-        for (const n of names) {
-          const m = snap.images.get(n);
-          if (m && m.job.json === text) this.meta.set(n, m);
-          else if (!this.meta.has(n)) session.remove(n);
+      // Images from qemu-img JSON come back from their document. A document
+      // names every image it has, and an image may be in several (or probed
+      // after it was given): every document the snapshot's images came from
+      // is given again, in the order they were given then, and what a
+      // document takes that a probe gave later is probed again.
+      if (again.some((j) => j.json !== undefined)) {
+        /** @type {Map<string, number>} document → when it was given */
+        const when = new Map();
+        for (const m of snap.images.values()) if (m.job.json !== undefined) when.set(m.job.json, Math.max(when.get(m.job.json) ?? 0, m.given ?? 0));
+        for (const text of [...when.keys()].sort((a, b) => /** @type {number} */ (when.get(a)) - /** @type {number} */ (when.get(b)))) {
+          const names = session.addQemuImgJson(text);
+          this.jsonGiven(text);
+          for (const n of names) {
+            const m = snap.images.get(n);
+            if (m?.job.json === text) this.meta.set(n, m);
+            else if (!m) session.remove(n);
+            else if (m.job.json === undefined && this.meta.get(n) === m) {
+              // A probed image kept as it was: the document took its place.
+              this.meta.delete(n);
+              again.push(m.job);
+            }
+            // (else another document given later names it, and sets it)
+          }
         }
       }
       this.gen++;
@@ -465,7 +481,8 @@ export class EditorModel {
     } finally {
       this.gen++;
     }
-    for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text } });
+    const given = ++this.jsonGivenCount;
+    for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text }, given });
     this.hooks.changed();
     return names;
   }

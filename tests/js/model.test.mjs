@@ -158,7 +158,7 @@ test('EditorModel: the on-demand module’s session holds the core’s images (p
   assert.deepEqual(m.mirror().forest(), m.s.forest());
 });
 
-test('EditorModel: an image named in two qemu-img JSON documents: the on-demand module’s session holds the version of the document the core was given last, in either order, again after a document is given again and after an undo (whichever mid the core holds then)', { skip }, async (t) => {
+test('EditorModel: an image named in two qemu-img JSON documents: the on-demand module’s session holds the version of the document the core was given last, in either order, again after a document is given again and after an undo; a probe after a document keeps its image through an undo', { skip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'bce-model-json2-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const g = makeChain(dir);
@@ -186,6 +186,23 @@ test('EditorModel: an image named in two qemu-img JSON documents: the on-demand 
     // Undone: as before.
     await m.undo();
     assert.equal(m.s.forest().images.length, 3);
+    assert.equal(JSON.stringify(m.s.forest()).includes(String(b[0]['virtual-size'])), order[1] === bText);
     assert.deepEqual(m.mirror().forest(), m.s.forest());
   }
+  // A probe after a document that names the same image: the probed one is
+  // kept, again after the document is given again and that is undone.
+  const { m } = model();
+  await m.loadEdits();
+  await m.addQemuImgJson(bText);
+  const mid = JSON.parse(bText)[0].filename;
+  await m.probe([{ name: mid, size: statSync(g.mid).size, reader: fileReader(g.mid) }]);
+  const probed = (f) => f.images.find((im) => im.filename === mid);
+  const before = probed(m.s.forest());
+  assert.ok(!JSON.stringify(before).includes(String(b[0]['virtual-size'])), 'the probe’s mid, not the document’s');
+  await m.addQemuImgJson(bText);
+  assert.ok(JSON.stringify(probed(m.s.forest())).includes(String(b[0]['virtual-size'])));
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
+  await m.undo();
+  assert.deepEqual(probed(m.s.forest()), before);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
 });
