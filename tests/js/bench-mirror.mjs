@@ -6,8 +6,9 @@
 // again whole (each image probed again from the chunks the model keeps, the
 // backing choices, the core's order), timed against the core's own work for
 // the same images in the same run (the probe run that read them, and one
-// forest of the core). Also the chains table's view (its diff, descriptions
-// and seclabels) with the session filled. Median of rounds.
+// forest of the core). Also the chains table's view (the core's diff,
+// descriptions and seclabels), for scale. Only audit() fills the session
+// (wt4-split2: the chains table no longer uses it). Median of rounds.
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

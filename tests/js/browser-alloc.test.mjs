@@ -377,7 +377,7 @@ async function stillWorks(page, n, top) {
 /** A domain XML whose one disk is top.qcow2 (its chain not stated: validate marks it). */
 const DOMAIN = "<domain type='kvm'><name>vm</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='top.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
 
-test('a page that shows data loads no more than first paint: images and a domain XML dropped, the tree, the XML, the chains table and its differences drawn, and the on-demand module is not fetched; the first allocation fetches it once, its figures are qemu-img’s', { skip }, async (t) => {
+test('a page that shows data loads no more than first paint: images and a domain XML dropped, the tree, the XML, the chains table and its differences drawn, a backing choice no stated chain follows made and taken back, and the on-demand module is not fetched; the first allocation fetches it once, its figures are qemu-img’s', { skip }, async (t) => {
   const { p, names } = makeThree('split-load');
   const { page, events } = await countedPage(t);
   await page.waitForLoadState('networkidle');
@@ -393,6 +393,12 @@ test('a page that shows data loads no more than first paint: images and a domain
   await page.waitForFunction(() => [...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains [data-disk="0"] th')].some((th) => th.textContent === 'The images say'));
   // The chain is not stated in the XML: its layers below the source are marked.
   assert.ok((await page.locator(`${EL} .chains [data-disk="0"] td.images`).count()) >= 2);
+  // A backing choice that no chain of the domain XML follows (its chain is not stated) does not need it either.
+  await page.locator(EL).evaluate(async (el) => {
+    await el.setBacking('top.qcow2', 'base.qcow2');
+    await el.setBacking('top.qcow2', null);
+  });
+  assert.deepEqual(await page.locator(EL).evaluate((el) => el.forest.chains.map((c) => c.layers.length)), [3]);
   await page.waitForLoadState('networkidle');
   assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'the on-demand module is not fetched to show data');
   assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), [], 'nor the metadata views');
