@@ -6,19 +6,26 @@
 //! the wasm). Every error is a JS `Error` with a message.
 //!
 //! Built with no feature it exports everything. The page splits it in two
-//! (issue 18, `.ci/build`): `wasm-no-meta` leaves out the metadata walks
-//! (`MetaWalk`, `MetaChain`: loaded at first paint), `wasm-meta-only` keeps
-//! only them (a second module the element loads when the user asks).
+//! (issue 18, `.ci/build`): `wasm-no-meta` is the first module, loaded at
+//! first paint: probing, the forest, the XML writer and what a page showing
+//! data draws (`Session.diff`, `describeXml`, `seclabels`: the chains table
+//! and the tree's marked differences). It leaves out what is only needed
+//! when the user edits, audits or walks metadata. That is `wasm-meta-only`,
+//! the second module the element loads only when the user applies an edit,
+//! sets a backing with a domain XML, audits or walks metadata: the walks
+//! (`MetaWalk`, `MetaChain`), `editXml`, `adoptChain`, and a `Session` of
+//! its own with `audit` (the page fills it from what its model keeps:
+//! `www/editor-model.js`, `mirror`). Both modules have the session's probing
+//! and building; only the second one has `audit`, only the first one `xml`,
+//! `xmlImages`, `dataFiles`, `diff`.
 
 use std::sync::Once;
 
 use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-#[cfg(not(feature = "wasm-meta-only"))]
 use crate::chain::{self, Image, Probed};
 use crate::image::{self, Range, Reads, Step};
-#[cfg(not(feature = "wasm-meta-only"))]
 use crate::xml;
 
 /// An answer as a JS value: written as JSON text, then `JSON.parse`d.
@@ -69,18 +76,15 @@ extern "C" {
 /// Largest offset or length a chunk may name: JS numbers are exact whole
 /// numbers up to 2^53 - 1 (`Number.MAX_SAFE_INTEGER`); past it a number
 /// names no byte of a real file.
-#[cfg(not(feature = "wasm-meta-only"))]
 const MAX_CHUNK_NUMBER: f64 = 9_007_199_254_740_991.0;
 
 /// The file length a caller gives: a negative number (or NaN) when unknown.
-#[cfg(not(feature = "wasm-meta-only"))]
 fn known_len(file_len: f64) -> Option<u64> {
     (file_len >= 0.0).then_some(file_len as u64)
 }
 
 /// A chunk's offset or asked length: a whole number from 0 to 2^53 - 1
 /// (else the error `bad`).
-#[cfg(not(feature = "wasm-meta-only"))]
 fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
     match v.as_f64() {
         Some(n) if (0.0..=MAX_CHUNK_NUMBER).contains(&n) && n.fract() == 0.0 => Ok(n as u64),
@@ -92,7 +96,6 @@ fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
 /// length), checked against the file length `len` when known: a chunk that
 /// holds more bytes than it asked for, or bytes that start at or past the
 /// file's end, is an error (no read of the file can give them).
-#[cfg(not(feature = "wasm-meta-only"))]
 fn probe_chunk(c: JsValue, len: Option<u64>) -> Result<(u64, Uint8Array, u64), JsError> {
     let c: Array = c
         .dyn_into()
@@ -130,7 +133,6 @@ fn probe_chunk(c: JsValue, len: Option<u64>) -> Result<(u64, Uint8Array, u64), J
 /// Add `chunks` to `reads`, all or nothing: every chunk is checked
 /// ([`probe_chunk`]) before any is added. Each chunk's bytes are copied into
 /// the wasm once, here.
-#[cfg(not(feature = "wasm-meta-only"))]
 fn add_chunks(reads: &mut Reads, chunks: &Array) -> Result<(), JsError> {
     let len = reads.file_len();
     for c in chunks.iter() {
@@ -145,9 +147,7 @@ fn add_chunks(reads: &mut Reads, chunks: &Array) -> Result<(), JsError> {
 
 /// A [`Probe`]'s answer once it has asked for `limits::MAX_ROUNDS` rounds
 /// (the words of `image::probe_with`).
-#[cfg(not(feature = "wasm-meta-only"))]
 const TOO_MANY_ROUNDS: &str = "header needs more than 16 reads";
-#[cfg(not(feature = "wasm-meta-only"))]
 const _: () = assert!(
     crate::limits::MAX_ROUNDS == 16,
     "TOO_MANY_ROUNDS names the limit"
@@ -162,7 +162,6 @@ const _: () = assert!(
 /// `probeStep` loop passes every chunk again at each round). Malformed
 /// chunks throw and are not kept. `Session.addProbe` adds the finished
 /// probe's image to a session without its bytes crossing again.
-#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 pub struct Probe {
     reads: Reads,
@@ -172,7 +171,6 @@ pub struct Probe {
     outcome: Option<Probed>,
 }
 
-#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 impl Probe {
     /// A probe of a file of `fileLen` bytes (a negative number when unknown).
@@ -216,7 +214,6 @@ impl Probe {
     }
 }
 
-#[cfg(not(feature = "wasm-meta-only"))]
 impl Probe {
     /// Add `chunks` and probe: the ranges to read next, or `None` once the
     /// probe is finished (its outcome set).
@@ -257,7 +254,6 @@ pub fn probe_step(file_len: f64, chunks: Array) -> Result<JsValue, JsError> {
     }
 }
 
-#[cfg(not(feature = "wasm-meta-only"))]
 impl Session {
     /// One probe step given every chunk read so far (`probe`,
     /// `probeQuiet`): the image is added once the probe is finished.
@@ -282,7 +278,6 @@ impl Session {
 }
 
 /// A set of probed images and the chains they form.
-#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct Session {
@@ -291,7 +286,6 @@ pub struct Session {
     build: chain::BuildOptions,
 }
 
-#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 impl Session {
     #[wasm_bindgen(constructor)]
@@ -458,6 +452,7 @@ impl Session {
         self.images_mut();
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// Per disk and depth: the chain the document states next to the one
     /// the images give (`xml::diff::diff`). `options` as for `xml`.
     pub fn diff(&mut self, domain_xml: &str, options: JsValue) -> Result<JsValue, JsValue> {
@@ -467,6 +462,7 @@ impl Session {
         Ok(to_js(&d)?)
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// Every image's external data file (qcow2): `[{image, name, file}]`,
     /// `file` the one of `names` (the images' and any other file's the page
     /// knows) it is (`chain::Forest::data_files`).
@@ -503,6 +499,7 @@ impl Session {
         to_js(self.forest())
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// XML for the chains: the domain (or `<disk>`) XML populated when given,
     /// bare `<disk>` elements otherwise (in a minimal `<domain>` when
     /// several and `wrap`). `options`: `{ layout, mode, replace, wrap,
@@ -527,7 +524,6 @@ impl Session {
 /// A JS `Error` for a malformed XML document: `message` as `Display` gives it
 /// ("XML error at byte N: …"), `position` the byte offset (UTF-8) and
 /// `reason` the message alone, so that callers never strip the prefix.
-#[cfg(not(feature = "wasm-meta-only"))]
 fn xml_error(e: &xml::XmlError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     let _ = js_sys::Reflect::set(&err, &"position".into(), &(e.position as f64).into());
@@ -557,7 +553,7 @@ pub fn describe_xml(doc: &str) -> Result<JsValue, JsValue> {
 /// `{op: 'set-layer' | 'insert-layer' | 'remove-layer' | 'set-terminator' |
 /// 'set-seclabel' | 'remove-seclabel', disk, depth, ...}`). Returns the new
 /// document; a refused edit throws.
-#[cfg(not(feature = "wasm-meta-only"))]
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen(js_name = editXml)]
 pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
     install_panic_hook();
@@ -567,7 +563,7 @@ pub fn edit_xml(doc: &str, op: JsValue) -> Result<String, JsValue> {
 }
 
 /// `doc` with disk `disk`'s chain taken from `other` (`xml::edit::adopt_chain`).
-#[cfg(not(feature = "wasm-meta-only"))]
+#[cfg(not(feature = "wasm-no-meta"))]
 #[wasm_bindgen(js_name = adoptChain)]
 pub fn adopt_chain(doc: &str, other: &str, disk: usize) -> Result<String, JsValue> {
     install_panic_hook();
@@ -689,7 +685,6 @@ pub fn rebase_command(format: &str, backing_format: &str, backing: &str, image: 
 
 /// `{ info }`, serialised straight to text: the facts' serde code is then
 /// built for one serializer only (not also for `serde_json::Value`).
-#[cfg(not(feature = "wasm-meta-only"))]
 #[derive(serde::Serialize)]
 struct InfoAnswer<'a> {
     info: &'a image::ImageInfo,
@@ -704,7 +699,6 @@ struct NeedAnswer<'a> {
 }
 
 /// `{ error }`: a probe that failed on the image's header.
-#[cfg(not(feature = "wasm-meta-only"))]
 #[derive(serde::Serialize)]
 struct ErrorAnswer<'a> {
     error: &'a str,
@@ -732,7 +726,7 @@ struct ChainResultAnswer<'a> {
 // ---- The image-store audit (`audit`) ----
 
 /// What [`Session::audit`] returns.
-#[cfg(not(feature = "wasm-meta-only"))]
+#[cfg(not(feature = "wasm-no-meta"))]
 #[derive(serde::Serialize)]
 struct AuditAnswer<'a> {
     report: &'a crate::audit::Audit,
@@ -740,9 +734,9 @@ struct AuditAnswer<'a> {
     script: String,
 }
 
-#[cfg(not(feature = "wasm-meta-only"))]
 #[wasm_bindgen]
 impl Session {
+    #[cfg(not(feature = "wasm-no-meta"))]
     /// Audit the session's images with any number of domain XML inputs
     /// (`[{label, text}]`; one text may hold several `<domain>` documents).
     /// Returns `{ report, csv, script }`: the audit (JSON keys in README.md),
@@ -817,14 +811,16 @@ impl Session {
 /// the wasm, issue 18). The same rules as serde's derived readers: an
 /// absent or `undefined` field takes its default, `null` is `None` where
 /// the field is optional, other keys are ignored; an error names the field.
-#[cfg(not(feature = "wasm-meta-only"))]
 mod js_read {
     use js_sys::{Array, Reflect};
     use wasm_bindgen::{JsCast, JsValue};
 
+    #[cfg(not(feature = "wasm-no-meta"))]
     use crate::xml::edit::{HostSpec, LayerSpec, Op, OpFields, SeclabelSpec};
+    #[cfg(not(feature = "wasm-meta-only"))]
     use crate::xml::{Layout, Mode, Options};
 
+    #[cfg(not(feature = "wasm-no-meta"))]
     /// The largest integer a JS number holds exactly (2^53 - 1).
     const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
@@ -888,6 +884,7 @@ mod js_read {
             }
         }
 
+        #[cfg(not(feature = "wasm-no-meta"))]
         fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
             self.opt(key)?
                 .map(|v| {
@@ -897,6 +894,7 @@ mod js_read {
                 .transpose()
         }
 
+        #[cfg(not(feature = "wasm-meta-only"))]
         /// A field that is not optional (`null` refused), false when absent.
         fn flag(&self, key: &str) -> Result<bool, String> {
             match self.get(key)? {
@@ -907,6 +905,7 @@ mod js_read {
             }
         }
 
+        #[cfg(not(feature = "wasm-no-meta"))]
         /// A whole number from 0 to `max`.
         fn integer(&self, key: &str, max: u64) -> Result<Option<u64>, String> {
             self.opt(key)?
@@ -928,16 +927,19 @@ mod js_read {
                 .transpose()
         }
 
+        #[cfg(not(feature = "wasm-no-meta"))]
         fn index(&self, key: &str) -> Result<Option<usize>, String> {
             Ok(self.integer(key, usize::MAX as u64)?.map(|n| n as usize))
         }
 
+        #[cfg(not(feature = "wasm-no-meta"))]
         /// A nested object.
         fn object(&self, key: &str) -> Result<Option<(JsValue, String)>, String> {
             Ok(self.opt(key)?.map(|v| (v, self.name(key))))
         }
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// `value` when it is one of `names`' strings.
     fn one_of<T: Copy>(o: &Obj<'_>, key: &str, names: &[(&str, T)]) -> Result<Option<T>, String> {
         let Some(s) = o.required_string(key)? else {
@@ -958,6 +960,7 @@ mod js_read {
             })
     }
 
+    #[cfg(not(feature = "wasm-meta-only"))]
     /// [`Options`]: `{ layout, no-index, base-dir, mode, replace, wrap }`.
     pub(super) fn xml_options(value: &JsValue) -> Result<Options, String> {
         let o = Obj::new(value, String::new())?;
@@ -973,6 +976,7 @@ mod js_read {
         })
     }
 
+    #[cfg(not(feature = "wasm-no-meta"))]
     /// An edit, `{ op, disk, depth, layer | on | seclabel | model }`: read
     /// into the fields every operation has, then checked as the serde
     /// reader checks them (`Op::try_from`: the same messages).
@@ -1000,6 +1004,7 @@ mod js_read {
         Op::try_from(fields)
     }
 
+    #[cfg(not(feature = "wasm-no-meta"))]
     fn layer_spec(o: &Obj<'_>) -> Result<LayerSpec, String> {
         let mut hosts = Vec::new();
         if let Some(list) = o.get("hosts")? {
@@ -1032,6 +1037,7 @@ mod js_read {
         })
     }
 
+    #[cfg(not(feature = "wasm-no-meta"))]
     fn seclabel_spec(o: &Obj<'_>) -> Result<SeclabelSpec, String> {
         Ok(SeclabelSpec {
             model: o.required_string("model")?.unwrap_or_default(),

@@ -2,7 +2,7 @@
 // The audit page (audit.html): images and domain XML in (drop, pickers,
 // paste), the core's `Session.audit` report out, drawn by editor-audit.js;
 // downloads of the fix script, the CSV and the JSON.
-import { loadWasm, newSession, errorText } from './editor-wasm.js';
+import { loadMeta, newMetaSession, errorText } from './editor-wasm.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
 import { h } from './render.js';
 import { layout, picture, details, table } from './editor-audit.js';
@@ -14,7 +14,7 @@ const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.get
 const domains = [];
 /** @type {Record<string, number>} */
 const sizes = {};
-/** @type {ReturnType<typeof newSession> | null} */
+/** @type {ReturnType<typeof newMetaSession> | null} the on-demand module's session: it has the audit (and probes) */
 let session = null;
 /** @type {{ report: Report, csv: string, script: string } | null} */
 let last = null;
@@ -103,12 +103,11 @@ function draw(r) {
 
 async function main() {
   try {
-    await loadWasm();
+    session = newMetaSession(await loadMeta());
   } catch (e) {
     $('boot').textContent = errorText(e);
     return;
   }
-  session = newSession();
   session.setUntrusted(true);
   $('boot').remove();
   const drop = $('audit-drop');

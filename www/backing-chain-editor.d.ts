@@ -28,10 +28,13 @@ export function loadWasm(): Promise<void>;
  * Define the element (once; importing the module already defines
  * `backing-chain-editor` unless something did). `wasmUrl` locates
  * backing_chain_bg.wasm for hosts that bundle the module; `metaWasmUrl`
- * the second module, backing_chain_meta_bg.wasm (the metadata walks behind
+ * the second module, backing_chain_meta_bg.wasm (the chain edits of `edit()`
+ * and the chains table, `audit()`, and the metadata walks behind
  * `allocation()`, `check()`, `chainMap()` and the details' allocation view:
- * fetched the first time one is asked for, not at first paint; by default
- * beside `wasmUrl`, else in pkg/ beside the module). Call before the first
+ * fetched only when the user edits, audits or walks, and started early when
+ * they open an edit form or a row's menu; a page that only shows data never
+ * fetches it; by default beside `wasmUrl`, else in pkg/ beside the module).
+ * Call before the first
  * element is connected.
  */
 export function register(options?: { wasmUrl?: string | URL; metaWasmUrl?: string | URL; name?: string }): typeof BackingChainEditor;
@@ -92,8 +95,8 @@ export class BackingChainEditor extends HTMLElement {
   addImage(name: string, reader: Reader, options?: { size?: number; span?: number }): Promise<void>;
   addQemuImgJson(text: string): Promise<string[]>;
   missingBackings(): string[];
-  /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. */
-  audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): { report: AuditReport; csv: string; script: string };
+  /** The image-store audit of the images added and the domain XML (plus `domains`): roles, users, delete/commit verdicts, fix script, CSV. It runs in the on-demand module (loaded by the first call; a `WasmLoadError` rejects when it cannot be loaded). */
+  audit(domains?: Array<{ label: string; text: string }>, options?: { 'deep-chain'?: number }): Promise<{ report: AuditReport; csv: string; script: string }>;
   /** One image's allocation (and `qemu-img check` figures with `check`) from its metadata, read through the reader it was added with. The first call loads the metadata module (`register({ metaWasmUrl })`); when it cannot be loaded the promise rejects with a `WasmLoadError` (the rest of the element keeps working), after a panic in it with a `CorePanic` (the next call gets a fresh instance). */
   allocation(image: string, options?: MetaOptions): Promise<MetaLayer>;
   /** `qemu-img check --output=json`'s figures for one image (its metadata walk with `check`); rejects for a format that is not checked. */
@@ -105,15 +108,17 @@ export class BackingChainEditor extends HTMLElement {
   /**
    * Choose the backing image of `image` among the known images (`null`: as its header says). A chain the
    * domain XML states that goes through `image` and agreed with the images down to it is written again from
-   * the images, in the same undo step.
+   * the images, in the same undo step. Resolves once applied (when such a chain follows, after the
+   * on-demand module, which writes it, is loaded: a `WasmLoadError` rejects and nothing changes).
    */
-  setBacking(image: string, backing: string | null): void;
+  setBacking(image: string, backing: string | null): Promise<void>;
   /**
-   * Edit a disk's chain in the domain XML. Returns the new domain XML; a refused edit throws and changes
-   * nothing. When the edit makes one known image back another, that is also a backing choice (as
+   * Edit a disk's chain in the domain XML. Resolves with the new domain XML (the edits are in the on-demand
+   * module: it is loaded first when it is not yet; a `WasmLoadError` rejects); a refused edit rejects and
+   * changes nothing. When the edit makes one known image back another, that is also a backing choice (as
    * `setBacking`), in the same undo step.
    */
-  edit(op: EditOp): string;
+  edit(op: EditOp): Promise<string>;
   replaceWithImages(): boolean;
   undo(): Promise<boolean>;
   redo(): Promise<boolean>;

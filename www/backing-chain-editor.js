@@ -4,8 +4,8 @@
 //
 //   import { register } from './backing-chain-editor.js';
 //   register({ wasmUrl: '/path/to/backing_chain_bg.wasm' }); // optional
-//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the metadata walks,
-//   // fetched on first use; default: beside wasmUrl)
+//   // and metaWasmUrl: backing_chain_meta_bg.wasm (the edits, audit and
+//   // metadata walks, fetched when the user edits or asks; default: beside wasmUrl)
 //   <backing-chain-editor domain-xml="…" layout="nested|flat" readonly>
 //
 // This file is the element: its attributes, public methods, events and the
@@ -17,7 +17,7 @@
 // show (main paths, disk counts, how paths were written, data files, which
 // layer a diagnostic is about).
 
-import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, bury, errorText, loadWasm, needsRebuild, prefetchMeta, setMetaWasmUrl, setWasmUrl, unwatch, wasmModule, watch } from './editor-wasm.js';
 import { EditorModel } from './editor-model.js';
 import { blobReader, collectDrop, filesFromList, isDocument, readText, warmProbeWorker } from './reader.js';
 import { h, formatCount } from './render.js';
@@ -71,9 +71,12 @@ export const EVENTS = Object.freeze({
  * Define the element (once). `wasmUrl` locates backing_chain_bg.wasm for hosts
  * that bundle this module into a classic script, where import.meta.url
  * cannot; `metaWasmUrl` the second module, backing_chain_meta_bg.wasm
- * (allocation, map, check: fetched on first use; by default beside
- * `wasmUrl`, else in pkg/ beside this module). Call before the first element
- * is connected.
+ * (the chain edits, audit, allocation, map, check: fetched when the user
+ * applies an edit, sets a backing a domain XML's chain follows, audits or
+ * asks for an allocation, a check or a map, and started early when they
+ * open an edit form or a row's menu; a page that only shows data never
+ * fetches it; by default beside `wasmUrl`, else in pkg/ beside this
+ * module). Call before the first element is connected.
  * @param {{ wasmUrl?: string | URL, metaWasmUrl?: string | URL, name?: string }} [options]
  */
 export function register({ wasmUrl: url, metaWasmUrl, name = TAG } = {}) {
@@ -144,7 +147,7 @@ export class BackingChainEditor extends HTMLElement {
     /** @type {Promise<import('./editor-alloc.js').AllocView> | undefined} */
     this._allocLoading = undefined;
     // The details' allocation section (editor-alloc.js, loaded when first shown) rides along with the tree's actions.
-    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => this.setBacking(i, b), alloc: (/** @type {string} */ n) => this._allocEl(n) };
+    const treeActions = { remove: (/** @type {string} */ n) => this.removeImage(n), setBacking: (/** @type {string} */ i, /** @type {string | null} */ b) => void this.setBacking(i, b).catch((e) => e instanceof CorePanic || this._notice(`The backing of ${i} was not changed: ${errorText(e)}`)), alloc: (/** @type {string} */ n) => this._allocEl(n), prefetch: () => void (m.goodDomain && !this.readonly && prefetchMeta()) };
     this._tree = new TreeView(id, m, treeActions);
     this._xml = new XmlView(id, m, { setLayout: (v) => (this.layout = asLayout(v)), setMode: (v) => (this.mode = asMode(v)) });
     this._domain = new DomainView(id, { setDomain: (t) => m.setDomain(t), setBaseDir: (v) => (this.baseDir = v), pasteJson: (t) => this._pasteJson(t) });
@@ -302,9 +305,16 @@ export class BackingChainEditor extends HTMLElement {
     return this._model.addQemuImgJson(String(text));
   }
 
-  /** Choose the backing image of `image` among the known images (`null`: as its header says). @param {string} image @param {string | null} backing */
+  /**
+   * Choose the backing image of `image` among the known images (`null`: as
+   * its header says). Resolves once it is applied. When a chain the domain
+   * XML states follows (it goes through `image`), that chain is written by
+   * the on-demand module (loaded first if it is not yet: a WasmLoadError
+   * rejects, and nothing changes).
+   * @param {string} image @param {string | null} backing
+   */
   setBacking(image, backing) {
-    this._model.setBacking(String(image), backing == null || backing === '' ? null : String(backing));
+    return this._model.setBacking(String(image), backing == null || backing === '' ? null : String(backing));
   }
 
   /**
@@ -313,10 +323,13 @@ export class BackingChainEditor extends HTMLElement {
    * so it is kept (trusted) from then on. Returns the new domain XML; a
    * refused edit throws and changes nothing. An edit that makes one known
    * image back another is also a backing choice (the tree shows it), in the
-   * same undo step.
+   * same undo step. Resolves with the new XML once the on-demand module
+   * (the edits) is loaded; rejects with a WasmLoadError when it cannot be.
    * @param {import('./backing-chain-editor').EditOp} op
+   * @returns {Promise<string>}
    */
-  edit(op) {
+  async edit(op) {
+    await this._model.loadEdits();
     const next = this._model.edit(op);
     this._model.label = { what: describeOp(op, this._chains.view?.diff?.[op.disk]?.name ?? `disk ${op.disk + 1}`), where: { disk: op.disk } };
     this._chains.settle();
@@ -357,7 +370,9 @@ export class BackingChainEditor extends HTMLElement {
    * The image-store audit of the images added (and the element's domain XML,
    * when given): which VM uses which file, roles, what deleting or committing
    * a file would break, per-VM totals, a fix script and CSV. `domains` adds
-   * more VMs' domain XML (several documents in one text are fine).
+   * more VMs' domain XML (several documents in one text are fine). Runs in
+   * the on-demand module (loaded first when it is not yet: a
+   * WasmLoadError rejects).
    * @param {Array<{ label: string, text: string }>} [domains]
    * @param {{ 'deep-chain'?: number }} [options]
    */
@@ -493,11 +508,8 @@ export class BackingChainEditor extends HTMLElement {
       this._chains.render(); // a checkbox the user ticked shows the state again
       return;
     }
-    try {
-      this.edit(op);
-    } catch (e) {
-      this._chains.refused(e);
-    }
+    this._chains.editStarts();
+    this.edit(op).catch((e) => this._chains.refused(e, op));
   }
 
   /** @param {Array<{ path: string, file: File | Promise<File>, from?: string }>} entries */

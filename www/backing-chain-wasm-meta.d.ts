@@ -1,10 +1,52 @@
-// Types of the metadata module (`pkg/backing_chain_meta.js`, the wasm-bindgen
-// glue of the second wasm module the element loads on first use: issue 17's
-// metadata walks, split out of the core in issue 18). Its values are typed in
-// backing-chain-wasm.d.ts. A test checks that every export named here exists.
-// A wasm built from the crate with no feature exports these from the core too.
+// Types of the on-demand module (`pkg/backing_chain_meta.js`, the
+// wasm-bindgen glue of the second wasm module the element loads when the
+// user edits, audits or walks metadata: issue 17's metadata walks, the XML
+// edits and a session's audit, split out of the core in issue 18). Its values
+// are typed in backing-chain-wasm.d.ts. A test checks that every export
+// named here exists. A wasm built from the crate with no feature exports
+// these from the core too.
 
-import type { Chunk, MetaAnswer, MetaChainResult, MetaPlan } from './backing-chain-wasm';
+import type { AuditOptions, AuditReport, Chunk, EditOp, Forest, MetaAnswer, MetaChainResult, MetaPlan, ProbeAnswer } from './backing-chain-wasm';
+
+/** A probe of this module's instance (`Session.newProbe`), as the core's `Probe`. */
+export class Probe {
+  constructor(fileLen: number);
+  step(chunks: Chunk[]): ProbeAnswer;
+  free(): void;
+}
+
+/**
+ * A session of this module: the core's Session without the XML writer
+ * (`xml`, `xmlImages`, `dataFiles`, `diff`), with `audit`. The element
+ * fills it from what its model keeps (the same images, in the same order).
+ */
+export class Session {
+  constructor();
+  /** One step of a probe given every chunk read so far; adds the image once it answers `{ info }` or `{ error }`. */
+  probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
+  /** A `Probe` of this session's wasm instance. */
+  newProbe(fileLen: number): Probe;
+  /** Add the image of a finished probe as `filename` (the probe is used up); an unfinished probe throws. */
+  addProbe(filename: string, probe: Probe): void;
+  addUnreadable(filename: string, error: string): void;
+  readonly length: number;
+  remove(filename: string): boolean;
+  orderAdded(perm: Uint32Array | number[]): void;
+  /** Throws an XmlError for a malformed document. */
+  addQemuImgJson(text: string): string[];
+  setMapping(pairs: Array<[string, string]>): void;
+  setUntrusted(on: boolean): void;
+  clear(): void;
+  forest(): Forest;
+  /** The image-store audit of the session's images and the domains given; a malformed domain is reported, not thrown. */
+  audit(domains: Array<{ label: string; text: string }> | null, options?: AuditOptions): { report: AuditReport; csv: string; script: string };
+  free(): void;
+}
+
+/** Apply one edit; returns the new document, a refused edit throws. */
+export function editXml(doc: string, op: EditOp): string;
+/** `doc` with disk `disk`'s chain taken from `other`. */
+export function adoptChain(doc: string, other: string, disk: number): string;
 
 /** One image's metadata walk: header first, then its tables. A bad header or table throws. */
 export class MetaWalk {

@@ -1,9 +1,11 @@
 // Types of the wasm API (`pkg/backing_chain.js`, the wasm-bindgen glue of the
 // core): what each export takes and gives back. The element's modules see the
 // glue through these types (editor-wasm.js); a test checks that every export
-// named here exists. The metadata walks (`MetaWalk`, `MetaChain`) are in the
-// second module, typed in backing-chain-wasm-meta.d.ts; their values
-// (`MetaLayer`, `MetaChainResult`, …) here.
+// named here exists. The metadata walks (`MetaWalk`, `MetaChain`), the XML
+// edits (`editXml`, `adoptChain`) and a session's `audit` are in the second
+// module (loaded when the user edits, audits or walks metadata), typed in
+// backing-chain-wasm-meta.d.ts; their values (`MetaLayer`, `AuditReport`,
+// …) here.
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -366,8 +368,6 @@ export class Session {
   forest(): Forest;
   /** Throws an XmlError for a malformed document. */
   xml(domainXml: string | null, options?: XmlOptions): XmlOutput;
-  /** The image-store audit of the session's images and the domains given; a malformed domain is reported, not thrown. */
-  audit(domains: Array<{ label: string; text: string }> | null, options?: AuditOptions): { report: AuditReport; csv: string; script: string };
   free(): void;
 }
 
@@ -457,10 +457,6 @@ export interface MetaChainResult {
 export function probeStep(fileLen: number, chunks: Chunk[]): ProbeAnswer;
 /** Each disk of a document and its chain as written (`xml::describe`). */
 export function describeXml(doc: string): DiskSummary[];
-/** Apply one edit; returns the new document, a refused edit throws. */
-export function editXml(doc: string, op: EditOp): string;
-/** `doc` with disk `disk`'s chain taken from `other`. */
-export function adoptChain(doc: string, other: string, disk: number): string;
 /** `[disk][depth]`: the seclabels of each source (depth 0: the disk's own). */
 export function seclabels(doc: string): Seclabel[][][];
 /** `host`, `host:port`, `[v6]:port` or `/socket`, separated by commas or spaces; a bad one throws. */

@@ -6,7 +6,7 @@
 // it; the open form and the last refusal are this view's own state.
 
 import { h } from './render.js';
-import { CorePanic, errorText } from './editor-wasm.js';
+import { CorePanic, WasmLoadError, errorText, isMetaPanic, prefetchMeta } from './editor-wasm.js';
 import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
 import { rowDiffers } from './editor-model.js';
@@ -39,6 +39,8 @@ export class ChainsView {
     this.editError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
     this.view = undefined;
+    /** @type {{ error: unknown, op: EditOp } | null} an edit that waits for the on-demand module, which could not be loaded (said, with a way to try the edit again) */
+    this.loadError = null;
     /** @type {Set<number>} */
     this.groupsShown = new Set();
     /** @type {IntersectionObserver | null} */
@@ -57,12 +59,17 @@ export class ChainsView {
       this.error,
       this.body,
     );
+    // Opening a row's menu or a form, or focusing a control: the on-demand
+    // module (the edits) starts loading, so that the edit rarely waits.
+    this.el.addEventListener('pointerdown', () => this.prefetch());
+    this.el.addEventListener('focusin', () => this.prefetch());
   }
 
   /** Close the form and forget a refusal (an edit went through). */
   settle() {
     this.editing = null;
     this.editError = null;
+    this.loadError = null;
   }
 
   /** The model's chain view, once per render; an error is shown, not thrown. */
@@ -77,6 +84,41 @@ export class ChainsView {
       this.error.textContent ||= errorText(e); // an edit's refusal first
     }
     return this.view;
+  }
+
+  /**
+   * Where the keyboard focus is in the table, to put it back after a render.
+   * @returns {{ disk?: string, depth?: string, act?: string, term?: number } | null}
+   */
+  focused() {
+    const body = this.body;
+    const active = /** @type {HTMLElement | null} */ ((/** @type {ShadowRoot | Document} */ (body.getRootNode())).activeElement);
+    if (active && body.contains(active) && !active.closest('form')) {
+      // An action run from a row's menu: the focus goes back to the menu button.
+      return { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
+    }
+    if (active && body.contains(active)) return { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
+    return null;
+  }
+
+  /**
+   * An edit starts: it may wait for the on-demand module, while the menu
+   * it came from closes and the focus leaves it; the render after it puts
+   * the focus back where it was now.
+   */
+  editStarts() {
+    if (!this.editing) this.opener ??= this.focused();
+  }
+
+  /** Try again an edit that waited for the on-demand module, which could not be loaded. @param {EditOp} op */
+  retry(op) {
+    this.loadError = null;
+    this.actions.edit(op);
+  }
+
+  /** The user is about to edit (a menu, a form, an editing control): start fetching the on-demand module. */
+  prefetch() {
+    if (!this.actions.readonly()) prefetchMeta();
   }
 
   /** @param {EditorModel} [m] */
@@ -94,6 +136,15 @@ export class ChainsView {
     this.view = undefined;
     const view = lazy ? null : this.chainView();
     replace.hidden = !(validate && m.output?.mismatch);
+    if (this.loadError) {
+      const { error: e, op } = this.loadError;
+      const detail = /** @type {any} */ (e)?.detail;
+      error.hidden = false;
+      error.replaceChildren(
+        `The edit was not applied: the chain editor could not be loaded: ${errorText(e)}${detail ? ` ${detail}` : ''} `,
+        h('button', { type: 'button', onclick: () => this.retry(op) }, 'Try again'),
+      );
+    }
     note.textContent = !view && !lazy
       ? 'No disk yet: drop images or give a domain XML.'
       : validate
@@ -101,15 +152,7 @@ export class ChainsView {
         : 'Each disk’s chain as the result states it. Edit a layer, insert or remove one, end the chain, set its seclabel: the domain XML keeps your chain from then on (it is trusted, not repopulated).';
     // Keep the keyboard focus across the re-render (the same control, else its disk),
     // so that Ctrl+Z right after an edit still reaches the element.
-    const active = /** @type {HTMLElement | null} */ ((/** @type {ShadowRoot | Document} */ (body.getRootNode())).activeElement);
-    /** @type {{ disk?: string, depth?: string, act?: string, term?: number } | null} */
-    let keep = null;
-    if (active && body.contains(active) && !active.closest('form')) {
-      // An action run from a row's menu: the focus goes back to the menu button.
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk, depth: /** @type {HTMLElement | null} */ (active.closest('tr[data-depth]'))?.dataset.depth, act: active.closest('.menu-wrap') ? 'menu' : active.dataset.act, term: active.closest('.terminator') ? 1 : 0 };
-    } else if (active && body.contains(active)) {
-      keep = { disk: /** @type {HTMLElement | null} */ (active.closest('[data-disk]'))?.dataset.disk };
-    }
+    let keep = this.focused();
     // A form closed (cancelled or applied): the focus goes back to what opened it.
     if (!this.editing && this.opener) {
       keep = this.opener;
@@ -288,6 +331,8 @@ export class ChainsView {
     this.opener = { disk: String(disk), depth: String(depth), act: append ? 'append' : 'menu', term: 0 };
     this.editing = { disk, depth, kind };
     this.editError = null;
+    this.loadError = null;
+    this.prefetch();
     this.render();
     /** @type {HTMLElement | null} */ (this.body.querySelector('form.edit input, form.edit select'))?.focus();
   }
@@ -297,10 +342,21 @@ export class ChainsView {
     this.render();
   }
 
-  /** An edit was refused: say why. @param {unknown} e */
-  refused(e) {
-    if (e instanceof CorePanic) return; // reported, and the core restarts
-    this.editError = errorText(e, { reason: true });
+  /**
+   * An edit was refused, or could not be applied: say why. `op` (the edit):
+   * when the on-demand module could not be loaded, a button tries it again.
+   * @param {unknown} e @param {EditOp} [op]
+   */
+  refused(e, op) {
+    if (e instanceof CorePanic && !isMetaPanic(e)) return; // reported, and the core restarts
+    if (e instanceof WasmLoadError && op) {
+      this.editError = null;
+      this.loadError = { error: e, op };
+    } else {
+      this.loadError = null;
+      // A panic of the on-demand module: the next edit gets a fresh instance of it.
+      this.editError = isMetaPanic(e) ? `the chain editor stopped with an internal error (${errorText(e)}); it is started again at the next edit.` : errorText(e, { reason: true });
+    }
     this.render();
   }
 

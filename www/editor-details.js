@@ -8,7 +8,7 @@ import { combobox } from './editor-combobox.js';
 
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
- * @typedef {{ id: string, select(idx: number): void, remove(name: string): void, setBacking(image: string, backing: string | null): void, alloc?(name: string): HTMLElement }} DetailsActions
+ * @typedef {{ id: string, select(idx: number): void, remove(name: string): void, setBacking(image: string, backing: string | null): void, alloc?(name: string): HTMLElement, prefetch?(): void }} DetailsActions `prefetch`: the user is about to choose a backing (the element starts loading what applying it may take)
  */
 
 /**
@@ -75,6 +75,7 @@ export function renderDetails(box, m, selected, act) {
     value: m.mapping.get(img.filename) ?? '',
     choose: (v) => act.setBacking(img.filename, v || null),
   });
+  if (act.prefetch) pick.input.addEventListener('focus', act.prefetch);
   const reparent = h(
     'div',
     { class: 'field edit-only' },

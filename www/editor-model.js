@@ -16,7 +16,7 @@
 // edit) writes again each stated chain of the domain XML that goes through
 // the image and agreed with the images down to it (`through`, `restate`).
 
-import { CorePanic, adoptChain, describeXml, editXml, errorText, newSession, seclabels, settled, wasmModule } from './editor-wasm.js';
+import { CorePanic, describeXml, errorText, loadMeta, metaLoaded, newMetaSession, newSession, seclabels, settled, wasmModule, xmlEdits } from './editor-wasm.js';
 import { probeMany } from './reader.js';
 
 /**
@@ -25,7 +25,8 @@ import { probeMany } from './reader.js';
  * @typedef {import('./backing-chain-editor').Forest} Forest
  * @typedef {import('./backing-chain-editor').EditOp} EditOp
  * @typedef {{ name: string, reader?: import('./reader.js').Reader, size?: number | Promise<number>, file?: File | Promise<File>, from?: string, json?: string, span?: number }} Job a probe job (reader, `span`: reader.js `coalesce`; a dropped `file` may be probed in a worker), or images from a qemu-img JSON document (json)
- * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`)
+ * @typedef {{ size: number, bytesRead: number, reads: number, fileBytes?: number, fileReads?: number, job: Job, chunks?: import('./reader.js').Chunk[], unreadable?: string, given?: number }} Meta `bytesRead`/`reads`: the ranges the core asked for; `fileBytes`/`fileReads`: what was read from the file for them (reader.js `probeImage`); `chunks`: the bytes the probe was given, `unreadable`: why the file could not be read (the on-demand module's session adds the same image from them: `mirror`); `given`: for an image from qemu-img JSON, when its document was given (`jsonGivenCount`: an undo gives the documents again in that order)
+ * @typedef {import('./editor-wasm.js').MetaCore} MetaCore
  * @typedef {{ what: string, where?: Where } | null} Change what a recorded change was, in words, and where it shows
  * @typedef {{ disk?: number, image?: string }} Where
  * @typedef {{ domain: string, baseDir: string, mapping: Map<string, string>, images: Map<string, Meta>, change?: Change }} Snapshot
@@ -91,6 +92,22 @@ export class EditorModel {
     this.pendingFollow = null;
     /** @type {Followed | null} what the last chain edit did in the tree */
     this.followed = null;
+    /** Changes of the session so far: the on-demand module's session (`mirror`) is filled again when it missed one. */
+    this.gen = 0;
+    /** `gen` when `forest` was read from the core (the mirror takes the images' order from it when it is current). */
+    this.forestGen = -1;
+    /** @type {{ core: MetaCore, gen: number, session: import('./backing-chain-wasm-meta').Session } | null} */
+    this.mirrored = null;
+    /** @type {Set<string>} each qemu-img JSON document given to the core's session, in the order it was last given (`mirror` replays them so) */
+    this.jsonOrder = new Set();
+    /** qemu-img JSON documents given so far (`Meta.given`) */
+    this.jsonGivenCount = 0;
+  }
+
+  /** The core's session was given qemu-img JSON document `text` (now). @param {string} text */
+  jsonGiven(text) {
+    this.jsonOrder.delete(text);
+    this.jsonOrder.add(text);
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -105,6 +122,87 @@ export class EditorModel {
   start() {
     this.session = newSession();
     this.applyMapping();
+  }
+
+  // ---- the on-demand module: edits, audit -----------------------------------
+
+  /** The on-demand module's XML edits, once it is loaded (else an error: `loadEdits()` first). */
+  ed() {
+    const c = metaLoaded();
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
+    return xmlEdits(c);
+  }
+
+  /** Load the on-demand module (once; again after a failure or a panic). Rejects with a WasmLoadError. */
+  loadEdits() {
+    return loadMeta();
+  }
+
+  /**
+   * The on-demand module's session (`audit`), holding what the
+   * core's session holds: filled from what this model keeps (each image's
+   * chunks, or its qemu-img JSON document, or why it was unreadable; the
+   * backing choices; untrusted), in the core's order. Made again whole when
+   * the core's session changed since (`gen`) or the module was restarted.
+   */
+  mirror() {
+    const c = metaLoaded();
+    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
+    const was = this.mirrored;
+    if (was && was.core === c && was.gen === this.gen) return was.session;
+    this.mirrored = null;
+    if (was && !was.core.dead) was.session.free();
+    const names = (this.forest && this.forestGen === this.gen ? this.forest : this.s.forest()).images.map((im) => im.filename);
+    const ms = newMetaSession(c);
+    try {
+      /** @type {Map<string, number>} name → when it was added to `ms` (a name added again moves to the end) */
+      const order = new Map();
+      let k = 0;
+      /** @param {string} n */
+      const added = (n) => {
+        order.delete(n);
+        order.set(n, k++);
+      };
+      // The documents the core's images came from, replayed in the order
+      // the core was given them: an image named in several documents is the
+      // one of the document given last, in both sessions.
+      const texts = new Set();
+      for (const n of names) {
+        const json = this.meta.get(n)?.job.json;
+        if (json !== undefined) texts.add(json);
+      }
+      for (const t of [...this.jsonOrder]) if (!texts.has(t)) this.jsonOrder.delete(t);
+      for (const t of this.jsonOrder) for (const n of ms.addQemuImgJson(t)) added(n);
+      const want = new Set(names);
+      for (const n of [...order.keys()]) {
+        if (!want.has(n) || this.meta.get(n)?.job.json === undefined) {
+          ms.remove(n);
+          order.delete(n);
+        }
+      }
+      for (const n of names) {
+        const m = this.meta.get(n);
+        if (!m || m.job.json !== undefined) continue;
+        if (m.unreadable !== undefined || !m.chunks) ms.addUnreadable(n, m.unreadable ?? 'not read');
+        else if (/** @type {any} */ (ms.probe(n, m.size, m.chunks)).need) throw new Error(`internal: the probe of ${n} needs more than the bytes it was given`);
+        added(n);
+      }
+      const missing = names.filter((n) => !order.has(n));
+      if (missing.length || order.size !== names.length) {
+        throw new Error(`The on-demand module’s session could not be given the same images as the page’s (${missing.length ? `not: ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''}` : 'more images'}); remove and add again the qemu-img JSON documents they came from.`);
+      }
+      // Its images in the core's order: `orderAdded` with every image as the tail.
+      const at = [...order.keys()];
+      const pos = new Map(at.map((n, i) => [n, i]));
+      ms.orderAdded(Uint32Array.from(names, (n) => /** @type {number} */ (pos.get(n))));
+      ms.setMapping([...this.mapping]);
+      ms.setUntrusted(this.untrusted);
+    } catch (e) {
+      if (!c.dead) ms.free();
+      throw e;
+    }
+    this.mirrored = { core: c, gen: this.gen, session: ms };
+    return ms;
   }
 
   // ---- undo / redo ------------------------------------------------------
@@ -176,15 +274,32 @@ export class EditorModel {
         }
       }
       const again = [...snap.images.values()].filter((m) => !this.meta.has(m.job.name)).map((m) => m.job);
-      // Images from qemu-img JSON come back from their document.
-      const texts = new Set(again.filter((j) => j.json !== undefined).map((j) => /** @type {string} */ (j.json)));
-      for (const text of texts) {
-        for (const n of session.addQemuImgJson(text)) {
-          const m = snap.images.get(n);
-          if (m && m.job.json === text) this.meta.set(n, m);
-          else if (!this.meta.has(n)) session.remove(n);
+      // Images from qemu-img JSON come back from their document. A document
+      // names every image it has, and an image may be in several (or probed
+      // after it was given): every document the snapshot's images came from
+      // is given again, in the order they were given then, and what a
+      // document takes that a probe gave later is probed again.
+      if (again.some((j) => j.json !== undefined)) {
+        /** @type {Map<string, number>} document → when it was given */
+        const when = new Map();
+        for (const m of snap.images.values()) if (m.job.json !== undefined) when.set(m.job.json, Math.max(when.get(m.job.json) ?? 0, m.given ?? 0));
+        for (const text of [...when.keys()].sort((a, b) => /** @type {number} */ (when.get(a)) - /** @type {number} */ (when.get(b)))) {
+          const names = session.addQemuImgJson(text);
+          this.jsonGiven(text);
+          for (const n of names) {
+            const m = snap.images.get(n);
+            if (m?.job.json === text) this.meta.set(n, m);
+            else if (!m) session.remove(n);
+            else if (m.job.json === undefined && this.meta.get(n) === m) {
+              // A probed image kept as it was: the document took its place.
+              this.meta.delete(n);
+              again.push(m.job);
+            }
+            // (else another document given later names it, and sets it)
+          }
         }
       }
+      this.gen++;
       const probe = again.filter((j) => j.json === undefined);
       if (probe.length) await this.probe(probe, { record: false });
       else this.hooks.changed();
@@ -199,6 +314,7 @@ export class EditorModel {
   applyMapping() {
     this.session?.setMapping([...this.mapping]);
     this.session?.setUntrusted(this.untrusted);
+    this.gen++;
   }
 
   /**
@@ -226,7 +342,9 @@ export class EditorModel {
    * @param {string} doc @param {number[]} disks
    */
   restate(doc, disks) {
-    const fromImages = disks.length ? this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml : '';
+    if (!disks.length) return doc;
+    const fromImages = this.s.xml(doc, { ...this.options('nested'), mode: 'validate', replace: true }).xml;
+    const { adoptChain } = this.ed();
     for (const d of disks) doc = adoptChain(doc, fromImages, d);
     return doc;
   }
@@ -298,9 +416,16 @@ export class EditorModel {
    * does), in the same undo step. One that disagreed above `image` already,
    * or has a seclabel there (a rewrite would drop it), stays as the user
    * wrote it (and is marked).
+   * A chain that follows is written by the on-demand module (`adoptChain`):
+   * it is loaded first when it is not yet (the promise rejects with a
+   * WasmLoadError when it cannot be, and nothing changes); a choice no
+   * stated chain follows does not load it.
    * @param {string} image @param {string | null} backing
+   * @returns {Promise<void>}
    */
-  setBacking(image, backing) {
+  async setBacking(image, backing) {
+    const stated = this.goodDomain && this.goodDomain === this.domainText ? this.goodDomain : '';
+    if (stated && (this.mapping.get(image) ?? null) !== backing && !metaLoaded() && this.through(stated, image).length) await loadMeta();
     const now = this.mapping.get(image) ?? null;
     if (now === backing) return;
     this.record(`the backing of ${image}`, { image });
@@ -349,11 +474,15 @@ export class EditorModel {
     let names;
     try {
       names = this.session.addQemuImgJson(text);
+      this.jsonGiven(text);
     } catch (e) {
       this.unrecord();
       throw e;
+    } finally {
+      this.gen++;
     }
-    for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text } });
+    const given = ++this.jsonGivenCount;
+    for (const n of names) this.meta.set(n, { bytesRead: 0, reads: 0, size: -1, job: { name: n, json: text }, given });
     this.hooks.changed();
     return names;
   }
@@ -363,6 +492,7 @@ export class EditorModel {
     if (!this.session || !this.meta.has(name)) return false;
     this.record(`removing ${name}`);
     this.session.remove(name);
+    this.gen++;
     this.meta.delete(name);
     this.hooks.changed();
     return true;
@@ -371,17 +501,20 @@ export class EditorModel {
   clear() {
     if (this.meta.size) this.record('clearing the images');
     this.session?.clear();
+    this.gen++;
     this.meta.clear();
     this.hooks.changed();
   }
 
   /**
    * A chain edit: the new domain XML (not yet set: setDomain() sets it, and
-   * with it the backing choices the edit makes in the tree).
+   * with it the backing choices the edit makes in the tree). The on-demand
+   * module must be loaded (`loadEdits()`).
    * @param {EditOp} op @returns {string}
    */
   edit(op) {
     if (!this.session) throw new Error('backing-chain-editor: the wasm module is not loaded yet (await element.ready)');
+    const { adoptChain, editXml } = this.ed();
     const eff = this.effectiveDoc();
     if (!eff) throw new Error('nothing to edit: no disk');
     const base = this.goodDomain ? adoptChain(this.goodDomain, eff, op.disk) : eff;
@@ -505,6 +638,7 @@ export class EditorModel {
         session.remove(j.name);
         this.meta.delete(j.name);
       }
+      this.gen++;
       const base = this.done;
       try {
         // Only jobs with a reader are queued (images from JSON come back from their text).
@@ -517,10 +651,12 @@ export class EditorModel {
           },
           { module: this.worker ? wasmModule() : null },
         );
-        results.forEach((/** @type {any} */ r, /** @type {number} */ i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, fileBytes: r.fileBytes, fileReads: r.fileReads, size: r.size, job: jobs[i] }));
+        this.gen++;
+        results.forEach((r, i) => this.meta.set(r.name, { bytesRead: r.bytesRead, reads: r.reads, fileBytes: r.fileBytes, fileReads: r.fileReads, size: r.size, job: jobs[i], chunks: r.chunks, unreadable: r.unreadable }));
         this.hooks.changed();
         for (const w of waiters) w.ok();
       } catch (e) {
+        this.gen++;
         for (const w of waiters) w.ko(e);
       }
     }
@@ -555,6 +691,7 @@ export class EditorModel {
   /** Recompute the forest only (the element renders the tree from it before the XML is computed, in a later task, when there is no domain XML). */
   computeForest() {
     this.forest = this.s.forest();
+    this.forestGen = this.gen;
     this.park();
   }
 
@@ -609,13 +746,12 @@ export class EditorModel {
 
   /**
    * Per disk of the document edits apply to (validate: of the domain XML):
-   * the diff with the images, its description and seclabels.
+   * the diff with the images, its description and seclabels (the core's).
    */
   chainView() {
     const doc = this.mode === 'validate' && this.goodDomain ? this.goodDomain : this.effectiveDoc();
     if (!doc) return null;
-    const session = this.s;
-    return { doc, diff: session.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
+    return { doc, diff: this.s.diff(doc, this.options('nested')), desc: describeXml(doc), labels: seclabels(doc) };
   }
 
   /**
@@ -649,15 +785,19 @@ export class EditorModel {
   /**
    * The image-store audit of the images in the set: the element's domain XML
    * (when given, labelled `domain`) and `domains` (any number of VMs' XML).
+   * It runs in the on-demand module, loaded first when it is not yet.
    * @param {Array<{ label: string, text: string }>} domains
    * @param {{ 'deep-chain'?: number }} [options]
    */
-  audit(domains, options = {}) {
+  async audit(domains, options = {}) {
+    if (!metaLoaded()) await loadMeta();
+    await settled();
+    if (!this.session) throw new CorePanic(this.panicMessage ?? 'the core is not running');
     /** @type {Record<string, number>} */
     const sizes = {};
     for (const [name, m] of this.meta) if (m.size >= 0) sizes[name] = m.size;
     const all = this.goodDomain ? [{ label: 'domain', text: this.goodDomain }, ...domains] : [...domains];
-    return this.s.audit(all, { ...options, sizes });
+    return this.mirror().audit(all, { ...options, sizes });
   }
 
   // ---- qcow2 data files ----------------------------------------------------
@@ -673,13 +813,17 @@ export class EditorModel {
     for (const im of park) {
       this.parked.set(im.filename, im.error ? 'unreadable' : /** @type {string} */ (im.format));
       session.remove(im.filename);
+      this.gen++;
     }
     for (const n of this.parked.keys()) {
       if (used.has(n)) continue;
       this.parked.delete(n);
       this.probe([/** @type {Meta} */ (this.meta.get(n)).job], { record: false });
     }
-    if (park.length) this.forest = session.forest();
+    if (park.length) {
+      this.forest = session.forest();
+      this.forestGen = this.gen;
+    }
     this.data = new Map(session.dataFiles(names()).map((d) => [d.image, [d.name, d.file ?? undefined]]));
   }
 

@@ -14,7 +14,7 @@ import { renderDetails } from './editor-details.js';
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
  * @typedef {import('./backing-chain-editor').Chain} Chain
  * @typedef {{ idx: number, depth: number, key: string, at?: string, last: boolean }} Plan an item of a chain: a layer, or (`at`) the line to a shared base shown under that top
- * @typedef {{ remove(name: string): void, setBacking(image: string, backing: string | null): void }} TreeActions
+ * @typedef {{ remove(name: string): void, setBacking(image: string, backing: string | null): void, alloc?(name: string): HTMLElement, prefetch?(): void }} TreeActions
  */
 
 /** From this many chains on, the chains start collapsed (Expand all opens them). */

@@ -18,12 +18,22 @@ const firstGlue = /** @type {any} */ (glue);
 
 /** What a call into a trapped instance throws: the panic message. */
 export class CorePanic extends Error {
-  /** @param {string} message */
-  constructor(message) {
+  /**
+   * @param {string} message
+   * @param {string} [global] the panic global of the instance that trapped:
+   *   `backingChainPanic` (the core: every element restarts with a fresh
+   *   instance) or `backingChainMetaPanic` (the on-demand module: the next
+   *   call loads a fresh one)
+   */
+  constructor(message, global = 'backingChainPanic') {
     super(message);
     this.name = 'CorePanic';
+    this.global = global;
   }
 }
+
+/** Is `e` a panic of the on-demand module (not of the page's core)? @param {unknown} e */
+export const isMetaPanic = (e) => e instanceof CorePanic && e.global === 'backingChainMetaPanic';
 
 /** Why the wasm could not load, in words a user can act on. */
 export class WasmLoadError extends Error {
@@ -102,14 +112,14 @@ if (!Object.getOwnPropertyDescriptor(globalThis, 'backingChainPanic')?.set) {
  * @returns {T}
  */
 function guard(c, fn) {
-  if (c.dead) throw new CorePanic(String(c.panic));
+  if (c.dead) throw new CorePanic(String(c.panic), c.global);
   try {
     return fn();
   } catch (e) {
     if (e instanceof WebAssembly.RuntimeError) {
       c.onTrap(String(/** @type {any} */ (globalThis)[c.global] ?? `backing-chain internal error: ${e.message}`));
     }
-    if (c.dead) throw new CorePanic(String(c.panic));
+    if (c.dead) throw new CorePanic(String(c.panic), c.global);
     throw e;
   }
 }
@@ -150,16 +160,22 @@ export function newSession() {
   return p;
 }
 
-// ---- The metadata module (issue 17's walks; issue 18: a second module) ----
+// ---- The on-demand module (issue 17's walks, the edits; issue 18) ----
 //
-// MetaWalk and MetaChain live in their own wasm module
-// (pkg/backing_chain_meta.js + backing_chain_meta_bg.wasm), fetched the first
-// time the user asks for an allocation, a check or a chain map: first paint
-// does not load it. Its panic hook writes `globalThis.backingChainMetaPanic`,
-// not the core's global: a panic in it fails the walks under way (CorePanic)
-// and the next walk gets a fresh instance; the page's core is not touched.
-// A module that cannot be loaded (404, refused by the page's CSP, …) fails
-// the walk with a WasmLoadError; the next walk tries again.
+// MetaWalk and MetaChain, the XML edits (editXml, adoptChain) and a Session
+// with `audit` live in their own wasm module (pkg/backing_chain_meta.js +
+// backing_chain_meta_bg.wasm): a page that shows data (the tree, the XML,
+// the chains table and its differences: all in the core) never loads it.
+// The element loads it when the user applies an edit, sets a backing with a
+// domain XML, audits, or asks for an allocation, a check or a map; it starts
+// fetching and compiling it (`prefetchMeta`, no instance) when the user
+// opens an edit form or a row's menu, or focuses an editing control. Its
+// panic hook writes `globalThis.backingChainMetaPanic`, not the core's
+// global: a panic in it fails the calls under way (a CorePanic whose
+// `global` says so: `isMetaPanic`) and the next call gets a fresh instance;
+// the page's core is not touched. A module that cannot be loaded (404,
+// refused by the page's CSP, …) fails the call with a WasmLoadError; the
+// next call tries again.
 
 /** @typedef {typeof import('./backing-chain-wasm-meta')} MetaGlue the metadata module's API (backing-chain-wasm-meta.d.ts) */
 /** @typedef {Instance & { glue: MetaGlue }} MetaCore */
@@ -170,7 +186,7 @@ let metaWasmUrl = null;
 let metaLoading = null;
 /** @type {MetaCore | null} */
 let metaCore = null;
-/** @type {WebAssembly.Module | null} */
+/** @type {Promise<WebAssembly.Module> | null} its compiled module (fetched and compiled, or under way; null again after a failure) */
 let metaCompiled = null;
 let metaInstances = 0;
 
@@ -245,26 +261,45 @@ export function loadMeta() {
   return metaLoading;
 }
 
+/** The on-demand module fetched and compiled (once; again after a failure). @returns {Promise<WebAssembly.Module>} */
+function compileMeta() {
+  if (!metaCompiled) {
+    const p = compileFrom(defaultMetaWasmUrl(), { noun: 'the on-demand module (edits, audit, allocation, map, check)', file: 'backing_chain_meta_bg.wasm', option: 'metaWasmUrl' });
+    metaCompiled = p;
+    p.catch(() => {
+      if (metaCompiled === p) metaCompiled = null;
+    });
+  }
+  return metaCompiled;
+}
+
+/**
+ * Start fetching and compiling the on-demand module, without an instance
+ * (the user is about to edit): the load that follows only instantiates it.
+ * A failure is not said here but by the load that needs it (which tries
+ * again). Does nothing before the page's core is loaded.
+ */
+export function prefetchMeta() {
+  if (compiled && !metaCore && !metaLoading) compileMeta().catch(() => {});
+}
+
 /** @returns {Promise<MetaCore>} */
 async function doLoadMeta() {
   // The page's core first: it says why WebAssembly cannot run here at all.
   await loadWasm();
-  if (!metaCompiled) {
-    const url = defaultMetaWasmUrl();
-    metaCompiled = await compileFrom(url, { noun: 'the metadata module (allocation, map, check)', file: 'backing_chain_meta_bg.wasm', option: 'metaWasmUrl' });
-  }
+  const module = await compileMeta();
   // A fresh instance after a panic needs a second copy of the glue (it keeps its instance).
   /** @type {MetaGlue} */
   let glue;
   try {
     glue = metaInstances++ === 0 ? await import('./pkg/backing_chain_meta.js') : await import(new URL(`./pkg/backing_chain_meta.js?instance=${metaInstances}`, import.meta.url).href);
   } catch (e) {
-    throw new WasmLoadError('network', 'The metadata module’s JavaScript (backing_chain_meta.js) could not be loaded.', errorText(e));
+    throw new WasmLoadError('network', 'The on-demand module’s JavaScript (backing_chain_meta.js) could not be loaded.', errorText(e));
   }
   try {
-    await glue.default({ module_or_path: metaCompiled });
+    await glue.default({ module_or_path: module });
   } catch (e) {
-    throw new WasmLoadError('compile', 'The metadata module (allocation, map, check) could not be started.', errorText(e));
+    throw new WasmLoadError('compile', 'The on-demand module (edits, audit, allocation, map, check) could not be started.', errorText(e));
   }
   /** @type {MetaCore} */
   const c = { glue, dead: false, panic: null, global: 'backingChainMetaPanic', onTrap: (m) => metaPanicked(c, m) };
@@ -281,12 +316,33 @@ export function newMetaChain(c) {
   return guarded(c, guard(c, () => new c.glue.MetaChain()));
 }
 
+/** The on-demand module when it is loaded and alive, else null (`loadMeta()` loads it). */
+export const metaLoaded = () => (metaCore && !metaCore.dead ? metaCore : null);
+
+/**
+ * The XML edits of the on-demand module's instance `c`, guarded.
+ * @param {MetaCore} c
+ */
+export function xmlEdits(c) {
+  const g = c.glue;
+  return {
+    /** @type {MetaGlue['editXml']} */
+    editXml: (...a) => guard(c, () => g.editXml(...a)),
+    /** @type {MetaGlue['adoptChain']} */
+    adoptChain: (...a) => guard(c, () => g.adoptChain(...a)),
+  };
+}
+
+/**
+ * A Session of the on-demand module's instance `c` (for `audit`), guarded.
+ * @param {MetaCore} c
+ * @returns {import('./backing-chain-wasm-meta').Session}
+ */
+export function newMetaSession(c) {
+  return guarded(c, guard(c, () => new c.glue.Session()));
+}
 /** @type {Glue['describeXml']} */
 export const describeXml = (...a) => guard(core, () => core.glue.describeXml(...a));
-/** @type {Glue['editXml']} */
-export const editXml = (...a) => guard(core, () => core.glue.editXml(...a));
-/** @type {Glue['adoptChain']} */
-export const adoptChain = (...a) => guard(core, () => core.glue.adoptChain(...a));
 /** @type {Glue['seclabels']} */
 export const seclabels = (...a) => guard(core, () => core.glue.seclabels(...a));
 /** @type {Glue['parseHosts']} */

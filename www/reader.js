@@ -369,7 +369,8 @@ export async function readText(file, limit = 8 * 1024 * 1024) {
 
 /**
  * @typedef {{ name: string, size?: number | Promise<number>, reader: Reader, file?: File | Promise<File>, span?: number }} ProbeJob `span`: see `coalesce` (default: the reader's own)
- * @typedef {{ name: string, size: number, bytesRead: number, reads: number, fileReads: number, fileBytes: number, result: unknown }} ProbeResult
+ * @typedef {{ name: string, size: number, bytesRead: number, reads: number, fileReads: number, fileBytes: number, result: unknown, chunks: Chunk[], unreadable?: string }} ProbeResult
+ *   `chunks`: every chunk the probe was given (a session of another wasm instance adds the same image from them: `Session.probe`), `unreadable`: why the file could not be read at all
  * @typedef {{ k: number, size: number, chunks: Chunk[], bytesRead: number, reads: number, fileReads: number, fileBytes: number, unreadable?: string }} WorkerResult
  */
 
@@ -576,7 +577,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
     const { size, bytesRead, reads, fileReads, fileBytes, chunks } = r;
     if (r.unreadable !== undefined) {
       noting.addUnreadable(j.name, r.unreadable);
-      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: { error: r.unreadable } };
+      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: { error: r.unreadable }, chunks, unreadable: r.unreadable };
     } else {
       // `{ done: true }` once added: the facts are not written out (the forest has them).
       const answer = noting.probeQuiet(j.name, size, chunks);
@@ -584,7 +585,7 @@ export async function probeMany(session, jobs, onProgress, { parallel = 64, modu
         finishing.push(probeImage(noting, j.name, size, j.reader, { chunks, bytesRead, reads, fileReads, fileBytes, span: j.span }).then((x) => (results[i] = x)));
         return;
       }
-      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: answer };
+      results[i] = { name: j.name, size, bytesRead, reads, fileReads, fileBytes, result: answer, chunks };
     }
     progress();
   };

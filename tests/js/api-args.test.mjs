@@ -14,11 +14,14 @@ import { haveQemuImg, haveTool, makeChain, probeFile, qemuImg } from '../support
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
+// The on-demand module: the edits, and a session with audit (issue 18).
+const meta = await import(join(PKG, 'backing_chain_meta.js'));
 const skip = haveTool('xmllint') ? false : 'xmllint is not installed';
 const skipQemu = haveQemuImg() ? false : 'qemu-img is not installed';
 
 before(() => {
   wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
+  meta.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
 });
 
 /** @param {string} xml @param {string} expr an XPath expression giving a string or number */
@@ -44,7 +47,7 @@ const DOM = `<domain type='kvm'>
 const B = '/domain/devices/disk/backingStore';
 
 test('editXml: every field of a layer, a seclabel and each operation reaches the document', { skip }, () => {
-  const net = wasm.editXml(DOM, {
+  const net = meta.editXml(DOM, {
     op: 'set-layer',
     disk: 0,
     depth: 1,
@@ -56,33 +59,33 @@ test('editXml: every field of a layer, a seclabel and each operation reaches the
   assert.equal(xpath(net, `concat(${B}/source/host[1]/@name, ':', ${B}/source/host[1]/@port)`), 'h1:10809');
   assert.equal(xpath(net, `concat(${B}/source/host[2]/@transport, ' ', ${B}/source/host[2]/@socket)`), 'unix /run/n.sock');
 
-  const nvme = wasm.editXml(DOM, { op: 'set-layer', disk: 0, depth: 1, layer: { type: 'nvme', pci: '0000:01:00.0', namespace: 2, managed: true } });
+  const nvme = meta.editXml(DOM, { op: 'set-layer', disk: 0, depth: 1, layer: { type: 'nvme', pci: '0000:01:00.0', namespace: 2, managed: true } });
   assert.equal(xpath(nvme, `concat(${B}/source/@type, ' ', ${B}/source/@managed, ' ', ${B}/source/@namespace)`), 'pci yes 2');
   assert.equal(xpath(nvme, `string(${B}/source/address/@bus)`), '0x01');
   // `format` absent: left as it is.
   assert.equal(xpath(nvme, `string(${B}/format/@type)`), 'qcow2');
 
-  const vol = wasm.editXml(DOM, { op: 'insert-layer', disk: 0, depth: 1, layer: { type: 'volume', pool: 'p', volume: 'v', mode: 'host', format: 'qcow2' } });
+  const vol = meta.editXml(DOM, { op: 'insert-layer', disk: 0, depth: 1, layer: { type: 'volume', pool: 'p', volume: 'v', mode: 'host', format: 'qcow2' } });
   assert.equal(xpath(vol, `concat(${B}/@type, ' ', ${B}/source/@pool, ' ', ${B}/source/@volume, ' ', ${B}/source/@mode)`), 'volume p v host');
   assert.equal(xpath(vol, `string(${B}/backingStore/source/@file)`), '/img/base.qcow2');
 
-  const file = wasm.editXml(DOM, { op: 'set-layer', disk: 0, depth: 1, layer: { type: 'file', path: '/img/other.raw', format: 'raw', hosts: [] } });
+  const file = meta.editXml(DOM, { op: 'set-layer', disk: 0, depth: 1, layer: { type: 'file', path: '/img/other.raw', format: 'raw', hosts: [] } });
   assert.equal(xpath(file, `concat(${B}/source/@file, ' ', ${B}/format/@type)`), '/img/other.raw raw');
 
   const label = 'system_u:object_r:svirt_image_t:s0';
-  const sec = wasm.editXml(DOM, { op: 'set-seclabel', disk: 0, depth: 1, seclabel: { model: 'selinux', relabel: true, label } });
+  const sec = meta.editXml(DOM, { op: 'set-seclabel', disk: 0, depth: 1, seclabel: { model: 'selinux', relabel: true, label } });
   assert.equal(xpath(sec, `concat(${B}/source/seclabel/@model, ' ', ${B}/source/seclabel/@relabel, ' ', ${B}/source/seclabel/label)`), `selinux yes ${label}`);
-  const unsec = wasm.editXml(sec, { op: 'remove-seclabel', disk: 0, depth: 1, model: 'selinux' });
+  const unsec = meta.editXml(sec, { op: 'remove-seclabel', disk: 0, depth: 1, model: 'selinux' });
   assert.equal(xpath(unsec, `count(${B}/source/seclabel)`), '0');
 
-  const term = wasm.editXml(DOM, { op: 'set-terminator', disk: 0, on: true });
+  const term = meta.editXml(DOM, { op: 'set-terminator', disk: 0, on: true });
   assert.equal(xpath(term, `count(${B}/backingStore[not(node())])`), '1');
-  const removed = wasm.editXml(DOM, { op: 'remove-layer', disk: 0, depth: 1 });
+  const removed = meta.editXml(DOM, { op: 'remove-layer', disk: 0, depth: 1 });
   assert.equal(xpath(removed, `count(${B})`), '0');
 });
 
 test('editXml: a wrong edit is an Error naming the field, never a panic', () => {
-  const bad = (op, re) => assert.throws(() => wasm.editXml(DOM, op), (e) => e instanceof Error && re.test(e.message), JSON.stringify(op));
+  const bad = (op, re) => assert.throws(() => meta.editXml(DOM, op), (e) => e instanceof Error && re.test(e.message), JSON.stringify(op));
   bad({ op: 'set-layer', disk: 0, depth: 1 }, /^bad edit: missing field `layer`$/);
   bad({ disk: 0 }, /^bad edit: missing field `op`$/);
   bad({ op: 'frobnicate', disk: 0 }, /^bad edit: unknown variant `frobnicate`, expected one of `set-layer`/);

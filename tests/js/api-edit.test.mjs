@@ -12,10 +12,13 @@ import { haveQemuImg, makeChain, qemuImg, probeFile } from '../support/images.mj
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
+// The on-demand module: the edits (editXml, adoptChain), and a session with audit (issue 18).
+const meta = await import(join(PKG, 'backing_chain_meta.js'));
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 
 before(() => {
   wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
+  meta.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
 });
 
 function tmp(t) {
@@ -82,12 +85,12 @@ test('editXml, adoptChain, describeXml, diff, seclabels over a populated domain'
   const populated = s.xml(DOM, { layout: 'nested' }).xml;
   assert.equal(xpath(populated, 'string(//disk/backingStore/source/@file)'), '/img/mid.qcow2');
   // adoptChain writes the populated chain into the bare domain: the same document.
-  const adopted = wasm.adoptChain(DOM, populated, 0);
+  const adopted = meta.adoptChain(DOM, populated, 0);
   assert.equal(adopted, populated);
   assert.equal(wasm.describeXml(DOM)[0].layers.length, 0);
   assert.equal(wasm.describeXml(adopted)[0].layers.length, 3); // mid, base, terminator
   // An edit: the base becomes raw at another path; diff marks it.
-  const edited = wasm.editXml(adopted, { op: 'set-layer', disk: 0, depth: 2, layer: { type: 'file', path: '/img/other.raw', format: 'raw' } });
+  const edited = meta.editXml(adopted, { op: 'set-layer', disk: 0, depth: 2, layer: { type: 'file', path: '/img/other.raw', format: 'raw' } });
   assert.equal(xpath(edited, 'string(//disk/backingStore/backingStore/source/@file)'), '/img/other.raw');
   assert.equal(xpath(edited, 'string(//disk/backingStore/backingStore/format/@type)'), 'raw');
   const diff = s.diff(edited, { layout: 'nested' });
@@ -99,12 +102,12 @@ test('editXml, adoptChain, describeXml, diff, seclabels over a populated domain'
   assert.equal(v.mismatch, true);
   assert.equal(v.diagnostics.filter((x) => x.code === 'chain-mismatch').length, 2);
   // Seclabels: set, listed.
-  const labelled = wasm.editXml(edited, { op: 'set-seclabel', disk: 0, depth: 1, seclabel: { model: 'dac', relabel: false } });
+  const labelled = meta.editXml(edited, { op: 'set-seclabel', disk: 0, depth: 1, seclabel: { model: 'dac', relabel: false } });
   assert.deepEqual(wasm.seclabels(labelled)[0][1], [{ model: 'dac', relabel: 'no', label: null, others: 0 }]);
   // Refused edits throw Errors with a message.
-  assert.throws(() => wasm.editXml(edited, { op: 'remove-layer', disk: 0, depth: 9 }), /no backing layer 9/);
-  assert.throws(() => wasm.editXml(edited, { op: 'frobnicate', disk: 0 }), /bad edit/);
-  assert.throws(() => wasm.editXml('<domain', { op: 'remove-layer', disk: 0, depth: 1 }), (e) => typeof e.position === 'number');
+  assert.throws(() => meta.editXml(edited, { op: 'remove-layer', disk: 0, depth: 9 }), /no backing layer 9/);
+  assert.throws(() => meta.editXml(edited, { op: 'frobnicate', disk: 0 }), /bad edit/);
+  assert.throws(() => meta.editXml('<domain', { op: 'remove-layer', disk: 0, depth: 1 }), (e) => typeof e.position === 'number');
 });
 
 test('parseHosts: host, host:port, [IPv6]:port and unix sockets, as the layer form gives them', () => {

@@ -11,10 +11,13 @@ import { haveQemuImg, qemuImg, probeFile } from '../support/images.mjs';
 
 const PKG = fileURLToPath(new URL('../../www/pkg/', import.meta.url));
 const wasm = await import(join(PKG, 'backing_chain.js'));
+// The on-demand module: the edits, and a session with audit (issue 18).
+const meta = await import(join(PKG, 'backing_chain_meta.js'));
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 
 before(() => {
   wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
+  meta.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
 });
 
 /** @param {string} name @param {string} file */
@@ -29,7 +32,7 @@ test('Session.audit: users, verdicts, hazard, a broken domain with its position'
   for (const n of ['a.qcow2', 'b.qcow2', "orphan 'x'.qcow2"]) {
     qemuImg('create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'golden.qcow2', join(dir, n));
   }
-  const s = new wasm.Session();
+  const s = new meta.Session(); // the audit is the on-demand module's (issue 18)
   const sizes = {};
   for (const n of ['golden.qcow2', 'a.qcow2', 'b.qcow2', "orphan 'x'.qcow2"]) {
     probeFile(s, n, join(dir, n));

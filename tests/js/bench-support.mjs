@@ -283,7 +283,10 @@ export async function makeLayout(dir, layout, parallel = 4) {
  * written gzipped one by one (the total: every www/ file once), `first` whether the element loads it at start
  * (the bundled entry, the core's glue and wasm: first paint; not the metadata
  * module, its glue and the modules imported on demand, which count in the
- * total only). @returns {Promise<{ rows: Array<{ file: string, raw: number, gz: number, written: number, shipped: string, first: boolean }>, total: number, first: number, written: number }>} */
+ * total only), and `shown`: what a page loads to show images and a domain
+ * XML without an edit (first paint and the probe worker, which reads the
+ * dropped files; not the on-demand module: tests/js/browser-alloc.test.mjs
+ * checks in Chromium that it is not fetched). @returns {Promise<{ rows: Array<{ file: string, raw: number, gz: number, written: number, shipped: string, first: boolean }>, total: number, first: number, shown: number, written: number }>} */
 export async function gzippedSize() {
   const www = join(ROOT, 'www');
   const walk = (dir) =>
@@ -319,7 +322,7 @@ export async function gzippedSize() {
   const sum = (rs, k = 'gz') => rs.reduce((s, r) => s + r[k], 0);
   // Every www/ file once as written (reader.js is in the entry and the worker).
   const written = walk(www).reduce((s, p) => s + gz(readFileSync(p)), 0);
-  return { rows, total: sum(rows), first: sum(rows.filter((r) => r.first)), written };
+  return { rows, total: sum(rows), first: sum(rows.filter((r) => r.first)), shown: sum(rows.filter((r) => r.first || r.file === WORKER)), written };
 }
 /** Issue 7's target for wasm + JS gzipped (reported by .ci/bench; missed today). */
 export const SIZE_BUDGET = 150 * 1024;
@@ -488,12 +491,40 @@ export function dropTiming(want) {
 // stateful probe, +1.1 KiB of wasm and glue): 338.6 KiB as shipped, first
 // paint 234.2 KiB (core wasm 523,317 B, 201,765 B gzipped; meta wasm 223,241
 // B, 90,410 B gzipped): the ceilings follow them down.
-export const SIZE_CEILING = 340 * 1024;
+// Raised (wt4-split, written reason): the edits, Session.diff and
+// Session.audit moved out of the core into the on-demand module, which now
+// also holds a session of its own (probing, chain building, the XML reader:
+// a copy of what the core has) so that diff and audit run there. First
+// paint 234.2 → 203.6 KiB (core wasm 201,765 → 169,590 B gzipped); the
+// on-demand module 90,410 → 223,676 B gzipped, so the total rises 338.6 →
+// 439.5 KiB. The issue asks for first paint; the total is what a page that
+// also edits or audits loads (the element fetches the second module when
+// idle after first paint).
+// Raised again to 442 KiB (wt4-split2, written reason): Session.diff,
+// describeXml and seclabels back in the core, so that a page that shows
+// data (the chains table, the tree's marked differences) never loads the
+// on-demand module: core wasm 169,590 → 174,858 B gzipped, the on-demand
+// one 223,676 → 220,130 B (it keeps the edits, editXml and adoptChain, the
+// audit and its session; BENCHMARKS.md). 441.2 KiB measured in all, 208.8 KiB at first paint, and
+// what a page showing data loads is now first paint (+ the probe worker),
+// 210.7 KiB, not 439.5.
+export const SIZE_CEILING = 442 * 1024;
 /**
  * What the size test enforces for first paint. 266.5 KiB measured with the
  * wasm split in two (issue 18), ceiling 269 KiB; lowered to 241 KiB by the
  * same wt3-size2 steps (239.6 KiB measured, 256.4 before: the core wasm
  * without serde-wasm-bindgen, its glue 4,569 → 3,885 B, the pairs and the
- * JSON writer's error as said above).
+ * JSON writer's error as said above). Lowered to 205 KiB when the edits,
+ * diff and audit moved to the on-demand module (203.6 KiB measured).
+ * Raised to 210 KiB (wt4-split2, written reason): the chains table's diff,
+ * describeXml and seclabels back in the core (208.8 KiB measured), so that
+ * a page that shows data loads first paint only, not both modules.
  */
-export const FIRST_PAINT_CEILING = 236 * 1024;
+export const FIRST_PAINT_CEILING = 210 * 1024;
+/**
+ * What a page loads to show images and a domain XML without an edit (first
+ * paint and the probe worker): 210.7 KiB measured (wt4-split2); on wt4-split
+ * it was every module, 439.5 KiB (the element fetched the on-demand one as
+ * soon as data arrived).
+ */
+export const SHOWN_CEILING = 212 * 1024;

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
-import { launch, dropFiles, makeChain, openElementPage } from '../support/browser.mjs';
+import { corePanic, launch, dropFiles, dropText, makeChain, openElementPage } from '../support/browser.mjs';
 import { haveQemuImg, haveTool, layerOracle, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() && haveTool('qemu-io') ? false : 'qemu-img or qemu-io is not installed';
@@ -332,18 +332,19 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
   assert.deepEqual(events.errors, []);
 });
 
-// ---- The metadata module (issue 18): a second wasm module, loaded on first use ----
+// ---- The on-demand module (issue 18): a second wasm module, loaded when the user edits, audits or walks ----
 
 const META = /\/pkg\/backing_chain_meta(_bg\.wasm|\.js)(\?|$)/;
 const ON_DEMAND = /\/(editor-meta|editor-alloc)\.js$/;
 
-/** A page whose every request is counted from the start (openElementPage listens too late). */
-async function countedPage(t, url = origin + '/') {
+/** A page whose every request is counted from the start (openElementPage listens too late); `setup` runs before it loads (routes). */
+async function countedPage(t, url = origin + '/', setup = async (/** @type {any} */ _page) => {}) {
   const page = await browser.context.newPage();
   const events = { errors: [], requests: [] };
   page.on('pageerror', (e) => events.errors.push(e.message));
   page.on('request', (r) => events.requests.push(new URL(r.url()).pathname + new URL(r.url()).search));
   t.after(() => page.close());
+  await setup(page);
   await page.goto(url);
   await page.locator(EL).evaluate((e) => e.ready);
   return { page, events };
@@ -373,22 +374,40 @@ async function stillWorks(page, n, top) {
   assert.notEqual(await page.locator(EL).evaluate((el) => el.dataset.wasm ?? ''), 'recovered');
 }
 
-test('first paint does not fetch the metadata module; the first allocation fetches it once and its figures are qemu-img’s', { skip }, async (t) => {
+/** A domain XML whose one disk is top.qcow2 (its chain not stated: validate marks it). */
+const DOMAIN = "<domain type='kvm'><name>vm</name><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='top.qcow2'/><target dev='vda' bus='virtio'/></disk></devices></domain>";
+
+test('a page that shows data loads no more than first paint: images and a domain XML dropped, the tree, the XML, the chains table and its differences drawn, a backing choice no stated chain follows made and taken back, and the on-demand module is not fetched; the first allocation fetches it once, its figures are qemu-img’s', { skip }, async (t) => {
   const { p, names } = makeThree('split-load');
   const { page, events } = await countedPage(t);
   await page.waitForLoadState('networkidle');
   assert.ok(events.requests.includes('/pkg/backing_chain_bg.wasm'), events.requests.join(' '));
-  assert.deepEqual(events.requests.filter((u) => META.test(u) || ON_DEMAND.test(u)), [], 'nothing of the metadata walks at first paint');
-  // A drop shows the tree without it.
+  // Images and a domain XML dropped, shown in validate mode (the table's "images say" column, its differences marked).
   await dropFiles(page, EL, names.map(p));
   await stillWorks(page, 3, 'top.qcow2');
-  assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'a drop does not need it');
+  await dropText(page, EL, DOMAIN);
+  await page.waitForFunction(() => document.querySelector('backing-chain-editor').domainXml.includes('<name>vm</name>'));
+  // The XML pane populates it from the images.
+  assert.match(await page.locator(EL).evaluate((el) => el.getXml({ layout: 'nested' })), /<name>vm<\/name>[\s\S]*top\.qcow2[\s\S]*mid\.qcow2[\s\S]*base\.qcow2/);
+  await page.locator(EL).evaluate((el) => (el.mode = 'validate'));
+  await page.waitForFunction(() => [...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains [data-disk="0"] th')].some((th) => th.textContent === 'The images say'));
+  // The chain is not stated in the XML: its layers below the source are marked.
+  assert.ok((await page.locator(`${EL} .chains [data-disk="0"] td.images`).count()) >= 2);
+  // A backing choice that no chain of the domain XML follows (its chain is not stated) does not need it either.
+  await page.locator(EL).evaluate(async (el) => {
+    await el.setBacking('top.qcow2', 'base.qcow2');
+    await el.setBacking('top.qcow2', null);
+  });
+  assert.deepEqual(await page.locator(EL).evaluate((el) => el.forest.chains.map((c) => c.layers.length)), [3]);
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'the on-demand module is not fetched to show data');
+  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), [], 'nor the metadata views');
   // Selecting an image shows the details' allocation section: its view module comes, not the wasm.
   await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
   await page.locator(`${EL} .details button.show-alloc`).waitFor();
   assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), ['/editor-alloc.js']);
   assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
-  // The first walk: the glue and the wasm of the metadata module, once each.
+  // The first walk: the glue and the wasm of the on-demand module, once each.
   const got = await allocationsOf(page, names);
   for (const n of names) assert.deepEqual(got[n], layerOracle(p(n)), n);
   await page.locator(`${EL} .details button.show-alloc`).click();
@@ -399,18 +418,17 @@ test('first paint does not fetch the metadata module; the first allocation fetch
   assert.deepEqual(events.errors, []);
 });
 
-test('the metadata module answers 404: allocation() rejects with a WasmLoadError that says so, the tree and XML keep working, a later try loads it', { skip }, async (t) => {
+test('the on-demand module answers 404: allocation() rejects with a WasmLoadError that says so, the tree and XML keep working, a later try loads it', { skip }, async (t) => {
   const { p, names } = makeThree('split-404');
   const g = makeChain(join(dir, 'split-404'), { base: 'b2.qcow2', mid: 'm2.qcow2', top: 't2.qcow2' });
-  const { page, events } = await countedPage(t);
   let refuse = true;
-  await page.route('**/pkg/backing_chain_meta_bg.wasm', (r) => (refuse ? r.fulfill({ status: 404, body: 'nope' }) : r.continue()));
+  const { page, events } = await countedPage(t, undefined, (page) => page.route('**/pkg/backing_chain_meta_bg.wasm', (r) => (refuse ? r.fulfill({ status: 404, body: 'nope' }) : r.continue())));
   await dropFiles(page, EL, names.map(p));
   await stillWorks(page, 3, 'top.qcow2');
   const got = await allocationsOf(page, ['top.qcow2']);
   assert.equal(got['top.qcow2'].error, 'WasmLoadError');
   assert.equal(got['top.qcow2'].kind, 'http');
-  assert.match(got['top.qcow2'].message, /^The metadata module \(allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
+  assert.match(got['top.qcow2'].message, /^The on-demand module \(edits, audit, allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
   assert.match(got['top.qcow2'].detail, /register\(\{ metaWasmUrl \}\)/);
   // check() and chainMap() too.
   const others = await page.locator(EL).evaluate(async (el) => Promise.all([el.check('top.qcow2'), el.chainMap('top.qcow2')].map((x) => x.then(() => 'resolved', (e) => e.name))));
@@ -420,7 +438,7 @@ test('the metadata module answers 404: allocation() rejects with a WasmLoadError
   await page.locator(`${EL} .details button.show-alloc`).click();
   const alert = page.locator(`${EL} .details .alloc .diag.error`);
   await alert.waitFor();
-  assert.match(await alert.innerText(), /Could not read the metadata: The metadata module .* HTTP 404/);
+  assert.match(await alert.innerText(), /Could not read the metadata: The on-demand module .* HTTP 404/);
   // Everything else keeps working: another drop, the tree, the XML.
   await page.evaluate(() => window.scrollTo(0, 0));
   await dropFiles(page, EL, [g.base, g.mid, g.top]);
@@ -453,7 +471,7 @@ test('a Content-Security-Policy that refuses the metadata module’s URL: alloca
   const got = await allocationsOf(page, ['top.qcow2']);
   assert.equal(got['top.qcow2'].error, 'WasmLoadError');
   assert.equal(got['top.qcow2'].kind, 'network');
-  assert.match(got['top.qcow2'].message, /^The metadata module \(allocation, map, check\) could not be fetched from http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
+  assert.match(got['top.qcow2'].message, /^The on-demand module \(edits, audit, allocation, map, check\) could not be fetched from http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\.$/);
   assert.match(got['top.qcow2'].detail, /Content-Security-Policy/);
   // The browser refused it (a CSP violation), it did not fail on its own.
   assert.ok(violations.some((v) => /Content Security Policy/.test(v) && v.includes('backing_chain_meta_bg.wasm')), violations.join('\n'));
@@ -490,6 +508,93 @@ test('a panic in the metadata module fails the walk under way with a CorePanic, 
   // The next walk: a fresh instance (a second copy of the glue; the .wasm is not fetched again), qemu-img's figures.
   const got = await allocationsOf(page, names);
   for (const n of names) assert.deepEqual(got[n], layerOracle(p(n)), n);
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm', '/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta.js?instance=2']);
+  assert.deepEqual(events.errors, []);
+});
+
+test('an edit waits for the on-demand module: opening a row’s menu starts fetching it; a 404 is said on the chains table’s refusal line with a way to try the edit again, while the tree, XML and table work; edit() and audit() reject with the WasmLoadError; served again, Try again applies the edit', { skip }, async (t) => {
+  const { p, names } = makeThree('split-chains');
+  /** @type {() => void} */
+  let release = () => {};
+  const held = new Promise((ok) => (release = ok));
+  let refuse = true;
+  const { page, events } = await countedPage(t, undefined, (page) =>
+    page.route('**/pkg/backing_chain_meta_bg.wasm', async (r) => {
+      if (!refuse) return r.continue();
+      await held;
+      return r.fulfill({ status: 404, body: 'nope' });
+    }),
+  );
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  // The table is drawn from the core at once: no loading state, the chain's rows.
+  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).first().waitFor();
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2); // mid and base below the source, top
+  assert.equal(await page.locator(`${EL} .chains-body`).getAttribute('aria-busy'), null);
+  await page.waitForLoadState('networkidle');
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
+  // Opening a row's menu: the module's wasm is asked for (held here), before any edit.
+  const asked = page.waitForRequest((r) => r.url().endsWith('/pkg/backing_chain_meta_bg.wasm'));
+  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth="1"] button[data-act=menu]`).click();
+  await asked;
+  assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm'], 'fetched, not instantiated (no glue yet)');
+  await page.keyboard.press('Escape');
+  // It fails (404); the edit the user makes (the chain no longer ends after
+  // base: no empty <backingStore/>) asks again and says why, where they acted.
+  release();
+  assert.match(await page.locator(EL).evaluate((el) => el.getXml()), /<backingStore\/>/);
+  await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).click();
+  const alert = page.locator(`${EL} .chains .edit-error`);
+  await alert.locator('button', { hasText: 'Try again' }).waitFor();
+  assert.match(await alert.innerText(), /^The edit was not applied: the chain editor could not be loaded: The on-demand module \(edits, audit, allocation, map, check\) could not be fetched: HTTP 404 for http:\/\/[^ ]+\/pkg\/backing_chain_meta_bg\.wasm\. Check that backing_chain_meta_bg\.wasm is served/);
+  // Nothing changed, and the rest works: the tree, the XML, the table.
+  assert.equal(await page.locator(EL).evaluate((el) => el.domainXml), '');
+  await stillWorks(page, 3, 'top.qcow2');
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2);
+  // The public calls that need it reject with the WasmLoadError, and change nothing.
+  const calls = await page.locator(EL).evaluate(async (el) => {
+    const r = (x) => x.then(() => 'resolved', (e) => `${e.name} ${e.kind}`);
+    return [await r(el.edit({ op: 'set-terminator', disk: 0, on: false })), await r(el.audit())];
+  });
+  assert.deepEqual(calls, ['WasmLoadError http', 'WasmLoadError http']);
+  assert.equal(await page.locator(EL).evaluate((el) => el.domainXml), '');
+  // Served again: Try again applies the edit the user made.
+  refuse = false;
+  await alert.locator('button', { hasText: 'Try again' }).click();
+  await page.waitForFunction(() => /<disk /.test(document.querySelector('backing-chain-editor').domainXml));
+  assert.doesNotMatch(await page.locator(EL).evaluate((el) => el.domainXml), /<backingStore\/>/);
+  assert.equal(await alert.isHidden(), true);
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).isChecked(), false);
+  // And the next edit goes through edit() at once.
+  const next = await page.locator(EL).evaluate((el) => el.edit({ op: 'set-terminator', disk: 0, on: true }));
+  assert.match(next, /<backingStore\/>/);
+  assert.deepEqual(events.errors, []);
+});
+
+test('a real panic in the on-demand module (its raw adoptChain given bytes that are not UTF-8): the page’s core is untouched, the chains table is the core’s, and the next edit and audit() run on a fresh instance', { skip }, async (t) => {
+  const { p, names } = makeThree('split-chains-panic');
+  const { page, events } = await countedPage(t);
+  await dropFiles(page, EL, names.map(p));
+  await stillWorks(page, 3, 'top.qcow2');
+  await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).first().waitFor();
+  const before = await page.locator(EL).evaluate(async (el) => (await el.audit()).report.summary);
+  const errors = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  assert.match(await corePanic(page, '/pkg/backing_chain_meta.js'), /^RuntimeError: /);
+  assert.match(await page.evaluate(() => String(globalThis.backingChainMetaPanic)), /^backing-chain internal error: panicked at src\/xml\//);
+  // The core was not restarted; the tree, the XML and the table as before.
+  await stillWorks(page, 3, 'top.qcow2');
+  assert.ok(!events.requests.some((u) => u.startsWith('/pkg/backing_chain.js?instance=')), 'the core was not restarted');
+  await page.locator(EL).evaluate((el) => (el.mode = 'validate'));
+  await page.waitForFunction(() => [...document.querySelector('backing-chain-editor').shadowRoot.querySelectorAll('.chains [data-disk="0"] th')].some((th) => th.textContent === 'The images say'));
+  assert.equal(await page.locator(`${EL} .chains [data-disk="0"] tr[data-depth]`).count(), 2);
+  await page.locator(EL).evaluate((el) => (el.mode = 'populate'));
+  // audit() and an edit from the table: a fresh instance, the same answers.
+  assert.deepEqual(await page.locator(EL).evaluate(async (el) => (await el.audit()).report.summary), before);
+  await page.locator(`${EL} .chains [data-disk="0"] .terminator input`).click();
+  await page.waitForFunction(() => /<disk /.test(document.querySelector('backing-chain-editor').domainXml));
+  assert.doesNotMatch(await page.locator(EL).evaluate((el) => el.domainXml), /<backingStore\/>/);
+  assert.equal(await page.locator(`${EL} .chains .edit-error`).isHidden(), true);
   assert.deepEqual(events.requests.filter((u) => META.test(u)), ['/pkg/backing_chain_meta_bg.wasm', '/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta.js?instance=2']);
   assert.deepEqual(events.errors, []);
 });

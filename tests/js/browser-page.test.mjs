@@ -17,6 +17,8 @@ const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 const ASSETS = new Set([
   '/', '/page.css', ...readdirSync(WWW).filter((f) => f.endsWith('.js')).map((f) => `/${f}`),
   '/pkg/backing_chain.js', '/pkg/backing_chain_bg.wasm',
+  // The on-demand module (edits, audit, walks), fetched when the user edits or asks.
+  '/pkg/backing_chain_meta.js', '/pkg/backing_chain_meta_bg.wasm',
 ]);
 
 let server;

@@ -128,13 +128,18 @@ test('MetaWalk options: { check } true or false, anything else is a clear error'
   assert.throws(() => new wasm.MetaWalk(4096, 5), /^Error: bad options: expected an object/);
 });
 
-test('the split (issue 18): the core module the page loads first has no metadata walks, the metadata module nothing else', async () => {
+test('the split (issue 18): the core module the page loads first has no metadata walks, edits or audit but what a page showing data draws (diff, describeXml, seclabels); the on-demand module the walks, edits and a session with audit, without the XML writer or diff', async () => {
   const core = await import(join(PKG, 'backing_chain.js'));
-  assert.equal(core.MetaWalk, undefined);
-  assert.equal(core.MetaChain, undefined);
+  for (const k of ['MetaWalk', 'MetaChain', 'editXml', 'adoptChain']) assert.equal(core[k], undefined, k);
+  for (const k of ['seclabels', 'describeXml']) assert.equal(typeof core[k], 'function', k);
   assert.equal(typeof core.Session, 'function');
-  assert.deepEqual(Object.keys(wasm).filter((k) => !['default', 'initSync'].includes(k)).sort(), ['MetaChain', 'MetaWalk']);
+  assert.equal(typeof core.Session.prototype.xml, 'function');
+  assert.equal(typeof core.Session.prototype.diff, 'function');
+  assert.equal(core.Session.prototype.audit, undefined);
+  assert.deepEqual(Object.keys(wasm).filter((k) => !['default', 'initSync'].includes(k)).sort(), ['MetaChain', 'MetaWalk', 'Probe', 'Session', 'adoptChain', 'editXml']);
+  for (const k of ['audit', 'probe', 'addQemuImgJson', 'setMapping']) assert.equal(typeof wasm.Session.prototype[k], 'function', k);
+  for (const k of ['xml', 'xmlImages', 'dataFiles', 'diff']) assert.equal(wasm.Session.prototype[k], undefined, k);
   // Its own instance: the page's core is not initialised by it.
   const exports = wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_meta_bg.wasm')) });
-  assert.ok(!('session_new' in exports) && 'metawalk_new' in exports, Object.keys(exports).join(' '));
+  assert.ok('metawalk_new' in exports && 'session_audit' in exports && !('session_xml' in exports) && !('session_diff' in exports), Object.keys(exports).join(' '));
 });

@@ -7,7 +7,7 @@ import { readFileSync, mkdtempSync, rmSync, openSync, readSync, closeSync, statS
 import { tmpdir } from 'node:os';
 import { join, basename } from 'node:path';
 import { WWW } from '../support/server.mjs';
-import { haveQemuImg, makeChain } from '../support/images.mjs';
+import { haveQemuImg, makeChain, qemuImg } from '../support/images.mjs';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 // The same module instance the model's editor-wasm.js imports.
@@ -15,6 +15,15 @@ const glue = await import(join(WWW, 'pkg', 'backing_chain.js'));
 const { EditorModel } = await import(join(WWW, 'editor-model.js'));
 
 before(() => glue.initSync({ module: readFileSync(join(WWW, 'pkg', 'backing_chain_bg.wasm')) }));
+
+// The on-demand module (edits, diff, audit) is fetched by editor-wasm.js's
+// loadMeta(): Node's fetch has no file: URLs, so they are read here (as a
+// server sends them: application/wasm).
+const netFetch = globalThis.fetch;
+globalThis.fetch = async (url, init) => {
+  if (!String(url).startsWith('file:')) return netFetch(url, init);
+  return new Response(readFileSync(new URL(String(url))), { headers: { 'content-type': 'application/wasm' } });
+};
 
 /** A reader of a file, as a host's addImage reader. */
 const fileReader = (path) => async (offset, length) => {
@@ -98,7 +107,10 @@ test('EditorModel: backing choices, edits of the bare disks, missing backings', 
   m.setBacking(f.top, f.base);
   assert.deepEqual(m.forest.chains[0].layers.map((i) => m.forest.images[i].filename), [f.top, f.base]);
   assert.deepEqual(m.missingBackings(), []);
-  // An edit of a chain that came from the images gives a domain XML of its own.
+  // An edit of a chain that came from the images gives a domain XML of its own
+  // (the edits are in the on-demand module: loaded first).
+  assert.throws(() => m.edit({ op: 'set-terminator', disk: 0, on: false }), /the on-demand module \(edits, audit\) is not loaded yet/);
+  await m.loadEdits();
   const next = m.edit({ op: 'set-terminator', disk: 0, on: false });
   assert.match(next, /<disk /);
   assert.doesNotMatch(next, /<backingStore\/>/);
@@ -107,4 +119,90 @@ test('EditorModel: backing choices, edits of the bare disks, missing backings', 
   const d = m.diagnostics();
   const order = { error: 0, warning: 1, info: 2 };
   for (let i = 1; i < d.length; i++) assert.ok(order[d[i - 1].severity] <= order[d[i].severity]);
+});
+
+test('EditorModel: the on-demand module’s session holds the core’s images (probed, unreadable, from qemu-img JSON), order and backing choices, and is filled again after each change', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bce-model-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = makeChain(dir);
+  const other = mkdtempSync(join(dir, 'json-'));
+  const g = makeChain(other);
+  const { m } = model();
+  // Probed images given in an order the chains do not follow, and one whose reader fails.
+  await m.probe([
+    ...[f.base, f.top, f.mid].map((p) => ({ name: p, size: statSync(p).size, reader: fileReader(p) })),
+    { name: '/gone.qcow2', size: 4096, reader: async () => { throw new Error('the file went away'); } },
+  ]);
+  // Images from a qemu-img JSON document.
+  await m.addQemuImgJson(qemuImg('info', '--backing-chain', '--output=json', g.top));
+  await m.loadEdits();
+  // Two instances of the wasm, one filled from what the model keeps: the same forest.
+  const core = m.s.forest();
+  assert.equal(core.images.length, 7);
+  assert.ok(core.images.some((im) => im.filename === '/gone.qcow2' && im.error));
+  const ms = m.mirror();
+  assert.deepEqual(ms.forest(), core);
+  assert.equal(m.mirror(), ms, 'no change: the same session');
+  // A backing choice (top backed by base), a removal: filled again, the same forest again.
+  await m.setBacking(f.top, f.base);
+  const chosen = m.mirror();
+  assert.notEqual(chosen, ms);
+  assert.deepEqual(chosen.forest(), m.s.forest());
+  // top → base and mid → base, /gone.qcow2 alone, the JSON chain of three.
+  assert.deepEqual(m.s.forest().chains.map((c) => c.layers.length).sort(), [1, 2, 2, 3]);
+  m.remove(f.mid);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
+  // Undo brings mid back (probed again through its job): the same again.
+  await m.undo();
+  assert.equal(m.s.forest().images.length, 7);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
+});
+
+test('EditorModel: an image named in two qemu-img JSON documents: the on-demand module’s session holds the version of the document the core was given last, in either order, again after a document is given again and after an undo; a probe after a document keeps its image through an undo', { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bce-model-json2-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const g = makeChain(dir);
+  // Document A: top and mid. Document B: mid and base, mid with another
+  // virtual size (so that the two versions of mid differ in the forest).
+  // The forest's order of the images is not the order they were given in
+  // (base, top, mid here): a replay in the forest's order gets mid wrong.
+  const a = JSON.stringify(JSON.parse(qemuImg('info', '--backing-chain', '--output=json', g.top)).slice(0, 2));
+  const b = JSON.parse(qemuImg('info', '--backing-chain', '--output=json', g.mid));
+  b[0]['virtual-size'] = 2 * b[0]['virtual-size'];
+  const bText = JSON.stringify(b);
+  for (const order of [[a, bText], [bText, a]]) {
+    const { m } = model();
+    await m.loadEdits();
+    for (const text of order) await m.addQemuImgJson(text);
+    const core = m.s.forest();
+    assert.equal(core.images.length, 3);
+    assert.deepEqual(m.mirror().forest(), core);
+    // The core holds the mid of the document given last.
+    assert.equal(JSON.stringify(core).includes(String(b[0]['virtual-size'])), order[1] === bText);
+    // The first document again: its mid now, in both sessions.
+    await m.addQemuImgJson(order[0]);
+    assert.equal(JSON.stringify(m.s.forest()).includes(String(b[0]['virtual-size'])), order[0] === bText);
+    assert.deepEqual(m.mirror().forest(), m.s.forest());
+    // Undone: as before.
+    await m.undo();
+    assert.equal(m.s.forest().images.length, 3);
+    assert.equal(JSON.stringify(m.s.forest()).includes(String(b[0]['virtual-size'])), order[1] === bText);
+    assert.deepEqual(m.mirror().forest(), m.s.forest());
+  }
+  // A probe after a document that names the same image: the probed one is
+  // kept, again after the document is given again and that is undone.
+  const { m } = model();
+  await m.loadEdits();
+  await m.addQemuImgJson(bText);
+  const mid = JSON.parse(bText)[0].filename;
+  await m.probe([{ name: mid, size: statSync(g.mid).size, reader: fileReader(g.mid) }]);
+  const probed = (f) => f.images.find((im) => im.filename === mid);
+  const before = probed(m.s.forest());
+  assert.ok(!JSON.stringify(before).includes(String(b[0]['virtual-size'])), 'the probe’s mid, not the document’s');
+  await m.addQemuImgJson(bText);
+  assert.ok(JSON.stringify(probed(m.s.forest())).includes(String(b[0]['virtual-size'])));
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
+  await m.undo();
+  assert.deepEqual(probed(m.s.forest()), before);
+  assert.deepEqual(m.mirror().forest(), m.s.forest());
 });

@@ -260,7 +260,7 @@ test('the element’s guarded session (editor-wasm.js): the Probes it makes are 
   assert.deepEqual(s.forest().images.map((i) => [i.filename, i.format]), [['a.qcow2', 'qcow2']]);
 
   // A real panic in the instance (as browser-page.test.mjs makes one: the raw
-  // describeXml export given bytes that are not UTF-8), then a guarded step.
+  // domainName export given bytes that are not UTF-8), then a guarded step.
   const q = s.newProbe(100);
   const raw = wasm.initSync({ module: readFileSync(join(PKG, 'backing_chain_bg.wasm')) });
   const enc = new TextEncoder();
@@ -270,7 +270,7 @@ test('the element’s guarded session (editor-wasm.js): the Probes it makes are 
   const console0 = console.error;
   console.error = () => {}; // the panic hook's report
   try {
-    assert.throws(() => raw.describeXml(raw.__wbindgen_add_to_stack_pointer(-16), ptr, bytes.length), WebAssembly.RuntimeError);
+    assert.throws(() => raw.domainName(raw.__wbindgen_add_to_stack_pointer(-16), ptr, bytes.length), WebAssembly.RuntimeError);
   } finally {
     console.error = console0;
   }

@@ -47,7 +47,7 @@ test('backing-chain-wasm-meta.d.ts declares every export of the metadata moduleâ
   const exported = new Set(Object.keys(glue).filter((k) => k !== 'default'));
   assert.deepEqual([...declared].filter((n) => !exported.has(n)), [], 'declared but not exported');
   assert.deepEqual([...exported].filter((n) => !declared.has(n)), [], 'exported but not declared');
-  for (const cls of ['MetaWalk', 'MetaChain']) {
+  for (const cls of ['MetaWalk', 'MetaChain', 'Session', 'Probe']) {
     const real = new Set(Object.getOwnPropertyNames(glue[cls].prototype).filter((k) => k !== 'constructor' && !k.startsWith('__')));
     const decl = members(text, cls);
     decl.delete('constructor');

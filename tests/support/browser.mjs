@@ -86,7 +86,8 @@ export async function shadowText(page, css, host = 'backing-chain-editor') {
  * Make the wasm instance of the glue module at `url` panic, from outside: no
  * test hook ships in the wasm. The glue instantiates once per copy, and its
  * initSync() hands back that instance's raw exports; the test then does what
- * the glue never does, calling the raw describeXml export with bytes that are
+ * the glue never does, calling a raw export that reads XML text (the core's
+ * describeXml, the on-demand module's adoptChain) with bytes that are
  * not UTF-8 (a lone continuation byte, 0x80, in text). The core takes them
  * for a &str, a string slice in its XML reader panics (a real Rust panic:
  * the panic hook reports it to the page) and the instance traps.
@@ -100,11 +101,18 @@ export function corePanic(page, url) {
     // After 256 valid bytes: Rust's panic message quotes the first 256 bytes.
     const bytes = new Uint8Array([...enc.encode(`<domain>${'<a/>'.repeat(70)}`), 0x80, ...enc.encode('</domain>')]);
     // The glue's own steps: malloc (__wbindgen_export) and a return slot on the shadow stack.
-    const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
-    new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+    const pass = () => {
+      const ptr = raw.__wbindgen_export(bytes.length, 1) >>> 0;
+      new Uint8Array(raw.memory.buffer, ptr, bytes.length).set(bytes);
+      return ptr;
+    };
+    const ptr = pass();
     const ret = raw.__wbindgen_add_to_stack_pointer(-16);
     try {
-      raw.describeXml(ret, ptr, bytes.length);
+      // The core reads it as a document to describe; the on-demand module
+      // (no describeXml) as the document whose chain adoptChain replaces.
+      if (raw.describeXml) raw.describeXml(ret, ptr, bytes.length);
+      else raw.adoptChain(ret, ptr, bytes.length, pass(), bytes.length, 0);
       return 'no trap';
     } catch (e) {
       return `${e.constructor.name}: ${e.message}`;

@@ -11,7 +11,7 @@
 // the package bundles into backing-chain-editor.js or leaves out.)
 /* global cockpit */
 import { register } from './backing-chain-editor.js';
-import { loadWasm, newSession } from './editor-wasm.js';
+import { loadMeta, newMetaSession } from './editor-wasm.js';
 import { probeMany } from './reader.js';
 import { layout, picture, details, table as auditTable } from './editor-audit.js';
 
@@ -176,7 +176,6 @@ async function filesIn(dir) {
 
 async function audit() {
   status.textContent = `auditing ${connection.value}…`;
-  await loadWasm();
   const names = [...select.options].map((o) => o.value);
   const domains = [];
   const dirs = new Set(['/var/lib/libvirt/images']);
@@ -186,7 +185,8 @@ async function audit() {
     for (const d of disksOf(text)) if (d.type === 'file' && d.source.startsWith('/')) dirs.add(d.source.slice(0, d.source.lastIndexOf('/')) || '/');
   }
   const files = (await Promise.all([...dirs].map(filesIn))).flat().filter((f) => !/\.(xml|json|log|iso\.part)$/i.test(f.path));
-  const session = newSession();
+  // The audit is in the element's second wasm module (issue 18): its own session.
+  const session = newMetaSession(await loadMeta());
   session.setUntrusted(true);
   const sizes = Object.fromEntries(files.map((f) => [f.path, f.size]));
   await probeMany(/** @type {any} */ (session), files.map((f) => ({ name: f.path, size: f.size, reader: hostReader(f.path) })),
