@@ -6,12 +6,14 @@
 // named here exists. A wasm built from the crate with no feature exports
 // these from the core too.
 
-import type { AuditOptions, AuditReport, Chunk, EditOp, Forest, MetaAnswer, MetaChainResult, MetaPlan, ProbeAnswer } from './backing-chain-wasm';
+import type { AuditOptions, AuditReport, Chunk, EditOp, Forest, MetaAnswer, MetaChainResult, MetaPlan, ProbeAnswer, QuietProbeAnswer } from './backing-chain-wasm';
 
 /** A probe of this module's instance (`Session.newProbe`), as the core's `Probe`. */
 export class Probe {
   constructor(fileLen: number);
   step(chunks: Chunk[]): ProbeAnswer;
+  /** As `step`, but a finished probe answers `{ done: true }` (its facts not written). */
+  stepQuiet(chunks: Chunk[]): QuietProbeAnswer;
   free(): void;
 }
 
@@ -24,6 +26,8 @@ export class Session {
   constructor();
   /** One step of a probe given every chunk read so far; adds the image once it answers `{ info }` or `{ error }`. */
   probe(filename: string, fileLen: number, chunks: Chunk[]): ProbeAnswer;
+  /** As `probe`, but once the image is added it answers `{ done: true }` (the model's mirror adds images this way: it never reads their facts). */
+  probeQuiet(filename: string, fileLen: number, chunks: Chunk[]): QuietProbeAnswer;
   /** A `Probe` of this session's wasm instance. */
   newProbe(fileLen: number): Probe;
   /** Add the image of a finished probe as `filename` (the probe is used up); an unfinished probe throws. */

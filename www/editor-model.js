@@ -184,7 +184,7 @@ export class EditorModel {
         const m = this.meta.get(n);
         if (!m || m.job.json !== undefined) continue;
         if (m.unreadable !== undefined || !m.chunks) ms.addUnreadable(n, m.unreadable ?? 'not read');
-        else if (/** @type {any} */ (ms.probe(n, m.size, m.chunks)).need) throw new Error(`internal: the probe of ${n} needs more than the bytes it was given`);
+        else if (/** @type {any} */ (ms.probeQuiet(n, m.size, m.chunks)).need) throw new Error(`internal: the probe of ${n} needs more than the bytes it was given`);
         added(n);
       }
       const missing = names.filter((n) => !order.has(n));
