@@ -1,8 +1,8 @@
 // Make the npm package of the element: `node .ci/pack.mjs [OUTDIR]` (after
 // `bash .ci/build`). It writes what <backing-chain-editor> loads, bundled by
 // `.ci/ship.mjs`: backing-chain-editor.js (the element and every module it
-// imports statically, one minified ES module), editor-meta.js and
-// editor-alloc.js (imported on demand), probe-worker.js (with its imports),
+// imports statically, one minified ES module), editor-meta.js,
+// editor-alloc.js and editor-layer-form.js (imported on demand), probe-worker.js (with its imports),
 // the two wasm modules' glue (minified) and .wasm files (the core and the
 // metadata walks loaded on first use), and the .d.ts files —
 // with package/package.json and package/README.md into OUTDIR/package

@@ -64,7 +64,7 @@ export const WORKER = 'probe-worker.js';
 /**
  * The element as the npm package ships it (issue 18): one ES module for what
  * a page loads at start (ENTRY and every module it imports statically), one
- * file per module it imports on demand (editor-meta.js, editor-alloc.js,
+ * file per module it imports on demand (editor-meta.js, editor-alloc.js, editor-layer-form.js,
  * under their own names so the entry's `import('./editor-meta.js')` finds
  * them), the probe worker with its imports in one file, and the wasm glue
  * minified on its own (not bundled: editor-wasm.js imports a second copy,
@@ -145,7 +145,11 @@ export async function bundle(www) {
   };
 
   const main = await build({ ...common, entryPoints: [{ in: 'backing-chain:entry', out: ENTRY.replace(/\.js$/, '') }], plugins: [mainPlugin], metafile: true });
-  const parts = await build({ ...common, entryPoints: lazy.map((f) => ({ in: `./${f}`, out: f.replace(/\.js$/, '') })), splitting: true, plugins: [lazyPlugin], metafile: true });
+  // Each on-demand module on its own (no splitting): what two of them share
+  // is only the entry's names (a one-line re-export in each), which
+  // esbuild's splitting would put in a chunk file of its own.
+  const builds = await Promise.all(lazy.map((f) => build({ ...common, entryPoints: [{ in: `./${f}`, out: f.replace(/\.js$/, '') }], plugins: [lazyPlugin], metafile: true })));
+  const parts = { metafile: { inputs: {}, outputs: Object.assign({}, ...builds.map((b) => b.metafile.outputs)) }, outputFiles: builds.flatMap((b) => b.outputFiles) };
   // One copy of each module: the entry holds exactly the static ones, the
   // on-demand files none of them; the entry exports what ENTRY does (and the aliases).
   const inputs = (/** @type {import('esbuild').Metafile} */ m) => Object.values(m.outputs).flatMap((o) => Object.keys(o.inputs)).filter((i) => !i.includes(':'));

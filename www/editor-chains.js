@@ -7,9 +7,26 @@
 
 import { h } from './render.js';
 import { CorePanic, WasmLoadError, errorText, isMetaPanic, prefetchMeta } from './editor-wasm.js';
-import { layerForm } from './editor-layer-form.js';
 import { menuButton } from './editor-menu.js';
 import { rowDiffers } from './editor-model.js';
+
+/** The layer form's module (editor-layer-form.js): imported when a form is
+ *  first opened, or earlier when the user reaches for the table (`prefetch`):
+ *  a page that only shows chains never loads it (issue 18: first paint).
+ *  @type {Promise<typeof import('./editor-layer-form.js')> | null} */
+let formImport = null;
+/** @type {typeof import('./editor-layer-form.js') | null} */
+let formModule = null;
+function loadForm() {
+  formImport ??= import('./editor-layer-form.js').then(
+    (m) => (formModule = m),
+    (e) => {
+      formImport = null; // the next open tries again
+      throw e;
+    },
+  );
+  return formImport;
+}
 
 /** Over twice this many disks, groups of this many are rendered near the screen. */
 const DISK_GROUP = 20;
@@ -37,6 +54,8 @@ export class ChainsView {
     this.opener = null;
     /** @type {string | null} why the last edit was refused */
     this.editError = null;
+    /** @type {string | null} why the edit form (editor-layer-form.js, imported when first opened) could not be loaded */
+    this.formError = null;
     /** @type {ChainView | undefined} the model's chainView(), once per render (undefined: not yet asked) */
     this.view = undefined;
     /** @type {{ error: unknown, op: EditOp } | null} an edit that waits for the on-demand module, which could not be loaded (said, with a way to try the edit again) */
@@ -118,7 +137,9 @@ export class ChainsView {
 
   /** The user is about to edit (a menu, a form, an editing control): start fetching the on-demand module. */
   prefetch() {
-    if (!this.actions.readonly()) prefetchMeta();
+    if (this.actions.readonly()) return;
+    prefetchMeta();
+    loadForm().catch(() => {}); // said when a form is opened
   }
 
   /** @param {EditorModel} [m] */
@@ -131,8 +152,8 @@ export class ChainsView {
     // on screen or has the focus or the edit form.
     const disks = m.diskCount();
     const lazy = disks > 2 * DISK_GROUP;
-    error.hidden = !this.editError;
-    error.textContent = this.editError ? `The edit was refused: ${this.editError}` : '';
+    error.hidden = !this.editError && !this.formError;
+    error.textContent = this.editError ? `The edit was refused: ${this.editError}` : (this.formError ?? '');
     this.view = undefined;
     const view = lazy ? null : this.chainView();
     replace.hidden = !(validate && m.output?.mismatch);
@@ -326,6 +347,17 @@ export class ChainsView {
 
   /** @param {number} disk @param {number} depth @param {Editing['kind']} kind */
   open(disk, depth, kind) {
+    this.formError = null;
+    if (!formModule) {
+      loadForm().then(
+        () => this.actions.safely(() => this.open(disk, depth, kind)),
+        (e) => this.actions.safely(() => {
+          this.formError = `The edit form could not be loaded (${errorText(e)}); open it again to retry.`;
+          this.render();
+        }),
+      );
+      return;
+    }
     // Where the focus goes back when the form closes: the row's menu, or "Add a layer at the end".
     const append = kind === 'insert' && !this.body.querySelector(`[data-disk="${disk}"] tr[data-depth="${depth}"]`);
     this.opener = { disk: String(disk), depth: String(depth), act: append ? 'append' : 'menu', term: 0 };
@@ -362,6 +394,7 @@ export class ChainsView {
 
   /** @param {DiskDiff} d @param {Editing} ed @param {import('./backing-chain-wasm').XmlLayer | null | undefined} layer @param {Seclabel[]} [labels] */
   form(d, ed, layer, labels = []) {
-    return layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
+    if (!formModule) return h('p', { class: 'hint' }, 'Loading the form…');
+    return formModule.layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
   }
 }

@@ -508,7 +508,11 @@ export function dropTiming(want) {
 // audit and its session; BENCHMARKS.md). 441.2 KiB measured in all, 208.8 KiB at first paint, and
 // what a page showing data loads is now first paint (+ the probe worker),
 // 210.7 KiB, not 439.5.
-export const SIZE_CEILING = 442 * 1024;
+// Raised to 443 KiB (written reason): the chains table's layer form
+// (editor-layer-form.js) became a file imported when a form is first opened,
+// −1.5 KiB at first paint (209.3 → 207.8 KiB), +0.5 KiB in all (442.1 KiB:
+// its own gzip stream and the entry's names it imports).
+export const SIZE_CEILING = 443 * 1024;
 /**
  * What the size test enforces for first paint. 266.5 KiB measured with the
  * wasm split in two (issue 18), ceiling 269 KiB; lowered to 241 KiB by the
@@ -519,12 +523,16 @@ export const SIZE_CEILING = 442 * 1024;
  * Raised to 210 KiB (wt4-split2, written reason): the chains table's diff,
  * describeXml and seclabels back in the core (208.8 KiB measured), so that
  * a page that shows data loads first paint only, not both modules.
+ * Lowered to 209 KiB when the layer form became a module imported when a
+ * form is first opened (207.8 KiB measured; 209.3 with the quiet probe step
+ * merged, before it).
  */
-export const FIRST_PAINT_CEILING = 210 * 1024;
+export const FIRST_PAINT_CEILING = 209 * 1024;
 /**
  * What a page loads to show images and a domain XML without an edit (first
  * paint and the probe worker): 210.7 KiB measured (wt4-split2); on wt4-split
  * it was every module, 439.5 KiB (the element fetched the on-demand one as
  * soon as data arrived).
  */
-export const SHOWN_CEILING = 212 * 1024;
+// Lowered to 211 KiB with the layer form on demand (209.7 KiB measured).
+export const SHOWN_CEILING = 211 * 1024;

@@ -335,7 +335,7 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
 // ---- The on-demand module (issue 18): a second wasm module, loaded when the user edits, audits or walks ----
 
 const META = /\/pkg\/backing_chain_meta(_bg\.wasm|\.js)(\?|$)/;
-const ON_DEMAND = /\/(editor-meta|editor-alloc)\.js$/;
+const ON_DEMAND = /\/(editor-meta|editor-alloc|editor-layer-form)\.js$/;
 
 /** A page whose every request is counted from the start (openElementPage listens too late); `setup` runs before it loads (routes). */
 async function countedPage(t, url = origin + '/', setup = async (/** @type {any} */ _page) => {}) {

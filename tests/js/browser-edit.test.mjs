@@ -627,3 +627,27 @@ test('backing-chain-editor-edit is fired before a user edit and a listener can v
   assert.equal((await page.evaluate(() => window.__edits)).length, 3);
   assert.deepEqual(events.errors, []);
 });
+
+test('the layer form is a module of its own (issue 18): not fetched to show the chains, fetched when a row is reached for; answered 404 the table says so and works on, served again the form opens', { skip }, async (t) => {
+  const { page, events } = await chainPage(t, 'form-module', domain());
+  const fetched = [];
+  page.on('request', (r) => new URL(r.url()).pathname.endsWith('/editor-layer-form.js') && fetched.push(r.url()));
+  let refuse = true;
+  await page.route('**/editor-layer-form.js', (r) => (refuse ? r.fulfill({ status: 404, body: 'nope' }) : r.continue()));
+  await waitXml(page, (x) => x.includes('vm1') && x.includes('mid.qcow2'), 'populated');
+  await page.locator(`${EL} .chains tr[data-depth="1"]`).waitFor();
+  assert.deepEqual(fetched, [], 'showing the chains table does not fetch the form');
+  // Refused: the table's refusal line says what could not be loaded, no form, the rest works on.
+  await rowAction(page, 1, 'edit');
+  const error = page.locator(`${EL} .chains .edit-error`);
+  await page.waitForFunction(() => /The edit form could not be loaded/.test(document.querySelector('backing-chain-editor').shadowRoot.querySelector('.chains .edit-error')?.textContent ?? ''));
+  assert.ok(fetched.length >= 1);
+  assert.equal(await page.locator(`${EL} form.edit`).count(), 0);
+  assert.match(await error.innerText(), /open it again to retry/);
+  assert.match(await xmlText(page), /mid\.qcow2/);
+  // Served again: opening the form again loads it, and an edit goes through it.
+  refuse = false;
+  const x = await editLayer(page, 1, 'edit', { path: '/var/lib/libvirt/images/mid-copy.qcow2', format: 'qcow2' });
+  assert.equal(xpath(x, 'string(//disk/backingStore/source/@file)'), '/var/lib/libvirt/images/mid-copy.qcow2');
+  assert.deepEqual(events.errors, []);
+});
