@@ -86,14 +86,18 @@ export const WORKER = 'probe-worker.js';
 export async function bundle(www) {
   const { build } = await import('esbuild');
   const statics = closure(www, ENTRY, true);
-  const lazy = closure(www, ENTRY).filter((f) => !statics.includes(f));
+  const all = closure(www, ENTRY);
+  // The on-demand files: what some module imports with `import('./x.js')`
+  // (each bundled with its own static imports that the entry lacks).
+  const dynamic = new Set(all.flatMap((f) => [...readFileSync(join(www, f), 'utf8').matchAll(/\bimport\s*\(\s*['"]\.\/([\w./-]+?\.js)['"]/g)].map((m) => m[1])));
+  const lazy = all.filter((f) => !statics.includes(f) && dynamic.has(f));
   const common = { bundle: true, format: /** @type {const} */ ('esm'), minify: true, legalComments: /** @type {const} */ ('none'), write: false, outdir: '/', absWorkingDir: www, logLevel: /** @type {const} */ ('error'), external: ['./pkg/*'] };
 
   // Which modules of the entry's the on-demand ones import, and which names
   // (`import { a, b as c } from './m.js'`; anything else is refused).
   /** @type {Map<string, Set<string>>} module → names imported */
   const shared = new Map();
-  for (const f of lazy) {
+  for (const f of all.filter((x) => !statics.includes(x))) {
     for (const m of readFileSync(join(www, f), 'utf8').matchAll(/^import\s*(\{[^}]*\}|[^'";{}]*?)\s*from\s*['"]\.\/([\w./-]+?\.js)['"]/gm)) {
       if (!statics.includes(m[2])) continue;
       const names = m[1].match(/^\{([^}]*)\}$/)?.[1].split(',').map((s) => s.trim().split(/\s+as\s+/)[0]).filter(Boolean);

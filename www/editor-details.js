@@ -21,7 +21,7 @@ export function renderDetails(box, m, selected, act) {
   const f = m.f;
   const idx = f.images.findIndex((im) => im.filename === selected);
   if (idx < 0) {
-    box.replaceChildren(f.images.length ? h('p', { class: 'meta' }, 'Select an image (click, or arrow keys and Enter) to see its details.') : '');
+    box.replaceChildren(); // the tree says "Select an image" (editor-tree.js)
     return;
   }
   const img = f.images[idx];

@@ -7,8 +7,24 @@
 import { h, humanSize, copyText, bytesReadText, SEVERITY_ICON } from './render.js';
 import { FilterBar, match, words } from './editor-filter.js';
 import { adviceFor } from './editor-fixes.js';
-import { renderDetails } from './editor-details.js';
 
+
+/** The selected image's details (editor-details.js and its combobox):
+ *  imported when an image is first selected, not at first paint (issue 18).
+ *  @type {Promise<typeof import('./editor-details.js')> | null} */
+let detailsImport = null;
+/** @type {typeof import('./editor-details.js') | null} */
+let detailsModule = null;
+function loadDetails() {
+  detailsImport ??= import('./editor-details.js').then(
+    (m) => (detailsModule = m),
+    (e) => {
+      detailsImport = null; // the next selection tries again
+      throw e;
+    },
+  );
+  return detailsImport;
+}
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
@@ -104,8 +120,27 @@ export class TreeView {
   }
 
   renderDetails() {
-    const m = this.m;
-    renderDetails(this.details, m, this.selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
+    const { m, details, selected } = this;
+    if (selected === null || !m.f.images.some((im) => im.filename === selected)) {
+      details.removeAttribute('aria-busy');
+      details.replaceChildren(m.f.images.length ? h('p', { class: 'meta' }, 'Select an image (click, or arrow keys and Enter) to see its details.') : '');
+      return;
+    }
+    if (detailsModule) {
+      detailsModule.renderDetails(details, m, selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
+      return;
+    }
+    details.setAttribute('aria-busy', 'true');
+    loadDetails().then(
+      () => {
+        details.removeAttribute('aria-busy');
+        if (this.selected === selected) this.renderDetails();
+      },
+      (e) => {
+        details.removeAttribute('aria-busy');
+        if (this.selected === selected) details.replaceChildren(h('p', { class: 'diag error', role: 'alert' }, `The details of ${selected} could not be loaded (${String(e?.message ?? e)}); select it again to retry.`));
+      },
+    );
   }
 
   /** Per chain: its diagnostics by layer, severities, and the facts the filter matches on. */

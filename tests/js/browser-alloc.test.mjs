@@ -335,7 +335,7 @@ test('check results in the view: a leaked cluster and a refcount of 0 as qemu-im
 // ---- The on-demand module (issue 18): a second wasm module, loaded when the user edits, audits or walks ----
 
 const META = /\/pkg\/backing_chain_meta(_bg\.wasm|\.js)(\?|$)/;
-const ON_DEMAND = /\/(editor-meta|editor-alloc|editor-layer-form)\.js$/;
+const ON_DEMAND = /\/(editor-meta|editor-alloc|editor-layer-form|editor-details)\.js$/;
 
 /** A page whose every request is counted from the start (openElementPage listens too late); `setup` runs before it loads (routes). */
 async function countedPage(t, url = origin + '/', setup = async (/** @type {any} */ _page) => {}) {
@@ -402,10 +402,10 @@ test('a page that shows data loads no more than first paint: images and a domain
   await page.waitForLoadState('networkidle');
   assert.deepEqual(events.requests.filter((u) => META.test(u)), [], 'the on-demand module is not fetched to show data');
   assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), [], 'nor the metadata views');
-  // Selecting an image shows the details' allocation section: its view module comes, not the wasm.
+  // Selecting an image shows its details (their module comes then) and the details' allocation section: its view module comes, not the wasm.
   await page.locator(`${EL} li[data-image] > .row >> text=top.qcow2`).click();
   await page.locator(`${EL} .details button.show-alloc`).waitFor();
-  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), ['/editor-alloc.js']);
+  assert.deepEqual(events.requests.filter((u) => ON_DEMAND.test(u)), ['/editor-details.js', '/editor-alloc.js']);
   assert.deepEqual(events.requests.filter((u) => META.test(u)), []);
   // The first walk: the glue and the wasm of the on-demand module, once each.
   const got = await allocationsOf(page, names);

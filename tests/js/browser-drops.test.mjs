@@ -225,6 +225,8 @@ test('a qcow2 external data file is shown on its image, dropped or not, and neve
   assert.equal(await el(page).locator('li[data-image] .diag:has-text("external data file")').count(), 2);
   // The details of the image say it too.
   await el(page).locator('li[data-image] > .row .name:text-is("web1.qcow2")').click();
+  // The details come from their own module (imported on the first selection): wait for this image's.
+  await el(page).locator('.details h3', { hasText: 'web1.qcow2' }).waitFor();
   assert.match(await el(page).locator('.details').innerText(), /Data file\s+web1\.data \(raw\)/);
   // A name that looks like HTML stays text.
   assert.equal(await dataLine('odd.qcow2'), `data file: ${html} (not among the dropped files)`);

@@ -136,14 +136,14 @@ test('the tarball holds the element, its modules, types, the wasm API and the .w
     'backing-chain-wasm.d.ts', 'probe-worker.js', 'pkg/backing_chain.js', 'pkg/backing_chain_bg.wasm',
     // The metadata walks, loaded on first use (issue 18): their modules, glue, .wasm and types.
     'editor-meta.js', 'editor-alloc.js', 'pkg/backing_chain_meta.js', 'pkg/backing_chain_meta_bg.wasm', 'backing-chain-wasm-meta.d.ts',
-    // The chains table's layer form, imported when a form is first opened.
-    'editor-layer-form.js']) {
+    // The chains table's layer form, imported when a form is first opened; the details, when an image is first selected.
+    'editor-layer-form.js', 'editor-details.js']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   // The element ships bundled (issue 18): its static imports are in
   // backing-chain-editor.js; only the on-demand modules, the worker and the
   // glues are files of their own.
-  assert.deepEqual(files.filter((f) => f.endsWith('.js')), ['backing-chain-editor.js', 'editor-alloc.js', 'editor-layer-form.js', 'editor-meta.js', 'pkg/backing_chain.js', 'pkg/backing_chain_meta.js', 'probe-worker.js']);
+  assert.deepEqual(files.filter((f) => f.endsWith('.js')), ['backing-chain-editor.js', 'editor-alloc.js', 'editor-details.js', 'editor-layer-form.js', 'editor-meta.js', 'pkg/backing_chain.js', 'pkg/backing_chain_meta.js', 'probe-worker.js']);
   // Only what the element loads: not the demo page, not the Cockpit example, no tests.
   for (const f of files) assert.doesNotMatch(f, /^(index\.html|app\.js|page\.css|cockpit\/|docs\/|tests?\/|src\/)/, f);
   // Every relative import of a packaged module resolves inside the package.
