@@ -2,7 +2,7 @@
 // The audit page (audit.html): images and domain XML in (drop, pickers,
 // paste), the core's `Session.audit` report out, drawn by editor-audit.js;
 // downloads of the fix script, the CSV and the JSON.
-import { loadMeta, newMetaSession, errorText } from './editor-wasm.js';
+import { loadMeta, loadWasm, newMetaSession, errorText, wasmModule } from './editor-wasm.js';
 import { blobReader, collectDrop, filesFromList, isDocument, probeMany, readText } from './reader.js';
 import { h } from './render.js';
 import { layout, picture, details, table } from './editor-audit.js';
@@ -32,25 +32,34 @@ function download(name, type, text) {
   setTimeout(() => URL.revokeObjectURL(url), 0);
 }
 
+/** The core module, compiled, for the probe worker (the element's way of
+ *  reading a drop: reads and probe loops off this thread, many files' slices
+ *  in one read); null when it cannot be had (the probes then run here).
+ *  @type {Promise<WebAssembly.Module | null>} */
+const probeModule = loadWasm().then(
+  () => wasmModule(),
+  () => null,
+);
+
 /** @param {Array<{ file: File | Promise<File>, path: string }>} entries */
 async function add(entries) {
   if (!session) return;
   const jobs = [];
   for (const e of entries) {
-    const file = await e.file;
     if (isDocument(e.path)) {
       try {
-        domains.push({ label: e.path, text: await readText(file) });
+        domains.push({ label: e.path, text: await readText(await e.file) });
       } catch (err) {
         status(errorText(err));
       }
     } else {
-      sizes[e.path] = file.size;
-      jobs.push({ name: e.path, size: file.size, reader: blobReader(file) });
+      // The size (a round trip in Chromium) is asked for in the probe, among its reads.
+      jobs.push({ name: e.path, file: e.file, get size() { return Promise.resolve(e.file).then((f) => f.size); }, reader: blobReader(e.file) });
     }
   }
   status(`Reading ${jobs.length} image header(s)…`);
-  await probeMany(/** @type {any} */ (session), jobs, (done, total) => status(`Read ${done} of ${total} image header(s)…`));
+  const results = await probeMany(/** @type {any} */ (session), jobs, (done, total) => status(`Read ${done} of ${total} image header(s)…`), { module: await probeModule });
+  for (const r of results) if (r.size >= 0) sizes[r.name] = r.size;
   run();
 }
 

@@ -6,12 +6,13 @@
 // stays text, and the page makes no request beyond its own files.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../support/server.mjs';
 import { launch, dropFiles, ARTIFACTS } from '../support/browser.mjs';
 import { haveQemuImg, qemuImg } from '../support/images.mjs';
+import { humanSize } from '../../www/render.js';
 
 const skip = haveQemuImg() ? false : 'qemu-img is not installed';
 const HOST = '/var/lib/libvirt/images';
@@ -124,6 +125,13 @@ test('the audit page: drop a store and domains, picture, selection, script, host
 
   // The table view: one row per image.
   assert.equal(await page.locator('.audit-table tbody tr').count(), 6);
+  // The drop was read as the element reads one (issue 18): in the probe
+  // worker, each file's size coming back with its chunks; the table's file
+  // sizes are the files' own.
+  assert.ok(requests.some((u) => new URL(u).pathname === '/probe-worker.js'), 'the probe worker read the drop');
+  const rows = await page.locator('.audit-table tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.querySelector('th')?.textContent, tr.querySelectorAll('td')[2]?.textContent]));
+  const onDisk = Object.fromEntries(readdirSync(images).map((n) => [n, humanSize(statSync(join(images, n)).size)]));
+  for (const [name, size] of rows) assert.equal(size, onDisk[/** @type {string} */ (name)], `${name}'s file size`);
 
   // The fix script downloads.
   const [dl] = await Promise.all([page.waitForEvent('download'), page.getByText('Download the fix script').click()]);
