@@ -5,28 +5,15 @@
 // Many disks are rendered in groups near the screen. `render(model)` redraws
 // it; the open form and the last refusal are this view's own state.
 
-import { h } from './render.js';
+import { h, onDemand } from './render.js';
 import { CorePanic, WasmLoadError, errorText, isMetaPanic, prefetchMeta } from './editor-wasm.js';
 import { menuButton } from './editor-menu.js';
 import { rowDiffers } from './editor-model.js';
 
-/** The layer form's module (editor-layer-form.js): imported when a form is
- *  first opened, or earlier when the user reaches for the table (`prefetch`):
- *  a page that only shows chains never loads it (issue 18: first paint).
- *  @type {Promise<typeof import('./editor-layer-form.js')> | null} */
-let formImport = null;
-/** @type {typeof import('./editor-layer-form.js') | null} */
-let formModule = null;
-function loadForm() {
-  formImport ??= import('./editor-layer-form.js').then(
-    (m) => (formModule = m),
-    (e) => {
-      formImport = null; // the next open tries again
-      throw e;
-    },
-  );
-  return formImport;
-}
+/** The layer form's module: imported when a form is first opened, or
+ *  earlier when the user reaches for the table (`prefetch`): a page that
+ *  only shows chains never loads it (issue 18: first paint). */
+const form = onDemand(() => import('./editor-layer-form.js'));
 
 /** Over twice this many disks, groups of this many are rendered near the screen. */
 const DISK_GROUP = 20;
@@ -139,7 +126,7 @@ export class ChainsView {
   prefetch() {
     if (this.actions.readonly()) return;
     prefetchMeta();
-    loadForm().catch(() => {}); // said when a form is opened
+    form.load().catch(() => {}); // said when a form is opened
   }
 
   /** @param {EditorModel} [m] */
@@ -348,8 +335,8 @@ export class ChainsView {
   /** @param {number} disk @param {number} depth @param {Editing['kind']} kind */
   open(disk, depth, kind) {
     this.formError = null;
-    if (!formModule) {
-      loadForm().then(
+    if (!form.module) {
+      form.load().then(
         () => this.actions.safely(() => this.open(disk, depth, kind)),
         (e) => this.actions.safely(() => {
           this.formError = `The edit form could not be loaded (${errorText(e)}); open it again to retry.`;
@@ -394,7 +381,7 @@ export class ChainsView {
 
   /** @param {DiskDiff} d @param {Editing} ed @param {import('./backing-chain-wasm').XmlLayer | null | undefined} layer @param {Seclabel[]} [labels] */
   form(d, ed, layer, labels = []) {
-    if (!formModule) return h('p', { class: 'hint' }, 'Loading the form…');
-    return formModule.layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
+    if (!form.module) return h('p', { class: 'hint' }, 'Loading the form…');
+    return form.module.layerForm({ id: `${this.id}-f`, disk: d.disk, name: d.name, depth: ed.depth, kind: ed.kind, layer, labels }, { edit: (op) => this.actions.edit(op), refused: (e) => this.refused(e), cancel: () => this.close() });
   }
 }

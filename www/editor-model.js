@@ -38,6 +38,27 @@ import { probeMany } from './reader.js';
 
 const UNDO_LIMIT = 200;
 
+/**
+ * The qemu-img JSON documents the images of `metas` came from, in the order
+ * they were last given to the core (`Meta.given`: an image named in several
+ * documents is the one of the document given last). Undo and the on-demand
+ * module's session give them again in this order.
+ * @param {Iterable<Meta | undefined>} metas @returns {string[]}
+ */
+function documentsInOrder(metas) {
+  /** @type {Map<string, number>} document → when it was last given */
+  const when = new Map();
+  for (const m of metas) if (m?.job.json !== undefined) when.set(m.job.json, Math.max(when.get(m.job.json) ?? 0, m.given ?? 0));
+  return [...when.keys()].sort((a, b) => /** @type {number} */ (when.get(a)) - /** @type {number} */ (when.get(b)));
+}
+
+/** The on-demand module, which must be loaded (`loadEdits()` first). */
+function loadedMeta() {
+  const c = metaLoaded();
+  if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
+  return c;
+}
+
 export class EditorModel {
   /** @param {Hooks} hooks */
   constructor(hooks) {
@@ -98,16 +119,8 @@ export class EditorModel {
     this.forestGen = -1;
     /** @type {{ core: MetaCore, gen: number, session: import('./backing-chain-wasm-meta').Session } | null} */
     this.mirrored = null;
-    /** @type {Set<string>} each qemu-img JSON document given to the core's session, in the order it was last given (`mirror` replays them so) */
-    this.jsonOrder = new Set();
     /** qemu-img JSON documents given so far (`Meta.given`) */
     this.jsonGivenCount = 0;
-  }
-
-  /** The core's session was given qemu-img JSON document `text` (now). @param {string} text */
-  jsonGiven(text) {
-    this.jsonOrder.delete(text);
-    this.jsonOrder.add(text);
   }
 
   /** The session and the forest, where one must exist (after start(), compute()). */
@@ -128,9 +141,7 @@ export class EditorModel {
 
   /** The on-demand module's XML edits, once it is loaded (else an error: `loadEdits()` first). */
   ed() {
-    const c = metaLoaded();
-    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
-    return xmlEdits(c);
+    return xmlEdits(loadedMeta());
   }
 
   /** Load the on-demand module (once; again after a failure or a panic). Rejects with a WasmLoadError. */
@@ -146,8 +157,7 @@ export class EditorModel {
    * the core's session changed since (`gen`) or the module was restarted.
    */
   mirror() {
-    const c = metaLoaded();
-    if (!c) throw new Error('backing-chain-editor: the on-demand module (edits, audit) is not loaded yet');
+    const c = loadedMeta();
     const was = this.mirrored;
     if (was && was.core === c && was.gen === this.gen) return was.session;
     this.mirrored = null;
@@ -166,13 +176,7 @@ export class EditorModel {
       // The documents the core's images came from, replayed in the order
       // the core was given them: an image named in several documents is the
       // one of the document given last, in both sessions.
-      const texts = new Set();
-      for (const n of names) {
-        const json = this.meta.get(n)?.job.json;
-        if (json !== undefined) texts.add(json);
-      }
-      for (const t of [...this.jsonOrder]) if (!texts.has(t)) this.jsonOrder.delete(t);
-      for (const t of this.jsonOrder) for (const n of ms.addQemuImgJson(t)) added(n);
+      for (const t of documentsInOrder(names.map((n) => this.meta.get(n)))) for (const n of ms.addQemuImgJson(t)) added(n);
       const want = new Set(names);
       for (const n of [...order.keys()]) {
         if (!want.has(n) || this.meta.get(n)?.job.json === undefined) {
@@ -280,12 +284,8 @@ export class EditorModel {
       // is given again, in the order they were given then, and what a
       // document takes that a probe gave later is probed again.
       if (again.some((j) => j.json !== undefined)) {
-        /** @type {Map<string, number>} document → when it was given */
-        const when = new Map();
-        for (const m of snap.images.values()) if (m.job.json !== undefined) when.set(m.job.json, Math.max(when.get(m.job.json) ?? 0, m.given ?? 0));
-        for (const text of [...when.keys()].sort((a, b) => /** @type {number} */ (when.get(a)) - /** @type {number} */ (when.get(b)))) {
+        for (const text of documentsInOrder(snap.images.values())) {
           const names = session.addQemuImgJson(text);
-          this.jsonGiven(text);
           for (const n of names) {
             const m = snap.images.get(n);
             if (m?.job.json === text) this.meta.set(n, m);
@@ -474,7 +474,6 @@ export class EditorModel {
     let names;
     try {
       names = this.session.addQemuImgJson(text);
-      this.jsonGiven(text);
     } catch (e) {
       this.unrecord();
       throw e;

@@ -4,27 +4,15 @@
 // details. `render(model)` redraws it; selection, collapsed and opened
 // shared bases are this view's own state.
 
-import { h, humanSize, copyText, bytesReadText, SEVERITY_ICON } from './render.js';
+import { h, humanSize, copyText, bytesReadText, SEVERITY_ICON, onDemand } from './render.js';
 import { FilterBar, match, words } from './editor-filter.js';
 import { adviceFor } from './editor-fixes.js';
 
 
 /** The selected image's details (editor-details.js and its combobox):
- *  imported when an image is first selected, not at first paint (issue 18).
- *  @type {Promise<typeof import('./editor-details.js')> | null} */
-let detailsImport = null;
-/** @type {typeof import('./editor-details.js') | null} */
-let detailsModule = null;
-function loadDetails() {
-  detailsImport ??= import('./editor-details.js').then(
-    (m) => (detailsModule = m),
-    (e) => {
-      detailsImport = null; // the next selection tries again
-      throw e;
-    },
-  );
-  return detailsImport;
-}
+ *  imported when an image is first selected, not at first paint (issue 18). */
+const detailsView = onDemand(() => import('./editor-details.js'));
+
 /**
  * @typedef {import('./editor-model.js').EditorModel} EditorModel
  * @typedef {import('./backing-chain-editor').Diagnostic} Diagnostic
@@ -126,12 +114,12 @@ export class TreeView {
       details.replaceChildren(m.f.images.length ? h('p', { class: 'meta' }, 'Select an image (click, or arrow keys and Enter) to see its details.') : '');
       return;
     }
-    if (detailsModule) {
-      detailsModule.renderDetails(details, m, selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
+    if (detailsView.module) {
+      detailsView.module.renderDetails(details, m, selected, { id: this.id, select: (i) => this.select(i), ...this.actions });
       return;
     }
     details.setAttribute('aria-busy', 'true');
-    loadDetails().then(
+    detailsView.load().then(
       () => {
         details.removeAttribute('aria-busy');
         if (this.selected === selected) this.renderDetails();

@@ -4,6 +4,33 @@
 // no HTML string is ever parsed.
 
 /**
+ * A module imported on first use, not at first paint (issue 18):
+ * `load()` imports it once (after a failed import, the next call tries
+ * again); `module` is it once loaded, else null.
+ * @template M @param {() => Promise<M>} importer
+ * @returns {{ module: M | null, load(): Promise<M> }}
+ */
+export function onDemand(importer) {
+  /** @type {Promise<M> | null} */
+  let loading = null;
+  /** @type {{ module: M | null, load(): Promise<M> }} */
+  const self = {
+    module: null,
+    load() {
+      loading ??= importer().then(
+        (m) => (self.module = m),
+        (e) => {
+          loading = null;
+          throw e;
+        },
+      );
+      return loading;
+    },
+  };
+  return self;
+}
+
+/**
  * h('div', {class: 'x', onclick: f}, child, 'text', …); children: nodes,
  * text, arrays of them; null/undefined/false are skipped.
  * @template {keyof HTMLElementTagNameMap} K
