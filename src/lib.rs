@@ -136,6 +136,7 @@ pub mod json;
 pub mod limits;
 pub mod meta;
 pub mod source;
+pub(crate) mod text;
 pub mod xml;
 
 #[cfg(target_arch = "wasm32")]

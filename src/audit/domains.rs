@@ -81,7 +81,7 @@ fn error_at(inp: &DomainText, position: usize, message: String) -> DomainError {
 fn next_start(text: &str, from: usize) -> Option<usize> {
     let b = text.as_bytes();
     let mut at = from;
-    while let Some(k) = text.get(at..)?.find("<dom") {
+    while let Some(k) = crate::text::find(text.get(at..)?, "<dom") {
         let p = at + k;
         for tag in ["<domain", "<domstatus"] {
             if b[p..].starts_with(tag.as_bytes()) {

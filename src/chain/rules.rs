@@ -195,11 +195,11 @@ fn bad_name(img: &Image, name: &str, error: &str) -> Diagnostic {
             img.filename
         ),
     );
-    let looks_like_file = !name.contains("//")
+    let looks_like_file = !crate::text::contains(name, "//")
         && !name.starts_with("json:")
         && !name.starts_with("nbd:")
         && !name.starts_with("rbd:")
-        && !name.contains('\0');
+        && !name.as_bytes().contains(&b'\0');
     let info = img.info();
     match (
         looks_like_file,
@@ -226,10 +226,16 @@ pub(super) fn mapping_unknown(from: &str, to: &str) -> Diagnostic {
 
 /// Duplicate basenames: matching by name may pick the wrong one.
 pub(super) fn duplicate_basenames(index: &Index, images: &[Image], out: &mut Vec<Diagnostic>) {
-    let mut dups: Vec<(&&str, &Vec<usize>)> =
-        index.by_base.iter().filter(|(_, v)| v.len() > 1).collect();
-    dups.sort_by_key(|(_, v)| v[0]);
-    for (b, v) in dups {
+    // In the order of each name's first image: an image has one basename,
+    // so first images are distinct and index a table (linear, and no
+    // standard sort: each of its instances is ~5 KB of wasm, issue 18).
+    let mut dups: Vec<Option<(&str, &Vec<usize>)>> = vec![None; images.len()];
+    for (b, v) in index.by_base.iter().filter(|(_, v)| v.len() > 1) {
+        if let Some(slot) = dups.get_mut(v[0]) {
+            *slot = Some((b, v));
+        }
+    }
+    for (b, v) in dups.into_iter().flatten() {
         out.push(Diagnostic::info(
             Code::DuplicateBasename,
             format!(
@@ -333,7 +339,7 @@ fn name_diagnostics(
             ));
         }
     }
-    if name.contains('\u{FFFD}') {
+    if crate::text::contains(name, "\u{FFFD}") {
         d.push(Diagnostic::warning(
             Code::BackingNameNotUtf8,
             format!("the backing name of '{f}' is not valid UTF-8; it was read with replacement characters and may not match the file"),

@@ -69,7 +69,7 @@ impl NameKind {
             }
         } else if climbs_out(name) {
             NameKind::ClimbsOut
-        } else if name.contains('/') {
+        } else if name.as_bytes().contains(&b'/') {
             NameKind::SubDirectory
         } else {
             NameKind::Plain

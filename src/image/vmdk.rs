@@ -235,7 +235,8 @@ fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descr
             info.diagnostics.push(Diagnostic::warning(
                 Code::VmdkDescriptorLine,
                 format!(
-                    "descriptor line at byte {at} is neither key=value nor an extent: {line:?}"
+                    "descriptor line at byte {at} is neither key=value nor an extent: {}",
+                    crate::text::Quoted(line)
                 ),
             ));
             continue;
@@ -251,7 +252,10 @@ fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descr
                 Stop::bad(
                     F,
                     at,
-                    format!("{k}={v:?} is not a 32-bit hexadecimal number"),
+                    format!(
+                        "{k}={} is not a 32-bit hexadecimal number",
+                        crate::text::Quoted(v)
+                    ),
                 )
             })
         };
@@ -272,7 +276,13 @@ fn parse_descriptor(text: &str, base: u64, info: &mut ImageInfo) -> Result<Descr
 }
 
 fn parse_extent(line: &str, at: u64) -> Result<Extent, Stop> {
-    let bad = |m: &str| Stop::bad(F, at, format!("extent line {line:?}: {m}"));
+    let bad = |m: &str| {
+        Stop::bad(
+            F,
+            at,
+            format!("extent line {}: {m}", crate::text::Quoted(line)),
+        )
+    };
     let mut rest = line;
     let word = |rest: &mut &str| -> Option<String> {
         let t = rest.trim_start();
@@ -539,7 +549,7 @@ fn cowd(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut desc = parse_descriptor(&text, COWD_DESCRIPTOR_AT, &mut info)?;
     // qemu looks for the first "CID" anywhere in that text (even inside
     // "parentCID") and refuses the image when there is none.
-    if !text.contains("CID") {
+    if !crate::text::contains(&text, "CID") {
         info.diagnostics.push(Diagnostic::warning(
             Code::VmdkCowdNoCid,
             "no CID in the text at byte 512: qemu refuses to open this COWD image",

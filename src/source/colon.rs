@@ -25,7 +25,7 @@ pub fn nbd(s: &str) -> Result<Parsed, NameError> {
     let malformed = || NameError::new(format!("malformed nbd backing name '{s}'"));
     let mut src = StorageSource::network("nbd");
     let mut rest = s;
-    if let Some(i) = s.find(":exportname=") {
+    if let Some(i) = crate::text::find(s, ":exportname=") {
         src.name = Some(s[i + ":exportname=".len()..].to_string());
         rest = &s[..i];
     }
@@ -42,7 +42,7 @@ pub fn nbd(s: &str) -> Result<Parsed, NameError> {
         host.socket = Some(path.to_string());
     } else {
         let (name, port) = if let Some(v6) = spec.strip_prefix('[') {
-            let (h, p) = v6.split_once("]:").ok_or_else(malformed)?;
+            let (h, p) = crate::text::split_once(v6, "]:").ok_or_else(malformed)?;
             (h, p)
         } else {
             spec.split_once(':').ok_or_else(malformed)?

@@ -328,7 +328,7 @@ fn driver(
                     None => (portal, None),
                 },
                 None => match portal.split_once(':') {
-                    Some((h, p)) if !p.contains(':') => (h, Some(p)),
+                    Some((h, p)) if !p.as_bytes().contains(&b':') => (h, Some(p)),
                     _ => (portal, None),
                 },
             };

@@ -283,7 +283,7 @@ pub fn is_file_name(name: &str) -> bool {
 ///
 /// Never panics; anything it cannot use is a [`NameError`].
 pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
-    if name.contains('\0') {
+    if name.as_bytes().contains(&b'\0') {
         return Err(NameError::new("the backing name contains a NUL byte"));
     }
     if name.len() > limits::MAX_BACKING_NAME_PARSE {
@@ -318,14 +318,14 @@ pub fn parse_backing_name(name: &str) -> Result<Parsed, NameError> {
             .chain(&s.name)
             .chain(s.hosts.iter().flat_map(|h| h.name.iter().chain(&h.socket)))
             .chain(s.extras.iter().map(|(_, v)| v));
-        if strings.into_iter().any(|v| v.contains('\0')) {
+        if strings.into_iter().any(|v| v.as_bytes().contains(&b'\0')) {
             return Err(NameError::new(
                 "the JSON backing name contains a NUL character",
             ));
         }
         return Ok(parsed);
     }
-    let parsed = if name.contains("://") {
+    let parsed = if crate::text::contains(name, "://") {
         uri::parse(name)?
     } else {
         colon::parse(name)?

@@ -34,13 +34,13 @@ pub struct UriParts<'a> {
 /// form (with an authority) is accepted.
 pub fn split(s: &str) -> Result<UriParts<'_>, NameError> {
     let bad = |why: &str| NameError::new(format!("malformed URI '{s}': {why}"));
-    let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no '://'"))?;
+    let (scheme, rest) = crate::text::split_once(s, "://").ok_or_else(|| bad("no '://'"))?;
     let mut chars = scheme.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() => {}
         _ => return Err(bad("the scheme must start with a letter")),
     }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
         return Err(bad("invalid character in the scheme"));
     }
     // Fragment first, then query, then authority / path.
@@ -65,7 +65,7 @@ pub fn split(s: &str) -> Result<UriParts<'_>, NameError> {
         if host.is_empty()
             || !host
                 .chars()
-                .all(|c| c.is_ascii_hexdigit() || ":.%".contains(c))
+                .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%'))
         {
             return Err(bad("invalid IPv6 address"));
         }
@@ -80,7 +80,7 @@ pub fn split(s: &str) -> Result<UriParts<'_>, NameError> {
             Some((h, p)) => (h, Some(p)),
             None => (hostport, None),
         };
-        if h.contains(':') {
+        if h.as_bytes().contains(&b':') {
             return Err(bad("an IPv6 address must be written in brackets"));
         }
         (h, p)

@@ -490,8 +490,8 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
                 .is_some_and(super::model::is_pci_address)
             {
                 return Err(err(format!(
-                    "nvme PCI address {:?}: give DDDD:BB:SS.F in hexadecimal (e.g. 0000:01:00.0)",
-                    spec.pci.as_deref().unwrap_or("")
+                    "nvme PCI address {}: give DDDD:BB:SS.F in hexadecimal (e.g. 0000:01:00.0)",
+                    crate::text::Quoted(spec.pci.as_deref().unwrap_or(""))
                 )));
             }
             if spec.namespace.unwrap_or(0) == 0 {
@@ -517,7 +517,8 @@ fn check_kind(spec: &LayerSpec) -> Result<SourceType, XmlError> {
     {
         if let Some(c) = super::write::unrepresentable(s) {
             return Err(err(format!(
-                "{s:?} holds U+{:04X}, which XML cannot hold",
+                "{} holds U+{:04X}, which XML cannot hold",
+                crate::text::Quoted(s),
                 c as u32
             )));
         }
@@ -899,7 +900,8 @@ pub fn set_seclabel(
     for s in std::iter::once(&spec.model).chain(spec.label.as_ref()) {
         if let Some(c) = super::write::unrepresentable(s) {
             return Err(err(format!(
-                "{s:?} holds U+{:04X}, which XML cannot hold",
+                "{} holds U+{:04X}, which XML cannot hold",
+                crate::text::Quoted(s),
                 c as u32
             )));
         }

@@ -587,15 +587,17 @@ fn representable(dev: &str, top: &Layer, bc: &BackingChain, out: &mut Vec<Diagno
                 out.push(Diagnostic::error(
                     Code::UnrepresentableName,
                     format!(
-                        "the chain of '{dev}' has the name {s:?}, whose character U+{:04X} cannot be written in XML: the chain is not written",
+                        "the chain of '{dev}' has the name {}, whose character U+{:04X} cannot be written in XML: the chain is not written",
+                        crate::text::Quoted(s),
                         c as u32
                     ),
                 ));
-            } else if s.contains('\u{FFFD}') {
+            } else if crate::text::contains(s, "\u{FFFD}") {
                 out.push(Diagnostic::warning(
                     Code::LossyName,
                     format!(
-                        "the chain of '{dev}' has the name {s:?}, which holds U+FFFD: the image header probably has bytes that are not UTF-8, and libvirt would not find this file by that name"
+                        "the chain of '{dev}' has the name {}, which holds U+FFFD: the image header probably has bytes that are not UTF-8, and libvirt would not find this file by that name",
+                        crate::text::Quoted(s)
                     ),
                 ));
             }
@@ -670,9 +672,10 @@ pub fn convert(doc: &str, opts: &Options) -> Result<Output, XmlError> {
 struct ImageIndex<'a> {
     forest: &'a Forest,
     by_path: std::collections::HashMap<&'a str, usize>,
-    /// basename → the image, or `None` when several share it; made when a
-    /// source is first not found by its path.
-    by_base: Option<std::collections::HashMap<&'a str, Option<usize>>>,
+    /// basename → the images that have it; made when a source is first
+    /// not found by its path. (The kind of map the chain builder's index
+    /// has: one kind of hash table less in the wasm.)
+    by_base: Option<std::collections::HashMap<&'a str, Vec<usize>>>,
 }
 
 impl<'a> ImageIndex<'a> {
@@ -696,18 +699,19 @@ impl<'a> ImageIndex<'a> {
         }
         let images = &self.forest.images;
         let by_base = self.by_base.get_or_insert_with(|| {
-            let mut by_base = std::collections::HashMap::with_capacity(images.len());
+            let mut by_base: std::collections::HashMap<&str, Vec<usize>> =
+                std::collections::HashMap::with_capacity(images.len());
             for (i, im) in images.iter().enumerate() {
                 let b = im.filename.rsplit('/').next().unwrap_or(&im.filename);
-                by_base
-                    .entry(b)
-                    .and_modify(|v: &mut Option<usize>| *v = None)
-                    .or_insert(Some(i));
+                by_base.entry(b).or_default().push(i);
             }
             by_base
         });
         let base = src.rsplit('/').next().unwrap_or(src);
-        by_base.get(base).copied().flatten()
+        match by_base.get(base).map(Vec::as_slice) {
+            Some(&[i]) => Some(i),
+            _ => None,
+        }
     }
 }
 
@@ -1201,7 +1205,7 @@ pub(crate) fn source_edits(
     let mut start = inner.to_string();
     if let Some(i) = index {
         // In the tag's own quotes.
-        if raw.contains("=\"") && !raw.contains("='") {
+        if crate::text::contains(raw, "=\"") && !crate::text::contains(raw, "='") {
             start.push_str(&format!(" index=\"{i}\""));
         } else {
             start.push_str(&format!(" index='{i}'"));
@@ -1261,7 +1265,7 @@ pub(crate) fn splice(doc: &str, mut edits: Vec<(usize, usize, String)>, crlf: bo
 /// Line ends of written text: LF, or CRLF for a disk written with CRLF.
 pub(crate) fn eol(crlf: bool, text: String) -> String {
     if crlf {
-        text.replace("\r\n", "\n").replace('\n', "\r\n")
+        crate::text::replace(&text, "\r\n", "\n").replace('\n', "\r\n")
     } else {
         text
     }

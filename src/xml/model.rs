@@ -148,7 +148,7 @@ pub fn largest_index(el: &Elem, skip: Option<(usize, usize)>) -> Option<usize> {
 /// Is `el` written with CRLF line ends (so what is written into it gets
 /// them too)?
 pub fn crlf(el: &Elem, doc: &str) -> bool {
-    doc[el.start.0..el.end.1].contains("\r\n")
+    crate::text::contains(&doc[el.start.0..el.end.1], "\r\n")
 }
 
 /// Parse the `<source>` element of something of type `kind` into a
@@ -187,9 +187,14 @@ pub fn source_of(el: &Elem, kind: SourceType, doc: &str) -> StorageSource {
                 push("namespace", v);
             }
             if let Some(a) = el.child("address") {
+                // `trim_start_matches("0x")` without the two-way searcher
+                // a `&str` pattern brings (`crate::text`).
                 let num = |k: &str| {
-                    a.attr(k)
-                        .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                    let mut v = a.attr(k)?;
+                    while let Some(rest) = v.strip_prefix("0x") {
+                        v = rest;
+                    }
+                    u32::from_str_radix(v, 16).ok()
                 };
                 if let (Some(d), Some(b), Some(sl), Some(f)) =
                     (num("domain"), num("bus"), num("slot"), num("function"))

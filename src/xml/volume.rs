@@ -16,7 +16,7 @@ use crate::source::{self, Host, SourceType, StorageSource};
 /// A URL path is read as libvirt reads the same URL as a backing name
 /// (transports, default ports, IPv6, percent-decoding).
 pub fn path_source(path: &str, vol_type: Option<&str>) -> StorageSource {
-    if let Some((scheme, rest)) = path.split_once("://") {
+    if let Some((scheme, rest)) = crate::text::split_once(path, "://") {
         if let Ok(p) = source::parse_backing_name(path) {
             if p.source.kind == SourceType::Network {
                 return p.source;
@@ -128,7 +128,8 @@ pub fn to_disk(doc: &str, vol: &Elem, forest: &Forest, opts: &Options) -> Result
                 return Err(XmlError::at(
                     vol.start.0,
                     format!(
-                        "the name {s:?} has U+{:04X}, which XML cannot carry",
+                        "the name {} has U+{:04X}, which XML cannot carry",
+                        crate::text::Quoted(s),
                         c as u32
                     ),
                 ));

@@ -2,7 +2,7 @@
 //! from the images ([`chain`]) or from the entries already in a document
 //! ([`entries`], the layout conversion).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::model::Entries;
 use super::tree::{copy_reindented, indent_of, push_reindented_ws, Elem, Node};
@@ -432,7 +432,14 @@ pub fn trim_layout(text: &str) -> &str {
 /// Names of the entries in the flat form: the name a flat alias gave, else
 /// `dev[index]`, else `dev[k]` with the lowest free `k`.
 pub fn flat_names(en: &Entries, dev: &str) -> Vec<Option<String>> {
-    let mut used: HashSet<String> = en.list.iter().filter_map(|e| e.name.clone()).collect();
+    // Name → the entry that has it. (A map of the kind the flat reader
+    // uses, not a set: each kind of hash table is ~1.3 KB of wasm.)
+    let mut used: HashMap<String, usize> = en
+        .list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.name.clone().map(|n| (n, i)))
+        .collect();
     let mut names = Vec::with_capacity(en.list.len());
     let mut k = 1usize;
     let mut has_kids = vec![false; en.list.len()];
@@ -465,18 +472,18 @@ pub fn flat_names(en: &Entries, dev: &str) -> Vec<Option<String>> {
             .elem
             .attr("index")
             .map(|i| format!("{dev}[{i}]"))
-            .filter(|n| !used.contains(n));
+            .filter(|n| !used.contains_key(n));
         let n = match by_index {
             Some(n) => n,
             None => loop {
                 let n = format!("{dev}[{k}]");
                 k += 1;
-                if !used.contains(&n) {
+                if !used.contains_key(&n) {
                     break n;
                 }
             },
         };
-        used.insert(n.clone());
+        used.insert(n.clone(), i);
         names.push(Some(n));
     }
     names
