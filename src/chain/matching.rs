@@ -17,6 +17,7 @@
 //!
 //! Indexing is linear in the number of images, and so is matching them all.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{rules, untrusted_reason, BuildOptions, Image, Link, Match};
@@ -49,6 +50,22 @@ pub fn normalize(p: &str) -> String {
     }
 }
 
+/// Is `p` its own [`normalize`]d form: no empty, `.` or `..` component
+/// (a leading `/` aside)? Most names are, and then need no new string.
+fn is_normal(p: &str) -> bool {
+    let body = p.strip_prefix('/').unwrap_or(p);
+    body.is_empty() || body.split('/').all(|c| !matches!(c, "" | "." | ".."))
+}
+
+/// [`normalize`], borrowing `p` when it is already normal.
+fn normalized(p: &str) -> Cow<'_, str> {
+    if is_normal(p) {
+        Cow::Borrowed(p)
+    } else {
+        Cow::Owned(normalize(p))
+    }
+}
+
 /// Longest common suffix of two paths, counted in whole components.
 fn common_suffix_components(a: &str, b: &str) -> usize {
     a.rsplit('/')
@@ -60,10 +77,12 @@ fn common_suffix_components(a: &str, b: &str) -> usize {
 /// The images by name, normalized name, basename and id.
 pub(super) struct Index<'a> {
     by_path: HashMap<&'a str, usize>,
+    /// The images whose names are not normal, by their normalized name
+    /// (a normal name is its own: `by_path` has it).
     by_norm: HashMap<String, usize>,
     pub(super) by_base: HashMap<&'a str, Vec<usize>>,
     by_id: HashMap<&'a str, Vec<usize>>,
-    norm: Vec<String>,
+    norm: Vec<Cow<'a, str>>,
 }
 
 impl<'a> Index<'a> {
@@ -78,8 +97,10 @@ impl<'a> Index<'a> {
         };
         for (i, img) in images.iter().enumerate() {
             ix.by_path.entry(img.filename.as_str()).or_insert(i);
-            let nm = normalize(&img.filename);
-            ix.by_norm.entry(nm.clone()).or_insert(i);
+            let nm = normalized(&img.filename);
+            if let Cow::Owned(o) = &nm {
+                ix.by_norm.entry(o.clone()).or_insert(i);
+            }
             ix.norm.push(nm);
             ix.by_base
                 .entry(basename(&img.filename))
@@ -214,8 +235,14 @@ pub(super) fn link_of(
             how: Match::Path,
         });
     }
-    let norm = normalize(&resolved);
-    if let Some(&t) = index.by_norm.get(norm.as_str()) {
+    let norm = normalized(&resolved);
+    // The first image whose normalized name is `norm`: among the normal
+    // names (by path) and the others (by_norm), the lower index.
+    let by_norm = match (index.by_path.get(&*norm), index.by_norm.get(&*norm)) {
+        (Some(&a), Some(&b)) => Some(a.min(b)),
+        (a, b) => a.or(b).copied(),
+    };
+    if let Some(t) = by_norm {
         return found(Link::Image {
             index: t,
             resolved,
@@ -336,6 +363,36 @@ mod tests {
         assert_eq!(normalize("./a/./b"), "a/b");
         assert_eq!(normalize("../x"), "../x");
         assert_eq!(normalize("/../x"), "/x");
+    }
+
+    proptest::proptest! {
+        // The fast path is exact: a name called normal is its own
+        // normalized form, and `normalized` always equals `normalize`.
+        #[test]
+        fn normal_names_need_no_folding(p in "[/a.]{0,10}") {
+            let n = super::normalize(&p);
+            proptest::prop_assert_eq!(&*super::normalized(&p), n.as_str());
+            if super::is_normal(&p) {
+                proptest::prop_assert_eq!(n.as_str(), p.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn a_normal_and_a_folded_name_of_one_file_match_the_first_given() {
+        // Both images normalize to /v/a: the backing matches the one given
+        // first, whichever of the two spellings it has.
+        for (first, second) in [("/v/./a", "/v/a"), ("/v/a", "/v/./a")] {
+            let f = build(vec![
+                img(first, None),
+                img(second, None),
+                img("/v/top", Some("/v/x/../a")),
+            ]);
+            let Link::Image { index, .. } = &f.links[2] else {
+                panic!("/v/top's backing is not matched: {:?}", f.links[2]);
+            };
+            assert_eq!(f.images[*index].filename, first);
+        }
     }
 
     #[test]
