@@ -133,6 +133,7 @@ pub mod chain;
 pub mod diag;
 pub mod image;
 pub mod json;
+pub mod json_out;
 pub mod limits;
 pub mod meta;
 pub mod source;

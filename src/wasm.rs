@@ -28,13 +28,13 @@ use crate::chain::{self, Image, Probed};
 use crate::image::{self, Range, Reads, Step};
 use crate::xml;
 
-/// An answer as a JS value: written as JSON text, then `JSON.parse`d.
-/// Writing it cannot fail for the answers here (every map key is text, no
-/// serializer of ours errs), so the error is a fixed message: the one of
-/// serde_json would bring its `Display`, every parse error's text and
-/// std's I/O error names into the wasm (issue 18).
+/// An answer as a JS value: written as JSON text by [`crate::json_out`]
+/// (what `serde_json::to_string` writes, with a fraction of its code: issue
+/// 18), then `JSON.parse`d. Writing it cannot fail for the answers here
+/// (every map key is text, no answer holds a float, no serializer of ours
+/// errs), so the error is a fixed message.
 fn to_js<T: serde::Serialize>(v: &T) -> Result<JsValue, JsError> {
-    let s = serde_json::to_string(v)
+    let s = crate::json_out::to_string(v)
         .map_err(|_| JsError::new("internal: an answer could not be written as JSON"))?;
     js_sys::JSON::parse(&s).map_err(|_| JsError::new("internal: JSON.parse failed"))
 }

@@ -1257,6 +1257,30 @@ fn cow_dmg_cloop_bochs_iso_from_spec() {
     assert_eq!(read, 4096 + 7 + 512 + 2048);
 }
 
+/// The spec-built images (cow, dmg, cloop, bochs, iso, differencing VHD
+/// and VHDX), known length or not, as the wasm writes their facts or error
+/// (`json_out`, issue 18): what serde_json writes.
+#[test]
+fn spec_built_facts_write_the_same_json() {
+    let cases = [
+        ("cow", cow_v2()),
+        ("dmg", dmg()),
+        ("cloop", cloop()),
+        ("bochs", bochs()),
+        ("iso", iso()),
+        ("vhd", differencing_vhd()),
+        ("vhdx", differencing_vhdx(8 << 20)),
+    ];
+    for (what, bytes) in cases {
+        for known in [true, false] {
+            match probe_mem(&bytes, known) {
+                (Ok(info), _) => common::same_json(&info, what),
+                (Err(e), _) => common::same_json(&e.to_string(), what),
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_length_footer_formats_say_so() {
     // No header at 0 and no file length: the end cannot be looked at.

@@ -578,6 +578,150 @@ fn xml_outputs() {
     check_goldens("xml", xml_goldens(&images));
 }
 
+/// The wasm writes its answers with `json_out`, not serde_json (issue 18):
+/// every value these fixtures give, written by both, is the same text. The
+/// values: each probe (facts of every format, errors, diagnostics), each
+/// chain set's forest, chains and data files, each XML set's output in
+/// every mode, what `describe`, `images_of`, `seclabels` and `diff` say of
+/// every domain fixture, the images of the `qemu-img info` JSON fixtures,
+/// and an audit of it all with its CSV and script (the wasm's answer).
+#[test]
+fn json_out_writes_what_serde_json_writes() {
+    use common::same_json;
+    let images = load_images();
+    let mut formats = BTreeSet::new();
+    let mut all = Vec::new();
+    for path in images.0.keys() {
+        let mut img = probe(&images, path).unwrap_or_else(|e| panic!("{e}"));
+        check_extents(&images, &mut img);
+        same_json(&img, path);
+        if let Some(info) = img.info() {
+            formats.insert(info.format.to_string());
+            same_json(info, path);
+        }
+        all.push(img);
+    }
+    // Not a vacuous pass: the fixtures hold this many formats, and errors.
+    assert!(formats.len() >= 10, "{formats:?}");
+    assert!(all.iter().any(|i| matches!(i.probe, Probed::Error { .. })));
+
+    let names: Vec<String> = images.0.keys().cloned().collect();
+    for (set, tops) in CHAIN_SETS {
+        let paths: Vec<String> = tops.iter().map(|t| format!("{DIR}/{t}")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let (imgs, top_idx) = collect(&images, &paths).unwrap_or_else(|e| panic!("{e}"));
+        let forest = chain::build_with(
+            imgs,
+            &BuildOptions {
+                exact_paths: true,
+                ..Default::default()
+            },
+        );
+        same_json(&forest, set);
+        for t in top_idx {
+            same_json(&forest.chain_from(t), set);
+        }
+        same_json(&forest.data_files(&names), set);
+    }
+    for (set, domain, tops) in XML_SETS {
+        let doc = domain.map(common::fixture);
+        let paths: Vec<String> = tops.iter().map(|t| format!("{DIR}/{t}")).collect();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let (imgs, _) = collect(&images, &paths).unwrap_or_else(|e| panic!("{e}"));
+        let forest = chain::build_with(imgs, &BuildOptions::default());
+        for (suffix, layout, no_index) in XML_MODES {
+            let opts = xml_opts(layout, no_index);
+            let out = match &doc {
+                Some(d) => xml::populate(d, &forest, &opts).unwrap_or_else(|e| panic!("{e}")),
+                None => xml::disks(&forest, &opts),
+            };
+            same_json(&out, &format!("{set}.{suffix}"));
+        }
+    }
+
+    // Every domain fixture against a forest of every image.
+    let forest = chain::build_with(all.clone(), &BuildOptions::default());
+    same_json(&forest, "every image");
+    let xml_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xml");
+    let mut docs = Vec::new();
+    for dir in [xml_dir.clone(), xml_dir.join("regressions")] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "xml") {
+                docs.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    docs.sort();
+    let mut described = 0;
+    for (name, doc) in &docs {
+        if let Ok(d) = xml::describe(doc) {
+            same_json(&d, name);
+            described += 1;
+        }
+        if let Ok(d) = xml::images_of(doc, &forest) {
+            same_json(&d, name);
+        }
+        if let Ok(d) = xml::edit::seclabels(doc) {
+            same_json(&d, name);
+        }
+        if let Ok(d) = xml::diff::diff(doc, &forest, &Options::default()) {
+            same_json(&d, name);
+        }
+        if let Ok(out) = xml::populate(doc, &forest, &Options::default()) {
+            same_json(&out, name);
+        }
+    }
+    assert!(described >= 10, "{described} of {} documents", docs.len());
+
+    // A `qemu-img info --backing-chain --output=json` document: its
+    // `format-specific` kept as JSON values.
+    let qemu_docs = [xml_dir.join("qemu-img-chain.json")];
+    for p in &qemu_docs {
+        let text = std::fs::read_to_string(p).unwrap();
+        let imgs = xml::qemu_json::images(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        same_json(&imgs, &p.display().to_string());
+        let names: Vec<&str> = imgs.iter().map(|i| i.filename.as_str()).collect();
+        same_json(&names, &p.display().to_string());
+        same_json(&chain::build(imgs), &p.display().to_string());
+    }
+
+    // The audit answer: the report, its CSV and its script.
+    #[derive(serde::Serialize)]
+    struct AuditAnswer<'a> {
+        report: &'a backing_chain::audit::Audit,
+        csv: String,
+        script: String,
+    }
+    let domains: Vec<backing_chain::audit::DomainText> = docs
+        .iter()
+        .map(|(label, text)| backing_chain::audit::DomainText {
+            label: label.clone(),
+            text: text.clone(),
+        })
+        .collect();
+    let facts: Vec<backing_chain::audit::FileFacts> = all
+        .iter()
+        .map(|i| backing_chain::audit::FileFacts {
+            size: images.0.get(&i.filename).map(|f| f.len),
+            id: None,
+        })
+        .collect();
+    let a = backing_chain::audit::audit(all, &facts, &domains, &Default::default());
+    assert!(!a.findings.is_empty() && !a.vms.is_empty());
+    same_json(
+        &AuditAnswer {
+            csv: backing_chain::audit::report::csv(&a),
+            script: backing_chain::audit::report::script(&a),
+            report: &a,
+        },
+        "audit",
+    );
+}
+
 /// The fixtures' text form reads back to the same bytes.
 #[test]
 fn fixture_text_round_trips() {

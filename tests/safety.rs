@@ -654,6 +654,36 @@ fn mbr_disk(sectors: u64) -> Vec<u8> {
     b
 }
 
+/// Partition tables, ISO, a qcow2 header over a GPT and their diagnostics,
+/// as the wasm writes them (`json_out`, issue 18): what serde_json writes.
+#[test]
+fn partition_and_iso_facts_write_the_same_json() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bad = gpt_disk(8192, 1);
+    bad[512 + 40] ^= 1;
+    let mut qcow2_over_gpt = gpt_disk(64, 0);
+    qcow2_over_gpt[..4].copy_from_slice(b"QFI\xfb");
+    qcow2_over_gpt[4..8].copy_from_slice(&3u32.to_be_bytes());
+    let cases = [
+        ("blank-gpt.img", gpt_disk(8192, 0)),
+        ("gpt.img", gpt_disk(8192, 2)),
+        ("mbr.img", mbr_disk(8192)),
+        ("bad-gpt.img", bad),
+        ("disk.iso", iso_bytes(40)),
+        ("qcow2-over-gpt.img", qcow2_over_gpt),
+    ];
+    for (file, bytes) in cases {
+        let path = d.path().join(file);
+        std::fs::write(&path, &bytes).unwrap();
+        let f = File::open(&path).unwrap();
+        match probe_with(Some(bytes.len() as u64), |o, l| read_at(&f, o, l)) {
+            Ok((info, _)) => common::same_json(&info, file),
+            Err(ProbeOrIo::Probe(e)) => common::same_json(&e.to_string(), file),
+            Err(ProbeOrIo::Io(e)) => panic!("{file}: {e}"),
+        }
+    }
+}
+
 #[test]
 fn raw_disks_with_gpt_and_mbr_stay_raw() {
     if !have_qemu_img() {

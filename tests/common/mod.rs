@@ -383,3 +383,15 @@ pub fn forget_backing_format(img: &Path) {
     }
     std::fs::write(img, b).unwrap();
 }
+
+/// `v` as the wasm answers it (`backing_chain::json_out`, issue 18),
+/// required to be what `serde_json::to_string` writes.
+pub fn same_json<T: serde::Serialize + ?Sized>(v: &T, what: &str) {
+    let ours = backing_chain::json_out::to_string(v)
+        .unwrap_or_else(|e| panic!("{what}: json_out refused it: {e}"));
+    let oracle = serde_json::to_string(v).unwrap_or_else(|e| panic!("{what}: serde_json: {e}"));
+    assert!(
+        ours == oracle,
+        "{what}: json_out wrote\n{ours}\nserde_json wrote\n{oracle}"
+    );
+}
