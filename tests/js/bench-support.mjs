@@ -518,8 +518,10 @@ export function dropTiming(want) {
 // Lowered to 430 KiB: talc for dlmalloc, no standard sort or two-way string
 // searcher in the core, two hash-table kinds fewer (429.5 KiB measured).
 // Lowered to 424 KiB: the answers written by crate::json_out instead of
-// serde_json, in both modules (423.6 KiB measured).
-export const SIZE_CEILING = 424 * 1024;
+// serde_json, in both modules (423.6 KiB measured). 425 KiB (written
+// reason): merged with the chain index's normal-name fast path (no new
+// strings for names that need no folding), 424.0 KiB measured.
+export const SIZE_CEILING = 425 * 1024;
 /**
  * What the size test enforces for first paint. 266.5 KiB measured with the
  * wasm split in two (issue 18), ceiling 269 KiB; lowered to 241 KiB by the
