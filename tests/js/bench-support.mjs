@@ -143,13 +143,14 @@ export function probeFile(step, path) {
 
 /** Images whose probe through wasm takes more than one round of reads (and
  * a few that take one, for comparison), made by qemu-img in `dir`: vhdx
- * (header, region tables, metadata: six rounds), raw and fixed VPC (the
- * footer and the ISO descriptor after the header), qcow2 with a dirty
- * bitmap or LUKS encryption (their header extensions' tables), a VMDK
- * descriptor longer than 4 KiB (twoGbMaxExtentFlat of 300 GB: 150 extents,
- * sparse files); one round: qcow2 with internal snapshots (the page's probe
- * does not read the snapshot table), VMDK monolithicSparse and
- * twoGbMaxExtentSparse. Returns [{label, format, path}]. */
+ * (headers and region table, metadata table, items: four rounds), raw and
+ * fixed VPC (the footer and the ISO descriptor after the header), qcow2
+ * with a dirty bitmap or LUKS encryption (their header extensions'
+ * tables), a VMDK descriptor longer than 4 KiB (twoGbMaxExtentFlat of 300
+ * GB: 150 extents, sparse files); one round: qcow2 with internal snapshots
+ * (the page's probe does not read the snapshot table), VMDK
+ * monolithicSparse and twoGbMaxExtentSparse. Returns [{label, format,
+ * path}]. */
 export function multiRoundImages(dir) {
   mkdirSync(dir, { recursive: true });
   const secret = ['--object', 'secret,id=s0,data=benchpass'];
