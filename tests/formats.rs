@@ -995,6 +995,130 @@ fn vhdx_differencing_from_spec() {
     assert!(read < 3 * 4096 + 1024, "read {read}");
 }
 
+/// Probe `file` one step at a time, as the wasm's `probeStep` loop and the
+/// page's `Probe` do: (facts, rounds of reads, ranges per round, bytes read).
+fn probe_rounds(file: &[u8]) -> (ImageInfo, usize, Vec<usize>, u64) {
+    let len = file.len() as u64;
+    let mut reads = Reads::new(Some(len));
+    let (mut rounds, mut per_round, mut bytes) = (0, Vec::new(), 0u64);
+    loop {
+        match backing_chain::image::probe(&reads).expect("probes") {
+            Step::Done(info) => return (*info, rounds, per_round, bytes),
+            Step::Need(ranges) => {
+                rounds += 1;
+                assert!(rounds <= 16, "too many rounds");
+                per_round.push(ranges.len());
+                for r in ranges {
+                    let s = r.offset.min(len) as usize;
+                    let e = r.offset.saturating_add(r.len).min(len) as usize;
+                    bytes += (e - s) as u64;
+                    reads.insert(r, file[s..e].to_vec());
+                }
+            }
+        }
+    }
+}
+
+/// Rounds and bytes of a VHDX probe ([MS-VHDX]): the first round reads the
+/// first 4 KiB (and the 7 bytes at 32 KiB of the ISO check), the second both
+/// 4 KiB headers and the region table's 16-byte header with the two entries
+/// every VHDX has (BAT, metadata: 32 bytes each), the third the metadata
+/// table's 32-byte header with the five entries every VHDX has (32 bytes
+/// each), the fourth the items in one read (qemu writes them back to back:
+/// file parameters 8, virtual disk size 8, page 83 data 16, logical and
+/// physical sector size 4 each). Four rounds where it took six, one range
+/// for the items where it took five; the facts as qemu-img's.
+#[test]
+fn vhdx_rounds_and_bytes_of_qemu_img_images() {
+    if !have_qemu_img() {
+        return;
+    }
+    let first = 4096 + 7;
+    let round2 = 2 * 4096 + 16 + 2 * 32;
+    let round3 = 32 + 5 * 32;
+    let items = 8 + 8 + 16 + 4 + 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, opts) in [
+        ("d.vhdx", &[][..]),
+        ("f.vhdx", &["-o", "subformat=fixed"][..]),
+    ] {
+        let mut args = vec!["create", "-q", "-f", "vhdx"];
+        args.extend(opts);
+        args.extend([name, "64M"]);
+        run(&args, dir.path());
+        let file = std::fs::read(dir.path().join(name)).expect("read");
+        let (info, rounds, per_round, bytes) = probe_rounds(&file);
+        assert_eq!(rounds, 4, "{name}");
+        assert_eq!(per_round, [2, 3, 1, 1], "{name}");
+        assert_eq!(bytes, first + round2 + round3 + items, "{name}");
+        let q = oracle(dir.path(), name, Some("vhdx"));
+        assert_eq!(json!(info.virtual_size), q["virtual-size"], "{name}");
+        assert_eq!(json!(info.cluster_size), q["cluster-size"], "{name}");
+        // The same facts when the length is not known (short reads past
+        // the end would reveal it).
+        let (unknown, _) = probe_mem(&file, false);
+        assert_eq!(unknown.expect("probes"), info, "{name}");
+    }
+}
+
+/// A differencing VHDX (qemu-img cannot make one: "Backing file not
+/// supported for file format 'vhdx'"), built per spec: four metadata
+/// entries take the same four rounds, the items (8, 8, 4 bytes padded to 8,
+/// then the parent locator) one read. With the page 83 and physical sector
+/// items too (six entries, as Hyper-V writes), the entries past the five
+/// read ahead cost one more round, and the facts stay the same.
+#[test]
+fn vhdx_rounds_of_a_differencing_disk() {
+    let meta = 8usize << 20;
+    let file = differencing_vhdx(meta);
+    let (info, rounds, per_round, bytes) = probe_rounds(&file);
+    assert_eq!((rounds, per_round.as_slice()), (4, &[2, 3, 1, 1][..]));
+    // The items run from 64 KiB into the region to the locator's end.
+    let loc_at = meta + 32 + 3 * 32;
+    let loc_off = u32::from_le_bytes(file[loc_at + 16..loc_at + 20].try_into().unwrap()) as u64;
+    let loc_len = u32::from_le_bytes(file[loc_at + 20..loc_at + 24].try_into().unwrap()) as u64;
+    assert_eq!(loc_off, 64 * 1024 + 24);
+    let items = loc_off + loc_len - 64 * 1024;
+    assert_eq!(
+        bytes,
+        4096 + 7 + 2 * 4096 + 16 + 2 * 32 + 32 + 5 * 32 + items
+    );
+    assert_eq!(info.backing_filename.as_deref(), Some("..\\base.vhdx"));
+
+    // Six entries: page 83 data (16 bytes) and physical sector size (4)
+    // after the locator.
+    let mut six = file.clone();
+    put(&mut six, meta + 10, &6u16.to_le_bytes());
+    let mut at = (loc_off + loc_len).div_ceil(8) * 8;
+    for (i, (g, data)) in [
+        ("BECA12AB-B2E6-4523-93EF-C309E000C746", &[7u8; 16][..]),
+        (
+            "CDA348C7-445D-4471-9CC9-E9885251C556",
+            &4096u32.to_le_bytes()[..],
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let e = meta + 32 + 32 * (4 + i);
+        put(&mut six, e, &guid_bytes(g));
+        put(&mut six, e + 16, &(at as u32).to_le_bytes());
+        put(&mut six, e + 20, &(data.len() as u32).to_le_bytes());
+        put(&mut six, e + 24, &4u32.to_le_bytes());
+        put(&mut six, meta + at as usize, data);
+        at += 16;
+    }
+    let (info6, rounds6, per_round6, _) = probe_rounds(&six);
+    assert_eq!((rounds6, per_round6.as_slice()), (5, &[2, 3, 1, 1, 1][..]));
+    let h = json!(info6.header.as_ref().expect("header"));
+    assert_eq!(h["physical-sector-size"], 4096);
+    assert_eq!(h["page83"], "07070707-0707-0707-0707-070707070707");
+    assert_eq!(info6.backing_filename, info.backing_filename);
+    assert_eq!(info6.identity, info.identity);
+    let (unknown, _) = probe_mem(&six, false);
+    assert_eq!(unknown.expect("probes"), info6);
+}
+
 /// Region table entries that overlap each other, the 1 MiB header section or
 /// the log, or that list the BAT twice: edits of a qemu-img image with the
 /// region table checksum redone, so qemu's only objection is the one made.

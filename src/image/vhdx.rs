@@ -22,7 +22,12 @@
 //!   (type GUID, key/value count at 18, entries of 12 bytes from 20: key
 //!   offset, value offset, key length, value length; UTF-16 strings).
 //!
-//! Only these few ranges are read, wherever the metadata region lies.
+//! Only these few ranges are read, wherever the metadata region lies, in
+//! four rounds (issue 18: each round of the wasm's `probeStep` loop passes
+//! every chunk again): the first 4 KiB; both headers with the region table
+//! and the two entries every VHDX has; the metadata table with the five
+//! entries every VHDX has; the items, in one read when they lie together.
+//! A table of more entries costs one more round.
 
 use serde::Serialize;
 
@@ -178,21 +183,71 @@ pub(crate) fn crc32c(b: &[u8], skip: usize) -> u32 {
     !crc32c_update(crc, &b[end..])
 }
 
-/// Gather the ranges not read yet among `wanted`; `Ok(())` when all are held.
-fn gather(reads: &Reads, wanted: &[(u64, u64)]) -> Result<(), Stop> {
+/// Entries read with the region table's header, in the same round as the
+/// two headers: the BAT and the metadata region, the two every VHDX lists
+/// ([MS-VHDX] §2.2.3.2). The table takes 64 KiB, so they are never read
+/// past it; a table of more entries costs one more round.
+const REGION_TABLE_AHEAD: u64 = 16 + 32 * 2;
+/// Bytes read with the metadata table's header: its entries for the five
+/// items every VHDX has (§2.6.2: file parameters, virtual disk size, page
+/// 83 data, logical and physical sector size). The table takes the first
+/// 64 KiB of the region; the read stops at the region's end. A sixth entry
+/// (a differencing disk's parent locator, beside all five) costs one more
+/// round.
+const METADATA_TABLE_AHEAD: u64 = 32 + 32 * 5;
+/// Ranges at most this far apart are asked as one read (qemu writes the
+/// metadata items back to back), up to [`MAX_ITEM`] bytes in all.
+const ITEM_GAP: u64 = 64;
+
+/// The bytes `[off, off + len)`; when they are missing, ask for `ahead`
+/// bytes at `off` (at least `len`): what the next step will need, read in
+/// the same round.
+fn bytes_ahead(reads: &Reads, off: u64, len: u64, ahead: u64) -> Result<&[u8], Stop> {
+    match reads.bytes(F, off, len) {
+        Err(Stop::Need(_)) => Err(Stop::Need(vec![Range::new(off, ahead.max(len))])),
+        r => r,
+    }
+}
+
+/// Gather the ranges not read yet among `wanted` (offset, length, bytes to
+/// ask for when missing: [`bytes_ahead`]), those that lie together joined
+/// ([`join_near`]); `Ok(())` when all are held.
+fn gather(reads: &Reads, wanted: &[(u64, u64, u64)]) -> Result<(), Stop> {
     let mut need = Vec::new();
-    for &(off, len) in wanted {
-        match reads.bytes(F, off, len) {
+    for &(off, len, ahead) in wanted {
+        match bytes_ahead(reads, off, len, ahead) {
             Ok(_) => {}
-            Err(Stop::Need(_)) => need.push(Range::new(off, len)),
+            Err(Stop::Need(r)) => need.extend(r),
             Err(e) => return Err(e),
         }
     }
     if need.is_empty() {
         Ok(())
     } else {
-        Err(Stop::Need(need))
+        Err(Stop::Need(join_near(need)))
     }
+}
+
+/// Join ranges at most [`ITEM_GAP`] bytes after the one before them (in
+/// the order given: the headers' and the region table's, or the metadata
+/// table's, where qemu lists the items in the order they lie) into one
+/// read, while it stays within [`MAX_ITEM`] bytes.
+fn join_near(ranges: Vec<Range>) -> Vec<Range> {
+    let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        if let Some(last) = out.last_mut() {
+            let last_end = last.offset + last.len;
+            let end = (r.offset + r.len).max(last_end);
+            if (last.offset..=last_end + ITEM_GAP).contains(&r.offset)
+                && end - last.offset <= MAX_ITEM
+            {
+                last.len = end - last.offset;
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    out
 }
 
 struct Header {
@@ -230,15 +285,15 @@ fn header(reads: &Reads, at: u64) -> Result<Option<Header>, Stop> {
 /// names as backing name and [`HeaderFacts`], or the bytes still needed
 /// (in a few rounds, only the ranges these need).
 pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
-    let first = reads.bytes(F, 0, 520)?;
-    let creator = utf16(&first[8..520], false);
-    // Round 2: both headers and the start of the region table.
+    // The creator is decoded at the end (each round reruns the probe).
+    reads.bytes(F, 0, 520)?;
+    // Round 2: both headers and the region table with its first entries.
     gather(
         reads,
         &[
-            (HEADER1, HEADER_LEN),
-            (HEADER2, HEADER_LEN),
-            (REGION_TABLE, 16),
+            (HEADER1, HEADER_LEN, HEADER_LEN),
+            (HEADER2, HEADER_LEN, HEADER_LEN),
+            (REGION_TABLE, 16, REGION_TABLE_AHEAD),
         ],
     )?;
     let mut info = ImageInfo::new(F);
@@ -321,7 +376,9 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         ));
     }
 
-    // Metadata table header, then its entries.
+    // Metadata table header with the entries every VHDX has, then the
+    // rest of its entries if there are more.
+    bytes_ahead(reads, meta_off, 32, METADATA_TABLE_AHEAD.min(meta_len))?;
     let mt: View<32> = reads.view(F, meta_off)?;
     if !mt.0.starts_with(b"metadata") {
         return Err(Stop::bad(
@@ -376,7 +433,8 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
         }
         items.push((id, meta_off + off, len));
     }
-    let wanted: Vec<(u64, u64)> = items.iter().map(|(_, o, l)| (*o, *l)).collect();
+    // The items, in one read when they lie together.
+    let wanted: Vec<_> = items.iter().map(|&(_, o, l)| (o, l, l)).collect();
     gather(reads, &wanted)?;
     let item = |name: &str, min: u64| -> Result<Option<&[u8]>, Stop> {
         match items.iter().find(|(id, _, _)| id == name) {
@@ -481,7 +539,7 @@ pub fn probe(reads: &Reads) -> Result<ImageInfo, Stop> {
     let mut header = HeaderFacts {
         bat_region: bat.map(|(offset, length)| Region { length, offset }),
         block_size,
-        creator,
+        creator: utf16(&reads.bytes(F, 0, 520)?[8..520], false),
         data_write_guid: h.data_write.clone(),
         file_write_guid: h.file_write.clone(),
         has_parent,

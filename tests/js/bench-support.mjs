@@ -143,13 +143,14 @@ export function probeFile(step, path) {
 
 /** Images whose probe through wasm takes more than one round of reads (and
  * a few that take one, for comparison), made by qemu-img in `dir`: vhdx
- * (header, region tables, metadata: six rounds), raw and fixed VPC (the
- * footer and the ISO descriptor after the header), qcow2 with a dirty
- * bitmap or LUKS encryption (their header extensions' tables), a VMDK
- * descriptor longer than 4 KiB (twoGbMaxExtentFlat of 300 GB: 150 extents,
- * sparse files); one round: qcow2 with internal snapshots (the page's probe
- * does not read the snapshot table), VMDK monolithicSparse and
- * twoGbMaxExtentSparse. Returns [{label, format, path}]. */
+ * (headers and region table, metadata table, items: four rounds), raw and
+ * fixed VPC (the footer and the ISO descriptor after the header), qcow2
+ * with a dirty bitmap or LUKS encryption (their header extensions'
+ * tables), a VMDK descriptor longer than 4 KiB (twoGbMaxExtentFlat of 300
+ * GB: 150 extents, sparse files); one round: qcow2 with internal snapshots
+ * (the page's probe does not read the snapshot table), VMDK
+ * monolithicSparse and twoGbMaxExtentSparse. Returns [{label, format,
+ * path}]. */
 export function multiRoundImages(dir) {
   mkdirSync(dir, { recursive: true });
   const secret = ['--object', 'secret,id=s0,data=benchpass'];
@@ -539,8 +540,12 @@ export const SIZE_CEILING = 425 * 1024;
  * to 200 KiB by talc, no standard sort, no two-way searcher and two
  * hash-table kinds fewer in the core (199.5 KiB measured). Lowered to
  * 197 KiB with the answers written by crate::json_out (196.6 KiB measured).
+ * 198 KiB (written reason): VHDX probed in four rounds instead of six and
+ * probeStep's chunks checked once (twice the VHDX headers/s through the
+ * wasm, which missed its 10,000/s target), 0.3 KiB more in the core (197.1
+ * KiB measured).
  */
-export const FIRST_PAINT_CEILING = 197 * 1024;
+export const FIRST_PAINT_CEILING = 198 * 1024;
 /**
  * What a page loads to show images and a domain XML without an edit (first
  * paint and the probe worker): 210.7 KiB measured (wt4-split2); on wt4-split
