@@ -95,25 +95,30 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
 
 /// Check a text event for undefined entity references (well-formedness):
 /// only `&lt;` `&gt;` `&amp;` `&apos;` `&quot;` and character references
-/// are defined (DOCTYPE subsets are refused). No allocation.
+/// are defined (DOCTYPE subsets are refused), and for `]]>`. No allocation.
+///
+/// One pass for the two bytes that matter, `&` and `>` (most texts hold
+/// neither and are passed over eight bytes at a time). A wrong reference
+/// anywhere is reported before a `]]>`, as when the references were
+/// checked first over the whole text.
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
-    check_refs(raw.as_bytes())
-        .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
-    // `]]>` ends a CDATA section and may not appear in text (XML 1.0 [14]).
-    // Found from its `>`, rare in text, eight bytes at a time (`str::find`
-    // sets up a searcher per call: a tenth of populate, over many short
-    // texts).
     let b = raw.as_bytes();
+    let refused = |at: usize, why: &str| XmlError::at(pos + at, format!("not well-formed: {why}"));
     let mut from = 0;
-    while let Some(k) = b.get(from..).and_then(|rest| find_byte(rest, b'>')) {
+    while let Some(k) = b.get(from..).and_then(|rest| find_either(rest, b'&', b'>')) {
         let at = from + k;
-        if at >= 2 && b.get(at - 2..at) == Some(b"]]") {
-            return Err(XmlError::at(
-                pos + at - 2,
-                "not well-formed: ']]>' in text (write ]]&gt;)",
-            ));
+        if b.get(at) == Some(&b'&') {
+            from =
+                at + check_ref(b.get(at..).unwrap_or_default()).map_err(|why| refused(at, &why))?;
+        } else if at >= 2 && b.get(at - 2..at) == Some(b"]]") {
+            // `]]>` ends a CDATA section and may not appear in text (XML
+            // 1.0 [14]); the rest still has its references checked first.
+            check_refs(b.get(at..).unwrap_or_default())
+                .map_err(|(k, why)| refused(at + k, &why))?;
+            return Err(refused(at - 2, "']]>' in text (write ]]&gt;)"));
+        } else {
+            from = at + 1;
         }
-        from = at + 1;
     }
     Ok(())
 }
@@ -178,29 +183,31 @@ pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
     let mut i = 0;
     while let Some(off) = find_byte(raw.get(i..).unwrap_or_default(), b'&') {
         let at = i + off;
-        let rest = raw.get(at..).unwrap_or_default();
-        let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
-            return Err((at, "'&' that starts no reference (write &amp;)".into()));
-        };
-        let name = rest.get(1..len).unwrap_or_default();
-        let ok = match name {
-            b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
-            [b'#', b'x', hex @ ..] => char_ref(hex, 16),
-            [b'#', dec @ ..] => char_ref(dec, 10),
-            _ => false,
-        };
-        if !ok {
-            return Err((
-                at,
-                format!(
-                    "undefined or invalid reference '&{};'",
-                    String::from_utf8_lossy(name)
-                ),
-            ));
-        }
-        i = at + len + 1;
+        i = at + check_ref(raw.get(at..).unwrap_or_default()).map_err(|why| (at, why))?;
     }
     Ok(())
+}
+
+/// The reference at the start of `rest` (which starts with `&`): its length
+/// with the `;`, or why it is refused.
+fn check_ref(rest: &[u8]) -> Result<usize, String> {
+    let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
+        return Err("'&' that starts no reference (write &amp;)".into());
+    };
+    let name = rest.get(1..len).unwrap_or_default();
+    let ok = match name {
+        b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
+        [b'#', b'x', hex @ ..] => char_ref(hex, 16),
+        [b'#', dec @ ..] => char_ref(dec, 10),
+        _ => false,
+    };
+    if !ok {
+        return Err(format!(
+            "undefined or invalid reference '&{};'",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    Ok(len + 1)
 }
 
 /// Offset of the first `byte` in `s`. Eight bytes at a time, like
@@ -224,8 +231,28 @@ fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
         .map(|i| words.len() * 8 + i)
 }
 
+/// Offset of the first `a` or `b` in `s`, as [`find_byte`] finds one: the
+/// lowest flag of either search is exact, so the lowest of both is.
+fn find_either(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let hits = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let (sa, sb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let (words, rest) = s.as_chunks::<8>();
+    for (k, w) in words.iter().enumerate() {
+        let w = u64::from_le_bytes(*w);
+        let h = hits(w ^ sa) | hits(w ^ sb);
+        if h != 0 {
+            return Some(k * 8 + h.trailing_zeros() as usize / 8);
+        }
+    }
+    rest.iter()
+        .position(|&x| x == a || x == b)
+        .map(|i| words.len() * 8 + i)
+}
+
 /// XML whitespace (the `S` of the grammar).
-fn is_space(b: u8) -> bool {
+const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
@@ -250,16 +277,24 @@ pub(crate) fn scan_attributes<'a>(
     // each name with every earlier one, and a hash map's worst case is in
     // the hands of whoever wrote the names where hashing has no random seed,
     // as in wasm).
-    let mut few = [(0, 0); 8];
-    let mut count = 0;
-    let mut more: Option<BTreeMap<&[u8], usize>> = None;
     let element = tag.get(..name_len).unwrap_or_default();
-    if let Err(why) = check_name(element) {
+    if let Err(why) = if plain_name(element) {
+        Ok(())
+    } else {
+        check_name(element)
+    } {
         return Err(XmlError::at(
             pos,
             format!("not well-formed: element name {why}"),
         ));
     }
+    if tag.len() <= name_len {
+        // No attributes (most end-of-line elements).
+        return Ok(());
+    }
+    let mut few = [(0, 0); 8];
+    let mut count = 0;
+    let mut more: Option<BTreeMap<&[u8], usize>> = None;
     let mut i = name_len;
     loop {
         while tag.get(i).copied().is_some_and(is_space) {
@@ -281,8 +316,12 @@ pub(crate) fn scan_attributes<'a>(
             .get(i)
             .is_some_and(|&b| NAME_BYTES[usize::from(b)] & 1 != 0);
         i += 1;
-        while let Some(&b) = tag.get(i).filter(|&&b| b != b'=' && !is_space(b)) {
-            plain &= NAME_BYTES[usize::from(b)] & 2 != 0;
+        while let Some(c) = tag
+            .get(i)
+            .map(|&b| NAME_BYTES[usize::from(b)])
+            .filter(|c| c & ENDS_NAME == 0)
+        {
+            plain &= c & 2 != 0;
             i += 1;
         }
         let name = tag.get(start..i).unwrap_or_default();
@@ -298,10 +337,11 @@ pub(crate) fn scan_attributes<'a>(
                 format!("not well-formed: attribute name {why}"),
             ));
         }
-        let seen = few
-            .iter()
-            .take(count)
-            .find(|&&(s, e)| e - s == name.len() && tag.get(s..e).is_some_and(|n| n == name));
+        // The first bytes compared before the names (a call each, else).
+        let first = name.first();
+        let seen = few.iter().take(count).find(|&&(s, e)| {
+            e - s == name.len() && tag.get(s) == first && tag.get(s..e).is_some_and(|n| n == name)
+        });
         if let Some(&(prev, _)) = seen {
             return Err(bad(AttrError::Duplicated(start, prev)));
         }
@@ -320,16 +360,19 @@ pub(crate) fn scan_attributes<'a>(
             Some(_) => return Err(bad(AttrError::UnquotedValue(i))),
             None => return Err(bad(AttrError::ExpectedValue(tag.len()))),
         };
-        // The value, up to the closing quote, noting any `&` and `<`.
+        // The value, up to the closing quote, noting any `&` and `<` (one
+        // table look-up a byte).
         let rest = tag.get(i + 1..).unwrap_or_default();
-        let (mut amp, mut lt) = (false, false);
+        let closing = if quote == b'"' { DQUOTE } else { SQUOTE };
+        let mut seen = 0;
         let Some(end) = rest.iter().position(|&b| {
-            amp |= b == b'&';
-            lt |= b == b'<';
-            b == quote
+            let c = VALUE_BYTES[usize::from(b)];
+            seen |= c;
+            c & closing != 0
         }) else {
             return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
         };
+        let (amp, lt) = (seen & AMP != 0, seen & LT != 0);
         let value = rest.get(..end).unwrap_or_default();
         let refused =
             |why: &str| XmlError::at(pos, format!("not well-formed: in an attribute: {why}"));
@@ -350,15 +393,22 @@ pub(crate) fn scan_attributes<'a>(
     }
 }
 
+/// Is `name` an all-ASCII XML name (the usual case, told without a call
+/// and without decoding)?
+#[inline]
+fn plain_name(name: &[u8]) -> bool {
+    name.split_first().is_some_and(|(&f, rest)| {
+        NAME_BYTES[usize::from(f)] & 1 != 0
+            && rest.iter().all(|&b| NAME_BYTES[usize::from(b)] & 2 != 0)
+    })
+}
+
 /// Is `name` an XML 1.0 (fifth edition) `Name`? The error quotes it and
 /// names the first character that is not allowed where it stands.
 fn check_name(name: &[u8]) -> Result<(), String> {
     let class = |b: u8, first: bool| NAME_BYTES[usize::from(b)] & if first { 1 } else { 2 } != 0;
-    // The usual case, all ASCII, without decoding.
-    if let Some((&f, rest)) = name.split_first() {
-        if class(f, true) && rest.iter().all(|&b| class(b, false)) {
-            return Ok(());
-        }
+    if plain_name(name) {
+        return Ok(());
     }
     let text = String::from_utf8_lossy(name);
     let mut first = true;
@@ -405,7 +455,8 @@ pub(crate) fn check_pi(raw: &str, pos: usize) -> Result<(), XmlError> {
     })
 }
 
-/// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`.
+/// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`,
+/// [`ENDS_NAME`] when it ends an attribute name (`=`, whitespace).
 static NAME_BYTES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -415,6 +466,8 @@ static NAME_BYTES: [u8; 256] = {
             3
         } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
             2
+        } else if c == b'=' || is_space(c) {
+            ENDS_NAME
         } else {
             0
         };
@@ -422,6 +475,21 @@ static NAME_BYTES: [u8; 256] = {
     }
     t
 };
+const ENDS_NAME: u8 = 4;
+
+/// Per byte, in an attribute value: which quote it is, or `&`, or `<`.
+static VALUE_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'\'' as usize] = SQUOTE;
+    t[b'"' as usize] = DQUOTE;
+    t[b'&' as usize] = AMP;
+    t[b'<' as usize] = LT;
+    t
+};
+const SQUOTE: u8 = 1;
+const DQUOTE: u8 = 2;
+const AMP: u8 = 4;
+const LT: u8 = 8;
 
 /// The non-ASCII characters of XML 1.0's `NameStartChar` (and, when not
 /// `first`, `NameChar`).
@@ -461,7 +529,12 @@ pub(crate) fn read_subtree(
     if empty {
         return Ok(root);
     }
-    let mut stack = vec![root];
+    // The open elements, each with where its children start in `kids`: the
+    // children of all open elements, in one vector, moved out when their
+    // element ends (one allocation of the right size per element, not one
+    // per doubling).
+    let mut stack = vec![(root, 0)];
+    let mut kids: Vec<Node> = Vec::new();
     loop {
         let before = reader.buffer_position() as usize;
         let ev = reader
@@ -483,26 +556,26 @@ pub(crate) fn read_subtree(
                     children: Vec::new(),
                 };
                 if is_empty {
-                    let top = stack.last_mut().expect("stack");
-                    top.children.push(Node::Elem(el));
+                    kids.push(Node::Elem(el));
                 } else {
-                    stack.push(el);
+                    stack.push((el, kids.len()));
                 }
             }
             Event::End(_) => {
-                let mut el = stack.pop().expect("stack");
+                let (mut el, from) = stack.pop().expect("stack");
                 el.end = (before, after);
-                match stack.last_mut() {
-                    Some(p) => p.children.push(Node::Elem(el)),
-                    None => return Ok(el),
+                el.children = kids.drain(from..).collect();
+                if stack.is_empty() {
+                    return Ok(el);
                 }
+                kids.push(Node::Elem(el));
             }
             Event::Eof => {
                 return Err(XmlError::at(
                     doc.len(),
                     format!(
                         "unexpected end of document: <{}> is not closed",
-                        stack.last().map_or("", |e| e.name.as_str())
+                        stack.last().map_or("", |(e, _)| e.name.as_str())
                     ),
                 ))
             }
@@ -519,8 +592,7 @@ pub(crate) fn read_subtree(
                 if let Event::Text(_) = ev {
                     check_text(raw, before)?;
                 }
-                let top = stack.last_mut().expect("stack");
-                top.children.push(Node::Other {
+                kids.push(Node::Other {
                     span: (before, after),
                     ws,
                 });
@@ -602,7 +674,7 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
 
 #[cfg(test)]
 mod attribute_tests {
-    use super::{check_refs, find_byte, scan_attributes, XmlError};
+    use super::{check_refs, check_text, find_byte, find_either, scan_attributes, XmlError};
     use proptest::prelude::*;
     use quick_xml::events::BytesStart;
 
@@ -671,6 +743,61 @@ mod attribute_tests {
             }
             same(&tag)?;
         }
+    }
+
+    /// What `check_text` did before it was one pass: every reference
+    /// checked first, then the first `]]>` looked for.
+    fn two_passes(raw: &str, pos: usize) -> Result<(), XmlError> {
+        check_refs(raw.as_bytes())
+            .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
+        match raw.find("]]>") {
+            Some(at) => Err(XmlError::at(
+                pos + at,
+                "not well-formed: ']]>' in text (write ]]&gt;)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// The one pass refuses the same texts, with the same message at the
+        /// same position, as the references-then-`]]>` passes.
+        #[test]
+        fn text_check_is_the_two_passes_in_one(parts in proptest::collection::vec(prop::sample::select(vec![
+            "a", " ", "\n  ", "&", ";", "#", "x", "4", "1", ">", "]", "]]", "]]>", "]>", "é",
+            "&amp;", "&lt;", "&gt;", "&#65;", "&#x41;", "&#0;", "&bogus;", "&amp", "&#xD800;",
+            "0123456789abcdef",
+        ]), 0..24)) {
+            let raw = parts.concat();
+            prop_assert_eq!(check_text(&raw, 5), two_passes(&raw, 5), "{:?}", raw);
+        }
+    }
+
+    #[test]
+    fn find_either_finds_the_first_of_two() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for later in pos..len {
+                    for (first, second) in [(b'&', b'>'), (b'>', b'&'), (b'&', b'&')] {
+                        let mut v = vec![b'x'; len];
+                        v[later] = second;
+                        v[pos] = first;
+                        assert_eq!(
+                            find_either(&v, b'&', b'>'),
+                            Some(pos),
+                            "{len} {pos} {later}"
+                        );
+                    }
+                    let v = vec![b'%'; len];
+                    assert_eq!(find_either(&v, b'&', b'>'), None);
+                }
+            }
+        }
+        // A byte one below either after a match is no match of its own.
+        assert_eq!(find_either(b"x=&%%%%%%%=", b'&', b'>'), Some(2));
+        assert_eq!(find_either(b"%%%%%%%%=%=", b'&', b'>'), None);
     }
 
     #[test]
