@@ -210,29 +210,16 @@ fn check_ref(rest: &[u8]) -> Result<usize, String> {
     Ok(len + 1)
 }
 
-/// Offset of the first `byte` in `s`. Eight bytes at a time, like
-/// `read::first_control`: a word without it is passed over whole.
+/// Offset of the first `byte` in `s` (one search for both).
 fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let splat = ONES * u64::from(byte);
-    let (words, rest) = s.as_chunks::<8>();
-    for (k, w) in words.iter().enumerate() {
-        // The high bit of each byte equal to `byte`, and maybe of some
-        // bytes after one (through the borrow): the lowest is exact.
-        let x = u64::from_le_bytes(*w) ^ splat;
-        let hits = x.wrapping_sub(ONES) & !x & HIGH;
-        if hits != 0 {
-            return Some(k * 8 + hits.trailing_zeros() as usize / 8);
-        }
-    }
-    rest.iter()
-        .position(|&b| b == byte)
-        .map(|i| words.len() * 8 + i)
+    find_either(s, byte, byte)
 }
 
-/// Offset of the first `a` or `b` in `s`, as [`find_byte`] finds one: the
-/// lowest flag of either search is exact, so the lowest of both is.
+/// Offset of the first `a` or `b` in `s`. Eight bytes at a time, like
+/// `read::first_control`: a word without either is passed over whole. The
+/// high bit of each byte equal to `a` is set, and maybe of some bytes after
+/// one (through the borrow): the lowest is exact; the same for `b`, so the
+/// lowest of both is.
 fn find_either(s: &[u8], a: u8, b: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -360,19 +347,16 @@ pub(crate) fn scan_attributes<'a>(
             Some(_) => return Err(bad(AttrError::UnquotedValue(i))),
             None => return Err(bad(AttrError::ExpectedValue(tag.len()))),
         };
-        // The value, up to the closing quote, noting any `&` and `<` (one
-        // table look-up a byte).
+        // The value, up to the closing quote, noting any `&` and `<`.
         let rest = tag.get(i + 1..).unwrap_or_default();
-        let closing = if quote == b'"' { DQUOTE } else { SQUOTE };
-        let mut seen = 0;
+        let (mut amp, mut lt) = (false, false);
         let Some(end) = rest.iter().position(|&b| {
-            let c = VALUE_BYTES[usize::from(b)];
-            seen |= c;
-            c & closing != 0
+            amp |= b == b'&';
+            lt |= b == b'<';
+            b == quote
         }) else {
             return Err(bad(AttrError::ExpectedQuote(tag.len(), quote)));
         };
-        let (amp, lt) = (seen & AMP != 0, seen & LT != 0);
         let value = rest.get(..end).unwrap_or_default();
         let refused =
             |why: &str| XmlError::at(pos, format!("not well-formed: in an attribute: {why}"));
@@ -477,20 +461,6 @@ static NAME_BYTES: [u8; 256] = {
 };
 const ENDS_NAME: u8 = 4;
 
-/// Per byte, in an attribute value: which quote it is, or `&`, or `<`.
-static VALUE_BYTES: [u8; 256] = {
-    let mut t = [0u8; 256];
-    t[b'\'' as usize] = SQUOTE;
-    t[b'"' as usize] = DQUOTE;
-    t[b'&' as usize] = AMP;
-    t[b'<' as usize] = LT;
-    t
-};
-const SQUOTE: u8 = 1;
-const DQUOTE: u8 = 2;
-const AMP: u8 = 4;
-const LT: u8 = 8;
-
 /// The non-ASCII characters of XML 1.0's `NameStartChar` (and, when not
 /// `first`, `NameChar`).
 fn name_char(c: char, first: bool) -> bool {
@@ -529,12 +499,7 @@ pub(crate) fn read_subtree(
     if empty {
         return Ok(root);
     }
-    // The open elements, each with where its children start in `kids`: the
-    // children of all open elements, in one vector, moved out when their
-    // element ends (one allocation of the right size per element, not one
-    // per doubling).
-    let mut stack = vec![(root, 0)];
-    let mut kids: Vec<Node> = Vec::new();
+    let mut stack = vec![root];
     loop {
         let before = reader.buffer_position() as usize;
         let ev = reader
@@ -556,26 +521,26 @@ pub(crate) fn read_subtree(
                     children: Vec::new(),
                 };
                 if is_empty {
-                    kids.push(Node::Elem(el));
+                    let top = stack.last_mut().expect("stack");
+                    top.children.push(Node::Elem(el));
                 } else {
-                    stack.push((el, kids.len()));
+                    stack.push(el);
                 }
             }
             Event::End(_) => {
-                let (mut el, from) = stack.pop().expect("stack");
+                let mut el = stack.pop().expect("stack");
                 el.end = (before, after);
-                el.children = kids.drain(from..).collect();
-                if stack.is_empty() {
-                    return Ok(el);
+                match stack.last_mut() {
+                    Some(p) => p.children.push(Node::Elem(el)),
+                    None => return Ok(el),
                 }
-                kids.push(Node::Elem(el));
             }
             Event::Eof => {
                 return Err(XmlError::at(
                     doc.len(),
                     format!(
                         "unexpected end of document: <{}> is not closed",
-                        stack.last().map_or("", |(e, _)| e.name.as_str())
+                        stack.last().map_or("", |e| e.name.as_str())
                     ),
                 ))
             }
@@ -592,7 +557,8 @@ pub(crate) fn read_subtree(
                 if let Event::Text(_) = ev {
                     check_text(raw, before)?;
                 }
-                kids.push(Node::Other {
+                let top = stack.last_mut().expect("stack");
+                top.children.push(Node::Other {
                     span: (before, after),
                     ws,
                 });
