@@ -102,28 +102,13 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
 /// anywhere is reported before a `]]>`, as when the references were
 /// checked first over the whole text.
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
-    let b = raw.as_bytes();
-    // `]]>` ends a CDATA section and may not appear in text (XML 1.0 [14]):
-    // the first, reported when no reference is wrong.
-    let mut cdata_end = None;
-    let mut from = 0;
-    while let Some(k) = b.get(from..).and_then(|rest| find_either(rest, b'&', b'>')) {
-        let at = from + k;
-        from = at + 1;
-        if b.get(at) == Some(&b'&') {
-            from = at
-                + check_ref(b.get(at..).unwrap_or_default())
-                    .map_err(|why| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
-        } else if at >= 2 && b.get(at - 2..at) == Some(b"]]") {
-            cdata_end = cdata_end.or(Some(at - 2));
-        }
-    }
-    match cdata_end {
-        Some(at) => Err(XmlError::at(
+    match scan_refs(raw.as_bytes(), b'>') {
+        Err((at, why)) => Err(XmlError::at(pos + at, format!("not well-formed: {why}"))),
+        Ok(Some(at)) => Err(XmlError::at(
             pos + at,
             "not well-formed: ']]>' in text (write ]]&gt;)",
         )),
-        None => Ok(()),
+        Ok(None) => Ok(()),
     }
 }
 
@@ -184,12 +169,29 @@ fn char_ref(digits: &[u8], radix: u32) -> bool {
 
 /// See [`check_text`]; on error, the offset in `raw` and the reason.
 pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
-    let mut i = 0;
-    while let Some(off) = find_either(raw.get(i..).unwrap_or_default(), b'&', b'&') {
-        let at = i + off;
-        i = at + check_ref(raw.get(at..).unwrap_or_default()).map_err(|why| (at, why))?;
+    scan_refs(raw, b'&').map(|_| ())
+}
+
+/// Check the references of `raw` in one pass that also stops at each
+/// `also` (`>` for a text, `&` again for nothing more): the offset of the
+/// first `]]>` if there is one (`]]>` ends a CDATA section and may not
+/// appear in text, XML 1.0 [14]); a wrong reference anywhere is the error.
+fn scan_refs(raw: &[u8], also: u8) -> Result<Option<usize>, (usize, String)> {
+    let mut cdata_end = None;
+    let mut from = 0;
+    while let Some(k) = raw
+        .get(from..)
+        .and_then(|rest| find_either(rest, b'&', also))
+    {
+        let at = from + k;
+        from = at + 1;
+        if raw.get(at) == Some(&b'&') {
+            from = at + check_ref(raw.get(at..).unwrap_or_default()).map_err(|why| (at, why))?;
+        } else if at >= 2 && raw.get(at - 2..at) == Some(b"]]") {
+            cdata_end = cdata_end.or(Some(at - 2));
+        }
     }
-    Ok(())
+    Ok(cdata_end)
 }
 
 /// The reference at the start of `rest` (which starts with `&`): its length
@@ -319,11 +321,10 @@ pub(crate) fn scan_attributes<'a>(
                 format!("not well-formed: attribute name {why}"),
             ));
         }
-        // The first bytes compared before the names (a call each, else).
-        let first = name.first();
-        let seen = few.iter().take(count).find(|&&(s, e)| {
-            e - s == name.len() && tag.get(s) == first && tag.get(s..e).is_some_and(|n| n == name)
-        });
+        let seen = few
+            .iter()
+            .take(count)
+            .find(|&&(s, e)| e - s == name.len() && tag.get(s..e).is_some_and(|n| n == name));
         if let Some(&(prev, _)) = seen {
             return Err(bad(AttrError::Duplicated(start, prev)));
         }
