@@ -259,12 +259,6 @@ pub(crate) fn scan_attributes<'a>(
     mut each: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), XmlError>,
 ) -> Result<(), XmlError> {
     let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
-    // The names so far, for the duplicate check: the first few as spans in
-    // `tag` (no allocation), any more in an ordered map (a tag with thousands
-    // of attributes costs n log n whatever their names; quick-xml compared
-    // each name with every earlier one, and a hash map's worst case is in
-    // the hands of whoever wrote the names where hashing has no random seed,
-    // as in wasm).
     let element = tag.get(..name_len).unwrap_or_default();
     if let Err(why) = check_name(element) {
         return Err(XmlError::at(
@@ -276,6 +270,12 @@ pub(crate) fn scan_attributes<'a>(
         // No attributes (most end-of-line elements).
         return Ok(());
     }
+    // The names so far, for the duplicate check: the first few as spans in
+    // `tag` (no allocation), any more in an ordered map (a tag with thousands
+    // of attributes costs n log n whatever their names; quick-xml compared
+    // each name with every earlier one, and a hash map's worst case is in
+    // the hands of whoever wrote the names where hashing has no random seed,
+    // as in wasm).
     let mut few = [(0, 0); 8];
     let mut count = 0;
     let mut more: Option<BTreeMap<&[u8], usize>> = None;
