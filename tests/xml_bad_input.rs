@@ -329,6 +329,16 @@ fn empty_names_processing_instructions_declarations_and_cdata_ends_as_xml_1_0_sa
         ("<domain>a]]>b</domain>", "]]>", false, "']]>' in text"),
         ("<domain><devices><disk type='file'>]]><target dev='vda'/></disk></devices></domain>", "]]>", false, "']]>' in text"),
         ("<domain>a]]b<![CDATA[x]]></domain>", "", true, ""),
+        // Text is checked in one pass for `&` and `>`: a wrong reference
+        // anywhere in a text is reported before a `]]>` earlier in it.
+        ("<domain>a]]>b &amp; &bogus; c</domain>", "&bogus;", false, "undefined or invalid reference '&bogus;'"),
+        ("<domain>a &lt; ]]> &#x41;</domain>", "]]>", false, "']]>' in text"),
+        ("<domain>&gt;&gt;]]&gt;]]]]>x</domain>", "]]>", false, "']]>' in text"),
+        ("<domain>a > b ]> c ]]&gt; &#62; x]]</domain>", "", true, ""),
+        ("<domain>a ]]> b &#0;</domain>", "&#0;", false, "undefined or invalid reference '&#0;'"),
+        ("<domain><devices><disk type='file'>\n ]]> &nope;<target dev='vda'/></disk></devices></domain>", "&nope;", false, "undefined or invalid reference"),
+        ("<domain><devices><disk type='file'>&lt;]]><target dev='vda'/></disk></devices></domain>", "]]>", false, "']]>' in text"),
+        ("<domain>a & b</domain>", "& b", false, "'&' that starts no reference"),
     ];
     for &(doc, tag, well_formed, why) in cases {
         same_verdict_as_xmllint(doc, tag, well_formed, why);

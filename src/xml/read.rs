@@ -175,10 +175,10 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                 // Check the attributes (duplicates, quoting, references)
                 // without keeping them.
                 tree::scan_attributes(e, name.len(), before, |_, _| Ok(()))?;
-                let is_device_disk = name == b"disk"
-                    && path.len() >= 2
+                let is_device_disk = path.len() >= 2
                     && path[path.len() - 1].1 == 2
-                    && path[path.len() - 2].1 == 1;
+                    && path[path.len() - 2].1 == 1
+                    && name == b"disk";
                 if is_device_disk {
                     let el = tree::read_subtree(
                         &mut reader,
@@ -199,9 +199,11 @@ pub fn document(doc: &str) -> Result<Document, XmlError> {
                     if path.len() + 1 > limits::MAX_XML_DEPTH {
                         return Err(XmlError::depth(before));
                     }
+                    // (Told by the first byte first: a call to compare
+                    // the names, else, for every name of the same length.)
                     let tag = match name {
-                        b"domain" => 1,
-                        b"devices" => 2,
+                        [b'd', ..] if name == b"domain" => 1,
+                        [b'd', ..] if name == b"devices" => 2,
                         _ => 0,
                     };
                     path.push((before, tag));

@@ -95,27 +95,21 @@ pub(crate) fn attrs_of(e: &BytesStart, pos: usize) -> Result<Vec<(String, String
 
 /// Check a text event for undefined entity references (well-formedness):
 /// only `&lt;` `&gt;` `&amp;` `&apos;` `&quot;` and character references
-/// are defined (DOCTYPE subsets are refused). No allocation.
+/// are defined (DOCTYPE subsets are refused), and for `]]>`. No allocation.
+///
+/// One pass for the two bytes that matter, `&` and `>` (most texts hold
+/// neither and are passed over eight bytes at a time). A wrong reference
+/// anywhere is reported before a `]]>`, as when the references were
+/// checked first over the whole text.
 pub(crate) fn check_text(raw: &str, pos: usize) -> Result<(), XmlError> {
-    check_refs(raw.as_bytes())
-        .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
-    // `]]>` ends a CDATA section and may not appear in text (XML 1.0 [14]).
-    // Found from its `>`, rare in text, eight bytes at a time (`str::find`
-    // sets up a searcher per call: a tenth of populate, over many short
-    // texts).
-    let b = raw.as_bytes();
-    let mut from = 0;
-    while let Some(k) = b.get(from..).and_then(|rest| find_byte(rest, b'>')) {
-        let at = from + k;
-        if at >= 2 && b.get(at - 2..at) == Some(b"]]") {
-            return Err(XmlError::at(
-                pos + at - 2,
-                "not well-formed: ']]>' in text (write ]]&gt;)",
-            ));
-        }
-        from = at + 1;
+    match scan_refs(raw.as_bytes(), b'>') {
+        Err((at, why)) => Err(XmlError::at(pos + at, format!("not well-formed: {why}"))),
+        Ok(Some(at)) => Err(XmlError::at(
+            pos + at,
+            "not well-formed: ']]>' in text (write ]]&gt;)",
+        )),
+        Ok(None) => Ok(()),
     }
-    Ok(())
 }
 
 /// The XML declaration `<?xml …?>` (its content, from `xml`) at `pos`:
@@ -175,57 +169,78 @@ fn char_ref(digits: &[u8], radix: u32) -> bool {
 
 /// See [`check_text`]; on error, the offset in `raw` and the reason.
 pub(crate) fn check_refs(raw: &[u8]) -> Result<(), (usize, String)> {
-    let mut i = 0;
-    while let Some(off) = find_byte(raw.get(i..).unwrap_or_default(), b'&') {
-        let at = i + off;
-        let rest = raw.get(at..).unwrap_or_default();
-        let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
-            return Err((at, "'&' that starts no reference (write &amp;)".into()));
-        };
-        let name = rest.get(1..len).unwrap_or_default();
-        let ok = match name {
-            b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
-            [b'#', b'x', hex @ ..] => char_ref(hex, 16),
-            [b'#', dec @ ..] => char_ref(dec, 10),
-            _ => false,
-        };
-        if !ok {
-            return Err((
-                at,
-                format!(
-                    "undefined or invalid reference '&{};'",
-                    String::from_utf8_lossy(name)
-                ),
-            ));
-        }
-        i = at + len + 1;
-    }
-    Ok(())
+    scan_refs(raw, b'&').map(|_| ())
 }
 
-/// Offset of the first `byte` in `s`. Eight bytes at a time, like
-/// `read::first_control`: a word without it is passed over whole.
-fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
+/// Check the references of `raw` in one pass that also stops at each
+/// `also` (`>` for a text, `&` again for nothing more): the offset of the
+/// first `]]>` if there is one (`]]>` ends a CDATA section and may not
+/// appear in text, XML 1.0 [14]); a wrong reference anywhere is the error.
+fn scan_refs(raw: &[u8], also: u8) -> Result<Option<usize>, (usize, String)> {
+    let mut cdata_end = None;
+    let mut from = 0;
+    while let Some(k) = raw
+        .get(from..)
+        .and_then(|rest| find_either(rest, b'&', also))
+    {
+        let at = from + k;
+        from = at + 1;
+        if raw.get(at) == Some(&b'&') {
+            from = at + check_ref(raw.get(at..).unwrap_or_default()).map_err(|why| (at, why))?;
+        } else if at >= 2 && raw.get(at - 2..at) == Some(b"]]") {
+            cdata_end = cdata_end.or(Some(at - 2));
+        }
+    }
+    Ok(cdata_end)
+}
+
+/// The reference at the start of `rest` (which starts with `&`): its length
+/// with the `;`, or why it is refused.
+fn check_ref(rest: &[u8]) -> Result<usize, String> {
+    let Some(len) = rest.iter().take(40).position(|&b| b == b';') else {
+        return Err("'&' that starts no reference (write &amp;)".into());
+    };
+    let name = rest.get(1..len).unwrap_or_default();
+    let ok = match name {
+        b"lt" | b"gt" | b"amp" | b"apos" | b"quot" => true,
+        [b'#', b'x', hex @ ..] => char_ref(hex, 16),
+        [b'#', dec @ ..] => char_ref(dec, 10),
+        _ => false,
+    };
+    if !ok {
+        return Err(format!(
+            "undefined or invalid reference '&{};'",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    Ok(len + 1)
+}
+
+/// Offset of the first `a` or `b` in `s` (the same byte twice for one).
+/// Eight bytes at a time, like `read::first_control`: a word without either
+/// is passed over whole. The high bit of each byte equal to `a` is set, and
+/// maybe of some bytes after one (through the borrow): the lowest is exact;
+/// the same for `b`, so the lowest of both is.
+fn find_either(s: &[u8], a: u8, b: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let splat = ONES * u64::from(byte);
+    let hits = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let (sa, sb) = (ONES * u64::from(a), ONES * u64::from(b));
     let (words, rest) = s.as_chunks::<8>();
     for (k, w) in words.iter().enumerate() {
-        // The high bit of each byte equal to `byte`, and maybe of some
-        // bytes after one (through the borrow): the lowest is exact.
-        let x = u64::from_le_bytes(*w) ^ splat;
-        let hits = x.wrapping_sub(ONES) & !x & HIGH;
-        if hits != 0 {
-            return Some(k * 8 + hits.trailing_zeros() as usize / 8);
+        let w = u64::from_le_bytes(*w);
+        let h = hits(w ^ sa) | hits(w ^ sb);
+        if h != 0 {
+            return Some(k * 8 + h.trailing_zeros() as usize / 8);
         }
     }
     rest.iter()
-        .position(|&b| b == byte)
+        .position(|&x| x == a || x == b)
         .map(|i| words.len() * 8 + i)
 }
 
 /// XML whitespace (the `S` of the grammar).
-fn is_space(b: u8) -> bool {
+const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
@@ -244,6 +259,17 @@ pub(crate) fn scan_attributes<'a>(
     mut each: impl FnMut(&'a [u8], &'a [u8]) -> Result<(), XmlError>,
 ) -> Result<(), XmlError> {
     let bad = |e: AttrError| XmlError::at(pos, format!("bad attribute: {e}"));
+    let element = tag.get(..name_len).unwrap_or_default();
+    if let Err(why) = check_name(element) {
+        return Err(XmlError::at(
+            pos,
+            format!("not well-formed: element name {why}"),
+        ));
+    }
+    if tag.len() <= name_len {
+        // No attributes (most end-of-line elements).
+        return Ok(());
+    }
     // The names so far, for the duplicate check: the first few as spans in
     // `tag` (no allocation), any more in an ordered map (a tag with thousands
     // of attributes costs n log n whatever their names; quick-xml compared
@@ -253,13 +279,6 @@ pub(crate) fn scan_attributes<'a>(
     let mut few = [(0, 0); 8];
     let mut count = 0;
     let mut more: Option<BTreeMap<&[u8], usize>> = None;
-    let element = tag.get(..name_len).unwrap_or_default();
-    if let Err(why) = check_name(element) {
-        return Err(XmlError::at(
-            pos,
-            format!("not well-formed: element name {why}"),
-        ));
-    }
     let mut i = name_len;
     loop {
         while tag.get(i).copied().is_some_and(is_space) {
@@ -281,8 +300,12 @@ pub(crate) fn scan_attributes<'a>(
             .get(i)
             .is_some_and(|&b| NAME_BYTES[usize::from(b)] & 1 != 0);
         i += 1;
-        while let Some(&b) = tag.get(i).filter(|&&b| b != b'=' && !is_space(b)) {
-            plain &= NAME_BYTES[usize::from(b)] & 2 != 0;
+        while let Some(c) = tag
+            .get(i)
+            .map(|&b| NAME_BYTES[usize::from(b)])
+            .filter(|c| c & ENDS_NAME == 0)
+        {
+            plain &= c & 2 != 0;
             i += 1;
         }
         let name = tag.get(start..i).unwrap_or_default();
@@ -350,15 +373,22 @@ pub(crate) fn scan_attributes<'a>(
     }
 }
 
+/// Is `name` an all-ASCII XML name (the usual case, told without a call
+/// and without decoding)?
+#[inline]
+fn plain_name(name: &[u8]) -> bool {
+    name.split_first().is_some_and(|(&f, rest)| {
+        NAME_BYTES[usize::from(f)] & 1 != 0
+            && rest.iter().all(|&b| NAME_BYTES[usize::from(b)] & 2 != 0)
+    })
+}
+
 /// Is `name` an XML 1.0 (fifth edition) `Name`? The error quotes it and
 /// names the first character that is not allowed where it stands.
 fn check_name(name: &[u8]) -> Result<(), String> {
     let class = |b: u8, first: bool| NAME_BYTES[usize::from(b)] & if first { 1 } else { 2 } != 0;
-    // The usual case, all ASCII, without decoding.
-    if let Some((&f, rest)) = name.split_first() {
-        if class(f, true) && rest.iter().all(|&b| class(b, false)) {
-            return Ok(());
-        }
+    if plain_name(name) {
+        return Ok(());
     }
     let text = String::from_utf8_lossy(name);
     let mut first = true;
@@ -405,7 +435,8 @@ pub(crate) fn check_pi(raw: &str, pos: usize) -> Result<(), XmlError> {
     })
 }
 
-/// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`.
+/// Per byte: 1 when an ASCII `NameStartChar`, 2 when an ASCII `NameChar`,
+/// [`ENDS_NAME`] when it ends an attribute name (`=`, whitespace).
 static NAME_BYTES: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut b = 0;
@@ -415,6 +446,8 @@ static NAME_BYTES: [u8; 256] = {
             3
         } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
             2
+        } else if c == b'=' || is_space(c) {
+            ENDS_NAME
         } else {
             0
         };
@@ -422,6 +455,7 @@ static NAME_BYTES: [u8; 256] = {
     }
     t
 };
+const ENDS_NAME: u8 = 4;
 
 /// The non-ASCII characters of XML 1.0's `NameStartChar` (and, when not
 /// `first`, `NameChar`).
@@ -602,7 +636,7 @@ pub fn push_reindented_ws(out: &mut String, raw: &str, from: &str, to: &str) {
 
 #[cfg(test)]
 mod attribute_tests {
-    use super::{check_refs, find_byte, scan_attributes, XmlError};
+    use super::{check_refs, check_text, find_either, scan_attributes, XmlError};
     use proptest::prelude::*;
     use quick_xml::events::BytesStart;
 
@@ -673,6 +707,61 @@ mod attribute_tests {
         }
     }
 
+    /// What `check_text` did before it was one pass: every reference
+    /// checked first, then the first `]]>` looked for.
+    fn two_passes(raw: &str, pos: usize) -> Result<(), XmlError> {
+        check_refs(raw.as_bytes())
+            .map_err(|(at, why)| XmlError::at(pos + at, format!("not well-formed: {why}")))?;
+        match raw.find("]]>") {
+            Some(at) => Err(XmlError::at(
+                pos + at,
+                "not well-formed: ']]>' in text (write ]]&gt;)",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// The one pass refuses the same texts, with the same message at the
+        /// same position, as the references-then-`]]>` passes.
+        #[test]
+        fn text_check_is_the_two_passes_in_one(parts in proptest::collection::vec(prop::sample::select(vec![
+            "a", " ", "\n  ", "&", ";", "#", "x", "4", "1", ">", "]", "]]", "]]>", "]>", "é",
+            "&amp;", "&lt;", "&gt;", "&#65;", "&#x41;", "&#0;", "&bogus;", "&amp", "&#xD800;",
+            "0123456789abcdef",
+        ]), 0..24)) {
+            let raw = parts.concat();
+            prop_assert_eq!(check_text(&raw, 5), two_passes(&raw, 5), "{:?}", raw);
+        }
+    }
+
+    #[test]
+    fn find_either_finds_the_first_of_two() {
+        for len in 0..40 {
+            for pos in 0..len {
+                for later in pos..len {
+                    for (first, second) in [(b'&', b'>'), (b'>', b'&'), (b'&', b'&')] {
+                        let mut v = vec![b'x'; len];
+                        v[later] = second;
+                        v[pos] = first;
+                        assert_eq!(
+                            find_either(&v, b'&', b'>'),
+                            Some(pos),
+                            "{len} {pos} {later}"
+                        );
+                    }
+                    let v = vec![b'%'; len];
+                    assert_eq!(find_either(&v, b'&', b'>'), None);
+                }
+            }
+        }
+        // A byte one below either after a match is no match of its own.
+        assert_eq!(find_either(b"x=&%%%%%%%=", b'&', b'>'), Some(2));
+        assert_eq!(find_either(b"%%%%%%%%=%=", b'&', b'>'), None);
+    }
+
     #[test]
     fn duplicates_are_found_among_the_first_names_and_beyond() {
         let names: Vec<String> = (0..12).map(|i| format!(" a{i}='x'")).collect();
@@ -714,21 +803,25 @@ mod attribute_tests {
     }
 
     #[test]
-    fn find_byte_finds_the_first() {
+    fn find_either_finds_the_first_of_one_byte() {
         for len in 0..40 {
             for pos in 0..len {
                 for later in pos..len {
                     let mut v = vec![b'x'; len];
                     v[later] = b'&';
                     v[pos] = b'&';
-                    assert_eq!(find_byte(&v, b'&'), Some(pos), "{len} {pos} {later}");
-                    assert_eq!(find_byte(&v, b'"'), None);
+                    assert_eq!(
+                        find_either(&v, b'&', b'&'),
+                        Some(pos),
+                        "{len} {pos} {later}"
+                    );
+                    assert_eq!(find_either(&v, b'"', b'"'), None);
                 }
             }
         }
         // Bytes next to it are no match; one after a match may be flagged
         // too (the borrow), never one before it.
-        assert_eq!(find_byte(b"%'%'%'%'%'", b'&'), None);
-        assert_eq!(find_byte(b"xx&'''''", b'&'), Some(2));
+        assert_eq!(find_either(b"%'%'%'%'%'", b'&', b'&'), None);
+        assert_eq!(find_either(b"xx&'''''", b'&', b'&'), Some(2));
     }
 }

@@ -556,4 +556,7 @@ export const FIRST_PAINT_CEILING = 198 * 1024;
 // Lowered to 210 KiB with the details on demand too (208.3 KiB measured).
 // Lowered to 202 KiB with the first paint's steps above (201.3 KiB measured).
 // Lowered to 199 KiB with the answers written by crate::json_out (198.4 KiB).
-export const SHOWN_CEILING = 199 * 1024;
+// Raised to 200 KiB (written reason): VHDX in four rounds (the core +310 B
+// gzipped, twice the VHDX headers/s through the wasm) and the XML read
+// path's one-pass text check merged, 199.1 KiB measured.
+export const SHOWN_CEILING = 200 * 1024;
