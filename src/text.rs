@@ -30,12 +30,15 @@ pub fn split_once<'a>(hay: &'a str, needle: &str) -> Option<(&'a str, &'a str)> 
     Some((&hay[..i], &hay[i + needle.len()..]))
 }
 
-/// Every `from` in `hay` replaced by `to`, as `str::replace` (`from` not
-/// empty).
+/// Every `from` in `hay` replaced by `to`, as `str::replace`; an empty
+/// `from` replaces nothing.
 pub fn replace(hay: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return hay.to_string();
+    }
     let mut out = String::with_capacity(hay.len());
     let mut rest = hay;
-    while let Some(i) = find(rest, from).filter(|_| !from.is_empty()) {
+    while let Some(i) = find(rest, from) {
         out.push_str(&rest[..i]);
         out.push_str(to);
         rest = &rest[i + from.len()..];

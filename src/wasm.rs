@@ -85,11 +85,6 @@ fn known_len(file_len: f64) -> Option<u64> {
 
 /// A chunk's offset or asked length: a whole number from 0 to 2^53 - 1
 /// (else the error `bad`).
-///
-/// `Number.isInteger` (no other type passes, nothing is converted) and
-/// `valueOf` return their answers directly, where `as_f64` writes them to
-/// the wasm's memory through a `DataView` (about a tenth of the time of a
-/// `probeStep` loop over a VHDX, issue 18).
 fn chunk_number(v: &JsValue, bad: &str) -> Result<u64, JsError> {
     match v.as_f64() {
         Some(n) if (0.0..=MAX_CHUNK_NUMBER).contains(&n) && n.fract() == 0.0 => Ok(n as u64),

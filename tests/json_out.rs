@@ -362,13 +362,14 @@ struct ErrorAnswer<'a> {
     error: &'a str,
 }
 
-fn run(cmd: &str, args: &[&str], dir: &Path) {
-    let o = Command::new(cmd)
+/// `qemu-io ARGS` in `dir` (qemu-img's runner is `common::qemu_img`).
+fn qemu_io(args: &[&str], dir: &Path) {
+    let o = Command::new("qemu-io")
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(o.status.success(), "{cmd} {args:?}: {o:?}");
+        .unwrap_or_else(|e| panic!("qemu-io: {e}"));
+    assert!(o.status.success(), "qemu-io {args:?}: {o:?}");
 }
 
 /// Walk `name` as the page does (each step's reads and plan, then the
@@ -431,14 +432,16 @@ fn metadata_walk_answers() {
     }
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let q = |args: &[&str]| run("qemu-img", args, dir);
+    let q = |args: &[&str]| {
+        common::qemu_img(dir, args);
+    };
     let io = |fmt: &str, name: &str, cmds: &[&str]| {
         let mut a = vec!["-f", fmt];
         for c in cmds {
             a.extend(["-c", c]);
         }
         a.push(name);
-        run("qemu-io", &a, dir);
+        qemu_io(&a, dir);
     };
     q(&["create", "-q", "-f", "qcow2", "base.qcow2", "16M"]);
     io(
